@@ -1,0 +1,62 @@
+// Model: a ModelSpec plus the weights of a GGUF file. Matrices stay in their stored format as
+// WeightMatrix views into the file's mapping (a 4-bit model stays 4-bit in memory; kernels dequantize
+// on the fly); only small vectors (norms, biases, rope factors) are decoded to f32 at load. Every
+// tensor is shape-checked against the spec and scanned for NaN/Inf at load, so a bad file fails
+// before the first forward with the tensor's name.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quantbench/formats/gguf_reader.h"
+#include "quantbench/model/model_spec.h"
+#include "quantbench/runtime/cpu/matmul.h"
+
+namespace qb::model {
+
+using runtime::cpu::WeightMatrix;
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> post_attn_norm, post_ffn_norm;  // post_norms only
+  std::vector<float> q_norm, k_norm;                 // qk_norm only (head_dim_k each)
+  std::vector<float> bq, bk, bv;                     // qkv_bias only
+  WeightMatrix wq, wk, wv, wo;
+  WeightMatrix w_gate, w_up, w_down;
+};
+
+class Model {
+ public:
+  // Opens and validates a GGUF model. Throws qb::Error("FILE: tensor 'NAME': ...") on any problem.
+  static std::shared_ptr<const Model> load(const std::string& path);
+  static std::shared_ptr<const Model> load(std::shared_ptr<const formats::GgufFile> file);
+
+  const ModelSpec& spec() const { return spec_; }
+  const formats::GgufFile& file() const { return *file_; }
+
+  WeightMatrix token_embd;  // n_out = n_vocab rows of n_in = n_embd
+  WeightMatrix output;      // the logits matrix (token_embd itself when tied)
+  std::vector<float> output_norm;
+  std::vector<float> rope_freqs;  // n_rot/2 factors, empty if none
+  std::vector<LayerWeights> layers;
+
+  // Elements of every tensor as stored (stories260K: 292800), and without a stored output.weight
+  // that is a byte-identical copy of token_embd (stories260K: 260032).
+  int64_t n_params_stored() const { return n_params_stored_; }
+  int64_t n_params_unique() const { return n_params_unique_; }
+
+  // Decodes one embedding row (token id checked) into n_embd floats, before embd_scale.
+  void embedding_row(int32_t token, float* out) const;
+
+  // Distinct stored types of the matrices, for the Manifest ("f32", "q4_1 x 210, q6_K x 1").
+  std::string describe_weight_types() const;
+
+ private:
+  Model() = default;
+  std::shared_ptr<const formats::GgufFile> file_;
+  ModelSpec spec_;
+  int64_t n_params_stored_ = 0, n_params_unique_ = 0;
+};
+
+}  // namespace qb::model

@@ -1,0 +1,26 @@
+// Attention of one query head at one position against a sequence's f32 KV cache: causal (keys at
+// positions <= pos), optionally within a sliding window, optional tanh soft-capping of the scores.
+// Grouped-query attention is the caller's choice of which KV head to pass. Scores, softmax and the
+// weighted sum are in double: this is the reference, and every backend is compared with it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace qb::runtime::cpu {
+
+struct AttentionParams {
+  int64_t head_dim_k = 0;
+  int64_t head_dim_v = 0;
+  int64_t k_stride = 0;   // floats between consecutive positions in the K cache
+  int64_t v_stride = 0;
+  float scale = 1.0f;     // multiplies q·k
+  float softcap = 0.0f;   // 0: none; else s = softcap * tanh(s / softcap)
+  int64_t window = 0;     // 0: none; else keys with pos - key_pos >= window are masked
+};
+
+// q: head_dim_k floats. k, v: the cache rows of the KV head, position 0 first (k + j*k_stride).
+// out: head_dim_v floats. scratch is resized as needed.
+void attention_head(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t pos,
+                    float* out, std::vector<double>& scratch);
+
+}  // namespace qb::runtime::cpu

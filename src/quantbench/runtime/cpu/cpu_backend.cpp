@@ -1,0 +1,249 @@
+// See cpu_backend.h. The forward pass reads like the model's definition: embed, then per layer
+// norm → QKV → (qk-norm) → rope → cache → attention → out-proj → (post-norm) → residual, norm → gated
+// MLP → (post-norm) → residual; final norm and logits only for the rows that asked for them.
+#include "quantbench/runtime/cpu/cpu_backend.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <set>
+
+#include "quantbench/core/error.h"
+#include "quantbench/runtime/cpu/attention.h"
+#include "quantbench/runtime/cpu/gated_mlp.h"
+#include "quantbench/runtime/cpu/rmsnorm.h"
+#include "quantbench/runtime/cpu/rope.h"
+
+namespace qb::runtime::cpu {
+
+using model::ModelSpec;
+
+CpuBackend::CpuBackend(std::shared_ptr<const model::Model> model, CpuBackendOptions options)
+    : model_(std::move(model)), options_(options), pool_(options.n_threads) {
+  QB_CHECK(model_ != nullptr, "CpuBackend: no model");
+}
+
+std::string CpuBackend::name() const { return options_.mode == CpuMode::Reference ? "cpu-reference" : "cpu-fast"; }
+
+static std::string cpu_isa() {
+  std::string s = "x86-64";
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) s += " avx2";
+  if (__builtin_cpu_supports("fma")) s += " fma";
+  if (__builtin_cpu_supports("avx512f")) s += " avx512f";
+#else
+  s = "unknown";
+#endif
+  return s;
+}
+
+std::string CpuBackend::describe() const {
+  std::set<formats::GgmlType> types;
+  const auto& m = *model_;
+  types.insert(m.output.type);
+  for (const auto& l : m.layers)
+    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) types.insert(w->type);
+  std::string paths;
+  for (auto t : types) {
+    const std::string p = options_.mode == CpuMode::Reference
+                              ? "reference (dequantize row to f32, double accumulation)"
+                              : describe_fast_path(t);
+    paths += fmt::format("{}{}: {}", paths.empty() ? "" : "; ", formats::ggml_type_name(t), p);
+  }
+  return fmt::format("{} on {} ({} threads); matmul: {}; kv cache f32; norms/rope/attention in f32 with double "
+                     "accumulation; weights: {}",
+                     name(), cpu_isa(), pool_.size(), paths, m.describe_weight_types());
+}
+
+SeqId CpuBackend::create_sequence(int64_t max_len) {
+  const int64_t ctx = spec().n_ctx_train;
+  if (max_len <= 0) max_len = ctx;
+  QB_CHECK(max_len <= ctx, "create_sequence: max_len {} exceeds the model's context length {}", max_len, ctx);
+  Sequence s;
+  s.max_len = max_len;
+  s.k.resize(size_t(spec().n_layer));
+  s.v.resize(size_t(spec().n_layer));
+  const SeqId id = next_id_++;
+  seqs_.emplace(id, std::move(s));
+  return id;
+}
+
+CpuBackend::Sequence& CpuBackend::seq_ref(SeqId seq) {
+  auto it = seqs_.find(seq);
+  QB_CHECK(it != seqs_.end(), "unknown sequence id {}", seq);
+  return it->second;
+}
+const CpuBackend::Sequence& CpuBackend::seq_ref(SeqId seq) const {
+  auto it = seqs_.find(seq);
+  QB_CHECK(it != seqs_.end(), "unknown sequence id {}", seq);
+  return it->second;
+}
+
+void CpuBackend::free_sequence(SeqId seq) {
+  seq_ref(seq);
+  seqs_.erase(seq);
+}
+
+int64_t CpuBackend::sequence_length(SeqId seq) const { return seq_ref(seq).length; }
+
+void CpuBackend::truncate_sequence(SeqId seq, int64_t new_length) {
+  Sequence& s = seq_ref(seq);
+  QB_CHECK(new_length >= 0 && new_length <= s.length, "truncate_sequence: length {} is outside 0..{}", new_length,
+           s.length);
+  s.length = new_length;
+}
+
+Logits CpuBackend::forward(const Batch& batch) {
+  const ModelSpec& sp = spec();
+  const model::Model& m = *model_;
+  const int64_t T = int64_t(batch.size());
+  Logits result;
+  result.n_vocab = sp.n_vocab;
+  if (T == 0) return result;
+
+  // Validate everything before touching a cache.
+  std::map<SeqId, int64_t> next_pos;
+  for (const auto& bt : batch.tokens) {
+    Sequence& s = seq_ref(bt.seq);
+    auto [it, fresh] = next_pos.try_emplace(bt.seq, s.length);
+    QB_CHECK(bt.token >= 0 && bt.token < sp.n_vocab, "forward: token id {} is outside the vocabulary (0..{})",
+             bt.token, sp.n_vocab - 1);
+    QB_CHECK(bt.pos == it->second, "forward: sequence {} expects position {}, got {}", bt.seq, it->second, bt.pos);
+    QB_CHECK(bt.pos < s.max_len, "forward: sequence {} position {} exceeds its maximum length {}", bt.seq, bt.pos,
+             s.max_len);
+    ++it->second;
+  }
+  const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
+  for (const auto& [id, end] : next_pos) {
+    Sequence& s = seqs_.at(id);
+    for (int64_t il = 0; il < sp.n_layer; ++il) {
+      if (int64_t(s.k[size_t(il)].size()) < end * kvk) s.k[size_t(il)].resize(size_t(end * kvk));
+      if (int64_t(s.v[size_t(il)].size()) < end * kvv) s.v[size_t(il)].resize(size_t(end * kvv));
+    }
+  }
+
+  const MatmulPath path = options_.mode == CpuMode::Reference ? MatmulPath::Reference : MatmulPath::Fast;
+  const int64_t d = sp.n_embd, qd = sp.q_dim(), ad = sp.n_head * sp.head_dim_v, ff = sp.n_ff;
+  std::vector<float> x(size_t(T * d)), h(size_t(T * d)), q(size_t(T * qd)), k(size_t(T * kvk)), v(size_t(T * kvv)),
+      att(size_t(T * ad)), o(size_t(T * d)), g(size_t(T * ff)), u(size_t(T * ff));
+  const int64_t half = sp.n_rot / 2;
+  std::vector<float> rcos(size_t(T * half)), rsin(size_t(T * half));
+
+  auto rows = [&](int64_t n, auto&& fn) {
+    pool_.parallel_for(size_t(n), [&](size_t b, size_t e, int) {
+      for (size_t i = b; i < e; ++i) fn(int64_t(i));
+    });
+  };
+
+  rows(T, [&](int64_t t) {
+    float* xt = x.data() + t * d;
+    m.embedding_row(batch.tokens[size_t(t)].token, xt);
+    if (sp.embd_scale != 1.0f)
+      for (int64_t i = 0; i < d; ++i) xt[i] *= sp.embd_scale;
+  });
+
+  for (int64_t il = 0; il < sp.n_layer; ++il) {
+    const model::LayerWeights& w = m.layers[size_t(il)];
+    const bool swa = sp.layer_swa[size_t(il)];
+
+    rows(T, [&](int64_t t) { rmsnorm(x.data() + t * d, w.attn_norm.data(), h.data() + t * d, d, sp.rms_eps); });
+    matmul(w.wq, h.data(), T, q.data(), pool_, path);
+    matmul(w.wk, h.data(), T, k.data(), pool_, path);
+    matmul(w.wv, h.data(), T, v.data(), pool_, path);
+
+    RopeParams rp;
+    rp.style = sp.rope_style;
+    rp.n_rot = sp.n_rot;
+    rp.theta = swa ? sp.rope_theta_swa : sp.rope_theta;
+    rp.position_scale = swa ? 1.0 : sp.rope_position_scale;
+    rp.freq_factors = m.rope_freqs.empty() ? nullptr : m.rope_freqs.data();
+    rows(T, [&](int64_t t) {
+      float* qt = q.data() + t * qd;
+      float* kt = k.data() + t * kvk;
+      float* vt = v.data() + t * kvv;
+      if (sp.qkv_bias) {
+        for (int64_t i = 0; i < qd; ++i) qt[i] += w.bq[size_t(i)];
+        for (int64_t i = 0; i < kvk; ++i) kt[i] += w.bk[size_t(i)];
+        for (int64_t i = 0; i < kvv; ++i) vt[i] += w.bv[size_t(i)];
+      }
+      if (sp.qk_norm) {
+        for (int64_t hh = 0; hh < sp.n_head; ++hh)
+          rmsnorm(qt + hh * sp.head_dim_k, w.q_norm.data(), qt + hh * sp.head_dim_k, sp.head_dim_k, sp.rms_eps);
+        for (int64_t hh = 0; hh < sp.n_head_kv; ++hh)
+          rmsnorm(kt + hh * sp.head_dim_k, w.k_norm.data(), kt + hh * sp.head_dim_k, sp.head_dim_k, sp.rms_eps);
+      }
+      const BatchToken& bt = batch.tokens[size_t(t)];
+      float* c = rcos.data() + t * half;
+      float* s = rsin.data() + t * half;
+      rope_angles(rp, bt.pos, c, s);
+      for (int64_t hh = 0; hh < sp.n_head; ++hh) rope_rotate(sp.rope_style, sp.n_rot, c, s, qt + hh * sp.head_dim_k);
+      for (int64_t hh = 0; hh < sp.n_head_kv; ++hh)
+        rope_rotate(sp.rope_style, sp.n_rot, c, s, kt + hh * sp.head_dim_k);
+      Sequence& sq = seqs_.at(bt.seq);
+      std::copy(kt, kt + kvk, sq.k[size_t(il)].data() + bt.pos * kvk);
+      std::copy(vt, vt + kvv, sq.v[size_t(il)].data() + bt.pos * kvv);
+    });
+
+    AttentionParams ap;
+    ap.head_dim_k = sp.head_dim_k;
+    ap.head_dim_v = sp.head_dim_v;
+    ap.k_stride = kvk;
+    ap.v_stride = kvv;
+    ap.scale = sp.attn_scale;
+    ap.softcap = sp.attn_softcap;
+    ap.window = swa ? sp.sliding_window : 0;
+    const int64_t group = sp.n_head / sp.n_head_kv;
+    pool_.parallel_for(size_t(T * sp.n_head), [&](size_t b, size_t e, int) {
+      std::vector<double> scratch;
+      for (size_t i = b; i < e; ++i) {
+        const int64_t t = int64_t(i) / sp.n_head, hh = int64_t(i) % sp.n_head, kvh = hh / group;
+        const BatchToken& bt = batch.tokens[size_t(t)];
+        const Sequence& sq = seqs_.at(bt.seq);
+        attention_head(ap, q.data() + t * qd + hh * sp.head_dim_k, sq.k[size_t(il)].data() + kvh * sp.head_dim_k,
+                       sq.v[size_t(il)].data() + kvh * sp.head_dim_v, bt.pos,
+                       att.data() + t * ad + hh * sp.head_dim_v, scratch);
+      }
+    });
+    matmul(w.wo, att.data(), T, o.data(), pool_, path);
+    rows(T, [&](int64_t t) {
+      float* ot = o.data() + t * d;
+      if (sp.post_norms) rmsnorm(ot, w.post_attn_norm.data(), ot, d, sp.rms_eps);
+      float* xt = x.data() + t * d;
+      for (int64_t i = 0; i < d; ++i) xt[i] += ot[i];
+      rmsnorm(xt, w.ffn_norm.data(), h.data() + t * d, d, sp.rms_eps);
+    });
+
+    matmul(w.w_gate, h.data(), T, g.data(), pool_, path);
+    matmul(w.w_up, h.data(), T, u.data(), pool_, path);
+    rows(T, [&](int64_t t) { gated_activation(sp.activation, g.data() + t * ff, u.data() + t * ff, g.data() + t * ff, ff); });
+    matmul(w.w_down, g.data(), T, o.data(), pool_, path);
+    rows(T, [&](int64_t t) {
+      float* ot = o.data() + t * d;
+      if (sp.post_norms) rmsnorm(ot, w.post_ffn_norm.data(), ot, d, sp.rms_eps);
+      float* xt = x.data() + t * d;
+      for (int64_t i = 0; i < d; ++i) xt[i] += ot[i];
+    });
+  }
+
+  for (size_t t = 0; t < batch.size(); ++t)
+    if (batch.tokens[t].want_logits) result.batch_index.push_back(t);
+  const int64_t R = int64_t(result.rows());
+  if (R > 0) {
+    std::vector<float> hn(size_t(R * d));
+    rows(R, [&](int64_t r) {
+      rmsnorm(x.data() + int64_t(result.batch_index[size_t(r)]) * d, m.output_norm.data(), hn.data() + r * d, d,
+              sp.rms_eps);
+    });
+    result.data.resize(size_t(R * sp.n_vocab));
+    matmul(m.output, hn.data(), R, result.data.data(), pool_, path);
+    if (sp.final_softcap > 0) {
+      const double c = sp.final_softcap;
+      for (float& z : result.data) z = float(c * std::tanh(double(z) / c));
+    }
+  }
+  for (const auto& [id, end] : next_pos) seqs_.at(id).length = end;
+  return result;
+}
+
+}  // namespace qb::runtime::cpu

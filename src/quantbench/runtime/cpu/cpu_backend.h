@@ -1,0 +1,60 @@
+// CpuBackend: the reference engine. A plain layer-by-layer forward pass over a batch of tokens from
+// one or several sequences (all prompt tokens in one forward: matrices are multiplied once per batch,
+// not once per token), f32 KV cache per sequence, parallel over output rows (matmul) and over
+// (token, head) pairs (attention) with core/thread_pool.h. Each output element is computed by one
+// thread in a fixed order, so results do not depend on the thread count.
+//
+// Two modes differ only in the matmul path: Reference runs MatmulPath::Reference (dequantize to f32,
+// double accumulation) and is the yardstick; Fast runs MatmulPath::Fast (the SIMD kernels, which may
+// quantize activations as llama.cpp does). Norms, rope, attention and activations are shared.
+#pragma once
+#include <map>
+#include <memory>
+
+#include "quantbench/core/thread_pool.h"
+#include "quantbench/model/model.h"
+#include "quantbench/runtime/backend.h"
+
+namespace qb::runtime::cpu {
+
+enum class CpuMode { Reference, Fast };
+
+struct CpuBackendOptions {
+  CpuMode mode = CpuMode::Fast;
+  int n_threads = 0;  // <= 0: hardware concurrency
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(std::shared_ptr<const model::Model> model, CpuBackendOptions options = {});
+
+  std::string name() const override;
+  std::string describe() const override;
+  const model::ModelSpec& spec() const override { return model_->spec(); }
+
+  SeqId create_sequence(int64_t max_len = 0) override;
+  void free_sequence(SeqId seq) override;
+  int64_t sequence_length(SeqId seq) const override;
+  void truncate_sequence(SeqId seq, int64_t new_length) override;
+
+  Logits forward(const Batch& batch) override;
+
+  const model::Model& model() const { return *model_; }
+
+ private:
+  struct Sequence {
+    int64_t max_len = 0;
+    int64_t length = 0;
+    std::vector<std::vector<float>> k, v;  // per layer: positions x kv_dim (capacity may exceed length)
+  };
+  Sequence& seq_ref(SeqId seq);
+  const Sequence& seq_ref(SeqId seq) const;
+
+  std::shared_ptr<const model::Model> model_;
+  CpuBackendOptions options_;
+  ThreadPool pool_;
+  std::map<SeqId, Sequence> seqs_;
+  SeqId next_id_ = 0;
+};
+
+}  // namespace qb::runtime::cpu
