@@ -1,0 +1,22 @@
+// The few dense linear-algebra steps GPTQ needs, in double precision on row-major n x n matrices.
+// Plain O(n^3) loops: these run once per layer at quantization time, and exactness and clear failure
+// messages matter more here than speed.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace qb::quant {
+
+// In-place lower Cholesky factor (A = L L^T; the upper triangle is zeroed). Returns false if A is not
+// positive definite (a pivot <= 0 or not finite).
+bool cholesky_lower(std::vector<double>& a, int64_t n);
+
+// Inverse of a lower-triangular matrix (returns a new lower-triangular matrix).
+std::vector<double> invert_lower(const std::vector<double>& l, int64_t n);
+
+// GPTQ's preconditioner: the upper Cholesky factor U of H^-1 (H^-1 = U^T U), computed as
+// torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True) does.
+// Returns false if H (or H^-1) is not positive definite.
+bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u);
+
+}  // namespace qb::quant
