@@ -5,8 +5,10 @@
 
 namespace qb::cli {
 void register_inspect(CLI::App& app);
+void register_generate(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
   register_inspect(app);
+  register_generate(app);
 }
 }  // namespace qb::cli

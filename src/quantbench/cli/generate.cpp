@@ -1,0 +1,85 @@
+// `quantbench generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--seed S] [--chat]`:
+// text in, text out, with prefill and decode speed on stderr and the path that ran named there too.
+#include <cstdio>
+#include <memory>
+
+#include "quantbench/cli/commands.h"
+#include "quantbench/core/error.h"
+#include "quantbench/formats/gguf_reader.h"
+#include "quantbench/model/model.h"
+#include "quantbench/runtime/cpu/cpu_backend.h"
+#include "quantbench/runtime/generate.h"
+#include "quantbench/tokenizer/tokenizer.h"
+
+namespace qb::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model;
+  std::string prompt;
+  int64_t max_tokens = 64;
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool reference = false;
+  bool chat = false;
+};
+
+void run_generate(const GenerateArgs& a) {
+  QB_CHECK(a.max_tokens > 0, "--max-tokens must be positive, got {}", a.max_tokens);
+  std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
+  auto model = model::Model::load(file);
+  const auto tok = tokenizer::Tokenizer::from_gguf(*file);
+  QB_CHECK(!a.chat, "--chat: chat templates are not wired into generate yet");
+
+  // Prompt: BOS (when the vocabulary adds it) + the text; an empty prompt is just BOS.
+  std::vector<int32_t> prompt = tok.encode(a.prompt, /*add_special=*/true, /*parse_special=*/true);
+  if (prompt.empty()) {
+    QB_CHECK(tok.bos() != tokenizer::kNoToken, "empty prompt and the vocabulary has no BOS token");
+    prompt.push_back(tok.bos());
+  }
+
+  runtime::cpu::CpuBackendOptions bo;
+  bo.mode = a.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
+  bo.n_threads = a.threads;
+  runtime::cpu::CpuBackend backend(model, bo);
+
+  runtime::GenerateOptions go;
+  go.max_new_tokens = a.max_tokens;
+  go.sampler = {a.temperature, a.top_k, a.top_p, a.seed};
+  const auto r = runtime::generate(backend, prompt, go);
+
+  std::vector<int32_t> shown = r.tokens;
+  if (r.stopped && !shown.empty()) shown.pop_back();  // the stop token is not text
+  std::printf("%s%s\n", a.prompt.c_str(), tok.decode(shown, /*render_special=*/false).c_str());
+
+  const double prefill_tps = r.prefill_seconds > 0 ? double(r.n_prompt) / r.prefill_seconds : 0;
+  const int64_t n_decoded = int64_t(r.tokens.size()) - 1;  // the first new token comes out of prefill
+  const double decode_tps = n_decoded > 0 && r.decode_seconds > 0 ? double(n_decoded) / r.decode_seconds : 0;
+  std::fprintf(stderr, "generate: %s; sampler %s\n", backend.describe().c_str(), go.sampler.describe().c_str());
+  std::fprintf(stderr, "generate: prefill %lld tokens in %.3f s (%.1f tok/s); decode %lld tokens in %.3f s (%.1f tok/s)%s\n",
+               (long long)r.n_prompt, r.prefill_seconds, prefill_tps, (long long)n_decoded, r.decode_seconds,
+               decode_tps, r.stopped ? "; stopped at end-of-generation token" : "");
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (greedy by default)");
+  auto a = std::make_shared<GenerateArgs>();
+  cmd->add_option("model", a->model, "GGUF model file")->required();
+  cmd->add_option("--prompt", a->prompt, "Prompt text (default: empty, i.e. BOS only)");
+  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", a->temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", a->top_k, "Sample among the k most likely (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1]")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seed", a->seed, "Sampling seed (recorded)");
+  cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--reference", a->reference, "Run the exact fp32 reference path instead of the fast kernels");
+  cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
+  cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace qb::cli
