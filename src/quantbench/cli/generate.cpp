@@ -29,6 +29,10 @@ struct GenerateArgs {
 
 void run_generate(const GenerateArgs& a) {
   QB_CHECK(a.max_tokens > 0, "--max-tokens must be positive, got {}", a.max_tokens);
+  QB_CHECK(a.temperature >= 0, "--temperature must be >= 0, got {}", a.temperature);
+  QB_CHECK(a.top_k >= 0, "--top-k must be >= 0, got {}", a.top_k);
+  QB_CHECK(a.top_p > 0 && a.top_p <= 1, "--top-p must be in (0, 1], got {}", a.top_p);
+  QB_CHECK(a.threads >= 0, "--threads must be >= 0, got {}", a.threads);
   std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
   auto model = model::Model::load(file);
   const auto tok = tokenizer::Tokenizer::from_gguf(*file);
@@ -71,12 +75,12 @@ void register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("model", a->model, "GGUF model file")->required();
   cmd->add_option("--prompt", a->prompt, "Prompt text (default: empty, i.e. BOS only)");
-  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature", a->temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-k", a->top_k, "Sample among the k most likely (0 = all)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1]")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate");
+  cmd->add_option("--temperature", a->temperature, "0 = greedy");
+  cmd->add_option("--top-k", a->top_k, "Sample among the k most likely (0 = all)");
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1]");
   cmd->add_option("--seed", a->seed, "Sampling seed (recorded)");
-  cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)");
   cmd->add_flag("--reference", a->reference, "Run the exact fp32 reference path instead of the fast kernels");
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
   cmd->callback([a] { run_generate(*a); });

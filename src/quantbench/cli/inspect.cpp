@@ -1,11 +1,8 @@
-// `quantbench inspect MODEL [--json]`: what a model file holds (provisional: GGUF metadata and
-// tensors; the model layer adds architecture, parameter counts and the tokenizer).
+// `quantbench inspect MODEL [--json] [--tensors]`: what a model file holds and whether it loads.
 #include <cstdio>
 
-#include <nlohmann/json.hpp>
-
 #include "quantbench/cli/commands.h"
-#include "quantbench/formats/gguf_reader.h"
+#include "quantbench/model/model_info.h"
 
 namespace qb::cli {
 
@@ -13,21 +10,14 @@ void register_inspect(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "Describe a model file: architecture, tensors, bits per weight, tokenizer");
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
-  cmd->add_option("model", *path, "GGUF file")->required();
-  cmd->add_flag("--json", *as_json, "Print JSON instead of text");
-  cmd->callback([path, as_json] {
-    auto f = formats::GgufFile::open(*path);
-    nlohmann::json j;
-    j["path"] = *path;
-    j["gguf_version"] = f->version();
-    for (const auto& [k, v] : f->metadata()) j["metadata"][k] = v.to_display();
-    int64_t params = 0;
-    for (const auto& t : f->tensors()) {
-      params += t.n_elements();
-      j["tensors"].push_back({{"name", t.name}, {"type", formats::ggml_type_name(t.type)}, {"shape", t.shape}, {"bytes", t.nbytes}});
-    }
-    j["parameters"] = params;
-    std::printf("%s\n", j.dump(*as_json ? 2 : 2).c_str());
+  auto tensors = std::make_shared<bool>(false);
+  cmd->add_option("model", *path, "GGUF model file")->required();
+  cmd->add_flag("--json", *as_json, "Print JSON (always includes every tensor)");
+  cmd->add_flag("--tensors", *tensors, "List every tensor in the text output");
+  cmd->callback([path, as_json, tensors] {
+    const auto info = model::inspect_model_file(*path);
+    if (*as_json) std::printf("%s\n", info.dump(2).c_str());
+    else std::printf("%s", model::render_model_info(info, *tensors).c_str());
   });
 }
 

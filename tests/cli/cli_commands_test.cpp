@@ -1,0 +1,82 @@
+// End-to-end checks of the CLI binary: the README's main command prints the recorded stories260K
+// text, inspect reports what the file stores, and bad arguments give one error line and a non-zero
+// exit.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../test_paths.h"
+
+namespace {
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+CliRun run_cli(const std::string& args) {
+  const std::string err_path = ::testing::TempDir() + "cli_stderr.txt";
+  const std::string cmd = std::string(QB_BINARY_DIR) + "/quantbench " + args + " 2>" + err_path;
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  if (FILE* e = std::fopen(err_path.c_str(), "r")) {
+    while ((n = std::fread(buf.data(), 1, buf.size(), e)) > 0) r.err.append(buf.data(), n);
+    std::fclose(e);
+  }
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+TEST(Cli, GenerateStories260KPrintsTheRecordedText) {
+  // The text recorded for this model (shared/models/SOURCES.md): greedy, from BOS, 60 new tokens.
+  const std::string expected =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she "
+      "saw a big, red ball. She wanted to play with it, but it was too high\n";
+  const CliRun r = run_cli("generate " + qb::test::stories260k_path() + " --max-tokens 60 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, expected);
+  EXPECT_NE(r.err.find("decode 59 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
+}
+
+TEST(Cli, InspectReportsStoredParameters) {
+  const CliRun r = run_cli("inspect --json " + qb::test::stories260k_path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parameters"], 292800);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["tensors"].size(), 48u);
+  EXPECT_DOUBLE_EQ(j["bits_per_weight"].get<double>(), 32.0);
+  EXPECT_EQ(j["tokenizer"]["n_vocab"], 512);
+}
+
+TEST(Cli, BadArgumentsGiveOneLineAndNonZeroExit) {
+  for (const std::string& args : std::vector<std::string>{"generate /nonexistent.gguf", "inspect /nonexistent.gguf",
+                                 "generate " + qb::test::stories260k_path() + " --max-tokens 0",
+                                 "generate " + qb::test::stories260k_path() + " --top-p 2"}) {
+    const CliRun r = run_cli(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << args;
+  }
+  EXPECT_NE(run_cli("frobnicate").exit_code, 0);
+}
+
+}  // namespace
