@@ -239,6 +239,27 @@ TEST(QuantizedTensor, RejectsBadLayoutsAndInputs) {
   EXPECT_THROW(quantize_rtn(w.data(), 1, 64, {QFormat::Int4, Granularity::Channel, 0, false, ScaleType::F16}), Error);
 }
 
+TEST(QuantizedTensor, InconsistentBuffersAreRejectedBeforeReading) {
+  const QuantLayout l{QFormat::Int4, Granularity::Group, 32, true, ScaleType::F16};
+  const auto w = random_matrix(2 * 64, 9);
+  const auto good = quantize_rtn(w.data(), 2, 64, l);
+  std::vector<float> out(128), y(2);
+  auto bad = good;
+  bad.codes.pop_back();
+  EXPECT_THROW(dequantize(bad, out.data()), Error);
+  EXPECT_THROW(matvec(bad, w.data(), y.data()), Error);
+  bad = good;
+  bad.scales.resize(3);
+  EXPECT_THROW(matvec(bad, w.data(), y.data()), Error);
+  bad = good;
+  bad.zeros[1] = 16;
+  EXPECT_THROW(dequantize(bad, out.data()), Error);
+  bad = good;
+  bad.layout.group_size = 48;
+  EXPECT_THROW(dequantize(bad, out.data()), Error);
+  EXPECT_NO_THROW(dequantize(good, out.data()));
+}
+
 TEST(FormatTraits, BitsPerWeightCountsScalesZerosAndPadding) {
   const QuantLayout g128{QFormat::Int4, Granularity::Group, 128, false, ScaleType::F16};
   EXPECT_DOUBLE_EQ(bits_per_weight(g128, 4096, 4096), 4.0 + 16.0 / 128);

@@ -30,6 +30,21 @@ QuantizedTensor QuantizedTensor::allocate(const QuantLayout& layout, int64_t row
   return q;
 }
 
+void QuantizedTensor::check() const {
+  validate_layout(layout);
+  QB_CHECK(rows > 0 && cols > 0 && rows < (int64_t(1) << 32) && cols < (int64_t(1) << 32),
+           "quantized tensor has a bad shape {}x{}", rows, cols);
+  QB_CHECK(codes.size() == size_t(rows) * row_bytes(), "quantized tensor: {} code bytes, expected {}",
+           codes.size(), size_t(rows) * row_bytes());
+  QB_CHECK(scales.size() == size_t(num_scales()) * scale_type_bytes(layout.scale_type),
+           "quantized tensor: {} scale bytes, expected {}", scales.size(), size_t(num_scales()) * scale_type_bytes(layout.scale_type));
+  QB_CHECK(zeros.size() == (layout.asymmetric ? size_t(num_scales()) : 0u), "quantized tensor: {} zero points, expected {}",
+           zeros.size(), layout.asymmetric ? size_t(num_scales()) : 0u);
+  const int maxq = (1 << format_traits(layout.format).bits) - 1;
+  for (size_t i = 0; i < zeros.size(); ++i)
+    QB_CHECK(zeros[i] <= maxq, "quantized tensor: zero point {} of scale {} exceeds {}", zeros[i], i, maxq);
+}
+
 int64_t QuantizedTensor::group_cols() const {
   return layout.granularity == Granularity::Group ? layout.group_size : cols;
 }
@@ -160,6 +175,7 @@ QuantizedTensor quantize_rtn(const float* w, int64_t rows, int64_t cols, const Q
 
 void dequantize_row(const QuantizedTensor& q, int64_t row, float* out) {
   QB_CHECK(row >= 0 && row < q.rows, "row {} out of range (rows = {})", row, q.rows);
+  QB_CHECK(q.codes.size() >= size_t(q.rows) * q.row_bytes(), "quantized tensor: code buffer too small");
   const int bits = format_traits(q.layout.format).bits;
   const int64_t g = q.group_cols();
   const uint8_t* src = &q.codes[size_t(row) * q.row_bytes()];
@@ -175,10 +191,12 @@ void dequantize_row(const QuantizedTensor& q, int64_t row, float* out) {
 }
 
 void dequantize(const QuantizedTensor& q, float* out) {
+  q.check();
   for (int64_t r = 0; r < q.rows; ++r) dequantize_row(q, r, out + r * q.cols);
 }
 
 void matvec(const QuantizedTensor& q, const float* x, float* y) {
+  q.check();
   const int bits = format_traits(q.layout.format).bits;
   const int64_t g = q.group_cols();
   // Unscaled level of each code: (q - z) for INTk (z per group, applied below with integer

@@ -41,6 +41,9 @@ struct QuantizedTensor {
   void set_code(int64_t row, int64_t col, uint8_t q);
 
   size_t storage_bytes() const { return codes.size() + scales.size() + zeros.size(); }
+  // Throws qb::Error unless the buffers match the layout and shape (a tensor built or loaded
+  // elsewhere may be inconsistent); dequantize and matvec call it before reading anything.
+  void check() const;
   double bits_per_weight() const;
 };
 
