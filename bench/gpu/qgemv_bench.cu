@@ -153,6 +153,22 @@ int main(int argc, char** argv) {
       QB_CUDA_OK(cudaFree(y));
     }
 
+    // The activation packing kernel on its own (a real decode step would fuse it into the norm or
+    // activation kernel that produces x; reported so the estimate below can be judged without it).
+    for (int n_in : {4096, 11008})
+      for (int n : {1, 16}) {
+        void *xr = nullptr, *xf = nullptr;
+        QB_CUDA_OK(cudaMalloc(&xr, size_t(n) * n_in * 2));
+        QB_CUDA_OK(cudaMalloc(&xf, activation_frag_bytes(n_in, n)));
+        fill_uniform_f16(xr, size_t(n) * n_in, 3, -1.f, 1.f, s);
+        const Timing t = time_graph([&](int, cudaStream_t st) { pack_activations(xr, false, n, n_in, xf, st); }, 20, reps, s);
+        std::printf("pack_activations n_in=%d n=%d: %.2f us\n", n_in, n, t.median_ms * 1e3);
+        std::fprintf(csv, "pack_activations,x,0,%d,%d,default,0,%.3f,%.3f,%.3f,%d,0,0\n", n_in, n, t.median_ms * 1e3,
+                     t.min_ms * 1e3, t.max_ms * 1e3, t.reps);
+        QB_CUDA_OK(cudaFree(xr));
+        QB_CUDA_OK(cudaFree(xf));
+      }
+
     // Prefill baseline: cuBLAS bf16 GEMM at 512 tokens.
     std::printf("\ncuBLAS bf16 GEMM, prefill shapes (tokens x n_out x n_in): TFLOP/s\n");
     for (const Shape& sh : kShapes) {

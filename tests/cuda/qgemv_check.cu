@@ -4,7 +4,7 @@
 // the output with NaN and a guard region past it with a sentinel before the launch, and checks:
 //   - every output finite (all written), the guard untouched (nothing written past the end);
 //   - per element |y - ref| <= tol_elem * sum_i |w_i x_i| (a bound that rounding cannot exceed);
-//   - ||y - ref|| / ||ref|| <= tol_l2;
+//   - ||y - ref|| / ||ref|| <= tol_l2 (from 64 outputs on: a statistical criterion);
 //   - a second launch gives bit-identical output (no race, no read of unwritten memory).
 // Tolerances, from the arithmetic: bf16 and w8 products are exact in f32 (bf16 x bf16; int8 x f16),
 // so only f32 accumulation errs: tol_elem 2e-4 (K up to 11008), tol_l2 1e-5. w4 rounds each
@@ -153,10 +153,13 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   CHECK(not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), not_finite);
   CHECK(guard_hit == 0, "%s: %d writes past the output", name.c_str(), guard_hit);
   CHECK(bad_elem == 0, "%s: %d elements beyond %.1e * sum|wx| (worst %.2e)", name.c_str(), bad_elem, tol.elem, worst);
-  CHECK(rel <= tol.l2, "%s: relative L2 error %.3e > %.1e", name.c_str(), rel, tol.l2);
+  // The L2 criterion is statistical: with a handful of outputs one cancelling sum can dominate
+  // ||ref||, so it applies from 64 outputs on (the per-element bound always applies).
+  const bool l2_applies = ny >= 64;
+  CHECK(!l2_applies || rel <= tol.l2, "%s: relative L2 error %.3e > %.1e", name.c_str(), rel, tol.l2);
   CHECK(same, "%s: second launch differs bitwise", name.c_str());
   std::printf("%-6s %-44s rel_l2 %.2e  worst_elem %.2e  %s\n",
-              (not_finite || guard_hit || bad_elem || rel > tol.l2 || !same) ? "FAIL" : "ok", name.c_str(), rel,
+              (not_finite || guard_hit || bad_elem || (l2_applies && rel > tol.l2) || !same) ? "FAIL" : "ok", name.c_str(), rel,
               worst, same ? "" : "(nondeterministic)");
 }
 

@@ -50,7 +50,7 @@ __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cas
 __device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
 
 // Format traits: vectors per chunk (LPC) and chunks per step (U) so that a warp has ~8 loads in flight
-// per row block at R = 1, without running out of registers at larger R.
+// per step at R = 1 (plus the next step's, prefetched), without running out of registers at larger R.
 template <int F> struct Fmt;
 template <> struct Fmt<0> { static constexpr int LPC = 4; static constexpr bool kBf16 = true; };   // bf16
 template <> struct Fmt<1> { static constexpr int LPC = 2; static constexpr bool kBf16 = false; };  // int8
@@ -58,7 +58,7 @@ template <> struct Fmt<2> { static constexpr int LPC = 1; static constexpr bool 
 
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() {
-  constexpr int u = 8 / (Fmt<F>::LPC * R);
+  constexpr int u = 8 / (Fmt<F>::LPC * R);  // 8 vectors (4 KB per warp) in flight, 16 with prefetch
   return u < 1 ? 1 : (u > 4 ? 4 : u);
 }
 
@@ -85,11 +85,15 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.f;
 
-  for (int c0 = warp * U; c0 < chunks; c0 += n_warps * U) {
-    uint4 wv[U][R][LPC];
-    uint4 xv[U][NT][2];
+  // What one step streams from HBM: U chunks x R row blocks of weights (+ int4 scales / zero points).
+  // The next step's loads are issued before this step's arithmetic (register double buffering), so
+  // each warp keeps its weight stream going while it dequantizes and multiplies.
+  struct Step {
+    uint4 w[U][R][LPC];
     uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
-    uint32_t zp[U][R][2];
+    uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
+  };
+  auto load_step = [&](int c0, Step& st) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = c0 + u;
@@ -99,19 +103,32 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
         const bool ok = c < chunks && rb < row_blocks;
 #pragma unroll
         for (int v = 0; v < LPC; ++v)
-          wv[u][r][v] = ok ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
-                           : make_uint4(0, 0, 0, 0);
+          st.w[u][r][v] = ok ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
+                             : make_uint4(0, 0, 0, 0);
         if constexpr (F == 2) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int gi = G == 128 ? (c >> 1) : (2 * c + h);
             const size_t at = (size_t(rb) * groups + gi) * 8 + g;
-            sc[u][r][h] = ok ? __ldg(reinterpret_cast<const uint32_t*>(scales) + at) : 0u;
+            st.sc[u][r][h] = ok ? __ldg(reinterpret_cast<const uint32_t*>(scales) + at) : 0u;
             if constexpr (ASYM)
-              zp[u][r][h] = ok ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(zeros) + at)) : 0u;
+              st.zp[u][r][h] = ok ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(zeros) + at)) : 0u;
           }
         }
       }
+    }
+  };
+
+  const int stride = n_warps * U;
+  Step cur;
+  load_step(warp * U, cur);
+  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+    Step nxt;
+    load_step(c0 + stride, nxt);  // predicated off past the end
+    uint4 xv[U][NT][2];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + u;
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const bool ok = c < chunks && 8 * j + g < n_tokens;
@@ -120,6 +137,9 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
         xv[u][j][1] = ok ? __ldg(p + 1) : make_uint4(0, 0, 0, 0);
       }
     }
+    const auto& wv = cur.w;
+    const auto& sc = cur.sc;
+    const auto& zp = cur.zp;
 
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -176,6 +196,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
         }
       }
     }
+    cur = nxt;
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
@@ -263,12 +284,14 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
 
 QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count) {
   QgemvConfig c;
-  // Largest R that still leaves about two blocks per SM: R > 1 shares each activation fragment
-  // between row blocks, which matters once n grows (x bytes per weight byte ~ n / (4 R) at 4 bits).
-  c.row_blocks_per_warp = 1;
-  for (int r : {4, 2})
-    if (n_tokens > 1 && p.row_blocks / r >= 2 * sm_count) { c.row_blocks_per_warp = r; break; }
-  c.warps_per_block = 8;
+  // R > 1 shares each activation fragment between row blocks, which pays only at 16 tokens (x bytes
+  // per weight byte ~ n / (4 R) at 4 bits) and only while about two blocks per SM remain.
+  c.row_blocks_per_warp = n_tokens > 8 && p.row_blocks / 2 >= 2 * sm_count ? 2 : 1;
+  // Aim at ~32 resident warps per SM in total: the warps of a block split the input dimension, so
+  // few row blocks (4096-row matrices) get 16 warps each and tall ones 4-8.
+  const int64_t blocks = (p.row_blocks + c.row_blocks_per_warp - 1) / c.row_blocks_per_warp;
+  const int64_t want = (32 * int64_t(sm_count) + blocks - 1) / blocks;
+  c.warps_per_block = want > 8 ? 16 : want > 4 ? 8 : 4;
   return c;
 }
 
