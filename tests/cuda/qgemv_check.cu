@@ -6,9 +6,9 @@
 //   - per element |y - ref| <= tol_elem * sum_i |w_i x_i| (a bound that rounding cannot exceed);
 //   - ||y - ref|| / ||ref|| <= tol_l2 (from 64 outputs on: a statistical criterion);
 //   - a second launch gives bit-identical output (no race, no read of unwritten memory).
-// Tolerances, from the arithmetic: bf16 and w8 products are exact in f32 (bf16 x bf16; int8 x f16),
-// so only f32 accumulation errs: tol_elem 2e-4 (K up to 11008), tol_l2 1e-5. w4 rounds each
-// dequantized weight (q - z) * s to f16 (relative 2^-11 at worst): tol_elem 1e-3, tol_l2 5e-4.
+// Tolerances, from the arithmetic: all products are exact in f32 (bf16 x bf16; int8 or (q - z) x f16,
+// scales applied in f32 to the row's or group's partial sum), so only f32 accumulation errs:
+// tol_elem 2e-4 of sum |w x| (K up to 11008), tol_l2 1e-5.
 // A wrong layout, scale, zero point or token mapping gives errors of order 1, far above these.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -78,7 +78,8 @@ HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std
 
 struct Tol { double elem, l2; };
 Tol tolerance(const QuantSpec& s) {
-  return s.format == WeightFormat::W4A16 ? Tol{1e-3, 5e-4} : Tol{2e-4, 1e-5};
+  (void)s;
+  return Tol{2e-4, 1e-5};
 }
 
 void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens, QgemvConfig cfg,

@@ -56,11 +56,12 @@ template <> struct Fmt<0> { static constexpr int LPC = 4; static constexpr bool 
 template <> struct Fmt<1> { static constexpr int LPC = 2; static constexpr bool kBf16 = false; };  // int8
 template <> struct Fmt<2> { static constexpr int LPC = 1; static constexpr bool kBf16 = false; };  // int4
 
-template <int F, int R>
-__host__ __device__ constexpr int steps_u() {
-  constexpr int u = 8 / (Fmt<F>::LPC * R);  // 8 vectors (4 KB per warp) in flight, 16 with prefetch
+__host__ __device__ constexpr int steps_for(int lpc, int r) {
+  const int u = 8 / (lpc * r);  // 8 vectors (4 KB per warp) in flight, 16 with the prefetch
   return u < 1 ? 1 : (u > 4 ? 4 : u);
 }
+template <int F, int R>
+__host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2).
@@ -71,6 +72,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
                              int n_tokens) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = steps_u<F, R>();
+  static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
@@ -108,6 +110,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
         if constexpr (F == 2) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
+            if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
             const int gi = G == 128 ? (c >> 1) : (2 * c + h);
             const size_t at = (size_t(rb) * groups + gi) * 8 + g;
             st.sc[u][r][h] = ok ? __ldg(reinterpret_cast<const uint32_t*>(scales) + at) : 0u;
@@ -141,6 +144,57 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     const auto& sc = cur.sc;
     const auto& zp = cur.zp;
 
+    if constexpr (F == 2) {
+      // int4: per group, the tensor cores multiply the exact integers (q - z) (f16 holds them exactly)
+      // into a temporary f32 tile, which is then scaled in f32 by the two rows' scales: no f16
+      // rounding of dequantized weights and one HMUL2 per register less. Nibbles come out with one
+      // shift and four LOP3s per word: the low nibble of each byte as 1024 + q, the high nibble as
+      // 1024 + 16 q (rescaled by 1/16 inside the HFMA2 that removes the zero point).
+      constexpr int SPANS = G == 128 ? U / 2 : 2 * U;  // groups per step (U is even for int4)
+      constexpr int SUB = G == 128 ? 8 : 2;            // k16 sub-tiles per group
+      const __half2 sixteenth = __float2half2_rn(0.0625f), k960 = __float2half2_rn(960.f);
+#pragma unroll
+      for (int sp = 0; sp < SPANS; ++sp) {
+        const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const uint32_t zpair = ASYM ? zp[u0][r][h] : 0x0808u;
+          const __half2 z_lo = bits_h2(__byte_perm(zpair, 0x64646464u, 0x4040));                    // 1024 + z_g
+          const __half2 nz_hi = __hneg2(__hsub2(bits_h2(__byte_perm(zpair, 0x64646464u, 0x4141)), k960));  // -(64 + z_g+8)
+          float tmp[NT][4];
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) tmp[j][i] = 0.f;
+#pragma unroll
+          for (int t = 0; t < SUB; ++t) {
+            const int u = G == 128 ? u0 + t / 4 : u0, s = G == 128 ? t % 4 : 2 * h + t;
+            const uint4& q = wv[u][r][0];
+            const uint32_t word = s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w;
+            const uint32_t w8 = word >> 8;
+            // A registers 0, 2 hold row g (nibbles 0|4, 2|6); 1, 3 row g + 8 (nibbles 1|5, 3|7).
+            const uint32_t a0 = h2_bits(__hsub2(bits_h2((word & 0x000f000fu) | 0x64006400u), z_lo));
+            const uint32_t a1 = h2_bits(__hfma2(bits_h2((word & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi));
+            const uint32_t a2 = h2_bits(__hsub2(bits_h2((w8 & 0x000f000fu) | 0x64006400u), z_lo));
+            const uint32_t a3 = h2_bits(__hfma2(bits_h2((w8 & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi));
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              const uint4& b = xv[u][j][s >> 1];
+              const uint32_t b0 = (s & 1) ? b.z : b.x, b1 = (s & 1) ? b.w : b.y;
+              mma16816<Fmt<F>::kBf16>(tmp[j], a0, a1, a2, a3, b0, b1);
+            }
+          }
+          const float2 s2 = __half22float2(bits_h2(sc[u0][r][h]));  // (row g, row g + 8)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            acc[r][j][0] += s2.x * tmp[j][0];
+            acc[r][j][1] += s2.x * tmp[j][1];
+            acc[r][j][2] += s2.y * tmp[j][2];
+            acc[r][j][3] += s2.y * tmp[j][3];
+          }
+        }
+      }
+    } else {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
@@ -151,7 +205,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
           for (int s = 0; s < 4; ++s) {
             a[s][0] = wv[u][r][s].x; a[s][1] = wv[u][r][s].y; a[s][2] = wv[u][r][s].z; a[s][3] = wv[u][r][s].w;
           }
-        } else if constexpr (F == 1) {
+        } else {
           const __half2 off = __float2half2_rn(1152.f);
 #pragma unroll
           for (int s = 0; s < 4; ++s) {
@@ -161,28 +215,6 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
             a[s][1] = h2_bits(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4342)), off));
             a[s][2] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4140)), off));
             a[s][3] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), off));
-          }
-        } else {
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const __half2 s2 = bits_h2(sc[u][r][h]);
-            const __half2 s_lo = __low2half2(s2), s_hi = __high2half2(s2);
-            __half2 z2;
-            if constexpr (ASYM) z2 = bits_h2(__byte_perm(zp[u][r][h], 0x64646464u, 0x4140));
-            else z2 = __float2half2_rn(1032.f);
-            const __half2 z_lo = __low2half2(z2), z_hi = __high2half2(z2);
-#pragma unroll
-            for (int ss = 0; ss < 2; ++ss) {
-              const int s = 2 * h + ss;
-              const uint4& q = wv[u][r][0];
-              const uint32_t word = s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w;
-#pragma unroll
-              for (int i = 0; i < 4; ++i) {
-                const uint32_t m = ((word >> (4 * i)) & 0x000f000fu) | 0x64006400u;
-                const bool lo_row = (i & 1) == 0;  // A registers 0, 2: row g; 1, 3: row g + 8
-                a[s][i] = h2_bits(__hmul2(__hsub2(bits_h2(m), lo_row ? z_lo : z_hi), lo_row ? s_lo : s_hi));
-              }
-            }
           }
         }
 #pragma unroll
@@ -195,6 +227,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
           }
         }
       }
+    }
     }
     cur = nxt;
   }
@@ -283,15 +316,20 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
 }
 
 QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count) {
+  // Rules read off a sweep of every launch shape on an H100 (docs/perf.md).
   QgemvConfig c;
-  // R > 1 shares each activation fragment between row blocks, which pays only at 16 tokens (x bytes
-  // per weight byte ~ n / (4 R) at 4 bits) and only while about two blocks per SM remain.
-  c.row_blocks_per_warp = n_tokens > 8 && p.row_blocks / 2 >= 2 * sm_count ? 2 : 1;
-  // Aim at ~32 resident warps per SM in total: the warps of a block split the input dimension, so
-  // few row blocks (4096-row matrices) get 16 warps each and tall ones 4-8.
+  // R = 2 shares each activation fragment between two row blocks: it pays for bf16 / int8 at 16
+  // tokens; the int4 kernels need too many registers for it (occupancy falls more than L1 traffic).
+  const bool int4 = p.spec.format == WeightFormat::W4A16;
+  c.row_blocks_per_warp = !int4 && n_tokens > 8 ? 2 : 1;
+  const int lpc = p.spec.format == WeightFormat::BF16 ? 4 : p.spec.format == WeightFormat::W8A16 ? 2 : 1;
+  const int64_t per_step = steps_for(lpc, c.row_blocks_per_warp);
   const int64_t blocks = (p.row_blocks + c.row_blocks_per_warp - 1) / c.row_blocks_per_warp;
-  const int64_t want = (32 * int64_t(sm_count) + blocks - 1) / blocks;
-  c.warps_per_block = want > 8 ? 16 : want > 4 ? 8 : 4;
+  // As many warps per block (splitting the input dimension) as still give each warp at least two
+  // steps, so its prefetch overlaps something; 16 only while blocks are few (4096-row matrices).
+  c.warps_per_block = 4;
+  for (int nw : {16, 8})
+    if (p.chunks >= 2 * nw * per_step && (nw <= 8 || blocks < 2 * sm_count)) { c.warps_per_block = nw; break; }
   return c;
 }
 

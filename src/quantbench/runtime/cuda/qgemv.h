@@ -24,7 +24,8 @@
 // SCALES: int8: scales[row] f16, applied to the f32 sum. int4: f16 per (row, group), stored so that a
 // lane loads its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
-// index as scales; symmetric int4 uses z = 8. Dequantized weight: (q - z) * s, rounded to f16.
+// index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
+// integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
 //
 // ACTIVATIONS are packed too, by pack_activations() (a real decode step would have the preceding
 // norm/activation kernel write this layout directly): x for n tokens, f16 (int formats) or bf16 (bf16
