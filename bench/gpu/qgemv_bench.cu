@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   const std::string out_dir = argv[1];
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
   const int reps = quick ? 5 : 15;
+  const bool no_pdl = std::getenv("QB_BENCH_NO_PDL") != nullptr;  // fallback if the overlap fails
   try {
     cudaDeviceProp prop{};
     QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
@@ -107,19 +109,22 @@ int main(int argc, char** argv) {
         const int inner = copies * std::max(1, 24 / copies);
         for (int n : kTokens) {
           void* xf = spec.format == WeightFormat::BF16 ? xbf16[n] : xf16[n];
-          std::vector<QgemvConfig> configs = {{0, 0}};
+          // The heuristic launch shape with and without the launch overlap, then (full runs) the sweep.
+          std::vector<QgemvConfig> configs = {{0, 0, !no_pdl}};
+          if (!no_pdl) configs.push_back({0, 0, false});
           if (!quick)
             for (int r : {1, 2, 4})
-              for (int nw : {4, 8, 16}) configs.push_back({r, nw});
+              for (int nw : {4, 8, 16}) configs.push_back({r, nw, !no_pdl});
           for (const QgemvConfig& cfg : configs) {
             const QgemvConfig ran = qgemv(w[0], xf, n, y, s, cfg);  // the launch shape that really runs
             const Timing t = time_graph(
                 [&](int i, cudaStream_t st) { qgemv(w[size_t(i % copies)], xf, n, y, st, cfg); }, inner, reps, s);
             Row r;
             r.shape = sh.name;
-            r.spec = spec_name(spec);
+            r.spec = spec_name(spec) + (cfg.overlap_launch ? "" : "-nopdl");
             r.config = std::string(cfg.row_blocks_per_warp ? "" : "auto:") + "R" +
-                       std::to_string(ran.row_blocks_per_warp) + "w" + std::to_string(ran.warps_per_block);
+                       std::to_string(ran.row_blocks_per_warp) + "w" + std::to_string(ran.warps_per_block) +
+                       (cfg.overlap_launch ? "" : "-nopdl");
             r.n_out = sh.n_out;
             r.n_in = sh.n_in;
             r.n = n;
@@ -183,14 +188,14 @@ int main(int argc, char** argv) {
     // Short tables last (the device tool returns the tail of the output).
     std::printf("\nSweep: best launch shape vs heuristic (share of copy bandwidth)\n");
     for (const Row& r : rows) {
-      if (r.spec == "cublas") continue;
+      if (r.spec == "cublas" || r.spec.find("nopdl") != std::string::npos) continue;
       const Row& b = best[r.spec + "|" + r.shape + "|" + std::to_string(r.n)];
       if (b.t.median_ms < 0.97 * r.t.median_ms)
         std::printf("  %-8s %-20s n=%-2d auto %s %.0f%%  best %s %.0f%%\n", r.spec.c_str(), r.shape.c_str(), r.n,
                     r.config.c_str(), 100 * r.share, b.config.c_str(), 100 * b.share);
     }
 
-    std::printf("\nPer-shape decode kernels, heuristic launch shape: GB/s of weight+scale bytes (%% of copy %.0f GB/s),"
+    std::printf("\nPer-shape decode kernels, heuristic launch shape, launch overlap (PDL) on: GB/s of weight+scale bytes (%% of copy %.0f GB/s),"
                 " median of %d; [min..max] us for spread in the CSV\n", roof, reps);
     std::printf("%-20s %-3s", "shape", "n");
     const char* cols[] = {"cublas", "bf16", "w8", "w4g128", "w4g128a", "w4g32", "w4g32a"};
@@ -213,9 +218,10 @@ int main(int argc, char** argv) {
     // lm_head, same format everywhere; roofline = those bytes / copy bandwidth.
     std::printf("\nLlama-2-7B decode ESTIMATE from per-shape kernel times (not an end-to-end run; no attention,"
                 " norms, KV cache or launch gaps between layers):\n");
-    std::printf("%-8s %-3s %10s %10s %12s %12s %8s\n", "weights", "n", "GB/step", "us/step", "tok/s", "roof tok/s",
+    std::printf("%-13s %-3s %10s %10s %12s %12s %8s\n", "weights", "n", "GB/step", "us/step", "tok/s", "roof tok/s",
                 "share");
-    for (const char* spec : {"cublas", "bf16", "w8", "w4g128", "w4g128a", "w4g32"}) {
+    for (const char* spec : {"cublas", "bf16-nopdl", "bf16", "w8-nopdl", "w8", "w4g128-nopdl", "w4g128", "w4g128a",
+                             "w4g32"}) {
       for (int n : kTokens) {
         double us = 0, bytes = 0;
         bool ok = true;
@@ -228,7 +234,7 @@ int main(int argc, char** argv) {
         }
         if (!ok) continue;
         const double roof_us = bytes / (roof * 1e3);
-        std::printf("%-8s %-3d %10.2f %10.0f %12.0f %12.0f %7.0f%%\n", spec, n, bytes / 1e9, us, n * 1e6 / us,
+        std::printf("%-13s %-3d %10.2f %10.0f %12.0f %12.0f %7.0f%%\n", spec, n, bytes / 1e9, us, n * 1e6 / us,
                     n * 1e6 / roof_us, 100 * roof_us / us);
       }
     }

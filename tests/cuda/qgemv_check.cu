@@ -124,7 +124,7 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   QB_CUDA_OK(cudaFree(dy));
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
-          (cfg.row_blocks_per_warp ? "" : " (auto)");
+          (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? "" : " no-pdl");
   const Tol tol = tolerance(spec);
   std::vector<double> w(static_cast<size_t>(n_in));
   double err2 = 0, ref2 = 0, worst = 0;
@@ -225,6 +225,8 @@ int main() {
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 8, 16})
           for (int n : {1, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w}, rng);
+      // Plain stream ordering (no programmatic dependent launch).
+      check_case(s, 1000, 1152, 9, {0, 0, false}, rng);
     }
     // A Llama-2-7B down projection at n = 4 (long input, K = 11008 = 86 groups of 128).
     check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, 4, {}, rng);

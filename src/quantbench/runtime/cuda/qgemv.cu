@@ -122,9 +122,15 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     }
   };
 
+  // Programmatic dependent launch: let the next kernel in the stream start its own weight loads
+  // while this one drains, and start ours before the previous kernel (which may produce x) is done.
+  // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
+  // Both are no-ops when the launch did not ask for the overlap.
+  asm volatile("griddepcontrol.launch_dependents;");
   const int stride = n_warps * U;
   Step cur;
   load_step(warp * U, cur);
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   for (int c0 = warp * U; c0 < chunks; c0 += stride) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
@@ -322,14 +328,13 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count) {
   // tokens; the int4 kernels need too many registers for it (occupancy falls more than L1 traffic).
   const bool int4 = p.spec.format == WeightFormat::W4A16;
   c.row_blocks_per_warp = !int4 && n_tokens > 8 ? 2 : 1;
-  const int lpc = p.spec.format == WeightFormat::BF16 ? 4 : p.spec.format == WeightFormat::W8A16 ? 2 : 1;
-  const int64_t per_step = steps_for(lpc, c.row_blocks_per_warp);
   const int64_t blocks = (p.row_blocks + c.row_blocks_per_warp - 1) / c.row_blocks_per_warp;
-  // As many warps per block (splitting the input dimension) as still give each warp at least two
-  // steps, so its prefetch overlaps something; 16 only while blocks are few (4096-row matrices).
-  c.warps_per_block = 4;
-  for (int nw : {16, 8})
-    if (p.chunks >= 2 * nw * per_step && (nw <= 8 || blocks < 2 * sm_count)) { c.warps_per_block = nw; break; }
+  // The warps of a block split the input dimension: 16 for long inputs (down projection) or when
+  // there are fewer blocks than SMs, else 8; int4 at 16 tokens keeps 8 (its registers would allow
+  // only one 16-warp block per SM).
+  const bool long_k = p.chunks >= 128 && !(int4 && n_tokens > 8);
+  c.warps_per_block = long_k || (c.row_blocks_per_warp == 2 && blocks < sm_count) ? 16 : 8;
+  if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
   return c;
 }
 
@@ -359,11 +364,20 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  fn<<<blocks, nw * 32, smem, stream>>>(static_cast<const uint4*>(w.weights.get()),
-                                        static_cast<const uint16_t*>(w.scales.get()),
-                                        static_cast<const uint8_t*>(w.zeros.get()),
-                                        static_cast<const uint4*>(xfrag), y, int(p.n_out), int(p.row_blocks),
-                                        int(p.chunks), int(p.groups), n_tokens);
+  cudaLaunchConfig_t lc = {};
+  lc.gridDim = dim3(unsigned(blocks));
+  lc.blockDim = dim3(unsigned(nw * 32));
+  lc.dynamicSmemBytes = smem;
+  lc.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  lc.attrs = attr;
+  lc.numAttrs = cfg.overlap_launch ? 1 : 0;
+  QB_CUDA_OK(cudaLaunchKernelEx(&lc, fn, static_cast<const uint4*>(w.weights.get()),
+                                static_cast<const uint16_t*>(w.scales.get()),
+                                static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y,
+                                int(p.n_out), int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens));
   QB_CUDA_LAUNCHED();
   return cfg;
 }

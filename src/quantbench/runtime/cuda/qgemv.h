@@ -112,6 +112,9 @@ void pack_activations(const void* x, bool x_is_bf16, int n_tokens, int64_t n_in,
 struct QgemvConfig {
   int row_blocks_per_warp = 0;  // 1, 2 or 4: more reuses each activation fragment more
   int warps_per_block = 0;      // 1..16: the warps of a block split the input dimension
+  // Programmatic dependent launch: this kernel may start (and load its weights) while the previous
+  // kernel in the stream finishes; it waits for that kernel before reading x. Off: plain ordering.
+  bool overlap_launch = true;
 };
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count);
 
