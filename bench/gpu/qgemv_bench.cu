@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   const std::string out_dir = argv[1];
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
   const int reps = quick ? 5 : 15;
-  const bool no_pdl = std::getenv("QB_BENCH_NO_PDL") != nullptr;  // fallback if the overlap fails
+  const bool no_pdl = std::getenv("QB_BENCH_NO_PDL") != nullptr;  // skip the overlap variant
   try {
     cudaDeviceProp prop{};
     QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
@@ -109,22 +109,22 @@ int main(int argc, char** argv) {
         const int inner = copies * std::max(1, 24 / copies);
         for (int n : kTokens) {
           void* xf = spec.format == WeightFormat::BF16 ? xbf16[n] : xf16[n];
-          // The heuristic launch shape with and without the launch overlap, then (full runs) the sweep.
-          std::vector<QgemvConfig> configs = {{0, 0, !no_pdl}};
-          if (!no_pdl) configs.push_back({0, 0, false});
+          // The heuristic launch shape without and with the launch overlap, then (full runs) the sweep.
+          std::vector<QgemvConfig> configs = {{0, 0, false}};
+          if (!no_pdl) configs.push_back({0, 0, true});
           if (!quick)
             for (int r : {1, 2, 4})
-              for (int nw : {4, 8, 16}) configs.push_back({r, nw, !no_pdl});
+              for (int nw : {4, 8, 16}) configs.push_back({r, nw, false});
           for (const QgemvConfig& cfg : configs) {
             const QgemvConfig ran = qgemv(w[0], xf, n, y, s, cfg);  // the launch shape that really runs
             const Timing t = time_graph(
                 [&](int i, cudaStream_t st) { qgemv(w[size_t(i % copies)], xf, n, y, st, cfg); }, inner, reps, s);
             Row r;
             r.shape = sh.name;
-            r.spec = spec_name(spec) + (cfg.overlap_launch ? "" : "-nopdl");
+            r.spec = spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "");
             r.config = std::string(cfg.row_blocks_per_warp ? "" : "auto:") + "R" +
                        std::to_string(ran.row_blocks_per_warp) + "w" + std::to_string(ran.warps_per_block) +
-                       (cfg.overlap_launch ? "" : "-nopdl");
+                       (cfg.overlap_launch ? "+pdl" : "");
             r.n_out = sh.n_out;
             r.n_in = sh.n_in;
             r.n = n;
@@ -188,14 +188,14 @@ int main(int argc, char** argv) {
     // Short tables last (the device tool returns the tail of the output).
     std::printf("\nSweep: best launch shape vs heuristic (share of copy bandwidth)\n");
     for (const Row& r : rows) {
-      if (r.spec == "cublas" || r.spec.find("nopdl") != std::string::npos) continue;
+      if (r.spec == "cublas" || r.spec.find("+pdl") != std::string::npos) continue;
       const Row& b = best[r.spec + "|" + r.shape + "|" + std::to_string(r.n)];
       if (b.t.median_ms < 0.97 * r.t.median_ms)
         std::printf("  %-8s %-20s n=%-2d auto %s %.0f%%  best %s %.0f%%\n", r.spec.c_str(), r.shape.c_str(), r.n,
                     r.config.c_str(), 100 * r.share, b.config.c_str(), 100 * b.share);
     }
 
-    std::printf("\nPer-shape decode kernels, heuristic launch shape, launch overlap (PDL) on: GB/s of weight+scale bytes (%% of copy %.0f GB/s),"
+    std::printf("\nPer-shape decode kernels, heuristic launch shape, plain launches (no PDL): GB/s of weight+scale bytes (%% of copy %.0f GB/s),"
                 " median of %d; [min..max] us for spread in the CSV\n", roof, reps);
     std::printf("%-20s %-3s", "shape", "n");
     const char* cols[] = {"cublas", "bf16", "w8", "w4g128", "w4g128a", "w4g32", "w4g32a"};
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
                 " norms, KV cache or launch gaps between layers):\n");
     std::printf("%-13s %-3s %10s %10s %12s %12s %8s\n", "weights", "n", "GB/step", "us/step", "tok/s", "roof tok/s",
                 "share");
-    for (const char* spec : {"cublas", "bf16-nopdl", "bf16", "w8-nopdl", "w8", "w4g128-nopdl", "w4g128", "w4g128a",
+    for (const char* spec : {"cublas", "bf16", "bf16+pdl", "w8", "w8+pdl", "w4g128", "w4g128+pdl", "w4g128a",
                              "w4g32"}) {
       for (int n : kTokens) {
         double us = 0, bytes = 0;

@@ -50,7 +50,7 @@ fi
 if [ $BENCH = 1 ]; then
   if ! build-gpu/qgemv_bench "$OUT" $QUICK > "$OUT/bench.log" 2>&1; then
     tail -3 "$OUT/bench.log"
-    echo "benchmark failed; rerunning without the launch overlap (QB_BENCH_NO_PDL=1)"
+    echo "benchmark failed; rerunning without the launch-overlap variant (QB_BENCH_NO_PDL=1)"
     mv "$OUT/bench.log" "$OUT/bench_failed.log"
     QB_BENCH_NO_PDL=1 build-gpu/qgemv_bench "$OUT" $QUICK > "$OUT/bench.log" 2>&1 || true
   fi

@@ -113,8 +113,10 @@ struct QgemvConfig {
   int row_blocks_per_warp = 0;  // 1, 2 or 4: more reuses each activation fragment more
   int warps_per_block = 0;      // 1..16: the warps of a block split the input dimension
   // Programmatic dependent launch: this kernel may start (and load its weights) while the previous
-  // kernel in the stream finishes; it waits for that kernel before reading x. Off: plain ordering.
-  bool overlap_launch = true;
+  // kernel in the stream finishes; it waits for that kernel before reading x. Off by default: on an
+  // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
+  // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
+  bool overlap_launch = false;
 };
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count);
 
