@@ -7,7 +7,7 @@
 // Weights are read with an L1 no-allocate hint (read once), leaving L1 to the activation fragments
 // that every row block re-reads. The next step's weights are prefetched into registers before the
 // current step's arithmetic. int4 multiplies the exact integers (q - z) and scales each group's f32
-// partial sum, so every format's products are exact and only f32 accumulation rounds.
+// partial sum, so every format's products are exact and only f32 arithmetic rounds.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
