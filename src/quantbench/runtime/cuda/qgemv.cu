@@ -1,0 +1,387 @@
+// Decode matrix-vector / small-batch kernels for the packed layout documented in qgemv.h.
+// One warp owns R row blocks (16 rows each) and a strided share of the 64-wide input chunks; each
+// step it issues all its 16-byte weight loads (U chunks x R row blocks x LPC vectors) before touching
+// any of them, so every warp keeps several KB in flight; then it dequantizes in registers and runs
+// mma.sync m16n8k16 (f32 accumulators). The warps of a block split the input dimension and reduce
+// through shared memory, so each output is written once with no atomics and no pre-zeroed buffer.
+// Weights are read with an L1 no-allocate hint (read once), leaving L1 to the activation fragments
+// that every row block re-reads. The next step's weights are prefetched into registers before the
+// current step's arithmetic. int4 multiplies the exact integers (q - z) and scales each group's f32
+// partial sum, so every format's products are exact and only f32 arithmetic rounds.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/qgemv.h"
+
+namespace qb::runtime::cuda {
+namespace {
+
+constexpr int kMaxWarps = 16;
+
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+template <bool kBf16>
+__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
+__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
+
+// Format traits: vectors per chunk (LPC) and chunks per step (U) so that a warp has ~8 loads in flight
+// per step at R = 1 (plus the next step's, prefetched), without running out of registers at larger R.
+template <int F> struct Fmt;
+template <> struct Fmt<0> { static constexpr int LPC = 4; static constexpr bool kBf16 = true; };   // bf16
+template <> struct Fmt<1> { static constexpr int LPC = 2; static constexpr bool kBf16 = false; };  // int8
+template <> struct Fmt<2> { static constexpr int LPC = 1; static constexpr bool kBf16 = false; };  // int4
+
+__host__ __device__ constexpr int steps_for(int lpc, int r) {
+  const int u = 8 / (lpc * r);  // 8 vectors (4 KB per warp) in flight, 16 with the prefetch
+  return u < 1 ? 1 : (u > 4 ? 4 : u);
+}
+template <int F, int R>
+__host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
+
+// F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
+// warp. NT: 8-token tiles (1 or 2).
+template <int F, int G, bool ASYM, int R, int NT>
+__global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
+                             const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
+                             float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
+                             int n_tokens) {
+  constexpr int LPC = Fmt<F>::LPC;
+  constexpr int U = steps_u<F, R>();
+  static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
+  extern __shared__ float red[];  // [warps][R][NT][4][32]
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  const int g = lane >> 2;
+  const int rb0 = blockIdx.x * R;
+
+  float acc[R][NT][4];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.f;
+
+  // What one step streams from HBM: U chunks x R row blocks of weights (+ int4 scales / zero points).
+  // The next step's loads are issued before this step's arithmetic (register double buffering), so
+  // each warp keeps its weight stream going while it dequantizes and multiplies.
+  struct Step {
+    uint4 w[U][R][LPC];
+    uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
+    uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
+  };
+  auto load_step = [&](int c0, Step& st) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + u;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int rb = rb0 + r;
+        const bool ok = c < chunks && rb < row_blocks;
+#pragma unroll
+        for (int v = 0; v < LPC; ++v)
+          st.w[u][r][v] = ok ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
+                             : make_uint4(0, 0, 0, 0);
+        if constexpr (F == 2) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
+            const int gi = G == 128 ? (c >> 1) : (2 * c + h);
+            const size_t at = (size_t(rb) * groups + gi) * 8 + g;
+            st.sc[u][r][h] = ok ? __ldg(reinterpret_cast<const uint32_t*>(scales) + at) : 0u;
+            if constexpr (ASYM)
+              st.zp[u][r][h] = ok ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(zeros) + at)) : 0u;
+          }
+        }
+      }
+    }
+  };
+
+  // Programmatic dependent launch: let the next kernel in the stream start its own weight loads
+  // while this one drains, and start ours before the previous kernel (which may produce x) is done.
+  // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
+  // Both are no-ops when the launch did not ask for the overlap.
+  asm volatile("griddepcontrol.launch_dependents;");
+  const int stride = n_warps * U;
+  Step cur;
+  load_step(warp * U, cur);
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+    Step nxt;
+    load_step(c0 + stride, nxt);  // predicated off past the end
+    uint4 xv[U][NT][2];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + u;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const bool ok = c < chunks && 8 * j + g < n_tokens;
+        const uint4* p = xfrag + ((size_t(c) * NT + j) * 32 + lane) * 2;
+        xv[u][j][0] = ok ? __ldg(p) : make_uint4(0, 0, 0, 0);
+        xv[u][j][1] = ok ? __ldg(p + 1) : make_uint4(0, 0, 0, 0);
+      }
+    }
+    const auto& wv = cur.w;
+    const auto& sc = cur.sc;
+    const auto& zp = cur.zp;
+
+    if constexpr (F == 2) {
+      // int4: per group, the tensor cores multiply the exact integers (q - z) (f16 holds them exactly)
+      // into a temporary f32 tile, which is then scaled in f32 by the two rows' scales: no f16
+      // rounding of dequantized weights and one HMUL2 per register less. Nibbles come out with one
+      // shift and four LOP3s per word: the low nibble of each byte as 1024 + q, the high nibble as
+      // 1024 + 16 q (rescaled by 1/16 inside the HFMA2 that removes the zero point).
+      constexpr int SPANS = G == 128 ? U / 2 : 2 * U;  // groups per step (U is even for int4)
+      constexpr int SUB = G == 128 ? 8 : 2;            // k16 sub-tiles per group
+      const __half2 sixteenth = __float2half2_rn(0.0625f), k960 = __float2half2_rn(960.f);
+#pragma unroll
+      for (int sp = 0; sp < SPANS; ++sp) {
+        const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const uint32_t zpair = ASYM ? zp[u0][r][h] : 0x0808u;
+          const __half2 z_lo = bits_h2(__byte_perm(zpair, 0x64646464u, 0x4040));                    // 1024 + z_g
+          const __half2 nz_hi = __hneg2(__hsub2(bits_h2(__byte_perm(zpair, 0x64646464u, 0x4141)), k960));  // -(64 + z_g+8)
+          float tmp[NT][4];
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) tmp[j][i] = 0.f;
+#pragma unroll
+          for (int t = 0; t < SUB; ++t) {
+            const int u = G == 128 ? u0 + t / 4 : u0, s = G == 128 ? t % 4 : 2 * h + t;
+            const uint4& q = wv[u][r][0];
+            const uint32_t word = s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w;
+            const uint32_t w8 = word >> 8;
+            // A registers 0, 2 hold row g (nibbles 0|4, 2|6); 1, 3 row g + 8 (nibbles 1|5, 3|7).
+            const uint32_t a0 = h2_bits(__hsub2(bits_h2((word & 0x000f000fu) | 0x64006400u), z_lo));
+            const uint32_t a1 = h2_bits(__hfma2(bits_h2((word & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi));
+            const uint32_t a2 = h2_bits(__hsub2(bits_h2((w8 & 0x000f000fu) | 0x64006400u), z_lo));
+            const uint32_t a3 = h2_bits(__hfma2(bits_h2((w8 & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi));
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              const uint4& b = xv[u][j][s >> 1];
+              const uint32_t b0 = (s & 1) ? b.z : b.x, b1 = (s & 1) ? b.w : b.y;
+              mma16816<Fmt<F>::kBf16>(tmp[j], a0, a1, a2, a3, b0, b1);
+            }
+          }
+          const float2 s2 = __half22float2(bits_h2(sc[u0][r][h]));  // (row g, row g + 8)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            acc[r][j][0] += s2.x * tmp[j][0];
+            acc[r][j][1] += s2.x * tmp[j][1];
+            acc[r][j][2] += s2.y * tmp[j][2];
+            acc[r][j][3] += s2.y * tmp[j][3];
+          }
+        }
+      }
+    } else {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        uint32_t a[4][4];  // [sub-tile][A register]
+        if constexpr (F == 0) {
+#pragma unroll
+          for (int s = 0; s < 4; ++s) {
+            a[s][0] = wv[u][r][s].x; a[s][1] = wv[u][r][s].y; a[s][2] = wv[u][r][s].z; a[s][3] = wv[u][r][s].w;
+          }
+        } else {
+          const __half2 off = __float2half2_rn(1152.f);
+#pragma unroll
+          for (int s = 0; s < 4; ++s) {
+            const uint4& q = wv[u][r][s >> 1];
+            const uint32_t w0 = (s & 1) ? q.z : q.x, w1 = (s & 1) ? q.w : q.y;
+            a[s][0] = h2_bits(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4140)), off));
+            a[s][1] = h2_bits(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4342)), off));
+            a[s][2] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4140)), off));
+            a[s][3] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), off));
+          }
+        }
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            const uint4& b = xv[u][j][s >> 1];
+            const uint32_t b0 = (s & 1) ? b.z : b.x, b1 = (s & 1) ? b.w : b.y;
+            mma16816<Fmt<F>::kBf16>(acc[r][j], a[s][0], a[s][1], a[s][2], a[s][3], b0, b1);
+          }
+        }
+      }
+    }
+    }
+    cur = nxt;
+  }
+
+  // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
+  constexpr int kPer = R * NT * 4 * 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp * kPer + ((r * NT + j) * 4 + i) * 32 + lane] = acc[r][j][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
+    float sum = 0.f;
+    for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
+    const int l = e & 31, i = (e >> 5) & 3, rj = e >> 7, j = rj % NT, r = rj / NT;
+    const int row = (rb0 + r) * 16 + (l >> 2) + 8 * (i >> 1);
+    const int tok = 8 * j + 2 * (l & 3) + (i & 1);
+    if (row < n_out && tok < n_tokens) {
+      if constexpr (F == 1) sum *= __half2float(__ushort_as_half(scales[row]));
+      y[size_t(tok) * n_out + row] = sum;
+    }
+  }
+}
+
+__global__ void pack_activations_kernel(const uint16_t* __restrict__ x, int n_tokens, int n_in, int nt,
+                                        int chunks, uint32_t* __restrict__ out) {
+  const size_t total = size_t(chunks) * nt * 32 * 8;
+  for (size_t idx = blockIdx.x * size_t(blockDim.x) + threadIdx.x; idx < total;
+       idx += size_t(gridDim.x) * blockDim.x) {
+    const int sh = int(idx & 7), lane = int((idx >> 3) & 31);
+    const size_t rest = idx >> 8;
+    const int j = int(rest % nt), c = int(rest / nt);
+    const int s = sh >> 1, h = sh & 1;
+    const int tok = 8 * j + (lane >> 2);
+    const int k = 64 * c + 16 * s + 2 * (lane & 3) + 8 * h;
+    uint32_t lo = 0, hi = 0;
+    if (tok < n_tokens) {
+      const uint16_t* row = x + size_t(tok) * n_in;
+      if (k < n_in) lo = row[k];
+      if (k + 1 < n_in) hi = row[k + 1];
+    }
+    out[idx] = lo | (hi << 16);
+  }
+}
+
+using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
+                          int, int);
+
+template <int F, int G, bool ASYM, int R>
+KernelFn pick_nt(int nt) {
+  return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1> : qgemv_kernel<F, G, ASYM, R, 2>;
+}
+template <int F, int G, bool ASYM>
+KernelFn pick_r(int r, int nt) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
+}
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt) {
+  switch (s.format) {
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
+    case WeightFormat::W8A16: return pick_r<1, 0, false>(r, nt);
+    case WeightFormat::W4A16:
+      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt) : pick_r<2, 32, false>(r, nt);
+      return s.asym ? pick_r<2, 128, true>(r, nt) : pick_r<2, 128, false>(r, nt);
+  }
+  throw std::invalid_argument("qgemv: unknown format");
+}
+
+}  // namespace
+
+size_t activation_frag_bytes(int64_t n_in, int n_tokens) {
+  const int64_t chunks = (n_in + 63) / 64, nt = (n_tokens + 7) / 8;
+  return size_t(chunks * nt * 32 * 8 * 4);
+}
+
+void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/, int n_tokens, int64_t n_in,
+                      void* xfrag, cudaStream_t stream) {
+  if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("pack_activations: n_tokens must be 1..16");
+  const int chunks = int((n_in + 63) / 64), nt = (n_tokens + 7) / 8;
+  const size_t total = size_t(chunks) * nt * 256;
+  const int blocks = int(std::min<size_t>((total + 255) / 256, 4096));
+  pack_activations_kernel<<<blocks, 256, 0, stream>>>(static_cast<const uint16_t*>(x), n_tokens, int(n_in), nt,
+                                                      chunks, static_cast<uint32_t*>(xfrag));
+  QB_CUDA_LAUNCHED();
+}
+
+QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count) {
+  // Rules read off a sweep of every launch shape on an H100 (docs/perf.md).
+  QgemvConfig c;
+  // R = 2 shares each activation fragment between two row blocks: it pays for bf16 / int8 at 16
+  // tokens; the int4 kernels need too many registers for it (occupancy falls more than L1 traffic).
+  const bool int4 = p.spec.format == WeightFormat::W4A16;
+  c.row_blocks_per_warp = !int4 && n_tokens > 8 ? 2 : 1;
+  const int64_t blocks = (p.row_blocks + c.row_blocks_per_warp - 1) / c.row_blocks_per_warp;
+  // The warps of a block split the input dimension: 16 for long inputs (down projection) or when
+  // there are fewer blocks than SMs, else 8; int4 at 16 tokens keeps 8 (its registers would allow
+  // only one 16-warp block per SM).
+  const bool long_k = p.chunks >= 128 && !(int4 && n_tokens > 8);
+  c.warps_per_block = long_k || (c.row_blocks_per_warp == 2 && blocks < sm_count) ? 16 : 8;
+  if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
+  return c;
+}
+
+QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
+           QgemvConfig cfg) {
+  if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("qgemv: n_tokens must be 1..16");
+  const PackedShape& p = w.shape;
+  if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0) {
+    int dev = 0, sms = 0;
+    QB_CUDA_OK(cudaGetDevice(&dev));
+    QB_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const QgemvConfig auto_cfg = choose_config(p, n_tokens, sms);
+    if (cfg.row_blocks_per_warp == 0) cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
+    if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
+  }
+  const int r = cfg.row_blocks_per_warp, nt = (n_tokens + 7) / 8;
+  int nw = cfg.warps_per_block;
+  if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
+  if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
+  const KernelFn fn = pick_kernel(p.spec, r, nt);
+  if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
+    cudaFuncAttributes attr{};
+    QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
+    nw = std::min(nw, attr.maxThreadsPerBlock / 32);
+    cfg.warps_per_block = nw;
+  }
+  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
+  const int blocks = int((p.row_blocks + r - 1) / r);
+  if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  cudaLaunchConfig_t lc = {};
+  lc.gridDim = dim3(unsigned(blocks));
+  lc.blockDim = dim3(unsigned(nw * 32));
+  lc.dynamicSmemBytes = smem;
+  lc.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  lc.attrs = attr;
+  lc.numAttrs = cfg.overlap_launch ? 1 : 0;
+  QB_CUDA_OK(cudaLaunchKernelEx(&lc, fn, static_cast<const uint4*>(w.weights.get()),
+                                static_cast<const uint16_t*>(w.scales.get()),
+                                static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y,
+                                int(p.n_out), int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens));
+  QB_CUDA_LAUNCHED();
+  return cfg;
+}
+
+}  // namespace qb::runtime::cuda

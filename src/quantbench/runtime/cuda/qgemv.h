@@ -1,0 +1,129 @@
+// Decode-time matrix products y = W x for n = 1..16 tokens with weights streamed from HBM in a packed
+// form: BF16, W8A16 (int8, one f16 scale per output row) and W4A16 (4-bit, one f16 scale per group of
+// 32 or 128 inputs, symmetric or with a 4-bit zero point per group). Decode reads every weight once, so
+// the design goal is bytes: each weight byte is loaded once with a 16-byte load, dequantized in
+// registers and fed straight to the tensor cores (mma.sync m16n8k16, f32 accumulation), which keeps
+// the arithmetic off the critical path even at 16 tokens, where CUDA-core FMAs could not keep up with
+// 4-bit weights at 3 TB/s.
+//
+// PACKED WEIGHT LAYOUT (shared by all formats; host pack()/unpack() below are the plain reference).
+// Rows are cut into row blocks of 16 (rb, padded with zero rows), inputs into chunks of 64 (c, padded
+// with zero columns). One chunk of one row block is 16x64 elements, stored as LPC "vectors" of
+// 32 lanes x 16 bytes (512 contiguous bytes each, so one warp-wide 16-byte load reads one vector):
+//   weights[((rb * chunks + c) * LPC + v) * 32 + lane] : uint4
+//   LPC = 4 (bf16), 2 (int8), 1 (int4).
+// Inside a 16x64 chunk, k16 sub-tile s (0..3) covers columns 16s..16s+15. Lane l = 4*g + t holds, for
+// each sub-tile, the 8 elements of the mma A fragment, element e (0..7) at
+//   row = g + 8 * ((e >> 1) & 1),   column = 16 s + 2 t + (e & 1) + 8 * (e >> 2).
+// Per format, where element e of sub-tile s sits inside the lane's 16 bytes of vector v:
+//   bf16: v = s;        u16 number e                  (the four u32 are the A registers as they are)
+//   int8: v = s >> 1;   byte 8 (s & 1) + e, storing q + 128 (q in -128..127); four bytes -> two f16
+//                       via byte_perm with 0x64 high bytes (1024 + byte), minus 1152.
+//   int4: v = 0;        u32 word s, nibble (e >> 1) + 4 (e & 1), storing q (0..15); a mask and an OR
+//                       with 0x64006400 makes f16 1024 + q for two elements at once, minus (1024 + z).
+// SCALES: int8: scales[row] f16, applied to the f32 sum. int4: f16 per (row, group), stored so that a
+// lane loads its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
+// row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
+// index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
+// integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
+//
+// ACTIVATIONS are packed too, by pack_activations() (a real decode step would have the preceding
+// norm/activation kernel write this layout directly): x for n tokens, f16 (int formats) or bf16 (bf16
+// weights), as mma B fragments, NT = ceil(n / 8) tiles of 8 tokens, zero past n and past n_in:
+//   xfrag[((c * NT + j) * 32 + lane) * 8 + 2 s + h] : u32, lane = 4 g + t, token = 8 j + g,
+//   holding x[token][64 c + 16 s + 2 t + 8 h + {0, 1}].
+// Lanes whose token is past n skip the load, so x traffic grows with n, not with the tile.
+//
+// OUTPUT: y[token * n_out + row] in f32 (the residual stream's precision); every element for
+// token < n, row < n_out is written by exactly one thread (no atomics, no pre-zeroing).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qb::runtime::cuda {
+
+enum class WeightFormat { BF16, W8A16, W4A16 };
+
+struct QuantSpec {
+  WeightFormat format = WeightFormat::BF16;
+  int group = 0;      // W4A16: 32 or 128 inputs per scale; otherwise 0
+  bool asym = false;  // W4A16: per-group zero point (else z = 8)
+};
+std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w4g128", "w4g32a", ...
+
+// The plain, unpacked matrix: what a quantizer produces and what the CPU reference reads.
+// weight(o, i) = bf16[o][i] | q8[o][i] * scales[o] | (q4[o][i] - zero) * scales[o][i / group].
+struct HostMatrix {
+  QuantSpec spec;
+  int64_t n_out = 0, n_in = 0;
+  std::vector<uint16_t> bf16;    // [n_out][n_in] bf16 bits
+  std::vector<int8_t> q8;        // [n_out][n_in]
+  std::vector<uint8_t> q4;       // [n_out][n_in], one value 0..15 per byte
+  std::vector<uint16_t> scales;  // f16 bits: [n_out] (w8) or [n_out][n_in / group] (w4)
+  std::vector<uint8_t> zeros;    // [n_out][n_in / group], 0..15 (asymmetric w4 only)
+  double weight(int64_t o, int64_t i) const;  // exact value in double (the reference's view)
+};
+
+// Geometry of the packed form (see the layout comment above).
+struct PackedShape {
+  QuantSpec spec;
+  int64_t n_out = 0, n_in = 0;
+  int64_t row_blocks = 0;  // ceil(n_out / 16)
+  int64_t chunks = 0;      // ceil(n_in / 64)
+  int64_t groups = 0;      // w4: chunks * 64 / group (padding groups have scale 0)
+};
+
+// Bytes of each packed array (padding included: what the kernels stream).
+struct PackedSizes { size_t weights = 0, scales = 0, zeros = 0; };
+PackedSizes packed_sizes(const PackedShape& p);
+
+struct PackedHost {
+  PackedShape shape;
+  std::vector<uint8_t> weights, scales, zeros;
+};
+
+// Throws std::invalid_argument on impossible shapes (w4 needs n_in % group == 0, group 32 or 128).
+PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in);
+PackedHost pack(const HostMatrix& m);
+HostMatrix unpack(const PackedHost& p);  // exact inverse of pack() on the unpadded region
+
+// A packed matrix on the device. Owns its memory.
+struct DeviceMatrix {
+  PackedShape shape;
+  std::shared_ptr<void> weights, scales, zeros;  // zeros/scales null where the format has none
+  size_t weight_bytes = 0, scale_bytes = 0, zero_bytes = 0;
+  size_t bytes() const { return weight_bytes + scale_bytes + zero_bytes; }  // streamed per product
+};
+DeviceMatrix upload(const PackedHost& p);
+// Uninitialized device storage of the packed sizes (benchmarks fill it with random bytes on the GPU).
+DeviceMatrix allocate(const PackedShape& p);
+
+// Activations: x is [n_tokens][n_in] f16 (int formats) or bf16 (bf16 weights), row-major.
+size_t activation_frag_bytes(int64_t n_in, int n_tokens);
+void pack_activations(const void* x, bool x_is_bf16, int n_tokens, int64_t n_in, void* xfrag,
+                      cudaStream_t stream);
+
+// Launch shape. 0 = chosen from the problem (choose_config). rows_per_warp is in row blocks of 16.
+struct QgemvConfig {
+  int row_blocks_per_warp = 0;  // 1, 2 or 4: more reuses each activation fragment more
+  int warps_per_block = 0;      // 1..16: the warps of a block split the input dimension
+  // Programmatic dependent launch: this kernel may start (and load its weights) while the previous
+  // kernel in the stream finishes; it waits for that kernel before reading x. Off by default: on an
+  // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
+  // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
+  bool overlap_launch = false;
+};
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count);
+
+// y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
+// Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not
+// allow that many threads in one block.
+QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
+           QgemvConfig config = {});
+
+}  // namespace qb::runtime::cuda

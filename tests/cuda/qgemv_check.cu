@@ -1,0 +1,250 @@
+// Correctness of the CUDA decode kernels (runtime/cuda) against a float64 CPU product.
+// A separate executable built only with QB_CUDA=ON (and by bench/gpu/run.sh with plain nvcc), with
+// plain checks in main(): the GPU machine has no gtest. Every case draws fresh random inputs, poisons
+// the output with NaN and a guard region past it with a sentinel before the launch, and checks:
+//   - every output finite (all written), the guard untouched (nothing written past the end);
+//   - per element |y - ref| <= tol_elem * sum_i |w_i x_i| (a bound that rounding cannot exceed);
+//   - ||y - ref|| / ||ref|| <= tol_l2 (from 64 outputs on: a statistical criterion);
+//   - a second launch gives bit-identical output (no race, no read of unwritten memory).
+// Tolerances, from the arithmetic: all products are exact in f32 (bf16 x bf16; int8 or (q - z) x f16,
+// scales applied in f32 to the row's or group's partial sum), so only f32 accumulation errs:
+// tol_elem 2e-4 of sum |w x| (K up to 11008), tol_l2 1e-5.
+// A wrong layout, scale, zero point or token mapping gives errors of order 1, far above these.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/qgemv.h"
+
+using namespace qb::runtime::cuda;
+
+namespace {
+
+int g_failures = 0, g_cases = 0;
+
+#define CHECK(cond, ...)                                        \
+  do {                                                          \
+    if (!(cond)) {                                              \
+      std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      std::printf(__VA_ARGS__);                                 \
+      std::printf("\n");                                        \
+      ++g_failures;                                             \
+    }                                                           \
+  } while (0)
+
+uint16_t to_f16(float f) { return __half_raw(__float2half_rn(f)).x; }
+uint16_t to_bf16(float f) { return __nv_bfloat16_raw(__float2bfloat16_rn(f)).x; }
+double from_f16(uint16_t u) { __half_raw r; r.x = u; return double(__half2float(__half(r))); }
+double from_bf16(uint16_t u) { __nv_bfloat16_raw r; r.x = u; return double(__bfloat162float(__nv_bfloat16(r))); }
+
+HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
+  HostMatrix m;
+  m.spec = spec;
+  m.n_out = n_out;
+  m.n_in = n_in;
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const size_t n = size_t(n_out * n_in);
+  if (spec.format == WeightFormat::BF16) {
+    m.bf16.resize(n);
+    for (auto& v : m.bf16) v = to_bf16(0.05f * u(rng));
+  } else if (spec.format == WeightFormat::W8A16) {
+    m.q8.resize(n);
+    std::uniform_int_distribution<int> q(-128, 127);
+    for (auto& v : m.q8) v = int8_t(q(rng));
+    m.scales.resize(size_t(n_out));
+    for (auto& s : m.scales) s = to_f16(1e-3f * (1.5f + u(rng)));
+  } else {
+    m.q4.resize(n);
+    std::uniform_int_distribution<int> q(0, 15);
+    for (auto& v : m.q4) v = uint8_t(q(rng));
+    const size_t ng = size_t(n_out * (n_in / spec.group));
+    m.scales.resize(ng);
+    for (auto& s : m.scales) s = to_f16(4e-3f * (1.5f + u(rng)));
+    if (spec.asym) {
+      m.zeros.resize(ng);
+      for (auto& z : m.zeros) z = uint8_t(q(rng));
+    }
+  }
+  return m;
+}
+
+struct Tol { double elem, l2; };
+Tol tolerance(const QuantSpec& s) {
+  (void)s;
+  return Tol{2e-4, 1e-5};
+}
+
+void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens, QgemvConfig cfg,
+                std::mt19937_64& rng) {
+  ++g_cases;
+  std::string name = spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
+                     " n=" + std::to_string(n_tokens);
+  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
+  const bool bf16_act = spec.format == WeightFormat::BF16;
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<uint16_t> x(size_t(n_tokens) * n_in);
+  std::vector<double> xd(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = bf16_act ? to_bf16(u(rng)) : to_f16(u(rng));
+    xd[i] = bf16_act ? from_bf16(x[i]) : from_f16(x[i]);
+  }
+
+  const DeviceMatrix dw = upload(pack(m));
+  void *dx = nullptr, *dxf = nullptr;
+  float* dy = nullptr;
+  const size_t ny = size_t(n_tokens) * n_out, guard = 1024;
+  QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
+  QB_CUDA_OK(cudaMalloc(&dxf, activation_frag_bytes(n_in, n_tokens)));
+  QB_CUDA_OK(cudaMalloc(&dy, (ny + guard) * sizeof(float)));
+  QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  QB_CUDA_OK(cudaMemset(dxf, 0xff, activation_frag_bytes(n_in, n_tokens)));  // poison: every word rewritten
+  pack_activations(dx, bf16_act, n_tokens, n_in, dxf, nullptr);
+
+  std::vector<float> y(ny + guard), y2(ny + guard);
+  const float sentinel = 12345.5f;
+  std::vector<float> poison(ny + guard, std::nanf(""));
+  for (size_t i = ny; i < ny + guard; ++i) poison[i] = sentinel;
+  QgemvConfig ran;
+  for (int run = 0; run < 2; ++run) {
+    QB_CUDA_OK(cudaMemcpy(dy, poison.data(), poison.size() * sizeof(float), cudaMemcpyHostToDevice));
+    ran = qgemv(dw, dxf, n_tokens, dy, nullptr, cfg);
+    QB_CUDA_OK(cudaDeviceSynchronize());
+    QB_CUDA_OK(cudaMemcpy(run ? y2.data() : y.data(), dy, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  }
+  QB_CUDA_OK(cudaFree(dx));
+  QB_CUDA_OK(cudaFree(dxf));
+  QB_CUDA_OK(cudaFree(dy));
+
+  name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
+          (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "");
+  const Tol tol = tolerance(spec);
+  std::vector<double> w(static_cast<size_t>(n_in));
+  double err2 = 0, ref2 = 0, worst = 0;
+  int bad_elem = 0, not_finite = 0;
+  for (int64_t o = 0; o < n_out; ++o) {
+    for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = m.weight(o, i);
+    for (int t = 0; t < n_tokens; ++t) {
+      const double* xt = &xd[size_t(t) * n_in];
+      double ref = 0, mag = 0;
+      for (int64_t i = 0; i < n_in; ++i) {
+        ref += w[size_t(i)] * xt[i];
+        mag += std::fabs(w[size_t(i)] * xt[i]);
+      }
+      const double got = y[size_t(t) * n_out + o];
+      if (!std::isfinite(got)) { ++not_finite; continue; }
+      const double e = std::fabs(got - ref);
+      err2 += e * e;
+      ref2 += ref * ref;
+      if (mag > 0) worst = std::max(worst, e / mag);
+      if (e > tol.elem * mag + 1e-30) ++bad_elem;
+    }
+  }
+  int guard_hit = 0;
+  for (size_t i = ny; i < ny + guard; ++i) guard_hit += y[i] != sentinel;
+  const double rel = std::sqrt(err2 / std::max(ref2, 1e-300));
+  const bool same = std::memcmp(y.data(), y2.data(), ny * sizeof(float)) == 0;
+  CHECK(not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), not_finite);
+  CHECK(guard_hit == 0, "%s: %d writes past the output", name.c_str(), guard_hit);
+  CHECK(bad_elem == 0, "%s: %d elements beyond %.1e * sum|wx| (worst %.2e)", name.c_str(), bad_elem, tol.elem, worst);
+  // The L2 criterion is statistical: with a handful of outputs one cancelling sum can dominate
+  // ||ref||, so it applies from 64 outputs on (the per-element bound always applies).
+  const bool l2_applies = ny >= 64;
+  CHECK(!l2_applies || rel <= tol.l2, "%s: relative L2 error %.3e > %.1e", name.c_str(), rel, tol.l2);
+  CHECK(same, "%s: second launch differs bitwise", name.c_str());
+  std::printf("%-6s %-44s rel_l2 %.2e  worst_elem %.2e  %s\n",
+              (not_finite || guard_hit || bad_elem || (l2_applies && rel > tol.l2) || !same) ? "FAIL" : "ok", name.c_str(), rel,
+              worst, same ? "" : "(nondeterministic)");
+}
+
+void check_pack_roundtrip(std::mt19937_64& rng) {
+  const QuantSpec specs[] = {{WeightFormat::BF16, 0, false}, {WeightFormat::W8A16, 0, false},
+                             {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
+                             {WeightFormat::W4A16, 128, true}};
+  for (const auto& s : specs) {
+    const int64_t n_in = s.group == 128 ? 256 : 96;
+    const HostMatrix m = random_matrix(s, 37, n_in, rng);
+    const HostMatrix r = unpack(pack(m));
+    ++g_cases;
+    CHECK(r.bf16 == m.bf16 && r.q8 == m.q8 && r.q4 == m.q4 && r.scales == m.scales && r.zeros == m.zeros,
+          "%s: unpack(pack(m)) != m", spec_name(s).c_str());
+  }
+  // Impossible shapes are refused, not packed wrongly.
+  bool threw = false;
+  try { packed_shape({WeightFormat::W4A16, 128, false}, 16, 4160); } catch (const std::invalid_argument&) { threw = true; }
+  ++g_cases;
+  CHECK(threw, "w4g128 with n_in %% 128 != 0 accepted");
+  threw = false;
+  try { packed_shape({WeightFormat::W4A16, 64, false}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
+  ++g_cases;
+  CHECK(threw, "w4 group 64 accepted");
+}
+
+}  // namespace
+
+int main() {
+  try {
+    std::random_device rd;
+    const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();  // fresh inputs every run; printed to replay
+    std::printf("seed %llu\n", (unsigned long long)seed);
+    std::mt19937_64 rng(seed);
+
+    check_pack_roundtrip(rng);  // host only: runs (and can fail) without a GPU, e.g. under ASan here
+    int dev_count = 0;
+    if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
+      std::printf("%s: host checks %d cases, %d failures; GPU checks SKIPPED: no CUDA device\n",
+                  g_failures ? "FAILED" : "PASSED", g_cases, g_failures);
+      return g_failures ? 1 : 2;
+    }
+    cudaDeviceProp prop{};
+    QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+
+    const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
+                               {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
+                               {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true}};
+    struct Shape { int64_t n_out, n_in; };
+    for (const auto& s : specs) {
+      // Ragged shapes: rows not a multiple of 16, inputs not a multiple of 64 (where the format allows).
+      std::vector<Shape> shapes = {{1, 128}, {17, 384}, {333, 640}, {1000, 1152}, {4096, 4096}};
+      if (s.format != WeightFormat::W4A16 || s.group == 32) {
+        shapes.push_back({50, 96});
+        shapes.push_back({129, 1120});
+      }
+      if (s.format == WeightFormat::BF16) shapes.push_back({70, 40});
+      for (const auto& sh : shapes)
+        for (int n : {1, 3, 8, 9, 16}) {
+          if (sh.n_out * sh.n_in >= 4096 * 4096 && n != 1 && n != 16) continue;
+          check_case(s, sh.n_out, sh.n_in, n, {}, rng);
+        }
+      // Every launch shape the kernels offer, on a shape that exercises all their edges.
+      for (int r : {1, 2, 4})
+        for (int w : {1, 3, 8, 16})
+          for (int n : {1, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w}, rng);
+      // With the programmatic-dependent-launch path. pack_activations never triggers an early
+      // launch, so this checks that launch path and the wait instruction, not an actual overlap.
+      check_case(s, 1000, 1152, 9, {0, 0, true}, rng);
+    }
+    // A Llama-2-7B down projection at n = 4 (long input, K = 11008 = 86 groups of 128).
+    check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, 4, {}, rng);
+    check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
+
+    bool threw = false;
+    try { qgemv(upload(pack(random_matrix({}, 16, 64, rng))), nullptr, 17, nullptr, nullptr); }
+    catch (const std::invalid_argument&) { threw = true; }
+    ++g_cases;
+    CHECK(threw, "n_tokens = 17 accepted");
+  } catch (const std::exception& e) {
+    std::printf("FAIL: exception: %s\n", e.what());
+    return 1;
+  }
+  std::printf("%s: %d cases, %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases, g_failures);
+  return g_failures ? 1 : 0;
+}
