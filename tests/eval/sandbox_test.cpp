@@ -16,7 +16,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -130,7 +132,10 @@ print("cwd", os.getcwd())
   const std::string& o = r.stdout_tail;
   EXPECT_NE(o.find("RLIMIT_CPU 2\n"), std::string::npos) << o;
   EXPECT_NE(o.find("RLIMIT_AS " + std::to_string(cfg.limits.address_space_bytes) + "\n"), std::string::npos) << o;
-  EXPECT_NE(o.find("RLIMIT_NPROC 32\n"), std::string::npos) << o;
+  // NPROC is the headroom (32) over what the uid already runs, so at least 32.
+  const auto np = o.find("RLIMIT_NPROC ");
+  ASSERT_NE(np, std::string::npos) << o;
+  EXPECT_GE(std::stoll(o.substr(np + 13)), 32) << o;
   EXPECT_NE(o.find("RLIMIT_FSIZE " + std::to_string(cfg.limits.file_size_bytes) + "\n"), std::string::npos) << o;
   EXPECT_NE(o.find("RLIMIT_NOFILE 64\n"), std::string::npos) << o;
   EXPECT_NE(o.find("RLIMIT_CORE 0\n"), std::string::npos) << o;
@@ -343,7 +348,9 @@ raise SystemExit(1)
   EXPECT_NE(r.stdout_tail.find("survived"), std::string::npos) << describe(r);
   int status = 0;
   EXPECT_EQ(waitpid(sentinel, &status, WNOHANG), 0) << "the sentinel was killed";
-  EXPECT_EQ(kill(getppid(), 0), 0);
+  errno = 0;
+  const int alive = kill(getppid(), 0);  // the harness's parent still exists (EPERM: exists, not ours)
+  EXPECT_TRUE(alive == 0 || errno == EPERM) << strerror(errno);
   kill(sentinel, SIGKILL);
   waitpid(sentinel, &status, 0);
 }

@@ -2,11 +2,14 @@
 // (argv, environment, limits) is prepared before fork(), so the child makes only async-signal-safe
 // system calls before execve: the harness may be multi-threaded or sanitized.
 //
-// RLIMIT_NPROC counts the processes of a real uid across the host (as of the user namespace bwrap
-// creates), so it is a bound on a fork bomb, not an exact per-run count; the PID namespace and the
-// wall clock finish the job.
+// RLIMIT_NPROC counts every process of a real uid on the host (the user namespace bwrap creates keeps
+// that count at the outer level), so a limit of N would leave a user who already runs N processes
+// unable to start the sandbox at all. The limit is therefore set to the processes the uid runs now
+// plus max_processes: a bound on a fork bomb, not an exact per-run count (concurrent runs share it);
+// the PID namespace and the wall clock finish the job.
 #include "quantbench/eval/sandbox.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -23,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "quantbench/core/error.h"
 
@@ -79,6 +83,25 @@ bool set_limit(int resource, rlim_t soft, rlim_t hard) {
 void kill_group(pid_t pid) {
   ::kill(-pid, SIGKILL);  // the group bwrap leads
   ::kill(pid, SIGKILL);   // and bwrap itself, should it have left the group
+}
+
+// Processes whose real uid is `uid`, from /proc/<pid>/status ("Uid:\t<real>\t<effective>...").
+uint64_t count_processes_of_uid(uid_t uid) {
+  uint64_t n = 0;
+  DIR* d = ::opendir("/proc");
+  if (!d) return 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    std::ifstream f(std::string("/proc/") + e->d_name + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("Uid:", 0) != 0) continue;
+      if (std::strtoul(line.c_str() + 4, nullptr, 10) == uid) ++n;
+      break;
+    }
+  }
+  ::closedir(d);
+  return n;
 }
 
 bool contains(const std::string& s, std::string_view needle) { return s.find(needle) != std::string::npos; }
@@ -141,7 +164,7 @@ std::vector<std::pair<std::string, std::string>> PythonSandbox::manifest_facts()
                    "private tmpfs /tmp of {}, no network",
                    config_.bwrap, human_bytes(l.scratch_bytes))},
       {"harness.sandbox.limits",
-       fmt::format("wall {}s, cpu {}s, address space {}, processes {}, file size {}, open files {}, output {}",
+       fmt::format("wall {}s, cpu {}s, address space {}, processes {} (beyond those the uid already runs), file size {}, open files {}, output {}",
                    l.wall_seconds, l.cpu_seconds, human_bytes(l.address_space_bytes), l.max_processes,
                    human_bytes(l.file_size_bytes), l.open_files, human_bytes(l.output_limit_bytes))},
       {"harness.sandbox.interpreter", interpreter_},
@@ -211,6 +234,7 @@ SandboxResult PythonSandbox::run(std::string_view program, std::string_view test
   const gid_t gid = config_.unprivileged_gid;
   const pid_t parent = ::getpid();
   const rlim_t cpu = lim.cpu_seconds;
+  const rlim_t nproc = count_processes_of_uid(drop_root ? uid : ::getuid()) + lim.max_processes;
 
   const pid_t pid = ::fork();
   QB_CHECK(pid >= 0, "sandbox: fork failed: {}", std::strerror(errno));
@@ -229,7 +253,7 @@ SandboxResult PythonSandbox::run(std::string_view program, std::string_view test
       if (::setgroups(0, nullptr) < 0 || ::setgid(gid) < 0 || ::setuid(uid) < 0) child_fail("dropping root failed");
     }
     if (!set_limit(RLIMIT_CPU, cpu, cpu + 1) || !set_limit(RLIMIT_AS, lim.address_space_bytes, lim.address_space_bytes) ||
-        !set_limit(RLIMIT_NPROC, lim.max_processes, lim.max_processes) ||
+        !set_limit(RLIMIT_NPROC, nproc, nproc) ||
         !set_limit(RLIMIT_FSIZE, lim.file_size_bytes, lim.file_size_bytes) ||
         !set_limit(RLIMIT_NOFILE, lim.open_files, lim.open_files) || !set_limit(RLIMIT_CORE, 0, 0))
       child_fail("setrlimit failed");

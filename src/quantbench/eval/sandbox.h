@@ -22,7 +22,7 @@ struct SandboxLimits {
   double wall_seconds = 10;                 // enforced by the parent: SIGKILL to the process group
   uint64_t cpu_seconds = 5;                 // RLIMIT_CPU soft (SIGXCPU); hard limit one second later
   uint64_t address_space_bytes = 1ull << 30;  // RLIMIT_AS
-  uint64_t max_processes = 64;              // RLIMIT_NPROC (counted per uid; see sandbox.cpp)
+  uint64_t max_processes = 64;              // RLIMIT_NPROC headroom over the uid's processes (sandbox.cpp)
   uint64_t file_size_bytes = 16ull << 20;   // RLIMIT_FSIZE
   uint64_t open_files = 64;                 // RLIMIT_NOFILE
   uint64_t scratch_bytes = 64ull << 20;     // size of the private /tmp tmpfs
