@@ -184,6 +184,34 @@ TEST(EvalStats, BootstrapIsSeededRecordedAndAgreesWithAnalytic) {
   EXPECT_NE(med.method.find("p50"), std::string::npos);
 }
 
+TEST(EvalStats, ClusteredBootstrapResamplesWholeSequences) {
+  Rng r(31);
+  const auto x = exponential_sample(r, 300);
+  // One value per cluster: the same draws as the plain bootstrap, so the same interval.
+  std::vector<size_t> singletons(301);
+  std::iota(singletons.begin(), singletons.end(), 0);
+  const BootstrapSpec spec{500, 9, 0.95};
+  const Interval plain = bootstrap_mean_ci(x, spec), clustered = bootstrap_clustered_mean_ci(x, singletons, spec);
+  EXPECT_NEAR(clustered.lo, plain.lo, 1e-12);
+  EXPECT_NEAR(clustered.hi, plain.hi, 1e-12);
+  EXPECT_NE(clustered.method.find("seed=9"), std::string::npos);
+  // 30 sequences of 10 identical values: only 30 independent draws, so the honest interval is about
+  // sqrt(10) times wider than the one that treats the 300 values as independent.
+  std::vector<double> y;
+  std::vector<size_t> offsets = {0};
+  for (int c = 0; c < 30; ++c) {
+    const double v = -std::log1p(-r.uniform());
+    for (int i = 0; i < 10; ++i) y.push_back(v);
+    offsets.push_back(y.size());
+  }
+  const Interval naive = bootstrap_mean_ci(y, spec), honest = bootstrap_clustered_mean_ci(y, offsets, spec);
+  const double ratio = (honest.hi - honest.lo) / (naive.hi - naive.lo);
+  EXPECT_GT(ratio, 2.3);
+  EXPECT_LT(ratio, 4.3);
+  EXPECT_THROW(bootstrap_clustered_mean_ci(y, std::vector<size_t>{0, 5}, spec), Error);
+  EXPECT_THROW(bootstrap_clustered_mean_ci(y, std::vector<size_t>{0, 0, 300}, spec), Error);
+}
+
 TEST(EvalStats, BootstrapMeanCoverageIsNearNominal) {
   // Exponential(1) has mean 1; over 300 independent samples of 80 the 90% interval should cover 1
   // about 270 times (binomial sd about 5; the percentile bootstrap under-covers slightly on skewed data).

@@ -232,6 +232,41 @@ Interval bootstrap_percentile_ci(std::span<const double> x, double q, const Boot
       fmt::format("p{}", q), spec);
 }
 
+Interval bootstrap_clustered_mean_ci(std::span<const double> x, std::span<const size_t> offsets,
+                                     const BootstrapSpec& spec) {
+  check_finite(x, "bootstrap_clustered_mean_ci");
+  check_level(spec.level);
+  QB_CHECK(spec.resamples >= 2, "bootstrap_clustered_mean_ci: need at least 2 resamples, got {}", spec.resamples);
+  QB_CHECK(offsets.size() >= 2 && offsets.front() == 0 && offsets.back() == x.size(),
+           "bootstrap_clustered_mean_ci: offsets must run from 0 to {} (the number of values)", x.size());
+  const size_t k = offsets.size() - 1;
+  std::vector<long double> sums(k);
+  std::vector<size_t> counts(k);
+  for (size_t c = 0; c < k; ++c) {
+    QB_CHECK(offsets[c] < offsets[c + 1], "bootstrap_clustered_mean_ci: cluster {} is empty or offsets decrease", c);
+    for (size_t i = offsets[c]; i < offsets[c + 1]; ++i) sums[c] += x[i];
+    counts[c] = offsets[c + 1] - offsets[c];
+  }
+  Rng rng(spec.seed);
+  std::vector<double> stats(spec.resamples);
+  for (size_t b = 0; b < spec.resamples; ++b) {
+    long double sum = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < k; ++i) {
+      const size_t c = rng.below(k);
+      sum += sums[c];
+      count += counts[c];
+    }
+    stats[b] = static_cast<double>(sum / count);
+  }
+  std::sort(stats.begin(), stats.end());
+  const double alpha = 1 - spec.level;
+  return Interval{percentile_sorted(stats, 100 * alpha / 2), percentile_sorted(stats, 100 * (1 - alpha / 2)),
+                  spec.level,
+                  fmt::format("cluster bootstrap percentile (mean over {} clusters, B={}, seed={}, xoshiro256**)", k,
+                              spec.resamples, spec.seed)};
+}
+
 // ---- proportions ---------------------------------------------------------------------------------
 
 Proportion wilson(size_t k, size_t n, double level) {

@@ -75,6 +75,12 @@ Interval bootstrap_ci(std::span<const double> x, const std::function<double(std:
                       const std::string& stat_name, const BootstrapSpec& spec = {});
 Interval bootstrap_mean_ci(std::span<const double> x, const BootstrapSpec& spec = {});
 Interval bootstrap_percentile_ci(std::span<const double> x, double q, const BootstrapSpec& spec = {});
+// Cluster bootstrap of the pooled mean: per-token values from one sequence are correlated, so resample
+// whole sequences. x is the concatenation of the clusters; cluster i is x[offsets[i], offsets[i+1]),
+// offsets starting at 0 and ending at x.size(). The statistic is sum / count over the drawn clusters.
+// With one value per cluster it draws exactly what bootstrap_mean_ci draws.
+Interval bootstrap_clustered_mean_ci(std::span<const double> x, std::span<const size_t> offsets,
+                                     const BootstrapSpec& spec = {});
 
 // ---- proportions, flips, McNemar -----------------------------------------------------------------
 
