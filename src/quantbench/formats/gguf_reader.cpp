@@ -5,15 +5,18 @@
 #include <limits>
 
 #include "quantbench/core/error.h"
+#include "quantbench/formats/text.h"
 
 namespace qb::formats {
 namespace {
 
 // Hard limits that no real file comes near; they turn absurd counts into errors instead of
-// multi-gigabyte allocations.
+// multi-gigabyte allocations. Array items are capped at 2^24 (vocabularies and merge lists are far
+// below): each item becomes a GgufValue of some 50 bytes, so the cap bounds what a hostile file can
+// make us allocate.
 constexpr uint64_t kMaxKeyLength = 1 << 16;
 constexpr uint64_t kMaxStringLength = 1ull << 30;
-constexpr uint64_t kMaxArrayItems = 1ull << 28;
+constexpr uint64_t kMaxArrayItems = 1ull << 24;
 constexpr uint64_t kMaxTensors = 1 << 20;
 constexpr uint64_t kMaxKv = 1 << 20;
 constexpr int kMaxArrayDepth = 4;
@@ -80,7 +83,11 @@ GgufValue read_value(Cursor& c, GgufValueType type, int depth) {
       if (b > 1) fail("bool value {} is neither 0 nor 1", b);
       return {type, b == 1};
     }
-    case GgufValueType::STRING: return {type, c.read_string("string value")};
+    case GgufValueType::STRING: {
+      std::string s = c.read_string("string value");
+      if (auto bad = utf8_error_offset(s)) fail("string value is not valid UTF-8 (byte {})", *bad);
+      return {type, std::move(s)};
+    }
     case GgufValueType::ARRAY: {
       if (depth >= kMaxArrayDepth) fail("arrays nested deeper than {}", kMaxArrayDepth);
       const uint32_t et = c.read<uint32_t>("array element type");
@@ -94,7 +101,13 @@ GgufValue read_value(Cursor& c, GgufValueType type, int depth) {
       auto arr = std::make_shared<GgufArray>();
       arr->elem_type = elem;
       arr->items.reserve(size_t(n));
-      for (uint64_t i = 0; i < n; ++i) arr->items.push_back(read_value(c, elem, depth + 1));
+      for (uint64_t i = 0; i < n; ++i) {
+        try {
+          arr->items.push_back(read_value(c, elem, depth + 1));
+        } catch (const std::exception& e) {
+          rethrow_with_context(e, fmt::format("item {}", i));
+        }
+      }
       return {type, std::move(arr)};
     }
   }
@@ -188,15 +201,17 @@ void GgufFile::parse() {
 
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.read_string("metadata key", kMaxKeyLength);
+    if (auto bad = utf8_error_offset(key))
+      fail("metadata key #{} '{}' is not valid UTF-8 (byte {})", i, printable(key), *bad);
     const uint32_t t = c.read<uint32_t>("metadata value type");
-    if (!valid_type(t)) fail("metadata {}: value type {} is unknown", key, t);
+    if (!valid_type(t)) fail("metadata {}: value type {} is unknown", printable(key), t);
     GgufValue value;
     try {
       value = read_value(c, GgufValueType(t), 0);
     } catch (const std::exception& e) {
-      rethrow_with_context(e, "metadata " + key);
+      rethrow_with_context(e, "metadata " + printable(key));
     }
-    if (kv_index_.count(key)) fail("metadata {}: duplicate key", key);
+    if (kv_index_.count(key)) fail("metadata {}: duplicate key", printable(key));
     kv_index_.emplace(key, kv_.size());
     kv_.emplace_back(std::move(key), std::move(value));
   }
@@ -208,32 +223,39 @@ void GgufFile::parse() {
     alignment_ = uint32_t(al);
   }
 
-  struct Pending { GgufTensorInfo info; };
+  // Each tensor info takes at least 32 bytes (empty name, one dimension): check before reserving.
+  c.need(n_tensors * 32, "tensor infos");
   tensors_.reserve(size_t(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo ti;
     ti.name = c.read_string("tensor name", kMaxKeyLength);
+    if (auto bad = utf8_error_offset(ti.name))
+      fail("tensor #{} name '{}' is not valid UTF-8 (byte {})", i, printable(ti.name), *bad);
+    const std::string who = printable(ti.name);
     const uint32_t n_dims = c.read<uint32_t>("tensor dimension count");
-    if (n_dims == 0 || n_dims > 4) fail("tensor '{}': {} dimensions (1 to 4 allowed)", ti.name, n_dims);
+    if (n_dims == 0 || n_dims > 4) fail("tensor '{}': {} dimensions (1 to 4 allowed)", who, n_dims);
     int64_t n_elem = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t dim = c.read<uint64_t>("tensor dimension");
-      if (dim == 0 || dim > (1ull << 40)) fail("tensor '{}': dimension {} is {}", ti.name, d, dim);
-      if (n_elem > std::numeric_limits<int64_t>::max() / int64_t(dim)) fail("tensor '{}': element count overflows", ti.name);
+      if (dim == 0 || dim > (1ull << 40)) fail("tensor '{}': dimension {} is {}", who, d, dim);
+      if (n_elem > std::numeric_limits<int64_t>::max() / int64_t(dim)) fail("tensor '{}': element count overflows", who);
       n_elem *= int64_t(dim);
       ti.shape.push_back(int64_t(dim));
     }
     const uint32_t type_id = c.read<uint32_t>("tensor type");
     const auto traits = ggml_type_traits(type_id);
-    if (!traits) fail("tensor '{}': unknown ggml type id {}", ti.name, type_id);
+    if (!traits) fail("tensor '{}': unknown ggml type id {}", who, type_id);
     ti.type = traits->type;
     if (ti.shape[0] % traits->block_size != 0)
-      fail("tensor '{}': first dimension {} is not a multiple of {}'s block size {}", ti.name, ti.shape[0], traits->name,
+      fail("tensor '{}': first dimension {} is not a multiple of {}'s block size {}", who, ti.shape[0], traits->name,
            traits->block_size);
-    ti.nbytes = size_t(n_elem / traits->block_size) * traits->block_bytes;
+    const uint64_t n_blocks = uint64_t(n_elem / traits->block_size);
+    if (n_blocks > std::numeric_limits<uint64_t>::max() / traits->block_bytes)
+      fail("tensor '{}': byte size overflows", who);
+    ti.nbytes = size_t(n_blocks * traits->block_bytes);
     ti.offset = c.read<uint64_t>("tensor offset");
-    if (ti.offset % alignment_ != 0) fail("tensor '{}': offset {} is not aligned to {}", ti.name, ti.offset, alignment_);
-    if (tensor_index_.count(ti.name)) fail("tensor '{}': duplicate name", ti.name);
+    if (ti.offset % alignment_ != 0) fail("tensor '{}': offset {} is not aligned to {}", who, ti.offset, alignment_);
+    if (tensor_index_.count(ti.name)) fail("tensor '{}': duplicate name", who);
     tensor_index_.emplace(ti.name, tensors_.size());
     tensors_.push_back(std::move(ti));
   }
@@ -247,7 +269,7 @@ void GgufFile::parse() {
   for (size_t i = 0; i < tensors_.size(); ++i) {
     auto& ti = tensors_[i];
     if (ti.offset > data_size || ti.nbytes > data_size - ti.offset)
-      fail("tensor '{}': bytes [{}, {}) lie outside the data section ({} bytes; file truncated?)", ti.name, ti.offset,
+      fail("tensor '{}': bytes [{}, {}) lie outside the data section ({} bytes; file truncated?)", printable(ti.name), ti.offset,
            ti.offset + ti.nbytes, data_size);
     ti.data = file_.data() + data_offset_ + ti.offset;
     extents.emplace_back(ti.offset, i);
@@ -256,7 +278,8 @@ void GgufFile::parse() {
   for (size_t k = 1; k < extents.size(); ++k) {
     const auto& prev = tensors_[extents[k - 1].second];
     const auto& cur = tensors_[extents[k].second];
-    if (prev.offset + prev.nbytes > cur.offset) fail("tensors '{}' and '{}' overlap", prev.name, cur.name);
+    if (prev.offset + prev.nbytes > cur.offset)
+      fail("tensors '{}' and '{}' overlap", printable(prev.name), printable(cur.name));
   }
 }
 

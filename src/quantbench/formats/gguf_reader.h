@@ -38,6 +38,9 @@ struct GgufValue {
   std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<GgufArray>> v;
 
   static GgufValue u8(uint8_t x) { return {GgufValueType::UINT8, uint64_t(x)}; }
+  static GgufValue u16(uint16_t x) { return {GgufValueType::UINT16, uint64_t(x)}; }
+  static GgufValue i8(int8_t x) { return {GgufValueType::INT8, int64_t(x)}; }
+  static GgufValue i16(int16_t x) { return {GgufValueType::INT16, int64_t(x)}; }
   static GgufValue u32(uint32_t x) { return {GgufValueType::UINT32, uint64_t(x)}; }
   static GgufValue u64(uint64_t x) { return {GgufValueType::UINT64, x}; }
   static GgufValue i32(int32_t x) { return {GgufValueType::INT32, int64_t(x)}; }
