@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "quantbench/core/error.h"
 #include "tokenizer_test_data.h"
 
@@ -33,6 +35,19 @@ TEST(HfTokenizerJson, Qwen3ReproducesQwen2Vectors) {
     else ADD_FAILURE() << "qwen2 vector '" << c.text << "'";
   }
   std::printf("[ vectors  ] qwen3 tokenizer.json vs qwen2: %d/%zu\n", passed, cases.size());
+}
+
+TEST(HfTokenizerJson, Qwen3MatchesHuggingFaceTokenizers) {
+  // Golden ids from the Rust `tokenizers` library (tests/golden/tokenizer/make_qwen3_golden.py). Hugging
+  // Face splits out every added token, special or not, which is our parse_special = true.
+  const auto g = nlohmann::json::parse(test::read_text_file(test::source_path("tests/golden/tokenizer/qwen3_golden.json")));
+  int n = 0;
+  for (const auto& c : g.at("cases")) {
+    const std::string text = c.at("text");
+    EXPECT_EQ(qwen3().encode(text, false, true), c.at("ids").get<std::vector<TokenId>>()) << text;
+    ++n;
+  }
+  EXPECT_EQ(n, 16);
 }
 
 TEST(HfTokenizerJson, Qwen3SpecialTokensAndConfig) {
