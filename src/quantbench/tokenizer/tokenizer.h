@@ -66,9 +66,11 @@ class Tokenizer {
   // Loaders. GGUF: tokenizer.ggml.* metadata with llama.cpp's defaults where a key is absent.
   static Tokenizer from_gguf(const formats::GgufFile& file);
   static Tokenizer from_gguf_file(const std::string& path);
-  // Hugging Face tokenizer.json (BPE model). `origin` names the source in error messages.
-  static Tokenizer from_hf_json(std::string_view json_text, const std::string& origin);
-  static Tokenizer from_hf_json_file(const std::string& path);  // reads .gz files transparently
+  // Hugging Face tokenizer.json (byte-level BPE model). `origin` names the source in error messages.
+  // The optional tokenizer_config.json supplies bos/eos/unk/pad, add_bos/add_eos and the decode clean-up.
+  static Tokenizer from_hf_json(std::string_view json_text, const std::string& origin, std::string_view config_json = {});
+  // Reads .gz files transparently; config_path may be empty.
+  static Tokenizer from_hf_json_file(const std::string& path, const std::string& config_path = {});
 
   // add_special: BOS/EOS as the vocabulary's add_bos/add_eos say. parse_special: control tokens written
   // in the text become their ids (user-defined tokens always do, as in llama.cpp and Hugging Face).
