@@ -1,7 +1,9 @@
-// Tiny random qwen2 / qwen3 / gemma3 models (data/models/tiny, made by make_tiny_models.py) against
-// golden logits from transformers loading the same GGUFs: QKV bias, QK-norm, head_dim != d/heads,
-// neox rope, GeGLU, post-norms, sqrt(d) embedding scale, sliding-window and global layers with their
-// own rope bases, tied and untied outputs.
+// Tiny random models in data/models/tiny against golden logits from transformers. qwen2 / qwen3 /
+// gemma3 (make_tiny_models.py): transformers loads the same GGUFs. llama3 / gemma
+// (make_tiny_hf_models.py): transformers' own model object, converted to GGUF the llama.cpp way (Q/K
+// permutation, rope_freqs, +1 norms). Covered: QKV bias, QK-norm, head_dim != d/heads, normal and neox
+// rope, llama-3 frequency factors, GeGLU, post-norms, sqrt(d) embedding scale, sliding-window and
+// global layers with their own rope bases, tied and untied outputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -56,6 +58,25 @@ TEST(TinyModels, Gemma3MatchesTransformers) {
   EXPECT_FLOAT_EQ(s.rope_theta, 50000.0f);
   EXPECT_FLOAT_EQ(s.rope_theta_swa, 10000.0f);
   check_golden("gemma3-tiny");
+}
+
+TEST(TinyModels, Llama3RopeFactorsMatchTransformers) {
+  auto m = tiny("llama3-tiny");
+  EXPECT_EQ(m->spec().rope_style, model::RopeStyle::Normal);
+  EXPECT_TRUE(m->spec().has_rope_freqs);
+  ASSERT_EQ(m->rope_freqs.size(), 8u);
+  EXPECT_FLOAT_EQ(m->rope_freqs[0], 1.0f);
+  EXPECT_FLOAT_EQ(m->rope_freqs[7], 8.0f);
+  check_golden("llama3-tiny");
+}
+
+TEST(TinyModels, GemmaMatchesTransformers) {
+  auto m = tiny("gemma-tiny");
+  EXPECT_EQ(m->spec().arch, model::Arch::Gemma);
+  EXPECT_FALSE(m->spec().qk_norm);
+  EXPECT_FALSE(m->spec().post_norms);
+  EXPECT_TRUE(m->spec().tied_embeddings);
+  check_golden("gemma-tiny");
 }
 
 TEST(TinyModels, Gemma3SlidingWindowDecodeEqualsPrefill) {

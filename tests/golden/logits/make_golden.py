@@ -69,12 +69,10 @@ def load(path):
     return model
 
 
-def main():
-    name, path = sys.argv[1], sys.argv[2]
-    torch.manual_seed(0)
-    model = load(path)
+def golden(model, name, gguf_name):
+    """The golden record of `model` (a transformers model in float32) on PROMPTS."""
     vocab = model.config.vocab_size
-    out = {"model": name, "gguf": os.path.basename(path), "vocab": vocab,
+    out = {"model": name, "gguf": gguf_name, "vocab": vocab,
            "transformers": __import__("transformers").__version__, "torch": torch.__version__,
            "prompts": []}
     rng = np.random.default_rng(1234)
@@ -98,11 +96,21 @@ def main():
             gen = model.generate(torch.tensor([[1]]), max_new_tokens=60, do_sample=False,
                                  pad_token_id=0, eos_token_id=None)
             out["greedy_from_bos_60"] = gen[0].tolist()
+    return out
+
+
+def write(out, name):
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, f"{name}.json"), "w") as fh:
         json.dump(out, fh, separators=(",", ":"))
         fh.write("\n")
-    print("wrote", name, "vocab", vocab, "greedy" if "greedy_from_bos_60" in out else "")
+    print("wrote", name, "vocab", out["vocab"], "greedy" if "greedy_from_bos_60" in out else "")
+
+
+def main():
+    name, path = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    write(golden(load(path), name, os.path.basename(path)), name)
 
 
 if __name__ == "__main__":
