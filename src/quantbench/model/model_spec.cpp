@@ -118,7 +118,12 @@ ModelSpec ModelSpec::from_gguf(const formats::GgufFile& f) {
   const bool gemma = s.arch == Arch::Gemma || s.arch == Arch::Gemma3;
   s.activation = gemma ? Activation::GeluTanh : Activation::SiLU;
   s.embd_scale = gemma ? float(std::sqrt(double(s.n_embd))) : 1.0f;
-  s.attn_scale = float(r.float_or("attention.scale", 1.0 / std::sqrt(double(s.head_dim_k))));
+  // llama.cpp's rule: 1/sqrt(head_dim), except Gemma 3 27B (62 layers), whose query_pre_attn_scalar
+  // is n_embd / n_head.
+  const double default_scale = s.arch == Arch::Gemma3 && s.n_layer == 62
+                                   ? 1.0 / std::sqrt(double(s.n_embd / s.n_head))
+                                   : 1.0 / std::sqrt(double(s.head_dim_k));
+  s.attn_scale = float(r.float_or("attention.scale", default_scale));
   if (!(s.attn_scale > 0)) r.bad("attention.scale", fmt::format("{} must be > 0", s.attn_scale));
   s.attn_softcap = float(r.float_or("attn_logit_softcapping", 0.0));
   s.final_softcap = float(r.float_or("final_logit_softcapping", 0.0));
@@ -130,10 +135,25 @@ ModelSpec ModelSpec::from_gguf(const formats::GgufFile& f) {
     s.sliding_window = r.int_or("attention.sliding_window", 0);
     if (s.sliding_window < 0) r.bad("attention.sliding_window", "must be >= 0");
     // llama.cpp's gemma3: five local layers, then one global (layer il is global when il % 6 == 5).
-    const int64_t period = r.int_or("attention.sliding_window_pattern", 6);
-    if (period <= 0) r.bad("attention.sliding_window_pattern", "must be > 0");
-    if (s.sliding_window > 0)
-      for (int64_t il = 0; il < s.n_layer; ++il) s.layer_swa[size_t(il)] = (il % period) < period - 1;
+    // attention.sliding_window_pattern, where present, overrides it: an integer period, or one bool
+    // per layer (true: sliding window), as gguf-py writes it.
+    const formats::GgufValue* pat = f.find(r.key("attention.sliding_window_pattern"));
+    if (pat && pat->as_array()) {
+      const auto* arr = pat->as_array();
+      if (int64_t(arr->items.size()) != s.n_layer)
+        r.bad("attention.sliding_window_pattern",
+              fmt::format("has {} entries for {} layers", arr->items.size(), s.n_layer));
+      for (size_t il = 0; il < arr->items.size(); ++il) {
+        const auto* b = std::get_if<bool>(&arr->items[il].v);
+        if (!b) r.bad("attention.sliding_window_pattern", "array entries must be bool");
+        s.layer_swa[il] = *b && s.sliding_window > 0;
+      }
+    } else {
+      const int64_t period = r.int_or("attention.sliding_window_pattern", 6);
+      if (period <= 0) r.bad("attention.sliding_window_pattern", "must be > 0");
+      if (s.sliding_window > 0)
+        for (int64_t il = 0; il < s.n_layer; ++il) s.layer_swa[size_t(il)] = (il % period) < period - 1;
+    }
   }
 
   // Vocabulary and embeddings: the vocab is what token_embd has rows for.
