@@ -1,0 +1,40 @@
+// Internal interface between matmul.cpp and the per-ISA kernel files (matmul_kernels_scalar.cpp,
+// *_avx2.cpp, *_avx512.cpp). As llama.cpp does, quantized weights are multiplied with activations
+// quantized to 8-bit blocks of 32 (ActQ8Block), so the inner loop is an integer dot product; float
+// weights are multiplied with float activations. Each kernel computes one weight row against up to
+// kMaxTileTokens tokens, unpacking every weight block once for all of them.
+#pragma once
+#include <cstdint>
+
+namespace qb::runtime::cpu {
+
+inline constexpr int kMaxTileTokens = 4;
+
+// 32 activations x[i] ~= d * qs[i], |qs| <= 127, with the sums of qs over each 16-element half
+// (the weight types' offsets and mins multiply these).
+struct ActQ8Block {
+  float d;
+  int16_t sum16[2];
+  int8_t qs[32];
+};
+static_assert(sizeof(ActQ8Block) == 40);
+
+// Quantizes n (a multiple of 32) floats: d = max|x| / 127, qs = round-half-even(x / d). So every
+// element's error is at most d/2 (the bound the matmul tests are derived from).
+void quantize_activations_q8(const float* x, int64_t n, ActQ8Block* out);
+
+// out[t] = dot(weight row, token t) for t < nt (1 <= nt <= kMaxTileTokens). n_in is the row length.
+using QuantDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const ActQ8Block* const* acts, int nt, float* out);
+using FloatDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const float* const* xs, int nt, float* out);
+
+struct KernelTable {
+  const char* isa_label;  // what the kernels use, for describe_fast_path
+  FloatDotFn f32, f16;
+  QuantDotFn q8_0, q4_0, q4_1, q4_k, q6_k;
+};
+
+const KernelTable& scalar_kernels();
+const KernelTable& avx2_kernels();    // call only if cpu_isa_supported(Avx2)
+const KernelTable& avx512_kernels();  // call only if cpu_isa_supported(Avx512)
+
+}  // namespace qb::runtime::cpu
