@@ -192,6 +192,31 @@ TEST(Matmul, ActivationQuantizationErrorIsAtMostHalfAStep) {
   }
 }
 
+// Every ISA's activation quantizer gives exactly the scalar definition's blocks (ties included:
+// a block with max 127 has scale 1, so k + 0.5 values sit exactly on rounding ties).
+TEST(Matmul, ActivationQuantizersAgreeAcrossIsas) {
+  std::mt19937 rng(11);
+  auto x = random_activations(512, 1, rng);
+  x[64] = 127.0f;
+  for (int i = 65; i < 96; ++i) x[size_t(i)] = float(i - 80) + 0.5f;
+  std::vector<ActQ8Block> want(16), got(16);
+  quantize_activations_q8(x.data(), 512, want.data());
+  EXPECT_EQ(want[2].qs[1], -14);  // -14.5: the tie goes to the even -14
+  EXPECT_EQ(want[2].qs[2], -14);  // -13.5: the tie goes to the even -14
+  for (CpuIsa isa : supported_cpu_isas()) {
+    SCOPED_TRACE(std::string(cpu_isa_name(isa)));
+    const KernelTable& k = isa == CpuIsa::Avx512 ? avx512_kernels() : isa == CpuIsa::Avx2 ? avx2_kernels() : scalar_kernels();
+    std::fill(got.begin(), got.end(), ActQ8Block{});
+    k.quantize_act(x.data(), 512, got.data());
+    for (size_t b = 0; b < 16; ++b) {
+      ASSERT_EQ(f32_bits(got[b].d), f32_bits(want[b].d)) << b;
+      ASSERT_EQ(got[b].sum16[0], want[b].sum16[0]) << b;
+      ASSERT_EQ(got[b].sum16[1], want[b].sum16[1]) << b;
+      ASSERT_EQ(std::memcmp(got[b].qs, want[b].qs, 32), 0) << b;
+    }
+  }
+}
+
 TEST(Matmul, TypesWithoutFastKernelRunTheReference) {
   std::mt19937 rng(9);
   Matrix m = random_matrix(GgmlType::Q5_K, 256, 5, 0, rng);

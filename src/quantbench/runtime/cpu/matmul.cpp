@@ -110,7 +110,7 @@ void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, fl
   std::vector<ActQ8Block> act(static_cast<size_t>(n_tokens * nb));
   pool.parallel_for(size_t(n_tokens), [&](size_t begin, size_t end, int) {
     for (size_t t = begin; t < end; ++t)
-      quantize_activations_q8(x + int64_t(t) * w.n_in, w.n_in, act.data() + int64_t(t) * nb);
+      k.quantize_act(x + int64_t(t) * w.n_in, w.n_in, act.data() + int64_t(t) * nb);
   });
   std::vector<const ActQ8Block*> tokens(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) tokens[size_t(t)] = act.data() + t * nb;

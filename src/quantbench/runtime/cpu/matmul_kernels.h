@@ -19,9 +19,12 @@ struct ActQ8Block {
 };
 static_assert(sizeof(ActQ8Block) == 40);
 
-// Quantizes n (a multiple of 32) floats: d = max|x| / 127, qs = round-half-even(x / d). So every
-// element's error is at most d/2 (the bound the matmul tests are derived from).
+// Quantizes n (a multiple of 32) floats: d = max|x| / 127, qs = round-half-even(x * (127 / max|x|)).
+// So every element's error is at most d/2 (the bound the matmul tests are derived from). This is
+// the scalar definition; the SIMD tables' quantize_act performs the same float operations and gives
+// identical blocks.
 void quantize_activations_q8(const float* x, int64_t n, ActQ8Block* out);
+using QuantizeActFn = void (*)(const float* x, int64_t n, ActQ8Block* out);
 
 // out[t] = dot(weight row, token t) for t < nt (1 <= nt <= kMaxTileTokens). n_in is the row length.
 using QuantDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const ActQ8Block* const* acts, int nt, float* out);
@@ -31,6 +34,7 @@ struct KernelTable {
   const char* isa_label;  // what the kernels use, for describe_fast_path
   FloatDotFn f32, f16;
   QuantDotFn q8_0, q4_0, q4_1, q4_k, q6_k;
+  QuantizeActFn quantize_act;
 };
 
 const KernelTable& scalar_kernels();

@@ -214,6 +214,43 @@ struct FloatKernel {
   };
 };
 
+// quantize_activations_q8 with 256-bit vectors: the same operations (amax, 127/amax, x*id, round
+// half to even), so the blocks are identical to the scalar definition's.
+void quantize_act_x86(const float* x, int64_t n, ActQ8Block* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax_s = _mm_cvtss_f32(m);
+    ActQ8Block& a = out[b];
+    a.d = amax_s / 127.0f;
+    const __m256 id = _mm256_set1_ps(amax_s > 0 ? 127.0f / amax_s : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k)
+      q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    // Sums of each 16-element half, then pack 32 x int32 -> 32 x int8 (packs work per 128-bit lane,
+    // so a final dword permute restores element order).
+    for (int h = 0; h < 2; ++h) {
+      const __m256i s = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+      a.sum16[h] = int16_t(_mm_cvtsi128_si32(s4));
+    }
+    const __m256i p01 = _mm256_packs_epi32(q[0], q[1]), p23 = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i p = _mm256_packs_epi16(p01, p23);
+    const __m256i ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.qs), ordered);
+  }
+}
+
 template <template <int> class K, typename X>
 void dispatch_tile(const uint8_t* wrow, int64_t n, const X* const* xs, int nt, float* out) {
   switch (nt) {
@@ -233,5 +270,6 @@ inline KernelTable make_table(const char* label) {
                      dispatch_tile<Q4_0Kernel, ActQ8Block>,
                      dispatch_tile<Q4_1Kernel, ActQ8Block>,
                      dispatch_tile<Q4_KKernel, ActQ8Block>,
-                     dispatch_tile<Q6_KKernel, ActQ8Block>};
+                     dispatch_tile<Q6_KKernel, ActQ8Block>,
+                     quantize_act_x86};
 }
