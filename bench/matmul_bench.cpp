@@ -42,7 +42,7 @@ std::unique_ptr<Case> make_case(GgmlType type, int64_t n_in, int64_t n_out, int6
   std::normal_distribution<float> g;
   const size_t row = qb::formats::ggml_row_bytes(type, n_in);
   c->bytes.resize(row * size_t(n_out));
-  std::vector<float> src(size_t(n_in));
+  std::vector<float> src(static_cast<size_t>(n_in));
   for (int64_t o = 0; o < n_out; ++o) {
     for (auto& v : src) v = g(rng) * 0.02f;
     uint8_t* dst = c->bytes.data() + size_t(o) * row;

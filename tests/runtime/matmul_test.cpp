@@ -188,6 +188,7 @@ TEST(Matmul, ActivationQuantizationErrorIsAtMostHalfAStep) {
       }
       EXPECT_EQ(a[size_t(b)].sum16[0], s[0]);
       EXPECT_EQ(a[size_t(b)].sum16[1], s[1]);
+      EXPECT_EQ(a[size_t(b)].dsum, a[size_t(b)].d * float(s[0] + s[1]));
     }
   }
 }
@@ -212,6 +213,7 @@ TEST(Matmul, ActivationQuantizersAgreeAcrossIsas) {
       ASSERT_EQ(f32_bits(got[b].d), f32_bits(want[b].d)) << b;
       ASSERT_EQ(got[b].sum16[0], want[b].sum16[0]) << b;
       ASSERT_EQ(got[b].sum16[1], want[b].sum16[1]) << b;
+      ASSERT_EQ(f32_bits(got[b].dsum), f32_bits(want[b].dsum)) << b;
       ASSERT_EQ(std::memcmp(got[b].qs, want[b].qs, 32), 0) << b;
     }
   }
@@ -238,6 +240,14 @@ TEST(Matmul, DescribesIsaAndActivationQuantization) {
   EXPECT_NE(q.find("activations quantized to 8-bit blocks, as llama.cpp does"), std::string::npos) << q;
   EXPECT_NE(q.find(std::string(cpu_isa_name(isa))), std::string::npos) << q;
   EXPECT_EQ(describe_fast_path(GgmlType::F32).find("quantized"), std::string::npos);
+}
+
+TEST(Matmul, IsaNamesParseAndScalarIsAlwaysSupported) {
+  for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512}) EXPECT_EQ(parse_cpu_isa(cpu_isa_name(isa)), isa);
+  EXPECT_EQ(parse_cpu_isa("AVX2"), std::nullopt);
+  EXPECT_EQ(parse_cpu_isa("neon"), std::nullopt);
+  EXPECT_TRUE(cpu_isa_supported(CpuIsa::Scalar));
+  EXPECT_EQ(supported_cpu_isas().front(), CpuIsa::Scalar);
 }
 
 TEST(Matmul, RejectsImpossibleShapes) {

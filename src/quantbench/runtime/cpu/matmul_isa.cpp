@@ -18,6 +18,12 @@ std::string_view cpu_isa_name(CpuIsa isa) {
   return "?";
 }
 
+std::optional<CpuIsa> parse_cpu_isa(std::string_view name) {
+  for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})
+    if (name == cpu_isa_name(isa)) return isa;
+  return std::nullopt;
+}
+
 bool cpu_isa_supported(CpuIsa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   switch (isa) {
@@ -46,12 +52,10 @@ namespace {
 CpuIsa choose_isa() {
   if (const char* env = std::getenv("QB_CPU_ISA"); env && *env) {
     const std::string want(env);
-    for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512}) {
-      if (want != cpu_isa_name(isa)) continue;
-      QB_CHECK(cpu_isa_supported(isa), "QB_CPU_ISA={}: this CPU does not support it", want);
-      return isa;
-    }
-    fail("QB_CPU_ISA={}: unknown (expected scalar, avx2 or avx512)", want);
+    const auto isa = parse_cpu_isa(want);
+    QB_CHECK(isa.has_value(), "QB_CPU_ISA={}: unknown (expected scalar, avx2 or avx512)", want);
+    QB_CHECK(cpu_isa_supported(*isa), "QB_CPU_ISA={}: this CPU does not support it", want);
+    return *isa;
   }
   return supported_cpu_isas().back();
 }

@@ -2,6 +2,7 @@
 // cached (highway's and ggml's habit: probe once, dispatch through a table); QB_CPU_ISA=scalar|avx2|
 // avx512 forces a lower target (tests, comparisons). The chosen name goes into the Manifest.
 #pragma once
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -11,6 +12,7 @@ namespace qb::runtime::cpu {
 enum class CpuIsa { Scalar, Avx2, Avx512 };
 
 std::string_view cpu_isa_name(CpuIsa isa);
+std::optional<CpuIsa> parse_cpu_isa(std::string_view name);  // "scalar" | "avx2" | "avx512"
 bool cpu_isa_supported(CpuIsa isa);     // can this machine run kernels compiled for isa?
 std::vector<CpuIsa> supported_cpu_isas();  // every supported target, scalar first
 // The ISA the Fast path uses: QB_CPU_ISA if set (throws qb::Error if unknown or unsupported here),

@@ -11,13 +11,15 @@ namespace qb::runtime::cpu {
 inline constexpr int kMaxTileTokens = 4;
 
 // 32 activations x[i] ~= d * qs[i], |qs| <= 127, with the sums of qs over each 16-element half
-// (the weight types' offsets and mins multiply these).
+// and dsum = d * (sum of all qs) (the weight types' offsets and mins multiply these; precomputing
+// dsum, like llama.cpp's q8_1.s, takes a conversion and a multiply out of the kernels' inner loop).
 struct ActQ8Block {
   float d;
+  float dsum;
   int16_t sum16[2];
   int8_t qs[32];
 };
-static_assert(sizeof(ActQ8Block) == 40);
+static_assert(sizeof(ActQ8Block) == 44);
 
 // Quantizes n (a multiple of 32) floats: d = max|x| / 127, qs = round-half-even(x * (127 / max|x|)).
 // So every element's error is at most d/2 (the bound the matmul tests are derived from). This is

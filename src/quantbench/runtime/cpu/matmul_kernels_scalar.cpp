@@ -29,6 +29,7 @@ void quantize_activations_q8(const float* x, int64_t n, ActQ8Block* out) {
     }
     a.sum16[0] = int16_t(s[0]);
     a.sum16[1] = int16_t(s[1]);
+    a.dsum = d * float(s[0] + s[1]);
   }
 }
 

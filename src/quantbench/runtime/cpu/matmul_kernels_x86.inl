@@ -19,7 +19,6 @@ inline float hsum256(__m256 v) {
 }
 
 inline __m256i load_act(const ActQ8Block& a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs)); }
-inline int act_sum(const ActQ8Block& a) { return a.sum16[0] + a.sum16[1]; }
 
 // 16 bytes of packed nibbles -> 32 unsigned bytes: low nibbles (elements 0-15), then high (16-31).
 inline __m256i unpack_nibbles16(const uint8_t* qs) {
@@ -66,7 +65,7 @@ struct Q4_0Kernel {
         const ActQ8Block& a = acts[t][b];
         const float s = d * a.d;
         acc[t] = fma_block(s, dot_u8s8(q, load_act(a)), acc[t]);
-        off[t] += s * float(act_sum(a));
+        off[t] += d * a.dsum;
       }
     }
     for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - 8 * off[t];
@@ -87,7 +86,7 @@ struct Q4_1Kernel {
       for (int t = 0; t < NT; ++t) {
         const ActQ8Block& a = acts[t][b];
         acc[t] = fma_block(d * a.d, dot_u8s8(q, load_act(a)), acc[t]);
-        off[t] += m * a.d * float(act_sum(a));
+        off[t] += m * a.dsum;
       }
     }
     for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) + off[t];
@@ -120,7 +119,7 @@ struct Q4_KKernel {
           const ActQ8Block& a1 = acts[t][8 * b + 2 * k + 1];
           acc[t] = fma_block(dsc[2 * k] * a0.d, dot_u8s8(lo, load_act(a0)), acc[t]);
           acc[t] = fma_block(dsc[2 * k + 1] * a1.d, dot_u8s8(hi, load_act(a1)), acc[t]);
-          off[t] += dm[2 * k] * a0.d * float(act_sum(a0)) + dm[2 * k + 1] * a1.d * float(act_sum(a1));
+          off[t] += dm[2 * k] * a0.dsum + dm[2 * k + 1] * a1.dsum;
         }
       }
     }
@@ -244,6 +243,7 @@ void quantize_act_x86(const float* x, int64_t n, ActQ8Block* out) {
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
       a.sum16[h] = int16_t(_mm_cvtsi128_si32(s4));
     }
+    a.dsum = a.d * float(a.sum16[0] + a.sum16[1]);
     const __m256i p01 = _mm256_packs_epi32(q[0], q[1]), p23 = _mm256_packs_epi32(q[2], q[3]);
     const __m256i p = _mm256_packs_epi16(p01, p23);
     const __m256i ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
