@@ -219,6 +219,27 @@ TEST(Matmul, ActivationQuantizersAgreeAcrossIsas) {
   }
 }
 
+// NaN or Inf activations give NaN outputs on every ISA (never a silently finite number).
+TEST(Matmul, NonFiniteActivationsGiveNaN) {
+  std::mt19937 rng(3);
+  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q8_0}) {
+    const Matrix m = random_matrix(type, 256, 9, 0, rng);
+    for (float bad : {NAN, INFINITY}) {
+      auto x = random_activations(256, 2, rng);
+      x[100] = bad;
+      ThreadPool pool(2);
+      for (CpuIsa isa : supported_cpu_isas()) {
+        std::vector<float> y(18, 0.0f);
+        matmul_with_isa(m.w, x.data(), 2, y.data(), pool, isa);
+        for (int o = 0; o < 9; ++o) {
+          EXPECT_TRUE(std::isnan(y[size_t(o)])) << cpu_isa_name(isa) << " " << formats::ggml_type_name(type) << " " << o;
+          EXPECT_TRUE(std::isfinite(y[size_t(9 + o)]));  // the other token is unaffected
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, TypesWithoutFastKernelRunTheReference) {
   std::mt19937 rng(9);
   Matrix m = random_matrix(GgmlType::Q5_K, 256, 5, 0, rng);

@@ -2,6 +2,7 @@
 // 256-bit float vectors. Bodies are shared with the AVX-512 file (matmul_kernels_x86.inl).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 

@@ -4,6 +4,7 @@
 // (not in the build flags), and the dispatcher only picks this table where CPUID reports VNNI.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 

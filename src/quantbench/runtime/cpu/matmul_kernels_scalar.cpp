@@ -3,6 +3,7 @@
 // fallback on non-x86 machines and make the SIMD kernels' arithmetic easy to read and check.
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "quantbench/core/dtype.h"
 #include "quantbench/quant/qformat/ggml_block_structs.h"
@@ -14,15 +15,24 @@ using namespace qb::qformat;
 
 void quantize_activations_q8(const float* x, int64_t n, ActQ8Block* out) {
   for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    ActQ8Block& a = out[b];
     float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    bool finite = true;
+    for (int i = 0; i < 32; ++i) {
+      finite = finite && std::isfinite(x[i]);
+      amax = std::max(amax, std::fabs(x[i]));
+    }
+    if (!finite) {  // NaN/Inf in: a NaN block, so every output that reads it is NaN (never a number)
+      a = ActQ8Block{};
+      a.d = a.dsum = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
     const float d = amax / 127.0f;
     const float id = amax > 0 ? 127.0f / amax : 0.0f;
-    ActQ8Block& a = out[b];
     a.d = d;
     int s[2] = {0, 0};
     for (int i = 0; i < 32; ++i) {
-      // |x*id| <= 127 up to one rounding; clamp so a rounding up can never leave int8 range.
+      // |x*id| <= 127 up to one rounding, so the rounded value always fits int8.
       const int q = std::max(-127, std::min(127, int(std::nearbyint(x[i] * id))));
       a.qs[i] = int8_t(q);
       s[i / 16] += q;

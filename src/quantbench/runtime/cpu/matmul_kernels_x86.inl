@@ -216,13 +216,20 @@ struct FloatKernel {
 // quantize_activations_q8 with 256-bit vectors: the same operations (amax, 127/amax, x*id, round
 // half to even), so the blocks are identical to the scalar definition's.
 void quantize_act_x86(const float* x, int64_t n, ActQ8Block* out) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
   for (int64_t b = 0; b < n / 32; ++b, x += 32) {
     __m256 v[4];
-    __m256 amax = _mm256_setzero_ps();
+    __m256 amax = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
     for (int k = 0; k < 4; ++k) {
       v[k] = _mm256_loadu_ps(x + 8 * k);
-      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+      const __m256 av = _mm256_andnot_ps(sign, v[k]);
+      amax = _mm256_max_ps(amax, av);
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(av, inf, _CMP_NLT_UQ));  // NaN or Inf
+    }
+    if (_mm256_movemask_ps(bad) != 0) {  // as the scalar definition: a NaN block
+      out[b] = ActQ8Block{};
+      out[b].d = out[b].dsum = NAN;
+      continue;
     }
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
