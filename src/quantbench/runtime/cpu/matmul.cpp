@@ -59,6 +59,8 @@ QuantDotFn quant_kernel(const KernelTable& k, GgmlType type) {
     case GgmlType::Q8_0: return k.q8_0;
     case GgmlType::Q4_0: return k.q4_0;
     case GgmlType::Q4_1: return k.q4_1;
+    case GgmlType::Q5_0: return k.q5_0;
+    case GgmlType::Q5_1: return k.q5_1;
     case GgmlType::Q4_K: return k.q4_k;
     case GgmlType::Q6_K: return k.q6_k;
     default: return nullptr;

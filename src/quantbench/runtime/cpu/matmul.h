@@ -1,7 +1,9 @@
 // Matrix products with weights in their stored format: y[t][o] = sum_i W[o][i] * x[t][i].
 // Two paths: Reference (dequantize a row to f32, accumulate in double; obviously right, slow) and
-// Fast (fused dequantize-in-register SIMD kernels chosen once per process by CPU features). Fast is
-// tested against Reference. The path and ISA that ran are reported for the Manifest.
+// Fast (fused kernels that never hold a dequantized matrix, chosen once per process by CPU features;
+// for quantized weights the activations are quantized to 8-bit blocks and the inner loop is an
+// integer dot product, as in llama.cpp). Fast is tested against Reference. The path and ISA that ran
+// are reported for the Manifest (describe_fast_path).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,7 +35,8 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
 void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
                      CpuIsa isa);
 
-// Whether the Fast path has a fused kernel for this type (f32, f16, q8_0, q4_0, q4_1, q4_K, q6_K).
+// Whether the Fast path has a fused kernel for this type (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1,
+// q4_K, q6_K).
 bool has_fast_kernel(formats::GgmlType type);
 
 // What the Fast path does for this type on this machine, e.g. "avx2 q4_1 x q8_1 (activations

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "quantbench/quant/qformat/ggml_block_structs.h"
 #include "quantbench/runtime/cpu/matmul_kernels.h"

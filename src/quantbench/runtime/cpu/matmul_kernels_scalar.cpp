@@ -120,6 +120,43 @@ void dot_q4_1(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int
   }
 }
 
+// Q5: element i's fifth bit is bit i of the block's little-endian 32-bit qh.
+template <typename Block>
+int dot_q5_unsigned(const Block& w, const int8_t* a) {
+  uint32_t qh;
+  std::memcpy(&qh, w.qh, 4);
+  int sumi = 0;
+  for (int i = 0; i < 16; ++i) {
+    sumi += ((w.qs[i] & 0xF) | int(((qh >> i) & 1) << 4)) * a[i];
+    sumi += ((w.qs[i] >> 4) | int(((qh >> (i + 16)) & 1) << 4)) * a[i + 16];
+  }
+  return sumi;
+}
+
+void dot_q5_0(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int nt, float* out) {
+  const auto* w = reinterpret_cast<const BlockQ5_0*>(wrow);
+  for (int t = 0; t < nt; ++t) {
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const ActQ8Block& a = acts[t][b];
+      acc += f16_to_f32(w[b].d) * a.d * float(dot_q5_unsigned(w[b], a.qs) - 16 * block_sum(a));
+    }
+    out[t] = acc;
+  }
+}
+
+void dot_q5_1(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int nt, float* out) {
+  const auto* w = reinterpret_cast<const BlockQ5_1*>(wrow);
+  for (int t = 0; t < nt; ++t) {
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const ActQ8Block& a = acts[t][b];
+      acc += f16_to_f32(w[b].d) * a.d * float(dot_q5_unsigned(w[b], a.qs)) + f16_to_f32(w[b].m) * a.dsum;
+    }
+    out[t] = acc;
+  }
+}
+
 void dot_q4_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int nt, float* out) {
   const auto* w = reinterpret_cast<const BlockQ4_K*>(wrow);
   for (int t = 0; t < nt; ++t) {
@@ -172,7 +209,7 @@ void dot_q6_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q4_k, dot_q6_k,
+  static const KernelTable table{"scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q6_k,
                                     quantize_activations_q8};
   return table;
 }

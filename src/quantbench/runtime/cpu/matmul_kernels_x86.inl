@@ -93,6 +93,45 @@ struct Q4_1Kernel {
   }
 };
 
+// Q5's 32 fifth bits -> 32 bytes of 16 or 0: byte i takes qh byte i/8 (shuffle), keeps bit i%8.
+inline __m256i q5_high_bits(const uint8_t* qh_bytes) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(qh)),
+                                             _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
+                                                                0x0303030303030303LL));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// Q5_0: w = d*(q - 16); Q5_1: w = d*q + m (q = nibble | fifth bit << 4).
+template <bool kHasMin>
+struct Q5Kernel {
+  template <int NT>
+  struct K {
+    static void run(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, float* out) {
+      using Block = std::conditional_t<kHasMin, qformat::BlockQ5_1, qformat::BlockQ5_0>;
+      const auto* w = reinterpret_cast<const Block*>(wrow);
+      __m256 acc[NT];
+      float off[NT];
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), off[t] = 0;
+      for (int64_t b = 0; b < n / 32; ++b) {
+        const __m256i q = _mm256_or_si256(unpack_nibbles16(w[b].qs), q5_high_bits(w[b].qh));
+        const float d = f16_scalar(w[b].d);
+        float m = -16 * d;
+        if constexpr (kHasMin) m = f16_scalar(w[b].m);
+        for (int t = 0; t < NT; ++t) {
+          const ActQ8Block& a = acts[t][b];
+          acc[t] = fma_block(d * a.d, dot_u8s8(q, load_act(a)), acc[t]);
+          off[t] += m * a.dsum;
+        }
+      }
+      for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) + off[t];
+    }
+  };
+};
+
 // Q4_K: sub-block j (32 elements, one activation block) has w = d*sc_j*q - dmin*m_j.
 template <int NT>
 struct Q4_KKernel {
@@ -276,6 +315,8 @@ inline KernelTable make_table(const char* label) {
                      dispatch_tile<Q8_0Kernel, ActQ8Block>,
                      dispatch_tile<Q4_0Kernel, ActQ8Block>,
                      dispatch_tile<Q4_1Kernel, ActQ8Block>,
+                     dispatch_tile<Q5Kernel<false>::K, ActQ8Block>,
+                     dispatch_tile<Q5Kernel<true>::K, ActQ8Block>,
                      dispatch_tile<Q4_KKernel, ActQ8Block>,
                      dispatch_tile<Q6_KKernel, ActQ8Block>,
                      quantize_act_x86};
