@@ -29,7 +29,7 @@ namespace {
 using formats::GgmlType;
 
 const GgmlType kFastTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
-                               GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q6_K};
+                               GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
 
 // Offsets of the f16 super-scales in each block type, overwritten with sane values so that random
 // block bytes describe finite weights of ordinary size.
@@ -38,6 +38,7 @@ std::vector<int> scale_offsets(GgmlType t) {
     case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q5_0: return {0};
     case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K: return {0, 2};
     case GgmlType::Q6_K: return {208};
+    case GgmlType::Q3_K: return {108};
     default: return {};
   }
 }
@@ -242,15 +243,15 @@ TEST(Matmul, NonFiniteActivationsGiveNaN) {
 
 TEST(Matmul, TypesWithoutFastKernelRunTheReference) {
   std::mt19937 rng(9);
-  Matrix m = random_matrix(GgmlType::Q5_K, 256, 5, 0, rng);
+  Matrix m = random_matrix(GgmlType::Q3_K, 256, 5, 0, rng);
   const auto x = random_activations(256, 2, rng);
   ThreadPool pool(2);
   std::vector<float> a(10), b(10);
   matmul(m.w, x.data(), 2, a.data(), pool, MatmulPath::Fast);
   matmul(m.w, x.data(), 2, b.data(), pool, MatmulPath::Reference);
   EXPECT_EQ(a, b);
-  EXPECT_FALSE(has_fast_kernel(GgmlType::Q5_K));
-  EXPECT_NE(describe_fast_path(GgmlType::Q5_K).find("reference"), std::string::npos);
+  EXPECT_FALSE(has_fast_kernel(GgmlType::Q3_K));
+  EXPECT_NE(describe_fast_path(GgmlType::Q3_K).find("reference"), std::string::npos);
 }
 
 TEST(Matmul, DescribesIsaAndActivationQuantization) {

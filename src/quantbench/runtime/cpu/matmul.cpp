@@ -62,6 +62,7 @@ QuantDotFn quant_kernel(const KernelTable& k, GgmlType type) {
     case GgmlType::Q5_0: return k.q5_0;
     case GgmlType::Q5_1: return k.q5_1;
     case GgmlType::Q4_K: return k.q4_k;
+    case GgmlType::Q5_K: return k.q5_k;
     case GgmlType::Q6_K: return k.q6_k;
     default: return nullptr;
   }

@@ -36,7 +36,7 @@ void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, fl
                      CpuIsa isa);
 
 // Whether the Fast path has a fused kernel for this type (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1,
-// q4_K, q6_K).
+// q4_K, q5_K, q6_K).
 bool has_fast_kernel(formats::GgmlType type);
 
 // What the Fast path does for this type on this machine, e.g. "avx2 q4_1 x q8_1 (activations

@@ -35,7 +35,7 @@ using FloatDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const float* cons
 struct KernelTable {
   const char* isa_label;  // what the kernels use, for describe_fast_path
   FloatDotFn f32, f16;
-  QuantDotFn q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k;
+  QuantDotFn q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k;
   QuantizeActFn quantize_act;
 };
 

@@ -178,6 +178,28 @@ void dot_q4_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int
   }
 }
 
+// Q5_K: Q4_K plus a fifth bit: bit j of qh[l] belongs to element l of sub-block j.
+void dot_q5_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int nt, float* out) {
+  const auto* w = reinterpret_cast<const BlockQ5_K*>(wrow);
+  for (int t = 0; t < nt; ++t) {
+    float acc = 0;
+    for (int64_t b = 0; b < n / 256; ++b) {
+      const float d = f16_to_f32(w[b].d), dmin = f16_to_f32(w[b].dmin);
+      for (int j = 0; j < 8; ++j) {
+        const ActQ8Block& a = acts[t][8 * b + j];
+        uint8_t sc, m;
+        k4_scale_min(j, w[b].scales, &sc, &m);
+        const uint8_t* q = w[b].qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        int sumi = 0;
+        for (int i = 0; i < 32; ++i) sumi += (((q[i] >> shift) & 0xF) | (((w[b].qh[i] >> j) & 1) << 4)) * a.qs[i];
+        acc += d * float(sc) * a.d * float(sumi) - dmin * float(m) * a.dsum;
+      }
+    }
+    out[t] = acc;
+  }
+}
+
 void dot_q6_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int nt, float* out) {
   const auto* w = reinterpret_cast<const BlockQ6_K*>(wrow);
   for (int t = 0; t < nt; ++t) {
@@ -209,7 +231,7 @@ void dot_q6_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q6_k,
+  static const KernelTable table{"scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k,
                                     quantize_activations_q8};
   return table;
 }

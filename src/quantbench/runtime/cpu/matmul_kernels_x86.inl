@@ -132,38 +132,50 @@ struct Q5Kernel {
   };
 };
 
-// Q4_K: sub-block j (32 elements, one activation block) has w = d*sc_j*q - dmin*m_j.
-template <int NT>
-struct Q4_KKernel {
-  static void run(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, float* out) {
-    const auto* w = reinterpret_cast<const qformat::BlockQ4_K*>(wrow);
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    __m256 acc[NT];
-    float off[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), off[t] = 0;
-    for (int64_t b = 0; b < n / 256; ++b) {
-      const float d = f16_scalar(w[b].d), dmin = f16_scalar(w[b].dmin);
-      float dsc[8], dm[8];
-      for (int j = 0; j < 8; ++j) {
-        uint8_t sc, m;
-        qformat::k4_scale_min(j, w[b].scales, &sc, &m);
-        dsc[j] = d * float(sc);
-        dm[j] = dmin * float(m);
-      }
-      for (int k = 0; k < 4; ++k) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
-        const __m256i lo = _mm256_and_si256(q, mask), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
-        for (int t = 0; t < NT; ++t) {
-          const ActQ8Block& a0 = acts[t][8 * b + 2 * k];
-          const ActQ8Block& a1 = acts[t][8 * b + 2 * k + 1];
-          acc[t] = fma_block(dsc[2 * k] * a0.d, dot_u8s8(lo, load_act(a0)), acc[t]);
-          acc[t] = fma_block(dsc[2 * k + 1] * a1.d, dot_u8s8(hi, load_act(a1)), acc[t]);
-          off[t] += dm[2 * k] * a0.dsum + dm[2 * k + 1] * a1.dsum;
+// Q4_K / Q5_K: sub-block j (32 elements, one activation block) has w = d*sc_j*q - dmin*m_j; Q5_K
+// adds bit j of qh[l] as the fifth bit of element l.
+template <bool kQ5>
+struct KQuant45Kernel {
+  template <int NT>
+  struct K {
+    static void run(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, float* out) {
+      using Block = std::conditional_t<kQ5, qformat::BlockQ5_K, qformat::BlockQ4_K>;
+      const auto* w = reinterpret_cast<const Block*>(wrow);
+      const __m256i mask = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(0x10);
+      __m256 acc[NT];
+      float off[NT];
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), off[t] = 0;
+      for (int64_t b = 0; b < n / 256; ++b) {
+        const float d = f16_scalar(w[b].d), dmin = f16_scalar(w[b].dmin);
+        float dsc[8], dm[8];
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc, m;
+          qformat::k4_scale_min(j, w[b].scales, &sc, &m);
+          dsc[j] = d * float(sc);
+          dm[j] = dmin * float(m);
+        }
+        __m256i qh = _mm256_setzero_si256();
+        if constexpr (kQ5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh));
+        for (int k = 0; k < 4; ++k) {
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
+          __m256i lo = _mm256_and_si256(q, mask), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+          if constexpr (kQ5) {
+            const __m256i b0 = _mm256_set1_epi8(char(1 << (2 * k))), b1 = _mm256_set1_epi8(char(1 << (2 * k + 1)));
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+          }
+          for (int t = 0; t < NT; ++t) {
+            const ActQ8Block& a0 = acts[t][8 * b + 2 * k];
+            const ActQ8Block& a1 = acts[t][8 * b + 2 * k + 1];
+            acc[t] = fma_block(dsc[2 * k] * a0.d, dot_u8s8(lo, load_act(a0)), acc[t]);
+            acc[t] = fma_block(dsc[2 * k + 1] * a1.d, dot_u8s8(hi, load_act(a1)), acc[t]);
+            off[t] += dm[2 * k] * a0.dsum + dm[2 * k + 1] * a1.dsum;
+          }
         }
       }
+      for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - off[t];
     }
-    for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - off[t];
-  }
+  };
 };
 
 // Q6_K: per 128-element half, quarter qd (one activation block) is
@@ -317,7 +329,8 @@ inline KernelTable make_table(const char* label) {
                      dispatch_tile<Q4_1Kernel, ActQ8Block>,
                      dispatch_tile<Q5Kernel<false>::K, ActQ8Block>,
                      dispatch_tile<Q5Kernel<true>::K, ActQ8Block>,
-                     dispatch_tile<Q4_KKernel, ActQ8Block>,
+                     dispatch_tile<KQuant45Kernel<false>::K, ActQ8Block>,
+                     dispatch_tile<KQuant45Kernel<true>::K, ActQ8Block>,
                      dispatch_tile<Q6_KKernel, ActQ8Block>,
                      quantize_act_x86};
 }
