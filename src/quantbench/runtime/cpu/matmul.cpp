@@ -131,12 +131,13 @@ std::string describe_fast_path(GgmlType type) {
   const std::string name(formats::ggml_type_name(type));
   if (!has_fast_kernel(type)) return "reference (no fast kernel for " + name + ")";
   const CpuIsa isa = selected_cpu_isa();
-  const std::string label = table_for(isa).isa_label;
+  const KernelTable& k = table_for(isa);
+  const std::string tile = std::to_string(kMaxTileTokens) + " tokens per weight pass";
   if (type == GgmlType::F32 || type == GgmlType::F16)
-    return label + " " + name + " x f32, fused multiply-add in f32, " + std::to_string(kMaxTileTokens) +
-           " tokens per weight pass";
-  return label + " " + name + " x q8 (activations quantized to 8-bit blocks, as llama.cpp does), integer dot " +
-         "products, " + std::to_string(kMaxTileTokens) + " tokens per weight pass";
+    return std::string(cpu_isa_name(isa)) + ": " + name + " x f32, " + k.float_label + " accumulating in f32, " + tile;
+  return std::string(cpu_isa_name(isa)) + ": " + name +
+         " x q8 (activations quantized to 8-bit blocks, as llama.cpp does), integer dot products (" +
+         k.int_dot_label + "), " + tile;
 }
 
 }  // namespace qb::runtime::cpu

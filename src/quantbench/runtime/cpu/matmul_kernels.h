@@ -33,7 +33,9 @@ using QuantDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const ActQ8Block*
 using FloatDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const float* const* xs, int nt, float* out);
 
 struct KernelTable {
-  const char* isa_label;  // what the kernels use, for describe_fast_path
+  // For describe_fast_path: the integer dot-product instructions and the float vector width used.
+  const char* int_dot_label;
+  const char* float_label;
   FloatDotFn f32, f16;
   QuantDotFn q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k;
   QuantizeActFn quantize_act;

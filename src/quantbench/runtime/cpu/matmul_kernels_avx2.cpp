@@ -40,7 +40,7 @@ inline float vf_hsum(VF v) {
 }  // namespace x86_avx2
 
 const KernelTable& avx2_kernels() {
-  static const KernelTable table = x86_avx2::make_table("avx2 (VPMADDUBSW)");
+  static const KernelTable table = x86_avx2::make_table("VPMADDUBSW+VPMADDWD", "256-bit FMA");
   return table;
 }
 

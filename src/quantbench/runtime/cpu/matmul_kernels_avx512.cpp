@@ -45,7 +45,7 @@ inline float vf_hsum(VF v) { return _mm512_reduce_add_ps(v); }
 }  // namespace x86_avx512
 
 const KernelTable& avx512_kernels() {
-  static const KernelTable table = x86_avx512::make_table("avx512-vnni (VPDPBUSD)");
+  static const KernelTable table = x86_avx512::make_table("AVX512-VNNI VPDPBUSD", "512-bit FMA");
   return table;
 }
 

@@ -231,7 +231,7 @@ void dot_q6_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k,
+  static const KernelTable table{"scalar int32", "scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k,
                                     quantize_activations_q8};
   return table;
 }

@@ -320,8 +320,8 @@ void dispatch_tile(const uint8_t* wrow, int64_t n, const X* const* xs, int nt, f
 }
 static_assert(kMaxTileTokens == 4);
 
-inline KernelTable make_table(const char* label) {
-  return KernelTable{label,
+inline KernelTable make_table(const char* int_dot_label, const char* float_label) {
+  return KernelTable{int_dot_label, float_label,
                      dispatch_tile<FloatKernel<false>::K, float>,
                      dispatch_tile<FloatKernel<true>::K, float>,
                      dispatch_tile<Q8_0Kernel, ActQ8Block>,
