@@ -1,12 +1,35 @@
+// Matrix products over weights in their stored format. Reference: dequantize a row, accumulate in
+// double. Fast: per-ISA fused kernels (matmul_kernels_*.cpp) that read the weights block by block and
+// never materialise a dequantized matrix; for quantized weights the activations are first quantized
+// to 8-bit blocks (llama.cpp's scheme), so the inner loops are integer dot products. Work is split
+// over output rows (contiguous chunks per thread, so results never depend on scheduling); tokens are
+// processed kMaxTileTokens at a time per weight row so each weight block is unpacked once per tile.
 #include "quantbench/runtime/cpu/matmul.h"
 
+#include <algorithm>
 #include <vector>
 
+#include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
+#include "quantbench/runtime/cpu/matmul_kernels.h"
 
 namespace qb::runtime::cpu {
 
-static void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+using formats::GgmlType;
+
+namespace {
+
+void check_matrix(const WeightMatrix& w, const float* x, int64_t n_tokens, const float* y) {
+  QB_CHECK(w.n_in > 0 && w.n_out > 0, "matmul: impossible weight shape [{}, {}]", w.n_out, w.n_in);
+  QB_CHECK(n_tokens >= 0, "matmul: negative token count {}", n_tokens);
+  QB_CHECK(w.data != nullptr && x != nullptr && y != nullptr, "matmul: null data pointer");
+  const size_t need = formats::ggml_row_bytes(w.type, w.n_in);  // throws on ragged rows
+  QB_CHECK(w.row_bytes >= need, "matmul: {} row of {} elements needs {} bytes, row stride is {}",
+           formats::ggml_type_name(w.type), w.n_in, need, w.row_bytes);
+}
+
+void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  QB_CHECK(qformat::can_dequantize(w.type), "matmul: no dequantizer for {}", formats::ggml_type_name(w.type));
   pool.parallel_for(size_t(w.n_out), [&](size_t begin, size_t end, int) {
     std::vector<float> row(size_t(w.n_in));
     for (size_t o = begin; o < end; ++o) {
@@ -21,13 +44,100 @@ static void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_to
   });
 }
 
+const KernelTable& table_for(CpuIsa isa) {
+  QB_CHECK(cpu_isa_supported(isa), "matmul: this CPU cannot run {} kernels", cpu_isa_name(isa));
+  switch (isa) {
+    case CpuIsa::Avx512: return avx512_kernels();
+    case CpuIsa::Avx2: return avx2_kernels();
+    case CpuIsa::Scalar: break;
+  }
+  return scalar_kernels();
+}
+
+QuantDotFn quant_kernel(const KernelTable& k, GgmlType type) {
+  switch (type) {
+    case GgmlType::Q8_0: return k.q8_0;
+    case GgmlType::Q4_0: return k.q4_0;
+    case GgmlType::Q4_1: return k.q4_1;
+    case GgmlType::Q5_0: return k.q5_0;
+    case GgmlType::Q5_1: return k.q5_1;
+    case GgmlType::Q4_K: return k.q4_k;
+    case GgmlType::Q5_K: return k.q5_k;
+    case GgmlType::Q6_K: return k.q6_k;
+    default: return nullptr;
+  }
+}
+
+FloatDotFn float_kernel(const KernelTable& k, GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: return k.f32;
+    case GgmlType::F16: return k.f16;
+    default: return nullptr;
+  }
+}
+
+// Runs kernel(row o, tokens [t0, t0+nt)) over all rows and token tiles; rows split across threads.
+template <typename X, typename Fn>
+void run_tiles(const WeightMatrix& w, const X* const* tokens, int64_t n_tokens, float* y, ThreadPool& pool, Fn kernel) {
+  pool.parallel_for(size_t(w.n_out), [&](size_t begin, size_t end, int) {
+    float out[kMaxTileTokens];
+    for (size_t o = begin; o < end; ++o) {
+      const uint8_t* wrow = w.data + o * w.row_bytes;
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTileTokens) {
+        const int nt = int(std::min<int64_t>(kMaxTileTokens, n_tokens - t0));
+        kernel(wrow, w.n_in, tokens + t0, nt, out);
+        for (int t = 0; t < nt; ++t) y[(t0 + t) * w.n_out + int64_t(o)] = out[t];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+bool has_fast_kernel(GgmlType type) { return quant_kernel(scalar_kernels(), type) || float_kernel(scalar_kernels(), type); }
+
+void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, CpuIsa isa) {
+  check_matrix(w, x, n_tokens, y);
+  if (n_tokens == 0) return;
+  const KernelTable& k = table_for(isa);
+  if (const FloatDotFn f = float_kernel(k, w.type)) {
+    std::vector<const float*> tokens(static_cast<size_t>(n_tokens));
+    for (int64_t t = 0; t < n_tokens; ++t) tokens[size_t(t)] = x + t * w.n_in;
+    run_tiles(w, tokens.data(), n_tokens, y, pool, f);
+    return;
+  }
+  const QuantDotFn q = quant_kernel(k, w.type);
+  if (!q) return matmul_reference(w, x, n_tokens, y, pool);
+  // All quantized types here have blocks of 32 or 256, so n_in is a multiple of 32.
+  const int64_t nb = w.n_in / 32;
+  std::vector<ActQ8Block> act(static_cast<size_t>(n_tokens * nb));
+  pool.parallel_for(size_t(n_tokens), [&](size_t begin, size_t end, int) {
+    for (size_t t = begin; t < end; ++t)
+      k.quantize_act(x + int64_t(t) * w.n_in, w.n_in, act.data() + int64_t(t) * nb);
+  });
+  std::vector<const ActQ8Block*> tokens(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) tokens[size_t(t)] = act.data() + t * nb;
+  run_tiles(w, tokens.data(), n_tokens, y, pool, q);
+}
+
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, MatmulPath path) {
-  (void)path;  // the fast kernels are not written yet: everything runs the reference
+  if (path == MatmulPath::Fast && has_fast_kernel(w.type))
+    return matmul_with_isa(w, x, n_tokens, y, pool, selected_cpu_isa());
+  check_matrix(w, x, n_tokens, y);
   matmul_reference(w, x, n_tokens, y, pool);
 }
 
-std::string describe_fast_path(formats::GgmlType type) {
-  return std::string("reference (no fast kernel for ") + std::string(formats::ggml_type_name(type)) + ")";
+std::string describe_fast_path(GgmlType type) {
+  const std::string name(formats::ggml_type_name(type));
+  if (!has_fast_kernel(type)) return "reference (no fast kernel for " + name + ")";
+  const CpuIsa isa = selected_cpu_isa();
+  const KernelTable& k = table_for(isa);
+  const std::string tile = std::to_string(kMaxTileTokens) + " tokens per weight pass";
+  if (type == GgmlType::F32 || type == GgmlType::F16)
+    return std::string(cpu_isa_name(isa)) + ": " + name + " x f32, " + k.float_label + " accumulating in f32, " + tile;
+  return std::string(cpu_isa_name(isa)) + ": " + name +
+         " x q8 (activations quantized to 8-bit blocks, as llama.cpp does), integer dot products (" +
+         k.int_dot_label + "), " + tile;
 }
 
 }  // namespace qb::runtime::cpu

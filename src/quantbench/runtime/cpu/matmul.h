@@ -1,13 +1,16 @@
 // Matrix products with weights in their stored format: y[t][o] = sum_i W[o][i] * x[t][i].
 // Two paths: Reference (dequantize a row to f32, accumulate in double; obviously right, slow) and
-// Fast (fused dequantize-in-register SIMD kernels chosen once per process by CPU features). Fast is
-// tested against Reference. The path and ISA that ran are reported for the Manifest.
+// Fast (fused kernels that never hold a dequantized matrix, chosen once per process by CPU features;
+// for quantized weights the activations are quantized to 8-bit blocks and the inner loop is an
+// integer dot product, as in llama.cpp). Fast is tested against Reference. The path and ISA that ran
+// are reported for the Manifest (describe_fast_path).
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/formats/ggml_types.h"
+#include "quantbench/runtime/cpu/matmul_isa.h"
 
 namespace qb::runtime::cpu {
 
@@ -22,9 +25,19 @@ struct WeightMatrix {
 
 enum class MatmulPath { Reference, Fast };
 
-// x: n_tokens rows of n_in floats; y: n_tokens rows of n_out floats.
+// x: n_tokens rows of n_in floats; y: n_tokens rows of n_out floats. Fast uses selected_cpu_isa();
+// types without a fast kernel run the Reference path. Throws qb::Error on impossible shapes.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulPath path = MatmulPath::Fast);
+
+// The Fast path with an explicit ISA (tests run every supported one; benchmarks compare them).
+// Throws qb::Error if this CPU cannot run isa.
+void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+                     CpuIsa isa);
+
+// Whether the Fast path has a fused kernel for this type (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1,
+// q4_K, q5_K, q6_K).
+bool has_fast_kernel(formats::GgmlType type);
 
 // What the Fast path does for this type on this machine, e.g. "avx2 q4_1 x q8_1 (activations
 // quantized to 8 bits, as llama.cpp does)" or "reference (no fast kernel)". For the Manifest.
