@@ -1,8 +1,8 @@
 // Internal interface between matmul.cpp and the per-ISA kernel files (matmul_kernels_scalar.cpp,
 // *_avx2.cpp, *_avx512.cpp). As llama.cpp does, quantized weights are multiplied with activations
 // quantized to 8-bit blocks of 32 (ActQ8Block), so the inner loop is an integer dot product; float
-// weights are multiplied with float activations. Each kernel computes one weight row against up to
-// kMaxTileTokens tokens, unpacking every weight block once for all of them.
+// weights are multiplied with float activations. Each kernel computes a block of weight rows against
+// up to kMaxTileTokens tokens, unpacking every weight block once for all of them.
 #pragma once
 #include <cstdint>
 
