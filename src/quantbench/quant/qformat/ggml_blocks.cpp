@@ -1,7 +1,8 @@
 // Reference dequantizers for ggml's block types, one plain loop per type in the element order of
 // llama.cpp's dequantize_row_* (ggml-quants.c). Every float expression keeps llama.cpp's operation
-// order (e.g. q4_1 is q*d + m, q6_K is (d*sc)*q) so results are bit-identical; this file is built
-// without -mfma and in ISO mode, so the compiler may not contract a*b+c into an FMA.
+// order (e.g. q4_1 is q*d + m, q6_K is (d*sc)*q) so results are bit-identical. GCC contracts a*b+c
+// into an FMA in C++ whenever the target has FMA (e.g. -march=native), which would change roundings,
+// so contraction is switched off for this file below.
 #include "quantbench/quant/qformat/ggml_blocks.h"
 
 #include <cmath>
@@ -11,6 +12,9 @@
 #include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_block_structs.h"
+
+// Keep every a*b+c as two roundings, as llama.cpp's reference C and the gguf package compute it.
+#pragma GCC optimize("fp-contract=off")
 
 namespace qb::qformat {
 

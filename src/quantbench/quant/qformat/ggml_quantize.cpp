@@ -1,7 +1,7 @@
 // Reference quantizers for ggml block types. The legacy types reproduce llama.cpp's
 // quantize_row_{q8_0,q4_0,q4_1}_ref exactly: same float operations in the same order, f16 rounding
-// to nearest even, and no fused multiply-add (this file is built without -mfma in ISO mode, so the
-// compiler may not contract x*id + 8.5f; llama.cpp builds that do contract can differ at exact ties).
+// to nearest even, and no fused multiply-add (contraction is switched off below, since GCC would
+// otherwise fuse x*id + 8.5f on FMA targets; llama.cpp builds that do fuse can differ at ties).
 // The K-quants follow llama.cpp's reference scale searches (written here from the algorithm).
 #include "quantbench/quant/qformat/ggml_quantize.h"
 
@@ -13,6 +13,8 @@
 #include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_block_structs.h"
+
+#pragma GCC optimize("fp-contract=off")
 
 namespace qb::qformat {
 

@@ -76,17 +76,20 @@ FloatDotFn float_kernel(const KernelTable& k, GgmlType type) {
   }
 }
 
-// Runs kernel(row o, tokens [t0, t0+nt)) over all rows and token tiles; rows split across threads.
+// Each thread takes a contiguous range of output rows and walks it in blocks of kRowBlock rows; for
+// each block it runs every token tile, so the block's weights stay in L1 while the (small, reused)
+// activations stream from L2. Decode (one token) is then one kernel call per row block.
+constexpr int64_t kRowBlock = 16;
+
 template <typename X, typename Fn>
 void run_tiles(const WeightMatrix& w, const X* const* tokens, int64_t n_tokens, float* y, ThreadPool& pool, Fn kernel) {
   pool.parallel_for(size_t(w.n_out), [&](size_t begin, size_t end, int) {
-    float out[kMaxTileTokens];
-    for (size_t o = begin; o < end; ++o) {
-      const uint8_t* wrow = w.data + o * w.row_bytes;
+    for (int64_t r0 = int64_t(begin); r0 < int64_t(end); r0 += kRowBlock) {
+      const int64_t rows = std::min<int64_t>(kRowBlock, int64_t(end) - r0);
       for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTileTokens) {
         const int nt = int(std::min<int64_t>(kMaxTileTokens, n_tokens - t0));
-        kernel(wrow, w.n_in, tokens + t0, nt, out);
-        for (int t = 0; t < nt; ++t) y[(t0 + t) * w.n_out + int64_t(o)] = out[t];
+        kernel(w.data + size_t(r0) * w.row_bytes, w.row_bytes, rows, w.n_in, tokens + t0, nt, y + t0 * w.n_out + r0,
+               w.n_out);
       }
     }
   });

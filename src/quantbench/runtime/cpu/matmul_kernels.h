@@ -1,8 +1,8 @@
 // Internal interface between matmul.cpp and the per-ISA kernel files (matmul_kernels_scalar.cpp,
 // *_avx2.cpp, *_avx512.cpp). As llama.cpp does, quantized weights are multiplied with activations
 // quantized to 8-bit blocks of 32 (ActQ8Block), so the inner loop is an integer dot product; float
-// weights are multiplied with float activations. Each kernel computes one weight row against up to
-// kMaxTileTokens tokens, unpacking every weight block once for all of them.
+// weights are multiplied with float activations. Each kernel computes a block of weight rows against
+// up to kMaxTileTokens tokens, unpacking every weight block once for all of them.
 #pragma once
 #include <cstdint>
 
@@ -28,9 +28,13 @@ static_assert(sizeof(ActQ8Block) == 44);
 void quantize_activations_q8(const float* x, int64_t n, ActQ8Block* out);
 using QuantizeActFn = void (*)(const float* x, int64_t n, ActQ8Block* out);
 
-// out[t] = dot(weight row, token t) for t < nt (1 <= nt <= kMaxTileTokens). n_in is the row length.
-using QuantDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const ActQ8Block* const* acts, int nt, float* out);
-using FloatDotFn = void (*)(const uint8_t* wrow, int64_t n_in, const float* const* xs, int nt, float* out);
+// y[t * y_stride + r] = dot(weight row r, token t) for r < n_rows, t < nt (1 <= nt <= kMaxTileTokens);
+// row r starts at w + r * row_bytes and has n_in elements. Looping over rows inside the kernel keeps
+// the per-row cost to the dot product itself (no indirect call per row).
+using QuantDotFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_in,
+                            const ActQ8Block* const* acts, int nt, float* y, int64_t y_stride);
+using FloatDotFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_in,
+                            const float* const* xs, int nt, float* y, int64_t y_stride);
 
 struct KernelTable {
   // For describe_fast_path: the integer dot-product instructions and the float vector width used.

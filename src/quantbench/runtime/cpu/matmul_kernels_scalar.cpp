@@ -228,11 +228,28 @@ void dot_q6_k(const uint8_t* wrow, int64_t n, const ActQ8Block* const* acts, int
   }
 }
 
+// Adapts a one-row kernel (out[t] for nt tokens) to the rows interface.
+template <auto RowFn, typename X>
+void over_rows(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_in, const X* const* xs, int nt,
+               float* y, int64_t y_stride) {
+  float out[kMaxTileTokens];
+  for (int64_t r = 0; r < n_rows; ++r) {
+    RowFn(w + size_t(r) * row_bytes, n_in, xs, nt, out);
+    for (int t = 0; t < nt; ++t) y[t * y_stride + r] = out[t];
+  }
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar int32", "scalar", dot_f32, dot_f16, dot_q8_0, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k,
-                                    quantize_activations_q8};
+  using A = ActQ8Block;
+  static const KernelTable table{"scalar int32",           "scalar",
+                                 over_rows<dot_f32, float>, over_rows<dot_f16, float>,
+                                 over_rows<dot_q8_0, A>,    over_rows<dot_q4_0, A>,
+                                 over_rows<dot_q4_1, A>,    over_rows<dot_q5_0, A>,
+                                 over_rows<dot_q5_1, A>,    over_rows<dot_q4_k, A>,
+                                 over_rows<dot_q5_k, A>,    over_rows<dot_q6_k, A>,
+                                 quantize_activations_q8};
   return table;
 }
 

@@ -309,13 +309,23 @@ void quantize_act_x86(const float* x, int64_t n, ActQ8Block* out) {
   }
 }
 
+template <template <int> class K, int NT, typename X>
+void rows_nt(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, const X* const* xs, float* y, int64_t ys) {
+  float out[NT];
+  for (int64_t r = 0; r < n_rows; ++r) {
+    K<NT>::run(w + size_t(r) * row_bytes, n, xs, out);
+    for (int t = 0; t < NT; ++t) y[t * ys + r] = out[t];
+  }
+}
+
 template <template <int> class K, typename X>
-void dispatch_tile(const uint8_t* wrow, int64_t n, const X* const* xs, int nt, float* out) {
+void dispatch_tile(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, const X* const* xs, int nt,
+                   float* y, int64_t ys) {
   switch (nt) {
-    case 1: K<1>::run(wrow, n, xs, out); break;
-    case 2: K<2>::run(wrow, n, xs, out); break;
-    case 3: K<3>::run(wrow, n, xs, out); break;
-    default: K<4>::run(wrow, n, xs, out); break;
+    case 1: rows_nt<K, 1>(w, row_bytes, n_rows, n, xs, y, ys); break;
+    case 2: rows_nt<K, 2>(w, row_bytes, n_rows, n, xs, y, ys); break;
+    case 3: rows_nt<K, 3>(w, row_bytes, n_rows, n, xs, y, ys); break;
+    default: rows_nt<K, 4>(w, row_bytes, n_rows, n, xs, y, ys); break;
   }
 }
 static_assert(kMaxTileTokens == 4);
