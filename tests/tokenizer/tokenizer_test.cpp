@@ -200,6 +200,20 @@ TEST(HfTokenizerJson, AddedTokenLstripRstrip) {
   EXPECT_EQ(tok.encode("a <n>  b", false, false), (std::vector<TokenId>{1, 0, 4, 2}));  // user-defined: always
 }
 
+TEST(HfTokenizerJson, TemplateProcessingAddsBos) {
+  // Llama-3 style: the post-processor puts <s> before every sequence, so add_bos is on.
+  const auto tok = Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
+      "merges": ["a b"]}, "added_tokens": [{"id": 3, "content": "<s>", "special": true}],
+      "pre_tokenizer": {"type": "ByteLevel", "use_regex": true},
+      "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                                                  {"Sequence": {"id": "A", "type_id": 0}}]}})",
+                                           "tp.json");
+  EXPECT_TRUE(tok.add_bos());
+  EXPECT_FALSE(tok.add_eos());
+  EXPECT_EQ(tok.encode("ab", true, false), (std::vector<TokenId>{3, 2}));
+  EXPECT_EQ(tok.encode("ab", false, false), (std::vector<TokenId>{2}));
+}
+
 TEST(TokenizerBadInput, DecodeOutOfRangeThrows) {
   const auto tok = gguf_vocab("llama-spm");
   EXPECT_THROW(tok.decode(std::vector<TokenId>{5, 32000}), Error);
