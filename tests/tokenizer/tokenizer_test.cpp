@@ -184,6 +184,36 @@ TEST(Tokenizer, Phi3RstripAfterSpecialTokens) {
   EXPECT_EQ(a[0], user);
 }
 
+TEST(HfTokenizerJson, AddedTokenLstripRstrip) {
+  // Byte-level vocabulary of single characters plus two added tokens: <m> swallows spaces on its left,
+  // <n> on its right, as Hugging Face's lstrip/rstrip flags (and llama.cpp's attributes) say.
+  std::string vocab = R"({"\u0120": 0, "a": 1, "b": 2)";
+  const std::string json = R"({"model": {"type": "BPE", "vocab": )" + vocab + R"(}, "merges": [["a", "b"]]},
+      "added_tokens": [{"id": 3, "content": "<m>", "special": true, "lstrip": true, "rstrip": false},
+                       {"id": 4, "content": "<n>", "special": false, "lstrip": false, "rstrip": true}],
+      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}})";
+  const auto tok = Tokenizer::from_hf_json(json, "strip.json");
+  EXPECT_EQ(tok.encode("a  <m> b", false, true), (std::vector<TokenId>{1, 3, 0, 2}));
+  // Control token not parsed: plain text, and '<' 'm' '>' are not in this toy vocabulary, so they are
+  // dropped as llama.cpp drops bytes it cannot find.
+  EXPECT_EQ(tok.encode("a  <m> b", false, false), (std::vector<TokenId>{1, 0, 0, 0, 2}));
+  EXPECT_EQ(tok.encode("a <n>  b", false, false), (std::vector<TokenId>{1, 0, 4, 2}));  // user-defined: always
+}
+
+TEST(HfTokenizerJson, TemplateProcessingAddsBos) {
+  // Llama-3 style: the post-processor puts <s> before every sequence, so add_bos is on.
+  const auto tok = Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
+      "merges": ["a b"]}, "added_tokens": [{"id": 3, "content": "<s>", "special": true}],
+      "pre_tokenizer": {"type": "ByteLevel", "use_regex": true},
+      "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                                                  {"Sequence": {"id": "A", "type_id": 0}}]}})",
+                                           "tp.json");
+  EXPECT_TRUE(tok.add_bos());
+  EXPECT_FALSE(tok.add_eos());
+  EXPECT_EQ(tok.encode("ab", true, false), (std::vector<TokenId>{3, 2}));
+  EXPECT_EQ(tok.encode("ab", false, false), (std::vector<TokenId>{2}));
+}
+
 TEST(TokenizerBadInput, DecodeOutOfRangeThrows) {
   const auto tok = gguf_vocab("llama-spm");
   EXPECT_THROW(tok.decode(std::vector<TokenId>{5, 32000}), Error);

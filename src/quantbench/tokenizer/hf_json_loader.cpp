@@ -154,28 +154,23 @@ VocabSpec spec_from_json(std::string_view text, std::string_view config_text) {
     const std::string dt = j.at("decoder").value("type", "");
     if (dt != "ByteLevel") s.notes.push_back("tokenizer.json decoder '" + dt + "' treated as ByteLevel");
   }
+  const auto id_of = [&](const std::string& t) -> TokenId {
+    for (size_t i = 0; i < s.tokens.size(); ++i)
+      if (s.tokens[i].text == t) return TokenId(i);
+    fail("special token '{}' is not in the vocabulary", t);
+  };
   // A TemplateProcessing post-processor says which special tokens frame a single sequence.
   if (j.contains("post_processor") && !j.at("post_processor").is_null() &&
       j.at("post_processor").value("type", "") == "TemplateProcessing") {
     const json& single = j.at("post_processor").at("single");
-    const auto special_id = [&](const json& item) -> std::optional<std::string> {
-      if (item.contains("SpecialToken")) return item.at("SpecialToken").at("id").get<std::string>();
-      return std::nullopt;
-    };
-    if (!single.empty()) {
-      if (auto b = special_id(single.front())) s.notes.push_back("post-processor BOS " + *b);
-      if (auto e = special_id(single.back())) s.notes.push_back("post-processor EOS " + *e);
+    if (!single.empty() && single.front().contains("SpecialToken")) {
+      s.bos = id_of(single.front().at("SpecialToken").at("id").get<std::string>());
+      s.add_bos = true;
     }
-  }
-
-  const auto id_of = [&](const std::string& t) -> TokenId {
-    for (size_t i = 0; i < s.tokens.size(); ++i)
-      if (s.tokens[i].text == t) return TokenId(i);
-    fail("tokenizer_config.json names special token '{}', which is not in the vocabulary", t);
-  };
-  for (const auto& note : std::vector<std::string>(s.notes)) {  // apply the post-processor's framing
-    if (note.rfind("post-processor BOS ", 0) == 0) s.bos = id_of(note.substr(19)), s.add_bos = true;
-    if (note.rfind("post-processor EOS ", 0) == 0) s.eos = id_of(note.substr(19)), s.add_eos = true;
+    if (!single.empty() && single.back().contains("SpecialToken")) {
+      s.eos = id_of(single.back().at("SpecialToken").at("id").get<std::string>());
+      s.add_eos = true;
+    }
   }
   if (!config_text.empty()) {
     const json cfg = json::parse(config_text.begin(), config_text.end());

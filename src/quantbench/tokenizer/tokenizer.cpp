@@ -123,9 +123,15 @@ struct Fragment {
 
 }  // namespace
 
+// Heterogeneous lookup: the encoders probe with string_views into the text, without allocating.
+struct SvHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct Tokenizer::Impl {
-  std::unordered_map<std::string, TokenId> text_to_id;
-  std::unordered_map<std::string, int> merge_rank;
+  std::unordered_map<std::string, TokenId, SvHash, std::equal_to<>> text_to_id;
+  std::unordered_map<std::string, int, SvHash, std::equal_to<>> merge_rank;
   std::vector<TokenId> special_cache;  // control, user-defined, unknown: longest text first
   std::unordered_set<TokenId> eog;
   std::unique_ptr<RegexSplitter> splitter;
@@ -194,7 +200,7 @@ const TokenInfo& Tokenizer::token(TokenId id) const {
 }
 
 std::optional<TokenId> Tokenizer::find(std::string_view text) const {
-  const auto it = impl_->text_to_id.find(std::string(text));
+  const auto it = impl_->text_to_id.find(text);
   if (it == impl_->text_to_id.end()) return std::nullopt;
   return it->second;
 }
@@ -266,7 +272,8 @@ TokenId Tokenizer::byte_token(uint8_t b) const {
   static constexpr char kHex[] = "0123456789ABCDEF";
   const char name[7] = {'<', '0', 'x', kHex[b >> 4], kHex[b & 15], '>', 0};
   if (auto id = find(name)) return *id;
-  if (auto id = find(std::string(1, char(b)))) return *id;
+  const char one = char(b);
+  if (auto id = find(std::string_view(&one, 1))) return *id;
   if (spec_.unk != kNoToken) return spec_.unk;
   fail("tokenizer '{}': no byte token for 0x{:02X} and no unknown token", spec_.model_name, b);
 }
@@ -299,11 +306,11 @@ void Tokenizer::encode_spm(std::string_view text, std::vector<TokenId>& out) con
   std::unordered_map<std::string, std::pair<int, int>> rev_merge;
   const auto try_add = [&](int l, int r) {
     if (l == -1 || r == -1) return;
-    const std::string t(text.substr(sym[l].start, sym[l].n + sym[r].n));
+    const std::string_view t = text.substr(sym[l].start, sym[l].n + sym[r].n);
     const auto id = find(t);
     if (!id) return;
     queue.push({l, r, spec_.tokens[size_t(*id)].score, t.size()});
-    rev_merge[t] = {l, r};
+    rev_merge[std::string(t)] = {l, r};
   };
   for (int i = 1; i < int(sym.size()); ++i) try_add(i - 1, i);
   while (!queue.empty()) {
@@ -327,7 +334,7 @@ void Tokenizer::encode_spm(std::string_view text, std::vector<TokenId>& out) con
       const int k = stack.back();
       stack.pop_back();
       const std::string t(text.substr(sym[k].start, sym[k].n));
-      if (const auto id = find(t)) {
+      if (const auto id = find(std::string_view(t))) {
         out.push_back(*id);
         continue;
       }
@@ -400,7 +407,7 @@ void Tokenizer::encode_bpe(std::string_view raw, std::vector<TokenId>& out) cons
       } else {
         // llama.cpp looks each byte of the symbol up on its own and drops the ones it cannot find.
         for (char c : t)
-          if (const auto bid = find(std::string(1, c))) out.push_back(*bid);
+          if (const auto bid = find(std::string_view(&c, 1))) out.push_back(*bid);
       }
     }
   }
