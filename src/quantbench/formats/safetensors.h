@@ -37,7 +37,8 @@ struct SafetensorsTensorInfo {
   const uint8_t* data = nullptr;  // inside the mapping, checked in range
   size_t nbytes() const { return size_t(end - begin); }
   int64_t n_elements() const;
-  std::vector<int64_t> ggml_shape() const;  // reversed: innermost first, as GGUF stores shapes
+  // Reversed: innermost first, as GGUF stores shapes. A scalar gives {} (GGUF wants at least {1}).
+  std::vector<int64_t> ggml_shape() const;
 };
 
 class SafetensorsFile {
