@@ -1,4 +1,5 @@
 // `quantbench runs list DIR...` and `quantbench runs show RUN`: what runs exist and what each holds.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -6,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "quantbench/cli/commands.h"
+#include "quantbench/core/error.h"
 #include "quantbench/report/store.h"
 
 namespace qb::cli {
@@ -49,8 +51,8 @@ void register_runs(CLI::App& app) {
       std::error_code ec;
       for (const auto& e : std::filesystem::directory_iterator(d, ec))
         if (std::filesystem::exists(e.path() / report::kDatabaseFile)) subs.push_back(e.path().string());
-      if (ec) throw Error(d + ": " + ec.message());
-      if (subs.empty()) throw Error(d + ": not a quantbench run directory and holds none");
+      if (ec) qb::fail("{}: {}", d, ec.message());
+      if (subs.empty()) qb::fail("{}: not a quantbench run directory and holds none", d);
       std::sort(subs.begin(), subs.end());
       for (const auto& s : subs) list_run(s);
     }
