@@ -7,7 +7,6 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
-#include <regex>
 
 #include "demo_run.h"
 #include "quantbench/report/render_html.h"
@@ -27,9 +26,11 @@ std::string run_capture(const std::string& cmd, int* status) {
 }
 
 std::string attr(const std::string& dom, const std::string& name) {
-  std::smatch m;
-  if (std::regex_search(dom, m, std::regex(name + "=\"([^\"]*)\""))) return m[1];
-  return "(absent)";
+  const std::string open = " " + name + "=\"";
+  const size_t p = dom.find(open);
+  if (p == std::string::npos) return "(absent)";
+  const size_t b = p + open.size();
+  return dom.substr(b, dom.find('"', b) - b);
 }
 
 TEST(ReportBrowser, EveryChartDrawsWithoutScriptErrorsInHeadlessChromium) {
