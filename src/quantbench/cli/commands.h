@@ -6,9 +6,15 @@
 namespace qb::cli {
 void register_inspect(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_runs(CLI::App& app);
+void register_compare(CLI::App& app);
+void register_report(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
   register_inspect(app);
   register_generate(app);
+  register_runs(app);
+  register_compare(app);
+  register_report(app);
 }
 }  // namespace qb::cli
