@@ -52,7 +52,10 @@ int main(int argc, char** argv) {
   }
   std::printf("prefill pp%d: %.0f tok/s (best of 3)\n", P, P / best);
 
-  for (int streams : {1, 16}) {
+  for (int cfg = 0; cfg < 4; ++cfg) {
+    const int streams = cfg % 2 ? 16 : 1;
+    const bool graphs = cfg < 2;
+    be.set_use_graphs(graphs);
     std::vector<runtime::SeqId> seqs;
     Batch b;
     for (int s = 0; s < streams; ++s) {
@@ -71,9 +74,9 @@ int main(int argc, char** argv) {
     }
     const double step = t / (steps - 8);
     const double gbs = double(be.weight_bytes()) / step / 1e9;
-    std::printf("decode %2d stream(s), ctx 128..256: %.2f ms/step, %.0f tok/s aggregate; weights %.0f GB/s = %.0f%% "
+    std::printf("%s decode %2d stream(s), ctx 128..256: %.2f ms/step, %.0f tok/s aggregate; weights %.0f GB/s = %.0f%% "
                 "of the copy probe\n",
-                streams, step * 1e3, streams / step, gbs, 100 * gbs / bw.copy_gbs);
+                graphs ? "graph " : "launch", streams, step * 1e3, streams / step, gbs, 100 * gbs / bw.copy_gbs);
     for (auto s : seqs) be.free_sequence(s);
   }
   return 0;

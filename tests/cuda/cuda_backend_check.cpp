@@ -132,10 +132,13 @@ void run_model(const std::string& path, bool is_stories) {
   auto model = model::Model::load(path);
   const auto& sp = model->spec();
   runtime::cpu::CpuBackend ref(model, {runtime::cpu::CpuMode::Reference, 0});
-  for (DenseType dt : {DenseType::F32, DenseType::BF16}) {
-    const char* dn = dt == DenseType::F32 ? "f32" : "bf16";
-    runtime::cuda::CudaBackend gpu(model, {dt, 0});
-    if (dt == DenseType::F32) std::printf("describe: %s\n", gpu.describe().c_str());
+  for (int variant = 0; variant < 3; ++variant) {
+    // f32 with decode graphs (default), f32 with plain launches, bf16 with graphs.
+    const DenseType dt = variant == 2 ? DenseType::BF16 : DenseType::F32;
+    const std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : "bf16";
+    const char* dn = dns.c_str();
+    runtime::cuda::CudaBackend gpu(model, {dt, 0, variant != 1});
+    if (variant == 0) std::printf("describe: %s\n", gpu.describe().c_str());
     const KlStats st = compare_script(ref, gpu, int32_t(sp.n_vocab));
     const double lim = dt == DenseType::F32 ? 1e-4 : 1e-2;
     char buf[256];

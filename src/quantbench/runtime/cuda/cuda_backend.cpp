@@ -99,10 +99,20 @@ struct CudaBackend::Impl {
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
 
+  // Captured forward passes for small batches, keyed by (tokens, logits rows); valid while the
+  // buffers they were captured with stay where they are.
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    std::vector<const void*> addr;
+  };
+  std::map<std::pair<int, int>, Graph> graphs;
+
   // Scratch, grown to the largest batch seen.
-  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs;
+  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws;
 
   ~Impl() {
+    for (auto& [k, g] : graphs)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
     seqs.clear();
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
@@ -190,6 +200,9 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
   cuda_ok(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   blas_ok(cublasCreate(&I.blas), "cublasCreate");
   blas_ok(cublasSetStream(I.blas, I.stream), "cublasSetStream");
+  // An explicit workspace (after SetStream, which resets it) so captured GEMMs never allocate.
+  I.blas_ws = DevBuf(size_t(32) << 20);
+  blas_ok(cublasSetWorkspace(I.blas, I.blas_ws.p, I.blas_ws.bytes), "cublasSetWorkspace");
   if (I.dense == DenseType::F32) blas_ok(cublasSetMathMode(I.blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
 
   for (int64_t il = 0; il < sp.n_layer; ++il) {
@@ -398,72 +411,108 @@ Logits CudaBackend::forward(const Batch& batch) {
   float* qkv = I.qkv.as<float>();
   float* att = I.att.as<float>();
   float* o = I.o.as<float>();
-  cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
-
+  // Everything from here to the logits is a pure function of (T, R, buffer addresses): the per-step
+  // data (tokens, positions, cache pointers, angles) lives in the table buffer. So a decode-sized batch
+  // is captured once as a CUDA graph and replayed, which removes the ~15 launches per layer.
   cudaStream_t st = I.stream;
-  for (int64_t il = 0; il < sp.n_layer; ++il) {
-    const Impl::Layer& L = I.layers[size_t(il)];
-    const bool swa = sp.layer_swa[size_t(il)];
-    rmsnorm_rows(x, h, L.attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-    I.gemm(L.wqkv, h, T, qkv);
-    if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
-    if (sp.qk_norm) {
-      rmsnorm_rows(qkv, qkv, L.q_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head), int(sp.n_head), nqkv,
-                   nqkv, sp.rms_eps, nullptr, st);
-      rmsnorm_rows(qkv + qd, qkv + qd, L.k_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head_kv),
-                   int(sp.n_head_kv), nqkv, nqkv, sp.rms_eps, nullptr, st);
+  I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
+  if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
+  auto enqueue = [&] {
+    cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
+
+    for (int64_t il = 0; il < sp.n_layer; ++il) {
+      const Impl::Layer& L = I.layers[size_t(il)];
+      const bool swa = sp.layer_swa[size_t(il)];
+      rmsnorm_rows(x, h, L.attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+      I.gemm(L.wqkv, h, T, qkv);
+      if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
+      if (sp.qk_norm) {
+        rmsnorm_rows(qkv, qkv, L.q_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head), int(sp.n_head), nqkv,
+                     nqkv, sp.rms_eps, nullptr, st);
+        rmsnorm_rows(qkv + qd, qkv + qd, L.k_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head_kv),
+                     int(sp.n_head_kv), nqkv, nqkv, sp.rms_eps, nullptr, st);
+      }
+      const float* rc = d_rope + size_t((swa && any_swa ? 1 : 0) * 2 * T * half);
+      RopeKvArgs ra;
+      ra.qkv = qkv;
+      ra.qkv_stride = nqkv;
+      ra.T = T;
+      ra.n_head = int(sp.n_head);
+      ra.n_head_kv = int(sp.n_head_kv);
+      ra.hd_k = int(sp.head_dim_k);
+      ra.hd_v = int(sp.head_dim_v);
+      ra.n_rot = int(sp.n_rot);
+      ra.neox = sp.rope_style == model::RopeStyle::Neox;
+      ra.cos = rc;
+      ra.sin = rc + T * half;
+      ra.pos = d_pos;
+      ra.k_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il) * T);
+      ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
+      rope_and_store_kv(ra, st);
+
+      AttentionArgs aa;
+      aa.q = qkv;
+      aa.q_stride = nqkv;
+      aa.out = att;
+      aa.T = T;
+      aa.n_head = int(sp.n_head);
+      aa.n_head_kv = int(sp.n_head_kv);
+      aa.hd_k = int(sp.head_dim_k);
+      aa.hd_v = int(sp.head_dim_v);
+      aa.pos = d_pos;
+      aa.k_cache = ra.k_cache;
+      aa.v_cache = ra.v_cache;
+      aa.scale = sp.attn_scale;
+      aa.softcap = sp.attn_softcap;
+      aa.window = swa ? sp.sliding_window : 0;
+      attention(aa, st);
+
+      I.gemm(L.wo, att, T, o);
+      if (sp.post_norms) rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+      add_inplace(x, o, int64_t(T) * d, st);
+      rmsnorm_rows(x, h, L.ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+      I.gemm(L.wgu, h, T, I.gu.as<float>());
+      gated_act(I.gu.as<float>(), I.g.as<float>(), int(ff), T, sp.activation == model::Activation::SiLU ? 0 : 1, st);
+      I.gemm(L.wdown, I.g.as<float>(), T, o);
+      if (sp.post_norms) rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+      add_inplace(x, o, int64_t(T) * d, st);
     }
-    const float* rc = d_rope + size_t((swa && any_swa ? 1 : 0) * 2 * T * half);
-    RopeKvArgs ra;
-    ra.qkv = qkv;
-    ra.qkv_stride = nqkv;
-    ra.T = T;
-    ra.n_head = int(sp.n_head);
-    ra.n_head_kv = int(sp.n_head_kv);
-    ra.hd_k = int(sp.head_dim_k);
-    ra.hd_v = int(sp.head_dim_v);
-    ra.n_rot = int(sp.n_rot);
-    ra.neox = sp.rope_style == model::RopeStyle::Neox;
-    ra.cos = rc;
-    ra.sin = rc + T * half;
-    ra.pos = d_pos;
-    ra.k_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il) * T);
-    ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
-    rope_and_store_kv(ra, st);
 
-    AttentionArgs aa;
-    aa.q = qkv;
-    aa.q_stride = nqkv;
-    aa.out = att;
-    aa.T = T;
-    aa.n_head = int(sp.n_head);
-    aa.n_head_kv = int(sp.n_head_kv);
-    aa.hd_k = int(sp.head_dim_k);
-    aa.hd_v = int(sp.head_dim_v);
-    aa.pos = d_pos;
-    aa.k_cache = ra.k_cache;
-    aa.v_cache = ra.v_cache;
-    aa.scale = sp.attn_scale;
-    aa.softcap = sp.attn_softcap;
-    aa.window = swa ? sp.sliding_window : 0;
-    attention(aa, st);
-
-    I.gemm(L.wo, att, T, o);
-    if (sp.post_norms) rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-    add_inplace(x, o, int64_t(T) * d, st);
-    rmsnorm_rows(x, h, L.ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-    I.gemm(L.wgu, h, T, I.gu.as<float>());
-    gated_act(I.gu.as<float>(), I.g.as<float>(), int(ff), T, sp.activation == model::Activation::SiLU ? 0 : 1, st);
-    I.gemm(L.wdown, I.g.as<float>(), T, o);
-    if (sp.post_norms) rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-    add_inplace(x, o, int64_t(T) * d, st);
+    if (R > 0) {
+      rmsnorm_rows(x, h, I.output_norm.as<float>(), int(d), R, 1, d, d, sp.rms_eps, d_rows, st);
+      I.gemm(I.output, h, R, I.logits.as<float>());
+      if (sp.final_softcap > 0) softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
+    }
+  };
+  const bool graphable = options_.use_graphs && T <= 16;
+  if (graphable) {
+    const std::vector<const void*> addr = {I.tabs.p, I.x.p, I.h.p, I.qkv.p, I.att.p, I.o.p,
+                                           I.gu.p,   I.g.p, I.xb.p, I.logits.p};
+    Impl::Graph& gr = I.graphs[{T, R}];
+    if (!gr.exec || gr.addr != addr) {
+      if (gr.exec) cudaGraphExecDestroy(gr.exec);
+      gr.exec = nullptr;
+      cuda_ok(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "begin capture");
+      try {
+        enqueue();
+      } catch (...) {
+        cudaGraph_t g = nullptr;
+        cudaStreamEndCapture(st, &g);
+        if (g) cudaGraphDestroy(g);
+        throw;
+      }
+      cudaGraph_t g = nullptr;
+      cuda_ok(cudaStreamEndCapture(st, &g), "end capture");
+      const cudaError_t e = cudaGraphInstantiate(&gr.exec, g, 0);
+      cudaGraphDestroy(g);
+      cuda_ok(e, "graph instantiate");
+      gr.addr = addr;
+    }
+    cuda_ok(cudaGraphLaunch(gr.exec, st), "graph launch");
+  } else {
+    enqueue();
   }
-
   if (R > 0) {
-    rmsnorm_rows(x, h, I.output_norm.as<float>(), int(d), R, 1, d, d, sp.rms_eps, d_rows, st);
-    I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
-    I.gemm(I.output, h, R, I.logits.as<float>());
-    if (sp.final_softcap > 0) softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
     result.data.resize(size_t(R) * size_t(sp.n_vocab));
     cuda_ok(cudaMemcpyAsync(result.data.data(), I.logits.p, result.data.size() * 4, cudaMemcpyDeviceToHost, st),
             "logits download");

@@ -26,6 +26,8 @@ enum class DenseType { BF16, F32 };
 struct CudaBackendOptions {
   DenseType dense = DenseType::BF16;
   int device = 0;
+  // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed.
+  bool use_graphs = true;
 };
 
 // True when a CUDA device is usable (tests skip otherwise).
@@ -50,6 +52,9 @@ class CudaBackend final : public Backend {
   void truncate_sequence(SeqId seq, int64_t new_length) override;
 
   Logits forward(const Batch& batch) override;
+
+  // Turns decode-graph replay on or off (for comparing the two; results are the same).
+  void set_use_graphs(bool on) { options_.use_graphs = on; }
 
   // Bytes of weights resident on the device (what a decode step streams, embeddings excluded).
   size_t weight_bytes() const;
