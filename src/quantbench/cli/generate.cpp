@@ -8,6 +8,9 @@
 #include "quantbench/formats/gguf_reader.h"
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/cpu/cpu_backend.h"
+#ifdef QB_HAVE_CUDA
+#include "quantbench/runtime/cuda/cuda_backend.h"
+#endif
 #include "quantbench/runtime/generate.h"
 #include "quantbench/tokenizer/tokenizer.h"
 
@@ -25,6 +28,7 @@ struct GenerateArgs {
   int threads = 0;
   bool reference = false;
   bool chat = false;
+  std::string backend = "cpu";  // "cuda" only in builds with QB_CUDA=ON
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -45,10 +49,23 @@ void run_generate(const GenerateArgs& a) {
     prompt.push_back(tok.bos());
   }
 
-  runtime::cpu::CpuBackendOptions bo;
-  bo.mode = a.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
-  bo.n_threads = a.threads;
-  runtime::cpu::CpuBackend backend(model, bo);
+  std::unique_ptr<runtime::Backend> backend_ptr;
+  if (a.backend == "cuda") {
+#ifdef QB_HAVE_CUDA
+    runtime::cuda::CudaBackendOptions co;
+    co.dense = a.reference ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::BF16;
+    backend_ptr = std::make_unique<runtime::cuda::CudaBackend>(model, co);
+#else
+    fail("--backend cuda: this build has no CUDA backend (configure with -DQB_CUDA=ON)");
+#endif
+  } else {
+    QB_CHECK(a.backend == "cpu", "--backend must be cpu or cuda, got '{}'", a.backend);
+    runtime::cpu::CpuBackendOptions bo;
+    bo.mode = a.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
+    bo.n_threads = a.threads;
+    backend_ptr = std::make_unique<runtime::cpu::CpuBackend>(model, bo);
+  }
+  runtime::Backend& backend = *backend_ptr;
 
   runtime::GenerateOptions go;
   go.max_new_tokens = a.max_tokens;
@@ -81,7 +98,9 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1]");
   cmd->add_option("--seed", a->seed, "Sampling seed (recorded)");
   cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)");
-  cmd->add_flag("--reference", a->reference, "Run the exact fp32 reference path instead of the fast kernels");
+  cmd->add_flag("--reference", a->reference,
+                "Run the exact fp32 reference path instead of the fast kernels (cuda: f32 weights, not bf16)");
+  cmd->add_option("--backend", a->backend, "cpu, or cuda in builds with QB_CUDA=ON");
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
   cmd->callback([a] { run_generate(*a); });
 }

@@ -1,0 +1,227 @@
+// See forward_kernels.h. Straightforward kernels: one block per row (norms, rope) or per (token, head)
+// (attention), reductions in registers and shared memory, no atomics, so results do not depend on
+// scheduling. Norm sums are in double (cheap at these sizes, and closest to the CPU reference).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/forward_kernels.h"
+
+namespace qb::runtime::cuda {
+namespace {
+
+__device__ inline double block_sum(double v, double* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  double t = 0;
+  for (int w = 0; w < nw; ++w) t += sh[w];
+  __syncthreads();
+  return t;
+}
+
+__global__ void rmsnorm_kernel(const float* x, float* y, const float* w, int n, int inner, int64_t outer_stride,
+                               int64_t y_outer_stride, float eps, const int32_t* x_rows) {
+  __shared__ double sh[32];
+  const int r = blockIdx.x;
+  const int64_t xo = x_rows ? x_rows[r / inner] : r / inner;
+  const float* xr = x + xo * outer_stride + int64_t(r % inner) * n;
+  float* yr = y + int64_t(r / inner) * y_outer_stride + int64_t(r % inner) * n;
+  double ss = 0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) ss += double(xr[i]) * xr[i];
+  ss = block_sum(ss, sh);
+  const float sc = float(1.0 / sqrt(ss / double(n) + double(eps)));
+  for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = w ? (xr[i] * sc) * w[i] : xr[i] * sc;
+}
+
+__global__ void add_bias_kernel(float* x, const float* b, int n, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] += b[i % n];
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] += y[i];
+}
+
+__global__ void gated_kernel(const float* gu, float* out, int n, int64_t total, int act) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / n, j = i % n;
+    const float g = gu[t * 2 * n + j], u = gu[t * 2 * n + n + j];
+    float a;
+    if (act == 0) {
+      a = g / (1.0f + expf(-g));
+    } else {
+      const float c = 0.79788456080286535588f;
+      a = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+    }
+    out[i] = a * u;
+  }
+}
+
+__global__ void softcap_kernel(float* z, int64_t n, float c) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    z[i] = c * tanhf(z[i] / c);
+}
+
+__global__ void bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void rope_kv_kernel(RopeKvArgs a) {
+  const int t = blockIdx.x;
+  float* row = a.qkv + int64_t(t) * a.qkv_stride;
+  const int half = a.n_rot / 2;
+  const float* c = a.cos + int64_t(t) * half;
+  const float* s = a.sin + int64_t(t) * half;
+  const int heads = a.n_head + a.n_head_kv;  // k heads follow q heads contiguously
+  for (int item = threadIdx.x; item < heads * half; item += blockDim.x) {
+    const int h = item / half, i = item % half;
+    float* head = row + int64_t(h) * a.hd_k;
+    const int ia = a.neox ? i : 2 * i, ib = a.neox ? i + half : 2 * i + 1;
+    const float x0 = head[ia], x1 = head[ib];
+    head[ia] = x0 * c[i] - x1 * s[i];
+    head[ib] = x0 * s[i] + x1 * c[i];
+  }
+  __syncthreads();
+  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
+  const float* k = row + int64_t(a.n_head) * a.hd_k;
+  const float* v = k + kd;
+  __half* kc = reinterpret_cast<__half*>(a.k_cache[t]) + a.pos[t] * kd;
+  __half* vc = reinterpret_cast<__half*>(a.v_cache[t]) + a.pos[t] * vd;
+  for (int i = threadIdx.x; i < kd; i += blockDim.x) kc[i] = __float2half_rn(k[i]);
+  for (int i = threadIdx.x; i < vd; i += blockDim.x) vc[i] = __float2half_rn(v[i]);
+}
+
+constexpr int kAttnWarps = 4;
+constexpr int kPerLane = kMaxHeadDim / 32;
+
+// One block of kAttnWarps warps per (head, token). Warp w takes keys first + w, first + w + 4, ...;
+// the lanes split the head dimension (element i on lane i % 32), so a key's dot product is a warp
+// reduction and the running softmax state (max, sum, accumulator) is per warp; the warps' states are
+// merged at the end.
+__global__ void attention_kernel(AttentionArgs a) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
+  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
+  const __half* kc = reinterpret_cast<const __half*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
+  const __half* vc = reinterpret_cast<const __half*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
+  const int64_t pos = a.pos[t];
+  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+
+  float qr[kPerLane], acc[kPerLane];
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e) {
+    const int i = lane + 32 * e;
+    qr[e] = i < a.hd_k ? q[i] : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t j = first + warp; j <= pos; j += kAttnWarps) {
+    const __half* kj = kc + j * kd;
+    float d = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e) {
+      const int i = lane + 32 * e;
+      if (i < a.hd_k) d += qr[e] * __half2float(kj[i]);
+    }
+    for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+    d *= a.scale;
+    if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+    const float mn = fmaxf(m, d);
+    const float corr = expf(m - mn), p = expf(d - mn);
+    l = l * corr + p;
+    const __half* vj = vc + j * vd;
+#pragma unroll
+    for (int e = 0; e < kPerLane; ++e) {
+      const int i = lane + 32 * e;
+      acc[e] = acc[e] * corr + (i < a.hd_v ? p * __half2float(vj[i]) : 0.0f);
+    }
+    m = mn;
+  }
+
+  __shared__ float sm[kAttnWarps], sl[kAttnWarps];
+  __shared__ float sacc[kAttnWarps][kMaxHeadDim];
+  if (lane == 0) { sm[warp] = m; sl[warp] = l; }
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e) sacc[warp][lane + 32 * e] = acc[e];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w) M = fmaxf(M, sm[w]);
+  float L = 0.0f, f[kAttnWarps];
+  for (int w = 0; w < kAttnWarps; ++w) {
+    f[w] = sl[w] > 0.0f ? expf(sm[w] - M) : 0.0f;
+    L += sl[w] * f[w];
+  }
+  float* out = a.out + int64_t(t) * a.n_head * a.hd_v + int64_t(h) * a.hd_v;
+  for (int i = threadIdx.x; i < a.hd_v; i += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) o += sacc[w][i] * f[w];
+    out[i] = o / L;
+  }
+}
+
+int grid_for(int64_t n) {
+  const int64_t b = (n + 255) / 256;
+  return int(b < 4096 ? (b > 0 ? b : 1) : 4096);
+}
+
+}  // namespace
+
+void rmsnorm_rows(const float* x, float* y, const float* w, int n, int rows, int inner, int64_t outer_stride,
+                  int64_t y_outer_stride, float eps, const int32_t* x_rows, cudaStream_t s) {
+  if (rows <= 0) return;
+  const int threads = n >= 1024 ? 256 : (n >= 256 ? 128 : 32);
+  rmsnorm_kernel<<<rows, threads, 0, s>>>(x, y, w, n, inner, outer_stride, y_outer_stride, eps, x_rows);
+  QB_CUDA_LAUNCHED();
+}
+
+void add_bias(float* x, const float* b, int n, int rows, cudaStream_t s) {
+  const int64_t total = int64_t(n) * rows;
+  add_bias_kernel<<<grid_for(total), 256, 0, s>>>(x, b, n, total);
+  QB_CUDA_LAUNCHED();
+}
+
+void add_inplace(float* x, const float* y, int64_t n, cudaStream_t s) {
+  add_kernel<<<grid_for(n), 256, 0, s>>>(x, y, n);
+  QB_CUDA_LAUNCHED();
+}
+
+void gated_act(const float* gate_up, float* out, int n, int rows, int act, cudaStream_t s) {
+  const int64_t total = int64_t(n) * rows;
+  gated_kernel<<<grid_for(total), 256, 0, s>>>(gate_up, out, n, total, act);
+  QB_CUDA_LAUNCHED();
+}
+
+void softcap_inplace(float* z, int64_t n, float c, cudaStream_t s) {
+  softcap_kernel<<<grid_for(n), 256, 0, s>>>(z, n, c);
+  QB_CUDA_LAUNCHED();
+}
+
+void f32_to_bf16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
+  bf16_kernel<<<grid_for(n), 256, 0, s>>>(x, reinterpret_cast<__nv_bfloat16*>(y), n);
+  QB_CUDA_LAUNCHED();
+}
+
+void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s) {
+  if (a.T <= 0) return;
+  rope_kv_kernel<<<a.T, 128, 0, s>>>(a);
+  QB_CUDA_LAUNCHED();
+}
+
+void attention(const AttentionArgs& a, cudaStream_t s) {
+  if (a.T <= 0) return;
+  if (a.hd_k > kMaxHeadDim || a.hd_v > kMaxHeadDim)
+    throw std::runtime_error("cuda attention: head dimension above " + std::to_string(kMaxHeadDim));
+  attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), 32 * kAttnWarps, 0, s>>>(a);
+  QB_CUDA_LAUNCHED();
+}
+
+}  // namespace qb::runtime::cuda
