@@ -1,0 +1,66 @@
+// `quantbench eval --baseline A --candidate B --regimes LIST [...] --json OUT`: compares two GGUF models
+// that share a tokenizer, item by item, in the regimes asked for, and writes one JSON document
+// atomically (nothing at OUT if anything fails). All the work is eval/run_eval.h.
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "quantbench/cli/commands.h"
+#include "quantbench/core/error.h"
+#include "quantbench/eval/run_eval.h"
+
+namespace qb::cli {
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "Compare a candidate model with its baseline (perplexity+KL, multiple choice, "
+                                         "generation, workload)");
+  auto q = std::make_shared<eval::EvalRequest>();
+  auto regimes = std::make_shared<std::string>("perplexity,multiple_choice");
+  auto tasks = std::make_shared<std::string>("hellaswag,arc_easy,piqa");
+  auto json_out = std::make_shared<std::string>();
+  auto no_chat = std::make_shared<bool>(false);
+  auto quiet = std::make_shared<bool>(false);
+  cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
+  cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
+  cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload");
+  cmd->add_option("--tasks", *tasks, "Multiple-choice tasks: hellaswag,arc_easy,arc_challenge,piqa,winogrande,boolq");
+  cmd->add_option("--text", q->text, "Text file for perplexity (default: wikitext-2 raw, else the TinyStories slice)");
+  cmd->add_option("--workload", q->workload, "JSONL of {prompt, reference?, max_tokens?}");
+  cmd->add_option("--prompts", q->prompts, "JSONL of prompts for generation (default: MT-Bench first turns)");
+  cmd->add_option("--data-dir", q->data_dir, "Datasets (default: ../shared/data if present, else data/eval)");
+  cmd->add_option("--convention", q->convention, "Perplexity convention: llama.cpp | rolling");
+  cmd->add_option("--ctx", q->n_ctx, "Perplexity window (n_ctx)");
+  cmd->add_option("--top-k", q->top_k, "K of the baseline top-K log-probs");
+  cmd->add_option("--kl-cache", q->kl_cache, "Baseline top-K cache file (read if valid, else written)");
+  cmd->add_option("--limit", q->limit, "Items / prompts / windows per regime (0 = all)");
+  cmd->add_option("--batch", q->batch, "Sequences per forward");
+  cmd->add_option("--threads,-t", q->threads, "CPU threads (0 = all cores)");
+  cmd->add_option("--max-tokens", q->max_tokens, "Generation length");
+  cmd->add_option("--seed", q->seed, "Bootstrap seed (recorded)");
+  cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
+  cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");
+  cmd->add_flag("--quiet", *quiet, "No progress bars");
+  cmd->add_option("--json", *json_out, "Output JSON file")->required();
+  cmd->callback([=] {
+    q->regimes = split_list(*regimes);
+    q->tasks = split_list(*tasks);
+    q->chat = !*no_chat;
+    q->progress = !*quiet;
+    const auto j = eval::run_evaluation(*q);
+    eval::write_eval_json(*json_out, j);
+    std::fprintf(stderr, "eval: wrote %s\n", json_out->c_str());
+  });
+}
+
+}  // namespace qb::cli

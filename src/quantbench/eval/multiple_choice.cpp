@@ -1,0 +1,223 @@
+// Multiple choice: tokenization per lm-eval, shared-context scoring with truncate_sequence, and the
+// comparison of the two models item by item.
+#include "quantbench/eval/multiple_choice.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "quantbench/core/error.h"
+#include "quantbench/core/progress.h"
+#include "quantbench/core/sha256.h"
+
+namespace qb::eval {
+namespace {
+
+// One context and the options that share it.
+struct Unit {
+  size_t item = 0;
+  std::vector<int32_t> ctx;
+  std::vector<std::pair<size_t, std::vector<int32_t>>> conts;  // (option index, continuation tokens)
+};
+
+std::vector<Unit> build_units(const tokenizer::Tokenizer& tok, const std::vector<McItem>& items, int64_t n_ctx_max) {
+  std::vector<Unit> units;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::map<std::string, size_t> by_ctx;  // context text -> unit index
+    for (size_t j = 0; j < items[i].options.size(); ++j) {
+      std::string ctx = items[i].options[j].context, cont = items[i].options[j].continuation;
+      // lm-eval _encode_pair: trailing whitespace of the context belongs to the continuation.
+      const size_t last = ctx.find_last_not_of(" \t\n\r\f\v");
+      const size_t keep = last == std::string::npos ? 0 : last + 1;
+      cont = ctx.substr(keep) + cont;
+      ctx.resize(keep);
+      auto ctx_enc = tok.encode(ctx, /*add_special=*/true, /*parse_special=*/false);
+      const auto whole = tok.encode(ctx + cont, true, false);
+      QB_CHECK(whole.size() > ctx_enc.size(), "item {} option {}: the continuation adds no tokens", items[i].id, j);
+      std::vector<int32_t> cont_enc(whole.begin() + std::ptrdiff_t(ctx_enc.size()), whole.end());
+      if (ctx_enc.empty()) {  // no BOS and an empty context: lm-eval's prefix token
+        QB_CHECK(tok.eos() != tokenizer::kNoToken, "item {}: empty context and no BOS/EOS to stand for it", items[i].id);
+        ctx_enc.push_back(tok.bos() != tokenizer::kNoToken ? tok.bos() : tok.eos());
+      }
+      QB_CHECK(n_ctx_max <= 0 || int64_t(ctx_enc.size() + cont_enc.size()) <= n_ctx_max,
+               "item {} option {}: {} tokens exceed the model's context of {}", items[i].id, j,
+               ctx_enc.size() + cont_enc.size(), n_ctx_max);
+      auto [it, fresh] = by_ctx.try_emplace(ctx, units.size());
+      if (fresh) units.push_back({i, std::move(ctx_enc), {}});
+      units[it->second].conts.emplace_back(j, std::move(cont_enc));
+    }
+  }
+  return units;
+}
+
+Metric metric(std::string name, double v, Direction d, std::string agg) {
+  Metric m;
+  m.name = std::move(name);
+  m.value = v;
+  m.direction = d;
+  m.aggregation = std::move(agg);
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::vector<OptionScore>> score_items(runtime::Backend& be, const tokenizer::Tokenizer& tok,
+                                                  const std::vector<McItem>& items, const McScoreOptions& o) {
+  QB_CHECK(o.batch >= 1, "multiple choice: batch must be >= 1, got {}", o.batch);
+  const auto units = build_units(tok, items, be.spec().n_ctx_train);
+  std::vector<std::vector<OptionScore>> out(items.size());
+  for (size_t i = 0; i < items.size(); ++i) out[i].resize(items[i].options.size());
+  Progress bar(o.label, int64_t(units.size()), o.progress);
+  for (size_t u0 = 0; u0 < units.size(); u0 += size_t(o.batch)) {
+    const size_t u1 = std::min(units.size(), u0 + size_t(o.batch));
+    std::vector<runtime::SeqId> seqs;
+    runtime::Batch b;
+    for (size_t u = u0; u < u1; ++u) {
+      seqs.push_back(be.create_sequence(0));
+      b.add_sequence(units[u].ctx, seqs.back(), 0);
+    }
+    const auto lctx = be.forward(b);
+    std::vector<std::vector<double>> last(u1 - u0);
+    for (size_t u = u0; u < u1; ++u) last[u - u0] = log_softmax(lctx.row(u - u0));
+    size_t max_opts = 0;
+    for (size_t u = u0; u < u1; ++u) max_opts = std::max(max_opts, units[u].conts.size());
+    for (size_t j = 0; j < max_opts; ++j) {
+      runtime::Batch bj;
+      std::vector<size_t> who;
+      for (size_t u = u0; u < u1; ++u) {
+        if (j >= units[u].conts.size()) continue;
+        const auto& c = units[u].conts[j].second;
+        const auto s = seqs[u - u0];
+        const int64_t start = int64_t(units[u].ctx.size());
+        // Logits for every continuation token but the last: they predict the next one.
+        if (c.size() > 1)
+          for (size_t t = 0; t < c.size(); ++t) bj.add(c[t], s, start + int64_t(t), t + 1 < c.size());
+        who.push_back(u);
+      }
+      runtime::Logits lj;
+      if (!bj.tokens.empty()) lj = be.forward(bj);
+      size_t row = 0;
+      for (size_t u : who) {
+        const auto& [opt, c] = units[u].conts[j];
+        OptionScore sc;
+        sc.n_tokens = c.size();
+        sc.loglik = last[u - u0][size_t(c[0])];
+        sc.greedy = argmax(last[u - u0]) == size_t(c[0]);
+        for (size_t t = 1; t < c.size(); ++t, ++row) {
+          const auto lp = log_softmax(lj.row(row));
+          sc.loglik += lp[size_t(c[t])];
+          sc.greedy = sc.greedy && argmax(lp) == size_t(c[t]);
+        }
+        out[units[u].item][opt] = sc;
+        if (c.size() > 1) be.truncate_sequence(seqs[u - u0], int64_t(units[u].ctx.size()));
+      }
+    }
+    for (auto s : seqs) be.free_sequence(s);
+    bar.advance(int64_t(u1 - u0));
+  }
+  bar.finish();
+  return out;
+}
+
+size_t predict_acc(const std::vector<OptionScore>& s) {
+  std::vector<double> v;
+  for (const auto& x : s) v.push_back(x.loglik);
+  return argmax(v);
+}
+
+size_t predict_acc_norm(const McItem& item, const std::vector<OptionScore>& s) {
+  std::vector<double> v;
+  for (size_t j = 0; j < s.size(); ++j) v.push_back(s[j].loglik / double(std::max<size_t>(1, item.options[j].choice_chars)));
+  return argmax(v);
+}
+
+Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const McOptions& o) {
+  const auto& spec = *task.spec;
+  const auto& items = task.items;
+  McScoreOptions so{o.batch, o.progress, spec.name + " baseline"};
+  const auto sb = score_items(*pair.baseline().backend, pair.tokenizer(), items, so);
+  so.label = spec.name + " candidate";
+  const auto sc = score_items(*pair.candidate().backend, pair.tokenizer(), items, so);
+
+  Manifest m;
+  pair.describe(m);
+  m.set("harness.task", spec.name);
+  m.set("harness.task_version", spec.version);
+  m.set("harness.dataset_sha256", task.dataset_sha256 + (task.is_slice ? " (a slice: not the pinned full file " +
+                                                                              spec.full_sha256 + ")" : ""));
+  m.set("harness.items", std::to_string(items.size()));
+  m.set("harness.shots", "0");
+  const std::string tmpl = spec.prompt_template + "; BOS " + (pair.tokenizer().add_bos() ? "prepended" : "not prepended");
+  m.set("harness.prompt_template_hash",
+        sha256_hex(std::span(reinterpret_cast<const uint8_t*>(tmpl.data()), tmpl.size())) + " (" + tmpl + ")");
+  m.set("harness.generation", "none (log-likelihood scoring)");
+  m.set("harness.seed", "none (deterministic)");
+  m.set("harness.batch_size", std::to_string(o.batch) + " items per forward");
+  if (!spec.notes.empty()) m.set("harness.task_notes", spec.notes);
+
+  Result r("multiple_choice", spec.name, m);
+  r.set_misses("compounding error in long generations, code, OOD behaviour");
+  const size_t n = items.size();
+  for (int norm = 0; norm < (spec.has_acc_norm ? 2 : 1); ++norm) {
+    const std::string name = norm ? "acc_norm" : "acc";
+    std::vector<uint8_t> cb(n), cc(n);
+    std::vector<double> db(n), dc(n);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t pb = norm ? predict_acc_norm(items[i], sb[i]) : predict_acc(sb[i]);
+      const size_t pc = norm ? predict_acc_norm(items[i], sc[i]) : predict_acc(sc[i]);
+      cb[i] = pb == items[i].gold;
+      cc[i] = pc == items[i].gold;
+      db[i] = cb[i];
+      dc[i] = cc[i];
+    }
+    for (int who = 0; who < 2; ++who) {
+      const auto& d = who ? dc : db;
+      const auto ms = mean_stats(d, o.level);
+      const auto& c = who ? cc : cb;
+      const auto w = wilson(size_t(std::count(c.begin(), c.end(), 1)), n, o.level);
+      auto mm = metric((who ? "candidate_" : "baseline_") + name, ms.mean, Direction::HigherIsBetter, "mean");
+      mm.stderr_ = ms.stderr_;
+      mm.interval = w.ci;
+      r.add_metric(mm);
+    }
+    const auto pd = paired_difference(db, dc, o.level);
+    auto md = metric(name + "_difference", pd.mean, Direction::HigherIsBetter, "mean(candidate - baseline)");
+    md.stderr_ = pd.stderr_;
+    md.interval = pd.ci;
+    r.add_metric(md);
+    const auto f = count_flips(cb, cc);
+    r.add_metric(metric(name + "_flips_correct_to_wrong", double(f.correct_to_wrong), Direction::LowerIsBetter, "count"));
+    r.add_metric(metric(name + "_flips_wrong_to_correct", double(f.wrong_to_correct), Direction::Neither, "count"));
+    const auto fr = wilson(f.flipped(), n, o.level);
+    auto mf = metric(name + "_flip_rate", fr.rate, Direction::LowerIsBetter, "proportion of items whose correctness changed");
+    mf.interval = fr.ci;
+    r.add_metric(mf);
+    r.add_metric(metric(name + "_mcnemar_exact_p", mcnemar_exact(f).p_value, Direction::Neither,
+                        "two-sided exact McNemar p-value"));
+  }
+  {
+    size_t changed = 0;
+    for (size_t i = 0; i < n; ++i) changed += predict_acc(sb[i]) != predict_acc(sc[i]);
+    auto w = wilson(changed, n, o.level);
+    auto mm = metric("answer_changed_rate", w.rate, Direction::LowerIsBetter, "proportion (acc argmax differs)");
+    mm.interval = w.ci;
+    r.add_metric(mm);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    nlohmann::json rec{{"id", items[i].id}, {"gold", items[i].gold}};
+    std::vector<double> lb, lc;
+    for (size_t j = 0; j < sb[i].size(); ++j) lb.push_back(sb[i][j].loglik), lc.push_back(sc[i][j].loglik);
+    rec["baseline_loglik"] = lb;
+    rec["candidate_loglik"] = lc;
+    rec["baseline_pred"] = predict_acc(sb[i]);
+    rec["candidate_pred"] = predict_acc(sc[i]);
+    if (spec.has_acc_norm) {
+      rec["baseline_pred_norm"] = predict_acc_norm(items[i], sb[i]);
+      rec["candidate_pred_norm"] = predict_acc_norm(items[i], sc[i]);
+    }
+    r.add_item(std::move(rec));
+  }
+  return r;
+}
+
+}  // namespace qb::eval

@@ -1,0 +1,114 @@
+// run_eval: regime dispatch and the output document.
+#include "quantbench/eval/run_eval.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "quantbench/core/error.h"
+#include "quantbench/core/mapped_file.h"
+#include "quantbench/core/sha256.h"
+#include "quantbench/eval/generation.h"
+#include "quantbench/eval/multiple_choice.h"
+#include "quantbench/eval/perplexity.h"
+#include "quantbench/eval/workload.h"
+
+namespace qb::eval {
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  QB_CHECK(bool(in), "{}: cannot open", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string first_existing(const std::vector<std::string>& paths, const std::string& what) {
+  for (const auto& p : paths)
+    if (std::filesystem::exists(p)) return p;
+  std::string all;
+  for (const auto& p : paths) all += (all.empty() ? "" : ", ") + p;
+  fail("no {} given and none of the defaults exist ({})", what, all);
+}
+
+}  // namespace
+
+std::string default_data_dir() {
+  if (std::filesystem::exists("../shared/data")) return "../shared/data";
+  return "data/eval";
+}
+
+nlohmann::json run_evaluation(const EvalRequest& q) {
+  const std::string data_dir = q.data_dir.empty() ? default_data_dir() : q.data_dir;
+  QB_CHECK(q.batch >= 1, "--batch must be >= 1, got {}", q.batch);
+  QB_CHECK(q.limit >= 0, "--limit must be >= 0, got {}", q.limit);
+  for (const auto& r : q.regimes)
+    QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload",
+             "unknown regime '{}' (perplexity, multiple_choice, generation, workload)", r);
+  ModelPair pair(q.baseline, q.candidate, {q.threads});
+  nlohmann::json out{{"schema", "quantbench.eval/1"},
+                     {"baseline", q.baseline},
+                     {"candidate", q.candidate},
+                     {"data_dir", data_dir},
+                     {"regimes", nlohmann::json::object()}};
+  for (const auto& regime : q.regimes) {
+    nlohmann::json results = nlohmann::json::array();
+    if (regime == "perplexity") {
+      const std::string path = q.text.empty() ? first_existing({data_dir + "/wikitext2/wiki.test.raw.reconstructed",
+                                                                data_dir + "/tinystories/tiny_eval_slice.txt"},
+                                                               "--text")
+                                              : q.text;
+      const std::string text = read_file(path);
+      PerplexityOptions o;
+      o.convention = parse_convention(q.convention);
+      o.n_ctx = q.n_ctx;
+      o.batch = q.batch;
+      o.top_k = q.top_k;
+      o.cache_path = q.kl_cache;
+      o.max_windows = q.limit;
+      o.bootstrap = {q.resamples, q.seed, 0.95};
+      o.progress = q.progress;
+      const auto sha = sha256_hex(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+      results.push_back(evaluate_perplexity(pair, {text}, std::filesystem::path(path).filename().string(), sha, o).to_json());
+    } else if (regime == "multiple_choice") {
+      QB_CHECK(!q.tasks.empty(), "multiple_choice: no --tasks given");
+      for (const auto& t : q.tasks) {
+        const auto task = load_task(t, data_dir, size_t(q.limit));
+        McOptions o;
+        o.batch = q.batch;
+        o.progress = q.progress;
+        results.push_back(evaluate_multiple_choice(pair, task, o).to_json());
+      }
+    } else {
+      const bool wl = regime == "workload";
+      std::string path = wl ? q.workload : (q.prompts.empty() ? data_dir + "/mtbench/question.jsonl" : q.prompts);
+      QB_CHECK(!path.empty(), "the workload regime needs --workload FILE");
+      const bool chat = q.chat && pair.baseline().file->has("tokenizer.chat_template");
+      std::string tmpl;
+      const auto prompts = wl || !q.prompts.empty() ? load_workload(path, pair, chat, size_t(q.limit), &tmpl)
+                                                    : load_mtbench_prompts(path, pair, chat, size_t(q.limit), &tmpl);
+      GenerationOptions o;
+      o.max_new_tokens = q.max_tokens;
+      o.progress = q.progress;
+      o.bootstrap = {q.resamples, q.seed, 0.95};
+      nlohmann::json extras;
+      auto j = evaluate_generation(pair, prompts, regime, wl ? "workload:" + path : "mtbench_first_turn", sha256_file(path),
+                                   tmpl, o, nullptr, &extras)
+                   .to_json();
+      j["extras"] = extras;
+      results.push_back(std::move(j));
+    }
+    out["regimes"][regime] = std::move(results);
+  }
+  return out;
+}
+
+void write_eval_json(const std::string& path, const nlohmann::json& j) {
+  const std::string s = j.dump(2) + "\n";
+  AtomicFileWriter w(path);
+  w.write(s.data(), s.size());
+  w.commit();
+}
+
+}  // namespace qb::eval

@@ -1,0 +1,40 @@
+// run_eval: the whole `quantbench eval` as one library call, so the CLI stays a thin shell and tests
+// can run every regime end to end. It loads the pair once, runs the requested regimes in order, and
+// returns one JSON document (schema in docs/eval.md); write_eval_json writes it atomically.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace qb::eval {
+
+struct EvalRequest {
+  std::string baseline, candidate;
+  std::vector<std::string> regimes{"perplexity", "multiple_choice"};  // perplexity, multiple_choice, generation, workload
+  std::vector<std::string> tasks{"hellaswag", "arc_easy", "piqa"};
+  std::string text;         // perplexity text file; empty: a default under data_dir
+  std::string workload;     // JSONL for the workload regime
+  std::string prompts;      // JSONL for generation; empty: data_dir/mtbench/question.jsonl
+  std::string data_dir;     // empty: ../shared/data if it exists, else data/eval
+  std::string convention = "llama.cpp";
+  int64_t n_ctx = 512;
+  size_t top_k = 32;
+  std::string kl_cache;     // top-K baseline cache path (empty: none)
+  int64_t limit = 0;        // items / prompts / windows per regime (0: all)
+  int64_t batch = 1;
+  int threads = 0;
+  int64_t max_tokens = 256;
+  bool chat = true;         // use the model's chat template for generation when it has one
+  uint64_t seed = 1;
+  size_t resamples = 1000;
+  bool progress = true;
+};
+
+std::string default_data_dir();
+nlohmann::json run_evaluation(const EvalRequest& req);
+// Atomic: on any error nothing is left at `path`.
+void write_eval_json(const std::string& path, const nlohmann::json& j);
+
+}  // namespace qb::eval

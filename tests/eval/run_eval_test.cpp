@@ -1,0 +1,82 @@
+// End-to-end test of eval/run_eval (what `quantbench eval` runs): every regime on tiny limits, the
+// JSON document's shape (per regime: metrics with intervals, items, misses line, a complete
+// Manifest), and the atomic write leaving nothing behind when the run fails.
+#include "quantbench/eval/run_eval.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "eval_fixtures.h"
+#include "quantbench/core/error.h"
+
+namespace qb::eval {
+namespace {
+
+TEST(RunEval, AllRegimesProduceCompleteResults) {
+  const auto q8 = test::make_quantized_stories(formats::GgmlType::Q8_0);
+  const auto wl = (std::filesystem::temp_directory_path() / "qb_run_eval_workload.jsonl").string();
+  {
+    std::ofstream f(wl);
+    f << "{\"prompt\": \"Once upon a time\", \"reference\": \"there was a girl\"}\n{\"prompt\": \"The dog\"}\n";
+  }
+  EvalRequest q;
+  q.baseline = test::stories260k_path();
+  q.candidate = q8;
+  q.regimes = {"perplexity", "multiple_choice", "generation", "workload"};
+  q.tasks = {"arc_easy", "winogrande"};
+  q.data_dir = test::source_path("data/eval");
+  q.text = test::tiny_eval_text_path();
+  q.workload = wl;
+  q.n_ctx = 128;
+  q.limit = 4;
+  q.max_tokens = 16;
+  q.threads = 1;
+  q.resamples = 50;
+  q.progress = false;
+  const auto j = run_evaluation(q);
+  EXPECT_EQ(j["schema"], "quantbench.eval/1");
+  for (const auto* reg : {"perplexity", "multiple_choice", "generation", "workload"}) {
+    ASSERT_TRUE(j["regimes"].contains(reg)) << reg;
+    for (const auto& r : j["regimes"][reg]) {
+      EXPECT_FALSE(r["misses"].get<std::string>().empty()) << reg;
+      EXPECT_FALSE(r["metrics"].empty()) << reg;
+      EXPECT_FALSE(r["items"].empty()) << reg;
+      EXPECT_TRUE(r["manifest"].contains("model.sha256")) << r["manifest"].dump();
+      EXPECT_TRUE(r["manifest"].contains("baseline.sha256"));
+      EXPECT_TRUE(r["manifest"].contains("harness.batch_size"));
+    }
+  }
+  EXPECT_EQ(j["regimes"]["multiple_choice"].size(), 2u);
+  EXPECT_TRUE(j["regimes"]["generation"][0]["extras"].contains("compounding_curve"));
+  // the perplexity Result names its convention and K
+  EXPECT_NE(j["regimes"]["perplexity"][0]["manifest"].dump().find("llama.cpp"), std::string::npos);
+
+  const auto out = (std::filesystem::temp_directory_path() / "qb_run_eval_out.json").string();
+  std::filesystem::remove(out);
+  write_eval_json(out, j);
+  std::ifstream in(out);
+  EXPECT_EQ(nlohmann::json::parse(in), j);
+}
+
+TEST(RunEval, ErrorsAreClearAndWriteNothing) {
+  EvalRequest q;
+  q.baseline = test::stories260k_path();
+  q.candidate = test::source_path("data/vocab/ggml-vocab-llama-spm.gguf.gz");  // not a model file
+  q.progress = false;
+  EXPECT_THROW(run_evaluation(q), Error);
+  q.candidate = test::stories260k_path();
+  q.regimes = {"vibes"};
+  try {
+    run_evaluation(q);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vibes"), std::string::npos);
+  }
+  q.regimes = {"workload"};  // no --workload
+  EXPECT_THROW(run_evaluation(q), Error);
+}
+
+}  // namespace
+}  // namespace qb::eval
