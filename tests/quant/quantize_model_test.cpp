@@ -5,7 +5,10 @@
 // independent check that quantization did what it says). Failures leave no file behind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +17,7 @@
 #include "../test_paths.h"
 #include "quantbench/core/error.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/formats/gguf_writer.h"
 #include "quantbench/quant/calibration_data.h"
 #include "quantbench/quant/quantize_model.h"
 #include "quantbench/quant/writers/gguf_output.h"
@@ -206,6 +210,64 @@ TEST(QuantizeModel, FailedWriteLeavesNothing) {
   fs::remove_all(dir);
   EXPECT_THROW(quant::write_quantized_gguf(qm, qm.manifest, dir + "/out.gguf"), Error);
   EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(QuantizeModel, BadOwnFormatTensorIsRejectedAtLoad) {
+  // A file whose qb_scales part is one byte short, and one whose layout key is malformed.
+  const auto methods = quant::builtin_methods();
+  quant::QuantizeOptions o;
+  o.progress = false;
+  const auto qm = quant::quantize_model(stories(), quant::parse_scheme("w4g32", methods), methods, o);
+  const std::string path = ::testing::TempDir() + "qb_quant_bad.gguf";
+  quant::write_quantized_gguf(qm, qm.manifest, path);
+  const auto good = formats::GgufFile::open(path);
+  for (int variant = 0; variant < 2; ++variant) {
+    formats::GgufWriter w;
+    w.copy_metadata_from(*good);
+    if (variant == 1) w.set("quantbench.tensor.blk.1.ffn_up.weight.layout", formats::GgufValue::str("format=int4;rows=x"));
+    for (const auto& t : good->tensors()) {
+      std::vector<uint8_t> bytes(t.data, t.data + t.nbytes);
+      std::vector<int64_t> shape = t.shape;
+      if (variant == 0 && t.name == "blk.1.ffn_up.weight.qb_scales") {
+        bytes.pop_back();
+        shape[0] -= 1;
+      }
+      w.add_tensor_owned(t.name, t.type, shape, std::move(bytes));
+    }
+    const std::string bad = ::testing::TempDir() + "qb_quant_bad2.gguf";
+    w.write(bad);
+    try {
+      model::Model::load(bad);
+      ADD_FAILURE() << "variant " << variant << " loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("blk.1.ffn_up.weight"), std::string::npos) << e.what();
+    }
+    std::remove(bad.c_str());
+  }
+  std::remove(path.c_str());
+}
+
+TEST(QuantizeModel, ObserverSeesNormedInput) {
+  // Layer 0's q/k/v input for one token is rmsnorm(embedding) * attn_norm, computed here independently.
+  const auto m = stories();
+  const auto& sp = m->spec();
+  std::vector<float> seen;
+  runtime::cpu::CpuBackendOptions bo{CpuMode::Reference, 1};
+  bo.observer = [&](int64_t layer, std::string_view t, const float* x, int64_t n, int64_t n_in) {
+    if (layer == 0 && t == "blk.0.attn_q.weight") seen.assign(x, x + n * n_in);
+  };
+  CpuBackend be(m, bo);
+  runtime::Batch b;
+  b.add(tok().bos(), be.create_sequence(8), 0, true);
+  be.forward(b);
+  ASSERT_EQ(int64_t(seen.size()), sp.n_embd);
+  std::vector<float> e(size_t(sp.n_embd));
+  m->embedding_row(tok().bos(), e.data());
+  double ss = 0;
+  for (float v : e) ss += double(v) * v;
+  const double inv = 1.0 / std::sqrt(ss / double(sp.n_embd) + sp.rms_eps);
+  for (int64_t i = 0; i < sp.n_embd; ++i)
+    EXPECT_NEAR(seen[size_t(i)], e[size_t(i)] * inv * m->layers[0].attn_norm[size_t(i)], 1e-5);
 }
 
 }  // namespace
