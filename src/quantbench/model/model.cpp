@@ -10,6 +10,7 @@
 
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
+#include "quantbench/quant/writers/gguf_qb_tensor.h"
 
 namespace qb::model {
 
@@ -20,6 +21,7 @@ namespace {
 
 struct Loader {
   const GgufFile& f;
+  std::vector<std::shared_ptr<const quant::QuantizedTensor>>* storage;
 
   [[noreturn]] void bad(const std::string& name, const std::string& why) const {
     fail("{}: tensor '{}': {}", f.path(), name, why);
@@ -44,6 +46,18 @@ struct Loader {
   }
 
   WeightMatrix matrix(const std::string& name, int64_t n_in, int64_t n_out) const {
+    if (!f.find_tensor(name) && quant::has_qb_tensor(f, name)) {
+      auto q = std::make_shared<const quant::QuantizedTensor>(quant::read_qb_tensor(f, name));
+      if (q->rows != n_out || q->cols != n_in)
+        bad(name, fmt::format("quantized shape {}x{} does not match the expected {}x{}", q->rows, q->cols, n_out, n_in));
+      WeightMatrix w;
+      w.type = formats::GgmlType::F32;  // unused when quantized is set
+      w.n_in = n_in;
+      w.n_out = n_out;
+      w.quantized = q.get();
+      storage->push_back(std::move(q));
+      return w;
+    }
     const auto& t = get(name, {n_in, n_out});
     WeightMatrix w;
     w.type = t.type;
@@ -75,7 +89,7 @@ std::shared_ptr<const Model> Model::load(std::shared_ptr<const GgufFile> file) {
   const GgufFile& f = *m->file_;
   m->spec_ = ModelSpec::from_gguf(f);
   const ModelSpec& s = m->spec_;
-  const Loader L{f};
+  const Loader L{f, &m->quantized_storage};
 
   m->token_embd = L.matrix("token_embd.weight", s.n_embd, s.n_vocab);
   m->output = s.tied_embeddings ? m->token_embd : L.matrix("output.weight", s.n_embd, s.n_vocab);
@@ -110,7 +124,9 @@ std::shared_ptr<const Model> Model::load(std::shared_ptr<const GgufFile> file) {
     }
   }
 
-  for (const auto& t : f.tensors()) m->n_params_stored_ += t.n_elements();
+  for (const auto& t : f.tensors())
+    if (t.name.find(".qb_") == std::string::npos) m->n_params_stored_ += t.n_elements();
+  for (const auto& q : m->quantized_storage) m->n_params_stored_ += q->rows * q->cols;
   m->n_params_unique_ = m->n_params_stored_;
   if (const auto* out = f.find_tensor("output.weight")) {
     const auto& emb = f.tensor("token_embd.weight");
@@ -130,7 +146,9 @@ void Model::embedding_row(int32_t token, float* out) const {
 
 std::string Model::describe_weight_types() const {
   std::map<std::string, int> count;
-  auto add = [&](const WeightMatrix& w) { ++count[std::string(formats::ggml_type_name(w.type))]; };
+  auto add = [&](const WeightMatrix& w) {
+    ++count[w.quantized ? quant::layout_name(w.quantized->layout) : std::string(formats::ggml_type_name(w.type))];
+  };
   add(token_embd);
   if (!spec_.tied_embeddings) add(output);
   for (const auto& l : layers)

@@ -11,6 +11,7 @@
 
 #include "quantbench/formats/gguf_reader.h"
 #include "quantbench/model/model_spec.h"
+#include "quantbench/quant/qformat/quantized_tensor.h"
 #include "quantbench/runtime/cpu/matmul.h"
 
 namespace qb::model {
@@ -40,6 +41,10 @@ class Model {
   std::vector<float> output_norm;
   std::vector<float> rope_freqs;  // n_rot/2 factors, empty if none
   std::vector<LayerWeights> layers;
+  // Matrices stored in quantbench's own formats (quant/writers/gguf_qb_tensor.h) are decoded into
+  // these at load; WeightMatrix::quantized points here. Tools that swap weights in memory (quantize)
+  // copy a Model and add theirs.
+  std::vector<std::shared_ptr<const quant::QuantizedTensor>> quantized_storage;
 
   // Elements of every tensor as stored (stories260K: 292800), and without a stored output.weight
   // that is a byte-identical copy of token_embd (stories260K: 260032).

@@ -40,11 +40,15 @@ static std::string cpu_isa() {
 
 std::string CpuBackend::describe() const {
   std::set<formats::GgmlType> types;
+  bool has_own_format = false;
   const auto& m = *model_;
   types.insert(m.output.type);
   for (const auto& l : m.layers)
-    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) types.insert(w->type);
+    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      if (w->quantized) has_own_format = true;
+      else types.insert(w->type);
   std::string paths;
+  if (has_own_format) paths = "quantbench formats: reference decoder (quant::matvec)";
   for (auto t : types) {
     const std::string p = options_.mode == CpuMode::Reference
                               ? "reference (dequantize row to f32, double accumulation)"
@@ -130,6 +134,9 @@ Logits CpuBackend::forward(const Batch& batch) {
   const int64_t half = sp.n_rot / 2;
   std::vector<float> rcos(size_t(T * half)), rsin(size_t(T * half));
 
+  auto observe = [&](int64_t il, const char* what, const float* in, int64_t n_in) {
+    if (options_.observer) options_.observer(il, fmt::format("blk.{}.{}.weight", il, what), in, T, n_in);
+  };
   auto rows = [&](int64_t n, auto&& fn) {
     pool_.parallel_for(size_t(n), [&](size_t b, size_t e, int) {
       for (size_t i = b; i < e; ++i) fn(int64_t(i));
@@ -148,6 +155,7 @@ Logits CpuBackend::forward(const Batch& batch) {
     const bool swa = sp.layer_swa[size_t(il)];
 
     rows(T, [&](int64_t t) { rmsnorm(x.data() + t * d, w.attn_norm.data(), h.data() + t * d, d, sp.rms_eps); });
+    for (const char* what : {"attn_q", "attn_k", "attn_v"}) observe(il, what, h.data(), d);
     matmul(w.wq, h.data(), T, q.data(), pool_, path);
     matmul(w.wk, h.data(), T, k.data(), pool_, path);
     matmul(w.wv, h.data(), T, v.data(), pool_, path);
@@ -205,6 +213,7 @@ Logits CpuBackend::forward(const Batch& batch) {
                        att.data() + t * ad + hh * sp.head_dim_v, scratch);
       }
     });
+    observe(il, "attn_output", att.data(), ad);
     matmul(w.wo, att.data(), T, o.data(), pool_, path);
     rows(T, [&](int64_t t) {
       float* ot = o.data() + t * d;
@@ -214,9 +223,11 @@ Logits CpuBackend::forward(const Batch& batch) {
       rmsnorm(xt, w.ffn_norm.data(), h.data() + t * d, d, sp.rms_eps);
     });
 
+    for (const char* what : {"ffn_gate", "ffn_up"}) observe(il, what, h.data(), d);
     matmul(w.w_gate, h.data(), T, g.data(), pool_, path);
     matmul(w.w_up, h.data(), T, u.data(), pool_, path);
     rows(T, [&](int64_t t) { gated_activation(sp.activation, g.data() + t * ff, u.data() + t * ff, g.data() + t * ff, ff); });
+    observe(il, "ffn_down", g.data(), ff);
     matmul(w.w_down, g.data(), T, o.data(), pool_, path);
     rows(T, [&](int64_t t) {
       float* ot = o.data() + t * d;

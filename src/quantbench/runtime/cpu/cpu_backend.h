@@ -8,8 +8,10 @@
 // double accumulation) and is the yardstick; Fast runs MatmulPath::Fast (the SIMD kernels, which may
 // quantize activations as llama.cpp does). Norms, rope, attention and activations are shared.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
+#include <string_view>
 
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/model/model.h"
@@ -22,6 +24,10 @@ enum class CpuMode { Reference, Fast };
 struct CpuBackendOptions {
   CpuMode mode = CpuMode::Fast;
   int n_threads = 0;  // <= 0: hardware concurrency
+  // Optional: called with every linear layer's input just before its matmul (calibration). `tensor`
+  // is the weight's GGUF name ("blk.0.attn_q.weight"); x is n_tokens rows of n_in floats. q/k/v and
+  // gate/up see the same input and are each reported.
+  std::function<void(int64_t layer, std::string_view tensor, const float* x, int64_t n_tokens, int64_t n_in)> observer = nullptr;
 };
 
 class CpuBackend final : public Backend {

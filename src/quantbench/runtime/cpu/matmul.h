@@ -12,6 +12,10 @@
 #include "quantbench/formats/ggml_types.h"
 #include "quantbench/runtime/cpu/matmul_isa.h"
 
+namespace qb::quant {
+struct QuantizedTensor;
+}
+
 namespace qb::runtime::cpu {
 
 // A weight matrix of n_out rows, each n_in elements of `type`, row-major (ggml shape {n_in, n_out}).
@@ -21,6 +25,10 @@ struct WeightMatrix {
   int64_t n_out = 0;
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
+  // When set, the matrix is in one of quantbench's own formats (INTk/NF4/FP8) and `type`/`data` are
+  // unused: every path runs quant::matvec token by token (the reference decoder; no fast kernel yet).
+  // The owner of the WeightMatrix keeps the tensor alive.
+  const quant::QuantizedTensor* quantized = nullptr;
 };
 
 enum class MatmulPath { Reference, Fast };

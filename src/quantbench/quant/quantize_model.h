@@ -1,0 +1,56 @@
+// quantize_model: a loaded GGUF model + a Scheme (+ calibration samples) -> a quantized in-memory
+// Model that the CPU backend runs, the bytes to write, and the Manifest facts that say what ran.
+//
+// Design: activations are collected in one pass of the CPU reference backend over the UNQUANTIZED
+// model (an observer on every linear layer's input); layers sharing an input (q/k/v, gate/up) share
+// one LayerCalibration. Each block matrix is then quantized independently per its TensorScheme.
+// token_embd and output are kept as stored (recorded). AWQ's input scales are folded into the
+// preceding RMSNorm gain for q/k/v and gate/up -- which is only exact when the group shares one
+// scale vector, so AWQ runs once on the group's rows stacked -- and into ffn_up's rows for ffn_down
+// (down is processed first, so up is quantized after the fold). attn_output has no foldable
+// predecessor here (attention mixes v's rows across heads with GQA): AWQ there falls back to the
+// group's configured clip search without scales, i.e. plain rtn, and the manifest says so.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quantbench/core/manifest.h"
+#include "quantbench/model/model.h"
+#include "quantbench/quant/scheme.h"
+
+namespace qb::quant {
+
+struct QuantizeOptions {
+  const std::vector<std::vector<int32_t>>* calibration = nullptr;  // token samples; null: none
+  int n_threads = 0;
+  bool progress = true;
+};
+
+// What happened to one stored matrix.
+struct MatrixOutcome {
+  std::string name;
+  std::string stored_as;   // "q4_0", "int4 g32 f16-scales", "f32 (kept)", ...
+  int64_t rows = 0, cols = 0;
+  size_t bytes = 0;
+  std::vector<std::string> notes;
+};
+
+struct QuantizedModel {
+  std::shared_ptr<const model::Model> source;
+  std::shared_ptr<const model::Model> model;  // runs on the CPU backend; views into `buffers`
+  std::vector<std::shared_ptr<std::vector<uint8_t>>> buffers;  // ggml-typed matrix bytes we made
+  std::vector<MatrixOutcome> matrices;
+  std::vector<std::string> changed_vectors;  // norm gains rewritten by AWQ folding
+  double bpw_all = 0;        // bits per weight over every matrix incl. token_embd/output
+  double bpw_no_embd = 0;    // over the block matrices only
+  Manifest manifest;         // scheme.*, calibration.activations.*, quantize.*
+};
+
+// Throws qb::Error naming the tensor when the scheme cannot apply (e.g. a method needs calibration
+// and none was given, an unsupported format/method pair).
+QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const Scheme& scheme,
+                              const MethodRegistry& methods, const QuantizeOptions& opts);
+
+}  // namespace qb::quant

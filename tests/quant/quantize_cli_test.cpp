@@ -1,0 +1,83 @@
+// `quantbench quantize` through the binary: a good run writes OUT.gguf and reports bits per weight;
+// a bad scheme, a method without calibration, too little calibration text, or an unwritable output
+// give one error line, a non-zero exit and no output file.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "../test_paths.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+Run quantize(const std::string& args) {
+  const std::string err_path = ::testing::TempDir() + "qb_quantize_stderr.txt";
+  const std::string cmd = std::string(QB_BINARY_DIR) + "/quantbench quantize " + qb::test::stories260k_path() +
+                          " -q -t 2 " + args + " 2>" + err_path;
+  Run r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  if (FILE* e = std::fopen(err_path.c_str(), "r")) {
+    while ((n = std::fread(buf.data(), 1, buf.size(), e)) > 0) r.err.append(buf.data(), n);
+    std::fclose(e);
+  }
+  return r;
+}
+
+int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
+
+std::string out_path(const char* name) {
+  const std::string p = ::testing::TempDir() + name;
+  fs::remove(p + ".gguf");
+  return p;
+}
+
+TEST(QuantizeCli, GptqWithCalibrationWritesGguf) {
+  const std::string out = out_path("qb_cli_w4g32_gptq");
+  const auto r = quantize("--scheme w4g32:gptq --calib " + qb::test::source_path("data/calib/tiny_stories_16k.txt") +
+                          " --calib-samples 4 --calib-len 64 --seed 3 -o " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("bits/weight"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(out + ".gguf"));
+  fs::remove(out + ".gguf");
+}
+
+TEST(QuantizeCli, ErrorsAreOneLineAndLeaveNoFile) {
+  const std::string calib = qb::test::source_path("data/calib/tiny_stories_16k.txt");
+  struct Case { std::string args; std::string expect; };
+  for (const Case& c : {Case{"--scheme w5g32", "scheme 'w5g32'"},
+                        Case{"--scheme w4g32:gptq", "needs calibration data"},
+                        Case{"--scheme w4g32:gptq --calib " + calib + " --calib-samples 10000 --calib-len 64",
+                             "too little calibration text"},
+                        Case{"--scheme w4g32:no_such_method", "no_such_method"}}) {
+    SCOPED_TRACE(c.args);
+    const std::string out = out_path("qb_cli_bad");
+    const auto r = quantize(c.args + " -o " + out);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out + ".gguf"));
+  }
+  const auto r = quantize("--scheme w8g32 -o /nonexistent_dir_qb/out");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_FALSE(fs::exists("/nonexistent_dir_qb/out.gguf"));
+}
+
+}  // namespace
