@@ -6,9 +6,11 @@
 namespace qb::cli {
 void register_inspect(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_bench(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
   register_inspect(app);
   register_generate(app);
+  register_bench(app);
 }
 }  // namespace qb::cli
