@@ -12,13 +12,13 @@
 namespace qb::report {
 namespace {
 
-struct Run {
+struct CliOutput {
   int code = -1;
   std::string out;
 };
 
-Run cli(const std::string& args) {
-  Run r;
+CliOutput cli(const std::string& args) {
+  CliOutput r;
   const std::string cmd = std::string(QB_BINARY_DIR) + "/quantbench " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -43,13 +43,13 @@ TEST(ReportCli, CompareExitsZeroWhenRankedAndThreeWhenRefused) {
   Manifest other = test::fake_manifest("q4_0", "4.5");
   other.set("harness.task_version", "2");
   one_result_run(c, other);
-  const Run ranked = cli("compare " + a + " " + b);
+  const CliOutput ranked = cli("compare " + a + " " + b);
   EXPECT_EQ(ranked.code, 0) << ranked.out;
   EXPECT_NE(ranked.out.find("comparable"), std::string::npos) << ranked.out;
-  const Run refused = cli("compare " + a + " " + c);
+  const CliOutput refused = cli("compare " + a + " " + c);
   EXPECT_EQ(refused.code, 3) << refused.out;
   EXPECT_NE(refused.out.find("harness.task_version: A = 1 | B = 2"), std::string::npos) << refused.out;
-  const Run bad = cli("compare " + a + " /nonexistent-run");
+  const CliOutput bad = cli("compare " + a + " /nonexistent-run");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.out.find("/nonexistent-run"), std::string::npos) << bad.out;
 }
@@ -57,17 +57,17 @@ TEST(ReportCli, CompareExitsZeroWhenRankedAndThreeWhenRefused) {
 TEST(ReportCli, RunsListShowAndReport) {
   const std::string dir = test::fresh_dir("cli_demo");
   test::make_demo_run(dir);
-  const Run list = cli("runs list " + dir);
+  const CliOutput list = cli("runs list " + dir);
   EXPECT_EQ(list.code, 0) << list.out;
   EXPECT_NE(list.out.find("complete"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("7 results"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("none,q4_0,q8_0"), std::string::npos) << list.out;
-  const Run show = cli("runs show " + dir);
+  const CliOutput show = cli("runs show " + dir);
   EXPECT_EQ(show.code, 0) << show.out;
   EXPECT_NE(show.out.find("[0.702, 0.898] 95% analytic (normal, stderr)"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("hardware.gpu"), std::string::npos);
   const std::string out = dir + "/out";
-  const Run rep = cli("report " + dir + " --out " + out);
+  const CliOutput rep = cli("report " + dir + " --out " + out);
   EXPECT_EQ(rep.code, 0) << rep.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/report.md"));
   EXPECT_GT(std::filesystem::file_size(out + "/report.html"), 100000u);  // Chart.js is inlined

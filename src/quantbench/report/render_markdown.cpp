@@ -93,7 +93,7 @@ std::string render_markdown(const ReportData& d) {
     auto keys = [&](const char* what, const std::vector<std::string>& ks) {
       if (ks.empty()) return;
       s += fmt::format("\n{}:", what);
-      for (const auto& k : ks) s += " " + e(k);
+      for (const auto& k : ks) s += fmt::format(" {}", e(k));
       s += "\n";
     };
     keys("lost items (first 20)", f.lost_keys);
@@ -143,7 +143,7 @@ std::string render_markdown(const ReportData& d) {
   for (size_t i = 0; i < d.manifests.size(); ++i) {
     const auto& g = d.manifests[i];
     s += fmt::format("### Manifest {} (used by:", i + 1);
-    for (const auto& u : g.used_by) s += " " + e(u) + ";";
+    for (const auto& u : g.used_by) s += fmt::format(" {};", e(u));
     s += ")\n\n| field | value | affects comparability | description |\n|---|---|---|---|\n";
     for (const auto& f : manifest_schema())
       s += fmt::format("| {} | {} | {} | {} |\n", f.key, e(fact_text(g.manifest.find(f.key))), f.affects_comparability ? "yes" : "no",
