@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -76,10 +78,16 @@ TEST(BenchCli, TinyRunWritesACompleteJsonResult) {
 }
 
 TEST(BenchCli, BadArgumentsGiveOneLineAndNonZeroExit) {
-  for (const std::string args : {" --batch 0", " --batch 1 --prompt-len 4000", " --batch 1 --reps 0"}) {
-    const CliRun r = run_cli("bench " + qb::test::stories260k_path() + kTiny + args);
+  const std::string common = " --threads 2 --bandwidth-mib 4 --no-progress --warmup 0";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {" --batch 0 --prompt-len 4 --gen-len 2 --reps 1", "--batch"},
+      {" --batch 1 --prompt-len 4000 --gen-len 2 --reps 1", "context"},  // stories260K's context is 2048
+      {" --batch 1 --prompt-len 4 --gen-len 2 --reps 0", "--reps"}};
+  for (const auto& [args, needle] : cases) {
+    const CliRun r = run_cli("bench " + qb::test::stories260k_path() + common + args);
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << ": " << r.err;
   }
 }
 
