@@ -73,7 +73,7 @@ TEST(BrokenFilesCli, InspectGivesOneErrorLine) {
   const auto valid = test::read_bytes(test::stories260k_path());
 
   // The valid file works, so failures below are the files' doing.
-  const auto ok = run({cli_path(), "inspect", test::stories260k_path()}, dir);
+  const auto ok = run({cli_path(), "inspect", "--tensors", test::stories260k_path()}, dir);
   ASSERT_TRUE(WIFEXITED(ok.status));
   EXPECT_EQ(WEXITSTATUS(ok.status), 0) << ok.err;
   EXPECT_NE(ok.out.find("token_embd.weight"), std::string::npos);
