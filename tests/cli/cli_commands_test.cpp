@@ -80,3 +80,22 @@ TEST(Cli, BadArgumentsGiveOneLineAndNonZeroExit) {
 }
 
 }  // namespace
+
+namespace {
+
+// --chat renders the model's own template: for SmolLM2 that is ChatML with its default system turn,
+// 37 tokens for this question (the count Jinja2 + llama.cpp's tokenizer give for the GGUF's template).
+TEST(Cli, GenerateChatUsesTheModelsTemplate) {
+  const std::string smol = qb::test::source_path(".models/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf");
+  const CliRun r = run_cli("generate " + smol + " --chat --prompt 'What is the capital of France?' --max-tokens 2 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("chat template chatml"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("prefill 37 tokens"), std::string::npos) << r.err;
+  // A model without a template: one clear line, non-zero exit.
+  const CliRun bad = run_cli("generate " + qb::test::stories260k_path() + " --chat --prompt hi");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(count_lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("chat_template"), std::string::npos) << bad.err;
+}
+
+}  // namespace

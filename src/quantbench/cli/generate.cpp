@@ -12,6 +12,7 @@
 #include "quantbench/runtime/cuda/cuda_backend.h"
 #endif
 #include "quantbench/runtime/generate.h"
+#include "quantbench/tokenizer/chat_template.h"
 #include "quantbench/tokenizer/tokenizer.h"
 
 namespace qb::cli {
@@ -40,10 +41,21 @@ void run_generate(const GenerateArgs& a) {
   std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
   auto model = model::Model::load(file);
   const auto tok = tokenizer::Tokenizer::from_gguf(*file);
-  QB_CHECK(!a.chat, "--chat: chat templates are not wired into generate yet");
 
   // Prompt: BOS (when the vocabulary adds it) + the text; an empty prompt is just BOS.
-  std::vector<int32_t> prompt = tok.encode(a.prompt, /*add_special=*/true, /*parse_special=*/true);
+  // With --chat the template renders BOS and the turn markers itself, so the text is encoded without
+  // adding specials again; which template ran is printed with the timings.
+  std::string chat_name;
+  std::vector<int32_t> prompt;
+  if (a.chat) {
+    const auto tmpl = tokenizer::ChatTemplate::from_gguf(*file);
+    const std::vector<tokenizer::ChatMessage> messages{{"user", a.prompt}};
+    prompt = tok.encode(tmpl.apply(messages, /*add_generation_prompt=*/true, tok), /*add_special=*/false,
+                        /*parse_special=*/true);
+    chat_name = tmpl.name();
+  } else {
+    prompt = tok.encode(a.prompt, /*add_special=*/true, /*parse_special=*/true);
+  }
   if (prompt.empty()) {
     QB_CHECK(tok.bos() != tokenizer::kNoToken, "empty prompt and the vocabulary has no BOS token");
     prompt.push_back(tok.bos());
@@ -74,12 +86,14 @@ void run_generate(const GenerateArgs& a) {
 
   std::vector<int32_t> shown = r.tokens;
   if (r.stopped && !shown.empty()) shown.pop_back();  // the stop token is not text
-  std::printf("%s%s\n", a.prompt.c_str(), tok.decode(shown, /*render_special=*/false).c_str());
+  if (a.chat) std::printf("%s\n", tok.decode(shown, /*render_special=*/false).c_str());
+  else std::printf("%s%s\n", a.prompt.c_str(), tok.decode(shown, /*render_special=*/false).c_str());
 
   const double prefill_tps = r.prefill_seconds > 0 ? double(r.n_prompt) / r.prefill_seconds : 0;
   const int64_t n_decoded = int64_t(r.tokens.size()) - 1;  // the first new token comes out of prefill
   const double decode_tps = n_decoded > 0 && r.decode_seconds > 0 ? double(n_decoded) / r.decode_seconds : 0;
-  std::fprintf(stderr, "generate: %s; sampler %s\n", backend.describe().c_str(), go.sampler.describe().c_str());
+  std::fprintf(stderr, "generate: %s; sampler %s; chat template %s\n", backend.describe().c_str(),
+               go.sampler.describe().c_str(), a.chat ? chat_name.c_str() : "none");
   std::fprintf(stderr, "generate: prefill %lld tokens in %.3f s (%.1f tok/s); decode %lld tokens in %.3f s (%.1f tok/s)%s\n",
                (long long)r.n_prompt, r.prefill_seconds, prefill_tps, (long long)n_decoded, r.decode_seconds,
                decode_tps, r.stopped ? "; stopped at end-of-generation token" : "");
