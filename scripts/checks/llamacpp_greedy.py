@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Cross-check: llama.cpp (through llama-cpp-python) loads a GGUF that quantbench wrote and its greedy
+continuation from BOS gives the same text as quantbench's. Not part of the unit suite: llama-cpp-python builds from
+source (tens of minutes on 2 cores). Usage:
+
+  ./build/quantbench quantize data/models/stories260K/stories260K.gguf --scheme q8_0 -o /tmp/s-q8_0.gguf
+  python3 scripts/checks/llamacpp_greedy.py /tmp/s-q8_0.gguf --tokens 32
+
+Exit 0 when the texts agree, 1 otherwise; both are printed.
+"""
+import argparse
+import subprocess
+import sys
+
+import llama_cpp
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--quantbench", default="./build/quantbench")
+    a = ap.parse_args()
+
+    llm = llama_cpp.Llama(a.model, n_ctx=256, n_threads=2, verbose=False, logits_all=True)
+    bos = llm.token_bos()
+    llm.eval([bos])
+    ours_llama = []
+    for _ in range(a.tokens):
+        t = int(llm.scores[llm.n_tokens - 1].argmax())
+        ours_llama.append(t)
+        llm.eval([t])
+    llama_text = llm.detokenize(ours_llama).decode(errors="replace")
+
+    q = subprocess.run([a.quantbench, "generate", a.model, "--max-tokens", str(a.tokens)], capture_output=True,
+                       text=True, check=True)
+    qb_text = q.stdout.rstrip("\n")
+    print("llama.cpp :", repr(llama_text.lstrip()))
+    print("quantbench:", repr(qb_text))
+    same = llama_text.lstrip() == qb_text
+    print("match" if same else "MISMATCH")
+    sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+    main()
