@@ -11,38 +11,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../cli_run.h"
 #include "../test_paths.h"
 
 namespace {
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using qb::test::CliRun;
+using qb::test::count_lines;
+using qb::test::run_cli;
 
-CliRun run_cli(const std::string& args) {
-  const std::string err_path = ::testing::TempDir() + "cli_stderr.txt";
-  const std::string cmd = std::string(QB_BINARY_DIR) + "/quantbench " + args + " 2>" + err_path;
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  if (FILE* e = std::fopen(err_path.c_str(), "r")) {
-    while ((n = std::fread(buf.data(), 1, buf.size(), e)) > 0) r.err.append(buf.data(), n);
-    std::fclose(e);
-  }
-  return r;
-}
-
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
 
 TEST(Cli, GenerateStories260KPrintsTheRecordedText) {
   // The text recorded for this model (shared/models/SOURCES.md): greedy, from BOS, 60 new tokens.

@@ -10,37 +10,20 @@
 #include <filesystem>
 #include <string>
 
+#include "../cli_run.h"
 #include "../test_paths.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
-};
+using Run = qb::test::CliRun;
 
 Run quantize(const std::string& args) {
-  const std::string err_path = ::testing::TempDir() + "qb_quantize_stderr.txt";
-  const std::string cmd = std::string(QB_BINARY_DIR) + "/quantbench quantize " + qb::test::stories260k_path() +
-                          " -q -t 2 " + args + " 2>" + err_path;
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  if (FILE* e = std::fopen(err_path.c_str(), "r")) {
-    while ((n = std::fread(buf.data(), 1, buf.size(), e)) > 0) r.err.append(buf.data(), n);
-    std::fclose(e);
-  }
-  return r;
+  return qb::test::run_cli("quantize " + qb::test::stories260k_path() + " -q -t 2 " + args);
 }
 
-int lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
+int lines(const std::string& s) { return qb::test::count_lines(s); }
 
 std::string out_path(const char* name) {
   const std::string p = ::testing::TempDir() + name;
