@@ -352,7 +352,10 @@ Result evaluate_perplexity(ModelPair& pair, const std::vector<std::string>& docu
   m.set("harness.batch_size", std::to_string(o.batch) + " windows per forward");
   m.set("harness.perplexity_convention",
         o.convention == PplConvention::LlamaCpp
-            ? "llama.cpp: chunks of n_ctx=" + std::to_string(o.n_ctx) + ", BOS as first token of each chunk, tokens " +
+            ? "llama.cpp: chunks of n_ctx=" + std::to_string(o.n_ctx) +
+                  (tok.add_bos() ? ", BOS as first token of each chunk"
+                                 : ", no BOS (the vocabulary adds none; chunks start with the text's own token)") +
+                  ", tokens " +
                   std::to_string(o.n_ctx / 2 + 1) + ".." + std::to_string(o.n_ctx - 1) + " of each chunk scored, stride n_ctx"
             : "lm-eval loglikelihood_rolling: max_length=" + std::to_string(o.n_ctx) +
                   ", prefix token, disjoint prediction windows with full left context, every token scored");
