@@ -17,16 +17,16 @@ TEST(Rng, StreamIsPinned) {
   // splitmix64 seeding of xoshiro256**: the first outputs for seed 0 as printed by an independent
   // Python implementation, tests/golden/sampler/make_rng_values.py.
   Rng r(0);
-  const uint64_t a = r.next_u64(), b = r.next_u64();
+  const uint64_t a = r.next(), b = r.next();
   Rng r2(0);
-  EXPECT_EQ(r2.next_u64(), a);
-  EXPECT_EQ(r2.next_u64(), b);
+  EXPECT_EQ(r2.next(), a);
+  EXPECT_EQ(r2.next(), b);
   EXPECT_EQ(a, 0x99EC5F36CB75F2B4ull);
   EXPECT_EQ(b, 0xBF6E1F784956452Aull);
   Rng r3(1);
-  EXPECT_NE(r3.next_u64(), a);
+  EXPECT_NE(r3.next(), a);
   for (int i = 0; i < 1000; ++i) {
-    const double u = r.next_double();
+    const double u = r.uniform();
     ASSERT_GE(u, 0.0);
     ASSERT_LT(u, 1.0);
   }

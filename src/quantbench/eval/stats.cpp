@@ -17,8 +17,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 void check_finite(std::span<const double> x, const char* what) {
   QB_CHECK(!x.empty(), "{}: empty input", what);
   for (size_t i = 0; i < x.size(); ++i)
@@ -51,47 +49,6 @@ double kl_term(double lp, double lq) {
 }
 
 }  // namespace
-
-// ---- Rng -----------------------------------------------------------------------------------------
-
-Rng::Rng(uint64_t seed) {
-  uint64_t z = seed;
-  for (auto& s : s_) {  // splitmix64
-    z += 0x9e3779b97f4a7c15ULL;
-    uint64_t x = z;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    s = x ^ (x >> 31);
-  }
-}
-
-uint64_t Rng::next() {
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-uint64_t Rng::below(uint64_t n) {
-  QB_CHECK(n > 0, "Rng::below(0)");
-  unsigned __int128 m = static_cast<unsigned __int128>(next()) * n;
-  uint64_t low = static_cast<uint64_t>(m);
-  if (low < n) {
-    const uint64_t threshold = (0 - n) % n;
-    while (low < threshold) {
-      m = static_cast<unsigned __int128>(next()) * n;
-      low = static_cast<uint64_t>(m);
-    }
-  }
-  return static_cast<uint64_t>(m >> 64);
-}
-
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
 // ---- normal distribution -------------------------------------------------------------------------
 

@@ -18,22 +18,13 @@
 
 #include "quantbench/core/result.h"
 
+#include "quantbench/core/rng.h"
+
 namespace qb::eval {
 
 // ---- deterministic randomness ---------------------------------------------------------------------
 
-// xoshiro256** (Blackman & Vigna), state filled from the seed by splitmix64. Same seed, same stream,
-// on every platform; no std:: distributions (their output is implementation-defined).
-class Rng {
- public:
-  explicit Rng(uint64_t seed);
-  uint64_t next();
-  uint64_t below(uint64_t n);  // uniform in [0, n), unbiased (Lemire's multiply-and-reject); n > 0
-  double uniform();            // uniform in [0, 1) with 53 random bits
-
- private:
-  uint64_t s_[4];
-};
+using qb::Rng;  // core/rng.h: the pinned xoshiro256** stream
 
 // ---- descriptive statistics ----------------------------------------------------------------------
 

@@ -11,33 +11,6 @@
 
 namespace qb::runtime {
 
-static uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-Rng::Rng(uint64_t seed) {
-  for (auto& s : s_) s = splitmix64(seed);
-}
-
-uint64_t Rng::next_u64() {  // xoshiro256**
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-double Rng::next_double() { return double(next_u64() >> 11) * 0x1.0p-53; }
-
 std::string SamplerConfig::describe() const {
   if (temperature <= 0) return "greedy";
   return fmt::format("temperature {} top_k {} top_p {} seed {} (xoshiro256**)", temperature, top_k, top_p, seed);
@@ -100,7 +73,7 @@ std::vector<std::pair<int32_t, double>> Sampler::distribution(std::span<const fl
 int32_t Sampler::sample(std::span<const float> logits) {
   const auto dist = distribution(logits);
   if (config_.temperature <= 0) return dist[0].first;
-  const double u = rng_.next_double();
+  const double u = rng_.uniform();
   double cum = 0;
   for (const auto& [id, p] : dist) {
     cum += p;

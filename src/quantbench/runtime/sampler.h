@@ -1,7 +1,5 @@
 // Token sampling: greedy (temperature 0) or seeded sampling with temperature, top-k and top-p.
-// The random stream is our own (splitmix64-seeded xoshiro256**, 53-bit doubles) rather than
-// std::mt19937 + std::uniform_real_distribution, whose output the standard leaves to the library:
-// a seed must give the same tokens on every platform and compiler. Candidates are ordered by logit
+// The random stream is core/rng.h's (pinned on every platform and compiler). Candidates are ordered by logit
 // with ties broken by the lower id, so the choice never depends on sort stability.
 #pragma once
 #include <cstdint>
@@ -9,17 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "quantbench/core/rng.h"
+
 namespace qb::runtime {
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed);
-  uint64_t next_u64();
-  double next_double();  // uniform in [0, 1), 53 bits
-
- private:
-  uint64_t s_[4];
-};
 
 struct SamplerConfig {
   float temperature = 0.0f;  // <= 0: greedy
