@@ -151,8 +151,10 @@ TEST(EvalTasks, AnswerExtractionMatchesLmEval) {
 }
 
 TEST(EvalTasks, CsvParserHandlesQuotesAndNamesBadLines) {
-  const auto rows = parse_csv("a,\"b, \"\"c\"\"\",d\r\n\"multi\nline\",,x\n\nlast,1", "f.csv");
+  std::vector<size_t> lines;
+  const auto rows = parse_csv("a,\"b, \"\"c\"\"\",d\r\n\"multi\nline\",,x\n\nlast,1", "f.csv", &lines);
   ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(lines, (std::vector<size_t>{1, 2, 5}));
   EXPECT_EQ(rows[0], (std::vector<std::string>{"a", "b, \"c\"", "d"}));
   EXPECT_EQ(rows[1], (std::vector<std::string>{"multi\nline", "", "x"}));
   EXPECT_EQ(rows[2], (std::vector<std::string>{"last", "1"}));
@@ -182,9 +184,10 @@ void expect_error_naming(const std::function<void()>& f, const std::string& need
 TEST(EvalTasks, MalformedDataNamesFileAndLine) {
   const auto dir = std::filesystem::temp_directory_path() / "qb_eval_tasks_bad";
   std::filesystem::remove_all(dir);
-  write_file(dir / "mmlu/test/x_test.csv", "question,choice0,choice1,choice2,choice3,answer\nQ,a,b,c,d,1\nQ2,a,b,c,d,7\n");
+  write_file(dir / "mmlu/test/x_test.csv",
+             "question,choice0,choice1,choice2,choice3,answer\n\"Q\nmore\",a,b,c,d,1\nQ2,a,b,c,d,7\n");
   write_file(dir / "mmlu/dev/x_dev.csv", "question,choice0,choice1,choice2,choice3,answer\nQ,a,b,c,d,1\n");
-  expect_error_naming([&] { load_task("mmlu", dir.string()); }, "x_test.csv: record 3");
+  expect_error_naming([&] { load_task("mmlu", dir.string()); }, "x_test.csv:4: answer '7'");
   expect_error_naming([&] { load_task("mmlu_5shot", dir.string()); }, "x_dev.csv");  // 1 dev row for 5 shots
   write_file(dir / "llm_foundry_icl/lambada_openai.jsonl", "{\"context\": \"a b\", \"continuation\": \"c\"}\n{oops\n");
   expect_error_naming([&] { load_task("lambada_openai", dir.string()); }, "lambada_openai.jsonl:2");
@@ -296,6 +299,17 @@ TEST(EvalTasks, EveryTaskRunsEndToEndOnStories260K) {
   // the responses were cut at the stop strings
   for (const auto& it : g8[0]["items"]) EXPECT_EQ(it["baseline_response"].get<std::string>().find("Question:"), std::string::npos);
   for (const auto& it : mg[0]["items"]) EXPECT_EQ(it["candidate_response"].get<std::string>().find("Frage:"), std::string::npos);
+}
+
+TEST(EvalTasks, UnknownTaskListsBothKinds) {
+  EvalRequest q;
+  q.baseline = q.candidate = test::stories260k_path();
+  q.tasks = {"gsm8k_cot_typo"};
+  q.progress = false;
+  expect_error_naming([&] { run_evaluation(q); }, "mgsm_direct_zh");
+  q.tasks = {"gsm8k"};  // a generation task alone cannot feed the multiple-choice regime
+  q.regimes = {"multiple_choice"};
+  expect_error_naming([&] { run_evaluation(q); }, "no multiple-choice task");
 }
 
 TEST(EvalTasks, GreedyFlagAgreesWithDecoding) {

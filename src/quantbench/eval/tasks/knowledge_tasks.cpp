@@ -19,16 +19,17 @@ constexpr const char* kLetters[] = {"A", "B", "C", "D"};
 
 // Rows of an MMLU CSV (cais/mmlu export: header, then question, 4 choices, answer 0-3).
 std::vector<std::vector<std::string>> read_mmlu_csv(const std::string& path) {
-  auto rows = parse_csv(task_io::read_text(path), path);
+  std::vector<size_t> lines;
+  auto rows = parse_csv(task_io::read_text(path), path, &lines);
   QB_CHECK(!rows.empty(), "{}: empty MMLU file", path);
   QB_CHECK(rows[0].size() == 6 && std::equal(rows[0].begin(), rows[0].end(), std::begin(kMmluHeader)),
-           "{}:1: header is not question,choice0,choice1,choice2,choice3,answer", path);
-  rows.erase(rows.begin());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    QB_CHECK(rows[i].size() == 6, "{}: record {}: {} fields, expected 6", path, i + 2, rows[i].size());
+           "{}:{}: header is not question,choice0,choice1,choice2,choice3,answer", path, lines[0]);
+  for (size_t i = 1; i < rows.size(); ++i) {
+    QB_CHECK(rows[i].size() == 6, "{}:{}: {} fields, expected 6", path, lines[i], rows[i].size());
     const auto& a = rows[i][5];
-    QB_CHECK(a.size() == 1 && a[0] >= '0' && a[0] <= '3', "{}: record {}: answer '{}' is not 0-3", path, i + 2, a);
+    QB_CHECK(a.size() == 1 && a[0] >= '0' && a[0] <= '3', "{}:{}: answer '{}' is not 0-3", path, lines[i], a);
   }
+  rows.erase(rows.begin());
   return rows;
 }
 
@@ -107,7 +108,8 @@ McItem truthfulqa_item(size_t i, const TruthfulQaRow& r) {
 
 }  // namespace
 
-std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& path) {
+std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& path,
+                                                std::vector<size_t>* record_lines) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string cell;
@@ -120,7 +122,10 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
   };
   auto end_row = [&] {
     end_cell();
-    if (!(row.size() == 1 && row[0].empty())) rows.push_back(std::move(row));  // blank lines are skipped
+    if (!(row.size() == 1 && row[0].empty())) {  // blank lines are skipped
+      rows.push_back(std::move(row));
+      if (record_lines) record_lines->push_back(record_line);
+    }
     row.clear();
   };
   for (size_t i = 0; i < text.size(); ++i) {

@@ -67,9 +67,10 @@ std::string sha256_directory(const std::string& dir);
 // lm-eval's HellaSwag preprocess: strip, " [title]" -> ". ", drop "[...]" tags, "  " -> " ".
 std::string hellaswag_preprocess(const std::string& text);
 
-// RFC 4180 CSV (quoted fields, "" escapes, newlines inside quotes, CRLF or LF); errors name the file
-// and the line where the bad record starts.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& path);
+// RFC 4180 CSV (quoted fields, "" escapes, newlines inside quotes, CRLF or LF; blank lines skipped);
+// errors name the file and line. record_lines, when given, receives each record's first line (1-based).
+std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& path,
+                                                std::vector<size_t>* record_lines = nullptr);
 
 // lm-eval's MMLU context for one test row (question, 4 choices) of `subject`, with the dev rows as
 // few-shot examples in file order (sampler first_n): description "The following are multiple choice
