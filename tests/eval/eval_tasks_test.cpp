@@ -112,7 +112,8 @@ TEST(EvalTasks, PythonRandomMatchesCPython) {
 }
 
 TEST(EvalTasks, Mc2MatchesLmEvalOnHandMadeLoglik) {
-  for (const auto& c : golden("scoring.json")["mc2"]) {
+  const auto g = golden("scoring.json");
+  for (const auto& c : g["mc2"]) {
     const auto labels = c["labels"].get<std::vector<int>>();
     McItem it;
     it.id = "x";
