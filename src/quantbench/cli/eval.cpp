@@ -34,7 +34,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
   cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
   cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload");
-  cmd->add_option("--tasks", *tasks, "Multiple-choice tasks: hellaswag,arc_easy,arc_challenge,piqa,winogrande,boolq");
+  cmd->add_option("--tasks", *tasks,
+                  "Tasks, each run in its regime. multiple_choice: hellaswag,arc_easy,arc_challenge,piqa,winogrande,"
+                  "boolq,mmlu,mmlu_5shot,truthfulqa_mc1,truthfulqa_mc2,lambada_openai; generation: gsm8k,"
+                  "mgsm_direct_{bn,de,en,es,fr,ja,ru,sw,te,th,zh} (named there, they replace MT-Bench)");
   cmd->add_option("--text", q->text, "Text file for perplexity (default: wikitext-2 raw, else the TinyStories slice)");
   cmd->add_option("--workload", q->workload, "JSONL of {prompt, reference?, max_tokens?}");
   cmd->add_option("--prompts", q->prompts, "JSONL of prompts for generation (default: MT-Bench first turns)");
@@ -46,7 +49,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--limit", q->limit, "Items / prompts / windows per regime (0 = all)");
   cmd->add_option("--batch", q->batch, "Sequences per forward");
   cmd->add_option("--threads,-t", q->threads, "CPU threads (0 = all cores)");
-  cmd->add_option("--max-tokens", q->max_tokens, "Generation length");
+  cmd->add_option("--max-tokens", q->max_tokens, "Generation length (gsm8k/mgsm: lm-eval's max_gen_toks is 256)");
   cmd->add_option("--seed", q->seed, "Bootstrap seed (recorded)");
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
   cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");

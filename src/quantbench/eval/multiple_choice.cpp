@@ -50,8 +50,9 @@ std::vector<Unit> build_units(const tokenizer::Tokenizer& tok, const std::vector
   return units;
 }
 
-Metric metric(std::string name, double v, Direction d, std::string agg) {
+Metric metric(std::string name, double v, Direction d, std::string agg, std::string unit = "") {
   Metric m;
+  m.unit = std::move(unit);
   m.name = std::move(name);
   m.value = v;
   m.direction = d;
@@ -131,7 +132,23 @@ size_t predict_acc_norm(const McItem& item, const std::vector<OptionScore>& s) {
   return argmax(v);
 }
 
-Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const McOptions& o) {
+double mc2_score(const McItem& item, const std::vector<OptionScore>& s) {
+  QB_CHECK(item.n_true > 0 && item.n_true < s.size(), "item {}: mc2 needs true and false options ({} true of {})",
+           item.id, item.n_true, s.size());
+  // lm-eval divides exp(ll) sums directly; shifting by the max first gives the same ratio without
+  // underflowing to 0/0 when every option is very unlikely.
+  double mx = s[0].loglik;
+  for (const auto& x : s) mx = std::max(mx, x.loglik);
+  double t = 0, all = 0;
+  for (size_t j = 0; j < s.size(); ++j) {
+    const double p = std::exp(s[j].loglik - mx);
+    all += p;
+    if (j < item.n_true) t += p;
+  }
+  return t / all;
+}
+
+Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const McOptions& o, nlohmann::json* extras_out) {
   const auto& spec = *task.spec;
   const auto& items = task.items;
   McScoreOptions so{o.batch, o.progress, spec.name + " baseline"};
@@ -146,7 +163,7 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
   m.set("harness.dataset_sha256", task.dataset_sha256 + (task.is_slice ? " (a slice: not the pinned full file " +
                                                                               spec.full_sha256 + ")" : ""));
   m.set("harness.items", std::to_string(items.size()));
-  m.set("harness.shots", "0");
+  m.set("harness.shots", std::to_string(spec.shots) + (spec.shots > 0 ? " (the first dev rows, in file order)" : ""));
   const std::string tmpl = spec.prompt_template + "; BOS " + (pair.tokenizer().add_bos() ? "prepended" : "not prepended");
   m.set("harness.prompt_template_hash",
         sha256_hex(std::span(reinterpret_cast<const uint8_t*>(tmpl.data()), tmpl.size())) + " (" + tmpl + ")");
@@ -158,18 +175,9 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
   Result r("multiple_choice", spec.name, m);
   r.set_misses("compounding error in long generations, code, OOD behaviour");
   const size_t n = items.size();
-  for (int norm = 0; norm < (spec.has_acc_norm ? 2 : 1); ++norm) {
-    const std::string name = norm ? "acc_norm" : "acc";
-    std::vector<uint8_t> cb(n), cc(n);
-    std::vector<double> db(n), dc(n);
-    for (size_t i = 0; i < n; ++i) {
-      const size_t pb = norm ? predict_acc_norm(items[i], sb[i]) : predict_acc(sb[i]);
-      const size_t pc = norm ? predict_acc_norm(items[i], sc[i]) : predict_acc(sc[i]);
-      cb[i] = pb == items[i].gold;
-      cc[i] = pc == items[i].gold;
-      db[i] = cb[i];
-      dc[i] = cc[i];
-    }
+  // A 0/1 score per item and model: accuracies, the paired difference, flips both ways, McNemar.
+  auto add_binary = [&](const std::string& name, const std::vector<uint8_t>& cb, const std::vector<uint8_t>& cc) {
+    std::vector<double> db(cb.begin(), cb.end()), dc(cc.begin(), cc.end());
     for (int who = 0; who < 2; ++who) {
       const auto& d = who ? dc : db;
       const auto ms = mean_stats(d, o.level);
@@ -194,6 +202,54 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
     r.add_metric(mf);
     r.add_metric(metric(name + "_mcnemar_exact_p", mcnemar_exact(f).p_value, Direction::Neither,
                         "two-sided exact McNemar p-value"));
+  };
+  std::vector<uint8_t> acc_b(n), acc_c(n);  // kept for the per-group table
+  if (spec.scoring == McScoring::Argmax) {
+    for (int norm = 0; norm < (spec.has_acc_norm ? 2 : 1); ++norm) {
+      std::vector<uint8_t> cb(n), cc(n);
+      for (size_t i = 0; i < n; ++i) {
+        cb[i] = (norm ? predict_acc_norm(items[i], sb[i]) : predict_acc(sb[i])) == items[i].gold;
+        cc[i] = (norm ? predict_acc_norm(items[i], sc[i]) : predict_acc(sc[i])) == items[i].gold;
+      }
+      if (!norm) acc_b = cb, acc_c = cc;
+      add_binary(norm ? "acc_norm" : "acc", cb, cc);
+    }
+  } else if (spec.scoring == McScoring::Greedy) {
+    std::vector<double> llb(n), llc(n);
+    for (size_t i = 0; i < n; ++i) {
+      QB_CHECK(sb[i].size() == 1, "{}: item {} has {} options; greedy scoring takes one", spec.name, items[i].id, sb[i].size());
+      acc_b[i] = sb[i][0].greedy;
+      acc_c[i] = sc[i][0].greedy;
+      llb[i] = sb[i][0].loglik;
+      llc[i] = sc[i][0].loglik;
+    }
+    add_binary("acc", acc_b, acc_c);
+    // lm-eval's perplexity aggregation: exp(-mean over items of the target's summed log-likelihood).
+    const auto mb = mean_stats(llb, o.level), mc = mean_stats(llc, o.level);
+    r.add_metric(metric("baseline_perplexity", std::exp(-mb.mean), Direction::LowerIsBetter, "exp(-mean target loglik)"));
+    r.add_metric(metric("candidate_perplexity", std::exp(-mc.mean), Direction::LowerIsBetter, "exp(-mean target loglik)"));
+    const auto pd = paired_difference(llb, llc, o.level);
+    auto md = metric("ln_perplexity_ratio", -pd.mean, Direction::LowerIsBetter,
+                     "ln(candidate ppl / baseline ppl) = -mean(candidate - baseline loglik)", "nats");
+    md.stderr_ = pd.stderr_;
+    md.interval = {-pd.ci.hi, -pd.ci.lo, pd.ci.level, pd.ci.method};
+    r.add_metric(md);
+  } else {  // Mc2
+    std::vector<double> db(n), dc(n);
+    for (size_t i = 0; i < n; ++i) db[i] = mc2_score(items[i], sb[i]), dc[i] = mc2_score(items[i], sc[i]);
+    for (int who = 0; who < 2; ++who) {
+      const auto ms = mean_stats(who ? dc : db, o.level);
+      auto mm = metric((who ? "candidate_" : "baseline_") + std::string("mc2"), ms.mean, Direction::HigherIsBetter,
+                       "mean of the normalized probability mass on the true answers");
+      mm.stderr_ = ms.stderr_;
+      mm.interval = ms.ci;
+      r.add_metric(mm);
+    }
+    const auto pd = paired_difference(db, dc, o.level);
+    auto md = metric("mc2_difference", pd.mean, Direction::HigherIsBetter, "mean(candidate - baseline)");
+    md.stderr_ = pd.stderr_;
+    md.interval = pd.ci;
+    r.add_metric(md);
   }
   {
     size_t changed = 0;
@@ -203,6 +259,27 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
     mm.interval = w.ci;
     r.add_metric(mm);
   }
+  if (extras_out) {
+    // Per group (MMLU subject): items, both accuracies and the flips, from the same 0/1 scores.
+    nlohmann::json groups = nlohmann::json::object();
+    for (size_t i = 0; i < n; ++i) {
+      if (items[i].group.empty() || spec.scoring == McScoring::Mc2) continue;
+      auto& g = groups[items[i].group];
+      if (g.is_null()) g = {{"items", 0}, {"baseline_correct", 0}, {"candidate_correct", 0},
+                            {"flips_correct_to_wrong", 0}, {"flips_wrong_to_correct", 0}};
+      g["items"] = g["items"].get<size_t>() + 1;
+      g["baseline_correct"] = g["baseline_correct"].get<size_t>() + acc_b[i];
+      g["candidate_correct"] = g["candidate_correct"].get<size_t>() + acc_c[i];
+      g["flips_correct_to_wrong"] = g["flips_correct_to_wrong"].get<size_t>() + (acc_b[i] && !acc_c[i]);
+      g["flips_wrong_to_correct"] = g["flips_wrong_to_correct"].get<size_t>() + (!acc_b[i] && acc_c[i]);
+    }
+    for (auto& [k, g] : groups.items()) {
+      g["baseline_acc"] = g["baseline_correct"].get<double>() / g["items"].get<double>();
+      g["candidate_acc"] = g["candidate_correct"].get<double>() / g["items"].get<double>();
+    }
+    *extras_out = nlohmann::json::object();
+    if (!groups.empty()) (*extras_out)["per_group"] = std::move(groups);
+  }
   for (size_t i = 0; i < n; ++i) {
     nlohmann::json rec{{"id", items[i].id}, {"gold", items[i].gold}};
     std::vector<double> lb, lc;
@@ -211,7 +288,21 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
     rec["candidate_loglik"] = lc;
     rec["baseline_pred"] = predict_acc(sb[i]);
     rec["candidate_pred"] = predict_acc(sc[i]);
-    if (spec.has_acc_norm) {
+    if (!items[i].group.empty()) rec["group"] = items[i].group;
+    if (spec.scoring == McScoring::Argmax || spec.scoring == McScoring::Greedy) {
+      rec["baseline_correct"] = bool(acc_b[i]);
+      rec["candidate_correct"] = bool(acc_c[i]);
+    }
+    if (spec.scoring == McScoring::Greedy) {
+      rec["baseline_greedy"] = sb[i][0].greedy;
+      rec["candidate_greedy"] = sc[i][0].greedy;
+    }
+    if (spec.scoring == McScoring::Mc2) {
+      rec["n_true"] = items[i].n_true;
+      rec["baseline_mc2"] = mc2_score(items[i], sb[i]);
+      rec["candidate_mc2"] = mc2_score(items[i], sc[i]);
+    }
+    if (spec.has_acc_norm && spec.scoring == McScoring::Argmax) {
       rec["baseline_pred_norm"] = predict_acc_norm(items[i], sb[i]);
       rec["candidate_pred_norm"] = predict_acc_norm(items[i], sc[i]);
     }

@@ -38,6 +38,9 @@ std::vector<std::vector<OptionScore>> score_items(runtime::Backend& backend, con
 // acc / acc_norm predictions from scores.
 size_t predict_acc(const std::vector<OptionScore>& s);
 size_t predict_acc_norm(const McItem& item, const std::vector<OptionScore>& s);
+// TruthfulQA mc2 (lm-eval utils.process_results_mc2): sum of exp(ll) over the true options
+// [0, item.n_true) divided by the sum over all options.
+double mc2_score(const McItem& item, const std::vector<OptionScore>& s);
 
 struct McOptions {
   int64_t batch = 1;
@@ -45,8 +48,13 @@ struct McOptions {
   double level = 0.95;
 };
 
-// Baseline vs candidate on one loaded task: acc, acc_norm for each (stderr, Wilson interval), the
-// paired difference, flips both ways and exact McNemar; one record per item.
-Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const McOptions& o);
+// Baseline vs candidate on one loaded task, by the task's scoring: Argmax gives acc (and acc_norm)
+// for each model (stderr, Wilson interval), the paired difference, flips both ways and exact McNemar;
+// Greedy (LAMBADA) gives the same for acc = greedy match plus each model's perplexity of the target;
+// Mc2 gives each model's mean mc2 with stderr and the paired difference. One record per item (with
+// its group, e.g. the MMLU subject). extras_out, when given, receives {per_group: {name: {items,
+// baseline_acc, candidate_acc, flips both ways, ...}}} for tasks whose items have groups.
+Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const McOptions& o,
+                               nlohmann::json* extras_out = nullptr);
 
 }  // namespace qb::eval

@@ -9,6 +9,7 @@
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/sha256.h"
 #include "quantbench/eval/generation.h"
+#include "quantbench/eval/math_task.h"
 #include "quantbench/eval/multiple_choice.h"
 #include "quantbench/eval/perplexity.h"
 #include "quantbench/eval/workload.h"
@@ -46,6 +47,22 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
   for (const auto& r : q.regimes)
     QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload",
              "unknown regime '{}' (perplexity, multiple_choice, generation, workload)", r);
+  // Every task name must be a multiple-choice task or a scored generation task; each runs in its regime.
+  std::vector<std::string> mc_tasks, gen_tasks;
+  for (const auto& t : q.tasks) {
+    if (find_gen_task(t)) {
+      gen_tasks.push_back(t);
+      continue;
+    }
+    try {
+      find_task(t);
+    } catch (const Error& e) {
+      std::string gen;
+      for (const auto& g : gen_task_registry()) gen += ", " + g.name;
+      fail("{} (generation tasks: {})", e.what(), gen.substr(2));
+    }
+    mc_tasks.push_back(t);
+  }
   ModelPair pair(q.baseline, q.candidate, {q.threads});
   nlohmann::json out{{"schema", "quantbench.eval/1"},
                      {"baseline", q.baseline},
@@ -72,15 +89,32 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
       const auto sha = sha256_hex(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
       results.push_back(evaluate_perplexity(pair, {text}, std::filesystem::path(path).filename().string(), sha, o).to_json());
     } else if (regime == "multiple_choice") {
-      QB_CHECK(!q.tasks.empty(), "multiple_choice: no --tasks given");
-      for (const auto& t : q.tasks) {
+      QB_CHECK(!mc_tasks.empty(), "multiple_choice: no multiple-choice task in --tasks");
+      for (const auto& t : mc_tasks) {
         const auto task = load_task(t, data_dir, size_t(q.limit));
         McOptions o;
         o.batch = q.batch;
         o.progress = q.progress;
-        results.push_back(evaluate_multiple_choice(pair, task, o).to_json());
+        nlohmann::json extras;
+        auto j = evaluate_multiple_choice(pair, task, o, &extras).to_json();
+        if (!extras.empty()) j["extras"] = std::move(extras);
+        results.push_back(std::move(j));
       }
     } else {
+      // Scored generation tasks named in --tasks (GSM8K, MGSM) run here; MT-Bench (or --prompts) runs
+      // when none is named or --prompts is given.
+      if (regime == "generation")
+        for (const auto& t : gen_tasks) {
+          const auto task = load_gen_task(t, data_dir, size_t(q.limit));
+          GenTaskOptions o;
+          o.max_new_tokens = q.max_tokens;
+          o.progress = q.progress;
+          results.push_back(evaluate_gen_task(pair, task, o).to_json());
+        }
+      if (regime == "generation" && !gen_tasks.empty() && q.prompts.empty()) {
+        out["regimes"][regime] = std::move(results);
+        continue;
+      }
       const bool wl = regime == "workload";
       std::string path = wl ? q.workload : (q.prompts.empty() ? data_dir + "/mtbench/question.jsonl" : q.prompts);
       QB_CHECK(!path.empty(), "the workload regime needs --workload FILE");

@@ -3,58 +3,28 @@
 // task; a malformed row is an error naming the file and line.
 #include "quantbench/eval/tasks/task.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/tasks/task_io.h"
 
 namespace qb::eval {
 namespace {
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  QB_CHECK(bool(in), "{}: cannot open dataset file", path);
-  std::vector<std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    out.push_back(line);
-  }
-  return out;
-}
-
-// Non-empty lines of a JSONL file, parsed; errors name file and line.
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  const auto lines = read_lines(path);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
-    try {
-      out.push_back(nlohmann::json::parse(lines[i]));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}:{}: bad JSON: {}", path, i + 1, e.what());
-    }
-  }
-  return out;
-}
+using task_io::read_jsonl;
+using task_io::read_lines;
+using task_io::strip;
 
 template <class T>
 T field(const nlohmann::json& j, const char* key, const std::string& path, size_t row) {
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("{}: row {}: field '{}' missing or of the wrong type", path, row + 1, key);
-  }
-}
-
-std::string strip(const std::string& s) {
-  const auto a = s.find_first_not_of(" \t\n\r\f\v");
-  if (a == std::string::npos) return {};
-  const auto b = s.find_last_not_of(" \t\n\r\f\v");
-  return s.substr(a, b - a + 1);
+  return task_io::field_at<T>(j, key, path + ": row " + std::to_string(row + 1));
 }
 
 McItem shared_context_item(std::string id, const std::string& context, const std::vector<std::string>& choices, size_t gold,
@@ -146,6 +116,17 @@ std::vector<McItem> load_boolq(const std::vector<std::string>& paths) {
 
 }  // namespace
 
+std::string sha256_directory(const std::string& dir) {
+  QB_CHECK(std::filesystem::is_directory(dir), "{}: not a directory", dir);
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string listing;
+  for (const auto& n : names) listing += sha256_file(dir + "/" + n) + "  " + n + "\n";
+  return sha256_hex(std::span(reinterpret_cast<const uint8_t*>(listing.data()), listing.size()));
+}
+
 std::string hellaswag_preprocess(const std::string& text) {
   // Python's str.replace is one left-to-right pass over non-overlapping matches; so is replace_all.
   auto replace_all = [](const std::string& in, const std::string& from, const std::string& to) {
@@ -184,6 +165,33 @@ const std::vector<TaskSpec>& task_registry() {
        "454ff101e614370bb1807fe7ebbda6fdb57e794b9662cc1ccae211bf1ff626c8",
        "context = 'Passage: {passage}\\nQuestion: {question}?\\nAnswer:'; continuation = ' no' | ' yes'",
        "llm-foundry's query carries a 'Passage: ' prefix that lm-eval's boolq prompt lacks", true, load_boolq},
+      // lm-eval 0.4.13 mmlu (default): acc only; the group's acc is the mean over every item.
+      {"mmlu", "1", {"mmlu/test/", "mmlu/dev/"}, "dc9f1087a5aaddee37e8c99147726202d55255b5b5d2aab850ab720821a64c62",
+       "context = 'The following are multiple choice questions (with answers) about {subject}.\\n\\n"
+       "{question.strip()}\\nA. {c0}\\nB. {c1}\\nC. {c2}\\nD. {c3}\\nAnswer:'; continuation = ' A'|' B'|' C'|' D'",
+       "subjects in alphabetical order; --limit applies per subject as lm-eval's does", false, load_mmlu_0shot,
+       McScoring::Argmax, 0, true},
+      {"mmlu_5shot", "1", {"mmlu/test/", "mmlu/dev/"}, "dc9f1087a5aaddee37e8c99147726202d55255b5b5d2aab850ab720821a64c62",
+       "description, then the subject's 5 dev rows in file order (sampler first_n) as '{text} {letter}\\n\\n', then "
+       "the test row's text; continuation = ' A'|' B'|' C'|' D'",
+       "subjects in alphabetical order; --limit applies per subject; a context longer than the model's is an "
+       "error where lm-eval would cut it from the left", false, load_mmlu_5shot, McScoring::Argmax, 5, true},
+      // lm-eval 0.4.13 truthfulqa_mc1 (v2.0) / truthfulqa_mc2 (v3.0).
+      {"truthfulqa_mc1", "1", {"truthfulqa/en.validation.json"},
+       "7feae44809acaca86b254a7ab6c188f4f62eb40b620b61140add87ca684a5452",
+       "context = 6-question QA preamble + '\\n\\nQ: {question}\\nA:'; continuation = ' {mc1 choice}'; gold = 0",
+       "truthfulqa-multi's English export of the validation split", false, load_truthfulqa_mc1},
+      {"truthfulqa_mc2", "1", {"truthfulqa/en.validation.json"},
+       "7feae44809acaca86b254a7ab6c188f4f62eb40b620b61140add87ca684a5452",
+       "context = 6-question QA preamble + '\\n\\nQ: {question}\\nA:'; continuation = ' {mc2 choice}'; "
+       "score = sum p(true) / sum p(all)",
+       "truthfulqa-multi's English export of the validation split", false, load_truthfulqa_mc2, McScoring::Mc2},
+      // lm-eval 0.4.13 lambada_openai (v1.0): output_type loglikelihood, acc = is_greedy, perplexity.
+      {"lambada_openai", "1", {"llm_foundry_icl/lambada_openai.jsonl"},
+       "411bfbe5b9054346b6a19299c0242670adbefb9162efd958593cbc0290b8c9dc",
+       "context = text without its last word; continuation = ' ' + last word",
+       "llm-foundry's split of the openai LAMBADA test text into context and last word", false, load_lambada,
+       McScoring::Greedy},
   };
   return tasks;
 }
@@ -204,10 +212,19 @@ LoadedTask load_task(const std::string& name, const std::string& data_dir, size_
   for (const auto& f : lt.spec->files) paths.push_back(data_dir + "/" + f);
   lt.items = lt.spec->load(paths);
   QB_CHECK(!lt.items.empty(), "{}: task {} has no items", paths[0], name);
-  lt.dataset_sha256 = sha256_file(paths[0]);
-  for (size_t i = 1; i < paths.size(); ++i) lt.dataset_sha256.append("+").append(sha256_file(paths[i]));
+  auto sha = [](const std::string& p) { return p.ends_with("/") ? sha256_directory(p) : sha256_file(p); };
+  lt.dataset_sha256 = sha(paths[0]);
+  for (size_t i = 1; i < paths.size(); ++i) lt.dataset_sha256.append("+").append(sha(paths[i]));
   lt.is_slice = lt.dataset_sha256.substr(0, 64) != lt.spec->full_sha256;
-  if (limit > 0 && lt.items.size() > limit) lt.items.resize(limit);
+  if (limit > 0 && lt.spec->limit_per_group) {
+    std::vector<McItem> kept;
+    std::map<std::string, size_t> seen;
+    for (auto& it : lt.items)
+      if (seen[it.group]++ < limit) kept.push_back(std::move(it));
+    lt.items = std::move(kept);
+  } else if (limit > 0 && lt.items.size() > limit) {
+    lt.items.resize(limit);
+  }
   return lt;
 }
 
