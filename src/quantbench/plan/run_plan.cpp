@@ -326,6 +326,16 @@ std::string default_out(const Plan& p) {
 
 }  // namespace
 
+namespace {
+
+// "ENGINE; matmul: KERNELS...; weights: ..." -> ENGINE (backend, ISA, threads): what the scheme does not decide.
+std::string engine_part(const std::string& describe) {
+  const size_t p = describe.find("; matmul:");
+  return p == std::string::npos ? describe : describe.substr(0, p);
+}
+
+}  // namespace
+
 Manifest candidate_manifest(const Manifest& evaluated, const Manifest& baseline_facts, const Manifest& candidate_meta) {
   Manifest out;
   const bool ours = candidate_meta.find("scheme.name") != nullptr;  // made by quantbench quantize
@@ -333,6 +343,20 @@ Manifest candidate_manifest(const Manifest& evaluated, const Manifest& baseline_
     if (ours && (k.starts_with("scheme.") || k.starts_with("calibration."))) continue;  // the file's own facts win
     if (k.starts_with("model.")) out.set_fact("scheme.artifact_" + k.substr(6), f);  // the file that ran
     else out.set_fact(k, f);
+  }
+  // The kernels that ran follow from the weight format, i.e. from the scheme: the full description goes
+  // to scheme.artifact_backend; toolchain.backend keeps the engine (backend, ISA, threads) and the
+  // baseline's side, which must match for two results to be compared.
+  if (const Fact* tb = evaluated.find("toolchain.backend"); tb && tb->known) {
+    out.set("scheme.artifact_backend", tb->value);
+    const std::string& v = tb->value;
+    const std::string cand = "candidate: ", base = "; baseline: ";
+    const size_t bp = v.find(base);
+    if (v.starts_with(cand) && bp != std::string::npos)
+      out.set("toolchain.backend", cand + engine_part(v.substr(cand.size(), bp - cand.size())) +
+                                       " (kernels per weight format: scheme.artifact_backend)" + v.substr(bp));
+    else
+      out.set("toolchain.backend", engine_part(v) + " (kernels per weight format: scheme.artifact_backend)");
   }
   for (const auto& [k, f] : baseline_facts.facts())
     if (k.starts_with("model.")) out.set_fact(k, f);  // the model under test is the baseline's source
