@@ -12,6 +12,7 @@ void register_bench(CLI::App& app);
 void register_runs(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_report(CLI::App& app);
+void register_run(CLI::App& app);
 
 // In the order a person uses them: look, quantize, measure loss and gain, keep and compare results.
 inline void register_all(CLI::App& app) {
@@ -23,5 +24,6 @@ inline void register_all(CLI::App& app) {
   register_runs(app);
   register_compare(app);
   register_report(app);
+  register_run(app);
 }
 }  // namespace qb::cli

@@ -107,7 +107,9 @@ std::vector<ManifestDifference> diff_manifests(const Manifest& a, const Manifest
     const Fact na = fa ? *fa : Fact::unknown("not recorded");
     const Fact nb = fb ? *fb : Fact::unknown("not recorded");
     if (na.known == nb.known && na.value == nb.value) continue;
-    bool affects = true;  // a field outside the schema is treated as affecting comparability: be conservative
+    // A field outside the schema is treated as affecting comparability (be conservative), except the
+    // scheme's own details (scheme.tensor.*, scheme.artifact_*): the scheme is what is being compared.
+    bool affects = !k.starts_with("scheme.");
     for (const auto& field : manifest_schema())
       if (field.key == k) affects = field.affects_comparability;
     out.push_back({k, na, nb, affects});

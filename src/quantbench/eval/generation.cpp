@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +44,56 @@ runtime::Logits teacher_forced(runtime::Backend& be, const std::vector<int32_t>&
 std::string text_of(const tokenizer::Tokenizer& tok, std::vector<int32_t> ids) {
   if (!ids.empty() && tok.is_eog(ids.back())) ids.pop_back();
   return tok.decode(ids, /*render_special=*/false);
+}
+
+double mean_of(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+}
+
+// The per-prompt record of the Result.
+nlohmann::json item_record(const tokenizer::Tokenizer& tok, const GenPrompt& p, const GenRecord& r) {
+  const auto tb = text_of(tok, r.base), tc = text_of(tok, r.cand);
+  return {{"id", p.id},
+          {"first_divergence", r.first_divergence},
+          {"identical", r.base == r.cand},
+          {"baseline_tokens", r.base.size()},
+          {"candidate_tokens", r.cand.size()},
+          {"rouge_l_f", rouge_l(tb, tc).fmeasure},
+          {"chrf", chrf(tc, tb)},
+          {"tf_kld_mean", mean_of(r.tf_kl)},
+          {"baseline_text", tb},
+          {"candidate_text", tc}};
+}
+
+// The hook's record: the Result's record plus the tokens and per-position values the aggregates need.
+// "tf_agree" and "agree" (free-running, position by position) feed the report's divergence curves.
+nlohmann::json record_state(const tokenizer::Tokenizer& tok, const GenPrompt& p, const GenRecord& r) {
+  auto j = item_record(tok, p, r);
+  j["base_ids"] = r.base;
+  j["cand_ids"] = r.cand;
+  j["tf_kl"] = r.tf_kl;
+  j["tf_agree"] = r.tf_agree;
+  std::vector<uint8_t> agree;
+  for (size_t t = 0; t < std::max(r.base.size(), r.cand.size()); ++t)
+    agree.push_back(t < r.base.size() && t < r.cand.size() && r.base[t] == r.cand[t]);
+  j["agree"] = agree;
+  return j;
+}
+
+GenRecord record_from_json(const nlohmann::json& j, const std::string& key) {
+  GenRecord r;
+  try {
+    r.base = j.at("base_ids").get<std::vector<int32_t>>();
+    r.cand = j.at("cand_ids").get<std::vector<int32_t>>();
+    for (const auto& v : j.at("tf_kl")) r.tf_kl.push_back(v.is_number() ? v.get<double>() : std::nan(""));
+    r.tf_agree = j.at("tf_agree").get<std::vector<uint8_t>>();
+    r.first_divergence = j.at("first_divergence").get<size_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("stored generation item '{}': {}", key, e.what());
+  }
+  QB_CHECK(r.tf_kl.size() == r.base.size() && r.tf_agree.size() == r.base.size(),
+           "stored generation item '{}': per-position values do not match its {} tokens", key, r.base.size());
+  return r;
 }
 
 }  // namespace
@@ -96,29 +147,6 @@ Result evaluate_generation(ModelPair& pair, const std::vector<GenPrompt>& prompt
 
   std::vector<GenRecord> recs(prompts.size());
   PositionAgreement free_running;
-  Progress bar(regime + " " + task_name, int64_t(prompts.size()), o.progress);
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const auto& p = prompts[i];
-    QB_CHECK(!p.tokens.empty(), "{}: prompt {} is empty", task_name, p.id);
-    go.max_new_tokens = p.max_tokens > 0 ? p.max_tokens : o.max_new_tokens;
-    auto& r = recs[i];
-    r.base = runtime::generate(*pair.baseline().backend, p.tokens, go).tokens;
-    r.cand = runtime::generate(*pair.candidate().backend, p.tokens, go).tokens;
-    r.first_divergence = first_divergence(r.base, r.cand);
-    free_running.add(r.base, r.cand);
-    if (!r.base.empty()) {
-      const auto lb = teacher_forced(*pair.baseline().backend, p.tokens, r.base);
-      const auto lc = teacher_forced(*pair.candidate().backend, p.tokens, r.base);
-      for (size_t t = 0; t < r.base.size(); ++t) {
-        const auto a = log_softmax(lb.row(t)), b = log_softmax(lc.row(t));
-        r.tf_kl.push_back(kl_divergence(a, b));
-        r.tf_agree.push_back(argmax(b) == size_t(r.base[t]));
-      }
-    }
-    bar.advance(1);
-  }
-  bar.finish();
-
   Manifest m;
   pair.describe(m);
   m.set("harness.task", task_name);
@@ -133,9 +161,45 @@ Result evaluate_generation(ModelPair& pair, const std::vector<GenPrompt>& prompt
                                   (o.stop_at_eos ? ", stop at end-of-generation tokens" : ", no stop"));
   m.set("harness.seed", "bootstrap seed " + std::to_string(o.bootstrap.seed) + " (decoding is greedy)");
   m.set("harness.batch_size", "1 (one prompt at a time)");
+  std::vector<std::string> ids;
+  for (const auto& p : prompts) ids.push_back(p.id);
+  const auto keys = unique_item_keys(ids);
+  std::map<std::string, nlohmann::json> restored;
+  const std::string misses = regime == "workload" ? "comparability across reports (it is the user's own data)"
+                                                  : "latency and throughput under load";
+  if (o.hook && o.hook->begin) restored = o.hook->begin(regime, task_name, m, misses);
+  Progress bar(regime + " " + task_name, int64_t(prompts.size()), o.progress);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& p = prompts[i];
+    QB_CHECK(!p.tokens.empty(), "{}: prompt {} is empty", task_name, p.id);
+    auto& r = recs[i];
+    if (auto it = restored.find(keys[i]); it != restored.end()) {
+      r = record_from_json(it->second, keys[i]);
+      free_running.add(r.base, r.cand);
+      bar.advance(1);
+      continue;
+    }
+    go.max_new_tokens = p.max_tokens > 0 ? p.max_tokens : o.max_new_tokens;
+    r.base = runtime::generate(*pair.baseline().backend, p.tokens, go).tokens;
+    r.cand = runtime::generate(*pair.candidate().backend, p.tokens, go).tokens;
+    r.first_divergence = first_divergence(r.base, r.cand);
+    free_running.add(r.base, r.cand);
+    if (!r.base.empty()) {
+      const auto lb = teacher_forced(*pair.baseline().backend, p.tokens, r.base);
+      const auto lc = teacher_forced(*pair.candidate().backend, p.tokens, r.base);
+      for (size_t t = 0; t < r.base.size(); ++t) {
+        const auto a = log_softmax(lb.row(t)), b = log_softmax(lc.row(t));
+        r.tf_kl.push_back(kl_divergence(a, b));
+        r.tf_agree.push_back(argmax(b) == size_t(r.base[t]));
+      }
+    }
+    if (o.hook && o.hook->on_item) o.hook->on_item(keys[i], record_state(tok, p, r));
+    bar.advance(1);
+  }
+  bar.finish();
+
   Result res(regime, task_name, m);
-  res.set_misses(regime == "workload" ? "comparability across reports (it is the user's own data)"
-                                      : "latency and throughput under load");
+  res.set_misses(misses);
 
   const size_t n = prompts.size();
   std::vector<double> fd(n), rouge(n), chrf_v(n), rep_b(n), rep_c(n), identical(n);
@@ -235,19 +299,7 @@ Result evaluate_generation(ModelPair& pair, const std::vector<GenPrompt>& prompt
                      {"candidate", text_of(tok, recs[i].cand)}, {"first_divergence", recs[i].first_divergence},
                      {"tf_kld_mean", mean_kl(i)}});
   }
-  for (size_t i = 0; i < n; ++i) {
-    nlohmann::json rec{{"id", prompts[i].id},
-                       {"first_divergence", recs[i].first_divergence},
-                       {"identical", bool(identical[i])},
-                       {"baseline_tokens", recs[i].base.size()},
-                       {"candidate_tokens", recs[i].cand.size()},
-                       {"rouge_l_f", rouge[i]},
-                       {"chrf", chrf_v[i]},
-                       {"tf_kld_mean", mean_kl(i)},
-                       {"baseline_text", text_of(tok, recs[i].base)},
-                       {"candidate_text", text_of(tok, recs[i].cand)}};
-    res.add_item(std::move(rec));
-  }
+  for (size_t i = 0; i < n; ++i) res.add_item(item_record(tok, prompts[i], recs[i]));
   if (extras_out)
     *extras_out = {{"bucket", o.bucket}, {"compounding_curve", curve}, {"first_divergence_histogram", fd_hist},
                    {"worst_items", worst}};

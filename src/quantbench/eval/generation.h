@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/result.h"
+#include "quantbench/eval/item_hook.h"
 #include "quantbench/eval/model_pair.h"
 #include "quantbench/eval/stats.h"
 
@@ -31,6 +32,7 @@ struct GenerationOptions {
   bool progress = true;
   BootstrapSpec bootstrap{1000, 1, 0.95};
   size_t worst_items = 5;         // quoted in full (workload regime)
+  const ItemHook* hook = nullptr;  // optional: per-item records as items complete; restore stored ones
 };
 
 // Per-prompt outcome, kept for tests and for the worst-items list.

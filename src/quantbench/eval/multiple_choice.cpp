@@ -60,6 +60,64 @@ Metric metric(std::string name, double v, Direction d, std::string agg, std::str
   return m;
 }
 
+// The per-item record of the Result; candidate_acc / baseline_acc are 0/1 so `compare` can pair items.
+nlohmann::json item_record(const TaskSpec& spec, const McItem& item, const std::vector<OptionScore>& sb,
+                           const std::vector<OptionScore>& sc) {
+  nlohmann::json rec{{"id", item.id}, {"gold", item.gold}};
+  std::vector<double> lb, lc;
+  for (size_t j = 0; j < sb.size(); ++j) lb.push_back(sb[j].loglik), lc.push_back(sc[j].loglik);
+  rec["baseline_loglik"] = lb;
+  rec["candidate_loglik"] = lc;
+  rec["baseline_pred"] = predict_acc(sb);
+  rec["candidate_pred"] = predict_acc(sc);
+  if (!item.group.empty()) rec["group"] = item.group;
+  // 0/1 correctness as the task scores it: argmax of the summed log-likelihood, or (LAMBADA) whether
+  // the whole target is the greedy continuation. mc2 has no 0/1 score, only the true-answer mass.
+  if (spec.scoring == McScoring::Argmax || spec.scoring == McScoring::Greedy) {
+    const bool cb = spec.scoring == McScoring::Greedy ? sb[0].greedy : predict_acc(sb) == item.gold;
+    const bool cc = spec.scoring == McScoring::Greedy ? sc[0].greedy : predict_acc(sc) == item.gold;
+    rec["baseline_correct"] = cb;
+    rec["candidate_correct"] = cc;
+    rec["baseline_acc"] = cb ? 1 : 0;
+    rec["candidate_acc"] = cc ? 1 : 0;
+  }
+  if (spec.scoring == McScoring::Greedy) {
+    rec["baseline_greedy"] = sb[0].greedy;
+    rec["candidate_greedy"] = sc[0].greedy;
+  }
+  if (spec.scoring == McScoring::Mc2) {
+    rec["n_true"] = item.n_true;
+    rec["baseline_mc2"] = mc2_score(item, sb);
+    rec["candidate_mc2"] = mc2_score(item, sc);
+  }
+  if (spec.has_acc_norm && spec.scoring == McScoring::Argmax) {
+    rec["baseline_pred_norm"] = predict_acc_norm(item, sb);
+    rec["candidate_pred_norm"] = predict_acc_norm(item, sc);
+    rec["baseline_acc_norm"] = predict_acc_norm(item, sb) == item.gold ? 1 : 0;
+    rec["candidate_acc_norm"] = predict_acc_norm(item, sc) == item.gold ? 1 : 0;
+  }
+  return rec;
+}
+
+nlohmann::json scores_to_json(const std::vector<OptionScore>& s) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& x : s) a.push_back({x.loglik, x.n_tokens, x.greedy});
+  return a;
+}
+
+std::vector<OptionScore> scores_from_json(const nlohmann::json& rec, const char* field, const McItem& item,
+                                          const std::string& key) {
+  const bool ok = rec.is_object() && rec.contains(field) && rec[field].is_array() && rec[field].size() == item.options.size();
+  QB_CHECK(ok, "stored multiple-choice item '{}': '{}' missing or not {} option scores", key, field, item.options.size());
+  std::vector<OptionScore> out;
+  for (const auto& e : rec[field]) {
+    QB_CHECK(e.is_array() && e.size() == 3 && e[0].is_number() && e[1].is_number_unsigned() && e[2].is_boolean(),
+             "stored multiple-choice item '{}': malformed option score {}", key, e.dump());
+    out.push_back({e[0].get<double>(), e[1].get<size_t>(), e[2].get<bool>()});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::vector<OptionScore>> score_items(runtime::Backend& be, const tokenizer::Tokenizer& tok,
@@ -151,11 +209,6 @@ double mc2_score(const McItem& item, const std::vector<OptionScore>& s) {
 Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const McOptions& o, nlohmann::json* extras_out) {
   const auto& spec = *task.spec;
   const auto& items = task.items;
-  McScoreOptions so{o.batch, o.progress, spec.name + " baseline"};
-  const auto sb = score_items(*pair.baseline().backend, pair.tokenizer(), items, so);
-  so.label = spec.name + " candidate";
-  const auto sc = score_items(*pair.candidate().backend, pair.tokenizer(), items, so);
-
   Manifest m;
   pair.describe(m);
   m.set("harness.task", spec.name);
@@ -172,8 +225,56 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
   m.set("harness.batch_size", std::to_string(o.batch) + " items per forward");
   if (!spec.notes.empty()) m.set("harness.task_notes", spec.notes);
 
+  const std::string misses = "compounding error in long generations, code, OOD behaviour";
+  std::vector<std::vector<OptionScore>> sb, sc;
+  McScoreOptions so{o.batch, o.progress, spec.name + " baseline"};
+  if (!o.hook) {
+    sb = score_items(*pair.baseline().backend, pair.tokenizer(), items, so);
+    so.label = spec.name + " candidate";
+    sc = score_items(*pair.candidate().backend, pair.tokenizer(), items, so);
+  } else {
+    // Item by item (in chunks of `batch`), both models, so each item is complete -- and kept -- as soon
+    // as possible; stored items are restored.
+    std::vector<std::string> ids;
+    for (const auto& it : items) ids.push_back(it.id);
+    const auto keys = unique_item_keys(ids);
+    std::map<std::string, nlohmann::json> restored;
+    if (o.hook->begin) restored = o.hook->begin("multiple_choice", spec.name, m, misses);
+    sb.resize(items.size());
+    sc.resize(items.size());
+    so.progress = false;
+    Progress bar(spec.name, int64_t(items.size()), o.progress);
+    for (size_t i0 = 0; i0 < items.size();) {
+      if (auto it = restored.find(keys[i0]); it != restored.end()) {
+        sb[i0] = scores_from_json(it->second, "baseline_scores", items[i0], keys[i0]);
+        sc[i0] = scores_from_json(it->second, "candidate_scores", items[i0], keys[i0]);
+        ++i0;
+        bar.advance(1);
+        continue;
+      }
+      size_t i1 = i0;
+      while (i1 < items.size() && i1 - i0 < size_t(o.batch) && !restored.count(keys[i1])) ++i1;
+      const std::vector<McItem> chunk(items.begin() + std::ptrdiff_t(i0), items.begin() + std::ptrdiff_t(i1));
+      auto cb = score_items(*pair.baseline().backend, pair.tokenizer(), chunk, so);
+      auto cc = score_items(*pair.candidate().backend, pair.tokenizer(), chunk, so);
+      for (size_t i = i0; i < i1; ++i) {
+        sb[i] = std::move(cb[i - i0]);
+        sc[i] = std::move(cc[i - i0]);
+        if (o.hook->on_item) {
+          auto rec = item_record(spec, items[i], sb[i], sc[i]);
+          rec["baseline_scores"] = scores_to_json(sb[i]);
+          rec["candidate_scores"] = scores_to_json(sc[i]);
+          o.hook->on_item(keys[i], rec);
+        }
+      }
+      bar.advance(int64_t(i1 - i0));
+      i0 = i1;
+    }
+    bar.finish();
+  }
+
   Result r("multiple_choice", spec.name, m);
-  r.set_misses("compounding error in long generations, code, OOD behaviour");
+  r.set_misses(misses);
   const size_t n = items.size();
   // A 0/1 score per item and model: accuracies, the paired difference, flips both ways, McNemar.
   auto add_binary = [&](const std::string& name, const std::vector<uint8_t>& cb, const std::vector<uint8_t>& cc) {
@@ -280,34 +381,7 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
     *extras_out = nlohmann::json::object();
     if (!groups.empty()) (*extras_out)["per_group"] = std::move(groups);
   }
-  for (size_t i = 0; i < n; ++i) {
-    nlohmann::json rec{{"id", items[i].id}, {"gold", items[i].gold}};
-    std::vector<double> lb, lc;
-    for (size_t j = 0; j < sb[i].size(); ++j) lb.push_back(sb[i][j].loglik), lc.push_back(sc[i][j].loglik);
-    rec["baseline_loglik"] = lb;
-    rec["candidate_loglik"] = lc;
-    rec["baseline_pred"] = predict_acc(sb[i]);
-    rec["candidate_pred"] = predict_acc(sc[i]);
-    if (!items[i].group.empty()) rec["group"] = items[i].group;
-    if (spec.scoring == McScoring::Argmax || spec.scoring == McScoring::Greedy) {
-      rec["baseline_correct"] = bool(acc_b[i]);
-      rec["candidate_correct"] = bool(acc_c[i]);
-    }
-    if (spec.scoring == McScoring::Greedy) {
-      rec["baseline_greedy"] = sb[i][0].greedy;
-      rec["candidate_greedy"] = sc[i][0].greedy;
-    }
-    if (spec.scoring == McScoring::Mc2) {
-      rec["n_true"] = items[i].n_true;
-      rec["baseline_mc2"] = mc2_score(items[i], sb[i]);
-      rec["candidate_mc2"] = mc2_score(items[i], sc[i]);
-    }
-    if (spec.has_acc_norm && spec.scoring == McScoring::Argmax) {
-      rec["baseline_pred_norm"] = predict_acc_norm(items[i], sb[i]);
-      rec["candidate_pred_norm"] = predict_acc_norm(items[i], sc[i]);
-    }
-    r.add_item(std::move(rec));
-  }
+  for (size_t i = 0; i < n; ++i) r.add_item(item_record(spec, items[i], sb[i], sc[i]));
   return r;
 }
 

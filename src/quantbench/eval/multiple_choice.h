@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "quantbench/core/result.h"
+#include "quantbench/eval/item_hook.h"
 #include "quantbench/eval/model_pair.h"
 #include "quantbench/eval/stats.h"
 #include "quantbench/eval/tasks/task.h"
@@ -46,6 +47,7 @@ struct McOptions {
   int64_t batch = 1;
   bool progress = true;
   double level = 0.95;
+  const ItemHook* hook = nullptr;  // optional: per-item records as items complete; restore stored ones
 };
 
 // Baseline vs candidate on one loaded task, by the task's scoring: Argmax gives acc (and acc_norm)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "quantbench/core/error.h"
@@ -239,6 +240,67 @@ size_t count_words(const std::string& doc) {
   return n;
 }
 
+
+// The per-window record of the Result.
+nlohmann::json window_record(const PplTokenData& d, size_t w) {
+  double nb = 0, nc = 0, kl = 0, kmax = 0;
+  const size_t a = d.offsets[w], b = d.offsets[w + 1];
+  for (size_t i = a; i < b; ++i) {
+    nb += d.nll_base[i];
+    nc += d.nll_cand[i];
+    const double v = d.exact_kl ? d.kl_exact[i] : d.kl_lumped[i];
+    kl += v;
+    kmax = std::max(kmax, v);
+  }
+  const double n = double(b - a);
+  return {{"window", w}, {"scored_tokens", b - a}, {"baseline_ppl", std::exp(nb / n)},
+          {"candidate_ppl", std::exp(nc / n)}, {"kld_mean", kl / n}, {"kld_max", kmax},
+          {"kld_kind", d.exact_kl ? "exact" : "top-K lumped lower bound"}};
+}
+
+template <typename T>
+std::vector<T> slice(const std::vector<T>& v, size_t a, size_t b) {
+  return std::vector<T>(v.begin() + std::ptrdiff_t(a), v.begin() + std::ptrdiff_t(b));
+}
+
+// The hook's record: the window record plus every per-token value the aggregates need. "kld" is the KL
+// the report's CDF reads (exact when the baseline ran live).
+nlohmann::json window_state(const PplTokenData& d, size_t w) {
+  const size_t a = d.offsets[w], b = d.offsets[w + 1];
+  auto j = window_record(d, w);
+  j["kld"] = slice(d.exact_kl ? d.kl_exact : d.kl_lumped, a, b);
+  j["nll_base"] = slice(d.nll_base, a, b);
+  j["nll_cand"] = slice(d.nll_cand, a, b);
+  j["kl_lumped"] = slice(d.kl_lumped, a, b);
+  j["kl_gap"] = slice(d.kl_gap, a, b);
+  j["delta_p"] = slice(d.delta_p, a, b);
+  j["same_top1"] = slice(d.same_top1, a, b);
+  return j;
+}
+
+std::vector<double> doubles(const nlohmann::json& j, const char* field, size_t n, const std::string& key) {
+  QB_CHECK(j.contains(field) && j[field].is_array() && j[field].size() == n,
+           "stored perplexity item '{}': field '{}' missing or not {} values", key, field, n);
+  std::vector<double> out;
+  for (const auto& v : j[field]) out.push_back(v.is_number() ? v.get<double>() : std::nan(""));
+  return out;
+}
+
+// Appends a stored window's tokens to d (the inverse of window_state).
+void restore_window(const nlohmann::json& j, const PplWindow& w, PplTokenData& d, const std::string& key) {
+  const size_t n = w.targets.size();
+  auto append = [&](std::vector<double>& dst, const char* field) {
+    const auto v = doubles(j, field, n, key);
+    dst.insert(dst.end(), v.begin(), v.end());
+  };
+  if (d.exact_kl) append(d.kl_exact, "kld");
+  append(d.kl_lumped, "kl_lumped");
+  append(d.kl_gap, "kl_gap");
+  append(d.nll_base, "nll_base");
+  append(d.nll_cand, "nll_cand");
+  append(d.delta_p, "delta_p");
+  for (double v : doubles(j, "same_top1", n, key)) d.same_top1.push_back(v != 0 ? 1 : 0);
+}
 }  // namespace
 
 Result evaluate_perplexity(ModelPair& pair, const std::vector<std::string>& documents, const std::string& text_name,
@@ -302,43 +364,7 @@ Result evaluate_perplexity(ModelPair& pair, const std::vector<std::string>& docu
   d.from_cache = have_cache;
   d.exact_kl = !have_cache;
 
-  Progress bar("perplexity " + text_name, int64_t(windows.size()), o.progress);
-  for (size_t w0 = 0; w0 < windows.size(); w0 += size_t(o.batch)) {
-    const size_t w1 = std::min(windows.size(), w0 + size_t(o.batch));
-    std::span<const PplWindow> ws(windows.data() + w0, w1 - w0);
-    runtime::Logits base;
-    if (!have_cache) base = run_windows(*pair.baseline().backend, ws);
-    const auto cand = run_windows(*pair.candidate().backend, ws);
-    size_t row = 0;
-    for (const auto& w : ws) {
-      for (size_t i = 0; i < w.targets.size(); ++i, ++row) {
-        const size_t ref = size_t(w.targets[i]);
-        const auto lq = log_softmax(cand.row(row));
-        const size_t t = d.nll_cand.size();
-        if (!have_cache) {
-          const auto lp = log_softmax(base.row(row));
-          TopKCacheToken ct{int32_t(ref), lp[ref], truncate_top_k(lp, k)};
-          d.kl_exact.push_back(kl_divergence(lp, lq));
-          cache.tokens.push_back(std::move(ct));
-        }
-        const auto& ct = cache.tokens[t];
-        QB_CHECK(size_t(ct.ref) == ref, "{}: top-K cache token {} predicts id {}, the text has {}", o.cache_path, t, ct.ref,
-                 ref);
-        const auto kk = kl_top_k(ct.topk, lq);
-        d.kl_lumped.push_back(kk.kl_lumped);
-        d.kl_gap.push_back(kk.gap_bound);
-        d.nll_base.push_back(-ct.ref_logprob);
-        d.nll_cand.push_back(-lq[ref]);
-        d.delta_p.push_back(std::exp(lq[ref]) - std::exp(ct.ref_logprob));
-        d.same_top1.push_back(argmax(lq) == size_t(ct.topk.ids[0]) ? 1 : 0);
-      }
-    }
-    bar.advance(int64_t(ws.size()));
-  }
-  bar.finish();
-  if (!have_cache && !o.cache_path.empty()) write_topk_cache(o.cache_path, cache);
-
-  // ---- the Result ----
+  // The Manifest is complete before any forward, so a hook can check it against a stored one.
   Manifest m;
   pair.describe(m);
   m.set("harness.task", "perplexity:" + text_name);
@@ -362,8 +388,62 @@ Result evaluate_perplexity(ModelPair& pair, const std::vector<std::string>& docu
   m.set("harness.kl_baseline", have_cache ? "top-K cache " + o.cache_path + " (K=" + std::to_string(k) + ")"
                                           : "baseline run live (exact KL) and top-K K=" + std::to_string(k));
 
-  Result r("perplexity", "perplexity:" + text_name, m);
-  r.set_misses("tail behaviour on rare or workload-specific inputs (hence the tail percentiles)");
+  const std::string task = "perplexity:" + text_name;
+  const std::string misses = "tail behaviour on rare or workload-specific inputs (hence the tail percentiles)";
+  std::map<std::string, nlohmann::json> restored;
+  if (o.hook && o.hook->begin) restored = o.hook->begin("perplexity", task, m, misses);
+  auto wkey = [](size_t w) { return "window:" + std::to_string(w); };
+
+  Progress bar("perplexity " + text_name, int64_t(windows.size()), o.progress);
+  for (size_t w0 = 0; w0 < windows.size();) {
+    if (auto it = restored.find(wkey(w0)); it != restored.end()) {
+      restore_window(it->second, windows[w0], d, it->first);
+      if (!have_cache) cache.tokens.resize(d.nll_cand.size());  // placeholders keep cache indices aligned
+      ++w0;
+      bar.advance(1);
+      continue;
+    }
+    size_t w1 = w0;  // a batch of consecutive windows that still need computing
+    while (w1 < windows.size() && w1 - w0 < size_t(o.batch) && !restored.count(wkey(w1))) ++w1;
+    std::span<const PplWindow> ws(windows.data() + w0, w1 - w0);
+    runtime::Logits base;
+    if (!have_cache) base = run_windows(*pair.baseline().backend, ws);
+    const auto cand = run_windows(*pair.candidate().backend, ws);
+    size_t row = 0;
+    for (size_t wi = 0; wi < ws.size(); ++wi) {
+      const auto& w = ws[wi];
+      for (size_t i = 0; i < w.targets.size(); ++i, ++row) {
+        const size_t ref = size_t(w.targets[i]);
+        const auto lq = log_softmax(cand.row(row));
+        const size_t t = d.nll_cand.size();
+        if (!have_cache) {
+          const auto lp = log_softmax(base.row(row));
+          TopKCacheToken ct{int32_t(ref), lp[ref], truncate_top_k(lp, k)};
+          d.kl_exact.push_back(kl_divergence(lp, lq));
+          cache.tokens.push_back(std::move(ct));
+        }
+        const auto& ct = cache.tokens[t];
+        QB_CHECK(size_t(ct.ref) == ref, "{}: top-K cache token {} predicts id {}, the text has {}", o.cache_path, t, ct.ref,
+                 ref);
+        const auto kk = kl_top_k(ct.topk, lq);
+        d.kl_lumped.push_back(kk.kl_lumped);
+        d.kl_gap.push_back(kk.gap_bound);
+        d.nll_base.push_back(-ct.ref_logprob);
+        d.nll_cand.push_back(-lq[ref]);
+        d.delta_p.push_back(std::exp(lq[ref]) - std::exp(ct.ref_logprob));
+        d.same_top1.push_back(argmax(lq) == size_t(ct.topk.ids[0]) ? 1 : 0);
+      }
+      if (o.hook && o.hook->on_item) o.hook->on_item(wkey(w0 + wi), window_state(d, w0 + wi));
+    }
+    bar.advance(int64_t(ws.size()));
+    w0 = w1;
+  }
+  bar.finish();
+  if (!have_cache && !o.cache_path.empty() && restored.empty()) write_topk_cache(o.cache_path, cache);
+
+  // ---- the Result ----
+  Result r("perplexity", task, m);
+  r.set_misses(misses);
   const auto& bs = o.bootstrap;
   auto cl = [&](const std::vector<double>& x) { return bootstrap_clustered_mean_ci(x, d.offsets, bs); };
 
@@ -443,21 +523,7 @@ Result evaluate_perplexity(ModelPair& pair, const std::vector<std::string>& docu
     mm.interval = cl(st);
     r.add_metric(mm);
   }
-  for (size_t w = 0; w < windows.size(); ++w) {
-    double nb = 0, nc = 0, kl = 0, kmax = 0;
-    const size_t a = d.offsets[w], b = d.offsets[w + 1];
-    for (size_t i = a; i < b; ++i) {
-      nb += d.nll_base[i];
-      nc += d.nll_cand[i];
-      const double v = d.exact_kl ? d.kl_exact[i] : d.kl_lumped[i];
-      kl += v;
-      kmax = std::max(kmax, v);
-    }
-    const double n = double(b - a);
-    r.add_item({{"window", w}, {"scored_tokens", b - a}, {"baseline_ppl", std::exp(nb / n)},
-                {"candidate_ppl", std::exp(nc / n)}, {"kld_mean", kl / n}, {"kld_max", kmax},
-                {"kld_kind", d.exact_kl ? "exact" : "top-K lumped lower bound"}});
-  }
+  for (size_t w = 0; w < windows.size(); ++w) r.add_item(window_record(d, w));
   if (data_out) *data_out = std::move(d);
   return r;
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "quantbench/core/result.h"
+#include "quantbench/eval/item_hook.h"
 #include "quantbench/eval/model_pair.h"
 #include "quantbench/eval/stats.h"
 
@@ -46,6 +47,9 @@ struct PerplexityOptions {
   int64_t max_windows = 0;    // 0: all
   BootstrapSpec bootstrap{1000, 1, 0.95};
   bool progress = true;
+  // Optional: per-window records (key "window:N") as windows complete, and restoration of stored ones.
+  // A restored window's baseline top-K is not kept, so the cache is not written when any was restored.
+  const ItemHook* hook = nullptr;
 };
 
 // Per scored token, in window order; offsets[w] .. offsets[w+1] are window w's tokens.

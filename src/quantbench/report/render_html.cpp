@@ -170,6 +170,12 @@ std::string render_html(const ReportData& d, const std::string& chartjs) {
   pg.p(fmt::format("created {} · status {} · plan sha256 {} · {} results", d.run.created, d.run.status, d.run.plan_sha256,
                    d.results.size()));
 
+  if (!d.notes.empty()) {
+    pg.h2("Read this first");
+    std::string ul = "<ul class=\"notes\">\n";
+    for (const auto& n : d.notes) ul += "<li>" + html_escape(n) + "</li>\n";
+    pg.raw(ul + "</ul>\n");
+  }
   pg.h2("Verdict against tolerances");
   if (d.verdict.empty()) pg.not_measured("no tolerances were given");
   else {

@@ -40,6 +40,10 @@ std::string render_markdown(const ReportData& d) {
   std::string s = fmt::format("# quantbench report: run {}\n\ncreated {} · status {} · plan sha256 `{}` · {} results\n",
                               e(d.run.id), e(d.run.created), e(d.run.status), e(d.run.plan_sha256), d.results.size());
 
+  if (!d.notes.empty()) {
+    s += "\n## Read this first\n\n";
+    for (const auto& n : d.notes) s += "- " + e(n) + "\n";
+  }
   s += "\n## Verdict against tolerances\n\n";
   if (d.verdict.empty()) s += "not measured: no tolerances were given\n";
   else {

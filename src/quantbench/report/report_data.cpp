@@ -126,6 +126,7 @@ std::vector<Tolerance> parse_tolerances(const std::string& text, const std::stri
 ReportData build_report_data(const ReportInput& in) {
   ReportData d;
   d.run = in.run;
+  d.notes = in.notes;
   d.results = in.results;
   d.verdict = verdicts(in);
 

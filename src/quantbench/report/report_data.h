@@ -34,6 +34,7 @@ struct ReportInput {
   RunInfo run;
   std::vector<StoredResult> results;
   std::vector<Tolerance> tolerances;
+  std::vector<std::string> notes;  // sentences shown first (e.g. "this model is a toy"), from the plan
 };
 
 struct VerdictRow {
@@ -81,6 +82,7 @@ struct ManifestGroup {
 
 struct ReportData {
   RunInfo run;
+  std::vector<std::string> notes;
   std::vector<StoredResult> results;
   std::vector<VerdictRow> verdict;   // empty when no tolerances were given
   std::vector<BitsChart> bits;

@@ -300,6 +300,18 @@ std::set<std::string> RunStore::done_items(int64_t result_id) const {
   return out;
 }
 
+std::map<std::string, nlohmann::json> RunStore::item_records(int64_t result_id) const {
+  std::map<std::string, nlohmann::json> out;
+  Stmt q(db_, db_path(), "SELECT item_key, record FROM items WHERE result_id = ?");
+  q.bind(1, result_id);
+  while (q.step()) {
+    nlohmann::json rec = nlohmann::json::parse(q.text(1), nullptr, false);
+    if (rec.is_discarded()) fail("{}: result {} item '{}': record is not valid JSON", db_path(), result_id, q.text(0));
+    out.emplace(q.text(0), std::move(rec));
+  }
+  return out;
+}
+
 void RunStore::finish_result(int64_t result_id, const std::vector<Metric>& metrics) {
   const std::string path = db_path();
   in_transaction(db_, path, [&] {

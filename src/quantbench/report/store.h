@@ -11,6 +11,7 @@
 // and is upgraded by numbered migrations; a file from a newer quantbench is refused, not guessed at.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -72,6 +73,8 @@ class RunStore {
   bool append_item(int64_t result_id, const std::string& item_key, const nlohmann::json& record);
   // The item keys already stored for a result, for resumption.
   std::set<std::string> done_items(int64_t result_id) const;
+  // The stored records by item key, for evaluators that restore finished items on resume.
+  std::map<std::string, nlohmann::json> item_records(int64_t result_id) const;
   // Records the aggregated metrics (replacing any from an earlier attempt) and marks the result finished.
   void finish_result(int64_t result_id, const std::vector<Metric>& metrics);
 
