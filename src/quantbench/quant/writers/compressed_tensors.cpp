@@ -140,8 +140,11 @@ nlohmann::ordered_json model_config(const model::ModelSpec& s, std::string_view 
   c["head_dim"] = s.head_dim_k;
   c["hidden_act"] = "silu";
   c["max_position_embeddings"] = s.n_ctx_train;
-  c["rms_norm_eps"] = s.rms_eps;
-  c["rope_theta"] = s.rope_theta;
+  // GGUF stores these as f32; write the shortest decimal that rounds to the same f32 (1e-05, not
+  // 9.999999747378752e-06), which is what the HF config held.
+  auto f32_decimal = [](float v) { return std::stod(fmt::format("{}", v)); };
+  c["rms_norm_eps"] = f32_decimal(s.rms_eps);
+  c["rope_theta"] = f32_decimal(s.rope_theta);
   if (s.rope_position_scale != 1.0f)
     c["rope_scaling"] = {{"type", "linear"}, {"rope_type", "linear"}, {"factor", 1.0 / double(s.rope_position_scale)}};
   else
