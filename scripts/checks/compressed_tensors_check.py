@@ -2,6 +2,7 @@
 """Load a quantbench compressed-tensors artifact with the `compressed-tensors` package and check it.
 
   scripts/checks/compressed_tensors_check.py OUTDIR[:REF.safetensors] [OUTDIR2[:REF2] ...]
+      [--expect-greedy OUTDIR=ID,ID,...]
 
 (Several artifacts per run: importing torch and compressed-tensors is most of the time.)
 
@@ -21,6 +22,12 @@ What it does, using only compressed-tensors' own code for the format:
     checked against an independent one.
   * also decompresses with the scales in their stored dtype (what a f16/bf16 runtime does) and prints
     the largest difference from the exact values, for information.
+  * with --expect-greedy, loads OUTDIR with transformers (AutoModelForCausalLM: config.json, HF names,
+    the compressed-tensors decompression, f32 compute) and decodes greedily from the model's BOS token;
+    the ids must equal the given ones (quantbench's greedy ids from the same quantized model).
+    (Symmetric artifacts: transformers 5.x with compressed-tensors 0.20 builds its empty model with
+    unpacked zero points, [rows, groups], while compress() itself writes them packed, as vLLM reads
+    them, so asymmetric artifacts fail in transformers' loader, not here.)
 Exit status 0 if every check passed; 1 with one line per failure otherwise.
 """
 import argparse
@@ -131,14 +138,36 @@ def check(artifact, reference):
     return not failures
 
 
+def greedy(artifact, expected):
+    from transformers import AutoModelForCausalLM
+    with open(os.path.join(artifact, "config.json")) as f:
+        bos = json.load(f)["bos_token_id"]
+    model = AutoModelForCausalLM.from_pretrained(artifact, dtype=torch.float32)
+    ids = [bos]
+    with torch.no_grad():
+        for _ in range(len(expected)):
+            logits = model(torch.tensor([ids])).logits[0, -1]
+            ids.append(int(logits.argmax()))
+    got = ids[1:]
+    if got != expected:
+        print(f"FAIL: {artifact}: transformers' greedy ids {got} differ from quantbench's {expected}")
+        return False
+    print(f"compressed_tensors_check: {artifact}: transformers decodes the same {len(got)} greedy tokens")
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("artifacts", nargs="+", help="OUTDIR or OUTDIR:REFERENCE.safetensors")
+    ap.add_argument("--expect-greedy", action="append", default=[], help="OUTDIR=ID,ID,...")
     a = ap.parse_args()
     ok = True
     for spec in a.artifacts:
         artifact, _, reference = spec.partition(":")
         ok = check(artifact, reference or None) and ok
+    for spec in a.expect_greedy:
+        artifact, _, ids = spec.partition("=")
+        ok = greedy(artifact, [int(t) for t in ids.split(",")]) and ok
     return 0 if ok else 1
 
 

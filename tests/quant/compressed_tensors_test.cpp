@@ -5,6 +5,7 @@
 // bitwise with the in-memory model, the reload giving identical logits, and errors leaving nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -43,6 +44,21 @@ std::string temp_dir(const std::string& name) {
   const std::string p = ::testing::TempDir() + "qb_ct_" + name;
   fs::remove_all(p);
   return p;
+}
+
+// Greedy ids from BOS on the CPU reference backend (what transformers must reproduce).
+std::vector<int32_t> greedy(std::shared_ptr<const model::Model> m, int n) {
+  runtime::cpu::CpuBackend be(m, {runtime::cpu::CpuMode::Reference, 2});
+  const auto seq = be.create_sequence(n + 1);
+  std::vector<int32_t> ids = {m->spec().bos_id};
+  for (int i = 0; i < n; ++i) {
+    runtime::Batch b;
+    b.add(ids.back(), seq, i, true);
+    const auto lg = be.forward(b);
+    const auto row = lg.row(0);
+    ids.push_back(int32_t(std::max_element(row.begin(), row.end()) - row.begin()));
+  }
+  return {ids.begin() + 1, ids.end()};
 }
 
 std::vector<float> logits(std::shared_ptr<const model::Model> m) {
@@ -191,8 +207,9 @@ Cmd run(const std::string& cmd) {
 TEST(CompressedTensors, LoadedByCompressedTensorsAndReloadGivesSameLogits) {
   // w4g128 on stories260K: every 64-wide row is one ragged group (written per channel), ffn_down's
   // 172 = 128 + 44 columns become groups of 4; w4g32-asym: zero points; w8: int8 per channel, bf16 scales.
-  // One Python run checks all three (importing torch dominates its time).
-  std::string args;
+  // One Python run checks all three (importing torch dominates its time); transformers also loads the
+  // w4g128 one and must decode the same greedy tokens as quantbench.
+  std::string args, greedy_args;
   std::vector<std::string> dirs;
   for (const char* spec : {"w4g128", "w4g32-asym", "w8-bf16"}) {
     SCOPED_TRACE(spec);
@@ -206,6 +223,11 @@ TEST(CompressedTensors, LoadedByCompressedTensorsAndReloadGivesSameLogits) {
     const std::string ref = dir + "_reference.safetensors";
     write_reference(qm, ref);
     args += " " + dir + ":" + ref;
+    if (std::string(spec) == "w4g128") {
+      std::string ids;
+      for (int32_t id : greedy(qm.model, 24)) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+      greedy_args += " --expect-greedy " + dir + "=" + ids;
+    }
     dirs.push_back(dir);
 
     const auto back = quant::load_compressed_tensors_over(stories(), dir);
@@ -214,7 +236,7 @@ TEST(CompressedTensors, LoadedByCompressedTensorsAndReloadGivesSameLogits) {
     EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
     EXPECT_NE(logits(stories()), a);  // the reload did replace the matrices
   }
-  const auto r = run("python3 " + test::source_path("scripts/checks/compressed_tensors_check.py") + args);
+  const auto r = run("python3 " + test::source_path("scripts/checks/compressed_tensors_check.py") + args + greedy_args);
   EXPECT_EQ(r.status, 0) << r.out;
   for (const auto& dir : dirs) {  // stories260K: 5 layers x 7 matrices
     EXPECT_NE(r.out.find(dir + ": 35 modules decompressed by compressed-tensors; compared bitwise"), std::string::npos)
@@ -222,6 +244,7 @@ TEST(CompressedTensors, LoadedByCompressedTensorsAndReloadGivesSameLogits) {
     fs::remove_all(dir);
     fs::remove(dir + "_reference.safetensors");
   }
+  EXPECT_NE(r.out.find(dirs[0] + ": transformers decodes the same 24 greedy tokens"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
 }
 

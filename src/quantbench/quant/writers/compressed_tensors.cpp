@@ -286,8 +286,10 @@ void write_compressed_tensors(const QuantizedModel& qm, const Manifest& manifest
   cfg["quantization_config"] = qc;
 
   // Build beside the target, then swap it in.
-  const fs::path target = fs::path(dir).lexically_normal();
-  QB_CHECK(!target.filename().empty(), "{}: not a directory name", dir);
+  fs::path target = fs::path(dir).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();  // "out/" names the directory "out"
+  QB_CHECK(!target.filename().empty() && target.filename() != "." && target.filename() != "..",
+           "{}: not a directory name", dir);
   std::error_code ec;
   if (fs::exists(target, ec)) {
     QB_CHECK(fs::is_directory(target), "{}: exists and is not a directory", dir);
