@@ -301,26 +301,30 @@ void write_compressed_tensors(const QuantizedModel& qm, const Manifest& manifest
   QB_CHECK(mkdtemp(tmpl.data()) != nullptr, "{}: cannot create a temporary directory beside it: {}", dir,
            std::strerror(errno));
   TempDir tmp{tmpl};
-  st.write((tmp.path / "model.safetensors").string());
-  write_text(tmp.path / "config.json", cfg.dump(2) + "\n");
-  const fs::path src_dir = fs::path(m.file().path()).parent_path();
-  for (const char* f : kTokenizerFiles)
-    if (fs::is_regular_file(src_dir / f, ec)) fs::copy_file(src_dir / f, tmp.path / f);
-  fs::permissions(tmp.path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                fs::perms::others_read | fs::perms::others_exec);
-  if (fs::exists(target, ec)) {
-    std::string old = (parent / (target.filename().string() + ".old-XXXXXX")).string();
-    QB_CHECK(mkdtemp(old.data()) != nullptr, "{}: cannot create a temporary directory: {}", dir, std::strerror(errno));
-    TempDir old_dir{old};
-    fs::rename(target, old_dir.path / "artifact");
-    try {
+  try {
+    st.write((tmp.path / "model.safetensors").string());
+    write_text(tmp.path / "config.json", cfg.dump(2) + "\n");
+    const fs::path src_dir = fs::path(m.file().path()).parent_path();
+    for (const char* f : kTokenizerFiles)
+      if (fs::is_regular_file(src_dir / f, ec)) fs::copy_file(src_dir / f, tmp.path / f);
+    fs::permissions(tmp.path, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+    if (fs::exists(target, ec)) {
+      std::string old = (parent / (target.filename().string() + ".old-XXXXXX")).string();
+      QB_CHECK(mkdtemp(old.data()) != nullptr, "{}: cannot create a temporary directory: {}", dir, std::strerror(errno));
+      TempDir old_dir{old};
+      fs::rename(target, old_dir.path / "artifact");
+      try {
+        fs::rename(tmp.path, target);
+      } catch (...) {
+        fs::rename(old_dir.path / "artifact", target);  // put the old artifact back
+        throw;
+      }
+    } else {
       fs::rename(tmp.path, target);
-    } catch (...) {
-      fs::rename(old_dir.path / "artifact", target);  // put the old artifact back
-      throw;
     }
-  } else {
-    fs::rename(tmp.path, target);
+  } catch (const fs::filesystem_error& e) {  // library callers get qb::Error, as everywhere else
+    fail("{}: {}", dir, e.what());
   }
   tmp.path.clear();
 }

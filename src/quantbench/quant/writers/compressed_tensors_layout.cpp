@@ -124,7 +124,7 @@ PackedTensors pack(const QuantizedTensor& q, const std::vector<int64_t>& order) 
   PackedTensors p;
   p.words_per_row = (q.cols * bits + 31) / 32;
   p.n_groups = artifact_groups(q);
-  const int64_t sub = artifact_group_size(q) == 0 ? 0 : artifact_group_size(q);
+  const int64_t sub = artifact_group_size(q);  // 0: one group per row
   const size_t rb = q.row_bytes(), wb = size_t(p.words_per_row) * 4;
   p.weight_packed.assign(size_t(q.rows * p.words_per_row), 0);
   p.weight_scale.resize(size_t(q.rows * p.n_groups) * 2);
