@@ -26,8 +26,8 @@ Run quantize(const std::string& args) {
 int lines(const std::string& s) { return qb::test::count_lines(s); }
 
 std::string out_path(const char* name) {
-  const std::string p = ::testing::TempDir() + name;
-  fs::remove(p + ".gguf");
+  const std::string p = ::testing::TempDir() + name + ".gguf";
+  fs::remove(p);
   return p;
 }
 
@@ -37,8 +37,8 @@ TEST(QuantizeCli, GptqWithCalibrationWritesGguf) {
                           " --calib-samples 4 --calib-len 64 --seed 3 -o " + out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("bits/weight"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(out + ".gguf"));
-  fs::remove(out + ".gguf");
+  EXPECT_TRUE(fs::exists(out));
+  fs::remove(out);
 }
 
 TEST(QuantizeCli, ErrorsAreOneLineAndLeaveNoFile) {
@@ -55,9 +55,9 @@ TEST(QuantizeCli, ErrorsAreOneLineAndLeaveNoFile) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_EQ(lines(r.err), 1) << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(out + ".gguf"));
+    EXPECT_FALSE(fs::exists(out));
   }
-  const auto r = quantize("--scheme w8g32 -o /nonexistent_dir_qb/out");
+  const auto r = quantize("--scheme w8g32 -o /nonexistent_dir_qb/out.gguf");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(lines(r.err), 1) << r.err;
   EXPECT_FALSE(fs::exists("/nonexistent_dir_qb/out.gguf"));

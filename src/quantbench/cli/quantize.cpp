@@ -1,6 +1,6 @@
 // `quantbench quantize MODEL --scheme SPEC [--calib FILE --calib-samples N --calib-len L --seed S]
 //  [--eval-text FILE] -o OUT`: quantizes a GGUF model and writes OUT.gguf (and, for INT4/INT8
-// group-wise schemes, a compressed-tensors directory when asked). Everything that ran is printed
+// group-wise schemes, a compressed-tensors directory when OUT does not end in .gguf). Everything that ran is printed
 // and stored as quantbench.* metadata.
 #include <cstdio>
 #include <fstream>
@@ -14,6 +14,7 @@
 #include "quantbench/quant/calibration_data.h"
 #include "quantbench/quant/quantize_model.h"
 #include "quantbench/quant/scheme.h"
+#include "quantbench/quant/writers/compressed_tensors.h"
 #include "quantbench/quant/writers/gguf_output.h"
 #include "quantbench/tokenizer/tokenizer.h"
 
@@ -31,8 +32,9 @@ struct QuantizeArgs {
 void run_quantize(const QuantizeArgs& a) {
   const auto methods = quant::builtin_methods();
   const quant::Scheme scheme = quant::load_scheme(a.scheme, methods);  // a bad scheme fails before any work
-  std::string out = a.out;
-  if (out.size() < 5 || out.compare(out.size() - 5, 5, ".gguf") != 0) out += ".gguf";
+  // OUT.gguf: a GGUF file; any other path: a compressed-tensors directory (vLLM's layout).
+  const std::string& out = a.out;
+  const bool gguf = out.size() >= 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
   std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
   auto model = model::Model::load(file);
 
@@ -58,7 +60,8 @@ void run_quantize(const QuantizeArgs& a) {
   Manifest mf = qm.manifest;
   for (const auto& [k, v] : cd.facts) mf.set(k, v);
   if (a.calib.empty()) mf.set("calibration.dataset", "none");
-  quant::write_quantized_gguf(qm, mf, out);
+  if (gguf) quant::write_quantized_gguf(qm, mf, out);
+  else quant::write_compressed_tensors(qm, mf, out);
   std::printf("quantize: %s -> %s (scheme %s): %.4f bits/weight over all matrices, %.4f without embeddings\n",
               a.model.c_str(), out.c_str(), scheme.source.c_str(), qm.bpw_all, qm.bpw_no_embd);
 }
@@ -75,7 +78,7 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--calib-len", a->calib_len, "Tokens per calibration sample");
   cmd->add_option("--seed", a->seed, "Calibration sampling seed (recorded)");
   cmd->add_option("--eval-text", a->eval_text, "Evaluation text to check the calibration text against (overlap warning)");
-  cmd->add_option("-o,--output", a->out, "Output path (OUT.gguf)")->required();
+  cmd->add_option("-o,--output", a->out, "Output: OUT.gguf (GGUF) or a directory (compressed-tensors, INTk schemes)")->required();
   cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)");
   cmd->add_flag("--quiet,-q", a->quiet, "No progress bars");
   cmd->callback([a] { run_quantize(*a); });

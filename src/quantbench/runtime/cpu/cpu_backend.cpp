@@ -11,6 +11,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/runtime/cpu/attention.h"
 #include "quantbench/runtime/cpu/gated_mlp.h"
+#include "quantbench/runtime/cpu/matmul_intk_driver.h"
 #include "quantbench/runtime/cpu/rmsnorm.h"
 #include "quantbench/runtime/cpu/rope.h"
 
@@ -40,15 +41,17 @@ static std::string cpu_isa() {
 
 std::string CpuBackend::describe() const {
   std::set<formats::GgmlType> types;
-  bool has_own_format = false;
+  std::set<std::string> own_paths;  // quantbench formats: what runs each distinct layout
   const auto& m = *model_;
   types.insert(m.output.type);
   for (const auto& l : m.layers)
     for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      if (w->quantized) has_own_format = true;
+      if (w->quantized)
+        own_paths.insert(options_.mode == CpuMode::Reference ? "reference decoder (quant::matvec)"
+                                                             : describe_intk_path(*w->quantized));
       else types.insert(w->type);
   std::string paths;
-  if (has_own_format) paths = "quantbench formats: reference decoder (quant::matvec)";
+  for (const auto& p : own_paths) paths += (paths.empty() ? "quantbench formats: " : "; ") + p;
   for (auto t : types) {
     const std::string p = options_.mode == CpuMode::Reference
                               ? "reference (dequantize row to f32, double accumulation)"

@@ -12,6 +12,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
+#include "quantbench/runtime/cpu/matmul_intk_driver.h"
 #include "quantbench/runtime/cpu/matmul_kernels.h"
 
 namespace qb::runtime::cpu {
@@ -130,6 +131,8 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
     QB_CHECK(q.rows == w.n_out && q.cols == w.n_in, "matmul: quantized tensor is {}x{}, the matrix {}x{}", q.rows,
              q.cols, w.n_out, w.n_in);
     QB_CHECK(n_tokens >= 0 && x != nullptr && y != nullptr, "matmul: bad arguments");
+    if (path == MatmulPath::Fast && has_intk_kernel(q))
+      return matmul_intk(q, x, n_tokens, y, pool, selected_cpu_isa());
     q.check();
     pool.parallel_for(size_t(n_tokens), [&](size_t b, size_t e, int) {
       for (size_t t = b; t < e; ++t) quant::matvec(q, x + t * size_t(w.n_in), y + t * size_t(w.n_out));

@@ -26,7 +26,8 @@ struct WeightMatrix {
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
   // When set, the matrix is in one of quantbench's own formats (INTk/NF4/FP8) and `type`/`data` are
-  // unused: every path runs quant::matvec token by token (the reference decoder; no fast kernel yet).
+  // unused: the Fast path runs the fused INTk kernels where they apply (matmul_intk_driver.h), and
+  // everything else runs quant::matvec token by token (the reference decoder).
   // The owner of the WeightMatrix keeps the tensor alive.
   const quant::QuantizedTensor* quantized = nullptr;
 };
