@@ -13,6 +13,7 @@
 
 #include "../test_paths.h"
 #include "golden_logits.h"
+#include "quantbench/bench/decode_bench.h"
 #include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/fp8_e4m3.h"
@@ -48,6 +49,21 @@ TEST(KvCache, LayoutBytesIncludeScales) {
   EXPECT_EQ(KvLayout::make(KvType::Int4, 4, 8).group, 8);
   EXPECT_EQ(KvLayout::make(KvType::Int4, 4, 8).bytes_per_row(), 4u * 4 + 4 * 4);
   EXPECT_THROW(KvLayout::make(KvType::Int4, 2, 7), Error);
+}
+
+std::shared_ptr<const model::Model> stories();
+
+TEST(KvCache, BenchCountsStoredKvBytes) {
+  // stories260K: 5 layers, 4 KV heads of 8. Per token: f32 5*2*32*4 = 1280 bytes; int8 32 codes + 4
+  // scales per K and per V = 48, so 5*2*48 = 480; int4 16 + 16 = 32, so 320; f16 640.
+  const auto& sp = stories()->spec();
+  ASSERT_EQ(sp.n_layer, 5);
+  ASSERT_EQ(sp.n_head_kv * sp.head_dim_k, 32);
+  EXPECT_EQ(bench::kv_bytes_per_sequence(sp, 10), 12800);
+  EXPECT_EQ(bench::kv_bytes_per_sequence(sp, 10, KvType::F16), 6400);
+  EXPECT_EQ(bench::kv_bytes_per_sequence(sp, 10, KvType::Int8), 4800);
+  EXPECT_EQ(bench::kv_bytes_per_sequence(sp, 10, KvType::Fp8), 4800);
+  EXPECT_EQ(bench::kv_bytes_per_sequence(sp, 10, KvType::Int4), 3200);
 }
 
 TEST(KvCache, Fp8EncoderMatchesTorchGolden) {
