@@ -3,6 +3,8 @@
 // decode then advances all B sequences together, one forward per step.
 #include "quantbench/bench/decode_bench.h"
 
+#include "quantbench/runtime/cpu/cpu_backend.h"
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -72,8 +74,10 @@ int64_t weight_bytes_per_step(const model::Model& m) {
   return total;
 }
 
-int64_t kv_bytes_per_sequence(const model::ModelSpec& s, int64_t context) {
-  return s.n_layer * (s.kv_dim_k() + s.kv_dim_v()) * context * int64_t(sizeof(float));
+int64_t kv_bytes_per_sequence(const model::ModelSpec& s, int64_t context, runtime::KvType kv) {
+  const auto k = runtime::KvLayout::make(kv, s.n_head_kv, s.head_dim_k);
+  const auto v = runtime::KvLayout::make(kv, s.n_head_kv, s.head_dim_v);
+  return s.n_layer * int64_t(k.bytes_per_row() + v.bytes_per_row()) * context;
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -106,7 +110,7 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
   for (int64_t B : o.batch_sizes) {
     BatchTimings bt;
     bt.batch = B;
-    bt.kv_bytes_per_step = int64_t(std::llround(double(B) * double(kv_bytes_per_sequence(spec, 1)) * mean_context));
+    bt.kv_bytes_per_step = int64_t(std::llround(double(B) * double(kv_bytes_per_sequence(spec, 1, o.kv)) * mean_context));
     bt.bytes_per_step = run.weight_bytes + bt.kv_bytes_per_step;
 
     for (int rep = 0; rep < o.warmup + o.reps; ++rep) {
@@ -172,8 +176,14 @@ Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bw, c
                         "scheme.scale_dtype", "scheme.kept_high_precision", "scheme.bits_per_weight",
                         "scheme.bits_per_weight_no_embeddings"})
     m.set_unknown(k, "not a quantized candidate: the file's stored weights ran");
-  m.set("scheme.activations", "as the backend reports (toolchain.backend)");
-  m.set("scheme.kv_cache", "f32");
+  if (const auto* cpu = dynamic_cast<const runtime::cpu::CpuBackend*>(&backend))
+    m.set("scheme.activations", cpu->describe_activations());
+  else
+    m.set("scheme.activations", "as the backend reports (toolchain.backend)");
+  {
+    const auto k = runtime::KvLayout::make(o.kv, model.spec().n_head_kv, model.spec().head_dim_k);
+    m.set("scheme.kv_cache", k.describe() + " (bytes_per_step counts these KV bytes, scales included)");
+  }
   for (const char* k :
        {"calibration.method", "calibration.dataset", "calibration.dataset_sha256", "calibration.samples", "calibration.seed"})
     m.set_unknown(k, "not a quantized candidate");

@@ -16,6 +16,7 @@
 #include "quantbench/core/result.h"
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/backend.h"
+#include "quantbench/runtime/kv_cache.h"
 
 namespace qb::bench {
 
@@ -26,6 +27,7 @@ struct DecodeBenchOptions {
   int reps = 3;
   int warmup = 1;
   uint64_t seed = 20260101;  // token ids of the prompts (recorded in the Manifest)
+  runtime::KvType kv = runtime::KvType::F32;  // the backend's KV cache precision (bytes per step, Manifest)
 };
 
 // Throws qb::Error with a one-line message for impossible settings (batch 0, lengths beyond the
@@ -37,8 +39,10 @@ void validate_options(const DecodeBenchOptions& o, const model::ModelSpec& spec)
 // (B rows per step) are left out as negligible.
 int64_t weight_bytes_per_step(const model::Model& model);
 
-// KV cache bytes read per sequence when the new token attends to `context` positions (f32 cache).
-int64_t kv_bytes_per_sequence(const model::ModelSpec& spec, int64_t context);
+// KV cache bytes read per sequence when the new token attends to `context` positions: codes and
+// scales of K and V in every layer, in the cache's stored precision (runtime/kv_cache.h).
+int64_t kv_bytes_per_sequence(const model::ModelSpec& spec, int64_t context,
+                              runtime::KvType kv = runtime::KvType::F32);
 
 struct BatchTimings {
   int64_t batch = 0;

@@ -1,5 +1,5 @@
 // `quantbench bench MODEL [--batch 1,4,16] [--prompt-len 512] [--gen-len 128] [--reps N] [--warmup N]
-// [--threads N] [--json OUT]`: decode and prefill speed at each batch size on the CPU backend, with the
+// [--threads N] [--kv T] [--json OUT]`: decode and prefill speed at each batch size on the CPU backend, with the
 // memory bandwidth measured in the same run as the roofline. A table on stdout; the full Result as
 // JSON (written atomically) with --json.
 #include <cstdio>
@@ -31,6 +31,7 @@ struct BenchArgs {
   bool reference = false;
   bool no_progress = false;
   std::string json_out;
+  std::string kv = "f32";
 };
 
 void run_bench(const BenchArgs& a) {
@@ -43,6 +44,7 @@ void run_bench(const BenchArgs& a) {
   o.reps = a.reps;
   o.warmup = a.warmup;
   o.seed = a.seed;
+  o.kv = runtime::parse_kv_type(a.kv);
 
   std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
   auto model = model::Model::load(file);
@@ -51,6 +53,7 @@ void run_bench(const BenchArgs& a) {
   runtime::cpu::CpuBackendOptions bo;
   bo.mode = a.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
   bo.n_threads = a.threads;
+  bo.kv = o.kv;
   runtime::cpu::CpuBackend backend(model, bo);
 
   const auto run = bench::run_decode_bench(backend, *model, o, !a.no_progress);
@@ -88,6 +91,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--bandwidth-mib", a->bandwidth_mib, "Bandwidth probe buffer size in MiB");
   cmd->add_flag("--reference", a->reference, "Run the exact fp32 reference path instead of the fast kernels");
   cmd->add_flag("--no-progress", a->no_progress, "No progress bar on stderr");
+  cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default), f16, int8, fp8 or int4");
   cmd->add_option("--json", a->json_out, "Write the Result as JSON to this file");
   cmd->callback([a] { run_bench(*a); });
 }

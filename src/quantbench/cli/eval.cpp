@@ -49,6 +49,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--limit", q->limit, "Items / prompts / windows per regime (0 = all)");
   cmd->add_option("--batch", q->batch, "Sequences per forward");
   cmd->add_option("--threads,-t", q->threads, "CPU threads (0 = all cores)");
+  cmd->add_option("--kv", q->kv, "Candidate's KV cache precision: f32 (default), f16, int8, fp8 or int4");
+  cmd->add_option("--baseline-kv", q->baseline_kv, "Baseline's KV cache precision (default f32)");
   cmd->add_option("--max-tokens", q->max_tokens, "Generation length (gsm8k/mgsm: lm-eval's max_gen_toks is 256)");
   cmd->add_option("--seed", q->seed, "Bootstrap seed (recorded)");
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");

@@ -1,4 +1,4 @@
-// `quantbench generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--seed S] [--chat]`:
+// `quantbench generate MODEL [--prompt TEXT] [--max-tokens N] [--temperature T] [--seed S] [--chat] [--kv T]`:
 // text in, text out, with prefill and decode speed on stderr and the path that ran named there too.
 #include <cstdio>
 #include <memory>
@@ -30,6 +30,7 @@ struct GenerateArgs {
   bool reference = false;
   bool chat = false;
   std::string backend = "cpu";  // "cuda" only in builds with QB_CUDA=ON
+  std::string kv = "f32";       // KV cache precision (runtime/kv_cache.h)
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -38,6 +39,7 @@ void run_generate(const GenerateArgs& a) {
   QB_CHECK(a.top_k >= 0, "--top-k must be >= 0, got {}", a.top_k);
   QB_CHECK(a.top_p > 0 && a.top_p <= 1, "--top-p must be in (0, 1], got {}", a.top_p);
   QB_CHECK(a.threads >= 0, "--threads must be >= 0, got {}", a.threads);
+  const runtime::KvType kv = runtime::parse_kv_type(a.kv);
   std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
   auto model = model::Model::load(file);
   const auto tok = tokenizer::Tokenizer::from_gguf(*file);
@@ -64,6 +66,8 @@ void run_generate(const GenerateArgs& a) {
   std::unique_ptr<runtime::Backend> backend_ptr;
   if (a.backend == "cuda") {
 #ifdef QB_HAVE_CUDA
+    QB_CHECK(kv == runtime::KvType::F32, "--kv {}: the cuda backend has its own f16 cache; --kv is for --backend cpu",
+             a.kv);
     runtime::cuda::CudaBackendOptions co;
     co.dense = a.reference ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::BF16;
     backend_ptr = std::make_unique<runtime::cuda::CudaBackend>(model, co);
@@ -75,6 +79,7 @@ void run_generate(const GenerateArgs& a) {
     runtime::cpu::CpuBackendOptions bo;
     bo.mode = a.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
     bo.n_threads = a.threads;
+    bo.kv = kv;
     backend_ptr = std::make_unique<runtime::cpu::CpuBackend>(model, bo);
   }
   runtime::Backend& backend = *backend_ptr;
@@ -116,6 +121,7 @@ void register_generate(CLI::App& app) {
                 "Run the exact fp32 reference path instead of the fast kernels (cuda: f32 weights, not bf16)");
   cmd->add_option("--backend", a->backend, "cpu, or cuda in builds with QB_CUDA=ON");
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
+  cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default, as computed), f16, int8, fp8 or int4");
   cmd->callback([a] { run_generate(*a); });
 }
 

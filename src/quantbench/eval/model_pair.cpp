@@ -11,7 +11,7 @@
 namespace qb::eval {
 namespace {
 
-LoadedModel load_one(const std::string& path, const ModelPairOptions& o) {
+LoadedModel load_one(const std::string& path, const ModelPairOptions& o, runtime::KvType kv) {
   LoadedModel lm;
   lm.path = path;
   lm.file = formats::GgufFile::open(path);
@@ -20,6 +20,8 @@ LoadedModel load_one(const std::string& path, const ModelPairOptions& o) {
   runtime::cpu::CpuBackendOptions bo;
   bo.mode = o.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
   bo.n_threads = o.threads;
+  bo.kv = kv;
+  lm.kv = kv;
   lm.backend = std::make_unique<runtime::cpu::CpuBackend>(lm.model, bo);
   return lm;
 }
@@ -42,8 +44,8 @@ void check_same_vocabulary(const tokenizer::Tokenizer& a, const std::string& a_n
 
 ModelPair::ModelPair(const std::string& baseline_path, const std::string& candidate_path, ModelPairOptions o) {
   threads_ = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  base_ = load_one(baseline_path, o);
-  cand_ = load_one(candidate_path, o);
+  base_ = load_one(baseline_path, o, o.baseline_kv);
+  cand_ = load_one(candidate_path, o, o.kv);
   auto tb = tokenizer::Tokenizer::from_gguf(*base_.file);
   auto tc = tokenizer::Tokenizer::from_gguf(*cand_.file);
   check_same_vocabulary(tb, baseline_path, tc, candidate_path);
@@ -80,6 +82,13 @@ void ModelPair::describe(Manifest& m) const {
   describe_model(m, "baseline.", base_);
   add_build_and_host_facts(m, threads_);
   m.set("toolchain.backend", "candidate: " + cand_.backend->describe() + "; baseline: " + base_.backend->describe());
+  const auto* cb = dynamic_cast<const runtime::cpu::CpuBackend*>(cand_.backend.get());
+  const auto* bb = dynamic_cast<const runtime::cpu::CpuBackend*>(base_.backend.get());
+  if (cb && bb) {
+    m.set("scheme.kv_cache", "candidate: " + cb->describe_kv_cache() + "; baseline: " + bb->describe_kv_cache());
+    m.set("scheme.activations",
+          "candidate: " + cb->describe_activations() + "; baseline: " + bb->describe_activations());
+  }
   m.set_unknown("toolchain.cuda", "CPU backend: no CUDA");
   m.set_unknown("toolchain.libraries", "none beyond the C++ standard library");
   m.set_unknown("hardware.gpu", "CPU backend");

@@ -11,6 +11,7 @@
 #include "quantbench/formats/gguf_reader.h"
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/backend.h"
+#include "quantbench/runtime/kv_cache.h"
 #include "quantbench/tokenizer/tokenizer.h"
 
 namespace qb::eval {
@@ -21,11 +22,14 @@ struct LoadedModel {
   std::shared_ptr<const formats::GgufFile> file;
   std::shared_ptr<const model::Model> model;
   std::unique_ptr<runtime::Backend> backend;
+  runtime::KvType kv = runtime::KvType::F32;  // the KV cache precision its backend runs
 };
 
 struct ModelPairOptions {
   int threads = 0;
   bool reference = false;  // CpuMode::Reference instead of Fast
+  runtime::KvType kv = runtime::KvType::F32;           // candidate's KV cache
+  runtime::KvType baseline_kv = runtime::KvType::F32;  // baseline's KV cache
 };
 
 class ModelPair {
@@ -37,7 +41,8 @@ class ModelPair {
   const tokenizer::Tokenizer& tokenizer() const { return *tok_; }
   int threads() const { return threads_; }
 
-  // model.* (candidate), baseline.* (baseline), toolchain.*, hardware.*, harness.quantbench_version.
+  // model.* (candidate), baseline.* (baseline), toolchain.*, hardware.*, harness.quantbench_version,
+  // scheme.kv_cache and scheme.activations (what the two backends ran).
   void describe(Manifest& m) const;
 
  private:

@@ -161,7 +161,7 @@ TopKCache read_topk_cache(const std::string& path, const TopKCacheHeader& e) {
            path, h.model_sha256, e.model_sha256);
   QB_CHECK(h.text_sha256 == e.text_sha256, "{}: top-K cache was made from a different text (sha256 {}, this one {})", path,
            h.text_sha256, e.text_sha256);
-  QB_CHECK(h.settings_sha256 == e.settings_sha256, "{}: top-K cache was made with different settings (convention, n_ctx)",
+  QB_CHECK(h.settings_sha256 == e.settings_sha256, "{}: top-K cache was made with different settings (convention, n_ctx, baseline KV cache)",
            path);
   QB_CHECK(h.n_windows == e.n_windows && h.n_tokens == e.n_tokens,
            "{}: top-K cache has {} windows / {} tokens, this run has {} / {}", path, h.n_windows, h.n_tokens, e.n_windows,
@@ -342,8 +342,11 @@ Result evaluate_perplexity(ModelPair& pair, const std::vector<std::string>& docu
   for (const auto& w : windows) d.offsets.push_back(d.offsets.back() + w.targets.size());
   const size_t n_tokens = d.offsets.back();
 
-  const std::string settings = "convention=" + convention_name(o.convention) + ";n_ctx=" + std::to_string(o.n_ctx) +
+  std::string settings = "convention=" + convention_name(o.convention) + ";n_ctx=" + std::to_string(o.n_ctx) +
                                ";k=" + std::to_string(k) + ";windows=" + std::to_string(windows.size());
+  // The baseline's logits depend on its KV cache precision too (the default f32 keeps old caches valid).
+  if (pair.baseline().kv != runtime::KvType::F32)
+    settings += ";baseline_kv=" + std::string(runtime::kv_type_name(pair.baseline().kv));
   TopKCacheHeader hdr;
   hdr.k = uint32_t(k);
   hdr.n_vocab = uint64_t(n_vocab);

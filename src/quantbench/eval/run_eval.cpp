@@ -63,7 +63,11 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
     }
     mc_tasks.push_back(t);
   }
-  ModelPair pair(q.baseline, q.candidate, {q.threads});
+  ModelPairOptions po;
+  po.threads = q.threads;
+  po.kv = runtime::parse_kv_type(q.kv);
+  po.baseline_kv = runtime::parse_kv_type(q.baseline_kv);
+  ModelPair pair(q.baseline, q.candidate, po);
   nlohmann::json out{{"schema", "quantbench.eval/1"},
                      {"baseline", q.baseline},
                      {"candidate", q.candidate},

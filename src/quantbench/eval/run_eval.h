@@ -25,6 +25,8 @@ struct EvalRequest {
   int64_t limit = 0;        // items / prompts / windows per regime (0: all)
   int64_t batch = 1;
   int threads = 0;
+  std::string kv = "f32";           // candidate's KV cache precision (runtime/kv_cache.h)
+  std::string baseline_kv = "f32";  // baseline's
   int64_t max_tokens = 256;
   bool chat = true;         // use the model's chat template for generation when it has one
   uint64_t seed = 1;

@@ -11,6 +11,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/writers/gguf_qb_tensor.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 
 namespace qb::model {
 
@@ -55,6 +56,15 @@ struct Loader {
       w.n_in = n_in;
       w.n_out = n_out;
       w.quantized = q.get();
+      // W8A8 matrices name the activation quantization that must run with them (gguf_output.h).
+      if (auto a = f.find_string("quantbench.tensor." + name + ".activations")) {
+        try {
+          w.act = runtime::cpu::parse_act_quant(*a, "activations");
+          runtime::cpu::check_w8a8(w);
+        } catch (const std::exception& e) {
+          bad(name, e.what());
+        }
+      }
       storage->push_back(std::move(q));
       return w;
     }

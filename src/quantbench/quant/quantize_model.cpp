@@ -15,6 +15,7 @@
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/qformat/ggml_quantize.h"
 #include "quantbench/runtime/cpu/cpu_backend.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 
 namespace qb::quant {
 
@@ -77,10 +78,6 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       const std::string name = fmt::format("blk.{}.{}.weight", il, n);
       const TensorScheme& ts = scheme.for_tensor(name);
       validate_tensor_scheme(ts, methods);
-      if (ts.activation_bits != 16)
-        fail("tensor '{}': scheme '{}': activation quantization is not run by quantize yet (weight-only schemes "
-             "only)",
-             name, ts.spec());
       if (ts.action == TensorAction::Ggml && ts.method != "rtn")
         fail("tensor '{}': scheme '{}': ggml types are quantized with rtn only here (method '{}' is not implemented "
              "for ggml types)",
@@ -143,6 +140,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   // Quantization, layer by layer.
   Progress prog("quantize", sp.n_layer, opts.progress);
   int64_t kept_hp = 0;
+  std::map<runtime::cpu::ActQuant, int64_t> n_act_quant;  // block matrices whose inputs are quantized
   for (int64_t il = 0; il < sp.n_layer; ++il) {
     model::LayerWeights& L = out->layers[size_t(il)];
     auto nm = [&](const char* w) { return fmt::format("blk.{}.{}.weight", il, w); };
@@ -156,12 +154,13 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     auto run_group = [&](std::vector<std::string> names, std::function<void(const std::vector<float>&)> fold,
                          const std::string& fold_target) {
       const TensorScheme& ts = scheme.for_tensor(names[0]);
-      const bool awq = ts.action == TensorAction::Quantize && ts.method == "awq";
+      // AWQ and SmoothQuant return input scales that fold into the shared input: the group runs as one.
+      const bool awq = ts.action == TensorAction::Quantize && (ts.method == "awq" || ts.method == "smoothquant");
       if (awq && names.size() > 1)
         for (const auto& n : names)
           if (scheme.for_tensor(n).spec() != ts.spec())
-            fail("tensor '{}': awq scales fold into the shared input ({}); '{}' and '{}' must use the same scheme",
-                 n, fold_target, names[0], n);
+            fail("tensor '{}': {} scales fold into the shared input ({}); '{}' and '{}' must use the same scheme",
+                 n, ts.method, fold_target, names[0], n);
       auto do_one = [&](const std::vector<std::string>& ns) {
         // All of ns have one TensorScheme (checked above for awq; singletons otherwise).
         const TensorScheme& t = scheme.for_tensor(ns[0]);
@@ -178,9 +177,9 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
           }
           std::string method_name = t.method;
           std::vector<std::string> extra;
-          if (method_name == "awq" && !fold) {
+          if ((method_name == "awq" || method_name == "smoothquant") && !fold) {
+            extra.push_back(method_name + " not applied: no foldable predecessor for this input; rtn used");
             method_name = "rtn";
-            extra.push_back("awq not applied: no foldable predecessor for this input; rtn used");
           }
           auto method = methods.create(method_name, method_name == t.method ? t.method_options : MethodOptions{});
           LayerInput in;
@@ -194,7 +193,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
           if (!r.input_scales.empty()) {
             QB_CHECK(fold, "tensor '{}': method '{}' returned input scales that cannot be folded", ns[0], t.method);
             fold(r.input_scales);
-            extra.push_back("awq input scales folded into " + fold_target);
+            extra.push_back(method_name + " input scales folded into " + fold_target);
           }
           int64_t r0 = 0;
           for (const auto& n : ns) {
@@ -210,6 +209,14 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
             nw.n_in = cols;
             nw.n_out = q->rows;
             nw.quantized = q.get();
+            if (t.activation_bits == 8)
+              nw.act = t.activation_fp8 ? runtime::cpu::ActQuant::Fp8PerToken : runtime::cpu::ActQuant::Int8PerToken;
+            runtime::cpu::check_w8a8(nw);
+            if (nw.act != runtime::cpu::ActQuant::None) {
+              o.stored_as += std::string(", activations ") + std::string(runtime::cpu::act_quant_name(nw.act)) +
+                             " per token";
+              ++n_act_quant[nw.act];
+            }
             *m.w = nw;
             out->quantized_storage.push_back(std::move(q));
             res.matrices.push_back(std::move(o));
@@ -312,7 +319,17 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
                      kept_hp));
   mf.set("scheme.bits_per_weight", fmt::format("{:.4f}", res.bpw_all));
   mf.set("scheme.bits_per_weight_no_embeddings", fmt::format("{:.4f}", res.bpw_no_embd));
-  mf.set("scheme.activations", "f32 (weight-only quantization)");
+  if (n_act_quant.empty()) {
+    mf.set("scheme.activations", "f32 (weight-only quantization)");
+  } else {
+    std::string a;
+    for (const auto& [kind, count] : n_act_quant)
+      a += fmt::format("{}{} at the input of {} block matrices", a.empty() ? "" : "; ",
+                       runtime::cpu::describe_act_quant(kind), count);
+    mf.set("scheme.activations", a + "; attention, norms, token_embd/output in f32");
+    mf.set("scheme.tensors", "weights and activations of the 7 linear matrices of every block (W8A8); token_embd/output "
+                             "kept as stored");
+  }
   for (const auto& m : res.matrices)
     mf.set("scheme.tensor." + m.name, m.stored_as + (m.notes.empty() ? "" : "; " + fmt::format("{}", fmt::join(m.notes, "; "))));
   for (const auto& v : res.changed_vectors) mf.set("scheme.folded." + v, "divided by awq input scales");

@@ -150,6 +150,13 @@ void validate_tensor_scheme(const TensorScheme& s, const MethodRegistry& methods
     fail("8-bit activations need 8-bit weights (W8A8)");
   if (s.activation_fp8 && (s.activation_bits != 8 || s.weights.format != QFormat::FP8E4M3))
     fail("fp8 activations need w8a8-fp8");
+  // W8A8 runs as one integer (or fp8) product per output channel, rescaled once: one weight scale per
+  // row (or tensor), no zero point -- what W8A8 GEMM kernels implement.
+  if (s.activation_bits == 8 && s.weights.granularity == Granularity::Group)
+    fail("W8A8 uses per-channel weight scales; drop g{}", s.weights.group_size);
+  if (s.activation_bits == 8 && s.weights.asymmetric) fail("W8A8 weights are symmetric; drop -asym");
+  if (s.activation_bits == 8 && s.weights.format == QFormat::Int8 && s.weights.granularity == Granularity::Tensor)
+    fail("W8A8 int8 weights use per-channel scales");
   const auto m = methods.create(s.method, s.method_options);
   if (auto why = m->unsupported(s.weights)) fail("{}", *why);
   if (s.method == "smoothquant" && s.activation_bits != 8)

@@ -10,6 +10,7 @@
 
 #include "quantbench/core/error.h"
 #include "quantbench/quant/writers/gguf_qb_tensor.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 
 namespace qb::quant {
 
@@ -50,6 +51,10 @@ void write_quantized_gguf(const QuantizedModel& qm, const Manifest& manifest, co
       if (wm.quantized) add_qb_tensor(w, name, *wm.quantized);
       else
         w.add_tensor(name, wm.type, {wm.n_in, wm.n_out}, {wm.data, wm.row_bytes * size_t(wm.n_out)});
+      // W8A8: the activation quantization travels with the matrix (read back by model::Model::load).
+      if (wm.act != runtime::cpu::ActQuant::None)
+        w.set("quantbench.tensor." + name + ".activations",
+              formats::GgufValue::str(std::string(runtime::cpu::act_quant_name(wm.act))));
       continue;
     }
     if (changed.count(name)) {

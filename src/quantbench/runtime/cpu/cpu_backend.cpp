@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -12,6 +13,7 @@
 #include "quantbench/runtime/cpu/attention.h"
 #include "quantbench/runtime/cpu/gated_mlp.h"
 #include "quantbench/runtime/cpu/matmul_intk_driver.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/runtime/cpu/rmsnorm.h"
 #include "quantbench/runtime/cpu/rope.h"
 
@@ -58,9 +60,30 @@ std::string CpuBackend::describe() const {
                               : describe_fast_path(t);
     paths += fmt::format("{}{}: {}", paths.empty() ? "" : "; ", formats::ggml_type_name(t), p);
   }
-  return fmt::format("{} on {} ({} threads); matmul: {}; kv cache f32; norms/rope/attention in f32 with double "
-                     "accumulation; weights: {}",
-                     name(), cpu_isa(), pool_.size(), paths, m.describe_weight_types());
+  return fmt::format("{} on {} ({} threads); matmul: {}; activations: {}; kv cache {}; norms/rope/attention in f32 "
+                     "with double accumulation; weights: {}",
+                     name(), cpu_isa(), pool_.size(), paths, describe_activations(), kv_type_name(options_.kv),
+                     m.describe_weight_types());
+}
+
+std::string CpuBackend::describe_activations() const {
+  std::map<ActQuant, int64_t> count;
+  for (const auto& l : model_->layers)
+    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      if (w->act != ActQuant::None) ++count[w->act];
+  if (count.empty()) return "f32 into every matmul";
+  std::string s;
+  for (const auto& [a, n] : count)
+    s += fmt::format("{}{} at the input of {} block matrices", s.empty() ? "" : "; ", describe_act_quant(a), n);
+  return s + "; f32 elsewhere";
+}
+
+std::string CpuBackend::describe_kv_cache() const {
+  const ModelSpec& sp = spec();
+  const KvLayout k = KvLayout::make(options_.kv, sp.n_head_kv, sp.head_dim_k);
+  const KvLayout v = KvLayout::make(options_.kv, sp.n_head_kv, sp.head_dim_v);
+  if (sp.head_dim_k == sp.head_dim_v) return "K and V: " + k.describe();
+  return "K: " + k.describe() + "; V: " + v.describe();
 }
 
 SeqId CpuBackend::create_sequence(int64_t max_len) {
@@ -69,8 +92,10 @@ SeqId CpuBackend::create_sequence(int64_t max_len) {
   QB_CHECK(max_len <= ctx, "create_sequence: max_len {} exceeds the model's context length {}", max_len, ctx);
   Sequence s;
   s.max_len = max_len;
-  s.k.resize(size_t(spec().n_layer));
-  s.v.resize(size_t(spec().n_layer));
+  const KvLayout kl = KvLayout::make(options_.kv, spec().n_head_kv, spec().head_dim_k);
+  const KvLayout vl = KvLayout::make(options_.kv, spec().n_head_kv, spec().head_dim_v);
+  s.k.assign(size_t(spec().n_layer), KvStore(kl));
+  s.v.assign(size_t(spec().n_layer), KvStore(vl));
   const SeqId id = next_id_++;
   seqs_.emplace(id, std::move(s));
   return id;
@@ -125,8 +150,8 @@ Logits CpuBackend::forward(const Batch& batch) {
   for (const auto& [id, end] : next_pos) {
     Sequence& s = seqs_.at(id);
     for (int64_t il = 0; il < sp.n_layer; ++il) {
-      if (int64_t(s.k[size_t(il)].size()) < end * kvk) s.k[size_t(il)].resize(size_t(end * kvk));
-      if (int64_t(s.v[size_t(il)].size()) < end * kvv) s.v[size_t(il)].resize(size_t(end * kvv));
+      s.k[size_t(il)].ensure(end);
+      s.v[size_t(il)].ensure(end);
     }
   }
 
@@ -192,8 +217,8 @@ Logits CpuBackend::forward(const Batch& batch) {
       for (int64_t hh = 0; hh < sp.n_head_kv; ++hh)
         rope_rotate(sp.rope_style, sp.n_rot, c, s, kt + hh * sp.head_dim_k);
       Sequence& sq = seqs_.at(bt.seq);
-      std::copy(kt, kt + kvk, sq.k[size_t(il)].data() + bt.pos * kvk);
-      std::copy(vt, vt + kvv, sq.v[size_t(il)].data() + bt.pos * kvv);
+      sq.k[size_t(il)].write(bt.pos, kt);
+      sq.v[size_t(il)].write(bt.pos, vt);
     });
 
     AttentionParams ap;
@@ -204,16 +229,42 @@ Logits CpuBackend::forward(const Batch& batch) {
     ap.scale = sp.attn_scale;
     ap.softcap = sp.attn_softcap;
     ap.window = swa ? sp.sliding_window : 0;
+    // One work item per (token, KV head): a quantized cache is dequantized once for all the query
+    // heads that share it (GQA), into f32 rows that attention_head reads like the f32 cache.
     const int64_t group = sp.n_head / sp.n_head_kv;
-    pool_.parallel_for(size_t(T * sp.n_head), [&](size_t b, size_t e, int) {
+    const bool f32_cache = options_.kv == KvType::F32;
+    pool_.parallel_for(size_t(T * sp.n_head_kv), [&](size_t b, size_t e, int) {
       std::vector<double> scratch;
+      std::vector<float> kbuf, vbuf;
       for (size_t i = b; i < e; ++i) {
-        const int64_t t = int64_t(i) / sp.n_head, hh = int64_t(i) % sp.n_head, kvh = hh / group;
+        const int64_t t = int64_t(i) / sp.n_head_kv, kvh = int64_t(i) % sp.n_head_kv;
         const BatchToken& bt = batch.tokens[size_t(t)];
         const Sequence& sq = seqs_.at(bt.seq);
-        attention_head(ap, q.data() + t * qd + hh * sp.head_dim_k, sq.k[size_t(il)].data() + kvh * sp.head_dim_k,
-                       sq.v[size_t(il)].data() + kvh * sp.head_dim_v, bt.pos,
-                       att.data() + t * ad + hh * sp.head_dim_v, scratch);
+        const KvStore& ks = sq.k[size_t(il)];
+        const KvStore& vs = sq.v[size_t(il)];
+        for (int64_t hh = kvh * group; hh < (kvh + 1) * group; ++hh) {
+          const float* qh = q.data() + t * qd + hh * sp.head_dim_k;
+          float* out = att.data() + t * ad + hh * sp.head_dim_v;
+          if (f32_cache) {
+            attention_head(ap, qh, ks.f32_rows() + kvh * sp.head_dim_k, vs.f32_rows() + kvh * sp.head_dim_v, bt.pos,
+                           out, scratch);
+            continue;
+          }
+          // Only the positions attention can see: [first, pos]; relative to `first` the window
+          // test in attention_head gives the same set.
+          const int64_t first = ap.window > 0 ? std::max<int64_t>(0, bt.pos - ap.window + 1) : 0;
+          const int64_t n = bt.pos - first + 1;
+          if (hh == kvh * group) {
+            kbuf.resize(size_t(n * sp.head_dim_k));
+            vbuf.resize(size_t(n * sp.head_dim_v));
+            ks.read_head(first, n, kvh, kbuf.data());
+            vs.read_head(first, n, kvh, vbuf.data());
+          }
+          AttentionParams apq = ap;
+          apq.k_stride = sp.head_dim_k;
+          apq.v_stride = sp.head_dim_v;
+          attention_head(apq, qh, kbuf.data(), vbuf.data(), n - 1, out, scratch);
+        }
       }
     });
     observe(il, "attn_output", att.data(), ad);

@@ -1,7 +1,9 @@
 // CpuBackend: the reference engine. A plain layer-by-layer forward pass over a batch of tokens from
 // one or several sequences (all prompt tokens in one forward: matrices are multiplied once per batch,
-// not once per token), f32 KV cache per sequence, parallel over output rows (matmul) and over
-// (token, head) pairs (attention) with core/thread_pool.h. Each output element is computed by one
+// not once per token), a KV cache per sequence, parallel over output rows (matmul) and over
+// (token, KV head) pairs (attention) with core/thread_pool.h. The KV cache precision is chosen per
+// backend (CpuBackendOptions::kv, runtime/kv_cache.h): quantized on write, dequantized on read.
+// Each output element is computed by one
 // thread in a fixed order, so results do not depend on the thread count.
 //
 // Two modes differ only in the matmul path: Reference runs MatmulPath::Reference (dequantize to f32,
@@ -16,6 +18,7 @@
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/backend.h"
+#include "quantbench/runtime/kv_cache.h"
 
 namespace qb::runtime::cpu {
 
@@ -24,6 +27,7 @@ enum class CpuMode { Reference, Fast };
 struct CpuBackendOptions {
   CpuMode mode = CpuMode::Fast;
   int n_threads = 0;  // <= 0: hardware concurrency
+  KvType kv = KvType::F32;  // KV cache precision (both modes)
   // Optional: called with every linear layer's input just before its matmul (calibration). `tensor`
   // is the weight's GGUF name ("blk.0.attn_q.weight"); x is n_tokens rows of n_in floats. q/k/v and
   // gate/up see the same input and are each reported.
@@ -46,12 +50,17 @@ class CpuBackend final : public Backend {
   Logits forward(const Batch& batch) override;
 
   const model::Model& model() const { return *model_; }
+  KvType kv_type() const { return options_.kv; }
+  // What the KV cache stores, for the Manifest's scheme.kv_cache (K and V layouts).
+  std::string describe_kv_cache() const;
+  // What precision reaches the matmuls (W8A8 matrices quantize their inputs), for scheme.activations.
+  std::string describe_activations() const;
 
  private:
   struct Sequence {
     int64_t max_len = 0;
     int64_t length = 0;
-    std::vector<std::vector<float>> k, v;  // per layer: positions x kv_dim (capacity may exceed length)
+    std::vector<KvStore> k, v;  // per layer: positions x kv_dim (capacity may exceed length)
   };
   Sequence& seq_ref(SeqId seq);
   const Sequence& seq_ref(SeqId seq) const;

@@ -14,6 +14,7 @@
 #include "quantbench/quant/qformat/quantized_tensor.h"
 #include "quantbench/runtime/cpu/matmul_intk_driver.h"
 #include "quantbench/runtime/cpu/matmul_kernels.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 
 namespace qb::runtime::cpu {
 
@@ -126,6 +127,7 @@ void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, fl
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, MatmulPath path) {
+  if (w.act != ActQuant::None) return matmul_w8a8(w, x, n_tokens, y, pool);  // one exact path for both modes
   if (w.quantized) {
     const quant::QuantizedTensor& q = *w.quantized;
     QB_CHECK(q.rows == w.n_out && q.cols == w.n_in, "matmul: quantized tensor is {}x{}, the matrix {}x{}", q.rows,

@@ -18,6 +18,10 @@ struct QuantizedTensor;
 
 namespace qb::runtime::cpu {
 
+// Activation quantization that runs inside the matmul (W8A8 schemes; runtime/cpu/matmul_w8a8.h):
+// each token's input row is quantized with its own scale before an integer / fp8 product.
+enum class ActQuant : uint8_t { None, Int8PerToken, Fp8PerToken };
+
 // A weight matrix of n_out rows, each n_in elements of `type`, row-major (ggml shape {n_in, n_out}).
 struct WeightMatrix {
   formats::GgmlType type;
@@ -30,6 +34,9 @@ struct WeightMatrix {
   // everything else runs quant::matvec token by token (the reference decoder).
   // The owner of the WeightMatrix keeps the tensor alive.
   const quant::QuantizedTensor* quantized = nullptr;
+  // W8A8: with `quantized` int8 (symmetric, per channel) or fp8 weights, every path quantizes the
+  // activations per token and runs matmul_w8a8 instead.
+  ActQuant act = ActQuant::None;
 };
 
 enum class MatmulPath { Reference, Fast };
