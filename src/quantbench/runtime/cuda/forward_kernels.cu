@@ -173,6 +173,17 @@ int grid_for(int64_t n) {
   return int(b < 4096 ? (b > 0 ? b : 1) : 4096);
 }
 
+__global__ void f16_kernel(const float* x, __half* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2half_rn(x[i]);
+}
+
+__global__ void embed_bf16_kernel(const __nv_bfloat16* table, const int32_t* tokens, int d, float scale, float* x) {
+  const int t = blockIdx.x;
+  const __nv_bfloat16* row = table + int64_t(tokens[t]) * d;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) x[int64_t(t) * d + i] = __bfloat162float(row[i]) * scale;
+}
+
 }  // namespace
 
 void rmsnorm_rows(const float* x, float* y, const float* w, int n, int rows, int inner, int64_t outer_stride,
@@ -221,6 +232,18 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k > kMaxHeadDim || a.hd_v > kMaxHeadDim)
     throw std::runtime_error("cuda attention: head dimension above " + std::to_string(kMaxHeadDim));
   attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), 32 * kAttnWarps, 0, s>>>(a);
+  QB_CUDA_LAUNCHED();
+}
+
+void f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
+  f16_kernel<<<grid_for(n), 256, 0, s>>>(x, reinterpret_cast<__half*>(y), n);
+  QB_CUDA_LAUNCHED();
+}
+
+void embed_rows_bf16(const uint16_t* table, const int32_t* tokens, int T, int d, float scale, float* x,
+                     cudaStream_t s) {
+  if (T == 0) return;
+  embed_bf16_kernel<<<T, 256, 0, s>>>(reinterpret_cast<const __nv_bfloat16*>(table), tokens, d, scale, x);
   QB_CUDA_LAUNCHED();
 }
 
