@@ -17,6 +17,10 @@ LoadedModel load_one(const std::string& path, const ModelPairOptions& o) {
   lm.file = formats::GgufFile::open(path);
   lm.model = model::Model::load(lm.file);
   lm.sha256 = sha256_file(path);
+  if (o.make_backend) {
+    lm.backend = o.make_backend(lm.model);
+    return lm;
+  }
   runtime::cpu::CpuBackendOptions bo;
   bo.mode = o.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
   bo.n_threads = o.threads;

@@ -4,6 +4,7 @@
 // refused up front. The pair also writes the model.* half of the Manifest (candidate under model.*,
 // baseline under baseline.*), because every regime needs the same disclosure.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,8 @@ struct LoadedModel {
 struct ModelPairOptions {
   int threads = 0;
   bool reference = false;  // CpuMode::Reference instead of Fast
+  // Makes each model's backend (e.g. `eval --backend cuda`); empty: the CPU backend.
+  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>)> make_backend;
 };
 
 class ModelPair {

@@ -46,7 +46,7 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
   for (const auto& r : q.regimes)
     QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload",
              "unknown regime '{}' (perplexity, multiple_choice, generation, workload)", r);
-  ModelPair pair(q.baseline, q.candidate, {q.threads});
+  ModelPair pair(q.baseline, q.candidate, {q.threads, false, q.make_backend});
   nlohmann::json out{{"schema", "quantbench.eval/1"},
                      {"baseline", q.baseline},
                      {"candidate", q.candidate},
