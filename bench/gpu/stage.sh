@@ -14,7 +14,7 @@ mkdir -p $S/lib $S/models
 cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check bench/gpu/run.sh $S/
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
-for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0; do
+for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.so.0 libtomlplusplus.so.3; do
   p=$(ldd build-cuda/quantbench | awk -v l=$lib '$1 == l {print $3}')
   [ -n "$p" ] && cp -L "$p" $S/lib/
 done
