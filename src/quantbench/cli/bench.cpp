@@ -72,9 +72,10 @@ void run_bench_cuda(const BenchArgs& a) {
   auto rep = runtime::cuda::run_cuda_bench(*be, a.model, o, !a.no_progress);
   rep.synthetic = synth;
   rep.scheme = be->synthetic_scheme();
-  const Result r = runtime::cuda::make_cuda_bench_result(rep, *be);
   std::printf("%s", runtime::cuda::render_cuda_bench_table(rep).c_str());
   std::printf("backend: %s\ngpu: %s\n", be->describe().c_str(), be->device_facts().c_str());
+  std::fflush(stdout);
+  const Result r = runtime::cuda::make_cuda_bench_result(rep, *be);
   write_json(a.json_out, r);
 #else
   (void)a;

@@ -173,7 +173,12 @@ struct CudaBackend::Impl {
       wscratch_bytes = std::max(wscratch_bytes, size_t(m.n_out * m.n_in) * 2);
       return m;
     }
-    m.path = path + (dense == DenseType::BF16 ? " bf16" : " f32") + " (cuBLAS)";
+    std::string types;
+    for (const auto& pl : plans) {
+      const std::string t = pl.path.substr(0, pl.path.find(" -> "));
+      if (types.find(t) == std::string::npos) types += (types.empty() ? "" : "+") + t;
+    }
+    m.path = types + " -> dense " + (dense == DenseType::BF16 ? "bf16" : "f32") + " (cuBLAS)";
     DenseMatrix& dm = m.dense;
     dm.n_in = m.n_in;
     dm.n_out = m.n_out;

@@ -126,6 +126,7 @@ Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
     m.set("model.shape", r.model_name);
     m.set("model.baseline_precision", "synthetic random weights in " + r.scheme + ", generated on the GPU");
     m.set_unknown("model.sha256", "synthetic model: no file");
+    m.set("model.source_file", "none: " + r.model_name + " is generated on the GPU (seed in harness.seed)");
   }
   m.set("model.spec", be.spec().describe());
   const auto& sp = be.spec();
