@@ -24,19 +24,23 @@ if [ $TESTS = 1 ]; then
 fi
 [ $BENCH = 1 ] || exit $rc
 GEN=128; [ $QUICK = 1 ] && GEN=32
+B=$OUT/b; mkdir -p "$B"  # per-run files, merged below (the device tool returns only a few files)
 b() {  # name scheme batches prompt gen
   timeout 200 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme "$2" --batch "$3" --prompt-len "$4" \
-    --gen-len "$5" --reps 2 --warmup 1 --no-progress --json "$OUT/bench_$1.json" > "$OUT/bench_$1.log" 2>&1
-  echo "bench $1 rc $?"; head -8 "$OUT/bench_$1.log" | cut -c1-200
+    --gen-len "$5" --reps 2 --warmup 1 --no-progress --json "$B/bench_$1.json" > "$B/bench_$1.log" 2>&1
+  echo "bench $1 rc $?"; head -6 "$B/bench_$1.log" | cut -c1-200
 }
 b w4g128 w4g128 1,16 128 $GEN
 b bf16 bf16 1,16 128 $GEN
 b w8 w8 1 128 $GEN
 b pp512_bf16 bf16 1 512 4
 b pp512_w4g128 w4g128 1 512 4
-python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
-import json, sys, os
+for f in "$B"/bench_*.log; do echo "== $f"; cat "$f"; done > "$OUT/bench_all.log"
+python3 - "$B" "$OUT" <<'PY' | tee "$OUT/summary.txt"
+import json, sys, os, glob
 out = sys.argv[1]
+json.dump({os.path.basename(p): json.load(open(p)) for p in glob.glob(os.path.join(out, "bench_*.json"))},
+          open(os.path.join(sys.argv[2], "bench_all.json"), "w"), indent=1)
 def load(n):
     p = os.path.join(out, f"bench_{n}.json")
     return json.load(open(p)) if os.path.exists(p) else None
@@ -62,4 +66,5 @@ if pb:
 if pb and pw:
     print(f"prefill 512 w4g128: {pw['items'][0]['prefill_tok_s']:.0f} tok/s = {100*pw['items'][0]['prefill_tok_s']/pb['items'][0]['prefill_tok_s']:.0f}% of bf16 (separate processes, same card)")
 PY
+rm -rf "$B"
 exit $rc
