@@ -24,7 +24,8 @@ bool is_synthetic(std::string_view model_arg);
 // The shape for "synthetic:NAME" or "NAME"; throws qb::Error listing the known names.
 SyntheticShape synthetic_shape(std::string_view model_arg);
 std::vector<std::string> synthetic_names();
-// Parameters of the matrices plus embeddings (for the host-RAM check and reports).
+// Parameters of the matrices plus the input and output embeddings, norm weights left out (for the
+// host-RAM check and reports).
 int64_t synthetic_parameters(const ModelSpec& spec);
 
 // CPU path: writes a GGUF with random f32 weights (seeded) at `path`; refuses shapes above
