@@ -84,9 +84,16 @@ void ModelPair::describe(Manifest& m) const {
   describe_model(m, "baseline.", base_);
   add_build_and_host_facts(m, threads_);
   m.set("toolchain.backend", "candidate: " + cand_.backend->describe() + "; baseline: " + base_.backend->describe());
-  m.set_unknown("toolchain.cuda", "CPU backend: no CUDA");
-  m.set_unknown("toolchain.libraries", "none beyond the C++ standard library");
-  m.set_unknown("hardware.gpu", "CPU backend");
+  if (cand_.backend->name() == "cuda") {  // eval --backend cuda: describe() opens with "cuda on <GPU>;"
+    const std::string d = cand_.backend->describe();
+    m.set("toolchain.cuda", "CUDA backend (kernel paths in toolchain.backend)");
+    m.set("toolchain.libraries", "cuBLAS");
+    m.set("hardware.gpu", d.substr(0, d.find(';')));
+  } else {
+    m.set_unknown("toolchain.cuda", "CPU backend: no CUDA");
+    m.set_unknown("toolchain.libraries", "none beyond the C++ standard library");
+    m.set_unknown("hardware.gpu", "CPU backend");
+  }
   m.set_unknown("hardware.bandwidth", "not measured by eval");
 }
 
