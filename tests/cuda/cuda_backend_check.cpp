@@ -1,13 +1,21 @@
 // CUDA backend vs the CPU reference backend (plain checks, no gtest: the GPU machine lacks it).
-// For each model (stories260K, whose 64/172-wide dims and head_dim 8 exercise the ragged paths, and
-// random GGUFs from make_random_gguf.py with 128-multiple dims, GQA, normal and neox rope, qkv bias,
-// mixed f32/f16/q8_0 weights) and each dense precision, it compares next-token distributions of:
+// For each model (stories260K, whose 64/172-wide dims and head_dim 8 exercise the ragged paths, its
+// w8 quantization, and random GGUFs from make_random_gguf.py with 128-multiple dims, GQA, normal and
+// neox rope, qkv bias, as stored (f32/f16/q8_0 mixed) and quantized by `quantbench quantize` to w8,
+// w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0), it compares next-token distributions of:
 //   prefill of two sequences in one batch (all logits), batched one-token decode steps, and a
 //   truncate-then-refeed; and (stories260K) 60 greedy tokens.
-// Thresholds: F32 weights (exact dequantized values, no TF32): mean KL < 1e-4 and greedy tokens
-// identical. BF16 weights round every weight and GEMM input to 8 mantissa bits, so they are held to a
-// looser mean KL < 1e-2 (a broken kernel gives KL ~1) and their greedy agreement is reported only.
-// Usage: cuda_backend_check [stories260K.gguf [random.gguf ...]]. Exit 0 pass, 1 fail, 2 no GPU.
+// Variants: f32 (every matrix dense f32, exact dequantized values, no TF32), f32 without decode
+// graphs, the default (packed formats through qgemv for <= 16 tokens and dequantize + f16 cuBLAS for
+// prefill; other matrices dense bf16), and the default with prefill in chunks of 7 tokens (so prefill
+// runs qgemv too, and the chunk loop is exercised).
+// Thresholds (mean KL(cpu || gpu) per row): f32: < 1e-4 and greedy tokens identical. Default variants:
+// < 1e-4 when every matrix is packed (the products are exact; only f16 activations and f32 sums
+// round), < 1e-2 when some are dense bf16 (8 mantissa bits per weight and input; a broken kernel gives
+// KL ~1); their greedy agreement is reported only.
+// Host check first (runs without a GPU): every packed matrix, as repacked at load
+// (weight_repack.h), equals the CPU reference's dequantized weight exactly.
+// Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +27,9 @@
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/cpu/cpu_backend.h"
 #include "quantbench/runtime/cuda/cuda_backend.h"
+#include "quantbench/runtime/cuda/weight_repack.h"
+#include "quantbench/quant/qformat/ggml_blocks.h"
+#include "quantbench/quant/qformat/quantized_tensor.h"
 
 using namespace qb;
 using runtime::Backend;
@@ -127,20 +138,59 @@ std::vector<int> greedy(Backend& be, std::span<const int32_t> prompt, int n) {
   return out;
 }
 
+// Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value.
+void check_repack(const std::string& path) {
+  auto model = model::Model::load(path);
+  std::vector<const model::WeightMatrix*> ws{&model->output};
+  for (const auto& l : model->layers)
+    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) ws.push_back(w);
+  size_t packed = 0, mismatched = 0, checked = 0;
+  std::string spec;
+  for (const auto* w : ws) {
+    const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(*w, "matrix");
+    if (!pl.packed) continue;
+    ++packed;
+    spec = runtime::cuda::spec_name(pl.spec);
+    runtime::cuda::HostMatrix hm;
+    hm.spec = pl.spec;
+    hm.n_in = w->n_in;
+    runtime::cuda::append_packed_rows(*w, hm);
+    const runtime::cuda::HostMatrix back = runtime::cuda::unpack(runtime::cuda::pack(hm));
+    std::vector<float> row(size_t(w->n_in));
+    for (int64_t o = 0; o < w->n_out; ++o) {
+      if (w->quantized) quant::dequantize_row(*w->quantized, o, row.data());
+      else qformat::dequantize_row(w->type, w->data + size_t(o) * w->row_bytes, row.data(), w->n_in);
+      for (int64_t i = 0; i < w->n_in; ++i) {
+        ++checked;
+        if (hm.weight(o, i) != double(row[size_t(i)]) || back.weight(o, i) != double(row[size_t(i)])) ++mismatched;
+      }
+    }
+  }
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%s: repack (%zu packed matrices%s%s): %zu of %zu weights differ from the CPU's", path.c_str(),
+                packed, spec.empty() ? "" : ", ", spec.c_str(), mismatched, checked);
+  check(mismatched == 0, buf);
+}
+
 void run_model(const std::string& path, bool is_stories) {
   std::printf("model %s\n", path.c_str());
   auto model = model::Model::load(path);
   const auto& sp = model->spec();
   runtime::cpu::CpuBackend ref(model, {runtime::cpu::CpuMode::Reference, 0});
-  for (int variant = 0; variant < 3; ++variant) {
-    // f32 with decode graphs (default), f32 with plain launches, bf16 with graphs.
-    const DenseType dt = variant == 2 ? DenseType::BF16 : DenseType::F32;
-    const std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : "bf16";
+  for (int variant = 0; variant < 4; ++variant) {
+    // f32 with decode graphs, f32 with plain launches, the default (packed / bf16), default chunk 7.
+    const DenseType dt = variant >= 2 ? DenseType::BF16 : DenseType::F32;
+    const std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : variant == 2 ? "default" : "default-chunk7";
     const char* dn = dns.c_str();
-    runtime::cuda::CudaBackend gpu(model, {dt, 0, variant != 1});
-    if (variant == 0) std::printf("describe: %s\n", gpu.describe().c_str());
+    runtime::cuda::CudaBackendOptions co;
+    co.dense = dt;
+    co.use_graphs = variant != 1;
+    if (variant == 3) co.prefill_chunk = 7;
+    runtime::cuda::CudaBackend gpu(model, co);
+    const std::string desc = gpu.describe();
+    if (variant == 0 || variant == 2) std::printf("describe %s: %s\n", dn, desc.c_str());
     const KlStats st = compare_script(ref, gpu, int32_t(sp.n_vocab));
-    const double lim = dt == DenseType::F32 ? 1e-4 : 1e-2;
+    const double lim = dt == DenseType::F32 || desc.find("bf16 (cuBLAS)") == std::string::npos ? 1e-4 : 1e-2;
     char buf[256];
     std::snprintf(buf, sizeof buf, "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e", path.c_str(), dn,
                   st.mean, st.max, st.rows, lim);
@@ -205,16 +255,18 @@ void run_model(const std::string& path, bool is_stories) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!runtime::cuda::cuda_device_available()) {
-    std::printf("SKIPPED: no CUDA device\n");
-    return 2;
-  }
+  const bool gpu = runtime::cuda::cuda_device_available();
   std::vector<std::string> paths;
   for (int i = 1; i < argc; ++i) paths.push_back(argv[i]);
 #ifdef QB_SOURCE_DIR
   if (paths.empty()) paths.push_back(std::string(QB_SOURCE_DIR) + "/data/models/stories260K/stories260K.gguf");
 #endif
   try {
+    for (const auto& p : paths) check_repack(p);
+    if (!gpu) {
+      std::printf(g_fail ? "FAILED (%d)\n" : "host checks PASSED; GPU checks SKIPPED: no CUDA device\n", g_fail);
+      return g_fail ? 1 : 2;
+    }
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

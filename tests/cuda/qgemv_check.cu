@@ -59,7 +59,7 @@ HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std
     m.q8.resize(n);
     std::uniform_int_distribution<int> q(-128, 127);
     for (auto& v : m.q8) v = int8_t(q(rng));
-    m.scales.resize(size_t(n_out));
+    m.scales.resize(size_t(spec.group ? n_out * (n_in / spec.group) : n_out));
     for (auto& s : m.scales) s = to_f16(1e-3f * (1.5f + u(rng)));
   } else {
     m.q4.resize(n);
@@ -164,9 +164,68 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
               worst, same ? "" : "(nondeterministic)");
 }
 
+// dequantize_packed (the prefill path) must give, for every weight, the f16 (or bf16) rounding of its
+// exact value (products q * s are exact in f32, so one rounding); a poisoned output plus a guard.
+// pack_activations_f32 must give the same fragments, bit for bit, as pack_activations of the host-
+// rounded activations.
+void check_dequant_and_pack_f32(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
+  ++g_cases;
+  const std::string name = "dequantize_packed " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in);
+  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
+  const DeviceMatrix dw = upload(pack(m));
+  const bool bf = spec.format == WeightFormat::BF16;
+  const size_t n = size_t(n_out * n_in), guard = 512;
+  uint16_t* d = nullptr;
+  QB_CUDA_OK(cudaMalloc(&d, (n + guard) * 2));
+  QB_CUDA_OK(cudaMemset(d, 0xff, (n + guard) * 2));
+  dequantize_packed(dw, bf, d, nullptr);
+  std::vector<uint16_t> got(n + guard);
+  QB_CUDA_OK(cudaMemcpy(got.data(), d, got.size() * 2, cudaMemcpyDeviceToHost));
+  QB_CUDA_OK(cudaFree(d));
+  size_t bad = 0, guard_hit = 0;
+  for (int64_t o = 0; o < n_out; ++o)
+    for (int64_t i = 0; i < n_in; ++i) {
+      const float w = float(m.weight(o, i));
+      const uint16_t want = bf ? to_bf16(w) : to_f16(w);
+      bad += got[size_t(o * n_in + i)] != want;
+    }
+  for (size_t i = n; i < n + guard; ++i) guard_hit += got[i] != 0xffff;
+  CHECK(bad == 0 && guard_hit == 0, "%s: %zu weights differ, %zu guard writes", name.c_str(), bad, guard_hit);
+
+  for (int nt : {1, 5, 16}) {
+    ++g_cases;
+    std::uniform_real_distribution<float> u(-3.f, 3.f);
+    std::vector<float> x(size_t(nt * n_in));
+    std::vector<uint16_t> xr(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = u(rng);
+      xr[i] = bf ? to_bf16(x[i]) : to_f16(x[i]);
+    }
+    const size_t fb = activation_frag_bytes(n_in, nt);
+    void *dx = nullptr, *dxr = nullptr, *f1 = nullptr, *f2 = nullptr;
+    QB_CUDA_OK(cudaMalloc(&dx, x.size() * 4));
+    QB_CUDA_OK(cudaMalloc(&dxr, xr.size() * 2));
+    QB_CUDA_OK(cudaMalloc(&f1, fb));
+    QB_CUDA_OK(cudaMalloc(&f2, fb));
+    QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    QB_CUDA_OK(cudaMemcpy(dxr, xr.data(), xr.size() * 2, cudaMemcpyHostToDevice));
+    QB_CUDA_OK(cudaMemset(f1, 0xff, fb));
+    QB_CUDA_OK(cudaMemset(f2, 0x00, fb));
+    pack_activations_f32(static_cast<const float*>(dx), bf, nt, n_in, f1, nullptr);
+    pack_activations(dxr, bf, nt, n_in, f2, nullptr);
+    std::vector<uint8_t> a(fb), b(fb);
+    QB_CUDA_OK(cudaMemcpy(a.data(), f1, fb, cudaMemcpyDeviceToHost));
+    QB_CUDA_OK(cudaMemcpy(b.data(), f2, fb, cudaMemcpyDeviceToHost));
+    for (void* q : {dx, dxr, f1, f2}) QB_CUDA_OK(cudaFree(q));
+    CHECK(a == b, "pack_activations_f32 %s n_in %lld n=%d differs from pack_activations", bf ? "bf16" : "f16",
+          (long long)n_in, nt);
+  }
+  std::printf("%-6s %s (+ pack_activations_f32 n = 1, 5, 16)\n", g_failures ? "?" : "ok", name.c_str());
+}
+
 void check_pack_roundtrip(std::mt19937_64& rng) {
   const QuantSpec specs[] = {{WeightFormat::BF16, 0, false}, {WeightFormat::W8A16, 0, false},
-                             {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
+                             {WeightFormat::W8A16, 32, false}, {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                              {WeightFormat::W4A16, 128, true}};
   for (const auto& s : specs) {
     const int64_t n_in = s.group == 128 ? 256 : 96;
@@ -208,13 +267,14 @@ int main() {
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
     const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
+                               {WeightFormat::W8A16, 32, false},
                                {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                                {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true}};
     struct Shape { int64_t n_out, n_in; };
     for (const auto& s : specs) {
       // Ragged shapes: rows not a multiple of 16, inputs not a multiple of 64 (where the format allows).
       std::vector<Shape> shapes = {{1, 128}, {17, 384}, {333, 640}, {1000, 1152}, {4096, 4096}};
-      if (s.format != WeightFormat::W4A16 || s.group == 32) {
+      if (s.group != 128) {
         shapes.push_back({50, 96});
         shapes.push_back({129, 1120});
       }
@@ -232,9 +292,15 @@ int main() {
       // launch, so this checks that launch path and the wait instruction, not an actual overlap.
       check_case(s, 1000, 1152, 9, {0, 0, true}, rng);
     }
+    for (const auto& s : specs)
+      for (const auto& sh : std::vector<Shape>{{17, 384}, {333, 640}, {1000, 1152}})
+        check_dequant_and_pack_f32(s, sh.n_out, sh.n_in, rng);
+    check_dequant_and_pack_f32({WeightFormat::W8A16, 0, false}, 50, 96, rng);
+    check_dequant_and_pack_f32({WeightFormat::W4A16, 32, true}, 129, 1120, rng);
     // A Llama-2-7B down projection at n = 4 (long input, K = 11008 = 86 groups of 128).
     check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
+    check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
 
     bool threw = false;
     try { qgemv(upload(pack(random_matrix({}, 16, 64, rng))), nullptr, 17, nullptr, nullptr); }

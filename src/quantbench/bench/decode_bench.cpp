@@ -67,7 +67,11 @@ void validate_options(const DecodeBenchOptions& o, const model::ModelSpec& spec)
 }
 
 int64_t weight_bytes_per_step(const model::Model& m) {
-  auto bytes = [](const model::WeightMatrix& w) { return int64_t(w.row_bytes) * w.n_out; };
+  // Our own formats (INTk, NF4, FP8) hold codes, scales and zero points in a QuantizedTensor and leave
+  // row_bytes at 0; every byte of that storage is read once per step.
+  auto bytes = [](const model::WeightMatrix& w) {
+    return w.quantized ? int64_t(w.quantized->storage_bytes()) : int64_t(w.row_bytes) * w.n_out;
+  };
   int64_t total = bytes(m.output);  // the logits matrix (token_embd itself when tied): counted once
   for (const auto& L : m.layers)
     for (const model::WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) total += bytes(*w);
@@ -158,9 +162,8 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
   return run;
 }
 
-Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bw, const model::Model& model,
-                         const runtime::Backend& backend, const BenchContext& ctx) {
-  const auto& o = run.options;
+Manifest bench_manifest(const model::Model& model, const runtime::Backend& backend, const BenchContext& ctx,
+                        const BandwidthResult* bw, runtime::KvType kv) {
   const auto& file = model.file();
   Manifest m;
   add_build_and_host_facts(m, ctx.threads);
@@ -181,18 +184,38 @@ Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bw, c
   else
     m.set("scheme.activations", "as the backend reports (toolchain.backend)");
   {
-    const auto k = runtime::KvLayout::make(o.kv, model.spec().n_head_kv, model.spec().head_dim_k);
+    const auto k = runtime::KvLayout::make(kv, model.spec().n_head_kv, model.spec().head_dim_k);
     m.set("scheme.kv_cache", k.describe() + " (bytes_per_step counts these KV bytes, scales included)");
   }
   for (const char* k :
        {"calibration.method", "calibration.dataset", "calibration.dataset_sha256", "calibration.samples", "calibration.seed"})
     m.set_unknown(k, "not a quantized candidate");
-  m.set("harness.task", "bench decode");
-  m.set("harness.task_version", "1");
   m.set_unknown("harness.dataset_sha256", "no dataset: uniform random token ids (harness.seed)");
-  m.set("harness.items", std::to_string(o.batch_sizes.size()) + " batch sizes");
   m.set_unknown("harness.shots", "not applicable to a speed benchmark");
   m.set_unknown("harness.prompt_template_hash", "no prompt template: random token ids");
+  m.set("toolchain.backend", backend.describe());
+  m.set_unknown("toolchain.cuda", "CPU run");
+  m.set_unknown("toolchain.libraries", "CPU run: no external math libraries");
+  m.set_unknown("hardware.gpu", "CPU run");
+  if (!bw) {
+    m.set_unknown("hardware.bandwidth", "not measured in this mode");
+    return m;
+  }
+  m.set("hardware.bandwidth", "read " + fmt(bw->read.median, 4) + " GB/s (min " + fmt(bw->read.min, 4) + ", max " +
+                                  fmt(bw->read.max, 4) + "), copy (read+write) " + fmt(bw->copy.median, 4) +
+                                  " GB/s (min " + fmt(bw->copy.min, 4) + ", max " + fmt(bw->copy.max, 4) + "); " +
+                                  std::to_string(bw->buffer_bytes >> 20) + " MiB buffer, " +
+                                  std::to_string(bw->threads) + " threads, " + std::to_string(bw->reps) + " reps");
+  return m;
+}
+
+Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bw, const model::Model& model,
+                         const runtime::Backend& backend, const BenchContext& ctx) {
+  const auto& o = run.options;
+  Manifest m = bench_manifest(model, backend, ctx, &bw, o.kv);
+  m.set("harness.task", "bench decode");
+  m.set("harness.task_version", "1");
+  m.set("harness.items", std::to_string(o.batch_sizes.size()) + " batch sizes");
   m.set("harness.generation", "prompt_len=" + std::to_string(o.prompt_len) + ", gen_len=" + std::to_string(o.gen_len) +
                                   ", greedy argmax, reps=" + std::to_string(o.reps) +
                                   ", warmup=" + std::to_string(o.warmup) + " (excluded)");
@@ -203,16 +226,6 @@ Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bw, c
     batches += std::to_string(b);
   }
   m.set("harness.batch_size", batches);
-  m.set("toolchain.backend", backend.describe());
-  m.set_unknown("toolchain.cuda", "CPU run");
-  m.set_unknown("toolchain.libraries", "CPU run: no external math libraries");
-  m.set_unknown("hardware.gpu", "CPU run");
-  m.set("hardware.bandwidth", "read " + fmt(bw.read.median, 4) + " GB/s (min " + fmt(bw.read.min, 4) + ", max " +
-                                  fmt(bw.read.max, 4) + "), copy (read+write) " + fmt(bw.copy.median, 4) +
-                                  " GB/s (min " + fmt(bw.copy.min, 4) + ", max " + fmt(bw.copy.max, 4) + "); " +
-                                  std::to_string(bw.buffer_bytes >> 20) + " MiB buffer, " +
-                                  std::to_string(bw.threads) + " threads, " + std::to_string(bw.reps) + " reps");
-
   Result r("bench", "decode", std::move(m));
   r.set_misses(
       "Speed only: says nothing about accuracy. Random prompt tokens, greedy sampling; one process, no "

@@ -75,6 +75,11 @@ struct BenchContext {
   int threads = 0;
 };
 
+// The model, scheme, build, host, toolchain and hardware facts of a speed run, shared by the decode and
+// load modes (`bandwidth` null when the mode measured none); each mode adds its own harness.* fields.
+Manifest bench_manifest(const model::Model& model, const runtime::Backend& backend, const BenchContext& context,
+                        const BandwidthResult* bandwidth, runtime::KvType kv);
+
 // The Result (regime "bench", task "decode"): per-batch metrics and items, the Manifest complete.
 Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bandwidth, const model::Model& model,
                          const runtime::Backend& backend, const BenchContext& context);

@@ -8,6 +8,9 @@
 #include "quantbench/cli/commands.h"
 #include "quantbench/core/error.h"
 #include "quantbench/eval/run_eval.h"
+#ifdef QB_HAVE_CUDA
+#include "quantbench/runtime/cuda/cuda_backend.h"
+#endif
 
 namespace qb::cli {
 namespace {
@@ -31,6 +34,7 @@ void register_eval(CLI::App& app) {
   auto json_out = std::make_shared<std::string>();
   auto no_chat = std::make_shared<bool>(false);
   auto quiet = std::make_shared<bool>(false);
+  auto backend = std::make_shared<std::string>("cpu");
   cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
   cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
   cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload");
@@ -56,12 +60,24 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
   cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");
   cmd->add_flag("--quiet", *quiet, "No progress bars");
+  cmd->add_option("--backend", *backend, "cpu, or cuda in builds with QB_CUDA=ON (both models on the GPU)");
   cmd->add_option("--json", *json_out, "Output JSON file")->required();
   cmd->callback([=] {
     q->regimes = split_list(*regimes);
     q->tasks = split_list(*tasks);
     q->chat = !*no_chat;
     q->progress = !*quiet;
+    if (*backend == "cuda") {
+#ifdef QB_HAVE_CUDA
+      q->make_backend = [](std::shared_ptr<const model::Model> m) -> std::unique_ptr<runtime::Backend> {
+        return std::make_unique<runtime::cuda::CudaBackend>(std::move(m));
+      };
+#else
+      fail("--backend cuda: this build has no CUDA backend (configure with -DQB_CUDA=ON)");
+#endif
+    } else {
+      QB_CHECK(*backend == "cpu", "--backend must be cpu or cuda, got '{}'", *backend);
+    }
     const auto j = eval::run_evaluation(*q);
     eval::write_eval_json(*json_out, j);
     std::fprintf(stderr, "eval: wrote %s\n", json_out->c_str());

@@ -17,6 +17,12 @@ LoadedModel load_one(const std::string& path, const ModelPairOptions& o, runtime
   lm.file = formats::GgufFile::open(path);
   lm.model = model::Model::load(lm.file);
   lm.sha256 = sha256_file(path);
+  if (o.make_backend) {
+    QB_CHECK(kv == runtime::KvType::F32, "--kv {}: only the CPU backend quantizes its KV cache (the CUDA backend runs "
+             "its own f16 cache)", runtime::kv_type_name(kv));
+    lm.backend = o.make_backend(lm.model);
+    return lm;
+  }
   runtime::cpu::CpuBackendOptions bo;
   bo.mode = o.reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
   bo.n_threads = o.threads;
@@ -84,14 +90,21 @@ void ModelPair::describe(Manifest& m) const {
   m.set("toolchain.backend", "candidate: " + cand_.backend->describe() + "; baseline: " + base_.backend->describe());
   const auto* cb = dynamic_cast<const runtime::cpu::CpuBackend*>(cand_.backend.get());
   const auto* bb = dynamic_cast<const runtime::cpu::CpuBackend*>(base_.backend.get());
-  if (cb && bb) {
-    m.set("scheme.kv_cache", "candidate: " + cb->describe_kv_cache() + "; baseline: " + bb->describe_kv_cache());
-    m.set("scheme.activations",
-          "candidate: " + cb->describe_activations() + "; baseline: " + bb->describe_activations());
+  if (cand_.backend->name() == "cuda") {  // eval --backend cuda: describe() opens with "cuda on <GPU>;"
+    const std::string d = cand_.backend->describe();
+    m.set("toolchain.cuda", "CUDA backend (kernel paths in toolchain.backend)");
+    m.set("toolchain.libraries", "cuBLAS");
+    m.set("hardware.gpu", d.substr(0, d.find(';')));
+  } else {
+    if (cb && bb) {
+      m.set("scheme.kv_cache", "candidate: " + cb->describe_kv_cache() + "; baseline: " + bb->describe_kv_cache());
+      m.set("scheme.activations",
+            "candidate: " + cb->describe_activations() + "; baseline: " + bb->describe_activations());
+    }
+    m.set_unknown("toolchain.cuda", "CPU backend: no CUDA");
+    m.set_unknown("toolchain.libraries", "none beyond the C++ standard library");
+    m.set_unknown("hardware.gpu", "CPU backend");
   }
-  m.set_unknown("toolchain.cuda", "CPU backend: no CUDA");
-  m.set_unknown("toolchain.libraries", "none beyond the C++ standard library");
-  m.set_unknown("hardware.gpu", "CPU backend");
   m.set_unknown("hardware.bandwidth", "not measured by eval");
 }
 

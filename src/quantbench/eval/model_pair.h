@@ -4,6 +4,7 @@
 // refused up front. The pair also writes the model.* half of the Manifest (candidate under model.*,
 // baseline under baseline.*), because every regime needs the same disclosure.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,8 @@ struct ModelPairOptions {
   bool reference = false;  // CpuMode::Reference instead of Fast
   runtime::KvType kv = runtime::KvType::F32;           // candidate's KV cache
   runtime::KvType baseline_kv = runtime::KvType::F32;  // baseline's KV cache
+  // Makes each model's backend (e.g. `eval --backend cuda`); empty: the CPU backend.
+  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>)> make_backend;
 };
 
 class ModelPair {

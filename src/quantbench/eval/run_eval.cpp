@@ -67,6 +67,7 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
   po.threads = q.threads;
   po.kv = runtime::parse_kv_type(q.kv);
   po.baseline_kv = runtime::parse_kv_type(q.baseline_kv);
+  po.make_backend = q.make_backend;
   ModelPair pair(q.baseline, q.candidate, po);
   nlohmann::json out{{"schema", "quantbench.eval/1"},
                      {"baseline", q.baseline},

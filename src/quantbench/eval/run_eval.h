@@ -3,10 +3,15 @@
 // returns one JSON document (schema in docs/eval.md); write_eval_json writes it atomically.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "quantbench/model/model.h"
+#include "quantbench/runtime/backend.h"
 
 namespace qb::eval {
 
@@ -32,6 +37,8 @@ struct EvalRequest {
   uint64_t seed = 1;
   size_t resamples = 1000;
   bool progress = true;
+  // Makes each model's backend (the CLI's --backend cuda); empty: the CPU backend.
+  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>)> make_backend;
 };
 
 std::string default_data_dir();

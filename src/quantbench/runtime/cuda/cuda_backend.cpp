@@ -10,14 +10,21 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <random>
 #include <set>
 
 #include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
+#include "quantbench/quant/qformat/bit_pack.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
+#include "quantbench/quant/qformat/quantized_tensor.h"
 #include "quantbench/runtime/cpu/rope.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
+#include "quantbench/runtime/cuda/probes.h"
+#include "quantbench/runtime/cuda/qgemv.h"
+#include "quantbench/runtime/cuda/weight_repack.h"
 
 namespace qb::runtime::cuda {
 
@@ -58,16 +65,11 @@ DevBuf upload_vec(const std::vector<float>& v) {
   return b;
 }
 
-bool gpu_supports(formats::GgmlType t) { return qformat::can_dequantize(t); }
+using formats::GgmlType;
 
-std::string supported_list() {
-  std::string s;
-  for (auto t : {formats::GgmlType::F32, formats::GgmlType::F16, formats::GgmlType::BF16, formats::GgmlType::Q4_0,
-                 formats::GgmlType::Q4_1, formats::GgmlType::Q5_0, formats::GgmlType::Q5_1, formats::GgmlType::Q8_0,
-                 formats::GgmlType::Q2_K, formats::GgmlType::Q3_K, formats::GgmlType::Q4_K, formats::GgmlType::Q5_K,
-                 formats::GgmlType::Q6_K})
-    if (gpu_supports(t)) s += (s.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
-  return s;
+void dequantize_any_row(const model::WeightMatrix& w, int64_t r, float* out) {
+  if (w.quantized) quant::dequantize_row(*w.quantized, r, out);
+  else qformat::dequantize_row(w.type, w.data + size_t(r) * w.row_bytes, out, w.n_in);
 }
 
 }  // namespace
@@ -78,6 +80,16 @@ struct DenseMatrix {
   int64_t n_out = 0, n_in = 0;
 };
 
+// One fused product's weights: packed (qgemv layout) or dense.
+struct Mat {
+  bool packed = false;
+  DenseMatrix dense;
+  DeviceMatrix pk;
+  int64_t n_out = 0, n_in = 0;
+  std::string path;  // for describe()
+  size_t bytes() const { return packed ? pk.bytes() : dense.data.bytes; }
+};
+
 struct CudaBackend::Impl {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
@@ -86,11 +98,16 @@ struct CudaBackend::Impl {
 
   struct Layer {
     DevBuf attn_norm, ffn_norm, post_attn_norm, post_ffn_norm, q_norm, k_norm, bias_qkv;
-    DenseMatrix wqkv, wo, wgu, wdown;
+    Mat wqkv, wo, wgu, wdown;
   };
   std::vector<Layer> layers;
   DevBuf output_norm;
-  DenseMatrix output;
+  Mat output;
+  bool use_packed = true;
+  int sm_count = 0;
+  DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
+  DevBuf xfrag, wscratch;
+  size_t wscratch_bytes = 0;
 
   struct Sequence {
     int64_t max_len = 0, length = 0, capacity = 0;
@@ -110,6 +127,13 @@ struct CudaBackend::Impl {
   // Scratch, grown to the largest batch seen.
   DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws;
 
+  std::vector<const Mat*> mats() const {
+    std::vector<const Mat*> v{&output};
+    for (const auto& L : layers)
+      for (const Mat* m : {&L.wqkv, &L.wo, &L.wgu, &L.wdown}) v.push_back(m);
+    return v;
+  }
+
   ~Impl() {
     for (auto& [k, g] : graphs)
       if (g.exec) cudaGraphExecDestroy(g.exec);
@@ -120,17 +144,45 @@ struct CudaBackend::Impl {
 
   size_t elem() const { return dense == DenseType::BF16 ? 2 : 4; }
 
-  // Dequantizes and uploads matrices stacked along n_out (q|k|v, gate|up) as one dense matrix.
-  DenseMatrix upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
-    DenseMatrix m;
+  // Uploads matrices stacked along n_out (q|k|v, gate|up) as one: packed when every part has the same
+  // packed spec (and packing is on), else dense in the backend's DenseType (dequantized on the host).
+  Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
+    Mat m;
     m.n_in = (*parts.begin())->n_in;
+    std::vector<PartPlan> plans;
     for (const auto* w : parts) {
       QB_CHECK(w->n_in == m.n_in, "cuda upload {}: inner dimensions differ", what);
-      QB_CHECK(gpu_supports(w->type), "cuda backend: weight {} has type {}, which has no GPU path (supported: {})",
-               what, formats::ggml_type_name(w->type), supported_list());
+      plans.push_back(plan_for(*w, what));
       m.n_out += w->n_out;
     }
-    m.data = DevBuf(size_t(m.n_out * m.n_in) * elem());
+    bool packed = use_packed && dense == DenseType::BF16;
+    for (const auto& pl : plans)
+      packed = packed && pl.packed && pl.spec.format == plans[0].spec.format && pl.spec.group == plans[0].spec.group &&
+               pl.spec.asym == plans[0].spec.asym;
+    std::string path;
+    for (const auto& pl : plans)
+      if (path.find(pl.path) == std::string::npos) path += (path.empty() ? "" : ", ") + pl.path;
+    if (packed) {
+      HostMatrix hm;
+      hm.spec = plans[0].spec;
+      hm.n_in = m.n_in;
+      for (const auto* w : parts) append_packed_rows(*w, hm);
+      m.packed = true;
+      m.pk = upload(pack(hm));
+      m.path = path;
+      wscratch_bytes = std::max(wscratch_bytes, size_t(m.n_out * m.n_in) * 2);
+      return m;
+    }
+    std::string types;
+    for (const auto& pl : plans) {
+      const std::string t = pl.path.substr(0, pl.path.find(" -> "));
+      if (types.find(t) == std::string::npos) types += (types.empty() ? "" : "+") + t;
+    }
+    m.path = types + " -> dense " + (dense == DenseType::BF16 ? "bf16" : "f32") + " (cuBLAS)";
+    DenseMatrix& dm = m.dense;
+    dm.n_in = m.n_in;
+    dm.n_out = m.n_out;
+    dm.data = DevBuf(size_t(m.n_out * m.n_in) * elem());
     std::vector<float> row(size_t(m.n_in));
     std::vector<uint8_t> host(size_t(m.n_in) * elem() * 256);
     int64_t out_row = 0;
@@ -138,7 +190,7 @@ struct CudaBackend::Impl {
       for (int64_t r0 = 0; r0 < w->n_out; r0 += 256) {
         const int64_t nr = std::min<int64_t>(256, w->n_out - r0);
         for (int64_t r = 0; r < nr; ++r) {
-          qformat::dequantize_row(w->type, w->data + size_t(r0 + r) * w->row_bytes, row.data(), m.n_in);
+          dequantize_any_row(*w, r0 + r, row.data());
           if (dense == DenseType::BF16) {
             auto* dst = reinterpret_cast<uint16_t*>(host.data()) + r * m.n_in;
             for (int64_t i = 0; i < m.n_in; ++i) dst[i] = ::qb::f32_to_bf16(row[size_t(i)]);
@@ -146,7 +198,7 @@ struct CudaBackend::Impl {
             std::copy(row.begin(), row.end(), reinterpret_cast<float*>(host.data()) + r * m.n_in);
           }
         }
-        cuda_ok(cudaMemcpy(m.data.as<uint8_t>() + size_t((out_row + r0) * m.n_in) * elem(), host.data(),
+        cuda_ok(cudaMemcpy(dm.data.as<uint8_t>() + size_t((out_row + r0) * m.n_in) * elem(), host.data(),
                            size_t(nr * m.n_in) * elem(), cudaMemcpyHostToDevice),
                 "weight upload");
       }
@@ -155,9 +207,59 @@ struct CudaBackend::Impl {
     return m;
   }
 
+  // Random weights made on the device (synthetic models): packed in `spec`, or dense bf16 for BF16.
+  // Scales put the weights' spread near 1/sqrt(n_in) so activations stay in range through the layers.
+  Mat synthetic(const QuantSpec& spec, int64_t n_out, int64_t n_in, uint64_t seed, const std::string& what) {
+    Mat m;
+    m.n_out = n_out;
+    m.n_in = n_in;
+    const float sd = float(1.0 / std::sqrt(double(n_in)));
+    if (spec.format == WeightFormat::BF16) {
+      m.dense.n_out = n_out;
+      m.dense.n_in = n_in;
+      m.dense.data = DevBuf(size_t(n_out * n_in) * 2);
+      const float a = sd * 1.7320508f;
+      fill_uniform_bf16(m.dense.data.p, size_t(n_out * n_in), seed, -a, a, stream);
+      m.path = "synthetic bf16 (cuBLAS)";
+      return m;
+    }
+    PackedShape ps;
+    try {
+      ps = packed_shape(spec, n_out, n_in);
+    } catch (const std::exception& e) {
+      fail("synthetic {}: {}", what, e.what());
+    }
+    m.packed = true;
+    m.pk = allocate(ps);
+    fill_bytes(m.pk.weights.get(), m.pk.weight_bytes, seed, 0xff, stream);
+    const float s = sd / (spec.format == WeightFormat::W8A16 ? 74.0f : 4.6f);  // std of q - z: 74 (int8), 4.6 (int4)
+    if (m.pk.scale_bytes) fill_uniform_f16(m.pk.scales.get(), m.pk.scale_bytes / 2, seed ^ 0x5ca1e, 0.8f * s, 1.2f * s, stream);
+    if (m.pk.zero_bytes) fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
+    m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
+    wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
+    return m;
+  }
+
   // y[T][n_out] (f32) = x[T][n_in] (f32) W^T. BF16 weights: x is rounded to bf16 first.
-  void gemm(const DenseMatrix& w, const float* x, int T, float* y) {
+  void gemm(const Mat& m, const float* x, int T, float* y) {
     const float one = 1.0f, zero = 0.0f;
+    if (m.packed) {
+      if (T <= 16) {  // decode: stream the packed weights once for all T tokens
+        pack_activations_f32(x, m.pk.shape.spec.format == WeightFormat::BF16, T, m.n_in, xfrag.p, stream);
+        qgemv(m.pk, xfrag.p, T, y, stream, choose_config(m.pk.shape, T, sm_count));
+        return;
+      }
+      // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
+      dequantize_packed(m.pk, false, wscratch.p, stream);
+      xb.ensure(size_t(T * m.n_in) * 2);
+      f32_to_f16(x, xb.as<uint16_t>(), int64_t(T) * m.n_in, stream);
+      blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.n_out), T, int(m.n_in), &one, wscratch.p, CUDA_R_16F,
+                           int(m.n_in), xb.p, CUDA_R_16F, int(m.n_in), &zero, y, CUDA_R_32F, int(m.n_out),
+                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+              "gemm f16");
+      return;
+    }
+    const DenseMatrix& w = m.dense;
     const void* b = x;
     cudaDataType_t ab = CUDA_R_32F;
     if (dense == DenseType::BF16) {
@@ -180,23 +282,22 @@ bool cuda_device_available() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendOptions options)
-    : model_(std::move(model)), options_(options), impl_(std::make_unique<Impl>()) {
-  QB_CHECK(model_ != nullptr, "CudaBackend: no model");
+void CudaBackend::init_device() {
+  const ModelSpec& sp = spec_;
   QB_CHECK(cuda_device_available(), "cuda backend: no CUDA device is available");
-  const ModelSpec& sp = model_->spec();
-  const model::Model& m = *model_;
   QB_CHECK(sp.head_dim_k <= kMaxHeadDim && sp.head_dim_v <= kMaxHeadDim,
            "cuda backend: head dimension {} / {} exceeds the attention kernel's {}", sp.head_dim_k, sp.head_dim_v,
            kMaxHeadDim);
-  QB_CHECK(sp.n_head % sp.n_head_kv == 0, "cuda backend: n_head {} is not a multiple of n_head_kv {}", sp.n_head,
-           sp.n_head_kv);
+  QB_CHECK(sp.n_head_kv > 0 && sp.n_head % sp.n_head_kv == 0, "cuda backend: n_head {} is not a multiple of n_head_kv {}",
+           sp.n_head, sp.n_head_kv);
   Impl& I = *impl_;
-  I.dense = options.dense;
-  cuda_ok(cudaSetDevice(options.device), "cudaSetDevice");
+  I.dense = options_.dense;
+  I.use_packed = options_.packed;
+  cuda_ok(cudaSetDevice(options_.device), "cudaSetDevice");
   cudaDeviceProp prop{};
-  cuda_ok(cudaGetDeviceProperties(&prop, options.device), "cudaGetDeviceProperties");
+  cuda_ok(cudaGetDeviceProperties(&prop, options_.device), "cudaGetDeviceProperties");
   I.device_name = prop.name;
+  I.sm_count = prop.multiProcessorCount;
   cuda_ok(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   blas_ok(cublasCreate(&I.blas), "cublasCreate");
   blas_ok(cublasSetStream(I.blas, I.stream), "cublasSetStream");
@@ -204,7 +305,24 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
   I.blas_ws = DevBuf(size_t(32) << 20);
   blas_ok(cublasSetWorkspace(I.blas, I.blas_ws.p, I.blas_ws.bytes), "cublasSetWorkspace");
   if (I.dense == DenseType::F32) blas_ok(cublasSetMathMode(I.blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+}
 
+// After the matrices exist: scratch for the packed paths (activation fragments for 16 tokens at the
+// widest input; one dense f16 copy of the largest packed matrix for prefill).
+static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
+  const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
+  I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
+  if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
+}
+
+CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendOptions options)
+    : model_(std::move(model)), options_(options), impl_(std::make_unique<Impl>()) {
+  QB_CHECK(model_ != nullptr, "CudaBackend: no model");
+  spec_ = model_->spec();
+  init_device();
+  const ModelSpec& sp = spec_;
+  const model::Model& m = *model_;
+  Impl& I = *impl_;
   for (int64_t il = 0; il < sp.n_layer; ++il) {
     const model::LayerWeights& w = m.layers[size_t(il)];
     Impl::Layer L;
@@ -233,6 +351,66 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
   }
   I.output_norm = upload_vec(m.output_norm);
   I.output = I.upload_stacked({&m.output}, "output");
+  finish_scratch(I, sp);
+}
+
+namespace {
+QuantSpec parse_synthetic_scheme(const std::string& s) {
+  std::string t = s;
+  bool asym = false;
+  if (t.size() > 5 && t.compare(t.size() - 5, 5, "-asym") == 0) {
+    asym = true;
+    t.resize(t.size() - 5);
+  }
+  if (t == "bf16" && !asym) return {WeightFormat::BF16, 0, false};
+  if (t == "w8" && !asym) return {WeightFormat::W8A16, 0, false};
+  if (t == "w8g32" && !asym) return {WeightFormat::W8A16, 32, false};
+  if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
+  if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
+  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w4g32, w4g128, w4g32-asym, "
+       "w4g128-asym)", s);
+}
+}  // namespace
+
+CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthetic_name, const std::string& scheme,
+                         uint64_t seed, CudaBackendOptions options)
+    : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
+  const QuantSpec qs = parse_synthetic_scheme(scheme);
+  synthetic_scheme_ = spec_name(qs);
+  options_.dense = DenseType::BF16;
+  init_device();
+  const ModelSpec& sp = spec_;
+  Impl& I = *impl_;
+  QB_CHECK(sp.n_embd % 64 == 0 && sp.n_ff % 64 == 0 && sp.q_dim() % 64 == 0,
+           "synthetic {}: dimensions must be multiples of 64", synthetic_name);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 0.5f);
+  const std::vector<float> ones(size_t(sp.n_embd), 1.0f);
+  uint64_t k = seed * 0x9E3779B97F4A7C15ull;
+  auto next_seed = [&] { return k += 0xD1B54A32D192ED03ull; };
+  for (int64_t il = 0; il < sp.n_layer; ++il) {
+    Impl::Layer L;
+    const std::string p = fmt::format("{} blk.{}.", synthetic_name, il);
+    L.attn_norm = upload_vec(ones);
+    L.ffn_norm = upload_vec(ones);
+    QB_CHECK(!sp.post_norms && !sp.qk_norm, "synthetic {}: post-norms / qk-norm shapes are not supported", synthetic_name);
+    if (sp.qkv_bias) {
+      std::vector<float> b(size_t(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v()));
+      for (auto& v : b) v = nd(rng);
+      L.bias_qkv = upload_vec(b);
+    }
+    L.wqkv = I.synthetic(qs, sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, next_seed(), p + "attn_qkv");
+    L.wo = I.synthetic(qs, sp.n_embd, sp.n_head * sp.head_dim_v, next_seed(), p + "attn_output");
+    L.wgu = I.synthetic(qs, 2 * sp.n_ff, sp.n_embd, next_seed(), p + "ffn_gate_up");
+    L.wdown = I.synthetic(qs, sp.n_embd, sp.n_ff, next_seed(), p + "ffn_down");
+    I.layers.push_back(std::move(L));
+  }
+  I.output_norm = upload_vec(ones);
+  I.output = I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
+  I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
+  fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
+  cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
+  finish_scratch(I, sp);
 }
 
 CudaBackend::~CudaBackend() {
@@ -240,28 +418,36 @@ CudaBackend::~CudaBackend() {
 }
 
 size_t CudaBackend::weight_bytes() const {
-  size_t n = impl_->output.data.bytes;
-  for (const auto& L : impl_->layers) n += L.wqkv.data.bytes + L.wo.data.bytes + L.wgu.data.bytes + L.wdown.data.bytes;
+  size_t n = 0;
+  for (const Mat* m : impl_->mats()) n += m->bytes();
   return n;
 }
 
+std::string CudaBackend::device_facts() const {
+  int drv = 0, rt = 0, blas = 0;
+  cudaDriverGetVersion(&drv);
+  cudaRuntimeGetVersion(&rt);
+  cublasGetVersion(impl_->blas, &blas);
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, options_.device);
+  return fmt::format("{} ({} SMs, {:.1f} GiB, cc {}.{}); CUDA driver API {}.{}, runtime {}.{}, cuBLAS {}", prop.name,
+                     prop.multiProcessorCount, double(prop.totalGlobalMem) / double(1ull << 30), prop.major, prop.minor,
+                     drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10, blas);
+}
+
 std::string CudaBackend::describe() const {
-  const model::Model& m = *model_;
-  std::set<formats::GgmlType> types;
-  types.insert(m.output.type);
-  for (const auto& l : m.layers)
-    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) types.insert(w->type);
-  const char* dn = impl_->dense == DenseType::BF16 ? "bf16" : "f32";
-  std::string paths;
-  for (auto t : types)
-    paths += fmt::format("{}{} -> dequantized on the host to {} (cuBLAS GEMM{})", paths.empty() ? "" : "; ",
-                         formats::ggml_type_name(t), dn,
-                         impl_->dense == DenseType::BF16 ? ", activations rounded to bf16, f32 accumulation"
-                                                         : ", f32 pedantic, no TF32");
-  return fmt::format("cuda on {}; matmul: {}; q|k|v and gate|up fused; kv cache f16; norms (double sums), rope "
-                     "(host f32 angles), attention (f32 online softmax), activations in f32; embeddings "
-                     "dequantized on the host per token; weights: {}",
-                     impl_->device_name, paths, m.describe_weight_types());
+  std::map<std::string, int> paths;
+  for (const Mat* m : impl_->mats()) ++paths[m->path];
+  std::string ps;
+  for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
+  return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
+                     "integer products, f32 accumulation), dense -> cuBLAS; prefill: packed -> dequantized to f16 "
+                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; norms "
+                     "(double sums), rope (host f32 angles), attention (f32 online softmax), activations f32; {}",
+                     impl_->device_name, ps,
+                     model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
+                            : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
+                                  synthetic_scheme_ + ")");
 }
 
 SeqId CudaBackend::create_sequence(int64_t max_len) {
@@ -299,12 +485,11 @@ void CudaBackend::truncate_sequence(SeqId seq, int64_t new_length) {
 
 Logits CudaBackend::forward(const Batch& batch) {
   const ModelSpec& sp = spec();
-  const model::Model& m = *model_;
   Impl& I = *impl_;
-  const int T = int(batch.size());
+  const int T_all = int(batch.size());
   Logits result;
   result.n_vocab = sp.n_vocab;
-  if (T == 0) return result;
+  if (T_all == 0) return result;
   QB_CHECK(batch.size() < (1u << 30), "forward: batch of {} tokens is too large", batch.size());
 
   // Validate everything before touching a cache (same rules and messages as the CPU backend).
@@ -341,16 +526,38 @@ Logits CudaBackend::forward(const Batch& batch) {
     s.capacity = cap;
   }
 
+  for (size_t t = 0; t < batch.size(); ++t)
+    if (batch.tokens[t].want_logits) result.batch_index.push_back(t);
+  result.data.resize(result.rows() * size_t(sp.n_vocab));
+  const int chunk = std::max(1, options_.prefill_chunk);
+  size_t rows_done = 0;
+  for (int c0 = 0; c0 < T_all; c0 += chunk) {
+    const int T = std::min(chunk, T_all - c0);
+    rows_done += run_chunk(I, batch, c0, T, result.data.data() + rows_done * size_t(sp.n_vocab));
+  }
+  for (const auto& [id, end] : next_pos) I.seqs.at(id).length = end;
+  return result;
+}
+
+// One chunk of a validated batch (tokens c0 .. c0 + T - 1, caches already large enough): the whole
+// forward pass, logits of its wanting tokens copied to `logits_out`. Returns the number of rows.
+size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out) {
+  const ModelSpec& sp = spec();
+  auto tok = [&](int t) -> const BatchToken& { return batch.tokens[size_t(c0 + t)]; };
+  const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
   const int64_t d = sp.n_embd, qd = sp.q_dim(), ad = sp.n_head * sp.head_dim_v, ff = sp.n_ff;
   const int64_t nqkv = qd + kvk + kvv;
   const int64_t half = sp.n_rot / 2;
 
   // Host-side per-token tables: embeddings, rope angles (global and sliding-window), positions,
   // cache pointers per layer. One upload.
-  std::vector<float> emb(size_t(T * d));
+  std::vector<float> emb(model_ ? size_t(T * d) : 0);
+  std::vector<int32_t> toks(static_cast<size_t>(T));
   for (int t = 0; t < T; ++t) {
+    toks[size_t(t)] = tok(t).token;
+    if (!model_) continue;
     float* e = emb.data() + t * d;
-    m.embedding_row(batch.tokens[size_t(t)].token, e);
+    model_->embedding_row(tok(t).token, e);
     if (sp.embd_scale != 1.0f)
       for (int64_t i = 0; i < d; ++i) e[i] *= sp.embd_scale;
   }
@@ -363,34 +570,35 @@ Logits CudaBackend::forward(const Batch& batch) {
     rp.n_rot = sp.n_rot;
     rp.theta = variant ? sp.rope_theta_swa : sp.rope_theta;
     rp.position_scale = variant ? 1.0 : sp.rope_position_scale;
-    rp.freq_factors = m.rope_freqs.empty() ? nullptr : m.rope_freqs.data();
+    rp.freq_factors = !model_ || model_->rope_freqs.empty() ? nullptr : model_->rope_freqs.data();
     float* c = rope.data() + size_t(variant * 2 * T * half);
-    for (int t = 0; t < T; ++t) cpu::rope_angles(rp, batch.tokens[size_t(t)].pos, c + t * half, c + (T + t) * half);
+    for (int t = 0; t < T; ++t) cpu::rope_angles(rp, tok(t).pos, c + t * half, c + (T + t) * half);
   }
   std::vector<int64_t> pos(static_cast<size_t>(T));
-  for (int t = 0; t < T; ++t) pos[size_t(t)] = batch.tokens[size_t(t)].pos;
+  for (int t = 0; t < T; ++t) pos[size_t(t)] = tok(t).pos;
   std::vector<void*> ptrs(size_t(2 * sp.n_layer * T));
   for (int64_t il = 0; il < sp.n_layer; ++il)
     for (int t = 0; t < T; ++t) {
-      const Impl::Sequence& s = I.seqs.at(batch.tokens[size_t(t)].seq);
+      const Impl::Sequence& s = I.seqs.at(tok(t).seq);
       ptrs[size_t((2 * il) * T + t)] = s.k[size_t(il)].p;
       ptrs[size_t((2 * il + 1) * T + t)] = s.v[size_t(il)].p;
     }
-  for (size_t t = 0; t < batch.size(); ++t)
-    if (batch.tokens[t].want_logits) result.batch_index.push_back(t);
-  const int R = int(result.rows());
-  std::vector<int32_t> rows(result.batch_index.begin(), result.batch_index.end());
+  std::vector<int32_t> rows;
+  for (int t = 0; t < T; ++t)
+    if (tok(t).want_logits) rows.push_back(t);
+  const int R = int(rows.size());
 
   // Table layout in one device buffer: ptrs | pos | rows | rope | emb (8-byte aligned pieces).
   const size_t o_ptr = 0, o_pos = o_ptr + ptrs.size() * 8, o_rows = o_pos + pos.size() * 8,
                o_rope = o_rows + ((rows.size() * 4 + 7) / 8) * 8, o_emb = o_rope + ((rope.size() * 4 + 7) / 8) * 8,
-               total = o_emb + emb.size() * 4;
+               o_tok = o_emb + emb.size() * 4, total = o_tok + toks.size() * 4;
   std::vector<uint8_t> tab(total);
   std::memcpy(tab.data() + o_ptr, ptrs.data(), ptrs.size() * 8);
   std::memcpy(tab.data() + o_pos, pos.data(), pos.size() * 8);
   if (!rows.empty()) std::memcpy(tab.data() + o_rows, rows.data(), rows.size() * 4);
   std::memcpy(tab.data() + o_rope, rope.data(), rope.size() * 4);
-  std::memcpy(tab.data() + o_emb, emb.data(), emb.size() * 4);
+  if (!emb.empty()) std::memcpy(tab.data() + o_emb, emb.data(), emb.size() * 4);
+  std::memcpy(tab.data() + o_tok, toks.data(), toks.size() * 4);
   I.tabs.ensure(total);
   cuda_ok(cudaMemcpyAsync(I.tabs.p, tab.data(), total, cudaMemcpyHostToDevice, I.stream), "table upload");
   uint8_t* dt = I.tabs.as<uint8_t>();
@@ -418,7 +626,11 @@ Logits CudaBackend::forward(const Batch& batch) {
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
   auto enqueue = [&] {
-    cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
+    if (model_)
+      cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
+    else
+      embed_rows_bf16(I.embd.as<uint16_t>(), reinterpret_cast<const int32_t*>(dt + o_tok), T, int(d), sp.embd_scale, x,
+                      st);
 
     for (int64_t il = 0; il < sp.n_layer; ++il) {
       const Impl::Layer& L = I.layers[size_t(il)];
@@ -512,14 +724,11 @@ Logits CudaBackend::forward(const Batch& batch) {
   } else {
     enqueue();
   }
-  if (R > 0) {
-    result.data.resize(size_t(R) * size_t(sp.n_vocab));
-    cuda_ok(cudaMemcpyAsync(result.data.data(), I.logits.p, result.data.size() * 4, cudaMemcpyDeviceToHost, st),
+  if (R > 0)
+    cuda_ok(cudaMemcpyAsync(logits_out, I.logits.p, size_t(R) * size_t(sp.n_vocab) * 4, cudaMemcpyDeviceToHost, st),
             "logits download");
-  }
   cuda_ok(cudaStreamSynchronize(st), "forward");
-  for (const auto& [id, end] : next_pos) I.seqs.at(id).length = end;
-  return result;
+  return size_t(R);
 }
 
 }  // namespace qb::runtime::cuda

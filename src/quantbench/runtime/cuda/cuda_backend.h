@@ -1,15 +1,25 @@
 // CudaBackend: runtime::Backend on one NVIDIA GPU, for the Llama family as ModelSpec describes it
 // (rope normal/neox, GQA, qkv bias, qk-norm, post-norms, SwiGLU/GeGLU, soft-capping, sliding window).
-// The forward pass mirrors the CPU reference layer by layer, with every matrix product a cuBLAS GEMM
-// over the whole batch (q|k|v and gate|up fused into one matrix each) and the rest in
-// forward_kernels.h; activations stay f32 on the device, the KV cache is f16 per sequence.
+// The forward pass mirrors the CPU reference layer by layer; q|k|v and gate|up are fused into one
+// matrix each; the non-matmul work is in forward_kernels.h; activations stay f32 on the device, the KV
+// cache is f16 per sequence.
 //
-// Weights: every matrix is dequantized on the host (qformat::dequantize_row, exact) and uploaded as a
-// dense matrix in one precision for the whole model: BF16 (default; half the bytes of f32, tensor-core
-// GEMM with f32 accumulation, activations rounded to bf16 at the GEMM input) or F32 (exact weights, f32
-// GEMM without TF32: the path that matches the CPU reference to ~1e-6). Quantized GGUF types run as
-// their dequantized values, so this backend measures their accuracy, not their speed; the packed
-// W8A16/W4A16 decode kernels (qgemv.h) are not wired in yet. describe() says all of this.
+// Weights (the design choice: decode reads each weight once per step, so quantized weights stay
+// packed on the device and are streamed by the qgemv kernels; prefill is compute-bound, so it runs on
+// cuBLAS tensor-core GEMMs):
+// - Packed (qgemv.h layout), repacked on the host at load, exactly: our w8 (int8 per-row f16 scales),
+//   w4 g32/g128 sym/asym (f16 scales), GGUF Q4_0 (= w4g32 sym, z = 8) and Q8_0 (= w8g32). Batches of
+//   <= 16 tokens run qgemv (activations rounded to f16); larger ones dequantize each matrix into a
+//   scratch buffer (f16) and run a cuBLAS f16 GEMM with f32 accumulation.
+// - Dense bf16 (cuBLAS for every batch size): f32/f16/bf16 weights, and the other GGUF types
+//   (dequantized on the host at load: correct, but no speed from fewer bytes).
+// - DenseType::F32 puts every matrix dense in f32 (cuBLAS pedantic f32): the exact reference path.
+// A stack (q|k|v, gate|up) whose parts have different packed formats runs dense bf16. Our own formats
+// outside the packed list (int2/3, nf4, fp8, bf16 scales, w8 groups) fail at load with one line
+// listing the supported ones. describe() names the path every matrix took.
+//
+// Synthetic models (model/synthetic.h) have no file: their random weights are generated on the GPU in
+// the requested scheme (nothing large exists on the host), embeddings included.
 #pragma once
 #include <map>
 #include <memory>
@@ -28,6 +38,11 @@ struct CudaBackendOptions {
   int device = 0;
   // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed.
   bool use_graphs = true;
+  // Keep the packable formats packed for the qgemv kernels (see the top of this file); off: every matrix
+  // dense bf16 through cuBLAS (for comparison).
+  bool packed = true;
+  // Batches longer than this run as consecutive chunks (bounds the scratch memory of long prefills).
+  int prefill_chunk = 1024;
 };
 
 // True when a CUDA device is usable (tests skip otherwise).
@@ -38,13 +53,18 @@ class CudaBackend final : public Backend {
   // Uploads the model. Throws qb::Error if there is no device, a weight type has no GPU path (the
   // message lists the supported ones), or the shapes are outside what the kernels handle.
   explicit CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendOptions options = {});
+  // A synthetic model (spec from model::synthetic_shape) with random weights made on the GPU in
+  // `scheme`: "bf16", "w8", "w8g32", "w4g32", "w4g128", with "-asym" (or a trailing "a") for w4.
+  // Throws qb::Error for an unknown scheme or shapes that are not multiples of 64.
+  CudaBackend(const model::ModelSpec& spec, const std::string& synthetic_name, const std::string& scheme,
+              uint64_t seed, CudaBackendOptions options = {});
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string name() const override { return "cuda"; }
   std::string describe() const override;
-  const model::ModelSpec& spec() const override { return model_->spec(); }
+  const model::ModelSpec& spec() const override { return spec_; }
 
   SeqId create_sequence(int64_t max_len = 0) override;
   void free_sequence(SeqId seq) override;
@@ -56,14 +76,23 @@ class CudaBackend final : public Backend {
   // Turns decode-graph replay on or off (for comparing the two; results are the same).
   void set_use_graphs(bool on) { options_.use_graphs = on; }
 
-  // Bytes of weights resident on the device (what a decode step streams, embeddings excluded).
+  // Bytes a decode step streams for the matrices: packed weights + scales + zero points, or the dense
+  // matrix (embeddings excluded).
   size_t weight_bytes() const;
+  // The GPU's name, driver and runtime versions, for the Manifest.
+  std::string device_facts() const;
+  // The packed-scheme name of a synthetic model ("" for a file).
+  const std::string& synthetic_scheme() const { return synthetic_scheme_; }
 
   struct Impl;  // device state (public only so the .cpp's helpers can name it)
 
  private:
-  std::shared_ptr<const model::Model> model_;
+  std::shared_ptr<const model::Model> model_;  // null for a synthetic model
+  model::ModelSpec spec_;
+  std::string synthetic_name_, synthetic_scheme_;
   CudaBackendOptions options_;
+  void init_device();
+  size_t run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -98,79 +98,119 @@ __global__ void rope_kv_kernel(RopeKvArgs a) {
   for (int i = threadIdx.x; i < vd; i += blockDim.x) vc[i] = __float2half_rn(v[i]);
 }
 
-constexpr int kAttnWarps = 4;
-constexpr int kPerLane = kMaxHeadDim / 32;
+constexpr int kAttnThreads = 128;
+constexpr int kAttnTile = 2048;  // keys whose scores sit in shared memory at once
+constexpr int kDimsPerThread = (kMaxHeadDim + kAttnThreads - 1) / kAttnThreads;
 
-// One block of kAttnWarps warps per (head, token). Warp w takes keys first + w, first + w + 4, ...;
-// the lanes split the head dimension (element i on lane i % 32), so a key's dot product is a warp
-// reduction and the running softmax state (max, sum, accumulator) is per warp; the warps' states are
-// merged at the end.
+__device__ inline float block_reduce(float v, float* red, bool is_max) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = is_max ? fmaxf(v, w) : v + w;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+  __syncthreads();  // red may still be read by a previous reduction
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float t = is_max ? -INFINITY : 0.0f;
+  for (int w = 0; w < nw; ++w) t = is_max ? fmaxf(t, red[w]) : t + red[w];
+  return t;
+}
+
+// One block per (head, token), keys in tiles of kAttnTile: first every key's score (a thread per key,
+// its dot product over the head dimension with 16-byte loads where the layout allows), then the tile's
+// softmax weights, then the weighted sum of values (a thread per output dimension, keys in order,
+// coalesced rows). Loads are independent of each other, unlike a walk that reduces one key at a time,
+// which is what decode at short contexts needs. Tiles are merged with the online-softmax rescaling.
 __global__ void attention_kernel(AttentionArgs a) {
-  const int h = blockIdx.x, t = blockIdx.y;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __shared__ float qs[kMaxHeadDim];
+  __shared__ float sc[kAttnTile];
+  __shared__ float red[32];
+  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x;
   const int kvh = h / (a.n_head / a.n_head_kv);
-  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
   const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
   const __half* kc = reinterpret_cast<const __half*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
   const __half* vc = reinterpret_cast<const __half*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
   const int64_t pos = a.pos[t];
   const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
-
-  float qr[kPerLane], acc[kPerLane];
-#pragma unroll
-  for (int e = 0; e < kPerLane; ++e) {
-    const int i = lane + 32 * e;
-    qr[e] = i < a.hd_k ? q[i] : 0.0f;
-    acc[e] = 0.0f;
-  }
-  float m = -INFINITY, l = 0.0f;
-  for (int64_t j = first + warp; j <= pos; j += kAttnWarps) {
-    const __half* kj = kc + j * kd;
-    float d = 0.0f;
-#pragma unroll
-    for (int e = 0; e < kPerLane; ++e) {
-      const int i = lane + 32 * e;
-      if (i < a.hd_k) d += qr[e] * __half2float(kj[i]);
-    }
-    for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-    d *= a.scale;
-    if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
-    const float mn = fmaxf(m, d);
-    const float corr = expf(m - mn), p = expf(d - mn);
-    l = l * corr + p;
-    const __half* vj = vc + j * vd;
-#pragma unroll
-    for (int e = 0; e < kPerLane; ++e) {
-      const int i = lane + 32 * e;
-      acc[e] = acc[e] * corr + (i < a.hd_v ? p * __half2float(vj[i]) : 0.0f);
-    }
-    m = mn;
-  }
-
-  __shared__ float sm[kAttnWarps], sl[kAttnWarps];
-  __shared__ float sacc[kAttnWarps][kMaxHeadDim];
-  if (lane == 0) { sm[warp] = m; sl[warp] = l; }
-#pragma unroll
-  for (int e = 0; e < kPerLane; ++e) sacc[warp][lane + 32 * e] = acc[e];
+  const int64_t n = pos - first + 1;
+  for (int i = tid; i < a.hd_k; i += blockDim.x) qs[i] = q[i];
   __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < kAttnWarps; ++w) M = fmaxf(M, sm[w]);
-  float L = 0.0f, f[kAttnWarps];
-  for (int w = 0; w < kAttnWarps; ++w) {
-    f[w] = sl[w] > 0.0f ? expf(sm[w] - M) : 0.0f;
-    L += sl[w] * f[w];
+  const bool vec = a.hd_k % 8 == 0;  // rows then start on 16-byte boundaries (kd is a multiple of 8 too)
+
+  float m_run = -INFINITY, l_run = 0.0f, acc[kDimsPerThread];
+#pragma unroll
+  for (int e = 0; e < kDimsPerThread; ++e) acc[e] = 0.0f;
+  for (int64_t t0 = 0; t0 < n; t0 += kAttnTile) {
+    const int nt = int(min(int64_t(kAttnTile), n - t0));
+    float mx = -INFINITY;
+    for (int j = tid; j < nt; j += blockDim.x) {
+      const __half* kj = kc + (first + t0 + j) * kd;
+      float d = 0.0f;
+      if (vec) {
+        for (int i = 0; i < a.hd_k; i += 8) {
+          const uint4 u = *reinterpret_cast<const uint4*>(kj + i);
+          const __half2* hp = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            const float2 f = __half22float2(hp[k]);
+            d += qs[i + 2 * k] * f.x + qs[i + 2 * k + 1] * f.y;
+          }
+        }
+      } else {
+        for (int i = 0; i < a.hd_k; ++i) d += qs[i] * __half2float(kj[i]);
+      }
+      d *= a.scale;
+      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+      sc[j] = d;
+      mx = fmaxf(mx, d);
+    }
+    mx = block_reduce(mx, red, true);
+    const float m_new = fmaxf(m_run, mx);
+    const float corr = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
+    float sum = 0.0f;
+    for (int j = tid; j < nt; j += blockDim.x) {
+      const float p = expf(sc[j] - m_new);
+      sc[j] = p;
+      sum += p;
+    }
+    sum = block_reduce(sum, red, false);  // its barriers also publish sc
+    l_run = l_run * corr + sum;
+#pragma unroll
+    for (int e = 0; e < kDimsPerThread; ++e) {
+      const int i = tid + kAttnThreads * e;
+      if (i >= a.hd_v) break;
+      const __half* vi = vc + (first + t0) * vd + i;
+      float o = 0.0f;
+#pragma unroll 4
+      for (int j = 0; j < nt; ++j) o += sc[j] * __half2float(vi[int64_t(j) * vd]);
+      acc[e] = acc[e] * corr + o;
+    }
+    m_run = m_new;
+    __syncthreads();  // the next tile overwrites sc
   }
   float* out = a.out + int64_t(t) * a.n_head * a.hd_v + int64_t(h) * a.hd_v;
-  for (int i = threadIdx.x; i < a.hd_v; i += blockDim.x) {
-    float o = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w) o += sacc[w][i] * f[w];
-    out[i] = o / L;
+#pragma unroll
+  for (int e = 0; e < kDimsPerThread; ++e) {
+    const int i = tid + kAttnThreads * e;
+    if (i < a.hd_v) out[i] = acc[e] / l_run;
   }
 }
 
 int grid_for(int64_t n) {
   const int64_t b = (n + 255) / 256;
   return int(b < 4096 ? (b > 0 ? b : 1) : 4096);
+}
+
+__global__ void f16_kernel(const float* x, __half* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2half_rn(x[i]);
+}
+
+__global__ void embed_bf16_kernel(const __nv_bfloat16* table, const int32_t* tokens, int d, float scale, float* x) {
+  const int t = blockIdx.x;
+  const __nv_bfloat16* row = table + int64_t(tokens[t]) * d;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) x[int64_t(t) * d + i] = __bfloat162float(row[i]) * scale;
 }
 
 }  // namespace
@@ -220,7 +260,19 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
   if (a.hd_k > kMaxHeadDim || a.hd_v > kMaxHeadDim)
     throw std::runtime_error("cuda attention: head dimension above " + std::to_string(kMaxHeadDim));
-  attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), 32 * kAttnWarps, 0, s>>>(a);
+  attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), kAttnThreads, 0, s>>>(a);
+  QB_CUDA_LAUNCHED();
+}
+
+void f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
+  f16_kernel<<<grid_for(n), 256, 0, s>>>(x, reinterpret_cast<__half*>(y), n);
+  QB_CUDA_LAUNCHED();
+}
+
+void embed_rows_bf16(const uint16_t* table, const int32_t* tokens, int T, int d, float scale, float* x,
+                     cudaStream_t s) {
+  if (T == 0) return;
+  embed_bf16_kernel<<<T, 256, 0, s>>>(reinterpret_cast<const __nv_bfloat16*>(table), tokens, d, scale, x);
   QB_CUDA_LAUNCHED();
 }
 

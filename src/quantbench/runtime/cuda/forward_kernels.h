@@ -32,6 +32,12 @@ void gated_act(const float* gate_up, float* out, int n, int rows, int act, cudaS
 void softcap_inplace(float* z, int64_t n, float c, cudaStream_t s);
 
 void f32_to_bf16(const float* x, uint16_t* y, int64_t n, cudaStream_t s);
+void f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t s);
+
+// x[t][i] = table[tokens[t]][i] * scale: embedding rows gathered on the device from a bf16 table
+// (synthetic models, whose embeddings never exist on the host). tokens are checked by the caller.
+void embed_rows_bf16(const uint16_t* table, const int32_t* tokens, int T, int d, float scale, float* x,
+                     cudaStream_t s);
 
 struct RopeKvArgs {
   float* qkv = nullptr;         // [T][qkv_stride]: q (n_head x hd_k) | k (n_head_kv x hd_k) | v

@@ -109,7 +109,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
         for (int v = 0; v < LPC; ++v)
           st.w[u][r][v] = ok ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
                              : make_uint4(0, 0, 0, 0);
-        if constexpr (F == 2) {
+        if constexpr (F == 2 || (F == 1 && G == 32)) {  // int4, and int8 with group-32 scales
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
@@ -225,6 +225,35 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
             a[s][3] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), off));
           }
         }
+        if constexpr (F == 1 && G == 32) {
+          // w8g32: sub-tiles 0-1 are group 2c, 2-3 group 2c + 1; exact integer products per group
+          // into a temporary tile, scaled in f32 by the two rows' scales (as int4 does).
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            float tmp[NT][4];
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+              for (int i = 0; i < 4; ++i) tmp[j][i] = 0.f;
+#pragma unroll
+            for (int s = 2 * h; s < 2 * h + 2; ++s) {
+#pragma unroll
+              for (int j = 0; j < NT; ++j) {
+                const uint4& b = xv[u][j][s >> 1];
+                const uint32_t b0 = (s & 1) ? b.z : b.x, b1 = (s & 1) ? b.w : b.y;
+                mma16816<false>(tmp[j], a[s][0], a[s][1], a[s][2], a[s][3], b0, b1);
+              }
+            }
+            const float2 s2 = __half22float2(bits_h2(sc[u][r][h]));  // (row g, row g + 8)
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              acc[r][j][0] += s2.x * tmp[j][0];
+              acc[r][j][1] += s2.x * tmp[j][1];
+              acc[r][j][2] += s2.y * tmp[j][2];
+              acc[r][j][3] += s2.y * tmp[j][3];
+            }
+          }
+        } else {
 #pragma unroll
         for (int s = 0; s < 4; ++s) {
 #pragma unroll
@@ -233,6 +262,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
             const uint32_t b0 = (s & 1) ? b.z : b.x, b1 = (s & 1) ? b.w : b.y;
             mma16816<Fmt<F>::kBf16>(acc[r][j], a[s][0], a[s][1], a[s][2], a[s][3], b0, b1);
           }
+        }
         }
       }
     }
@@ -256,7 +286,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     const int row = (rb0 + r) * 16 + (l >> 2) + 8 * (i >> 1);
     const int tok = 8 * j + 2 * (l & 3) + (i & 1);
     if (row < n_out && tok < n_tokens) {
-      if constexpr (F == 1) sum *= __half2float(__ushort_as_half(scales[row]));
+      if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
       y[size_t(tok) * n_out + row] = sum;
     }
   }
@@ -283,6 +313,111 @@ __global__ void pack_activations_kernel(const uint16_t* __restrict__ x, int n_to
   }
 }
 
+// Same fragment layout as pack_activations_kernel, reading f32 activations and rounding them to f16
+// or bf16 on the way (the forward pass keeps its residual stream in f32, so this replaces a cast kernel
+// plus a pack kernel with one).
+template <bool kToBf16>
+__global__ void pack_activations_f32_kernel(const float* __restrict__ x, int n_tokens, int n_in, int nt, int chunks,
+                                            uint32_t* __restrict__ out) {
+  const size_t total = size_t(chunks) * nt * 32 * 8;
+  for (size_t idx = blockIdx.x * size_t(blockDim.x) + threadIdx.x; idx < total;
+       idx += size_t(gridDim.x) * blockDim.x) {
+    const int sh = int(idx & 7), lane = int((idx >> 3) & 31);
+    const size_t rest = idx >> 8;
+    const int j = int(rest % nt), c = int(rest / nt);
+    const int s = sh >> 1, h = sh & 1;
+    const int tok = 8 * j + (lane >> 2);
+    const int k = 64 * c + 16 * s + 2 * (lane & 3) + 8 * h;
+    float a = 0.f, b = 0.f;
+    if (tok < n_tokens) {
+      const float* row = x + size_t(tok) * n_in;
+      if (k < n_in) a = row[k];
+      if (k + 1 < n_in) b = row[k + 1];
+    }
+    uint32_t lo, hi;
+    if constexpr (kToBf16) {
+      lo = __bfloat16_as_ushort(__float2bfloat16_rn(a));
+      hi = __bfloat16_as_ushort(__float2bfloat16_rn(b));
+    } else {
+      lo = __half_as_ushort(__float2half_rn(a));
+      hi = __half_as_ushort(__float2half_rn(b));
+    }
+    out[idx] = lo | (hi << 16);
+  }
+}
+
+// Packed -> dense row-major [n_out][n_in] (f16 or bf16), one warp per 16x64 chunk: each lane decodes
+// its 16-byte vectors into a shared tile (the inverse of the layout rule in qgemv.h), then the warp
+// writes the tile's 16 rows with coalesced 128-byte stores. Values are (q - z) * s computed in f32 and
+// rounded once to the output type.
+template <int F, bool kToBf16>
+__global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
+                                         const uint8_t* __restrict__ zeros, int group, bool asym, int n_out, int n_in,
+                                         int row_blocks, int chunks, int groups, uint16_t* __restrict__ out) {
+  constexpr int LPC = Fmt<F>::LPC;
+  __shared__ float tile[4][16][65];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t job = int64_t(blockIdx.x) * 4 + warp;
+  if (job >= int64_t(row_blocks) * chunks) return;
+  const int rb = int(job / chunks), c = int(job % chunks);
+  const int g = lane >> 2, t = lane & 3;
+  auto scale_of = [&](int r, int col) -> float {  // r: row within the block, col: global column
+    const int row = rb * 16 + r;
+    if (F == 0) return 1.f;
+    if (F == 1 && group == 0) return row < n_out ? __half2float(__ushort_as_half(scales[row])) : 0.f;
+    const int gi = col / group;
+    return __half2float(__ushort_as_half(scales[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
+  };
+  auto zero_of = [&](int r, int col) -> int {
+    if (F != 2) return 0;
+    if (!asym) return 8;
+    const int gi = col / group;
+    return zeros[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)];
+  };
+#pragma unroll
+  for (int v = 0; v < LPC; ++v) {
+    const uint4 q = W[((size_t(rb) * chunks + c) * LPC + v) * 32 + lane];
+    const uint32_t words[4] = {q.x, q.y, q.z, q.w};
+    // Sub-tiles held by this vector: bf16 one (s = v), int8 two (s = 2v, 2v + 1), int4 four.
+    constexpr int SUBS = F == 0 ? 1 : F == 1 ? 2 : 4;
+#pragma unroll
+    for (int si = 0; si < SUBS; ++si) {
+      const int s = F == 0 ? v : F == 1 ? 2 * v + si : si;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const int r = g + 8 * ((e >> 1) & 1), kk = 16 * s + 2 * t + (e & 1) + 8 * (e >> 2);
+        const int col = 64 * c + kk;
+        float val;
+        if constexpr (F == 0) {
+          const uint16_t b = uint16_t(words[e >> 1] >> (16 * (e & 1)));
+          val = __bfloat162float(__ushort_as_bfloat16(b));
+        } else if constexpr (F == 1) {
+          const int byte = 8 * (s & 1) + e;
+          const int qv = int((words[byte >> 2] >> (8 * (byte & 3))) & 255u) - 128;
+          val = col < n_in ? float(qv) * scale_of(r, col) : 0.f;
+        } else {
+          const int nib = (e >> 1) + 4 * (e & 1);
+          const int qv = int((words[s] >> (4 * nib)) & 15u);
+          val = col < n_in ? float(qv - zero_of(r, col)) * scale_of(r, col) : 0.f;
+        }
+        tile[warp][r][kk] = val;
+      }
+    }
+  }
+  __syncwarp();
+  for (int r = 0; r < 16; ++r) {
+    const int row = rb * 16 + r;
+    if (row >= n_out) break;
+    for (int kk = lane; kk < 64; kk += 32) {
+      const int col = 64 * c + kk;
+      if (col >= n_in) continue;
+      const float val = tile[warp][r][kk];
+      out[size_t(row) * n_in + col] =
+          kToBf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(val)) : __half_as_ushort(__float2half_rn(val));
+    }
+  }
+}
+
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int);
 
@@ -297,7 +432,7 @@ KernelFn pick_r(int r, int nt) {
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt) {
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
-    case WeightFormat::W8A16: return pick_r<1, 0, false>(r, nt);
+    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt) : pick_r<1, 0, false>(r, nt);
     case WeightFormat::W4A16:
       if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt) : pick_r<2, 32, false>(r, nt);
       return s.asym ? pick_r<2, 128, true>(r, nt) : pick_r<2, 128, false>(r, nt);
@@ -382,6 +517,41 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
                                 int(p.n_out), int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens));
   QB_CUDA_LAUNCHED();
   return cfg;
+}
+
+void pack_activations_f32(const float* x, bool to_bf16, int n_tokens, int64_t n_in, void* xfrag,
+                          cudaStream_t stream) {
+  if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("pack_activations_f32: n_tokens must be 1..16");
+  const int chunks = int((n_in + 63) / 64), nt = (n_tokens + 7) / 8;
+  const size_t total = size_t(chunks) * nt * 256;
+  const int blocks = int(std::min<size_t>((total + 255) / 256, 4096));
+  auto* o = static_cast<uint32_t*>(xfrag);
+  if (to_bf16) pack_activations_f32_kernel<true><<<blocks, 256, 0, stream>>>(x, n_tokens, int(n_in), nt, chunks, o);
+  else pack_activations_f32_kernel<false><<<blocks, 256, 0, stream>>>(x, n_tokens, int(n_in), nt, chunks, o);
+  QB_CUDA_LAUNCHED();
+}
+
+void dequantize_packed(const DeviceMatrix& w, bool to_bf16, void* out, cudaStream_t stream) {
+  const PackedShape& p = w.shape;
+  const int64_t jobs = p.row_blocks * p.chunks;
+  const unsigned blocks = unsigned((jobs + 3) / 4);
+  auto* o = static_cast<uint16_t*>(out);
+  const auto* W = static_cast<const uint4*>(w.weights.get());
+  const auto* sc = static_cast<const uint16_t*>(w.scales.get());
+  const auto* zp = static_cast<const uint8_t*>(w.zeros.get());
+  const int grp = p.spec.group, no = int(p.n_out), ni = int(p.n_in), rbs = int(p.row_blocks), ch = int(p.chunks),
+            gs = int(p.groups);
+  const bool as = p.spec.asym;
+#define QB_DEQ(F)                                                                                              \
+  (to_bf16 ? dequantize_packed_kernel<F, true><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, as, no, ni, rbs, ch, gs, o) \
+           : dequantize_packed_kernel<F, false><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, as, no, ni, rbs, ch, gs, o))
+  switch (p.spec.format) {
+    case WeightFormat::BF16: QB_DEQ(0); break;
+    case WeightFormat::W8A16: QB_DEQ(1); break;
+    case WeightFormat::W4A16: QB_DEQ(2); break;
+  }
+#undef QB_DEQ
+  QB_CUDA_LAUNCHED();
 }
 
 }  // namespace qb::runtime::cuda

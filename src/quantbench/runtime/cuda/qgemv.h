@@ -21,7 +21,8 @@
 //                       via byte_perm with 0x64 high bytes (1024 + byte), minus 1152.
 //   int4: v = 0;        u32 word s, nibble (e >> 1) + 4 (e & 1), storing q (0..15); a mask and an OR
 //                       with 0x64006400 makes f16 1024 + q for two elements at once, minus (1024 + z).
-// SCALES: int8: scales[row] f16, applied to the f32 sum. int4: f16 per (row, group), stored so that a
+// SCALES: int8: scales[row] f16, applied to the f32 sum; int8 with group 32 ("w8g32", GGUF Q8_0's
+// blocks): like int4 below, one f16 per (row, group of 32), applied to each group's partial sum. int4: f16 per (row, group), stored so that a
 // lane loads its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
@@ -51,7 +52,7 @@ enum class WeightFormat { BF16, W8A16, W4A16 };
 
 struct QuantSpec {
   WeightFormat format = WeightFormat::BF16;
-  int group = 0;      // W4A16: 32 or 128 inputs per scale; otherwise 0
+  int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row) or 32; BF16: 0
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
 };
 std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w4g128", "w4g32a", ...
@@ -107,6 +108,15 @@ DeviceMatrix allocate(const PackedShape& p);
 size_t activation_frag_bytes(int64_t n_in, int n_tokens);
 void pack_activations(const void* x, bool x_is_bf16, int n_tokens, int64_t n_in, void* xfrag,
                       cudaStream_t stream);
+
+// The same fragments from f32 activations [n_tokens][n_in], rounded to bf16 (to_bf16) or f16 on the way:
+// what the forward pass calls (its residual stream is f32), one kernel instead of a cast and a pack.
+void pack_activations_f32(const float* x, bool to_bf16, int n_tokens, int64_t n_in, void* xfrag,
+                          cudaStream_t stream);
+
+// Packed matrix -> dense row-major [n_out][n_in] f16 or bf16 (each value (q - z) * s rounded once):
+// the prefill path dequantizes a matrix into a scratch buffer, then runs a tensor-core GEMM on it.
+void dequantize_packed(const DeviceMatrix& w, bool to_bf16, void* out, cudaStream_t stream);
 
 // Launch shape. 0 = chosen from the problem (choose_config). rows_per_warp is in row blocks of 16.
 struct QgemvConfig {

@@ -57,7 +57,7 @@ size_t scale_index(const PackedShape& p, int64_t row, int64_t gi) {
 std::string spec_name(const QuantSpec& s) {
   switch (s.format) {
     case WeightFormat::BF16: return "bf16";
-    case WeightFormat::W8A16: return "w8";
+    case WeightFormat::W8A16: return s.group ? "w8g" + std::to_string(s.group) : "w8";
     case WeightFormat::W4A16: return "w4g" + std::to_string(s.group) + (s.asym ? "a" : "");
   }
   return "?";
@@ -67,7 +67,8 @@ double HostMatrix::weight(int64_t o, int64_t i) const {
   const size_t at = size_t(o * n_in + i);
   switch (spec.format) {
     case WeightFormat::BF16: return bf16_value(bf16[at]);
-    case WeightFormat::W8A16: return double(q8[at]) * f16_value(scales[o]);
+    case WeightFormat::W8A16:
+      return double(q8[at]) * f16_value(spec.group ? scales[size_t(o * (n_in / spec.group) + i / spec.group)] : scales[o]);
     case WeightFormat::W4A16: {
       const size_t g = size_t(o * (n_in / spec.group) + i / spec.group);
       const int z = spec.asym ? zeros[g] : 8;
@@ -92,8 +93,13 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
       throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of group " +
                                   std::to_string(spec.group));
     p.groups = (p.chunks * 64 + spec.group - 1) / spec.group;
+  } else if (spec.format == WeightFormat::W8A16 && spec.group != 0) {
+    // w8g32: one f16 scale per 32 inputs (GGUF Q8_0's blocks), symmetric only.
+    if (spec.group != 32 || spec.asym) throw std::invalid_argument("qgemv: w8 groups must be 32, symmetric");
+    if (n_in % 32) throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of 32");
+    p.groups = p.chunks * 2;
   } else if (spec.group != 0 || spec.asym) {
-    throw std::invalid_argument("qgemv: group/asym apply to w4 only");
+    throw std::invalid_argument("qgemv: group/asym apply to w4 and w8g32 only");
   }
   return p;
 }
@@ -101,8 +107,8 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
 PackedSizes packed_sizes(const PackedShape& p) {
   PackedSizes s;
   s.weights = size_t(p.row_blocks * p.chunks * lanes_per_chunk(p.spec.format) * 32 * 16);
-  if (p.spec.format == WeightFormat::W8A16) s.scales = size_t(p.row_blocks * 16) * 2;
-  if (p.spec.format == WeightFormat::W4A16) s.scales = size_t(p.row_blocks * p.groups * 16) * 2;
+  if (p.spec.format == WeightFormat::W8A16 && !p.spec.group) s.scales = size_t(p.row_blocks * 16) * 2;
+  if (p.spec.format == WeightFormat::W4A16 || (p.spec.format == WeightFormat::W8A16 && p.spec.group)) s.scales = size_t(p.row_blocks * p.groups * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 && p.spec.asym) s.zeros = size_t(p.row_blocks * p.groups * 16);
   return s;
 }
@@ -113,7 +119,9 @@ PackedHost pack(const HostMatrix& m) {
   const WeightFormat f = p.spec.format;
   const size_t n = size_t(m.n_out * m.n_in);
   const bool ok = f == WeightFormat::BF16    ? m.bf16.size() == n
-                  : f == WeightFormat::W8A16 ? m.q8.size() == n && m.scales.size() == size_t(m.n_out)
+                  : f == WeightFormat::W8A16 ? m.q8.size() == n &&
+                                                   m.scales.size() == size_t(p.spec.group ? m.n_out * (m.n_in / 32)
+                                                                                          : m.n_out)
                                              : m.q4.size() == n &&
                                                    m.scales.size() == size_t(m.n_out * (m.n_in / p.spec.group)) &&
                                                    (!p.spec.asym || m.zeros.size() == m.scales.size());
@@ -136,10 +144,10 @@ PackedHost pack(const HostMatrix& m) {
       }
     }
   }
-  if (f == WeightFormat::W8A16) {
+  if (f == WeightFormat::W8A16 && !p.spec.group) {
     out.scales.assign(sizes.scales, 0);
     std::memcpy(out.scales.data(), m.scales.data(), m.scales.size() * 2);
-  } else if (f == WeightFormat::W4A16) {
+  } else if (p.groups) {
     const int64_t ng = m.n_in / p.spec.group;
     out.scales.assign(sizes.scales, 0);  // padding groups: scale 0
     out.zeros.assign(sizes.zeros, 0);
@@ -178,10 +186,10 @@ HostMatrix unpack(const PackedHost& ph) {
       else m.q4[at] = (vec[s.pos / 2] >> (4 * (s.pos % 2))) & 15;
     }
   }
-  if (f == WeightFormat::W8A16) {
+  if (f == WeightFormat::W8A16 && !p.spec.group) {
     m.scales.resize(size_t(m.n_out));
     std::memcpy(m.scales.data(), ph.scales.data(), m.scales.size() * 2);
-  } else if (f == WeightFormat::W4A16) {
+  } else if (p.groups) {
     const int64_t ng = m.n_in / p.spec.group;
     m.scales.resize(size_t(m.n_out * ng));
     if (p.spec.asym) m.zeros.resize(m.scales.size());

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Dev machine: builds the CUDA binaries (-DQB_CUDA=ON, sm_90a) and stages everything the GPU machine
+# needs in .gpu_stage/ (git-ignored): the binaries, the non-CUDA shared libraries they link (the GPU
+# machine lacks Debian's -dev packages), the test models (stories260K, random GGUFs made here with the
+# `gguf` package and quantized here by `quantbench quantize`), and run.sh. Then, through the device
+# tool: carry [".gpu_stage"], command `bash .gpu_stage/run.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
+cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DQB_CUDA=ON >/dev/null
+cmake --build build-cuda -j2 --target quantbench_cli qb_cuda_tests qb_cuda_backend_check
+S=.gpu_stage
+mkdir -p $S/lib $S/models
+cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check bench/gpu/run.sh $S/
+git rev-parse HEAD > $S/GIT_COMMIT
+git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
+for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.so.0 libtomlplusplus.so.3; do
+  p=$(ldd build-cuda/quantbench | awk -v l=$lib '$1 == l {print $3}')
+  [ -n "$p" ] && cp -L "$p" $S/lib/
+done
+M=$S/models
+cp data/models/stories260K/stories260K.gguf $M/
+[ -f $M/rand-llama.gguf ] || python3 tests/cuda/make_random_gguf.py $M/rand-llama.gguf llama
+[ -f $M/rand-qwen2.gguf ] || python3 tests/cuda/make_random_gguf.py $M/rand-qwen2.gguf qwen2
+q() { [ -f "$3" ] || build-cuda/quantbench quantize "$1" --scheme "$2" -o "$3" -q -t 2 >/dev/null; }
+for s in w8 w4g128 w4g128-asym w4g32 w4g32-asym q4_0 q8_0; do q $M/rand-llama.gguf $s $M/rand-llama-$s.gguf; done
+q $M/rand-qwen2.gguf w4g128-asym $M/rand-qwen2-w4g128-asym.gguf
+q $M/stories260K.gguf w8 $M/stories260K-w8.gguf
+du -sh $S

@@ -1,0 +1,207 @@
+// See cuda_bench.h. Prefill runs sequence by sequence (time to first token is a sequence's own
+// prefill); decode advances all B sequences one token per forward, greedy argmax on the host (part of
+// the measured step, as it is for a server). Wall-clock times around backend calls: forward() returns
+// after the logits are on the host, so no extra synchronisation is needed.
+#include "quantbench/runtime/cuda/cuda_bench.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "quantbench/core/environment.h"
+#include "quantbench/core/error.h"
+#include "quantbench/runtime/cuda/probes.h"
+
+namespace qb::runtime::cuda {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+
+double pct(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q / 100.0 * double(v.size() - 1);
+  const size_t lo = size_t(pos), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+}
+
+int32_t argmax(std::span<const float> z) { return int32_t(std::max_element(z.begin(), z.end()) - z.begin()); }
+
+}  // namespace
+
+CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, const CudaBenchOptions& o,
+                               bool progress) {
+  const model::ModelSpec& sp = be.spec();
+  QB_CHECK(!o.batch_sizes.empty(), "--batch: at least one batch size is needed");
+  for (int64_t b : o.batch_sizes) QB_CHECK(b >= 1 && b <= 256, "--batch: batch size must be in [1, 256], got {}", b);
+  QB_CHECK(o.prompt_len >= 1 && o.gen_len >= 1, "--prompt-len and --gen-len must be >= 1");
+  QB_CHECK(o.reps >= 1 && o.warmup >= 0, "--reps must be >= 1 and --warmup >= 0");
+  QB_CHECK(o.prompt_len + o.gen_len <= sp.n_ctx_train, "--prompt-len {} + --gen-len {} exceeds the model's context of {}",
+           o.prompt_len, o.gen_len, sp.n_ctx_train);
+  CudaBenchReport r;
+  r.options = o;
+  r.model_name = model_name;
+  r.weight_bytes = int64_t(be.weight_bytes());
+  const int64_t kv_per_pos = sp.n_layer * (sp.kv_dim_k() + sp.kv_dim_v()) * 2;  // f16 cache
+  const double mean_ctx = double(o.prompt_len) + double(o.gen_len + 1) / 2.0;
+
+  std::mt19937_64 rng(o.seed);
+  std::uniform_int_distribution<int32_t> td(0, int32_t(sp.n_vocab - 1));
+  double prefill1_s = -1;
+  for (int64_t B : o.batch_sizes) {
+    CudaBenchRow row;
+    row.batch = B;
+    row.kv_bytes_per_step = int64_t(double(B) * double(kv_per_pos) * mean_ctx);
+    row.bytes_per_step = r.weight_bytes + row.kv_bytes_per_step;
+    std::vector<double> pre, dec, steps, pre1;
+    for (int rep = 0; rep < o.warmup + o.reps; ++rep) {
+      const bool measured = rep >= o.warmup;
+      std::vector<SeqId> seqs;
+      std::vector<int32_t> next(static_cast<size_t>(B));
+      double pt = 0;
+      for (int64_t b = 0; b < B; ++b) {
+        std::vector<int32_t> prompt(size_t(o.prompt_len));
+        for (auto& t : prompt) t = td(rng);
+        const SeqId s = be.create_sequence(o.prompt_len + o.gen_len);
+        seqs.push_back(s);
+        Batch batch;
+        batch.add_sequence(prompt, s, 0);
+        const auto t0 = clock_type::now();
+        next[size_t(b)] = argmax(be.forward(batch).row(0));
+        const double dt = since(t0);
+        pt += dt;
+        if (measured) pre1.push_back(dt);
+      }
+      const auto t0 = clock_type::now();
+      for (int64_t j = 0; j < o.gen_len; ++j) {
+        Batch batch;
+        for (int64_t b = 0; b < B; ++b) batch.add(next[size_t(b)], seqs[size_t(b)], o.prompt_len + j, true);
+        const auto ts = clock_type::now();
+        const Logits lg = be.forward(batch);
+        for (size_t k = 0; k < lg.rows(); ++k) next[lg.batch_index[k]] = argmax(lg.row(k));
+        if (measured) steps.push_back(since(ts));
+      }
+      const double dt = since(t0);
+      for (auto s : seqs) be.free_sequence(s);
+      if (measured) {
+        pre.push_back(double(B * o.prompt_len) / pt);
+        dec.push_back(double(B * o.gen_len) / dt);
+      }
+      if (progress) std::fprintf(stderr, "bench: batch %lld rep %d/%d\n", (long long)B, rep + 1, o.warmup + o.reps);
+    }
+    row.prefill_tok_s = pct(pre, 50);
+    row.decode_tok_s = pct(dec, 50);
+    row.step_p50_s = pct(steps, 50);
+    row.step_p90_s = pct(steps, 90);
+    row.achieved_gbs = double(row.bytes_per_step) / row.step_p50_s / 1e9;
+    if (B == 1 || prefill1_s < 0) prefill1_s = pct(pre1, 50);
+    r.rows.push_back(row);
+  }
+  // Same-run ceilings, after the model's timings (the probe's buffers are freed before they return).
+  const BandwidthResult bw = probe_bandwidth(o.probe_bytes, 10);
+  r.copy_gbs = bw.copy_gbs;
+  r.read_gbs = bw.read_gbs;
+  for (auto& row : r.rows) row.roofline_share = row.achieved_gbs / r.copy_gbs;
+  const GemmResult g = probe_gemm_bf16(int(o.prompt_len), int(2 * sp.n_ff), int(sp.n_embd), 10);
+  r.gemm_tflops = g.tflops;
+  const double layer_params = double(sp.n_embd) * double(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v()) +
+                              double(sp.n_head * sp.head_dim_v) * double(sp.n_embd) + 3.0 * double(sp.n_embd * sp.n_ff);
+  const double flops = 2.0 * double(o.prompt_len) * layer_params * double(sp.n_layer) +
+                       2.0 * double(sp.n_vocab) * double(sp.n_embd);  // logits of the last token only
+  r.prefill_tflops = flops / prefill1_s / 1e12;
+  return r;
+}
+
+Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
+  const auto& o = r.options;
+  Manifest m;
+  add_build_and_host_facts(m, 0);
+  m.set("model.name", r.model_name);
+  m.set("model.architecture", be.spec().gguf_arch);
+  m.set("model.synthetic", r.synthetic ? "true" : "false");
+  if (r.synthetic) {
+    m.set("model.shape", r.model_name);
+    m.set("model.baseline_precision", "synthetic random weights in " + r.scheme + ", generated on the GPU");
+    m.set_unknown("model.sha256", "synthetic model: no file");
+    m.set("model.source_file", "none: " + r.model_name + " is generated on the GPU (seed in harness.seed)");
+  }
+  m.set("model.spec", be.spec().describe());
+  const auto& sp = be.spec();
+  const int64_t params = sp.n_layer * (sp.n_embd * (sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v()) +
+                                       sp.n_head * sp.head_dim_v * sp.n_embd + 3 * sp.n_embd * sp.n_ff) +
+                         2 * sp.n_vocab * sp.n_embd;
+  m.set("model.parameters", std::to_string(params) + " (matrices and embeddings, from the spec)");
+  if (!r.synthetic) {
+    m.set("model.source_file", r.model_name);
+    m.set_unknown("model.sha256", "not hashed by bench --backend cuda");
+    m.set("model.baseline_precision", "weights as stored in the file");
+  }
+  m.set("model.baseline_note", r.synthetic ? "synthetic: no baseline, random weights" : "run without conversion");
+  m.set_unknown("harness.dataset_sha256", "no dataset: uniform random token ids (harness.seed)");
+  m.set("harness.items", std::to_string(o.batch_sizes.size()) + " batch sizes");
+  m.set_unknown("harness.shots", "not applicable to a speed benchmark");
+  m.set_unknown("harness.prompt_template_hash", "no prompt template: random token ids");
+  m.set("toolchain.libraries", "cuBLAS (version in toolchain.cuda)");
+  m.set("scheme.name", r.synthetic ? r.scheme : "none (weights as stored)");
+  m.set("scheme.kv_cache", "f16");
+  m.set("harness.task", "bench decode (cuda)");
+  m.set("harness.task_version", "1");
+  m.set("harness.generation", fmt::format("prompt_len={}, gen_len={}, greedy argmax, reps={}, warmup={} (excluded)",
+                                          o.prompt_len, o.gen_len, o.reps, o.warmup));
+  m.set("harness.seed", "prompt tokens: mt19937_64 seed " + std::to_string(o.seed));
+  m.set("harness.batch_size", fmt::format("{}", fmt::join(o.batch_sizes, ",")));
+  m.set("toolchain.backend", be.describe());
+  m.set("toolchain.cuda", be.device_facts());
+  m.set("hardware.gpu", be.device_facts());
+  m.set("hardware.bandwidth", fmt::format("device copy kernel {:.0f} GB/s (read + written, {} MiB buffers, median of "
+                                          "10), read-only kernel {:.0f} GB/s; same run",
+                                          r.copy_gbs, o.probe_bytes >> 20, r.read_gbs));
+  m.set("hardware.gemm", fmt::format("cuBLAS bf16 GEMM {} tokens x {} x {}: {:.0f} TFLOP/s; same run", o.prompt_len,
+                                     2 * be.spec().n_ff, be.spec().n_embd, r.gemm_tflops));
+  Result res("bench", "decode", std::move(m));
+  res.set_misses("Speed only. Roofline = copy-probe bandwidth / (weight + scale + zero-point bytes + f16 KV bytes "
+                 "read per step); embeddings and activations left out. Prefill FLOPs count the matrix products only.");
+  res.add_metric({"bandwidth_copy_gbps", r.copy_gbs, {}, {}, Direction::HigherIsBetter, "median", "GB/s"});
+  res.add_metric({"weight_bytes_per_step", double(r.weight_bytes), {}, {}, Direction::Neither, "count", "bytes"});
+  res.add_metric({"prefill_tflops", r.prefill_tflops, {}, {}, Direction::HigherIsBetter, "median", "TFLOP/s"});
+  res.add_metric({"gemm_bf16_tflops", r.gemm_tflops, {}, {}, Direction::HigherIsBetter, "median", "TFLOP/s"});
+  for (const auto& row : r.rows) {
+    std::string p = "b";  // appended: GCC 12 warns falsely (-Wrestrict) on "lit" + string
+    p += std::to_string(row.batch);
+    p += '.';
+    res.add_metric({p + "prefill_tok_s", row.prefill_tok_s, {}, {}, Direction::HigherIsBetter, "median over reps", "tok/s"});
+    res.add_metric({p + "decode_tok_s", row.decode_tok_s, {}, {}, Direction::HigherIsBetter, "median over reps", "tok/s"});
+    res.add_metric({p + "roofline_share", row.roofline_share, {}, {}, Direction::HigherIsBetter,
+                    "bytes_per_step / step p50 / copy probe", ""});
+    nlohmann::json it;
+    it["batch"] = row.batch;
+    it["prefill_tok_s"] = row.prefill_tok_s;
+    it["decode_tok_s"] = row.decode_tok_s;
+    it["step_s"] = {{"p50", row.step_p50_s}, {"p90", row.step_p90_s}};
+    it["bytes_per_step"] = {{"total", row.bytes_per_step}, {"weights", r.weight_bytes}, {"kv_cache_mean", row.kv_bytes_per_step}};
+    it["achieved_gbps"] = row.achieved_gbs;
+    it["roofline_share"] = row.roofline_share;
+    res.add_item(std::move(it));
+  }
+  return res;
+}
+
+std::string render_cuda_bench_table(const CudaBenchReport& r) {
+  std::string s = fmt::format("{:>6} {:>12} {:>12} {:>10} {:>14} {:>9} {:>9}\n", "batch", "prefill t/s", "decode t/s",
+                              "step p50", "bytes/step", "GB/s", "roofline");
+  for (const auto& row : r.rows)
+    s += fmt::format("{:>6} {:>12.1f} {:>12.1f} {:>8.3f}ms {:>14} {:>9.1f} {:>8.1f}%\n", row.batch, row.prefill_tok_s,
+                     row.decode_tok_s, 1e3 * row.step_p50_s, row.bytes_per_step, row.achieved_gbs,
+                     100 * row.roofline_share);
+  s += fmt::format("copy probe {:.0f} GB/s (read-only {:.0f}); weights {} bytes/step\n", r.copy_gbs, r.read_gbs,
+                   r.weight_bytes);
+  s += fmt::format("prefill {} tokens (batch 1): {:.1f} TFLOP/s of matmul = {:.1f}% of the same-run cuBLAS bf16 GEMM "
+                   "({:.1f} TFLOP/s)\n",
+                   r.options.prompt_len, r.prefill_tflops, 100 * r.prefill_tflops / r.gemm_tflops, r.gemm_tflops);
+  return s;
+}
+
+}  // namespace qb::runtime::cuda

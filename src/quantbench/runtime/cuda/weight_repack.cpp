@@ -1,0 +1,105 @@
+// See weight_repack.h. Every conversion copies integers and f16 scale bits unchanged, so the packed
+// weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c - 128; int4 codes and
+// zero points as they are; Q4_0 nibbles with z = 8; Q8_0 int8 values), checked host-side by
+// tests/cuda/cuda_backend_check.cpp against the CPU reference's dequantization.
+#include "quantbench/runtime/cuda/weight_repack.h"
+
+#include "quantbench/core/error.h"
+#include "quantbench/quant/qformat/bit_pack.h"
+#include "quantbench/quant/qformat/ggml_blocks.h"
+#include "quantbench/quant/qformat/quantized_tensor.h"
+
+namespace qb::runtime::cuda {
+namespace {
+using formats::GgmlType;
+}  // namespace
+
+std::string supported_list() {
+  std::string dense;
+  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                 GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+    if (qformat::can_dequantize(t)) dense += (dense.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
+  return "packed for the qgemv decode kernels: w8 (int8 per-row, f16 scales), w4g32 and w4g128 (int4, f16 "
+         "scales, sym or asym), GGUF q4_0 and q8_0; dense bf16 (dequantized at load): GGUF " + dense;
+}
+
+namespace {
+uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+
+}  // namespace
+
+PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
+  if (w.quantized) {
+    const quant::QuantizedTensor& q = *w.quantized;
+    const quant::QuantLayout& l = q.layout;
+    const std::string name = quant::layout_name(l);
+    if (l.scale_type == quant::ScaleType::F16 && !q.ragged_last_group) {
+      if (l.format == quant::QFormat::Int8 && l.granularity == quant::Granularity::Channel && !l.asymmetric)
+        return {true, {WeightFormat::W8A16, 0, false}, name + " -> w8 packed (qgemv)"};
+      if (l.format == quant::QFormat::Int4 && l.granularity == quant::Granularity::Group &&
+          (l.group_size == 32 || l.group_size == 128) && w.n_in % l.group_size == 0)
+        return {true, {WeightFormat::W4A16, int(l.group_size), l.asymmetric},
+                name + " -> " + spec_name({WeightFormat::W4A16, int(l.group_size), l.asymmetric}) + " packed (qgemv)"};
+    }
+    fail("cuda backend: weight {} is stored as {}, which has no GPU path (supported: {})", what, name,
+         supported_list());
+  }
+  const std::string tn(formats::ggml_type_name(w.type));
+  if (w.type == GgmlType::Q4_0 && w.n_in % 32 == 0)
+    return {true, {WeightFormat::W4A16, 32, false}, tn + " -> w4g32 packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::Q8_0 && w.n_in % 32 == 0)
+    return {true, {WeightFormat::W8A16, 32, false}, tn + " -> w8g32 packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16 ||
+      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0))
+    return {false, {}, tn + " -> dense"};
+  fail("cuda backend: weight {} has type {}, which has no GPU path (supported: {})", what, tn, supported_list());
+}
+
+// Appends rows [0, n_out) of w, in its packed spec, to the host matrix m (whose spec matches).
+void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
+  const int64_t n_in = w.n_in, row0 = m.n_out;
+  const QuantSpec& sp = m.spec;
+  const int64_t ng = sp.group ? n_in / sp.group : 1;
+  m.n_out += w.n_out;
+  const size_t n = size_t(m.n_out * n_in);
+  if (sp.format == WeightFormat::W4A16) m.q4.resize(n);
+  else m.q8.resize(n);
+  m.scales.resize(size_t(m.n_out * ng));
+  if (sp.asym) m.zeros.resize(m.scales.size());
+  for (int64_t r = 0; r < w.n_out; ++r) {
+    const size_t at = size_t((row0 + r) * n_in), sat = size_t((row0 + r) * ng);
+    if (w.quantized) {
+      const quant::QuantizedTensor& q = *w.quantized;
+      const uint8_t* codes = q.codes.data() + size_t(r) * q.row_bytes();
+      if (sp.format == WeightFormat::W8A16) {
+        for (int64_t i = 0; i < n_in; ++i) m.q8[at + size_t(i)] = int8_t(int(codes[i]) - 128);
+      } else {
+        quant::unpack_codes(4, codes, 0, n_in, m.q4.data() + at);
+      }
+      for (int64_t g = 0; g < ng; ++g) {
+        const size_t si = q.scale_index(r, g);
+        m.scales[sat + size_t(g)] = u16_at(q.scales.data() + 2 * si);
+        if (sp.asym) m.zeros[sat + size_t(g)] = q.zeros[si];
+      }
+    } else if (w.type == GgmlType::Q4_0) {  // 18-byte blocks: f16 d, 16 bytes of nibbles (low: 0..15)
+      const uint8_t* row = w.data + size_t(r) * w.row_bytes;
+      for (int64_t b = 0; b < ng; ++b) {
+        const uint8_t* blk = row + 18 * b;
+        m.scales[sat + size_t(b)] = u16_at(blk);
+        for (int j = 0; j < 16; ++j) {
+          m.q4[at + size_t(32 * b + j)] = blk[2 + j] & 15;
+          m.q4[at + size_t(32 * b + 16 + j)] = blk[2 + j] >> 4;
+        }
+      }
+    } else {  // Q8_0: 34-byte blocks: f16 d, 32 int8
+      const uint8_t* row = w.data + size_t(r) * w.row_bytes;
+      for (int64_t b = 0; b < ng; ++b) {
+        const uint8_t* blk = row + 34 * b;
+        m.scales[sat + size_t(b)] = u16_at(blk);
+        for (int j = 0; j < 32; ++j) m.q8[at + size_t(32 * b + j)] = int8_t(blk[2 + j]);
+      }
+    }
+  }
+}
+
+}  // namespace qb::runtime::cuda

@@ -1,0 +1,27 @@
+// Weight repacking at load: which stored matrices the CUDA backend keeps packed for the qgemv decode
+// kernels, and their exact conversion into qgemv's HostMatrix (our int8/int4 QuantizedTensors, GGUF
+// Q4_0 and Q8_0). Apart from the backend so a host-only check can compare every repacked weight with
+// the CPU reference's dequantization (no GPU needed).
+#pragma once
+#include <string>
+
+#include "quantbench/model/model.h"
+#include "quantbench/runtime/cuda/qgemv.h"
+
+namespace qb::runtime::cuda {
+
+// How one stored matrix reaches the device.
+struct PartPlan {
+  bool packed = false;
+  QuantSpec spec;  // packed only
+  std::string path;  // for describe(): "q4_0 -> w4g32 packed (qgemv, exact repack)"
+};
+
+// Throws qb::Error (one line, listing the supported formats) for formats without a GPU path.
+PartPlan plan_for(const model::WeightMatrix& w, const std::string& what);
+std::string supported_list();
+
+// Appends all rows of w (whose plan is packed with m.spec) to m; m.n_in must equal w.n_in.
+void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m);
+
+}  // namespace qb::runtime::cuda
