@@ -170,7 +170,9 @@ struct Runner {
                   std::unique_ptr<eval::ModelPair>& pair, Manifest& cand_meta) {
     auto ensure_pair = [&] {
       if (!pair) {
-        pair = std::make_unique<eval::ModelPair>(plan.baseline, cand_path, eval::ModelPairOptions{plan.threads});
+        eval::ModelPairOptions po;
+        po.threads = plan.threads;
+        pair = std::make_unique<eval::ModelPair>(plan.baseline, cand_path, po);
         cand_meta = file_meta(*pair->candidate().file);
       }
     };
