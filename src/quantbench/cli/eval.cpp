@@ -24,7 +24,7 @@ std::vector<std::string> split_list(const std::string& s) {
 
 void register_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Compare a candidate model with its baseline (perplexity+KL, multiple choice, "
-                                         "generation, workload)");
+                                         "generation, workload, code)");
   auto q = std::make_shared<eval::EvalRequest>();
   auto regimes = std::make_shared<std::string>("perplexity,multiple_choice");
   auto tasks = std::make_shared<std::string>("hellaswag,arc_easy,piqa");
@@ -33,8 +33,9 @@ void register_eval(CLI::App& app) {
   auto quiet = std::make_shared<bool>(false);
   cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
   cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
-  cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload");
-  cmd->add_option("--tasks", *tasks, "Multiple-choice tasks: hellaswag,arc_easy,arc_challenge,piqa,winogrande,boolq");
+  cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload,code");
+  cmd->add_option("--tasks", *tasks, "Multiple-choice tasks: hellaswag,arc_easy,arc_challenge,piqa,winogrande,boolq; "
+                                     "code tasks: humaneval,mbpp (the code regime runs both when none is named)");
   cmd->add_option("--text", q->text, "Text file for perplexity (default: wikitext-2 raw, else the TinyStories slice)");
   cmd->add_option("--workload", q->workload, "JSONL of {prompt, reference?, max_tokens?}");
   cmd->add_option("--prompts", q->prompts, "JSONL of prompts for generation (default: MT-Bench first turns)");
@@ -47,6 +48,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--batch", q->batch, "Sequences per forward");
   cmd->add_option("--threads,-t", q->threads, "CPU threads (0 = all cores)");
   cmd->add_option("--max-tokens", q->max_tokens, "Generation length");
+  cmd->add_option("--code-max-tokens", q->code_max_tokens,
+                  "Code regime's generation budget (0 = lm-eval's: humaneval 1024, mbpp 256)");
+  cmd->add_option("--code-ctx", q->code_ctx, "Code regime's context; longer prompts lose their start (0 = the model's)");
   cmd->add_option("--seed", q->seed, "Bootstrap seed (recorded)");
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
   cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");

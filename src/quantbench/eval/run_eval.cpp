@@ -8,6 +8,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/code.h"
 #include "quantbench/eval/generation.h"
 #include "quantbench/eval/multiple_choice.h"
 #include "quantbench/eval/perplexity.h"
@@ -44,8 +45,8 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
   QB_CHECK(q.batch >= 1, "--batch must be >= 1, got {}", q.batch);
   QB_CHECK(q.limit >= 0, "--limit must be >= 0, got {}", q.limit);
   for (const auto& r : q.regimes)
-    QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload",
-             "unknown regime '{}' (perplexity, multiple_choice, generation, workload)", r);
+    QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload" || r == "code",
+             "unknown regime '{}' (perplexity, multiple_choice, generation, workload, code)", r);
   ModelPair pair(q.baseline, q.candidate, {q.threads});
   nlohmann::json out{{"schema", "quantbench.eval/1"},
                      {"baseline", q.baseline},
@@ -74,11 +75,29 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
     } else if (regime == "multiple_choice") {
       QB_CHECK(!q.tasks.empty(), "multiple_choice: no --tasks given");
       for (const auto& t : q.tasks) {
+        if (is_code_task(t)) continue;  // the code regime's
         const auto task = load_task(t, data_dir, size_t(q.limit));
         McOptions o;
         o.batch = q.batch;
         o.progress = q.progress;
         results.push_back(evaluate_multiple_choice(pair, task, o).to_json());
+      }
+    } else if (regime == "code") {
+      // The code tasks named in --tasks, or both when none is.
+      std::vector<std::string> names;
+      for (const auto& t : q.tasks)
+        if (is_code_task(t)) names.push_back(t);
+      if (names.empty()) names = code_task_names();
+      const PythonSandbox sandbox(default_code_sandbox_config());
+      CodeOptions o;
+      o.max_new_tokens = q.code_max_tokens;
+      o.max_length = q.code_ctx;
+      o.progress = q.progress;
+      for (const auto& t : names) {
+        nlohmann::json extras;
+        auto j = evaluate_code(pair, load_code_task(t, data_dir, size_t(q.limit)), sandbox, o, nullptr, &extras).to_json();
+        j["extras"] = extras;
+        results.push_back(std::move(j));
       }
     } else {
       const bool wl = regime == "workload";
