@@ -7,6 +7,7 @@
 #include <map>
 
 #include "eval_fixtures.h"
+#include "quantbench/core/error.h"
 #include "quantbench/eval/code.h"
 #include "quantbench/eval/run_eval.h"
 #include "quantbench/runtime/generate.h"
@@ -113,6 +114,10 @@ TEST(CodeEval, RunEvaluationCodeRegime) {
     EXPECT_TRUE(metric.count("mcnemar_exact_p"));
     EXPECT_TRUE(r["extras"]["failure_reasons"].contains("baseline"));
   }
+  // Code tasks are not multiple-choice tasks: named alone for that regime, it is an error, not an empty result.
+  q.regimes = {"multiple_choice"};
+  q.tasks = {"mbpp"};
+  EXPECT_THROW(run_evaluation(q), Error);
 }
 
 TEST(CodeEval, SameModelHasNoFlips) {

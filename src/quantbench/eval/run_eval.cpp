@@ -82,6 +82,7 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
         o.progress = q.progress;
         results.push_back(evaluate_multiple_choice(pair, task, o).to_json());
       }
+      QB_CHECK(!results.empty(), "multiple_choice: --tasks names only code tasks (humaneval, mbpp)");
     } else if (regime == "code") {
       // The code tasks named in --tasks, or both when none is.
       std::vector<std::string> names;
