@@ -27,7 +27,7 @@ std::vector<std::string> split_list(const std::string& s) {
 
 void register_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Compare a candidate model with its baseline (perplexity+KL, multiple choice, "
-                                         "generation, workload)");
+                                         "generation, workload, code)");
   auto q = std::make_shared<eval::EvalRequest>();
   auto regimes = std::make_shared<std::string>("perplexity,multiple_choice");
   auto tasks = std::make_shared<std::string>("hellaswag,arc_easy,piqa");
@@ -37,11 +37,12 @@ void register_eval(CLI::App& app) {
   auto backend = std::make_shared<std::string>("cpu");
   cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
   cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
-  cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload");
+  cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload,code");
   cmd->add_option("--tasks", *tasks,
                   "Tasks, each run in its regime. multiple_choice: hellaswag,arc_easy,arc_challenge,piqa,winogrande,"
                   "boolq,mmlu,mmlu_5shot,truthfulqa_mc1,truthfulqa_mc2,lambada_openai; generation: gsm8k,"
-                  "mgsm_direct_{bn,de,en,es,fr,ja,ru,sw,te,th,zh} (named there, they replace MT-Bench)");
+                  "mgsm_direct_{bn,de,en,es,fr,ja,ru,sw,te,th,zh} (named there, they replace MT-Bench); code: humaneval,"
+                  "mbpp (the code regime runs both when none is named)");
   cmd->add_option("--text", q->text, "Text file for perplexity (default: wikitext-2 raw, else the TinyStories slice)");
   cmd->add_option("--workload", q->workload, "JSONL of {prompt, reference?, max_tokens?}");
   cmd->add_option("--prompts", q->prompts, "JSONL of prompts for generation (default: MT-Bench first turns)");
@@ -56,6 +57,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--kv", q->kv, "Candidate's KV cache precision: f32 (default), f16, int8, fp8 or int4");
   cmd->add_option("--baseline-kv", q->baseline_kv, "Baseline's KV cache precision (default f32)");
   cmd->add_option("--max-tokens", q->max_tokens, "Generation length (gsm8k/mgsm: lm-eval's max_gen_toks is 256)");
+  cmd->add_option("--code-max-tokens", q->code_max_tokens,
+                  "Code regime's generation budget (0 = lm-eval's: humaneval 1024, mbpp 256)");
+  cmd->add_option("--code-ctx", q->code_ctx, "Code regime's context; longer prompts lose their start (0 = the model's)");
   cmd->add_option("--seed", q->seed, "Bootstrap seed (recorded)");
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
   cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");

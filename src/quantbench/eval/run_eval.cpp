@@ -8,6 +8,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/code.h"
 #include "quantbench/eval/generation.h"
 #include "quantbench/eval/math_task.h"
 #include "quantbench/eval/multiple_choice.h"
@@ -45,11 +46,12 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
   QB_CHECK(q.batch >= 1, "--batch must be >= 1, got {}", q.batch);
   QB_CHECK(q.limit >= 0, "--limit must be >= 0, got {}", q.limit);
   for (const auto& r : q.regimes)
-    QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload",
-             "unknown regime '{}' (perplexity, multiple_choice, generation, workload)", r);
+    QB_CHECK(r == "perplexity" || r == "multiple_choice" || r == "generation" || r == "workload" || r == "code",
+             "unknown regime '{}' (perplexity, multiple_choice, generation, workload, code)", r);
   // Every task name must be a multiple-choice task or a scored generation task; each runs in its regime.
   std::vector<std::string> mc_tasks, gen_tasks;
   for (const auto& t : q.tasks) {
+    if (is_code_task(t)) continue;  // the code regime's
     if (find_gen_task(t)) {
       gen_tasks.push_back(t);
       continue;
@@ -103,6 +105,23 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
         nlohmann::json extras;
         auto j = evaluate_multiple_choice(pair, task, o, &extras).to_json();
         if (!extras.empty()) j["extras"] = std::move(extras);
+        results.push_back(std::move(j));
+      }
+    } else if (regime == "code") {
+      // The code tasks named in --tasks, or both when none is.
+      std::vector<std::string> names;
+      for (const auto& t : q.tasks)
+        if (is_code_task(t)) names.push_back(t);
+      if (names.empty()) names = code_task_names();
+      const PythonSandbox sandbox(default_code_sandbox_config());
+      CodeOptions o;
+      o.max_new_tokens = q.code_max_tokens;
+      o.max_length = q.code_ctx;
+      o.progress = q.progress;
+      for (const auto& t : names) {
+        nlohmann::json extras;
+        auto j = evaluate_code(pair, load_code_task(t, data_dir, size_t(q.limit)), sandbox, o, nullptr, &extras).to_json();
+        j["extras"] = extras;
         results.push_back(std::move(j));
       }
     } else {

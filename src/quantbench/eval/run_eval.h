@@ -17,8 +17,8 @@ namespace qb::eval {
 
 struct EvalRequest {
   std::string baseline, candidate;
-  std::vector<std::string> regimes{"perplexity", "multiple_choice"};  // perplexity, multiple_choice, generation, workload
-  std::vector<std::string> tasks{"hellaswag", "arc_easy", "piqa"};
+  std::vector<std::string> regimes{"perplexity", "multiple_choice"};  // perplexity, multiple_choice, generation, workload, code
+  std::vector<std::string> tasks{"hellaswag", "arc_easy", "piqa"};  // code tasks (humaneval, mbpp) go to the code regime
   std::string text;         // perplexity text file; empty: a default under data_dir
   std::string workload;     // JSONL for the workload regime
   std::string prompts;      // JSONL for generation; empty: data_dir/mtbench/question.jsonl
@@ -33,6 +33,8 @@ struct EvalRequest {
   std::string kv = "f32";           // candidate's KV cache precision (runtime/kv_cache.h)
   std::string baseline_kv = "f32";  // baseline's
   int64_t max_tokens = 256;
+  int64_t code_max_tokens = 0;  // code regime's budget; 0: lm-eval's per task (humaneval 1024, mbpp 256)
+  int64_t code_ctx = 0;         // code regime's context (lm-eval's max_length); 0: the model's
   bool chat = true;         // use the model's chat template for generation when it has one
   uint64_t seed = 1;
   size_t resamples = 1000;
