@@ -44,8 +44,7 @@ void run_bench(const BenchArgs& a) {
   o.warmup = a.warmup;
   o.seed = a.seed;
 
-  std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
-  auto model = model::Model::load(file);
+  auto model = model::Model::load(a.model);
   bench::validate_options(o, model->spec());  // fail before hashing or timing anything
 
   runtime::cpu::CpuBackendOptions bo;
@@ -59,7 +58,7 @@ void run_bench(const BenchArgs& a) {
   bwo.threads = a.threads;
   const auto bw = bench::measure_bandwidth(bwo);
 
-  bench::BenchContext ctx{a.model, sha256_file(a.model), a.threads > 0 ? a.threads : bw.threads};
+  bench::BenchContext ctx{a.model, model->sha256(), a.threads > 0 ? a.threads : bw.threads};
   const Result r = bench::make_bench_result(run, bw, *model, backend, ctx);
   std::printf("%s", bench::render_bench_table(r).c_str());
   std::printf("backend: %s\nbandwidth: %s\n", backend.describe().c_str(),
@@ -77,7 +76,7 @@ void run_bench(const BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Prefill/decode speed per batch size, against the measured memory bandwidth");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("model", a->model, "GGUF model file")->required();
+  cmd->add_option("model", a->model, "GGUF model file or Hugging Face model directory")->required();
   cmd->add_option("--batch", a->batch, "Batch sizes (sequences decoded together), comma-separated")->delimiter(',');
   cmd->add_option("--prompt-len", a->prompt_len, "Prompt tokens per sequence (random ids)");
   cmd->add_option("--gen-len", a->gen_len, "Decode steps per sequence");
