@@ -159,7 +159,7 @@ TEST(HfModel, MissingTensorIsNamed) {
     formats::SafetensorsWriter w;
     for (const auto& t : src->tensors())
       if (t.name != "model.layers.1.self_attn.k_norm.weight")
-        w.add_tensor_owned(t.name, t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes()));
+        w.add_tensor(t.name, t.dtype, t.shape, {t.data, t.nbytes()});
     w.write(st);
   }
   expect_one_line_containing(load_error(b.dir), {"model.layers.1.self_attn.k_norm.weight", "missing"});
