@@ -1,9 +1,10 @@
 // Every command takes a Hugging Face directory: inspect, generate, quantize (then generate on its
-// output) and bench. (eval goes through the same Model::load.) Broken checkpoints give one error line and a non-zero exit.
+// output), eval (the directory vs its quantized GGUF) and bench. Broken checkpoints give one error line and a non-zero exit.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "../cli_run.h"
 #include "../formats/temp_dir.h"
@@ -34,6 +35,15 @@ TEST(HfModelCli, InspectGenerateQuantizeBenchEval) {
   r = run_cli("generate " + out + ".gguf --prompt 'Once upon a time' --max-tokens 4 -t 2");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << r.out;
+  // eval: the directory as baseline, its quantized GGUF as candidate (one shared tokenizer).
+  const std::string json = out + ".json";
+  r = run_cli("eval --baseline " + tiny("qwen3") + " --candidate " + out + ".gguf --regimes perplexity --ctx 64 -t 2 "
+              "--data-dir " + qb::test::source_path("data/eval") + " --json " + json);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream j(json);
+  const std::string text((std::istreambuf_iterator<char>(j)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"baseline.source_file\""), std::string::npos);
+  fs::remove(json);
   fs::remove(out + ".gguf");
 
   r = run_cli("bench " + tiny("gemma3") + " --batch 1 --prompt-len 8 --gen-len 4 --reps 1 --warmup 0 "

@@ -31,8 +31,8 @@ void register_eval(CLI::App& app) {
   auto json_out = std::make_shared<std::string>();
   auto no_chat = std::make_shared<bool>(false);
   auto quiet = std::make_shared<bool>(false);
-  cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
-  cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
+  cmd->add_option("--baseline", q->baseline, "Baseline model (GGUF file or Hugging Face directory)")->required();
+  cmd->add_option("--candidate", q->candidate, "Candidate model (GGUF file or Hugging Face directory; same tokenizer)")->required();
   cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload");
   cmd->add_option("--tasks", *tasks, "Multiple-choice tasks: hellaswag,arc_easy,arc_challenge,piqa,winogrande,boolq");
   cmd->add_option("--text", q->text, "Text file for perplexity (default: wikitext-2 raw, else the TinyStories slice)");
