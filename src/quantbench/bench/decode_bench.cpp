@@ -164,10 +164,9 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
 
 Manifest bench_manifest(const model::Model& model, const runtime::Backend& backend, const BenchContext& ctx,
                         const BandwidthResult* bw, runtime::KvType kv) {
-  const auto& file = model.file();
   Manifest m;
   add_build_and_host_facts(m, ctx.threads);
-  m.set("model.name", file.find_string("general.name").value_or(ctx.model_path));
+  m.set("model.name", model.name());
   m.set("model.architecture", model.spec().gguf_arch);
   m.set("model.parameters", std::to_string(model.n_params_stored()));
   m.set("model.source_file", ctx.model_path);

@@ -129,8 +129,7 @@ void run_bench(const BenchArgs& a) {
   o.seed = a.seed;
   o.kv = runtime::parse_kv_type(a.kv);
 
-  std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
-  auto model = model::Model::load(file);
+  auto model = model::Model::load(a.model);
   if (a.load_rates.empty()) bench::validate_options(o, model->spec());  // fail before hashing or timing anything
 
   runtime::cpu::CpuBackendOptions bo;
@@ -164,7 +163,7 @@ void run_bench(const BenchArgs& a) {
     lo.seed = a.seed;
     bench::validate_load_options(lo, model->spec());
     const auto runs = bench::run_load_bench(backend, lo, !a.no_progress);
-    bench::BenchContext ctx{a.model, sha256_file(a.model), a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency())};
+    bench::BenchContext ctx{a.model, model->sha256(), a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency())};
     const Result r = label_synthetic(
         bench::make_load_result(runs, lo, bench::bench_manifest(*model, backend, ctx, nullptr, o.kv)));
     std::printf("%s", bench::render_load_table(r).c_str());
@@ -179,7 +178,7 @@ void run_bench(const BenchArgs& a) {
   bwo.threads = a.threads;
   const auto bw = bench::measure_bandwidth(bwo);
 
-  bench::BenchContext ctx{a.model, sha256_file(a.model), a.threads > 0 ? a.threads : bw.threads};
+  bench::BenchContext ctx{a.model, model->sha256(), a.threads > 0 ? a.threads : bw.threads};
   const Result r = label_synthetic(bench::make_bench_result(run, bw, *model, backend, ctx));
   std::printf("%s", bench::render_bench_table(r).c_str());
   std::printf("backend: %s\nbandwidth: %s\n", backend.describe().c_str(),
@@ -192,7 +191,8 @@ void run_bench(const BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Prefill/decode speed per batch size, against the measured memory bandwidth");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("model", a->model, "GGUF model file, or synthetic:NAME (llama2-7b, llama3-8b, qwen2.5-7b, tiny)")
+  cmd->add_option("model", a->model,
+                  "GGUF model file, Hugging Face model directory, or synthetic:NAME (llama2-7b, llama3-8b, qwen2.5-7b, tiny)")
       ->required();
   cmd->add_option("--batch", a->batch, "Batch sizes (sequences decoded together), comma-separated")->delimiter(',');
   cmd->add_option("--prompt-len", a->prompt_len, "Prompt tokens per sequence (random ids)");

@@ -35,8 +35,8 @@ void register_eval(CLI::App& app) {
   auto no_chat = std::make_shared<bool>(false);
   auto quiet = std::make_shared<bool>(false);
   auto backend = std::make_shared<std::string>("cpu");
-  cmd->add_option("--baseline", q->baseline, "Baseline GGUF")->required();
-  cmd->add_option("--candidate", q->candidate, "Candidate GGUF (same tokenizer)")->required();
+  cmd->add_option("--baseline", q->baseline, "Baseline model (GGUF file or Hugging Face directory)")->required();
+  cmd->add_option("--candidate", q->candidate, "Candidate model (GGUF file or Hugging Face directory; same tokenizer)")->required();
   cmd->add_option("--regimes", *regimes, "perplexity,multiple_choice,generation,workload,code");
   cmd->add_option("--tasks", *tasks,
                   "Tasks, each run in its regime. multiple_choice: hellaswag,arc_easy,arc_challenge,piqa,winogrande,"

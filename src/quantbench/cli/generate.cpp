@@ -40,9 +40,8 @@ void run_generate(const GenerateArgs& a) {
   QB_CHECK(a.top_p > 0 && a.top_p <= 1, "--top-p must be in (0, 1], got {}", a.top_p);
   QB_CHECK(a.threads >= 0, "--threads must be >= 0, got {}", a.threads);
   const runtime::KvType kv = runtime::parse_kv_type(a.kv);
-  std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
-  auto model = model::Model::load(file);
-  const auto tok = tokenizer::Tokenizer::from_gguf(*file);
+  auto model = model::Model::load(a.model);
+  const auto tok = model->load_tokenizer();
 
   // Prompt: BOS (when the vocabulary adds it) + the text; an empty prompt is just BOS.
   // With --chat the template renders BOS and the turn markers itself, so the text is encoded without
@@ -50,7 +49,7 @@ void run_generate(const GenerateArgs& a) {
   std::string chat_name;
   std::vector<int32_t> prompt;
   if (a.chat) {
-    const auto tmpl = tokenizer::ChatTemplate::from_gguf(*file);
+    const auto tmpl = model->chat_template();
     const std::vector<tokenizer::ChatMessage> messages{{"user", a.prompt}};
     prompt = tok.encode(tmpl.apply(messages, /*add_generation_prompt=*/true, tok), /*add_special=*/false,
                         /*parse_special=*/true);
@@ -109,7 +108,7 @@ void run_generate(const GenerateArgs& a) {
 void register_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (greedy by default)");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("model", a->model, "GGUF model file")->required();
+  cmd->add_option("model", a->model, "GGUF model file or Hugging Face model directory")->required();
   cmd->add_option("--prompt", a->prompt, "Prompt text (default: empty, i.e. BOS only)");
   cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate");
   cmd->add_option("--temperature", a->temperature, "0 = greedy");

@@ -11,7 +11,7 @@ void register_inspect(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   auto tensors = std::make_shared<bool>(false);
-  cmd->add_option("model", *path, "GGUF model file")->required();
+  cmd->add_option("model", *path, "GGUF model file or Hugging Face model directory")->required();
   cmd->add_flag("--json", *as_json, "Print JSON (always includes every tensor)");
   cmd->add_flag("--tensors", *tensors, "List every tensor in the text output");
   cmd->callback([path, as_json, tensors] {

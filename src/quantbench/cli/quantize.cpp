@@ -35,12 +35,11 @@ void run_quantize(const QuantizeArgs& a) {
   // OUT.gguf: a GGUF file; any other path: a compressed-tensors directory (vLLM's layout).
   const std::string& out = a.out;
   const bool gguf = out.size() >= 5 && out.compare(out.size() - 5, 5, ".gguf") == 0;
-  std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(a.model);
-  auto model = model::Model::load(file);
+  auto model = model::Model::load(a.model);
 
   quant::CalibrationData cd;
   if (!a.calib.empty()) {
-    const auto tok = tokenizer::Tokenizer::from_gguf(*file);
+    const auto tok = model->load_tokenizer();
     quant::CalibrationConfig cc{a.calib, a.calib_samples, a.calib_len, a.seed};
     cd = quant::load_calibration(cc, tok);
     if (!a.eval_text.empty()) {
@@ -69,9 +68,9 @@ void run_quantize(const QuantizeArgs& a) {
 }  // namespace
 
 void register_quantize(CLI::App& app) {
-  auto* cmd = app.add_subcommand("quantize", "Quantize a GGUF model with a scheme (see docs/quantization.md)");
+  auto* cmd = app.add_subcommand("quantize", "Quantize a model (GGUF or Hugging Face directory) with a scheme (see docs/quantization.md)");
   auto a = std::make_shared<QuantizeArgs>();
-  cmd->add_option("model", a->model, "GGUF model file")->required();
+  cmd->add_option("model", a->model, "GGUF model file or Hugging Face model directory")->required();
   cmd->add_option("--scheme", a->scheme, "Scheme short form (w4g32:gptq, q4_0, ...) or a .toml file")->required();
   cmd->add_option("--calib", a->calib, "Calibration text (.txt) or JSONL (field \"text\")");
   cmd->add_option("--calib-samples", a->calib_samples, "Calibration samples");

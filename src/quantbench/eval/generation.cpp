@@ -104,7 +104,7 @@ std::vector<GenPrompt> load_mtbench_prompts(const std::string& path, const Model
   QB_CHECK(bool(in), "{}: cannot open MT-Bench questions", path);
   const auto& tok = pair.tokenizer();
   std::optional<tokenizer::ChatTemplate> tmpl;
-  if (use_chat) tmpl = tokenizer::ChatTemplate::from_gguf(*const_cast<ModelPair&>(pair).baseline().file);
+  if (use_chat) tmpl = const_cast<ModelPair&>(pair).baseline().model->chat_template();
   if (template_name) *template_name = tmpl ? tmpl->name() : "raw text (no chat template)";
   std::vector<GenPrompt> out;
   std::string line;

@@ -14,9 +14,8 @@ namespace {
 LoadedModel load_one(const std::string& path, const ModelPairOptions& o, runtime::KvType kv) {
   LoadedModel lm;
   lm.path = path;
-  lm.file = formats::GgufFile::open(path);
-  lm.model = model::Model::load(lm.file);
-  lm.sha256 = sha256_file(path);
+  lm.model = model::Model::load(path);
+  lm.sha256 = lm.model->sha256();
   if (o.make_backend) {
     QB_CHECK(kv == runtime::KvType::F32, "--kv {}: only the CPU backend quantizes its KV cache (the CUDA backend runs "
              "its own f16 cache)", runtime::kv_type_name(kv));
@@ -52,8 +51,8 @@ ModelPair::ModelPair(const std::string& baseline_path, const std::string& candid
   threads_ = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   base_ = load_one(baseline_path, o, o.baseline_kv);
   cand_ = load_one(candidate_path, o, o.kv);
-  auto tb = tokenizer::Tokenizer::from_gguf(*base_.file);
-  auto tc = tokenizer::Tokenizer::from_gguf(*cand_.file);
+  auto tb = base_.model->load_tokenizer();
+  auto tc = cand_.model->load_tokenizer();
   check_same_vocabulary(tb, baseline_path, tc, candidate_path);
   QB_CHECK(base_.model->spec().n_vocab == cand_.model->spec().n_vocab,
            "{} and {}: output sizes differ ({} vs {})", baseline_path, candidate_path, base_.model->spec().n_vocab,
@@ -64,11 +63,12 @@ ModelPair::ModelPair(const std::string& baseline_path, const std::string& candid
 }
 
 void describe_model(Manifest& m, const std::string& prefix, const LoadedModel& lm) {
-  const auto& f = *lm.file;
-  auto name = f.find_string("general.name");
-  if (name) m.set(prefix + "name", *name);
-  else m.set_unknown(prefix + "name", "general.name absent from the GGUF file");
-  m.set(prefix + "architecture", f.architecture());
+  const model::Model& md = *lm.model;
+  if (md.gguf() && !md.gguf()->has("general.name"))
+    m.set_unknown(prefix + "name", "general.name absent from the GGUF file");
+  else
+    m.set(prefix + "name", md.name());
+  m.set(prefix + "architecture", md.gguf() ? md.gguf()->architecture() : md.spec().gguf_arch);
   m.set(prefix + "parameters", std::to_string(lm.model->n_params_stored()));
   m.set(prefix + "source_file", lm.path);
   m.set(prefix + "sha256", lm.sha256);

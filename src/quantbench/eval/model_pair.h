@@ -1,5 +1,5 @@
 // ModelPair: the baseline and the candidate an evaluation compares, item by item. Both models are
-// opened from GGUF files, each gets its own backend, and they must share one tokenizer (same token
+// opened with model::Model::load (GGUF files or Hugging Face directories), each gets its own backend, and they must share one tokenizer (same token
 // strings and special ids): a comparison across vocabularies is meaningless per token, so it is
 // refused up front. The pair also writes the model.* half of the Manifest (candidate under model.*,
 // baseline under baseline.*), because every regime needs the same disclosure.
@@ -19,8 +19,7 @@ namespace qb::eval {
 
 struct LoadedModel {
   std::string path;
-  std::string sha256;  // of the file, computed at load
-  std::shared_ptr<const formats::GgufFile> file;
+  std::string sha256;  // of the file (or model directory: model::sha256_directory), computed at load
   std::shared_ptr<const model::Model> model;
   std::unique_ptr<runtime::Backend> backend;
   runtime::KvType kv = runtime::KvType::F32;  // the KV cache precision its backend runs

@@ -142,7 +142,7 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
       const bool wl = regime == "workload";
       std::string path = wl ? q.workload : (q.prompts.empty() ? data_dir + "/mtbench/question.jsonl" : q.prompts);
       QB_CHECK(!path.empty(), "the workload regime needs --workload FILE");
-      const bool chat = q.chat && pair.baseline().file->has("tokenizer.chat_template");
+      const bool chat = q.chat && pair.baseline().model->chat_template_source().has_value();
       std::string tmpl;
       const auto prompts = wl || !q.prompts.empty() ? load_workload(path, pair, chat, size_t(q.limit), &tmpl)
                                                     : load_mtbench_prompts(path, pair, chat, size_t(q.limit), &tmpl);

@@ -16,7 +16,7 @@ std::vector<GenPrompt> load_workload(const std::string& path, const ModelPair& p
   QB_CHECK(bool(in), "{}: cannot open workload file", path);
   const auto& tok = pair.tokenizer();
   std::optional<tokenizer::ChatTemplate> tmpl;
-  if (use_chat) tmpl = tokenizer::ChatTemplate::from_gguf(*const_cast<ModelPair&>(pair).baseline().file);
+  if (use_chat) tmpl = const_cast<ModelPair&>(pair).baseline().model->chat_template();
   if (template_name) *template_name = tmpl ? tmpl->name() : "raw text (BOS + prompt)";
   std::vector<GenPrompt> out;
   std::string line;

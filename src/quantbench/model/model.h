@@ -1,5 +1,6 @@
-// Model: a ModelSpec plus the weights of a GGUF file. Matrices stay in their stored format as
-// WeightMatrix views into the file's mapping (a 4-bit model stays 4-bit in memory; kernels dequantize
+// Model: a ModelSpec plus the weights of a GGUF file or of a Hugging Face checkpoint directory
+// (config.json + safetensors; hf_model_map.h says how it maps to the same internal layout, which is
+// llama.cpp's). Matrices stay in their stored format as WeightMatrix views into the file's mapping (a 4-bit model stays 4-bit in memory; kernels dequantize
 // on the fly); only small vectors (norms, biases, rope factors) are decoded to f32 at load. Every
 // tensor is shape-checked against the spec and scanned for NaN/Inf at load, so a bad file fails
 // before the first forward with the tensor's name.
@@ -10,9 +11,13 @@
 #include <vector>
 
 #include "quantbench/formats/gguf_reader.h"
+#include "quantbench/model/hf_checkpoint.h"
+#include "quantbench/model/hf_model_map.h"
 #include "quantbench/model/model_spec.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
 #include "quantbench/runtime/cpu/matmul.h"
+#include "quantbench/tokenizer/chat_template.h"
+#include "quantbench/tokenizer/tokenizer.h"
 
 namespace qb::model {
 
@@ -29,12 +34,31 @@ struct LayerWeights {
 
 class Model {
  public:
-  // Opens and validates a GGUF model. Throws qb::Error("FILE: tensor 'NAME': ...") on any problem.
+  // THE entry point: opens and validates a model at PATH, a GGUF file or a Hugging Face checkpoint
+  // directory. Throws qb::Error("FILE: tensor 'NAME': ..." / "DIR/config.json: field 'F': ...").
   static std::shared_ptr<const Model> load(const std::string& path);
   static std::shared_ptr<const Model> load(std::shared_ptr<const formats::GgufFile> file);
 
   const ModelSpec& spec() const { return spec_; }
-  const formats::GgufFile& file() const { return *file_; }
+  const std::string& path() const { return path_; }
+  std::string format() const;  // "GGUF v3", "Hugging Face safetensors (1 file)"
+  std::string name() const;    // general.name, config.json's _name_or_path, or the file/directory name
+  // The GGUF file, or nullptr for a Hugging Face directory; file() throws for a directory.
+  const formats::GgufFile* gguf() const { return file_.get(); }
+  const formats::GgufFile& file() const;
+  const HfCheckpoint* hf() const { return hf_.get(); }
+  // sha256 of the file, or sha256_directory() of a directory (computed on each call: it reads it all).
+  std::string sha256() const;
+  uint64_t source_bytes() const;  // the file's size, or the digested files' total
+  // The tokenizer that came with the model: GGUF metadata, or tokenizer.json (+ tokenizer_config.json).
+  tokenizer::Tokenizer load_tokenizer() const;
+  // The chat template's Jinja source (tokenizer.chat_template; tokenizer_config.json's chat_template or
+  // chat_template.jinja), nullopt if the model has none.
+  std::optional<std::string> chat_template_source() const;
+  // That template recognised; throws naming the model (and GGUF key) if absent or unrecognised.
+  tokenizer::ChatTemplate chat_template() const;
+  // Every tensor as stored (for inspect), in file order.
+  std::vector<SourceTensor> stored_tensors() const;
 
   WeightMatrix token_embd;  // n_out = n_vocab rows of n_in = n_embd
   WeightMatrix output;      // the logits matrix (token_embd itself when tied)
@@ -59,7 +83,11 @@ class Model {
 
  private:
   Model() = default;
+  static std::shared_ptr<const Model> load_hf(const std::string& dir);
+  std::string path_;
   std::shared_ptr<const formats::GgufFile> file_;
+  std::shared_ptr<const HfCheckpoint> hf_;
+  std::vector<std::shared_ptr<const std::vector<uint8_t>>> owned_;  // transformed copies (permuted Q/K)
   ModelSpec spec_;
   int64_t n_params_stored_ = 0, n_params_unique_ = 0;
 };

@@ -10,15 +10,14 @@
 namespace qb::model {
 
 nlohmann::json inspect_model_file(const std::string& path) {
-  std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(path);
-  const auto model = Model::load(file);
+  const auto model = Model::load(path);
   const auto& spec = model->spec();
   nlohmann::json j;
   j["path"] = path;
-  j["format"] = fmt::format("GGUF v{}", file->version());
-  j["file_bytes"] = file->file_size();
-  j["sha256"] = sha256_file(path);
-  j["name"] = file->find_string("general.name").value_or("");
+  j["format"] = model->format();
+  j["file_bytes"] = model->source_bytes();
+  j["sha256"] = model->sha256();
+  j["name"] = model->name();
   j["architecture"] = spec.gguf_arch;
   j["spec"] = spec.describe();
   j["parameters"] = model->n_params_stored();
@@ -27,14 +26,14 @@ nlohmann::json inspect_model_file(const std::string& path) {
   int64_t elems = 0, elems_no_embd = 0;
   uint64_t bytes = 0, bytes_no_embd = 0;
   nlohmann::json tensors = nlohmann::json::array();
-  for (const auto& t : file->tensors()) {
+  for (const auto& t : model->stored_tensors()) {
     elems += t.n_elements();
     bytes += t.nbytes;
-    if (t.name != "token_embd.weight") {
+    if (t.stored_name != "token_embd.weight" && t.stored_name != "model.embed_tokens.weight") {
       elems_no_embd += t.n_elements();
       bytes_no_embd += t.nbytes;
     }
-    tensors.push_back({{"name", t.name}, {"type", formats::ggml_type_name(t.type)}, {"shape", t.shape},
+    tensors.push_back({{"name", t.stored_name}, {"type", formats::ggml_type_name(t.type)}, {"shape", t.shape},
                        {"bytes", t.nbytes}, {"bits_per_weight", 8.0 * double(t.nbytes) / double(t.n_elements())}});
   }
   j["tensor_bytes"] = bytes;
@@ -43,10 +42,10 @@ nlohmann::json inspect_model_file(const std::string& path) {
   j["weight_types"] = model->describe_weight_types();
   j["tensors"] = std::move(tensors);
 
-  const auto tok = tokenizer::Tokenizer::from_gguf(*file);
+  const auto tok = model->load_tokenizer();
   nlohmann::json tj{{"model", tok.model_name()}, {"pre", tok.pre_name()}, {"n_vocab", tok.n_vocab()},
                     {"bos", tok.bos()}, {"eos", tok.eos()}, {"add_bos", tok.add_bos()}, {"notes", tok.notes()}};
-  if (auto tmpl = file->find_string("tokenizer.chat_template")) tj["chat_template_bytes"] = tmpl->size();
+  if (auto tmpl = model->chat_template_source()) tj["chat_template_bytes"] = tmpl->size();
   j["tokenizer"] = std::move(tj);
   return j;
 }

@@ -56,9 +56,12 @@ void write_text(const std::string& path, const std::string& text) {
   w.commit();
 }
 
-// The quantbench.* metadata a quantized file carries, as Manifest facts without the prefix.
-Manifest file_meta(const formats::GgufFile& f) {
+// The quantbench.* metadata a quantized file carries, as Manifest facts without the prefix (none for a
+// Hugging Face directory: quantbench writes its quantized models as GGUF).
+Manifest file_meta(const model::Model& model) {
   Manifest m;
+  if (!model.gguf()) return m;
+  const formats::GgufFile& f = *model.gguf();
   for (const auto& [k, v] : f.metadata()) {
     if (!k.starts_with("quantbench.") || v.type != formats::GgufValueType::STRING) continue;
     const std::string key = k.substr(11), val = f.get_string(k);
@@ -71,9 +74,8 @@ Manifest file_meta(const formats::GgufFile& f) {
 Manifest model_facts(const std::string& path) {
   eval::LoadedModel lm;
   lm.path = path;
-  lm.sha256 = sha256_file(path);
-  lm.file = formats::GgufFile::open(path);
-  lm.model = model::Model::load(lm.file);
+  lm.model = model::Model::load(path);
+  lm.sha256 = lm.model->sha256();
   Manifest m;
   eval::describe_model(m, "model.", lm);
   return m;
@@ -173,7 +175,7 @@ struct Runner {
         eval::ModelPairOptions po;
         po.threads = plan.threads;
         pair = std::make_unique<eval::ModelPair>(plan.baseline, cand_path, po);
-        cand_meta = file_meta(*pair->candidate().file);
+        cand_meta = file_meta(*pair->candidate().model);
       }
     };
     const eval::BootstrapSpec bs{plan.resamples, plan.seed, 0.95};
@@ -216,7 +218,7 @@ struct Runner {
                                   : (rp.prompts.empty() ? "mtbench_first_turn" : "generation:" + fs::path(path).filename().string());
       if (!start_step(rp.name, task, c.name)) return;
       ensure_pair();
-      const bool chat = rp.chat && pair->baseline().file->has("tokenizer.chat_template");
+      const bool chat = rp.chat && pair->baseline().model->chat_template_source().has_value();
       std::string tmpl;
       const auto prompts = wl || !rp.prompts.empty() ? eval::load_workload(path, *pair, chat, size_t(rp.limit), &tmpl)
                                                       : eval::load_mtbench_prompts(path, *pair, chat, size_t(rp.limit), &tmpl);

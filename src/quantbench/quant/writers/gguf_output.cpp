@@ -9,16 +9,75 @@
 #include <set>
 
 #include "quantbench/core/error.h"
+#include "quantbench/model/gguf_metadata.h"
 #include "quantbench/quant/writers/gguf_qb_tensor.h"
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
 
 namespace qb::quant {
 
+namespace {
+
+void add_matrix(formats::GgufWriter& w, const std::string& name, const runtime::cpu::WeightMatrix& wm) {
+  if (wm.quantized) add_qb_tensor(w, name, *wm.quantized);
+  else w.add_tensor(name, wm.type, {wm.n_in, wm.n_out}, {wm.data, wm.row_bytes * size_t(wm.n_out)});
+}
+
+void add_vector(formats::GgufWriter& w, const std::string& name, const std::vector<float>& v) {
+  std::vector<uint8_t> bytes(v.size() * 4);
+  std::memcpy(bytes.data(), v.data(), bytes.size());
+  w.add_tensor_owned(name, formats::GgmlType::F32, {int64_t(v.size())}, std::move(bytes));
+}
+
+// A source without GGUF metadata (a Hugging Face directory): the metadata comes from
+// model::gguf_metadata_for and the tensors from the in-memory model, already in llama.cpp's layout
+// (Q/K permuted, gemma norms with the +1 folded in), vectors as f32.
+void add_model_tensors(formats::GgufWriter& w, const model::Model& m) {
+  const model::ModelSpec& sp = m.spec();
+  add_matrix(w, "token_embd.weight", m.token_embd);
+  add_vector(w, "output_norm.weight", m.output_norm);
+  if (!sp.tied_embeddings) add_matrix(w, "output.weight", m.output);
+  if (!m.rope_freqs.empty()) add_vector(w, "rope_freqs.weight", m.rope_freqs);
+  for (int64_t il = 0; il < sp.n_layer; ++il) {
+    const auto& L = m.layers[size_t(il)];
+    auto n = [&](const char* s) { return fmt::format("blk.{}.{}", il, s); };
+    add_vector(w, n("attn_norm.weight"), L.attn_norm);
+    add_matrix(w, n("attn_q.weight"), L.wq);
+    add_matrix(w, n("attn_k.weight"), L.wk);
+    add_matrix(w, n("attn_v.weight"), L.wv);
+    if (sp.qkv_bias) {
+      add_vector(w, n("attn_q.bias"), L.bq);
+      add_vector(w, n("attn_k.bias"), L.bk);
+      add_vector(w, n("attn_v.bias"), L.bv);
+    }
+    if (sp.qk_norm) {
+      add_vector(w, n("attn_q_norm.weight"), L.q_norm);
+      add_vector(w, n("attn_k_norm.weight"), L.k_norm);
+    }
+    add_matrix(w, n("attn_output.weight"), L.wo);
+    if (sp.post_norms) add_vector(w, n("post_attention_norm.weight"), L.post_attn_norm);
+    add_vector(w, n("ffn_norm.weight"), L.ffn_norm);
+    add_matrix(w, n("ffn_gate.weight"), L.w_gate);
+    add_matrix(w, n("ffn_up.weight"), L.w_up);
+    add_matrix(w, n("ffn_down.weight"), L.w_down);
+    if (sp.post_norms) add_vector(w, n("post_ffw_norm.weight"), L.post_ffn_norm);
+  }
+}
+
+}  // namespace
+
 void write_quantized_gguf(const QuantizedModel& qm, const Manifest& manifest, const std::string& path) {
   const model::Model& m = *qm.model;
-  const formats::GgufFile& src = m.file();
-  const model::ModelSpec& sp = m.spec();
   formats::GgufWriter w(3);
+  if (!m.gguf()) {
+    for (auto& [k, v] : model::gguf_metadata_for(m)) w.set(k, v);
+    for (const auto& [k, f] : manifest.facts())
+      w.set("quantbench." + k, formats::GgufValue::str(f.known ? f.value : "unknown: " + f.reason));
+    add_model_tensors(w, m);
+    w.write(path);
+    return;
+  }
+  const formats::GgufFile& src = *m.gguf();
+  const model::ModelSpec& sp = m.spec();
   w.copy_metadata_from(src);
   // A quantized source's quantbench.* keys describe another run; drop them.
   std::vector<std::string> stale;
