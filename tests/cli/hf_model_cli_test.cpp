@@ -29,7 +29,7 @@ TEST(HfModelCli, InspectGenerateQuantizeBenchEval) {
 
   const std::string out = ::testing::TempDir() + "qb_hf_cli_q8";
   fs::remove(out + ".gguf");
-  r = run_cli("quantize " + tiny("qwen3") + " --scheme q8_0 -q -t 2 -o " + out);
+  r = run_cli("quantize " + tiny("qwen3") + " --scheme q8_0 -q -t 2 -o " + out + ".gguf");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(fs::exists(out + ".gguf"));
   r = run_cli("generate " + out + ".gguf --prompt 'Once upon a time' --max-tokens 4 -t 2");

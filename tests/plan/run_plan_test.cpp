@@ -87,7 +87,7 @@ TEST(RunPlan, TinyPlanEndToEndStoresEvalNumbersAndWritesTheVerdict) {
   const std::string plan = tiny_plan(
       dir, "[[candidate]]\nscheme = \"q8_0\"\n",
       kPerplexity + "[regimes.generation]\nprompts = \"prompts.jsonl\"\nmax_tokens = 12\nchat = false\n"
-                    "[regimes.multiple_choice]\ntasks = [\"arc_easy\"]\nlimit = 3\n"
+                    "[regimes.multiple_choice]\ntasks = [\"arc_easy\"]\nlimit = 3\ndata_dir = \"" + qb::test::source_path("data/eval") + "\"\n"
                     "[bench]\nbatch_sizes = [1, 2]\nprompt_len = 8\ngen_len = 4\nreps = 1\nwarmup = 0\nbandwidth_mib = 4\n"
                     "[tolerances]\nmax_kld_mean = 1000.0\nmax_accuracy_drop = 1.0\nmin_decode_speedup = 1e9\n"
                     "[report]\nnotes = [\"a toy model\"]\n");
