@@ -81,12 +81,12 @@ struct Loader {
       w.n_out = n_out;
       w.quantized = q.get();
       // W8A8 matrices name the activation quantization that must run with them (gguf_output.h).
-      if (auto a = f.find_string("quantbench.tensor." + name + ".activations")) {
+      if (auto a = gguf->find_string("quantbench.tensor." + name + ".activations")) {
         try {
           w.act = runtime::cpu::parse_act_quant(*a, "activations");
           runtime::cpu::check_w8a8(w);
         } catch (const std::exception& e) {
-          bad(name, e.what());
+          fail("{}: tensor '{}': {}", gguf->path(), name, e.what());
         }
       }
       storage->push_back(std::move(q));

@@ -262,8 +262,7 @@ struct Runner {
     o.reps = b.reps;
     o.warmup = b.warmup;
     o.seed = b.seed;
-    std::shared_ptr<const formats::GgufFile> file = formats::GgufFile::open(path);
-    auto model = model::Model::load(file);
+    auto model = model::Model::load(path);
     bench::validate_options(o, model->spec());
     runtime::cpu::CpuBackendOptions bo;
     bo.n_threads = plan.threads;
@@ -275,10 +274,10 @@ struct Runner {
       bwo.threads = plan.threads;
       bandwidth = bench::measure_bandwidth(bwo);
     }
-    bench::BenchContext ctx{path, sha256_file(path), plan.threads > 0 ? plan.threads : bandwidth->threads};
+    bench::BenchContext ctx{path, model->sha256(), plan.threads > 0 ? plan.threads : bandwidth->threads};
     Result r = bench::make_bench_result(run, *bandwidth, *model, backend, ctx);
     Manifest m = r.manifest();
-    if (!is_baseline) m = candidate_manifest(m, baseline_facts, file_meta(*file));
+    if (!is_baseline) m = candidate_manifest(m, baseline_facts, file_meta(*model));
     std::vector<Metric> metrics = r.metrics();
     if (!is_baseline) {
       const auto base = baseline_decode();
