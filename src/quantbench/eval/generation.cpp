@@ -98,14 +98,16 @@ GenRecord record_from_json(const nlohmann::json& j, const std::string& key) {
 
 }  // namespace
 
-std::vector<GenPrompt> load_mtbench_prompts(const std::string& path, const ModelPair& pair, bool use_chat, size_t limit,
-                                            std::string* template_name) {
+std::vector<GenPrompt> load_prompt_jsonl(const std::string& path, const std::string& what, const ModelPair& pair,
+                                         bool use_chat, size_t limit, std::string* template_name,
+                                         const std::string& raw_name,
+                                         const std::function<GenPrompt(const nlohmann::json&, size_t)>& parse_row) {
   std::ifstream in(path);
-  QB_CHECK(bool(in), "{}: cannot open MT-Bench questions", path);
+  QB_CHECK(bool(in), "{}: cannot open {}", path, what);
   const auto& tok = pair.tokenizer();
   std::optional<tokenizer::ChatTemplate> tmpl;
-  if (use_chat) tmpl = const_cast<ModelPair&>(pair).baseline().model->chat_template();
-  if (template_name) *template_name = tmpl ? tmpl->name() : "raw text (no chat template)";
+  if (use_chat) tmpl = pair.baseline().model->chat_template();
+  if (template_name) *template_name = tmpl ? tmpl->name() : raw_name;
   std::vector<GenPrompt> out;
   std::string line;
   for (size_t ln = 1; std::getline(in, line); ++ln) {
@@ -116,11 +118,7 @@ std::vector<GenPrompt> load_mtbench_prompts(const std::string& path, const Model
     } catch (const nlohmann::json::exception& e) {
       fail("{}:{}: bad JSON: {}", path, ln, e.what());
     }
-    QB_CHECK(j.contains("turns") && j["turns"].is_array() && !j["turns"].empty() && j["turns"][0].is_string(),
-             "{}:{}: 'turns' must be a non-empty array of strings", path, ln);
-    GenPrompt p;
-    p.id = j.contains("question_id") ? j["question_id"].dump() : std::to_string(ln);
-    p.text = j["turns"][0].get<std::string>();
+    GenPrompt p = parse_row(j, ln);
     if (tmpl) {
       std::vector<tokenizer::ChatMessage> msgs = {{"user", p.text}};
       p.tokens = tok.encode(tmpl->apply(msgs, true, tok), false, true);
@@ -130,8 +128,21 @@ std::vector<GenPrompt> load_mtbench_prompts(const std::string& path, const Model
     out.push_back(std::move(p));
     if (limit > 0 && out.size() >= limit) break;
   }
-  QB_CHECK(!out.empty(), "{}: no questions", path);
+  QB_CHECK(!out.empty(), "{}: no {}", path, what);
   return out;
+}
+
+std::vector<GenPrompt> load_mtbench_prompts(const std::string& path, const ModelPair& pair, bool use_chat, size_t limit,
+                                            std::string* template_name) {
+  return load_prompt_jsonl(path, "MT-Bench questions", pair, use_chat, limit, template_name,
+                           "raw text (no chat template)", [&](const nlohmann::json& j, size_t ln) {
+    QB_CHECK(j.contains("turns") && j["turns"].is_array() && !j["turns"].empty() && j["turns"][0].is_string(),
+             "{}:{}: 'turns' must be a non-empty array of strings", path, ln);
+    GenPrompt p;
+    p.id = j.contains("question_id") ? j["question_id"].dump() : std::to_string(ln);
+    p.text = j["turns"][0].get<std::string>();
+    return p;
+  });
 }
 
 Result evaluate_generation(ModelPair& pair, const std::vector<GenPrompt>& prompts, const std::string& regime,

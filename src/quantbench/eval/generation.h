@@ -5,6 +5,7 @@
 // free-running agreement says how often it still does once its own earlier choices have diverged.
 #pragma once
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,15 @@ struct GenRecord {
   std::vector<uint8_t> tf_agree;    // candidate argmax == baseline token, teacher-forced
   size_t first_divergence = 0;
 };
+
+// The loop every prompt file shares: reads JSONL at `path` (blank lines skipped; a line that is not JSON
+// is an error naming path:line), lets `parse_row(json, line)` fill id/text/reference/max_tokens (and
+// throw for a bad row), then tokenizes each prompt: wrapped in the baseline's chat template with
+// use_chat when it has one, else BOS + the raw text. *template_name says which ran (`raw_name` if none).
+std::vector<GenPrompt> load_prompt_jsonl(const std::string& path, const std::string& what, const ModelPair& pair,
+                                         bool use_chat, size_t limit, std::string* template_name,
+                                         const std::string& raw_name,
+                                         const std::function<GenPrompt(const nlohmann::json&, size_t)>& parse_row);
 
 // Builds prompts for MT-Bench first turns (mtbench/question.jsonl). With use_chat the model's chat
 // template (tokenizer.chat_template) wraps each; *template_name says which ran ("raw text" if none).

@@ -40,6 +40,8 @@ class ModelPair {
 
   LoadedModel& baseline() { return base_; }
   LoadedModel& candidate() { return cand_; }
+  const LoadedModel& baseline() const { return base_; }
+  const LoadedModel& candidate() const { return cand_; }
   const tokenizer::Tokenizer& tokenizer() const { return *tok_; }
   int threads() const { return threads_; }
 
