@@ -9,20 +9,12 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/paired_metrics.h"
 #include "quantbench/eval/stats.h"
 #include "quantbench/runtime/sampler.h"
 
 namespace qb::eval {
 namespace {
-
-Metric metric(std::string name, double v, Direction d, std::string agg) {
-  Metric m;
-  m.name = std::move(name);
-  m.value = v;
-  m.direction = d;
-  m.aggregation = std::move(agg);
-  return m;
-}
 
 std::string sha_of(const std::string& s) {
   return sha256_hex(std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
@@ -239,38 +231,23 @@ Result evaluate_code(ModelPair& pair, const CodeTask& task, const PythonSandbox&
   res.set_misses("prose quality; code style and efficiency beyond what the tests check; sampling (pass@k for k > 1)");
   const size_t n = task.items.size();
   std::vector<uint8_t> cb(n), cc(n);
-  std::vector<double> db(n), dc(n), same(n);
+  std::vector<double> same(n);
   for (size_t i = 0; i < n; ++i) {
     cb[i] = recs[i].base_outcome.passed;
     cc[i] = recs[i].cand_outcome.passed;
-    db[i] = cb[i];
-    dc[i] = cc[i];
     same[i] = recs[i].base.text == recs[i].cand.text;
   }
-  for (int who = 0; who < 2; ++who) {
-    const auto& d = who ? dc : db;
-    const auto& c = who ? cc : cb;
-    const auto ms = mean_stats(d, o.level);
-    const auto w = wilson(size_t(std::count(c.begin(), c.end(), 1)), n, o.level);
-    auto mm = metric(std::string(who ? "candidate" : "baseline") + "_pass_at_1", ms.mean, Direction::HigherIsBetter,
-                     "mean over problems (greedy, one sample each)");
-    mm.stderr_ = ms.stderr_;
-    mm.interval = w.ci;
-    res.add_metric(mm);
-  }
-  const auto pd = paired_difference(db, dc, o.level);
-  auto md = metric("pass_at_1_difference", pd.mean, Direction::HigherIsBetter, "mean(candidate - baseline)");
-  md.stderr_ = pd.stderr_;
-  md.interval = pd.ci;
-  res.add_metric(md);
-  const auto f = count_flips(cb, cc);
-  res.add_metric(metric("flips_pass_to_fail", double(f.correct_to_wrong), Direction::LowerIsBetter, "count"));
-  res.add_metric(metric("flips_fail_to_pass", double(f.wrong_to_correct), Direction::Neither, "count"));
-  const auto fr = wilson(f.flipped(), n, o.level);
-  auto mf = metric("flip_rate", fr.rate, Direction::LowerIsBetter, "proportion of problems whose outcome changed");
-  mf.interval = fr.ci;
-  res.add_metric(mf);
-  res.add_metric(metric("mcnemar_exact_p", mcnemar_exact(f).p_value, Direction::Neither, "two-sided exact McNemar p-value"));
+  PairedBinaryNames names;
+  names.baseline = "baseline_pass_at_1";
+  names.candidate = "candidate_pass_at_1";
+  names.mean_aggregation = "mean over problems (greedy, one sample each)";
+  names.difference = "pass_at_1_difference";
+  names.flips_to_wrong = "flips_pass_to_fail";
+  names.flips_to_right = "flips_fail_to_pass";
+  names.flip_rate = "flip_rate";
+  names.flip_rate_aggregation = "proportion of problems whose outcome changed";
+  names.mcnemar = "mcnemar_exact_p";
+  add_paired_binary_metrics(res, cb, cc, o.level, names);
   {
     const auto ms = mean_stats(same, o.level);
     auto mm = metric("identical_completion_rate", ms.mean, Direction::HigherIsBetter,

@@ -13,22 +13,13 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/paired_metrics.h"
 #include "quantbench/eval/text_metrics.h"
 #include "quantbench/runtime/generate.h"
 #include "quantbench/tokenizer/chat_template.h"
 
 namespace qb::eval {
 namespace {
-
-Metric metric(std::string name, double v, Direction d, std::string agg, std::string unit = "") {
-  Metric m;
-  m.name = std::move(name);
-  m.value = v;
-  m.direction = d;
-  m.aggregation = std::move(agg);
-  m.unit = std::move(unit);
-  return m;
-}
 
 // Logits of every position from prompt_len - 1 on, for prompt + continuation, in a fresh sequence.
 runtime::Logits teacher_forced(runtime::Backend& be, const std::vector<int32_t>& prompt, const std::vector<int32_t>& cont) {

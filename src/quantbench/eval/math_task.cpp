@@ -9,6 +9,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/paired_metrics.h"
 #include "quantbench/eval/stats.h"
 #include "quantbench/eval/tasks/python_random.h"
 #include "quantbench/eval/tasks/task_io.h"
@@ -103,15 +104,6 @@ std::vector<GenTaskItem> load_mgsm(const std::string& path, const GenTaskSpec& s
   }
   QB_CHECK(!items.empty(), "{}: no questions", path);
   return items;
-}
-
-Metric metric(std::string name, double v, Direction d, std::string agg) {
-  Metric m;
-  m.name = std::move(name);
-  m.value = v;
-  m.direction = d;
-  m.aggregation = std::move(agg);
-  return m;
 }
 
 // Greedy decoding until an end-of-generation token, a stop string in the decoded text, or max_new.
@@ -314,26 +306,7 @@ Result evaluate_gen_task(ModelPair& pair, const LoadedGenTask& task, const GenTa
       cb[i] = flex ? sb[i].flexible_ok : sb[i].strict_ok;
       cc[i] = flex ? sc[i].flexible_ok : sc[i].strict_ok;
     }
-    std::vector<double> db(cb.begin(), cb.end()), dc(cc.begin(), cc.end());
-    for (int who = 0; who < 2; ++who) {
-      const auto ms = mean_stats(who ? dc : db, o.level);
-      const auto& c = who ? cc : cb;
-      const auto w = wilson(size_t(std::count(c.begin(), c.end(), 1)), n, o.level);
-      auto mm = metric((who ? "candidate_" : "baseline_") + name, ms.mean, Direction::HigherIsBetter, "mean");
-      mm.stderr_ = ms.stderr_;
-      mm.interval = w.ci;
-      r.add_metric(mm);
-    }
-    const auto pd = paired_difference(db, dc, o.level);
-    auto md = metric(name + "_difference", pd.mean, Direction::HigherIsBetter, "mean(candidate - baseline)");
-    md.stderr_ = pd.stderr_;
-    md.interval = pd.ci;
-    r.add_metric(md);
-    const auto f = count_flips(cb, cc);
-    r.add_metric(metric(name + "_flips_correct_to_wrong", double(f.correct_to_wrong), Direction::LowerIsBetter, "count"));
-    r.add_metric(metric(name + "_flips_wrong_to_correct", double(f.wrong_to_correct), Direction::Neither, "count"));
-    r.add_metric(metric(name + "_mcnemar_exact_p", mcnemar_exact(f).p_value, Direction::Neither,
-                        "two-sided exact McNemar p-value"));
+    add_paired_binary_metrics(r, cb, cc, o.level, PairedBinaryNames::prefixed(name, /*with_flip_rate=*/false));
   }
   std::vector<double> fd(n), same(n);
   for (size_t i = 0; i < n; ++i) {

@@ -9,6 +9,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/paired_metrics.h"
 
 namespace qb::eval {
 namespace {
@@ -48,16 +49,6 @@ std::vector<Unit> build_units(const tokenizer::Tokenizer& tok, const std::vector
     }
   }
   return units;
-}
-
-Metric metric(std::string name, double v, Direction d, std::string agg, std::string unit = "") {
-  Metric m;
-  m.unit = std::move(unit);
-  m.name = std::move(name);
-  m.value = v;
-  m.direction = d;
-  m.aggregation = std::move(agg);
-  return m;
 }
 
 // The per-item record of the Result; candidate_acc / baseline_acc are 0/1 so `compare` can pair items.
@@ -278,31 +269,7 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
   const size_t n = items.size();
   // A 0/1 score per item and model: accuracies, the paired difference, flips both ways, McNemar.
   auto add_binary = [&](const std::string& name, const std::vector<uint8_t>& cb, const std::vector<uint8_t>& cc) {
-    std::vector<double> db(cb.begin(), cb.end()), dc(cc.begin(), cc.end());
-    for (int who = 0; who < 2; ++who) {
-      const auto& d = who ? dc : db;
-      const auto ms = mean_stats(d, o.level);
-      const auto& c = who ? cc : cb;
-      const auto w = wilson(size_t(std::count(c.begin(), c.end(), 1)), n, o.level);
-      auto mm = metric((who ? "candidate_" : "baseline_") + name, ms.mean, Direction::HigherIsBetter, "mean");
-      mm.stderr_ = ms.stderr_;
-      mm.interval = w.ci;
-      r.add_metric(mm);
-    }
-    const auto pd = paired_difference(db, dc, o.level);
-    auto md = metric(name + "_difference", pd.mean, Direction::HigherIsBetter, "mean(candidate - baseline)");
-    md.stderr_ = pd.stderr_;
-    md.interval = pd.ci;
-    r.add_metric(md);
-    const auto f = count_flips(cb, cc);
-    r.add_metric(metric(name + "_flips_correct_to_wrong", double(f.correct_to_wrong), Direction::LowerIsBetter, "count"));
-    r.add_metric(metric(name + "_flips_wrong_to_correct", double(f.wrong_to_correct), Direction::Neither, "count"));
-    const auto fr = wilson(f.flipped(), n, o.level);
-    auto mf = metric(name + "_flip_rate", fr.rate, Direction::LowerIsBetter, "proportion of items whose correctness changed");
-    mf.interval = fr.ci;
-    r.add_metric(mf);
-    r.add_metric(metric(name + "_mcnemar_exact_p", mcnemar_exact(f).p_value, Direction::Neither,
-                        "two-sided exact McNemar p-value"));
+    add_paired_binary_metrics(r, cb, cc, o.level, PairedBinaryNames::prefixed(name, /*with_flip_rate=*/true));
   };
   std::vector<uint8_t> acc_b(n), acc_c(n);  // kept for the per-group table
   if (spec.scoring == McScoring::Argmax) {

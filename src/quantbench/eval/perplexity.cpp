@@ -14,6 +14,7 @@
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/progress.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/paired_metrics.h"
 
 namespace qb::eval {
 
@@ -209,16 +210,6 @@ runtime::Logits run_windows(runtime::Backend& be, std::span<const PplWindow> ws)
   auto logits = be.forward(batch);
   for (auto s : seqs) be.free_sequence(s);
   return logits;
-}
-
-Metric metric(std::string name, double v, Direction d, std::string agg, std::string unit = "") {
-  Metric m;
-  m.name = std::move(name);
-  m.value = v;
-  m.direction = d;
-  m.aggregation = std::move(agg);
-  m.unit = std::move(unit);
-  return m;
 }
 
 Interval exp_interval(Interval i) {
