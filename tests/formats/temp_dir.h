@@ -1,5 +1,5 @@
-// Test helpers for file-format tests: a scratch directory removed on destruction, and whole-file
-// read/write of byte vectors.
+// Test helpers for tests that make files: a scratch directory removed on destruction, and whole-file
+// read/write of bytes and text.
 #pragma once
 #include <unistd.h>
 
@@ -47,6 +47,14 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& byt
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+// Writes `text` to `path` and returns the path (for building small input files inline).
+inline std::string write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  if (!f) throw std::runtime_error("cannot write " + path);
+  return path;
 }
 
 }  // namespace qb::test

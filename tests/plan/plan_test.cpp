@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "../cli_run.h"
+#include "../formats/temp_dir.h"
 #include "../test_paths.h"
 #include "quantbench/core/error.h"
 #include "quantbench/plan/plan.h"
@@ -14,18 +15,6 @@ namespace qb::plan {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string temp_dir(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("qb_plan_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-std::string write(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
-}
 
 // A valid plan; `extra` is appended, `candidate` replaces the candidate block.
 std::string plan_text(const std::string& extra = "", const std::string& candidate = "[[candidate]]\nscheme = \"q8_0\"\n") {
@@ -67,9 +56,10 @@ TEST(PlanParse, ValidPlanParsesWithResolvedPathsAndDefaults) {
 }
 
 TEST(PlanParse, RelativePathsResolveAgainstThePlanDirectory) {
-  const std::string dir = temp_dir("rel");
+  const test::TempDir tmp;
+  const std::string dir = tmp.path();
   fs::create_directories(dir + "/sub");
-  write(dir + "/sub/prompts.jsonl", "{\"prompt\": \"Once\"}\n");
+  test::write_text(dir + "/sub/prompts.jsonl", "{\"prompt\": \"Once\"}\n");
   const std::string text = plan_text("[regimes.generation]\nprompts = \"sub/prompts.jsonl\"\n");
   const auto p = parse_plan(text, dir + "/plan.toml");
   ASSERT_EQ(p.regimes.size(), 2u);
@@ -124,8 +114,9 @@ TEST(PlanParse, BadValuesAndShapesAreRefusedWithTheirLine) {
 }
 
 TEST(PlanCli, InvalidPlanExitsNonZeroAndCreatesNothing) {
-  const std::string dir = temp_dir("cli");
-  const std::string plan = write(dir + "/plan.toml", plan_text("limt = 3\n"));
+  const test::TempDir tmp;
+  const std::string dir = tmp.path();
+  const std::string plan = test::write_text(dir + "/plan.toml", plan_text("limt = 3\n"));
   const auto r = qb::test::run_cli("run " + plan + " --out " + dir + "/run");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find(plan + ":9: unknown key 'limt'"), std::string::npos) << r.err;

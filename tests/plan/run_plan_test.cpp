@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "../cli_run.h"
+#include "../formats/temp_dir.h"
 #include "../test_paths.h"
 #include "quantbench/core/error.h"
 #include "quantbench/eval/run_eval.h"
@@ -32,18 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("qb_runplan_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-std::string write(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
-}
-
 const std::string kPrompts =
     "{\"id\": \"a\", \"prompt\": \"Once upon a time, there was a little girl named Lily. She\"}\n"
     "{\"id\": \"b\", \"prompt\": \"Tom had a small dog called Max. Every morning, Max\"}\n"
@@ -52,8 +41,8 @@ const std::string kPrompts =
 
 // A plan over stories260K; `cands` is the candidate block; the prompts file is written beside the plan.
 std::string tiny_plan(const std::string& dir, const std::string& cands, const std::string& regimes) {
-  write(dir + "/prompts.jsonl", kPrompts);
-  return write(dir + "/plan.toml",
+  test::write_text(dir + "/prompts.jsonl", kPrompts);
+  return test::write_text(dir + "/plan.toml",
                "name = \"tiny\"\nresamples = 50\n[baseline]\nmodel = \"" + qb::test::stories260k_path() + "\"\n" + cands +
                    regimes);
 }
@@ -83,7 +72,8 @@ RunOptions quiet_options(const std::string& out) {
 }
 
 TEST(RunPlan, TinyPlanEndToEndStoresEvalNumbersAndWritesTheVerdict) {
-  const std::string dir = temp_dir("e2e");
+  const test::TempDir tmp;
+  const std::string dir = tmp.path();
   const std::string plan = tiny_plan(
       dir, "[[candidate]]\nscheme = \"q8_0\"\n",
       kPerplexity + "[regimes.generation]\nprompts = \"prompts.jsonl\"\nmax_tokens = 12\nchat = false\n"
@@ -145,19 +135,20 @@ TEST(RunPlan, TinyPlanEndToEndStoresEvalNumbersAndWritesTheVerdict) {
   EXPECT_EQ(again.steps_run, 0u);
   EXPECT_EQ(again.steps_skipped, 5u);
   // A different plan text in the same directory is refused.
-  write(plan, std::string("# changed\n") + Plan(load_plan(plan)).text);
+  test::write_text(plan, std::string("# changed\n") + Plan(load_plan(plan)).text);
   EXPECT_THROW(run_plan(load_plan(plan), quiet_options(dir + "/run")), Error);
 }
 
 // Starts `quantbench run` as a child, SIGKILLs it once some items are stored, reruns it to the end and
 // checks the store equals that of a run never killed: same results, same item keys, same metrics.
 TEST(RunPlan, KillNineMidRunThenResumeLosesAndDoublesNothing) {
-  const std::string dir = temp_dir("kill");
+  const test::TempDir tmp;
+  const std::string dir = tmp.path();
   std::string prompts;
   for (int i = 0; i < 16; ++i)
     prompts += "{\"id\": \"p" + std::to_string(i) + "\", \"prompt\": \"Once upon a time, number " + std::to_string(i) +
                " went to the park and\"}\n";
-  write(dir + "/many.jsonl", prompts);
+  test::write_text(dir + "/many.jsonl", prompts);
   const std::string plan =
       tiny_plan(dir, "[[candidate]]\nname = \"q8\"\nscheme = \"q8_0\"\n",
                 "[regimes.generation]\nprompts = \"many.jsonl\"\nmax_tokens = 32\nchat = false\n" + kPerplexity);
@@ -227,7 +218,8 @@ TEST(RunPlan, KillNineMidRunThenResumeLosesAndDoublesNothing) {
 
 // Runs made by `run` that differ only in scheme are ranked; a calibration difference is refused.
 TEST(RunPlan, CompareRanksSchemeOnlyDifferencesAndRefusesCalibrationDifferences) {
-  const std::string dir = temp_dir("cmp");
+  const test::TempDir tmp;
+  const std::string dir = tmp.path();
   auto make = [&](const std::string& name, const std::string& cand) {
     fs::create_directories(dir + "/" + name);
     const std::string plan = tiny_plan(dir + "/" + name, cand, kPerplexity);

@@ -161,7 +161,6 @@ void run_bench(const BenchArgs& a) {
     lo.gen_len = a.gen_len;
     lo.max_streams = a.max_streams;
     lo.seed = a.seed;
-    bench::validate_load_options(lo, model->spec());
     const auto runs = bench::run_load_bench(backend, lo, !a.no_progress);
     bench::BenchContext ctx{a.model, model->sha256(), a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency())};
     const Result r = label_synthetic(
