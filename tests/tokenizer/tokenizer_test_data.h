@@ -1,8 +1,6 @@
 // Test-data helpers for the tokenizer tests: bundled files under data/ are gzip-compressed (the repo
 // must stay small), so they are inflated with zlib into the build tree before use.
 #pragma once
-#include <zlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,27 +8,10 @@
 #include <vector>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "../test_paths.h"
 
 namespace qb::test {
-
-inline std::string gunzip_file(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) qb::fail("{}: cannot open", path);
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      gzclose(f);
-      qb::fail("{}: gzip read error", path);
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-  }
-  gzclose(f);
-  return out;
-}
 
 inline std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -44,7 +25,7 @@ inline std::string inflated_path(const std::string& rel) {
   const fs::path out = fs::path(QB_BINARY_DIR) / "test_data" / rel;
   if (!fs::exists(out)) {
     fs::create_directories(out.parent_path());
-    const std::string bytes = gunzip_file(source_path(rel + ".gz"));
+    const std::string bytes = read_file_maybe_gz(source_path(rel + ".gz"));
     const fs::path tmp = out.string() + ".tmp";
     {
       std::ofstream o(tmp, std::ios::binary);

@@ -3,8 +3,6 @@
 // (MBPP: "") + target + fewshot_delimiter ("\n\n"), then the question being asked with no delimiter.
 #include "quantbench/eval/code_tasks.h"
 
-#include <zlib.h>
-
 #include <filesystem>
 #include <map>
 #include <span>
@@ -12,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/core/sha256.h"
 
 namespace qb::eval {
@@ -21,25 +20,6 @@ namespace {
 constexpr const char* kHumanEvalGzSha = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef";
 constexpr const char* kHumanEvalJsonlSha = "1d49078ba3e2b196b9344535bef34a43021f038fad9561d6ee7c53450609a6a2";
 constexpr const char* kMbppSha = "adbb4fda9ec80be5648f106fb044a2d7e2f3d279d0030ea98ac9e73eae3cf5ff";
-
-// The whole file, decompressed when it is gzip (zlib passes plain files through unchanged).
-std::string read_maybe_gz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  QB_CHECK(f != nullptr, "{}: cannot open", path);
-  std::string out;
-  char buf[1 << 16];
-  while (true) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      gzclose(f);
-      fail("{}: read error (corrupt gzip?)", path);
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-  }
-  gzclose(f);
-  return out;
-}
 
 std::string sha_of(const std::string& s) {
   return sha256_hex(std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
@@ -96,7 +76,7 @@ CodeTask load_humaneval(const std::string& data_dir, size_t limit) {
   const std::string gz = data_dir + "/humaneval/HumanEval.jsonl.gz", plain = data_dir + "/humaneval/HumanEval.jsonl";
   t.dataset_path = std::filesystem::exists(gz) ? gz : plain;
   QB_CHECK(std::filesystem::exists(t.dataset_path), "humaneval: neither {} nor {} exists", gz, plain);
-  const std::string raw = read_maybe_gz(t.dataset_path);
+  const std::string raw = read_file_maybe_gz(t.dataset_path);
   t.dataset_sha256 = sha256_file(t.dataset_path);  // of the file as stored
   const bool gzipped = t.dataset_path == gz;
   t.full_sha256 = gzipped ? kHumanEvalGzSha : kHumanEvalJsonlSha;
@@ -132,7 +112,7 @@ CodeTask load_mbpp(const std::string& data_dir, size_t limit) {
       "target_delimiter \"\", fewshot_delimiter \"\\n\\n\"";
   t.dataset_path = data_dir + "/mbpp/mbpp.jsonl";
   QB_CHECK(std::filesystem::exists(t.dataset_path), "mbpp: {} does not exist", t.dataset_path);
-  const std::string raw = read_maybe_gz(t.dataset_path);
+  const std::string raw = read_file_maybe_gz(t.dataset_path);
   t.dataset_sha256 = sha_of(raw);
   t.full_sha256 = kMbppSha;
   t.is_slice = t.dataset_sha256 != t.full_sha256;

@@ -3,13 +3,12 @@
 // else (another model type, a pre-tokenizer we cannot express as regex splits) is a clear error rather
 // than a silently different tokenization. What cannot be honoured exactly (an NFC normalizer) is written
 // into notes() for the Manifest.
-#include <zlib.h>
-
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/tokenizer/tokenizer.h"
 
 namespace qb::tokenizer {
@@ -188,24 +187,6 @@ VocabSpec spec_from_json(std::string_view text, std::string_view config_text) {
   return s;
 }
 
-std::string read_maybe_gz(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");  // zlib reads plain files as they are
-  if (!f) fail("{}: cannot open", path);
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      gzclose(f);
-      fail("{}: read error (corrupt gzip?)", path);
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-  }
-  gzclose(f);
-  return out;
-}
-
 }  // namespace
 
 Tokenizer Tokenizer::from_hf_json(std::string_view json_text, const std::string& origin, std::string_view config_json) {
@@ -217,8 +198,8 @@ Tokenizer Tokenizer::from_hf_json(std::string_view json_text, const std::string&
 }
 
 Tokenizer Tokenizer::from_hf_json_file(const std::string& path, const std::string& config_path) {
-  const std::string text = read_maybe_gz(path);
-  const std::string cfg = config_path.empty() ? std::string() : read_maybe_gz(config_path);
+  const std::string text = read_file_maybe_gz(path);
+  const std::string cfg = config_path.empty() ? std::string() : read_file_maybe_gz(config_path);
   return from_hf_json(text, path, cfg);
 }
 

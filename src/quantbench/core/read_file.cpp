@@ -1,0 +1,28 @@
+// See read_file.h.
+#include "quantbench/core/read_file.h"
+
+#include <zlib.h>
+
+#include "quantbench/core/error.h"
+
+namespace qb {
+
+std::string read_file_maybe_gz(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  QB_CHECK(f != nullptr, "{}: cannot open", path);
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    const int n = gzread(f, buf, sizeof buf);
+    if (n < 0) {
+      gzclose(f);
+      fail("{}: read error (corrupt gzip?)", path);
+    }
+    if (n == 0) break;
+    out.append(buf, size_t(n));
+  }
+  gzclose(f);
+  return out;
+}
+
+}  // namespace qb
