@@ -27,7 +27,7 @@ TEST(CodeEval, StopSequencesMatchGenerateThenCut) {
   const std::string text = tok.decode(body, false);
   for (const std::vector<std::string>& stops : {std::vector<std::string>{"."}, {" the", ","}, {"no such stop"}}) {
     const auto c = complete_until(*pair.baseline().backend, tok, ids, stops, 64);
-    EXPECT_EQ(c.text, truncate_at_stops(text, stops));
+    EXPECT_EQ(c.text, cut_at_stops(text, stops));
     ASSERT_LE(c.tokens.size(), full.size());
     EXPECT_TRUE(std::equal(c.tokens.begin(), c.tokens.end(), full.begin()));
     if (first_stop(text, stops) != std::string::npos) {

@@ -46,7 +46,7 @@ TEST(CodeTasks, TruncationAtStopsAsLmEval) {
   ASSERT_GE(g.size(), 10u);
   for (const auto& c : g) {
     const auto text = c["text"].get<std::string>();
-    EXPECT_EQ(truncate_at_stops(text, c["until"].get<std::vector<std::string>>()), c["expected"].get<std::string>())
+    EXPECT_EQ(cut_at_stops(text, c["until"].get<std::vector<std::string>>()), c["expected"].get<std::string>())
         << nlohmann::json(text).dump();
   }
   EXPECT_EQ(first_stop("abc", {"", "c"}), 2u);  // an empty stop never matches

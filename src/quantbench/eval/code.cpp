@@ -49,20 +49,6 @@ std::string exception_type(const std::string& line) {
 
 }  // namespace
 
-size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t best = std::string::npos;
-  for (const auto& s : stops) {
-    if (s.empty()) continue;  // lm-eval skips empty terms
-    best = std::min(best, text.find(s));
-  }
-  return best;
-}
-
-std::string truncate_at_stops(const std::string& text, const std::vector<std::string>& stops) {
-  const size_t p = first_stop(text, stops);
-  return p == std::string::npos ? text : text.substr(0, p);
-}
-
 Completion complete_until(runtime::Backend& backend, const tokenizer::Tokenizer& tok, std::vector<int32_t> prompt,
                           const std::vector<std::string>& stops, int64_t max_new_tokens, int64_t max_length) {
   QB_CHECK(!prompt.empty(), "code: empty prompt");
@@ -121,7 +107,7 @@ Completion complete_until(runtime::Backend& backend, const tokenizer::Tokenizer&
     std::vector<int32_t> body(c.tokens.begin(), c.tokens.end() - 1);
     c.raw = tok.decode(body, false);
   }
-  c.text = truncate_at_stops(c.raw, stops);
+  c.text = cut_at_stops(c.raw, stops);
   return c;
 }
 

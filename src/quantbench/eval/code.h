@@ -24,12 +24,9 @@
 #include "quantbench/eval/code_tasks.h"
 #include "quantbench/eval/model_pair.h"
 #include "quantbench/eval/sandbox.h"
+#include "quantbench/eval/stop_sequences.h"
 
 namespace qb::eval {
-
-// Earliest position of any non-empty stop string in text (npos if none), and text cut there.
-size_t first_stop(const std::string& text, const std::vector<std::string>& stops);
-std::string truncate_at_stops(const std::string& text, const std::vector<std::string>& stops);
 
 struct Completion {
   std::vector<int32_t> tokens;  // generated ids (the end-of-generation token included if one ended it)

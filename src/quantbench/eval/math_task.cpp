@@ -213,13 +213,6 @@ std::vector<std::vector<size_t>> gsm8k_fewshot_draws(size_t n_docs, size_t n_tra
   return out;
 }
 
-std::string cut_at_stops(const std::string& text, const std::vector<std::string>& until) {
-  std::string s = text;
-  for (const auto& u : until)  // lm-eval: for term in until: s = s.split(term)[0]
-    if (!u.empty()) s = s.substr(0, s.find(u));
-  return s;
-}
-
 std::string mgsm_normalize(const std::string& s) {
   static const std::string punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";  // Python's string.punctuation
   std::string out;

@@ -18,6 +18,7 @@
 
 #include "quantbench/core/result.h"
 #include "quantbench/eval/model_pair.h"
+#include "quantbench/eval/stop_sequences.h"
 
 namespace qb::eval {
 
@@ -58,8 +59,6 @@ std::string gsm8k_context(const std::vector<std::pair<std::string, std::string>>
 // The train rows lm-eval 0.4.13 puts before test document `doc` (0-based) with n_train rows.
 std::vector<std::vector<size_t>> gsm8k_fewshot_draws(size_t n_docs, size_t n_train);
 
-// lm-eval's until handling: the text up to the first occurrence of any stop string.
-std::string cut_at_stops(const std::string& text, const std::vector<std::string>& until);
 
 // Both filters and their exact_match, for one model's (already cut) response.
 struct GenTaskScore {
