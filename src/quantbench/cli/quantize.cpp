@@ -3,12 +3,11 @@
 // group-wise schemes, a compressed-tensors directory when OUT does not end in .gguf). Everything that ran is printed
 // and stored as quantbench.* metadata.
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "quantbench/cli/commands.h"
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/formats/gguf_reader.h"
 #include "quantbench/model/model.h"
 #include "quantbench/quant/calibration_data.h"
@@ -43,11 +42,8 @@ void run_quantize(const QuantizeArgs& a) {
     quant::CalibrationConfig cc{a.calib, a.calib_samples, a.calib_len, a.seed};
     cd = quant::load_calibration(cc, tok);
     if (!a.eval_text.empty()) {
-      std::ifstream in(a.eval_text, std::ios::binary);
-      QB_CHECK(bool(in), "{}: cannot open evaluation text", a.eval_text);
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      if (auto w = quant::overlap_warning(cd.all_tokens, tok.encode(ss.str(), false, false)))
+      const std::string eval_text = read_file(a.eval_text, "evaluation text");
+      if (auto w = quant::overlap_warning(cd.all_tokens, tok.encode(eval_text, false, false)))
         std::fprintf(stderr, "quantize: warning: %s\n", w->c_str());
     }
   }

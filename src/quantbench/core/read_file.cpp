@@ -3,9 +3,21 @@
 
 #include <zlib.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "quantbench/core/error.h"
 
 namespace qb {
+
+std::string read_file(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open{}{}", path, what.empty() ? "" : " ", what);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail("{}: read failed", path);
+  return ss.str();
+}
 
 std::string read_file_maybe_gz(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");

@@ -2,10 +2,9 @@
 #include "quantbench/eval/run_eval.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/sha256.h"
 #include "quantbench/eval/code.h"
@@ -17,14 +16,6 @@
 
 namespace qb::eval {
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  QB_CHECK(bool(in), "{}: cannot open", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string first_existing(const std::vector<std::string>& paths, const std::string& what) {
   for (const auto& p : paths)

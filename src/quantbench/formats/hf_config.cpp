@@ -3,13 +3,12 @@
 #include "quantbench/formats/hf_config.h"
 
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/formats/text.h"
 
 namespace qb::formats {
@@ -42,12 +41,7 @@ std::optional<int64_t> as_int(const Json& j) {
 }  // namespace
 
 HfConfig HfConfig::load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) fail("{}: read failed", path);
-  return parse(ss.str(), path);
+  return parse(read_file(path), path);
 }
 
 HfConfig HfConfig::parse(std::string_view json_text, std::string source) {

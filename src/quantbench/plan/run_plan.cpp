@@ -6,18 +6,17 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "quantbench/bench/bandwidth_probe.h"
 #include "quantbench/bench/decode_bench.h"
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/sha256.h"
 #include "quantbench/eval/generation.h"
@@ -41,14 +40,6 @@ namespace qb::plan {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  QB_CHECK(bool(in), "{}: cannot open", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void write_text(const std::string& path, const std::string& text) {
   AtomicFileWriter w(path);
@@ -183,7 +174,7 @@ struct Runner {
       const std::string name = fs::path(rp.text).filename().string();
       if (!start_step("perplexity", "perplexity:" + name, c.name)) return;
       ensure_pair();
-      const std::string text = read_text(rp.text);
+      const std::string text = read_file(rp.text);
       const auto sha = sha256_hex(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
       eval::PerplexityOptions o;
       o.convention = eval::parse_convention(rp.convention);

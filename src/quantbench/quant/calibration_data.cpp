@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <random>
 #include <sstream>
 #include <unordered_set>
@@ -12,19 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 #include "quantbench/core/sha256.h"
 
 namespace qb::quant {
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open calibration file", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool ends_with(const std::string& s, std::string_view suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
@@ -101,7 +93,7 @@ CalibrationData make_calibration(const std::string& raw, const std::string& sour
 }
 
 CalibrationData load_calibration(const CalibrationConfig& cfg, const tokenizer::Tokenizer& tok) {
-  return make_calibration(read_file(cfg.path), cfg.path, cfg, tok);
+  return make_calibration(read_file(cfg.path, "calibration file"), cfg.path, cfg, tok);
 }
 
 namespace {

@@ -2,23 +2,17 @@
 // file and the line or row, shared by every task loader so the messages read the same everywhere.
 #pragma once
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/read_file.h"
 
 namespace qb::eval::task_io {
 
-inline std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  QB_CHECK(bool(in), "{}: cannot open dataset file", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+inline std::string read_text(const std::string& path) { return read_file(path, "dataset file"); }
 
 inline std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path);
