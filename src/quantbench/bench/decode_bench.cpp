@@ -19,6 +19,7 @@
 #include "quantbench/core/environment.h"
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
+#include "quantbench/runtime/sampler.h"
 
 namespace qb::bench {
 namespace {
@@ -26,10 +27,6 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-int32_t argmax(std::span<const float> row) {
-  return int32_t(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
 int64_t read_vm_hwm_kib() {
@@ -131,7 +128,7 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
         batch.add_sequence(prompt, s, 0);
         const auto t0 = clock_type::now();
         const runtime::Logits lg = backend.forward(batch);
-        next[size_t(b)] = argmax(lg.row(0));
+        next[size_t(b)] = runtime::argmax(lg.row(0));
         const double dt = seconds_since(t0);
         prefill_total += dt;
         if (measured) bt.ttft_s.push_back(dt);
@@ -142,7 +139,7 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
         for (int64_t b = 0; b < B; ++b) batch.add(next[size_t(b)], seqs[size_t(b)], o.prompt_len + j, true);
         const auto t0 = clock_type::now();
         const runtime::Logits lg = backend.forward(batch);
-        for (size_t r = 0; r < lg.rows(); ++r) next[lg.batch_index[r]] = argmax(lg.row(r));
+        for (size_t r = 0; r < lg.rows(); ++r) next[lg.batch_index[r]] = runtime::argmax(lg.row(r));
         const double dt = seconds_since(t0);
         decode_total += dt;
         if (measured) bt.step_s.push_back(dt);

@@ -13,6 +13,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
 #include "quantbench/core/rng.h"
+#include "quantbench/runtime/sampler.h"
 
 namespace qb::bench {
 namespace {
@@ -21,10 +22,6 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-int32_t argmax_row(std::span<const float> row) {
-  return int32_t(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
 struct Live {  // a request while it runs
@@ -69,41 +66,29 @@ LoadRun run_one_rate(runtime::Backend& backend, const LoadBenchOptions& o, doubl
       admitted.push_back(l);
       ++next_arrival;
     }
-    if (batch.size() == 0) continue;  // a request is due but all streams are busy cannot happen here
+    if (batch.size() == 0) continue;  // nothing running and the sleep ended just before the next arrival
     const runtime::Logits logits = backend.forward(batch);
     const double after = seconds_since(t0);
     ++run.steps;
     // Rows come in batch order: first the running requests' decode tokens, then one per admitted prompt.
     size_t row = 0;
     std::vector<Live> still;
-    for (Live& l : running) {
+    auto take_token = [&](Live& l, bool first) {
       RequestTiming& r = run.requests[l.index];
-      l.next_token = argmax_row(logits.row(row++));
+      l.next_token = runtime::argmax(logits.row(row++));
       r.output.push_back(l.next_token);
-      if (++r.generated == o.gen_len) {
-        r.done = after;
-        backend.free_sequence(l.seq);
-        ++done;
-        if (bar) bar->advance(1);
-      } else {
+      if (first) r.first_token = after;
+      if (++r.generated < o.gen_len) {
         still.push_back(l);
+        return;
       }
-    }
-    for (Live& l : admitted) {
-      RequestTiming& r = run.requests[l.index];
-      l.next_token = argmax_row(logits.row(row++));
-      r.output.push_back(l.next_token);
-      r.first_token = after;
-      r.generated = 1;
-      if (o.gen_len == 1) {
-        r.done = after;
-        backend.free_sequence(l.seq);
-        ++done;
-        if (bar) bar->advance(1);
-      } else {
-        still.push_back(l);
-      }
-    }
+      r.done = after;
+      backend.free_sequence(l.seq);
+      ++done;
+      if (bar) bar->advance(1);
+    };
+    for (Live& l : running) take_token(l, false);
+    for (Live& l : admitted) take_token(l, true);
     running = std::move(still);
     run.max_running = std::max<int64_t>(run.max_running, int64_t(running.size()));
   }
