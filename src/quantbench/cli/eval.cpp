@@ -62,6 +62,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--code-ctx", q->code_ctx, "Code regime's context; longer prompts lose their start (0 = the model's)");
   cmd->add_option("--seed", q->seed, "Bootstrap seed (recorded)");
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
+  cmd->add_flag("--reference", q->reference,
+                "Run both models on the exact CPU reference path (dequantized weights, double sums) instead of "
+                "the fast kernels: slow, for checking the fast path");
   cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");
   cmd->add_flag("--quiet", *quiet, "No progress bars");
   cmd->add_option("--backend", *backend, "cpu, or cuda in builds with QB_CUDA=ON (both models on the GPU)");

@@ -58,6 +58,7 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
   }
   ModelPairOptions po;
   po.threads = q.threads;
+  po.reference = q.reference;
   po.kv = runtime::parse_kv_type(q.kv);
   po.baseline_kv = runtime::parse_kv_type(q.baseline_kv);
   po.make_backend = q.make_backend;

@@ -30,6 +30,7 @@ struct EvalRequest {
   int64_t limit = 0;        // items / prompts / windows per regime (0: all)
   int64_t batch = 1;
   int threads = 0;
+  bool reference = false;  // both models on the CPU reference path (exact weights, double sums; slow)
   std::string kv = "f32";           // candidate's KV cache precision (runtime/kv_cache.h)
   std::string baseline_kv = "f32";  // baseline's
   int64_t max_tokens = 256;

@@ -1,7 +1,9 @@
 // Attention of one query head at one position against a sequence's f32 KV cache: causal (keys at
 // positions <= pos), optionally within a sliding window, optional tanh soft-capping of the scores.
-// Grouped-query attention is the caller's choice of which KV head to pass. Scores, softmax and the
-// weighted sum are in double: this is the reference, and every backend is compared with it.
+// Grouped-query attention is the caller's choice of which KV head to pass. attention_head keeps scores,
+// softmax and the weighted sum in double: it is the reference, and every backend is compared with it.
+// attention_head_f32 is the fast path's: f32 throughout, dot products split over 16 independent lanes
+// so the compiler vectorizes them (a double scalar loop was 40% of a 512-token prefill of SmolLM2).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -22,5 +24,7 @@ struct AttentionParams {
 // out: head_dim_v floats. scratch is resized as needed.
 void attention_head(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t pos,
                     float* out, std::vector<double>& scratch);
+void attention_head_f32(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t pos,
+                        float* out, std::vector<float>& scratch);
 
 }  // namespace qb::runtime::cpu

@@ -60,9 +60,11 @@ std::string CpuBackend::describe() const {
                               : describe_fast_path(t);
     paths += fmt::format("{}{}: {}", paths.empty() ? "" : "; ", formats::ggml_type_name(t), p);
   }
-  return fmt::format("{} on {} ({} threads); matmul: {}; activations: {}; kv cache {}; norms/rope/attention in f32 "
-                     "with double accumulation; weights: {}",
-                     name(), cpu_isa(), pool_.size(), paths, describe_activations(), kv_type_name(options_.kv),
+  const char* attention = options_.mode == CpuMode::Reference
+                              ? "norms/rope/attention in f32 with double accumulation"
+                              : "norms/rope in f32 with double accumulation; attention in f32";
+  return fmt::format("{} on {} ({} threads); matmul: {}; activations: {}; kv cache {}; {}; weights: {}", name(),
+                     cpu_isa(), pool_.size(), paths, describe_activations(), kv_type_name(options_.kv), attention,
                      m.describe_weight_types());
 }
 
@@ -235,7 +237,16 @@ Logits CpuBackend::forward(const Batch& batch) {
     const bool f32_cache = options_.kv == KvType::F32;
     pool_.parallel_for(size_t(T * sp.n_head_kv), [&](size_t b, size_t e, int) {
       std::vector<double> scratch;
-      std::vector<float> kbuf, vbuf;
+      std::vector<float> scratch_f32, kbuf, vbuf;
+      // The reference keeps attention in double; the fast path's f32 kernel differs from it by f32
+      // rounding (AttentionF32.MatchesDoubleReference bounds it).
+      const auto attend = [&](const AttentionParams& a, const float* qh, const float* kr, const float* vr,
+                              int64_t pos, float* out) {
+        if (path == MatmulPath::Reference)
+          attention_head(a, qh, kr, vr, pos, out, scratch);
+        else
+          attention_head_f32(a, qh, kr, vr, pos, out, scratch_f32);
+      };
       for (size_t i = b; i < e; ++i) {
         const int64_t t = int64_t(i) / sp.n_head_kv, kvh = int64_t(i) % sp.n_head_kv;
         const BatchToken& bt = batch.tokens[size_t(t)];
@@ -246,8 +257,7 @@ Logits CpuBackend::forward(const Batch& batch) {
           const float* qh = q.data() + t * qd + hh * sp.head_dim_k;
           float* out = att.data() + t * ad + hh * sp.head_dim_v;
           if (f32_cache) {
-            attention_head(ap, qh, ks.f32_rows() + kvh * sp.head_dim_k, vs.f32_rows() + kvh * sp.head_dim_v, bt.pos,
-                           out, scratch);
+            attend(ap, qh, ks.f32_rows() + kvh * sp.head_dim_k, vs.f32_rows() + kvh * sp.head_dim_v, bt.pos, out);
             continue;
           }
           // Only the positions attention can see: [first, pos]; relative to `first` the window
@@ -263,7 +273,7 @@ Logits CpuBackend::forward(const Batch& batch) {
           AttentionParams apq = ap;
           apq.k_stride = sp.head_dim_k;
           apq.v_stride = sp.head_dim_v;
-          attention_head(apq, qh, kbuf.data(), vbuf.data(), n - 1, out, scratch);
+          attend(apq, qh, kbuf.data(), vbuf.data(), n - 1, out);
         }
       }
     });
