@@ -26,6 +26,7 @@ struct QuantizeArgs {
   uint64_t seed = 0;
   int threads = 0;
   bool quiet = false;
+  bool calib_reference = false;
 };
 
 void run_quantize(const QuantizeArgs& a) {
@@ -51,6 +52,7 @@ void run_quantize(const QuantizeArgs& a) {
   qo.calibration = a.calib.empty() ? nullptr : &cd.samples;
   qo.n_threads = a.threads;
   qo.progress = !a.quiet;
+  qo.calibrate_on_reference = a.calib_reference;
   quant::QuantizedModel qm = quant::quantize_model(model, scheme, methods, qo);
   Manifest mf = qm.manifest;
   for (const auto& [k, v] : cd.facts) mf.set(k, v);
@@ -76,6 +78,9 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("-o,--output", a->out, "Output: OUT.gguf (GGUF) or a directory (compressed-tensors, INTk schemes)")->required();
   cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)");
   cmd->add_flag("--quiet,-q", a->quiet, "No progress bars");
+  cmd->add_flag("--calib-reference", a->calib_reference,
+                "Collect calibration statistics on the exact CPU reference path (about 50x slower) instead of the "
+                "fast kernels");
   cmd->callback([a] { run_quantize(*a); });
 }
 

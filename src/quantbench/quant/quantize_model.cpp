@@ -89,7 +89,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       }
     }
 
-  // One pass of the reference backend over the calibration samples, unquantized weights.
+  // One pass of the CPU backend over the calibration samples, unquantized weights.
   std::map<std::string, std::shared_ptr<LayerCalibration>, std::less<>> cal;  // keyed by weight name; groups share
   if (need_cal) {
     for (int64_t il = 0; il < sp.n_layer; ++il) {
@@ -102,7 +102,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       cal[n("ffn_down")] = std::make_shared<LayerCalibration>(sp.n_ff);
     }
     runtime::cpu::CpuBackendOptions bo;
-    bo.mode = runtime::cpu::CpuMode::Reference;
+    bo.mode = opts.calibrate_on_reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
     bo.n_threads = opts.n_threads;
     bo.observer = [&](int64_t, std::string_view tensor, const float* x, int64_t n_tok, int64_t n_in) {
       // q/k/v and gate/up report the same input; count it once per group.
@@ -130,9 +130,9 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     }
     prog.finish();
     res.manifest.set("calibration.method",
-                     fmt::format("layer inputs collected by the CPU reference backend from the unquantized model in "
-                                 "one pass ({} samples, {} tokens); q/k/v and gate/up share their input statistics",
-                                 opts.calibration->size(), n_tokens));
+                     fmt::format("layer inputs collected by the CPU backend from the unquantized model in one pass "
+                                 "({} samples, {} tokens); q/k/v and gate/up share their input statistics; {}",
+                                 opts.calibration->size(), n_tokens, backend.describe()));
   } else {
     res.manifest.set("calibration.method", "none (no method of this scheme uses calibration data)");
   }
