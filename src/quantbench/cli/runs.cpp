@@ -1,4 +1,5 @@
-// `quantbench runs list DIR...` and `quantbench runs show RUN`: what runs exist and what each holds.
+// `quantbench runs list DIR...` and `quantbench runs show RUN [--json OUT]`: what runs exist and what
+// each holds (--json: the whole run as one document, plan/run_export.h).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include "quantbench/cli/commands.h"
 #include "quantbench/core/error.h"
+#include "quantbench/plan/run_export.h"
 #include "quantbench/report/store.h"
 
 namespace qb::cli {
@@ -59,8 +61,11 @@ void register_runs(CLI::App& app) {
   });
   auto* show = cmd->add_subcommand("show", "Results, metrics with intervals, and the full manifest of one run");
   auto run = std::make_shared<std::string>();
+  auto json_out = std::make_shared<std::string>();
   show->add_option("run", *run, "run directory")->required();
-  show->callback([run] {
+  show->add_option("--json", *json_out, "also write every stored result (metrics, items, manifests) as one JSON file (docs/results.md)");
+  show->callback([run, json_out] {
+    if (!json_out->empty()) plan::write_run_json(*run, *json_out);
     const auto store = report::RunStore::open(*run);
     const auto info = store.info();
     std::printf("run %s\ncreated %s\nstatus %s\nplan sha256 %s\n", info.id.c_str(), info.created.c_str(),

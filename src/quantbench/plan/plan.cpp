@@ -3,6 +3,8 @@
 // default and the run would measure something other than what the plan says.
 #include "quantbench/plan/plan.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -12,6 +14,9 @@
 #include <toml++/toml.h>
 
 #include "quantbench/core/error.h"
+#include "quantbench/eval/code.h"
+#include "quantbench/eval/code_tasks.h"
+#include "quantbench/eval/math_task.h"
 #include "quantbench/eval/run_eval.h"
 #include "quantbench/eval/tasks/task.h"
 #include "quantbench/quant/method/method.h"
@@ -177,6 +182,13 @@ CandidatePlan parse_candidate(const Ctx& c, const toml::table& t, int line, size
   return cp;
 }
 
+// Each task is one step stored under its name: the same task twice would be one result counted twice.
+void check_unique(const Ctx& c, const std::vector<std::string>& tasks, int line, const std::string& where) {
+  std::set<std::string> seen;
+  for (const auto& t : tasks)
+    if (!seen.insert(t).second) c.fail_at(line, "{}: task '{}' is listed twice", where, t);
+}
+
 RegimePlan parse_regime(const Ctx& c, const std::string& name, const toml::table& t, const std::string& data_dir) {
   const auto& specs = regime_specs();
   auto it = std::find_if(specs.begin(), specs.end(), [&](const RegimeSpec& s) { return s.name == name; });
@@ -186,7 +198,8 @@ RegimePlan parse_regime(const Ctx& c, const std::string& name, const toml::table
   if (it == specs.end()) c.fail_at(line, "unknown regime '{}' (known: {})", name, fmt::join(known, ", "));
   const std::string where = "[regimes." + name + "]";
   auto keys = it->keys;
-  keys.insert(keys.end(), {"limit", "batch"});
+  keys.push_back("limit");
+  if (name != "code") keys.push_back("batch");  // code runs one prompt at a time
   c.check_keys(t, keys, where);
   RegimePlan r;
   r.name = name;
@@ -215,12 +228,54 @@ RegimePlan parse_regime(const Ctx& c, const std::string& name, const toml::table
       } catch (const Error& e) {
         c.fail_at(tl, "{}", e.what());
       }
-      for (const auto& f : spec->files) c.existing(r.data_dir + "/" + f, tl, where + " task " + task);
+      // A registry entry ending in '/' is a directory of files (MMLU's per-subject CSVs).
+      for (const auto& f : spec->files) c.existing(r.data_dir + "/" + f, tl, where + " task " + task, f.ends_with('/'));
     }
+  } else if (name == "code") {
+    if (const auto dd = c.str(t, "data_dir", where)) r.data_dir = c.existing(*dd, c.line_of(*t.get("data_dir")), where + ".data_dir", true);
+    r.tasks = c.strings(t, "tasks", where);
+    const int tl = t.get("tasks") ? c.line_of(*t.get("tasks")) : line;
+    if (t.get("tasks") && r.tasks.empty()) c.fail_at(tl, "{}: 'tasks' must list at least one task (leave it out for all)", where);
+    if (r.tasks.empty()) r.tasks = eval::code_task_names();
+    check_unique(c, r.tasks, tl, where);
+    for (const auto& task : r.tasks) {
+      if (!eval::is_code_task(task))
+        c.fail_at(tl, "{}: unknown code task '{}' (known: {})", where, task, fmt::join(eval::code_task_names(), ", "));
+      if (task == "humaneval") {
+        if (!fs::exists(r.data_dir + "/humaneval/HumanEval.jsonl.gz")) c.existing(r.data_dir + "/humaneval/HumanEval.jsonl", tl, where + " task humaneval");
+      } else {
+        c.existing(r.data_dir + "/" + task + "/" + task + ".jsonl", tl, where + " task " + task);
+      }
+    }
+    r.max_tokens = c.integer(t, "max_tokens", where, 0, 1 << 20).value_or(0);
+    r.ctx = c.integer(t, "ctx", where, 0, 1 << 20).value_or(0);
+    // The programs run in bubblewrap with the system python; without either nothing can be scored.
+    const eval::SandboxConfig sc = eval::default_code_sandbox_config();
+    for (const std::string& exe : {sc.bwrap, sc.python})
+      if (access(exe.c_str(), X_OK) != 0)
+        c.fail_at(line, "{}: the code regime runs each program with {} inside bubblewrap, and {} is not an executable here",
+                  where, sc.python, exe);
   } else if (name == "generation" || name == "workload") {
     if (name == "generation") {
+      if (const auto dd = c.str(t, "data_dir", where)) r.data_dir = c.existing(*dd, c.line_of(*t.get("data_dir")), where + ".data_dir", true);
+      r.tasks = c.strings(t, "tasks", where);
+      if (const toml::node* tn = t.get("tasks")) {
+        const int tl = c.line_of(*tn);
+        if (r.tasks.empty()) c.fail_at(tl, "{}: 'tasks' must list at least one task (leave it out for MT-Bench)", where);
+        check_unique(c, r.tasks, tl, where);
+        for (const auto& task : r.tasks) {
+          const eval::GenTaskSpec* spec = eval::find_gen_task(task);
+          if (!spec) {
+            std::vector<std::string> known;
+            for (const auto& g : eval::gen_task_registry()) known.push_back(g.name);
+            c.fail_at(tl, "{}: unknown generation task '{}' (known: {})", where, task, fmt::join(known, ", "));
+          }
+          for (const auto& f : spec->files) c.existing(r.data_dir + "/" + f, tl, where + " task " + task, f.ends_with('/'));
+        }
+      }
       r.prompts = c.file(t, "prompts", where);
-      if (r.prompts.empty()) c.existing(data_dir + "/mtbench/question.jsonl", line, where + " (default MT-Bench prompts)");
+      if (r.runs_prompts() && r.prompts.empty())
+        c.existing(r.data_dir + "/mtbench/question.jsonl", line, where + " (default MT-Bench prompts)");
     } else {
       r.file = c.file(t, "file", where);
       if (r.file.empty()) c.fail_at(line, "{}: 'file' (the workload JSONL) is required", where);
@@ -285,8 +340,10 @@ const std::vector<RegimeSpec>& regime_specs() {
   static const std::vector<RegimeSpec> specs = {
       {"perplexity", {"text", "ctx", "top_k", "convention"}, "perplexity and per-token KL against the baseline on a text"},
       {"multiple_choice", {"tasks", "data_dir"}, "lm-eval style multiple choice: accuracy, flips, McNemar"},
-      {"generation", {"prompts", "max_tokens", "chat"}, "greedy generation divergence on prompts"},
+      {"generation", {"prompts", "max_tokens", "chat", "tasks", "data_dir"},
+       "greedy generation divergence on prompts; scored tasks (gsm8k, mgsm_direct_*): exact match, flips, McNemar"},
       {"workload", {"file", "max_tokens", "chat"}, "your own prompts (JSONL), worst items quoted"},
+      {"code", {"tasks", "max_tokens", "ctx", "data_dir"}, "HumanEval / MBPP programs run in the sandbox: pass@1, flips, McNemar"},
   };
   return specs;
 }

@@ -36,20 +36,24 @@ struct CandidatePlan {
 
 // One regime's settings; which fields apply depends on the regime (see regime_specs()).
 struct RegimePlan {
-  std::string name;                 // "perplexity", "multiple_choice", "generation", "workload"
+  std::string name;                 // "perplexity", "multiple_choice", "generation", "workload", "code"
   std::string text;                 // perplexity: the text file
   std::string convention = "llama.cpp";
-  int64_t ctx = 512;                // perplexity: tokens per window
+  int64_t ctx = 512;                // perplexity: tokens per window; code: prompt + generation context (0: the model's)
   size_t top_k = 32;
-  std::vector<std::string> tasks;   // multiple_choice
-  std::string data_dir;             // multiple_choice (and MT-Bench default prompts): data directory
+  std::vector<std::string> tasks;   // multiple_choice; generation: scored tasks (gsm8k, mgsm_direct_*); code
+  std::string data_dir;             // task files and MT-Bench default prompts: data directory
   std::string prompts;              // generation: JSONL prompts (workload format); empty: MT-Bench first turns
   std::string file;                 // workload: the JSONL workload
-  int64_t max_tokens = 256;         // generation, workload
+  int64_t max_tokens = 256;         // generation, workload; code: 0 = each task's own budget (lm-eval's)
   bool chat = true;                 // generation, workload: use the model's chat template when it has one
   int64_t limit = 0;                // windows / items / prompts (0: all)
   int64_t batch = 1;
   int line = 0;
+
+  // generation: whether the prompt-comparison step (MT-Bench or `prompts`) runs. Scored `tasks` replace
+  // MT-Bench, as eval's --tasks does; explicit `prompts` run beside them.
+  bool runs_prompts() const { return tasks.empty() || !prompts.empty(); }
 };
 
 struct BenchPlan {

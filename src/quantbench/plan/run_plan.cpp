@@ -19,7 +19,10 @@
 #include "quantbench/core/read_file.h"
 #include "quantbench/core/mapped_file.h"
 #include "quantbench/core/sha256.h"
+#include "quantbench/eval/code.h"
 #include "quantbench/eval/generation.h"
+#include "quantbench/eval/item_hook.h"
+#include "quantbench/eval/math_task.h"
 #include "quantbench/eval/model_pair.h"
 #include "quantbench/eval/multiple_choice.h"
 #include "quantbench/eval/perplexity.h"
@@ -159,6 +162,29 @@ struct Runner {
     store.finish_result(id, r.metrics());
   }
 
+  // For evaluators without an ItemHook (code, scored generation tasks): the step runs as a whole and
+  // its result is stored when it returns, so a kill mid-step recomputes that step (and only it).
+  void store_whole(const std::string& cand, const Manifest& cand_meta, const Result& r) {
+    const int64_t id = store.begin_result(r.regime(), r.task(), cand, candidate_manifest(r.manifest(), baseline_facts, cand_meta),
+                                          r.misses());
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < r.items().size(); ++i) {
+      const auto& rec = r.items()[i];
+      std::string k = std::to_string(i);
+      for (const char* f : {"task_id", "id"})
+        if (rec.is_object() && rec.contains(f)) {
+          k = rec[f].is_string() ? rec[f].get<std::string>() : rec[f].dump();
+          break;
+        }
+      ids.push_back(k);
+    }
+    const auto keys = eval::unique_item_keys(ids);
+    for (size_t i = 0; i < r.items().size(); ++i) store.append_item(id, keys[i], r.items()[i]);
+    store.finish_result(id, r.metrics());
+  }
+
+  std::optional<eval::PythonSandbox> sandbox;  // made (and self-tested) by the first code step
+
   void run_regime(const RegimePlan& rp, const CandidatePlan& c, const std::string& cand_path,
                   std::unique_ptr<eval::ModelPair>& pair, Manifest& cand_meta) {
     auto ensure_pair = [&] {
@@ -201,6 +227,33 @@ struct Runner {
           o.hook = h;
           return eval::evaluate_multiple_choice(*pair, loaded, o);
         });
+      }
+    } else if (rp.name == "code") {
+      for (const auto& t : rp.tasks) {
+        if (!start_step("code", t, c.name)) continue;
+        ensure_pair();
+        if (!sandbox) sandbox.emplace(eval::default_code_sandbox_config());
+        const auto task = eval::load_code_task(t, rp.data_dir, size_t(rp.limit));
+        eval::CodeOptions o;
+        o.max_new_tokens = rp.max_tokens;
+        o.max_length = rp.ctx;
+        o.progress = opt.progress;
+        store_whole(c.name, cand_meta, eval::evaluate_code(*pair, task, *sandbox, o));
+      }
+    } else if (rp.name == "generation" && !rp.tasks.empty()) {
+      for (const auto& t : rp.tasks) {
+        if (!start_step("generation", t, c.name)) continue;
+        ensure_pair();
+        const auto task = eval::load_gen_task(t, rp.data_dir, size_t(rp.limit));
+        eval::GenTaskOptions o;
+        o.max_new_tokens = rp.max_tokens;
+        o.progress = opt.progress;
+        store_whole(c.name, cand_meta, eval::evaluate_gen_task(*pair, task, o));
+      }
+      if (rp.runs_prompts()) {  // explicit prompts beside the tasks, as eval does
+        RegimePlan prompts_only = rp;
+        prompts_only.tasks.clear();
+        run_regime(prompts_only, c, cand_path, pair, cand_meta);
       }
     } else if (rp.name == "generation" || rp.name == "workload") {
       const bool wl = rp.name == "workload";
@@ -383,7 +436,11 @@ RunSummary run_plan(const Plan& plan, const RunOptions& opt) {
   R.baseline_facts = model_facts(plan.baseline);
 
   size_t per_cand = 0;
-  for (const auto& r : plan.regimes) per_cand += r.name == "multiple_choice" ? r.tasks.size() : 1;
+  for (const auto& r : plan.regimes) {
+    if (r.name == "multiple_choice" || r.name == "code") per_cand += r.tasks.size();
+    else if (r.name == "generation") per_cand += r.tasks.size() + (r.runs_prompts() ? 1 : 0);
+    else per_cand += 1;
+  }
   R.n_steps = plan.candidates.size() * per_cand + (plan.bench ? plan.candidates.size() + 1 : 0);
 
   std::vector<std::string> paths;
