@@ -4,7 +4,7 @@
 # table in docs/quantization.md. Every KL is exact (the baseline runs live beside the candidate: no
 # top-K cache), with the 95% cluster-bootstrap interval over windows that `eval` reports.
 # Usage: scripts/checks/kl_vs_bits.sh [stories|smollm2|all] [OUTDIR]
-#   env SMOL_WINDOWS (8), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
+#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
 # Prints one Markdown row per candidate; the JSONs stay in OUTDIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -63,8 +63,9 @@ if [[ $WHICH == smollm2 || $WHICH == all ]]; then
   W=${SMOL_WINDOWS:-8}
   echo "## SmolLM2-135M-Instruct Q4_1 (eval: $TEXT, llama.cpp convention, n_ctx 512, first $W windows; calibration: $CAL, 32 x 512 tokens)"
   header
-  for s in w8 w4g32 w4g32-asym w4g128 w4g128-asym w3g32 w3g128 w3g128-asym w2g32-asym \
-           w4g128:rtn_clip w4g128:imatrix w4g128:gptq w4g128:awq w3g128:rtn_clip w3g128:imatrix w3g128:gptq w3g128:awq; do
+  SCHEMES=${SMOL_SCHEMES:-w8 w4g32 w4g32-asym w4g128 w4g128-asym w3g32 w3g128 w3g128-asym w2g32-asym \
+    w4g128:rtn_clip w4g128:imatrix w4g128:gptq w4g128:awq w3g128:rtn_clip w3g128:imatrix w3g128:gptq w3g128:awq}
+  for s in $SCHEMES; do
     run $M "$TEXT" 512 "$W" "$CAL" 32 512 smol "$s"
   done
 fi

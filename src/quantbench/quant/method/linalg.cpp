@@ -1,52 +1,73 @@
-// Reference dense Cholesky and triangular inverse (double, row-major).
+// Dense Cholesky and triangular inverse (double, row-major). Every inner loop is a dot product of two
+// contiguous rows, summed in four independent lanes (vectorizable, and four times the instruction-level
+// parallelism of one running sum); column-wise access is avoided by working on transposes, because at
+// n = 1536 (SmolLM2's ffn_down) a column walk misses the cache on every step. This was 60-80% of a
+// GPTQ run before.
 #include "quantbench/quant/method/linalg.h"
 
 #include <cmath>
 
 namespace qb::quant {
+namespace {
+
+double dot(const double* a, const double* b, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    s0 += a[k] * b[k];
+    s1 += a[k + 1] * b[k + 1];
+    s2 += a[k + 2] * b[k + 2];
+    s3 += a[k + 3] * b[k + 3];
+  }
+  for (; k < n; ++k) s0 += a[k] * b[k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+std::vector<double> transpose(const std::vector<double>& a, int64_t n) {
+  std::vector<double> t(a.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) t[size_t(j * n + i)] = a[size_t(i * n + j)];
+  return t;
+}
+
+}  // namespace
 
 bool cholesky_lower(std::vector<double>& a, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
-    double d = a[size_t(j * n + j)];
-    for (int64_t k = 0; k < j; ++k) d -= a[size_t(j * n + k)] * a[size_t(j * n + k)];
+    const double* rj = &a[size_t(j * n)];
+    const double d = a[size_t(j * n + j)] - dot(rj, rj, j);
     if (!(d > 0) || !std::isfinite(d)) return false;
     const double ljj = std::sqrt(d);
     a[size_t(j * n + j)] = ljj;
-    for (int64_t i = j + 1; i < n; ++i) {
-      double s = a[size_t(i * n + j)];
-      for (int64_t k = 0; k < j; ++k) s -= a[size_t(i * n + k)] * a[size_t(j * n + k)];
-      a[size_t(i * n + j)] = s / ljj;
-    }
+    for (int64_t i = j + 1; i < n; ++i)
+      a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
     for (int64_t k = j + 1; k < n; ++k) a[size_t(j * n + k)] = 0;
   }
   return true;
 }
 
 std::vector<double> invert_lower(const std::vector<double>& l, int64_t n) {
-  std::vector<double> inv(static_cast<size_t>(n * n), 0.0);
-  for (int64_t c = 0; c < n; ++c) {  // solve L x = e_c by forward substitution
-    inv[size_t(c * n + c)] = 1.0 / l[size_t(c * n + c)];
-    for (int64_t i = c + 1; i < n; ++i) {
-      double s = 0;
-      for (int64_t k = c; k < i; ++k) s += l[size_t(i * n + k)] * inv[size_t(k * n + c)];
-      inv[size_t(i * n + c)] = -s / l[size_t(i * n + i)];
-    }
+  // Column c of L^-1 solves L x = e_c; kept as row c of `t` (the transpose) so the substitution's sums
+  // run along contiguous memory: x_i = -(sum_{c <= k < i} L_ik x_k) / L_ii.
+  std::vector<double> t(static_cast<size_t>(n * n), 0.0);
+  for (int64_t c = 0; c < n; ++c) {
+    double* x = &t[size_t(c * n)];
+    x[c] = 1.0 / l[size_t(c * n + c)];
+    for (int64_t i = c + 1; i < n; ++i) x[i] = -dot(&l[size_t(i * n + c)], x + c, i - c) / l[size_t(i * n + i)];
   }
-  return inv;
+  return transpose(t, n);
 }
 
 bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u) {
   std::vector<double> l = h;
   if (!cholesky_lower(l, n)) return false;
-  const std::vector<double> li = invert_lower(l, n);
-  // H^-1 = L^-T L^-1: entry (i, j) = sum_k li[k][i] * li[k][j], k >= max(i, j).
+  // H^-1 = L^-T L^-1: entry (i, j) = sum_k li[k][i] * li[k][j], k >= max(i, j); with lt = li^T that is
+  // the dot product of rows i and j of lt from column i on (j <= i).
+  const std::vector<double> lt = transpose(invert_lower(l, n), n);
   std::vector<double> hinv(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (int64_t k = i; k < n; ++k) s += li[size_t(k * n + i)] * li[size_t(k * n + j)];
-      hinv[size_t(i * n + j)] = hinv[size_t(j * n + i)] = s;
-    }
+    for (int64_t j = 0; j <= i; ++j)
+      hinv[size_t(i * n + j)] = hinv[size_t(j * n + i)] = dot(&lt[size_t(i * n + i)], &lt[size_t(j * n + i)], n - i);
   if (!cholesky_lower(hinv, n)) return false;
   u.assign(static_cast<size_t>(n * n), 0.0);
   for (int64_t i = 0; i < n; ++i)

@@ -1,6 +1,5 @@
 // The few dense linear-algebra steps GPTQ needs, in double precision on row-major n x n matrices.
-// Plain O(n^3) loops: these run once per layer at quantization time, and exactness and clear failure
-// messages matter more here than speed.
+// O(n^3) loops over contiguous rows (linalg.cpp says why); they run once per matrix at quantization time.
 #pragma once
 #include <cstdint>
 #include <vector>
