@@ -13,12 +13,12 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <sstream>
 
 #include "quantbench/core/environment.h"
 #include "quantbench/core/error.h"
 #include "quantbench/core/progress.h"
+#include "quantbench/core/rng.h"
 #include "quantbench/runtime/sampler.h"
 
 namespace qb::bench {
@@ -105,8 +105,7 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
   for (size_t i = 0; i < o.batch_sizes.size(); ++i) total_reps += o.reps + o.warmup;
   Progress bar("bench", total_reps, progress);
 
-  std::mt19937_64 rng(o.seed);
-  std::uniform_int_distribution<int32_t> token_dist(0, int32_t(spec.n_vocab - 1));
+  Rng rng(o.seed);  // core/rng.h: the same prompt tokens for a seed on every platform
 
   for (int64_t B : o.batch_sizes) {
     BatchTimings bt;
@@ -121,7 +120,7 @@ DecodeBenchRun run_decode_bench(runtime::Backend& backend, const model::Model& m
       double prefill_total = 0;
       for (int64_t b = 0; b < B; ++b) {
         std::vector<int32_t> prompt(size_t(o.prompt_len));
-        for (auto& t : prompt) t = token_dist(rng);
+        for (auto& t : prompt) t = int32_t(rng.below(uint64_t(spec.n_vocab)));
         const runtime::SeqId s = backend.create_sequence(o.prompt_len + o.gen_len);
         seqs.push_back(s);
         runtime::Batch batch;
@@ -215,7 +214,7 @@ Result make_bench_result(const DecodeBenchRun& run, const BandwidthResult& bw, c
   m.set("harness.generation", "prompt_len=" + std::to_string(o.prompt_len) + ", gen_len=" + std::to_string(o.gen_len) +
                                   ", greedy argmax, reps=" + std::to_string(o.reps) +
                                   ", warmup=" + std::to_string(o.warmup) + " (excluded)");
-  m.set("harness.seed", "prompt tokens: mt19937_64 seed " + std::to_string(o.seed));
+  m.set("harness.seed", "prompt tokens: uniform random ids from xoshiro256** (core/rng.h), seed " + std::to_string(o.seed));
   std::string batches;
   for (int64_t b : o.batch_sizes) {
     if (!batches.empty()) batches += ',';

@@ -7,9 +7,9 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "quantbench/core/error.h"
+#include "quantbench/core/rng.h"
 #include "quantbench/formats/gguf_writer.h"
 
 namespace qb::model {
@@ -105,14 +105,19 @@ void make_synthetic_gguf(const SyntheticShape& shape, uint64_t seed, const std::
   w.set(a + "rope.freq_base", formats::GgufValue::f32(s.rope_theta));
   w.set("tokenizer.ggml.bos_token_id", formats::GgufValue::u32(1));
   w.set("tokenizer.ggml.eos_token_id", formats::GgufValue::u32(2));
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
+  // Normal draws by Box-Muller from core/rng.h: std::normal_distribution's output is left to the
+  // library, and a seed must give the same model everywhere.
+  Rng rng(seed);
+  auto nd = [&rng] {
+    const double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();  // u1 in (0, 1]: log(u1) is finite
+    return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  };
   auto f32 = [&](const std::string& name, std::vector<int64_t> dims, float sd, float mean) {
     int64_t count = 1;
     for (int64_t d : dims) count *= d;
     std::vector<uint8_t> bytes(size_t(count) * 4);
     for (int64_t i = 0; i < count; ++i) {
-      const float v = mean + sd * nd(rng);
+      const float v = mean + sd * nd();
       std::memcpy(bytes.data() + 4 * i, &v, 4);
     }
     w.add_tensor_owned(name, formats::GgmlType::F32, std::move(dims), std::move(bytes));
