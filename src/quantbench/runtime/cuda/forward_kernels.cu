@@ -213,7 +213,355 @@ __global__ void embed_bf16_kernel(const __nv_bfloat16* table, const int32_t* tok
   for (int i = threadIdx.x; i < d; i += blockDim.x) x[int64_t(t) * d + i] = __bfloat162float(row[i]) * scale;
 }
 
+// --- ActOut stores -------------------------------------------------------------------------------
+
+__device__ inline uint32_t pack2(float a, float b, bool bf) {
+  if (bf) return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(a))) |
+                 (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(b))) << 16);
+  return uint32_t(__half_as_ushort(__float2half_rn(a))) | (uint32_t(__half_as_ushort(__float2half_rn(b))) << 16);
+}
+
+// Columns k, k + 1 (k even) of token `tok` into the qgemv fragments (the index rule of qgemv.h's layout
+// comment, inverted: column k = 64 c + 16 s + 2 t + 8 h, token = 8 j + g, lane = 4 g + t).
+__device__ inline void put_frag(void* frag, int nt, int tok, int k, uint32_t v) {
+  const int c = k >> 6, r = k & 63, s = r >> 4, w = r & 15, h = w >> 3, t = (w & 7) >> 1;
+  const int lane = 4 * (tok & 7) + t, j = tok >> 3;
+  static_cast<uint32_t*>(frag)[((size_t(c) * nt + j) * 32 + lane) * 8 + 2 * s + h] = v;
+}
+
+// Values a (column k) and b (column k + 1, ignored where k + 1 >= n) of row `tok` to every target.
+// k may lie in the zero padding of the last 64-column chunk (n <= k): the fragment gets zeros there.
+__device__ inline void store_pair(const ActOut& o, int n, int nt, int tok, int k, float a, float b) {
+  if (k >= n) a = 0.0f;
+  if (k + 1 >= n) b = 0.0f;
+  if (k < n) {
+    const size_t i = size_t(tok) * n + k;
+    if (o.f32) {
+      o.f32[i] = a;
+      if (k + 1 < n) o.f32[i + 1] = b;
+    }
+    if (o.half_rows) {
+      const uint32_t v = pack2(a, b, o.bf16);
+      o.half_rows[i] = uint16_t(v & 0xffffu);
+      if (k + 1 < n) o.half_rows[i + 1] = uint16_t(v >> 16);
+    }
+  }
+  if (o.frag) put_frag(o.frag, nt, tok, k, pack2(a, b, o.bf16));
+}
+
+// Column pairs a kernel must cover: the padded width when fragments are written, else the row.
+__host__ __device__ inline int pair_count(const ActOut& o, int n) {
+  return o.frag ? ((n + 63) / 64) * 32 : (n + 1) / 2;
+}
+
+__global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
+                                   const int32_t* rows, ActOut o) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const int r = rows ? rows[t] : t;
+  float* xr = x + size_t(r) * n;
+  const float* ar = add ? add + size_t(r) * n : nullptr;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    float v = xr[i];
+    if (ar) {
+      v += ar[i];
+      xr[i] = v;
+    }
+    ss += v * v;
+  }
+  ss = block_reduce(ss, red, false);
+  const float sc = 1.0f / sqrtf(ss / float(n) + eps);
+  const int np = pair_count(o, n);
+  for (int p = threadIdx.x; p < np; p += blockDim.x) {
+    const int k = 2 * p;
+    float a = 0.0f, b = 0.0f;  // xr[k] was written by thread k % blockDim: read after the barrier above
+    if (k < n) a = w ? (xr[k] * sc) * w[k] : xr[k] * sc;
+    if (k + 1 < n) b = w ? (xr[k + 1] * sc) * w[k + 1] : xr[k + 1] * sc;
+    store_pair(o, n, nt, t, k, a, b);
+  }
+}
+
+__device__ inline float gated_value(const float* gu, int n, int t, int j, int act) {
+  const float g = gu[size_t(t) * 2 * n + j], u = gu[size_t(t) * 2 * n + n + j];
+  float a;
+  if (act == 0) {
+    a = g / (1.0f + expf(-g));
+  } else {
+    const float c = 0.79788456080286535588f;
+    a = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+  }
+  return a * u;
+}
+
+// grid (pair blocks, T): a thread per column pair of one token.
+__global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut o) {
+  const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= pair_count(o, n)) return;
+  const int k = 2 * p;
+  const float a = k < n ? gated_value(gu, n, t, k, act) : 0.0f;
+  const float b = k + 1 < n ? gated_value(gu, n, t, k + 1, act) : 0.0f;
+  store_pair(o, n, nt, t, k, a, b);
+}
+
+__global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
+  const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= pair_count(o, n)) return;
+  const int k = 2 * p;
+  const float* xr = x + size_t(t) * n;
+  store_pair(o, n, nt, t, k, k < n ? xr[k] : 0.0f, k + 1 < n ? xr[k + 1] : 0.0f);
+}
+
+__global__ void argmax_kernel(const float* z, int n, int32_t* ids) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  const float* row = z + size_t(blockIdx.x) * n;
+  float v = -INFINITY;
+  int idx = n;  // "none yet": loses every comparison below
+  for (int i = threadIdx.x; i < n; i += blockDim.x)
+    if (row[i] > v || idx == n) { v = row[i]; idx = i; }  // strict: a thread keeps its first maximum
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+    const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (v2 > v || (v2 == v && i2 < idx)) { v = v2; idx = i2; }
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) { bv[warp] = v; bi[warp] = idx; }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x / 32); ++w)
+      if (bv[w] > v || (bv[w] == v && bi[w] < idx)) { v = bv[w]; idx = bi[w]; }
+    ids[blockIdx.x] = idx;
+  }
+}
+
+__global__ void spin_kernel(int64_t ns) {
+  uint64_t t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (int64_t(t - t0) < ns);
+}
+
+// --- Split-key attention (decode and prefill) -------------------------------------------------------
+
+constexpr int kSplitWarps = 4;
+constexpr int kKeysPerWarp = 4;  // keys a warp has in flight: their K and V rows are loaded together
+
+// Grid (n_head, T, splits), 4 warps. Lane dims: kPairs (hd_k, hd_v even): d = 2 lane + 64 e, e < 4,
+// as half2; else d = lane + 32 e, e < 8. Each warp walks its keys kKeysPerWarp at a time: loads the K
+// and V rows of all of them, reduces the scores with interleaved shuffles, then one online-softmax
+// update. The block's warps are merged in shared memory and the range's (max, sum, unnormalized
+// output) written to `part`.
+template <bool kPairs>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
+  constexpr int E = 8;  // values per lane
+  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
+  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
+  const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
+  const int64_t pos = a.pos[t];
+  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+  const int64_t n = pos - first + 1;
+  const int64_t per = (n + a.splits - 1) / a.splits;
+  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
+  const __half* kc = reinterpret_cast<const __half*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
+  const __half* vc = reinterpret_cast<const __half*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
+  auto dim = [&](int e) { return kPairs ? 2 * lane + 64 * (e >> 1) + (e & 1) : lane + 32 * e; };
+  float qr[E], acc[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    qr[e] = dim(e) < a.hd_k ? q[dim(e)] : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t jb = j0 + int64_t(warp) * kKeysPerWarp; jb < j1; jb += kSplitWarps * kKeysPerWarp) {
+    float s[kKeysPerWarp], vr[kKeysPerWarp][E];
+#pragma unroll
+    for (int u = 0; u < kKeysPerWarp; ++u) {
+      const int64_t j = jb + u;
+      s[u] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < E; ++e) vr[u][e] = 0.0f;
+      if (j >= j1) continue;
+      const __half* kj = kc + j * kd;
+      const __half* vj = vc + j * vd;
+      if constexpr (kPairs) {
+#pragma unroll
+        for (int e = 0; e < E; e += 2) {
+          const int d = dim(e);
+          if (d < a.hd_k) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(kj + d));
+            s[u] += qr[e] * f.x + qr[e + 1] * f.y;
+          }
+          if (d < a.hd_v) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(vj + d));
+            vr[u][e] = f.x;
+            vr[u][e + 1] = f.y;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+          const int d = dim(e);
+          if (d < a.hd_k) s[u] += qr[e] * __half2float(kj[d]);
+          if (d < a.hd_v) vr[u][e] = __half2float(vj[d]);
+        }
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int u = 0; u < kKeysPerWarp; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+    float mx = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < kKeysPerWarp; ++u) {
+      if (jb + u < j1) {
+        float d = s[u] * a.scale;
+        if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+        s[u] = d;
+        mx = fmaxf(mx, d);
+      }
+    }
+    const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
+    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    l *= corr;
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[e] *= corr;
+#pragma unroll
+    for (int u = 0; u < kKeysPerWarp; ++u) {
+      if (jb + u >= j1) continue;
+      const float p = expf(s[u] - m_new);
+      l += p;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[e] += p * vr[u][e];
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    sm_m[warp] = m;
+    sm_l[warp] = l;
+  }
+#pragma unroll
+  for (int e = 0; e < E; ++e)
+    if (dim(e) < a.hd_v) sm_acc[warp][dim(e)] = acc[e];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kSplitWarps; ++w) M = fmaxf(M, sm_m[w]);
+  float wt[kSplitWarps], L = 0.0f;
+  for (int w = 0; w < kSplitWarps; ++w) {
+    wt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+    L += sm_l[w] * wt[w];
+  }
+  float* out = a.part + ((int64_t(t) * a.n_head + h) * a.splits + sp) * (a.hd_v + 2);
+  if (threadIdx.x == 0) {
+    out[0] = M;
+    out[1] = L;
+  }
+  for (int d = threadIdx.x; d < a.hd_v; d += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < kSplitWarps; ++w) o += sm_acc[w][d] * wt[w];
+    out[2 + d] = o;
+  }
+}
+
+// Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
+__global__ void attention_merge_kernel(AttentionArgs a, int nt) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int64_t stride = a.hd_v + 2;
+  const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
+  float M = -INFINITY;
+  for (int s = 0; s < a.splits; ++s) M = fmaxf(M, p[s * stride]);
+  float L = 0.0f;
+  for (int s = 0; s < a.splits; ++s)
+    if (p[s * stride] != -INFINITY) L += p[s * stride + 1] * expf(p[s * stride] - M);
+  const float inv = 1.0f / L;
+  const int n = a.n_head * a.hd_v;
+  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+    float o0 = 0.0f, o1 = 0.0f;
+    for (int s = 0; s < a.splits; ++s) {
+      const float ms = p[s * stride];
+      if (ms == -INFINITY) continue;
+      const float w = expf(ms - M);
+      o0 += p[s * stride + 2 + d] * w;
+      if (d + 1 < a.hd_v) o1 += p[s * stride + 3 + d] * w;
+    }
+    o0 *= inv;
+    o1 *= inv;
+    const int col = h * a.hd_v + d;
+    if (a.out) {
+      a.out[int64_t(t) * n + col] = o0;
+      if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
+    }
+    if (a.hd_v % 2 == 0) {
+      store_pair(a.act, n, nt, t, col, o0, o1);
+    } else {  // odd head dims (no fragments then): one value at a time
+      ActOut r = a.act;
+      r.frag = nullptr;
+      r.f32 = nullptr;
+      if (r.half_rows) {
+        const uint32_t v = pack2(o0, o1, r.bf16);
+        r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
+        if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
+      }
+      if (a.act.f32) {
+        a.act.f32[int64_t(t) * n + col] = o0;
+        if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
+      }
+    }
+  }
+}
+
+int pair_threads(int pairs) { return pairs >= 256 ? 256 : ((pairs + 31) / 32) * 32; }
+
 }  // namespace
+
+int attention_splits(int n_head, int T, int sm_count) {
+  const int want = (4 * sm_count + n_head * T - 1) / (n_head * T);
+  return want < 1 ? 1 : (want > 32 ? 32 : want);
+}
+
+void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
+                 const ActOut& out, cudaStream_t s) {
+  if (T <= 0) return;
+  const int pairs = pair_count(out, n);
+  int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
+  threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
+  add_rmsnorm_kernel<<<T, threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);
+  QB_CUDA_LAUNCHED();
+}
+
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s) {
+  if (T <= 0) return;
+  const int pairs = pair_count(out, n), th = pair_threads(pairs);
+  gated_out_kernel<<<dim3(unsigned((pairs + th - 1) / th), unsigned(T)), th, 0, s>>>(gate_up, n, (T + 7) / 8, act, out);
+  QB_CUDA_LAUNCHED();
+}
+
+void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s) {
+  if (T <= 0) return;
+  if (out.f32 && out.f32 != x) throw std::runtime_error("store_rows: out.f32 must be null or the input");
+  ActOut o = out;
+  o.f32 = nullptr;
+  if (!o.half_rows && !o.frag) return;
+  const int pairs = pair_count(o, n), th = pair_threads(pairs);
+  store_rows_kernel<<<dim3(unsigned((pairs + th - 1) / th), unsigned(T)), th, 0, s>>>(x, n, (T + 7) / 8, o);
+  QB_CUDA_LAUNCHED();
+}
+
+void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s) {
+  if (rows <= 0) return;
+  argmax_kernel<<<rows, 1024, 0, s>>>(logits, n, ids);
+  QB_CUDA_LAUNCHED();
+}
+
+void gpu_spin(int64_t ns, cudaStream_t s) {
+  spin_kernel<<<1, 1, 0, s>>>(ns);
+  QB_CUDA_LAUNCHED();
+}
 
 void rmsnorm_rows(const float* x, float* y, const float* w, int n, int rows, int inner, int64_t outer_stride,
                   int64_t y_outer_stride, float eps, const int32_t* x_rows, cudaStream_t s) {
@@ -260,7 +608,20 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
   if (a.hd_k > kMaxHeadDim || a.hd_v > kMaxHeadDim)
     throw std::runtime_error("cuda attention: head dimension above " + std::to_string(kMaxHeadDim));
-  attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), kAttnThreads, 0, s>>>(a);
+  if (a.splits < 1) {
+    attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), kAttnThreads, 0, s>>>(a);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
+  if (!a.part) throw std::runtime_error("cuda attention: split path without a partial-sum buffer");
+  if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
+    throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
+  const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
+  if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) attention_split_kernel<true><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  else attention_split_kernel<false><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  QB_CUDA_LAUNCHED();
+  const int th = a.hd_v >= 128 ? 64 : 32;
+  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
   QB_CUDA_LAUNCHED();
 }
 

@@ -53,6 +53,39 @@ struct RopeKvArgs {
 // Rotates q and k in place and writes k, v (as f16) at the token's position in its cache.
 void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s);
 
+// Where a kernel's f32 result rows [T][n] go: any non-null target gets them. `f32`: as they are;
+// `half_rows`: rounded to bf16 (bf16) or f16, row-major (the input of a cuBLAS GEMM); `frag`: rounded
+// the same way into the qgemv activation fragments (qgemv.h layout; T <= 16). Writing the consumer's
+// layout from the producing kernel saves a cast or pack kernel per matrix product at decode.
+struct ActOut {
+  float* f32 = nullptr;
+  uint16_t* half_rows = nullptr;
+  void* frag = nullptr;
+  bool bf16 = false;
+};
+
+// x[r] += add[r] (add may be null; post-norms are applied to `add` beforehand), then
+// out[t] = x[r] * rsqrt(mean(x[r]^2) + eps) * w, with r = rows ? rows[t] : t, for t < T. One kernel
+// for the residual add and the next norm; the sum of squares is an f32 tree reduction (per thread,
+// then warp shuffles, then across warps), the row read from global memory twice (the second read hits
+// L1). Rows not gathered are left unchanged (the last layer's residual add matters only for the rows
+// whose logits are wanted).
+void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
+                 const ActOut& out, cudaStream_t s);
+
+// out[t] = act(gate[t]) * up[t] written to `out` (gate|up rows as in gated_act).
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s);
+
+// f32 rows [T][n] to the targets of `out` (out.f32 must be null or x itself).
+void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s);
+
+// ids[r] = the index of the largest of logits[r][0..n) (the first one on ties, as std::max_element).
+void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s);
+
+// Busy-waits about `ns` nanoseconds on the device (the profiling mode queues a step's launches behind it
+// so the GPU never waits for the host while kernels are timed).
+void gpu_spin(int64_t ns, cudaStream_t s);
+
 struct AttentionArgs {
   const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k
   int64_t q_stride = 0;
@@ -63,7 +96,18 @@ struct AttentionArgs {
   const uint16_t* const* v_cache = nullptr;   // [T]
   float scale = 1.0f, softcap = 0.0f;
   int64_t window = 0;
+  // Split-key (flash-decoding) path, used when splits >= 1: each (head, token) is cut into `splits`
+  // ranges of keys, one block each (a warp per key, four keys in flight per warp); a second kernel
+  // merges the ranges' partial softmax sums. `part` holds T * n_head * splits * (hd_v + 2) floats.
+  // The split count is fixed per launch (CUDA graphs replay it at every context length); the range a
+  // block covers is computed on the device from the token's position. `act` (optional) receives the
+  // output rows too (frag needs hd_v even and n_head * hd_v a multiple of 64).
+  int splits = 0;
+  float* part = nullptr;
+  ActOut act;
 };
+// Splits for the split-key attention: about 4 blocks per SM, at most 32.
+int attention_splits(int n_head, int T, int sm_count);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
 constexpr int kMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t s);
