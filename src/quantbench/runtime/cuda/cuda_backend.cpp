@@ -104,7 +104,7 @@ struct CudaBackend::Impl {
   std::vector<Layer> layers;
   DevBuf output_norm;
   Mat output;
-  bool use_packed = true;
+  bool use_packed = true, overlap_launch = true;
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch;
@@ -354,7 +354,9 @@ struct CudaBackend::Impl {
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
-        qgemv(m.pk, xfrag.p, T, y, stream, choose_config(m.pk.shape, T, sm_count));
+        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count);
+        cfg.overlap_launch = overlap_launch;
+        qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
       }
       // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
@@ -413,6 +415,8 @@ void CudaBackend::init_device() {
   I.use_packed = options_.packed;
   if (const char* e = std::getenv("QB_CUDA_PROFILE"); e && std::string(e) == "1") options_.profile = true;
   I.profile = options_.profile;
+  if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "0") options_.overlap_launch = false;
+  I.overlap_launch = options_.overlap_launch;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -568,9 +572,10 @@ std::string CudaBackend::describe() const {
                      "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write; attention {} (f32 online "
-                     "softmax); activations f32; {}",
+                     "softmax); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
                      impl_->device_name, ps,
                      options_.split_attention ? "split over keys (flash-decoding) + merge" : "one block per (head, token)",
+                     options_.overlap_launch ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");

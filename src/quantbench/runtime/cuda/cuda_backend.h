@@ -45,6 +45,10 @@ struct CudaBackendOptions {
   int prefill_chunk = 1024;
   // Attention split over keys (flash-decoding, two kernels) instead of one block per (head, token).
   bool split_attention = true;
+  // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
+  // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
+  // before reading the activations. The environment variable QB_CUDA_PDL=0 turns it off.
+  bool overlap_launch = true;
   // Debug mode: no graphs; each forward's launches are queued behind a device busy-wait and bracketed
   // by events per kernel class, so profile_report() can say where a step's GPU time goes. Also turned
   // on by the environment variable QB_CUDA_PROFILE=1. Timings of a profiled run are not the product's.

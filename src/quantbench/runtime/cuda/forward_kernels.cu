@@ -73,29 +73,40 @@ __global__ void bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
     y[i] = __float2bfloat16_rn(x[i]);
 }
 
+// Grid (item blocks, T), a thread per item of one token: a rotated pair of a q or k head (k pairs are
+// also stored to the cache, as f16), a k dimension past n_rot (stored as it is), or a v element. One
+// block per token walked these items serially at decode (~20 us per layer at T = 1).
 __global__ void rope_kv_kernel(RopeKvArgs a) {
-  const int t = blockIdx.x;
-  float* row = a.qkv + int64_t(t) * a.qkv_stride;
+  const int t = blockIdx.y;
+  const int item = blockIdx.x * blockDim.x + threadIdx.x;
   const int half = a.n_rot / 2;
-  const float* c = a.cos + int64_t(t) * half;
-  const float* s = a.sin + int64_t(t) * half;
-  const int heads = a.n_head + a.n_head_kv;  // k heads follow q heads contiguously
-  for (int item = threadIdx.x; item < heads * half; item += blockDim.x) {
+  const int n_pairs = (a.n_head + a.n_head_kv) * half;  // k heads follow q heads contiguously
+  const int rest_k = a.hd_k - a.n_rot, n_krest = a.n_head_kv * rest_k;
+  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
+  float* row = a.qkv + int64_t(t) * a.qkv_stride;
+  __half* kc = reinterpret_cast<__half*>(a.k_cache[t]) + a.pos[t] * kd;
+  if (item < n_pairs) {
     const int h = item / half, i = item % half;
     float* head = row + int64_t(h) * a.hd_k;
     const int ia = a.neox ? i : 2 * i, ib = a.neox ? i + half : 2 * i + 1;
+    const float c = a.cos[int64_t(t) * half + i], s = a.sin[int64_t(t) * half + i];
     const float x0 = head[ia], x1 = head[ib];
-    head[ia] = x0 * c[i] - x1 * s[i];
-    head[ib] = x0 * s[i] + x1 * c[i];
+    const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+    head[ia] = y0;
+    head[ib] = y1;
+    if (h >= a.n_head) {
+      __half* kh = kc + (h - a.n_head) * a.hd_k;
+      kh[ia] = __float2half_rn(y0);
+      kh[ib] = __float2half_rn(y1);
+    }
+  } else if (item < n_pairs + n_krest) {
+    const int r = item - n_pairs, kh = r / rest_k, dd = a.n_rot + r % rest_k;
+    kc[kh * a.hd_k + dd] = __float2half_rn(row[int64_t(a.n_head) * a.hd_k + kh * a.hd_k + dd]);
+  } else if (item < n_pairs + n_krest + vd) {
+    const int i = item - n_pairs - n_krest;
+    __half* vc = reinterpret_cast<__half*>(a.v_cache[t]) + a.pos[t] * vd;
+    vc[i] = __float2half_rn(row[int64_t(a.n_head) * a.hd_k + kd + i]);
   }
-  __syncthreads();
-  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
-  const float* k = row + int64_t(a.n_head) * a.hd_k;
-  const float* v = k + kd;
-  __half* kc = reinterpret_cast<__half*>(a.k_cache[t]) + a.pos[t] * kd;
-  __half* vc = reinterpret_cast<__half*>(a.v_cache[t]) + a.pos[t] * vd;
-  for (int i = threadIdx.x; i < kd; i += blockDim.x) kc[i] = __float2half_rn(k[i]);
-  for (int i = threadIdx.x; i < vd; i += blockDim.x) vc[i] = __float2half_rn(v[i]);
 }
 
 constexpr int kAttnThreads = 128;
@@ -346,16 +357,16 @@ __global__ void spin_kernel(int64_t ns) {
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
 
 constexpr int kSplitWarps = 4;
-constexpr int kKeysPerWarp = 4;  // keys a warp has in flight: their K and V rows are loaded together
 
-// Grid (n_head, T, splits), 4 warps. Lane dims: kPairs (hd_k, hd_v even): d = 2 lane + 64 e, e < 4,
-// as half2; else d = lane + 32 e, e < 8. Each warp walks its keys kKeysPerWarp at a time: loads the K
-// and V rows of all of them, reduces the scores with interleaved shuffles, then one online-softmax
-// update. The block's warps are merged in shared memory and the range's (max, sum, unnormalized
-// output) written to `part`.
-template <bool kPairs>
+// Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
+// even): the half2 at dims 2 lane + 64 e; else one f16 at dim lane + 32 e. Each warp walks its keys
+// KPW at a time: first every load of all KPW keys' K and V rows (branch-free: a key past the range
+// re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
+// the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
+// merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
+template <bool kPairs, int NV, int KPW>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
-  constexpr int E = 8;  // values per lane
+  constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
   __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
@@ -368,76 +379,82 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   const int64_t per = (n + a.splits - 1) / a.splits;
   const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
   const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
-  const __half* kc = reinterpret_cast<const __half*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
-  const __half* vc = reinterpret_cast<const __half*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
-  auto dim = [&](int e) { return kPairs ? 2 * lane + 64 * (e >> 1) + (e & 1) : lane + 32 * e; };
-  float qr[E], acc[E];
+  const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
+  const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
+  // f32 value f of the lane sits at dim fdim(f); word e holds values 2e, 2e + 1 (pairs) or e.
+  auto wdim = [&](int e) { return kPairs ? 2 * lane + 64 * e : lane + 32 * e; };
+  auto fdim = [&](int f) { return kPairs ? wdim(f >> 1) + (f & 1) : wdim(f); };
+  float qr[NF], acc[NF];
 #pragma unroll
-  for (int e = 0; e < E; ++e) {
-    qr[e] = dim(e) < a.hd_k ? q[dim(e)] : 0.0f;
-    acc[e] = 0.0f;
+  for (int f = 0; f < NF; ++f) {
+    qr[f] = fdim(f) < a.hd_k ? q[fdim(f)] : 0.0f;
+    acc[f] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = j0 + int64_t(warp) * kKeysPerWarp; jb < j1; jb += kSplitWarps * kKeysPerWarp) {
-    float s[kKeysPerWarp], vr[kKeysPerWarp][E];
+  for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
+    uint32_t kr[KPW][NV], vr[KPW][NV];
 #pragma unroll
-    for (int u = 0; u < kKeysPerWarp; ++u) {
-      const int64_t j = jb + u;
+    for (int u = 0; u < KPW; ++u) {
+      const int64_t j = min(jb + u, j1 - 1);
+      const uint16_t* kj = kc + j * kd;
+      const uint16_t* vj = vc + j * vd;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        const int d = wdim(e);
+        if constexpr (kPairs) {
+          kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
+          vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
+        } else {
+          kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
+          vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
+        }
+      }
+    }
+    float s[KPW];
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
       s[u] = 0.0f;
 #pragma unroll
-      for (int e = 0; e < E; ++e) vr[u][e] = 0.0f;
-      if (j >= j1) continue;
-      const __half* kj = kc + j * kd;
-      const __half* vj = vc + j * vd;
-      if constexpr (kPairs) {
-#pragma unroll
-        for (int e = 0; e < E; e += 2) {
-          const int d = dim(e);
-          if (d < a.hd_k) {
-            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(kj + d));
-            s[u] += qr[e] * f.x + qr[e + 1] * f.y;
-          }
-          if (d < a.hd_v) {
-            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(vj + d));
-            vr[u][e] = f.x;
-            vr[u][e + 1] = f.y;
-          }
-        }
-      } else {
-#pragma unroll
-        for (int e = 0; e < E; ++e) {
-          const int d = dim(e);
-          if (d < a.hd_k) s[u] += qr[e] * __half2float(kj[d]);
-          if (d < a.hd_v) vr[u][e] = __half2float(vj[d]);
+      for (int e = 0; e < NV; ++e) {
+        if constexpr (kPairs) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&kr[u][e]));
+          s[u] += qr[2 * e] * f.x + qr[2 * e + 1] * f.y;
+        } else {
+          s[u] += qr[e] * __half2float(__ushort_as_half(uint16_t(kr[u][e])));
         }
       }
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
 #pragma unroll
-      for (int u = 0; u < kKeysPerWarp; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+      for (int u = 0; u < KPW; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
     float mx = -INFINITY;
 #pragma unroll
-    for (int u = 0; u < kKeysPerWarp; ++u) {
-      if (jb + u < j1) {
-        float d = s[u] * a.scale;
-        if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
-        s[u] = d;
-        mx = fmaxf(mx, d);
-      }
+    for (int u = 0; u < KPW; ++u) {
+      float d = s[u] * a.scale;
+      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+      s[u] = jb + u < j1 ? d : -INFINITY;
+      mx = fmaxf(mx, s[u]);
     }
     const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
     const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
     l *= corr;
 #pragma unroll
-    for (int e = 0; e < E; ++e) acc[e] *= corr;
+    for (int f = 0; f < NF; ++f) acc[f] *= corr;
 #pragma unroll
-    for (int u = 0; u < kKeysPerWarp; ++u) {
-      if (jb + u >= j1) continue;
-      const float p = expf(s[u] - m_new);
+    for (int u = 0; u < KPW; ++u) {
+      const float p = jb + u < j1 ? expf(s[u] - m_new) : 0.0f;
       l += p;
 #pragma unroll
-      for (int e = 0; e < E; ++e) acc[e] += p * vr[u][e];
+      for (int e = 0; e < NV; ++e) {
+        if constexpr (kPairs) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&vr[u][e]));
+          acc[2 * e] += p * f.x;
+          acc[2 * e + 1] += p * f.y;
+        } else {
+          acc[e] += p * __half2float(__ushort_as_half(uint16_t(vr[u][e])));
+        }
+      }
     }
     m = m_new;
   }
@@ -446,8 +463,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     sm_l[warp] = l;
   }
 #pragma unroll
-  for (int e = 0; e < E; ++e)
-    if (dim(e) < a.hd_v) sm_acc[warp][dim(e)] = acc[e];
+  for (int f = 0; f < NF; ++f)
+    if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
   float M = -INFINITY;
   for (int w = 0; w < kSplitWarps; ++w) M = fmaxf(M, sm_m[w]);
@@ -600,7 +617,8 @@ void f32_to_bf16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
 
 void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
-  rope_kv_kernel<<<a.T, 128, 0, s>>>(a);
+  const int items = (a.n_head + a.n_head_kv) * (a.n_rot / 2) + a.n_head_kv * (a.hd_k - a.n_rot) + a.n_head_kv * a.hd_v;
+  rope_kv_kernel<<<dim3(unsigned((items + 127) / 128), unsigned(a.T)), 128, 0, s>>>(a);
   QB_CUDA_LAUNCHED();
 }
 
@@ -617,8 +635,12 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
-  if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) attention_split_kernel<true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-  else attention_split_kernel<false><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
+    if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  } else {
+    attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  }
   QB_CUDA_LAUNCHED();
   const int th = a.hd_v >= 128 ? 64 : 32;
   attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
