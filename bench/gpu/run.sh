@@ -29,12 +29,12 @@ B=$OUT/b; mkdir -p "$B"  # per-run files, merged below (the device tool returns 
 if [ $PROFILE = 1 ]; then  # GPU time per kernel class (QB_CUDA_PROFILE=1: no graphs, not the bench's timings)
   for s in w4g128 w8 bf16; do
     QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $s --batch 1,16 \
-      --prompt-len 128 --gen-len 16 --reps 1 --warmup 0 --no-progress > "$B/prof_$s.log" 2>&1
+      --prompt-len 128 --gen-len 16 --reps 1 --warmup 1 --no-progress > "$B/prof_$s.log" 2>&1
     echo "== profile $s (prompt 128, 16 decode steps)"; grep -E "^profile" "$B/prof_$s.log" | sed 's/ (no graph.*class)://'
   done 2>&1 | tee "$OUT/profile.txt"
   for s in w4g128 bf16; do
     QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $s --batch 1 \
-      --prompt-len 512 --gen-len 1 --reps 1 --warmup 0 --no-progress > "$B/prof_pp_$s.log" 2>&1
+      --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$B/prof_pp_$s.log" 2>&1
     echo "== profile prefill 512 $s"; grep -E "^profile T=512" "$B/prof_pp_$s.log" | sed 's/ (no graph.*class)://'
   done 2>&1 | tee -a "$OUT/profile.txt"
 fi

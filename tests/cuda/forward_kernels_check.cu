@@ -187,6 +187,7 @@ struct AttnCase {
   int T, n_head, n_head_kv, hd_k, hd_v;
   int64_t window;
   float softcap;
+  bool prefill = false;  // tokens in runs of one sequence at consecutive positions (the tiled path's fast case)
 };
 
 void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
@@ -194,7 +195,7 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   const std::string name = "attention T=" + std::to_string(c.T) + " heads " + std::to_string(c.n_head) + "/" +
                            std::to_string(c.n_head_kv) + " hd " + std::to_string(c.hd_k) + "/" + std::to_string(c.hd_v) +
                            " window " + std::to_string(c.window) + " softcap " + std::to_string(int(c.softcap)) +
-                           " splits " + std::to_string(splits);
+                           " splits " + std::to_string(splits) + (c.prefill ? " prefill" : "");
   const int n_seq = 3;
   const int64_t cap = 300, kd = int64_t(c.n_head_kv) * c.hd_k, vd = int64_t(c.n_head_kv) * c.hd_v;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -216,9 +217,12 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   std::vector<int> seq_of(static_cast<size_t>(c.T));
   std::uniform_int_distribution<int64_t> pd(0, cap - 1);
   for (int t = 0; t < c.T; ++t) {
-    const int s = t % n_seq;
+    // prefill: sequence 0 gets tokens 0..T/2+2 at positions 0.., sequence 1 the rest from position 37
+    // (a tile straddles the two); else round-robin sequences at random positions.
+    const int s = c.prefill ? (t < c.T / 2 + 3 ? 0 : 1) : t % n_seq;
     seq_of[size_t(t)] = s;
-    pos[size_t(t)] = t == 0 ? 0 : (t == 1 ? cap - 1 : pd(rng));  // the shortest and the longest context
+    if (c.prefill) pos[size_t(t)] = s == 0 ? t : 37 + (t - (c.T / 2 + 3));
+    else pos[size_t(t)] = t == 0 ? 0 : (t == 1 ? cap - 1 : pd(rng));  // the shortest and the longest context
     kp[size_t(t)] = kdv[size_t(s)]->p;
     vp[size_t(t)] = vdv[size_t(s)]->p;
   }
@@ -287,6 +291,21 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
     }
   FCHECK(bad == 0, "%s: %zu outputs off (worst %.3g)", name.c_str(), bad, worst);
   if (frag_ok) check_targets(got, n_out, c.T, false, nullptr, &frag, name);
+  if (splits > 0) {
+    // In-kernel merge (counters): bit-identical to the merge kernel, twice in a row (the counters
+    // must be back at zero after the first launch).
+    Dev<unsigned> counters(size_t(c.T) * c.n_head, 0);
+    a.counters = counters.p;
+    for (int rep = 0; rep < 2; ++rep) {
+      Dev<float> out2(size_t(c.T) * n_out, 0xff);
+      a.out = out2.p;
+      attention(a, nullptr);
+      QB_CUDA_OK(cudaDeviceSynchronize());
+      FCHECK(out2.get() == got, "%s: in-kernel merge (launch %d) differs from the merge kernel", name.c_str(), rep + 1);
+    }
+    const auto cz = counters.get();
+    FCHECK(std::all_of(cz.begin(), cz.end(), [](unsigned v) { return v == 0; }), "%s: counters not reset", name.c_str());
+  }
   for (auto* d : kdv) delete d;
   for (auto* d : vdv) delete d;
   std::printf("%-6s %s (worst %.2g)\n", g_fail ? "?" : "ok", name.c_str(), worst);
@@ -404,7 +423,8 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   const AttnCase cases_[] = {
       {1, 32, 32, 128, 128, 0, 0.f}, {16, 32, 8, 128, 128, 0, 0.f}, {5, 8, 2, 64, 64, 40, 0.f},
       {7, 4, 1, 8, 8, 0, 30.f},      {3, 4, 2, 5, 7, 0, 0.f},       {40, 8, 8, 64, 64, 0, 0.f},
-      {2, 2, 1, 256, 256, 0, 0.f},   {4, 6, 3, 72, 72, 17, 20.f}};
+      {2, 2, 1, 256, 256, 0, 0.f},   {4, 6, 3, 72, 72, 17, 20.f},
+      {61, 4, 2, 128, 128, 0, 0.f, true}, {45, 4, 4, 64, 64, 9, 25.f, true}, {100, 2, 1, 72, 72, 0, 0.f, true}};
   for (const auto& c : cases_)
     for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
   check_rope(false, 1, 32, 32, 128, 128, rng);

@@ -104,7 +104,7 @@ struct CudaBackend::Impl {
   std::vector<Layer> layers;
   DevBuf output_norm;
   Mat output;
-  bool use_packed = true, overlap_launch = true;
+  bool use_packed = true, overlap_launch = false;
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch;
@@ -213,7 +213,7 @@ struct CudaBackend::Impl {
   std::map<std::pair<int, int>, Graph> graphs;
 
   // Scratch, grown to the largest batch seen.
-  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws, part, ids;
+  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws, part, ids, counters;
 
   std::vector<const Mat*> mats() const {
     std::vector<const Mat*> v{&output};
@@ -415,7 +415,7 @@ void CudaBackend::init_device() {
   I.use_packed = options_.packed;
   if (const char* e = std::getenv("QB_CUDA_PROFILE"); e && std::string(e) == "1") options_.profile = true;
   I.profile = options_.profile;
-  if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "0") options_.overlap_launch = false;
+  if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
   I.overlap_launch = options_.overlap_launch;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
@@ -800,7 +800,13 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
   const int splits = options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count) : 0;
-  if (splits > 0) I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
+  if (splits > 0) {
+    I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
+    const void* before = I.counters.p;
+    I.counters.ensure(size_t(T) * size_t(sp.n_head) * 4);
+    if (I.counters.p != before)  // fresh counters start at zero; the kernels leave them at zero
+      cuda_ok(cudaMemsetAsync(I.counters.p, 0, I.counters.bytes, st), "counters");
+  }
   const bool greedy = ids_out != nullptr;
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
@@ -866,6 +872,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.window = swa ? sp.sliding_window : 0;
       aa.splits = splits;
       aa.part = I.part.as<float>();
+      aa.counters = I.counters.as<unsigned>();
       const ActOut to_wo = I.target(L.wo, T, att);
       const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
       if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
@@ -908,7 +915,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   I.prof_begin();
   if (graphable) {
     const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
-                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p};
+                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.counters.p};
     Impl::Graph& gr = I.graphs[{T, R}];
     if (!gr.exec || gr.addr != addr) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);

@@ -47,8 +47,9 @@ struct CudaBackendOptions {
   bool split_attention = true;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
-  // before reading the activations. The environment variable QB_CUDA_PDL=0 turns it off.
-  bool overlap_launch = true;
+  // before reading the activations. Off by default: on an H100 it changed decode steps by < 1.5%
+  // (slower at 16 streams; docs/perf.md). The environment variable QB_CUDA_PDL=1 turns it on.
+  bool overlap_launch = false;
   // Debug mode: no graphs; each forward's launches are queued behind a device busy-wait and bracketed
   // by events per kernel class, so profile_report() can say where a step's GPU time goes. Also turned
   // on by the environment variable QB_CUDA_PROFILE=1. Timings of a profiled run are not the product's.

@@ -90,6 +90,7 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
         dec.push_back(double(B * o.gen_len) / dt);
       }
       if (progress) std::fprintf(stderr, "bench: batch %lld rep %d/%d\n", (long long)B, rep + 1, o.warmup + o.reps);
+      if (be.profiling() && rep + 1 == o.warmup) (void)be.profile_report();  // warm-up forwards not profiled
     }
     if (be.profiling()) std::fprintf(stderr, "batch %lld:\n%s", (long long)B, be.profile_report().c_str());
     row.prefill_tok_s = pct(pre, 50);

@@ -356,6 +356,55 @@ __global__ void spin_kernel(int64_t ns) {
 
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
 
+// Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
+// normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
+// (__ldcg): the partials may have been written by other blocks of the same launch.
+__device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
+  const int64_t stride = a.hd_v + 2;
+  const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
+  float M = -INFINITY;
+  for (int s = 0; s < a.splits; ++s) M = fmaxf(M, __ldcg(p + s * stride));
+  float L = 0.0f;
+  for (int s = 0; s < a.splits; ++s)
+    if (__ldcg(p + s * stride) != -INFINITY) L += __ldcg(p + s * stride + 1) * expf(__ldcg(p + s * stride) - M);
+  const float inv = 1.0f / L;
+  const int n = a.n_head * a.hd_v;
+  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+    float o0 = 0.0f, o1 = 0.0f;
+    for (int s = 0; s < a.splits; ++s) {
+      const float ms = __ldcg(p + s * stride);
+      if (ms == -INFINITY) continue;
+      const float w = expf(ms - M);
+      o0 += __ldcg(p + s * stride + 2 + d) * w;
+      if (d + 1 < a.hd_v) o1 += __ldcg(p + s * stride + 3 + d) * w;
+    }
+    o0 *= inv;
+    o1 *= inv;
+    const int col = h * a.hd_v + d;
+    if (a.out) {
+      a.out[int64_t(t) * n + col] = o0;
+      if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
+    }
+    if (a.hd_v % 2 == 0) {
+      store_pair(a.act, n, nt, t, col, o0, o1);
+    } else {  // odd head dims (no fragments then): one value at a time
+      ActOut r = a.act;
+      r.frag = nullptr;
+      r.f32 = nullptr;
+      if (r.half_rows) {
+        const uint32_t v = pack2(o0, o1, r.bf16);
+        r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
+        if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
+      }
+      if (a.act.f32) {
+        a.act.f32[int64_t(t) * n + col] = o0;
+        if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
+      }
+    }
+  }
+}
+
+
 constexpr int kSplitWarps = 4;
 
 // Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
@@ -483,54 +532,189 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     for (int w = 0; w < kSplitWarps; ++w) o += sm_acc[w][d] * wt[w];
     out[2 + d] = o;
   }
+  if (!a.counters) return;
+  // The last block of this (head, token) to finish merges all splits and resets the counter for the
+  // next launch (every split has arrived by then).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
+    last = atomicAdd(c, 1u) == unsigned(a.splits - 1);
+    if (last) *c = 0u;
+  }
+  __syncthreads();
+  if (last) {
+    __threadfence();
+    merge_splits(a, h, t, (a.T + 7) / 8);
+  }
+}
+
+// --- Query-tiled attention (prefill) -----------------------------------------------------------------
+
+constexpr int kQT = 8;  // query tokens per block
+
+// Grid (n_head, ceil(T / kQT)), 4 warps; head dims even and <= 128 (a lane holds the half2 at dims
+// 2 lane and 2 lane + 64). A block takes kQT consecutive tokens of the batch; when they share one
+// cache (a prefill: one sequence's tokens in order) each K and V row is loaded once for all of them
+// (the one-block-per-(head, token) kernels read every row once per token), each token masks the keys
+// outside its own causal / window range and keeps its own online softmax. Tokens of different
+// sequences in one tile are handled one at a time by the same code. Writes the normalized output (no
+// partial sums), to a.out and a.act (no fragments: prefill products read rows).
+template <int KPW>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(AttentionArgs a) {
+  __shared__ float sm_m[kSplitWarps][kQT], sm_l[kSplitWarps][kQT];
+  __shared__ float sm_acc[kSplitWarps][kQT][128];
+  const int h = blockIdx.x, t0 = blockIdx.y * kQT;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int cnt_all = min(kQT, a.T - t0);
+  bool same = true;
+  for (int i = 1; i < cnt_all; ++i)
+    same = same && a.k_cache[t0 + i] == a.k_cache[t0] && a.v_cache[t0 + i] == a.v_cache[t0];
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
+  const int n = a.n_head * a.hd_v;
+  const int d0 = 2 * lane, d1 = 2 * lane + 64;  // the lane's two dim pairs
+  for (int grp = 0; grp < (same ? 1 : cnt_all); ++grp) {
+    const int tb = same ? t0 : t0 + grp, cnt = same ? cnt_all : 1;
+    const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[tb]) + int64_t(kvh) * a.hd_k;
+    const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[tb]) + int64_t(kvh) * a.hd_v;
+    int lo[kQT], hi[kQT];
+    float qr[kQT][4], acc[kQT][4], m[kQT], l[kQT];
+    int jlo = 0x7fffffff, jhi = -1;
+#pragma unroll
+    for (int u = 0; u < kQT; ++u) {
+      m[u] = -INFINITY;
+      l[u] = 0.0f;
+#pragma unroll
+      for (int f = 0; f < 4; ++f) acc[u][f] = 0.0f;
+      if (u < cnt) {
+        const int64_t pos = a.pos[tb + u];
+        const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+        lo[u] = int(first);
+        hi[u] = int(pos);
+        jlo = min(jlo, lo[u]);
+        jhi = max(jhi, hi[u]);
+        const float* q = a.q + int64_t(tb + u) * a.q_stride + int64_t(h) * a.hd_k;
+        qr[u][0] = d0 < a.hd_k ? q[d0] : 0.0f;
+        qr[u][1] = d0 < a.hd_k ? q[d0 + 1] : 0.0f;
+        qr[u][2] = d1 < a.hd_k ? q[d1] : 0.0f;
+        qr[u][3] = d1 < a.hd_k ? q[d1 + 1] : 0.0f;
+      } else {
+        lo[u] = 1;
+        hi[u] = 0;  // empty
+#pragma unroll
+        for (int f = 0; f < 4; ++f) qr[u][f] = 0.0f;
+      }
+    }
+    for (int jb = jlo + warp * KPW; jb <= jhi; jb += kSplitWarps * KPW) {
+      uint32_t kr[KPW][2], vr[KPW][2];
+#pragma unroll
+      for (int k = 0; k < KPW; ++k) {
+        const int64_t j = min(jb + k, jhi);
+        const uint16_t* kj = kc + j * kd;
+        const uint16_t* vj = vc + j * vd;
+        kr[k][0] = d0 < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d0) : 0u;
+        kr[k][1] = d1 < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d1) : 0u;
+        vr[k][0] = d0 < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d0) : 0u;
+        vr[k][1] = d1 < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d1) : 0u;
+      }
+      float kf[KPW][4];
+#pragma unroll
+      for (int k = 0; k < KPW; ++k) {
+        const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&kr[k][0]));
+        const float2 y = __half22float2(*reinterpret_cast<const __half2*>(&kr[k][1]));
+        kf[k][0] = x.x;
+        kf[k][1] = x.y;
+        kf[k][2] = y.x;
+        kf[k][3] = y.y;
+      }
+      float s[kQT][KPW];
+#pragma unroll
+      for (int u = 0; u < kQT; ++u)
+#pragma unroll
+        for (int k = 0; k < KPW; ++k)
+          s[u][k] = qr[u][0] * kf[k][0] + qr[u][1] * kf[k][1] + qr[u][2] * kf[k][2] + qr[u][3] * kf[k][3];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int u = 0; u < kQT; ++u)
+#pragma unroll
+          for (int k = 0; k < KPW; ++k) s[u][k] += __shfl_xor_sync(0xffffffffu, s[u][k], o);
+#pragma unroll
+      for (int u = 0; u < kQT; ++u) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < KPW; ++k) {
+          const int j = jb + k;
+          float d = s[u][k] * a.scale;
+          if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+          s[u][k] = j <= jhi && j >= lo[u] && j <= hi[u] ? d : -INFINITY;
+          mx = fmaxf(mx, s[u][k]);
+        }
+        if (mx == -INFINITY) continue;  // none of these keys is this token's
+        const float m_new = fmaxf(m[u], mx);
+        const float corr = m[u] == -INFINITY ? 0.0f : expf(m[u] - m_new);
+        l[u] *= corr;
+#pragma unroll
+        for (int f = 0; f < 4; ++f) acc[u][f] *= corr;
+#pragma unroll
+        for (int k = 0; k < KPW; ++k) {
+          const float p = s[u][k] == -INFINITY ? 0.0f : expf(s[u][k] - m_new);
+          l[u] += p;
+          const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&vr[k][0]));
+          const float2 y = __half22float2(*reinterpret_cast<const __half2*>(&vr[k][1]));
+          acc[u][0] += p * x.x;
+          acc[u][1] += p * x.y;
+          acc[u][2] += p * y.x;
+          acc[u][3] += p * y.y;
+        }
+        m[u] = m_new;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kQT; ++u) {
+      if (lane == 0) {
+        sm_m[warp][u] = m[u];
+        sm_l[warp][u] = l[u];
+      }
+      if (d0 < a.hd_v) {
+        sm_acc[warp][u][d0] = acc[u][0];
+        sm_acc[warp][u][d0 + 1] = acc[u][1];
+      }
+      if (d1 < a.hd_v) {
+        sm_acc[warp][u][d1] = acc[u][2];
+        sm_acc[warp][u][d1 + 1] = acc[u][3];
+      }
+    }
+    __syncthreads();
+    const int pairs = a.hd_v / 2;
+    for (int it = threadIdx.x; it < cnt * pairs; it += blockDim.x) {
+      const int u = it / pairs, d = 2 * (it % pairs);
+      float M = -INFINITY;
+      for (int w = 0; w < kSplitWarps; ++w) M = fmaxf(M, sm_m[w][u]);
+      float L = 0.0f, o0 = 0.0f, o1 = 0.0f;
+      for (int w = 0; w < kSplitWarps; ++w) {
+        const float wt = sm_m[w][u] == -INFINITY ? 0.0f : expf(sm_m[w][u] - M);
+        L += sm_l[w][u] * wt;
+        o0 += sm_acc[w][u][d] * wt;
+        o1 += sm_acc[w][u][d + 1] * wt;
+      }
+      o0 /= L;
+      o1 /= L;
+      const int t = tb + u, col = h * a.hd_v + d;
+      if (a.out) {
+        a.out[int64_t(t) * n + col] = o0;
+        a.out[int64_t(t) * n + col + 1] = o1;
+      }
+      store_pair(a.act, n, (a.T + 7) / 8, t, col, o0, o1);
+    }
+    __syncthreads();  // the next group reuses the shared arrays
+  }
 }
 
 // Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
-__global__ void attention_merge_kernel(AttentionArgs a, int nt) {
-  const int h = blockIdx.x, t = blockIdx.y;
-  const int64_t stride = a.hd_v + 2;
-  const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
-  float M = -INFINITY;
-  for (int s = 0; s < a.splits; ++s) M = fmaxf(M, p[s * stride]);
-  float L = 0.0f;
-  for (int s = 0; s < a.splits; ++s)
-    if (p[s * stride] != -INFINITY) L += p[s * stride + 1] * expf(p[s * stride] - M);
-  const float inv = 1.0f / L;
-  const int n = a.n_head * a.hd_v;
-  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
-    float o0 = 0.0f, o1 = 0.0f;
-    for (int s = 0; s < a.splits; ++s) {
-      const float ms = p[s * stride];
-      if (ms == -INFINITY) continue;
-      const float w = expf(ms - M);
-      o0 += p[s * stride + 2 + d] * w;
-      if (d + 1 < a.hd_v) o1 += p[s * stride + 3 + d] * w;
-    }
-    o0 *= inv;
-    o1 *= inv;
-    const int col = h * a.hd_v + d;
-    if (a.out) {
-      a.out[int64_t(t) * n + col] = o0;
-      if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
-    }
-    if (a.hd_v % 2 == 0) {
-      store_pair(a.act, n, nt, t, col, o0, o1);
-    } else {  // odd head dims (no fragments then): one value at a time
-      ActOut r = a.act;
-      r.frag = nullptr;
-      r.f32 = nullptr;
-      if (r.half_rows) {
-        const uint32_t v = pack2(o0, o1, r.bf16);
-        r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
-        if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
-      }
-      if (a.act.f32) {
-        a.act.f32[int64_t(t) * n + col] = o0;
-        if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
-      }
-    }
-  }
-}
+__global__ void attention_merge_kernel(AttentionArgs a, int nt) { merge_splits(a, blockIdx.x, blockIdx.y, nt); }
 
 int pair_threads(int pairs) { return pairs >= 256 ? 256 : ((pairs + 31) / 32) * 32; }
 
@@ -631,6 +815,12 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     QB_CUDA_LAUNCHED();
     return;
   }
+  if (a.splits == 1 && a.T > 16 && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128 &&
+      !a.act.frag) {  // prefill: query tiles share their K/V loads
+    attention_tiled_kernel<2><<<dim3(unsigned(a.n_head), unsigned((a.T + kQT - 1) / kQT)), kSplitWarps * 32, 0, s>>>(a);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
   if (!a.part) throw std::runtime_error("cuda attention: split path without a partial-sum buffer");
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
@@ -642,6 +832,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
   }
   QB_CUDA_LAUNCHED();
+  if (a.counters) return;  // merged by each (head, token)'s last block
   const int th = a.hd_v >= 128 ? 64 : 32;
   attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
   QB_CUDA_LAUNCHED();

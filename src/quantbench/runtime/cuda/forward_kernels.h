@@ -104,6 +104,9 @@ struct AttentionArgs {
   // output rows too (frag needs hd_v even and n_head * hd_v a multiple of 64).
   int splits = 0;
   float* part = nullptr;
+  // Optional: T * n_head counters, zero before the first launch. With them there is no merge kernel:
+  // the last block of each (head, token) to finish merges, and leaves its counter at zero again.
+  unsigned* counters = nullptr;
   ActOut act;
 };
 // Splits for the split-key attention: about 4 blocks per SM, at most 32.
