@@ -113,6 +113,8 @@ constexpr int kAttnThreads = 128;
 constexpr int kAttnTile = 2048;  // keys whose scores sit in shared memory at once
 constexpr int kDimsPerThread = (kMaxHeadDim + kAttnThreads - 1) / kAttnThreads;
 
+// The block's total (max or sum) of v, to every thread: warp shuffles, one slot per warp in `red`, then
+// every warp reduces the slots with shuffles again (no serial loop over the warps).
 __device__ inline float block_reduce(float v, float* red, bool is_max) {
   for (int o = 16; o > 0; o >>= 1) {
     const float w = __shfl_xor_sync(0xffffffffu, v, o);
@@ -122,8 +124,11 @@ __device__ inline float block_reduce(float v, float* red, bool is_max) {
   __syncthreads();  // red may still be read by a previous reduction
   if (lane == 0) red[warp] = v;
   __syncthreads();
-  float t = is_max ? -INFINITY : 0.0f;
-  for (int w = 0; w < nw; ++w) t = is_max ? fmaxf(t, red[w]) : t + red[w];
+  float t = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float w = __shfl_xor_sync(0xffffffffu, t, o);
+    t = is_max ? fmaxf(t, w) : t + w;
+  }
   return t;
 }
 
@@ -360,21 +365,30 @@ __global__ void spin_kernel(int64_t ns) {
 // normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
 // (__ldcg): the partials may have been written by other blocks of the same launch.
 __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
+  __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
+  __shared__ float inv_l;
   const int64_t stride = a.hd_v + 2;
   const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
-  float M = -INFINITY;
-  for (int s = 0; s < a.splits; ++s) M = fmaxf(M, __ldcg(p + s * stride));
-  float L = 0.0f;
-  for (int s = 0; s < a.splits; ++s)
-    if (__ldcg(p + s * stride) != -INFINITY) L += __ldcg(p + s * stride + 1) * expf(__ldcg(p + s * stride) - M);
-  const float inv = 1.0f / L;
+  if (threadIdx.x < 32) {  // one warp: the splits' maxima and sums in parallel, reduced by shuffles
+    const int sidx = threadIdx.x;
+    const float ms = sidx < a.splits ? __ldcg(p + sidx * stride) : -INFINITY;
+    const float ls = sidx < a.splits ? __ldcg(p + sidx * stride + 1) : 0.0f;
+    float M = ms;
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    const float w = ms == -INFINITY ? 0.0f : expf(ms - M);
+    float L = ls * w;
+    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+    wsp[sidx] = w;
+    if (sidx == 0) inv_l = 1.0f / L;
+  }
+  __syncthreads();
+  const float inv = inv_l;
   const int n = a.n_head * a.hd_v;
   for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
     float o0 = 0.0f, o1 = 0.0f;
-    for (int s = 0; s < a.splits; ++s) {
-      const float ms = __ldcg(p + s * stride);
-      if (ms == -INFINITY) continue;
-      const float w = expf(ms - M);
+#pragma unroll 8
+    for (int s = 0; s < a.splits; ++s) {  // independent loads: unrolled, they are in flight together
+      const float w = wsp[s];
       o0 += __ldcg(p + s * stride + 2 + d) * w;
       if (d + 1 < a.hd_v) o1 += __ldcg(p + s * stride + 3 + d) * w;
     }
@@ -822,6 +836,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     return;
   }
   if (!a.part) throw std::runtime_error("cuda attention: split path without a partial-sum buffer");
+  if (a.splits > 32) throw std::runtime_error("cuda attention: more than 32 splits");
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
