@@ -385,6 +385,98 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
   std::printf("%-6s %s\n", g_fail ? "?" : "ok", name.c_str());
 }
 
+// Split attention with rope + KV write fused (decode, one token per sequence) against the two-kernel
+// path (rope_and_store_kv, then split attention) on the same raw q|k|v rows: outputs within 1e-6,
+// caches equal (k within one f16 rounding: the rotation may contract differently), and the token's
+// cache row, poisoned with NaN before the fused launch, never read before it is written.
+void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng) {
+  ++g_n;
+  const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
+                           std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
+                           " splits " + std::to_string(splits);
+  const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
+  std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
+  std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
+  for (auto& v : qkv) v = u(rng);
+  for (size_t i = 0; i < cs.size(); ++i) {
+    const float a = ang(rng);
+    cs[i] = std::cos(a);
+    sn[i] = std::sin(a);
+  }
+  std::vector<int64_t> pos(static_cast<size_t>(T));
+  std::uniform_int_distribution<int64_t> pd(0, cap - 1);
+  for (int t = 0; t < T; ++t) pos[size_t(t)] = t == 0 ? 0 : (t == 1 ? cap - 1 : pd(rng));
+  std::vector<uint16_t> cache(size_t(T) * cap * kd);  // one cache per token (distinct sequences)
+  for (auto& v : cache) v = h16(u(rng), false);
+  Dev<uint16_t> k1(cache), v1(cache), k2(cache), v2(cache);
+  for (int t = 0; t < T; ++t) {  // poison the fused run's rows at the tokens' positions
+    QB_CUDA_OK(cudaMemset(k2.p + (size_t(t) * cap + size_t(pos[size_t(t)])) * kd, 0xff, size_t(kd) * 2));
+    QB_CUDA_OK(cudaMemset(v2.p + (size_t(t) * cap + size_t(pos[size_t(t)])) * kd, 0xff, size_t(kd) * 2));
+  }
+  std::vector<uint16_t*> kp1, vp1, kp2, vp2;
+  for (int t = 0; t < T; ++t) {
+    kp1.push_back(k1.p + size_t(t) * cap * kd);
+    vp1.push_back(v1.p + size_t(t) * cap * kd);
+    kp2.push_back(k2.p + size_t(t) * cap * kd);
+    vp2.push_back(v2.p + size_t(t) * cap * kd);
+  }
+  Dev<uint16_t*> dk1(kp1), dv1(vp1), dk2(kp2), dv2(vp2);
+  Dev<float> q1(qkv), q2(qkv), dc(cs), ds(sn), o1(size_t(T) * n_head * hd, 0xff), o2(size_t(T) * n_head * hd, 0xff);
+  Dev<int64_t> dpos(pos);
+  Dev<float> part(size_t(T) * n_head * splits * (hd + 2), 0xff);
+  Dev<unsigned> counters(size_t(T) * n_head, 0);
+  RopeKvArgs r;
+  r.qkv = q1.p;
+  r.qkv_stride = stride;
+  r.T = T;
+  r.n_head = n_head;
+  r.n_head_kv = n_head_kv;
+  r.hd_k = r.hd_v = r.n_rot = hd;
+  r.neox = neox;
+  r.cos = dc.p;
+  r.sin = ds.p;
+  r.pos = dpos.p;
+  r.k_cache = dk1.p;
+  r.v_cache = dv1.p;
+  rope_and_store_kv(r, nullptr);
+  AttentionArgs a;
+  a.q = q1.p;
+  a.q_stride = stride;
+  a.out = o1.p;
+  a.T = T;
+  a.n_head = n_head;
+  a.n_head_kv = n_head_kv;
+  a.hd_k = a.hd_v = hd;
+  a.pos = dpos.p;
+  a.k_cache = dk1.p;
+  a.v_cache = dv1.p;
+  a.scale = 0.1f;
+  a.splits = splits;
+  a.part = part.p;
+  attention(a, nullptr);
+  a.q = q2.p;
+  a.out = o2.p;
+  a.k_cache = dk2.p;
+  a.v_cache = dv2.p;
+  a.counters = counters.p;
+  a.rope_cos = dc.p;
+  a.rope_sin = ds.p;
+  a.rope_neox = neox;
+  attention(a, nullptr);
+  QB_CUDA_OK(cudaDeviceSynchronize());
+  const auto g1 = o1.get(), g2 = o2.get();
+  size_t bad = 0, bad_k = 0, bad_v = 0;
+  for (size_t i = 0; i < g1.size(); ++i) bad += !(std::fabs(g1[i] - g2[i]) <= 1e-6f);
+  const auto c1 = k1.get(), c2 = k2.get(), w1 = v1.get(), w2 = v2.get();
+  for (size_t i = 0; i < c1.size(); ++i) {
+    bad_k += !(std::fabs(f16_to_float(c1[i]) - f16_to_float(c2[i])) <= 1e-3f * std::fabs(f16_to_float(c1[i])));
+    bad_v += w1[i] != w2[i];
+  }
+  FCHECK(bad == 0 && bad_k == 0 && bad_v == 0, "%s: %zu outputs, %zu k and %zu v cache values differ", name.c_str(), bad,
+         bad_k, bad_v);
+  std::printf("%-6s %s\n", g_fail ? "?" : "ok", name.c_str());
+}
+
 void check_argmax(int n, int rows, std::mt19937_64& rng) {
   ++g_n;
   std::uniform_int_distribution<int> small(-50, 50);
@@ -431,6 +523,10 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_rope(true, 16, 8, 2, 64, 64, rng);
   check_rope(false, 5, 4, 2, 64, 32, rng);
   check_rope(true, 3, 6, 3, 8, 4, rng);
+  check_fused_rope(1, 32, 32, 128, false, 16, rng);
+  check_fused_rope(16, 32, 8, 128, true, 3, rng);
+  check_fused_rope(5, 8, 2, 64, false, 7, rng);
+  check_fused_rope(3, 4, 4, 8, false, 1, rng);
   check_argmax(32000, 16, rng);
   check_argmax(1000, 3, rng);
   check_argmax(7, 2, rng);

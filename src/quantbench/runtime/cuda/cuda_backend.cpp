@@ -204,7 +204,7 @@ struct CudaBackend::Impl {
     seg.clear();
   }
 
-  // Captured forward passes for small batches, keyed by (tokens, logits rows); valid while the
+  // Captured forward passes for small batches, keyed by (tokens, 2 * logits rows + fused rope); valid while the
   // buffers they were captured with stay where they are.
   struct Graph {
     cudaGraphExec_t exec = nullptr;
@@ -417,6 +417,7 @@ void CudaBackend::init_device() {
   I.profile = options_.profile;
   if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
   I.overlap_launch = options_.overlap_launch;
+  if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -571,10 +572,13 @@ std::string CudaBackend::describe() const {
                      "integer products, f32 accumulation), dense -> cuBLAS; prefill: packed -> dequantized to f16 "
                      "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
-                     "activation and attention; rope (host f32 angles) + kv write; attention {} (f32 online "
+                     "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
                      impl_->device_name, ps,
-                     options_.split_attention ? "split over keys (flash-decoding) + merge" : "one block per (head, token)",
+                     options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
+                     options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
+                                                "query tiles of 8 tokens)"
+                                              : "one block per (head, token)",
                      options_.overlap_launch ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
@@ -808,6 +812,16 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       cuda_ok(cudaMemsetAsync(I.counters.p, 0, I.counters.bytes, st), "counters");
   }
   const bool greedy = ids_out != nullptr;
+  // Rope + KV write inside the attention kernel: only when no sequence has two tokens here (a later
+  // token would read the earlier one's key from the cache while it is being written).
+  bool one_per_seq = true;
+  {
+    std::set<SeqId> seen;
+    for (int t = 0; t < T; ++t) one_per_seq = one_per_seq && seen.insert(tok(t).seq).second;
+  }
+  const bool fuse_rope = options_.fuse_rope && splits > 0 && T <= 16 && one_per_seq &&
+                         attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
+                                                 sp.rope_style == model::RopeStyle::Neox);
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
@@ -852,8 +866,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       ra.pos = d_pos;
       ra.k_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il) * T);
       ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
-      I.mark(Impl::kRope);
-      rope_and_store_kv(ra, st);
+      if (!fuse_rope) {
+        I.mark(Impl::kRope);
+        rope_and_store_kv(ra, st);
+      }
 
       AttentionArgs aa;
       aa.q = qkv;
@@ -873,6 +889,11 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.splits = splits;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
+      if (fuse_rope) {
+        aa.rope_cos = ra.cos;
+        aa.rope_sin = ra.sin;
+        aa.rope_neox = ra.neox;
+      }
       const ActOut to_wo = I.target(L.wo, T, att);
       const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
       if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
@@ -916,7 +937,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   if (graphable) {
     const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
                                            I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.counters.p};
-    Impl::Graph& gr = I.graphs[{T, R}];
+    Impl::Graph& gr = I.graphs[{T, 2 * R + (fuse_rope ? 1 : 0)}];
     if (!gr.exec || gr.addr != addr) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);
       gr.exec = nullptr;

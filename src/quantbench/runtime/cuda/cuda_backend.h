@@ -45,6 +45,9 @@ struct CudaBackendOptions {
   int prefill_chunk = 1024;
   // Attention split over keys (flash-decoding, two kernels) instead of one block per (head, token).
   bool split_attention = true;
+  // Decode batches with one token per sequence: rope + KV write done inside the split attention kernel
+  // (one launch fewer per layer) where the head dims allow. QB_CUDA_FUSE_ROPE=0 turns it off.
+  bool fuse_rope = true;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
   // before reading the activations. Off by default: on an H100 it changed decode steps by < 1.5%

@@ -427,7 +427,7 @@ constexpr int kSplitWarps = 4;
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-template <bool kPairs, int NV, int KPW>
+template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
@@ -453,6 +453,59 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     qr[f] = fdim(f) < a.hd_k ? q[fdim(f)] : 0.0f;
     acc[f] = 0.0f;
   }
+  // Fused rope (kPairs, NV = 2, n_rot = hd_k): rotate q, and this token's k, in registers, exactly as
+  // rope_kv_kernel does; k and v rounded to f16 as the cache would hold them.
+  uint32_t kcur[NV], vcur[NV];
+  if constexpr (kRope) {
+    static_assert(kPairs && NV == 2, "fused rope: half2 lanes, head dims <= 128");
+    const int half = a.hd_k / 2;
+    const float* cs = a.rope_cos + int64_t(t) * half;
+    const float* sn = a.rope_sin + int64_t(t) * half;
+    const float* kraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + int64_t(kvh) * a.hd_k;
+    const float* vraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + kd + int64_t(kvh) * a.hd_v;
+    float kf[2 * NV];
+#pragma unroll
+    for (int f = 0; f < 2 * NV; ++f) kf[f] = fdim(f) < a.hd_k ? kraw[fdim(f)] : 0.0f;
+    auto rot = [&](float* v) {
+      if (!a.rope_neox) {  // pairs (2i, 2i + 1): both in one word
+#pragma unroll
+        for (int e = 0; e < NV; ++e) {
+          const int d = wdim(e);
+          if (d >= a.hd_k) continue;
+          const float c = cs[d / 2], s = sn[d / 2], x0 = v[2 * e], x1 = v[2 * e + 1];
+          v[2 * e] = x0 * c - x1 * s;
+          v[2 * e + 1] = x0 * s + x1 * c;
+        }
+      } else {  // hd 128: pairs (i, i + 64) are words 0 and 1 of the same lane
+#pragma unroll
+        for (int f = 0; f < 2; ++f) {
+          const int i = 2 * lane + f;
+          const float c = cs[i], s = sn[i], x0 = v[f], x1 = v[2 + f];
+          v[f] = x0 * c - x1 * s;
+          v[2 + f] = x0 * s + x1 * c;
+        }
+      }
+    };
+    rot(qr);
+    rot(kf);
+#pragma unroll
+    for (int e = 0; e < NV; ++e) {
+      const int d = wdim(e);
+      kcur[e] = pack2(kf[2 * e], kf[2 * e + 1], false);
+      vcur[e] = d < a.hd_v ? pack2(vraw[d], vraw[d + 1], false) : 0u;
+    }
+    // The block holding this token's position writes its k and v to the cache (one head per group).
+    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0) {
+      uint16_t* kw = const_cast<uint16_t*>(kc) + pos * kd;  // the cache is device memory we own
+      uint16_t* vw = const_cast<uint16_t*>(vc) + pos * vd;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        const int d = wdim(e);
+        if (d < a.hd_k) *reinterpret_cast<uint32_t*>(kw + d) = kcur[e];
+        if (d < a.hd_v) *reinterpret_cast<uint32_t*>(vw + d) = vcur[e];
+      }
+    }
+  }
   float m = -INFINITY, l = 0.0f;
   for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
     uint32_t kr[KPW][NV], vr[KPW][NV];
@@ -467,6 +520,12 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
         if constexpr (kPairs) {
           kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
           vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
+          if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
+            if (j == pos) {
+              kr[u][e] = kcur[e];
+              vr[u][e] = vcur[e];
+            }
+          }
         } else {
           kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
           vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
@@ -735,8 +794,8 @@ int pair_threads(int pairs) { return pairs >= 256 ? 256 : ((pairs + 31) / 32) * 
 }  // namespace
 
 int attention_splits(int n_head, int T, int sm_count) {
-  const int want = (4 * sm_count + n_head * T - 1) / (n_head * T);
-  return want < 1 ? 1 : (want > 32 ? 32 : want);
+  const int want = (8 * sm_count + n_head * T - 1) / (n_head * T);
+  return want < 1 ? 1 : (want > 16 ? 16 : want);
 }
 
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
@@ -829,19 +888,22 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     QB_CUDA_LAUNCHED();
     return;
   }
-  if (a.splits == 1 && a.T > 16 && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128 &&
+  if (a.splits == 1 && a.T > 16 && !a.rope_cos && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128 &&
       !a.act.frag) {  // prefill: query tiles share their K/V loads
     attention_tiled_kernel<2><<<dim3(unsigned(a.n_head), unsigned((a.T + kQT - 1) / kQT)), kSplitWarps * 32, 0, s>>>(a);
     QB_CUDA_LAUNCHED();
     return;
   }
+  if (a.rope_cos && (a.splits < 1 || !attention_can_fuse_rope(a.hd_k, a.hd_v, a.hd_k, a.rope_neox)))
+    throw std::runtime_error("cuda attention: fused rope needs the split path and head dims it supports");
   if (!a.part) throw std::runtime_error("cuda attention: split path without a partial-sum buffer");
   if (a.splits > 32) throw std::runtime_error("cuda attention: more than 32 splits");
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
-    if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
   } else {
     attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);

@@ -107,9 +107,22 @@ struct AttentionArgs {
   // Optional: T * n_head counters, zero before the first launch. With them there is no merge kernel:
   // the last block of each (head, token) to finish merges, and leaves its counter at zero again.
   unsigned* counters = nullptr;
+  // Optional rope + KV write fused into the split path (decode with one token per sequence; head dims
+  // <= 128, even, fully rotated, neox only at 128): q is still raw in the q|k|v row (q_stride apart,
+  // k and v after the q heads as in RopeKvArgs); the kernel rotates q and the token's own k in
+  // registers, uses them for the key at its position, and the block whose key range holds that
+  // position writes k and v (f16) to the cache. Bit-identical to rope_and_store_kv, then attention.
+  const float* rope_cos = nullptr;  // [T][hd_k / 2]; null: not fused
+  const float* rope_sin = nullptr;
+  bool rope_neox = false;
   ActOut act;
 };
-// Splits for the split-key attention: about 4 blocks per SM, at most 32.
+// Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
+inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
+  return hd_k == hd_v && n_rot == hd_k && hd_k % 2 == 0 && hd_k <= 128 && (!neox || hd_k == 128);
+}
+// Splits for the split-key attention: about 8 blocks per SM, at most 16 (llama2-7b on an H100: 16
+// at 1 stream, 3 at 16 streams, 1 for prefill).
 int attention_splits(int n_head, int T, int sm_count);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
 constexpr int kMaxHeadDim = 256;
