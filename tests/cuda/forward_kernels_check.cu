@@ -10,6 +10,7 @@
 //     |error| <= 5e-5 (values are O(1); f32 accumulation over <= 300 keys);
 //   - argmax_rows: equal to std::max_element (first index on ties) on rows with planted ties.
 // Called from qgemv_check.cu's main (one executable: the GPU machine has no gtest).
+#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -477,6 +478,77 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   std::printf("%-6s %s\n", g_fail ? "?" : "ok", name.c_str());
 }
 
+// attention_gemm (prefill on cuBLAS): one sequence's T tokens at positions p0.., GQA, soft-capping,
+// against float64 attention over the same f16 cache. Q and P are rounded to f16 on the way, so the
+// bound is 3e-3 (outputs are O(1) averages; a wrong mask, head or layout errs by O(0.1) or more).
+void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv, int hd, int64_t p0, float softcap,
+                          std::mt19937_64& rng) {
+  ++g_n;
+  const std::string name = "attention_gemm T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
+                           std::to_string(n_head_kv) + " hd " + std::to_string(hd) + " p0 " + std::to_string(p0) +
+                           " softcap " + std::to_string(int(softcap));
+  const int64_t nk = p0 + T, kd = int64_t(n_head_kv) * hd;
+  const int64_t q_stride = int64_t(n_head) * hd + 2 * kd;
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<uint16_t> K(size_t((nk + 5) * kd)), V(K.size());
+  for (auto& v : K) v = h16(2.0f * u(rng), false);
+  for (auto& v : V) v = h16(u(rng), false);
+  std::vector<float> q(size_t(T * q_stride));
+  for (auto& v : q) v = u(rng);
+  Dev<uint16_t> dK(K), dV(V);
+  Dev<float> dq(q), out(size_t(T) * n_head * hd, 0xff);
+  Dev<uint8_t> scratch(attention_gemm_scratch_bytes(T, n_head, hd, nk), 0xff);
+  GemmAttentionArgs a;
+  a.q = dq.p;
+  a.q_stride = q_stride;
+  a.T = T;
+  a.n_head = n_head;
+  a.n_head_kv = n_head_kv;
+  a.hd_k = a.hd_v = hd;
+  a.p0 = p0;
+  a.k_cache = dK.p;
+  a.v_cache = dV.p;
+  a.scale = 1.0f / std::sqrt(float(hd));
+  a.softcap = softcap;
+  a.out = out.p;
+  a.scratch = scratch.p;
+  const bool ran = attention_gemm(blas, a, nullptr);
+  QB_CUDA_OK(cudaDeviceSynchronize());
+  FCHECK(ran, "%s: refused", name.c_str());
+  const auto got = out.get();
+  size_t bad = 0;
+  double worst = 0;
+  const int group = n_head / n_head_kv;
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < n_head; ++h) {
+      const int kvh = h / group;
+      const int64_t p = p0 + t;
+      std::vector<double> sc;
+      double mx = -INFINITY;
+      for (int64_t j = 0; j <= p; ++j) {
+        double d = 0;
+        for (int i = 0; i < hd; ++i)
+          d += double(q[size_t(t * q_stride + h * hd + i)]) * f16_to_float(K[size_t(j * kd + kvh * hd + i)]);
+        d *= double(a.scale);
+        if (softcap > 0) d = softcap * std::tanh(d / softcap);
+        sc.push_back(d);
+        mx = std::max(mx, d);
+      }
+      double l = 0;
+      for (auto& v : sc) l += (v = std::exp(v - mx));
+      for (int i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int64_t j = 0; j <= p; ++j) o += sc[size_t(j)] * f16_to_float(V[size_t(j * kd + kvh * hd + i)]);
+        o /= l;
+        const double err = std::fabs(double(got[size_t((t * n_head + h) * hd + i)]) - o);
+        worst = std::max(worst, std::isfinite(err) ? err : 1e30);
+        bad += !(err <= 3e-3);
+      }
+    }
+  FCHECK(bad == 0, "%s: %zu outputs off (worst %.3g)", name.c_str(), bad, worst);
+  std::printf("%-6s %s (worst %.2g)\n", g_fail ? "?" : "ok", name.c_str(), worst);
+}
+
 void check_argmax(int n, int rows, std::mt19937_64& rng) {
   ++g_n;
   std::uniform_int_distribution<int> small(-50, 50);
@@ -527,6 +599,15 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(16, 32, 8, 128, true, 3, rng);
   check_fused_rope(5, 8, 2, 64, false, 7, rng);
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
+  {
+    cublasHandle_t blas = nullptr;
+    if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");
+    check_attention_gemm(blas, 40, 8, 8, 64, 0, 0.f, rng);
+    check_attention_gemm(blas, 33, 8, 2, 128, 17, 0.f, rng);
+    check_attention_gemm(blas, 64, 4, 1, 64, 5, 30.f, rng);
+    check_attention_gemm(blas, 17, 6, 3, 8, 100, 0.f, rng);
+    cublasDestroy(blas);
+  }
   check_argmax(32000, 16, rng);
   check_argmax(1000, 3, rng);
   check_argmax(7, 2, rng);

@@ -213,7 +213,7 @@ struct CudaBackend::Impl {
   std::map<std::pair<int, int>, Graph> graphs;
 
   // Scratch, grown to the largest batch seen.
-  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws, part, ids, counters;
+  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws, part, ids, counters, attn_scratch;
 
   std::vector<const Mat*> mats() const {
     std::vector<const Mat*> v{&output};
@@ -418,6 +418,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
+  if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -824,6 +825,17 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
                                                  sp.rope_style == model::RopeStyle::Neox);
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
+  // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
+  bool gemm_attn = options_.gemm_attention && I.dense == DenseType::BF16 && T > 16 && sp.head_dim_k % 8 == 0 &&
+                   sp.head_dim_v % 8 == 0;
+  for (int t = 1; t < T && gemm_attn; ++t)
+    gemm_attn = tok(t).seq == tok(0).seq && tok(t).pos == tok(0).pos + t;
+  const int64_t p0 = tok(0).pos;
+  if (gemm_attn) {
+    const size_t need = attention_gemm_scratch_bytes(T, int(sp.n_head), int(sp.head_dim_k), p0 + T);
+    gemm_attn = need <= (size_t(512) << 20);
+    if (gemm_attn) I.attn_scratch.ensure(need);
+  }
   // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
   // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
   // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
@@ -894,16 +906,38 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         aa.rope_sin = ra.sin;
         aa.rope_neox = ra.neox;
       }
-      const ActOut to_wo = I.target(L.wo, T, att);
-      const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
-      if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
-        aa.out = nullptr;
-        aa.act = to_wo;
+      if (gemm_attn && !swa) {
+        const Impl::Sequence& s0 = I.seqs.at(tok(0).seq);
+        GemmAttentionArgs ga;
+        ga.q = qkv;
+        ga.q_stride = nqkv;
+        ga.T = T;
+        ga.n_head = int(sp.n_head);
+        ga.n_head_kv = int(sp.n_head_kv);
+        ga.hd_k = int(sp.head_dim_k);
+        ga.hd_v = int(sp.head_dim_v);
+        ga.p0 = p0;
+        ga.k_cache = I.k_ptr(s0, il);
+        ga.v_cache = I.v_ptr(s0, il);
+        ga.scale = sp.attn_scale;
+        ga.softcap = sp.attn_softcap;
+        ga.out = att;
+        ga.scratch = I.attn_scratch.p;
+        I.mark(Impl::kAttn);
+        QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
+        I.gemm_f32(L.wo, att, T, o);
+      } else {
+        const ActOut to_wo = I.target(L.wo, T, att);
+        const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
+        if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
+          aa.out = nullptr;
+          aa.act = to_wo;
+        }
+        I.mark(Impl::kAttn);
+        attention(aa, st);
+        if (direct) I.gemm_ready(L.wo, att, T, o);
+        else I.gemm_f32(L.wo, att, T, o);
       }
-      I.mark(Impl::kAttn);
-      attention(aa, st);
-      if (direct) I.gemm_ready(L.wo, att, T, o);
-      else I.gemm_f32(L.wo, att, T, o);
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);

@@ -48,6 +48,10 @@ struct CudaBackendOptions {
   // Decode batches with one token per sequence: rope + KV write done inside the split attention kernel
   // (one launch fewer per layer) where the head dims allow. QB_CUDA_FUSE_ROPE=0 turns it off.
   bool fuse_rope = true;
+  // Prefill chunks that are one run of one sequence: attention as two cuBLAS GEMMs around a softmax
+  // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
+  // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.
+  bool gemm_attention = true;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
   // before reading the activations. Off by default: on an H100 it changed decode steps by < 1.5%

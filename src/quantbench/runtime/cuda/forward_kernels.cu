@@ -1,6 +1,7 @@
 // See forward_kernels.h. Straightforward kernels: one block per row (norms, rope) or per (token, head)
 // (attention), reductions in registers and shared memory, no atomics, so results do not depend on
 // scheduling. Norm sums are in double (cheap at these sizes, and closest to the CPU reference).
+#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -789,9 +790,80 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(Atten
 // Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
 __global__ void attention_merge_kernel(AttentionArgs a, int nt) { merge_splits(a, blockIdx.x, blockIdx.y, nt); }
 
+__global__ void q_to_f16_kernel(const float* q, int64_t q_stride, int nq, __half* out) {
+  const int t = blockIdx.y;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < nq; i += gridDim.x * blockDim.x)
+    out[size_t(t) * nq + i] = __float2half_rn(q[int64_t(t) * q_stride + i]);
+}
+
+// Row r = h * T + t of the scores: keys 0..p0 + t are the token's; the rest of the row gets 0.
+__global__ void causal_softmax_kernel(const float* S, __half* P, int T, int64_t nk, int64_t p0, float softcap) {
+  __shared__ float red[32];
+  const int64_t r = blockIdx.x;
+  const int t = int(r % T);
+  const float* row = S + r * nk;
+  __half* prow = P + r * nk;
+  const int64_t valid = p0 + t + 1;
+  auto val = [&](int64_t j) {
+    const float d = row[j];
+    return softcap > 0.0f ? softcap * tanhf(d / softcap) : d;
+  };
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, val(j));
+  mx = block_reduce(mx, red, true);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < valid; j += blockDim.x) sum += expf(val(j) - mx);
+  sum = block_reduce(sum, red, false);
+  const float inv = 1.0f / sum;
+  for (int64_t j = threadIdx.x; j < nk; j += blockDim.x)
+    prow[j] = __float2half_rn(j < valid ? expf(val(j) - mx) * inv : 0.0f);
+}
+
 int pair_threads(int pairs) { return pairs >= 256 ? 256 : ((pairs + 31) / 32) * 32; }
 
 }  // namespace
+
+size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys) {
+  const size_t q16 = (size_t(T) * n_head * hd_k * 2 + 255) / 256 * 256;
+  const size_t sc = (size_t(n_head) * T * n_keys * 4 + 255) / 256 * 256;
+  return q16 + sc + size_t(n_head) * T * n_keys * 2;
+}
+
+bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
+  if (a.T <= 0) return true;
+  if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
+  auto h = static_cast<cublasHandle_t>(handle);
+  const int64_t nk = a.p0 + a.T;
+  const int nq = a.n_head * a.hd_k, group = a.n_head / a.n_head_kv;
+  const int kvd = a.n_head_kv * a.hd_k, kvv = a.n_head_kv * a.hd_v;
+  auto* base = static_cast<uint8_t*>(a.scratch);
+  auto* q16 = reinterpret_cast<__half*>(base);
+  auto* S = reinterpret_cast<float*>(base + (size_t(a.T) * nq * 2 + 255) / 256 * 256);
+  auto* P = reinterpret_cast<__half*>(reinterpret_cast<uint8_t*>(S) +
+                                      (size_t(a.n_head) * a.T * nk * 4 + 255) / 256 * 256);
+  q_to_f16_kernel<<<dim3(unsigned((nq + 255) / 256), unsigned(a.T)), 256, 0, s>>>(a.q, a.q_stride, nq, q16);
+  QB_CUDA_LAUNCHED();
+  const float alpha = a.scale, one = 1.0f, zero = 0.0f;
+  for (int g = 0; g < group; ++g) {
+    // Column-major: S_h (nk x T, ld nk) = K_kvh^T-view... op(K) = (hd x nk, ld kvd)^T, Q_h (hd x T, ld nq).
+    const cublasStatus_t st = cublasGemmStridedBatchedEx(
+        h, CUBLAS_OP_T, CUBLAS_OP_N, int(nk), a.T, a.hd_k, &alpha, a.k_cache, CUDA_R_16F, kvd, a.hd_k,
+        q16 + size_t(g) * a.hd_k, CUDA_R_16F, nq, int64_t(group) * a.hd_k, &zero, S + size_t(g) * a.T * nk,
+        CUDA_R_32F, int(nk), int64_t(group) * a.T * nk, a.n_head_kv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("attention_gemm: scores GEMM failed, status " + std::to_string(int(st)));
+  }
+  causal_softmax_kernel<<<unsigned(int64_t(a.n_head) * a.T), 256, 0, s>>>(S, P, a.T, nk, a.p0, a.softcap);
+  QB_CUDA_LAUNCHED();
+  for (int g = 0; g < group; ++g) {
+    // O_h^T (hd_v x T, ld n_head * hd_v) = V_kvh^T-view (hd_v x nk, ld kvv) * P_h^T-view (nk x T, ld nk).
+    const cublasStatus_t st = cublasGemmStridedBatchedEx(
+        h, CUBLAS_OP_N, CUBLAS_OP_N, a.hd_v, a.T, int(nk), &one, a.v_cache, CUDA_R_16F, kvv, a.hd_v,
+        P + size_t(g) * a.T * nk, CUDA_R_16F, int(nk), int64_t(group) * a.T * nk, &zero, a.out + size_t(g) * a.hd_v,
+        CUDA_R_32F, a.n_head * a.hd_v, int64_t(group) * a.hd_v, a.n_head_kv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("attention_gemm: values GEMM failed, status " + std::to_string(int(st)));
+  }
+  return true;
+}
 
 int attention_splits(int n_head, int T, int sm_count) {
   const int want = (8 * sm_count + n_head * T - 1) / (n_head * T);

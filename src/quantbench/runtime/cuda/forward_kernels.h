@@ -121,6 +121,27 @@ struct AttentionArgs {
 inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
   return hd_k == hd_v && n_rot == hd_k && hd_k % 2 == 0 && hd_k <= 128 && (!neox || hd_k == 128);
 }
+// Prefill attention of one run of tokens of one sequence (token t at position p0 + t, keys 0..p0 + t,
+// no sliding window) on the tensor cores, through cuBLAS: S = scale * Q K^T per head (f16 inputs, f32
+// scores; a strided-batched GEMM over the kv heads per member of a GQA group), a causal softmax kernel
+// (soft-capping included) writing normalized probabilities in f16, then O = P V (f32 out). `out` gets
+// [T][n_head * hd_v] f32. The one-block-per-(head, token) kernels are latency-bound on CUDA cores at
+// prefill lengths; these are two GEMMs.
+struct GemmAttentionArgs {
+  const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k (f32, rope applied)
+  int64_t q_stride = 0;
+  int T = 0, n_head = 0, n_head_kv = 0, hd_k = 0, hd_v = 0;
+  int64_t p0 = 0;
+  const uint16_t* k_cache = nullptr;  // the sequence's layer cache: [pos][n_head_kv * hd_k] f16
+  const uint16_t* v_cache = nullptr;  // [pos][n_head_kv * hd_v]
+  float scale = 1.0f, softcap = 0.0f;
+  float* out = nullptr;
+  void* scratch = nullptr;  // attention_gemm_scratch_bytes()
+};
+size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
+// Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
+bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
+
 // Splits for the split-key attention: about 8 blocks per SM, at most 16 (llama2-7b on an H100: 16
 // at 1 stream, 3 at 16 streams, 1 for prefill).
 int attention_splits(int n_head, int T, int sm_count);
