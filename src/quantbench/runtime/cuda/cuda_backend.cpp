@@ -107,8 +107,35 @@ struct CudaBackend::Impl {
   bool use_packed = true, overlap_launch = false;
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
-  DevBuf xfrag, wscratch;
+  DevBuf xfrag, wscratch, wscratch2;
   size_t wscratch_bytes = 0;
+
+  // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
+  // two scratch buffers) while the current one's GEMM runs; events order the reuse. pf_order is the
+  // sequence of packed products of the chunk, in the order gemm_ready meets them.
+  cudaStream_t side = nullptr;
+  cudaEvent_t pf_ready[2] = {nullptr, nullptr}, pf_free[2] = {nullptr, nullptr};
+  std::vector<const Mat*> pf_order;
+  size_t pf_use = 0;
+  bool pf_on = false;
+  void* pf_buf(size_t k) const { return k % 2 ? wscratch2.p : wscratch.p; }
+  void pf_issue(size_t k) {
+    if (k >= pf_order.size()) return;
+    cuda_ok(cudaStreamWaitEvent(side, pf_free[k % 2], 0), "prefetch wait");
+    dequantize_packed(pf_order[k]->pk, false, pf_buf(k), side);
+    cuda_ok(cudaEventRecord(pf_ready[k % 2], side), "prefetch record");
+  }
+  void pf_begin(std::vector<const Mat*> order) {
+    pf_order = std::move(order);
+    pf_use = 0;
+    pf_on = side && wscratch2.p && !pf_order.empty();
+    if (!pf_on) return;
+    // The side stream starts after everything queued on the main stream so far.
+    cuda_ok(cudaEventRecord(pf_free[0], stream), "prefetch record");
+    cuda_ok(cudaEventRecord(pf_free[1], stream), "prefetch record");
+    pf_issue(0);
+    pf_issue(1);
+  }
 
   // A sequence's KV cache is one allocation: per layer, K [capacity][kv_dim_k] then V
   // [capacity][kv_dim_v], f16. Allocated at create_sequence when its max_len is given and modest (no
@@ -227,6 +254,12 @@ struct CudaBackend::Impl {
       if (g.exec) cudaGraphExecDestroy(g.exec);
     seqs.clear();
     for (cudaEvent_t e : evs) cudaEventDestroy(e);
+    for (cudaEvent_t e : {pf_ready[0], pf_ready[1], pf_free[0], pf_free[1]})
+      if (e) cudaEventDestroy(e);
+    if (side) {
+      cudaStreamSynchronize(side);
+      cudaStreamDestroy(side);
+    }
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -359,6 +392,19 @@ struct CudaBackend::Impl {
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
       }
+      if (pf_on) {  // dequantized ahead on the side stream
+        QB_CHECK(pf_use < pf_order.size() && pf_order[pf_use] == &m, "cuda prefill: packed products out of order");
+        const size_t k = pf_use++;
+        cuda_ok(cudaStreamWaitEvent(stream, pf_ready[k % 2], 0), "prefetch wait");
+        mark(kCublas);
+        blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.n_out), T, int(m.n_in), &one, pf_buf(k), CUDA_R_16F,
+                             int(m.n_in), xb.p, CUDA_R_16F, int(m.n_in), &zero, y, CUDA_R_32F, int(m.n_out),
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                "gemm f16");
+        cuda_ok(cudaEventRecord(pf_free[k % 2], stream), "prefetch record");
+        pf_issue(k + 2);
+        return;
+      }
       // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
       mark(kDequant);
       dequantize_packed(m.pk, false, wscratch.p, stream);
@@ -419,6 +465,7 @@ void CudaBackend::init_device() {
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
+  if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "0") options_.prefetch_dequant = false;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -441,7 +488,13 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
-  if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
+  if (I.wscratch_bytes) {
+    I.wscratch = DevBuf(I.wscratch_bytes);
+    I.wscratch2 = DevBuf(I.wscratch_bytes);
+    cuda_ok(cudaStreamCreateWithFlags(&I.side, cudaStreamNonBlocking), "cudaStreamCreate");
+    for (cudaEvent_t* e : {&I.pf_ready[0], &I.pf_ready[1], &I.pf_free[0], &I.pf_free[1]})
+      cuda_ok(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "cudaEventCreate");
+  }
 }
 
 CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendOptions options)
@@ -839,6 +892,17 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
   // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
   // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
+  {
+    std::vector<const Mat*> order;  // packed products that will dequantize (T > 16), in call order
+    if (T > 16) {
+      for (const auto& L : I.layers)
+        for (const Mat* m : {&L.wqkv, &L.wo, &L.wgu, &L.wdown})
+          if (m->packed) order.push_back(m);
+    }
+    if (R > 16 && I.output.packed) order.push_back(&I.output);
+    I.pf_on = false;
+    if (!order.empty() && options_.prefetch_dequant) I.pf_begin(std::move(order));
+  }
   auto enqueue = [&] {
     I.mark(Impl::kEmbed);
     if (model_)
