@@ -8,6 +8,9 @@
 //   - attention, split over keys (1, 3, 17 splits) and the one-block path: GQA, sliding window,
 //     soft-capping, even and odd head dims, against float64 softmax attention over the same f16 cache,
 //     |error| <= 5e-5 (values are O(1); f32 accumulation over <= 300 keys);
+//   - rope_and_store_kv against float64 rotation; split attention with rope + KV write fused against
+//     the two-kernel path, the tokens' cache rows poisoned; attention_gemm (prefill on cuBLAS) against
+//     float64 within 3e-3 (Q and P rounded to f16);
 //   - argmax_rows: equal to std::max_element (first index on ties) on rows with planted ties.
 // Called from qgemv_check.cu's main (one executable: the GPU machine has no gtest).
 #include <cublas_v2.h>

@@ -465,7 +465,7 @@ void CudaBackend::init_device() {
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
-  if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "0") options_.prefetch_dequant = false;
+  if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -485,11 +485,11 @@ void CudaBackend::init_device() {
 
 // After the matrices exist: scratch for the packed paths (activation fragments for 16 tokens at the
 // widest input; one dense f16 copy of the largest packed matrix for prefill).
-static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
+static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
-  if (I.wscratch_bytes) {
-    I.wscratch = DevBuf(I.wscratch_bytes);
+  if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
+  if (I.wscratch_bytes && opt.prefetch_dequant) {
     I.wscratch2 = DevBuf(I.wscratch_bytes);
     cuda_ok(cudaStreamCreateWithFlags(&I.side, cudaStreamNonBlocking), "cudaStreamCreate");
     for (cudaEvent_t* e : {&I.pf_ready[0], &I.pf_ready[1], &I.pf_free[0], &I.pf_free[1]})
@@ -533,7 +533,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
   }
   I.output_norm = upload_vec(m.output_norm);
   I.output = I.upload_stacked({&m.output}, "output");
-  finish_scratch(I, sp);
+  finish_scratch(I, sp, options_);
 }
 
 namespace {
@@ -592,7 +592,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
-  finish_scratch(I, sp);
+  finish_scratch(I, sp, options_);
 }
 
 CudaBackend::~CudaBackend() {

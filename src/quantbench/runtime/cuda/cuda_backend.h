@@ -53,8 +53,9 @@ struct CudaBackendOptions {
   // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.
   bool gemm_attention = true;
   // Prefill with packed weights: dequantize the next matrix on a second stream while the current
-  // matrix's GEMM runs (two scratch matrices). QB_CUDA_PREFETCH=0 turns it off.
-  bool prefetch_dequant = true;
+  // matrix's GEMM runs (two scratch matrices). Off by default: on an H100 the two contend and the
+  // prefill was no faster (docs/perf.md, step 4). QB_CUDA_PREFETCH=1 turns it on.
+  bool prefetch_dequant = false;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
   // before reading the activations. Off by default: on an H100 it changed decode steps by < 1.5%
