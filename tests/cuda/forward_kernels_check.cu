@@ -96,10 +96,11 @@ void check_targets(const std::vector<float>& rows, int n, int T, bool bf, const 
   }
 }
 
-void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::mt19937_64& rng) {
+void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::mt19937_64& rng, bool loop = false) {
   ++g_n;
   const std::string name = "add_rmsnorm n=" + std::to_string(n) + " T=" + std::to_string(T) +
-                           (with_add ? " +add" : "") + (gather ? " gather" : "") + (bf ? " bf16" : " f16");
+                           (with_add ? " +add" : "") + (gather ? " gather" : "") + (bf ? " bf16" : " f16") +
+                           (loop ? " loop kernel" : "");
   const int X = gather ? T + 3 : T;  // rows of x; the gathered T rows are a permutation subset
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(size_t(X) * n), ad(x.size()), w(static_cast<size_t>(n));
@@ -123,7 +124,7 @@ void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::m
   o.half_rows = half.p;
   o.frag = T <= 16 ? frag.p : nullptr;
   o.bf16 = bf;
-  add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr);
+  add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr, loop);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto gx = dx.get(), gy = out.get();
   std::vector<bool> used(size_t(X), false);
@@ -580,10 +581,12 @@ void check_argmax(int n, int rows, std::mt19937_64& rng) {
 // Returns the number of failures; adds the cases run to *cases.
 int run_forward_kernel_checks(uint64_t seed, int* cases) {
   std::mt19937_64 rng(seed ^ 0xf0f0f0f0ull);
-  for (int n : {64, 172, 4096})
+  for (int n : {64, 172, 4096, 9000})  // 9000: wider than the register kernel takes (the loop kernel)
     for (int T : {1, 5, 16, 40})
       for (bool add : {false, true}) check_add_rmsnorm(n, T, add, false, T % 2 == 1, rng);
   check_add_rmsnorm(4096, 3, true, true, false, rng);
+  check_add_rmsnorm(4096, 1, true, false, false, rng, true);
+  check_add_rmsnorm(172, 16, true, true, true, rng, true);
   check_add_rmsnorm(172, 16, true, true, true, rng);
   for (int n : {172, 11008})
     for (int T : {1, 9, 16, 33}) check_gated(n, T, T % 2, T == 9, rng);

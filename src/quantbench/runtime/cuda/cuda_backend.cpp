@@ -105,6 +105,7 @@ struct CudaBackend::Impl {
   DevBuf output_norm;
   Mat output;
   bool use_packed = true, overlap_launch = false;
+  bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -463,6 +464,7 @@ void CudaBackend::init_device() {
   I.profile = options_.profile;
   if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
   I.overlap_launch = options_.overlap_launch;
+  if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
@@ -916,7 +918,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const bool swa = sp.layer_swa[size_t(il)];
       I.mark(Impl::kNorm);
       add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                  I.target(L.wqkv, T, h), st);
+                  I.target(L.wqkv, T, h), st, I.norm_loop);
       I.gemm_ready(L.wqkv, h, T, qkv);
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
@@ -1007,7 +1009,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
       }
       I.mark(Impl::kNorm);
-      add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st);
+      add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st, I.norm_loop);
       I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
       I.mark(Impl::kAct);
       gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
@@ -1022,7 +1024,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       // The last layer's residual add and the output norm, for the wanted rows only.
       I.mark(Impl::kNorm);
       add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                  I.target(I.output, R, h), st);
+                  I.target(I.output, R, h), st, I.norm_loop);
       I.gemm_ready(I.output, h, R, I.logits.as<float>());
       if (sp.final_softcap > 0) {
         I.mark(Impl::kOther);

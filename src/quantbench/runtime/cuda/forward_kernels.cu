@@ -299,6 +299,56 @@ __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, i
   }
 }
 
+// The same, for rows of up to kNormPairs column pairs per thread: each thread keeps its values and
+// weights in registers, so the row is read once and every load is issued before the reduction (one
+// memory round trip where the loop version had three).
+constexpr int kNormPairs = 4;
+__global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
+                                       const int32_t* rows, ActOut o) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const int r = rows ? rows[t] : t;
+  float* xr = x + size_t(r) * n;
+  const float* ar = add ? add + size_t(r) * n : nullptr;
+  float va[kNormPairs], vb[kNormPairs], wa[kNormPairs], wb[kNormPairs];
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kNormPairs; ++k) {
+    const int c = 2 * (threadIdx.x + k * blockDim.x);
+    va[k] = vb[k] = 0.0f;
+    wa[k] = wb[k] = 1.0f;
+    if (c < n) {
+      va[k] = ar ? xr[c] + ar[c] : xr[c];
+      if (w) wa[k] = w[c];
+    }
+    if (c + 1 < n) {
+      vb[k] = ar ? xr[c + 1] + ar[c + 1] : xr[c + 1];
+      if (w) wb[k] = w[c + 1];
+    }
+    ss += va[k] * va[k] + vb[k] * vb[k];
+  }
+  if (ar) {
+#pragma unroll
+    for (int k = 0; k < kNormPairs; ++k) {
+      const int c = 2 * (threadIdx.x + k * blockDim.x);
+      if (c < n) xr[c] = va[k];
+      if (c + 1 < n) xr[c + 1] = vb[k];
+    }
+  }
+  ss = block_reduce(ss, red, false);
+  const float sc = 1.0f / sqrtf(ss / float(n) + eps);
+  const int np = pair_count(o, n);
+#pragma unroll
+  for (int k = 0; k < kNormPairs; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= np) break;
+    const int c = 2 * p;
+    const float a = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
+    const float b = c + 1 < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
+    store_pair(o, n, nt, t, c, a, b);
+  }
+}
+
 __device__ inline float gated_value(const float* gu, int n, int t, int j, int act) {
   const float g = gu[size_t(t) * 2 * n + j], u = gu[size_t(t) * 2 * n + n + j];
   float a;
@@ -871,9 +921,16 @@ int attention_splits(int n_head, int T, int sm_count) {
 }
 
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s) {
+                 const ActOut& out, cudaStream_t s, bool loop_kernel) {
   if (T <= 0) return;
   const int pairs = pair_count(out, n);
+  int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
+  reg_threads = reg_threads < 64 ? 64 : reg_threads;
+  if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
+    add_rmsnorm_reg_kernel<<<T, reg_threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
   int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
   threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
   add_rmsnorm_kernel<<<T, threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);

@@ -70,8 +70,9 @@ struct ActOut {
 // then warp shuffles, then across warps), the row read from global memory twice (the second read hits
 // L1). Rows not gathered are left unchanged (the last layer's residual add matters only for the rows
 // whose logits are wanted).
+// `loop_kernel`: the version that re-reads the row instead of keeping it in registers (for A/B runs).
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s);
+                 const ActOut& out, cudaStream_t s, bool loop_kernel = false);
 
 // out[t] = act(gate[t]) * up[t] written to `out` (gate|up rows as in gated_act).
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s);
