@@ -1,8 +1,9 @@
 // See cuda_backend.h. Host side of the CUDA forward pass: weight upload, sequence caches, batch
 // validation (the same rules and messages as the CPU backend, checked before any cache changes),
 // rope angles (computed on the host with the reference's cpu::rope_angles, so both backends rotate
-// by identical f32 angles) and the launch sequence. One stream; forward() returns after the logits
-// are copied back.
+// by identical f32 angles) and the launch sequence. One stream (plus an optional side stream for the
+// prefill dequantization prefetch); forward() returns after the logits (forward_greedy: the argmax
+// ids) are copied back through pinned memory. A profiling mode brackets kernel classes with events.
 #include "quantbench/runtime/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>

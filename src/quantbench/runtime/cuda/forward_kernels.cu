@@ -1,6 +1,9 @@
-// See forward_kernels.h. Straightforward kernels: one block per row (norms, rope) or per (token, head)
-// (attention), reductions in registers and shared memory, no atomics, so results do not depend on
-// scheduling. Norm sums are in double (cheap at these sizes, and closest to the CPU reference).
+// See forward_kernels.h. Decode is a few microseconds per kernel, so the design is latency: each
+// kernel issues its loads together before using them (norm rows held in registers, 8 keys per warp in
+// attention), writes its consumer's layout itself (ActOut), and attention splits over keys to fill the
+// GPU at one token. Reductions are in registers, shuffles and shared memory; the one atomic (the last
+// split block of a (head, token) merges) does not change results, so they do not depend on
+// scheduling. Sums are f32 tree reductions (the CPU-vs-GPU KL checks are the bar).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

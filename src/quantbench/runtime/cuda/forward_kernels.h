@@ -1,5 +1,7 @@
-// The non-matmul kernels of the CUDA forward pass (RMSNorm, bias, RoPE + KV-cache write, attention,
-// gated activation, residual add, soft-capping, f32->bf16). Plain pointer-and-size interface with no
+// The non-matmul kernels of the CUDA forward pass (residual add + RMSNorm, bias, RoPE + KV-cache
+// write, attention: split-key for decode, query-tiled or on cuBLAS for prefill; gated activation,
+// soft-capping, casts, argmax). Producers write the next product's input layout directly (ActOut), so
+// no cast or pack kernel sits between them at decode. Plain pointer-and-size interface with no
 // model types, so this header compiles under nvcc without the library's C++20/fmt dependencies; the
 // backend (cuda_backend.cpp) owns the shapes. Activations are f32 in [token][feature] rows (the
 // residual stream's precision); the KV cache is f16. Every kernel handles ragged sizes (head_dim 8,
