@@ -164,12 +164,24 @@ struct CudaBackend::Impl {
         kv_pool.erase(kv_pool.begin() + std::ptrdiff_t(i));
         return r;
       }
-    return DevBuf(b);
+    try {
+      return DevBuf(b);
+    } catch (const Error&) {  // out of memory: the pooled caches go back first
+      (void)cudaGetLastError();  // clear the failed allocation's error (launch checks read it)
+      kv_pool.clear();
+      return DevBuf(b);
+    }
   }
+  // The pool holds at most 16 caches and 4 GiB (oldest dropped first).
   void give_kv(DevBuf&& b) {
     if (!b.p) return;
-    if (kv_pool.size() >= 32) kv_pool.erase(kv_pool.begin());
     kv_pool.push_back(std::move(b));
+    size_t total = 0;
+    for (const auto& k : kv_pool) total += k.bytes;
+    while (!kv_pool.empty() && (kv_pool.size() > 16 || total > (size_t(4) << 30))) {
+      total -= kv_pool.front().bytes;
+      kv_pool.erase(kv_pool.begin());
+    }
   }
 
   // Pinned host staging (tables up, logits / ids down): asynchronous copies without a pageable bounce.
