@@ -38,16 +38,16 @@ if [ $PROFILE = 1 ]; then  # GPU time per kernel class (QB_CUDA_PROFILE=1: no gr
     echo "== profile prefill 512 $s"; grep -E "^profile T=512" "$B/prof_pp_$s.log" | sed 's/ (no graph.*class)://'
   done 2>&1 | tee -a "$OUT/profile.txt"
 fi
-b() {  # name scheme batches prompt gen
+b() {  # name scheme batches prompt gen [reps]
   timeout 200 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme "$2" --batch "$3" --prompt-len "$4" \
-    --gen-len "$5" --reps 2 --warmup 1 --no-progress --json "$B/bench_$1.json" > "$B/bench_$1.log" 2>&1
+    --gen-len "$5" --reps "${6:-2}" --warmup 1 --no-progress --json "$B/bench_$1.json" > "$B/bench_$1.log" 2>&1
   echo "bench $1 rc $?"; head -6 "$B/bench_$1.log" | cut -c1-200
 }
 b w4g128 w4g128 1,16 128 $GEN
 b bf16 bf16 1,16 128 $GEN
 b w8 w8 1 128 $GEN
-b pp512_bf16 bf16 1 512 4
-b pp512_w4g128 w4g128 1 512 4
+b pp512_bf16 bf16 1 512 4 5  # one prefill per rep: 5 reps (with 2, one host hiccup moved the median by 30%)
+b pp512_w4g128 w4g128 1 512 4 5
 for f in "$B"/bench_*.log; do echo "== $f"; cat "$f"; done > "$OUT/bench_all.log"
 python3 - "$B" "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, sys, os, glob
