@@ -138,6 +138,40 @@ std::vector<int> greedy(Backend& be, std::span<const int32_t> prompt, int n) {
   return out;
 }
 
+// CudaBackend::forward_greedy returns argmax(forward()) row by row: two sequences fed identical
+// tokens (one with a bounded max_len, its cache allocated at creation), one through each call; a
+// prefill with every row wanted, then decode steps (graph path).
+void check_greedy(runtime::cuda::CudaBackend& gpu, int32_t vocab, const std::string& what) {
+  const auto p = tokens(20, vocab, 7);
+  const auto s1 = gpu.create_sequence(40), s2 = gpu.create_sequence();
+  size_t rows = 0, same = 0;
+  Batch b1, b2;
+  b1.add_sequence(p, s1, 0, true);
+  b2.add_sequence(p, s2, 0, true);
+  const Logits lg = gpu.forward(b1);
+  std::vector<int32_t> ids = gpu.forward_greedy(b2);
+  for (size_t r = 0; r < lg.rows() && r < ids.size(); ++r, ++rows) same += argmax(lg.row(r)) == ids[r];
+  bool shape_ok = lg.rows() == ids.size();
+  int32_t tok = ids.empty() ? 0 : ids.back();
+  for (int i = 0; i < 8; ++i) {
+    Batch d1, d2;
+    d1.add(tok, s1, 20 + i, true);
+    d2.add(tok, s2, 20 + i, true);
+    const Logits l1 = gpu.forward(d1);
+    ids = gpu.forward_greedy(d2);
+    shape_ok = shape_ok && ids.size() == 1 && l1.rows() == 1;
+    if (ids.empty() || l1.rows() == 0) break;
+    same += argmax(l1.row(0)) == ids[0];
+    ++rows;
+    tok = ids[0];
+  }
+  gpu.free_sequence(s1);
+  gpu.free_sequence(s2);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s: forward_greedy == argmax(forward) on %zu of %zu rows", what.c_str(), same, rows);
+  check(shape_ok && rows == 28 && same == rows, buf);
+}
+
 // Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value.
 void check_repack(const std::string& path) {
   auto model = model::Model::load(path);
@@ -190,6 +224,7 @@ void run_model(const std::string& path, bool is_stories) {
     const std::string desc = gpu.describe();
     if (variant == 0 || variant == 2) std::printf("describe %s: %s\n", dn, desc.c_str());
     const KlStats st = compare_script(ref, gpu, int32_t(sp.n_vocab));
+    if (variant == 0 || variant == 2) check_greedy(gpu, int32_t(sp.n_vocab), path + " " + dns);
     const double lim = dt == DenseType::F32 || desc.find("bf16 (cuBLAS)") == std::string::npos ? 1e-4 : 1e-2;
     char buf[256];
     std::snprintf(buf, sizeof buf, "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e", path.c_str(), dn,

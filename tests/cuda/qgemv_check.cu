@@ -26,6 +26,8 @@
 
 using namespace qb::runtime::cuda;
 
+int run_forward_kernel_checks(uint64_t seed, int* cases);  // forward_kernels_check.cu
+
 namespace {
 
 int g_failures = 0, g_cases = 0;
@@ -301,6 +303,8 @@ int main() {
     check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
+
+    g_failures += run_forward_kernel_checks(seed, &g_cases);
 
     bool threw = false;
     try { qgemv(upload(pack(random_matrix({}, 16, 64, rng))), nullptr, 17, nullptr, nullptr); }

@@ -1,8 +1,9 @@
 // See cuda_backend.h. Host side of the CUDA forward pass: weight upload, sequence caches, batch
 // validation (the same rules and messages as the CPU backend, checked before any cache changes),
 // rope angles (computed on the host with the reference's cpu::rope_angles, so both backends rotate
-// by identical f32 angles) and the launch sequence. One stream; forward() returns after the logits
-// are copied back.
+// by identical f32 angles) and the launch sequence. One stream (plus an optional side stream for the
+// prefill dequantization prefetch); forward() returns after the logits (forward_greedy: the argmax
+// ids) are copied back through pinned memory. A profiling mode brackets kernel classes with events.
 #include "quantbench/runtime/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
@@ -103,20 +105,147 @@ struct CudaBackend::Impl {
   std::vector<Layer> layers;
   DevBuf output_norm;
   Mat output;
-  bool use_packed = true;
+  bool use_packed = true, overlap_launch = false;
+  bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
-  DevBuf xfrag, wscratch;
+  DevBuf xfrag, wscratch, wscratch2;
   size_t wscratch_bytes = 0;
 
+  // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
+  // two scratch buffers) while the current one's GEMM runs; events order the reuse. pf_order is the
+  // sequence of packed products of the chunk, in the order gemm_ready meets them.
+  cudaStream_t side = nullptr;
+  cudaEvent_t pf_ready[2] = {nullptr, nullptr}, pf_free[2] = {nullptr, nullptr};
+  std::vector<const Mat*> pf_order;
+  size_t pf_use = 0;
+  bool pf_on = false;
+  void* pf_buf(size_t k) const { return k % 2 ? wscratch2.p : wscratch.p; }
+  void pf_issue(size_t k) {
+    if (k >= pf_order.size()) return;
+    cuda_ok(cudaStreamWaitEvent(side, pf_free[k % 2], 0), "prefetch wait");
+    dequantize_packed(pf_order[k]->pk, false, pf_buf(k), side);
+    cuda_ok(cudaEventRecord(pf_ready[k % 2], side), "prefetch record");
+  }
+  void pf_begin(std::vector<const Mat*> order) {
+    pf_order = std::move(order);
+    pf_use = 0;
+    pf_on = side && wscratch2.p && !pf_order.empty();
+    if (!pf_on) return;
+    // The side stream starts after everything queued on the main stream so far.
+    cuda_ok(cudaEventRecord(pf_free[0], stream), "prefetch record");
+    cuda_ok(cudaEventRecord(pf_free[1], stream), "prefetch record");
+    pf_issue(0);
+    pf_issue(1);
+  }
+
+  // A sequence's KV cache is one allocation: per layer, K [capacity][kv_dim_k] then V
+  // [capacity][kv_dim_v], f16. Allocated at create_sequence when its max_len is given and modest (no
+  // cudaMalloc inside a forward), else grown by doubling; freed caches are kept in a small pool for
+  // the next sequence of the same size (cudaMalloc/cudaFree synchronize the device).
   struct Sequence {
     int64_t max_len = 0, length = 0, capacity = 0;
-    std::vector<DevBuf> k, v;  // per layer: capacity x kv_dim f16
+    DevBuf kv;
   };
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
+  int64_t kvk = 0, kvv = 0, n_layer = 0;
+  std::vector<DevBuf> kv_pool;
+  size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (kvk + kvv)) * 2; }
+  uint16_t* k_ptr(const Sequence& s, int64_t il) const {
+    return s.kv.as<uint16_t>() + size_t(il * s.capacity * (kvk + kvv));
+  }
+  uint16_t* v_ptr(const Sequence& s, int64_t il) const { return k_ptr(s, il) + size_t(s.capacity * kvk); }
+  DevBuf take_kv(int64_t cap) {
+    const size_t b = kv_bytes(cap);
+    for (size_t i = 0; i < kv_pool.size(); ++i)
+      if (kv_pool[i].bytes == b) {
+        DevBuf r = std::move(kv_pool[i]);
+        kv_pool.erase(kv_pool.begin() + std::ptrdiff_t(i));
+        return r;
+      }
+    try {
+      return DevBuf(b);
+    } catch (const Error&) {  // out of memory: the pooled caches go back first
+      (void)cudaGetLastError();  // clear the failed allocation's error (launch checks read it)
+      kv_pool.clear();
+      return DevBuf(b);
+    }
+  }
+  // The pool holds at most 16 caches and 4 GiB (oldest dropped first).
+  void give_kv(DevBuf&& b) {
+    if (!b.p) return;
+    kv_pool.push_back(std::move(b));
+    size_t total = 0;
+    for (const auto& k : kv_pool) total += k.bytes;
+    while (!kv_pool.empty() && (kv_pool.size() > 16 || total > (size_t(4) << 30))) {
+      total -= kv_pool.front().bytes;
+      kv_pool.erase(kv_pool.begin());
+    }
+  }
 
-  // Captured forward passes for small batches, keyed by (tokens, logits rows); valid while the
+  // Pinned host staging (tables up, logits / ids down): asynchronous copies without a pageable bounce.
+  struct Pinned {
+    void* p = nullptr;
+    size_t bytes = 0;
+    ~Pinned() { if (p) cudaFreeHost(p); }
+    void ensure(size_t n) {
+      if (bytes >= n) return;
+      if (p) cudaFreeHost(p);
+      p = nullptr;
+      bytes = 0;
+      cuda_ok(cudaHostAlloc(&p, std::max(n, size_t(4096)), cudaHostAllocDefault), "cudaHostAlloc");
+      bytes = std::max(n, size_t(4096));
+    }
+  };
+  Pinned tab_host, out_host;
+
+  // Profiling mode (CudaBackendOptions::profile).
+  enum Cls { kEmbed, kNorm, kPack, kQgemv, kCublas, kDequant, kCast, kRope, kAttn, kAct, kOther, kArgmax, kNumCls };
+  static constexpr const char* kClsName[kNumCls] = {"embed",   "add+norm",  "pack", "qgemv", "cublas", "dequant",
+                                                    "cast",    "rope+kv",   "attention", "act", "other", "argmax"};
+  bool profile = false;
+  std::vector<cudaEvent_t> evs;
+  std::vector<int> seg;  // seg[i]: class of the span from evs[i] to evs[i + 1]
+  struct ProfTotals {
+    int64_t forwards = 0;
+    double ms[kNumCls] = {};
+    int64_t launches[kNumCls] = {};
+    double total_ms = 0;
+  };
+  std::map<int, ProfTotals> prof;
+  void mark(int cls) {
+    if (!profile) return;
+    if (seg.size() == evs.size()) {
+      cudaEvent_t e = nullptr;
+      cuda_ok(cudaEventCreate(&e), "cudaEventCreate");
+      evs.push_back(e);
+    }
+    cuda_ok(cudaEventRecord(evs[seg.size()], stream), "cudaEventRecord");
+    seg.push_back(cls);
+  }
+  void prof_begin() {
+    if (!profile) return;
+    seg.clear();
+    gpu_spin(50'000'000, stream);  // 50 ms: the host queues the whole forward before the GPU starts it
+  }
+  void prof_end(int T) {
+    if (!profile) return;
+    mark(-1);
+    cuda_ok(cudaStreamSynchronize(stream), "profile sync");
+    ProfTotals& p = prof[T];
+    ++p.forwards;
+    for (size_t i = 0; i + 1 < seg.size(); ++i) {
+      float ms = 0;
+      cuda_ok(cudaEventElapsedTime(&ms, evs[i], evs[i + 1]), "cudaEventElapsedTime");
+      p.ms[seg[i]] += ms;
+      p.launches[seg[i]] += 1;
+      p.total_ms += ms;
+    }
+    seg.clear();
+  }
+
+  // Captured forward passes for small batches, keyed by (tokens, 2 * logits rows + fused rope); valid while the
   // buffers they were captured with stay where they are.
   struct Graph {
     cudaGraphExec_t exec = nullptr;
@@ -125,7 +254,7 @@ struct CudaBackend::Impl {
   std::map<std::pair<int, int>, Graph> graphs;
 
   // Scratch, grown to the largest batch seen.
-  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws;
+  DevBuf x, h, qkv, att, o, gu, g, xb, logits, tabs, blas_ws, part, ids, counters, attn_scratch;
 
   std::vector<const Mat*> mats() const {
     std::vector<const Mat*> v{&output};
@@ -138,6 +267,13 @@ struct CudaBackend::Impl {
     for (auto& [k, g] : graphs)
       if (g.exec) cudaGraphExecDestroy(g.exec);
     seqs.clear();
+    for (cudaEvent_t e : evs) cudaEventDestroy(e);
+    for (cudaEvent_t e : {pf_ready[0], pf_ready[1], pf_free[0], pf_free[1]})
+      if (e) cudaEventDestroy(e);
+    if (side) {
+      cudaStreamSynchronize(side);
+      cudaStreamDestroy(side);
+    }
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -240,19 +376,53 @@ struct CudaBackend::Impl {
     return m;
   }
 
-  // y[T][n_out] (f32) = x[T][n_in] (f32) W^T. BF16 weights: x is rounded to bf16 first.
-  void gemm(const Mat& m, const float* x, int T, float* y) {
+  // The input a product with `m` over T tokens reads, i.e. where the kernel producing it writes:
+  // packed, decode: the qgemv fragments (f16, or bf16 for bf16 weights); packed, prefill: f16 rows
+  // (for the dequantized scratch matrix); dense bf16: bf16 rows; dense f32: the f32 rows themselves.
+  ActOut target(const Mat& m, int T, float* f32_rows) const {
+    ActOut a;
+    if (m.packed && T <= 16) {
+      a.frag = xfrag.p;
+      a.bf16 = m.pk.shape.spec.format == WeightFormat::BF16;
+    } else if (m.packed) {
+      a.half_rows = xb.as<uint16_t>();
+    } else if (dense == DenseType::BF16) {
+      a.half_rows = xb.as<uint16_t>();
+      a.bf16 = true;
+    } else {
+      a.f32 = f32_rows;
+    }
+    return a;
+  }
+
+  // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer.
+  void gemm_ready(const Mat& m, const float* x, int T, float* y) {
     const float one = 1.0f, zero = 0.0f;
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
-        pack_activations_f32(x, m.pk.shape.spec.format == WeightFormat::BF16, T, m.n_in, xfrag.p, stream);
-        qgemv(m.pk, xfrag.p, T, y, stream, choose_config(m.pk.shape, T, sm_count));
+        mark(kQgemv);
+        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count);
+        cfg.overlap_launch = overlap_launch;
+        qgemv(m.pk, xfrag.p, T, y, stream, cfg);
+        return;
+      }
+      if (pf_on) {  // dequantized ahead on the side stream
+        QB_CHECK(pf_use < pf_order.size() && pf_order[pf_use] == &m, "cuda prefill: packed products out of order");
+        const size_t k = pf_use++;
+        cuda_ok(cudaStreamWaitEvent(stream, pf_ready[k % 2], 0), "prefetch wait");
+        mark(kCublas);
+        blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.n_out), T, int(m.n_in), &one, pf_buf(k), CUDA_R_16F,
+                             int(m.n_in), xb.p, CUDA_R_16F, int(m.n_in), &zero, y, CUDA_R_32F, int(m.n_out),
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                "gemm f16");
+        cuda_ok(cudaEventRecord(pf_free[k % 2], stream), "prefetch record");
+        pf_issue(k + 2);
         return;
       }
       // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
+      mark(kDequant);
       dequantize_packed(m.pk, false, wscratch.p, stream);
-      xb.ensure(size_t(T * m.n_in) * 2);
-      f32_to_f16(x, xb.as<uint16_t>(), int64_t(T) * m.n_in, stream);
+      mark(kCublas);
       blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.n_out), T, int(m.n_in), &one, wscratch.p, CUDA_R_16F,
                            int(m.n_in), xb.p, CUDA_R_16F, int(m.n_in), &zero, y, CUDA_R_32F, int(m.n_out),
                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -263,17 +433,27 @@ struct CudaBackend::Impl {
     const void* b = x;
     cudaDataType_t ab = CUDA_R_32F;
     if (dense == DenseType::BF16) {
-      xb.ensure(size_t(T * w.n_in) * 2);
-      f32_to_bf16(x, xb.as<uint16_t>(), int64_t(T) * w.n_in, stream);
       b = xb.p;
       ab = CUDA_R_16BF;
     }
+    mark(kCublas);
     // Column-major view: W is n_in x n_out (ld n_in); Y^T (n_out x T) = W^T X^T.
     blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(w.n_out), T, int(w.n_in), &one, w.data.p, ab,
                          int(w.n_in), b, ab, int(w.n_in), &zero, y, CUDA_R_32F, int(w.n_out),
                          dense == DenseType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT),
             "gemm");
+  }
+
+  // f32 rows already in x -> the product's input, then the product (for producers that cannot write
+  // the target themselves).
+  void gemm_f32(const Mat& m, float* x, int T, float* y) {
+    const ActOut a = target(m, T, x);
+    if (!a.f32) {
+      mark(kCast);
+      store_rows(x, int(m.n_in), T, a, stream);
+    }
+    gemm_ready(m, x, T, y);
   }
 };
 
@@ -293,6 +473,17 @@ void CudaBackend::init_device() {
   Impl& I = *impl_;
   I.dense = options_.dense;
   I.use_packed = options_.packed;
+  if (const char* e = std::getenv("QB_CUDA_PROFILE"); e && std::string(e) == "1") options_.profile = true;
+  I.profile = options_.profile;
+  if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
+  I.overlap_launch = options_.overlap_launch;
+  if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
+  if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
+  if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
+  if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
+  I.kvk = sp.kv_dim_k();
+  I.kvv = sp.kv_dim_v();
+  I.n_layer = sp.n_layer;
   cuda_ok(cudaSetDevice(options_.device), "cudaSetDevice");
   cudaDeviceProp prop{};
   cuda_ok(cudaGetDeviceProperties(&prop, options_.device), "cudaGetDeviceProperties");
@@ -309,10 +500,16 @@ void CudaBackend::init_device() {
 
 // After the matrices exist: scratch for the packed paths (activation fragments for 16 tokens at the
 // widest input; one dense f16 copy of the largest packed matrix for prefill).
-static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
+static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
+  if (I.wscratch_bytes && opt.prefetch_dequant) {
+    I.wscratch2 = DevBuf(I.wscratch_bytes);
+    cuda_ok(cudaStreamCreateWithFlags(&I.side, cudaStreamNonBlocking), "cudaStreamCreate");
+    for (cudaEvent_t* e : {&I.pf_ready[0], &I.pf_ready[1], &I.pf_free[0], &I.pf_free[1]})
+      cuda_ok(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "cudaEventCreate");
+  }
 }
 
 CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendOptions options)
@@ -351,7 +548,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
   }
   I.output_norm = upload_vec(m.output_norm);
   I.output = I.upload_stacked({&m.output}, "output");
-  finish_scratch(I, sp);
+  finish_scratch(I, sp, options_);
 }
 
 namespace {
@@ -410,7 +607,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
-  finish_scratch(I, sp);
+  finish_scratch(I, sp, options_);
 }
 
 CudaBackend::~CudaBackend() {
@@ -442,22 +639,57 @@ std::string CudaBackend::describe() const {
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS; prefill: packed -> dequantized to f16 "
-                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; norms "
-                     "(double sums), rope (host f32 angles), attention (f32 online softmax), activations f32; {}",
+                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
+                     "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
+                     "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
+                     "softmax); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
                      impl_->device_name, ps,
+                     options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
+                     options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
+                                                "query tiles of 8 tokens)"
+                                              : "one block per (head, token)",
+                     options_.overlap_launch ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
 }
 
+std::string CudaBackend::profile_report() {
+  Impl& I = *impl_;
+  if (!I.profile) return "";
+  std::string r;
+  for (const auto& [T, p] : I.prof) {
+    if (p.forwards == 0) continue;
+    const double f = double(p.forwards);
+    r += fmt::format("profile T={}: {} forwards, GPU {:.3f} ms per forward (no graph; launches queued behind a "
+                     "busy-wait, event per kernel class):",
+                     T, p.forwards, p.total_ms / f);
+    std::vector<int> order;
+    for (int c = 0; c < Impl::kNumCls; ++c)
+      if (p.launches[c]) order.push_back(c);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return p.ms[a] > p.ms[b]; });
+    for (int c : order)
+      r += fmt::format(" {} {:.3f} ms ({:.1f}%, {:.0f} spans)", Impl::kClsName[c], p.ms[c] / f,
+                       100.0 * p.ms[c] / p.total_ms, double(p.launches[c]) / f);
+    r += "\n";
+  }
+  I.prof.clear();
+  return r;
+}
+
 SeqId CudaBackend::create_sequence(int64_t max_len) {
   const int64_t ctx = spec().n_ctx_train;
+  const bool bounded = max_len > 0;
   if (max_len <= 0) max_len = ctx;
   QB_CHECK(max_len <= ctx, "create_sequence: max_len {} exceeds the model's context length {}", max_len, ctx);
   Impl::Sequence s;
   s.max_len = max_len;
-  s.k.resize(size_t(spec().n_layer));
-  s.v.resize(size_t(spec().n_layer));
+  // The whole cache now when the caller bounded the length and it is modest; else grown on use.
+  constexpr size_t kUpfrontLimit = size_t(1) << 30;
+  if (bounded && impl_->kv_bytes(max_len) <= kUpfrontLimit) {
+    s.kv = impl_->take_kv(max_len);
+    s.capacity = max_len;
+  }
   const SeqId id = impl_->next_id++;
   impl_->seqs.emplace(id, std::move(s));
   return id;
@@ -466,6 +698,7 @@ SeqId CudaBackend::create_sequence(int64_t max_len) {
 void CudaBackend::free_sequence(SeqId seq) {
   QB_CHECK(impl_->seqs.count(seq), "unknown sequence id {}", seq);
   cuda_ok(cudaStreamSynchronize(impl_->stream), "sync");
+  impl_->give_kv(std::move(impl_->seqs.at(seq).kv));
   impl_->seqs.erase(seq);
 }
 
@@ -484,12 +717,24 @@ void CudaBackend::truncate_sequence(SeqId seq, int64_t new_length) {
 }
 
 Logits CudaBackend::forward(const Batch& batch) {
+  Logits result;
+  forward_into(batch, result, nullptr);
+  return result;
+}
+
+std::vector<int32_t> CudaBackend::forward_greedy(const Batch& batch) {
+  Logits meta;
+  std::vector<int32_t> ids;
+  forward_into(batch, meta, &ids);
+  return ids;
+}
+
+void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<int32_t>* ids) {
   const ModelSpec& sp = spec();
   Impl& I = *impl_;
   const int T_all = int(batch.size());
-  Logits result;
   result.n_vocab = sp.n_vocab;
-  if (T_all == 0) return result;
+  if (T_all == 0) return;
   QB_CHECK(batch.size() < (1u << 30), "forward: batch of {} tokens is too large", batch.size());
 
   // Validate everything before touching a cache (same rules and messages as the CPU backend).
@@ -506,42 +751,43 @@ Logits CudaBackend::forward(const Batch& batch) {
     ++it->second;
   }
   const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
-  // Grow caches (capacity doubles; existing positions are copied).
+  // Grow caches that were not allocated whole (capacity doubles; existing positions are copied).
   for (const auto& [id, end] : next_pos) {
     Impl::Sequence& s = I.seqs.at(id);
     if (end <= s.capacity) continue;
     const int64_t cap = std::min(s.max_len, std::max<int64_t>({end, 2 * s.capacity, 64}));
-    for (int64_t il = 0; il < sp.n_layer; ++il) {
-      DevBuf nk(size_t(cap * kvk) * 2), nv(size_t(cap * kvv) * 2);
-      if (s.length > 0) {
-        cuda_ok(cudaMemcpyAsync(nk.p, s.k[size_t(il)].p, size_t(s.length * kvk) * 2, cudaMemcpyDeviceToDevice,
-                                I.stream), "cache copy");
-        cuda_ok(cudaMemcpyAsync(nv.p, s.v[size_t(il)].p, size_t(s.length * kvv) * 2, cudaMemcpyDeviceToDevice,
-                                I.stream), "cache copy");
-      }
-      cuda_ok(cudaStreamSynchronize(I.stream), "sync");
-      s.k[size_t(il)] = std::move(nk);
-      s.v[size_t(il)] = std::move(nv);
+    Impl::Sequence n;
+    n.capacity = cap;
+    n.kv = I.take_kv(cap);
+    for (int64_t il = 0; il < sp.n_layer && s.length > 0; ++il) {
+      cuda_ok(cudaMemcpyAsync(I.k_ptr(n, il), I.k_ptr(s, il), size_t(s.length * kvk) * 2, cudaMemcpyDeviceToDevice,
+                              I.stream), "cache copy");
+      cuda_ok(cudaMemcpyAsync(I.v_ptr(n, il), I.v_ptr(s, il), size_t(s.length * kvv) * 2, cudaMemcpyDeviceToDevice,
+                              I.stream), "cache copy");
     }
+    cuda_ok(cudaStreamSynchronize(I.stream), "sync");
+    I.give_kv(std::move(s.kv));
+    s.kv = std::move(n.kv);
     s.capacity = cap;
   }
 
   for (size_t t = 0; t < batch.size(); ++t)
     if (batch.tokens[t].want_logits) result.batch_index.push_back(t);
-  result.data.resize(result.rows() * size_t(sp.n_vocab));
+  if (ids) ids->assign(result.rows(), 0);
+  else result.data.resize(result.rows() * size_t(sp.n_vocab));
   const int chunk = std::max(1, options_.prefill_chunk);
   size_t rows_done = 0;
   for (int c0 = 0; c0 < T_all; c0 += chunk) {
     const int T = std::min(chunk, T_all - c0);
-    rows_done += run_chunk(I, batch, c0, T, result.data.data() + rows_done * size_t(sp.n_vocab));
+    rows_done += ids ? run_chunk(I, batch, c0, T, nullptr, ids->data() + rows_done)
+                     : run_chunk(I, batch, c0, T, result.data.data() + rows_done * size_t(sp.n_vocab), nullptr);
   }
   for (const auto& [id, end] : next_pos) I.seqs.at(id).length = end;
-  return result;
 }
 
 // One chunk of a validated batch (tokens c0 .. c0 + T - 1, caches already large enough): the whole
 // forward pass, logits of its wanting tokens copied to `logits_out`. Returns the number of rows.
-size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out) {
+size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out) {
   const ModelSpec& sp = spec();
   auto tok = [&](int t) -> const BatchToken& { return batch.tokens[size_t(c0 + t)]; };
   const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
@@ -580,8 +826,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   for (int64_t il = 0; il < sp.n_layer; ++il)
     for (int t = 0; t < T; ++t) {
       const Impl::Sequence& s = I.seqs.at(tok(t).seq);
-      ptrs[size_t((2 * il) * T + t)] = s.k[size_t(il)].p;
-      ptrs[size_t((2 * il + 1) * T + t)] = s.v[size_t(il)].p;
+      ptrs[size_t((2 * il) * T + t)] = I.k_ptr(s, il);
+      ptrs[size_t((2 * il + 1) * T + t)] = I.v_ptr(s, il);
     }
   std::vector<int32_t> rows;
   for (int t = 0; t < T; ++t)
@@ -592,15 +838,16 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const size_t o_ptr = 0, o_pos = o_ptr + ptrs.size() * 8, o_rows = o_pos + pos.size() * 8,
                o_rope = o_rows + ((rows.size() * 4 + 7) / 8) * 8, o_emb = o_rope + ((rope.size() * 4 + 7) / 8) * 8,
                o_tok = o_emb + emb.size() * 4, total = o_tok + toks.size() * 4;
-  std::vector<uint8_t> tab(total);
-  std::memcpy(tab.data() + o_ptr, ptrs.data(), ptrs.size() * 8);
-  std::memcpy(tab.data() + o_pos, pos.data(), pos.size() * 8);
-  if (!rows.empty()) std::memcpy(tab.data() + o_rows, rows.data(), rows.size() * 4);
-  std::memcpy(tab.data() + o_rope, rope.data(), rope.size() * 4);
-  if (!emb.empty()) std::memcpy(tab.data() + o_emb, emb.data(), emb.size() * 4);
-  std::memcpy(tab.data() + o_tok, toks.data(), toks.size() * 4);
+  I.tab_host.ensure(total);
+  uint8_t* tab = static_cast<uint8_t*>(I.tab_host.p);
+  std::memcpy(tab + o_ptr, ptrs.data(), ptrs.size() * 8);
+  std::memcpy(tab + o_pos, pos.data(), pos.size() * 8);
+  if (!rows.empty()) std::memcpy(tab + o_rows, rows.data(), rows.size() * 4);
+  std::memcpy(tab + o_rope, rope.data(), rope.size() * 4);
+  if (!emb.empty()) std::memcpy(tab + o_emb, emb.data(), emb.size() * 4);
+  std::memcpy(tab + o_tok, toks.data(), toks.size() * 4);
   I.tabs.ensure(total);
-  cuda_ok(cudaMemcpyAsync(I.tabs.p, tab.data(), total, cudaMemcpyHostToDevice, I.stream), "table upload");
+  cuda_ok(cudaMemcpyAsync(I.tabs.p, tab, total, cudaMemcpyHostToDevice, I.stream), "table upload");
   uint8_t* dt = I.tabs.as<uint8_t>();
   void* const* d_ptrs = reinterpret_cast<void* const*>(dt + o_ptr);
   const int64_t* d_pos = reinterpret_cast<const int64_t*>(dt + o_pos);
@@ -625,7 +872,54 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   cudaStream_t st = I.stream;
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
+  const int splits = options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count) : 0;
+  if (splits > 0) {
+    I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
+    const void* before = I.counters.p;
+    I.counters.ensure(size_t(T) * size_t(sp.n_head) * 4);
+    if (I.counters.p != before)  // fresh counters start at zero; the kernels leave them at zero
+      cuda_ok(cudaMemsetAsync(I.counters.p, 0, I.counters.bytes, st), "counters");
+  }
+  const bool greedy = ids_out != nullptr;
+  // Rope + KV write inside the attention kernel: only when no sequence has two tokens here (a later
+  // token would read the earlier one's key from the cache while it is being written).
+  bool one_per_seq = true;
+  {
+    std::set<SeqId> seen;
+    for (int t = 0; t < T; ++t) one_per_seq = one_per_seq && seen.insert(tok(t).seq).second;
+  }
+  const bool fuse_rope = options_.fuse_rope && splits > 0 && T <= 16 && one_per_seq &&
+                         attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
+                                                 sp.rope_style == model::RopeStyle::Neox);
+  if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
+  const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
+  // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
+  bool gemm_attn = options_.gemm_attention && I.dense == DenseType::BF16 && T > 16 && sp.head_dim_k % 8 == 0 &&
+                   sp.head_dim_v % 8 == 0;
+  for (int t = 1; t < T && gemm_attn; ++t)
+    gemm_attn = tok(t).seq == tok(0).seq && tok(t).pos == tok(0).pos + t;
+  const int64_t p0 = tok(0).pos;
+  if (gemm_attn) {
+    const size_t need = attention_gemm_scratch_bytes(T, int(sp.n_head), int(sp.head_dim_k), p0 + T);
+    gemm_attn = need <= (size_t(512) << 20);
+    if (gemm_attn) I.attn_scratch.ensure(need);
+  }
+  // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
+  // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
+  // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
+  {
+    std::vector<const Mat*> order;  // packed products that will dequantize (T > 16), in call order
+    if (T > 16) {
+      for (const auto& L : I.layers)
+        for (const Mat* m : {&L.wqkv, &L.wo, &L.wgu, &L.wdown})
+          if (m->packed) order.push_back(m);
+    }
+    if (R > 16 && I.output.packed) order.push_back(&I.output);
+    I.pf_on = false;
+    if (!order.empty() && options_.prefetch_dequant) I.pf_begin(std::move(order));
+  }
   auto enqueue = [&] {
+    I.mark(Impl::kEmbed);
     if (model_)
       cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
     else
@@ -635,8 +929,11 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     for (int64_t il = 0; il < sp.n_layer; ++il) {
       const Impl::Layer& L = I.layers[size_t(il)];
       const bool swa = sp.layer_swa[size_t(il)];
-      rmsnorm_rows(x, h, L.attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-      I.gemm(L.wqkv, h, T, qkv);
+      I.mark(Impl::kNorm);
+      add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
+                  I.target(L.wqkv, T, h), st, I.norm_loop);
+      I.gemm_ready(L.wqkv, h, T, qkv);
+      if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
       if (sp.qk_norm) {
         rmsnorm_rows(qkv, qkv, L.q_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head), int(sp.n_head), nqkv,
@@ -660,7 +957,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       ra.pos = d_pos;
       ra.k_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il) * T);
       ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
-      rope_and_store_kv(ra, st);
+      if (!fuse_rope) {
+        I.mark(Impl::kRope);
+        rope_and_store_kv(ra, st);
+      }
 
       AttentionArgs aa;
       aa.q = qkv;
@@ -677,30 +977,80 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.scale = sp.attn_scale;
       aa.softcap = sp.attn_softcap;
       aa.window = swa ? sp.sliding_window : 0;
-      attention(aa, st);
-
-      I.gemm(L.wo, att, T, o);
-      if (sp.post_norms) rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-      add_inplace(x, o, int64_t(T) * d, st);
-      rmsnorm_rows(x, h, L.ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-      I.gemm(L.wgu, h, T, I.gu.as<float>());
-      gated_act(I.gu.as<float>(), I.g.as<float>(), int(ff), T, sp.activation == model::Activation::SiLU ? 0 : 1, st);
-      I.gemm(L.wdown, I.g.as<float>(), T, o);
-      if (sp.post_norms) rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-      add_inplace(x, o, int64_t(T) * d, st);
+      aa.splits = splits;
+      aa.part = I.part.as<float>();
+      aa.counters = I.counters.as<unsigned>();
+      if (fuse_rope) {
+        aa.rope_cos = ra.cos;
+        aa.rope_sin = ra.sin;
+        aa.rope_neox = ra.neox;
+      }
+      if (gemm_attn && !swa) {
+        const Impl::Sequence& s0 = I.seqs.at(tok(0).seq);
+        GemmAttentionArgs ga;
+        ga.q = qkv;
+        ga.q_stride = nqkv;
+        ga.T = T;
+        ga.n_head = int(sp.n_head);
+        ga.n_head_kv = int(sp.n_head_kv);
+        ga.hd_k = int(sp.head_dim_k);
+        ga.hd_v = int(sp.head_dim_v);
+        ga.p0 = p0;
+        ga.k_cache = I.k_ptr(s0, il);
+        ga.v_cache = I.v_ptr(s0, il);
+        ga.scale = sp.attn_scale;
+        ga.softcap = sp.attn_softcap;
+        ga.out = att;
+        ga.scratch = I.attn_scratch.p;
+        I.mark(Impl::kAttn);
+        QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
+        I.gemm_f32(L.wo, att, T, o);
+      } else {
+        const ActOut to_wo = I.target(L.wo, T, att);
+        const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
+        if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
+          aa.out = nullptr;
+          aa.act = to_wo;
+        }
+        I.mark(Impl::kAttn);
+        attention(aa, st);
+        if (direct) I.gemm_ready(L.wo, att, T, o);
+        else I.gemm_f32(L.wo, att, T, o);
+      }
+      if (sp.post_norms) {
+        I.mark(Impl::kOther);
+        rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+      }
+      I.mark(Impl::kNorm);
+      add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st, I.norm_loop);
+      I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
+      I.mark(Impl::kAct);
+      gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
+      I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
+      if (sp.post_norms) {
+        I.mark(Impl::kOther);
+        rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+      }
     }
 
     if (R > 0) {
-      rmsnorm_rows(x, h, I.output_norm.as<float>(), int(d), R, 1, d, d, sp.rms_eps, d_rows, st);
-      I.gemm(I.output, h, R, I.logits.as<float>());
-      if (sp.final_softcap > 0) softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
+      // The last layer's residual add and the output norm, for the wanted rows only.
+      I.mark(Impl::kNorm);
+      add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
+                  I.target(I.output, R, h), st, I.norm_loop);
+      I.gemm_ready(I.output, h, R, I.logits.as<float>());
+      if (sp.final_softcap > 0) {
+        I.mark(Impl::kOther);
+        softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
+      }
     }
   };
-  const bool graphable = options_.use_graphs && T <= 16;
+  const bool graphable = options_.use_graphs && !I.profile && T <= 16;
+  I.prof_begin();
   if (graphable) {
-    const std::vector<const void*> addr = {I.tabs.p, I.x.p, I.h.p, I.qkv.p, I.att.p, I.o.p,
-                                           I.gu.p,   I.g.p, I.xb.p, I.logits.p};
-    Impl::Graph& gr = I.graphs[{T, R}];
+    const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
+                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.counters.p};
+    Impl::Graph& gr = I.graphs[{T, 2 * R + (fuse_rope ? 1 : 0)}];
     if (!gr.exec || gr.addr != addr) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);
       gr.exec = nullptr;
@@ -724,10 +1074,25 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   } else {
     enqueue();
   }
-  if (R > 0)
-    cuda_ok(cudaMemcpyAsync(logits_out, I.logits.p, size_t(R) * size_t(sp.n_vocab) * 4, cudaMemcpyDeviceToHost, st),
-            "logits download");
-  cuda_ok(cudaStreamSynchronize(st), "forward");
+  if (R > 0 && greedy) {
+    I.mark(Impl::kArgmax);
+    argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, I.ids.as<int32_t>(), st);
+    I.prof_end(T);
+    I.out_host.ensure(size_t(R) * 4);
+    cuda_ok(cudaMemcpyAsync(I.out_host.p, I.ids.p, size_t(R) * 4, cudaMemcpyDeviceToHost, st), "ids download");
+    cuda_ok(cudaStreamSynchronize(st), "forward");
+    std::memcpy(ids_out, I.out_host.p, size_t(R) * 4);
+  } else if (R > 0) {
+    I.prof_end(T);
+    const size_t bytes = size_t(R) * size_t(sp.n_vocab) * 4;
+    I.out_host.ensure(bytes);
+    cuda_ok(cudaMemcpyAsync(I.out_host.p, I.logits.p, bytes, cudaMemcpyDeviceToHost, st), "logits download");
+    cuda_ok(cudaStreamSynchronize(st), "forward");
+    std::memcpy(logits_out, I.out_host.p, bytes);
+  } else {
+    I.prof_end(T);
+    cuda_ok(cudaStreamSynchronize(st), "forward");
+  }
   return size_t(R);
 }
 

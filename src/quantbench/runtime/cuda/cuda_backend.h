@@ -43,6 +43,28 @@ struct CudaBackendOptions {
   bool packed = true;
   // Batches longer than this run as consecutive chunks (bounds the scratch memory of long prefills).
   int prefill_chunk = 1024;
+  // Attention split over keys (flash-decoding, two kernels) instead of one block per (head, token).
+  bool split_attention = true;
+  // Decode batches with one token per sequence: rope + KV write done inside the split attention kernel
+  // (one launch fewer per layer) where the head dims allow. QB_CUDA_FUSE_ROPE=0 turns it off.
+  bool fuse_rope = true;
+  // Prefill chunks that are one run of one sequence: attention as two cuBLAS GEMMs around a softmax
+  // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
+  // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.
+  bool gemm_attention = true;
+  // Prefill with packed weights: dequantize the next matrix on a second stream while the current
+  // matrix's GEMM runs (two scratch matrices). Off by default: on an H100 the two contend and the
+  // prefill was no faster (docs/perf.md, step 4). QB_CUDA_PREFETCH=1 turns it on.
+  bool prefetch_dequant = false;
+  // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
+  // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
+  // before reading the activations. Off by default: on an H100 it changed decode steps by < 1.5%
+  // (slower at 16 streams; docs/perf.md). The environment variable QB_CUDA_PDL=1 turns it on.
+  bool overlap_launch = false;
+  // Debug mode: no graphs; each forward's launches are queued behind a device busy-wait and bracketed
+  // by events per kernel class, so profile_report() can say where a step's GPU time goes. Also turned
+  // on by the environment variable QB_CUDA_PROFILE=1. Timings of a profiled run are not the product's.
+  bool profile = false;
 };
 
 // True when a CUDA device is usable (tests skip otherwise).
@@ -73,6 +95,16 @@ class CudaBackend final : public Backend {
 
   Logits forward(const Batch& batch) override;
 
+  // Fast path for greedy decoding (not part of runtime::Backend): the same forward pass, but returns
+  // only the argmax token of each row forward() would return (in the same order; the first index on
+  // ties, like std::max_element), computed on the device, so the vocabulary's logits never cross PCIe.
+  std::vector<int32_t> forward_greedy(const Batch& batch);
+
+  // Profiling mode (options.profile): per batch size, the GPU time per forward by kernel class; resets
+  // the totals. "" when profiling is off.
+  bool profiling() const { return options_.profile; }
+  std::string profile_report();
+
   // Turns decode-graph replay on or off (for comparing the two; results are the same).
   void set_use_graphs(bool on) { options_.use_graphs = on; }
 
@@ -92,7 +124,9 @@ class CudaBackend final : public Backend {
   std::string synthetic_name_, synthetic_scheme_;
   CudaBackendOptions options_;
   void init_device();
-  size_t run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out);
+  size_t run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out);
+  // Validates, grows caches, runs the chunks; logits rows or argmax ids (one of them non-null).
+  void forward_into(const Batch& batch, Logits& meta, std::vector<int32_t>* ids);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,6 +1,7 @@
 // See cuda_bench.h. Prefill runs sequence by sequence (time to first token is a sequence's own
-// prefill); decode advances all B sequences one token per forward, greedy argmax on the host (part of
-// the measured step, as it is for a server). Wall-clock times around backend calls: forward() returns
+// prefill); decode advances all B sequences one token per forward, greedy argmax (part of the
+// measured step, as it is for a server) computed on the device by CudaBackend::forward_greedy, so only
+// the chosen token ids come back (forward() would copy every logit to the host). Wall-clock times around backend calls: forward() returns
 // after the logits are on the host, so no extra synchronisation is needed.
 #include "quantbench/runtime/cuda/cuda_bench.h"
 
@@ -27,8 +28,6 @@ double pct(std::vector<double> v, double q) {
   const size_t lo = size_t(pos), hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
 }
-
-int32_t argmax(std::span<const float> z) { return int32_t(std::max_element(z.begin(), z.end()) - z.begin()); }
 
 }  // namespace
 
@@ -70,7 +69,7 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
         Batch batch;
         batch.add_sequence(prompt, s, 0);
         const auto t0 = clock_type::now();
-        next[size_t(b)] = argmax(be.forward(batch).row(0));
+        next[size_t(b)] = be.forward_greedy(batch).at(0);
         const double dt = since(t0);
         pt += dt;
         if (measured) pre1.push_back(dt);
@@ -80,8 +79,8 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
         Batch batch;
         for (int64_t b = 0; b < B; ++b) batch.add(next[size_t(b)], seqs[size_t(b)], o.prompt_len + j, true);
         const auto ts = clock_type::now();
-        const Logits lg = be.forward(batch);
-        for (size_t k = 0; k < lg.rows(); ++k) next[lg.batch_index[k]] = argmax(lg.row(k));
+        const std::vector<int32_t> ids = be.forward_greedy(batch);  // one per stream, in batch order
+        for (size_t k = 0; k < ids.size(); ++k) next[k] = ids[k];
         if (measured) steps.push_back(since(ts));
       }
       const double dt = since(t0);
@@ -91,7 +90,9 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
         dec.push_back(double(B * o.gen_len) / dt);
       }
       if (progress) std::fprintf(stderr, "bench: batch %lld rep %d/%d\n", (long long)B, rep + 1, o.warmup + o.reps);
+      if (be.profiling() && rep + 1 == o.warmup) (void)be.profile_report();  // warm-up forwards not profiled
     }
+    if (be.profiling()) std::fprintf(stderr, "batch %lld:\n%s", (long long)B, be.profile_report().c_str());
     row.prefill_tok_s = pct(pre, 50);
     row.decode_tok_s = pct(dec, 50);
     row.step_p50_s = pct(steps, 50);
@@ -149,7 +150,7 @@ Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
   m.set("scheme.kv_cache", "f16");
   m.set("harness.task", "bench decode (cuda)");
   m.set("harness.task_version", "1");
-  m.set("harness.generation", fmt::format("prompt_len={}, gen_len={}, greedy argmax, reps={}, warmup={} (excluded)",
+  m.set("harness.generation", fmt::format("prompt_len={}, gen_len={}, greedy argmax on the device (CudaBackend::forward_greedy), reps={}, warmup={} (excluded)",
                                           o.prompt_len, o.gen_len, o.reps, o.warmup));
   m.set("harness.seed", "prompt tokens: mt19937_64 seed " + std::to_string(o.seed));
   m.set("harness.batch_size", fmt::format("{}", fmt::join(o.batch_sizes, ",")));

@@ -1,6 +1,10 @@
-// See forward_kernels.h. Straightforward kernels: one block per row (norms, rope) or per (token, head)
-// (attention), reductions in registers and shared memory, no atomics, so results do not depend on
-// scheduling. Norm sums are in double (cheap at these sizes, and closest to the CPU reference).
+// See forward_kernels.h. Decode is a few microseconds per kernel, so the design is latency: each
+// kernel issues its loads together before using them (norm rows held in registers, 8 keys per warp in
+// attention), writes its consumer's layout itself (ActOut), and attention splits over keys to fill the
+// GPU at one token. Reductions are in registers, shuffles and shared memory; the one atomic (the last
+// split block of a (head, token) merges) does not change results, so they do not depend on
+// scheduling. Sums are f32 tree reductions (the CPU-vs-GPU KL checks are the bar).
+#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -73,35 +77,48 @@ __global__ void bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
     y[i] = __float2bfloat16_rn(x[i]);
 }
 
+// Grid (item blocks, T), a thread per item of one token: a rotated pair of a q or k head (k pairs are
+// also stored to the cache, as f16), a k dimension past n_rot (stored as it is), or a v element. One
+// block per token walked these items serially at decode (~20 us per layer at T = 1).
 __global__ void rope_kv_kernel(RopeKvArgs a) {
-  const int t = blockIdx.x;
-  float* row = a.qkv + int64_t(t) * a.qkv_stride;
+  const int t = blockIdx.y;
+  const int item = blockIdx.x * blockDim.x + threadIdx.x;
   const int half = a.n_rot / 2;
-  const float* c = a.cos + int64_t(t) * half;
-  const float* s = a.sin + int64_t(t) * half;
-  const int heads = a.n_head + a.n_head_kv;  // k heads follow q heads contiguously
-  for (int item = threadIdx.x; item < heads * half; item += blockDim.x) {
+  const int n_pairs = (a.n_head + a.n_head_kv) * half;  // k heads follow q heads contiguously
+  const int rest_k = a.hd_k - a.n_rot, n_krest = a.n_head_kv * rest_k;
+  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
+  float* row = a.qkv + int64_t(t) * a.qkv_stride;
+  __half* kc = reinterpret_cast<__half*>(a.k_cache[t]) + a.pos[t] * kd;
+  if (item < n_pairs) {
     const int h = item / half, i = item % half;
     float* head = row + int64_t(h) * a.hd_k;
     const int ia = a.neox ? i : 2 * i, ib = a.neox ? i + half : 2 * i + 1;
+    const float c = a.cos[int64_t(t) * half + i], s = a.sin[int64_t(t) * half + i];
     const float x0 = head[ia], x1 = head[ib];
-    head[ia] = x0 * c[i] - x1 * s[i];
-    head[ib] = x0 * s[i] + x1 * c[i];
+    const float y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+    head[ia] = y0;
+    head[ib] = y1;
+    if (h >= a.n_head) {
+      __half* kh = kc + (h - a.n_head) * a.hd_k;
+      kh[ia] = __float2half_rn(y0);
+      kh[ib] = __float2half_rn(y1);
+    }
+  } else if (item < n_pairs + n_krest) {
+    const int r = item - n_pairs, kh = r / rest_k, dd = a.n_rot + r % rest_k;
+    kc[kh * a.hd_k + dd] = __float2half_rn(row[int64_t(a.n_head) * a.hd_k + kh * a.hd_k + dd]);
+  } else if (item < n_pairs + n_krest + vd) {
+    const int i = item - n_pairs - n_krest;
+    __half* vc = reinterpret_cast<__half*>(a.v_cache[t]) + a.pos[t] * vd;
+    vc[i] = __float2half_rn(row[int64_t(a.n_head) * a.hd_k + kd + i]);
   }
-  __syncthreads();
-  const int kd = a.n_head_kv * a.hd_k, vd = a.n_head_kv * a.hd_v;
-  const float* k = row + int64_t(a.n_head) * a.hd_k;
-  const float* v = k + kd;
-  __half* kc = reinterpret_cast<__half*>(a.k_cache[t]) + a.pos[t] * kd;
-  __half* vc = reinterpret_cast<__half*>(a.v_cache[t]) + a.pos[t] * vd;
-  for (int i = threadIdx.x; i < kd; i += blockDim.x) kc[i] = __float2half_rn(k[i]);
-  for (int i = threadIdx.x; i < vd; i += blockDim.x) vc[i] = __float2half_rn(v[i]);
 }
 
 constexpr int kAttnThreads = 128;
 constexpr int kAttnTile = 2048;  // keys whose scores sit in shared memory at once
 constexpr int kDimsPerThread = (kMaxHeadDim + kAttnThreads - 1) / kAttnThreads;
 
+// The block's total (max or sum) of v, to every thread: warp shuffles, one slot per warp in `red`, then
+// every warp reduces the slots with shuffles again (no serial loop over the warps).
 __device__ inline float block_reduce(float v, float* red, bool is_max) {
   for (int o = 16; o > 0; o >>= 1) {
     const float w = __shfl_xor_sync(0xffffffffu, v, o);
@@ -111,8 +128,11 @@ __device__ inline float block_reduce(float v, float* red, bool is_max) {
   __syncthreads();  // red may still be read by a previous reduction
   if (lane == 0) red[warp] = v;
   __syncthreads();
-  float t = is_max ? -INFINITY : 0.0f;
-  for (int w = 0; w < nw; ++w) t = is_max ? fmaxf(t, red[w]) : t + red[w];
+  float t = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float w = __shfl_xor_sync(0xffffffffu, t, o);
+    t = is_max ? fmaxf(t, w) : t + w;
+  }
   return t;
 }
 
@@ -213,7 +233,741 @@ __global__ void embed_bf16_kernel(const __nv_bfloat16* table, const int32_t* tok
   for (int i = threadIdx.x; i < d; i += blockDim.x) x[int64_t(t) * d + i] = __bfloat162float(row[i]) * scale;
 }
 
+// --- ActOut stores -------------------------------------------------------------------------------
+
+__device__ inline uint32_t pack2(float a, float b, bool bf) {
+  if (bf) return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(a))) |
+                 (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(b))) << 16);
+  return uint32_t(__half_as_ushort(__float2half_rn(a))) | (uint32_t(__half_as_ushort(__float2half_rn(b))) << 16);
+}
+
+// Columns k, k + 1 (k even) of token `tok` into the qgemv fragments (the index rule of qgemv.h's layout
+// comment, inverted: column k = 64 c + 16 s + 2 t + 8 h, token = 8 j + g, lane = 4 g + t).
+__device__ inline void put_frag(void* frag, int nt, int tok, int k, uint32_t v) {
+  const int c = k >> 6, r = k & 63, s = r >> 4, w = r & 15, h = w >> 3, t = (w & 7) >> 1;
+  const int lane = 4 * (tok & 7) + t, j = tok >> 3;
+  static_cast<uint32_t*>(frag)[((size_t(c) * nt + j) * 32 + lane) * 8 + 2 * s + h] = v;
+}
+
+// Values a (column k) and b (column k + 1, ignored where k + 1 >= n) of row `tok` to every target.
+// k may lie in the zero padding of the last 64-column chunk (n <= k): the fragment gets zeros there.
+__device__ inline void store_pair(const ActOut& o, int n, int nt, int tok, int k, float a, float b) {
+  if (k >= n) a = 0.0f;
+  if (k + 1 >= n) b = 0.0f;
+  if (k < n) {
+    const size_t i = size_t(tok) * n + k;
+    if (o.f32) {
+      o.f32[i] = a;
+      if (k + 1 < n) o.f32[i + 1] = b;
+    }
+    if (o.half_rows) {
+      const uint32_t v = pack2(a, b, o.bf16);
+      o.half_rows[i] = uint16_t(v & 0xffffu);
+      if (k + 1 < n) o.half_rows[i + 1] = uint16_t(v >> 16);
+    }
+  }
+  if (o.frag) put_frag(o.frag, nt, tok, k, pack2(a, b, o.bf16));
+}
+
+// Column pairs a kernel must cover: the padded width when fragments are written, else the row.
+__host__ __device__ inline int pair_count(const ActOut& o, int n) {
+  return o.frag ? ((n + 63) / 64) * 32 : (n + 1) / 2;
+}
+
+__global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
+                                   const int32_t* rows, ActOut o) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const int r = rows ? rows[t] : t;
+  float* xr = x + size_t(r) * n;
+  const float* ar = add ? add + size_t(r) * n : nullptr;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    float v = xr[i];
+    if (ar) {
+      v += ar[i];
+      xr[i] = v;
+    }
+    ss += v * v;
+  }
+  ss = block_reduce(ss, red, false);
+  const float sc = 1.0f / sqrtf(ss / float(n) + eps);
+  const int np = pair_count(o, n);
+  for (int p = threadIdx.x; p < np; p += blockDim.x) {
+    const int k = 2 * p;
+    float a = 0.0f, b = 0.0f;  // xr[k] was written by thread k % blockDim: read after the barrier above
+    if (k < n) a = w ? (xr[k] * sc) * w[k] : xr[k] * sc;
+    if (k + 1 < n) b = w ? (xr[k + 1] * sc) * w[k + 1] : xr[k + 1] * sc;
+    store_pair(o, n, nt, t, k, a, b);
+  }
+}
+
+// The same, for rows of up to kNormPairs column pairs per thread: each thread keeps its values and
+// weights in registers, so the row is read once and every load is issued before the reduction (one
+// memory round trip where the loop version had three).
+constexpr int kNormPairs = 4;
+__global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
+                                       const int32_t* rows, ActOut o) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const int r = rows ? rows[t] : t;
+  float* xr = x + size_t(r) * n;
+  const float* ar = add ? add + size_t(r) * n : nullptr;
+  float va[kNormPairs], vb[kNormPairs], wa[kNormPairs], wb[kNormPairs];
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kNormPairs; ++k) {
+    const int c = 2 * (threadIdx.x + k * blockDim.x);
+    va[k] = vb[k] = 0.0f;
+    wa[k] = wb[k] = 1.0f;
+    if (c < n) {
+      va[k] = ar ? xr[c] + ar[c] : xr[c];
+      if (w) wa[k] = w[c];
+    }
+    if (c + 1 < n) {
+      vb[k] = ar ? xr[c + 1] + ar[c + 1] : xr[c + 1];
+      if (w) wb[k] = w[c + 1];
+    }
+    ss += va[k] * va[k] + vb[k] * vb[k];
+  }
+  if (ar) {
+#pragma unroll
+    for (int k = 0; k < kNormPairs; ++k) {
+      const int c = 2 * (threadIdx.x + k * blockDim.x);
+      if (c < n) xr[c] = va[k];
+      if (c + 1 < n) xr[c + 1] = vb[k];
+    }
+  }
+  ss = block_reduce(ss, red, false);
+  const float sc = 1.0f / sqrtf(ss / float(n) + eps);
+  const int np = pair_count(o, n);
+#pragma unroll
+  for (int k = 0; k < kNormPairs; ++k) {
+    const int p = threadIdx.x + k * blockDim.x;
+    if (p >= np) break;
+    const int c = 2 * p;
+    const float a = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
+    const float b = c + 1 < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
+    store_pair(o, n, nt, t, c, a, b);
+  }
+}
+
+__device__ inline float gated_value(const float* gu, int n, int t, int j, int act) {
+  const float g = gu[size_t(t) * 2 * n + j], u = gu[size_t(t) * 2 * n + n + j];
+  float a;
+  if (act == 0) {
+    a = g / (1.0f + expf(-g));
+  } else {
+    const float c = 0.79788456080286535588f;
+    a = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+  }
+  return a * u;
+}
+
+// grid (pair blocks, T): a thread per column pair of one token.
+__global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut o) {
+  const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= pair_count(o, n)) return;
+  const int k = 2 * p;
+  const float a = k < n ? gated_value(gu, n, t, k, act) : 0.0f;
+  const float b = k + 1 < n ? gated_value(gu, n, t, k + 1, act) : 0.0f;
+  store_pair(o, n, nt, t, k, a, b);
+}
+
+__global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
+  const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= pair_count(o, n)) return;
+  const int k = 2 * p;
+  const float* xr = x + size_t(t) * n;
+  store_pair(o, n, nt, t, k, k < n ? xr[k] : 0.0f, k + 1 < n ? xr[k + 1] : 0.0f);
+}
+
+__global__ void argmax_kernel(const float* z, int n, int32_t* ids) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  const float* row = z + size_t(blockIdx.x) * n;
+  float v = -INFINITY;
+  int idx = n;  // "none yet": loses every comparison below
+  for (int i = threadIdx.x; i < n; i += blockDim.x)
+    if (row[i] > v || idx == n) { v = row[i]; idx = i; }  // strict: a thread keeps its first maximum
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+    const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (v2 > v || (v2 == v && i2 < idx)) { v = v2; idx = i2; }
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) { bv[warp] = v; bi[warp] = idx; }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x / 32); ++w)
+      if (bv[w] > v || (bv[w] == v && bi[w] < idx)) { v = bv[w]; idx = bi[w]; }
+    ids[blockIdx.x] = idx;
+  }
+}
+
+__global__ void spin_kernel(int64_t ns) {
+  uint64_t t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (int64_t(t - t0) < ns);
+}
+
+// --- Split-key attention (decode and prefill) -------------------------------------------------------
+
+// Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
+// normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
+// (__ldcg): the partials may have been written by other blocks of the same launch.
+__device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
+  __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
+  __shared__ float inv_l;
+  const int64_t stride = a.hd_v + 2;
+  const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
+  if (threadIdx.x < 32) {  // one warp: the splits' maxima and sums in parallel, reduced by shuffles
+    const int sidx = threadIdx.x;
+    const float ms = sidx < a.splits ? __ldcg(p + sidx * stride) : -INFINITY;
+    const float ls = sidx < a.splits ? __ldcg(p + sidx * stride + 1) : 0.0f;
+    float M = ms;
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    const float w = ms == -INFINITY ? 0.0f : expf(ms - M);
+    float L = ls * w;
+    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+    wsp[sidx] = w;
+    if (sidx == 0) inv_l = 1.0f / L;
+  }
+  __syncthreads();
+  const float inv = inv_l;
+  const int n = a.n_head * a.hd_v;
+  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+    float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll 8
+    for (int s = 0; s < a.splits; ++s) {  // independent loads: unrolled, they are in flight together
+      const float w = wsp[s];
+      o0 += __ldcg(p + s * stride + 2 + d) * w;
+      if (d + 1 < a.hd_v) o1 += __ldcg(p + s * stride + 3 + d) * w;
+    }
+    o0 *= inv;
+    o1 *= inv;
+    const int col = h * a.hd_v + d;
+    if (a.out) {
+      a.out[int64_t(t) * n + col] = o0;
+      if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
+    }
+    if (a.hd_v % 2 == 0) {
+      store_pair(a.act, n, nt, t, col, o0, o1);
+    } else {  // odd head dims (no fragments then): one value at a time
+      ActOut r = a.act;
+      r.frag = nullptr;
+      r.f32 = nullptr;
+      if (r.half_rows) {
+        const uint32_t v = pack2(o0, o1, r.bf16);
+        r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
+        if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
+      }
+      if (a.act.f32) {
+        a.act.f32[int64_t(t) * n + col] = o0;
+        if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
+      }
+    }
+  }
+}
+
+
+constexpr int kSplitWarps = 4;
+
+// Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
+// even): the half2 at dims 2 lane + 64 e; else one f16 at dim lane + 32 e. Each warp walks its keys
+// KPW at a time: first every load of all KPW keys' K and V rows (branch-free: a key past the range
+// re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
+// the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
+// merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
+template <bool kPairs, int NV, int KPW, bool kRope = false>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
+  constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
+  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
+  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
+  const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
+  const int64_t pos = a.pos[t];
+  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+  const int64_t n = pos - first + 1;
+  const int64_t per = (n + a.splits - 1) / a.splits;
+  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
+  const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
+  const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
+  // f32 value f of the lane sits at dim fdim(f); word e holds values 2e, 2e + 1 (pairs) or e.
+  auto wdim = [&](int e) { return kPairs ? 2 * lane + 64 * e : lane + 32 * e; };
+  auto fdim = [&](int f) { return kPairs ? wdim(f >> 1) + (f & 1) : wdim(f); };
+  float qr[NF], acc[NF];
+#pragma unroll
+  for (int f = 0; f < NF; ++f) {
+    qr[f] = fdim(f) < a.hd_k ? q[fdim(f)] : 0.0f;
+    acc[f] = 0.0f;
+  }
+  // Fused rope (kPairs, NV = 2, n_rot = hd_k): rotate q, and this token's k, in registers, exactly as
+  // rope_kv_kernel does; k and v rounded to f16 as the cache would hold them.
+  uint32_t kcur[NV], vcur[NV];
+  if constexpr (kRope) {
+    static_assert(kPairs && NV == 2, "fused rope: half2 lanes, head dims <= 128");
+    const int half = a.hd_k / 2;
+    const float* cs = a.rope_cos + int64_t(t) * half;
+    const float* sn = a.rope_sin + int64_t(t) * half;
+    const float* kraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + int64_t(kvh) * a.hd_k;
+    const float* vraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + kd + int64_t(kvh) * a.hd_v;
+    float kf[2 * NV];
+#pragma unroll
+    for (int f = 0; f < 2 * NV; ++f) kf[f] = fdim(f) < a.hd_k ? kraw[fdim(f)] : 0.0f;
+    auto rot = [&](float* v) {
+      if (!a.rope_neox) {  // pairs (2i, 2i + 1): both in one word
+#pragma unroll
+        for (int e = 0; e < NV; ++e) {
+          const int d = wdim(e);
+          if (d >= a.hd_k) continue;
+          const float c = cs[d / 2], s = sn[d / 2], x0 = v[2 * e], x1 = v[2 * e + 1];
+          v[2 * e] = x0 * c - x1 * s;
+          v[2 * e + 1] = x0 * s + x1 * c;
+        }
+      } else {  // hd 128: pairs (i, i + 64) are words 0 and 1 of the same lane
+#pragma unroll
+        for (int f = 0; f < 2; ++f) {
+          const int i = 2 * lane + f;
+          const float c = cs[i], s = sn[i], x0 = v[f], x1 = v[2 + f];
+          v[f] = x0 * c - x1 * s;
+          v[2 + f] = x0 * s + x1 * c;
+        }
+      }
+    };
+    rot(qr);
+    rot(kf);
+#pragma unroll
+    for (int e = 0; e < NV; ++e) {
+      const int d = wdim(e);
+      kcur[e] = pack2(kf[2 * e], kf[2 * e + 1], false);
+      vcur[e] = d < a.hd_v ? pack2(vraw[d], vraw[d + 1], false) : 0u;
+    }
+    // The block holding this token's position writes its k and v to the cache (one head per group).
+    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0) {
+      uint16_t* kw = const_cast<uint16_t*>(kc) + pos * kd;  // the cache is device memory we own
+      uint16_t* vw = const_cast<uint16_t*>(vc) + pos * vd;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        const int d = wdim(e);
+        if (d < a.hd_k) *reinterpret_cast<uint32_t*>(kw + d) = kcur[e];
+        if (d < a.hd_v) *reinterpret_cast<uint32_t*>(vw + d) = vcur[e];
+      }
+    }
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
+    uint32_t kr[KPW][NV], vr[KPW][NV];
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      const int64_t j = min(jb + u, j1 - 1);
+      const uint16_t* kj = kc + j * kd;
+      const uint16_t* vj = vc + j * vd;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        const int d = wdim(e);
+        if constexpr (kPairs) {
+          kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
+          vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
+          if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
+            if (j == pos) {
+              kr[u][e] = kcur[e];
+              vr[u][e] = vcur[e];
+            }
+          }
+        } else {
+          kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
+          vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
+        }
+      }
+    }
+    float s[KPW];
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      s[u] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        if constexpr (kPairs) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&kr[u][e]));
+          s[u] += qr[2 * e] * f.x + qr[2 * e + 1] * f.y;
+        } else {
+          s[u] += qr[e] * __half2float(__ushort_as_half(uint16_t(kr[u][e])));
+        }
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int u = 0; u < KPW; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+    float mx = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      float d = s[u] * a.scale;
+      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+      s[u] = jb + u < j1 ? d : -INFINITY;
+      mx = fmaxf(mx, s[u]);
+    }
+    const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
+    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    l *= corr;
+#pragma unroll
+    for (int f = 0; f < NF; ++f) acc[f] *= corr;
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      const float p = jb + u < j1 ? expf(s[u] - m_new) : 0.0f;
+      l += p;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        if constexpr (kPairs) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&vr[u][e]));
+          acc[2 * e] += p * f.x;
+          acc[2 * e + 1] += p * f.y;
+        } else {
+          acc[e] += p * __half2float(__ushort_as_half(uint16_t(vr[u][e])));
+        }
+      }
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    sm_m[warp] = m;
+    sm_l[warp] = l;
+  }
+#pragma unroll
+  for (int f = 0; f < NF; ++f)
+    if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kSplitWarps; ++w) M = fmaxf(M, sm_m[w]);
+  float wt[kSplitWarps], L = 0.0f;
+  for (int w = 0; w < kSplitWarps; ++w) {
+    wt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+    L += sm_l[w] * wt[w];
+  }
+  float* out = a.part + ((int64_t(t) * a.n_head + h) * a.splits + sp) * (a.hd_v + 2);
+  if (threadIdx.x == 0) {
+    out[0] = M;
+    out[1] = L;
+  }
+  for (int d = threadIdx.x; d < a.hd_v; d += blockDim.x) {
+    float o = 0.0f;
+    for (int w = 0; w < kSplitWarps; ++w) o += sm_acc[w][d] * wt[w];
+    out[2 + d] = o;
+  }
+  if (!a.counters) return;
+  // The last block of this (head, token) to finish merges all splits and resets the counter for the
+  // next launch (every split has arrived by then).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
+    last = atomicAdd(c, 1u) == unsigned(a.splits - 1);
+    if (last) *c = 0u;
+  }
+  __syncthreads();
+  if (last) {
+    __threadfence();
+    merge_splits(a, h, t, (a.T + 7) / 8);
+  }
+}
+
+// --- Query-tiled attention (prefill) -----------------------------------------------------------------
+
+constexpr int kQT = 8;  // query tokens per block
+
+// Grid (n_head, ceil(T / kQT)), 4 warps; head dims even and <= 128 (a lane holds the half2 at dims
+// 2 lane and 2 lane + 64). A block takes kQT consecutive tokens of the batch; when they share one
+// cache (a prefill: one sequence's tokens in order) each K and V row is loaded once for all of them
+// (the one-block-per-(head, token) kernels read every row once per token), each token masks the keys
+// outside its own causal / window range and keeps its own online softmax. Tokens of different
+// sequences in one tile are handled one at a time by the same code. Writes the normalized output (no
+// partial sums), to a.out and a.act (no fragments: prefill products read rows).
+template <int KPW>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(AttentionArgs a) {
+  __shared__ float sm_m[kSplitWarps][kQT], sm_l[kSplitWarps][kQT];
+  __shared__ float sm_acc[kSplitWarps][kQT][128];
+  const int h = blockIdx.x, t0 = blockIdx.y * kQT;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int cnt_all = min(kQT, a.T - t0);
+  bool same = true;
+  for (int i = 1; i < cnt_all; ++i)
+    same = same && a.k_cache[t0 + i] == a.k_cache[t0] && a.v_cache[t0 + i] == a.v_cache[t0];
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
+  const int n = a.n_head * a.hd_v;
+  const int d0 = 2 * lane, d1 = 2 * lane + 64;  // the lane's two dim pairs
+  for (int grp = 0; grp < (same ? 1 : cnt_all); ++grp) {
+    const int tb = same ? t0 : t0 + grp, cnt = same ? cnt_all : 1;
+    const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[tb]) + int64_t(kvh) * a.hd_k;
+    const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[tb]) + int64_t(kvh) * a.hd_v;
+    int lo[kQT], hi[kQT];
+    float qr[kQT][4], acc[kQT][4], m[kQT], l[kQT];
+    int jlo = 0x7fffffff, jhi = -1;
+#pragma unroll
+    for (int u = 0; u < kQT; ++u) {
+      m[u] = -INFINITY;
+      l[u] = 0.0f;
+#pragma unroll
+      for (int f = 0; f < 4; ++f) acc[u][f] = 0.0f;
+      if (u < cnt) {
+        const int64_t pos = a.pos[tb + u];
+        const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+        lo[u] = int(first);
+        hi[u] = int(pos);
+        jlo = min(jlo, lo[u]);
+        jhi = max(jhi, hi[u]);
+        const float* q = a.q + int64_t(tb + u) * a.q_stride + int64_t(h) * a.hd_k;
+        qr[u][0] = d0 < a.hd_k ? q[d0] : 0.0f;
+        qr[u][1] = d0 < a.hd_k ? q[d0 + 1] : 0.0f;
+        qr[u][2] = d1 < a.hd_k ? q[d1] : 0.0f;
+        qr[u][3] = d1 < a.hd_k ? q[d1 + 1] : 0.0f;
+      } else {
+        lo[u] = 1;
+        hi[u] = 0;  // empty
+#pragma unroll
+        for (int f = 0; f < 4; ++f) qr[u][f] = 0.0f;
+      }
+    }
+    for (int jb = jlo + warp * KPW; jb <= jhi; jb += kSplitWarps * KPW) {
+      uint32_t kr[KPW][2], vr[KPW][2];
+#pragma unroll
+      for (int k = 0; k < KPW; ++k) {
+        const int64_t j = min(jb + k, jhi);
+        const uint16_t* kj = kc + j * kd;
+        const uint16_t* vj = vc + j * vd;
+        kr[k][0] = d0 < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d0) : 0u;
+        kr[k][1] = d1 < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d1) : 0u;
+        vr[k][0] = d0 < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d0) : 0u;
+        vr[k][1] = d1 < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d1) : 0u;
+      }
+      float kf[KPW][4];
+#pragma unroll
+      for (int k = 0; k < KPW; ++k) {
+        const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&kr[k][0]));
+        const float2 y = __half22float2(*reinterpret_cast<const __half2*>(&kr[k][1]));
+        kf[k][0] = x.x;
+        kf[k][1] = x.y;
+        kf[k][2] = y.x;
+        kf[k][3] = y.y;
+      }
+      float s[kQT][KPW];
+#pragma unroll
+      for (int u = 0; u < kQT; ++u)
+#pragma unroll
+        for (int k = 0; k < KPW; ++k)
+          s[u][k] = qr[u][0] * kf[k][0] + qr[u][1] * kf[k][1] + qr[u][2] * kf[k][2] + qr[u][3] * kf[k][3];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int u = 0; u < kQT; ++u)
+#pragma unroll
+          for (int k = 0; k < KPW; ++k) s[u][k] += __shfl_xor_sync(0xffffffffu, s[u][k], o);
+#pragma unroll
+      for (int u = 0; u < kQT; ++u) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < KPW; ++k) {
+          const int j = jb + k;
+          float d = s[u][k] * a.scale;
+          if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+          s[u][k] = j <= jhi && j >= lo[u] && j <= hi[u] ? d : -INFINITY;
+          mx = fmaxf(mx, s[u][k]);
+        }
+        if (mx == -INFINITY) continue;  // none of these keys is this token's
+        const float m_new = fmaxf(m[u], mx);
+        const float corr = m[u] == -INFINITY ? 0.0f : expf(m[u] - m_new);
+        l[u] *= corr;
+#pragma unroll
+        for (int f = 0; f < 4; ++f) acc[u][f] *= corr;
+#pragma unroll
+        for (int k = 0; k < KPW; ++k) {
+          const float p = s[u][k] == -INFINITY ? 0.0f : expf(s[u][k] - m_new);
+          l[u] += p;
+          const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&vr[k][0]));
+          const float2 y = __half22float2(*reinterpret_cast<const __half2*>(&vr[k][1]));
+          acc[u][0] += p * x.x;
+          acc[u][1] += p * x.y;
+          acc[u][2] += p * y.x;
+          acc[u][3] += p * y.y;
+        }
+        m[u] = m_new;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kQT; ++u) {
+      if (lane == 0) {
+        sm_m[warp][u] = m[u];
+        sm_l[warp][u] = l[u];
+      }
+      if (d0 < a.hd_v) {
+        sm_acc[warp][u][d0] = acc[u][0];
+        sm_acc[warp][u][d0 + 1] = acc[u][1];
+      }
+      if (d1 < a.hd_v) {
+        sm_acc[warp][u][d1] = acc[u][2];
+        sm_acc[warp][u][d1 + 1] = acc[u][3];
+      }
+    }
+    __syncthreads();
+    const int pairs = a.hd_v / 2;
+    for (int it = threadIdx.x; it < cnt * pairs; it += blockDim.x) {
+      const int u = it / pairs, d = 2 * (it % pairs);
+      float M = -INFINITY;
+      for (int w = 0; w < kSplitWarps; ++w) M = fmaxf(M, sm_m[w][u]);
+      float L = 0.0f, o0 = 0.0f, o1 = 0.0f;
+      for (int w = 0; w < kSplitWarps; ++w) {
+        const float wt = sm_m[w][u] == -INFINITY ? 0.0f : expf(sm_m[w][u] - M);
+        L += sm_l[w][u] * wt;
+        o0 += sm_acc[w][u][d] * wt;
+        o1 += sm_acc[w][u][d + 1] * wt;
+      }
+      o0 /= L;
+      o1 /= L;
+      const int t = tb + u, col = h * a.hd_v + d;
+      if (a.out) {
+        a.out[int64_t(t) * n + col] = o0;
+        a.out[int64_t(t) * n + col + 1] = o1;
+      }
+      store_pair(a.act, n, (a.T + 7) / 8, t, col, o0, o1);
+    }
+    __syncthreads();  // the next group reuses the shared arrays
+  }
+}
+
+// Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
+__global__ void attention_merge_kernel(AttentionArgs a, int nt) { merge_splits(a, blockIdx.x, blockIdx.y, nt); }
+
+__global__ void q_to_f16_kernel(const float* q, int64_t q_stride, int nq, __half* out) {
+  const int t = blockIdx.y;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < nq; i += gridDim.x * blockDim.x)
+    out[size_t(t) * nq + i] = __float2half_rn(q[int64_t(t) * q_stride + i]);
+}
+
+// Row r = h * T + t of the scores: keys 0..p0 + t are the token's; the rest of the row gets 0.
+__global__ void causal_softmax_kernel(const float* S, __half* P, int T, int64_t nk, int64_t p0, float softcap) {
+  __shared__ float red[32];
+  const int64_t r = blockIdx.x;
+  const int t = int(r % T);
+  const float* row = S + r * nk;
+  __half* prow = P + r * nk;
+  const int64_t valid = p0 + t + 1;
+  auto val = [&](int64_t j) {
+    const float d = row[j];
+    return softcap > 0.0f ? softcap * tanhf(d / softcap) : d;
+  };
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, val(j));
+  mx = block_reduce(mx, red, true);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < valid; j += blockDim.x) sum += expf(val(j) - mx);
+  sum = block_reduce(sum, red, false);
+  const float inv = 1.0f / sum;
+  for (int64_t j = threadIdx.x; j < nk; j += blockDim.x)
+    prow[j] = __float2half_rn(j < valid ? expf(val(j) - mx) * inv : 0.0f);
+}
+
+int pair_threads(int pairs) { return pairs >= 256 ? 256 : ((pairs + 31) / 32) * 32; }
+
 }  // namespace
+
+size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys) {
+  const size_t q16 = (size_t(T) * n_head * hd_k * 2 + 255) / 256 * 256;
+  const size_t sc = (size_t(n_head) * T * n_keys * 4 + 255) / 256 * 256;
+  return q16 + sc + size_t(n_head) * T * n_keys * 2;
+}
+
+bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
+  if (a.T <= 0) return true;
+  if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
+  auto h = static_cast<cublasHandle_t>(handle);
+  const int64_t nk = a.p0 + a.T;
+  const int nq = a.n_head * a.hd_k, group = a.n_head / a.n_head_kv;
+  const int kvd = a.n_head_kv * a.hd_k, kvv = a.n_head_kv * a.hd_v;
+  auto* base = static_cast<uint8_t*>(a.scratch);
+  auto* q16 = reinterpret_cast<__half*>(base);
+  auto* S = reinterpret_cast<float*>(base + (size_t(a.T) * nq * 2 + 255) / 256 * 256);
+  auto* P = reinterpret_cast<__half*>(reinterpret_cast<uint8_t*>(S) +
+                                      (size_t(a.n_head) * a.T * nk * 4 + 255) / 256 * 256);
+  q_to_f16_kernel<<<dim3(unsigned((nq + 255) / 256), unsigned(a.T)), 256, 0, s>>>(a.q, a.q_stride, nq, q16);
+  QB_CUDA_LAUNCHED();
+  const float alpha = a.scale, one = 1.0f, zero = 0.0f;
+  for (int g = 0; g < group; ++g) {
+    // Column-major: S_h (nk x T, ld nk) = K_kvh^T-view... op(K) = (hd x nk, ld kvd)^T, Q_h (hd x T, ld nq).
+    const cublasStatus_t st = cublasGemmStridedBatchedEx(
+        h, CUBLAS_OP_T, CUBLAS_OP_N, int(nk), a.T, a.hd_k, &alpha, a.k_cache, CUDA_R_16F, kvd, a.hd_k,
+        q16 + size_t(g) * a.hd_k, CUDA_R_16F, nq, int64_t(group) * a.hd_k, &zero, S + size_t(g) * a.T * nk,
+        CUDA_R_32F, int(nk), int64_t(group) * a.T * nk, a.n_head_kv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("attention_gemm: scores GEMM failed, status " + std::to_string(int(st)));
+  }
+  causal_softmax_kernel<<<unsigned(int64_t(a.n_head) * a.T), 256, 0, s>>>(S, P, a.T, nk, a.p0, a.softcap);
+  QB_CUDA_LAUNCHED();
+  for (int g = 0; g < group; ++g) {
+    // O_h^T (hd_v x T, ld n_head * hd_v) = V_kvh^T-view (hd_v x nk, ld kvv) * P_h^T-view (nk x T, ld nk).
+    const cublasStatus_t st = cublasGemmStridedBatchedEx(
+        h, CUBLAS_OP_N, CUBLAS_OP_N, a.hd_v, a.T, int(nk), &one, a.v_cache, CUDA_R_16F, kvv, a.hd_v,
+        P + size_t(g) * a.T * nk, CUDA_R_16F, int(nk), int64_t(group) * a.T * nk, &zero, a.out + size_t(g) * a.hd_v,
+        CUDA_R_32F, a.n_head * a.hd_v, int64_t(group) * a.hd_v, a.n_head_kv, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("attention_gemm: values GEMM failed, status " + std::to_string(int(st)));
+  }
+  return true;
+}
+
+int attention_splits(int n_head, int T, int sm_count) {
+  const int want = (8 * sm_count + n_head * T - 1) / (n_head * T);
+  return want < 1 ? 1 : (want > 16 ? 16 : want);
+}
+
+void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
+                 const ActOut& out, cudaStream_t s, bool loop_kernel) {
+  if (T <= 0) return;
+  const int pairs = pair_count(out, n);
+  int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
+  reg_threads = reg_threads < 64 ? 64 : reg_threads;
+  if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
+    add_rmsnorm_reg_kernel<<<T, reg_threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
+  int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
+  threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
+  add_rmsnorm_kernel<<<T, threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);
+  QB_CUDA_LAUNCHED();
+}
+
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s) {
+  if (T <= 0) return;
+  const int pairs = pair_count(out, n), th = pair_threads(pairs);
+  gated_out_kernel<<<dim3(unsigned((pairs + th - 1) / th), unsigned(T)), th, 0, s>>>(gate_up, n, (T + 7) / 8, act, out);
+  QB_CUDA_LAUNCHED();
+}
+
+void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s) {
+  if (T <= 0) return;
+  if (out.f32 && out.f32 != x) throw std::runtime_error("store_rows: out.f32 must be null or the input");
+  ActOut o = out;
+  o.f32 = nullptr;
+  if (!o.half_rows && !o.frag) return;
+  const int pairs = pair_count(o, n), th = pair_threads(pairs);
+  store_rows_kernel<<<dim3(unsigned((pairs + th - 1) / th), unsigned(T)), th, 0, s>>>(x, n, (T + 7) / 8, o);
+  QB_CUDA_LAUNCHED();
+}
+
+void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s) {
+  if (rows <= 0) return;
+  argmax_kernel<<<rows, 1024, 0, s>>>(logits, n, ids);
+  QB_CUDA_LAUNCHED();
+}
+
+void gpu_spin(int64_t ns, cudaStream_t s) {
+  spin_kernel<<<1, 1, 0, s>>>(ns);
+  QB_CUDA_LAUNCHED();
+}
 
 void rmsnorm_rows(const float* x, float* y, const float* w, int n, int rows, int inner, int64_t outer_stride,
                   int64_t y_outer_stride, float eps, const int32_t* x_rows, cudaStream_t s) {
@@ -252,7 +1006,8 @@ void f32_to_bf16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
 
 void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
-  rope_kv_kernel<<<a.T, 128, 0, s>>>(a);
+  const int items = (a.n_head + a.n_head_kv) * (a.n_rot / 2) + a.n_head_kv * (a.hd_k - a.n_rot) + a.n_head_kv * a.hd_v;
+  rope_kv_kernel<<<dim3(unsigned((items + 127) / 128), unsigned(a.T)), 128, 0, s>>>(a);
   QB_CUDA_LAUNCHED();
 }
 
@@ -260,7 +1015,35 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
   if (a.hd_k > kMaxHeadDim || a.hd_v > kMaxHeadDim)
     throw std::runtime_error("cuda attention: head dimension above " + std::to_string(kMaxHeadDim));
-  attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), kAttnThreads, 0, s>>>(a);
+  if (a.splits < 1) {
+    attention_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), kAttnThreads, 0, s>>>(a);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
+  if (a.splits == 1 && a.T > 16 && !a.rope_cos && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128 &&
+      !a.act.frag) {  // prefill: query tiles share their K/V loads
+    attention_tiled_kernel<2><<<dim3(unsigned(a.n_head), unsigned((a.T + kQT - 1) / kQT)), kSplitWarps * 32, 0, s>>>(a);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
+  if (a.rope_cos && (a.splits < 1 || !attention_can_fuse_rope(a.hd_k, a.hd_v, a.hd_k, a.rope_neox)))
+    throw std::runtime_error("cuda attention: fused rope needs the split path and head dims it supports");
+  if (!a.part) throw std::runtime_error("cuda attention: split path without a partial-sum buffer");
+  if (a.splits > 32) throw std::runtime_error("cuda attention: more than 32 splits");
+  if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
+    throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
+  const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
+  if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
+    if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  } else {
+    attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  }
+  QB_CUDA_LAUNCHED();
+  if (a.counters) return;  // merged by each (head, token)'s last block
+  const int th = a.hd_v >= 128 ? 64 : 32;
+  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
   QB_CUDA_LAUNCHED();
 }
 

@@ -1,5 +1,7 @@
-// The non-matmul kernels of the CUDA forward pass (RMSNorm, bias, RoPE + KV-cache write, attention,
-// gated activation, residual add, soft-capping, f32->bf16). Plain pointer-and-size interface with no
+// The non-matmul kernels of the CUDA forward pass (residual add + RMSNorm, bias, RoPE + KV-cache
+// write, attention: split-key for decode, query-tiled or on cuBLAS for prefill; gated activation,
+// soft-capping, casts, argmax). Producers write the next product's input layout directly (ActOut), so
+// no cast or pack kernel sits between them at decode. Plain pointer-and-size interface with no
 // model types, so this header compiles under nvcc without the library's C++20/fmt dependencies; the
 // backend (cuda_backend.cpp) owns the shapes. Activations are f32 in [token][feature] rows (the
 // residual stream's precision); the KV cache is f16. Every kernel handles ragged sizes (head_dim 8,
@@ -53,6 +55,40 @@ struct RopeKvArgs {
 // Rotates q and k in place and writes k, v (as f16) at the token's position in its cache.
 void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s);
 
+// Where a kernel's f32 result rows [T][n] go: any non-null target gets them. `f32`: as they are;
+// `half_rows`: rounded to bf16 (bf16) or f16, row-major (the input of a cuBLAS GEMM); `frag`: rounded
+// the same way into the qgemv activation fragments (qgemv.h layout; T <= 16). Writing the consumer's
+// layout from the producing kernel saves a cast or pack kernel per matrix product at decode.
+struct ActOut {
+  float* f32 = nullptr;
+  uint16_t* half_rows = nullptr;
+  void* frag = nullptr;
+  bool bf16 = false;
+};
+
+// x[r] += add[r] (add may be null; post-norms are applied to `add` beforehand), then
+// out[t] = x[r] * rsqrt(mean(x[r]^2) + eps) * w, with r = rows ? rows[t] : t, for t < T. One kernel
+// for the residual add and the next norm; the sum of squares is an f32 tree reduction (per thread,
+// then warp shuffles, then across warps), the row read from global memory twice (the second read hits
+// L1). Rows not gathered are left unchanged (the last layer's residual add matters only for the rows
+// whose logits are wanted).
+// `loop_kernel`: the version that re-reads the row instead of keeping it in registers (for A/B runs).
+void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
+                 const ActOut& out, cudaStream_t s, bool loop_kernel = false);
+
+// out[t] = act(gate[t]) * up[t] written to `out` (gate|up rows as in gated_act).
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s);
+
+// f32 rows [T][n] to the targets of `out` (out.f32 must be null or x itself).
+void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s);
+
+// ids[r] = the index of the largest of logits[r][0..n) (the first one on ties, as std::max_element).
+void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s);
+
+// Busy-waits about `ns` nanoseconds on the device (the profiling mode queues a step's launches behind it
+// so the GPU never waits for the host while kernels are timed).
+void gpu_spin(int64_t ns, cudaStream_t s);
+
 struct AttentionArgs {
   const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k
   int64_t q_stride = 0;
@@ -63,7 +99,55 @@ struct AttentionArgs {
   const uint16_t* const* v_cache = nullptr;   // [T]
   float scale = 1.0f, softcap = 0.0f;
   int64_t window = 0;
+  // Split-key (flash-decoding) path, used when splits >= 1: each (head, token) is cut into `splits`
+  // ranges of keys, one block each (a warp per key, four keys in flight per warp); a second kernel
+  // merges the ranges' partial softmax sums. `part` holds T * n_head * splits * (hd_v + 2) floats.
+  // The split count is fixed per launch (CUDA graphs replay it at every context length); the range a
+  // block covers is computed on the device from the token's position. `act` (optional) receives the
+  // output rows too (frag needs hd_v even and n_head * hd_v a multiple of 64).
+  int splits = 0;
+  float* part = nullptr;
+  // Optional: T * n_head counters, zero before the first launch. With them there is no merge kernel:
+  // the last block of each (head, token) to finish merges, and leaves its counter at zero again.
+  unsigned* counters = nullptr;
+  // Optional rope + KV write fused into the split path (decode with one token per sequence; head dims
+  // <= 128, even, fully rotated, neox only at 128): q is still raw in the q|k|v row (q_stride apart,
+  // k and v after the q heads as in RopeKvArgs); the kernel rotates q and the token's own k in
+  // registers, uses them for the key at its position, and the block whose key range holds that
+  // position writes k and v (f16) to the cache. Bit-identical to rope_and_store_kv, then attention.
+  const float* rope_cos = nullptr;  // [T][hd_k / 2]; null: not fused
+  const float* rope_sin = nullptr;
+  bool rope_neox = false;
+  ActOut act;
 };
+// Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
+inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
+  return hd_k == hd_v && n_rot == hd_k && hd_k % 2 == 0 && hd_k <= 128 && (!neox || hd_k == 128);
+}
+// Prefill attention of one run of tokens of one sequence (token t at position p0 + t, keys 0..p0 + t,
+// no sliding window) on the tensor cores, through cuBLAS: S = scale * Q K^T per head (f16 inputs, f32
+// scores; a strided-batched GEMM over the kv heads per member of a GQA group), a causal softmax kernel
+// (soft-capping included) writing normalized probabilities in f16, then O = P V (f32 out). `out` gets
+// [T][n_head * hd_v] f32. The one-block-per-(head, token) kernels are latency-bound on CUDA cores at
+// prefill lengths; these are two GEMMs.
+struct GemmAttentionArgs {
+  const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k (f32, rope applied)
+  int64_t q_stride = 0;
+  int T = 0, n_head = 0, n_head_kv = 0, hd_k = 0, hd_v = 0;
+  int64_t p0 = 0;
+  const uint16_t* k_cache = nullptr;  // the sequence's layer cache: [pos][n_head_kv * hd_k] f16
+  const uint16_t* v_cache = nullptr;  // [pos][n_head_kv * hd_v]
+  float scale = 1.0f, softcap = 0.0f;
+  float* out = nullptr;
+  void* scratch = nullptr;  // attention_gemm_scratch_bytes()
+};
+size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
+// Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
+bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
+
+// Splits for the split-key attention: about 8 blocks per SM, at most 16 (llama2-7b on an H100: 16
+// at 1 stream, 3 at 16 streams, 1 for prefill).
+int attention_splits(int n_head, int T, int sm_count);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
 constexpr int kMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t s);

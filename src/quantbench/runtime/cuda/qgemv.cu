@@ -374,6 +374,17 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
     const int gi = col / group;
     return zeros[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)];
   };
+  // A lane's elements lie in two rows (g, g + 8) and two 32-column halves of the chunk: their scales
+  // and zero points, looked up once (a group of 32 or 128 never straddles a half).
+  float scl[2][2];
+  int zr[2][2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+    for (int ch = 0; ch < 2; ++ch) {
+      scl[hh][ch] = scale_of(g + 8 * hh, 64 * c + 32 * ch);
+      zr[hh][ch] = zero_of(g + 8 * hh, 64 * c + 32 * ch);
+    }
 #pragma unroll
   for (int v = 0; v < LPC; ++v) {
     const uint4 q = W[((size_t(rb) * chunks + c) * LPC + v) * 32 + lane];
@@ -394,17 +405,30 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
         } else if constexpr (F == 1) {
           const int byte = 8 * (s & 1) + e;
           const int qv = int((words[byte >> 2] >> (8 * (byte & 3))) & 255u) - 128;
-          val = col < n_in ? float(qv) * scale_of(r, col) : 0.f;
+          val = col < n_in ? float(qv) * scl[(e >> 1) & 1][s >> 1] : 0.f;
         } else {
           const int nib = (e >> 1) + 4 * (e & 1);
           const int qv = int((words[s] >> (4 * nib)) & 15u);
-          val = col < n_in ? float(qv - zero_of(r, col)) * scale_of(r, col) : 0.f;
+          val = col < n_in ? float(qv - zr[(e >> 1) & 1][s >> 1]) * scl[(e >> 1) & 1][s >> 1] : 0.f;
         }
         tile[warp][r][kk] = val;
       }
     }
   }
   __syncwarp();
+  if (n_in % 2 == 0) {  // two values per lane and store: a warp writes a row's 128 bytes at once
+    const int col = 64 * c + 2 * lane;
+    for (int r = 0; r < 16; ++r) {
+      const int row = rb * 16 + r;
+      if (row >= n_out) break;
+      if (col >= n_in) continue;
+      const float a = tile[warp][r][2 * lane], b = tile[warp][r][2 * lane + 1];
+      const uint32_t lo = kToBf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(a)) : __half_as_ushort(__float2half_rn(a));
+      const uint32_t hi = kToBf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(b)) : __half_as_ushort(__float2half_rn(b));
+      *reinterpret_cast<uint32_t*>(out + size_t(row) * n_in + col) = lo | (hi << 16);
+    }
+    return;
+  }
   for (int r = 0; r < 16; ++r) {
     const int row = rb * 16 + r;
     if (row >= n_out) break;
