@@ -99,6 +99,11 @@ TEST(RunPlan, TinyPlanEndToEndStoresEvalNumbersAndWritesTheVerdict) {
   EXPECT_EQ(m.value_or("model.source_file", ""), qb::test::stories260k_path());
   EXPECT_EQ(m.value_or("scheme.artifact_source_file", ""), dir + "/run/artifacts/q8_0.gguf");
   EXPECT_EQ(m.value_or("scheme.name", ""), "q8_0");
+  // Every disclosure field of every stored result is filled or says why not (EVALUATION.md).
+  for (const auto& [k, r] : res)
+    EXPECT_TRUE(r.result.manifest().missing().empty())
+        << k.regime << " " << k.task << " " << k.candidate << ": " << r.result.manifest().missing().front();
+  EXPECT_EQ(m.value_or("scheme.kv_cache", "").find("candidate: K and V: f32"), 0u) << m.value_or("scheme.kv_cache", "");
 
   // Same numbers as `quantbench eval` with the same settings (the hook changes nothing).
   eval::EvalRequest q;

@@ -387,7 +387,8 @@ Manifest candidate_manifest(const Manifest& evaluated, const Manifest& baseline_
   Manifest out;
   const bool ours = candidate_meta.find("scheme.name") != nullptr;  // made by quantbench quantize
   for (const auto& [k, f] : evaluated.facts()) {
-    if (ours && (k.starts_with("scheme.") || k.starts_with("calibration."))) continue;  // the file's own facts win
+    // The file's own facts win; what only the run knows (scheme.kv_cache, ...) is kept.
+    if (ours && (k.starts_with("scheme.") || k.starts_with("calibration.")) && candidate_meta.find(k)) continue;
     if (k.starts_with("model.")) out.set_fact("scheme.artifact_" + k.substr(6), f);  // the file that ran
     else out.set_fact(k, f);
   }
