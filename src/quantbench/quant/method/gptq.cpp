@@ -121,7 +121,7 @@ class Gptq final : public Method {
           const double code = std::clamp(std::nearbyint(x / double(p.scale)) + p.zero, 0.0, double(maxq));
           q.set_code(r, orig, uint8_t(code));
           const double e = (x - (code - p.zero) * double(p.scale)) / d;
-          for (int64_t j = i; j < cnt; ++j) w1[size_t(r * cnt + j)] -= e * u[size_t(col * n + i1 + j)];
+          sub_scaled(&w1[size_t(r * cnt + i)], &u[size_t(col * n + i1 + i)], e, cnt - i);
           err1[size_t(r * cnt + i)] = e;
         }
       }
@@ -129,11 +129,7 @@ class Gptq final : public Method {
       // product down U's columns missed the cache at every step for wide layers).
       for (int64_t r = 0; r < rows; ++r) {
         double* wr = &w[size_t(r * n)];
-        for (int64_t k = 0; k < cnt; ++k) {
-          const double e = err1[size_t(r * cnt + k)];
-          const double* uk = &u[size_t((i1 + k) * n)];
-          for (int64_t j = i2; j < n; ++j) wr[j] -= e * uk[j];
-        }
+        for (int64_t k = 0; k < cnt; ++k) sub_scaled(wr + i2, &u[size_t((i1 + k) * n + i2)], err1[size_t(r * cnt + k)], n - i2);
       }
     }
 

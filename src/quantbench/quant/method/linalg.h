@@ -18,4 +18,7 @@ std::vector<double> invert_lower(const std::vector<double>& l, int64_t n);
 // Returns false if H (or H^-1) is not positive definite.
 bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u);
 
+// y -= a * x over n values (GPTQ's error updates), vectorized per ISA.
+void sub_scaled(double* y, const double* x, double a, int64_t n);
+
 }  // namespace qb::quant
