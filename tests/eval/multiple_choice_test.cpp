@@ -115,6 +115,20 @@ TEST(McEval, IdenticalModelsNoFlips) {
   EXPECT_NE(r.manifest().find("harness.dataset_sha256")->value.find("slice"), std::string::npos);
 }
 
+// LAMBADA has one continuation per item: no option argmax to change, so no answer_changed_rate (it
+// would always read 0 while the accuracy moves); a task with options keeps it.
+TEST(McEval, AnswerChangedRateOnlyForTasksWithOptions) {
+  const auto q4 = test::make_quantized_stories(formats::GgmlType::Q4_0);
+  ModelPair pair(test::stories260k_path(), q4, {1});
+  McOptions o;
+  o.progress = false;
+  const auto lam = evaluate_multiple_choice(pair, load_task("lambada_openai", data_dir(), 5), o);
+  EXPECT_EQ(lam.find_metric("answer_changed_rate"), nullptr);
+  EXPECT_NE(lam.find_metric("acc_flip_rate"), nullptr);
+  const auto arc = evaluate_multiple_choice(pair, load_task("arc_easy", data_dir(), 5), o);
+  EXPECT_NE(arc.find_metric("answer_changed_rate"), nullptr);
+}
+
 TEST(McEval, QuantizedCandidateFlipTableConsistentAndBatchInvariant) {
   const auto q4 = test::make_quantized_stories(formats::GgmlType::Q4_0);
   ModelPair pair(test::stories260k_path(), q4, {1});

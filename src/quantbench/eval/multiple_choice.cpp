@@ -319,7 +319,12 @@ Result evaluate_multiple_choice(ModelPair& pair, const LoadedTask& task, const M
     md.interval = pd.ci;
     r.add_metric(md);
   }
-  {
+  // The argmax over options can only change when there are options to choose from: a one-continuation
+  // task (LAMBADA: is the greedy continuation the target?) would always report 0 here, which reads as
+  // "no answer changed" while its accuracy moved. Its flips say what changed.
+  bool has_choices = false;
+  for (const auto& it : items) has_choices |= it.options.size() > 1;
+  if (has_choices) {
     size_t changed = 0;
     for (size_t i = 0; i < n; ++i) changed += predict_acc(sb[i]) != predict_acc(sc[i]);
     auto w = wilson(changed, n, o.level);
