@@ -60,6 +60,32 @@ struct Member {
   std::vector<float> f;  // float weights (after any fold into them)
 };
 
+// scheme.group_size / symmetric / scale_dtype from the base scheme (per-tensor overrides are listed
+// under scheme.tensor.*; the three fields say so when there are any).
+void record_grid(const Scheme& scheme, Manifest& mf) {
+  const TensorScheme& b = scheme.base;
+  const std::string per_tensor = scheme.overrides.empty() ? "" : " (base scheme; overrides per tensor in scheme.tensor.*)";
+  if (b.action == TensorAction::Quantize) {
+    const QuantLayout& l = b.weights;
+    std::string group = "per tensor";
+    if (l.granularity == Granularity::Group) group = std::to_string(l.group_size);
+    if (l.granularity == Granularity::Channel) group = "per output channel";
+    std::string scale = "f32";
+    if (l.scale_type == ScaleType::F16) scale = "f16";
+    if (l.scale_type == ScaleType::BF16) scale = "bf16";
+    mf.set("scheme.group_size", group + per_tensor);
+    mf.set("scheme.symmetric", (l.asymmetric ? "asymmetric (uint8 zero point per scale)" : "symmetric") + per_tensor);
+    mf.set("scheme.scale_dtype", scale + per_tensor);
+  } else if (b.action == TensorAction::Ggml) {
+    const auto& t = formats::ggml_traits(b.ggml);
+    const std::string what = fmt::format("as ggml's {} block ({} values)", t.name, t.block_size) + per_tensor;
+    for (const char* k : {"scheme.group_size", "scheme.symmetric", "scheme.scale_dtype"}) mf.set(k, what);
+  } else {
+    for (const char* k : {"scheme.group_size", "scheme.symmetric", "scheme.scale_dtype"})
+      mf.set_unknown(k, "weights kept in float: no quantization grid" + per_tensor);
+  }
+}
+
 }  // namespace
 
 QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const Scheme& scheme,
@@ -315,27 +341,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   Manifest& mf = res.manifest;
   mf.set("scheme.name", scheme.source);
   mf.set("scheme.weight_format", scheme.base.spec());
-  {  // group size, symmetry and scale dtype of the base scheme (per-tensor overrides: scheme.tensor.*)
-    const TensorScheme& b = scheme.base;
-    const std::string per_tensor = scheme.overrides.empty() ? "" : " (base scheme; overrides per tensor in scheme.tensor.*)";
-    if (b.action == TensorAction::Quantize) {
-      const QuantLayout& l = b.weights;
-      mf.set("scheme.group_size", (l.granularity == Granularity::Group ? std::to_string(l.group_size)
-                                   : l.granularity == Granularity::Channel ? std::string("per output channel")
-                                                                           : std::string("per tensor")) + per_tensor);
-      mf.set("scheme.symmetric", (l.asymmetric ? "asymmetric (uint8 zero point per scale)" : "symmetric") + per_tensor);
-      mf.set("scheme.scale_dtype", std::string(l.scale_type == ScaleType::F16 ? "f16" : l.scale_type == ScaleType::BF16 ? "bf16" : "f32") + per_tensor);
-    } else if (b.action == TensorAction::Ggml) {
-      const auto& t = formats::ggml_traits(b.ggml);
-      const std::string what = fmt::format("as ggml's {} block ({} values)", t.name, t.block_size);
-      mf.set("scheme.group_size", what + per_tensor);
-      mf.set("scheme.symmetric", what + per_tensor);
-      mf.set("scheme.scale_dtype", what + per_tensor);
-    } else {
-      for (const char* k : {"scheme.group_size", "scheme.symmetric", "scheme.scale_dtype"})
-        mf.set_unknown(k, "weights kept in float: no quantization grid" + per_tensor);
-    }
-  }
+  record_grid(scheme, mf);
   mf.set("scheme.tensors", "weights only (the 7 linear matrices of every block); token_embd/output kept as stored");
   mf.set("scheme.kept_high_precision",
          fmt::format("token_embd{}; {} block matrices kept/fell back to float; norms f32", sp.tied_embeddings ? "" : ", output",
