@@ -56,11 +56,6 @@ const char* kDriver = R"js(
 const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 std::string color(size_t i) { return kPalette[i % (sizeof kPalette / sizeof kPalette[0])]; }
 
-std::string fact_text(const Fact* f) {
-  if (!f) return "not recorded";
-  return f->known ? f->value : "unknown (" + f->reason + ")";
-}
-
 // Accumulates sections and chart configs.
 class Page {
  public:
@@ -337,11 +332,7 @@ std::string render_html(const ReportData& d, const std::string& chartjs) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : manifest_schema())
       rows.push_back({std::string(f.key), fact_text(grp.manifest.find(f.key)), f.affects_comparability ? "yes" : "no", std::string(f.description)});
-    for (const auto& [k, f] : grp.manifest.facts()) {
-      bool in_schema = false;
-      for (const auto& sf : manifest_schema()) in_schema |= sf.key == k;
-      if (!in_schema) rows.push_back({k, fact_text(&f), "yes (outside the schema)", ""});
-    }
+    for (const auto& [k, v] : extra_fact_rows(grp.manifest)) rows.push_back({k, v, "yes (outside the schema)", ""});
     pg.table({"field", "value", "affects comparability", "description"}, rows);
   }
   return pg.finish("quantbench report " + d.run.id, chartjs);

@@ -8,11 +8,6 @@ namespace {
 
 std::string opt(const std::optional<double>& v) { return v ? fmt::format("{:.4g}", *v) : "not measured"; }
 
-std::string fact_text(const Fact* f) {
-  if (!f) return "not recorded";
-  return f->known ? f->value : "unknown (" + f->reason + ")";
-}
-
 }  // namespace
 
 std::string markdown_escape(const std::string& s) {
@@ -152,11 +147,8 @@ std::string render_markdown(const ReportData& d) {
     for (const auto& f : manifest_schema())
       s += fmt::format("| {} | {} | {} | {} |\n", f.key, e(fact_text(g.manifest.find(f.key))), f.affects_comparability ? "yes" : "no",
                        e(std::string(f.description)));
-    for (const auto& [k, f] : g.manifest.facts()) {
-      bool in_schema = false;
-      for (const auto& sf : manifest_schema()) in_schema |= sf.key == k;
-      if (!in_schema) s += fmt::format("| {} | {} | yes (outside the schema) | |\n", e(k), e(fact_text(&f)));
-    }
+    for (const auto& [k, v] : extra_fact_rows(g.manifest))
+      s += fmt::format("| {} | {} | yes (outside the schema) | |\n", e(k), e(v));
     s += "\n";
   }
   return s;

@@ -263,4 +263,32 @@ ReportData build_report_data(const ReportInput& in) {
   return d;
 }
 
+std::string fact_text(const Fact* f) {
+  if (!f) return "not recorded";
+  return f->known ? f->value : "unknown (" + f->reason + ")";
+}
+
+std::vector<std::pair<std::string, std::string>> extra_fact_rows(const Manifest& m) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::map<std::string, size_t> per_tensor;  // text -> tensors
+  size_t n_tensors = 0;
+  for (const auto& [k, f] : m.facts()) {
+    bool in_schema = false;
+    for (const auto& sf : manifest_schema()) in_schema |= sf.key == k;
+    if (in_schema) continue;
+    if (k.starts_with("scheme.tensor.")) {
+      ++per_tensor[fact_text(&f)];
+      ++n_tensors;
+      continue;
+    }
+    rows.emplace_back(k, fact_text(&f));
+  }
+  if (n_tensors > 0) {
+    std::string v;
+    for (const auto& [text, n] : per_tensor) v += fmt::format("{}{} x {}", v.empty() ? "" : "; ", n, text);
+    rows.emplace_back(fmt::format("scheme.tensor.* ({} tensors; each named in the store)", n_tensors), v);
+  }
+  return rows;
+}
+
 }  // namespace qb::report

@@ -104,4 +104,12 @@ double quantile_sorted(const std::vector<double>& v, double q);
 
 std::string result_label(const StoredResult& r);  // "regime / task / candidate"
 
+// A fact's text for a report: its value, "unknown (reason)", or "not recorded" when absent.
+std::string fact_text(const Fact* f);
+
+// The manifest's facts outside the disclosure schema, as (field, text) rows for a report. The per-tensor
+// facts (scheme.tensor.NAME, one per matrix: 210 for SmolLM2) become one row per distinct text with
+// its count, so a report stays readable; the store and `runs show --json` keep every one.
+std::vector<std::pair<std::string, std::string>> extra_fact_rows(const Manifest& m);
+
 }  // namespace qb::report
