@@ -57,6 +57,42 @@ TEST(AttentionF32, MatchesDoubleReference) {
   EXPECT_EQ(cases, 80);
 }
 
+// attention_run_gemm (a prefill run through two GEMMs) against attention_head per token, for runs
+// that start at 0 and later (pos0 > 0, keys before the run already cached), with soft-capping and
+// windows, head widths that are not multiples of the tiles, strided q / out rows; same bound.
+TEST(AttentionRunGemm, MatchesDoubleReferencePerToken) {
+  Rng rng(99);
+  ThreadPool pool(2);
+  for (int64_t hd : {8, 72}) {
+    for (auto [pos0, nt] : {std::pair<int64_t, int64_t>{0, 40}, {23, 37}}) {
+      for (float softcap : {0.0f, 50.0f}) {
+        for (int64_t window : {int64_t(0), int64_t(17)}) {
+          AttentionParams p;
+          p.head_dim_k = p.head_dim_v = hd;
+          p.k_stride = p.v_stride = hd + 5;
+          p.scale = 1.0f / std::sqrt(float(hd));
+          p.softcap = softcap;
+          p.window = window;
+          const int64_t qs = hd + 3, os = hd + 2;
+          auto q = random_values(rng, size_t(nt * qs), 2.0f);
+          auto k = random_values(rng, size_t((pos0 + nt) * p.k_stride), 2.0f);
+          auto v = random_values(rng, size_t((pos0 + nt) * p.v_stride), 3.0f);
+          std::vector<float> out(size_t(nt * os), std::numeric_limits<float>::quiet_NaN()), scratch;
+          attention_run_gemm(p, q.data(), qs, nt, pos0, k.data(), v.data(), out.data(), os, pool, scratch);
+          std::vector<float> ref(static_cast<size_t>(hd));
+          std::vector<double> sd;
+          for (int64_t t = 0; t < nt; ++t) {
+            attention_head(p, q.data() + t * qs, k.data(), v.data(), pos0 + t, ref.data(), sd);
+            for (int64_t i = 0; i < hd; ++i)
+              ASSERT_NEAR(out[size_t(t * os + i)], ref[size_t(i)], 2e-5 * 3.0)
+                  << "hd " << hd << " pos0 " << pos0 << " t " << t << " softcap " << softcap << " window " << window;
+          }
+        }
+      }
+    }
+  }
+}
+
 // A window of one key returns that key's value row exactly, on both paths.
 TEST(AttentionF32, WindowOfOneReturnsTheLastValue) {
   Rng rng(7);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <cmath>
 
 #include "../test_paths.h"
@@ -155,6 +157,67 @@ TEST(CpuBackend, FastAgreesWithReference) {
   }
   for (size_t r = 0; r < ids.size(); ++r)
     EXPECT_LE(max_rel_diff(out[1].row(r), out[0].row(r)), 1e-4) << "position " << r;
+}
+
+// The calibration pass's mode: prefill chunks through dequantize-then-GEMM matmuls and GEMM attention
+// (two chunks of one sequence, the second at position 48, so cached keys are read), then a decode
+// step that falls back to the fused kernels; every logit row within the golden tolerance of Reference.
+TEST(CpuBackend, DequantGemmPrefillAgreesWithReference) {
+  std::vector<int32_t> ids = {1};
+  for (int i = 0; i < 88; ++i) ids.push_back(int32_t((i * 131 + 7) % 509) + 3);
+  std::vector<std::vector<Logits>> out;
+  for (bool gemm : {false, true}) {
+    CpuBackendOptions o{gemm ? CpuMode::Fast : CpuMode::Reference, 2};
+    o.dequant_gemm_prefill = gemm;
+    CpuBackend be(stories(), o);
+    if (gemm) EXPECT_NE(be.describe().find("prefill: "), std::string::npos) << be.describe();
+    const SeqId s = be.create_sequence();
+    std::vector<Logits> chunks;
+    for (auto [b, e] : {std::pair<size_t, size_t>{0, 48}, {48, 88}, {88, 89}}) {
+      Batch batch;
+      for (size_t i = b; i < e; ++i) batch.add(ids[i], s, int64_t(i), true);
+      chunks.push_back(be.forward(batch));
+    }
+    out.push_back(std::move(chunks));
+  }
+  for (size_t c = 0; c < out[0].size(); ++c)
+    for (size_t r = 0; r < out[0][c].rows(); ++r)
+      EXPECT_LE(max_rel_diff(out[1][c].row(r), out[0][c].row(r)), 1e-4) << "chunk " << c << " row " << r;
+}
+
+// forward_layers in two segments sees, at every layer, exactly the inputs forward() sees (the observer
+// records each matrix's input bit for bit), and rejects bad ranges and shapes.
+TEST(CpuBackend, ForwardLayersInSegmentsEqualsForward) {
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 432, 17};
+  std::map<std::string, std::vector<float>> seen[2];
+  for (int split : {0, 1}) {
+    CpuBackendOptions o{CpuMode::Fast, 2};
+    o.observer = [&seen, split](int64_t, std::string_view t, const float* x, int64_t n, int64_t w) {
+      seen[split][std::string(t)] = std::vector<float>(x, x + n * w);
+    };
+    CpuBackend be(stories(), o);
+    if (split == 0) {
+      Batch b;
+      b.add_sequence(ids, be.create_sequence(), 0, false);
+      be.forward(b);
+      continue;
+    }
+    // One fresh sequence per segment, as sequential calibration uses them.
+    const int64_t n_layer = be.spec().n_layer;
+    Batch b1, b2;
+    b1.add_sequence(ids, be.create_sequence(), 0, false);
+    b2.add_sequence(ids, be.create_sequence(), 0, false);
+    std::vector<float> x = be.embed(b1);
+    be.forward_layers(b1, x, 0, 1);
+    be.forward_layers(b2, x, 1, n_layer);
+    std::vector<float> bad(3);
+    Batch b3;
+    b3.add_sequence(ids, be.create_sequence(), 0, false);
+    EXPECT_THROW(be.forward_layers(b3, bad, 0, 1), Error);
+    EXPECT_THROW(be.forward_layers(b3, x, 1, n_layer + 1), Error);
+  }
+  ASSERT_FALSE(seen[0].empty());
+  EXPECT_EQ(seen[0], seen[1]);
 }
 
 TEST(CpuBackend, ThreadCountDoesNotChangeResults) {

@@ -163,6 +163,39 @@ TEST(Matmul, FastMatchesReferenceEveryTypeAndIsa) {
   }
 }
 
+// DequantGemm (f32 weights and activations through gemm_f32) against the double reference: within the
+// f32 summation bound (256 products per partial sum) of sum |w x|, for every type with a dequantizer,
+// at a batch large enough to take the GEMM (ragged n_out, padded rows) and one small enough to fall
+// back to the fused kernels (checked equal to Fast there).
+TEST(Matmul, DequantGemmMatchesReference) {
+  for (GgmlType type : kFastTypes) {
+    SCOPED_TRACE(std::string(formats::ggml_type_name(type)));
+    std::mt19937 rng(uint32_t(int(type)) + 77);
+    const int64_t n_in = 512, n_out = 45;
+    const Matrix m = random_matrix(type, n_in, n_out, 4, rng);
+    ThreadPool pool(2);
+    for (int64_t n_tokens : {int64_t(40), kDequantGemmMinTokens - 1}) {
+      const std::vector<float> x = random_activations(n_in, n_tokens, rng);
+      std::vector<float> ref(size_t(n_out * n_tokens)), y(ref.size(), NAN), fast(ref.size(), NAN);
+      matmul(m.w, x.data(), n_tokens, ref.data(), pool, MatmulPath::Reference);
+      matmul(m.w, x.data(), n_tokens, y.data(), pool, MatmulPath::DequantGemm);
+      matmul(m.w, x.data(), n_tokens, fast.data(), pool, MatmulPath::Fast);
+      if (n_tokens < kDequantGemmMinTokens) {
+        EXPECT_EQ(0, std::memcmp(y.data(), fast.data(), y.size() * sizeof(float)));
+        continue;
+      }
+      int64_t bad = 0;
+      for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t o = 0; o < n_out; ++o) {
+          double mag = 0;
+          for (int64_t i = 0; i < n_in; ++i) mag += std::fabs(double(m.deq[size_t(o * n_in + i)]) * x[size_t(t * n_in + i)]);
+          bad += !(std::fabs(double(y[size_t(t * n_out + o)]) - ref[size_t(t * n_out + o)]) <= 512 * 0x1p-24 * mag + 1e-30);
+        }
+      EXPECT_EQ(bad, 0);
+    }
+  }
+}
+
 TEST(Matmul, FloatTypesHandleRaggedRowLengths) {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16})
     for (int64_t n_in : {1, 7, 33, 100, 129}) {

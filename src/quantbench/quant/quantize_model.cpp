@@ -127,9 +127,11 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       cal[n("attn_output")] = std::make_shared<LayerCalibration>(sp.n_head * sp.head_dim_v);
       cal[n("ffn_down")] = std::make_shared<LayerCalibration>(sp.n_ff);
     }
+    ThreadPool gram_pool(opts.n_threads);  // X^T X between the backend's matmuls (its pool is idle then)
     runtime::cpu::CpuBackendOptions bo;
     bo.mode = opts.calibrate_on_reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
     bo.n_threads = opts.n_threads;
+    bo.dequant_gemm_prefill = true;  // whole samples per forward: the f32 GEMM path (cpu_backend.h)
     bo.observer = [&](int64_t, std::string_view tensor, const float* x, int64_t n_tok, int64_t n_in) {
       // q/k/v and gate/up report the same input; count it once per group.
       if (tensor.find("attn_k.") != std::string_view::npos || tensor.find("attn_v.") != std::string_view::npos ||
@@ -138,7 +140,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       auto it = cal.find(tensor);
       QB_CHECK(it != cal.end() && it->second->in_features() == n_in, "calibration: unexpected layer input '{}'",
                tensor);
-      it->second->add(x, n_tok);
+      it->second->add(x, n_tok, &gram_pool);
     };
     runtime::cpu::CpuBackend backend(source, bo);
     Progress prog("calibrate", int64_t(opts.calibration->size()), opts.progress);
@@ -166,6 +168,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   }
 
   // Quantization, layer by layer.
+  ThreadPool method_pool(opts.n_threads);
   Progress prog("quantize", sp.n_layer, opts.progress);
   int64_t kept_hp = 0;
   std::map<runtime::cpu::ActQuant, int64_t> n_act_quant;  // block matrices whose inputs are quantized
@@ -184,13 +187,18 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       const TensorScheme& ts = scheme.for_tensor(names[0]);
       // AWQ and SmoothQuant return input scales that fold into the shared input: the group runs as one.
       const bool awq = ts.action == TensorAction::Quantize && (ts.method == "awq" || ts.method == "smoothquant");
-      if (awq && names.size() > 1)
+      bool same_scheme = true;
+      for (const auto& n : names) same_scheme = same_scheme && scheme.for_tensor(n).spec() == ts.spec();
+      if (awq && !same_scheme)
         for (const auto& n : names)
           if (scheme.for_tensor(n).spec() != ts.spec())
             fail("tensor '{}': {} scales fold into the shared input ({}); '{}' and '{}' must use the same scheme",
                  n, ts.method, fold_target, names[0], n);
+      // GPTQ's rows are independent given the input's Hessian, so stacking the group gives the same codes
+      // as running each matrix alone, with one factorization of the Hessian instead of one per matrix.
+      const bool stack = awq || (same_scheme && ts.action == TensorAction::Quantize && ts.method == "gptq");
       auto do_one = [&](const std::vector<std::string>& ns) {
-        // All of ns have one TensorScheme (checked above for awq; singletons otherwise).
+        // All of ns have one TensorScheme (checked above when stacked; singletons otherwise).
         const TensorScheme& t = scheme.for_tensor(ns[0]);
         Member& m0 = mem.at(ns[0]);
         const int64_t cols = m0.w->n_in;
@@ -217,6 +225,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
           in.cols = cols;
           auto ci = cal.find(ns[0]);
           in.calibration = ci != cal.end() ? ci->second.get() : nullptr;
+          in.pool = &method_pool;
           LayerResult r = quantize_layer(*method, in, t.weights);
           if (!r.input_scales.empty()) {
             QB_CHECK(fold, "tensor '{}': method '{}' returned input scales that cannot be folded", ns[0], t.method);
@@ -295,7 +304,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
           res.matrices.push_back({n, std::string(formats::ggml_type_name(type)), nw.n_out, cols, rb * size_t(nw.n_out), notes});
         }
       };
-      if (awq) do_one(names);
+      if (stack) do_one(names);
       else
         for (const auto& n : names) do_one({n});
     };

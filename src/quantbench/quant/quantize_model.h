@@ -26,8 +26,9 @@ struct QuantizeOptions {
   const std::vector<std::vector<int32_t>>* calibration = nullptr;  // token samples; null: none
   int n_threads = 0;
   bool progress = true;
-  // The calibration pass runs the CPU fast path (the stored weights through the SIMD kernels, as
-  // llama.cpp's imatrix does) unless this asks for the exact reference path, which is ~50x slower.
+  // The calibration pass runs the CPU fast path with whole samples through the dequantize-then-GEMM
+  // matmul (f32 weights and activations; cpu_backend.h) unless this asks for the exact reference path
+  // (double accumulation), which is ~50x slower.
   bool calibrate_on_reference = false;
 };
 

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "quantbench/core/error.h"
+#include "quantbench/runtime/cpu/gemm_f32.h"
 
 namespace qb::quant {
 
@@ -18,56 +20,40 @@ LayerCalibration::LayerCalibration(int64_t in_features, bool keep_xtx, int64_t m
   max_abs_.assign(static_cast<size_t>(in_), 0.0f);
 }
 
-namespace {
-
-// g[i][j0 + j] += sum_r x[r][i] * x[r][j0 + j] for i in [i0, i0 + ni), j in [0, nj); x is rows x ld.
-// Products of two floats are exact in double, so each element gets the same sum, added in the same
-// row order, as a plain loop: the result does not depend on the tiling or on FMA. Cloned per ISA
-// (GCC picks the clone at load time) because this is the bulk of a GPTQ calibration: 8 doubles per
-// instruction with AVX-512 against 2 in the baseline x86-64 build.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void gram_tile(const double* x, int64_t rows, int64_t ld, int64_t i0, int64_t ni, int64_t j0, int64_t nj, double* g) {
-  for (int64_t i = i0; i < i0 + ni; ++i) {
-    double* gi = g + i * ld + j0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const double xi = x[r * ld + i];
-      const double* xr = x + r * ld + j0;
-      for (int64_t j = 0; j < nj; ++j) gi[j] += xi * xr[j];
-    }
-  }
-}
-
-}  // namespace
-
-void LayerCalibration::add(const float* x, int64_t n) {
+void LayerCalibration::add(const float* x, int64_t n, ThreadPool* pool) {
   QB_CHECK(n >= 0, "calibration: negative row count {}", n);
-  for (int64_t r = 0; r < n; ++r) {
-    const float* xr = x + r * in_;
-    for (int64_t j = 0; j < in_; ++j)
-      QB_CHECK(std::isfinite(xr[j]), "calibration: activation row {} channel {} is not finite", count_ + r, j);
-    for (int64_t j = 0; j < in_; ++j) {
-      const double v = xr[j];
-      sum_abs_[size_t(j)] += std::fabs(v);
-      sum_sq_[size_t(j)] += v * v;
-      max_abs_[size_t(j)] = std::max(max_abs_[size_t(j)], std::fabs(xr[j]));
+  // One cheap pass decides whether anything is non-finite; only then is the culprit located (a
+  // check with a formatted message per element kept the sums below from vectorizing).
+  bool finite = true;
+  for (int64_t i = 0; i < n * in_; ++i) finite &= std::isfinite(x[i]);
+  if (!finite)
+    for (int64_t i = 0; i < n * in_; ++i)
+      QB_CHECK(std::isfinite(x[i]), "calibration: activation row {} channel {} is not finite", count_ + i / in_, i % in_);
+  // Per-channel sums over column ranges in parallel, each column's rows added in order.
+  auto stats = [&](int64_t j0, int64_t j1) {
+    for (int64_t r = 0; r < n; ++r) {
+      const float* xr = x + r * in_;
+      for (int64_t j = j0; j < j1; ++j) {
+        const double v = xr[j];
+        sum_abs_[size_t(j)] += std::fabs(v);
+        sum_sq_[size_t(j)] += v * v;
+        max_abs_[size_t(j)] = std::max(max_abs_[size_t(j)], std::fabs(xr[j]));
+      }
     }
-    if (num_samples() < max_samples_) samples_.insert(samples_.end(), xr, xr + in_);
-  }
+  };
+  if (pool) pool->parallel_for(size_t(in_), [&](size_t b, size_t e, int) { stats(int64_t(b), int64_t(e)); });
+  else stats(0, in_);
+  for (int64_t r = 0; r < n && num_samples() < max_samples_; ++r) samples_.insert(samples_.end(), x + r * in_, x + (r + 1) * in_);
   count_ += n;
   if (!keep_xtx_ || n == 0) return;
-  // X^T X in chunks of rows and tiles of the matrix, so each element of it is loaded once per chunk
-  // rather than once per row (a row-at-a-time rank-1 update streams the whole in^2 matrix per token:
-  // 19 MB per token for SmolLM2's ffn_down). Only tiles on or above the diagonal are accumulated;
-  // the lower triangle is copied from the upper one at the end.
-  constexpr int64_t kRows = 64, kTileI = 32, kTileJ = 128;
-  std::vector<double> xd(static_cast<size_t>(std::min(n, kRows) * in_));
-  for (int64_t r0 = 0; r0 < n; r0 += kRows) {
-    const int64_t rows = std::min(kRows, n - r0);
-    std::copy(x + r0 * in_, x + (r0 + rows) * in_, xd.begin());
-    for (int64_t i0 = 0; i0 < in_; i0 += kTileI)
-      for (int64_t j0 = i0; j0 < in_; j0 += kTileJ)
-        gram_tile(xd.data(), rows, in_, i0, std::min(kTileI, in_ - i0), j0, std::min(kTileJ, in_ - j0), xtx_.data());
-  }
+  // Only tiles on or above the diagonal are accumulated; the lower triangle is copied from the upper
+  // one at the end.
+  runtime::cpu::GemmOperand xs;
+  xs.p = x;
+  xs.row_stride = in_;
+  std::optional<ThreadPool> own;
+  if (!pool) pool = &own.emplace(1);
+  runtime::cpu::gemm_f32_tn(n, in_, in_, xs, xs, xtx_.data(), in_, /*upper_only=*/true, *pool);
   for (int64_t i = 1; i < in_; ++i)
     for (int64_t j = 0; j < i; ++j) xtx_[size_t(i * in_ + j)] = xtx_[size_t(j * in_ + i)];
 }

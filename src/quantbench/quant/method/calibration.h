@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "quantbench/core/thread_pool.h"
+
 namespace qb::quant {
 
 class LayerCalibration {
@@ -14,8 +16,11 @@ class LayerCalibration {
   // keep_xtx: accumulate X^T X (in_features^2 doubles); max_samples: rows kept verbatim (0 = none).
   explicit LayerCalibration(int64_t in_features, bool keep_xtx = true, int64_t max_samples = 0);
 
-  // Adds n rows (row-major n x in_features). Throws qb::Error on a non-finite value.
-  void add(const float* x, int64_t n);
+  // Adds n rows (row-major n x in_features). Throws qb::Error on a non-finite value. X^T X is
+  // accumulated by runtime/cpu/gemm_f32 (f32 products summed in f32 over chunks of 256 rows, the
+  // chunks summed in double: about 1e-6 relative, where GPTQ's reference sums in f32 throughout),
+  // spread over `pool` when given.
+  void add(const float* x, int64_t n, ThreadPool* pool = nullptr);
 
   int64_t in_features() const { return in_; }
   int64_t count() const { return count_; }

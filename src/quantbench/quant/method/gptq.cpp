@@ -101,37 +101,45 @@ class Gptq final : public Method {
     QB_CHECK(inverse_cholesky_upper(h, n, u),
              "gptq: the Hessian is not positive definite after dampening (damp = {}); raise damp", damp_);
 
-    std::vector<double> w1, err1;
-    std::vector<GroupParams> params(static_cast<size_t>(rows));
-    for (int64_t i1 = 0; i1 < n; i1 += block_) {
-      const int64_t i2 = std::min(i1 + block_, n), cnt = i2 - i1;
-      w1.assign(static_cast<size_t>(rows * cnt), 0.0);
-      err1.assign(static_cast<size_t>(rows * cnt), 0.0);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < cnt; ++j) w1[size_t(r * cnt + j)] = w[size_t(r * n + i1 + j)];
-      for (int64_t i = 0; i < cnt; ++i) {
-        const int64_t col = i1 + i, orig = perm[size_t(col)];
-        const int64_t group = grouped ? orig / g : 0;
-        if (grouped && !static_groups_ && col % g == 0)
-          for (int64_t r = 0; r < rows; ++r) find_params(w, r, col, std::min(n, col + g), group);
-        const double d = u[size_t(col * n + col)];
-        for (int64_t r = 0; r < rows; ++r) {
-          const GroupParams p = q.params(r, group);
-          const double x = w1[size_t(r * cnt + i)];
-          const double code = std::clamp(std::nearbyint(x / double(p.scale)) + p.zero, 0.0, double(maxq));
-          q.set_code(r, orig, uint8_t(code));
-          const double e = (x - (code - p.zero) * double(p.scale)) / d;
-          sub_scaled(&w1[size_t(r * cnt + i)], &u[size_t(col * n + i1 + i)], e, cnt - i);
-          err1[size_t(r * cnt + i)] = e;
+    // Rows are independent given U (each row's errors only move its own later columns), so the
+    // sweep runs on contiguous row ranges in parallel; every row sees the same operations in the same
+    // order whatever the thread count.
+    auto sweep = [&](int64_t r0, int64_t r1) {
+      const int64_t nr = r1 - r0;
+      std::vector<double> w1, err1;
+      for (int64_t i1 = 0; i1 < n; i1 += block_) {
+        const int64_t i2 = std::min(i1 + block_, n), cnt = i2 - i1;
+        w1.assign(static_cast<size_t>(nr * cnt), 0.0);
+        err1.assign(static_cast<size_t>(nr * cnt), 0.0);
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t j = 0; j < cnt; ++j) w1[size_t(r * cnt + j)] = w[size_t((r0 + r) * n + i1 + j)];
+        for (int64_t i = 0; i < cnt; ++i) {
+          const int64_t col = i1 + i, orig = perm[size_t(col)];
+          const int64_t group = grouped ? orig / g : 0;
+          if (grouped && !static_groups_ && col % g == 0)
+            for (int64_t r = r0; r < r1; ++r) find_params(w, r, col, std::min(n, col + g), group);
+          const double d = u[size_t(col * n + col)];
+          for (int64_t r = 0; r < nr; ++r) {
+            const GroupParams p = q.params(r0 + r, group);
+            const double x = w1[size_t(r * cnt + i)];
+            const double code = std::clamp(std::nearbyint(x / double(p.scale)) + p.zero, 0.0, double(maxq));
+            q.set_code(r0 + r, orig, uint8_t(code));
+            const double e = (x - (code - p.zero) * double(p.scale)) / d;
+            sub_scaled(&w1[size_t(r * cnt + i)], &u[size_t(col * n + i1 + i)], e, cnt - i);
+            err1[size_t(r * cnt + i)] = e;
+          }
+        }
+        // W[:, i2:] -= Err1 U[i1:i2, i2:], row by row of U so every inner loop is contiguous (a dot
+        // product down U's columns missed the cache at every step for wide layers).
+        for (int64_t r = 0; r < nr; ++r) {
+          double* wr = &w[size_t((r0 + r) * n)];
+          for (int64_t k = 0; k < cnt; ++k)
+            sub_scaled(wr + i2, &u[size_t((i1 + k) * n + i2)], err1[size_t(r * cnt + k)], n - i2);
         }
       }
-      // W[:, i2:] -= Err1 U[i1:i2, i2:], row by row of U so every inner loop is contiguous (a dot
-      // product down U's columns missed the cache at every step for wide layers).
-      for (int64_t r = 0; r < rows; ++r) {
-        double* wr = &w[size_t(r * n)];
-        for (int64_t k = 0; k < cnt; ++k) sub_scaled(wr + i2, &u[size_t((i1 + k) * n + i2)], err1[size_t(r * cnt + k)], n - i2);
-      }
-    }
+    };
+    if (in.pool) in.pool->parallel_for(size_t(rows), [&](size_t b, size_t e, int) { sweep(int64_t(b), int64_t(e)); });
+    else sweep(0, rows);
 
     LayerResult res;
     res.weight = std::move(q);

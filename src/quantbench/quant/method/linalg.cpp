@@ -62,19 +62,22 @@ std::vector<double> invert_lower(const std::vector<double>& l, int64_t n) {
 }
 
 bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u) {
-  std::vector<double> l = h;
-  if (!cholesky_lower(l, n)) return false;
-  // H^-1 = L^-T L^-1: entry (i, j) = sum_k li[k][i] * li[k][j], k >= max(i, j); with lt = li^T that is
-  // the dot product of rows i and j of lt from column i on (j <= i).
-  const std::vector<double> lt = transpose(invert_lower(l, n), n);
-  std::vector<double> hinv(static_cast<size_t>(n * n));
+  // torch's route (Cholesky of H, inverse, Cholesky of H^-1) costs three n^3/3 passes. One suffices:
+  // with J the reversal permutation, factor J H J = M M^T (M lower); then H = R R^T with R = J M J
+  // upper, so H^-1 = R^-T R^-1 = U^T U with U = R^-1 = J M^-1 J upper with a positive diagonal, which
+  // is the upper Cholesky factor of H^-1 by uniqueness.
+  std::vector<double> k(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j)
-      hinv[size_t(i * n + j)] = hinv[size_t(j * n + i)] = dot(&lt[size_t(i * n + i)], &lt[size_t(j * n + i)], n - i);
-  if (!cholesky_lower(hinv, n)) return false;
+    for (int64_t j = 0; j < n; ++j) k[size_t(i * n + j)] = h[size_t((n - 1 - i) * n + (n - 1 - j))];
+  if (!cholesky_lower(k, n)) return false;
+  const std::vector<double> minv = invert_lower(k, n);
   u.assign(static_cast<size_t>(n * n), 0.0);
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) u[size_t(j * n + i)] = hinv[size_t(i * n + j)];
+    for (int64_t j = i; j < n; ++j) {
+      const double v = minv[size_t((n - 1 - i) * n + (n - 1 - j))];
+      if (!std::isfinite(v)) return false;
+      u[size_t(i * n + j)] = v;
+    }
   return true;
 }
 

@@ -13,8 +13,9 @@ bool cholesky_lower(std::vector<double>& a, int64_t n);
 // Inverse of a lower-triangular matrix (returns a new lower-triangular matrix).
 std::vector<double> invert_lower(const std::vector<double>& l, int64_t n);
 
-// GPTQ's preconditioner: the upper Cholesky factor U of H^-1 (H^-1 = U^T U), computed as
-// torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True) does.
+// GPTQ's preconditioner: the upper Cholesky factor U of H^-1 (H^-1 = U^T U), the matrix that
+// torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True) gives, computed
+// with one factorization and one triangular inverse (linalg.cpp says how).
 // Returns false if H (or H^-1) is not positive definite.
 bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u);
 

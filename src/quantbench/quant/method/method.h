@@ -48,6 +48,7 @@ struct LayerInput {
   const float* weight = nullptr;  // rows x cols, row-major (rows = output channels)
   int64_t rows = 0, cols = 0;
   const LayerCalibration* calibration = nullptr;  // null when no calibration data was given
+  ThreadPool* pool = nullptr;  // methods may spread independent rows over it; results must not depend on it
 };
 
 struct LayerResult {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "quantbench/runtime/cpu/gemm_f32.h"
+
 namespace qb::runtime::cpu {
 
 void attention_head(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t pos,
@@ -85,6 +87,39 @@ void attention_head_f32(const AttentionParams& p, const float* q, const float* k
     const float w = s[j] * inv;
     for (int64_t i = 0; i < p.head_dim_v; ++i) out[i] += w * vj[i];
   }
+}
+
+void attention_run_gemm(const AttentionParams& p, const float* q, int64_t q_stride, int64_t nt, int64_t pos0,
+                        const float* k, const float* v, float* out, int64_t out_stride, ThreadPool& pool,
+                        std::vector<float>& scratch) {
+  const int64_t nk = pos0 + nt;
+  scratch.assign(size_t(nt * nk), 0.0f);
+  float* s = scratch.data();
+  // S(t, j) = sum_d q[t][d] k[j][d]: both operands read with d as the k dimension.
+  gemm_f32_tn(p.head_dim_k, nt, nk, GemmOperand{q, 1, q_stride}, GemmOperand{k, 1, p.k_stride}, s, nk, false, pool);
+  pool.parallel_for(size_t(nt), [&](size_t b, size_t e, int) {
+    for (size_t t = b; t < e; ++t) {
+      const int64_t pos = pos0 + int64_t(t);
+      const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+      float* row = s + int64_t(t) * nk;
+      float mx = -INFINITY;
+      for (int64_t j = first; j <= pos; ++j) {
+        float d = row[j] * p.scale;
+        if (p.softcap > 0) d = p.softcap * std::tanh(d / p.softcap);
+        row[j] = d;
+        mx = std::max(mx, d);
+      }
+      float sum = 0;
+      for (int64_t j = first; j <= pos; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < first; ++j) row[j] = 0;
+      for (int64_t j = first; j <= pos; ++j) row[j] *= inv;
+      for (int64_t j = pos + 1; j < nk; ++j) row[j] = 0;
+      std::fill(out + int64_t(t) * out_stride, out + int64_t(t) * out_stride + p.head_dim_v, 0.0f);
+    }
+  });
+  // out(t, i) = sum_j P(t, j) v[j][i]: j is the k dimension.
+  gemm_f32_tn(nk, nt, p.head_dim_v, GemmOperand{s, 1, nk}, GemmOperand{v, p.v_stride, 1}, out, out_stride, false, pool);
 }
 
 }  // namespace qb::runtime::cpu

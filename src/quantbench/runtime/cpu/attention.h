@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "quantbench/core/thread_pool.h"
+
 namespace qb::runtime::cpu {
 
 struct AttentionParams {
@@ -26,5 +28,15 @@ void attention_head(const AttentionParams& p, const float* q, const float* k, co
                     float* out, std::vector<double>& scratch);
 void attention_head_f32(const AttentionParams& p, const float* q, const float* k, const float* v, int64_t pos,
                         float* out, std::vector<float>& scratch);
+
+// One query head over a run of nt consecutive tokens of one sequence at positions pos0 .. pos0+nt-1
+// (a prefill chunk), as two gemm_f32 products around a masked softmax: S = scale q K^T over keys
+// 0 .. pos0+nt-1, P = softmax(S) with the causal/window mask, out = P V. Same scores, mask and
+// soft-capping as attention_head_f32, in f32; masked scores are computed and discarded (the GEMM is
+// faster than skipping them). q row t at q + t * q_stride, out row t at out + t * out_stride (out is
+// overwritten). scratch holds the nt x (pos0 + nt) scores.
+void attention_run_gemm(const AttentionParams& p, const float* q, int64_t q_stride, int64_t nt, int64_t pos0,
+                        const float* k, const float* v, float* out, int64_t out_stride, ThreadPool& pool,
+                        std::vector<float>& scratch);
 
 }  // namespace qb::runtime::cpu

@@ -60,6 +60,8 @@ std::string CpuBackend::describe() const {
                               : describe_fast_path(t);
     paths += fmt::format("{}{}: {}", paths.empty() ? "" : "; ", formats::ggml_type_name(t), p);
   }
+  if (options_.mode == CpuMode::Fast && options_.dequant_gemm_prefill)
+    paths += "; prefill: " + describe_dequant_gemm_path();
   const char* attention = options_.mode == CpuMode::Reference
                               ? "norms/rope/attention in f32 with double accumulation"
                               : "norms/rope in f32 with double accumulation; attention in f32";
@@ -128,14 +130,13 @@ void CpuBackend::truncate_sequence(SeqId seq, int64_t new_length) {
   s.length = new_length;
 }
 
-Logits CpuBackend::forward(const Batch& batch) {
-  const ModelSpec& sp = spec();
-  const model::Model& m = *model_;
-  const int64_t T = int64_t(batch.size());
-  Logits result;
-  result.n_vocab = sp.n_vocab;
-  if (T == 0) return result;
+MatmulPath CpuBackend::matmul_path() const {
+  if (options_.mode == CpuMode::Reference) return MatmulPath::Reference;
+  return options_.dequant_gemm_prefill ? MatmulPath::DequantGemm : MatmulPath::Fast;
+}
 
+std::map<SeqId, int64_t> CpuBackend::reserve(const Batch& batch) {
+  const ModelSpec& sp = spec();
   // Validate everything before touching a cache.
   std::map<SeqId, int64_t> next_pos;
   for (const auto& bt : batch.tokens) {
@@ -148,7 +149,6 @@ Logits CpuBackend::forward(const Batch& batch) {
              s.max_len);
     ++it->second;
   }
-  const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
   for (const auto& [id, end] : next_pos) {
     Sequence& s = seqs_.at(id);
     for (int64_t il = 0; il < sp.n_layer; ++il) {
@@ -156,12 +156,93 @@ Logits CpuBackend::forward(const Batch& batch) {
       s.v[size_t(il)].ensure(end);
     }
   }
+  return next_pos;
+}
 
-  const MatmulPath path = options_.mode == CpuMode::Reference ? MatmulPath::Reference : MatmulPath::Fast;
+std::vector<float> CpuBackend::embed(const Batch& batch) {
+  const ModelSpec& sp = spec();
+  const int64_t T = int64_t(batch.size()), d = sp.n_embd;
+  std::vector<float> x(size_t(T * d));
+  for (const auto& bt : batch.tokens)
+    QB_CHECK(bt.token >= 0 && bt.token < sp.n_vocab, "forward: token id {} is outside the vocabulary (0..{})",
+             bt.token, sp.n_vocab - 1);
+  pool_.parallel_for(size_t(T), [&](size_t b, size_t e, int) {
+    for (size_t t = b; t < e; ++t) {
+      float* xt = x.data() + int64_t(t) * d;
+      model_->embedding_row(batch.tokens[t].token, xt);
+      if (sp.embd_scale != 1.0f)
+        for (int64_t i = 0; i < d; ++i) xt[i] *= sp.embd_scale;
+    }
+  });
+  return x;
+}
+
+void CpuBackend::forward_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end) {
+  const ModelSpec& sp = spec();
+  QB_CHECK(0 <= layer_begin && layer_begin <= layer_end && layer_end <= sp.n_layer,
+           "forward_layers: layers [{}, {}) outside the model's {}", layer_begin, layer_end, sp.n_layer);
+  QB_CHECK(int64_t(x.size()) == int64_t(batch.size()) * sp.n_embd,
+           "forward_layers: {} hidden values for {} tokens of width {}", x.size(), batch.size(), sp.n_embd);
+  if (batch.size() == 0) return;
+  const auto next_pos = reserve(batch);
+  run_layers(batch, x, layer_begin, layer_end);
+  for (const auto& [id, end] : next_pos) seqs_.at(id).length = end;
+}
+
+Logits CpuBackend::forward(const Batch& batch) {
+  const ModelSpec& sp = spec();
+  const model::Model& m = *model_;
+  const int64_t T = int64_t(batch.size());
+  Logits result;
+  result.n_vocab = sp.n_vocab;
+  if (T == 0) return result;
+  const auto next_pos = reserve(batch);
+  std::vector<float> x = embed(batch);
+  run_layers(batch, x, 0, sp.n_layer);
+  const MatmulPath path = matmul_path();
+  const int64_t d = sp.n_embd;
+  auto rows = [&](int64_t n, auto&& fn) {
+    pool_.parallel_for(size_t(n), [&](size_t b, size_t e, int) {
+      for (size_t i = b; i < e; ++i) fn(int64_t(i));
+    });
+  };
+  for (size_t t = 0; t < batch.size(); ++t)
+    if (batch.tokens[t].want_logits) result.batch_index.push_back(t);
+  const int64_t R = int64_t(result.rows());
+  if (R > 0) {
+    std::vector<float> hn(size_t(R * d));
+    rows(R, [&](int64_t r) {
+      rmsnorm(x.data() + int64_t(result.batch_index[size_t(r)]) * d, m.output_norm.data(), hn.data() + r * d, d,
+              sp.rms_eps);
+    });
+    result.data.resize(size_t(R * sp.n_vocab));
+    matmul(m.output, hn.data(), R, result.data.data(), pool_, path);
+    if (sp.final_softcap > 0) {
+      const double c = sp.final_softcap;
+      for (float& z : result.data) z = float(c * std::tanh(double(z) / c));
+    }
+  }
+  for (const auto& [id, end] : next_pos) seqs_.at(id).length = end;
+  return result;
+}
+
+void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end) {
+  const ModelSpec& sp = spec();
+  const model::Model& m = *model_;
+  const int64_t T = int64_t(batch.size());
+  const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
+  const MatmulPath path = matmul_path();
   const int64_t d = sp.n_embd, qd = sp.q_dim(), ad = sp.n_head * sp.head_dim_v, ff = sp.n_ff;
-  std::vector<float> x(size_t(T * d)), h(size_t(T * d)), q(size_t(T * qd)), k(size_t(T * kvk)), v(size_t(T * kvv)),
+  std::vector<float> h(size_t(T * d)), q(size_t(T * qd)), k(size_t(T * kvk)), v(size_t(T * kvv)),
       att(size_t(T * ad)), o(size_t(T * d)), g(size_t(T * ff)), u(size_t(T * ff));
   const int64_t half = sp.n_rot / 2;
+  // The dequantize-then-GEMM mode also runs attention as GEMMs when the batch is one run of one
+  // sequence (consecutive positions) long enough to pay, over an f32 cache.
+  bool gemm_attention = path == MatmulPath::DequantGemm && options_.kv == KvType::F32 && T >= kDequantGemmMinTokens;
+  for (int64_t t = 1; t < T && gemm_attention; ++t)
+    gemm_attention = batch.tokens[size_t(t)].seq == batch.tokens[0].seq &&
+                     batch.tokens[size_t(t)].pos == batch.tokens[0].pos + t;
+  std::vector<float> gemm_scores;
   std::vector<float> rcos(size_t(T * half)), rsin(size_t(T * half));
 
   auto observe = [&](int64_t il, const char* what, const float* in, int64_t n_in) {
@@ -173,14 +254,7 @@ Logits CpuBackend::forward(const Batch& batch) {
     });
   };
 
-  rows(T, [&](int64_t t) {
-    float* xt = x.data() + t * d;
-    m.embedding_row(batch.tokens[size_t(t)].token, xt);
-    if (sp.embd_scale != 1.0f)
-      for (int64_t i = 0; i < d; ++i) xt[i] *= sp.embd_scale;
-  });
-
-  for (int64_t il = 0; il < sp.n_layer; ++il) {
+  for (int64_t il = layer_begin; il < layer_end; ++il) {
     const model::LayerWeights& w = m.layers[size_t(il)];
     const bool swa = sp.layer_swa[size_t(il)];
 
@@ -235,6 +309,16 @@ Logits CpuBackend::forward(const Batch& batch) {
     // heads that share it (GQA), into f32 rows that attention_head reads like the f32 cache.
     const int64_t group = sp.n_head / sp.n_head_kv;
     const bool f32_cache = options_.kv == KvType::F32;
+    if (gemm_attention) {  // one run of one sequence (a prefill chunk): per head, two GEMMs
+      const Sequence& sq = seqs_.at(batch.tokens[0].seq);
+      for (int64_t hh = 0; hh < sp.n_head; ++hh) {
+        const int64_t kvh = hh / group;
+        attention_run_gemm(ap, q.data() + hh * sp.head_dim_k, qd, T, batch.tokens[0].pos,
+                           sq.k[size_t(il)].f32_rows() + kvh * sp.head_dim_k,
+                           sq.v[size_t(il)].f32_rows() + kvh * sp.head_dim_v, att.data() + hh * sp.head_dim_v, ad,
+                           pool_, gemm_scores);
+      }
+    } else {
     pool_.parallel_for(size_t(T * sp.n_head_kv), [&](size_t b, size_t e, int) {
       std::vector<double> scratch;
       std::vector<float> scratch_f32, kbuf, vbuf;
@@ -277,6 +361,7 @@ Logits CpuBackend::forward(const Batch& batch) {
         }
       }
     });
+    }
     observe(il, "attn_output", att.data(), ad);
     matmul(w.wo, att.data(), T, o.data(), pool_, path);
     rows(T, [&](int64_t t) {
@@ -300,25 +385,6 @@ Logits CpuBackend::forward(const Batch& batch) {
       for (int64_t i = 0; i < d; ++i) xt[i] += ot[i];
     });
   }
-
-  for (size_t t = 0; t < batch.size(); ++t)
-    if (batch.tokens[t].want_logits) result.batch_index.push_back(t);
-  const int64_t R = int64_t(result.rows());
-  if (R > 0) {
-    std::vector<float> hn(size_t(R * d));
-    rows(R, [&](int64_t r) {
-      rmsnorm(x.data() + int64_t(result.batch_index[size_t(r)]) * d, m.output_norm.data(), hn.data() + r * d, d,
-              sp.rms_eps);
-    });
-    result.data.resize(size_t(R * sp.n_vocab));
-    matmul(m.output, hn.data(), R, result.data.data(), pool_, path);
-    if (sp.final_softcap > 0) {
-      const double c = sp.final_softcap;
-      for (float& z : result.data) z = float(c * std::tanh(double(z) / c));
-    }
-  }
-  for (const auto& [id, end] : next_pos) seqs_.at(id).length = end;
-  return result;
 }
 
 }  // namespace qb::runtime::cpu

@@ -18,6 +18,7 @@
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/backend.h"
+#include "quantbench/runtime/cpu/matmul.h"
 #include "quantbench/runtime/kv_cache.h"
 
 namespace qb::runtime::cpu {
@@ -28,6 +29,11 @@ struct CpuBackendOptions {
   CpuMode mode = CpuMode::Fast;
   int n_threads = 0;  // <= 0: hardware concurrency
   KvType kv = KvType::F32;  // KV cache precision (both modes)
+  // Fast mode only: batches of >= 32 tokens multiply through MatmulPath::DequantGemm (weights
+  // dequantized to f32, activations unquantized, a register-blocked f32 GEMM) instead of the fused
+  // kernels, which re-read each weight block every 4 tokens. The calibration pass uses it; describe()
+  // says when it is on.
+  bool dequant_gemm_prefill = false;
   // Optional: called with every linear layer's input just before its matmul (calibration). `tensor`
   // is the weight's GGUF name ("blk.0.attn_q.weight"); x is n_tokens rows of n_in floats. q/k/v and
   // gate/up see the same input and are each reported.
@@ -49,6 +55,14 @@ class CpuBackend final : public Backend {
 
   Logits forward(const Batch& batch) override;
 
+  // Layer-by-layer running, for sequential calibration (quant/quantize_model.cpp): embed() gives a
+  // batch's scaled token embeddings (T x n_embd, the input of layer 0); forward_layers runs layers
+  // [layer_begin, layer_end) on hidden states x (the input of layer_begin), leaves their output in x,
+  // writes those layers' KV rows and advances the sequences as forward() does. The other layers' KV
+  // rows at those positions are not written: such a sequence serves this purpose only.
+  std::vector<float> embed(const Batch& batch);
+  void forward_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end);
+
   const model::Model& model() const { return *model_; }
   KvType kv_type() const { return options_.kv; }
   // What the KV cache stores, for the Manifest's scheme.kv_cache (K and V layouts).
@@ -62,6 +76,11 @@ class CpuBackend final : public Backend {
     int64_t length = 0;
     std::vector<KvStore> k, v;  // per layer: positions x kv_dim (capacity may exceed length)
   };
+  // Validates the batch against the sequences and grows their caches; returns each sequence's new
+  // length (committed by the caller once the forward succeeded).
+  std::map<SeqId, int64_t> reserve(const Batch& batch);
+  MatmulPath matmul_path() const;
+  void run_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end);
   Sequence& seq_ref(SeqId seq);
   const Sequence& seq_ref(SeqId seq) const;
 

@@ -12,6 +12,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
+#include "quantbench/runtime/cpu/gemm_f32.h"
 #include "quantbench/runtime/cpu/matmul_intk_driver.h"
 #include "quantbench/runtime/cpu/matmul_kernels.h"
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
@@ -126,8 +127,51 @@ void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, fl
   run_tiles(w, tokens.data(), n_tokens, y, pool, q);
 }
 
+namespace {
+
+constexpr int64_t kDequantGemmMaxElements = int64_t(1) << 26;  // 256 MB of f32 scratch at most
+
+// y = x W^T through gemm_f32 with W dequantized to f32 row-major first (rows in parallel).
+void matmul_dequant_gemm(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  std::vector<float> wf(size_t(w.n_out * w.n_in));
+  pool.parallel_for(size_t(w.n_out), [&](size_t b, size_t e, int) {
+    for (size_t o = b; o < e; ++o) {
+      float* dst = wf.data() + o * size_t(w.n_in);
+      if (w.quantized) quant::dequantize_row(*w.quantized, int64_t(o), dst);
+      else qformat::dequantize_row(w.type, w.data + o * w.row_bytes, dst, w.n_in);
+    }
+  });
+  std::fill(y, y + n_tokens * w.n_out, 0.0f);
+  // A(r, t) = x[t][r], B(r, o) = W[o][r]: C = A^T B is tokens x outputs, y's layout.
+  const GemmOperand a{x, 1, w.n_in}, b{wf.data(), 1, w.n_in};
+  gemm_f32_tn(w.n_in, n_tokens, w.n_out, a, b, y, w.n_out, false, pool);
+}
+
+}  // namespace
+
+std::string describe_dequant_gemm_path() {
+  return describe_gemm_f32() + ", weights dequantized to f32, activations unquantized, for batches of >= " +
+         std::to_string(kDequantGemmMinTokens) + " tokens (smaller ones run the fast kernels)";
+}
+
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, MatmulPath path) {
   if (w.act != ActQuant::None) return matmul_w8a8(w, x, n_tokens, y, pool);  // one exact path for both modes
+  if (path == MatmulPath::DequantGemm) {
+    const bool can_dequantize = w.quantized || qformat::can_dequantize(w.type);
+    if (n_tokens >= kDequantGemmMinTokens && w.n_out * w.n_in <= kDequantGemmMaxElements && can_dequantize) {
+      if (w.quantized) {
+        QB_CHECK(w.quantized->rows == w.n_out && w.quantized->cols == w.n_in,
+                 "matmul: quantized tensor is {}x{}, the matrix {}x{}", w.quantized->rows, w.quantized->cols, w.n_out,
+                 w.n_in);
+        QB_CHECK(x != nullptr && y != nullptr, "matmul: bad arguments");
+        w.quantized->check();
+      } else {
+        check_matrix(w, x, n_tokens, y);
+      }
+      return matmul_dequant_gemm(w, x, n_tokens, y, pool);
+    }
+    path = MatmulPath::Fast;
+  }
   if (w.quantized) {
     const quant::QuantizedTensor& q = *w.quantized;
     QB_CHECK(q.rows == w.n_out && q.cols == w.n_in, "matmul: quantized tensor is {}x{}, the matrix {}x{}", q.rows,

@@ -39,7 +39,12 @@ struct WeightMatrix {
   ActQuant act = ActQuant::None;
 };
 
-enum class MatmulPath { Reference, Fast };
+// DequantGemm: for batches of at least kDequantGemmMinTokens tokens, the weights are dequantized to
+// f32 (one matrix at a time) and multiplied by gemm_f32 against the unquantized activations, as
+// llama.cpp does when built with a BLAS; smaller batches, W8A8 matrices and matrices over 64M
+// elements run Fast. Used for the calibration pass, where the batches are whole samples.
+enum class MatmulPath { Reference, Fast, DequantGemm };
+inline constexpr int64_t kDequantGemmMinTokens = 32;
 
 // x: n_tokens rows of n_in floats; y: n_tokens rows of n_out floats. Fast uses selected_cpu_isa();
 // types without a fast kernel run the Reference path. Throws qb::Error on impossible shapes.
@@ -50,6 +55,9 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, T
 // Throws qb::Error if this CPU cannot run isa.
 void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
                      CpuIsa isa);
+
+// "avx512 12x32 f32 micro-kernel ... over weights dequantized to f32, for batches of >= 32 tokens".
+std::string describe_dequant_gemm_path();
 
 // Whether the Fast path has a fused kernel for this type (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1,
 // q4_K, q5_K, q6_K).
