@@ -180,7 +180,10 @@ raise SystemExit(1)
   ASSERT_NE(at, std::string::npos) << describe(c);
   const int forked = std::stoi(c.stdout_tail.substr(at + 7));
   EXPECT_GT(forked, 0);
-  EXPECT_LT(forked, 32);
+  // The headroom is 32 over the uid's process count when the run starts; processes of the same uid
+  // that exit meanwhile (a parallel build) add to it (35 was seen under load). Without the limit all
+  // 200 forks succeed, so a bound well under 200 still shows the limit at work.
+  EXPECT_LT(forked, 100);
 }
 
 TEST(EvalSandbox, LeftoverDetectorSeesALiveRun) {

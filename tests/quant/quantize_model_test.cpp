@@ -175,6 +175,39 @@ TEST(QuantizeModel, AwqFoldsIntoNorms) {
   std::remove(r.path.c_str());
 }
 
+// Sequential calibration: block 0 sees the same inputs either way (nothing before it is quantized), so
+// its codes must be identical to one-pass calibration's; later blocks see the quantized blocks' outputs,
+// so their codes must differ somewhere; the manifest says which mode ran; and the sequentially
+// calibrated model is still the model (AWQ included: its folds change the norms the later passes read).
+TEST(QuantizeModel, SequentialCalibrationMatchesOnePassOnTheFirstBlockOnly) {
+  const auto methods = quant::builtin_methods();
+  const auto cd = calib();
+  const auto ref = logits(stories());
+  for (const char* spec : {"w3g32:gptq", "w4g32:awq"}) {
+    SCOPED_TRACE(spec);
+    quant::QuantizeOptions o;
+    o.calibration = &cd.samples;
+    o.n_threads = 2;
+    o.progress = false;
+    const auto one = quant::quantize_model(stories(), quant::parse_scheme(spec, methods), methods, o);
+    o.sequential = true;
+    const auto seq = quant::quantize_model(stories(), quant::parse_scheme(spec, methods), methods, o);
+    EXPECT_EQ(seq.manifest.facts().at("calibration.method").value.rfind("sequential: ", 0), 0u);
+    EXPECT_EQ(one.manifest.facts().at("calibration.method").value.find("sequential"), std::string::npos);
+    auto codes = [](const quant::QuantizedModel& m, int64_t layer) {
+      std::vector<uint8_t> c;
+      const auto& L = m.model->layers[size_t(layer)];
+      for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+        c.insert(c.end(), w->quantized->codes.begin(), w->quantized->codes.end());
+      return c;
+    };
+    EXPECT_EQ(codes(one, 0), codes(seq, 0));
+    const int64_t last = stories()->spec().n_layer - 1;
+    EXPECT_NE(codes(one, last), codes(seq, last));
+    EXPECT_LT(rel_err(logits(seq.model), ref), 0.5);
+  }
+}
+
 TEST(QuantizeModel, GgmlTypeSchemeWritesGgmlTypes) {
   const auto ref = logits(stories());
   const auto r = round_trip("q4_0", nullptr);

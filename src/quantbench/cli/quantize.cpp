@@ -27,6 +27,7 @@ struct QuantizeArgs {
   int threads = 0;
   bool quiet = false;
   bool calib_reference = false;
+  bool calib_sequential = false;
 };
 
 void run_quantize(const QuantizeArgs& a) {
@@ -53,6 +54,7 @@ void run_quantize(const QuantizeArgs& a) {
   qo.n_threads = a.threads;
   qo.progress = !a.quiet;
   qo.calibrate_on_reference = a.calib_reference;
+  qo.sequential = a.calib_sequential;
   quant::QuantizedModel qm = quant::quantize_model(model, scheme, methods, qo);
   Manifest mf = qm.manifest;
   for (const auto& [k, v] : cd.facts) mf.set(k, v);
@@ -78,6 +80,9 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("-o,--output", a->out, "Output: OUT.gguf (GGUF) or a directory (compressed-tensors, INTk schemes)")->required();
   cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)");
   cmd->add_flag("--quiet,-q", a->quiet, "No progress bars");
+  cmd->add_flag("--calib-sequential", a->calib_sequential,
+                "Calibrate block by block on the model whose earlier blocks are already quantized (as GPTQ's "
+                "reference does); two block passes per block instead of one forward");
   cmd->add_flag("--calib-reference", a->calib_reference,
                 "Collect calibration statistics on the exact CPU reference path (about 50x slower) instead of the "
                 "fast kernels");

@@ -115,52 +115,85 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       }
     }
 
-  // One pass of the CPU backend over the calibration samples, unquantized weights.
-  std::map<std::string, std::shared_ptr<LayerCalibration>, std::less<>> cal;  // keyed by weight name; groups share
+  // Calibration statistics, keyed by weight name (q/k/v and gate/up share one). Either one pass of the
+  // CPU backend over the unquantized model, or (opts.sequential) block by block over the model whose
+  // earlier blocks are already quantized, as GPTQ's reference does.
+  std::map<std::string, std::shared_ptr<LayerCalibration>, std::less<>> cal;
+  auto add_layer_calibrations = [&](int64_t il) {
+    auto n = [&](const char* w) { return fmt::format("blk.{}.{}.weight", il, w); };
+    auto attn_in = std::make_shared<LayerCalibration>(sp.n_embd);
+    auto ffn_in = std::make_shared<LayerCalibration>(sp.n_embd);
+    for (const char* w : {"attn_q", "attn_k", "attn_v"}) cal[n(w)] = attn_in;
+    for (const char* w : {"ffn_gate", "ffn_up"}) cal[n(w)] = ffn_in;
+    cal[n("attn_output")] = std::make_shared<LayerCalibration>(sp.n_head * sp.head_dim_v);
+    cal[n("ffn_down")] = std::make_shared<LayerCalibration>(sp.n_ff);
+  };
+  ThreadPool gram_pool(opts.n_threads);  // X^T X between the backend's matmuls (its pool is idle then)
+  bool collecting = true;                // sequential mode also runs blocks only to propagate
+  std::unique_ptr<runtime::cpu::CpuBackend> backend;
+  std::vector<runtime::Batch> batches;   // one per calibration sample, positions from 0
+  int64_t n_tokens = 0;
   if (need_cal) {
-    for (int64_t il = 0; il < sp.n_layer; ++il) {
-      auto n = [&](const char* w) { return fmt::format("blk.{}.{}.weight", il, w); };
-      auto attn_in = std::make_shared<LayerCalibration>(sp.n_embd);
-      auto ffn_in = std::make_shared<LayerCalibration>(sp.n_embd);
-      for (const char* w : {"attn_q", "attn_k", "attn_v"}) cal[n(w)] = attn_in;
-      for (const char* w : {"ffn_gate", "ffn_up"}) cal[n(w)] = ffn_in;
-      cal[n("attn_output")] = std::make_shared<LayerCalibration>(sp.n_head * sp.head_dim_v);
-      cal[n("ffn_down")] = std::make_shared<LayerCalibration>(sp.n_ff);
-    }
-    ThreadPool gram_pool(opts.n_threads);  // X^T X between the backend's matmuls (its pool is idle then)
     runtime::cpu::CpuBackendOptions bo;
     bo.mode = opts.calibrate_on_reference ? runtime::cpu::CpuMode::Reference : runtime::cpu::CpuMode::Fast;
     bo.n_threads = opts.n_threads;
     bo.dequant_gemm_prefill = true;  // whole samples per forward: the f32 GEMM path (cpu_backend.h)
     bo.observer = [&](int64_t, std::string_view tensor, const float* x, int64_t n_tok, int64_t n_in) {
       // q/k/v and gate/up report the same input; count it once per group.
-      if (tensor.find("attn_k.") != std::string_view::npos || tensor.find("attn_v.") != std::string_view::npos ||
-          tensor.find("ffn_up.") != std::string_view::npos)
+      if (!collecting || tensor.find("attn_k.") != std::string_view::npos ||
+          tensor.find("attn_v.") != std::string_view::npos || tensor.find("ffn_up.") != std::string_view::npos)
         return;
       auto it = cal.find(tensor);
       QB_CHECK(it != cal.end() && it->second->in_features() == n_in, "calibration: unexpected layer input '{}'",
                tensor);
       it->second->add(x, n_tok, &gram_pool);
     };
-    runtime::cpu::CpuBackend backend(source, bo);
-    Progress prog("calibrate", int64_t(opts.calibration->size()), opts.progress);
-    int64_t n_tokens = 0;
+    // Sequential calibration runs on `out`, whose blocks are replaced in place as they are quantized.
+    backend = std::make_unique<runtime::cpu::CpuBackend>(opts.sequential ? out : source, bo);
     for (const auto& sample : *opts.calibration) {
       QB_CHECK(int64_t(sample.size()) <= sp.n_ctx_train, "calibration sample of {} tokens exceeds the context {}",
                sample.size(), sp.n_ctx_train);
-      const auto seq = backend.create_sequence(int64_t(sample.size()));
       runtime::Batch b;
-      for (size_t i = 0; i < sample.size(); ++i) b.add(sample[i], seq, int64_t(i), false);
-      backend.forward(b);
-      backend.free_sequence(seq);
+      for (size_t i = 0; i < sample.size(); ++i) b.add(sample[i], 0, int64_t(i), false);
+      batches.push_back(std::move(b));
       n_tokens += int64_t(sample.size());
+    }
+  }
+  // Runs every sample through layers [l0, l1) (hidden: their inputs, replaced by their outputs), each
+  // on a fresh sequence.
+  auto run_samples = [&](std::vector<std::vector<float>>& hidden, int64_t l0, int64_t l1) {
+    for (size_t i = 0; i < batches.size(); ++i) {
+      runtime::Batch& b = batches[i];
+      const auto seq = backend->create_sequence(int64_t(b.size()));
+      for (auto& t : b.tokens) t.seq = seq;
+      backend->forward_layers(b, hidden[i], l0, l1);
+      backend->free_sequence(seq);
+    }
+  };
+  std::vector<std::vector<float>> hidden;  // sequential mode: each sample's input to the next block
+  if (need_cal && !opts.sequential) {
+    for (int64_t il = 0; il < sp.n_layer; ++il) add_layer_calibrations(il);
+    Progress prog("calibrate", int64_t(batches.size()), opts.progress);
+    for (auto& b : batches) {
+      const auto seq = backend->create_sequence(int64_t(b.size()));
+      for (auto& t : b.tokens) t.seq = seq;
+      backend->forward(b);
+      backend->free_sequence(seq);
       prog.advance();
     }
     prog.finish();
     res.manifest.set("calibration.method",
                      fmt::format("layer inputs collected by the CPU backend from the unquantized model in one pass "
                                  "({} samples, {} tokens); q/k/v and gate/up share their input statistics; {}",
-                                 opts.calibration->size(), n_tokens, backend.describe()));
+                                 batches.size(), n_tokens, backend->describe()));
+  } else if (need_cal) {
+    for (auto& b : batches) hidden.push_back(backend->embed(b));
+    res.manifest.set("calibration.method",
+                     fmt::format("sequential: each block's layer inputs collected by the CPU backend from the model "
+                                 "whose earlier blocks are already quantized (the block itself unquantized), then the "
+                                 "samples carried through the quantized block ({} samples, {} tokens); q/k/v and "
+                                 "gate/up share their input statistics; {}",
+                                 batches.size(), n_tokens, backend->describe()));
   } else {
     res.manifest.set("calibration.method", "none (no method of this scheme uses calibration data)");
     for (const char* k : {"calibration.dataset", "calibration.dataset_sha256", "calibration.samples", "calibration.seed"})
@@ -173,6 +206,12 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   int64_t kept_hp = 0;
   std::map<runtime::cpu::ActQuant, int64_t> n_act_quant;  // block matrices whose inputs are quantized
   for (int64_t il = 0; il < sp.n_layer; ++il) {
+    if (need_cal && opts.sequential) {  // this block's statistics, from inputs through quantized blocks
+      add_layer_calibrations(il);
+      std::vector<std::vector<float>> h = hidden;  // the block's outputs are not needed before it is quantized
+      collecting = true;
+      run_samples(h, il, il + 1);
+    }
     model::LayerWeights& L = out->layers[size_t(il)];
     auto nm = [&](const char* w) { return fmt::format("blk.{}.{}.weight", il, w); };
     std::map<std::string, Member> mem;
@@ -326,6 +365,12 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     run_group({nm("attn_q"), nm("attn_k"), nm("attn_v")},
               fold_norm(L.attn_norm, fmt::format("blk.{}.attn_norm.weight", il)), fmt::format("blk.{}.attn_norm.weight", il));
     run_group({nm("attn_output")}, nullptr, "");
+    if (need_cal && opts.sequential) {  // carry the samples through the quantized block; drop its statistics
+      collecting = false;
+      run_samples(hidden, il, il + 1);
+      for (auto it = cal.begin(); it != cal.end();)
+        it = it->first.rfind(fmt::format("blk.{}.", il), 0) == 0 ? cal.erase(it) : std::next(it);
+    }
     prog.advance(1, fmt::format("layer {}", il));
   }
   prog.finish();

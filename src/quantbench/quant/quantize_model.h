@@ -1,9 +1,10 @@
 // quantize_model: a loaded GGUF model + a Scheme (+ calibration samples) -> a quantized in-memory
 // Model that the CPU backend runs, the bytes to write, and the Manifest facts that say what ran.
 //
-// Design: activations are collected in one pass of the CPU reference backend over the UNQUANTIZED
-// model (an observer on every linear layer's input); layers sharing an input (q/k/v, gate/up) share
-// one LayerCalibration. Each block matrix is then quantized independently per its TensorScheme.
+// Design: activations are collected by the CPU backend (an observer on every linear layer's input),
+// either in one pass over the UNQUANTIZED model or, with QuantizeOptions::sequential, block by block
+// over the model whose earlier blocks are already quantized; layers sharing an input (q/k/v, gate/up)
+// share one LayerCalibration. Each block matrix is then quantized independently per its TensorScheme.
 // token_embd and output are kept as stored (recorded). AWQ's input scales are folded into the
 // preceding RMSNorm gain for q/k/v and gate/up -- which is only exact when the group shares one
 // scale vector, so AWQ runs once on the group's rows stacked -- and into ffn_up's rows for ffn_down
@@ -30,6 +31,10 @@ struct QuantizeOptions {
   // matmul (f32 weights and activations; cpu_backend.h) unless this asks for the exact reference path
   // (double accumulation), which is ~50x slower.
   bool calibrate_on_reference = false;
+  // Sequential calibration: block i's statistics come from the model with blocks 0..i-1 already
+  // quantized (GPTQ's reference and AutoGPTQ do this), at the cost of two block passes per block
+  // instead of one forward in all. Otherwise every block is calibrated on the unquantized model.
+  bool sequential = false;
 };
 
 // What happened to one stored matrix.
