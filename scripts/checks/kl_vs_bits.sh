@@ -4,7 +4,7 @@
 # table in docs/quantization.md. Every KL is exact (the baseline runs live beside the candidate: no
 # top-K cache), with the 95% cluster-bootstrap interval over windows that `eval` reports.
 # Usage: scripts/checks/kl_vs_bits.sh [stories|smollm2|all] [OUTDIR]
-#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
+#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset; SCHEME@seq calibrates sequentially), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
 # Prints one Markdown row per candidate; the JSONs stay in OUTDIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,17 +29,19 @@ PY
 }
 
 run() {  # model text ctx limit calib samples len tag scheme
-  local model=$1 text=$2 ctx=$3 limit=$4 calib=$5 ns=$6 nl=$7 tag=$8 scheme=$9
-  local f="$OUT/${tag}_$(echo "$scheme" | tr ':' '_').gguf"
+  local model=$1 text=$2 ctx=$3 limit=$4 calib=$5 ns=$6 nl=$7 tag=$8 label=$9
+  local scheme=${label%@seq}  # SCHEME@seq: the same scheme with sequential calibration
+  local f="$OUT/${tag}_$(echo "$label" | tr ':@' '__').gguf"
   local t0; t0=$(date +%s.%N)
   local cal=()
   [[ $scheme == *:rtn_clip || $scheme != *:* ]] || cal=(--calib "$calib" --calib-samples "$ns" --calib-len "$nl" --seed 1 --eval-text "$text")
+  [[ $label != *@seq ]] || cal+=(--calib-sequential)
   local bits  # effective bits per weight of the quantized matrices, embeddings excluded
   bits=$($Q quantize "$model" --scheme "$scheme" "${cal[@]}" -o "$f" -q -t "$T" 2>&1 | sed -n 's/.*, \([0-9.]*\) without embeddings.*/\1/p')
   local qs; qs=$(python3 -c "import time; print(f'{time.time() - $t0:.0f} s')")
   $Q eval --baseline "$model" --candidate "$f" --regimes perplexity --text "$text" --ctx "$ctx" --limit "$limit" \
     --quiet -t "$T" --json "$f.json" 2>/dev/null
-  row "$f.json" "$scheme" "$qs" "$bits"
+  row "$f.json" "$label" "$qs" "$bits"
 }
 
 header() { echo "| scheme | bits/weight | mean KL | 95% interval | KL p99 | PPL | same top-1 | quantize time |"; echo "|---|---|---|---|---|---|---|---|"; }

@@ -189,11 +189,12 @@ TEST(QuantizeModel, SequentialCalibrationMatchesOnePassOnTheFirstBlockOnly) {
     o.calibration = &cd.samples;
     o.n_threads = 2;
     o.progress = false;
+    o.calib_order = quant::CalibOrder::OnePass;
     const auto one = quant::quantize_model(stories(), quant::parse_scheme(spec, methods), methods, o);
-    o.sequential = true;
+    o.calib_order = quant::CalibOrder::Sequential;
     const auto seq = quant::quantize_model(stories(), quant::parse_scheme(spec, methods), methods, o);
     EXPECT_EQ(seq.manifest.facts().at("calibration.method").value.rfind("sequential: ", 0), 0u);
-    EXPECT_EQ(one.manifest.facts().at("calibration.method").value.find("sequential"), std::string::npos);
+    EXPECT_EQ(one.manifest.facts().at("calibration.method").value.rfind("layer inputs collected", 0), 0u);
     auto codes = [](const quant::QuantizedModel& m, int64_t layer) {
       std::vector<uint8_t> c;
       const auto& L = m.model->layers[size_t(layer)];
@@ -205,6 +206,17 @@ TEST(QuantizeModel, SequentialCalibrationMatchesOnePassOnTheFirstBlockOnly) {
     const int64_t last = stories()->spec().n_layer - 1;
     EXPECT_NE(codes(one, last), codes(seq, last));
     EXPECT_LT(rel_err(logits(seq.model), ref), 0.5);
+    // The default: sequential for gptq, one pass otherwise.
+    o.calib_order = quant::CalibOrder::Auto;
+    const auto dflt = quant::quantize_model(stories(), quant::parse_scheme(spec, methods), methods, o);
+    const std::string how = dflt.manifest.facts().at("calibration.method").value;
+    if (std::string(spec).find(":gptq") != std::string::npos) {
+      EXPECT_EQ(how.rfind("sequential (the default for gptq): ", 0), 0u) << how;
+      EXPECT_EQ(codes(dflt, last), codes(seq, last));
+    } else {
+      EXPECT_EQ(how.rfind("layer inputs collected", 0), 0u) << how;
+      EXPECT_EQ(codes(dflt, last), codes(one, last));
+    }
   }
 }
 

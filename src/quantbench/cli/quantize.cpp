@@ -27,7 +27,7 @@ struct QuantizeArgs {
   int threads = 0;
   bool quiet = false;
   bool calib_reference = false;
-  bool calib_sequential = false;
+  std::string calib_order = "auto";
 };
 
 void run_quantize(const QuantizeArgs& a) {
@@ -54,7 +54,9 @@ void run_quantize(const QuantizeArgs& a) {
   qo.n_threads = a.threads;
   qo.progress = !a.quiet;
   qo.calibrate_on_reference = a.calib_reference;
-  qo.sequential = a.calib_sequential;
+  qo.calib_order = a.calib_order == "sequential" ? quant::CalibOrder::Sequential
+                  : a.calib_order == "one-pass" ? quant::CalibOrder::OnePass
+                                                : quant::CalibOrder::Auto;
   quant::QuantizedModel qm = quant::quantize_model(model, scheme, methods, qo);
   Manifest mf = qm.manifest;
   for (const auto& [k, v] : cd.facts) mf.set(k, v);
@@ -80,9 +82,11 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("-o,--output", a->out, "Output: OUT.gguf (GGUF) or a directory (compressed-tensors, INTk schemes)")->required();
   cmd->add_option("--threads,-t", a->threads, "CPU threads (0 = all cores)");
   cmd->add_flag("--quiet,-q", a->quiet, "No progress bars");
-  cmd->add_flag("--calib-sequential", a->calib_sequential,
-                "Calibrate block by block on the model whose earlier blocks are already quantized (as GPTQ's "
-                "reference does); two block passes per block instead of one forward");
+  cmd->add_option("--calib-order", a->calib_order,
+                  "auto (default): sequential when the scheme uses gptq, else one-pass; sequential: calibrate block "
+                  "by block on the model whose earlier blocks are already quantized (GPTQ's reference does); "
+                  "one-pass: every block on the unquantized model")
+      ->check(CLI::IsMember({"auto", "sequential", "one-pass"}));
   cmd->add_flag("--calib-reference", a->calib_reference,
                 "Collect calibration statistics on the exact CPU reference path (about 50x slower) instead of the "
                 "fast kernels");

@@ -98,7 +98,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
 
   // Which block matrices need calibration, and does anyone need it at all?
   const char* kNames[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-  bool need_cal = false;
+  bool need_cal = false, uses_gptq = false;
   for (int64_t il = 0; il < sp.n_layer; ++il)
     for (const char* n : kNames) {
       const std::string name = fmt::format("blk.{}.{}.weight", il, n);
@@ -112,11 +112,13 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
         if (!opts.calibration || opts.calibration->empty())
           fail("tensor '{}': method '{}' needs calibration data (give --calib FILE)", name, ts.method);
         need_cal = true;
+        uses_gptq = uses_gptq || ts.method == "gptq";
       }
     }
+  const bool sequential = opts.calib_order == CalibOrder::Sequential || (opts.calib_order == CalibOrder::Auto && uses_gptq);
 
   // Calibration statistics, keyed by weight name (q/k/v and gate/up share one). Either one pass of the
-  // CPU backend over the unquantized model, or (opts.sequential) block by block over the model whose
+  // CPU backend over the unquantized model, or (sequential) block by block over the model whose
   // earlier blocks are already quantized, as GPTQ's reference does.
   std::map<std::string, std::shared_ptr<LayerCalibration>, std::less<>> cal;
   auto add_layer_calibrations = [&](int64_t il) {
@@ -149,7 +151,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
       it->second->add(x, n_tok, &gram_pool);
     };
     // Sequential calibration runs on `out`, whose blocks are replaced in place as they are quantized.
-    backend = std::make_unique<runtime::cpu::CpuBackend>(opts.sequential ? out : source, bo);
+    backend = std::make_unique<runtime::cpu::CpuBackend>(sequential ? out : source, bo);
     for (const auto& sample : *opts.calibration) {
       QB_CHECK(int64_t(sample.size()) <= sp.n_ctx_train, "calibration sample of {} tokens exceeds the context {}",
                sample.size(), sp.n_ctx_train);
@@ -171,7 +173,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     }
   };
   std::vector<std::vector<float>> hidden;  // sequential mode: each sample's input to the next block
-  if (need_cal && !opts.sequential) {
+  if (need_cal && !sequential) {
     for (int64_t il = 0; il < sp.n_layer; ++il) add_layer_calibrations(il);
     Progress prog("calibrate", int64_t(batches.size()), opts.progress);
     for (auto& b : batches) {
@@ -183,16 +185,18 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     }
     prog.finish();
     res.manifest.set("calibration.method",
-                     fmt::format("layer inputs collected by the CPU backend from the unquantized model in one pass "
+                     fmt::format("layer inputs collected by the CPU backend from the unquantized model in one pass{} "
                                  "({} samples, {} tokens); q/k/v and gate/up share their input statistics; {}",
+                                 opts.calib_order == CalibOrder::OnePass && uses_gptq ? " (asked for; gptq's default is sequential)" : "",
                                  batches.size(), n_tokens, backend->describe()));
   } else if (need_cal) {
     for (auto& b : batches) hidden.push_back(backend->embed(b));
     res.manifest.set("calibration.method",
-                     fmt::format("sequential: each block's layer inputs collected by the CPU backend from the model "
+                     fmt::format("sequential{}: each block's layer inputs collected by the CPU backend from the model "
                                  "whose earlier blocks are already quantized (the block itself unquantized), then the "
                                  "samples carried through the quantized block ({} samples, {} tokens); q/k/v and "
                                  "gate/up share their input statistics; {}",
+                                 opts.calib_order == CalibOrder::Auto ? " (the default for gptq)" : "",
                                  batches.size(), n_tokens, backend->describe()));
   } else {
     res.manifest.set("calibration.method", "none (no method of this scheme uses calibration data)");
@@ -206,7 +210,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   int64_t kept_hp = 0;
   std::map<runtime::cpu::ActQuant, int64_t> n_act_quant;  // block matrices whose inputs are quantized
   for (int64_t il = 0; il < sp.n_layer; ++il) {
-    if (need_cal && opts.sequential) {  // this block's statistics, from inputs through quantized blocks
+    if (need_cal && sequential) {  // this block's statistics, from inputs through quantized blocks
       add_layer_calibrations(il);
       std::vector<std::vector<float>> h = hidden;  // the block's outputs are not needed before it is quantized
       collecting = true;
@@ -365,7 +369,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     run_group({nm("attn_q"), nm("attn_k"), nm("attn_v")},
               fold_norm(L.attn_norm, fmt::format("blk.{}.attn_norm.weight", il)), fmt::format("blk.{}.attn_norm.weight", il));
     run_group({nm("attn_output")}, nullptr, "");
-    if (need_cal && opts.sequential) {  // carry the samples through the quantized block; drop its statistics
+    if (need_cal && sequential) {  // carry the samples through the quantized block; drop its statistics
       collecting = false;
       run_samples(hidden, il, il + 1);
       for (auto it = cal.begin(); it != cal.end();)

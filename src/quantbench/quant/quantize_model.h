@@ -2,7 +2,7 @@
 // Model that the CPU backend runs, the bytes to write, and the Manifest facts that say what ran.
 //
 // Design: activations are collected by the CPU backend (an observer on every linear layer's input),
-// either in one pass over the UNQUANTIZED model or, with QuantizeOptions::sequential, block by block
+// either in one pass over the UNQUANTIZED model or (QuantizeOptions::calib_order) block by block
 // over the model whose earlier blocks are already quantized; layers sharing an input (q/k/v, gate/up)
 // share one LayerCalibration. Each block matrix is then quantized independently per its TensorScheme.
 // token_embd and output are kept as stored (recorded). AWQ's input scales are folded into the
@@ -23,6 +23,8 @@
 
 namespace qb::quant {
 
+enum class CalibOrder { Auto, OnePass, Sequential };
+
 struct QuantizeOptions {
   const std::vector<std::vector<int32_t>>* calibration = nullptr;  // token samples; null: none
   int n_threads = 0;
@@ -33,8 +35,11 @@ struct QuantizeOptions {
   bool calibrate_on_reference = false;
   // Sequential calibration: block i's statistics come from the model with blocks 0..i-1 already
   // quantized (GPTQ's reference and AutoGPTQ do this), at the cost of two block passes per block
-  // instead of one forward in all. Otherwise every block is calibrated on the unquantized model.
-  bool sequential = false;
+  // instead of one forward in all; OnePass calibrates every block on the unquantized model. Auto is
+  // Sequential when any matrix uses gptq (on SmolLM2 at w3g128 one-pass GPTQ was worse than RTN and
+  // sequential GPTQ better: docs/quantization.md), else OnePass (imatrix and AWQ's references
+  // calibrate on the unquantized model).
+  CalibOrder calib_order = CalibOrder::Auto;
 };
 
 // What happened to one stored matrix.
