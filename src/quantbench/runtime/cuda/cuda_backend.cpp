@@ -107,6 +107,7 @@ struct CudaBackend::Impl {
   Mat output;
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
+  int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -401,7 +402,7 @@ struct CudaBackend::Impl {
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
-        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count);
+        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch;
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
@@ -475,9 +476,10 @@ void CudaBackend::init_device() {
   I.use_packed = options_.packed;
   if (const char* e = std::getenv("QB_CUDA_PROFILE"); e && std::string(e) == "1") options_.profile = true;
   I.profile = options_.profile;
-  if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
+  if (const char* e = std::getenv("QB_CUDA_PDL"); e) options_.overlap_launch = std::string(e) != "0";
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
+  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;

@@ -27,6 +27,12 @@ __device__ inline double block_sum(double v, double* sh) {
   return t;
 }
 
+// Programmatic dependent launch: the decode products (qgemv, launched with the overlap attribute)
+// may start loading their weights as soon as every block of the kernel that feeds them has started;
+// they wait for its completion (griddepcontrol.wait) before reading its output, so where the trigger
+// sits changes timing only. A no-op when the next kernel was launched without the attribute.
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
+
 __global__ void rmsnorm_kernel(const float* x, float* y, const float* w, int n, int inner, int64_t outer_stride,
                                int64_t y_outer_stride, float eps, const int32_t* x_rows) {
   __shared__ double sh[32];
@@ -276,6 +282,7 @@ __host__ __device__ inline int pair_count(const ActOut& o, int n) {
 
 __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                    const int32_t* rows, ActOut o) {
+  pdl_trigger();
   __shared__ float red[32];
   const int t = blockIdx.x;
   const int r = rows ? rows[t] : t;
@@ -308,6 +315,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, i
 constexpr int kNormPairs = 4;
 __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                        const int32_t* rows, ActOut o) {
+  pdl_trigger();
   __shared__ float red[32];
   const int t = blockIdx.x;
   const int r = rows ? rows[t] : t;
@@ -366,6 +374,7 @@ __device__ inline float gated_value(const float* gu, int n, int t, int j, int ac
 
 // grid (pair blocks, T): a thread per column pair of one token.
 __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut o) {
+  pdl_trigger();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
@@ -375,6 +384,7 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut
 }
 
 __global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
+  pdl_trigger();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
@@ -483,6 +493,7 @@ constexpr int kSplitWarps = 4;
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
 template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
+  pdl_trigger();
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
   __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
@@ -841,7 +852,10 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(Atten
 }
 
 // Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
-__global__ void attention_merge_kernel(AttentionArgs a, int nt) { merge_splits(a, blockIdx.x, blockIdx.y, nt); }
+__global__ void attention_merge_kernel(AttentionArgs a, int nt) {
+  pdl_trigger();
+  merge_splits(a, blockIdx.x, blockIdx.y, nt);
+}
 
 __global__ void q_to_f16_kernel(const float* q, int64_t q_stride, int nq, __half* out) {
   const int t = blockIdx.y;
