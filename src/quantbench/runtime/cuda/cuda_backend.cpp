@@ -108,6 +108,8 @@ struct CudaBackend::Impl {
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
+  int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
+  bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -480,6 +482,8 @@ void CudaBackend::init_device() {
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
@@ -644,12 +648,14 @@ std::string CudaBackend::describe() const {
                      "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
-                     "softmax); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
+                     "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
                      impl_->device_name, ps,
                      options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
+                     impl_->flash_attention ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
+                                            : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
@@ -874,7 +880,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   cudaStream_t st = I.stream;
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
-  const int splits = options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count) : 0;
+  const int splits = options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm) : 0;
   if (splits > 0) {
     I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
     const void* before = I.counters.p;
@@ -1004,6 +1010,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         ga.softcap = sp.attn_softcap;
         ga.out = att;
         ga.scratch = I.attn_scratch.p;
+        ga.flash = I.flash_attention;
         I.mark(Impl::kAttn);
         QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
         I.gemm_f32(L.wo, att, T, o);

@@ -896,9 +896,179 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
   return q16 + sc + size_t(n_head) * T * n_keys * 2;
 }
 
+// Prefill attention fused on the tensor cores (flash-attention style), for the runs attention_gemm
+// takes when the head dims are 64 or 128: one block per (64-query tile, head), 4 warps of 16 queries.
+// Each 64-key tile of K and V is staged in shared memory (V transposed, so every mma B operand is one
+// conflict-free 32-bit shared load); S = Q K^T on mma.sync m16n8k16 (f16 in, f32 accumulation), scale,
+// soft-cap, causal mask, online softmax in f32 (per-thread partial row sums, reduced over the quad at
+// the end), P rounded to f16 as the A operand of O += P V (two n8 accumulator tiles are one k16 A
+// tile). Q and P are f16 as in the two-GEMM path; no score matrix touches memory.
+__device__ __forceinline__ uint32_t f2_h2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <int HD>
+__global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs a) {
+  constexpr int BQ = 64, BK = 64, KS = HD + 8, VS = BK + 8;  // shared strides in halfs
+  __shared__ __align__(16) uint16_t Ks[BK * KS];
+  __shared__ __align__(16) uint16_t Vt[HD * VS];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
+  const int q0 = blockIdx.x * BQ, wq0 = q0 + warp * 16;
+  const int64_t kvd = int64_t(a.n_head_kv) * HD;
+  const int r0 = min(wq0 + g, a.T - 1), r1 = min(wq0 + g + 8, a.T - 1);  // rows past T: computed, not written
+  uint32_t qa[HD / 16][4];
+  {
+    const float* q0p = a.q + int64_t(r0) * a.q_stride + int64_t(h) * HD;
+    const float* q1p = a.q + int64_t(r1) * a.q_stride + int64_t(h) * HD;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      const int c = 16 * kk + 2 * t4;
+      qa[kk][0] = f2_h2(q0p[c], q0p[c + 1]);
+      qa[kk][1] = f2_h2(q1p[c], q1p[c + 1]);
+      qa[kk][2] = f2_h2(q0p[c + 8], q0p[c + 9]);
+      qa[kk][3] = f2_h2(q1p[c + 8], q1p[c + 9]);
+    }
+  }
+  float o[HD / 8][4];
+#pragma unroll
+  for (int nd = 0; nd < HD / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  const int64_t pos0 = a.p0 + r0, pos1 = a.p0 + r1;
+  const int64_t warp_last = a.p0 + min(wq0 + 15, a.T - 1), block_last = a.p0 + min(q0 + BQ - 1, a.T - 1);
+  constexpr float kL2e = 1.4426950408889634f;
+  for (int64_t k0 = 0; k0 <= block_last; k0 += BK) {
+    // Every thread issues all its loads of a tile before its first store (K, then V), so a tile costs
+    // two memory round trips, not one per 16-byte vector.
+    constexpr int NV = BK * HD / 8 / 128;
+    uint4 buf[NV];
+#pragma unroll
+    for (int u = 0; u < NV; ++u) {  // K: a warp reads two rows' contiguous 16-byte vectors
+      const int i = threadIdx.x + 128 * u, r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+      const int64_t key = k0 + r;
+      buf[u] = key <= block_last ? *reinterpret_cast<const uint4*>(a.k_cache + key * kvd + int64_t(kvh) * HD + c)
+                                 : make_uint4(0, 0, 0, 0);
+    }
+    __syncthreads();  // the previous tile is consumed
+#pragma unroll
+    for (int u = 0; u < NV; ++u) {
+      const int i = threadIdx.x + 128 * u, r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+      *reinterpret_cast<uint4*>(Ks + r * KS + c) = buf[u];
+    }
+#pragma unroll
+    for (int u = 0; u < NV; ++u) {  // V, transposed: a warp covers 32 keys of one 8-column strip
+      const int i = threadIdx.x + 128 * u, r = i % BK, c = (i / BK) * 8;
+      const int64_t key = k0 + r;
+      buf[u] = key <= block_last ? *reinterpret_cast<const uint4*>(a.v_cache + key * kvd + int64_t(kvh) * HD + c)
+                                 : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < NV; ++u) {  // 16-bit stores of 32 consecutive keys: 16 banks, no conflict
+      const int i = threadIdx.x + 128 * u, r = i % BK, c = (i / BK) * 8;
+      const uint16_t* e = reinterpret_cast<const uint16_t*>(&buf[u]);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) Vt[(c + j) * VS + r] = e[j];
+    }
+    __syncthreads();
+    if (k0 > warp_last) continue;  // every key of this tile is after this warp's queries
+    float sc[BK / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; ++nt) {
+      sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+      const uint16_t* kr = Ks + (nt * 8 + g) * KS + 2 * t4;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk)
+        mma_f16(sc[nt], qa[kk], *reinterpret_cast<const uint32_t*>(kr + 16 * kk),
+                *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8));
+    }
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t key = k0 + nt * 8 + 2 * t4 + (i & 1);
+        float v = sc[nt][i] * a.scale;
+        if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap);
+        v = key <= (i < 2 ? pos0 : pos1) ? v : -INFINITY;
+        sc[nt][i] = v;
+        if (i < 2) mx0 = fmaxf(mx0, v);
+        else mx1 = fmaxf(mx1, v);
+      }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    // Key 0 is in every query's range and the first tile is processed first, so the maxima are finite.
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float c0 = exp2f((m0 - mn0) * kL2e), c1 = exp2f((m1 - mn1) * kL2e);
+    m0 = mn0;
+    m1 = mn1;
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; ++nt) {
+      sc[nt][0] = exp2f((sc[nt][0] - mn0) * kL2e);
+      sc[nt][1] = exp2f((sc[nt][1] - mn0) * kL2e);
+      sc[nt][2] = exp2f((sc[nt][2] - mn1) * kL2e);
+      sc[nt][3] = exp2f((sc[nt][3] - mn1) * kL2e);
+      rs0 += sc[nt][0] + sc[nt][1];
+      rs1 += sc[nt][2] + sc[nt][3];
+    }
+    l0 = l0 * c0 + rs0;
+    l1 = l1 * c1 + rs1;
+#pragma unroll
+    for (int nd = 0; nd < HD / 8; ++nd) {
+      o[nd][0] *= c0;
+      o[nd][1] *= c0;
+      o[nd][2] *= c1;
+      o[nd][3] *= c1;
+    }
+#pragma unroll
+    for (int j = 0; j < BK / 16; ++j) {
+      const uint32_t pa[4] = {f2_h2(sc[2 * j][0], sc[2 * j][1]), f2_h2(sc[2 * j][2], sc[2 * j][3]),
+                              f2_h2(sc[2 * j + 1][0], sc[2 * j + 1][1]), f2_h2(sc[2 * j + 1][2], sc[2 * j + 1][3])};
+#pragma unroll
+      for (int nd = 0; nd < HD / 8; ++nd) {
+        const uint16_t* vr = Vt + (nd * 8 + g) * VS + 16 * j + 2 * t4;
+        mma_f16(o[nd], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+      }
+    }
+  }
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+  const int64_t ostride = int64_t(a.n_head) * HD;
+#pragma unroll
+  for (int nd = 0; nd < HD / 8; ++nd) {
+    const int col = h * HD + nd * 8 + 2 * t4;
+    if (wq0 + g < a.T) {
+      a.out[(wq0 + g) * ostride + col] = o[nd][0] * inv0;
+      a.out[(wq0 + g) * ostride + col + 1] = o[nd][1] * inv0;
+    }
+    if (wq0 + g + 8 < a.T) {
+      a.out[(wq0 + g + 8) * ostride + col] = o[nd][2] * inv1;
+      a.out[(wq0 + g + 8) * ostride + col + 1] = o[nd][3] * inv1;
+    }
+  }
+}
+
 bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return true;
   if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
+  if (a.flash && a.hd_k == a.hd_v && (a.hd_k == 64 || a.hd_k == 128)) {
+    const dim3 grid(unsigned((a.T + 63) / 64), unsigned(a.n_head));
+    if (a.hd_k == 64) attention_flash_kernel<64><<<grid, 128, 0, s>>>(a);
+    else attention_flash_kernel<128><<<grid, 128, 0, s>>>(a);
+    QB_CUDA_LAUNCHED();
+    return true;
+  }
   auto h = static_cast<cublasHandle_t>(handle);
   const int64_t nk = a.p0 + a.T;
   const int nq = a.n_head * a.hd_k, group = a.n_head / a.n_head_kv;
@@ -932,8 +1102,8 @@ bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   return true;
 }
 
-int attention_splits(int n_head, int T, int sm_count) {
-  const int want = (8 * sm_count + n_head * T - 1) / (n_head * T);
+int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm) {
+  const int want = (blocks_per_sm * sm_count + n_head * T - 1) / (n_head * T);
   return want < 1 ? 1 : (want > 16 ? 16 : want);
 }
 
