@@ -519,10 +519,25 @@ void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv,
   a.out = out.p;
   a.scratch = scratch.p;
   a.flash = flash;
+  // The fused kernel also writes 16-bit rows (alternately f16 and bf16): each must be the rounding of
+  // its own f32 output.
+  const bool rows16 = attention_flash_takes(a);
+  const bool bf = (T & 1) != 0;
+  Dev<uint16_t> half(size_t(T) * n_head * hd, 0xff);
+  if (rows16) {
+    a.act.half_rows = half.p;
+    a.act.bf16 = bf;
+  }
   const bool ran = attention_gemm(blas, a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   FCHECK(ran, "%s: refused", name.c_str());
   const auto got = out.get();
+  if (rows16) {
+    const auto g16 = half.get();
+    size_t bad16 = 0;
+    for (size_t i = 0; i < got.size(); ++i) bad16 += g16[i] != h16(got[i], bf);
+    FCHECK(bad16 == 0, "%s: %zu 16-bit output values differ from the rounded f32 outputs", name.c_str(), bad16);
+  }
   size_t bad = 0;
   double worst = 0;
   const int group = n_head / n_head_kv;

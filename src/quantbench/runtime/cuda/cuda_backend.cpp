@@ -1011,9 +1011,17 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         ga.out = att;
         ga.scratch = I.attn_scratch.p;
         ga.flash = I.flash_attention;
+        // The fused kernel writes wo's input rows itself where those are 16-bit rows (prefill).
+        const ActOut to_wo = I.target(L.wo, T, att);
+        const bool direct = attention_flash_takes(ga) && to_wo.half_rows && !to_wo.frag;
+        if (direct) {
+          ga.act = to_wo;
+          ga.out = nullptr;  // no f32 copy: the product reads the 16-bit rows
+        }
         I.mark(Impl::kAttn);
         QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
-        I.gemm_f32(L.wo, att, T, o);
+        if (direct) I.gemm_ready(L.wo, att, T, o);
+        else I.gemm_f32(L.wo, att, T, o);
       } else {
         const ActOut to_wo = I.target(L.wo, T, att);
         const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));

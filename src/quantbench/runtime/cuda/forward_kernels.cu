@@ -898,8 +898,10 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
 
 // Prefill attention fused on the tensor cores (flash-attention style), for the runs attention_gemm
 // takes when the head dims are 64 or 128: one block per (64-query tile, head), 4 warps of 16 queries.
-// Each 64-key tile of K and V is staged in shared memory (V transposed, so every mma B operand is one
-// conflict-free 32-bit shared load); S = Q K^T on mma.sync m16n8k16 (f16 in, f32 accumulation), scale,
+// 64-key tiles of K and V stream into two shared-memory stages with cp.async (the next tile loads while
+// this one is computed); K rows are the B operand of S = Q K^T as 32-bit shared loads, V's come
+// transposed out of ldmatrix.trans (row strides of HD + 8 halves: no bank conflicts either way).
+// S = Q K^T on mma.sync m16n8k16 (f16 in, f32 accumulation), scale,
 // soft-cap, causal mask, online softmax in f32 (per-thread partial row sums, reduced over the quad at
 // the end), P rounded to f16 as the A operand of O += P V (two n8 accumulator tiles are one k16 A
 // tile). Q and P are f16 as in the two-GEMM path; no score matrix touches memory.
@@ -913,11 +915,16 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], u
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+template <int HD>
+constexpr size_t flash_smem_bytes() { return size_t(2) * 2 * 64 * (HD + 8) * 2; }  // 2 stages x (K, V)
 template <int HD>
 __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs a) {
-  constexpr int BQ = 64, BK = 64, KS = HD + 8, VS = BK + 8;  // shared strides in halfs
-  __shared__ __align__(16) uint16_t Ks[BK * KS];
-  __shared__ __align__(16) uint16_t Vt[HD * VS];
+  constexpr int BQ = 64, BK = 64, KS = HD + 8;  // shared row stride in halves (K and V: [key][dim])
+  extern __shared__ __align__(16) uint16_t flash_smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
   const int q0 = blockIdx.x * BQ, wq0 = q0 + warp * 16;
@@ -943,40 +950,31 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
   const int64_t pos0 = a.p0 + r0, pos1 = a.p0 + r1;
   const int64_t warp_last = a.p0 + min(wq0 + 15, a.T - 1), block_last = a.p0 + min(q0 + BQ - 1, a.T - 1);
   constexpr float kL2e = 1.4426950408889634f;
-  for (int64_t k0 = 0; k0 <= block_last; k0 += BK) {
-    // Every thread issues all its loads of a tile before its first store (K, then V), so a tile costs
-    // two memory round trips, not one per 16-byte vector.
-    constexpr int NV = BK * HD / 8 / 128;
-    uint4 buf[NV];
+  // Tile kt's K and V rows into stage kt & 1; rows past the block's last key re-read that key (finite
+  // values, masked below). Always one commit group per call.
+  auto issue = [&](int kt) {
+    uint16_t* Kd = flash_smem + size_t(kt & 1) * 2 * BK * KS;
+    uint16_t* Vd = Kd + BK * KS;
 #pragma unroll
-    for (int u = 0; u < NV; ++u) {  // K: a warp reads two rows' contiguous 16-byte vectors
+    for (int u = 0; u < BK * HD / 8 / 128; ++u) {
       const int i = threadIdx.x + 128 * u, r = i / (HD / 8), c = (i % (HD / 8)) * 8;
-      const int64_t key = k0 + r;
-      buf[u] = key <= block_last ? *reinterpret_cast<const uint4*>(a.k_cache + key * kvd + int64_t(kvh) * HD + c)
-                                 : make_uint4(0, 0, 0, 0);
+      const int64_t key = min(int64_t(kt) * BK + r, block_last);
+      cp_async16(Kd + r * KS + c, a.k_cache + key * kvd + int64_t(kvh) * HD + c);
+      cp_async16(Vd + r * KS + c, a.v_cache + key * kvd + int64_t(kvh) * HD + c);
     }
-    __syncthreads();  // the previous tile is consumed
-#pragma unroll
-    for (int u = 0; u < NV; ++u) {
-      const int i = threadIdx.x + 128 * u, r = i / (HD / 8), c = (i % (HD / 8)) * 8;
-      *reinterpret_cast<uint4*>(Ks + r * KS + c) = buf[u];
-    }
-#pragma unroll
-    for (int u = 0; u < NV; ++u) {  // V, transposed: a warp covers 32 keys of one 8-column strip
-      const int i = threadIdx.x + 128 * u, r = i % BK, c = (i / BK) * 8;
-      const int64_t key = k0 + r;
-      buf[u] = key <= block_last ? *reinterpret_cast<const uint4*>(a.v_cache + key * kvd + int64_t(kvh) * HD + c)
-                                 : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int u = 0; u < NV; ++u) {  // 16-bit stores of 32 consecutive keys: 16 banks, no conflict
-      const int i = threadIdx.x + 128 * u, r = i % BK, c = (i / BK) * 8;
-      const uint16_t* e = reinterpret_cast<const uint16_t*>(&buf[u]);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) Vt[(c + j) * VS + r] = e[j];
-    }
-    __syncthreads();
-    if (k0 > warp_last) continue;  // every key of this tile is after this warp's queries
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  };
+  const int n_tiles = int(block_last / BK) + 1;
+  issue(0);
+  for (int kt = 0; kt < n_tiles; ++kt) {
+    if (kt + 1 < n_tiles) issue(kt + 1);
+    else asm volatile("cp.async.commit_group;" ::: "memory");
+    asm volatile("cp.async.wait_group 1;" ::: "memory");  // this thread's copies of tile kt are done
+    __syncthreads();                                       // and everyone's
+    const int64_t k0 = int64_t(kt) * BK;
+    const uint16_t* Ks = flash_smem + size_t(kt & 1) * 2 * BK * KS;
+    const uint16_t* Vs = Ks + BK * KS;
+    if (k0 <= warp_last) {  // else every key of the tile is after this warp's queries
     float sc[BK / 8][4];
 #pragma unroll
     for (int nt = 0; nt < BK / 8; ++nt) {
@@ -1033,11 +1031,18 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
       const uint32_t pa[4] = {f2_h2(sc[2 * j][0], sc[2 * j][1]), f2_h2(sc[2 * j][2], sc[2 * j][3]),
                               f2_h2(sc[2 * j + 1][0], sc[2 * j + 1][1]), f2_h2(sc[2 * j + 1][2], sc[2 * j + 1][3])};
 #pragma unroll
-      for (int nd = 0; nd < HD / 8; ++nd) {
-        const uint16_t* vr = Vt + (nd * 8 + g) * VS + 16 * j + 2 * t4;
-        mma_f16(o[nd], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+      for (int nd = 0; nd < HD / 8; nd += 2) {  // lanes 8m..8m+7 address rows of matrix m: keys +8 (m & 1), dims +8 (m >> 1)
+        const uint16_t* vr = Vs + (16 * j + (lane & 7) + 8 * ((lane >> 3) & 1)) * KS + nd * 8 + 8 * (lane >> 4);
+        uint32_t b0, b1, b2, b3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                     : "r"(static_cast<unsigned>(__cvta_generic_to_shared(vr))));
+        mma_f16(o[nd], pa, b0, b1);
+        mma_f16(o[nd + 1], pa, b2, b3);
       }
     }
+    }
+    __syncthreads();  // stage kt & 1 is consumed before tile kt + 2 is issued into it
   }
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -1045,27 +1050,38 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
   const float inv0 = 1.f / l0, inv1 = 1.f / l1;
   const int64_t ostride = int64_t(a.n_head) * HD;
+  auto put = [&](int row, int col, float x, float y) {
+    if (row >= a.T) return;
+    if (a.out) {
+      a.out[row * ostride + col] = x;
+      a.out[row * ostride + col + 1] = y;
+    }
+    if (a.act.half_rows)
+      *reinterpret_cast<uint32_t*>(a.act.half_rows + row * ostride + col) =
+          a.act.bf16 ? (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(x))) |
+                        (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(y))) << 16))
+                     : (uint32_t(__half_as_ushort(__float2half_rn(x))) | (uint32_t(__half_as_ushort(__float2half_rn(y))) << 16));
+  };
 #pragma unroll
   for (int nd = 0; nd < HD / 8; ++nd) {
     const int col = h * HD + nd * 8 + 2 * t4;
-    if (wq0 + g < a.T) {
-      a.out[(wq0 + g) * ostride + col] = o[nd][0] * inv0;
-      a.out[(wq0 + g) * ostride + col + 1] = o[nd][1] * inv0;
-    }
-    if (wq0 + g + 8 < a.T) {
-      a.out[(wq0 + g + 8) * ostride + col] = o[nd][2] * inv1;
-      a.out[(wq0 + g + 8) * ostride + col + 1] = o[nd][3] * inv1;
-    }
+    put(wq0 + g, col, o[nd][0] * inv0, o[nd][1] * inv0);
+    put(wq0 + g + 8, col, o[nd][2] * inv1, o[nd][3] * inv1);
   }
 }
 
 bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return true;
   if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
-  if (a.flash && a.hd_k == a.hd_v && (a.hd_k == 64 || a.hd_k == 128)) {
+  if (attention_flash_takes(a)) {
     const dim3 grid(unsigned((a.T + 63) / 64), unsigned(a.n_head));
-    if (a.hd_k == 64) attention_flash_kernel<64><<<grid, 128, 0, s>>>(a);
-    else attention_flash_kernel<128><<<grid, 128, 0, s>>>(a);
+    if (a.hd_k == 64) {
+      attention_flash_kernel<64><<<grid, 128, flash_smem_bytes<64>(), s>>>(a);
+    } else {
+      QB_CUDA_OK(cudaFuncSetAttribute(attention_flash_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      int(flash_smem_bytes<128>())));
+      attention_flash_kernel<128><<<grid, 128, flash_smem_bytes<128>(), s>>>(a);
+    }
     QB_CUDA_LAUNCHED();
     return true;
   }

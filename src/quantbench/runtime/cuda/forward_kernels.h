@@ -144,7 +144,15 @@ struct GemmAttentionArgs {
   // two GEMMs and the softmax (no score matrix in memory; same f16 rounding of Q and P). false: the
   // two-GEMM path (A/B runs: QB_CUDA_FLASH_ATTN=0).
   bool flash = true;
+  // Optional, flash kernel only (attention_flash_takes): it also writes its output rows as 16-bit rows
+  // (act.half_rows, bf16 if act.bf16; no fragments), the o product's input, so no cast kernel follows.
+  // `out` may then be null.
+  ActOut act;
 };
+// Whether attention_gemm runs the fused kernel for these arguments.
+inline bool attention_flash_takes(const GemmAttentionArgs& a) {
+  return a.flash && a.hd_k == a.hd_v && (a.hd_k == 64 || a.hd_k == 128) && a.n_head % a.n_head_kv == 0;
+}
 size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
 // Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
