@@ -3,7 +3,10 @@
 // attention), writes its consumer's layout itself (ActOut), and attention splits over keys to fill the
 // GPU at one token. Reductions are in registers, shuffles and shared memory; the one atomic (the last
 // split block of a (head, token) merges) does not change results, so they do not depend on
-// scheduling. Sums are f32 tree reductions (the CPU-vs-GPU KL checks are the bar).
+// scheduling. Sums are f32 tree reductions (the CPU-vs-GPU KL checks are the bar). The kernels that
+// feed a decode product trigger its early launch as they start (programmatic dependent launch). At
+// prefill, attention over one run of one sequence is a fused flash-attention kernel on the tensor
+// cores (head dims 64 / 128; else two cuBLAS GEMMs around a softmax kernel).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

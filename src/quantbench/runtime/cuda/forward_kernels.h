@@ -1,5 +1,5 @@
 // The non-matmul kernels of the CUDA forward pass (residual add + RMSNorm, bias, RoPE + KV-cache
-// write, attention: split-key for decode, query-tiled or on cuBLAS for prefill; gated activation,
+// write, attention: split-key for decode, query-tiled, fused (flash) or on cuBLAS for prefill; gated activation,
 // soft-capping, casts, argmax). Producers write the next product's input layout directly (ActOut), so
 // no cast or pack kernel sits between them at decode. Plain pointer-and-size interface with no
 // model types, so this header compiles under nvcc without the library's C++20/fmt dependencies; the
