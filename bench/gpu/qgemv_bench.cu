@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
           // Step 4's launch-shape rule, where it differs from the current one ("-r4" rows).
           const QgemvConfig r4 = choose_config(ps, n, prop.multiProcessorCount, 4);
           const QgemvConfig r5 = choose_config(ps, n, prop.multiProcessorCount);
-          const bool r4_differs = r4.row_blocks_per_warp != r5.row_blocks_per_warp || r4.warps_per_block != r5.warps_per_block;
+          const bool r4_differs =
+              r4.row_blocks_per_warp != r5.row_blocks_per_warp || r4.warps_per_block != r5.warps_per_block;
           const size_t r4_index = configs.size();
           if (r4_differs) configs.push_back(r4);
           if (!quick)
@@ -143,7 +144,8 @@ int main(int argc, char** argv) {
             std::fprintf(csv, "qgemv_%s,%s,%d,%d,%d,%s,%zu,%.3f,%.3f,%.3f,%d,%.1f,%.4f\n", r.spec.c_str(), sh.name,
                          sh.n_out, sh.n_in, n, r.config.c_str(), one, t.median_ms * 1e3, t.min_ms * 1e3,
                          t.max_ms * 1e3, t.reps, r.gbs, r.share);
-            const std::string key = spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + "|" + sh.name + "|" + std::to_string(n);
+            const std::string key =
+                spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + "|" + sh.name + "|" + std::to_string(n);
             if (cfg.row_blocks_per_warp == 0 || is_r4) rows.push_back(r);
             if (!best.count(key) || best[key].t.median_ms > t.median_ms) best[key] = r;
           }
@@ -196,7 +198,8 @@ int main(int argc, char** argv) {
     // Short tables last (the device tool returns the tail of the output).
     std::printf("\nSweep: best launch shape vs heuristic (share of copy bandwidth)\n");
     for (const Row& r : rows) {
-      if (r.spec == "cublas" || r.spec.find("+pdl") != std::string::npos || r.spec.find("-r4") != std::string::npos) continue;
+      if (r.spec == "cublas" || r.spec.find("+pdl") != std::string::npos || r.spec.find("-r4") != std::string::npos)
+        continue;
       const Row& b = best[r.spec + "|" + r.shape + "|" + std::to_string(r.n)];
       if (b.t.median_ms < 0.97 * r.t.median_ms)
         std::printf("  %-8s %-20s n=%-2d auto %s %.0f%%  best %s %.0f%%\n", r.spec.c_str(), r.shape.c_str(), r.n,

@@ -648,15 +648,17 @@ std::string CudaBackend::describe() const {
                      "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
-                     "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
+                     "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
+                     "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
                      options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
-                     impl_->flash_attention ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
-                                            : "cuBLAS S = QK^T, softmax, PV",
-                     options_.overlap_launch ? "on" : "off",
+                     impl_->flash_attention
+                         ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
+                         : "cuBLAS S = QK^T, softmax, PV",
+                     options_.overlap_launch ? "on" : "off", impl_->launch_rule,
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
@@ -880,7 +882,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   cudaStream_t st = I.stream;
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
-  const int splits = options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm) : 0;
+  const int splits =
+      options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm) : 0;
   if (splits > 0) {
     I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
     const void* before = I.counters.p;

@@ -1034,7 +1034,9 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
       const uint32_t pa[4] = {f2_h2(sc[2 * j][0], sc[2 * j][1]), f2_h2(sc[2 * j][2], sc[2 * j][3]),
                               f2_h2(sc[2 * j + 1][0], sc[2 * j + 1][1]), f2_h2(sc[2 * j + 1][2], sc[2 * j + 1][3])};
 #pragma unroll
-      for (int nd = 0; nd < HD / 8; nd += 2) {  // lanes 8m..8m+7 address rows of matrix m: keys +8 (m & 1), dims +8 (m >> 1)
+      // ldmatrix.x4.trans: lanes 8m..8m+7 address the rows of matrix m (keys + 8 (m & 1), dims + 8 (m >> 1)),
+      // which come back as the B operands (b0, b1) of n-tiles nd and nd + 1.
+      for (int nd = 0; nd < HD / 8; nd += 2) {
         const uint16_t* vr = Vs + (16 * j + (lane & 7) + 8 * ((lane >> 3) & 1)) * KS + nd * 8 + 8 * (lane >> 4);
         uint32_t b0, b1, b2, b3;
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -1059,11 +1061,11 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
       a.out[row * ostride + col] = x;
       a.out[row * ostride + col + 1] = y;
     }
-    if (a.act.half_rows)
-      *reinterpret_cast<uint32_t*>(a.act.half_rows + row * ostride + col) =
-          a.act.bf16 ? (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(x))) |
-                        (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(y))) << 16))
-                     : (uint32_t(__half_as_ushort(__float2half_rn(x))) | (uint32_t(__half_as_ushort(__float2half_rn(y))) << 16));
+    if (a.act.half_rows) {
+      const uint32_t lo = a.act.bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+      const uint32_t hi = a.act.bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y)) : __half_as_ushort(__float2half_rn(y));
+      *reinterpret_cast<uint32_t*>(a.act.half_rows + row * ostride + col) = lo | (hi << 16);
+    }
   };
 #pragma unroll
   for (int nd = 0; nd < HD / 8; ++nd) {

@@ -505,7 +505,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       const bool g128_sym = p.spec.group == 128 && !p.spec.asym;
       if (n_tokens <= 8) {
         if (mid) { c.row_blocks_per_warp = 1; c.warps_per_block = 4; }  // w4g128 qkv 14.7 -> 12.1 us
-      } else if (g128_sym) {  // R = 2: qkv 17.1 -> 14.4 us, gate|up 27.7 -> 24.5, down 17.3 -> 14.8, lm_head 36.3 -> 33.2
+      } else if (g128_sym) {  // R = 2: qkv 17.1 -> 14.4 us, gate|up 27.7 -> 24.5, down 17.3 -> 14.8, lm 36.3 -> 33.2
         c.row_blocks_per_warp = 2;
         c.warps_per_block = p.chunks >= 128 ? 16 : (rb + 1) / 2 < sm_count ? 8 : 4;
       } else if (big) {  // the others keep R = 1 (their registers): w4g128a gate|up 29.0 -> 24.1 us at w4
