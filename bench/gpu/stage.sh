@@ -3,15 +3,17 @@
 # needs in .gpu_stage/ (git-ignored): the binaries, the non-CUDA shared libraries they link (the GPU
 # machine lacks Debian's -dev packages), the test models (stories260K, random GGUFs made here with the
 # `gguf` package and quantized here by `quantbench quantize`), and run.sh. Then, through the device
-# tool: carry [".gpu_stage"], command `bash .gpu_stage/run.sh`.
+# tool: carry [".gpu_stage"], command `bash .gpu_stage/run.sh`. Usage: stage.sh [STAGE_DIR] (default .gpu_stage;
+# the device tool sends the session's checkout, so a helper stages into an ignored folder there).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DQB_CUDA=ON >/dev/null
-cmake --build build-cuda -j2 --target quantbench_cli qb_cuda_tests qb_cuda_backend_check
-S=.gpu_stage
+cmake --build build-cuda -j2 --target quantbench_cli qb_cuda_tests qb_cuda_backend_check qb_gpu_bench
+S=${1:-.gpu_stage}
 mkdir -p $S/lib $S/models
-cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check bench/gpu/run.sh $S/
+cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check \
+  build-cuda/src/quantbench/qb_gpu_bench bench/gpu/run.sh bench/gpu/ab.sh $S/
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
 for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.so.0 libtomlplusplus.so.3; do

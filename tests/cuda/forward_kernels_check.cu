@@ -485,12 +485,14 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
 // attention_gemm (prefill on cuBLAS): one sequence's T tokens at positions p0.., GQA, soft-capping,
 // against float64 attention over the same f16 cache. Q and P are rounded to f16 on the way, so the
 // bound is 3e-3 (outputs are O(1) averages; a wrong mask, head or layout errs by O(0.1) or more).
+// flash: the fused kernel where the head dim allows (64, 128), else the two GEMMs either way.
 void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv, int hd, int64_t p0, float softcap,
-                          std::mt19937_64& rng) {
+                          std::mt19937_64& rng, bool flash = false) {
   ++g_n;
   const std::string name = "attention_gemm T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + " p0 " + std::to_string(p0) +
-                           " softcap " + std::to_string(int(softcap));
+                           " softcap " + std::to_string(int(softcap)) +
+                           (flash && (hd == 64 || hd == 128) ? " (flash kernel)" : " (two GEMMs)");
   const int64_t nk = p0 + T, kd = int64_t(n_head_kv) * hd;
   const int64_t q_stride = int64_t(n_head) * hd + 2 * kd;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -516,10 +518,26 @@ void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv,
   a.softcap = softcap;
   a.out = out.p;
   a.scratch = scratch.p;
+  a.flash = flash;
+  // The fused kernel also writes 16-bit rows (alternately f16 and bf16): each must be the rounding of
+  // its own f32 output.
+  const bool rows16 = attention_flash_takes(a);
+  const bool bf = (T & 1) != 0;
+  Dev<uint16_t> half(size_t(T) * n_head * hd, 0xff);
+  if (rows16) {
+    a.act.half_rows = half.p;
+    a.act.bf16 = bf;
+  }
   const bool ran = attention_gemm(blas, a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   FCHECK(ran, "%s: refused", name.c_str());
   const auto got = out.get();
+  if (rows16) {
+    const auto g16 = half.get();
+    size_t bad16 = 0;
+    for (size_t i = 0; i < got.size(); ++i) bad16 += g16[i] != h16(got[i], bf);
+    FCHECK(bad16 == 0, "%s: %zu 16-bit output values differ from the rounded f32 outputs", name.c_str(), bad16);
+  }
   size_t bad = 0;
   double worst = 0;
   const int group = n_head / n_head_kv;
@@ -612,6 +630,14 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
     check_attention_gemm(blas, 33, 8, 2, 128, 17, 0.f, rng);
     check_attention_gemm(blas, 64, 4, 1, 64, 5, 30.f, rng);
     check_attention_gemm(blas, 17, 6, 3, 8, 100, 0.f, rng);
+    // The fused kernel: ragged query tiles, GQA, p0 > 0 (later chunks), soft-capping, one token.
+    check_attention_gemm(blas, 40, 8, 8, 64, 0, 0.f, rng, true);
+    check_attention_gemm(blas, 33, 8, 2, 128, 17, 0.f, rng, true);
+    check_attention_gemm(blas, 64, 4, 1, 64, 5, 30.f, rng, true);
+    check_attention_gemm(blas, 130, 4, 2, 128, 70, 0.f, rng, true);
+    check_attention_gemm(blas, 200, 2, 2, 64, 0, 25.f, rng, true);
+    check_attention_gemm(blas, 1, 4, 2, 128, 9, 0.f, rng, true);
+    check_attention_gemm(blas, 17, 6, 3, 8, 100, 0.f, rng, true);  // head dim 8: the two GEMMs
     cublasDestroy(blas);
   }
   check_argmax(32000, 16, rng);

@@ -293,6 +293,12 @@ int main() {
       // With the programmatic-dependent-launch path. pack_activations never triggers an early
       // launch, so this checks that launch path and the wait instruction, not an actual overlap.
       check_case(s, 1000, 1152, 9, {0, 0, true}, rng);
+      // The launch rules' q|k|v-like ("mid") and wider ("big") grids, and ragged rows there.
+      if (s.format != WeightFormat::BF16)
+        for (int n : {1, 16}) {
+          check_case(s, 12288, 1024, n, {}, rng);
+          check_case(s, 22000, 256, n, {}, rng);
+        }
     }
     for (const auto& s : specs)
       for (const auto& sh : std::vector<Shape>{{17, 384}, {333, 640}, {1000, 1152}})
@@ -301,6 +307,7 @@ int main() {
     check_dequant_and_pack_f32({WeightFormat::W4A16, 32, true}, 129, 1120, rng);
     // A Llama-2-7B down projection at n = 4 (long input, K = 11008 = 86 groups of 128).
     check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, 4, {}, rng);
+    check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {}, rng);  // R = 2 with as many warps as fit
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
 

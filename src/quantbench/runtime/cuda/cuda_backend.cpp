@@ -107,6 +107,9 @@ struct CudaBackend::Impl {
   Mat output;
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
+  int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
+  int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
+  bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -401,7 +404,7 @@ struct CudaBackend::Impl {
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
-        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count);
+        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch;
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
@@ -475,9 +478,12 @@ void CudaBackend::init_device() {
   I.use_packed = options_.packed;
   if (const char* e = std::getenv("QB_CUDA_PROFILE"); e && std::string(e) == "1") options_.profile = true;
   I.profile = options_.profile;
-  if (const char* e = std::getenv("QB_CUDA_PDL"); e && std::string(e) == "1") options_.overlap_launch = true;
+  if (const char* e = std::getenv("QB_CUDA_PDL"); e) options_.overlap_launch = std::string(e) != "0";
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
+  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
@@ -642,13 +648,17 @@ std::string CudaBackend::describe() const {
                      "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
-                     "softmax); decode products launched early (programmatic dependent launch): {}; activations f32; {}",
+                     "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
+                     "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
                      options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
-                     options_.overlap_launch ? "on" : "off",
+                     impl_->flash_attention
+                         ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
+                         : "cuBLAS S = QK^T, softmax, PV",
+                     options_.overlap_launch ? "on" : "off", impl_->launch_rule,
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
@@ -872,7 +882,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   cudaStream_t st = I.stream;
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
-  const int splits = options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count) : 0;
+  const int splits =
+      options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm) : 0;
   if (splits > 0) {
     I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
     const void* before = I.counters.p;
@@ -1002,9 +1013,18 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         ga.softcap = sp.attn_softcap;
         ga.out = att;
         ga.scratch = I.attn_scratch.p;
+        ga.flash = I.flash_attention;
+        // The fused kernel writes wo's input rows itself where those are 16-bit rows (prefill).
+        const ActOut to_wo = I.target(L.wo, T, att);
+        const bool direct = attention_flash_takes(ga) && to_wo.half_rows && !to_wo.frag;
+        if (direct) {
+          ga.act = to_wo;
+          ga.out = nullptr;  // no f32 copy: the product reads the 16-bit rows
+        }
         I.mark(Impl::kAttn);
         QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
-        I.gemm_f32(L.wo, att, T, o);
+        if (direct) I.gemm_ready(L.wo, att, T, o);
+        else I.gemm_f32(L.wo, att, T, o);
       } else {
         const ActOut to_wo = I.target(L.wo, T, att);
         const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));

@@ -57,10 +57,11 @@ struct CudaBackendOptions {
   // prefill was no faster (docs/perf.md, step 4). QB_CUDA_PREFETCH=1 turns it on.
   bool prefetch_dequant = false;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
-  // while the kernel before it (norm, activation, attention merge) finishes, and wait for it only
-  // before reading the activations. Off by default: on an H100 it changed decode steps by < 1.5%
-  // (slower at 16 streams; docs/perf.md). The environment variable QB_CUDA_PDL=1 turns it on.
-  bool overlap_launch = false;
+  // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
+  // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did
+  // not, so the products could start only as they ended, and it gained nothing). On by default; the
+  // environment variable QB_CUDA_PDL=0 turns it off (A/B, docs/perf.md step 5).
+  bool overlap_launch = true;
   // Debug mode: no graphs; each forward's launches are queued behind a device busy-wait and bracketed
   // by events per kernel class, so profile_report() can say where a step's GPU time goes. Also turned
   // on by the environment variable QB_CUDA_PROFILE=1. Timings of a profiled run are not the product's.

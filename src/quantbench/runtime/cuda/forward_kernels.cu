@@ -3,7 +3,10 @@
 // attention), writes its consumer's layout itself (ActOut), and attention splits over keys to fill the
 // GPU at one token. Reductions are in registers, shuffles and shared memory; the one atomic (the last
 // split block of a (head, token) merges) does not change results, so they do not depend on
-// scheduling. Sums are f32 tree reductions (the CPU-vs-GPU KL checks are the bar).
+// scheduling. Sums are f32 tree reductions (the CPU-vs-GPU KL checks are the bar). The kernels that
+// feed a decode product trigger its early launch as they start (programmatic dependent launch). At
+// prefill, attention over one run of one sequence is a fused flash-attention kernel on the tensor
+// cores (head dims 64 / 128; else two cuBLAS GEMMs around a softmax kernel).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -26,6 +29,12 @@ __device__ inline double block_sum(double v, double* sh) {
   __syncthreads();
   return t;
 }
+
+// Programmatic dependent launch: the decode products (qgemv, launched with the overlap attribute)
+// may start loading their weights as soon as every block of the kernel that feeds them has started;
+// they wait for its completion (griddepcontrol.wait) before reading its output, so where the trigger
+// sits changes timing only. A no-op when the next kernel was launched without the attribute.
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
 
 __global__ void rmsnorm_kernel(const float* x, float* y, const float* w, int n, int inner, int64_t outer_stride,
                                int64_t y_outer_stride, float eps, const int32_t* x_rows) {
@@ -276,6 +285,7 @@ __host__ __device__ inline int pair_count(const ActOut& o, int n) {
 
 __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                    const int32_t* rows, ActOut o) {
+  pdl_trigger();
   __shared__ float red[32];
   const int t = blockIdx.x;
   const int r = rows ? rows[t] : t;
@@ -308,6 +318,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, i
 constexpr int kNormPairs = 4;
 __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                        const int32_t* rows, ActOut o) {
+  pdl_trigger();
   __shared__ float red[32];
   const int t = blockIdx.x;
   const int r = rows ? rows[t] : t;
@@ -366,6 +377,7 @@ __device__ inline float gated_value(const float* gu, int n, int t, int j, int ac
 
 // grid (pair blocks, T): a thread per column pair of one token.
 __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut o) {
+  pdl_trigger();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
@@ -375,6 +387,7 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut
 }
 
 __global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
+  pdl_trigger();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
@@ -483,6 +496,7 @@ constexpr int kSplitWarps = 4;
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
 template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
+  pdl_trigger();
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
   __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
@@ -841,7 +855,10 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(Atten
 }
 
 // Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
-__global__ void attention_merge_kernel(AttentionArgs a, int nt) { merge_splits(a, blockIdx.x, blockIdx.y, nt); }
+__global__ void attention_merge_kernel(AttentionArgs a, int nt) {
+  pdl_trigger();
+  merge_splits(a, blockIdx.x, blockIdx.y, nt);
+}
 
 __global__ void q_to_f16_kernel(const float* q, int64_t q_stride, int nq, __half* out) {
   const int t = blockIdx.y;
@@ -882,9 +899,197 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
   return q16 + sc + size_t(n_head) * T * n_keys * 2;
 }
 
+// Prefill attention fused on the tensor cores (flash-attention style), for the runs attention_gemm
+// takes when the head dims are 64 or 128: one block per (64-query tile, head), 4 warps of 16 queries.
+// 64-key tiles of K and V stream into two shared-memory stages with cp.async (the next tile loads while
+// this one is computed); K rows are the B operand of S = Q K^T as 32-bit shared loads, V's come
+// transposed out of ldmatrix.trans (row strides of HD + 8 halves: no bank conflicts either way).
+// S = Q K^T on mma.sync m16n8k16 (f16 in, f32 accumulation), scale,
+// soft-cap, causal mask, online softmax in f32 (per-thread partial row sums, reduced over the quad at
+// the end), P rounded to f16 as the A operand of O += P V (two n8 accumulator tiles are one k16 A
+// tile). Q and P are f16 as in the two-GEMM path; no score matrix touches memory.
+__device__ __forceinline__ uint32_t f2_h2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+template <int HD>
+constexpr size_t flash_smem_bytes() { return size_t(2) * 2 * 64 * (HD + 8) * 2; }  // 2 stages x (K, V)
+template <int HD>
+__global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs a) {
+  constexpr int BQ = 64, BK = 64, KS = HD + 8;  // shared row stride in halves (K and V: [key][dim])
+  extern __shared__ __align__(16) uint16_t flash_smem[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
+  const int q0 = blockIdx.x * BQ, wq0 = q0 + warp * 16;
+  const int64_t kvd = int64_t(a.n_head_kv) * HD;
+  const int r0 = min(wq0 + g, a.T - 1), r1 = min(wq0 + g + 8, a.T - 1);  // rows past T: computed, not written
+  uint32_t qa[HD / 16][4];
+  {
+    const float* q0p = a.q + int64_t(r0) * a.q_stride + int64_t(h) * HD;
+    const float* q1p = a.q + int64_t(r1) * a.q_stride + int64_t(h) * HD;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      const int c = 16 * kk + 2 * t4;
+      qa[kk][0] = f2_h2(q0p[c], q0p[c + 1]);
+      qa[kk][1] = f2_h2(q1p[c], q1p[c + 1]);
+      qa[kk][2] = f2_h2(q0p[c + 8], q0p[c + 9]);
+      qa[kk][3] = f2_h2(q1p[c + 8], q1p[c + 9]);
+    }
+  }
+  float o[HD / 8][4];
+#pragma unroll
+  for (int nd = 0; nd < HD / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  const int64_t pos0 = a.p0 + r0, pos1 = a.p0 + r1;
+  const int64_t warp_last = a.p0 + min(wq0 + 15, a.T - 1), block_last = a.p0 + min(q0 + BQ - 1, a.T - 1);
+  constexpr float kL2e = 1.4426950408889634f;
+  // Tile kt's K and V rows into stage kt & 1; rows past the block's last key re-read that key (finite
+  // values, masked below). Always one commit group per call.
+  auto issue = [&](int kt) {
+    uint16_t* Kd = flash_smem + size_t(kt & 1) * 2 * BK * KS;
+    uint16_t* Vd = Kd + BK * KS;
+#pragma unroll
+    for (int u = 0; u < BK * HD / 8 / 128; ++u) {
+      const int i = threadIdx.x + 128 * u, r = i / (HD / 8), c = (i % (HD / 8)) * 8;
+      const int64_t key = min(int64_t(kt) * BK + r, block_last);
+      cp_async16(Kd + r * KS + c, a.k_cache + key * kvd + int64_t(kvh) * HD + c);
+      cp_async16(Vd + r * KS + c, a.v_cache + key * kvd + int64_t(kvh) * HD + c);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  };
+  const int n_tiles = int(block_last / BK) + 1;
+  issue(0);
+  for (int kt = 0; kt < n_tiles; ++kt) {
+    if (kt + 1 < n_tiles) issue(kt + 1);
+    else asm volatile("cp.async.commit_group;" ::: "memory");
+    asm volatile("cp.async.wait_group 1;" ::: "memory");  // this thread's copies of tile kt are done
+    __syncthreads();                                       // and everyone's
+    const int64_t k0 = int64_t(kt) * BK;
+    const uint16_t* Ks = flash_smem + size_t(kt & 1) * 2 * BK * KS;
+    const uint16_t* Vs = Ks + BK * KS;
+    if (k0 <= warp_last) {  // else every key of the tile is after this warp's queries
+    float sc[BK / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; ++nt) {
+      sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
+      const uint16_t* kr = Ks + (nt * 8 + g) * KS + 2 * t4;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk)
+        mma_f16(sc[nt], qa[kk], *reinterpret_cast<const uint32_t*>(kr + 16 * kk),
+                *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8));
+    }
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t key = k0 + nt * 8 + 2 * t4 + (i & 1);
+        float v = sc[nt][i] * a.scale;
+        if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap);
+        v = key <= (i < 2 ? pos0 : pos1) ? v : -INFINITY;
+        sc[nt][i] = v;
+        if (i < 2) mx0 = fmaxf(mx0, v);
+        else mx1 = fmaxf(mx1, v);
+      }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    // Key 0 is in every query's range and the first tile is processed first, so the maxima are finite.
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float c0 = exp2f((m0 - mn0) * kL2e), c1 = exp2f((m1 - mn1) * kL2e);
+    m0 = mn0;
+    m1 = mn1;
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; ++nt) {
+      sc[nt][0] = exp2f((sc[nt][0] - mn0) * kL2e);
+      sc[nt][1] = exp2f((sc[nt][1] - mn0) * kL2e);
+      sc[nt][2] = exp2f((sc[nt][2] - mn1) * kL2e);
+      sc[nt][3] = exp2f((sc[nt][3] - mn1) * kL2e);
+      rs0 += sc[nt][0] + sc[nt][1];
+      rs1 += sc[nt][2] + sc[nt][3];
+    }
+    l0 = l0 * c0 + rs0;
+    l1 = l1 * c1 + rs1;
+#pragma unroll
+    for (int nd = 0; nd < HD / 8; ++nd) {
+      o[nd][0] *= c0;
+      o[nd][1] *= c0;
+      o[nd][2] *= c1;
+      o[nd][3] *= c1;
+    }
+#pragma unroll
+    for (int j = 0; j < BK / 16; ++j) {
+      const uint32_t pa[4] = {f2_h2(sc[2 * j][0], sc[2 * j][1]), f2_h2(sc[2 * j][2], sc[2 * j][3]),
+                              f2_h2(sc[2 * j + 1][0], sc[2 * j + 1][1]), f2_h2(sc[2 * j + 1][2], sc[2 * j + 1][3])};
+#pragma unroll
+      // ldmatrix.x4.trans: lanes 8m..8m+7 address the rows of matrix m (keys + 8 (m & 1), dims + 8 (m >> 1)),
+      // which come back as the B operands (b0, b1) of n-tiles nd and nd + 1.
+      for (int nd = 0; nd < HD / 8; nd += 2) {
+        const uint16_t* vr = Vs + (16 * j + (lane & 7) + 8 * ((lane >> 3) & 1)) * KS + nd * 8 + 8 * (lane >> 4);
+        uint32_t b0, b1, b2, b3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                     : "r"(static_cast<unsigned>(__cvta_generic_to_shared(vr))));
+        mma_f16(o[nd], pa, b0, b1);
+        mma_f16(o[nd + 1], pa, b2, b3);
+      }
+    }
+    }
+    __syncthreads();  // stage kt & 1 is consumed before tile kt + 2 is issued into it
+  }
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+  const int64_t ostride = int64_t(a.n_head) * HD;
+  auto put = [&](int row, int col, float x, float y) {
+    if (row >= a.T) return;
+    if (a.out) {
+      a.out[row * ostride + col] = x;
+      a.out[row * ostride + col + 1] = y;
+    }
+    if (a.act.half_rows) {
+      const uint32_t lo = a.act.bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+      const uint32_t hi = a.act.bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y)) : __half_as_ushort(__float2half_rn(y));
+      *reinterpret_cast<uint32_t*>(a.act.half_rows + row * ostride + col) = lo | (hi << 16);
+    }
+  };
+#pragma unroll
+  for (int nd = 0; nd < HD / 8; ++nd) {
+    const int col = h * HD + nd * 8 + 2 * t4;
+    put(wq0 + g, col, o[nd][0] * inv0, o[nd][1] * inv0);
+    put(wq0 + g + 8, col, o[nd][2] * inv1, o[nd][3] * inv1);
+  }
+}
+
 bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return true;
   if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
+  if (attention_flash_takes(a)) {
+    const dim3 grid(unsigned((a.T + 63) / 64), unsigned(a.n_head));
+    if (a.hd_k == 64) {
+      attention_flash_kernel<64><<<grid, 128, flash_smem_bytes<64>(), s>>>(a);
+    } else {
+      QB_CUDA_OK(cudaFuncSetAttribute(attention_flash_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      int(flash_smem_bytes<128>())));
+      attention_flash_kernel<128><<<grid, 128, flash_smem_bytes<128>(), s>>>(a);
+    }
+    QB_CUDA_LAUNCHED();
+    return true;
+  }
   auto h = static_cast<cublasHandle_t>(handle);
   const int64_t nk = a.p0 + a.T;
   const int nq = a.n_head * a.hd_k, group = a.n_head / a.n_head_kv;
@@ -918,8 +1123,8 @@ bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   return true;
 }
 
-int attention_splits(int n_head, int T, int sm_count) {
-  const int want = (8 * sm_count + n_head * T - 1) / (n_head * T);
+int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm) {
+  const int want = (blocks_per_sm * sm_count + n_head * T - 1) / (n_head * T);
   return want < 1 ? 1 : (want > 16 ? 16 : want);
 }
 

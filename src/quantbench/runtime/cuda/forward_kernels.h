@@ -1,5 +1,5 @@
 // The non-matmul kernels of the CUDA forward pass (residual add + RMSNorm, bias, RoPE + KV-cache
-// write, attention: split-key for decode, query-tiled or on cuBLAS for prefill; gated activation,
+// write, attention: split-key for decode, query-tiled, fused (flash) or on cuBLAS for prefill; gated activation,
 // soft-capping, casts, argmax). Producers write the next product's input layout directly (ActOut), so
 // no cast or pack kernel sits between them at decode. Plain pointer-and-size interface with no
 // model types, so this header compiles under nvcc without the library's C++20/fmt dependencies; the
@@ -129,7 +129,7 @@ inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
 // scores; a strided-batched GEMM over the kv heads per member of a GQA group), a causal softmax kernel
 // (soft-capping included) writing normalized probabilities in f16, then O = P V (f32 out). `out` gets
 // [T][n_head * hd_v] f32. The one-block-per-(head, token) kernels are latency-bound on CUDA cores at
-// prefill lengths; these are two GEMMs.
+// prefill lengths; these are two GEMMs, or (head dims 64 / 128, `flash`) one fused kernel.
 struct GemmAttentionArgs {
   const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k (f32, rope applied)
   int64_t q_stride = 0;
@@ -140,14 +140,26 @@ struct GemmAttentionArgs {
   float scale = 1.0f, softcap = 0.0f;
   float* out = nullptr;
   void* scratch = nullptr;  // attention_gemm_scratch_bytes()
+  // Head dims 64 or 128 (k = v): one fused flash-attention kernel on the tensor cores instead of the
+  // two GEMMs and the softmax (no score matrix in memory; same f16 rounding of Q and P). false: the
+  // two-GEMM path (A/B runs: QB_CUDA_FLASH_ATTN=0).
+  bool flash = true;
+  // Optional, flash kernel only (attention_flash_takes): it also writes its output rows as 16-bit rows
+  // (act.half_rows, bf16 if act.bf16; no fragments), the o product's input, so no cast kernel follows.
+  // `out` may then be null.
+  ActOut act;
 };
+// Whether attention_gemm runs the fused kernel for these arguments.
+inline bool attention_flash_takes(const GemmAttentionArgs& a) {
+  return a.flash && a.hd_k == a.hd_v && (a.hd_k == 64 || a.hd_k == 128) && a.n_head % a.n_head_kv == 0;
+}
 size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
 // Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
 
 // Splits for the split-key attention: about 8 blocks per SM, at most 16 (llama2-7b on an H100: 16
 // at 1 stream, 3 at 16 streams, 1 for prefill).
-int attention_splits(int n_head, int T, int sm_count);
+int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
 constexpr int kMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t s);

@@ -482,7 +482,7 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
   QB_CUDA_LAUNCHED();
 }
 
-QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count) {
+QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int rule) {
   // Rules read off a sweep of every launch shape on an H100 (docs/perf.md).
   QgemvConfig c;
   // R = 2 shares each activation fragment between two row blocks: it pays for bf16 / int8 at 16
@@ -495,6 +495,35 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count) {
   // only one 16-warp block per SM).
   const bool long_k = p.chunks >= 128 && !(int4 && n_tokens > 8);
   c.warps_per_block = long_k || (c.row_blocks_per_warp == 2 && blocks < sm_count) ? 16 : 8;
+  if (rule >= 5) {
+    // Step 5: overrides read off a same-run sweep of every launch shape on an H100 (docs/perf.md, step
+    // 5; each > 5% on its shape). "mid": grids of 2-8 blocks per SM with short inputs (the q|k|v shape),
+    // where 4 warps per block (more, smaller blocks) beat 8; "big": 2 or more blocks per SM.
+    const int64_t rb = p.row_blocks;
+    const bool big = rb >= 2 * sm_count && p.chunks < 128, mid = big && rb < 8 * sm_count;
+    if (int4) {
+      const bool g128_sym = p.spec.group == 128 && !p.spec.asym;
+      if (n_tokens <= 8) {
+        if (mid) { c.row_blocks_per_warp = 1; c.warps_per_block = 4; }  // w4g128 qkv 14.7 -> 12.1 us
+      } else if (g128_sym) {  // R = 2: qkv 17.1 -> 14.4 us, gate|up 27.7 -> 24.5, down 17.3 -> 14.8, lm 36.3 -> 33.2
+        c.row_blocks_per_warp = 2;
+        c.warps_per_block = p.chunks >= 128 ? 16 : (rb + 1) / 2 < sm_count ? 8 : 4;
+      } else if (big) {  // the others keep R = 1 (their registers): w4g128a gate|up 29.0 -> 24.1 us at w4
+        c.row_blocks_per_warp = 1;
+        c.warps_per_block = mid || p.spec.asym ? 4 : 8;
+      } else {
+        c.row_blocks_per_warp = p.spec.group == 32 ? 2 : 1;
+        c.warps_per_block = 8;
+      }
+    } else if (p.spec.format == WeightFormat::W8A16 && p.spec.group == 0) {
+      if (n_tokens <= 8) {
+        if (mid) { c.row_blocks_per_warp = 2; c.warps_per_block = 8; }  // qkv 20.8 -> 19.0 us
+      } else if (big) {  // qkv 23.6 -> 21.1 us, gate|up 37.2 -> 35.5, lm_head 51.6 -> 48.2
+        c.row_blocks_per_warp = 4;
+        c.warps_per_block = mid ? 8 : 4;
+      }
+    }
+  }
   if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
   return c;
 }

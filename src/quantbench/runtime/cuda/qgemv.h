@@ -128,7 +128,8 @@ struct QgemvConfig {
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
 };
-QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count);
+// rule 4: the launch shapes of step 4 (kept for same-run A/B measurements); 5: the current rules.
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 5);
 
 // y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
 // Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# GPU machine, from the staged folder (bench/gpu/stage.sh): the step-5 A/B runs in one call. Kernel
+# checks first, then the decode-kernel benchmark with its launch-shape sweep (qb_gpu_bench), then
+# decode A/Bs, interleaved: this build, its switches (QB_CUDA_LAUNCH_RULE=4, QB_CUDA_PDL=0), and an
+# earlier build's binary if one was staged beside it as quantbench_step4 (step 5: commit 39ae152).
+# Usage: bash ab.sh [tests] [sweep] [ab] [pp] [ppprof] [attn] [check]   (default: tests sweep ab check)
+set -uo pipefail
+cd "$(dirname "$0")"
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+WHAT=${*:-tests sweep ab check}
+{ date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"
+has() { [[ " $WHAT " == *" $1 "* ]]; }
+b() {  # label env... scheme batches
+  local label=$1 scheme=$2 batches=$3; shift 3
+  env "$@" timeout 120 ${Q:-./quantbench} bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch $batches \
+    --prompt-len 128 --gen-len ${GEN:-64} --reps 2 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+  awk -v l="$label $scheme" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"
+}
+
+if has tests; then
+  t0=$(date +%s); timeout 300 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1; r=$?
+  echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check.log" | head -20
+fi
+if has sweep; then
+  t0=$(date +%s); timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench.log" 2>&1
+  echo "qgemv bench rc $? ($(( $(date +%s) - t0 )) s)"; sed -n '/^Sweep/,$p' "$OUT/qgemv_bench.log" | cut -c1-200
+fi
+if has ab; then
+  Q=./quantbench; for rep in 1 2; do
+    b "step5      " w4g128 1,16
+    b "step5 rule4" w4g128 1,16 QB_CUDA_LAUNCH_RULE=4
+    b "step5 nopdl" w4g128 1,16 QB_CUDA_PDL=0
+    [ -x ./quantbench_step4 ] && Q=./quantbench_step4 b "step4 bin  " w4g128 1,16
+    b "step5      " w8 1,16
+    b "step5 nopdl" w8 1,16 QB_CUDA_PDL=0
+    b "step5 rule4" w8 1,16 QB_CUDA_LAUNCH_RULE=4
+    [ -x ./quantbench_step4 ] && Q=./quantbench_step4 b "step4 bin  " w8 1,16
+  done 2>&1 | tee "$OUT/ab_decode.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has pp; then  # prefill 512: the fused attention kernel against the two-GEMM path, interleaved
+  p() {  # label scheme env...
+    local label=$1 scheme=$2; shift 2
+    env "$@" timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
+      --prompt-len 512 --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    echo "$label $scheme $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log") $(grep -o '[0-9.]*% of the same-run cuBLAS bf16 GEMM ([0-9.]* TFLOP/s)' "$OUT/tmp.log")"
+  }
+  for rep in 1 2; do
+    p "flash   " bf16
+    p "twogemm " bf16 QB_CUDA_FLASH_ATTN=0
+    p "flash   " w4g128
+    p "twogemm " w4g128 QB_CUDA_FLASH_ATTN=0
+  done 2>&1 | tee "$OUT/ab_prefill.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has ppprof; then  # where a 512-token prefill's GPU time goes, fused attention on and off
+  for f in 1 0; do
+    QB_CUDA_FLASH_ATTN=$f QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme bf16 \
+      --batch 1 --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    echo "QB_CUDA_FLASH_ATTN=$f: $(grep -E '^profile T=512' "$OUT/tmp.log" | sed 's/ (no graph.*class)://')"
+  done 2>&1 | tee "$OUT/ab_prefill_profile.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has attn; then  # 16 streams: the split-attention grid's target blocks per SM
+  for rep in 1 2; do
+    for bps in 8 4 16 32; do b "attn$bps/SM " w4g128 16 QB_CUDA_ATTN_BLOCKS_PER_SM=$bps; done
+  done 2>&1 | tee "$OUT/ab_attn.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has check; then
+  t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
+  echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS" "$OUT/backend_check.log"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-200 | head
+fi
