@@ -10,7 +10,11 @@
 #             (d), ffn_down in (ff)
 #   GPTQ proper, per matrix rows x n: 2 rows n^2 (error propagation) + n^3 (Cholesky x2, inverse,
 #             H^-1 product, each ~n^3/3 or n^3/6).
+# The floor counts one forward pass; sequential calibration (gptq's default, --calib-order) runs each
+# block twice (statistics with the block unquantized, then the samples through the quantized block),
+# as GPTQ's reference does, and is measured against the same floor.
 # Usage: scripts/checks/gptq_time.sh MODEL.gguf CALIB [SCHEME] [N] [L] [THREADS]
+#   env ORDER (auto | sequential | one-pass: quantize's --calib-order; default auto)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 M=$1; CAL=$2; S=${3:-w4g128:gptq}; N=${4:-128}; L=${5:-512}; T=${6:-2}
@@ -27,7 +31,7 @@ echo "fp32 rate before: $R1 GFLOP/s (numpy float32 2048^3, $T threads); load: $(
 OUT=$(mktemp -d)
 t0=$(date +%s.%N)
 ./build/quantbench quantize "$M" --scheme "$S" --calib "$CAL" --calib-samples "$N" --calib-len "$L" --seed 1 \
-  -o "$OUT/q.gguf" -q -t "$T" 2>&1 | tail -1
+  --calib-order "${ORDER:-auto}" -o "$OUT/q.gguf" -q -t "$T" 2>&1 | tail -1
 t1=$(date +%s.%N)
 R2=$(rate)
 echo "fp32 rate after: $R2 GFLOP/s; load: $(cut -d' ' -f1-3 /proc/loadavg)"

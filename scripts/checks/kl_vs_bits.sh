@@ -4,7 +4,7 @@
 # table in docs/quantization.md. Every KL is exact (the baseline runs live beside the candidate: no
 # top-K cache), with the 95% cluster-bootstrap interval over windows that `eval` reports.
 # Usage: scripts/checks/kl_vs_bits.sh [stories|smollm2|all] [OUTDIR]
-#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset; SCHEME@seq calibrates sequentially), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
+#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset; SCHEME@seq / SCHEME@onepass force quantize's --calib-order), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
 # Prints one Markdown row per candidate; the JSONs stay in OUTDIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,12 +30,13 @@ PY
 
 run() {  # model text ctx limit calib samples len tag scheme
   local model=$1 text=$2 ctx=$3 limit=$4 calib=$5 ns=$6 nl=$7 tag=$8 label=$9
-  local scheme=${label%@seq}  # SCHEME@seq: the same scheme with sequential calibration
+  local scheme=${label%@*}  # SCHEME@seq / SCHEME@onepass: the scheme with that calibration order
   local f="$OUT/${tag}_$(echo "$label" | tr ':@' '__').gguf"
   local t0; t0=$(date +%s.%N)
   local cal=()
   [[ $scheme == *:rtn_clip || $scheme != *:* ]] || cal=(--calib "$calib" --calib-samples "$ns" --calib-len "$nl" --seed 1 --eval-text "$text")
-  [[ $label != *@seq ]] || cal+=(--calib-sequential)
+  [[ $label != *@seq ]] || cal+=(--calib-order sequential)
+  [[ $label != *@onepass ]] || cal+=(--calib-order one-pass)
   local bits  # effective bits per weight of the quantized matrices, embeddings excluded
   bits=$($Q quantize "$model" --scheme "$scheme" "${cal[@]}" -o "$f" -q -t "$T" 2>&1 | sed -n 's/.*, \([0-9.]*\) without embeddings.*/\1/p')
   local qs; qs=$(python3 -c "import time; print(f'{time.time() - $t0:.0f} s')")

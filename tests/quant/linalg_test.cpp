@@ -41,7 +41,7 @@ double max_abs_diff_from_identity(const std::vector<double>& m, int64_t n) {
 }
 
 TEST(Linalg, CholeskyInverseAndGptqPreconditionerSatisfyTheirIdentities) {
-  for (int64_t n : {1, 5, 37, 130}) {
+  for (int64_t n : {1, 5, 37, 130, 400}) {
     const auto h = random_spd(n, uint64_t(n));
     auto l = h;
     ASSERT_TRUE(cholesky_lower(l, n));
@@ -68,6 +68,11 @@ TEST(Linalg, CholeskyInverseAndGptqPreconditionerSatisfyTheirIdentities) {
         if (j < i) ASSERT_EQ(u[size_t(i * n + j)], 0.0);
       }
     EXPECT_LE(max_abs_diff_from_identity(matmul(matmul(ut, u, n), h, n), n), 1e-10) << "n " << n;
+    // Spread over threads, every entry is computed by the same operations: identical bits.
+    ThreadPool pool(3);
+    std::vector<double> u_threads;
+    ASSERT_TRUE(inverse_cholesky_upper(h, n, u_threads, &pool));
+    EXPECT_EQ(u_threads, u) << "n " << n;
   }
 }
 

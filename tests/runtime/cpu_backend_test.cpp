@@ -161,7 +161,8 @@ TEST(CpuBackend, FastAgreesWithReference) {
 
 // The calibration pass's mode: prefill chunks through dequantize-then-GEMM matmuls and GEMM attention
 // (two chunks of one sequence, the second at position 48, so cached keys are read), then a decode
-// step that falls back to the fused kernels; every logit row within the golden tolerance of Reference.
+// step that falls back to the fused kernels, then a batch of two sequences; every logit row within
+// the golden tolerance of Reference.
 TEST(CpuBackend, DequantGemmPrefillAgreesWithReference) {
   std::vector<int32_t> ids = {1};
   for (int i = 0; i < 88; ++i) ids.push_back(int32_t((i * 131 + 7) % 509) + 3);
@@ -178,6 +179,12 @@ TEST(CpuBackend, DequantGemmPrefillAgreesWithReference) {
       for (size_t i = b; i < e; ++i) batch.add(ids[i], s, int64_t(i), true);
       chunks.push_back(be.forward(batch));
     }
+    // Two sequences in one batch (calibration groups its samples so): a run each.
+    const SeqId s1 = be.create_sequence(), s2 = be.create_sequence();
+    Batch two;
+    for (size_t i = 0; i < 40; ++i) two.add(ids[i], s1, int64_t(i), true);
+    for (size_t i = 0; i < 45; ++i) two.add(ids[40 + i], s2, int64_t(i), true);
+    chunks.push_back(be.forward(two));
     out.push_back(std::move(chunks));
   }
   for (size_t c = 0; c < out[0].size(); ++c)

@@ -133,7 +133,15 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   ThreadPool gram_pool(opts.n_threads);  // X^T X between the backend's matmuls (its pool is idle then)
   bool collecting = true;                // sequential mode also runs blocks only to propagate
   std::unique_ptr<runtime::cpu::CpuBackend> backend;
-  std::vector<runtime::Batch> batches;   // one per calibration sample, positions from 0
+  // Calibration samples grouped into batches of about kCalibBatchTokens tokens, each sample its own
+  // sequence: one forward per group multiplies each (dequantized) matrix once for all of them, with
+  // larger GEMMs (every element's sum is the same as with one sample per batch).
+  constexpr int64_t kCalibBatchTokens = 4096;
+  struct CalibBatch {
+    runtime::Batch batch;
+    std::vector<int64_t> lens;  // tokens per sample, in order
+  };
+  std::vector<CalibBatch> batches;
   int64_t n_tokens = 0;
   if (need_cal) {
     runtime::cpu::CpuBackendOptions bo;
@@ -155,49 +163,53 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     for (const auto& sample : *opts.calibration) {
       QB_CHECK(int64_t(sample.size()) <= sp.n_ctx_train, "calibration sample of {} tokens exceeds the context {}",
                sample.size(), sp.n_ctx_train);
-      runtime::Batch b;
-      for (size_t i = 0; i < sample.size(); ++i) b.add(sample[i], 0, int64_t(i), false);
-      batches.push_back(std::move(b));
+      if (batches.empty() || int64_t(batches.back().batch.size() + sample.size()) > kCalibBatchTokens)
+        batches.emplace_back();
+      CalibBatch& cb = batches.back();
+      for (size_t i = 0; i < sample.size(); ++i) cb.batch.add(sample[i], 0, int64_t(i), false);
+      cb.lens.push_back(int64_t(sample.size()));
       n_tokens += int64_t(sample.size());
     }
   }
-  // Runs every sample through layers [l0, l1) (hidden: their inputs, replaced by their outputs), each
-  // on a fresh sequence.
-  auto run_samples = [&](std::vector<std::vector<float>>& hidden, int64_t l0, int64_t l1) {
-    for (size_t i = 0; i < batches.size(); ++i) {
-      runtime::Batch& b = batches[i];
-      const auto seq = backend->create_sequence(int64_t(b.size()));
-      for (auto& t : b.tokens) t.seq = seq;
-      backend->forward_layers(b, hidden[i], l0, l1);
-      backend->free_sequence(seq);
+  // Gives each sample of a group a fresh sequence, runs fn, frees them.
+  auto with_sequences = [&](CalibBatch& cb, const std::function<void()>& fn) {
+    std::vector<runtime::SeqId> seqs;
+    size_t t = 0;
+    for (int64_t len : cb.lens) {
+      seqs.push_back(backend->create_sequence(len));
+      for (int64_t i = 0; i < len; ++i) cb.batch.tokens[t++].seq = seqs.back();
     }
+    fn();
+    for (auto id : seqs) backend->free_sequence(id);
+  };
+  // Runs every group through layers [l0, l1) (hidden: their inputs, replaced by their outputs).
+  auto run_samples = [&](std::vector<std::vector<float>>& hidden, int64_t l0, int64_t l1) {
+    for (size_t i = 0; i < batches.size(); ++i)
+      with_sequences(batches[i], [&] { backend->forward_layers(batches[i].batch, hidden[i], l0, l1); });
   };
   std::vector<std::vector<float>> hidden;  // sequential mode: each sample's input to the next block
   if (need_cal && !sequential) {
     for (int64_t il = 0; il < sp.n_layer; ++il) add_layer_calibrations(il);
-    Progress prog("calibrate", int64_t(batches.size()), opts.progress);
-    for (auto& b : batches) {
-      const auto seq = backend->create_sequence(int64_t(b.size()));
-      for (auto& t : b.tokens) t.seq = seq;
-      backend->forward(b);
-      backend->free_sequence(seq);
-      prog.advance();
+    Progress prog("calibrate", int64_t(opts.calibration->size()), opts.progress);
+    for (auto& cb : batches) {
+      with_sequences(cb, [&] { backend->forward(cb.batch); });
+      prog.advance(int64_t(cb.lens.size()));
     }
     prog.finish();
     res.manifest.set("calibration.method",
                      fmt::format("layer inputs collected by the CPU backend from the unquantized model in one pass{} "
                                  "({} samples, {} tokens); q/k/v and gate/up share their input statistics; {}",
                                  opts.calib_order == CalibOrder::OnePass && uses_gptq ? " (asked for; gptq's default is sequential)" : "",
-                                 batches.size(), n_tokens, backend->describe()));
+                                 opts.calibration->size(), n_tokens, backend->describe()));
   } else if (need_cal) {
-    for (auto& b : batches) hidden.push_back(backend->embed(b));
+    for (auto& cb : batches) hidden.push_back(backend->embed(cb.batch));
     res.manifest.set("calibration.method",
                      fmt::format("sequential{}: each block's layer inputs collected by the CPU backend from the model "
                                  "whose earlier blocks are already quantized (the block itself unquantized), then the "
                                  "samples carried through the quantized block ({} samples, {} tokens); q/k/v and "
                                  "gate/up share their input statistics; {}",
                                  opts.calib_order == CalibOrder::Auto ? " (the default for gptq)" : "",
-                                 batches.size(), n_tokens, backend->describe()));
+                                 opts.calibration->size(), n_tokens, backend->describe()));
   } else {
     res.manifest.set("calibration.method", "none (no method of this scheme uses calibration data)");
     for (const char* k : {"calibration.dataset", "calibration.dataset_sha256", "calibration.samples", "calibration.seed"})

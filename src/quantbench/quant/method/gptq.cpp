@@ -98,7 +98,7 @@ class Gptq final : public Method {
     const double lambda = damp_ * mean_diag / double(n);
     for (int64_t j = 0; j < n; ++j) h[size_t(j * n + j)] += lambda;
     std::vector<double> u;
-    QB_CHECK(inverse_cholesky_upper(h, n, u),
+    QB_CHECK(inverse_cholesky_upper(h, n, u, in.pool),
              "gptq: the Hessian is not positive definite after dampening (damp = {}); raise damp", damp_);
 
     // Rows are independent given U (each row's errors only move its own later columns), so the

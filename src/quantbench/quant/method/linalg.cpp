@@ -35,33 +35,51 @@ std::vector<double> transpose(const std::vector<double>& a, int64_t n) {
 
 }  // namespace
 
-bool cholesky_lower(std::vector<double>& a, int64_t n) {
+namespace {
+
+// fn(i) for i in [begin, end), over the pool when there is enough work (work = the loop's total
+// multiply-adds) to pay for the hand-off; each i is computed whole by one thread either way.
+template <class Fn>
+void for_range(ThreadPool* pool, int64_t begin, int64_t end, int64_t work, const Fn& fn) {
+  if (!pool || pool->size() == 1 || work < (int64_t(1) << 15)) {
+    for (int64_t i = begin; i < end; ++i) fn(i);
+    return;
+  }
+  pool->parallel_for(size_t(end - begin), [&](size_t b, size_t e, int) {
+    for (size_t i = b; i < e; ++i) fn(begin + int64_t(i));
+  });
+}
+
+}  // namespace
+
+bool cholesky_lower(std::vector<double>& a, int64_t n, ThreadPool* pool) {
   for (int64_t j = 0; j < n; ++j) {
     const double* rj = &a[size_t(j * n)];
     const double d = a[size_t(j * n + j)] - dot(rj, rj, j);
     if (!(d > 0) || !std::isfinite(d)) return false;
     const double ljj = std::sqrt(d);
     a[size_t(j * n + j)] = ljj;
-    for (int64_t i = j + 1; i < n; ++i)
+    for_range(pool, j + 1, n, (n - j) * j, [&](int64_t i) {
       a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
+    });
     for (int64_t k = j + 1; k < n; ++k) a[size_t(j * n + k)] = 0;
   }
   return true;
 }
 
-std::vector<double> invert_lower(const std::vector<double>& l, int64_t n) {
+std::vector<double> invert_lower(const std::vector<double>& l, int64_t n, ThreadPool* pool) {
   // Column c of L^-1 solves L x = e_c; kept as row c of `t` (the transpose) so the substitution's sums
   // run along contiguous memory: x_i = -(sum_{c <= k < i} L_ik x_k) / L_ii.
   std::vector<double> t(static_cast<size_t>(n * n), 0.0);
-  for (int64_t c = 0; c < n; ++c) {
+  for_range(pool, 0, n, n * n * n / 6, [&](int64_t c) {
     double* x = &t[size_t(c * n)];
     x[c] = 1.0 / l[size_t(c * n + c)];
     for (int64_t i = c + 1; i < n; ++i) x[i] = -dot(&l[size_t(i * n + c)], x + c, i - c) / l[size_t(i * n + i)];
-  }
+  });
   return transpose(t, n);
 }
 
-bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u) {
+bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u, ThreadPool* pool) {
   // torch's route (Cholesky of H, inverse, Cholesky of H^-1) costs three n^3/3 passes. One suffices:
   // with J the reversal permutation, factor J H J = M M^T (M lower); then H = R R^T with R = J M J
   // upper, so H^-1 = R^-T R^-1 = U^T U with U = R^-1 = J M^-1 J upper with a positive diagonal, which
@@ -69,8 +87,8 @@ bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector
   std::vector<double> k(static_cast<size_t>(n * n));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < n; ++j) k[size_t(i * n + j)] = h[size_t((n - 1 - i) * n + (n - 1 - j))];
-  if (!cholesky_lower(k, n)) return false;
-  const std::vector<double> minv = invert_lower(k, n);
+  if (!cholesky_lower(k, n, pool)) return false;
+  const std::vector<double> minv = invert_lower(k, n, pool);
   u.assign(static_cast<size_t>(n * n), 0.0);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = i; j < n; ++j) {

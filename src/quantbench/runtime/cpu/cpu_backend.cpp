@@ -236,12 +236,28 @@ void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t l
   std::vector<float> h(size_t(T * d)), q(size_t(T * qd)), k(size_t(T * kvk)), v(size_t(T * kvv)),
       att(size_t(T * ad)), o(size_t(T * d)), g(size_t(T * ff)), u(size_t(T * ff));
   const int64_t half = sp.n_rot / 2;
-  // The dequantize-then-GEMM mode also runs attention as GEMMs when the batch is one run of one
-  // sequence (consecutive positions) long enough to pay, over an f32 cache.
-  bool gemm_attention = path == MatmulPath::DequantGemm && options_.kv == KvType::F32 && T >= kDequantGemmMinTokens;
-  for (int64_t t = 1; t < T && gemm_attention; ++t)
-    gemm_attention = batch.tokens[size_t(t)].seq == batch.tokens[0].seq &&
-                     batch.tokens[size_t(t)].pos == batch.tokens[0].pos + t;
+  // The dequantize-then-GEMM mode also runs attention as GEMMs when the batch is made of runs
+  // (consecutive positions of one sequence, each sequence in one run) long enough to pay, over an
+  // f32 cache: several calibration samples in one batch, for instance.
+  struct Run {
+    int64_t t0, n;
+  };
+  std::vector<Run> runs;
+  for (int64_t t = 0; t < T; ++t) {
+    const BatchToken& bt = batch.tokens[size_t(t)];
+    if (!runs.empty()) {
+      const BatchToken& prev = batch.tokens[size_t(t - 1)];
+      if (bt.seq == prev.seq && bt.pos == prev.pos + 1) {
+        ++runs.back().n;
+        continue;
+      }
+    }
+    runs.push_back({t, 1});
+  }
+  bool gemm_attention = path == MatmulPath::DequantGemm && options_.kv == KvType::F32;
+  std::set<SeqId> run_seqs;
+  for (const Run& r : runs)
+    gemm_attention = gemm_attention && r.n >= kDequantGemmMinTokens && run_seqs.insert(batch.tokens[size_t(r.t0)].seq).second;
   std::vector<float> gemm_scores;
   std::vector<float> rcos(size_t(T * half)), rsin(size_t(T * half));
 
@@ -309,14 +325,17 @@ void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t l
     // heads that share it (GQA), into f32 rows that attention_head reads like the f32 cache.
     const int64_t group = sp.n_head / sp.n_head_kv;
     const bool f32_cache = options_.kv == KvType::F32;
-    if (gemm_attention) {  // one run of one sequence (a prefill chunk): per head, two GEMMs
-      const Sequence& sq = seqs_.at(batch.tokens[0].seq);
-      for (int64_t hh = 0; hh < sp.n_head; ++hh) {
-        const int64_t kvh = hh / group;
-        attention_run_gemm(ap, q.data() + hh * sp.head_dim_k, qd, T, batch.tokens[0].pos,
-                           sq.k[size_t(il)].f32_rows() + kvh * sp.head_dim_k,
-                           sq.v[size_t(il)].f32_rows() + kvh * sp.head_dim_v, att.data() + hh * sp.head_dim_v, ad,
-                           pool_, gemm_scores);
+    if (gemm_attention) {  // per run (a prefill chunk of one sequence) and head, two GEMMs
+      for (const Run& r : runs) {
+        const BatchToken& first = batch.tokens[size_t(r.t0)];
+        const Sequence& sq = seqs_.at(first.seq);
+        for (int64_t hh = 0; hh < sp.n_head; ++hh) {
+          const int64_t kvh = hh / group;
+          attention_run_gemm(ap, q.data() + r.t0 * qd + hh * sp.head_dim_k, qd, r.n, first.pos,
+                             sq.k[size_t(il)].f32_rows() + kvh * sp.head_dim_k,
+                             sq.v[size_t(il)].f32_rows() + kvh * sp.head_dim_v,
+                             att.data() + r.t0 * ad + hh * sp.head_dim_v, ad, pool_, gemm_scores);
+        }
       }
     } else {
     pool_.parallel_for(size_t(T * sp.n_head_kv), [&](size_t b, size_t e, int) {
