@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "quantbench/core/error.h"
+#include "quantbench/quant/method/linalg.h"
 
 namespace qb::quant {
 
@@ -20,10 +21,7 @@ double ErrorWeights::eval(const double* d, int64_t c0, int64_t n) const {
     case Kind::Full:
       for (int64_t i = 0; i < n; ++i) {
         if (d[i] == 0) continue;
-        const double* row = &m[size_t((c0 + i) * cols + c0)];
-        double s = 0;
-        for (int64_t j = 0; j < n; ++j) s += row[j] * d[j];
-        e += d[i] * s;
+        e += d[i] * dot(&m[size_t((c0 + i) * cols + c0)], d, n);  // the bulk of AWQ's and the clip searches' time
       }
       break;
   }

@@ -8,7 +8,6 @@
 #include <cmath>
 
 namespace qb::quant {
-namespace {
 
 // 32 independent partial sums: with AVX-512 that is four vector accumulators, enough to hide the FMA
 // latency (one running sum, or four, leaves the unit idle most cycles). Cloned per ISA at load time.
@@ -25,6 +24,8 @@ double dot(const double* a, const double* b, int64_t n) {
     for (int64_t l = 0; l < w; ++l) part[l] += part[l + w];
   return part[0] + s;
 }
+
+namespace {
 
 std::vector<double> transpose(const std::vector<double>& a, int64_t n) {
   std::vector<double> t(a.size());

@@ -23,6 +23,10 @@ std::vector<double> invert_lower(const std::vector<double>& l, int64_t n, Thread
 bool inverse_cholesky_upper(const std::vector<double>& h, int64_t n, std::vector<double>& u,
                             ThreadPool* pool = nullptr);
 
+// sum a[i] b[i] over n values, in 32 independent partial sums (vectorized per ISA; the order of
+// the additions is fixed, so the result does not depend on the machine's ISA beyond FMA contraction).
+double dot(const double* a, const double* b, int64_t n);
+
 // y -= a * x over n values (GPTQ's error updates), vectorized per ISA.
 void sub_scaled(double* y, const double* x, double a, int64_t n);
 
