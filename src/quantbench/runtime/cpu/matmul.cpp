@@ -156,27 +156,23 @@ std::string describe_dequant_gemm_path() {
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, MatmulPath path) {
   if (w.act != ActQuant::None) return matmul_w8a8(w, x, n_tokens, y, pool);  // one exact path for both modes
+  if (w.quantized) {
+    const quant::QuantizedTensor& q = *w.quantized;
+    QB_CHECK(q.rows == w.n_out && q.cols == w.n_in, "matmul: quantized tensor is {}x{}, the matrix {}x{}", q.rows,
+             q.cols, w.n_out, w.n_in);
+    QB_CHECK(n_tokens >= 0 && x != nullptr && y != nullptr, "matmul: bad arguments");
+  }
   if (path == MatmulPath::DequantGemm) {
     const bool can_dequantize = w.quantized || qformat::can_dequantize(w.type);
     if (n_tokens >= kDequantGemmMinTokens && w.n_out * w.n_in <= kDequantGemmMaxElements && can_dequantize) {
-      if (w.quantized) {
-        QB_CHECK(w.quantized->rows == w.n_out && w.quantized->cols == w.n_in,
-                 "matmul: quantized tensor is {}x{}, the matrix {}x{}", w.quantized->rows, w.quantized->cols, w.n_out,
-                 w.n_in);
-        QB_CHECK(x != nullptr && y != nullptr, "matmul: bad arguments");
-        w.quantized->check();
-      } else {
-        check_matrix(w, x, n_tokens, y);
-      }
+      if (w.quantized) w.quantized->check();
+      else check_matrix(w, x, n_tokens, y);
       return matmul_dequant_gemm(w, x, n_tokens, y, pool);
     }
     path = MatmulPath::Fast;
   }
   if (w.quantized) {
     const quant::QuantizedTensor& q = *w.quantized;
-    QB_CHECK(q.rows == w.n_out && q.cols == w.n_in, "matmul: quantized tensor is {}x{}, the matrix {}x{}", q.rows,
-             q.cols, w.n_out, w.n_in);
-    QB_CHECK(n_tokens >= 0 && x != nullptr && y != nullptr, "matmul: bad arguments");
     if (path == MatmulPath::Fast && has_intk_kernel(q))
       return matmul_intk(q, x, n_tokens, y, pool, selected_cpu_isa());
     q.check();
