@@ -4,11 +4,11 @@
 # table in docs/quantization.md. Every KL is exact (the baseline runs live beside the candidate: no
 # top-K cache), with the 95% cluster-bootstrap interval over windows that `eval` reports.
 # Usage: scripts/checks/kl_vs_bits.sh [stories|smollm2|all] [OUTDIR]
-#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset; SCHEME@seq / SCHEME@onepass force quantize's --calib-order), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2)
+#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset; SCHEME@seq / SCHEME@onepass force quantize's --calib-order), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2), QB_BIN (the quantbench binary)
 # Prints one Markdown row per candidate; the JSONs stay in OUTDIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-Q=./build/quantbench
+Q=${QB_BIN:-./build/quantbench}  # QB_BIN: a copy, so a rebuild cannot change the binary mid-run
 WHICH=${1:-all}
 OUT=${2:-/tmp/qb_kl_vs_bits}
 T=${THREADS:-2}

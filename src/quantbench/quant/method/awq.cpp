@@ -36,7 +36,7 @@ class Awq final : public Method {
     const auto xmean = in.calibration->mean_abs();
     ErrorWeights out = output_error_weights(in.calibration, n);
     std::vector<float> s(static_cast<size_t>(n)), best_s(static_cast<size_t>(n), 1.0f), ws(static_cast<size_t>(rows * n)), deq(static_cast<size_t>(rows * n));
-    std::vector<double> d(static_cast<size_t>(n));
+    std::vector<double> row_err(static_cast<size_t>(rows));
     double best = std::numeric_limits<double>::infinity(), best_alpha = 0;
     for (int64_t i = 0; i < grid_; ++i) {
       const double alpha = double(i) / double(grid_);
@@ -50,12 +50,19 @@ class Awq final : public Method {
       for (auto& v : s) v = float(v / norm);
       scale_columns(in.weight, rows, n, s, ws);
       dequantize(quantize_rtn(ws.data(), rows, n, l), deq.data());
+      // Rows in parallel, each row's error kept and summed in row order: the same total with any pool.
+      auto row_errors = [&](int64_t r0, int64_t r1) {
+        std::vector<double> d(static_cast<size_t>(n));
+        for (int64_t r = r0; r < r1; ++r) {
+          for (int64_t j = 0; j < n; ++j)
+            d[size_t(j)] = double(in.weight[r * n + j]) - double(deq[size_t(r * n + j)]) / s[size_t(j)];
+          row_err[size_t(r)] = out.eval(d.data(), 0, n);
+        }
+      };
+      if (in.pool) in.pool->parallel_for(size_t(rows), [&](size_t b, size_t e, int) { row_errors(int64_t(b), int64_t(e)); });
+      else row_errors(0, rows);
       double e = 0;
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < n; ++j)
-          d[size_t(j)] = double(in.weight[r * n + j]) - double(deq[size_t(r * n + j)]) / s[size_t(j)];
-        e += out.eval(d.data(), 0, n);
-      }
+      for (double v : row_err) e += v;
       if (e < best) { best = e; best_alpha = alpha; best_s = s; }
     }
     scale_columns(in.weight, rows, n, best_s, ws);
@@ -66,7 +73,8 @@ class Awq final : public Method {
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < n; ++j) out.m[size_t(i * n + j)] /= double(best_s[size_t(i)]) * best_s[size_t(j)];
       double ratio = 1;
-      res.weight = quantize_clip_search(ws.data(), rows, n, l, out, clip_ratios(clip_grid_, max_shrink_), &ratio);
+      res.weight = quantize_clip_search(ws.data(), rows, n, l, out, clip_ratios(clip_grid_, max_shrink_), &ratio,
+                                       in.pool);
       res.notes.push_back(fmt::format("awq clip search: mean ratio {:.3f}", ratio));
     } else {
       res.weight = quantize_rtn(ws.data(), rows, n, l);

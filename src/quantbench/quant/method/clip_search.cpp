@@ -82,7 +82,7 @@ double group_error(const QuantLayout& l, const float* w, int64_t c0, int64_t n, 
 
 QuantizedTensor quantize_clip_search(const float* w, int64_t rows, int64_t cols, const QuantLayout& l,
                                      const ErrorWeights& m, const std::vector<float>& ratios,
-                                     double* mean_ratio) {
+                                     double* mean_ratio, ThreadPool* pool) {
   QB_CHECK(!ratios.empty(), "clip search needs at least one ratio");
   QB_CHECK(m.cols == cols, "clip search: error weights for {} columns, weight has {}", m.cols, cols);
   std::vector<double> d(static_cast<size_t>(cols));
@@ -100,24 +100,35 @@ QuantizedTensor quantize_clip_search(const float* w, int64_t rows, int64_t cols,
   }
   QuantizedTensor q = QuantizedTensor::allocate(l, rows, cols);
   const int64_t g = q.group_cols();
-  double ratio_sum = 0;
-  for (int64_t row = 0; row < rows; ++row) {
-    const float* wr = w + row * cols;
-    for (int64_t k = 0; k < q.groups_per_row(); ++k) {
-      const int64_t c0 = k * g, n = std::min(g, cols - c0);
-      GroupParams best_p{};
-      float best_r = ratios[0];
-      double best = std::numeric_limits<double>::infinity();
-      for (float r : ratios) {
-        const GroupParams p = choose_params(l, wr + c0, n, r);
-        const double e = group_error(l, wr + c0, c0, n, p, m, d);
-        if (e < best) { best = e; best_p = p; best_r = r; }
+  // Rows are independent (each writes only its own params and codes); the per-row ratio sums are
+  // added in row order afterwards, so the result does not depend on the pool.
+  std::vector<double> row_ratio(static_cast<size_t>(rows));
+  auto search_rows = [&](int64_t r0, int64_t r1) {
+    std::vector<double> dr(static_cast<size_t>(cols));
+    for (int64_t row = r0; row < r1; ++row) {
+      const float* wr = w + row * cols;
+      double sum = 0;
+      for (int64_t k = 0; k < q.groups_per_row(); ++k) {
+        const int64_t c0 = k * g, n = std::min(g, cols - c0);
+        GroupParams best_p{};
+        float best_r = ratios[0];
+        double best = std::numeric_limits<double>::infinity();
+        for (float r : ratios) {
+          const GroupParams p = choose_params(l, wr + c0, n, r);
+          const double e = group_error(l, wr + c0, c0, n, p, m, dr);
+          if (e < best) { best = e; best_p = p; best_r = r; }
+        }
+        q.set_params(row, k, best_p);
+        sum += best_r;
       }
-      q.set_params(row, k, best_p);
-      ratio_sum += best_r;
+      encode_span(q, row, 0, cols, wr);
+      row_ratio[size_t(row)] = sum;
     }
-    encode_span(q, row, 0, cols, wr);
-  }
+  };
+  if (pool) pool->parallel_for(size_t(rows), [&](size_t b, size_t e, int) { search_rows(int64_t(b), int64_t(e)); });
+  else search_rows(0, rows);
+  double ratio_sum = 0;
+  for (double v : row_ratio) ratio_sum += v;
   if (mean_ratio) *mean_ratio = ratio_sum / double(rows * q.groups_per_row());
   return q;
 }

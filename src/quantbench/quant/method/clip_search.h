@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "quantbench/core/thread_pool.h"
 #include "quantbench/quant/method/calibration.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
 
@@ -34,9 +35,10 @@ ErrorWeights output_error_weights(const LayerCalibration* c, int64_t cols);
 std::vector<float> clip_ratios(int64_t steps, double max_shrink);
 
 // Quantizes with the best ratio per group (per tensor for Granularity::Tensor). mean_ratio, if given,
-// receives the average chosen ratio (for the manifest).
+// receives the average chosen ratio (for the manifest). Rows are searched in parallel over pool when
+// one is given; the result is the same with or without it.
 QuantizedTensor quantize_clip_search(const float* w, int64_t rows, int64_t cols, const QuantLayout& l,
                                      const ErrorWeights& m, const std::vector<float>& ratios,
-                                     double* mean_ratio = nullptr);
+                                     double* mean_ratio = nullptr, ThreadPool* pool = nullptr);
 
 }  // namespace qb::quant
