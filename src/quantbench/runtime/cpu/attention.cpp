@@ -93,10 +93,11 @@ void attention_run_gemm(const AttentionParams& p, const float* q, int64_t q_stri
                         const float* k, const float* v, float* out, int64_t out_stride, ThreadPool& pool,
                         std::vector<float>& scratch) {
   const int64_t nk = pos0 + nt;
-  scratch.assign(size_t(nt * nk), 0.0f);
+  if (scratch.size() < size_t(nt * nk)) scratch.resize(size_t(nt * nk));
   float* s = scratch.data();
   // S(t, j) = sum_d q[t][d] k[j][d]: both operands read with d as the k dimension.
-  gemm_f32_tn(p.head_dim_k, nt, nk, GemmOperand{q, 1, q_stride}, GemmOperand{k, 1, p.k_stride}, s, nk, false, pool);
+  gemm_f32_tn(p.head_dim_k, nt, nk, GemmOperand{q, 1, q_stride}, GemmOperand{k, 1, p.k_stride}, s, nk, false, pool,
+              /*accumulate=*/false);
   pool.parallel_for(size_t(nt), [&](size_t b, size_t e, int) {
     for (size_t t = b; t < e; ++t) {
       const int64_t pos = pos0 + int64_t(t);
@@ -115,11 +116,11 @@ void attention_run_gemm(const AttentionParams& p, const float* q, int64_t q_stri
       for (int64_t j = 0; j < first; ++j) row[j] = 0;
       for (int64_t j = first; j <= pos; ++j) row[j] *= inv;
       for (int64_t j = pos + 1; j < nk; ++j) row[j] = 0;
-      std::fill(out + int64_t(t) * out_stride, out + int64_t(t) * out_stride + p.head_dim_v, 0.0f);
     }
   });
   // out(t, i) = sum_j P(t, j) v[j][i]: j is the k dimension.
-  gemm_f32_tn(nk, nt, p.head_dim_v, GemmOperand{s, 1, nk}, GemmOperand{v, p.v_stride, 1}, out, out_stride, false, pool);
+  gemm_f32_tn(nk, nt, p.head_dim_v, GemmOperand{s, 1, nk}, GemmOperand{v, p.v_stride, 1}, out, out_stride, false, pool,
+              /*accumulate=*/false);
 }
 
 }  // namespace qb::runtime::cpu

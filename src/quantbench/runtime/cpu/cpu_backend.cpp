@@ -233,9 +233,22 @@ void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t l
   const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
   const MatmulPath path = matmul_path();
   const int64_t d = sp.n_embd, qd = sp.q_dim(), ad = sp.n_head * sp.head_dim_v, ff = sp.n_ff;
-  std::vector<float> h(size_t(T * d)), q(size_t(T * qd)), k(size_t(T * kvk)), v(size_t(T * kvv)),
-      att(size_t(T * ad)), o(size_t(T * d)), g(size_t(T * ff)), u(size_t(T * ff));
   const int64_t half = sp.n_rot / 2;
+  auto buffer = [](std::vector<float>& b, int64_t n) -> std::vector<float>& {
+    if (b.size() < size_t(n)) b.resize(size_t(n));
+    return b;
+  };
+  std::vector<float>& h = buffer(ws_.h, T * d);
+  std::vector<float>& q = buffer(ws_.q, T * qd);
+  std::vector<float>& k = buffer(ws_.k, T * kvk);
+  std::vector<float>& v = buffer(ws_.v, T * kvv);
+  std::vector<float>& att = buffer(ws_.att, T * ad);
+  std::vector<float>& o = buffer(ws_.o, T * d);
+  std::vector<float>& g = buffer(ws_.g, T * ff);
+  std::vector<float>& u = buffer(ws_.u, T * ff);
+  std::vector<float>& rcos = buffer(ws_.rcos, T * half);
+  std::vector<float>& rsin = buffer(ws_.rsin, T * half);
+  std::vector<float>& gemm_scores = ws_.gemm_scores;
   // The dequantize-then-GEMM mode also runs attention as GEMMs when the batch is made of runs
   // (consecutive positions of one sequence, each sequence in one run) long enough to pay, over an
   // f32 cache: several calibration samples in one batch, for instance.
@@ -258,8 +271,6 @@ void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t l
   std::set<SeqId> run_seqs;
   for (const Run& r : runs)
     gemm_attention = gemm_attention && r.n >= kDequantGemmMinTokens && run_seqs.insert(batch.tokens[size_t(r.t0)].seq).second;
-  std::vector<float> gemm_scores;
-  std::vector<float> rcos(size_t(T * half)), rsin(size_t(T * half));
 
   auto observe = [&](int64_t il, const char* what, const float* in, int64_t n_in) {
     if (options_.observer) options_.observer(il, fmt::format("blk.{}.{}.weight", il, what), in, T, n_in);

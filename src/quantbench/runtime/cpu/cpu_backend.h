@@ -89,6 +89,12 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   std::map<SeqId, Sequence> seqs_;
   SeqId next_id_ = 0;
+  // run_layers' activation buffers, kept across calls and grown on demand: a calibration pass calls it
+  // for every block of every sample group, and fresh buffers of tens of MB cost page faults and
+  // zero-filling each time. Every element a call reads it has written first.
+  struct Workspace {
+    std::vector<float> h, q, k, v, att, o, g, u, rcos, rsin, gemm_scores;
+  } ws_;
 };
 
 }  // namespace qb::runtime::cpu

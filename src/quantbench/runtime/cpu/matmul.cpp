@@ -7,6 +7,7 @@
 #include "quantbench/runtime/cpu/matmul.h"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "quantbench/core/error.h"
@@ -133,18 +134,18 @@ constexpr int64_t kDequantGemmMaxElements = int64_t(1) << 26;  // 256 MB of f32 
 
 // y = x W^T through gemm_f32 with W dequantized to f32 row-major first (rows in parallel).
 void matmul_dequant_gemm(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
-  std::vector<float> wf(size_t(w.n_out * w.n_in));
+  // Not value-initialised: every row is written by the dequantizer.
+  const std::unique_ptr<float[]> wf(new float[size_t(w.n_out * w.n_in)]);
   pool.parallel_for(size_t(w.n_out), [&](size_t b, size_t e, int) {
     for (size_t o = b; o < e; ++o) {
-      float* dst = wf.data() + o * size_t(w.n_in);
+      float* dst = wf.get() + o * size_t(w.n_in);
       if (w.quantized) quant::dequantize_row(*w.quantized, int64_t(o), dst);
       else qformat::dequantize_row(w.type, w.data + o * w.row_bytes, dst, w.n_in);
     }
   });
-  std::fill(y, y + n_tokens * w.n_out, 0.0f);
   // A(r, t) = x[t][r], B(r, o) = W[o][r]: C = A^T B is tokens x outputs, y's layout.
-  const GemmOperand a{x, 1, w.n_in}, b{wf.data(), 1, w.n_in};
-  gemm_f32_tn(w.n_in, n_tokens, w.n_out, a, b, y, w.n_out, false, pool);
+  const GemmOperand a{x, 1, w.n_in}, b{wf.get(), 1, w.n_in};
+  gemm_f32_tn(w.n_in, n_tokens, w.n_out, a, b, y, w.n_out, false, pool, /*accumulate=*/false);
 }
 
 }  // namespace
