@@ -3,7 +3,10 @@
 # checks first, then the decode-kernel benchmark with its launch-shape sweep (qb_gpu_bench), then
 # decode A/Bs, interleaved: this build, its switches (QB_CUDA_LAUNCH_RULE=4, QB_CUDA_PDL=0), and an
 # earlier build's binary if one was staged beside it as quantbench_step4 (step 5: commit 39ae152).
-# Usage: bash ab.sh [tests] [sweep] [ab] [pp] [ppprof] [attn] [check]   (default: tests sweep ab check)
+# step6: the decode epilogue switches (QB_CUDA_FUSE_ACT=0, QB_CUDA_FUSE_NORM_T=0|16) and step 5's binary if
+# staged as quantbench_step5 (STEP_BASE=<binary> bash stage.sh ...). checkall: the backend check again with
+# the norm epilogue at every decode size (QB_CUDA_FUSE_NORM_T=16) and with both epilogues off.
+# Usage: bash ab.sh [tests] [sweep] [ab] [step6] [pp] [ppprof] [attn] [check] [checkall]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -39,6 +42,20 @@ if has ab; then
   done 2>&1 | tee "$OUT/ab_decode.txt"
   rm -f "$OUT/tmp.log"
 fi
+if has step6; then  # decode: the product epilogues (step 6) on / off, and step 5's binary (quantbench_step5), interleaved
+  for rep in 1 2; do
+    b "step6        " w4g128 1,16
+    b "step6 noact  " w4g128 1,16 QB_CUDA_FUSE_ACT=0
+    b "step6 nonorm " w4g128 1,16 QB_CUDA_FUSE_NORM_T=0
+    b "step6 norm16 " w4g128 1,16 QB_CUDA_FUSE_NORM_T=16
+    b "step6 off    " w4g128 1,16 QB_CUDA_FUSE_ACT=0 QB_CUDA_FUSE_NORM_T=0
+    [ -x ./quantbench_step5 ] && Q=./quantbench_step5 b "step5 bin    " w4g128 1,16
+    b "step6        " w8 1,16
+    b "step6 off    " w8 1,16 QB_CUDA_FUSE_ACT=0 QB_CUDA_FUSE_NORM_T=0
+    [ -x ./quantbench_step5 ] && Q=./quantbench_step5 b "step5 bin    " w8 1,16
+  done 2>&1 | tee "$OUT/ab_step6.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has pp; then  # prefill 512: the fused attention kernel against the two-GEMM path, interleaved
   p() {  # label scheme env...
     local label=$1 scheme=$2; shift 2
@@ -71,4 +88,12 @@ fi
 if has check; then
   t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
   echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS" "$OUT/backend_check.log"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-200 | head
+fi
+if has checkall; then
+  for e in QB_CUDA_FUSE_NORM_T=16 "QB_CUDA_FUSE_ACT=0 QB_CUDA_FUSE_NORM_T=0"; do
+    t0=$(date +%s); env $e timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/tmp.log" 2>&1; r=$?
+    echo "backend_check with $e: rc $r ($(( $(date +%s) - t0 )) s), $(grep -cE "^PASS" "$OUT/tmp.log") PASS"
+    grep -E "^(FAIL|FAILED|PASSED)" "$OUT/tmp.log" | cut -c1-200 | head
+  done 2>&1 | tee "$OUT/backend_check_switches.txt"
+  rm -f "$OUT/tmp.log"
 fi
