@@ -6,7 +6,8 @@
 # step6: the decode epilogue switches (QB_CUDA_FUSE_ACT=0, QB_CUDA_FUSE_NORM_T=0|16) and step 5's binary if
 # staged as quantbench_step5 (STEP_BASE=<binary> bash stage.sh ...). checkall: the backend check again with
 # the norm epilogue at every decode size (QB_CUDA_FUSE_NORM_T=16) and with both epilogues off.
-# Usage: bash ab.sh [tests] [sweep] [ab] [step6] [pp] [ppprof] [attn] [check] [checkall]   (default: tests sweep ab check)
+# table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
+# Usage: bash ab.sh [tests] [sweep] [ab] [step6] [table] [pp] [ppprof] [attn] [check] [checkall]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -54,6 +55,18 @@ if has step6; then  # decode: the product epilogues (step 6) on / off, and step 
     b "step6 off    " w8 1,16 QB_CUDA_FUSE_ACT=0 QB_CUDA_FUSE_NORM_T=0
     [ -x ./quantbench_step5 ] && Q=./quantbench_step5 b "step5 bin    " w8 1,16
   done 2>&1 | tee "$OUT/ab_step6.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has table; then  # the issue's decode benchmarks (run.sh's, decode only: gen 128), then a profiled w4g128 pass
+  for sb in "w4g128 1,16" "w8 1" "bf16 1,16"; do
+    set -- $sb
+    timeout 200 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $1 --batch $2 --prompt-len 128 \
+      --gen-len 128 --reps 2 --warmup 1 --no-progress --json "$OUT/bench_$1.json" > "$OUT/bench_$1.log" 2>&1
+    echo "bench $1 rc $?"; head -4 "$OUT/bench_$1.log" | cut -c1-200
+  done 2>&1 | tee "$OUT/table.txt"
+  QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 --batch 1,16 \
+    --prompt-len 128 --gen-len 16 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+  grep -E "^profile" "$OUT/tmp.log" | sed 's/ (no graph.*class)://' | tee "$OUT/profile.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has pp; then  # prefill 512: the fused attention kernel against the two-GEMM path, interleaved
