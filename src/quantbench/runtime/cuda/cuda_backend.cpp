@@ -111,10 +111,12 @@ struct CudaBackend::Impl {
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   // Decode epilogues fused into the products (qgemv.h, QgemvTail; docs/perf.md step 6): the gated
-  // activation into gate|up (QB_CUDA_FUSE_ACT=0 turns it off), the residual add + RMSNorm into the o and
-  // down products for batches of at most fuse_norm_tokens tokens (QB_CUDA_FUSE_NORM_T=n; 0 turns it off).
-  bool fuse_act = true;
-  int fuse_norm_tokens = 1;
+  // activation into gate|up (QB_CUDA_FUSE_ACT=1), the residual add + RMSNorm into the o and down products
+  // for batches of at most fuse_norm_tokens tokens (QB_CUDA_FUSE_NORM_T=n). Off by default: on an H100,
+  // with graphs and early launch, both made the decode step slower (w4g128 2.44 vs 2.15 ms at one
+  // stream; the separate kernels they replace overlap the products' start, the epilogues do not).
+  bool fuse_act = false;
+  int fuse_norm_tokens = 0;
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   // Two activation-fragment buffers used in turn: a product whose epilogue writes the next product's
@@ -511,7 +513,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
-  if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") I.fuse_act = false;
+  if (const char* e = std::getenv("QB_CUDA_FUSE_ACT")) I.fuse_act = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_FUSE_NORM_T")) I.fuse_norm_tokens = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;

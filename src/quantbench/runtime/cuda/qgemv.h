@@ -138,7 +138,10 @@ QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, 
 // use). Both tails use a last-block-done handshake: every block writes its outputs, fences, and counts
 // itself in with an atomic; the last block of a set (which finds every other block's outputs in L2)
 // does the extra work and resets its counter to zero, so CUDA graphs replay it. The products are
-// unchanged (same y, bit for bit); the tails read y back through L2 (ld.cg).
+// unchanged (same y, bit for bit); the tails read y back through L2 (ld.cg). Measured on an H100
+// (docs/perf.md, step 6): in a CUDA graph with early launch both made the decode step slower than the
+// separate kernels they replace, so the backend leaves them off by default (QB_CUDA_FUSE_ACT=1,
+// QB_CUDA_FUSE_NORM_T=n turn them on).
 struct QgemvTail {
   enum class Kind { None, GatedAct, AddRmsNorm };
   Kind kind = Kind::None;
