@@ -8,6 +8,9 @@
 // that every row block re-reads. The next step's weights are prefetched into registers before the
 // current step's arithmetic. int4 multiplies the exact integers (q - z) and scales each group's f32
 // partial sum, so every format's products are exact and only f32 arithmetic rounds.
+// Optional epilogues (QgemvTail: gated activation, residual add + RMSNorm) run after the outputs are
+// written, through a last-block-done handshake; a template parameter, so kernels without one are the
+// plain ones. The backend keeps them off by default (slower on an H100, docs/perf.md step 6).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
