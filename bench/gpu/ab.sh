@@ -3,11 +3,9 @@
 # checks first, then the decode-kernel benchmark with its launch-shape sweep (qb_gpu_bench), then
 # decode A/Bs, interleaved: this build, its switches (QB_CUDA_LAUNCH_RULE=4, QB_CUDA_PDL=0), and an
 # earlier build's binary if one was staged beside it as quantbench_step4 (step 5: commit 39ae152).
-# step6: the decode epilogue switches (QB_CUDA_FUSE_ACT=1, QB_CUDA_FUSE_NORM_T=1|16) and step 5's binary if
-# staged as quantbench_step5 (STEP_BASE=<binary> bash stage.sh ...). checkall: the backend check again with
-# both epilogues on, the norm one at every decode size (QB_CUDA_FUSE_ACT=1 QB_CUDA_FUSE_NORM_T=16).
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
-# Usage: bash ab.sh [tests] [sweep] [ab] [step6] [table] [pp] [ppprof] [attn] [check] [checkall]   (default: tests sweep ab check)
+# (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -41,23 +39,6 @@ if has ab; then
     b "step5 rule4" w8 1,16 QB_CUDA_LAUNCH_RULE=4
     [ -x ./quantbench_step4 ] && Q=./quantbench_step4 b "step4 bin  " w8 1,16
   done 2>&1 | tee "$OUT/ab_decode.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has step6; then  # decode: the product epilogues (step 6, off by default) on / off, and step 5's binary
-  # (quantbench_step5), interleaved. (The run recorded in docs/perf.md step 6 used b77dd6b's version of this
-  # block, when the epilogues were on by default: its labels "step6", "noact", "nonorm", "off" are here
-  # "both", "norm1", "act", "step6".)
-  for rep in 1 2; do
-    b "step6        " w4g128 1,16
-    b "step6 act    " w4g128 1,16 QB_CUDA_FUSE_ACT=1
-    b "step6 norm1  " w4g128 1,16 QB_CUDA_FUSE_NORM_T=1
-    b "step6 both   " w4g128 1,16 QB_CUDA_FUSE_ACT=1 QB_CUDA_FUSE_NORM_T=1
-    b "step6 norm16 " w4g128 1,16 QB_CUDA_FUSE_ACT=1 QB_CUDA_FUSE_NORM_T=16
-    [ -x ./quantbench_step5 ] && Q=./quantbench_step5 b "step5 bin    " w4g128 1,16
-    b "step6        " w8 1,16
-    b "step6 both   " w8 1,16 QB_CUDA_FUSE_ACT=1 QB_CUDA_FUSE_NORM_T=1
-    [ -x ./quantbench_step5 ] && Q=./quantbench_step5 b "step5 bin    " w8 1,16
-  done 2>&1 | tee "$OUT/ab_step6.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has table; then  # the issue's decode benchmarks (run.sh's, decode only: gen 128), then a profiled w4g128 pass
@@ -104,12 +85,4 @@ fi
 if has check; then
   t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
   echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS" "$OUT/backend_check.log"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-200 | head
-fi
-if has checkall; then
-  for e in "QB_CUDA_FUSE_ACT=1 QB_CUDA_FUSE_NORM_T=16"; do
-    t0=$(date +%s); env $e timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/tmp.log" 2>&1; r=$?
-    echo "backend_check with $e: rc $r ($(( $(date +%s) - t0 )) s), $(grep -cE "^PASS" "$OUT/tmp.log") PASS"
-    grep -E "^(FAIL|FAILED|PASSED)" "$OUT/tmp.log" | cut -c1-200 | head
-  done 2>&1 | tee "$OUT/backend_check_switches.txt"
-  rm -f "$OUT/tmp.log"
 fi

@@ -110,22 +110,9 @@ struct CudaBackend::Impl {
   int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
-  // Decode epilogues fused into the products (qgemv.h, QgemvTail; docs/perf.md step 6): the gated
-  // activation into gate|up (QB_CUDA_FUSE_ACT=1), the residual add + RMSNorm into the o and down products
-  // for batches of at most fuse_norm_tokens tokens (QB_CUDA_FUSE_NORM_T=n). Off by default: on an H100,
-  // with graphs and early launch, both made the decode step slower (w4g128 2.44 vs 2.15 ms at one
-  // stream; the separate kernels they replace overlap the products' start, the epilogues do not).
-  bool fuse_act = false;
-  int fuse_norm_tokens = 0;
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
-  // Two activation-fragment buffers used in turn: a product whose epilogue writes the next product's
-  // input must not write the buffer its own blocks are still reading. frag_cur: the one the next
-  // product reads (reset to 0 at the start of each forward, so graph captures see the same sequence).
-  DevBuf xfrag, xfrag2, wscratch, wscratch2;
-  int frag_cur = 0;
-  void* frag_buf(int i) const { return i ? xfrag2.p : xfrag.p; }
-  DevBuf tail_counters;  // QgemvTail counters, zero between launches
+  DevBuf xfrag, wscratch, wscratch2;
   size_t wscratch_bytes = 0;
 
   // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
@@ -395,11 +382,10 @@ struct CudaBackend::Impl {
   // The input a product with `m` over T tokens reads, i.e. where the kernel producing it writes:
   // packed, decode: the qgemv fragments (f16, or bf16 for bf16 weights); packed, prefill: f16 rows
   // (for the dequantized scratch matrix); dense bf16: bf16 rows; dense f32: the f32 rows themselves.
-  // next: the fragment buffer after the current one (written by a product's epilogue).
-  ActOut target(const Mat& m, int T, float* f32_rows, bool next = false) const {
+  ActOut target(const Mat& m, int T, float* f32_rows) const {
     ActOut a;
     if (m.packed && T <= 16) {
-      a.frag = frag_buf(next ? frag_cur ^ 1 : frag_cur);
+      a.frag = xfrag.p;
       a.bf16 = m.pk.shape.spec.format == WeightFormat::BF16;
     } else if (m.packed) {
       a.half_rows = xb.as<uint16_t>();
@@ -412,32 +398,17 @@ struct CudaBackend::Impl {
     return a;
   }
 
-  QgemvConfig decode_config(const Mat& m, int T) const {
-    QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
-    cfg.overlap_launch = overlap_launch;
-    return cfg;
-  }
-  // Whether the product with m over T tokens runs qgemv and can take the norm / gated epilogue.
-  bool norm_tail_ok(const Mat& m, int T) const {
-    return m.packed && T <= 16 && T <= fuse_norm_tokens && m.n_out % 64 == 0 && m.n_out <= kNormTailMaxRow;
-  }
-  bool gated_tail_ok(const Mat& m, int T) const {
-    return fuse_act && m.packed && T <= 16 && gated_tail_fits(m.pk.shape, decode_config(m, T));
-  }
-
   // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer.
-  // tail (qgemv only: see norm_tail_ok / gated_tail_ok): its output goes to target(next, ..., true), and
-  // the fragment buffers swap.
-  void gemm_ready(const Mat& m, const float* x, int T, float* y, const QgemvTail* tail = nullptr) {
+  void gemm_ready(const Mat& m, const float* x, int T, float* y) {
     const float one = 1.0f, zero = 0.0f;
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
-        qgemv(m.pk, frag_buf(frag_cur), T, y, stream, decode_config(m, T), tail ? *tail : QgemvTail{});
-        if (tail) frag_cur ^= 1;
+        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
+        cfg.overlap_launch = overlap_launch;
+        qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
       }
-      QB_CHECK(!tail, "cuda: a product epilogue outside the decode kernels");
       if (pf_on) {  // dequantized ahead on the side stream
         QB_CHECK(pf_use < pf_order.size() && pf_order[pf_use] == &m, "cuda prefill: packed products out of order");
         const size_t k = pf_use++;
@@ -513,8 +484,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
-  if (const char* e = std::getenv("QB_CUDA_FUSE_ACT")) I.fuse_act = std::string(e) == "1";
-  if (const char* e = std::getenv("QB_CUDA_FUSE_NORM_T")) I.fuse_norm_tokens = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
@@ -540,9 +509,6 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
-  I.xfrag2 = DevBuf(activation_frag_bytes(widest, 16));
-  I.tail_counters = DevBuf(size_t(std::max<int64_t>(sp.n_ff / 16, 1) + 64) * sizeof(unsigned));
-  cuda_ok(cudaMemset(I.tail_counters.p, 0, I.tail_counters.bytes), "tail counters");
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
   if (I.wscratch_bytes && opt.prefetch_dequant) {
     I.wscratch2 = DevBuf(I.wscratch_bytes);
@@ -683,8 +649,7 @@ std::string CudaBackend::describe() const {
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}; qgemv launch rule {}; decode epilogues in the products: gated activation {}, "
-                     "residual add + norm {}; activations f32; {}",
+                     "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
                      options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
@@ -694,8 +659,6 @@ std::string CudaBackend::describe() const {
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off", impl_->launch_rule,
-                     impl_->fuse_act ? "on" : "off",
-                     impl_->fuse_norm_tokens > 0 ? fmt::format("up to {} tokens", impl_->fuse_norm_tokens) : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
@@ -966,22 +929,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     I.pf_on = false;
     if (!order.empty() && options_.prefetch_dequant) I.pf_begin(std::move(order));
   }
-  // Decode epilogues (step 6): a norm done by the previous product's tail is skipped here.
-  auto norm_tail = [&](const float* w, int rows_out, const int32_t* rows, const ActOut& out) {
-    QgemvTail t;
-    t.kind = QgemvTail::Kind::AddRmsNorm;
-    t.counters = I.tail_counters.as<unsigned>();
-    t.x = x;
-    t.w = w;
-    t.eps = sp.rms_eps;
-    t.rows = rows;
-    t.out_tokens = rows_out;
-    t.out = out;
-    return t;
-  };
   auto enqueue = [&] {
-    I.frag_cur = 0;
-    bool normed = false;  // the attention norm of this layer was done by the previous down product
     I.mark(Impl::kEmbed);
     if (model_)
       cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
@@ -992,12 +940,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     for (int64_t il = 0; il < sp.n_layer; ++il) {
       const Impl::Layer& L = I.layers[size_t(il)];
       const bool swa = sp.layer_swa[size_t(il)];
-      if (!normed) {
-        I.mark(Impl::kNorm);
-        add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop);
-      }
-      normed = false;
+      I.mark(Impl::kNorm);
+      add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
+                  I.target(L.wqkv, T, h), st, I.norm_loop);
       I.gemm_ready(L.wqkv, h, T, qkv);
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
@@ -1089,55 +1034,19 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         }
         I.mark(Impl::kAttn);
         attention(aa, st);
-        // The o product's epilogue does the residual add and the ffn norm (decode, few tokens).
-        QgemvTail ot;
-        const bool o_tail = !sp.post_norms && I.norm_tail_ok(L.wo, T);
-        if (o_tail) ot = norm_tail(L.ffn_norm.as<float>(), 0, nullptr, I.target(L.wgu, T, h, true));
-        if (!direct) {
-          const ActOut a = I.target(L.wo, T, att);
-          if (!a.f32) {
-            I.mark(Impl::kCast);
-            store_rows(att, int(L.wo.n_in), T, a, st);
-          }
-        }
-        I.gemm_ready(L.wo, att, T, o, o_tail ? &ot : nullptr);
-        normed = o_tail;
+        if (direct) I.gemm_ready(L.wo, att, T, o);
+        else I.gemm_f32(L.wo, att, T, o);
       }
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
       }
-      if (!normed) {
-        I.mark(Impl::kNorm);
-        add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
-                    I.norm_loop);
-      }
-      normed = false;
-      if (I.gated_tail_ok(L.wgu, T)) {  // act(gate) * up written by the gate|up product's epilogue
-        QgemvTail gt;
-        gt.kind = QgemvTail::Kind::GatedAct;
-        gt.counters = I.tail_counters.as<unsigned>();
-        gt.act = act;
-        gt.out = I.target(L.wdown, T, I.g.as<float>(), true);
-        I.gemm_ready(L.wgu, h, T, I.gu.as<float>(), &gt);
-      } else {
-        I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
-        I.mark(Impl::kAct);
-        gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
-      }
-      // The down product's epilogue: the residual add and the next layer's attention norm (or the
-      // output norm of the rows whose logits are wanted).
-      const bool last = il + 1 == sp.n_layer;
-      const bool d_tail = !sp.post_norms && I.norm_tail_ok(L.wdown, T) && (!last || (R > 0 && R <= 16));
-      if (d_tail) {
-        const QgemvTail dt_ = last ? norm_tail(I.output_norm.as<float>(), R, d_rows, I.target(I.output, R, h, true))
-                                   : norm_tail(I.layers[size_t(il) + 1].attn_norm.as<float>(), 0, nullptr,
-                                               I.target(I.layers[size_t(il) + 1].wqkv, T, h, true));
-        I.gemm_ready(L.wdown, I.g.as<float>(), T, o, &dt_);
-        normed = true;
-      } else {
-        I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
-      }
+      I.mark(Impl::kNorm);
+      add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st, I.norm_loop);
+      I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
+      I.mark(Impl::kAct);
+      gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
+      I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
@@ -1146,11 +1055,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
 
     if (R > 0) {
       // The last layer's residual add and the output norm, for the wanted rows only.
-      if (!normed) {
-        I.mark(Impl::kNorm);
-        add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                    I.target(I.output, R, h), st, I.norm_loop);
-      }
+      I.mark(Impl::kNorm);
+      add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
+                  I.target(I.output, R, h), st, I.norm_loop);
       I.gemm_ready(I.output, h, R, I.logits.as<float>());
       if (sp.final_softcap > 0) {
         I.mark(Impl::kOther);
@@ -1162,8 +1069,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   I.prof_begin();
   if (graphable) {
     const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
-                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.counters.p,
-                                           I.xfrag2.p, I.tail_counters.p};
+                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.counters.p};
     Impl::Graph& gr = I.graphs[{T, 2 * R + (fuse_rope ? 1 : 0)}];
     if (!gr.exec || gr.addr != addr) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);

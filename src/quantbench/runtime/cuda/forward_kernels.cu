@@ -13,7 +13,6 @@
 
 #include <cmath>
 
-#include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 
@@ -243,12 +242,46 @@ __global__ void embed_bf16_kernel(const __nv_bfloat16* table, const int32_t* tok
   for (int i = threadIdx.x; i < d; i += blockDim.x) x[int64_t(t) * d + i] = __bfloat162float(row[i]) * scale;
 }
 
-// --- ActOut stores: act_store.cuh (shared with the qgemv epilogues) ---------------------------------
+// --- ActOut stores -------------------------------------------------------------------------------
 
-using act::pack2;
-using act::pair_count;
-using act::put_frag;
-using act::store_pair;
+__device__ inline uint32_t pack2(float a, float b, bool bf) {
+  if (bf) return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(a))) |
+                 (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(b))) << 16);
+  return uint32_t(__half_as_ushort(__float2half_rn(a))) | (uint32_t(__half_as_ushort(__float2half_rn(b))) << 16);
+}
+
+// Columns k, k + 1 (k even) of token `tok` into the qgemv fragments (the index rule of qgemv.h's layout
+// comment, inverted: column k = 64 c + 16 s + 2 t + 8 h, token = 8 j + g, lane = 4 g + t).
+__device__ inline void put_frag(void* frag, int nt, int tok, int k, uint32_t v) {
+  const int c = k >> 6, r = k & 63, s = r >> 4, w = r & 15, h = w >> 3, t = (w & 7) >> 1;
+  const int lane = 4 * (tok & 7) + t, j = tok >> 3;
+  static_cast<uint32_t*>(frag)[((size_t(c) * nt + j) * 32 + lane) * 8 + 2 * s + h] = v;
+}
+
+// Values a (column k) and b (column k + 1, ignored where k + 1 >= n) of row `tok` to every target.
+// k may lie in the zero padding of the last 64-column chunk (n <= k): the fragment gets zeros there.
+__device__ inline void store_pair(const ActOut& o, int n, int nt, int tok, int k, float a, float b) {
+  if (k >= n) a = 0.0f;
+  if (k + 1 >= n) b = 0.0f;
+  if (k < n) {
+    const size_t i = size_t(tok) * n + k;
+    if (o.f32) {
+      o.f32[i] = a;
+      if (k + 1 < n) o.f32[i + 1] = b;
+    }
+    if (o.half_rows) {
+      const uint32_t v = pack2(a, b, o.bf16);
+      o.half_rows[i] = uint16_t(v & 0xffffu);
+      if (k + 1 < n) o.half_rows[i + 1] = uint16_t(v >> 16);
+    }
+  }
+  if (o.frag) put_frag(o.frag, nt, tok, k, pack2(a, b, o.bf16));
+}
+
+// Column pairs a kernel must cover: the padded width when fragments are written, else the row.
+__host__ __device__ inline int pair_count(const ActOut& o, int n) {
+  return o.frag ? ((n + 63) / 64) * 32 : (n + 1) / 2;
+}
 
 __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                    const int32_t* rows, ActOut o) {
@@ -331,7 +364,15 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
 }
 
 __device__ inline float gated_value(const float* gu, int n, int t, int j, int act) {
-  return act::gated_value(gu[size_t(t) * 2 * n + j], gu[size_t(t) * 2 * n + n + j], act);
+  const float g = gu[size_t(t) * 2 * n + j], u = gu[size_t(t) * 2 * n + n + j];
+  float a;
+  if (act == 0) {
+    a = g / (1.0f + expf(-g));
+  } else {
+    const float c = 0.79788456080286535588f;
+    a = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+  }
+  return a * u;
 }
 
 // grid (pair blocks, T): a thread per column pair of one token.

@@ -8,16 +8,12 @@
 // that every row block re-reads. The next step's weights are prefetched into registers before the
 // current step's arithmetic. int4 multiplies the exact integers (q - z) and scales each group's f32
 // partial sum, so every format's products are exact and only f32 arithmetic rounds.
-// Optional epilogues (QgemvTail: gated activation, residual add + RMSNorm) run after the outputs are
-// written, through a last-block-done handshake; a template parameter, so kernels without one are the
-// plain ones. The backend keeps them off by default (slower on an H100, docs/perf.md step 6).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 
@@ -69,112 +65,13 @@ __host__ __device__ constexpr int steps_for(int lpc, int r) {
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
-// --- Epilogues (QgemvTail in qgemv.h) -----------------------------------------------------------
-
-// Last-block-done: returns true, in every thread, in the block that is the `expected`-th to arrive at
-// *counter (the counter is then reset for the next launch). Each thread fences its own stores of y
-// before the block counts itself in, so the last block sees every other block's outputs.
-__device__ __forceinline__ bool arrive_last(unsigned* counter, unsigned expected) {
-  __shared__ unsigned s_last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned prev = atomicAdd(counter, 1u);
-    s_last = prev + 1 == expected ? 1u : 0u;
-    if (s_last) atomicExch(counter, 0u);  // everyone has counted: ready for the next launch
-  }
-  __syncthreads();
-  const bool last = s_last != 0;
-  if (last) __threadfence();
-  return last;
-}
-
-// The block's sum of v, to every thread (shuffles, then one slot per warp summed in warp order).
-__device__ __forceinline__ float tail_block_sum(float v) {
-  __shared__ float s_red[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  __syncthreads();
-  if (lane == 0) s_red[warp] = v;
-  __syncthreads();
-  float t = lane < nw ? s_red[lane] : 0.0f;
-  for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-  return t;
-}
-
-// gate|up: the second block of each (gate rows, up rows) pair writes act(gate) * up for its 16 R columns.
-__device__ __forceinline__ void gated_tail(const QgemvTail& tl, const float* y, int n_out, int n_tokens, int R) {
-  const int n = n_out / 2, P = n / (16 * R), pair = int(blockIdx.x) % P;
-  if (!arrive_last(tl.counters + pair, 2u)) return;
-  const int nt = (n_tokens + 7) / 8, c0 = 16 * R * pair, pairs = 8 * R;
-  for (int e = threadIdx.x; e < n_tokens * pairs; e += blockDim.x) {
-    const int t = e / pairs, k = c0 + 2 * (e % pairs);
-    const float* yt = y + size_t(t) * n_out;
-    const float a = act::gated_value(__ldcg(yt + k), __ldcg(yt + n + k), tl.act);
-    const float b = act::gated_value(__ldcg(yt + k + 1), __ldcg(yt + n + k + 1), tl.act);
-    act::store_pair(tl.out, n, nt, t, k, a, b);
-  }
-}
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sa), "l"(gmem) : "memory");
-}
-
-// Residual add + RMSNorm by the grid's last block. The row of x, the row of y and the weights go to
-// shared memory by cp.async (one load round trip, through L2, and no registers: the tail must not
-// raise the register count of the product it ends, which sets its occupancy); `sm` holds 3 n floats.
-__device__ __forceinline__ void norm_tail(const QgemvTail& tl, const float* y, int n, int n_tokens, float* sm) {
-  if (!arrive_last(tl.counters, gridDim.x)) return;
-  const int T = tl.rows ? tl.out_tokens : n_tokens, nt = (T + 7) / 8, n4 = n / 4, bd = blockDim.x;
-  float4* xs = reinterpret_cast<float4*>(sm);
-  float4* ys = xs + n4;
-  float4* ws = ys + n4;
-  for (int t = 0; t < T; ++t) {
-    const int r = tl.rows ? tl.rows[t] : t;
-    float4* xr = reinterpret_cast<float4*>(tl.x + size_t(r) * n);
-    const float4* yr = reinterpret_cast<const float4*>(y + size_t(r) * n);
-    for (int i = threadIdx.x; i < n4; i += bd) {
-      cp_async16(xs + i, xr + i);
-      cp_async16(ys + i, yr + i);
-      if (t == 0 && tl.w) cp_async16(ws + i, reinterpret_cast<const float4*>(tl.w) + i);
-    }
-    asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
-    __syncthreads();
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n4; i += bd) {
-      const float4 a = xs[i], b = ys[i];
-      const float4 v = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
-      xr[i] = v;
-      xs[i] = v;  // read back below by this same thread
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    }
-    ss = tail_block_sum(ss);
-    const float sc = 1.0f / sqrtf(ss / float(n) + tl.eps);
-    for (int i = threadIdx.x; i < n4; i += bd) {
-      // Same arithmetic as add_rmsnorm: (x * sc) * w, or x * sc without weights.
-      const float4 v = xs[i];
-      float4 o = make_float4(v.x * sc, v.y * sc, v.z * sc, v.w * sc);
-      if (tl.w) {
-        const float4 g = ws[i];
-        o = make_float4(o.x * g.x, o.y * g.y, o.z * g.z, o.w * g.w);
-      }
-      act::store_pair(tl.out, n, nt, t, 4 * i, o.x, o.y);
-      act::store_pair(tl.out, n, nt, t, 4 * i + 2, o.z, o.w);
-    }
-    __syncthreads();  // the next token's copies overwrite xs, ys
-  }
-}
-
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
-// warp. NT: 8-token tiles (1 or 2). TAIL: the epilogue (QgemvTail::Kind as int), a template parameter so
-// that products without one (and with the light gated one) keep their register count: the norm
-// epilogue's code adds registers, which would lower the occupancy of the wide products.
-template <int F, int G, bool ASYM, int R, int NT, int TAIL>
+// warp. NT: 8-token tiles (1 or 2).
+template <int F, int G, bool ASYM, int R, int NT>
 __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                              const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                              float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
-                             int n_tokens, const QgemvTail tail) {
+                             int n_tokens) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
@@ -393,8 +290,6 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
       y[size_t(tok) * n_out + row] = sum;
     }
   }
-  if constexpr (TAIL == int(QgemvTail::Kind::GatedAct)) gated_tail(tail, y, n_out, n_tokens, R);
-  if constexpr (TAIL == int(QgemvTail::Kind::AddRmsNorm)) norm_tail(tail, y, n_out, n_tokens, red + n_warps * kPer);
 }
 
 __global__ void pack_activations_kernel(const uint16_t* __restrict__ x, int n_tokens, int n_in, int nt,
@@ -548,30 +443,23 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 }
 
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
-                          int, int, const QgemvTail);
+                          int, int);
 
-template <int F, int G, bool ASYM, int R, int NT>
-KernelFn pick_tail(int tail) {
-  return tail == 0 ? qgemv_kernel<F, G, ASYM, R, NT, 0>
-                   : tail == 1 ? qgemv_kernel<F, G, ASYM, R, NT, 1> : qgemv_kernel<F, G, ASYM, R, NT, 2>;
-}
 template <int F, int G, bool ASYM, int R>
-KernelFn pick_nt(int nt, int tail) {
-  return nt == 1 ? pick_tail<F, G, ASYM, R, 1>(tail) : pick_tail<F, G, ASYM, R, 2>(tail);
+KernelFn pick_nt(int nt) {
+  return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1> : qgemv_kernel<F, G, ASYM, R, 2>;
 }
 template <int F, int G, bool ASYM>
-KernelFn pick_r(int r, int nt, int tail) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, tail)
-                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, tail) : pick_nt<F, G, ASYM, 4>(nt, tail);
+KernelFn pick_r(int r, int nt) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
 }
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, QgemvTail::Kind kind) {
-  const int t = int(kind);
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt) {
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, t);
-    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt, t) : pick_r<1, 0, false>(r, nt, t);
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
+    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt) : pick_r<1, 0, false>(r, nt);
     case WeightFormat::W4A16:
-      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, t) : pick_r<2, 32, false>(r, nt, t);
-      return s.asym ? pick_r<2, 128, true>(r, nt, t) : pick_r<2, 128, false>(r, nt, t);
+      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt) : pick_r<2, 32, false>(r, nt);
+      return s.asym ? pick_r<2, 128, true>(r, nt) : pick_r<2, 128, false>(r, nt);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -640,16 +528,8 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
   return c;
 }
 
-bool gated_tail_fits(const PackedShape& p, const QgemvConfig& cfg) {
-  const int64_t n = p.n_out / 2, r = cfg.row_blocks_per_warp;
-  return p.n_out % 2 == 0 && n % 64 == 0 && r >= 1 && n % (16 * r) == 0;
-}
-int gated_tail_counters(const PackedShape& p, const QgemvConfig& cfg) {
-  return int(p.n_out / 2 / (16 * std::max(1, cfg.row_blocks_per_warp)));
-}
-
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig cfg, const QgemvTail& tail) {
+           QgemvConfig cfg) {
   if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("qgemv: n_tokens must be 1..16");
   const PackedShape& p = w.shape;
   if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0) {
@@ -664,27 +544,14 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
-  switch (tail.kind) {
-    case QgemvTail::Kind::None: break;
-    case QgemvTail::Kind::GatedAct:
-      if (!gated_tail_fits(p, cfg) || !tail.counters)
-        throw std::invalid_argument("qgemv: gated tail needs n_out / 2 a multiple of 64 and 16 R, and counters");
-      break;
-    case QgemvTail::Kind::AddRmsNorm:
-      if (p.n_out % 64 != 0 || p.n_out > kNormTailMaxRow || !tail.counters || !tail.x ||
-          (tail.rows && (tail.out_tokens < 1 || tail.out_tokens > 16)))
-        throw std::invalid_argument("qgemv: norm tail needs n_out a multiple of 64 and <= 12288, x, counters, 1..16 rows");
-      break;
-  }
-  const KernelFn fn = pick_kernel(p.spec, r, nt, tail.kind);
+  const KernelFn fn = pick_kernel(p.spec, r, nt);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
     cfg.warps_per_block = nw;
   }
-  size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
-  if (tail.kind == QgemvTail::Kind::AddRmsNorm) smem += size_t(3 * p.n_out) * sizeof(float);  // norm_tail's rows
+  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   cudaLaunchConfig_t lc = {};
@@ -700,7 +567,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   QB_CUDA_OK(cudaLaunchKernelEx(&lc, fn, static_cast<const uint4*>(w.weights.get()),
                                 static_cast<const uint16_t*>(w.scales.get()),
                                 static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y,
-                                int(p.n_out), int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, tail));
+                                int(p.n_out), int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens));
   QB_CUDA_LAUNCHED();
   return cfg;
 }

@@ -46,8 +46,6 @@
 #include <string>
 #include <vector>
 
-#include "quantbench/runtime/cuda/forward_kernels.h"  // ActOut
-
 namespace qb::runtime::cuda {
 
 enum class WeightFormat { BF16, W8A16, W4A16 };
@@ -133,48 +131,10 @@ struct QgemvConfig {
 // rule 4: the launch shapes of step 4 (kept for same-run A/B measurements); 5: the current rules.
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 5);
 
-// What a decode product does after writing y, so that no separate kernel runs between it and the next
-// product (step 6 of docs/perf.md: each such kernel cost a launch and a full serialization per
-// use). Both tails use a last-block-done handshake: every block writes its outputs, fences, and counts
-// itself in with an atomic; the last block of a set (which finds every other block's outputs in L2)
-// does the extra work and resets its counter to zero, so CUDA graphs replay it. The products are
-// unchanged (same y, bit for bit); the tails read y back through L2 (ld.cg). Measured on an H100
-// (docs/perf.md, step 6): in a CUDA graph with early launch both made the decode step slower than the
-// separate kernels they replace, so the backend leaves them off by default (QB_CUDA_FUSE_ACT=1,
-// QB_CUDA_FUSE_NORM_T=n turn them on).
-struct QgemvTail {
-  enum class Kind { None, GatedAct, AddRmsNorm };
-  Kind kind = Kind::None;
-  // Zero before the first launch; left at zero. GatedAct: gated_tail_counters(); AddRmsNorm: one.
-  unsigned* counters = nullptr;
-  // GatedAct: the matrix is gate|up stacked (rows [0, n) gate, [n, 2n) up, n = n_out / 2): out[t] =
-  // act(gate[t]) * up[t] over n columns, act 0 SiLU, 1 GELU, exactly as gated_act_out computes it. The
-  // block holding gate rows 16 R b.. and the one holding the matching up rows pair up through
-  // counters[b]; the second of the two to finish writes those 16 R columns. Needs gated_tail_fits().
-  int act = 0;
-  // AddRmsNorm: x[r] += y[r], then out[t] = x[r] * rsqrt(mean(x[r]^2) + eps) * w (w may be null) for
-  // r = rows ? rows[t] : t, t < out_tokens (n_tokens when rows is null): add_rmsnorm's contract, done by
-  // the grid's last block (f32 sums in a fixed order: deterministic, not bit-equal to add_rmsnorm's
-  // tree). One block does all of it, so it pays where the rows are few (decode at few streams).
-  // Needs n_out % 64 == 0 and n_out <= kNormTailMaxRow (the rows sit in shared memory).
-  float* x = nullptr;
-  const float* w = nullptr;
-  float eps = 0.0f;
-  const int32_t* rows = nullptr;
-  int out_tokens = 0;
-  ActOut out;  // both kinds; out.frag must not be the xfrag this product reads (blocks still read it)
-};
-constexpr int64_t kNormTailMaxRow = 12288;
-// Whether the gate|up pairing works for this matrix and launch shape (n_out / 2 a multiple of 64 and
-// of 16 R), and how many counters it uses.
-bool gated_tail_fits(const PackedShape& shape, const QgemvConfig& config);
-int gated_tail_counters(const PackedShape& shape, const QgemvConfig& config);
-
 // y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
 // Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not
-// allow that many threads in one block. `tail`: see QgemvTail (throws std::invalid_argument where it
-// does not fit the shape).
+// allow that many threads in one block.
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig config = {}, const QgemvTail& tail = {});
+           QgemvConfig config = {});
 
 }  // namespace qb::runtime::cuda
