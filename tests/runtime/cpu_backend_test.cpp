@@ -196,11 +196,13 @@ TEST(CpuBackend, DequantGemmPrefillAgreesWithReference) {
 // records each matrix's input bit for bit), and rejects bad ranges and shapes.
 TEST(CpuBackend, ForwardLayersInSegmentsEqualsForward) {
   const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 432, 17};
-  std::map<std::string, std::vector<float>> seen[2];
+  std::map<std::string, std::vector<float>> seen[2], inputs_only_seen;
+  std::map<std::string, std::vector<float>>* sink = nullptr;
   for (int split : {0, 1}) {
     CpuBackendOptions o{CpuMode::Fast, 2};
-    o.observer = [&seen, split](int64_t, std::string_view t, const float* x, int64_t n, int64_t w) {
-      seen[split][std::string(t)] = std::vector<float>(x, x + n * w);
+    sink = &seen[split];
+    o.observer = [&sink](int64_t, std::string_view t, const float* x, int64_t n, int64_t w) {
+      (*sink)[std::string(t)] = std::vector<float>(x, x + n * w);
     };
     CpuBackend be(stories(), o);
     if (split == 0) {
@@ -216,6 +218,13 @@ TEST(CpuBackend, ForwardLayersInSegmentsEqualsForward) {
     b2.add_sequence(ids, be.create_sequence(), 0, false);
     std::vector<float> x = be.embed(b1);
     be.forward_layers(b1, x, 0, 1);
+    // The observer's pass over the last layers (inputs_only) sees the same inputs as a full run.
+    std::vector<float> x_copy = x;
+    Batch b_obs;
+    b_obs.add_sequence(ids, be.create_sequence(), 0, false);
+    sink = &inputs_only_seen;
+    be.forward_layers(b_obs, x_copy, 1, n_layer, /*inputs_only=*/true);
+    sink = &seen[1];
     be.forward_layers(b2, x, 1, n_layer);
     std::vector<float> bad(3);
     Batch b3;
@@ -225,6 +234,15 @@ TEST(CpuBackend, ForwardLayersInSegmentsEqualsForward) {
   }
   ASSERT_FALSE(seen[0].empty());
   EXPECT_EQ(seen[0], seen[1]);
+  // Every input of layers 1.. (ffn_down's of the last layer included), the same values.
+  size_t compared = 0;
+  for (const auto& [name, v] : seen[0])
+    if (name.rfind("blk.0.", 0) != 0) {
+      ASSERT_TRUE(inputs_only_seen.count(name)) << name;
+      EXPECT_EQ(inputs_only_seen.at(name), v) << name;
+      ++compared;
+    }
+  EXPECT_EQ(compared, inputs_only_seen.size());
 }
 
 TEST(CpuBackend, ThreadCountDoesNotChangeResults) {

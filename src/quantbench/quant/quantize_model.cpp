@@ -183,11 +183,12 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     for (auto id : seqs) backend->free_sequence(id);
   };
   // Runs every group through layers [l0, l1) (hidden: their inputs, replaced by their outputs).
-  auto run_samples = [&](std::vector<std::vector<float>>& hidden, int64_t l0, int64_t l1) {
+  auto run_samples = [&](std::vector<std::vector<float>>& hidden, int64_t l0, int64_t l1, bool inputs_only) {
     for (size_t i = 0; i < batches.size(); ++i)
-      with_sequences(batches[i], [&] { backend->forward_layers(batches[i].batch, hidden[i], l0, l1); });
+      with_sequences(batches[i], [&] { backend->forward_layers(batches[i].batch, hidden[i], l0, l1, inputs_only); });
   };
   std::vector<std::vector<float>> hidden;  // sequential mode: each sample's input to the next block
+  std::vector<std::vector<float>> observed_copy(batches.size());
   if (need_cal && !sequential) {
     for (int64_t il = 0; il < sp.n_layer; ++il) add_layer_calibrations(il);
     Progress prog("calibrate", int64_t(opts.calibration->size()), opts.progress);
@@ -224,9 +225,11 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   for (int64_t il = 0; il < sp.n_layer; ++il) {
     if (need_cal && sequential) {  // this block's statistics, from inputs through quantized blocks
       add_layer_calibrations(il);
-      std::vector<std::vector<float>> h = hidden;  // the block's outputs are not needed before it is quantized
+      // The block's outputs are not needed before it is quantized: the observer's pass runs on a copy
+      // (kept across blocks, so its memory is reused) and stops at the block's last input.
+      for (size_t i = 0; i < hidden.size(); ++i) observed_copy[i].assign(hidden[i].begin(), hidden[i].end());
       collecting = true;
-      run_samples(h, il, il + 1);
+      run_samples(observed_copy, il, il + 1, /*inputs_only=*/true);
     }
     model::LayerWeights& L = out->layers[size_t(il)];
     auto nm = [&](const char* w) { return fmt::format("blk.{}.{}.weight", il, w); };
@@ -383,7 +386,7 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
     run_group({nm("attn_output")}, nullptr, "");
     if (need_cal && sequential) {  // carry the samples through the quantized block; drop its statistics
       collecting = false;
-      run_samples(hidden, il, il + 1);
+      run_samples(hidden, il, il + 1, /*inputs_only=*/false);
       for (auto it = cal.begin(); it != cal.end();)
         it = it->first.rfind(fmt::format("blk.{}.", il), 0) == 0 ? cal.erase(it) : std::next(it);
     }

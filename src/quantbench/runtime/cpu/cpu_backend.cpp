@@ -177,7 +177,8 @@ std::vector<float> CpuBackend::embed(const Batch& batch) {
   return x;
 }
 
-void CpuBackend::forward_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end) {
+void CpuBackend::forward_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end,
+                                bool inputs_only) {
   const ModelSpec& sp = spec();
   QB_CHECK(0 <= layer_begin && layer_begin <= layer_end && layer_end <= sp.n_layer,
            "forward_layers: layers [{}, {}) outside the model's {}", layer_begin, layer_end, sp.n_layer);
@@ -185,7 +186,7 @@ void CpuBackend::forward_layers(const Batch& batch, std::vector<float>& x, int64
            "forward_layers: {} hidden values for {} tokens of width {}", x.size(), batch.size(), sp.n_embd);
   if (batch.size() == 0) return;
   const auto next_pos = reserve(batch);
-  run_layers(batch, x, layer_begin, layer_end);
+  run_layers(batch, x, layer_begin, layer_end, inputs_only);
   for (const auto& [id, end] : next_pos) seqs_.at(id).length = end;
 }
 
@@ -226,7 +227,8 @@ Logits CpuBackend::forward(const Batch& batch) {
   return result;
 }
 
-void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end) {
+void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end,
+                            bool inputs_only) {
   const ModelSpec& sp = spec();
   const model::Model& m = *model_;
   const int64_t T = int64_t(batch.size());
@@ -407,6 +409,7 @@ void CpuBackend::run_layers(const Batch& batch, std::vector<float>& x, int64_t l
     matmul(w.w_up, h.data(), T, u.data(), pool_, path);
     rows(T, [&](int64_t t) { gated_activation(sp.activation, g.data() + t * ff, u.data() + t * ff, g.data() + t * ff, ff); });
     observe(il, "ffn_down", g.data(), ff);
+    if (inputs_only && il == layer_end - 1) return;
     matmul(w.w_down, g.data(), T, o.data(), pool_, path);
     rows(T, [&](int64_t t) {
       float* ot = o.data() + t * d;

@@ -60,8 +60,12 @@ class CpuBackend final : public Backend {
   // [layer_begin, layer_end) on hidden states x (the input of layer_begin), leaves their output in x,
   // writes those layers' KV rows and advances the sequences as forward() does. The other layers' KV
   // rows at those positions are not written: such a sequence serves this purpose only.
+  // inputs_only: the observer's pass; the last layer stops once its last matrix's input (ffn_down's)
+  // is observed, skipping that product (a quarter of a Llama block's weights) and its residual add,
+  // and x is left unspecified.
   std::vector<float> embed(const Batch& batch);
-  void forward_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end);
+  void forward_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end,
+                      bool inputs_only = false);
 
   const model::Model& model() const { return *model_; }
   KvType kv_type() const { return options_.kv; }
@@ -80,7 +84,8 @@ class CpuBackend final : public Backend {
   // length (committed by the caller once the forward succeeded).
   std::map<SeqId, int64_t> reserve(const Batch& batch);
   MatmulPath matmul_path() const;
-  void run_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end);
+  void run_layers(const Batch& batch, std::vector<float>& x, int64_t layer_begin, int64_t layer_end,
+                  bool inputs_only = false);
   Sequence& seq_ref(SeqId seq);
   const Sequence& seq_ref(SeqId seq) const;
 
