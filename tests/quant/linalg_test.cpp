@@ -40,6 +40,30 @@ double max_abs_diff_from_identity(const std::vector<double>& m, int64_t n) {
   return e;
 }
 
+// The column-at-a-time forms (before the column blocking): the blocked code must give the same bits,
+// since every entry is the same dot product in the same order.
+std::vector<double> cholesky_by_columns(std::vector<double> a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const double* rj = &a[size_t(j * n)];
+    const double ljj = std::sqrt(a[size_t(j * n + j)] - dot(rj, rj, j));
+    a[size_t(j * n + j)] = ljj;
+    for (int64_t i = j + 1; i < n; ++i) a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
+    for (int64_t k = j + 1; k < n; ++k) a[size_t(j * n + k)] = 0;
+  }
+  return a;
+}
+
+std::vector<double> invert_by_columns(const std::vector<double>& l, int64_t n) {
+  std::vector<double> inv(size_t(n * n), 0.0);
+  std::vector<double> x(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) {
+    x[size_t(c)] = 1.0 / l[size_t(c * n + c)];
+    for (int64_t i = c + 1; i < n; ++i) x[size_t(i)] = -dot(&l[size_t(i * n + c)], &x[size_t(c)], i - c) / l[size_t(i * n + i)];
+    for (int64_t i = c; i < n; ++i) inv[size_t(i * n + c)] = x[size_t(i)];
+  }
+  return inv;
+}
+
 TEST(Linalg, CholeskyInverseAndGptqPreconditionerSatisfyTheirIdentities) {
   for (int64_t n : {1, 5, 37, 130, 400}) {
     const auto h = random_spd(n, uint64_t(n));
@@ -59,6 +83,8 @@ TEST(Linalg, CholeskyInverseAndGptqPreconditionerSatisfyTheirIdentities) {
     }
     EXPECT_LE(err, 1e-12 * scale) << "n " << n;
     EXPECT_LE(max_abs_diff_from_identity(matmul(invert_lower(l, n), l, n), n), 1e-12) << "n " << n;
+    EXPECT_EQ(l, cholesky_by_columns(h, n)) << "n " << n;
+    EXPECT_EQ(invert_lower(l, n), invert_by_columns(l, n)) << "n " << n;
     std::vector<double> u;
     ASSERT_TRUE(inverse_cholesky_upper(h, n, u));
     std::vector<double> ut(size_t(n * n));
@@ -73,6 +99,10 @@ TEST(Linalg, CholeskyInverseAndGptqPreconditionerSatisfyTheirIdentities) {
     std::vector<double> u_threads;
     ASSERT_TRUE(inverse_cholesky_upper(h, n, u_threads, &pool));
     EXPECT_EQ(u_threads, u) << "n " << n;
+    auto l_threads = h;
+    ASSERT_TRUE(cholesky_lower(l_threads, n, &pool));
+    EXPECT_EQ(l_threads, l) << "n " << n;
+    EXPECT_EQ(invert_lower(l, n, &pool), invert_lower(l, n)) << "n " << n;
   }
 }
 

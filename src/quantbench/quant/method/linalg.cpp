@@ -5,6 +5,7 @@
 // GPTQ run before.
 #include "quantbench/quant/method/linalg.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace qb::quant {
@@ -53,30 +54,76 @@ void for_range(ThreadPool* pool, int64_t begin, int64_t end, int64_t work, const
 
 }  // namespace
 
+// Columns per block in cholesky_lower and invert_lower. Each element is still computed by the same
+// dot product in the same order as column by column (the results are bit-identical); blocking only
+// changes which row a thread holds in L1: a row is now read once per block of columns instead of once
+// per column. At n = 1536 the matrix (19 MB) lives in L3, and the column-at-a-time loops streamed it
+// from there n times.
+constexpr int64_t kColumnBlock = 16;
+
 bool cholesky_lower(std::vector<double>& a, int64_t n, ThreadPool* pool) {
-  for (int64_t j = 0; j < n; ++j) {
-    const double* rj = &a[size_t(j * n)];
-    const double d = a[size_t(j * n + j)] - dot(rj, rj, j);
-    if (!(d > 0) || !std::isfinite(d)) return false;
-    const double ljj = std::sqrt(d);
-    a[size_t(j * n + j)] = ljj;
-    for_range(pool, j + 1, n, (n - j) * j, [&](int64_t i) {
-      a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
+  for (int64_t j0 = 0; j0 < n; j0 += kColumnBlock) {
+    const int64_t j1 = std::min(n, j0 + kColumnBlock);
+    // The block's own rows, column by column (each needs the columns before it).
+    for (int64_t j = j0; j < j1; ++j) {
+      const double* rj = &a[size_t(j * n)];
+      const double d = a[size_t(j * n + j)] - dot(rj, rj, j);
+      if (!(d > 0) || !std::isfinite(d)) return false;
+      const double ljj = std::sqrt(d);
+      a[size_t(j * n + j)] = ljj;
+      for (int64_t i = j + 1; i < j1; ++i) a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
+    }
+    // The rows below: each row's block of columns in order, the row held in L1.
+    for_range(pool, j1, n, (n - j1) * j1 * (j1 - j0), [&](int64_t i) {
+      double* ri = &a[size_t(i * n)];
+      for (int64_t j = j0; j < j1; ++j) ri[j] = (ri[j] - dot(ri, &a[size_t(j * n)], j)) / a[size_t(j * n + j)];
     });
-    for (int64_t k = j + 1; k < n; ++k) a[size_t(j * n + k)] = 0;
+    for (int64_t j = j0; j < j1; ++j)
+      for (int64_t k = j + 1; k < n; ++k) a[size_t(j * n + k)] = 0;
   }
   return true;
 }
 
 std::vector<double> invert_lower(const std::vector<double>& l, int64_t n, ThreadPool* pool) {
   // Column c of L^-1 solves L x = e_c; kept as row c of `t` (the transpose) so the substitution's sums
-  // run along contiguous memory: x_i = -(sum_{c <= k < i} L_ik x_k) / L_ii.
+  // run along contiguous memory: x_i = -(sum_{c <= k < i} L_ik x_k) / L_ii. A block of columns walks
+  // L's rows together (row i serves all of them while in L1).
   std::vector<double> t(static_cast<size_t>(n * n), 0.0);
-  for_range(pool, 0, n, n * n * n / 6, [&](int64_t c) {
-    double* x = &t[size_t(c * n)];
-    x[c] = 1.0 / l[size_t(c * n + c)];
-    for (int64_t i = c + 1; i < n; ++i) x[i] = -dot(&l[size_t(i * n + c)], x + c, i - c) / l[size_t(i * n + i)];
-  });
+  const int64_t n_blocks = (n + kColumnBlock - 1) / kColumnBlock;
+  auto solve_block = [&](int64_t b) {
+    const int64_t c0 = b * kColumnBlock, c1 = std::min(n, c0 + kColumnBlock);
+    for (int64_t c = c0; c < c1; ++c) t[size_t(c * n + c)] = 1.0 / l[size_t(c * n + c)];
+    for (int64_t i = c0 + 1; i < n; ++i) {
+      const double* li = &l[size_t(i * n)];
+      for (int64_t c = c0; c < std::min(c1, i); ++c) {
+        double* x = &t[size_t(c * n)];
+        x[i] = -dot(li + c, x + c, i - c) / li[i];
+      }
+    }
+  };
+  // Block b costs about (n - c0)^2: the threads get contiguous runs of blocks of equal total cost (a
+  // split by count gave the first thread 7/8 of the work on two threads).
+  const int threads = pool ? pool->size() : 1;
+  if (threads == 1 || n * n * n / 6 < (int64_t(1) << 15)) {
+    for (int64_t b = 0; b < n_blocks; ++b) solve_block(b);
+  } else {
+    std::vector<double> cum(size_t(n_blocks + 1), 0.0);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const double rest = double(n - b * kColumnBlock);
+      cum[size_t(b + 1)] = cum[size_t(b)] + rest * rest;
+    }
+    std::vector<int64_t> first(size_t(threads + 1), n_blocks);
+    first[0] = 0;
+    for (int th = 1; th < threads; ++th) {
+      const double target = cum.back() * th / threads;
+      first[size_t(th)] = int64_t(std::lower_bound(cum.begin(), cum.end(), target) - cum.begin());
+      first[size_t(th)] = std::clamp(first[size_t(th)], first[size_t(th - 1)], n_blocks);
+    }
+    pool->parallel_for(size_t(threads), [&](size_t tb, size_t te, int) {
+      for (size_t th = tb; th < te; ++th)
+        for (int64_t b = first[th]; b < first[th + 1]; ++b) solve_block(b);
+    });
+  }
   return transpose(t, n);
 }
 
