@@ -24,6 +24,7 @@
 #include "quantbench/quant/qformat/quantized_tensor.h"
 #include "quantbench/runtime/cpu/rope.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
+#include "quantbench/runtime/cuda/kv_quant.h"
 #include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 #include "quantbench/runtime/cuda/weight_repack.h"
@@ -142,8 +143,8 @@ struct CudaBackend::Impl {
     pf_issue(1);
   }
 
-  // A sequence's KV cache is one allocation: per layer, K [capacity][kv_dim_k] then V
-  // [capacity][kv_dim_v], f16. Allocated at create_sequence when its max_len is given and modest (no
+  // A sequence's KV cache is one allocation: per layer, K [capacity] rows then V [capacity] rows, a
+  // row being one position (f16: kv_dim values; quantized: codes then scales, kv_quant.h). Allocated at create_sequence when its max_len is given and modest (no
   // cudaMalloc inside a forward), else grown by doubling; freed caches are kept in a small pool for
   // the next sequence of the same size (cudaMalloc/cudaFree synchronize the device).
   struct Sequence {
@@ -153,12 +154,17 @@ struct CudaBackend::Impl {
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
   int64_t kvk = 0, kvv = 0, n_layer = 0;
+  KvRowLayout klay, vlay;  // bytes of one cached position of K / V
+  bool kv_quant = false;
+  DevBuf kv16;             // quantized caches, prefill runs: the run's keys and values dequantized to f16
   std::vector<DevBuf> kv_pool;
-  size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (kvk + kvv)) * 2; }
+  size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (klay.row_bytes + vlay.row_bytes)); }
   uint16_t* k_ptr(const Sequence& s, int64_t il) const {
-    return s.kv.as<uint16_t>() + size_t(il * s.capacity * (kvk + kvv));
+    return reinterpret_cast<uint16_t*>(s.kv.as<uint8_t>() + size_t(il * s.capacity * (klay.row_bytes + vlay.row_bytes)));
   }
-  uint16_t* v_ptr(const Sequence& s, int64_t il) const { return k_ptr(s, il) + size_t(s.capacity * kvk); }
+  uint16_t* v_ptr(const Sequence& s, int64_t il) const {
+    return reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(k_ptr(s, il)) + size_t(s.capacity * klay.row_bytes));
+  }
   DevBuf take_kv(int64_t cap) {
     const size_t b = kv_bytes(cap);
     for (size_t i = 0; i < kv_pool.size(); ++i)
@@ -490,6 +496,31 @@ void CudaBackend::init_device() {
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
+  {
+    int code = kKvF16;
+    switch (options_.kv) {
+      case KvType::F16: code = kKvF16; break;
+      case KvType::Int8: code = kKvInt8; break;
+      case KvType::Fp8: code = kKvFp8; break;
+      case KvType::Int4: code = kKvInt4; break;
+      case KvType::F32: fail("cuda backend: --kv f32 has no GPU path (supported KV cache types: f16, int8, fp8, int4)");
+    }
+    try {
+      I.klay = kv_row_layout(code, int(sp.n_head_kv), int(sp.head_dim_k));
+      I.vlay = kv_row_layout(code, int(sp.n_head_kv), int(sp.head_dim_v));
+    } catch (const std::exception& e) {
+      fail("cuda backend: {}", e.what());
+    }
+    I.kv_quant = code != kKvF16;
+    if (I.kv_quant) {  // the same groups and code bytes as the CPU's cache (runtime/kv_cache.h)
+      const KvLayout ck = KvLayout::make(options_.kv, sp.n_head_kv, sp.head_dim_k);
+      const KvLayout cv = KvLayout::make(options_.kv, sp.n_head_kv, sp.head_dim_v);
+      QB_CHECK(ck.group == I.klay.group && cv.group == I.vlay.group &&
+                   int64_t(ck.code_bytes_per_row()) == I.klay.code_bytes &&
+                   int64_t(cv.code_bytes_per_row()) == I.vlay.code_bytes,
+               "cuda backend: kv layout differs from the CPU's");
+    }
+  }
   cuda_ok(cudaSetDevice(options_.device), "cudaSetDevice");
   cudaDeviceProp prop{};
   cuda_ok(cudaGetDeviceProperties(&prop, options_.device), "cudaGetDeviceProperties");
@@ -620,6 +651,10 @@ CudaBackend::~CudaBackend() {
   if (impl_ && impl_->stream) cudaStreamSynchronize(impl_->stream);
 }
 
+size_t CudaBackend::kv_bytes_per_position() const {
+  return size_t(spec_.n_layer) * size_t(impl_->klay.row_bytes + impl_->vlay.row_bytes);
+}
+
 size_t CudaBackend::weight_bytes() const {
   size_t n = 0;
   for (const Mat* m : impl_->mats()) n += m->bytes();
@@ -645,13 +680,18 @@ std::string CudaBackend::describe() const {
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS; prefill: packed -> dequantized to f16 "
-                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
+                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
-                     options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
+                     impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
+                                           std::string(" (split-key decode attention on the codes; prefill runs "
+                                                       "dequantized to f16 per layer; ") +
+                                           KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
+                                     : std::string("f16"),
+                     options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
@@ -760,7 +800,6 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
              bt.pos, sit->second.max_len);
     ++it->second;
   }
-  const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
   // Grow caches that were not allocated whole (capacity doubles; existing positions are copied).
   for (const auto& [id, end] : next_pos) {
     Impl::Sequence& s = I.seqs.at(id);
@@ -770,10 +809,10 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
     n.capacity = cap;
     n.kv = I.take_kv(cap);
     for (int64_t il = 0; il < sp.n_layer && s.length > 0; ++il) {
-      cuda_ok(cudaMemcpyAsync(I.k_ptr(n, il), I.k_ptr(s, il), size_t(s.length * kvk) * 2, cudaMemcpyDeviceToDevice,
-                              I.stream), "cache copy");
-      cuda_ok(cudaMemcpyAsync(I.v_ptr(n, il), I.v_ptr(s, il), size_t(s.length * kvv) * 2, cudaMemcpyDeviceToDevice,
-                              I.stream), "cache copy");
+      cuda_ok(cudaMemcpyAsync(I.k_ptr(n, il), I.k_ptr(s, il), size_t(s.length * I.klay.row_bytes),
+                              cudaMemcpyDeviceToDevice, I.stream), "cache copy");
+      cuda_ok(cudaMemcpyAsync(I.v_ptr(n, il), I.v_ptr(s, il), size_t(s.length * I.vlay.row_bytes),
+                              cudaMemcpyDeviceToDevice, I.stream), "cache copy");
     }
     cuda_ok(cudaStreamSynchronize(I.stream), "sync");
     I.give_kv(std::move(s.kv));
@@ -882,8 +921,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   cudaStream_t st = I.stream;
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
-  const int splits =
-      options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm) : 0;
+  const int splits = options_.split_attention || I.kv_quant  // quantized caches: split kernel only
+                         ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm)
+                         : 0;
   if (splits > 0) {
     I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
     const void* before = I.counters.p;
@@ -899,7 +939,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     std::set<SeqId> seen;
     for (int t = 0; t < T; ++t) one_per_seq = one_per_seq && seen.insert(tok(t).seq).second;
   }
-  const bool fuse_rope = options_.fuse_rope && splits > 0 && T <= 16 && one_per_seq &&
+  const bool fuse_rope = options_.fuse_rope && !I.kv_quant && splits > 0 && T <= 16 && one_per_seq &&
                          attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
                                                  sp.rope_style == model::RopeStyle::Neox);
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
@@ -912,8 +952,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const int64_t p0 = tok(0).pos;
   if (gemm_attn) {
     const size_t need = attention_gemm_scratch_bytes(T, int(sp.n_head), int(sp.head_dim_k), p0 + T);
-    gemm_attn = need <= (size_t(512) << 20);
+    const size_t need16 = I.kv_quant ? size_t(p0 + T) * size_t(kvk + kvv) * 2 : 0;
+    gemm_attn = need + need16 <= (size_t(512) << 20);
     if (gemm_attn) I.attn_scratch.ensure(need);
+    if (gemm_attn && I.kv_quant) I.kv16.ensure(need16);
   }
   // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
   // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
@@ -970,7 +1012,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
       if (!fuse_rope) {
         I.mark(Impl::kRope);
-        rope_and_store_kv(ra, st);
+        if (I.kv_quant) rope_and_store_kv_quant(ra, I.klay, I.vlay, st);
+        else rope_and_store_kv(ra, st);
       }
 
       AttentionArgs aa;
@@ -1009,6 +1052,15 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         ga.p0 = p0;
         ga.k_cache = I.k_ptr(s0, il);
         ga.v_cache = I.v_ptr(s0, il);
+        if (I.kv_quant) {  // the run's keys and values (positions 0 .. p0 + T - 1) as f16, then as for f16
+          I.mark(Impl::kDequant);
+          uint16_t* k16 = I.kv16.as<uint16_t>();
+          uint16_t* v16 = k16 + size_t((p0 + T) * kvk);
+          kv_dequantize_f16(reinterpret_cast<const uint8_t*>(ga.k_cache), I.klay, p0 + T, k16, st);
+          kv_dequantize_f16(reinterpret_cast<const uint8_t*>(ga.v_cache), I.vlay, p0 + T, v16, st);
+          ga.k_cache = k16;
+          ga.v_cache = v16;
+        }
         ga.scale = sp.attn_scale;
         ga.softcap = sp.attn_softcap;
         ga.out = att;
@@ -1033,7 +1085,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           aa.act = to_wo;
         }
         I.mark(Impl::kAttn);
-        attention(aa, st);
+        if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
+        else attention(aa, st);
         if (direct) I.gemm_ready(L.wo, att, T, o);
         else I.gemm_f32(L.wo, att, T, o);
       }
