@@ -19,7 +19,7 @@ for a in "$@"; do case $a in --no-tests) TESTS=0 ;; --no-bench) BENCH=0 ;; esac;
 rc=0
 if [ $TESTS = 1 ]; then
   t0=$(date +%s)
-  timeout 240 ./qb_cuda_backend_check models/stories260K.gguf models/rand-llama.gguf models/rand-qwen2.gguf \
+  timeout ${CHECK_TIMEOUT:-240} stdbuf -oL ./qb_cuda_backend_check models/stories260K.gguf models/rand-llama.gguf models/rand-qwen2.gguf \
     models/rand-llama-w4g128.gguf models/stories260K-w8.gguf > "$OUT/backend_check.log" 2>&1; r=$?
   echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED)|kv|KL" "$OUT/backend_check.log" | grep -v "^describe" | cut -c1-260
   [ $r = 0 ] || rc=1
