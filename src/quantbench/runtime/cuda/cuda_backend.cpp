@@ -687,11 +687,11 @@ std::string CudaBackend::describe() const {
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
-                                           std::string(" (split-key decode attention on the codes; prefill runs "
+                                           std::string(" (split-key decode attention on the codes, rope + quantized k/v store fused into it at decode; prefill runs "
                                                        "dequantized to f16 per layer; ") +
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
-                     options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
+                     options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
@@ -939,9 +939,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     std::set<SeqId> seen;
     for (int t = 0; t < T; ++t) one_per_seq = one_per_seq && seen.insert(tok(t).seq).second;
   }
-  const bool fuse_rope = options_.fuse_rope && !I.kv_quant && splits > 0 && T <= 16 && one_per_seq &&
-                         attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
-                                                 sp.rope_style == model::RopeStyle::Neox);
+  const bool fuse_rope =
+      options_.fuse_rope && splits > 0 && T <= 16 && one_per_seq &&
+      (I.kv_quant ? kv_attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
+                                               sp.rope_style == model::RopeStyle::Neox)
+                  : attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
+                                            sp.rope_style == model::RopeStyle::Neox));
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
