@@ -7,7 +7,10 @@
 #  2. synthetic:llama2-7b decode at 16 streams (the KV read is a third of a step's bytes there), w4g128
 #     and bf16, with --kv f16 / int8 / fp8 in turn, 128-token prompt + 128 generated; then a longer
 #     context (1024-token prompt, 64 generated) where the cache dominates. Each row is its own process
-#     with its own same-run copy probe. Prints a table last; logs and JSON under $OUT.
+#     with its own same-run copy probe.
+#  3. INT8 W8A8 (--scheme w8a8) against w8 (W8A16) decode at 1 and 16 streams, and its 512-token
+#     prefill against bf16. Prints tables last; logs and JSON under $OUT. The W8A8 models for the
+#     check (models/*-w8a8.gguf) are made on the dev machine: quantbench quantize M --scheme w8a8.
 # Usage: bash run_kv.sh [--no-tests] [--no-bench]
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +23,8 @@ rc=0
 if [ $TESTS = 1 ]; then
   t0=$(date +%s)
   timeout ${CHECK_TIMEOUT:-240} stdbuf -oL ./qb_cuda_backend_check models/stories260K.gguf models/rand-llama.gguf models/rand-qwen2.gguf \
-    models/rand-llama-w4g128.gguf models/stories260K-w8.gguf > "$OUT/backend_check.log" 2>&1; r=$?
+    models/rand-llama-w4g128.gguf models/stories260K-w8.gguf models/rand-llama-w8a8.gguf models/stories260K-w8a8.gguf \
+    > "$OUT/backend_check.log" 2>&1; r=$?
   echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED)|kv|KL" "$OUT/backend_check.log" | grep -v "^describe" | cut -c1-260
   [ $r = 0 ] || rc=1
 fi
@@ -35,6 +39,11 @@ b() {  # name scheme kv batches prompt gen
 for kv in f16 int8 fp8; do b w4g128_$kv w4g128 $kv 16 128 128; done
 for kv in f16 int8; do b bf16_$kv bf16 $kv 16 128 128; done
 for kv in f16 int8 fp8; do b long_w4g128_$kv w4g128 $kv 16 1024 64; done
+# INT8 W8A8 against W8A16 (w8) and bf16, same lengths; prefill of 512 tokens against bf16.
+b w8a8 w8a8 f16 1,16 128 128
+b w8 w8 f16 1,16 128 128
+b pp512_w8a8 w8a8 f16 1 512 4
+b pp512_bf16 bf16 f16 1 512 4
 for f in "$B"/bench_*.log; do echo "== $f"; cat "$f"; done > "$OUT/bench_all.log"
 python3 - "$B" "$OUT" <<'PY' | tee "$OUT/summary.txt"
 import json, sys, os, glob
@@ -58,6 +67,18 @@ for name in ["w4g128_f16", "w4g128_int8", "w4g128_fp8", "bf16_f16", "bf16_int8",
     prompt = 1024 if name.startswith("long") else 128
     print(f"{name:22} {kv:5} {prompt:>6} {it['decode_tok_s']:>12.1f} {rel:>6.2f}x {it['bytes_per_step']['kv_cache_mean']/1e9:>10.3f} "
           f"{it['bytes_per_step']['total']/1e9:>8.3f} {metric(j, 'kv_bytes_per_position') or 0:>9.0f} {100*it['roofline_share']:>7.1f}%")
+print("\nINT8 W8A8 vs W8A16 (w8), f16 KV, 128-token prompt + 128 generated; prefill 512 tokens vs bf16")
+for name in ["w8a8", "w8"]:
+    j = js.get(name)
+    if not j: print(f"{name:8} (missing)"); continue
+    for it in j["items"]:
+        print(f"{name:8} streams {it['batch']:>3}: decode {it['decode_tok_s']:>8.1f} tok/s, {it['bytes_per_step']['total']/1e9:.3f} GB/step, "
+              f"roofline {100*it['roofline_share']:.1f}%")
+for name in ["pp512_w8a8", "pp512_bf16"]:
+    j = js.get(name)
+    if not j: print(f"{name:10} (missing)"); continue
+    print(f"{name:10}: prefill {j['items'][0]['prefill_tok_s']:.0f} tok/s, {metric(j, 'prefill_tflops'):.0f} TFLOP/s "
+          f"(same-run cuBLAS bf16 GEMM {metric(j, 'gemm_bf16_tflops'):.0f} TFLOP/s)")
 PY
 rm -rf "$B"
 exit $rc

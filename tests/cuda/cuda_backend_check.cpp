@@ -22,9 +22,13 @@
 // a group's absmax, so bf16's weight rounding moves codes across rounding boundaries; the first H100 run
 // measured 0.04 on stories260K, whose head dim 8 is one group; the exact-weight variants are at 1e-12).
 // The cache quantization's own effect (CPU reference, f32 cache vs that cache) is printed beside.
+// INT8 W8A8 (models quantized with --scheme w8a8): the GPU product (w8a8.h) against the CPU's
+// matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
+// T = 40 on the prefill path); then the model runs through the variants above like any other.
 // Host check first (runs without a GPU): every packed matrix, as repacked at load
 // (weight_repack.h), equals the CPU reference's dequantized weight exactly.
 // Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -43,6 +47,9 @@
 #include "quantbench/runtime/cpu/cpu_backend.h"
 #include "quantbench/runtime/cuda/cuda_backend.h"
 #include "quantbench/runtime/cuda/kv_quant.h"
+#include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
+#include "quantbench/core/thread_pool.h"
 #include "quantbench/runtime/kv_cache.h"
 #include "quantbench/runtime/cuda/weight_repack.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
@@ -321,6 +328,78 @@ void check_kv_codes() {
   }
 }
 
+// Every W8A8 matrix of the model's first layer: GPU vs CPU matmul_w8a8, bitwise.
+void check_w8a8_exact(const std::string& path) {
+  namespace rc = runtime::cuda;
+  auto model = model::Model::load(path);
+  const auto& L = model->layers.at(0);
+  ThreadPool pool(0);
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t mats = 0, outputs = 0, differ = 0;
+  void* blas = nullptr;
+  for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+    if (w->act != runtime::cpu::ActQuant::Int8PerToken) continue;
+    ++mats;
+    const quant::QuantizedTensor& q = *w->quantized;
+    std::vector<int8_t> codes(size_t(w->n_out * w->n_in));
+    std::vector<float> sc(size_t(w->n_out));
+    for (int64_t r = 0; r < w->n_out; ++r) {
+      for (int64_t i = 0; i < w->n_in; ++i)
+        codes[size_t(r * w->n_in + i)] = int8_t(int(q.codes[size_t(r) * q.row_bytes() + size_t(i)]) - 128);
+      sc[size_t(r)] = q.params(r, 0).scale;
+    }
+    void *dw = nullptr, *ds = nullptr, *dx = nullptr, *dq = nullptr, *dsx = nullptr, *dacc = nullptr, *dy = nullptr;
+    const int Tmax = 40;
+    cuda_ok(cudaMalloc(&dw, codes.size()), "cudaMalloc");
+    cuda_ok(cudaMalloc(&ds, sc.size() * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dx, size_t(Tmax * w->n_in) * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dq, size_t(Tmax * w->n_in)), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dsx, Tmax * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dacc, size_t(Tmax * w->n_out) * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dy, size_t(Tmax * w->n_out) * 4), "cudaMalloc");
+    cuda_ok(cudaMemcpy(dw, codes.data(), codes.size(), cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(ds, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "upload");
+    for (int T : {1, 5, 16, 40}) {
+      std::vector<float> x(size_t(T * w->n_in)), yc(size_t(T * w->n_out)), yg(yc.size());
+      for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * ((i % 97) == 0 ? 20.0f : 1.0f);  // a few outliers
+      runtime::cpu::matmul_w8a8(*w, x.data(), T, yc.data(), pool);
+      cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+      cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * w->n_out) * 4), "poison");
+      rc::quantize_act_int8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<int8_t*>(dq),
+                            static_cast<float*>(dsx), nullptr);
+      if (T <= 16) {
+        rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
+                      static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+      } else {
+        if (!blas) {
+          cublasHandle_t h = nullptr;
+          cublasCreate(&h);
+          blas = h;
+        }
+        const bool lt = rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out),
+                                      int(w->n_in), static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T,
+                                      static_cast<int32_t*>(dacc), static_cast<float*>(dy), nullptr);
+        std::printf("INFO %s: w8a8 prefill product %lldx%lld, T = %d: %s\n", path.c_str(), (long long)w->n_out,
+                    (long long)w->n_in, T, lt ? "cuBLAS int8 GEMM" : "decode kernel in chunks (cuBLAS refused)");
+      }
+      cuda_ok(cudaMemcpy(yg.data(), dy, yg.size() * 4, cudaMemcpyDeviceToHost), "download");
+      for (size_t i = 0; i < yc.size(); ++i) differ += std::memcmp(&yc[i], &yg[i], 4) != 0;
+      outputs += yc.size();
+    }
+    for (void* p : {dw, ds, dx, dq, dsx, dacc, dy}) cudaFree(p);
+  }
+  if (blas) cublasDestroy(static_cast<cublasHandle_t>(blas));
+  if (mats == 0) {
+    if (path.find("w8a8") != std::string::npos) check(false, path + ": named w8a8 but no W8A8 matrix in layer 0");
+    return;
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s: w8a8 GPU vs CPU matmul_w8a8 on %zu matrices, T = 1/5/16/40: %zu of %zu outputs differ (bitwise)",
+                path.c_str(), mats, differ, outputs);
+  check(differ == 0, buf);
+}
+
 void run_model(const std::string& path, bool is_stories) {
   std::printf("model %s\n", path.c_str());
   auto model = model::Model::load(path);
@@ -468,6 +547,7 @@ int main(int argc, char** argv) {
       }
       check(threw && msg.find("f16, int8, fp8, int4") != std::string::npos, "--kv f32 on cuda throws: " + msg);
     }
+    for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

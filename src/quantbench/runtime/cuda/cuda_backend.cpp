@@ -25,6 +25,8 @@
 #include "quantbench/runtime/cpu/rope.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/kv_quant.h"
+#include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 #include "quantbench/runtime/cuda/weight_repack.h"
@@ -83,14 +85,16 @@ struct DenseMatrix {
   int64_t n_out = 0, n_in = 0;
 };
 
-// One fused product's weights: packed (qgemv layout) or dense.
+// One fused product's weights: packed (qgemv layout), INT8 W8A8 (w8a8.h) or dense.
 struct Mat {
   bool packed = false;
   DenseMatrix dense;
   DeviceMatrix pk;
+  bool w8a8 = false;
+  DevBuf w8q, w8s;  // W8A8: signed int8 codes [n_out][n_in], f32 scale per row
   int64_t n_out = 0, n_in = 0;
   std::string path;  // for describe()
-  size_t bytes() const { return packed ? pk.bytes() : dense.data.bytes; }
+  size_t bytes() const { return packed ? pk.bytes() : w8a8 ? w8q.bytes + w8s.bytes : dense.data.bytes; }
 };
 
 struct CudaBackend::Impl {
@@ -115,6 +119,12 @@ struct CudaBackend::Impl {
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
   size_t wscratch_bytes = 0;
+  // W8A8: quantized activations of a decode batch (fixed at load, so captured graphs stay valid) and
+  // of a prefill chunk (grown on use), with their scales and (prefill) the int32 GEMM result.
+  bool any_w8a8 = false;
+  int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
+  DevBuf w8_dec, w8_pre;
+  static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
   // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
   // two scratch buffers) while the current one's GEMM runs; events order the reuse. pf_order is the
@@ -291,7 +301,73 @@ struct CudaBackend::Impl {
 
   // Uploads matrices stacked along n_out (q|k|v, gate|up) as one: packed when every part has the same
   // packed spec (and packing is on), else dense in the backend's DenseType (dequantized on the host).
+  // INT8 W8A8 (per-token int8 activations, CPU: runtime/cpu/matmul_w8a8.h): codes (stored q + 128) as
+  // signed int8, scales as f32, exactly. Every part of a stack must be W8A8 int8.
+  Mat upload_w8a8(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
+    Mat m;
+    m.n_in = (*parts.begin())->n_in;
+    std::string layout;
+    for (const auto* w : parts) {
+      QB_CHECK(w->act != runtime::cpu::ActQuant::None,
+               "cuda backend: {}: W8A8 and W8A16 matrices in one fused product have no GPU path", what);
+      QB_CHECK(w->act == runtime::cpu::ActQuant::Int8PerToken,
+               "cuda backend: weight {} runs W8A8 with fp8 activations, which has no GPU path (supported W8A8: int8 "
+               "per-token activations with int8 per-channel weights)", what);
+      QB_CHECK(w->n_in == m.n_in, "cuda upload {}: inner dimensions differ", what);
+      runtime::cpu::check_w8a8(*w);
+      layout = quant::layout_name(w->quantized->layout);
+      m.n_out += w->n_out;
+    }
+    std::vector<int8_t> codes(size_t(m.n_out * m.n_in));
+    std::vector<float> sc(size_t(m.n_out));
+    int64_t r0 = 0;
+    for (const auto* w : parts) {
+      const quant::QuantizedTensor& q = *w->quantized;
+      for (int64_t r = 0; r < w->n_out; ++r) {
+        const uint8_t* c = q.codes.data() + size_t(r) * q.row_bytes();
+        int8_t* d = codes.data() + size_t((r0 + r) * m.n_in);
+        for (int64_t i = 0; i < m.n_in; ++i) d[i] = int8_t(int(c[i]) - 128);
+        sc[size_t(r0 + r)] = q.params(r, 0).scale;
+      }
+      r0 += w->n_out;
+    }
+    m.w8a8 = true;
+    m.w8q = DevBuf(codes.size());
+    m.w8s = DevBuf(sc.size() * 4);
+    cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
+    cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
+    m.path = layout + " a8 -> w8a8 int8 (per-token int8 activations, dp4a decode / cuBLAS int8 prefill, int32 sums; "
+                      "the CPU's arithmetic exactly)";
+    note_w8a8(m);
+    return m;
+  }
+  void note_w8a8(const Mat& m) {
+    any_w8a8 = true;
+    w8_in = std::max(w8_in, m.n_in);
+    w8_out = std::max(w8_out, m.n_out);
+  }
+  // Synthetic W8A8: random codes and scales near the other schemes' spread.
+  Mat synthetic_w8a8(int64_t n_out, int64_t n_in, uint64_t seed) {
+    Mat m;
+    m.n_out = n_out;
+    m.n_in = n_in;
+    m.w8a8 = true;
+    m.w8q = DevBuf(size_t(n_out * n_in));
+    fill_bytes(m.w8q.p, m.w8q.bytes, seed, 0xff, stream);
+    std::vector<float> sc(static_cast<size_t>(n_out));
+    std::mt19937_64 rng(seed ^ 0x5ca1e);
+    std::uniform_real_distribution<float> ud(0.8f, 1.2f);
+    for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / 74.0f;
+    m.w8s = DevBuf(sc.size() * 4);
+    cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
+    m.path = "synthetic w8a8 int8 (dp4a decode / cuBLAS int8 prefill)";
+    note_w8a8(m);
+    return m;
+  }
+
   Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
+    for (const auto* w : parts)
+      if (w->act != runtime::cpu::ActQuant::None) return upload_w8a8(parts, what);
     Mat m;
     m.n_in = (*parts.begin())->n_in;
     std::vector<PartPlan> plans;
@@ -390,7 +466,9 @@ struct CudaBackend::Impl {
   // (for the dequantized scratch matrix); dense bf16: bf16 rows; dense f32: the f32 rows themselves.
   ActOut target(const Mat& m, int T, float* f32_rows) const {
     ActOut a;
-    if (m.packed && T <= 16) {
+    if (m.w8a8) {  // quantized per token from the f32 rows by gemm_ready
+      a.f32 = f32_rows;
+    } else if (m.packed && T <= 16) {
       a.frag = xfrag.p;
       a.bf16 = m.pk.shape.spec.format == WeightFormat::BF16;
     } else if (m.packed) {
@@ -407,6 +485,24 @@ struct CudaBackend::Impl {
   // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer.
   void gemm_ready(const Mat& m, const float* x, int T, float* y) {
     const float one = 1.0f, zero = 0.0f;
+    if (m.w8a8) {
+      const bool dec = T <= 16;
+      if (!dec) w8_pre.ensure(al256(size_t(T) * size_t(w8_in)) + al256(size_t(T) * 4) + size_t(T) * size_t(w8_out) * 4);
+      uint8_t* base = (dec ? w8_dec : w8_pre).as<uint8_t>();
+      auto* xq = reinterpret_cast<int8_t*>(base);
+      auto* sx = reinterpret_cast<float*>(base + al256(size_t(dec ? 16 : T) * size_t(w8_in)));
+      mark(kCast);
+      quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
+      if (dec) {
+        mark(kQgemv);
+        w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream);
+      } else {
+        mark(kCublas);
+        auto* acc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));
+        w8a8_gemm(blas, m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, acc, y, stream);
+      }
+      return;
+    }
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
@@ -540,6 +636,7 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
+  if (I.any_w8a8) I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4));
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
   if (I.wscratch_bytes && opt.prefetch_dequant) {
     I.wscratch2 = DevBuf(I.wscratch_bytes);
@@ -602,15 +699,16 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
   fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w4g32, w4g128, w4g32-asym, "
-       "w4g128-asym)", s);
+       "w4g128-asym, w8a8)", s);
 }
 }  // namespace
 
 CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthetic_name, const std::string& scheme,
                          uint64_t seed, CudaBackendOptions options)
     : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
-  const QuantSpec qs = parse_synthetic_scheme(scheme);
-  synthetic_scheme_ = spec_name(qs);
+  const bool w8a8 = scheme == "w8a8";  // INT8 W8A8 (w8a8.h); the others are qgemv / bf16 schemes
+  const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false} : parse_synthetic_scheme(scheme);
+  synthetic_scheme_ = w8a8 ? "w8a8" : spec_name(qs);
   options_.dense = DenseType::BF16;
   init_device();
   const ModelSpec& sp = spec_;
@@ -633,14 +731,18 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
       for (auto& v : b) v = nd(rng);
       L.bias_qkv = upload_vec(b);
     }
-    L.wqkv = I.synthetic(qs, sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, next_seed(), p + "attn_qkv");
-    L.wo = I.synthetic(qs, sp.n_embd, sp.n_head * sp.head_dim_v, next_seed(), p + "attn_output");
-    L.wgu = I.synthetic(qs, 2 * sp.n_ff, sp.n_embd, next_seed(), p + "ffn_gate_up");
-    L.wdown = I.synthetic(qs, sp.n_embd, sp.n_ff, next_seed(), p + "ffn_down");
+    auto make = [&](int64_t n_out, int64_t n_in, const std::string& what) {
+      return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed()) : I.synthetic(qs, n_out, n_in, next_seed(), what);
+    };
+    L.wqkv = make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
+    L.wo = make(sp.n_embd, sp.n_head * sp.head_dim_v, p + "attn_output");
+    L.wgu = make(2 * sp.n_ff, sp.n_embd, p + "ffn_gate_up");
+    L.wdown = make(sp.n_embd, sp.n_ff, p + "ffn_down");
     I.layers.push_back(std::move(L));
   }
   I.output_norm = upload_vec(ones);
-  I.output = I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
+  I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed())
+                  : I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
