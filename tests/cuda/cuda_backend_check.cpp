@@ -22,7 +22,7 @@
 // a group's absmax, so bf16's weight rounding moves codes across rounding boundaries; the first H100 run
 // measured 0.04 on stories260K, whose head dim 8 is one group; the exact-weight variants are at 1e-12).
 // The cache quantization's own effect (CPU reference, f32 cache vs that cache) is printed beside.
-// INT8 W8A8 (models quantized with --scheme w8a8): the GPU product (w8a8.h) against the CPU's
+// W8A8 (models quantized with --scheme w8a8 or w8a8-fp8): the GPU product (w8a8.h) against the CPU's
 // matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
 // T = 40 on the prefill path); then the model runs through the variants above like any other.
 // Host check first (runs without a GPU): every packed matrix, as repacked at load
@@ -339,14 +339,17 @@ void check_w8a8_exact(const std::string& path) {
   size_t mats = 0, outputs = 0, differ = 0;
   void* blas = nullptr;
   for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-    if (w->act != runtime::cpu::ActQuant::Int8PerToken) continue;
+    if (w->act == runtime::cpu::ActQuant::None) continue;
+    const bool fp8 = w->act == runtime::cpu::ActQuant::Fp8PerToken;
     ++mats;
     const quant::QuantizedTensor& q = *w->quantized;
-    std::vector<int8_t> codes(size_t(w->n_out * w->n_in));
+    std::vector<uint8_t> codes(size_t(w->n_out * w->n_in));
     std::vector<float> sc(size_t(w->n_out));
     for (int64_t r = 0; r < w->n_out; ++r) {
-      for (int64_t i = 0; i < w->n_in; ++i)
-        codes[size_t(r * w->n_in + i)] = int8_t(int(q.codes[size_t(r) * q.row_bytes() + size_t(i)]) - 128);
+      for (int64_t i = 0; i < w->n_in; ++i) {
+        const uint8_t c = q.codes[size_t(r) * q.row_bytes() + size_t(i)];
+        codes[size_t(r * w->n_in + i)] = fp8 ? c : uint8_t(int8_t(int(c) - 128));
+      }
       sc[size_t(r)] = q.params(r, 0).scale;
     }
     void *dw = nullptr, *ds = nullptr, *dx = nullptr, *dq = nullptr, *dsx = nullptr, *dacc = nullptr, *dy = nullptr;
@@ -366,22 +369,32 @@ void check_w8a8_exact(const std::string& path) {
       runtime::cpu::matmul_w8a8(*w, x.data(), T, yc.data(), pool);
       cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
       cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * w->n_out) * 4), "poison");
-      rc::quantize_act_int8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<int8_t*>(dq),
-                            static_cast<float*>(dsx), nullptr);
-      if (T <= 16) {
-        rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
-                      static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+      if (fp8) {
+        rc::quantize_act_fp8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<uint8_t*>(dq),
+                             static_cast<float*>(dsx), nullptr);
+        rc::w8a8_fp8_gemm(static_cast<const uint8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
+                          static_cast<const uint8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy),
+                          nullptr);
       } else {
-        if (!blas) {
-          cublasHandle_t h = nullptr;
-          cublasCreate(&h);
-          blas = h;
+        rc::quantize_act_int8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<int8_t*>(dq),
+                              static_cast<float*>(dsx), nullptr);
+        if (T <= 16) {
+          rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
+                        static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy),
+                        nullptr);
+        } else {
+          if (!blas) {
+            cublasHandle_t h = nullptr;
+            cublasCreate(&h);
+            blas = h;
+          }
+          const bool lt = rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(ds),
+                                        int(w->n_out), int(w->n_in), static_cast<const int8_t*>(dq),
+                                        static_cast<const float*>(dsx), T, static_cast<int32_t*>(dacc),
+                                        static_cast<float*>(dy), nullptr);
+          std::printf("INFO %s: w8a8 prefill product %lldx%lld, T = %d: %s\n", path.c_str(), (long long)w->n_out,
+                      (long long)w->n_in, T, lt ? "cuBLAS int8 GEMM" : "decode kernel in chunks (cuBLAS refused)");
         }
-        const bool lt = rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out),
-                                      int(w->n_in), static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T,
-                                      static_cast<int32_t*>(dacc), static_cast<float*>(dy), nullptr);
-        std::printf("INFO %s: w8a8 prefill product %lldx%lld, T = %d: %s\n", path.c_str(), (long long)w->n_out,
-                    (long long)w->n_in, T, lt ? "cuBLAS int8 GEMM" : "decode kernel in chunks (cuBLAS refused)");
       }
       cuda_ok(cudaMemcpy(yg.data(), dy, yg.size() * 4, cudaMemcpyDeviceToHost), "download");
       for (size_t i = 0; i < yc.size(); ++i) differ += std::memcmp(&yc[i], &yg[i], 4) != 0;
@@ -395,7 +408,7 @@ void check_w8a8_exact(const std::string& path) {
     return;
   }
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s: w8a8 GPU vs CPU matmul_w8a8 on %zu matrices, T = 1/5/16/40: %zu of %zu outputs differ (bitwise)",
+  std::snprintf(buf, sizeof buf, "%s: w8a8 (int8 or fp8 activations) GPU vs CPU matmul_w8a8 on %zu matrices, T = 1/5/16/40: %zu of %zu outputs differ (bitwise)",
                 path.c_str(), mats, differ, outputs);
   check(differ == 0, buf);
 }

@@ -90,8 +90,8 @@ struct Mat {
   bool packed = false;
   DenseMatrix dense;
   DeviceMatrix pk;
-  bool w8a8 = false;
-  DevBuf w8q, w8s;  // W8A8: signed int8 codes [n_out][n_in], f32 scale per row
+  bool w8a8 = false, w8a8_fp8 = false;
+  DevBuf w8q, w8s;  // W8A8: int8 codes (signed) or e4m3 codes (fp8) [n_out][n_in], f32 scale per row
   int64_t n_out = 0, n_in = 0;
   std::string path;  // for describe()
   size_t bytes() const { return packed ? pk.bytes() : w8a8 ? w8q.bytes + w8s.bytes : dense.data.bytes; }
@@ -301,43 +301,46 @@ struct CudaBackend::Impl {
 
   // Uploads matrices stacked along n_out (q|k|v, gate|up) as one: packed when every part has the same
   // packed spec (and packing is on), else dense in the backend's DenseType (dequantized on the host).
-  // INT8 W8A8 (per-token int8 activations, CPU: runtime/cpu/matmul_w8a8.h): codes (stored q + 128) as
-  // signed int8, scales as f32, exactly. Every part of a stack must be W8A8 int8.
+  // W8A8 (per-token int8 or fp8 activations, CPU: runtime/cpu/matmul_w8a8.h): int8 codes (stored
+  // q + 128) as signed int8, e4m3 codes as they are, scales as f32, exactly. Every part of a stack must
+  // have the same activation type.
   Mat upload_w8a8(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
     Mat m;
     m.n_in = (*parts.begin())->n_in;
+    const runtime::cpu::ActQuant act = (*parts.begin())->act;
     std::string layout;
     for (const auto* w : parts) {
-      QB_CHECK(w->act != runtime::cpu::ActQuant::None,
-               "cuda backend: {}: W8A8 and W8A16 matrices in one fused product have no GPU path", what);
-      QB_CHECK(w->act == runtime::cpu::ActQuant::Int8PerToken,
-               "cuda backend: weight {} runs W8A8 with fp8 activations, which has no GPU path (supported W8A8: int8 "
-               "per-token activations with int8 per-channel weights)", what);
+      QB_CHECK(w->act == act, "cuda backend: {}: W8A8 and other matrices in one fused product have no GPU path",
+               what);
       QB_CHECK(w->n_in == m.n_in, "cuda upload {}: inner dimensions differ", what);
       runtime::cpu::check_w8a8(*w);
       layout = quant::layout_name(w->quantized->layout);
       m.n_out += w->n_out;
     }
-    std::vector<int8_t> codes(size_t(m.n_out * m.n_in));
+    const bool fp8 = act == runtime::cpu::ActQuant::Fp8PerToken;
+    std::vector<uint8_t> codes(size_t(m.n_out * m.n_in));
     std::vector<float> sc(size_t(m.n_out));
     int64_t r0 = 0;
     for (const auto* w : parts) {
       const quant::QuantizedTensor& q = *w->quantized;
       for (int64_t r = 0; r < w->n_out; ++r) {
         const uint8_t* c = q.codes.data() + size_t(r) * q.row_bytes();
-        int8_t* d = codes.data() + size_t((r0 + r) * m.n_in);
-        for (int64_t i = 0; i < m.n_in; ++i) d[i] = int8_t(int(c[i]) - 128);
+        uint8_t* d = codes.data() + size_t((r0 + r) * m.n_in);
+        for (int64_t i = 0; i < m.n_in; ++i) d[i] = fp8 ? c[i] : uint8_t(int8_t(int(c[i]) - 128));
         sc[size_t(r0 + r)] = q.params(r, 0).scale;
       }
       r0 += w->n_out;
     }
     m.w8a8 = true;
+    m.w8a8_fp8 = fp8;
     m.w8q = DevBuf(codes.size());
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.path = layout + " a8 -> w8a8 int8 (per-token int8 activations, dp4a decode / cuBLAS int8 prefill, int32 sums; "
-                      "the CPU's arithmetic exactly)";
+    m.path = fp8 ? layout + " a8 -> w8a8 fp8 (per-token e4m3 activations, products summed exactly in int64 on CUDA "
+                            "cores, decode and prefill; the CPU's arithmetic exactly)"
+                 : layout + " a8 -> w8a8 int8 (per-token int8 activations, dp4a decode / cuBLAS int8 prefill, int32 "
+                            "sums; the CPU's arithmetic exactly)";
     note_w8a8(m);
     return m;
   }
@@ -346,21 +349,22 @@ struct CudaBackend::Impl {
     w8_in = std::max(w8_in, m.n_in);
     w8_out = std::max(w8_out, m.n_out);
   }
-  // Synthetic W8A8: random codes and scales near the other schemes' spread.
-  Mat synthetic_w8a8(int64_t n_out, int64_t n_in, uint64_t seed) {
+  // Synthetic W8A8: random codes (fp8: exponent bit 0 cleared, so no NaN code) and scales.
+  Mat synthetic_w8a8(int64_t n_out, int64_t n_in, uint64_t seed, bool fp8) {
     Mat m;
     m.n_out = n_out;
     m.n_in = n_in;
     m.w8a8 = true;
+    m.w8a8_fp8 = fp8;
     m.w8q = DevBuf(size_t(n_out * n_in));
-    fill_bytes(m.w8q.p, m.w8q.bytes, seed, 0xff, stream);
+    fill_bytes(m.w8q.p, m.w8q.bytes, seed, fp8 ? 0xf7 : 0xff, stream);
     std::vector<float> sc(static_cast<size_t>(n_out));
     std::mt19937_64 rng(seed ^ 0x5ca1e);
     std::uniform_real_distribution<float> ud(0.8f, 1.2f);
-    for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / 74.0f;
+    for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / (fp8 ? 100.0f : 74.0f);
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.path = "synthetic w8a8 int8 (dp4a decode / cuBLAS int8 prefill)";
+    m.path = fp8 ? "synthetic w8a8 fp8 (exact int64 sums)" : "synthetic w8a8 int8 (dp4a decode / cuBLAS int8 prefill)";
     note_w8a8(m);
     return m;
   }
@@ -492,6 +496,13 @@ struct CudaBackend::Impl {
       auto* xq = reinterpret_cast<int8_t*>(base);
       auto* sx = reinterpret_cast<float*>(base + al256(size_t(dec ? 16 : T) * size_t(w8_in)));
       mark(kCast);
+      if (m.w8a8_fp8) {
+        auto* xq8 = reinterpret_cast<uint8_t*>(xq);
+        quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream);
+        mark(kQgemv);
+        w8a8_fp8_gemm(m.w8q.as<uint8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        return;
+      }
       quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
       if (dec) {
         mark(kQgemv);
@@ -699,16 +710,17 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
   fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w4g32, w4g128, w4g32-asym, "
-       "w4g128-asym, w8a8)", s);
+       "w4g128-asym, w8a8, w8a8-fp8)", s);
 }
 }  // namespace
 
 CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthetic_name, const std::string& scheme,
                          uint64_t seed, CudaBackendOptions options)
     : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
-  const bool w8a8 = scheme == "w8a8";  // INT8 W8A8 (w8a8.h); the others are qgemv / bf16 schemes
+  // W8A8 (w8a8.h): int8 or fp8 activations; the others are qgemv / bf16 schemes.
+  const bool w8a8 = scheme == "w8a8" || scheme == "w8a8-fp8", w8a8_fp8 = scheme == "w8a8-fp8";
   const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false} : parse_synthetic_scheme(scheme);
-  synthetic_scheme_ = w8a8 ? "w8a8" : spec_name(qs);
+  synthetic_scheme_ = w8a8 ? scheme : spec_name(qs);
   options_.dense = DenseType::BF16;
   init_device();
   const ModelSpec& sp = spec_;
@@ -732,7 +744,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
       L.bias_qkv = upload_vec(b);
     }
     auto make = [&](int64_t n_out, int64_t n_in, const std::string& what) {
-      return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed()) : I.synthetic(qs, n_out, n_in, next_seed(), what);
+      return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed(), w8a8_fp8) : I.synthetic(qs, n_out, n_in, next_seed(), what);
     };
     L.wqkv = make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
     L.wo = make(sp.n_embd, sp.n_head * sp.head_dim_v, p + "attn_output");
@@ -741,7 +753,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     I.layers.push_back(std::move(L));
   }
   I.output_norm = upload_vec(ones);
-  I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed())
+  I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed(), w8a8_fp8)
                   : I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);

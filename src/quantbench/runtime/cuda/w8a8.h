@@ -5,7 +5,13 @@
 // fixed order, so GPU and CPU results are bit-identical for the same f32 input rows.
 // Decode (<= 16 tokens): one warp per output row streams the row once for all tokens with 16-byte loads
 // and dp4a. Prefill: a cuBLAS int8 GEMM (int32 out) then the scaling kernel; where cuBLAS refuses the
-// shape, the decode kernel in chunks of 16 tokens. Plain pointer interface (compiles under nvcc).
+// shape, the decode kernel in chunks of 16 tokens.
+// FP8 W8A8 (e4m3 weights per channel / tensor, e4m3 activations per token, s_x = absmax / 448, codes
+// round-to-nearest-even saturating): the CPU sums the exact e4m3 products exactly (in double); here each
+// e4m3 value is an integer multiple of 2^-9, so value * 2^9 is an integer of at most 18 bits and the
+// products are summed exactly in int64 (n_in <= 2^17), then float(S) * 2^-18 * s_x * s_w: the CPU's
+// result bit for bit. Not the FP8 tensor cores (their accumulation is not exact); decode and prefill
+// (in chunks of 16 tokens) both run this kernel. Plain pointer interface (compiles under nvcc).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -20,6 +26,12 @@ void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q
 // xq [T][n_in] (scales sx[T]); T <= 16.
 void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st);
+
+// FP8: q[t][i] (e4m3 codes), s[t].
+void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st);
+// FP8: y as w8a8_gemv, weights W [n_out][n_in] e4m3 codes; any T (chunks of 16 tokens).
+void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
+                   float* y, cudaStream_t st);
 
 // Any T: cuBLAS int8 GEMM into acc (T * n_out int32 scratch) and the scaling kernel, or w8a8_gemv in
 // chunks of 16 tokens when cuBLAS refuses the shape. Returns true when cuBLAS ran.
