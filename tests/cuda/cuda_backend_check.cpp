@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <random>
@@ -205,6 +206,7 @@ void check_repack(const std::string& path) {
   size_t packed = 0, mismatched = 0, checked = 0;
   std::string spec;
   for (const auto* w : ws) {
+    if (w->act != runtime::cpu::ActQuant::None) continue;  // W8A8: its own upload (check_w8a8_exact)
     const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(*w, "matrix");
     if (!pl.packed) continue;
     ++packed;
@@ -419,6 +421,15 @@ void run_model(const std::string& path, bool is_stories) {
   const auto& sp = model->spec();
   runtime::cpu::CpuBackend ref(model, {runtime::cpu::CpuMode::Reference, 0});
   std::map<runtime::KvType, std::unique_ptr<runtime::cpu::CpuBackend>> kv_refs;  // reference with that cache
+  if (model->layers.at(0).wq.act != runtime::cpu::ActQuant::None && !std::getenv("QB_CUDA_W8A8")) {
+    std::string msg;  // W8A8 is off by default: one line naming the switch
+    try {
+      runtime::cuda::CudaBackend off(model);
+    } catch (const qb::Error& e) {
+      msg = e.what();
+    }
+    check(msg.find("QB_CUDA_W8A8=1") != std::string::npos, path + ": W8A8 off by default: " + msg);
+  }
   using runtime::KvType;
   // f32 with decode graphs, f32 with plain launches, the default (packed / bf16), default chunk 7; then
   // quantized caches: f32 matrices (int8, fp8, int4), the default matrices (int8, fp8), chunk 7 (int4).
@@ -437,6 +448,7 @@ void run_model(const std::string& path, bool is_stories) {
     co.dense = dt;
     co.use_graphs = variant != 1;
     co.kv = kv;
+    co.w8a8 = true;  // W8A8 models: the path under test (off by default in the product)
     if (variant == 3 || variant == 9 || variant == 10) co.prefill_chunk = 7;
     runtime::cuda::CudaBackend gpu(model, co);
     const std::string desc = gpu.describe();

@@ -369,9 +369,17 @@ struct CudaBackend::Impl {
     return m;
   }
 
+  bool w8a8_enabled = false;  // QB_CUDA_W8A8=1 (CudaBackendOptions::w8a8)
   Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
     for (const auto* w : parts)
-      if (w->act != runtime::cpu::ActQuant::None) return upload_w8a8(parts, what);
+      if (w->act != runtime::cpu::ActQuant::None) {
+        QB_CHECK(w8a8_enabled,
+                 "cuda backend: weight {} runs W8A8 ({} activations); the GPU's W8A8 path (runtime/cuda/w8a8.h) is not "
+                 "yet verified against the CPU on a GPU and is off (QB_CUDA_W8A8=1 turns it on; supported by default: "
+                 "weight-only formats)",
+                 what, runtime::cpu::act_quant_name(w->act));
+        return upload_w8a8(parts, what);
+      }
     Mat m;
     m.n_in = (*parts.begin())->n_in;
     std::vector<PartPlan> plans;
@@ -600,6 +608,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
+  if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "1") options_.w8a8 = true;
+  I.w8a8_enabled = options_.w8a8;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -801,11 +811,11 @@ std::string CudaBackend::describe() const {
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
-                                           std::string(" (split-key decode attention on the codes, rope + quantized k/v store fused into it at decode; prefill runs "
+                                           std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "
                                                        "dequantized to f16 per layer; ") +
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
-                     options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
+                     options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
@@ -1053,12 +1063,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     std::set<SeqId> seen;
     for (int t = 0; t < T; ++t) one_per_seq = one_per_seq && seen.insert(tok(t).seq).second;
   }
-  const bool fuse_rope =
-      options_.fuse_rope && splits > 0 && T <= 16 && one_per_seq &&
-      (I.kv_quant ? kv_attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
-                                               sp.rope_style == model::RopeStyle::Neox)
-                  : attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
-                                            sp.rope_style == model::RopeStyle::Neox));
+  const bool fuse_rope = options_.fuse_rope && !I.kv_quant && splits > 0 && T <= 16 && one_per_seq &&
+                         attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
+                                                 sp.rope_style == model::RopeStyle::Neox);
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).

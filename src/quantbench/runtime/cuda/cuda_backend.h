@@ -42,6 +42,11 @@ struct CudaBackendOptions {
   // kernel (no rope fusion into attention), decode attention reads the codes, prefill runs of one
   // sequence dequantize the run's keys to f16 for the tensor-core attention.
   KvType kv = KvType::F16;
+  // W8A8 models (per-token int8 / fp8 activations, runtime/cuda/w8a8.h): off by default, so such a model
+  // fails at load with one line, because the path has not yet passed its GPU-vs-CPU check on a GPU
+  // (docs/perf.md). The environment variable QB_CUDA_W8A8=1 turns it on. Synthetic w8a8 schemes
+  // (speed only) always run it.
+  bool w8a8 = false;
   // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed.
   bool use_graphs = true;
   // Keep the packable formats packed for the qgemv kernels (see the top of this file); off: every matrix

@@ -19,8 +19,8 @@
 namespace qb::runtime::cuda {
 namespace {
 
-// One rope pair, rounded as written (no FMA contraction), so the store kernel and the fused path of the
-// attention kernel produce the same rotated k, hence the same codes.
+// One rope pair, rounded as written (no FMA contraction): the rotated k, hence its codes, do not depend
+// on how the compiler contracts this kernel.
 __device__ __forceinline__ float rope_y0(float x0, float x1, float c, float s) {
   return __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
 }
@@ -44,14 +44,6 @@ __device__ __forceinline__ int rne_clamp(float v, int lo, int hi) {
 __device__ __forceinline__ uint8_t fp8_code(float v) {
   if (v != v) return 0x7f;  // quant::fp8_encode_value's NaN
   return uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
-
-// The code of one value x / s (s = absmax / qmax), as quantize_head writes it (int4: q + 8, unpacked).
-__device__ __forceinline__ uint32_t code_of(int code, float x, float s) {
-  const float v = s > 0.0f ? x / s : 0.0f;
-  if (code == kKvInt8) return uint32_t(uint8_t(int8_t(rne_clamp(v, -127, 127))));
-  if (code == kKvFp8) return fp8_code(v);
-  return uint32_t(rne_clamp(v, -8, 7) + 8);
 }
 
 // Head `head` of one row, already in shared memory (buf: hd floats), quantized into the cache row.
@@ -168,17 +160,14 @@ constexpr int kWarps = 4;
 // every load of those keys first (a key past the range re-reads the last valid row, masked later).
 // kVec (head dims multiples of 4): lane holds dims 4 lane + 128 e + i (e < NW, i < 4); else dims
 // lane + 32 f (f < 8), one code at a time. Writes the range's (max, sum, unnormalized output) to part.
-// kRope (vector path, NW = 1, kv_attention_can_fuse_rope): as the f16 split kernel's fused rope, q is
-// still raw in the q|k|v row; the kernel rotates q and the token's own k in registers (the lane's 4
-// dims; neox partners are hd / 8 lanes away), quantizes k and v exactly as quantize_head does (warp
-// absmax per group), uses those codes for the key at its position, and the block whose range holds that
-// position (first head of each GQA group, warp 0) writes them to the cache. Same codes as the store
-// kernel followed by this kernel without kRope.
-template <int CODE, bool kVec, int NW, bool kRope = false>
+// No rope fusion (unlike the f16 split kernel): a fused version (every block rotating and quantizing
+// the token's k and v, one writing them) measured slower on an H100 than the separate store kernel
+// (docs/perf.md, quantized KV cache), and was removed.
+template <int CODE, bool kVec, int NW>
 __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArgs a, KvRowLayout kl, KvRowLayout vl) {
   constexpr int NF = kVec ? 4 * NW : 8;   // values per lane
   constexpr int NS = kVec ? NW : 8;       // scales per lane (one per 4 dims on the vector path)
-  constexpr int KPW = kVec ? 16 : 4;  // 16 keys x 128 bytes (int8 / fp8, head dim 128) x K and V in flight per warp: the f16 kernel's bytes
+  constexpr int KPW = kVec ? 8 : 4;  // 16 (the f16 kernel's bytes in flight) measured 5-9% slower (H100)
   __shared__ float sm_m[kWarps], sm_l[kWarps];
   __shared__ float sm_acc[kWarps][kMaxHeadDim];
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
@@ -211,88 +200,6 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
     ksoff[e] = int(kl.scale_off) + 4 * (ik / kl.group);
     vsoff[e] = int(vl.scale_off) + 4 * (iv / vl.group);
   }
-  uint32_t kcw = 0u, vcw = 0u;  // kRope: this token's own K / V codes (the lane's 4 dims) and scales
-  float kcs = 0.0f, vcs = 0.0f;
-  if constexpr (kRope) {
-    static_assert(kVec && NW == 1, "fused rope: 4 dims per lane, head dims <= 128");
-    const int half = a.hd_k / 2, d0 = 4 * lane;
-    const bool on = d0 < a.hd_k;
-    const float* cs = a.rope_cos + int64_t(t) * half;
-    const float* sn = a.rope_sin + int64_t(t) * half;
-    const float* row = q - int64_t(h) * a.hd_k;  // the token's q|k|v row
-    const float* kraw = row + int64_t(a.n_head) * a.hd_k + int64_t(kvh) * a.hd_k;
-    const float* vraw = row + int64_t(a.n_head + a.n_head_kv) * a.hd_k + int64_t(kvh) * a.hd_v;
-    float kf[4], vf[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      kf[i] = on ? kraw[d0 + i] : 0.0f;
-      vf[i] = on ? vraw[d0 + i] : 0.0f;
-    }
-    auto rot = [&](float* x) {
-      if (!a.rope_neox) {  // pairs (2i, 2i + 1) inside the lane
-        if (!on) return;
-#pragma unroll
-        for (int p = 0; p < 2; ++p) {
-          const int i = (d0 + 2 * p) / 2;
-          const float c = cs[i], s = sn[i], x0 = x[2 * p], x1 = x[2 * p + 1];
-          x[2 * p] = rope_y0(x0, x1, c, s);
-          x[2 * p + 1] = rope_y1(x0, x1, c, s);
-        }
-      } else {  // pairs (i, i + half): the partner is hd / 8 lanes away (hd a power of two)
-        const int off = a.hd_k / 8;
-        float y[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const float p = __shfl_xor_sync(0xffffffffu, x[i], off);
-          const int d = d0 + i;
-          const bool lo = d < half;
-          const int pi = lo ? d : d - half;
-          const float c = on ? cs[pi] : 0.0f, s = on ? sn[pi] : 0.0f;
-          y[i] = lo ? rope_y0(x[i], p, c, s) : rope_y1(p, x[i], c, s);
-        }
-        if (!on) return;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) x[i] = y[i];
-      }
-    };
-    rot(qr);
-    rot(kf);
-    // Quantize: absmax over the group (the whole head for int8 / fp8; 32 dims = 8 lanes for int4
-    // unless the group is the head), NaNs ignored, then the codes of the lane's 4 dims.
-    auto quant4 = [&](const float* x, const KvRowLayout& L, uint32_t& w, float& sc) {
-      float am = fmaxf(fmaxf(fabsf(x[0]), fabsf(x[1])), fmaxf(fabsf(x[2]), fabsf(x[3])));
-      am = fmaxf(0.0f, am);
-      if (L.group == L.hd) {
-        for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
-      } else {
-        for (int o = 4; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
-      }
-      sc = am / qmax_of(CODE);
-      w = 0u;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) w |= code_of(CODE, x[i], sc) << ((CODE == kKvInt4 ? 4 : 8) * i);
-      if (!on) {
-        w = 0u;
-        sc = 0.0f;
-      }
-    };
-    quant4(kf, kl, kcw, kcs);
-    quant4(vf, vl, vcw, vcs);
-    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0 && on) {
-      uint8_t* kw = const_cast<uint8_t*>(kc) + pos * kl.row_bytes;  // the cache is device memory we own
-      uint8_t* vw = const_cast<uint8_t*>(vc) + pos * vl.row_bytes;
-      if constexpr (CODE == kKvInt4) {
-        *reinterpret_cast<uint16_t*>(kw + koff[0]) = uint16_t(kcw);
-        *reinterpret_cast<uint16_t*>(vw + voff[0]) = uint16_t(vcw);
-      } else {
-        *reinterpret_cast<uint32_t*>(kw + koff[0]) = kcw;
-        *reinterpret_cast<uint32_t*>(vw + voff[0]) = vcw;
-      }
-      const int ik = kvh * kl.hd + d0, iv = kvh * vl.hd + d0;
-      if (ik % kl.group == 0) *reinterpret_cast<float*>(kw + ksoff[0]) = kcs;
-      if (iv % vl.group == 0) *reinterpret_cast<float*>(vw + vsoff[0]) = vcs;
-    }
-  }
   auto load = [&](const uint8_t* row, int off, int elem) -> uint32_t {
     if (off < 0) return 0u;
     if constexpr (kVec) {
@@ -319,14 +226,6 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
         vw[u][e] = load(vj, voff[e], kvh * vl.hd + d);
         ks[u][e] = koff[e] >= 0 ? *reinterpret_cast<const float*>(kj + ksoff[e]) : 0.0f;
         vs[u][e] = voff[e] >= 0 ? *reinterpret_cast<const float*>(vj + vsoff[e]) : 0.0f;
-      }
-      if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
-        if (j == pos) {
-          kw[u][0] = kcw;
-          vw[u][0] = vcw;
-          ks[u][0] = kcs;
-          vs[u][0] = vcs;
-        }
       }
     }
     float s[KPW];
@@ -423,9 +322,7 @@ template <int CODE>
 void launch_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLayout& vl, cudaStream_t s) {
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   const int hd = a.hd_k > a.hd_v ? a.hd_k : a.hd_v;
-  if (a.rope_cos)
-    attention_kvq_kernel<CODE, true, 1, true><<<grid, kWarps * 32, 0, s>>>(a, kl, vl);
-  else if (a.hd_k % 4 == 0 && a.hd_v % 4 == 0 && hd <= 128)
+  if (a.hd_k % 4 == 0 && a.hd_v % 4 == 0 && hd <= 128)
     attention_kvq_kernel<CODE, true, 1><<<grid, kWarps * 32, 0, s>>>(a, kl, vl);
   else if (a.hd_k % 4 == 0 && a.hd_v % 4 == 0)
     attention_kvq_kernel<CODE, true, 2><<<grid, kWarps * 32, 0, s>>>(a, kl, vl);
@@ -474,10 +371,8 @@ void rope_and_store_kv_quant(const RopeKvArgs& a, const KvRowLayout& kl, const K
 
 void attention_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLayout& vl, cudaStream_t s) {
   if (a.T <= 0) return;
-  if (a.splits < 1 || a.splits > 32 || !a.part)
-    throw std::runtime_error("attention_kvq: needs 1..32 splits and a partial-sum buffer");
-  if (a.rope_cos && !kv_attention_can_fuse_rope(a.hd_k, a.hd_v, a.hd_k, a.rope_neox))
-    throw std::runtime_error("attention_kvq: fused rope needs head dims it supports");
+  if (a.splits < 1 || a.splits > 32 || !a.part || a.rope_cos)
+    throw std::runtime_error("attention_kvq: needs 1..32 splits, a partial-sum buffer and no fused rope");
   if (kl.code != vl.code || kl.code == kKvF16 || a.hd_k != kl.hd || a.hd_v != vl.hd)
     throw std::runtime_error("attention_kvq: cache layouts do not match the attention shapes");
   switch (kl.code) {

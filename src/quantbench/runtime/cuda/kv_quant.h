@@ -38,13 +38,8 @@ KvRowLayout kv_row_layout(int code, int n_head, int hd);
 void rope_and_store_kv_quant(const RopeKvArgs& a, const KvRowLayout& kl, const KvRowLayout& vl, cudaStream_t s);
 
 // Decode (and non-run prefill) attention over quantized caches: the split-key kernel's partial sums,
-// merged by attention_merge (a.splits >= 1, a.part set; a.counters unused). With a.rope_cos set (decode,
-// one token per sequence, kv_attention_can_fuse_rope), rope + the quantized store of the token's k and
-// v happen inside (no rope_and_store_kv_quant launch), with the same codes.
-inline bool kv_attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
-  const bool pow2 = hd_k >= 8 && (hd_k & (hd_k - 1)) == 0;
-  return hd_k == hd_v && n_rot == hd_k && hd_k % 4 == 0 && hd_k <= 128 && (!neox || pow2);
-}
+// merged by attention_merge (a.splits >= 1, a.part set; a.counters unused; no fused rope: the store
+// kernel above runs first).
 void attention_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLayout& vl, cudaStream_t s);
 
 // Rows [0, n) of one quantized cache to f16 [n][n_head * hd] (code * scale in f32, then rounded).
