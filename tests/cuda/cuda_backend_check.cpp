@@ -13,20 +13,45 @@
 // < 1e-4 when every matrix is packed (the products are exact; only f16 activations and f32 sums
 // round), < 1e-2 when some are dense bf16 (8 mantissa bits per weight and input; a broken kernel gives
 // KL ~1); their greedy agreement is reported only.
+// Quantized KV caches (--kv int8 / fp8 / int4, issue #6): the GPU's quantize kernel against the CPU's
+// kv_quantize_row on the same f32 rows (codes and scales bit-identical, ties, zero groups, NaN, inf and
+// signed zeros included; dequantized f16 values identical to the CPU's value rounded to f16), then the
+// backend with each quantized cache against the CPU reference backend with the SAME cache type: f32
+// dense matrices (limit 1e-4, as f32 above; chunks of 7 tokens too for int4) and the default matrices
+// (the default's limit, except int4 with dense bf16 matrices: 1e-1, because int4's step is a seventh of
+// a group's absmax, so bf16's weight rounding moves codes across rounding boundaries; the first H100 run
+// measured 0.04 on stories260K, whose head dim 8 is one group; the exact-weight variants are at 1e-12).
+// The cache quantization's own effect (CPU reference, f32 cache vs that cache) is printed beside.
+// W8A8 (models quantized with --scheme w8a8 or w8a8-fp8): the GPU product (w8a8.h) against the CPU's
+// matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
+// T = 40 on the prefill path); then the model runs through the variants above like any other.
 // Host check first (runs without a GPU): every packed matrix, as repacked at load
 // (weight_repack.h), equals the CPU reference's dequantized weight exactly.
 // Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/cpu/cpu_backend.h"
 #include "quantbench/runtime/cuda/cuda_backend.h"
+#include "quantbench/runtime/cuda/kv_quant.h"
+#include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
+#include "quantbench/core/thread_pool.h"
+#include "quantbench/runtime/kv_cache.h"
 #include "quantbench/runtime/cuda/weight_repack.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
@@ -181,6 +206,7 @@ void check_repack(const std::string& path) {
   size_t packed = 0, mismatched = 0, checked = 0;
   std::string spec;
   for (const auto* w : ws) {
+    if (w->act != runtime::cpu::ActQuant::None) continue;  // W8A8: its own upload (check_w8a8_exact)
     const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(*w, "matrix");
     if (!pl.packed) continue;
     ++packed;
@@ -206,26 +232,256 @@ void check_repack(const std::string& path) {
   check(mismatched == 0, buf);
 }
 
+void cuda_ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// The GPU quantizer (kv_quant.h) against the CPU's kv_quantize_row / kv_dequantize_head.
+void check_kv_codes() {
+  using runtime::KvType;
+  namespace rc = runtime::cuda;
+  struct Shape { int n_head, hd; };
+  const Shape shapes[] = {{4, 8}, {8, 128}, {2, 64}, {3, 96}, {2, 6}, {1, 256}, {2, 160}};
+  std::mt19937 rng(20261127);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (KvType kt : {KvType::Int8, KvType::Fp8, KvType::Int4}) {
+    const int code = kt == KvType::Int8 ? rc::kKvInt8 : kt == KvType::Fp8 ? rc::kKvFp8 : rc::kKvInt4;
+    const float qmax = kt == KvType::Int8 ? 127.0f : kt == KvType::Fp8 ? 448.0f : 7.0f;
+    size_t rows_total = 0, values = 0, code_diff = 0, scale_diff = 0, deq_diff = 0;
+    bool layout_ok = true;
+    for (const Shape sh : shapes) {
+      const runtime::KvLayout cl = runtime::KvLayout::make(kt, sh.n_head, sh.hd);
+      const rc::KvRowLayout gl = rc::kv_row_layout(code, sh.n_head, sh.hd);
+      layout_ok = layout_ok && cl.group == gl.group && int64_t(cl.code_bytes_per_row()) == gl.code_bytes &&
+                  cl.scales_per_row() == gl.scales();
+      const int rows = 40, w = sh.n_head * sh.hd;
+      std::vector<float> x(size_t(rows) * size_t(w));
+      for (int r = 0; r < rows; ++r) {
+        float* xr = x.data() + size_t(r) * size_t(w);
+        const float mag = std::pow(10.0f, float(r % 9) - 4.0f);
+        for (int i = 0; i < w; ++i) xr[i] = nd(rng) * mag;
+        if (r == 0) std::fill(xr, xr + w, 0.0f);  // zero groups: s = 0, zero codes
+        if (r == 1 || r == 2) {  // exact ties: s = 1 (each group's absmax = qmax), values halfway between codes
+          for (int i = 0; i < w; ++i) {
+            if (kt == KvType::Fp8) {
+              const uint8_t c = uint8_t(rng() % 0x7e);
+              const float mid = 0.5f * (f8e4m3_to_f32(c) + f8e4m3_to_f32(uint8_t(c + 1)));
+              xr[i] = (rng() & 1) ? -mid : mid;
+            } else {
+              xr[i] = float(int(rng() % uint32_t(2 * qmax)) - int(qmax)) + 0.5f;
+            }
+          }
+          for (int g = 0; g < w; g += int(cl.group)) xr[g] = (r == 1 ? qmax : -qmax);
+        }
+        if (r == 3) {  // NaN, inf, signed zeros and tiny negatives
+          xr[0] = NAN;
+          xr[w - 1] = INFINITY;
+          xr[1] = -0.0f;
+          if (w > 3) xr[2] = -1e-30f;
+        }
+      }
+      // CPU codes.
+      std::vector<uint8_t> ccodes(size_t(rows) * cl.code_bytes_per_row());
+      std::vector<float> cscales(size_t(rows) * size_t(cl.scales_per_row()));
+      for (int r = 0; r < rows; ++r)
+        runtime::kv_quantize_row(cl, x.data() + size_t(r) * size_t(w), ccodes.data() + size_t(r) * cl.code_bytes_per_row(),
+                                 cscales.data() + size_t(r) * size_t(cl.scales_per_row()));
+      // GPU codes, then its f16 dequantization.
+      void *dx = nullptr, *dq = nullptr, *dh = nullptr;
+      cuda_ok(cudaMalloc(&dx, x.size() * 4), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dq, size_t(rows) * size_t(gl.row_bytes)), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dh, size_t(rows) * size_t(w) * 2), "cudaMalloc");
+      cuda_ok(cudaMemset(dq, 0xa5, size_t(rows) * size_t(gl.row_bytes)), "poison");
+      cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+      rc::kv_quantize_rows(static_cast<const float*>(dx), w, rows, gl, static_cast<uint8_t*>(dq), nullptr);
+      rc::kv_dequantize_f16(static_cast<const uint8_t*>(dq), gl, rows, static_cast<uint16_t*>(dh), nullptr);
+      std::vector<uint8_t> g(size_t(rows) * size_t(gl.row_bytes));
+      std::vector<uint16_t> gh(size_t(rows) * size_t(w));
+      cuda_ok(cudaMemcpy(g.data(), dq, g.size(), cudaMemcpyDeviceToHost), "download");
+      cuda_ok(cudaMemcpy(gh.data(), dh, gh.size() * 2, cudaMemcpyDeviceToHost), "download");
+      cudaFree(dx);
+      cudaFree(dq);
+      cudaFree(dh);
+      std::vector<float> deq(size_t(sh.hd));
+      for (int r = 0; r < rows; ++r) {
+        const uint8_t* gr = g.data() + size_t(r) * size_t(gl.row_bytes);
+        const uint8_t* cr = ccodes.data() + size_t(r) * cl.code_bytes_per_row();
+        for (size_t i = 0; i < cl.code_bytes_per_row(); ++i) code_diff += gr[i] != cr[i];
+        const float* cs = cscales.data() + size_t(r) * size_t(cl.scales_per_row());
+        scale_diff += std::memcmp(gr + gl.scale_off, cs, size_t(cl.scales_per_row()) * 4) != 0;
+        for (int hh = 0; hh < sh.n_head; ++hh) {
+          runtime::kv_dequantize_head(cl, cr, cs, hh, deq.data());
+          for (int i = 0; i < sh.hd; ++i) {
+            const uint16_t want = f32_to_f16(deq[size_t(i)]), got = gh[size_t(r) * size_t(w) + size_t(hh * sh.hd + i)];
+            const bool both_nan = std::isnan(deq[size_t(i)]) && std::isnan(f16_to_f32(got));
+            deq_diff += !both_nan && want != got;
+          }
+        }
+        ++rows_total;
+        values += size_t(w);
+      }
+    }
+    char buf[320];
+    std::snprintf(buf, sizeof buf, "kv %s codes: GPU vs CPU on %zu rows (%zu values, 7 shapes, ties/zeros/NaN/inf): "
+                  "%zu code bytes and %zu scale rows differ; dequantized f16: %zu differ; layout %s",
+                  std::string(runtime::kv_type_name(kt)).c_str(), rows_total, values, code_diff, scale_diff, deq_diff,
+                  layout_ok ? "same" : "DIFFERENT");
+    check(layout_ok && code_diff == 0 && scale_diff == 0 && deq_diff == 0, buf);
+  }
+}
+
+// Every W8A8 matrix of the model's first layer: GPU vs CPU matmul_w8a8, bitwise.
+void check_w8a8_exact(const std::string& path) {
+  namespace rc = runtime::cuda;
+  auto model = model::Model::load(path);
+  const auto& L = model->layers.at(0);
+  ThreadPool pool(0);
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t mats = 0, outputs = 0, differ = 0;
+  void* blas = nullptr;
+  for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+    if (w->act == runtime::cpu::ActQuant::None) continue;
+    const bool fp8 = w->act == runtime::cpu::ActQuant::Fp8PerToken;
+    ++mats;
+    const quant::QuantizedTensor& q = *w->quantized;
+    std::vector<uint8_t> codes(size_t(w->n_out * w->n_in));
+    std::vector<float> sc(size_t(w->n_out));
+    for (int64_t r = 0; r < w->n_out; ++r) {
+      for (int64_t i = 0; i < w->n_in; ++i) {
+        const uint8_t c = q.codes[size_t(r) * q.row_bytes() + size_t(i)];
+        codes[size_t(r * w->n_in + i)] = fp8 ? c : uint8_t(int8_t(int(c) - 128));
+      }
+      sc[size_t(r)] = q.params(r, 0).scale;
+    }
+    void *dw = nullptr, *ds = nullptr, *dx = nullptr, *dq = nullptr, *dsx = nullptr, *dacc = nullptr, *dy = nullptr;
+    const int Tmax = 40;
+    cuda_ok(cudaMalloc(&dw, codes.size()), "cudaMalloc");
+    cuda_ok(cudaMalloc(&ds, sc.size() * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dx, size_t(Tmax * w->n_in) * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dq, size_t(Tmax * w->n_in)), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dsx, Tmax * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dacc, size_t(Tmax * w->n_out) * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dy, size_t(Tmax * w->n_out) * 4), "cudaMalloc");
+    cuda_ok(cudaMemcpy(dw, codes.data(), codes.size(), cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(ds, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "upload");
+    for (int T : {1, 5, 16, 40}) {
+      std::vector<float> x(size_t(T * w->n_in)), yc(size_t(T * w->n_out)), yg(yc.size());
+      for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * ((i % 97) == 0 ? 20.0f : 1.0f);  // a few outliers
+      runtime::cpu::matmul_w8a8(*w, x.data(), T, yc.data(), pool);
+      cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+      cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * w->n_out) * 4), "poison");
+      if (fp8) {
+        rc::quantize_act_fp8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<uint8_t*>(dq),
+                             static_cast<float*>(dsx), nullptr);
+        rc::w8a8_fp8_gemm(static_cast<const uint8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
+                          static_cast<const uint8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy),
+                          nullptr);
+      } else {
+        rc::quantize_act_int8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<int8_t*>(dq),
+                              static_cast<float*>(dsx), nullptr);
+        if (T <= 16) {
+          rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
+                        static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy),
+                        nullptr);
+        } else {
+          if (!blas) {
+            cublasHandle_t h = nullptr;
+            cublasCreate(&h);
+            blas = h;
+          }
+          const bool lt = rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(ds),
+                                        int(w->n_out), int(w->n_in), static_cast<const int8_t*>(dq),
+                                        static_cast<const float*>(dsx), T, static_cast<int32_t*>(dacc),
+                                        static_cast<float*>(dy), nullptr);
+          std::printf("INFO %s: w8a8 prefill product %lldx%lld, T = %d: %s\n", path.c_str(), (long long)w->n_out,
+                      (long long)w->n_in, T, lt ? "cuBLAS int8 GEMM" : "decode kernel in chunks (cuBLAS refused)");
+        }
+      }
+      cuda_ok(cudaMemcpy(yg.data(), dy, yg.size() * 4, cudaMemcpyDeviceToHost), "download");
+      for (size_t i = 0; i < yc.size(); ++i) differ += std::memcmp(&yc[i], &yg[i], 4) != 0;
+      outputs += yc.size();
+    }
+    for (void* p : {dw, ds, dx, dq, dsx, dacc, dy}) cudaFree(p);
+  }
+  if (blas) cublasDestroy(static_cast<cublasHandle_t>(blas));
+  if (mats == 0) {
+    if (path.find("w8a8") != std::string::npos) check(false, path + ": named w8a8 but no W8A8 matrix in layer 0");
+    return;
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s: w8a8 (int8 or fp8 activations) GPU vs CPU matmul_w8a8 on %zu matrices, T = 1/5/16/40: %zu of %zu outputs differ (bitwise)",
+                path.c_str(), mats, differ, outputs);
+  check(differ == 0, buf);
+}
+
 void run_model(const std::string& path, bool is_stories) {
   std::printf("model %s\n", path.c_str());
   auto model = model::Model::load(path);
   const auto& sp = model->spec();
   runtime::cpu::CpuBackend ref(model, {runtime::cpu::CpuMode::Reference, 0});
-  for (int variant = 0; variant < 4; ++variant) {
-    // f32 with decode graphs, f32 with plain launches, the default (packed / bf16), default chunk 7.
-    const DenseType dt = variant >= 2 ? DenseType::BF16 : DenseType::F32;
-    const std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : variant == 2 ? "default" : "default-chunk7";
+  std::map<runtime::KvType, std::unique_ptr<runtime::cpu::CpuBackend>> kv_refs;  // reference with that cache
+  if (model->layers.at(0).wq.act != runtime::cpu::ActQuant::None && !std::getenv("QB_CUDA_W8A8")) {
+    std::string msg;  // W8A8 is off by default: one line naming the switch
+    try {
+      runtime::cuda::CudaBackend off(model);
+    } catch (const qb::Error& e) {
+      msg = e.what();
+    }
+    check(msg.find("QB_CUDA_W8A8=1") != std::string::npos, path + ": W8A8 off by default: " + msg);
+  }
+  using runtime::KvType;
+  // f32 with decode graphs, f32 with plain launches, the default (packed / bf16), default chunk 7; then
+  // quantized caches: f32 matrices (int8, fp8, int4), the default matrices (int8, fp8), chunk 7 (int4).
+  const KvType kv_of[] = {KvType::F16, KvType::F16, KvType::F16, KvType::F16, KvType::Int8, KvType::Fp8,
+                          KvType::Int4, KvType::Int8, KvType::Fp8, KvType::Int4, KvType::Int4};
+  size_t f16_bytes = 0;
+  for (int variant = 0; variant < 11; ++variant) {
+    const KvType kv = kv_of[variant];
+    const bool f32 = variant < 2 || (variant >= 4 && variant <= 6) || variant == 10;
+    const DenseType dt = f32 ? DenseType::F32 : DenseType::BF16;
+    std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : variant == 2 ? "default" : variant == 3 ? "default-chunk7"
+                      : variant == 10 ? "f32-chunk7" : f32 ? "f32" : variant == 9 ? "default-chunk7" : "default";
+    if (kv != KvType::F16) dns += std::string("-kv-") + std::string(runtime::kv_type_name(kv));
     const char* dn = dns.c_str();
     runtime::cuda::CudaBackendOptions co;
     co.dense = dt;
     co.use_graphs = variant != 1;
-    if (variant == 3) co.prefill_chunk = 7;
+    co.kv = kv;
+    co.w8a8 = true;  // W8A8 models: the path under test (off by default in the product)
+    if (variant == 3 || variant == 9 || variant == 10) co.prefill_chunk = 7;
     runtime::cuda::CudaBackend gpu(model, co);
     const std::string desc = gpu.describe();
-    if (variant == 0 || variant == 2) std::printf("describe %s: %s\n", dn, desc.c_str());
-    const KlStats st = compare_script(ref, gpu, int32_t(sp.n_vocab));
-    if (variant == 0 || variant == 2) check_greedy(gpu, int32_t(sp.n_vocab), path + " " + dns);
-    const double lim = dt == DenseType::F32 || desc.find("bf16 (cuBLAS)") == std::string::npos ? 1e-4 : 1e-2;
+    if (variant == 0 || variant == 2 || variant == 4 || variant == 8) std::printf("describe %s: %s\n", dn, desc.c_str());
+    if (kv == KvType::F16) f16_bytes = gpu.kv_bytes_per_position();
+    else if (variant >= 7 && variant <= 9) {  // memory per position: the CPU's bytes per row, rows padded to 16 bytes
+      const auto kl = runtime::KvLayout::make(kv, sp.n_head_kv, sp.head_dim_k);
+      const auto vl = runtime::KvLayout::make(kv, sp.n_head_kv, sp.head_dim_v);
+      const size_t want = size_t(sp.n_layer) * ((kl.bytes_per_row() + 15) / 16 * 16 + (vl.bytes_per_row() + 15) / 16 * 16);
+      char mb[256];
+      std::snprintf(mb, sizeof mb, "%s: kv cache %zu bytes per position per sequence (f16: %zu; expected %zu)", dn,
+                    gpu.kv_bytes_per_position(), f16_bytes, want);
+      check(gpu.kv_bytes_per_position() == want && want < f16_bytes, mb);
+    }
+    runtime::Backend* rb = &ref;
+    if (kv != KvType::F16) {
+      auto& r = kv_refs[kv];
+      if (!r) {
+        runtime::cpu::CpuBackendOptions ro;
+        ro.mode = runtime::cpu::CpuMode::Reference;
+        ro.kv = kv;
+        r = std::make_unique<runtime::cpu::CpuBackend>(model, ro);
+        const KlStats own = compare_script(ref, *r, int32_t(sp.n_vocab));
+        std::printf("INFO %s: kv %s's own effect (CPU reference, f32 cache vs %s): mean KL %.3g (max %.3g)\n",
+                    path.c_str(), std::string(runtime::kv_type_name(kv)).c_str(),
+                    std::string(runtime::kv_type_name(kv)).c_str(), own.mean, own.max);
+      }
+      rb = r.get();
+    }
+    const KlStats st = compare_script(*rb, gpu, int32_t(sp.n_vocab));
+    if (variant == 0 || variant == 2 || variant == 4 || variant == 8) check_greedy(gpu, int32_t(sp.n_vocab), path + " " + dns);
+    const bool bf16_dense = dt != DenseType::F32 && desc.find("bf16 (cuBLAS)") != std::string::npos;
+    const double lim = !bf16_dense ? 1e-4 : kv == KvType::Int4 ? 1e-1 : 1e-2;
     char buf[256];
     std::snprintf(buf, sizeof buf, "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e", path.c_str(), dn,
                   st.mean, st.max, st.rows, lim);
@@ -234,12 +490,12 @@ void run_model(const std::string& path, bool is_stories) {
     if (is_stories) {
       std::vector<int32_t> prompt = {sp.bos_id >= 0 ? sp.bos_id : 1};
       for (int32_t t : tokens(5, int32_t(sp.n_vocab), 7)) prompt.push_back(t);
-      const auto gr = greedy(ref, prompt, 60), gg = greedy(gpu, prompt, 60);
+      const auto gr = greedy(*rb, prompt, 60), gg = greedy(gpu, prompt, 60);
       size_t same = 0;
       while (same < gr.size() && gr[same] == gg[same]) ++same;
       std::snprintf(buf, sizeof buf, "%s %s: greedy 60 tokens, %zu identical before the first difference", path.c_str(),
                     dn, same);
-      if (dt == DenseType::F32) check(same == 60, buf);
+      if (dt == DenseType::F32 && kv == KvType::F16) check(same == 60, buf);  // quantized: a code may flip
       else std::printf("INFO %s\n", buf);
 
       // Decode speed on this (tiny, launch-bound) model: one sequence, 128 steps. Informational.
@@ -302,6 +558,21 @@ int main(int argc, char** argv) {
       std::printf(g_fail ? "FAILED (%d)\n" : "host checks PASSED; GPU checks SKIPPED: no CUDA device\n", g_fail);
       return g_fail ? 1 : 2;
     }
+    check_kv_codes();
+    {  // f32 has no GPU cache: one line naming the supported types
+      bool threw = false;
+      std::string msg;
+      try {
+        runtime::cuda::CudaBackendOptions co;
+        co.kv = runtime::KvType::F32;
+        runtime::cuda::CudaBackend bad(model::Model::load(paths.at(0)), co);
+      } catch (const qb::Error& e) {
+        threw = true;
+        msg = e.what();
+      }
+      check(threw && msg.find("f16, int8, fp8, int4") != std::string::npos, "--kv f32 on cuda throws: " + msg);
+    }
+    for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

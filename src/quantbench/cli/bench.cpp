@@ -59,11 +59,12 @@ void write_json(const std::string& path, const Result& r) {
 }
 
 void run_bench_cuda(const BenchArgs& a) {
-  QB_CHECK(a.kv == "f32", "--kv {}: only the CPU backend quantizes its KV cache (the CUDA backend runs its own f16 cache)",
-           a.kv);
   QB_CHECK(a.load_rates.empty(), "--load-rate: the load mode runs on the CPU backend only for now");
 #ifdef QB_HAVE_CUDA
   runtime::cuda::CudaBenchOptions o;
+  runtime::cuda::CudaBackendOptions co;
+  co.kv = runtime::parse_kv_type(a.kv);
+  if (co.kv == runtime::KvType::F32) co.kv = runtime::KvType::F16;  // the default f32 runs the GPU's f16 cache
   o.batch_sizes = a.batch;
   o.prompt_len = a.prompt_len;
   o.gen_len = a.gen_len;
@@ -75,10 +76,10 @@ void run_bench_cuda(const BenchArgs& a) {
   if (synth) {
     const auto shape = model::synthetic_shape(a.model);
     be = std::make_unique<runtime::cuda::CudaBackend>(shape.spec, "synthetic:" + shape.name,
-                                                      a.scheme.empty() ? "bf16" : a.scheme, a.seed);
+                                                      a.scheme.empty() ? "bf16" : a.scheme, a.seed, co);
   } else {
     QB_CHECK(a.scheme.empty(), "--scheme applies to synthetic models only (a file runs as stored)");
-    be = std::make_unique<runtime::cuda::CudaBackend>(model::Model::load(a.model));
+    be = std::make_unique<runtime::cuda::CudaBackend>(model::Model::load(a.model), co);
   }
   auto rep = runtime::cuda::run_cuda_bench(*be, a.model, o, !a.no_progress);
   rep.synthetic = synth;
@@ -208,7 +209,7 @@ void register_bench(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--load-requests", a->load_requests, "Load mode: requests per rate");
   cmd->add_option("--max-streams", a->max_streams, "Load mode: requests decoded together at most");
-  cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default), f16, int8, fp8 or int4");
+  cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default; f16 on --backend cuda), f16, int8, fp8 or int4");
   cmd->add_option("--json", a->json_out, "Write the Result as JSON to this file");
   cmd->add_option("--backend", a->backend, "cpu, or cuda in builds with QB_CUDA=ON");
   cmd->add_option("--scheme", a->scheme, "Synthetic models on cuda: bf16 (default), w8, w8g32, w4g32, w4g128[-asym]");

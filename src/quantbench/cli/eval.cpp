@@ -54,8 +54,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--limit", q->limit, "Items / prompts / windows per regime (0 = all)");
   cmd->add_option("--batch", q->batch, "Sequences per forward");
   cmd->add_option("--threads,-t", q->threads, "CPU threads (0 = all cores)");
-  cmd->add_option("--kv", q->kv, "Candidate's KV cache precision: f32 (default), f16, int8, fp8 or int4");
-  cmd->add_option("--baseline-kv", q->baseline_kv, "Baseline's KV cache precision (default f32)");
+  cmd->add_option("--kv", q->kv, "Candidate's KV cache precision: f32 (default; f16 on --backend cuda), f16, int8, fp8 or int4");
+  cmd->add_option("--baseline-kv", q->baseline_kv, "Baseline's KV cache precision (default f32; f16 on --backend cuda)");
   cmd->add_option("--max-tokens", q->max_tokens, "Generation length (gsm8k/mgsm: lm-eval's max_gen_toks is 256)");
   cmd->add_option("--code-max-tokens", q->code_max_tokens,
                   "Code regime's generation budget (0 = lm-eval's: humaneval 1024, mbpp 256)");
@@ -76,8 +76,12 @@ void register_eval(CLI::App& app) {
     q->progress = !*quiet;
     if (*backend == "cuda") {
 #ifdef QB_HAVE_CUDA
-      q->make_backend = [](std::shared_ptr<const model::Model> m) -> std::unique_ptr<runtime::Backend> {
-        return std::make_unique<runtime::cuda::CudaBackend>(std::move(m));
+      q->make_backend = [](std::shared_ptr<const model::Model> m,
+                           runtime::KvType& kv) -> std::unique_ptr<runtime::Backend> {
+        runtime::cuda::CudaBackendOptions co;
+        if (kv == runtime::KvType::F32) kv = runtime::KvType::F16;  // the default: the GPU's f16 cache
+        co.kv = kv;
+        return std::make_unique<runtime::cuda::CudaBackend>(std::move(m), co);
       };
 #else
       fail("--backend cuda: this build has no CUDA backend (configure with -DQB_CUDA=ON)");

@@ -65,9 +65,8 @@ void run_generate(const GenerateArgs& a) {
   std::unique_ptr<runtime::Backend> backend_ptr;
   if (a.backend == "cuda") {
 #ifdef QB_HAVE_CUDA
-    QB_CHECK(kv == runtime::KvType::F32, "--kv {}: the cuda backend has its own f16 cache; --kv is for --backend cpu",
-             a.kv);
     runtime::cuda::CudaBackendOptions co;
+    co.kv = kv == runtime::KvType::F32 ? runtime::KvType::F16 : kv;  // the default f32 runs the GPU's f16 cache
     co.dense = a.reference ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::BF16;
     backend_ptr = std::make_unique<runtime::cuda::CudaBackend>(model, co);
 #else
@@ -120,7 +119,7 @@ void register_generate(CLI::App& app) {
                 "Run the exact fp32 reference path instead of the fast kernels (cuda: f32 weights, not bf16)");
   cmd->add_option("--backend", a->backend, "cpu, or cuda in builds with QB_CUDA=ON");
   cmd->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template");
-  cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default, as computed), f16, int8, fp8 or int4");
+  cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default, as computed; f16 on --backend cuda), f16, int8, fp8 or int4");
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -17,9 +17,8 @@ LoadedModel load_one(const std::string& path, const ModelPairOptions& o, runtime
   lm.model = model::Model::load(path);
   lm.sha256 = lm.model->sha256();
   if (o.make_backend) {
-    QB_CHECK(kv == runtime::KvType::F32, "--kv {}: only the CPU backend quantizes its KV cache (the CUDA backend runs "
-             "its own f16 cache)", runtime::kv_type_name(kv));
-    lm.backend = o.make_backend(lm.model);
+    lm.backend = o.make_backend(lm.model, kv);
+    lm.kv = kv;  // what it runs
     return lm;
   }
   runtime::cpu::CpuBackendOptions bo;

@@ -30,8 +30,9 @@ struct ModelPairOptions {
   bool reference = false;  // CpuMode::Reference instead of Fast
   runtime::KvType kv = runtime::KvType::F32;           // candidate's KV cache
   runtime::KvType baseline_kv = runtime::KvType::F32;  // baseline's KV cache
-  // Makes each model's backend (e.g. `eval --backend cuda`); empty: the CPU backend.
-  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>)> make_backend;
+  // Makes each model's backend (e.g. `eval --backend cuda`) with the KV cache asked for; it sets `kv` to
+  // the type it runs (the CUDA backend runs f16 for the default f32). Empty: the CPU backend.
+  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>, runtime::KvType& kv)> make_backend;
 };
 
 class ModelPair {

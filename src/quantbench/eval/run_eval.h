@@ -12,6 +12,7 @@
 
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/backend.h"
+#include "quantbench/runtime/kv_cache.h"
 
 namespace qb::eval {
 
@@ -41,7 +42,7 @@ struct EvalRequest {
   size_t resamples = 1000;
   bool progress = true;
   // Makes each model's backend (the CLI's --backend cuda); empty: the CPU backend.
-  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>)> make_backend;
+  std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>, runtime::KvType& kv)> make_backend;
 };
 
 std::string default_data_dir();

@@ -24,6 +24,9 @@
 #include "quantbench/quant/qformat/quantized_tensor.h"
 #include "quantbench/runtime/cpu/rope.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
+#include "quantbench/runtime/cuda/kv_quant.h"
+#include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 #include "quantbench/runtime/cuda/weight_repack.h"
@@ -82,14 +85,16 @@ struct DenseMatrix {
   int64_t n_out = 0, n_in = 0;
 };
 
-// One fused product's weights: packed (qgemv layout) or dense.
+// One fused product's weights: packed (qgemv layout), INT8 W8A8 (w8a8.h) or dense.
 struct Mat {
   bool packed = false;
   DenseMatrix dense;
   DeviceMatrix pk;
+  bool w8a8 = false, w8a8_fp8 = false;
+  DevBuf w8q, w8s;  // W8A8: int8 codes (signed) or e4m3 codes (fp8) [n_out][n_in], f32 scale per row
   int64_t n_out = 0, n_in = 0;
   std::string path;  // for describe()
-  size_t bytes() const { return packed ? pk.bytes() : dense.data.bytes; }
+  size_t bytes() const { return packed ? pk.bytes() : w8a8 ? w8q.bytes + w8s.bytes : dense.data.bytes; }
 };
 
 struct CudaBackend::Impl {
@@ -114,6 +119,12 @@ struct CudaBackend::Impl {
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
   size_t wscratch_bytes = 0;
+  // W8A8: quantized activations of a decode batch (fixed at load, so captured graphs stay valid) and
+  // of a prefill chunk (grown on use), with their scales and (prefill) the int32 GEMM result.
+  bool any_w8a8 = false;
+  int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
+  DevBuf w8_dec, w8_pre;
+  static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
   // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
   // two scratch buffers) while the current one's GEMM runs; events order the reuse. pf_order is the
@@ -142,8 +153,8 @@ struct CudaBackend::Impl {
     pf_issue(1);
   }
 
-  // A sequence's KV cache is one allocation: per layer, K [capacity][kv_dim_k] then V
-  // [capacity][kv_dim_v], f16. Allocated at create_sequence when its max_len is given and modest (no
+  // A sequence's KV cache is one allocation: per layer, K [capacity] rows then V [capacity] rows, a
+  // row being one position (f16: kv_dim values; quantized: codes then scales, kv_quant.h). Allocated at create_sequence when its max_len is given and modest (no
   // cudaMalloc inside a forward), else grown by doubling; freed caches are kept in a small pool for
   // the next sequence of the same size (cudaMalloc/cudaFree synchronize the device).
   struct Sequence {
@@ -153,12 +164,17 @@ struct CudaBackend::Impl {
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
   int64_t kvk = 0, kvv = 0, n_layer = 0;
+  KvRowLayout klay, vlay;  // bytes of one cached position of K / V
+  bool kv_quant = false;
+  DevBuf kv16;             // quantized caches, prefill runs: the run's keys and values dequantized to f16
   std::vector<DevBuf> kv_pool;
-  size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (kvk + kvv)) * 2; }
+  size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (klay.row_bytes + vlay.row_bytes)); }
   uint16_t* k_ptr(const Sequence& s, int64_t il) const {
-    return s.kv.as<uint16_t>() + size_t(il * s.capacity * (kvk + kvv));
+    return reinterpret_cast<uint16_t*>(s.kv.as<uint8_t>() + size_t(il * s.capacity * (klay.row_bytes + vlay.row_bytes)));
   }
-  uint16_t* v_ptr(const Sequence& s, int64_t il) const { return k_ptr(s, il) + size_t(s.capacity * kvk); }
+  uint16_t* v_ptr(const Sequence& s, int64_t il) const {
+    return reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(k_ptr(s, il)) + size_t(s.capacity * klay.row_bytes));
+  }
   DevBuf take_kv(int64_t cap) {
     const size_t b = kv_bytes(cap);
     for (size_t i = 0; i < kv_pool.size(); ++i)
@@ -285,7 +301,85 @@ struct CudaBackend::Impl {
 
   // Uploads matrices stacked along n_out (q|k|v, gate|up) as one: packed when every part has the same
   // packed spec (and packing is on), else dense in the backend's DenseType (dequantized on the host).
+  // W8A8 (per-token int8 or fp8 activations, CPU: runtime/cpu/matmul_w8a8.h): int8 codes (stored
+  // q + 128) as signed int8, e4m3 codes as they are, scales as f32, exactly. Every part of a stack must
+  // have the same activation type.
+  Mat upload_w8a8(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
+    Mat m;
+    m.n_in = (*parts.begin())->n_in;
+    const runtime::cpu::ActQuant act = (*parts.begin())->act;
+    std::string layout;
+    for (const auto* w : parts) {
+      QB_CHECK(w->act == act, "cuda backend: {}: W8A8 and other matrices in one fused product have no GPU path",
+               what);
+      QB_CHECK(w->n_in == m.n_in, "cuda upload {}: inner dimensions differ", what);
+      runtime::cpu::check_w8a8(*w);
+      layout = quant::layout_name(w->quantized->layout);
+      m.n_out += w->n_out;
+    }
+    const bool fp8 = act == runtime::cpu::ActQuant::Fp8PerToken;
+    std::vector<uint8_t> codes(size_t(m.n_out * m.n_in));
+    std::vector<float> sc(size_t(m.n_out));
+    int64_t r0 = 0;
+    for (const auto* w : parts) {
+      const quant::QuantizedTensor& q = *w->quantized;
+      for (int64_t r = 0; r < w->n_out; ++r) {
+        const uint8_t* c = q.codes.data() + size_t(r) * q.row_bytes();
+        uint8_t* d = codes.data() + size_t((r0 + r) * m.n_in);
+        for (int64_t i = 0; i < m.n_in; ++i) d[i] = fp8 ? c[i] : uint8_t(int8_t(int(c[i]) - 128));
+        sc[size_t(r0 + r)] = q.params(r, 0).scale;
+      }
+      r0 += w->n_out;
+    }
+    m.w8a8 = true;
+    m.w8a8_fp8 = fp8;
+    m.w8q = DevBuf(codes.size());
+    m.w8s = DevBuf(sc.size() * 4);
+    cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
+    cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
+    m.path = fp8 ? layout + " a8 -> w8a8 fp8 (per-token e4m3 activations, products summed exactly in int64 on CUDA "
+                            "cores, decode and prefill; the CPU's arithmetic exactly)"
+                 : layout + " a8 -> w8a8 int8 (per-token int8 activations, dp4a decode / cuBLAS int8 prefill, int32 "
+                            "sums; the CPU's arithmetic exactly)";
+    note_w8a8(m);
+    return m;
+  }
+  void note_w8a8(const Mat& m) {
+    any_w8a8 = true;
+    w8_in = std::max(w8_in, m.n_in);
+    w8_out = std::max(w8_out, m.n_out);
+  }
+  // Synthetic W8A8: random codes (fp8: exponent bit 0 cleared, so no NaN code) and scales.
+  Mat synthetic_w8a8(int64_t n_out, int64_t n_in, uint64_t seed, bool fp8) {
+    Mat m;
+    m.n_out = n_out;
+    m.n_in = n_in;
+    m.w8a8 = true;
+    m.w8a8_fp8 = fp8;
+    m.w8q = DevBuf(size_t(n_out * n_in));
+    fill_bytes(m.w8q.p, m.w8q.bytes, seed, fp8 ? 0xf7 : 0xff, stream);
+    std::vector<float> sc(static_cast<size_t>(n_out));
+    std::mt19937_64 rng(seed ^ 0x5ca1e);
+    std::uniform_real_distribution<float> ud(0.8f, 1.2f);
+    for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / (fp8 ? 100.0f : 74.0f);
+    m.w8s = DevBuf(sc.size() * 4);
+    cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
+    m.path = fp8 ? "synthetic w8a8 fp8 (exact int64 sums)" : "synthetic w8a8 int8 (dp4a decode / cuBLAS int8 prefill)";
+    note_w8a8(m);
+    return m;
+  }
+
+  bool w8a8_enabled = false;  // QB_CUDA_W8A8=1 (CudaBackendOptions::w8a8)
   Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
+    for (const auto* w : parts)
+      if (w->act != runtime::cpu::ActQuant::None) {
+        QB_CHECK(w8a8_enabled,
+                 "cuda backend: weight {} runs W8A8 ({} activations); the GPU's W8A8 path (runtime/cuda/w8a8.h) is not "
+                 "yet verified against the CPU on a GPU and is off (QB_CUDA_W8A8=1 turns it on; supported by default: "
+                 "weight-only formats)",
+                 what, runtime::cpu::act_quant_name(w->act));
+        return upload_w8a8(parts, what);
+      }
     Mat m;
     m.n_in = (*parts.begin())->n_in;
     std::vector<PartPlan> plans;
@@ -384,7 +478,9 @@ struct CudaBackend::Impl {
   // (for the dequantized scratch matrix); dense bf16: bf16 rows; dense f32: the f32 rows themselves.
   ActOut target(const Mat& m, int T, float* f32_rows) const {
     ActOut a;
-    if (m.packed && T <= 16) {
+    if (m.w8a8) {  // quantized per token from the f32 rows by gemm_ready
+      a.f32 = f32_rows;
+    } else if (m.packed && T <= 16) {
       a.frag = xfrag.p;
       a.bf16 = m.pk.shape.spec.format == WeightFormat::BF16;
     } else if (m.packed) {
@@ -401,6 +497,31 @@ struct CudaBackend::Impl {
   // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer.
   void gemm_ready(const Mat& m, const float* x, int T, float* y) {
     const float one = 1.0f, zero = 0.0f;
+    if (m.w8a8) {
+      const bool dec = T <= 16;
+      if (!dec) w8_pre.ensure(al256(size_t(T) * size_t(w8_in)) + al256(size_t(T) * 4) + size_t(T) * size_t(w8_out) * 4);
+      uint8_t* base = (dec ? w8_dec : w8_pre).as<uint8_t>();
+      auto* xq = reinterpret_cast<int8_t*>(base);
+      auto* sx = reinterpret_cast<float*>(base + al256(size_t(dec ? 16 : T) * size_t(w8_in)));
+      mark(kCast);
+      if (m.w8a8_fp8) {
+        auto* xq8 = reinterpret_cast<uint8_t*>(xq);
+        quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream);
+        mark(kQgemv);
+        w8a8_fp8_gemm(m.w8q.as<uint8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        return;
+      }
+      quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
+      if (dec) {
+        mark(kQgemv);
+        w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream);
+      } else {
+        mark(kCublas);
+        auto* acc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));
+        w8a8_gemm(blas, m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, acc, y, stream);
+      }
+      return;
+    }
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
@@ -487,9 +608,36 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
+  if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "1") options_.w8a8 = true;
+  I.w8a8_enabled = options_.w8a8;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
+  {
+    int code = kKvF16;
+    switch (options_.kv) {
+      case KvType::F16: code = kKvF16; break;
+      case KvType::Int8: code = kKvInt8; break;
+      case KvType::Fp8: code = kKvFp8; break;
+      case KvType::Int4: code = kKvInt4; break;
+      case KvType::F32: fail("cuda backend: --kv f32 has no GPU path (supported KV cache types: f16, int8, fp8, int4)");
+    }
+    try {
+      I.klay = kv_row_layout(code, int(sp.n_head_kv), int(sp.head_dim_k));
+      I.vlay = kv_row_layout(code, int(sp.n_head_kv), int(sp.head_dim_v));
+    } catch (const std::exception& e) {
+      fail("cuda backend: {}", e.what());
+    }
+    I.kv_quant = code != kKvF16;
+    if (I.kv_quant) {  // the same groups and code bytes as the CPU's cache (runtime/kv_cache.h)
+      const KvLayout ck = KvLayout::make(options_.kv, sp.n_head_kv, sp.head_dim_k);
+      const KvLayout cv = KvLayout::make(options_.kv, sp.n_head_kv, sp.head_dim_v);
+      QB_CHECK(ck.group == I.klay.group && cv.group == I.vlay.group &&
+                   int64_t(ck.code_bytes_per_row()) == I.klay.code_bytes &&
+                   int64_t(cv.code_bytes_per_row()) == I.vlay.code_bytes,
+               "cuda backend: kv layout differs from the CPU's");
+    }
+  }
   cuda_ok(cudaSetDevice(options_.device), "cudaSetDevice");
   cudaDeviceProp prop{};
   cuda_ok(cudaGetDeviceProperties(&prop, options_.device), "cudaGetDeviceProperties");
@@ -509,6 +657,7 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
+  if (I.any_w8a8) I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4));
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
   if (I.wscratch_bytes && opt.prefetch_dequant) {
     I.wscratch2 = DevBuf(I.wscratch_bytes);
@@ -571,15 +720,17 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
   fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w4g32, w4g128, w4g32-asym, "
-       "w4g128-asym)", s);
+       "w4g128-asym, w8a8, w8a8-fp8)", s);
 }
 }  // namespace
 
 CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthetic_name, const std::string& scheme,
                          uint64_t seed, CudaBackendOptions options)
     : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
-  const QuantSpec qs = parse_synthetic_scheme(scheme);
-  synthetic_scheme_ = spec_name(qs);
+  // W8A8 (w8a8.h): int8 or fp8 activations; the others are qgemv / bf16 schemes.
+  const bool w8a8 = scheme == "w8a8" || scheme == "w8a8-fp8", w8a8_fp8 = scheme == "w8a8-fp8";
+  const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false} : parse_synthetic_scheme(scheme);
+  synthetic_scheme_ = w8a8 ? scheme : spec_name(qs);
   options_.dense = DenseType::BF16;
   init_device();
   const ModelSpec& sp = spec_;
@@ -602,14 +753,18 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
       for (auto& v : b) v = nd(rng);
       L.bias_qkv = upload_vec(b);
     }
-    L.wqkv = I.synthetic(qs, sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, next_seed(), p + "attn_qkv");
-    L.wo = I.synthetic(qs, sp.n_embd, sp.n_head * sp.head_dim_v, next_seed(), p + "attn_output");
-    L.wgu = I.synthetic(qs, 2 * sp.n_ff, sp.n_embd, next_seed(), p + "ffn_gate_up");
-    L.wdown = I.synthetic(qs, sp.n_embd, sp.n_ff, next_seed(), p + "ffn_down");
+    auto make = [&](int64_t n_out, int64_t n_in, const std::string& what) {
+      return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed(), w8a8_fp8) : I.synthetic(qs, n_out, n_in, next_seed(), what);
+    };
+    L.wqkv = make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
+    L.wo = make(sp.n_embd, sp.n_head * sp.head_dim_v, p + "attn_output");
+    L.wgu = make(2 * sp.n_ff, sp.n_embd, p + "ffn_gate_up");
+    L.wdown = make(sp.n_embd, sp.n_ff, p + "ffn_down");
     I.layers.push_back(std::move(L));
   }
   I.output_norm = upload_vec(ones);
-  I.output = I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
+  I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed(), w8a8_fp8)
+                  : I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
@@ -618,6 +773,10 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
 
 CudaBackend::~CudaBackend() {
   if (impl_ && impl_->stream) cudaStreamSynchronize(impl_->stream);
+}
+
+size_t CudaBackend::kv_bytes_per_position() const {
+  return size_t(spec_.n_layer) * size_t(impl_->klay.row_bytes + impl_->vlay.row_bytes);
 }
 
 size_t CudaBackend::weight_bytes() const {
@@ -645,13 +804,18 @@ std::string CudaBackend::describe() const {
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS; prefill: packed -> dequantized to f16 "
-                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache f16; residual add + "
+                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
-                     options_.fuse_rope ? " (inside the attention kernel at decode, one token per sequence)" : "",
+                     impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
+                                           std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "
+                                                       "dequantized to f16 per layer; ") +
+                                           KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
+                                     : std::string("f16"),
+                     options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
@@ -760,7 +924,6 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
              bt.pos, sit->second.max_len);
     ++it->second;
   }
-  const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
   // Grow caches that were not allocated whole (capacity doubles; existing positions are copied).
   for (const auto& [id, end] : next_pos) {
     Impl::Sequence& s = I.seqs.at(id);
@@ -770,10 +933,10 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
     n.capacity = cap;
     n.kv = I.take_kv(cap);
     for (int64_t il = 0; il < sp.n_layer && s.length > 0; ++il) {
-      cuda_ok(cudaMemcpyAsync(I.k_ptr(n, il), I.k_ptr(s, il), size_t(s.length * kvk) * 2, cudaMemcpyDeviceToDevice,
-                              I.stream), "cache copy");
-      cuda_ok(cudaMemcpyAsync(I.v_ptr(n, il), I.v_ptr(s, il), size_t(s.length * kvv) * 2, cudaMemcpyDeviceToDevice,
-                              I.stream), "cache copy");
+      cuda_ok(cudaMemcpyAsync(I.k_ptr(n, il), I.k_ptr(s, il), size_t(s.length * I.klay.row_bytes),
+                              cudaMemcpyDeviceToDevice, I.stream), "cache copy");
+      cuda_ok(cudaMemcpyAsync(I.v_ptr(n, il), I.v_ptr(s, il), size_t(s.length * I.vlay.row_bytes),
+                              cudaMemcpyDeviceToDevice, I.stream), "cache copy");
     }
     cuda_ok(cudaStreamSynchronize(I.stream), "sync");
     I.give_kv(std::move(s.kv));
@@ -882,8 +1045,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   cudaStream_t st = I.stream;
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
-  const int splits =
-      options_.split_attention ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm) : 0;
+  const int splits = options_.split_attention || I.kv_quant  // quantized caches: split kernel only
+                         ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm)
+                         : 0;
   if (splits > 0) {
     I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);
     const void* before = I.counters.p;
@@ -899,7 +1063,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     std::set<SeqId> seen;
     for (int t = 0; t < T; ++t) one_per_seq = one_per_seq && seen.insert(tok(t).seq).second;
   }
-  const bool fuse_rope = options_.fuse_rope && splits > 0 && T <= 16 && one_per_seq &&
+  const bool fuse_rope = options_.fuse_rope && !I.kv_quant && splits > 0 && T <= 16 && one_per_seq &&
                          attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
                                                  sp.rope_style == model::RopeStyle::Neox);
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
@@ -912,8 +1076,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const int64_t p0 = tok(0).pos;
   if (gemm_attn) {
     const size_t need = attention_gemm_scratch_bytes(T, int(sp.n_head), int(sp.head_dim_k), p0 + T);
-    gemm_attn = need <= (size_t(512) << 20);
+    const size_t need16 = I.kv_quant ? size_t(p0 + T) * size_t(kvk + kvv) * 2 : 0;
+    gemm_attn = need + need16 <= (size_t(512) << 20);
     if (gemm_attn) I.attn_scratch.ensure(need);
+    if (gemm_attn && I.kv_quant) I.kv16.ensure(need16);
   }
   // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
   // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
@@ -970,7 +1136,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
       if (!fuse_rope) {
         I.mark(Impl::kRope);
-        rope_and_store_kv(ra, st);
+        if (I.kv_quant) rope_and_store_kv_quant(ra, I.klay, I.vlay, st);
+        else rope_and_store_kv(ra, st);
       }
 
       AttentionArgs aa;
@@ -1009,6 +1176,15 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         ga.p0 = p0;
         ga.k_cache = I.k_ptr(s0, il);
         ga.v_cache = I.v_ptr(s0, il);
+        if (I.kv_quant) {  // the run's keys and values (positions 0 .. p0 + T - 1) as f16, then as for f16
+          I.mark(Impl::kDequant);
+          uint16_t* k16 = I.kv16.as<uint16_t>();
+          uint16_t* v16 = k16 + size_t((p0 + T) * kvk);
+          kv_dequantize_f16(reinterpret_cast<const uint8_t*>(ga.k_cache), I.klay, p0 + T, k16, st);
+          kv_dequantize_f16(reinterpret_cast<const uint8_t*>(ga.v_cache), I.vlay, p0 + T, v16, st);
+          ga.k_cache = k16;
+          ga.v_cache = v16;
+        }
         ga.scale = sp.attn_scale;
         ga.softcap = sp.attn_softcap;
         ga.out = att;
@@ -1033,7 +1209,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           aa.act = to_wo;
         }
         I.mark(Impl::kAttn);
-        attention(aa, st);
+        if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
+        else attention(aa, st);
         if (direct) I.gemm_ready(L.wo, att, T, o);
         else I.gemm_f32(L.wo, att, T, o);
       }

@@ -2,7 +2,7 @@
 // (rope normal/neox, GQA, qkv bias, qk-norm, post-norms, SwiGLU/GeGLU, soft-capping, sliding window).
 // The forward pass mirrors the CPU reference layer by layer; q|k|v and gate|up are fused into one
 // matrix each; the non-matmul work is in forward_kernels.h; activations stay f32 on the device, the KV
-// cache is f16 per sequence.
+// cache is per sequence, f16 by default or int8 / fp8 / int4 with the CPU's codes (kv_quant.h).
 //
 // Weights (the design choice: decode reads each weight once per step, so quantized weights stay
 // packed on the device and are streamed by the qgemv kernels; prefill is compute-bound, so it runs on
@@ -28,6 +28,7 @@
 
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/backend.h"
+#include "quantbench/runtime/kv_cache.h"
 
 namespace qb::runtime::cuda {
 
@@ -36,6 +37,16 @@ enum class DenseType { BF16, F32 };
 struct CudaBackendOptions {
   DenseType dense = DenseType::BF16;
   int device = 0;
+  // KV cache: f16, int8, fp8 or int4 (the CPU's codes and scales, runtime/kv_cache.h); f32 has no GPU
+  // path (the constructor throws, listing these). Quantized caches: rope + quantized store in one
+  // kernel (no rope fusion into attention), decode attention reads the codes, prefill runs of one
+  // sequence dequantize the run's keys to f16 for the tensor-core attention.
+  KvType kv = KvType::F16;
+  // W8A8 models (per-token int8 / fp8 activations, runtime/cuda/w8a8.h): off by default, so such a model
+  // fails at load with one line, because the path has not yet passed its GPU-vs-CPU check on a GPU
+  // (docs/perf.md). The environment variable QB_CUDA_W8A8=1 turns it on. Synthetic w8a8 schemes
+  // (speed only) always run it.
+  bool w8a8 = false;
   // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed.
   bool use_graphs = true;
   // Keep the packable formats packed for the qgemv kernels (see the top of this file); off: every matrix
@@ -114,6 +125,10 @@ class CudaBackend final : public Backend {
   size_t weight_bytes() const;
   // The GPU's name, driver and runtime versions, for the Manifest.
   std::string device_facts() const;
+  // The KV cache type that runs, and the bytes one position of one sequence takes (all layers, K + V,
+  // codes + scales + row padding).
+  KvType kv_type() const { return options_.kv; }
+  size_t kv_bytes_per_position() const;
   // The packed-scheme name of a synthetic model ("" for a file).
   const std::string& synthetic_scheme() const { return synthetic_scheme_; }
 

@@ -44,7 +44,9 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
   r.options = o;
   r.model_name = model_name;
   r.weight_bytes = int64_t(be.weight_bytes());
-  const int64_t kv_per_pos = sp.n_layer * (sp.kv_dim_k() + sp.kv_dim_v()) * 2;  // f16 cache
+  const int64_t kv_per_pos = int64_t(be.kv_bytes_per_position());  // codes + scales of the cache that runs
+  r.kv_type = std::string(kv_type_name(be.kv_type()));
+  r.kv_bytes_per_position = kv_per_pos;
   const double mean_ctx = double(o.prompt_len) + double(o.gen_len + 1) / 2.0;
 
   std::mt19937_64 rng(o.seed);
@@ -147,7 +149,7 @@ Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
   m.set_unknown("harness.prompt_template_hash", "no prompt template: random token ids");
   m.set("toolchain.libraries", "cuBLAS (version in toolchain.cuda)");
   m.set("scheme.name", r.synthetic ? r.scheme : "none (weights as stored)");
-  m.set("scheme.kv_cache", "f16");
+  m.set("scheme.kv_cache", std::string(kv_type_name(be.kv_type())));
   m.set("harness.task", "bench decode (cuda)");
   m.set("harness.task_version", "1");
   m.set("harness.generation", fmt::format("prompt_len={}, gen_len={}, greedy argmax on the device (CudaBackend::forward_greedy), reps={}, warmup={} (excluded)",
@@ -163,10 +165,11 @@ Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
   m.set("hardware.gemm", fmt::format("cuBLAS bf16 GEMM {} tokens x {} x {}: {:.0f} TFLOP/s; same run", o.prompt_len,
                                      2 * be.spec().n_ff, be.spec().n_embd, r.gemm_tflops));
   Result res("bench", "decode", std::move(m));
-  res.set_misses("Speed only. Roofline = copy-probe bandwidth / (weight + scale + zero-point bytes + f16 KV bytes "
-                 "read per step); embeddings and activations left out. Prefill FLOPs count the matrix products only.");
+  res.set_misses("Speed only. Roofline = copy-probe bandwidth / (weight + scale + zero-point bytes + KV bytes (codes + scales "
+                 "of the cache type that ran) read per step); embeddings and activations left out. Prefill FLOPs count the matrix products only.");
   res.add_metric({"bandwidth_copy_gbps", r.copy_gbs, {}, {}, Direction::HigherIsBetter, "median", "GB/s"});
   res.add_metric({"weight_bytes_per_step", double(r.weight_bytes), {}, {}, Direction::Neither, "count", "bytes"});
+  res.add_metric({"kv_bytes_per_position", double(r.kv_bytes_per_position), {}, {}, Direction::LowerIsBetter, "count", "bytes"});
   res.add_metric({"prefill_tflops", r.prefill_tflops, {}, {}, Direction::HigherIsBetter, "median", "TFLOP/s"});
   res.add_metric({"gemm_bf16_tflops", r.gemm_tflops, {}, {}, Direction::HigherIsBetter, "median", "TFLOP/s"});
   for (const auto& row : r.rows) {
@@ -197,8 +200,9 @@ std::string render_cuda_bench_table(const CudaBenchReport& r) {
     s += fmt::format("{:>6} {:>12.1f} {:>12.1f} {:>8.3f}ms {:>14} {:>9.1f} {:>8.1f}%\n", row.batch, row.prefill_tok_s,
                      row.decode_tok_s, 1e3 * row.step_p50_s, row.bytes_per_step, row.achieved_gbs,
                      100 * row.roofline_share);
-  s += fmt::format("copy probe {:.0f} GB/s (read-only {:.0f}); weights {} bytes/step\n", r.copy_gbs, r.read_gbs,
-                   r.weight_bytes);
+  s += fmt::format("copy probe {:.0f} GB/s (read-only {:.0f}); weights {} bytes/step; kv cache {}: {} bytes per "
+                   "position per sequence\n",
+                   r.copy_gbs, r.read_gbs, r.weight_bytes, r.kv_type, r.kv_bytes_per_position);
   s += fmt::format("prefill {} tokens (batch 1): {:.1f} TFLOP/s of matmul = {:.1f}% of the same-run cuBLAS bf16 GEMM "
                    "({:.1f} TFLOP/s)\n",
                    r.options.prompt_len, r.prefill_tflops, 100 * r.prefill_tflops / r.gemm_tflops, r.gemm_tflops);

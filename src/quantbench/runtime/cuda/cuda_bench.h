@@ -28,7 +28,7 @@ struct CudaBenchRow {
   double prefill_tok_s = 0;   // median over reps: B * prompt_len / summed per-sequence prefill time
   double decode_tok_s = 0;    // median over reps: B * gen_len / decode time
   double step_p50_s = 0, step_p90_s = 0;
-  int64_t kv_bytes_per_step = 0;  // mean over the steps, f16 cache
+  int64_t kv_bytes_per_step = 0;  // mean over the steps, codes + scales of the cache that ran
   int64_t bytes_per_step = 0;     // weights (+ scales + zeros) + KV
   double achieved_gbs = 0, roofline_share = 0;  // bytes_per_step / step p50; over the copy probe
 };
@@ -39,6 +39,8 @@ struct CudaBenchReport {
   bool synthetic = false;
   std::string scheme;      // synthetic scheme ("" for a file)
   int64_t weight_bytes = 0;
+  std::string kv_type;             // KV cache that ran (f16, int8, fp8, int4)
+  int64_t kv_bytes_per_position = 0;  // one position of one sequence, all layers, K + V
   double copy_gbs = 0, read_gbs = 0;   // same-run probes
   double prefill_tflops = 0;            // matmul FLOPs of the batch-1 prefill over its time
   double gemm_tflops = 0;               // cuBLAS bf16 GEMM, prompt_len tokens x (gate|up) in the same run

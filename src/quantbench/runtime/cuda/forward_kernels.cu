@@ -1252,6 +1252,14 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   QB_CUDA_LAUNCHED();
 }
 
+void attention_merge(const AttentionArgs& a, cudaStream_t s) {
+  if (a.T <= 0) return;
+  if (a.splits < 1 || a.splits > 32 || !a.part) throw std::runtime_error("cuda attention_merge: needs 1..32 splits and partial sums");
+  const int th = a.hd_v >= 128 ? 64 : 32;
+  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
+  QB_CUDA_LAUNCHED();
+}
+
 void f32_to_f16(const float* x, uint16_t* y, int64_t n, cudaStream_t s) {
   f16_kernel<<<grid_for(n), 256, 0, s>>>(x, reinterpret_cast<__half*>(y), n);
   QB_CUDA_LAUNCHED();

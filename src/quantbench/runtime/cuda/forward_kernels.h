@@ -163,5 +163,8 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
 constexpr int kMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t s);
+// The merge of the split path alone (a.counters ignored): for split kernels outside this file that
+// leave the same partial sums in a.part (kv_quant.cu's quantized-cache attention).
+void attention_merge(const AttentionArgs& a, cudaStream_t s);
 
 }  // namespace qb::runtime::cuda

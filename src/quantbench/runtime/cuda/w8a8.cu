@@ -1,0 +1,237 @@
+// See w8a8.h. The scaling is written with __fmul_rn so no compiler contraction can change the order the
+// CPU's reference uses ((float(acc) * s_x) * s_w); the integer sums are exact in any order.
+#include <cublas_v2.h>
+#include <cuda_fp8.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/w8a8.h"
+
+namespace qb::runtime::cuda {
+namespace {
+
+// One block per token: the row's absmax (NaNs ignored by fmaxf), then the codes.
+__global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const float* xr = x + int64_t(t) * xs;
+  float am = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
+  for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = am;
+  __syncthreads();
+  am = 0.0f;
+  for (int w = 0; w < int(blockDim.x >> 5); ++w) am = fmaxf(am, red[w]);
+  const float sc = am / 127.0f;
+  int8_t* qr = q + int64_t(t) * n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = sc > 0.0f ? rintf(xr[i] / sc) : 0.0f;
+    qr[i] = int8_t(fminf(fmaxf(v, -127.0f), 127.0f));
+  }
+  if (threadIdx.x == 0) s[t] = sc;
+}
+
+__device__ __forceinline__ float scale_out(int acc, float sx, float sw) {
+  return __fmul_rn(__fmul_rn(float(acc), sx), sw);
+}
+
+// A warp per output row, 4 rows per block; kVec: 16 bytes of the row per lane per step (n_in % 16 == 0).
+template <bool kVec>
+__global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* W, const float* sw, int n_out, int n_in,
+                                                        const int8_t* xq, const float* sx, int T, float* y) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int row = blockIdx.x * 4 + warp;
+  if (row >= n_out) return;
+  const int8_t* wr = W + int64_t(row) * n_in;
+  int acc[16];
+#pragma unroll
+  for (int t = 0; t < 16; ++t) acc[t] = 0;
+  if constexpr (kVec) {
+    for (int i = lane * 16; i < n_in; i += 32 * 16) {
+      const int4 w = *reinterpret_cast<const int4*>(wr + i);
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        if (t >= T) break;
+        const int4 xv = *reinterpret_cast<const int4*>(xq + int64_t(t) * n_in + i);
+        acc[t] = __dp4a(w.x, xv.x, acc[t]);
+        acc[t] = __dp4a(w.y, xv.y, acc[t]);
+        acc[t] = __dp4a(w.z, xv.z, acc[t]);
+        acc[t] = __dp4a(w.w, xv.w, acc[t]);
+      }
+    }
+  } else {
+    for (int i = lane; i < n_in; i += 32) {
+      const int w = wr[i];
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        if (t >= T) break;
+        acc[t] += w * int(xq[int64_t(t) * n_in + i]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < 16; ++t) {
+    if (t >= T) break;
+    int a = acc[t];
+    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+    if (lane == 0) y[int64_t(t) * n_out + row] = scale_out(a, sx[t], sw[row]);
+  }
+}
+
+__global__ void scale_kernel(const int32_t* acc, const float* sw, const float* sx, int n_out, int64_t total, float* y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / n_out, o = i % n_out;
+    y[i] = scale_out(acc[i], sx[t], sw[o]);
+  }
+}
+
+// FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
+__global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  const float* xr = x + int64_t(t) * xs;
+  float am = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
+  for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = am;
+  __syncthreads();
+  am = 0.0f;
+  for (int w = 0; w < int(blockDim.x >> 5); ++w) am = fmaxf(am, red[w]);
+  const float sc = am / 448.0f;
+  uint8_t* qr = q + int64_t(t) * n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    uint8_t c = 0;
+    if (sc > 0.0f) {
+      const float v = xr[i] / sc;
+      c = v != v ? uint8_t(0x7f) : uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
+    }
+    qr[i] = c;
+  }
+  if (threadIdx.x == 0) s[t] = sc;
+}
+
+// An e4m3 code's value times 2^9, an exact integer: subnormals m, normals (8 + m) << (e - 1).
+__device__ __forceinline__ int e4m3_x512(uint32_t c) {
+  const int e = int(c >> 3) & 15, m = int(c) & 7;
+  const int v = e == 0 ? m : (8 + m) << (e - 1);
+  return (c & 0x80u) ? -v : v;
+}
+
+// A warp per output row, as w8a8_gemv_kernel; int64 sums of the integer products.
+template <bool kVec>
+__global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* W, const float* sw, int n_out, int n_in,
+                                                            const uint8_t* xq, const float* sx, int T, float* y) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int row = blockIdx.x * 4 + warp;
+  if (row >= n_out) return;
+  const uint8_t* wr = W + int64_t(row) * n_in;
+  long long acc[16];
+#pragma unroll
+  for (int t = 0; t < 16; ++t) acc[t] = 0;
+  if constexpr (kVec) {
+    for (int i = lane * 16; i < n_in; i += 32 * 16) {
+      const uint4 wv = *reinterpret_cast<const uint4*>(wr + i);
+      int w[16];
+      const uint32_t wwords[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+      for (int k = 0; k < 16; ++k) w[k] = e4m3_x512((wwords[k >> 2] >> (8 * (k & 3))) & 0xffu);
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        if (t >= T) break;
+        const uint4 xv = *reinterpret_cast<const uint4*>(xq + int64_t(t) * n_in + i);
+        const uint32_t xwords[4] = {xv.x, xv.y, xv.z, xv.w};
+        long long a = acc[t];
+#pragma unroll
+        for (int k = 0; k < 16; ++k) a += (long long)w[k] * e4m3_x512((xwords[k >> 2] >> (8 * (k & 3))) & 0xffu);
+        acc[t] = a;
+      }
+    }
+  } else {
+    for (int i = lane; i < n_in; i += 32) {
+      const int w = e4m3_x512(wr[i]);
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        if (t >= T) break;
+        acc[t] += (long long)w * e4m3_x512(xq[int64_t(t) * n_in + i]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < 16; ++t) {
+    if (t >= T) break;
+    long long a = acc[t];
+    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+    if (lane == 0) {
+      const float v = __fmul_rn(__ll2float_rn(a), 1.0f / 262144.0f);  // exact: a power of two
+      y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(v, sx[t]), sw[row]);
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st) {
+  if (T <= 0) return;
+  quant_act_fp8_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
+  QB_CUDA_LAUNCHED();
+}
+
+void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
+                   float* y, cudaStream_t st) {
+  if (n_in > (1 << 17)) throw std::runtime_error("w8a8_fp8_gemm: n_in above the exact-sum bound 2^17");
+  const unsigned grid = unsigned((n_out + 3) / 4);
+  for (int t0 = 0; t0 < T; t0 += 16) {
+    const int nt = T - t0 < 16 ? T - t0 : 16;
+    const uint8_t* xc = xq + int64_t(t0) * n_in;
+    float* yc = y + int64_t(t0) * n_out;
+    if (n_in % 16 == 0) w8a8_fp8_gemv_kernel<true><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xc, sx + t0, nt, yc);
+    else w8a8_fp8_gemv_kernel<false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xc, sx + t0, nt, yc);
+    QB_CUDA_LAUNCHED();
+  }
+}
+
+void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st) {
+  if (T <= 0) return;
+  quant_act_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
+  QB_CUDA_LAUNCHED();
+}
+
+void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
+               float* y, cudaStream_t st) {
+  if (T <= 0) return;
+  if (T > 16) throw std::runtime_error("w8a8_gemv: more than 16 tokens");
+  const unsigned grid = unsigned((n_out + 3) / 4);
+  if (n_in % 16 == 0) w8a8_gemv_kernel<true><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
+  else w8a8_gemv_kernel<false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
+  QB_CUDA_LAUNCHED();
+}
+
+bool w8a8_gemm(void* cublas_handle, const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq,
+               const float* sx, int T, int32_t* acc, float* y, cudaStream_t st) {
+  if (T <= 0) return true;
+  if (n_in % 4 == 0 && n_out % 4 == 0) {
+    auto h = static_cast<cublasHandle_t>(cublas_handle);
+    const int32_t one = 1, zero = 0;
+    // Column-major: acc (n_out x T, ld n_out) = W^T-view (n_in x n_out, ld n_in)^T * xq-view (n_in x T, ld n_in).
+    const cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n_out, T, n_in, &one, W, CUDA_R_8I, n_in, xq,
+                                          CUDA_R_8I, n_in, &zero, acc, CUDA_R_32I, n_out, CUBLAS_COMPUTE_32I,
+                                          CUBLAS_GEMM_DEFAULT);
+    if (s == CUBLAS_STATUS_SUCCESS) {
+      const int64_t total = int64_t(T) * n_out;
+      const int64_t b = (total + 255) / 256;
+      scale_kernel<<<unsigned(b < 8192 ? b : 8192), 256, 0, st>>>(acc, sw, sx, n_out, total, y);
+      QB_CUDA_LAUNCHED();
+      return true;
+    }
+    (void)cudaGetLastError();
+  }
+  for (int t0 = 0; t0 < T; t0 += 16) {
+    const int nt = T - t0 < 16 ? T - t0 : 16;
+    w8a8_gemv(W, sw, n_out, n_in, xq + int64_t(t0) * n_in, sx + t0, nt, y + int64_t(t0) * n_out, st);
+  }
+  return false;
+}
+
+}  // namespace qb::runtime::cuda

@@ -1,0 +1,41 @@
+// INT8 W8A8 on the GPU, the CPU's runtime/cpu/matmul_w8a8.h computed exactly: activations quantized per
+// token at run time (s_x = absmax / 127, q = round-half-even(x / s_x) clamped to [-127, 127]), weights
+// int8 symmetric per output channel (f32 scale), int8 x int8 products summed in int32 (exact), then
+// y = float(acc) * s_x * s_w in f32, left to right. Every step is exact or one IEEE f32 operation in a
+// fixed order, so GPU and CPU results are bit-identical for the same f32 input rows.
+// Decode (<= 16 tokens): one warp per output row streams the row once for all tokens with 16-byte loads
+// and dp4a. Prefill: a cuBLAS int8 GEMM (int32 out) then the scaling kernel; where cuBLAS refuses the
+// shape, the decode kernel in chunks of 16 tokens.
+// FP8 W8A8 (e4m3 weights per channel / tensor, e4m3 activations per token, s_x = absmax / 448, codes
+// round-to-nearest-even saturating): the CPU sums the exact e4m3 products exactly (in double); here each
+// e4m3 value is an integer multiple of 2^-9, so value * 2^9 is an integer of at most 18 bits and the
+// products are summed exactly in int64 (n_in <= 2^17), then float(S) * 2^-18 * s_x * s_w: the CPU's
+// result bit for bit. Not the FP8 tensor cores (their accumulation is not exact); decode and prefill
+// (in chunks of 16 tokens) both run this kernel. Plain pointer interface (compiles under nvcc).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace qb::runtime::cuda {
+
+// q[t][i], s[t] for T rows of n f32 values (x row t at x + t * x_stride).
+void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st);
+
+// y[t][o] (f32, row stride n_out) = W8A8 product of int8 rows W [n_out][n_in] (scales sw[n_out]) with
+// xq [T][n_in] (scales sx[T]); T <= 16.
+void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
+               float* y, cudaStream_t st);
+
+// FP8: q[t][i] (e4m3 codes), s[t].
+void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st);
+// FP8: y as w8a8_gemv, weights W [n_out][n_in] e4m3 codes; any T (chunks of 16 tokens).
+void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
+                   float* y, cudaStream_t st);
+
+// Any T: cuBLAS int8 GEMM into acc (T * n_out int32 scratch) and the scaling kernel, or w8a8_gemv in
+// chunks of 16 tokens when cuBLAS refuses the shape. Returns true when cuBLAS ran.
+bool w8a8_gemm(void* cublas_handle, const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq,
+               const float* sx, int T, int32_t* acc, float* y, cudaStream_t st);
+
+}  // namespace qb::runtime::cuda
