@@ -13,7 +13,7 @@ cmake --build build-cuda -j2 --target quantbench_cli qb_cuda_tests qb_cuda_backe
 S=${1:-.gpu_stage}
 mkdir -p $S/lib $S/models
 cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check \
-  build-cuda/src/quantbench/qb_gpu_bench bench/gpu/run.sh bench/gpu/ab.sh $S/
+  build-cuda/src/quantbench/qb_gpu_bench bench/gpu/run.sh bench/gpu/ab.sh bench/gpu/run_kv.sh $S/
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
 for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.so.0 libtomlplusplus.so.3; do
@@ -28,4 +28,5 @@ q() { [ -f "$3" ] || build-cuda/quantbench quantize "$1" --scheme "$2" -o "$3" -
 for s in w8 w4g128 w4g128-asym w4g32 w4g32-asym q4_0 q8_0; do q $M/rand-llama.gguf $s $M/rand-llama-$s.gguf; done
 q $M/rand-qwen2.gguf w4g128-asym $M/rand-qwen2-w4g128-asym.gguf
 q $M/stories260K.gguf w8 $M/stories260K-w8.gguf
+for s in w8a8 w8a8-fp8; do for m in rand-llama stories260K; do q $M/$m.gguf $s $M/$m-$s.gguf; done; done  # run_kv.sh's W8A8 checks
 du -sh $S

@@ -14,7 +14,7 @@
 # block twice (statistics with the block unquantized, then the samples through the quantized block),
 # as GPTQ's reference does, and is measured against the same floor.
 # Usage: scripts/checks/gptq_time.sh MODEL.gguf CALIB [SCHEME] [N] [L] [THREADS]
-#   env ORDER (auto | sequential | one-pass: quantize's --calib-order; default auto)
+#   env ORDER (auto | sequential | one-pass: quantize's --calib-order; default auto), QB_BIN (the quantbench binary; default ./build/quantbench)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 M=$1; CAL=$2; S=${3:-w4g128:gptq}; N=${4:-128}; L=${5:-512}; T=${6:-2}
@@ -30,7 +30,7 @@ R1=$(rate)
 echo "fp32 rate before: $R1 GFLOP/s (numpy float32 2048^3, $T threads); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 OUT=$(mktemp -d)
 t0=$(date +%s.%N)
-./build/quantbench quantize "$M" --scheme "$S" --calib "$CAL" --calib-samples "$N" --calib-len "$L" --seed 1 \
+"${QB_BIN:-./build/quantbench}" quantize "$M" --scheme "$S" --calib "$CAL" --calib-samples "$N" --calib-len "$L" --seed 1 \
   --calib-order "${ORDER:-auto}" -o "$OUT/q.gguf" -q -t "$T" 2>&1 | tail -1
 t1=$(date +%s.%N)
 R2=$(rate)
