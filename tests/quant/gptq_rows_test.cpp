@@ -1,11 +1,16 @@
 // GPTQ's rows are independent given the Hessian: quantize_model stacks matrices that share an input
 // (q/k/v, gate/up) into one GPTQ call, and the method spreads rows over a thread pool. Both rely on
 // the codes and params of a row not depending on the other rows or on the thread count; this checks
-// it bit for bit, for grouped (params found mid-sweep) and act-order configurations.
+// it bit for bit, for grouped (params found mid-sweep) and act-order configurations. Also here: the
+// mse range search of GPTQ's group params.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "method_test_data.h"
 #include "quantbench/quant/method/method.h"
+#include "quantbench/quant/qformat/int_format.h"
+#include "quantbench/quant/qformat/quantized_tensor.h"
 
 namespace qb::quant {
 namespace {
@@ -44,6 +49,53 @@ TEST(GptqRows, StackedAndThreadedRunsGiveTheSameCodesAsSeparateOnes) {
     }
     EXPECT_EQ(differ, 0) << "act_order " << act_order;
   }
+}
+
+
+// The mse option (the reference quantizer's range search): with static groups every group's params
+// come from the original weights before any update, so each must be the shrink p * [min, max],
+// p = 1 - i/100 for i < 80, with the least sum |q(w) - w|^2.4 over its columns, found here by an
+// independent loop over the public grid functions; and the search must do no worse than the full range.
+TEST(GptqRows, MseOptionPicksTheBestShrunkRangePerGroup) {
+  const auto p = testing::make_problem(6, 96, 200, 6, 23);
+  LayerCalibration cal(p.cols);
+  cal.add(p.x.data(), p.samples);
+  QuantLayout l;
+  l.format = *int_format(3);
+  l.granularity = Granularity::Group;
+  l.group_size = 32;
+  l.asymmetric = true;
+  MethodOptions o;
+  o.set("mse", true);
+  o.set("static_groups", true);
+  const auto m = builtin_methods().create("gptq", o);
+  EXPECT_TRUE(std::get<bool>(m->config().at("mse")));
+  const QuantizedTensor q = quantize_layer(*m, LayerInput{"w", p.w.data(), p.rows, p.cols, &cal}, l).weight;
+  int64_t wrong = 0, groups = 0, shrunk = 0;
+  for (int64_t r = 0; r < p.rows; ++r)
+    for (int64_t k = 0; k < q.groups_per_row(); ++k, ++groups) {
+      const float* w = p.w.data() + r * p.cols + k * 32;
+      float lo = 0, hi = 0;
+      for (int j = 0; j < 32; ++j) lo = std::min(lo, w[j]), hi = std::max(hi, w[j]);
+      auto err = [&](GroupParams gp) {
+        double e = 0;
+        for (int j = 0; j < 32; ++j) e += std::pow(std::fabs(double(decode_code(l, encode_value(l, w[j], gp), gp)) - w[j]), 2.4);
+        return e;
+      };
+      double best = INFINITY;
+      GroupParams want{};
+      for (int i = 0; i < 80; ++i) {
+        const double s = 1.0 - i / 100.0;
+        const GroupParams gp = int_params_from_range(3, true, float(s * lo), float(s * hi), l.scale_type);
+        if (err(gp) < best) best = err(gp), want = gp;
+      }
+      const GroupParams got = q.params(r, k);
+      wrong += got.scale != want.scale || got.zero != want.zero;
+      shrunk += got.scale < int_params_from_range(3, true, lo, hi, l.scale_type).scale;
+      EXPECT_LE(err(got), err(int_params_from_range(3, true, lo, hi, l.scale_type)));
+    }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_GT(shrunk, 0) << "no group chose a shrunk range: the search did nothing on " << groups << " groups";
 }
 
 }  // namespace
