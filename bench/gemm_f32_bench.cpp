@@ -99,7 +99,12 @@ void BM_GemmForward(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_GemmGram)->ArgNames({"tokens", "width"})->Args({4096, 576})->Args({4096, 1536})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GemmGram)
+    ->ArgNames({"tokens", "width"})
+    ->Args({4096, 576})
+    ->Args({4096, 1536})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_GemmForward)
     ->ArgNames({"tokens", "in", "out"})
     ->Args({4096, 576, 960})

@@ -79,7 +79,8 @@ TEST(GptqRows, MseOptionPicksTheBestShrunkRangePerGroup) {
       for (int j = 0; j < 32; ++j) lo = std::min(lo, w[j]), hi = std::max(hi, w[j]);
       auto err = [&](GroupParams gp) {
         double e = 0;
-        for (int j = 0; j < 32; ++j) e += std::pow(std::fabs(double(decode_code(l, encode_value(l, w[j], gp), gp)) - w[j]), 2.4);
+        for (int j = 0; j < 32; ++j)
+          e += std::pow(std::fabs(double(decode_code(l, encode_value(l, w[j], gp), gp)) - w[j]), 2.4);
         return e;
       };
       double best = INFINITY;

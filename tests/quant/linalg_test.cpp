@@ -47,7 +47,8 @@ std::vector<double> cholesky_by_columns(std::vector<double> a, int64_t n) {
     const double* rj = &a[size_t(j * n)];
     const double ljj = std::sqrt(a[size_t(j * n + j)] - dot(rj, rj, j));
     a[size_t(j * n + j)] = ljj;
-    for (int64_t i = j + 1; i < n; ++i) a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
+    for (int64_t i = j + 1; i < n; ++i)
+      a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
     for (int64_t k = j + 1; k < n; ++k) a[size_t(j * n + k)] = 0;
   }
   return a;
@@ -58,7 +59,8 @@ std::vector<double> invert_by_columns(const std::vector<double>& l, int64_t n) {
   std::vector<double> x(static_cast<size_t>(n));
   for (int64_t c = 0; c < n; ++c) {
     x[size_t(c)] = 1.0 / l[size_t(c * n + c)];
-    for (int64_t i = c + 1; i < n; ++i) x[size_t(i)] = -dot(&l[size_t(i * n + c)], &x[size_t(c)], i - c) / l[size_t(i * n + i)];
+    for (int64_t i = c + 1; i < n; ++i)
+      x[size_t(i)] = -dot(&l[size_t(i * n + c)], &x[size_t(c)], i - c) / l[size_t(i * n + i)];
     for (int64_t i = c; i < n; ++i) inv[size_t(i * n + c)] = x[size_t(i)];
   }
   return inv;

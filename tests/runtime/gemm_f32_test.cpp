@@ -38,7 +38,8 @@ void check(int64_t k, int64_t m, int64_t n, const GemmOperand& a, const GemmOper
       for (int64_t j = upper ? std::min(i, n) : 0; j < n; ++j) c[size_t(i * ldc + j)] = T(NAN);
   const std::vector<T> c0 = c;
   ThreadPool pool(2);
-  if constexpr (std::is_same_v<T, double>) gemm_f32_tn_with_isa(k, m, n, a, b, c.data(), ldc, upper, pool, isa, accumulate);
+  if constexpr (std::is_same_v<T, double>)
+    gemm_f32_tn_with_isa(k, m, n, a, b, c.data(), ldc, upper, pool, isa, accumulate);
   else gemm_f32_tn(k, m, n, a, b, c.data(), ldc, upper, pool, accumulate);
   int64_t bad = 0;
   for (int64_t i = 0; i < m; ++i) {

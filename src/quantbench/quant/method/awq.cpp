@@ -68,7 +68,8 @@ class Awq final : public Method {
       dequantize(quantize_rtn(ws.data(), rows, n, l), deq.data());
       for_rows([&](int64_t r) {
         for (int64_t j = 0; j < n; ++j)
-          dmat[size_t(r * n + j)] = float(double(in.weight[r * n + j]) - double(deq[size_t(r * n + j)]) / s[size_t(j)]);
+          dmat[size_t(r * n + j)] =
+              float(double(in.weight[r * n + j]) - double(deq[size_t(r * n + j)]) / s[size_t(j)]);
       });
       // G(r, j) = sum_c D[r][c] H[c][j]: gemm_f32's A(c, r) = D[r][c], B(c, j) = H[c][j]. Its result
       // does not depend on the pool's size, and the row errors are summed in row order.

@@ -26,7 +26,8 @@ class Imatrix final : public Method {
     m.m = in.calibration->mean_sq();
     double ratio = 1;
     LayerResult r;
-    r.weight = quantize_clip_search(in.weight, in.rows, in.cols, l, m, clip_ratios(steps_, max_shrink_), &ratio, in.pool);
+    r.weight =
+        quantize_clip_search(in.weight, in.rows, in.cols, l, m, clip_ratios(steps_, max_shrink_), &ratio, in.pool);
     r.notes.push_back(fmt::format("imatrix clip search over {} activations: mean ratio {:.3f}",
                                   in.calibration->count(), ratio));
     return r;

@@ -71,7 +71,8 @@ bool cholesky_lower(std::vector<double>& a, int64_t n, ThreadPool* pool) {
       if (!(d > 0) || !std::isfinite(d)) return false;
       const double ljj = std::sqrt(d);
       a[size_t(j * n + j)] = ljj;
-      for (int64_t i = j + 1; i < j1; ++i) a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
+      for (int64_t i = j + 1; i < j1; ++i)
+        a[size_t(i * n + j)] = (a[size_t(i * n + j)] - dot(&a[size_t(i * n)], rj, j)) / ljj;
     }
     // The rows below: each row's block of columns in order, the row held in L1.
     for_range(pool, j1, n, (n - j1) * j1 * (j1 - j0), [&](int64_t i) {

@@ -21,7 +21,8 @@ class RtnClip final : public Method {
     const ErrorWeights m = output_error_weights(in.calibration, in.cols);
     double ratio = 1;
     LayerResult r;
-    r.weight = quantize_clip_search(in.weight, in.rows, in.cols, l, m, clip_ratios(steps_, max_shrink_), &ratio, in.pool);
+    r.weight =
+        quantize_clip_search(in.weight, in.rows, in.cols, l, m, clip_ratios(steps_, max_shrink_), &ratio, in.pool);
     r.notes.push_back(fmt::format("clip search on {}: mean ratio {:.3f}", m.describe(), ratio));
     return r;
   }

@@ -65,7 +65,8 @@ void gemm_impl(int64_t k, int64_t m, int64_t n, const GemmOperand& a, const Gemm
   QB_CHECK(c != nullptr, "gemm_f32: no output");
   if (k == 0) {
     if (!accumulate)
-      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + (upper_only ? std::min(i, n) : 0), c + i * ldc + n, T(0));
+      for (int64_t i = 0; i < m; ++i)
+        std::fill(c + i * ldc + (upper_only ? std::min(i, n) : 0), c + i * ldc + n, T(0));
     return;
   }
   check_operand(a, "A");
@@ -112,7 +113,8 @@ void gemm_impl(int64_t k, int64_t m, int64_t n, const GemmOperand& a, const Gemm
         // overlap the tile's arithmetic instead of stalling the update after it. Into L2 only: the
         // B panel streaming through L1 during the tile would evict them from there.
         for (int64_t i = 0; i < ni; ++i)
-          for (int64_t j = 0; j < nj; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(c + (i0 + i) * ldc + j0 + j, 1, 2);
+          for (int64_t j = 0; j < nj; j += 64 / int64_t(sizeof(T)))
+            __builtin_prefetch(c + (i0 + i) * ldc + j0 + j, /*rw=*/1, /*locality=*/2);
         mk.tile(kc, ap.get() + tl.ip * mk.mr * kc, bp.get() + tl.jp * mk.nr * kc, ct);
         for (int64_t i = 0; i < ni; ++i) {
           T* ci = c + (i0 + i) * ldc + j0;

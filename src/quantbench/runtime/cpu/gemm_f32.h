@@ -1,17 +1,17 @@
-// gemm_f32: C += A^T B in single precision with register-blocked micro-kernels, for the two places
-// where quantbench multiplies matrices much larger than a decode step on the CPU: the Gram matrix
-// X^T X of calibration activations (GPTQ's Hessian) and the dequantize-then-multiply prefill of the
-// calibration pass. Both operands are read "k-major": element (r, i) of A at a[r * a_rs + i * a_cs],
-// so X^T X is A = B = X with no transpose, and x W^T is A(r, t) = x[t][r], B(r, o) = W[o][r] (the
-// packing step absorbs the strides).
+// gemm_f32: C += A^T B in single precision with register-blocked micro-kernels, for the places where
+// quantbench multiplies matrices much larger than a decode step on the CPU: the Gram matrix X^T X of
+// calibration activations (GPTQ's Hessian), the dequantize-then-multiply prefill of the calibration
+// pass and its attention, and AWQ's output error. Both operands are read "k-major": element (r, i) of
+// A at a[r * a_rs + i * a_cs], so X^T X is A = B = X with no transpose, and x W^T is A(r, t) =
+// x[t][r], B(r, o) = W[o][r] (the packing step absorbs the strides).
 //
-// Design (BLIS's): the k dimension is cut into chunks; per chunk B is packed into zero-padded panels
-// of NR columns, each thread packs the MR-column A panels of its tiles, and each MR x NR tile of C is
-// accumulated in registers over the chunk, then added to C. Tiles run in (block of B panels that fits
-// in L2, A panel, B panel) order, so the A panel stays in L1 and the B block in L2. Tiles are split over the pool's threads as one flat list, so every
-// element of C is summed by one thread in one fixed order: results do not depend on the thread count.
-// Within a chunk the sum is f32; across chunks it is in C's type (double for the Gram matrix, so its
-// rounding error is that of 256 f32 products, about 1e-6 relative).
+// Design (BLIS's): the k dimension is cut into chunks; per chunk A and B are packed into zero-padded
+// panels of MR and NR columns, and each MR x NR tile of C is accumulated in registers over the chunk,
+// then added to C. Tiles run in (block of B panels that fits in L2, A panel, B panel) order, so the A
+// panel stays in L1 and the B block in L2. Tiles are split over the pool's threads as one flat list,
+// so every element of C is summed by one thread in one fixed order: results do not depend on the
+// thread count. Within a chunk the sum is f32; across chunks it is in C's type (double for the Gram
+// matrix, so its rounding error is that of 256 f32 products, about 1e-6 relative).
 #pragma once
 #include <cstdint>
 #include <string>
