@@ -4,7 +4,8 @@
 # table in docs/quantization.md. Every KL is exact (the baseline runs live beside the candidate: no
 # top-K cache), with the 95% cluster-bootstrap interval over windows that `eval` reports.
 # Usage: scripts/checks/kl_vs_bits.sh [stories|smollm2|all] [OUTDIR]
-#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset; SCHEME@seq / SCHEME@onepass force quantize's --calib-order), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2), QB_BIN (the quantbench binary)
+#   env SMOL_WINDOWS (8), SMOL_SCHEMES (a space-separated subset of short forms or TOML scheme files, e.g.
+#   scripts/checks/schemes/w3g128_gptq_mse.toml; SCHEME@seq / SCHEME@onepass force quantize's --calib-order), SMOL_CALIB (c4 text; needs ../shared/data or CALIB_FILE), THREADS (2), QB_BIN (the quantbench binary)
 # Prints one Markdown row per candidate; the JSONs stay in OUTDIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,10 +32,12 @@ PY
 run() {  # model text ctx limit calib samples len tag scheme
   local model=$1 text=$2 ctx=$3 limit=$4 calib=$5 ns=$6 nl=$7 tag=$8 label=$9
   local scheme=${label%@*}  # SCHEME@seq / SCHEME@onepass: the scheme with that calibration order
-  local f="$OUT/${tag}_$(echo "$label" | tr ':@' '__').gguf"
+  local f="$OUT/${tag}_$(basename "$label" | tr ':@' '__').gguf"
+  local spec=$scheme  # a TOML scheme file: its base short form says whether it calibrates
+  [[ $scheme != *.toml ]] || spec=$(sed -n 's/^scheme *= *"\(.*\)".*/\1/p' "$scheme")
   local t0; t0=$(date +%s.%N)
   local cal=()
-  [[ $scheme == *:rtn_clip || $scheme != *:* ]] || cal=(--calib "$calib" --calib-samples "$ns" --calib-len "$nl" --seed 1 --eval-text "$text")
+  [[ $spec == *:rtn_clip || $spec != *:* ]] || cal=(--calib "$calib" --calib-samples "$ns" --calib-len "$nl" --seed 1 --eval-text "$text")
   [[ $label != *@seq ]] || cal+=(--calib-order sequential)
   [[ $label != *@onepass ]] || cal+=(--calib-order one-pass)
   local bits  # effective bits per weight of the quantized matrices, embeddings excluded

@@ -70,7 +70,10 @@ TEST(GptqRows, MseOptionPicksTheBestShrunkRangePerGroup) {
   o.set("static_groups", true);
   const auto m = builtin_methods().create("gptq", o);
   EXPECT_TRUE(std::get<bool>(m->config().at("mse")));
-  const QuantizedTensor q = quantize_layer(*m, LayerInput{"w", p.w.data(), p.rows, p.cols, &cal}, l).weight;
+  const LayerResult res = quantize_layer(*m, LayerInput{"w", p.w.data(), p.rows, p.cols, &cal}, l);
+  const QuantizedTensor& q = res.weight;
+  ASSERT_FALSE(res.notes.empty());
+  EXPECT_NE(res.notes[0].find("mse range search"), std::string::npos) << res.notes[0];  // the manifest says so
   int64_t wrong = 0, groups = 0, shrunk = 0;
   for (int64_t r = 0; r < p.rows; ++r)
     for (int64_t k = 0; k < q.groups_per_row(); ++k, ++groups) {

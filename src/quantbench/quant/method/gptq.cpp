@@ -179,9 +179,9 @@ class Gptq final : public Method {
 
     LayerResult res;
     res.weight = std::move(q);
-    res.notes.push_back(fmt::format("gptq: {} activations, damp {} (lambda {:.4g}), block {}, {} dead columns{}{}",
+    res.notes.push_back(fmt::format("gptq: {} activations, damp {} (lambda {:.4g}), block {}, {} dead columns{}{}{}",
                                     cal.count(), damp_, lambda, block_, dead, act_order_ ? ", act_order" : "",
-                                    static_groups_ ? ", static_groups" : ""));
+                                    static_groups_ ? ", static_groups" : "", mse_ ? ", mse range search" : ""));
     return res;
   }
 
