@@ -25,11 +25,7 @@ TEST(GptqRows, StackedAndThreadedRunsGiveTheSameCodesAsSeparateOnes) {
     o.set("act_order", act_order);
     o.set("static_groups", act_order);
     const auto m = builtin_methods().create("gptq", o);
-    QuantLayout l;
-    l.format = *int_format(3);
-    l.granularity = Granularity::Group;
-    l.group_size = 32;
-    l.asymmetric = true;
+    const QuantLayout l = testing::int_group_layout(3, 32, /*asymmetric=*/true);
     ThreadPool pool(3);
     LayerInput all{"stacked", p.w.data(), p.rows, p.cols, &cal, &pool};
     const QuantizedTensor whole = quantize_layer(*m, all, l).weight;
@@ -60,11 +56,7 @@ TEST(GptqRows, MseOptionPicksTheBestShrunkRangePerGroup) {
   const auto p = testing::make_problem(6, 96, 200, 6, 23);
   LayerCalibration cal(p.cols);
   cal.add(p.x.data(), p.samples);
-  QuantLayout l;
-  l.format = *int_format(3);
-  l.granularity = Granularity::Group;
-  l.group_size = 32;
-  l.asymmetric = true;
+  const QuantLayout l = testing::int_group_layout(3, 32, /*asymmetric=*/true);
   MethodOptions o;
   o.set("mse", true);
   o.set("static_groups", true);

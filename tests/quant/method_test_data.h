@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "quantbench/quant/qformat/format_traits.h"
+
 namespace qb::quant::testing {
 
 class SplitMix64 {
@@ -23,6 +25,16 @@ class SplitMix64 {
  private:
   uint64_t s_;
 };
+
+// Group-wise int<bits> with f16 scales: the layout the method tests share.
+inline QuantLayout int_group_layout(int bits, int64_t group_size, bool asymmetric) {
+  QuantLayout l;
+  l.format = *int_format(bits);
+  l.granularity = Granularity::Group;
+  l.group_size = group_size;
+  l.asymmetric = asymmetric;
+  return l;
+}
 
 struct Problem {
   int64_t rows, cols, samples;

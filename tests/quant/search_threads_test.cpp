@@ -27,11 +27,7 @@ TEST(SearchThreads, AwqImatrixAndRtnClipDoNotDependOnThePool) {
   const auto p = testing::make_problem(37, 96, 200, 6, 5);
   LayerCalibration cal(p.cols);
   cal.add(p.x.data(), p.samples);
-  QuantLayout l;
-  l.format = *int_format(3);
-  l.granularity = Granularity::Group;
-  l.group_size = 32;
-  l.asymmetric = true;
+  const QuantLayout l = testing::int_group_layout(3, 32, /*asymmetric=*/true);
   for (const char* method : {"awq", "imatrix", "rtn_clip"}) {
     const auto m = builtin_methods().create(method);
     const LayerResult alone = quantize_layer(*m, LayerInput{"w", p.w.data(), p.rows, p.cols, &cal}, l);
