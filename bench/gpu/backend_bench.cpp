@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
               bw.read_gbs, bw.memcpy_gbs);
   auto t0 = std::chrono::steady_clock::now();
   auto model = model::Model::load(argv[1]);
-  runtime::cuda::CudaBackend be(model, {f32 ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::BF16, 0});
+  runtime::cuda::CudaBackend be(model, {f32 ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::Bits16, 0});
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto& sp = be.spec();
   std::printf("model: %s\nbackend: %s\nweights on device: %.3f GB (load+upload %.1f s)\n", sp.describe().c_str(),

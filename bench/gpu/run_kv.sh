@@ -9,7 +9,7 @@
 #     context (1024-token prompt, 64 generated) where the cache dominates. Each row is its own process
 #     with its own same-run copy probe.
 #  3. W8A8 (--scheme w8a8, w8a8-fp8) against w8 (W8A16) decode at 1 and 16 streams, and their 512-token
-#     prefill against bf16 (the check turns W8A8 on itself; the product has it off, QB_CUDA_W8A8=1). Prints tables last; logs and JSON under $OUT. The W8A8 models for the
+#     prefill against bf16 (W8A8 runs by default; QB_CUDA_W8A8=0 turns it off). Prints tables last; logs and JSON under $OUT. The W8A8 models for the
 #     check (models/*-w8a8*.gguf) are made on the dev machine: quantbench quantize M --scheme w8a8 (or
 #     w8a8-fp8) -o M-w8a8.gguf (-w8a8-fp8.gguf), for M = rand-llama and stories260K.
 # Usage: bash run_kv.sh [--no-tests] [--no-bench]

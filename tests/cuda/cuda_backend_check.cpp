@@ -2,26 +2,27 @@
 // For each model (stories260K, whose 64/172-wide dims and head_dim 8 exercise the ragged paths, its
 // w8 quantization, and random GGUFs from make_random_gguf.py with 128-multiple dims, GQA, normal and
 // neox rope, qkv bias, as stored (f32/f16/q8_0 mixed) and quantized by `quantbench quantize` to w8,
-// w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0), it compares next-token distributions of:
+// w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0, and the GGUF types and bf16 that run dense: q4_1,
+// q4_k, q6_k, bf16), it compares next-token distributions of:
 //   prefill of two sequences in one batch (all logits), batched one-token decode steps, and a
 //   truncate-then-refeed; and (stories260K) 60 greedy tokens.
 // Variants: f32 (every matrix dense f32, exact dequantized values, no TF32), f32 without decode
 // graphs, the default (packed formats through qgemv for <= 16 tokens and dequantize + f16 cuBLAS for
-// prefill; other matrices dense bf16), and the default with prefill in chunks of 7 tokens (so prefill
-// runs qgemv too, and the chunk loop is exercised).
-// Thresholds (mean KL(cpu || gpu) per row): f32: < 1e-4 and greedy tokens identical. Default variants:
-// < 1e-4 when every matrix is packed (the products are exact; only f16 activations and f32 sums
-// round), < 1e-2 when some are dense bf16 (8 mantissa bits per weight and input; a broken kernel gives
-// KL ~1); their greedy agreement is reported only.
-// Quantized KV caches (--kv int8 / fp8 / int4, issue #6): the GPU's quantize kernel against the CPU's
-// kv_quantize_row on the same f32 rows (codes and scales bit-identical, ties, zero groups, NaN, inf and
-// signed zeros included; dequantized f16 values identical to the CPU's value rounded to f16), then the
-// backend with each quantized cache against the CPU reference backend with the SAME cache type: f32
-// dense matrices (limit 1e-4, as f32 above; chunks of 7 tokens too for int4) and the default matrices
-// (the default's limit, except int4 with dense bf16 matrices: 1e-1, because int4's step is a seventh of
-// a group's absmax, so bf16's weight rounding moves codes across rounding boundaries; the first H100 run
-// measured 0.04 on stories260K, whose head dim 8 is one group; the exact-weight variants are at 1e-12).
-// The cache quantization's own effect (CPU reference, f32 cache vs that cache) is printed beside.
+// prefill; other matrices dense f16, or bf16 for bf16 weights), and the default with prefill in chunks
+// of 7 tokens (so prefill runs qgemv too, and the chunk loop is exercised); each with the f16 cache,
+// and with the quantized caches (--kv int8 / fp8 / int4; int4 also in 7-token chunks).
+// The reference computes what the variant computes, exactly: the CPU reference backend with the same
+// KV cache type (f16 for the unquantized variants: the GPU has no f32 cache) and, for the default
+// variants, its product inputs rounded to the 16-bit type the GPU's default mode feeds that product
+// (hooked_reference). What those two choices change on the CPU is printed beside (INFO "own change").
+// Limit: mean KL(reference || gpu) per row < 1e-4 for every variant, and for f32 on stories260K the 60
+// greedy tokens identical (a broken kernel gives KL ~1). Flip floor: where activations (W8A8) or the
+// cache are quantized at run time, a KL over 1e-4 passes only if it is at most 2x the reference's own
+// sensitivity to one-ulp changes of its inputs (run_model says why; both numbers are printed), and the
+// greedy tokens are reported, not required.
+// Quantized KV caches: first the GPU's quantize kernel against the CPU's kv_quantize_row on the same
+// f32 rows (codes and scales bit-identical, ties, zero groups, NaN, inf and signed zeros included;
+// dequantized f16 values identical to the CPU's value rounded to f16), then the variants above.
 // W8A8 (models quantized with --scheme w8a8 or w8a8-fp8): the GPU product (w8a8.h) against the CPU's
 // matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
 // T = 40 on the prefill path); then the model runs through the variants above like any other.
@@ -30,6 +31,7 @@
 // Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
@@ -415,22 +417,167 @@ void check_w8a8_exact(const std::string& path) {
   check(differ == 0, buf);
 }
 
+// The W8A8 decode kernels at the widths of real models, whose unrolled main loop the check models
+// (n_in <= 512) do not reach: n_in 4096 and 11008 + 16 (ragged against the 2048-byte unroll), random codes
+// (fp8 without the NaN codes), T = 1, 7, 16, against the CPU's formula computed here: int8, the exact
+// int32 sum, then float(sum) * s_x * s_w; fp8, the exact e4m3 products summed in double, then the same.
+void check_w8a8_wide() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(4096);
+  size_t outputs = 0, differ = 0;
+  for (const bool fp8 : {false, true})
+    for (const int n_in : {4096, 11024}) {
+      const int n_out = 40, Tmax = 16;
+      std::vector<uint8_t> w(size_t(n_out) * size_t(n_in)), xq(size_t(Tmax) * size_t(n_in));
+      std::vector<float> sw(static_cast<size_t>(n_out)), sx(static_cast<size_t>(Tmax));
+      auto code = [&] {
+        uint8_t c = uint8_t(rng());
+        if (fp8 && (c & 0x7f) == 0x7f) c ^= 1;  // not NaN
+        if (!fp8 && c == 0x80) c = 0x81;        // int8 codes are in [-127, 127]
+        return c;
+      };
+      for (auto& c : w) c = code();
+      for (auto& c : xq) c = code();
+      for (auto& v : sw) v = std::ldexp(float(rng() % 1000 + 1), -14);
+      for (auto& v : sx) v = std::ldexp(float(rng() % 1000 + 1), -12);
+      void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr;
+      cuda_ok(cudaMalloc(&dw, w.size()), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dsw, sw.size() * 4), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dx, xq.size()), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dsx, sx.size() * 4), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dy, size_t(Tmax * n_out) * 4), "cudaMalloc");
+      cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
+      cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
+      cuda_ok(cudaMemcpy(dx, xq.data(), xq.size(), cudaMemcpyHostToDevice), "upload");
+      cuda_ok(cudaMemcpy(dsx, sx.data(), sx.size() * 4, cudaMemcpyHostToDevice), "upload");
+      for (const int T : {1, 7, 16}) {
+        cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
+        if (fp8)
+          rc::w8a8_fp8_gemm(static_cast<const uint8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
+                            static_cast<const uint8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+        else
+          rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
+                        static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+        std::vector<float> y(size_t(T * n_out));
+        cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
+        for (int t = 0; t < T; ++t)
+          for (int o = 0; o < n_out; ++o) {
+            const uint8_t* wr = w.data() + size_t(o) * size_t(n_in);
+            const uint8_t* xr = xq.data() + size_t(t) * size_t(n_in);
+            float acc;
+            if (fp8) {
+              double sum = 0;
+              for (int i = 0; i < n_in; ++i) sum += double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
+              acc = float(sum);
+            } else {
+              int32_t sum = 0;
+              for (int i = 0; i < n_in; ++i) sum += int32_t(int8_t(wr[i])) * int32_t(int8_t(xr[i]));
+              acc = float(sum);
+            }
+            const float want = acc * sx[size_t(t)] * sw[size_t(o)];
+            differ += std::memcmp(&want, &y[size_t(t * n_out + o)], 4) != 0;
+            ++outputs;
+          }
+      }
+      for (void* p : {dw, dsw, dx, dsx, dy}) cudaFree(p);
+    }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "w8a8 decode kernels at n_in 4096 / 11024, T = 1/7/16 (int8 and fp8): %zu of %zu "
+                "outputs differ from the CPU's formula (bitwise)", differ, outputs);
+  check(differ == 0 && outputs == 2 * 2 * 24 * 40, buf);
+}
+
+// A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and
+// optionally jittered (the flip floor): every input moved by one ulp of the type the product reads
+// (f16 or bf16 where rounded, else f32), up or down at random. Through CpuBackendOptions::observer, which
+// passes each product's input rows just before the product: they are the backend's own workspace rows
+// (not const objects), so rounding them in place here is defined; this is test-only use. q|k|v and
+// gate|up share one input and are reported once per part: the rows are changed at the stack's first
+// part only. The GPU's default mode: packed and dense f16 stacks read f16 inputs, stacks with a bf16
+// part bf16 inputs, W8A8 stacks the f32 rows (quantized per token); the output head is not observed
+// (its inputs stay f32 here: no code flips can follow it). Dense stacks with a value beyond f16's range
+// also fall back to bf16 on the GPU; the check's models have none.
+struct InputHook {
+  bool round16 = false;      // round as the GPU's default mode does
+  uint64_t jitter_seed = 0;  // nonzero: move every input by one ulp, up or down at random
+};
+std::unique_ptr<runtime::cpu::CpuBackend> hooked_reference(const std::shared_ptr<const model::Model>& model,
+                                                           runtime::KvType kv, InputHook hook) {
+  enum Round : uint8_t { kNone, kF16, kBf16 };
+  std::map<std::string, Round> first_of_stack;  // "blk.N.attn_q.weight" -> rounding of its stack
+  for (size_t il = 0; il < model->layers.size(); ++il) {
+    const auto& L = model->layers[il];
+    auto stack = [&](const char* first, std::initializer_list<const model::WeightMatrix*> parts) {
+      Round r = kF16;
+      for (const auto* w : parts) {
+        if (w->act != runtime::cpu::ActQuant::None) r = kNone;
+        else if (r == kF16 && !w->quantized && w->type == formats::GgmlType::BF16) r = kBf16;
+      }
+      first_of_stack[fmt::format("blk.{}.{}.weight", il, first)] = r;
+    };
+    stack("attn_q", {&L.wq, &L.wk, &L.wv});
+    stack("attn_output", {&L.wo});
+    stack("ffn_gate", {&L.w_gate, &L.w_up});
+    stack("ffn_down", {&L.w_down});
+  }
+  runtime::cpu::CpuBackendOptions ro;
+  ro.mode = runtime::cpu::CpuMode::Reference;
+  ro.kv = kv;
+  auto calls = std::make_shared<uint64_t>(0);
+  ro.observer = [first_of_stack, hook, calls](int64_t, std::string_view tensor, const float* x, int64_t n_tokens,
+                                              int64_t n_in) {
+    const auto it = first_of_stack.find(std::string(tensor));
+    if (it == first_of_stack.end()) return;
+    float* rows = const_cast<float*>(x);  // the backend's workspace (see above)
+    uint64_t state = hook.jitter_seed * 0x9e3779b97f4a7c15ull + ++*calls;
+    const Round r = hook.round16 ? it->second : kNone;
+    for (int64_t i = 0; i < n_tokens * n_in; ++i) {
+      float v = rows[i];
+      bool up = false;
+      if (hook.jitter_seed) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        up = state >> 63;
+      }
+      if (r == kF16) {
+        uint16_t h = f32_to_f16(v);
+        if (hook.jitter_seed && (h & 0x7fff) < 0x7bff) h = uint16_t(((h & 0x8000) != 0) != up ? h + 1 : (h & 0x7fff) ? h - 1 : h + 1);
+        v = f16_to_f32(h);
+      } else if (r == kBf16) {
+        uint16_t h = f32_to_bf16(v);
+        if (hook.jitter_seed && (h & 0x7fff) < 0x7f7f) h = uint16_t(((h & 0x8000) != 0) != up ? h + 1 : (h & 0x7fff) ? h - 1 : h + 1);
+        v = bf16_to_f32(h);
+      } else if (hook.jitter_seed) {
+        v = std::nextafter(v, up ? INFINITY : -INFINITY);
+      }
+      rows[i] = v;
+    }
+  };
+  return std::make_unique<runtime::cpu::CpuBackend>(model, ro);
+}
+
 void run_model(const std::string& path, bool is_stories) {
   std::printf("model %s\n", path.c_str());
   auto model = model::Model::load(path);
   const auto& sp = model->spec();
-  runtime::cpu::CpuBackend ref(model, {runtime::cpu::CpuMode::Reference, 0});
-  std::map<runtime::KvType, std::unique_ptr<runtime::cpu::CpuBackend>> kv_refs;  // reference with that cache
-  if (model->layers.at(0).wq.act != runtime::cpu::ActQuant::None && !std::getenv("QB_CUDA_W8A8")) {
-    std::string msg;  // W8A8 is off by default: one line naming the switch
+  runtime::cpu::CpuBackend ref(model, {runtime::cpu::CpuMode::Reference, 0});  // f32 cache
+  using runtime::KvType;
+  // References, made on first use, keyed by (cache type, 16-bit inputs): the CPU reference with the
+  // GPU's cache type (the GPU has no f32 cache: f16 is its unquantized one), for the default variants
+  // with its product inputs rounded as the GPU's default mode rounds them (hooked_reference).
+  std::map<std::pair<KvType, bool>, std::unique_ptr<runtime::cpu::CpuBackend>> refs;
+  std::map<std::pair<KvType, bool>, double> flip_floor;
+  const bool w8a8 = model->layers.at(0).wq.act != runtime::cpu::ActQuant::None;
+  if (w8a8) {
+    std::string msg;  // switched off: one line naming the switch
     try {
-      runtime::cuda::CudaBackend off(model);
+      runtime::cuda::CudaBackendOptions off;
+      off.w8a8 = false;
+      runtime::cuda::CudaBackend gpu_off(model, off);
     } catch (const qb::Error& e) {
       msg = e.what();
     }
-    check(msg.find("QB_CUDA_W8A8=1") != std::string::npos, path + ": W8A8 off by default: " + msg);
+    check(msg.find("QB_CUDA_W8A8=0") != std::string::npos, path + ": W8A8 switched off: " + msg);
   }
-  using runtime::KvType;
   // f32 with decode graphs, f32 with plain launches, the default (packed / bf16), default chunk 7; then
   // quantized caches: f32 matrices (int8, fp8, int4), the default matrices (int8, fp8), chunk 7 (int4).
   const KvType kv_of[] = {KvType::F16, KvType::F16, KvType::F16, KvType::F16, KvType::Int8, KvType::Fp8,
@@ -439,7 +586,7 @@ void run_model(const std::string& path, bool is_stories) {
   for (int variant = 0; variant < 11; ++variant) {
     const KvType kv = kv_of[variant];
     const bool f32 = variant < 2 || (variant >= 4 && variant <= 6) || variant == 10;
-    const DenseType dt = f32 ? DenseType::F32 : DenseType::BF16;
+    const DenseType dt = f32 ? DenseType::F32 : DenseType::Bits16;
     std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : variant == 2 ? "default" : variant == 3 ? "default-chunk7"
                       : variant == 10 ? "f32-chunk7" : f32 ? "f32" : variant == 9 ? "default-chunk7" : "default";
     if (kv != KvType::F16) dns += std::string("-kv-") + std::string(runtime::kv_type_name(kv));
@@ -448,7 +595,6 @@ void run_model(const std::string& path, bool is_stories) {
     co.dense = dt;
     co.use_graphs = variant != 1;
     co.kv = kv;
-    co.w8a8 = true;  // W8A8 models: the path under test (off by default in the product)
     if (variant == 3 || variant == 9 || variant == 10) co.prefill_chunk = 7;
     runtime::cuda::CudaBackend gpu(model, co);
     const std::string desc = gpu.describe();
@@ -463,29 +609,49 @@ void run_model(const std::string& path, bool is_stories) {
                     gpu.kv_bytes_per_position(), f16_bytes, want);
       check(gpu.kv_bytes_per_position() == want && want < f16_bytes, mb);
     }
-    runtime::Backend* rb = &ref;
-    if (kv != KvType::F16) {
-      auto& r = kv_refs[kv];
-      if (!r) {
-        runtime::cpu::CpuBackendOptions ro;
-        ro.mode = runtime::cpu::CpuMode::Reference;
-        ro.kv = kv;
-        r = std::make_unique<runtime::cpu::CpuBackend>(model, ro);
-        const KlStats own = compare_script(ref, *r, int32_t(sp.n_vocab));
-        std::printf("INFO %s: kv %s's own effect (CPU reference, f32 cache vs %s): mean KL %.3g (max %.3g)\n",
-                    path.c_str(), std::string(runtime::kv_type_name(kv)).c_str(),
-                    std::string(runtime::kv_type_name(kv)).c_str(), own.mean, own.max);
-      }
-      rb = r.get();
+    const bool round16 = dt != DenseType::F32;
+    auto& r = refs[{kv, round16}];
+    if (!r) {
+      r = hooked_reference(model, kv, {round16, 0});
+      const KlStats own = compare_script(ref, *r, int32_t(sp.n_vocab));
+      std::printf("INFO %s: the reference's own change (CPU reference, f32 cache and f32 inputs vs %s cache%s): mean "
+                  "KL %.3g (max %.3g)\n", path.c_str(), std::string(runtime::kv_type_name(kv)).c_str(),
+                  round16 ? " and the GPU's 16-bit product inputs" : "", own.mean, own.max);
     }
+    runtime::Backend* rb = r.get();
     const KlStats st = compare_script(*rb, gpu, int32_t(sp.n_vocab));
     if (variant == 0 || variant == 2 || variant == 4 || variant == 8) check_greedy(gpu, int32_t(sp.n_vocab), path + " " + dns);
-    const bool bf16_dense = dt != DenseType::F32 && desc.find("bf16 (cuBLAS)") != std::string::npos;
-    const double lim = !bf16_dense ? 1e-4 : kv == KvType::Int4 ? 1e-1 : 1e-2;
-    char buf[256];
+    const double lim = 1e-4;
+    // Flip floor. Where activations (W8A8) or the cache are quantized at run time, a last-bit
+    // difference in a value (any other summation order: norms, attention, f32 sums of a product) can
+    // move it across a rounding boundary to the next code, a step of up to 1/127 (int8), 1/16 (e4m3) or
+    // 1/7 (int4) of its group's absmax, and the model carries that forward: on a small model no
+    // implementation that sums in another order stays under a fixed KL. There a KL over the limit
+    // passes only if it is at most twice the reference's own sensitivity: the largest KL, over three
+    // seeds, between the reference and the reference with every product input moved by one ulp of the
+    // type the product reads (hooked_reference; the GPU's inputs differ from the reference's by a few
+    // f32 ulps, and by f16 roundings the reference does not copy: Q and P of the prefill attention,
+    // prefill weights dequantized to f16). Both numbers are printed.
+    const bool flips = w8a8 || (kv != KvType::F16);
+    double floor_kl = 0;
+    if (flips && st.mean >= lim) {
+      auto [it, fresh] = flip_floor.try_emplace({kv, round16}, 0.0);
+      for (uint64_t seed = 1; fresh && seed <= 3; ++seed) {
+        auto jittered = hooked_reference(model, kv, {round16, seed});
+        it->second = std::max(it->second, compare_script(*rb, *jittered, int32_t(sp.n_vocab)).mean);
+      }
+      floor_kl = it->second;
+    }
+    char buf[320];
     std::snprintf(buf, sizeof buf, "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e", path.c_str(), dn,
                   st.mean, st.max, st.rows, lim);
-    check(st.finite && st.rows == 81 + 32 + 20 && st.mean < lim, buf);
+    std::string line = buf;
+    if (flips && st.mean >= lim) {
+      std::snprintf(buf, sizeof buf, " (over it; flip floor, the reference with its inputs moved by one ulp: %.3g; "
+                    "limit 2x that)", floor_kl);
+      line += buf;
+    }
+    check(st.finite && st.rows == 81 + 32 + 20 && (st.mean < lim || st.mean <= 2 * floor_kl), line);
 
     if (is_stories) {
       std::vector<int32_t> prompt = {sp.bos_id >= 0 ? sp.bos_id : 1};
@@ -495,7 +661,7 @@ void run_model(const std::string& path, bool is_stories) {
       while (same < gr.size() && gr[same] == gg[same]) ++same;
       std::snprintf(buf, sizeof buf, "%s %s: greedy 60 tokens, %zu identical before the first difference", path.c_str(),
                     dn, same);
-      if (dt == DenseType::F32 && kv == KvType::F16) check(same == 60, buf);  // quantized: a code may flip
+      if (dt == DenseType::F32 && !flips) check(same == 60, buf);  // quantized: a code may flip
       else std::printf("INFO %s\n", buf);
 
       // Decode speed on this (tiny, launch-bound) model: one sequence, 128 steps. Informational.
@@ -572,6 +738,7 @@ int main(int argc, char** argv) {
       }
       check(threw && msg.find("f16, int8, fp8, int4") != std::string::npos, "--kv f32 on cuda throws: " + msg);
     }
+    check_w8a8_wide();
     for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {

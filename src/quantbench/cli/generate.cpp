@@ -67,7 +67,7 @@ void run_generate(const GenerateArgs& a) {
 #ifdef QB_HAVE_CUDA
     runtime::cuda::CudaBackendOptions co;
     co.kv = kv == runtime::KvType::F32 ? runtime::KvType::F16 : kv;  // the default f32 runs the GPU's f16 cache
-    co.dense = a.reference ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::BF16;
+    co.dense = a.reference ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::Bits16;
     backend_ptr = std::make_unique<runtime::cuda::CudaBackend>(model, co);
 #else
     fail("--backend cuda: this build has no CUDA backend (configure with -DQB_CUDA=ON)");

@@ -79,10 +79,11 @@ void dequantize_any_row(const model::WeightMatrix& w, int64_t r, float* out) {
 
 }  // namespace
 
-// A dense row-major [n_out][n_in] matrix on the device in the backend's DenseType.
+// A dense row-major [n_out][n_in] matrix on the device: f32 (DenseType::F32), else f16 or bf16.
 struct DenseMatrix {
   DevBuf data;
   int64_t n_out = 0, n_in = 0;
+  bool f16 = false;  // 16-bit: f16 (else bf16)
 };
 
 // One fused product's weights: packed (qgemv layout), INT8 W8A8 (w8a8.h) or dense.
@@ -100,7 +101,7 @@ struct Mat {
 struct CudaBackend::Impl {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
-  DenseType dense = DenseType::BF16;
+  DenseType dense = DenseType::Bits16;
   std::string device_name;
 
   struct Layer {
@@ -297,7 +298,34 @@ struct CudaBackend::Impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  size_t elem() const { return dense == DenseType::BF16 ? 2 : 4; }
+  size_t elem() const { return dense == DenseType::Bits16 ? 2 : 4; }
+
+  // One stack's dense host rows in 16 bits: f16 unless a part is bf16 (kept exact) or a value is out
+  // of f16's finite range, then bf16. Returns whether f16 was used.
+  bool dense16_rows(std::initializer_list<const model::WeightMatrix*> parts, const std::vector<PartPlan>& plans,
+                    int64_t n_in, std::vector<uint16_t>& out) {
+    bool f16 = true;
+    for (const auto& pl : plans) f16 = f16 && !pl.path.starts_with("bf16 ");
+    for (int pass = 0; pass < 2; ++pass) {
+      out.clear();
+      std::vector<float> row(static_cast<size_t>(n_in));
+      bool fits = true;
+      for (const auto* w : parts)
+        for (int64_t r = 0; r < w->n_out && fits; ++r) {
+          dequantize_any_row(*w, r, row.data());
+          for (float v : row) {
+            if (f16 && !(std::fabs(v) <= 65504.0f)) {
+              fits = false;
+              break;
+            }
+            out.push_back(f16 ? ::qb::f32_to_f16(v) : ::qb::f32_to_bf16(v));
+          }
+        }
+      if (fits || !f16) return f16;
+      f16 = false;  // a value f16 cannot hold (or NaN): redo in bf16
+    }
+    return f16;
+  }
 
   // Uploads matrices stacked along n_out (q|k|v, gate|up) as one: packed when every part has the same
   // packed spec (and packing is on), else dense in the backend's DenseType (dequantized on the host).
@@ -369,14 +397,13 @@ struct CudaBackend::Impl {
     return m;
   }
 
-  bool w8a8_enabled = false;  // QB_CUDA_W8A8=1 (CudaBackendOptions::w8a8)
+  bool w8a8_enabled = true;  // CudaBackendOptions::w8a8 (QB_CUDA_W8A8=0 turns it off)
   Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
     for (const auto* w : parts)
       if (w->act != runtime::cpu::ActQuant::None) {
         QB_CHECK(w8a8_enabled,
-                 "cuda backend: weight {} runs W8A8 ({} activations); the GPU's W8A8 path (runtime/cuda/w8a8.h) is not "
-                 "yet verified against the CPU on a GPU and is off (QB_CUDA_W8A8=1 turns it on; supported by default: "
-                 "weight-only formats)",
+                 "cuda backend: weight {} runs W8A8 ({} activations) and the GPU's W8A8 path is off (QB_CUDA_W8A8=0; "
+                 "unset it to run W8A8)",
                  what, runtime::cpu::act_quant_name(w->act));
         return upload_w8a8(parts, what);
       }
@@ -388,7 +415,7 @@ struct CudaBackend::Impl {
       plans.push_back(plan_for(*w, what));
       m.n_out += w->n_out;
     }
-    bool packed = use_packed && dense == DenseType::BF16;
+    bool packed = use_packed && dense == DenseType::Bits16;
     for (const auto& pl : plans)
       packed = packed && pl.packed && pl.spec.format == plans[0].spec.format && pl.spec.group == plans[0].spec.group &&
                pl.spec.asym == plans[0].spec.asym;
@@ -411,11 +438,18 @@ struct CudaBackend::Impl {
       const std::string t = pl.path.substr(0, pl.path.find(" -> "));
       if (types.find(t) == std::string::npos) types += (types.empty() ? "" : "+") + t;
     }
-    m.path = types + " -> dense " + (dense == DenseType::BF16 ? "bf16" : "f32") + " (cuBLAS)";
     DenseMatrix& dm = m.dense;
     dm.n_in = m.n_in;
     dm.n_out = m.n_out;
     dm.data = DevBuf(size_t(m.n_out * m.n_in) * elem());
+    if (dense == DenseType::Bits16) {
+      std::vector<uint16_t> host16;
+      dm.f16 = dense16_rows(parts, plans, m.n_in, host16);
+      m.path = types + " -> dense " + (dm.f16 ? "f16" : "bf16") + " (cuBLAS)";
+      cuda_ok(cudaMemcpy(dm.data.p, host16.data(), host16.size() * 2, cudaMemcpyHostToDevice), "weight upload");
+      return m;
+    }
+    m.path = types + " -> dense f32 (cuBLAS)";
     std::vector<float> row(size_t(m.n_in));
     std::vector<uint8_t> host(size_t(m.n_in) * elem() * 256);
     int64_t out_row = 0;
@@ -424,12 +458,7 @@ struct CudaBackend::Impl {
         const int64_t nr = std::min<int64_t>(256, w->n_out - r0);
         for (int64_t r = 0; r < nr; ++r) {
           dequantize_any_row(*w, r0 + r, row.data());
-          if (dense == DenseType::BF16) {
-            auto* dst = reinterpret_cast<uint16_t*>(host.data()) + r * m.n_in;
-            for (int64_t i = 0; i < m.n_in; ++i) dst[i] = ::qb::f32_to_bf16(row[size_t(i)]);
-          } else {
-            std::copy(row.begin(), row.end(), reinterpret_cast<float*>(host.data()) + r * m.n_in);
-          }
+          std::copy(row.begin(), row.end(), reinterpret_cast<float*>(host.data()) + r * m.n_in);
         }
         cuda_ok(cudaMemcpy(dm.data.as<uint8_t>() + size_t((out_row + r0) * m.n_in) * elem(), host.data(),
                            size_t(nr * m.n_in) * elem(), cudaMemcpyHostToDevice),
@@ -475,7 +504,8 @@ struct CudaBackend::Impl {
 
   // The input a product with `m` over T tokens reads, i.e. where the kernel producing it writes:
   // packed, decode: the qgemv fragments (f16, or bf16 for bf16 weights); packed, prefill: f16 rows
-  // (for the dequantized scratch matrix); dense bf16: bf16 rows; dense f32: the f32 rows themselves.
+  // (for the dequantized scratch matrix); dense 16-bit: f16 or bf16 rows, as the weights; dense f32:
+  // the f32 rows themselves.
   ActOut target(const Mat& m, int T, float* f32_rows) const {
     ActOut a;
     if (m.w8a8) {  // quantized per token from the f32 rows by gemm_ready
@@ -485,9 +515,9 @@ struct CudaBackend::Impl {
       a.bf16 = m.pk.shape.spec.format == WeightFormat::BF16;
     } else if (m.packed) {
       a.half_rows = xb.as<uint16_t>();
-    } else if (dense == DenseType::BF16) {
+    } else if (dense == DenseType::Bits16) {
       a.half_rows = xb.as<uint16_t>();
-      a.bf16 = true;
+      a.bf16 = !m.dense.f16;
     } else {
       a.f32 = f32_rows;
     }
@@ -556,9 +586,9 @@ struct CudaBackend::Impl {
     const DenseMatrix& w = m.dense;
     const void* b = x;
     cudaDataType_t ab = CUDA_R_32F;
-    if (dense == DenseType::BF16) {
+    if (dense == DenseType::Bits16) {
       b = xb.p;
-      ab = CUDA_R_16BF;
+      ab = w.f16 ? CUDA_R_16F : CUDA_R_16BF;
     }
     mark(kCublas);
     // Column-major view: W is n_in x n_out (ld n_in); Y^T (n_out x T) = W^T X^T.
@@ -608,7 +638,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
-  if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "1") options_.w8a8 = true;
+  if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   I.w8a8_enabled = options_.w8a8;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
@@ -731,7 +761,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
   const bool w8a8 = scheme == "w8a8" || scheme == "w8a8-fp8", w8a8_fp8 = scheme == "w8a8-fp8";
   const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false} : parse_synthetic_scheme(scheme);
   synthetic_scheme_ = w8a8 ? scheme : spec_name(qs);
-  options_.dense = DenseType::BF16;
+  options_.dense = DenseType::Bits16;
   init_device();
   const ModelSpec& sp = spec_;
   Impl& I = *impl_;
@@ -803,7 +833,7 @@ std::string CudaBackend::describe() const {
   std::string ps;
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
-                     "integer products, f32 accumulation), dense -> cuBLAS; prefill: packed -> dequantized to f16 "
+                     "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit type); prefill: packed -> dequantized to f16 "
                      "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
@@ -1069,7 +1099,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
-  bool gemm_attn = options_.gemm_attention && I.dense == DenseType::BF16 && T > 16 && sp.head_dim_k % 8 == 0 &&
+  bool gemm_attn = options_.gemm_attention && I.dense == DenseType::Bits16 && T > 16 && sp.head_dim_k % 8 == 0 &&
                    sp.head_dim_v % 8 == 0;
   for (int t = 1; t < T && gemm_attn; ++t)
     gemm_attn = tok(t).seq == tok(0).seq && tok(t).pos == tok(0).pos + t;

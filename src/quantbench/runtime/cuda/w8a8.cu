@@ -1,6 +1,7 @@
 // See w8a8.h. The scaling is written with __fmul_rn so no compiler contraction can change the order the
 // CPU's reference uses ((float(acc) * s_x) * s_w); the integer sums are exact in any order.
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include <stdexcept>
@@ -37,10 +38,15 @@ __device__ __forceinline__ float scale_out(int acc, float sx, float sw) {
   return __fmul_rn(__fmul_rn(float(acc), sx), sw);
 }
 
-// A warp per output row, 4 rows per block; kVec: 16 bytes of the row per lane per step (n_in % 16 == 0).
+// A warp per output row, 4 rows per block; kVec: 16 bytes of the row per lane per step (n_in % 16 == 0),
+// kPieces of them loaded before any is used (one 16-byte load per lane at a time left the warp waiting
+// on each load's latency), weights streamed past L1 (read once), activations through it (every row).
+constexpr int kPieces = 4;
+
 template <bool kVec>
-__global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* W, const float* sw, int n_out, int n_in,
-                                                        const int8_t* xq, const float* sx, int T, float* y) {
+__global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict__ W, const float* __restrict__ sw,
+                                                        int n_out, int n_in, const int8_t* __restrict__ xq,
+                                                        const float* __restrict__ sx, int T, float* __restrict__ y) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.x * 4 + warp;
   if (row >= n_out) return;
@@ -48,19 +54,27 @@ __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* W, const f
   int acc[16];
 #pragma unroll
   for (int t = 0; t < 16; ++t) acc[t] = 0;
-  if constexpr (kVec) {
-    for (int i = lane * 16; i < n_in; i += 32 * 16) {
-      const int4 w = *reinterpret_cast<const int4*>(wr + i);
+  auto piece = [&](const int4 w, int i) {
 #pragma unroll
-      for (int t = 0; t < 16; ++t) {
-        if (t >= T) break;
-        const int4 xv = *reinterpret_cast<const int4*>(xq + int64_t(t) * n_in + i);
-        acc[t] = __dp4a(w.x, xv.x, acc[t]);
-        acc[t] = __dp4a(w.y, xv.y, acc[t]);
-        acc[t] = __dp4a(w.z, xv.z, acc[t]);
-        acc[t] = __dp4a(w.w, xv.w, acc[t]);
-      }
+    for (int t = 0; t < 16; ++t) {
+      if (t >= T) break;
+      const int4 xv = __ldg(reinterpret_cast<const int4*>(xq + int64_t(t) * n_in + i));
+      acc[t] = __dp4a(w.x, xv.x, acc[t]);
+      acc[t] = __dp4a(w.y, xv.y, acc[t]);
+      acc[t] = __dp4a(w.z, xv.z, acc[t]);
+      acc[t] = __dp4a(w.w, xv.w, acc[t]);
     }
+  };
+  if constexpr (kVec) {
+    int i = lane * 16;
+    for (; i + (kPieces - 1) * 512 < n_in; i += kPieces * 512) {
+      int4 w[kPieces];
+#pragma unroll
+      for (int u = 0; u < kPieces; ++u) w[u] = __ldcs(reinterpret_cast<const int4*>(wr + i + u * 512));
+#pragma unroll
+      for (int u = 0; u < kPieces; ++u) piece(w[u], i + u * 512);
+    }
+    for (; i < n_in; i += 512) piece(__ldcs(reinterpret_cast<const int4*>(wr + i)), i);
   } else {
     for (int i = lane; i < n_in; i += 32) {
       const int w = wr[i];
@@ -112,61 +126,81 @@ __global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t*
   if (threadIdx.x == 0) s[t] = sc;
 }
 
-// An e4m3 code's value times 2^9, an exact integer: subnormals m, normals (8 + m) << (e - 1).
-__device__ __forceinline__ int e4m3_x512(uint32_t c) {
-  const int e = int(c >> 3) & 15, m = int(c) & 7;
-  const int v = e == 0 ? m : (8 + m) << (e - 1);
-  return (c & 0x80u) ? -v : v;
+// Four e4m3 codes (one 32-bit word) -> their f32 values, exactly (every e4m3 value, subnormals
+// included, is an f16 value; the code 0x7f / 0xff is NaN, as the CPU's table).
+__device__ __forceinline__ void e4m3x4_to_f32(uint32_t word, float* v) {
+  const __half2_raw lo = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(word & 0xffffu), __NV_E4M3);
+  const __half2_raw hi = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(word >> 16), __NV_E4M3);
+  const float2 a = __half22float2(__half2(lo)), b = __half22float2(__half2(hi));
+  v[0] = a.x;
+  v[1] = a.y;
+  v[2] = b.x;
+  v[3] = b.y;
 }
 
-// A warp per output row, as w8a8_gemv_kernel; int64 sums of the integer products.
+// A warp per output row, as w8a8_gemv_kernel. The CPU's sum, exactly: each e4m3 x e4m3 product is
+// exact in f32 (4-bit significands), a multiple of 2^-18 below 2^18, so a sum of up to 2^17 of them
+// needs at most 53 bits and double adds it exactly in any order; then float(sum) * s_x * s_w.
 template <bool kVec>
-__global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* W, const float* sw, int n_out, int n_in,
-                                                            const uint8_t* xq, const float* sx, int T, float* y) {
+__global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
+                                                            int n_out, int n_in, const uint8_t* __restrict__ xq,
+                                                            const float* __restrict__ sx, int T, float* __restrict__ y) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.x * 4 + warp;
   if (row >= n_out) return;
   const uint8_t* wr = W + int64_t(row) * n_in;
-  long long acc[16];
+  double acc[16];
 #pragma unroll
-  for (int t = 0; t < 16; ++t) acc[t] = 0;
-  if constexpr (kVec) {
-    for (int i = lane * 16; i < n_in; i += 32 * 16) {
-      const uint4 wv = *reinterpret_cast<const uint4*>(wr + i);
-      int w[16];
-      const uint32_t wwords[4] = {wv.x, wv.y, wv.z, wv.w};
+  for (int t = 0; t < 16; ++t) acc[t] = 0.0;
+  auto piece = [&](const uint4 wv, int i) {
+    float w[16];
+    e4m3x4_to_f32(wv.x, w);
+    e4m3x4_to_f32(wv.y, w + 4);
+    e4m3x4_to_f32(wv.z, w + 8);
+    e4m3x4_to_f32(wv.w, w + 12);
 #pragma unroll
-      for (int k = 0; k < 16; ++k) w[k] = e4m3_x512((wwords[k >> 2] >> (8 * (k & 3))) & 0xffu);
+    for (int t = 0; t < 16; ++t) {
+      if (t >= T) break;
+      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(xq + int64_t(t) * n_in + i));
+      float x[16];
+      e4m3x4_to_f32(xv.x, x);
+      e4m3x4_to_f32(xv.y, x + 4);
+      e4m3x4_to_f32(xv.z, x + 8);
+      e4m3x4_to_f32(xv.w, x + 12);
+      double a = acc[t];
 #pragma unroll
-      for (int t = 0; t < 16; ++t) {
-        if (t >= T) break;
-        const uint4 xv = *reinterpret_cast<const uint4*>(xq + int64_t(t) * n_in + i);
-        const uint32_t xwords[4] = {xv.x, xv.y, xv.z, xv.w};
-        long long a = acc[t];
-#pragma unroll
-        for (int k = 0; k < 16; ++k) a += (long long)w[k] * e4m3_x512((xwords[k >> 2] >> (8 * (k & 3))) & 0xffu);
-        acc[t] = a;
-      }
+      for (int k = 0; k < 16; ++k) a = __dadd_rn(a, double(__fmul_rn(w[k], x[k])));
+      acc[t] = a;
     }
+  };
+  if constexpr (kVec) {
+    int i = lane * 16;
+    for (; i + (kPieces - 1) * 512 < n_in; i += kPieces * 512) {
+      uint4 w[kPieces];
+#pragma unroll
+      for (int u = 0; u < kPieces; ++u) w[u] = __ldcs(reinterpret_cast<const uint4*>(wr + i + u * 512));
+#pragma unroll
+      for (int u = 0; u < kPieces; ++u) piece(w[u], i + u * 512);
+    }
+    for (; i < n_in; i += 512) piece(__ldcs(reinterpret_cast<const uint4*>(wr + i)), i);
   } else {
     for (int i = lane; i < n_in; i += 32) {
-      const int w = e4m3_x512(wr[i]);
+      float w[4], x[4];
+      e4m3x4_to_f32(wr[i], w);
 #pragma unroll
       for (int t = 0; t < 16; ++t) {
         if (t >= T) break;
-        acc[t] += (long long)w * e4m3_x512(xq[int64_t(t) * n_in + i]);
+        e4m3x4_to_f32(xq[int64_t(t) * n_in + i], x);
+        acc[t] = __dadd_rn(acc[t], double(__fmul_rn(w[0], x[0])));
       }
     }
   }
 #pragma unroll
   for (int t = 0; t < 16; ++t) {
     if (t >= T) break;
-    long long a = acc[t];
-    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
-    if (lane == 0) {
-      const float v = __fmul_rn(__ll2float_rn(a), 1.0f / 262144.0f);  // exact: a power of two
-      y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(v, sx[t]), sw[row]);
-    }
+    double a = acc[t];
+    for (int o = 16; o > 0; o >>= 1) a = __dadd_rn(a, __shfl_xor_sync(0xffffffffu, a, o));
+    if (lane == 0) y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(__double2float_rn(a), sx[t]), sw[row]);
   }
 }
 

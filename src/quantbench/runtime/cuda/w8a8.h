@@ -7,11 +7,11 @@
 // and dp4a. Prefill: a cuBLAS int8 GEMM (int32 out) then the scaling kernel; where cuBLAS refuses the
 // shape, the decode kernel in chunks of 16 tokens.
 // FP8 W8A8 (e4m3 weights per channel / tensor, e4m3 activations per token, s_x = absmax / 448, codes
-// round-to-nearest-even saturating): the CPU sums the exact e4m3 products exactly (in double); here each
-// e4m3 value is an integer multiple of 2^-9, so value * 2^9 is an integer of at most 18 bits and the
-// products are summed exactly in int64 (n_in <= 2^17), then float(S) * 2^-18 * s_x * s_w: the CPU's
-// result bit for bit. Not the FP8 tensor cores (their accumulation is not exact); decode and prefill
-// (in chunks of 16 tokens) both run this kernel. Plain pointer interface (compiles under nvcc).
+// round-to-nearest-even saturating): the CPU sums the exact e4m3 products exactly (in double), and so
+// does this: each product is exact in f32, a multiple of 2^-18 below 2^18, so up to 2^17 of them sum
+// exactly in double in any order (n_in <= 2^17), then float(sum) * s_x * s_w: the CPU's result bit for
+// bit. Not the FP8 tensor cores (their accumulation is not exact); decode and prefill (in chunks of 16
+// tokens) both run this kernel. Plain pointer interface (compiles under nvcc).
 #pragma once
 #include <cuda_runtime.h>
 

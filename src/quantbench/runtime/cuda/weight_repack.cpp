@@ -20,7 +20,7 @@ std::string supported_list() {
                  GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
     if (qformat::can_dequantize(t)) dense += (dense.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
   return "packed for the qgemv decode kernels: w8 (int8 per-row, f16 scales), w4g32 and w4g128 (int4, f16 "
-         "scales, sym or asym), GGUF q4_0 and q8_0; dense bf16 (dequantized at load): GGUF " + dense;
+         "scales, sym or asym), GGUF q4_0 and q8_0; dense f16 or bf16 (dequantized at load): GGUF " + dense;
 }
 
 namespace {
