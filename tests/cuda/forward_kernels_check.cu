@@ -8,6 +8,8 @@
 //   - attention, split over keys (1, 3, 17 splits) and the one-block path: GQA, sliding window,
 //     soft-capping, even and odd head dims, against float64 softmax attention over the same f16 cache,
 //     |error| <= 5e-5 (values are O(1); f32 accumulation over <= 300 keys);
+//     the same for split-kernel variant 1 (4 / 8 warps, 4 / 8 keys per warp in flight, 0 / 1 / 7 / 32
+//     keys per split at least, so some (head, token)s write their output directly from one split);
 //   - rope_and_store_kv against float64 rotation; split attention with rope + KV write fused against
 //     the two-kernel path, the tokens' cache rows poisoned; attention_gemm (prefill on cuBLAS) against
 //     float64 within 3e-3 (Q and P rounded to f16);
@@ -195,12 +197,26 @@ struct AttnCase {
   bool prefill = false;  // tokens in runs of one sequence at consecutive positions (the tiled path's fast case)
 };
 
-void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
+// The split kernel's variant and shape (AttentionArgs::variant, warps, kpw, min_split_keys).
+struct AttnV {
+  int variant = 0, warps = 4, kpw = 8, min_keys = 0;
+  std::string name() const {
+    return variant == 0 ? "" : " v1 " + std::to_string(warps) + "w" + std::to_string(kpw) + "k min " + std::to_string(min_keys);
+  }
+  void set(AttentionArgs& a) const {
+    a.variant = variant;
+    a.warps = warps;
+    a.kpw = kpw;
+    a.min_split_keys = min_keys;
+  }
+};
+
+void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng, const AttnV& v = {}) {
   ++g_n;
   const std::string name = "attention T=" + std::to_string(c.T) + " heads " + std::to_string(c.n_head) + "/" +
                            std::to_string(c.n_head_kv) + " hd " + std::to_string(c.hd_k) + "/" + std::to_string(c.hd_v) +
                            " window " + std::to_string(c.window) + " softcap " + std::to_string(int(c.softcap)) +
-                           " splits " + std::to_string(splits) + (c.prefill ? " prefill" : "");
+                           " splits " + std::to_string(splits) + (c.prefill ? " prefill" : "") + v.name();
   const int n_seq = 3;
   const int64_t cap = 300, kd = int64_t(c.n_head_kv) * c.hd_k, vd = int64_t(c.n_head_kv) * c.hd_v;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -255,6 +271,7 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   a.window = c.window;
   a.splits = splits;
   a.part = part.p;
+  v.set(a);
   if (frag_ok) {
     a.act.frag = frag.p;
     a.act.bf16 = false;
@@ -394,11 +411,12 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
 // path (rope_and_store_kv, then split attention) on the same raw q|k|v rows: outputs within 1e-6,
 // caches equal (k within one f16 rounding: the rotation may contract differently), and the token's
 // cache row, poisoned with NaN before the fused launch, never read before it is written.
-void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng) {
+void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng,
+                      const AttnV& v = {}) {
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
-                           " splits " + std::to_string(splits);
+                           " splits " + std::to_string(splits) + v.name();
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
@@ -458,6 +476,7 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.scale = 0.1f;
   a.splits = splits;
   a.part = part.p;
+  v.set(a);
   attention(a, nullptr);
   a.q = q2.p;
   a.out = o2.p;
@@ -615,6 +634,14 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
       {61, 4, 2, 128, 128, 0, 0.f, true}, {45, 4, 4, 64, 64, 9, 25.f, true}, {100, 2, 1, 72, 72, 0, 0.f, true}};
   for (const auto& c : cases_)
     for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
+  // Variant 1 (head dims even and <= 128 run it; the others fall back to variant 0): every shape
+  // cycles through the warp / key-batch shapes and minimum keys per split.
+  const AttnV v1s[] = {{1, 4, 8, 32}, {1, 8, 4, 7}, {1, 4, 4, 0}, {1, 8, 8, 1}, {1, 4, 8, 64}};
+  int iv = 0;
+  for (const auto& c : cases_)
+    for (int splits : {1, 3, 17}) check_attention(c, splits, rng, v1s[iv++ % 5]);
+  check_attention({16, 32, 8, 128, 128, 0, 0.f}, 3, rng, {1, 8, 8, 32});
+  check_attention({1, 32, 32, 128, 128, 0, 0.f}, 16, rng, {1, 4, 4, 32});
   check_rope(false, 1, 32, 32, 128, 128, rng);
   check_rope(true, 16, 8, 2, 64, 64, rng);
   check_rope(false, 5, 4, 2, 64, 32, rng);
@@ -623,6 +650,11 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(16, 32, 8, 128, true, 3, rng);
   check_fused_rope(5, 8, 2, 64, false, 7, rng);
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
+  check_fused_rope(1, 32, 32, 128, false, 16, rng, {1, 4, 8, 32});
+  check_fused_rope(16, 32, 8, 128, true, 3, rng, {1, 8, 4, 7});
+  check_fused_rope(5, 8, 2, 64, false, 7, rng, {1, 4, 4, 0});
+  check_fused_rope(3, 4, 4, 8, false, 2, rng, {1, 8, 8, 1});
+  check_fused_rope(4, 8, 2, 128, true, 5, rng, {1, 4, 8, 16});
   {
     cublasHandle_t blas = nullptr;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

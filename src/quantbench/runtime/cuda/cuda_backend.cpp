@@ -115,6 +115,9 @@ struct CudaBackend::Impl {
   int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
+  // Split-key decode attention kernel (AttentionArgs::variant): QB_CUDA_ATTN_V=old gives step 4's
+  // (A/B runs); QB_CUDA_ATTN_WARPS, QB_CUDA_ATTN_KPW and QB_CUDA_ATTN_MIN_KEYS set the new one's shape.
+  int attn_variant = 1, attn_warps = 4, attn_kpw = 8, attn_min_keys = 32;
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -605,6 +608,10 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_V"); e && std::string(e) == "old") I.attn_variant = 0;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_WARPS"); e && std::atoi(e) == 8) I.attn_warps = 8;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_KPW"); e && std::atoi(e) == 4) I.attn_kpw = 4;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_MIN_KEYS")) I.attn_min_keys = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
@@ -816,9 +823,17 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
-                                                "query tiles of 8 tokens)"
-                                              : "one block per (head, token)",
+                     options_.split_attention
+                         ? (impl_->attn_variant == 1
+                                ? fmt::format("split over keys (flash-decoding, kernel variant new: {} warps x {} keys "
+                                              "in flight, next keys loaded before use, splits of >= {} keys, one "
+                                              "split written directly, else merged by the last block; head dims > "
+                                              "128 or odd: variant old",
+                                              impl_->attn_warps, impl_->attn_kpw, impl_->attn_min_keys)
+                                : std::string("split over keys (flash-decoding, kernel variant old (QB_CUDA_ATTN_V=old): "
+                                              "4 warps x 8 keys, every split used, merged by the last block")) +
+                               "; prefill: query tiles of 8 tokens)"
+                         : "one block per (head, token)",
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
@@ -1158,6 +1173,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.splits = splits;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
+      aa.variant = I.attn_variant;
+      aa.warps = I.attn_warps;
+      aa.kpw = I.attn_kpw;
+      aa.min_split_keys = I.attn_min_keys;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

@@ -428,18 +428,57 @@ __global__ void spin_kernel(int64_t ns) {
 
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
 
-// Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
-// normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
-// (__ldcg): the partials may have been written by other blocks of the same launch.
-__device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
+// Keys attended by token t: positions first .. first + n - 1.
+__device__ inline int64_t first_key(const AttentionArgs& a, int64_t pos) {
+  return a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+}
+
+// The splits of a (head, token) that take keys (the others exit at once): all of them in variant 0,
+// else enough for about min_split_keys keys each. Every block and the merge compute the same count.
+__device__ inline int effective_splits(const AttentionArgs& a, int64_t n) {
+  if (a.variant != 1 || a.min_split_keys <= 0) return a.splits;
+  const int64_t e = (n + a.min_split_keys - 1) / a.min_split_keys;
+  return int(e < 1 ? 1 : (e > a.splits ? a.splits : e));
+}
+
+// Normalized output dims d, d + 1 of (head h, token t) to a.out and a.act (d + 1 ignored past hd_v).
+__device__ inline void write_out_pair(const AttentionArgs& a, int h, int t, int nt, int d, float o0, float o1) {
+  const int n = a.n_head * a.hd_v;
+  const int col = h * a.hd_v + d;
+  if (a.out) {
+    a.out[int64_t(t) * n + col] = o0;
+    if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
+  }
+  if (a.hd_v % 2 == 0) {
+    store_pair(a.act, n, nt, t, col, o0, o1);
+  } else {  // odd head dims (no fragments then): one value at a time
+    ActOut r = a.act;
+    r.frag = nullptr;
+    r.f32 = nullptr;
+    if (r.half_rows) {
+      const uint32_t v = pack2(o0, o1, r.bf16);
+      r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
+      if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
+    }
+    if (a.act.f32) {
+      a.act.f32[int64_t(t) * n + col] = o0;
+      if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
+    }
+  }
+}
+
+// Merges the first `ns` splits of (head h, token t) (their partial max, sum and output in a.part) and
+// writes the normalized output to a.out and a.act; the calling block's threads share the dims. Loads
+// bypass L1 (__ldcg): the partials may have been written by other blocks of the same launch.
+__device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt, int ns) {
   __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
   __shared__ float inv_l;
   const int64_t stride = a.hd_v + 2;
   const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
   if (threadIdx.x < 32) {  // one warp: the splits' maxima and sums in parallel, reduced by shuffles
     const int sidx = threadIdx.x;
-    const float ms = sidx < a.splits ? __ldcg(p + sidx * stride) : -INFINITY;
-    const float ls = sidx < a.splits ? __ldcg(p + sidx * stride + 1) : 0.0f;
+    const float ms = sidx < ns ? __ldcg(p + sidx * stride) : -INFINITY;
+    const float ls = sidx < ns ? __ldcg(p + sidx * stride + 1) : 0.0f;
     float M = ms;
     for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
     const float w = ms == -INFINITY ? 0.0f : expf(ms - M);
@@ -450,41 +489,76 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   }
   __syncthreads();
   const float inv = inv_l;
-  const int n = a.n_head * a.hd_v;
   for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
     float o0 = 0.0f, o1 = 0.0f;
 #pragma unroll 8
-    for (int s = 0; s < a.splits; ++s) {  // independent loads: unrolled, they are in flight together
+    for (int s = 0; s < ns; ++s) {  // independent loads: unrolled, they are in flight together
       const float w = wsp[s];
       o0 += __ldcg(p + s * stride + 2 + d) * w;
       if (d + 1 < a.hd_v) o1 += __ldcg(p + s * stride + 3 + d) * w;
     }
-    o0 *= inv;
-    o1 *= inv;
-    const int col = h * a.hd_v + d;
-    if (a.out) {
-      a.out[int64_t(t) * n + col] = o0;
-      if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
-    }
-    if (a.hd_v % 2 == 0) {
-      store_pair(a.act, n, nt, t, col, o0, o1);
-    } else {  // odd head dims (no fragments then): one value at a time
-      ActOut r = a.act;
-      r.frag = nullptr;
-      r.f32 = nullptr;
-      if (r.half_rows) {
-        const uint32_t v = pack2(o0, o1, r.bf16);
-        r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
-        if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
-      }
-      if (a.act.f32) {
-        a.act.f32[int64_t(t) * n + col] = o0;
-        if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
-      }
-    }
+    write_out_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
   }
 }
 
+// Fused rope (half2 lanes: the lane holds dims 2 lane + 64 e, e = 0, 1; head dims <= 128, n_rot =
+// hd_k): rotates q (already in qr) and this token's raw k in registers, exactly as rope_kv_kernel
+// does; kcur / vcur get the token's k and v rounded to f16 as the cache will hold them.
+__device__ inline void rope_own_kv(const AttentionArgs& a, int t, int h, int kvh, int lane, const float* q,
+                                   float (&qr)[4], uint32_t (&kcur)[2], uint32_t (&vcur)[2]) {
+  const int half = a.hd_k / 2;
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k;
+  const float* cs = a.rope_cos + int64_t(t) * half;
+  const float* sn = a.rope_sin + int64_t(t) * half;
+  const float* kraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + int64_t(kvh) * a.hd_k;
+  const float* vraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + kd + int64_t(kvh) * a.hd_v;
+  auto wdim = [&](int e) { return 2 * lane + 64 * e; };
+  float kf[4];
+#pragma unroll
+  for (int f = 0; f < 4; ++f) kf[f] = wdim(f >> 1) + (f & 1) < a.hd_k ? kraw[wdim(f >> 1) + (f & 1)] : 0.0f;
+  auto rot = [&](float* v) {
+    if (!a.rope_neox) {  // pairs (2i, 2i + 1): both in one word
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = wdim(e);
+        if (d >= a.hd_k) continue;
+        const float c = cs[d / 2], s = sn[d / 2], x0 = v[2 * e], x1 = v[2 * e + 1];
+        v[2 * e] = x0 * c - x1 * s;
+        v[2 * e + 1] = x0 * s + x1 * c;
+      }
+    } else {  // hd 128: pairs (i, i + 64) are words 0 and 1 of the same lane
+#pragma unroll
+      for (int f = 0; f < 2; ++f) {
+        const int i = 2 * lane + f;
+        const float c = cs[i], s = sn[i], x0 = v[f], x1 = v[2 + f];
+        v[f] = x0 * c - x1 * s;
+        v[2 + f] = x0 * s + x1 * c;
+      }
+    }
+  };
+  rot(qr);
+  rot(kf);
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int d = wdim(e);
+    kcur[e] = pack2(kf[2 * e], kf[2 * e + 1], false);
+    vcur[e] = d < a.hd_v ? pack2(vraw[d], vraw[d + 1], false) : 0u;
+  }
+}
+
+// The token's k and v (kcur / vcur, half2 lanes) into its cache row at `pos` (kc / vc: the kv head's
+// column in row 0).
+__device__ inline void store_own_kv(const AttentionArgs& a, const uint16_t* kc, const uint16_t* vc, int64_t pos, int lane,
+                                    const uint32_t (&kcur)[2], const uint32_t (&vcur)[2]) {
+  uint16_t* kw = const_cast<uint16_t*>(kc) + pos * int64_t(a.n_head_kv) * a.hd_k;  // device memory we own
+  uint16_t* vw = const_cast<uint16_t*>(vc) + pos * int64_t(a.n_head_kv) * a.hd_v;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int d = 2 * lane + 64 * e;
+    if (d < a.hd_k) *reinterpret_cast<uint32_t*>(kw + d) = kcur[e];
+    if (d < a.hd_v) *reinterpret_cast<uint32_t*>(vw + d) = vcur[e];
+  }
+}
 
 constexpr int kSplitWarps = 4;
 
@@ -521,58 +595,13 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     qr[f] = fdim(f) < a.hd_k ? q[fdim(f)] : 0.0f;
     acc[f] = 0.0f;
   }
-  // Fused rope (kPairs, NV = 2, n_rot = hd_k): rotate q, and this token's k, in registers, exactly as
-  // rope_kv_kernel does; k and v rounded to f16 as the cache would hold them.
+  // Fused rope (kPairs, NV = 2, n_rot = hd_k): rotate q, and this token's k, in registers.
   uint32_t kcur[NV], vcur[NV];
   if constexpr (kRope) {
     static_assert(kPairs && NV == 2, "fused rope: half2 lanes, head dims <= 128");
-    const int half = a.hd_k / 2;
-    const float* cs = a.rope_cos + int64_t(t) * half;
-    const float* sn = a.rope_sin + int64_t(t) * half;
-    const float* kraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + int64_t(kvh) * a.hd_k;
-    const float* vraw = q - int64_t(h) * a.hd_k + int64_t(a.n_head) * a.hd_k + kd + int64_t(kvh) * a.hd_v;
-    float kf[2 * NV];
-#pragma unroll
-    for (int f = 0; f < 2 * NV; ++f) kf[f] = fdim(f) < a.hd_k ? kraw[fdim(f)] : 0.0f;
-    auto rot = [&](float* v) {
-      if (!a.rope_neox) {  // pairs (2i, 2i + 1): both in one word
-#pragma unroll
-        for (int e = 0; e < NV; ++e) {
-          const int d = wdim(e);
-          if (d >= a.hd_k) continue;
-          const float c = cs[d / 2], s = sn[d / 2], x0 = v[2 * e], x1 = v[2 * e + 1];
-          v[2 * e] = x0 * c - x1 * s;
-          v[2 * e + 1] = x0 * s + x1 * c;
-        }
-      } else {  // hd 128: pairs (i, i + 64) are words 0 and 1 of the same lane
-#pragma unroll
-        for (int f = 0; f < 2; ++f) {
-          const int i = 2 * lane + f;
-          const float c = cs[i], s = sn[i], x0 = v[f], x1 = v[2 + f];
-          v[f] = x0 * c - x1 * s;
-          v[2 + f] = x0 * s + x1 * c;
-        }
-      }
-    };
-    rot(qr);
-    rot(kf);
-#pragma unroll
-    for (int e = 0; e < NV; ++e) {
-      const int d = wdim(e);
-      kcur[e] = pack2(kf[2 * e], kf[2 * e + 1], false);
-      vcur[e] = d < a.hd_v ? pack2(vraw[d], vraw[d + 1], false) : 0u;
-    }
+    rope_own_kv(a, t, h, kvh, lane, q, qr, kcur, vcur);
     // The block holding this token's position writes its k and v to the cache (one head per group).
-    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0) {
-      uint16_t* kw = const_cast<uint16_t*>(kc) + pos * kd;  // the cache is device memory we own
-      uint16_t* vw = const_cast<uint16_t*>(vc) + pos * vd;
-#pragma unroll
-      for (int e = 0; e < NV; ++e) {
-        const int d = wdim(e);
-        if (d < a.hd_k) *reinterpret_cast<uint32_t*>(kw + d) = kcur[e];
-        if (d < a.hd_v) *reinterpret_cast<uint32_t*>(vw + d) = vcur[e];
-      }
-    }
+    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0) store_own_kv(a, kc, vc, pos, lane, kcur, vcur);
   }
   float m = -INFINITY, l = 0.0f;
   for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
@@ -687,8 +716,193 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   __syncthreads();
   if (last) {
     __threadfence();
-    merge_splits(a, h, t, (a.T + 7) / 8);
+    merge_splits(a, h, t, (a.T + 7) / 8, a.splits);
   }
+}
+
+// Variant 1 of the split kernel (AttentionArgs::variant; head dims even, <= 128): grid (n_head, T,
+// splits), W warps. A lane holds the half2 at dims 2 lane + 64 e (e = 0, 1) of a K or V row, as in
+// attention_split_kernel<true, 2, KPW>. What differs is the order of the memory round trips, the
+// cost at decode: a warp's first KPW keys' K and V rows are loaded before q is read and rotated, and
+// each later batch is loaded before the previous one is used (two register buffers), so a warp
+// always has a batch in flight. Only the splits that effective_splits() gives take keys; with one,
+// the block normalizes and writes the output itself (no partial sums, counter or merge).
+template <int W, int KPW, bool kRope>
+__global__ void __launch_bounds__(W * 32) attention_split2_kernel(AttentionArgs a) {
+  pdl_trigger();
+  __shared__ float sm_m[W], sm_l[W];
+  __shared__ float sm_acc[W][128];
+  const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
+  const int64_t pos = a.pos[t];
+  const int64_t first = first_key(a, pos);
+  const int64_t n = pos - first + 1;
+  const int ns = effective_splits(a, n);
+  if (sp >= ns) return;
+  const int64_t per = (n + ns - 1) / ns;
+  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
+  const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
+  auto wdim = [&](int e) { return 2 * lane + 64 * e; };
+  auto fdim = [&](int f) { return wdim(f >> 1) + (f & 1); };
+  constexpr int kStep = W * KPW;
+  uint32_t ka[KPW][2], va[KPW][2], kb[KPW][2], vb[KPW][2];
+  // Branch-free batch: a key past the range re-reads the last valid row and is masked later.
+  auto load = [&](uint32_t(&kr)[KPW][2], uint32_t(&vr)[KPW][2], int64_t jb) {
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      const int64_t j = min(jb + u, j1 - 1);
+      const uint16_t* kj = kc + j * kd;
+      const uint16_t* vj = vc + j * vd;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = wdim(e);
+        kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
+        vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
+      }
+    }
+  };
+  int64_t jb = j0 + int64_t(warp) * KPW;
+  if (jb < j1) load(ka, va, jb);  // in flight while q is read (and rotated)
+  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
+  float qr[4], acc[4];
+#pragma unroll
+  for (int f = 0; f < 4; ++f) {
+    qr[f] = fdim(f) < a.hd_k ? q[fdim(f)] : 0.0f;
+    acc[f] = 0.0f;
+  }
+  uint32_t kcur[2] = {0u, 0u}, vcur[2] = {0u, 0u};
+  if constexpr (kRope) {
+    rope_own_kv(a, t, h, kvh, lane, q, qr, kcur, vcur);
+    // The block holding this token's position writes its k and v to the cache (one head per group);
+    // every block reading that row uses kcur / vcur instead, so the race with the loads is harmless.
+    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0) store_own_kv(a, kc, vc, pos, lane, kcur, vcur);
+  }
+  float m = -INFINITY, l = 0.0f;
+  auto use = [&](uint32_t(&kr)[KPW][2], uint32_t(&vr)[KPW][2], int64_t jb) {
+    if constexpr (kRope) {  // the token's own key is not in the cache yet
+#pragma unroll
+      for (int u = 0; u < KPW; ++u)
+        if (min(jb + u, j1 - 1) == pos)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            kr[u][e] = kcur[e];
+            vr[u][e] = vcur[e];
+          }
+    }
+    float s[KPW];
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      s[u] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&kr[u][e]));
+        s[u] += qr[2 * e] * f.x + qr[2 * e + 1] * f.y;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int u = 0; u < KPW; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+    float mx = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      float d = s[u] * a.scale;
+      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+      s[u] = jb + u < j1 ? d : -INFINITY;
+      mx = fmaxf(mx, s[u]);
+    }
+    const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
+    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    l *= corr;
+#pragma unroll
+    for (int f = 0; f < 4; ++f) acc[f] *= corr;
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      const float p = jb + u < j1 ? expf(s[u] - m_new) : 0.0f;
+      l += p;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&vr[u][e]));
+        acc[2 * e] += p * f.x;
+        acc[2 * e + 1] += p * f.y;
+      }
+    }
+    m = m_new;
+  };
+  while (jb < j1) {  // two buffers, unrolled by two so that every register index is static
+    if (jb + kStep < j1) load(kb, vb, jb + kStep);
+    use(ka, va, jb);
+    jb += kStep;
+    if (jb >= j1) break;
+    if (jb + kStep < j1) load(ka, va, jb + kStep);
+    use(kb, vb, jb);
+    jb += kStep;
+  }
+  if (lane == 0) {
+    sm_m[warp] = m;
+    sm_l[warp] = l;
+  }
+#pragma unroll
+  for (int f = 0; f < 4; ++f)
+    if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
+  __syncthreads();
+  float M = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < W; ++w) M = fmaxf(M, sm_m[w]);
+  float wt[W], L = 0.0f;
+#pragma unroll
+  for (int w = 0; w < W; ++w) {
+    wt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+    L += sm_l[w] * wt[w];
+  }
+  const int nt = (a.T + 7) / 8;
+  if (ns == 1) {  // the whole range: normalize and write the output here
+    const float inv = 1.0f / L;
+    for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+      float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll
+      for (int w = 0; w < W; ++w) {
+        o0 += sm_acc[w][d] * wt[w];
+        o1 += sm_acc[w][d + 1] * wt[w];
+      }
+      write_out_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
+    }
+    return;
+  }
+  float* out = a.part + ((int64_t(t) * a.n_head + h) * a.splits + sp) * (a.hd_v + 2);
+  if (threadIdx.x == 0) {
+    out[0] = M;
+    out[1] = L;
+  }
+  for (int d = threadIdx.x; d < a.hd_v; d += blockDim.x) {
+    float o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) o += sm_acc[w][d] * wt[w];
+    out[2 + d] = o;
+  }
+  if (!a.counters) return;
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
+    last = atomicAdd(c, 1u) == unsigned(ns - 1);
+    if (last) *c = 0u;
+  }
+  __syncthreads();
+  if (last) {
+    __threadfence();
+    merge_splits(a, h, t, nt, ns);
+  }
+}
+
+template <int W, int KPW>
+void launch_split2(const AttentionArgs& a, dim3 grid, cudaStream_t s) {
+  if (a.rope_cos) attention_split2_kernel<W, KPW, true><<<grid, W * 32, 0, s>>>(a);
+  else attention_split2_kernel<W, KPW, false><<<grid, W * 32, 0, s>>>(a);
 }
 
 // --- Query-tiled attention (prefill) -----------------------------------------------------------------
@@ -857,7 +1071,10 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(Atten
 // Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
 __global__ void attention_merge_kernel(AttentionArgs a, int nt) {
   pdl_trigger();
-  merge_splits(a, blockIdx.x, blockIdx.y, nt);
+  const int64_t pos = a.pos[blockIdx.y];
+  const int ns = effective_splits(a, pos - first_key(a, pos) + 1);
+  if (a.variant == 1 && ns == 1) return;  // the one split block wrote the output
+  merge_splits(a, blockIdx.x, blockIdx.y, nt, ns);
 }
 
 __global__ void q_to_f16_kernel(const float* q, int64_t q_stride, int nq, __half* out) {
@@ -1238,17 +1455,26 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
-  if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
-    if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  AttentionArgs b = a;
+  if (a.variant == 1 && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128) {
+    if (a.warps != 4 && a.warps != 8) throw std::runtime_error("cuda attention: variant 1 takes 4 or 8 warps");
+    if (a.kpw != 4 && a.kpw != 8) throw std::runtime_error("cuda attention: variant 1 takes 4 or 8 keys per warp");
+    if (a.warps == 4) a.kpw == 8 ? launch_split2<4, 8>(a, grid, s) : launch_split2<4, 4>(a, grid, s);
+    else a.kpw == 8 ? launch_split2<8, 8>(a, grid, s) : launch_split2<8, 4>(a, grid, s);
   } else {
-    attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    b.variant = 0;  // the step-4 kernel: every split takes keys
+    if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
+      if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(b);
+      else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(b);
+      else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(b);
+    } else {
+      attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(b);
+    }
   }
   QB_CUDA_LAUNCHED();
   if (a.counters) return;  // merged by each (head, token)'s last block
   const int th = a.hd_v >= 128 ? 64 : 32;
-  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
+  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(b, (a.T + 7) / 8);
   QB_CUDA_LAUNCHED();
 }
 
@@ -1256,7 +1482,9 @@ void attention_merge(const AttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
   if (a.splits < 1 || a.splits > 32 || !a.part) throw std::runtime_error("cuda attention_merge: needs 1..32 splits and partial sums");
   const int th = a.hd_v >= 128 ? 64 : 32;
-  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(a, (a.T + 7) / 8);
+  AttentionArgs b = a;
+  b.variant = 0;  // the caller's kernel filled every split
+  attention_merge_kernel<<<dim3(unsigned(a.n_head), unsigned(a.T)), th, 0, s>>>(b, (a.T + 7) / 8);
   QB_CUDA_LAUNCHED();
 }
 

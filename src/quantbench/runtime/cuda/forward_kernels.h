@@ -119,6 +119,17 @@ struct AttentionArgs {
   const float* rope_sin = nullptr;
   bool rope_neox = false;
   ActOut act;
+  // Split-path kernel variant. 0: the step-4 kernel (4 warps, 8 keys per warp, every split used; A/B
+  // runs: QB_CUDA_ATTN_V=old). 1 (head dims even and <= 128; others run variant 0): `warps` warps per
+  // block, `kpw` keys per warp in flight, the next keys' K and V loads issued before the current ones
+  // are used (and the first ones before q is loaded and rotated); and only
+  // ceil(keys / min_split_keys) of the `splits` blocks (at least 1) take keys, the rest exit at once
+  // (computed on the device from the position, so graphs replay it). A (head, token) left with one
+  // split writes its output directly: no partial sums, no counter, no merge.
+  int variant = 0;
+  int warps = 4;           // variant 1: 4 or 8
+  int kpw = 8;             // variant 1: 4 or 8
+  int min_split_keys = 0;  // variant 1; 0: every split takes keys (as variant 0)
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
 inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
@@ -164,7 +175,8 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8);
 constexpr int kMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t s);
 // The merge of the split path alone (a.counters ignored): for split kernels outside this file that
-// leave the same partial sums in a.part (kv_quant.cu's quantized-cache attention).
+// leave the same partial sums in a.part (kv_quant.cu's quantized-cache attention), every split
+// (a.variant and a.min_split_keys are ignored).
 void attention_merge(const AttentionArgs& a, cudaStream_t s);
 
 }  // namespace qb::runtime::cuda
