@@ -31,7 +31,16 @@ if has ab; then
     b "old          " QB_CUDA_ATTN_V=old; cp "$OUT/last.json" "$OUT/bench_old.json"
     b "new          "; cp "$OUT/last.json" "$OUT/bench_new.json"
   done 2>&1 | tee "$OUT/ab_decode.txt"
-  { b "new min0     " QB_CUDA_ATTN_MIN_KEYS=0; b "new min64    " QB_CUDA_ATTN_MIN_KEYS=64; b "new 8w4k     " QB_CUDA_ATTN_WARPS=8 QB_CUDA_ATTN_KPW=4; } 2>&1 | tee "$OUT/ab_shapes.txt"
+  {  # the new kernel's other shapes (the overrides apply at 1 and 16 streams alike)
+    b "new 8k       " QB_CUDA_ATTN_KPW=8 QB_CUDA_ATTN_DOUBLE=0 QB_CUDA_ATTN_PREFETCH=0
+    b "new 8k pf64  " QB_CUDA_ATTN_KPW=8 QB_CUDA_ATTN_DOUBLE=0 QB_CUDA_ATTN_PREFETCH=64
+    b "new 8k pf256 " QB_CUDA_ATTN_KPW=8 QB_CUDA_ATTN_DOUBLE=0 QB_CUDA_ATTN_PREFETCH=256
+    b "new 4k dbl   " QB_CUDA_ATTN_KPW=4 QB_CUDA_ATTN_DOUBLE=1 QB_CUDA_ATTN_PREFETCH=0
+    b "new 4k       " QB_CUDA_ATTN_KPW=4 QB_CUDA_ATTN_DOUBLE=0 QB_CUDA_ATTN_PREFETCH=0
+    b "new min32    " QB_CUDA_ATTN_MIN_KEYS=32
+    b "old          " QB_CUDA_ATTN_V=old
+    b "new          "
+  } 2>&1 | tee "$OUT/ab_shapes.txt"
   rm -f "$OUT/last.json"
 fi
 if has prof; then

@@ -1,8 +1,8 @@
 // Decode attention benchmark on Llama-2-7B shapes (32 heads, MHA, head dim 128, f16 KV cache): the
 // time of one split-key attention launch (rope + KV write fused, counters on: as the CUDA backend runs
 // it at decode) for 1 and 16 tokens (one per sequence) at several context lengths, for the step-4
-// kernel (variant old) and variant 1's shapes (warps x keys per warp, minimum keys per split) and
-// split counts. Each layer has its own caches (32 layers, > 2x the 50 MB L2 at 16 streams and
+// kernel (variant old) and variant 1's shapes (keys per warp, one or two register buffers, L2
+// prefetch, minimum keys per split) and split counts. Each layer has its own caches (32 layers, > 2x the 50 MB L2 at 16 streams and
 // context 160), so most K/V bytes come from HBM as in a decode step, where the products between two
 // attention launches sweep the L2. Each figure is the median of 15 graph replays of the 32 layers'
 // launches, divided by 32 (launch gaps inside a graph included, as in the backend's graph).
@@ -32,7 +32,9 @@ __global__ void fill_kernel(uint16_t* p, size_t n) {
 
 struct Config {
   std::string name;
-  int variant, warps, kpw, min_keys, blocks_per_sm;
+  int variant, kpw;
+  bool dbl;
+  int prefetch, min_keys, blocks_per_sm;
 };
 
 }  // namespace
@@ -42,16 +44,16 @@ int main() {
   QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
   const int sms = prop.multiProcessorCount;
   std::printf("%s, %d SMs\n", prop.name, sms);
-  std::vector<Config> cfgs = {{"old", 0, 4, 8, 0, 8}};
-  for (int w : {4, 8})
-    for (int k : {4, 8})
-      for (int mk : {0, 16, 32, 64, 128})
-        cfgs.push_back({"v1 " + std::to_string(w) + "w" + std::to_string(k) + "k min" + std::to_string(mk), 1, w, k, mk, 8});
-  for (int bps : {4, 16}) {
-    cfgs.push_back({"old bps" + std::to_string(bps), 0, 4, 8, 0, bps});
-    cfgs.push_back({"v1 4w8k min32 bps" + std::to_string(bps), 1, 4, 8, 32, bps});
-    cfgs.push_back({"v1 8w4k min32 bps" + std::to_string(bps), 1, 8, 4, 32, bps});
-  }
+  std::vector<Config> cfgs = {{"old", 0, 8, false, 0, 0, 8}};
+  for (int k : {4, 8})
+    for (bool dbl : {false, true})
+      for (int pf : {0, 64, 256})
+        cfgs.push_back({"v1 " + std::to_string(k) + "k" + (dbl ? " dbl" : "") + " pf" + std::to_string(pf), 1, k, dbl, pf, 0, 8});
+  cfgs.push_back({"v1 4k dbl min128", 1, 4, true, 0, 128, 8});
+  cfgs.push_back({"v1 8k pf64 min64", 1, 8, false, 64, 64, 8});
+  cfgs.push_back({"v1 8k pf64 bps4", 1, 8, false, 64, 0, 4});
+  cfgs.push_back({"v1 8k pf256 bps4", 1, 8, false, 256, 0, 4});
+  cfgs.push_back({"v1 8k dbl bps4", 1, 8, true, 0, 0, 4});
   const int64_t ctxs[] = {160, 1024, 4096};
   const int Ts[] = {1, 16};
   const int64_t cap = 4096, row = int64_t(kHeads) * kHd;  // cache row: [pos][n_head_kv * hd]
@@ -121,8 +123,9 @@ int main() {
         a.rope_sin = sn;
         a.rope_neox = false;
         a.variant = c.variant;
-        a.warps = c.warps;
         a.kpw = c.kpw;
+        a.double_buffer = c.dbl;
+        a.prefetch_keys = c.prefetch;
         a.min_split_keys = c.min_keys;
         cudaGraph_t g;
         QB_CUDA_OK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));

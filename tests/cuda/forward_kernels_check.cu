@@ -8,8 +8,9 @@
 //   - attention, split over keys (1, 3, 17 splits) and the one-block path: GQA, sliding window,
 //     soft-capping, even and odd head dims, against float64 softmax attention over the same f16 cache,
 //     |error| <= 5e-5 (values are O(1); f32 accumulation over <= 300 keys);
-//     the same for split-kernel variant 1 (4 / 8 warps, 4 / 8 keys per warp in flight, 0 / 1 / 7 / 32
-//     keys per split at least, so some (head, token)s write their output directly from one split);
+//     the same for split-kernel variant 1 (4 / 8 keys per warp in flight, one or two register buffers,
+//     L2 prefetch on and off, 0 / 1 / 7 / 32 / 64 keys per split at least, so some (head, token)s
+//     write their output directly from one split);
 //   - rope_and_store_kv against float64 rotation; split attention with rope + KV write fused against
 //     the two-kernel path, the tokens' cache rows poisoned; attention_gemm (prefill on cuBLAS) against
 //     float64 within 3e-3 (Q and P rounded to f16);
@@ -199,15 +200,19 @@ struct AttnCase {
 
 // The split kernel's variant and shape (AttentionArgs::variant, warps, kpw, min_split_keys).
 struct AttnV {
-  int variant = 0, warps = 4, kpw = 8, min_keys = 0;
+  int variant = 0, kpw = 8, min_keys = 0;
+  bool dbl = false;
+  int prefetch = 0;
   std::string name() const {
-    return variant == 0 ? "" : " v1 " + std::to_string(warps) + "w" + std::to_string(kpw) + "k min " + std::to_string(min_keys);
+    return variant == 0 ? "" : " v1 " + std::to_string(kpw) + "k" + (dbl ? " double" : "") + " min " +
+                               std::to_string(min_keys) + " prefetch " + std::to_string(prefetch);
   }
   void set(AttentionArgs& a) const {
     a.variant = variant;
-    a.warps = warps;
     a.kpw = kpw;
+    a.double_buffer = dbl;
     a.min_split_keys = min_keys;
+    a.prefetch_keys = prefetch;
   }
 };
 
@@ -636,12 +641,13 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
     for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
   // Variant 1 (head dims even and <= 128 run it; the others fall back to variant 0): every shape
   // cycles through the warp / key-batch shapes and minimum keys per split.
-  const AttnV v1s[] = {{1, 4, 8, 32}, {1, 8, 4, 7}, {1, 4, 4, 0}, {1, 8, 8, 1}, {1, 4, 8, 64}};
+  const AttnV v1s[] = {{1, 8, 32, false, 64}, {1, 4, 7, true, 0}, {1, 4, 0, true, 16}, {1, 8, 1, true, 300},
+                       {1, 8, 64, false, 0},  {1, 4, 0, false, 5}, {1, 8, 0, false, 64}};
   int iv = 0;
   for (const auto& c : cases_)
-    for (int splits : {1, 3, 17}) check_attention(c, splits, rng, v1s[iv++ % 5]);
-  check_attention({16, 32, 8, 128, 128, 0, 0.f}, 3, rng, {1, 8, 8, 32});
-  check_attention({1, 32, 32, 128, 128, 0, 0.f}, 16, rng, {1, 4, 4, 32});
+    for (int splits : {1, 3, 17}) check_attention(c, splits, rng, v1s[iv++ % 7]);
+  check_attention({16, 32, 8, 128, 128, 0, 0.f}, 3, rng, {1, 8, 0, false, 64});
+  check_attention({1, 32, 32, 128, 128, 0, 0.f}, 16, rng, {1, 4, 0, true, 0});
   check_rope(false, 1, 32, 32, 128, 128, rng);
   check_rope(true, 16, 8, 2, 64, 64, rng);
   check_rope(false, 5, 4, 2, 64, 32, rng);
@@ -650,11 +656,12 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(16, 32, 8, 128, true, 3, rng);
   check_fused_rope(5, 8, 2, 64, false, 7, rng);
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
-  check_fused_rope(1, 32, 32, 128, false, 16, rng, {1, 4, 8, 32});
-  check_fused_rope(16, 32, 8, 128, true, 3, rng, {1, 8, 4, 7});
-  check_fused_rope(5, 8, 2, 64, false, 7, rng, {1, 4, 4, 0});
-  check_fused_rope(3, 4, 4, 8, false, 2, rng, {1, 8, 8, 1});
-  check_fused_rope(4, 8, 2, 128, true, 5, rng, {1, 4, 8, 16});
+  check_fused_rope(1, 32, 32, 128, false, 16, rng, {1, 4, 0, true, 0});
+  check_fused_rope(16, 32, 8, 128, true, 3, rng, {1, 8, 0, false, 64});
+  check_fused_rope(5, 8, 2, 64, false, 7, rng, {1, 4, 7, false, 8});
+  check_fused_rope(3, 4, 4, 8, false, 2, rng, {1, 8, 1, true, 3});
+  check_fused_rope(4, 8, 2, 128, true, 5, rng, {1, 8, 32, true, 64});
+  check_fused_rope(2, 4, 4, 128, false, 1, rng, {1, 4, 0, false, 0});
   {
     cublasHandle_t blas = nullptr;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

@@ -116,8 +116,20 @@ struct CudaBackend::Impl {
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   // Split-key decode attention kernel (AttentionArgs::variant): QB_CUDA_ATTN_V=old gives step 4's
-  // (A/B runs); QB_CUDA_ATTN_WARPS, QB_CUDA_ATTN_KPW and QB_CUDA_ATTN_MIN_KEYS set the new one's shape.
-  int attn_variant = 1, attn_warps = 4, attn_kpw = 8, attn_min_keys = 32;
+  // (A/B runs). The new one's shape follows the grid (attn_shape()); QB_CUDA_ATTN_KPW, _DOUBLE,
+  // _PREFETCH and _MIN_KEYS override it (-1: not overridden).
+  int attn_variant = 1, attn_kpw = -1, attn_double = -1, attn_prefetch = -1, attn_min_keys = -1;
+  // A grid of at most 4 blocks per SM (one stream) is latency-bound: 4 keys per warp, double-buffered.
+  // A larger one (16 streams) is bandwidth-bound with its blocks' registers limiting the blocks per
+  // SM: 8 keys per warp, one buffer, the block's next keys prefetched into L2.
+  void attn_shape(AttentionArgs& a) const {
+    const bool small = int64_t(a.n_head) * a.T * a.splits <= 4 * int64_t(sm_count);
+    a.variant = attn_variant;
+    a.kpw = attn_kpw > 0 ? attn_kpw : (small ? 4 : 8);
+    a.double_buffer = attn_double >= 0 ? attn_double == 1 : small;
+    a.prefetch_keys = attn_prefetch >= 0 ? attn_prefetch : (small ? 0 : 64);
+    a.min_split_keys = attn_min_keys >= 0 ? attn_min_keys : 0;
+  }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -609,8 +621,9 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_ATTN_V"); e && std::string(e) == "old") I.attn_variant = 0;
-  if (const char* e = std::getenv("QB_CUDA_ATTN_WARPS"); e && std::atoi(e) == 8) I.attn_warps = 8;
-  if (const char* e = std::getenv("QB_CUDA_ATTN_KPW"); e && std::atoi(e) == 4) I.attn_kpw = 4;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_KPW"); e && (std::atoi(e) == 4 || std::atoi(e) == 8)) I.attn_kpw = std::atoi(e);
+  if (const char* e = std::getenv("QB_CUDA_ATTN_DOUBLE")) I.attn_double = std::atoi(e) == 1 ? 1 : 0;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_PREFETCH")) I.attn_prefetch = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_ATTN_MIN_KEYS")) I.attn_min_keys = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
@@ -825,11 +838,19 @@ std::string CudaBackend::describe() const {
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention
                          ? (impl_->attn_variant == 1
-                                ? fmt::format("split over keys (flash-decoding, kernel variant new: {} warps x {} keys "
-                                              "in flight, next keys loaded before use, splits of >= {} keys, one "
-                                              "split written directly, else merged by the last block; head dims > "
-                                              "128 or odd: variant old",
-                                              impl_->attn_warps, impl_->attn_kpw, impl_->attn_min_keys)
+                                ? fmt::format("split over keys (flash-decoding, kernel variant new: first keys loaded "
+                                              "before q; grids <= 4 blocks per SM: 4 warps x {} keys, double-buffered "
+                                              "{}, L2 prefetch {} keys; larger: 4 warps x {} keys, double-buffered {}, "
+                                              "L2 prefetch {} keys; splits of >= {} keys (0: all), one split written "
+                                              "directly, else merged by the last block; head dims > 128 or odd: "
+                                              "variant old",
+                                              impl_->attn_kpw > 0 ? impl_->attn_kpw : 4,
+                                              impl_->attn_double >= 0 ? (impl_->attn_double ? "yes" : "no") : "yes",
+                                              impl_->attn_prefetch >= 0 ? impl_->attn_prefetch : 0,
+                                              impl_->attn_kpw > 0 ? impl_->attn_kpw : 8,
+                                              impl_->attn_double >= 0 ? (impl_->attn_double ? "yes" : "no") : "no",
+                                              impl_->attn_prefetch >= 0 ? impl_->attn_prefetch : 64,
+                                              std::max(0, impl_->attn_min_keys))
                                 : std::string("split over keys (flash-decoding, kernel variant old (QB_CUDA_ATTN_V=old): "
                                               "4 warps x 8 keys, every split used, merged by the last block")) +
                                "; prefill: query tiles of 8 tokens)"
@@ -1173,10 +1194,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.splits = splits;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
-      aa.variant = I.attn_variant;
-      aa.warps = I.attn_warps;
-      aa.kpw = I.attn_kpw;
-      aa.min_split_keys = I.attn_min_keys;
+      I.attn_shape(aa);
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

@@ -721,14 +721,16 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
 }
 
 // Variant 1 of the split kernel (AttentionArgs::variant; head dims even, <= 128): grid (n_head, T,
-// splits), W warps. A lane holds the half2 at dims 2 lane + 64 e (e = 0, 1) of a K or V row, as in
+// splits), W = 4 warps. A lane holds the half2 at dims 2 lane + 64 e (e = 0, 1) of a K or V row, as in
 // attention_split_kernel<true, 2, KPW>. What differs is the order of the memory round trips, the
-// cost at decode: a warp's first KPW keys' K and V rows are loaded before q is read and rotated, and
-// each later batch is loaded before the previous one is used (two register buffers), so a warp
-// always has a batch in flight. Only the splits that effective_splits() gives take keys; with one,
-// the block normalizes and writes the output itself (no partial sums, counter or merge).
-template <int W, int KPW, bool kRope>
-__global__ void __launch_bounds__(W * 32) attention_split2_kernel(AttentionArgs a) {
+// cost at decode: a warp's first KPW keys' K and V rows are loaded before q is read and rotated; the
+// block's next a.prefetch_keys keys are prefetched into L2 (no registers held); with kDouble each
+// later batch is loaded before the previous one is used (two register buffers, more registers), so a
+// warp always has a batch in flight. Only the splits that effective_splits() gives take keys; with
+// one, the block normalizes and writes the output itself (no partial sums, counter or merge).
+template <int KPW, bool kDouble, bool kRope>
+__global__ void __launch_bounds__(kSplitWarps * 32, kDouble && KPW == 8 ? 4 : 6) attention_split2_kernel(AttentionArgs a) {
+  constexpr int W = kSplitWarps;
   pdl_trigger();
   __shared__ float sm_m[W], sm_l[W];
   __shared__ float sm_acc[W][128];
@@ -748,7 +750,7 @@ __global__ void __launch_bounds__(W * 32) attention_split2_kernel(AttentionArgs 
   auto wdim = [&](int e) { return 2 * lane + 64 * e; };
   auto fdim = [&](int f) { return wdim(f >> 1) + (f & 1); };
   constexpr int kStep = W * KPW;
-  uint32_t ka[KPW][2], va[KPW][2], kb[KPW][2], vb[KPW][2];
+  uint32_t ka[KPW][2], va[KPW][2], kb[kDouble ? KPW : 1][2], vb[kDouble ? KPW : 1][2];
   // Branch-free batch: a key past the range re-reads the last valid row and is masked later.
   auto load = [&](uint32_t(&kr)[KPW][2], uint32_t(&vr)[KPW][2], int64_t jb) {
 #pragma unroll
@@ -766,6 +768,17 @@ __global__ void __launch_bounds__(W * 32) attention_split2_kernel(AttentionArgs 
   };
   int64_t jb = j0 + int64_t(warp) * KPW;
   if (jb < j1) load(ka, va, jb);  // in flight while q is read (and rotated)
+  if (a.prefetch_keys > 0) {  // the keys after the block's first batch, 128-byte lines, into L2
+    const int lk = (a.hd_k * 2 + 127) / 128, lv = (a.hd_v * 2 + 127) / 128;
+    const int64_t p0 = j0 + kStep, p1 = min(j1, p0 + a.prefetch_keys);
+    for (int64_t i = threadIdx.x; i < (p1 - p0) * (lk + lv); i += W * 32) {
+      const int64_t j = p0 + i / (lk + lv);
+      const int c = int(i % (lk + lv));
+      const char* ptr = c < lk ? reinterpret_cast<const char*>(kc + j * kd) + 128 * c
+                               : reinterpret_cast<const char*>(vc + j * vd) + 128 * (c - lk);
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(ptr));
+    }
+  }
   const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
   float qr[4], acc[4];
 #pragma unroll
@@ -832,14 +845,22 @@ __global__ void __launch_bounds__(W * 32) attention_split2_kernel(AttentionArgs 
     }
     m = m_new;
   };
-  while (jb < j1) {  // two buffers, unrolled by two so that every register index is static
-    if (jb + kStep < j1) load(kb, vb, jb + kStep);
-    use(ka, va, jb);
-    jb += kStep;
-    if (jb >= j1) break;
-    if (jb + kStep < j1) load(ka, va, jb + kStep);
-    use(kb, vb, jb);
-    jb += kStep;
+  if constexpr (kDouble) {
+    while (jb < j1) {  // two buffers, unrolled by two so that every register index is static
+      if (jb + kStep < j1) load(kb, vb, jb + kStep);
+      use(ka, va, jb);
+      jb += kStep;
+      if (jb >= j1) break;
+      if (jb + kStep < j1) load(ka, va, jb + kStep);
+      use(kb, vb, jb);
+      jb += kStep;
+    }
+  } else {
+    while (jb < j1) {
+      use(ka, va, jb);
+      jb += kStep;
+      if (jb < j1) load(ka, va, jb);
+    }
   }
   if (lane == 0) {
     sm_m[warp] = m;
@@ -899,10 +920,10 @@ __global__ void __launch_bounds__(W * 32) attention_split2_kernel(AttentionArgs 
   }
 }
 
-template <int W, int KPW>
+template <int KPW, bool kDouble>
 void launch_split2(const AttentionArgs& a, dim3 grid, cudaStream_t s) {
-  if (a.rope_cos) attention_split2_kernel<W, KPW, true><<<grid, W * 32, 0, s>>>(a);
-  else attention_split2_kernel<W, KPW, false><<<grid, W * 32, 0, s>>>(a);
+  if (a.rope_cos) attention_split2_kernel<KPW, kDouble, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
+  else attention_split2_kernel<KPW, kDouble, false><<<grid, kSplitWarps * 32, 0, s>>>(a);
 }
 
 // --- Query-tiled attention (prefill) -----------------------------------------------------------------
@@ -1457,10 +1478,9 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   AttentionArgs b = a;
   if (a.variant == 1 && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128) {
-    if (a.warps != 4 && a.warps != 8) throw std::runtime_error("cuda attention: variant 1 takes 4 or 8 warps");
     if (a.kpw != 4 && a.kpw != 8) throw std::runtime_error("cuda attention: variant 1 takes 4 or 8 keys per warp");
-    if (a.warps == 4) a.kpw == 8 ? launch_split2<4, 8>(a, grid, s) : launch_split2<4, 4>(a, grid, s);
-    else a.kpw == 8 ? launch_split2<8, 8>(a, grid, s) : launch_split2<8, 4>(a, grid, s);
+    if (a.double_buffer) a.kpw == 8 ? launch_split2<8, true>(a, grid, s) : launch_split2<4, true>(a, grid, s);
+    else a.kpw == 8 ? launch_split2<8, false>(a, grid, s) : launch_split2<4, false>(a, grid, s);
   } else {
     b.variant = 0;  // the step-4 kernel: every split takes keys
     if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {

@@ -120,15 +120,17 @@ struct AttentionArgs {
   bool rope_neox = false;
   ActOut act;
   // Split-path kernel variant. 0: the step-4 kernel (4 warps, 8 keys per warp, every split used; A/B
-  // runs: QB_CUDA_ATTN_V=old). 1 (head dims even and <= 128; others run variant 0): `warps` warps per
-  // block, `kpw` keys per warp in flight, the next keys' K and V loads issued before the current ones
-  // are used (and the first ones before q is loaded and rotated); and only
+  // runs: QB_CUDA_ATTN_V=old). 1 (head dims even and <= 128; others run variant 0): 4 warps, `kpw`
+  // keys per warp in flight, the first ones loaded before q is read and rotated; the next
+  // `prefetch_keys` keys of the block prefetched into L2 at its start; with `double_buffer` each
+  // batch's loads issued before the previous batch is used (more registers); and only
   // ceil(keys / min_split_keys) of the `splits` blocks (at least 1) take keys, the rest exit at once
   // (computed on the device from the position, so graphs replay it). A (head, token) left with one
   // split writes its output directly: no partial sums, no counter, no merge.
   int variant = 0;
-  int warps = 4;           // variant 1: 4 or 8
-  int kpw = 8;             // variant 1: 4 or 8
+  int kpw = 8;                // variant 1: 4 or 8
+  bool double_buffer = false;  // variant 1
+  int prefetch_keys = 0;       // variant 1
   int min_split_keys = 0;  // variant 1; 0: every split takes keys (as variant 0)
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
