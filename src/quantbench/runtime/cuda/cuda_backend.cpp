@@ -115,20 +115,20 @@ struct CudaBackend::Impl {
   int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
-  // Split-key decode attention kernel (AttentionArgs::variant): QB_CUDA_ATTN_V=old gives step 4's
-  // (A/B runs). The new one's shape follows the grid (attn_shape()); QB_CUDA_ATTN_KPW, _DOUBLE,
-  // _PREFETCH and _MIN_KEYS override it (-1: not overridden).
-  int attn_variant = 1, attn_kpw = -1, attn_double = -1, attn_prefetch = -1, attn_min_keys = -1;
-  // A grid of at most 4 blocks per SM (one stream) is latency-bound: 4 keys per warp, double-buffered.
-  // A larger one (16 streams) is bandwidth-bound with its blocks' registers limiting the blocks per
-  // SM: 8 keys per warp, one buffer, the block's next keys prefetched into L2.
+  // Split-key decode attention kernel (AttentionArgs::variant). By default (-1) a grid of at most 4
+  // blocks per SM (one stream: latency-bound) runs variant 1 (4 keys per warp, double-buffered, first
+  // keys loaded before q), a larger one (16 streams) step 4's kernel, which variant 1 did not beat
+  // there (docs/perf.md, "GPU: decode attention"). QB_CUDA_ATTN_V=old|new forces one kernel at every
+  // grid (A/B runs); QB_CUDA_ATTN_KPW, _DOUBLE, _PREFETCH and _MIN_KEYS set variant 1's shape (the
+  // L2 prefetch and the context-sized splits measured slower, so they are off unless set).
+  int attn_variant = -1, attn_kpw = 4, attn_double = 1, attn_prefetch = 0, attn_min_keys = 0;
   void attn_shape(AttentionArgs& a) const {
     const bool small = int64_t(a.n_head) * a.T * a.splits <= 4 * int64_t(sm_count);
-    a.variant = attn_variant;
-    a.kpw = attn_kpw > 0 ? attn_kpw : (small ? 4 : 8);
-    a.double_buffer = attn_double >= 0 ? attn_double == 1 : small;
-    a.prefetch_keys = attn_prefetch >= 0 ? attn_prefetch : (small ? 0 : 64);
-    a.min_split_keys = attn_min_keys >= 0 ? attn_min_keys : 0;
+    a.variant = attn_variant >= 0 ? attn_variant : (small ? 1 : 0);
+    a.kpw = attn_kpw;
+    a.double_buffer = attn_double == 1;
+    a.prefetch_keys = attn_prefetch;
+    a.min_split_keys = attn_min_keys;
   }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
@@ -620,9 +620,10 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
-  if (const char* e = std::getenv("QB_CUDA_ATTN_V"); e && std::string(e) == "old") I.attn_variant = 0;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_V"); e && (std::string(e) == "old" || std::string(e) == "new"))
+    I.attn_variant = std::string(e) == "new" ? 1 : 0;
   if (const char* e = std::getenv("QB_CUDA_ATTN_KPW"); e && (std::atoi(e) == 4 || std::atoi(e) == 8)) I.attn_kpw = std::atoi(e);
-  if (const char* e = std::getenv("QB_CUDA_ATTN_DOUBLE")) I.attn_double = std::atoi(e) == 1 ? 1 : 0;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_DOUBLE")) I.attn_double = std::atoi(e) == 0 ? 0 : 1;
   if (const char* e = std::getenv("QB_CUDA_ATTN_PREFETCH")) I.attn_prefetch = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_ATTN_MIN_KEYS")) I.attn_min_keys = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -837,23 +838,20 @@ std::string CudaBackend::describe() const {
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention
-                         ? (impl_->attn_variant == 1
-                                ? fmt::format("split over keys (flash-decoding, kernel variant new: first keys loaded "
-                                              "before q; grids <= 4 blocks per SM: 4 warps x {} keys, double-buffered "
-                                              "{}, L2 prefetch {} keys; larger: 4 warps x {} keys, double-buffered {}, "
-                                              "L2 prefetch {} keys; splits of >= {} keys (0: all), one split written "
-                                              "directly, else merged by the last block; head dims > 128 or odd: "
-                                              "variant old",
-                                              impl_->attn_kpw > 0 ? impl_->attn_kpw : 4,
-                                              impl_->attn_double >= 0 ? (impl_->attn_double ? "yes" : "no") : "yes",
-                                              impl_->attn_prefetch >= 0 ? impl_->attn_prefetch : 0,
-                                              impl_->attn_kpw > 0 ? impl_->attn_kpw : 8,
-                                              impl_->attn_double >= 0 ? (impl_->attn_double ? "yes" : "no") : "no",
-                                              impl_->attn_prefetch >= 0 ? impl_->attn_prefetch : 64,
-                                              std::max(0, impl_->attn_min_keys))
-                                : std::string("split over keys (flash-decoding, kernel variant old (QB_CUDA_ATTN_V=old): "
-                                              "4 warps x 8 keys, every split used, merged by the last block")) +
-                               "; prefill: query tiles of 8 tokens)"
+                         ? "split over keys (flash-decoding; kernel: " +
+                               (impl_->attn_variant == 0
+                                    ? std::string("variant old at every grid (QB_CUDA_ATTN_V=old)")
+                                    : fmt::format("{}variant new (4 warps x {} keys per warp, double-buffered {}, first "
+                                                  "keys loaded before q, L2 prefetch {} keys, splits of >= {} keys (0: "
+                                                  "all splits), one split written directly; head dims > 128 or odd: "
+                                                  "variant old)",
+                                                  impl_->attn_variant == 1
+                                                      ? "at every grid (QB_CUDA_ATTN_V=new) "
+                                                      : "variant old (4 warps x 8 keys) for grids > 4 blocks per SM, "
+                                                        "else ",
+                                                  impl_->attn_kpw, impl_->attn_double ? "yes" : "no", impl_->attn_prefetch,
+                                                  impl_->attn_min_keys)) +
+                               ", merged by the last block; prefill: query tiles of 8 tokens)"
                          : "one block per (head, token)",
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
