@@ -5,7 +5,8 @@
 # earlier build's binary if one was staged beside it as quantbench_step4 (step 5: commit 39ae152).
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [check]   (default: tests sweep ab check)
+# w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -80,6 +81,22 @@ if has attn; then  # 16 streams: the split-attention grid's target blocks per SM
   for rep in 1 2; do
     for bps in 8 4 16 32; do b "attn$bps/SM " w4g128 16 QB_CUDA_ATTN_BLOCKS_PER_SM=$bps; done
   done 2>&1 | tee "$OUT/ab_attn.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has w8a8; then  # W8A8 decode (1 and 16 streams) with the kernel switches, once each, then 512-token prefill
+  {
+    b "default       " w8a8 1,16
+    b "dp4a to 16    " w8a8 1,16 QB_CUDA_W8A8_GEMM_MIN=17
+    b "default       " w8a8-fp8 1,16
+    b "dmma from 1   " w8a8-fp8 1,16 QB_CUDA_FP8_DMMA_MIN=1
+    b "cuda cores    " w8a8-fp8 1,16 QB_CUDA_FP8_DMMA_MIN=100000
+    b "w8 (W8A16)    " w8 1,16
+  } 2>&1 | tee "$OUT/ab_w8a8.txt"
+  for s in w8a8 w8a8-fp8 bf16; do
+    timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $s --batch 1 --prompt-len 512 --gen-len 4 \
+      --reps 3 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    echo "prefill 512 $s $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log")"
+  done 2>&1 | tee -a "$OUT/ab_w8a8.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

@@ -417,17 +417,19 @@ void check_w8a8_exact(const std::string& path) {
   check(differ == 0, buf);
 }
 
-// The W8A8 decode kernels at the widths of real models, whose unrolled main loop the check models
-// (n_in <= 512) do not reach: n_in 4096 and 11008 + 16 (ragged against the 2048-byte unroll), random codes
-// (fp8 without the NaN codes), T = 1, 7, 16, against the CPU's formula computed here: int8, the exact
-// int32 sum, then float(sum) * s_x * s_w; fp8, the exact e4m3 products summed in double, then the same.
+// The W8A8 kernels at the widths of real models, whose unrolled main loop the check models (n_in <= 512)
+// do not reach: n_in 4096 and 11008 + 16 (ragged against the 2048-byte unroll and the DMMA kernel's
+// 64-input steps), 40 rows (ragged row tiles), random codes (fp8 without the NaN codes), T = 1 to 100
+// (ragged token tiles), against the CPU's formula computed here: int8, the exact int32 sum, then
+// float(sum) * s_x * s_w; fp8, the exact e4m3 products summed in double, then the same.
 void check_w8a8_wide() {
   namespace rc = runtime::cuda;
   std::mt19937 rng(4096);
   size_t outputs = 0, differ = 0;
+  cublasHandle_t blas = nullptr;
   for (const bool fp8 : {false, true})
     for (const int n_in : {4096, 11024}) {
-      const int n_out = 40, Tmax = 16;
+      const int n_out = 40, Tmax = 100;
       std::vector<uint8_t> w(size_t(n_out) * size_t(n_in)), xq(size_t(Tmax) * size_t(n_in));
       std::vector<float> sw(static_cast<size_t>(n_out)), sx(static_cast<size_t>(Tmax));
       auto code = [&] {
@@ -440,51 +442,63 @@ void check_w8a8_wide() {
       for (auto& c : xq) c = code();
       for (auto& v : sw) v = std::ldexp(float(rng() % 1000 + 1), -14);
       for (auto& v : sx) v = std::ldexp(float(rng() % 1000 + 1), -12);
-      void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr;
+      void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr, *dacc = nullptr;
       cuda_ok(cudaMalloc(&dw, w.size()), "cudaMalloc");
       cuda_ok(cudaMalloc(&dsw, sw.size() * 4), "cudaMalloc");
       cuda_ok(cudaMalloc(&dx, xq.size()), "cudaMalloc");
       cuda_ok(cudaMalloc(&dsx, sx.size() * 4), "cudaMalloc");
       cuda_ok(cudaMalloc(&dy, size_t(Tmax * n_out) * 4), "cudaMalloc");
+      cuda_ok(cudaMalloc(&dacc, size_t(Tmax * n_out) * 4), "cudaMalloc");
       cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
       cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
       cuda_ok(cudaMemcpy(dx, xq.data(), xq.size(), cudaMemcpyHostToDevice), "upload");
       cuda_ok(cudaMemcpy(dsx, sx.data(), sx.size() * 4, cudaMemcpyHostToDevice), "upload");
-      for (const int T : {1, 7, 16}) {
-        cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
-        if (fp8)
-          rc::w8a8_fp8_gemm(static_cast<const uint8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
-                            static_cast<const uint8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
-        else
-          rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
-                        static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
-        std::vector<float> y(size_t(T * n_out));
-        cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
-        for (int t = 0; t < T; ++t)
-          for (int o = 0; o < n_out; ++o) {
-            const uint8_t* wr = w.data() + size_t(o) * size_t(n_in);
-            const uint8_t* xr = xq.data() + size_t(t) * size_t(n_in);
-            float acc;
-            if (fp8) {
-              double sum = 0;
-              for (int i = 0; i < n_in; ++i) sum += double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
-              acc = float(sum);
-            } else {
-              int32_t sum = 0;
-              for (int i = 0; i < n_in; ++i) sum += int32_t(int8_t(wr[i])) * int32_t(int8_t(xr[i]));
-              acc = float(sum);
-            }
-            const float want = acc * sx[size_t(t)] * sw[size_t(o)];
-            differ += std::memcmp(&want, &y[size_t(t * n_out + o)], 4) != 0;
-            ++outputs;
+      // fp8: w8a8_fp8_gemm picks the kernel by T (CUDA cores for 1, the DMMA tiles for 2-8, 9-16, more);
+      // int8: the dp4a kernel (T <= 16, `pass` 0) and the cuBLAS path (`pass` 1).
+      for (const int T : {1, 2, 7, 16, 100})
+        for (int pass = 0; pass < 2; ++pass) {
+          if ((fp8 && pass == 1) || (!fp8 && pass == 0 && T > 16)) continue;
+          cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
+          if (fp8)
+            rc::w8a8_fp8_gemm(static_cast<const uint8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
+                              static_cast<const uint8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+          else if (pass == 0)
+            rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
+                          static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+          else {
+            if (!blas) cublasCreate(&blas);
+            rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
+                          static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<int32_t*>(dacc),
+                          static_cast<float*>(dy), nullptr);
           }
-      }
-      for (void* p : {dw, dsw, dx, dsx, dy}) cudaFree(p);
+          std::vector<float> y(size_t(T * n_out));
+          cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
+          for (int t = 0; t < T; ++t)
+            for (int o = 0; o < n_out; ++o) {
+              const uint8_t* wr = w.data() + size_t(o) * size_t(n_in);
+              const uint8_t* xr = xq.data() + size_t(t) * size_t(n_in);
+              float acc;
+              if (fp8) {
+                double sum = 0;
+                for (int i = 0; i < n_in; ++i) sum += double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
+                acc = float(sum);
+              } else {
+                int32_t sum = 0;
+                for (int i = 0; i < n_in; ++i) sum += int32_t(int8_t(wr[i])) * int32_t(int8_t(xr[i]));
+                acc = float(sum);
+              }
+              const float want = acc * sx[size_t(t)] * sw[size_t(o)];
+              differ += std::memcmp(&want, &y[size_t(t * n_out + o)], 4) != 0;
+              ++outputs;
+            }
+        }
+      for (void* p : {dw, dsw, dx, dsx, dy, dacc}) cudaFree(p);
     }
+  if (blas) cublasDestroy(blas);
   char buf[256];
-  std::snprintf(buf, sizeof buf, "w8a8 decode kernels at n_in 4096 / 11024, T = 1/7/16 (int8 and fp8): %zu of %zu "
-                "outputs differ from the CPU's formula (bitwise)", differ, outputs);
-  check(differ == 0 && outputs == 2 * 2 * 24 * 40, buf);
+  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a T = 1/2/7/16, cuBLAS T = 1/2/7/16/100; "
+                "fp8: T = 1/2/7/16/100): %zu of %zu outputs differ from the CPU's formula (bitwise)", differ, outputs);
+  check(differ == 0 && outputs == size_t(2 * (26 + 126 + 126) * 40), buf);
 }
 
 // A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and

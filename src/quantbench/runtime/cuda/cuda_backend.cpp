@@ -125,6 +125,9 @@ struct CudaBackend::Impl {
   bool any_w8a8 = false;
   int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
   DevBuf w8_dec, w8_pre;
+  // INT8 W8A8 products of at least this many tokens run as a cuBLAS int8 GEMM, fewer on the dp4a decode
+  // kernel (exact integer sums either way: the same bits). QB_CUDA_W8A8_GEMM_MIN=n overrides it.
+  int w8a8_gemm_min = 2;
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
   // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
@@ -365,10 +368,12 @@ struct CudaBackend::Impl {
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.path = fp8 ? layout + " a8 -> w8a8 fp8 (per-token e4m3 activations, products summed exactly in int64 on CUDA "
-                            "cores, decode and prefill; the CPU's arithmetic exactly)"
-                 : layout + " a8 -> w8a8 int8 (per-token int8 activations, dp4a decode / cuBLAS int8 prefill, int32 "
-                            "sums; the CPU's arithmetic exactly)";
+    m.path = fp8 ? layout + fmt::format(" a8 -> w8a8 fp8 (per-token e4m3 activations, products summed exactly in "
+                                        "double: CUDA cores below {} tokens, FP64 tensor cores (DMMA) from {}; the "
+                                        "CPU's arithmetic exactly)", w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens())
+                 : layout + fmt::format(" a8 -> w8a8 int8 (per-token int8 activations, int32 sums: dp4a kernel below {} "
+                                        "tokens, cuBLAS int8 GEMM from {}; the CPU's arithmetic exactly)", w8a8_gemm_min,
+                                        w8a8_gemm_min);
     note_w8a8(m);
     return m;
   }
@@ -392,7 +397,10 @@ struct CudaBackend::Impl {
     for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / (fp8 ? 100.0f : 74.0f);
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.path = fp8 ? "synthetic w8a8 fp8 (exact int64 sums)" : "synthetic w8a8 int8 (dp4a decode / cuBLAS int8 prefill)";
+    m.path = fp8 ? fmt::format("synthetic w8a8 fp8 (exact double sums: CUDA cores below {} tokens, DMMA from {})",
+                               w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens())
+                 : fmt::format("synthetic w8a8 int8 (dp4a below {} tokens, cuBLAS int8 GEMM from {})", w8a8_gemm_min,
+                               w8a8_gemm_min);
     note_w8a8(m);
     return m;
   }
@@ -542,7 +550,7 @@ struct CudaBackend::Impl {
         return;
       }
       quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
-      if (dec) {
+      if (T < w8a8_gemm_min) {
         mark(kQgemv);
         w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream);
       } else {
@@ -639,6 +647,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
+  if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
   I.w8a8_enabled = options_.w8a8;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
@@ -687,7 +696,9 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
-  if (I.any_w8a8) I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4));
+  // Decode scratch: int8 / e4m3 codes, scales, and the int32 products of the cuBLAS path.
+  if (I.any_w8a8)
+    I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4) + size_t(16) * size_t(I.w8_out) * 4);
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
   if (I.wscratch_bytes && opt.prefetch_dequant) {
     I.wscratch2 = DevBuf(I.wscratch_bytes);

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -12,6 +13,17 @@
 
 namespace qb::runtime::cuda {
 namespace {
+
+// FP8 W8A8 products of at least this many tokens run on the FP64 tensor cores, fewer on the CUDA-core
+// kernel (the same bits either way). QB_CUDA_FP8_DMMA_MIN=n overrides it for A/B measurements (0 or a
+// large n: all on one kernel).
+int dmma_min_tokens() {
+  static const int n = [] {
+    const char* e = std::getenv("QB_CUDA_FP8_DMMA_MIN");
+    return e ? std::atoi(e) : 2;
+  }();
+  return n;
+}
 
 // One block per token: the row's absmax (NaNs ignored by fmaxf), then the codes.
 __global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
@@ -204,7 +216,115 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
   }
 }
 
+// FP8 for 2 or more tokens on the FP64 tensor cores (mma m8n8k4 .f64): every e4m3 value is exact in
+// double, so are the products, and the partial sums stay exact (see w8a8_fp8_gemv_kernel), so the
+// tensor cores give the CPU's sum bit for bit, where the CUDA-core kernel converts every activation
+// again for every row. Block: 4 warps, a tile of kBm output rows x kBn tokens; the codes of kBk = 64
+// inputs per row stream into kStages shared-memory stages by cp.async (16-byte pieces; rows past the
+// matrix and tokens past T zero-filled, which is +0.0), and each warp converts its fragments to double
+// as it loads them. Rows of a stage are kBk + 16 bytes apart, so the 8 rows a fragment load touches
+// fall in distinct banks. Each block owns its outputs over the whole input: no atomics.
+// Needs n_in % 16 == 0 and 16-byte aligned rows; the caller uses the CUDA-core kernel otherwise.
+constexpr int kBk = 64, kRowBytes = kBk + 16, kStages = 4;
+
+__device__ __forceinline__ double e4m3_to_f64(uint32_t code) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t(code), __NV_E4M3);
+  return double(__half2float(__half(h)));
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned dst = unsigned(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(valid ? 16 : 0));
+}
+
+// Issues one stage: rows [row0, row0 + n_tile) of src (n_rows x n_in codes), inputs [k0, k0 + kBk).
+__device__ __forceinline__ void stage_codes(const uint8_t* __restrict__ src, int n_rows, int n_in, int row0, int k0,
+                                            int n_tile, uint8_t* dst) {
+  for (int c = threadIdx.x; c < n_tile * (kBk / 16); c += blockDim.x) {
+    const int r = c / (kBk / 16), k = k0 + (c % (kBk / 16)) * 16, row = row0 + r;
+    const bool valid = row < n_rows && k < n_in;
+    cp_async16(dst + r * kRowBytes + (k - k0), valid ? src + int64_t(row) * n_in + k : src, valid);
+  }
+}
+
+template <int kBm, int kBn>
+__global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
+                                                            int n_out, int n_in, const uint8_t* __restrict__ xq,
+                                                            const float* __restrict__ sx, int T, float* __restrict__ y) {
+  constexpr int kWarpsN = kBn >= 32 ? 2 : 1, kWarpsM = 4 / kWarpsN;
+  constexpr int kWm = kBm / kWarpsM, kWn = kBn / kWarpsN;  // warp tile
+  constexpr int kTm = kWm / 8, kTn = kWn / 8;              // m8n8 tiles per warp
+  static_assert(kTm >= 1 && kTn >= 1, "tile too small for 4 warps");
+  __shared__ __align__(16) uint8_t As[kStages][kBm * kRowBytes], Bs[kStages][kBn * kRowBytes];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wm = (warp / kWarpsN) * kWm, wn = (warp % kWarpsN) * kWn;
+  const int row0 = blockIdx.x * kBm, tok0 = blockIdx.y * kBn;
+  const int n_steps = (n_in + kBk - 1) / kBk;
+  double acc[kTm][kTn][2];
+#pragma unroll
+  for (int i = 0; i < kTm; ++i)
+#pragma unroll
+    for (int j = 0; j < kTn; ++j) acc[i][j][0] = acc[i][j][1] = 0.0;
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < n_steps) {
+      stage_codes(W, n_out, n_in, row0, st * kBk, kBm, As[st]);
+      stage_codes(xq, T, n_in, tok0, st * kBk, kBn, Bs[st]);
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+  }
+  for (int step = 0; step < n_steps; ++step) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2));
+    __syncthreads();  // stage `step` landed for every thread; stage `step - 1` is free for reuse
+    const int next = step + kStages - 1;
+    if (next < n_steps) {
+      stage_codes(W, n_out, n_in, row0, next * kBk, kBm, As[next % kStages]);
+      stage_codes(xq, T, n_in, tok0, next * kBk, kBn, Bs[next % kStages]);
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+    const uint8_t* a_s = As[step % kStages];
+    const uint8_t* b_s = Bs[step % kStages];
+#pragma unroll 4
+    for (int kk = 0; kk < kBk; kk += 4) {
+      double a[kTm], b[kTn];
+#pragma unroll
+      for (int i = 0; i < kTm; ++i) a[i] = e4m3_to_f64(a_s[(wm + 8 * i + (lane >> 2)) * kRowBytes + kk + (lane & 3)]);
+#pragma unroll
+      for (int j = 0; j < kTn; ++j) b[j] = e4m3_to_f64(b_s[(wn + 8 * j + (lane >> 2)) * kRowBytes + kk + (lane & 3)]);
+#pragma unroll
+      for (int i = 0; i < kTm; ++i)
+#pragma unroll
+        for (int j = 0; j < kTn; ++j)
+          asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};\n"
+                       : "+d"(acc[i][j][0]), "+d"(acc[i][j][1])
+                       : "d"(a[i]), "d"(b[j]));
+    }
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::);
+  // Accumulator (i, j): row wm + 8 i + lane / 4, tokens wn + 8 j + 2 (lane % 4) + {0, 1}.
+#pragma unroll
+  for (int i = 0; i < kTm; ++i)
+#pragma unroll
+    for (int j = 0; j < kTn; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = row0 + wm + 8 * i + (lane >> 2), t = tok0 + wn + 8 * j + 2 * (lane & 3) + h;
+        if (row < n_out && t < T)
+          y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(__double2float_rn(acc[i][j][h]), sx[t]), sw[row]);
+      }
+}
+
+template <int kBm, int kBn>
+void launch_fp8_dmma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
+                     float* y, cudaStream_t st) {
+  const dim3 grid(unsigned((n_out + kBm - 1) / kBm), unsigned((T + kBn - 1) / kBn));
+  w8a8_fp8_dmma_kernel<kBm, kBn><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
+  QB_CUDA_LAUNCHED();
+}
+
 }  // namespace
+
+int w8a8_fp8_dmma_min_tokens() { return dmma_min_tokens(); }
 
 void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st) {
   if (T <= 0) return;
@@ -215,6 +335,14 @@ void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q
 void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                    float* y, cudaStream_t st) {
   if (n_in > (1 << 17)) throw std::runtime_error("w8a8_fp8_gemm: n_in above the exact-sum bound 2^17");
+  if (T <= 0) return;
+  const bool aligned = n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
+  if (aligned && T >= dmma_min_tokens()) {
+    if (T <= 8) launch_fp8_dmma<32, 8>(W, sw, n_out, n_in, xq, sx, T, y, st);
+    else if (T <= 16) launch_fp8_dmma<32, 16>(W, sw, n_out, n_in, xq, sx, T, y, st);
+    else launch_fp8_dmma<64, 64>(W, sw, n_out, n_in, xq, sx, T, y, st);
+    return;
+  }
   const unsigned grid = unsigned((n_out + 3) / 4);
   for (int t0 = 0; t0 < T; t0 += 16) {
     const int nt = T - t0 < 16 ? T - t0 : 16;

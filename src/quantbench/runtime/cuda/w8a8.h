@@ -3,15 +3,16 @@
 // int8 symmetric per output channel (f32 scale), int8 x int8 products summed in int32 (exact), then
 // y = float(acc) * s_x * s_w in f32, left to right. Every step is exact or one IEEE f32 operation in a
 // fixed order, so GPU and CPU results are bit-identical for the same f32 input rows.
-// Decode (<= 16 tokens): one warp per output row streams the row once for all tokens with 16-byte loads
-// and dp4a. Prefill: a cuBLAS int8 GEMM (int32 out) then the scaling kernel; where cuBLAS refuses the
-// shape, the decode kernel in chunks of 16 tokens.
+// w8a8_gemv: one warp per output row streams the row once for all tokens (<= 16) with 16-byte loads and
+// dp4a. w8a8_gemm: a cuBLAS int8 GEMM (int32 out) then the scaling kernel; where cuBLAS refuses the
+// shape, the gemv kernel in chunks of 16 tokens. The backend picks by token count.
 // FP8 W8A8 (e4m3 weights per channel / tensor, e4m3 activations per token, s_x = absmax / 448, codes
 // round-to-nearest-even saturating): the CPU sums the exact e4m3 products exactly (in double), and so
 // does this: each product is exact in f32, a multiple of 2^-18 below 2^18, so up to 2^17 of them sum
 // exactly in double in any order (n_in <= 2^17), then float(sum) * s_x * s_w: the CPU's result bit for
-// bit. Not the FP8 tensor cores (their accumulation is not exact); decode and prefill (in chunks of 16
-// tokens) both run this kernel. Plain pointer interface (compiles under nvcc).
+// bit. Not the FP8 tensor cores (their accumulation is not exact): one token runs on the CUDA cores,
+// more on the FP64 tensor cores, whose double sums are exact too. Plain pointer interface (compiles
+// under nvcc).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -29,7 +30,9 @@ void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8
 
 // FP8: q[t][i] (e4m3 codes), s[t].
 void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st);
-// FP8: y as w8a8_gemv, weights W [n_out][n_in] e4m3 codes; any T (chunks of 16 tokens).
+// FP8: y as w8a8_gemv, weights W [n_out][n_in] e4m3 codes; any T. From w8a8_fp8_dmma_min_tokens() tokens
+// on (2; QB_CUDA_FP8_DMMA_MIN overrides it) with n_in % 16 == 0, on the FP64 tensor cores (the same bits).
+int w8a8_fp8_dmma_min_tokens();
 void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                    float* y, cudaStream_t st);
 
