@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -13,6 +14,22 @@
 
 namespace qb::eval {
 namespace {
+
+// The default data directory does not depend on where the command runs: from a directory outside the
+// checkout it is found through the binary's own checkout; QB_DATA_DIR overrides it.
+TEST(DefaultDataDir, FoundFromAnotherWorkingDirectoryAndOverriddenByTheEnvironment) {
+  namespace fs = std::filesystem;
+  const fs::path here = fs::current_path();
+  const fs::path elsewhere = fs::temp_directory_path();
+  fs::current_path(elsewhere);
+  const std::string dir = default_data_dir();
+  fs::current_path(here);
+  EXPECT_TRUE(fs::path(dir).is_absolute()) << dir;
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "mmlu")) << dir;
+  ::setenv("QB_DATA_DIR", "/some/data", 1);
+  EXPECT_EQ(default_data_dir(), "/some/data");
+  ::unsetenv("QB_DATA_DIR");
+}
 
 TEST(RunEval, AllRegimesProduceCompleteResults) {
   const auto q8 = test::make_quantized_stories(formats::GgmlType::Q8_0);

@@ -46,7 +46,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--text", q->text, "Text file for perplexity (default: wikitext-2 raw, else the TinyStories slice)");
   cmd->add_option("--workload", q->workload, "JSONL of {prompt, reference?, max_tokens?}");
   cmd->add_option("--prompts", q->prompts, "JSONL of prompts for generation (default: MT-Bench first turns)");
-  cmd->add_option("--data-dir", q->data_dir, "Datasets (default: ../shared/data if present, else data/eval)");
+  cmd->add_option("--data-dir", q->data_dir, "Datasets (default: $QB_DATA_DIR, else ../shared/data beside the checkout if present, else the checkout's data/eval)");
   cmd->add_option("--convention", q->convention, "Perplexity convention: llama.cpp | rolling");
   cmd->add_option("--ctx", q->n_ctx, "Perplexity window (n_ctx)");
   cmd->add_option("--top-k", q->top_k, "K of the baseline top-K log-probs");

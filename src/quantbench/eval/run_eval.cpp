@@ -1,6 +1,7 @@
 // run_eval: regime dispatch and the output document.
 #include "quantbench/eval/run_eval.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "quantbench/core/error.h"
@@ -28,8 +29,25 @@ std::string first_existing(const std::vector<std::string>& paths, const std::str
 }  // namespace
 
 std::string default_data_dir() {
-  if (std::filesystem::exists("../shared/data")) return "../shared/data";
-  return "data/eval";
+  namespace fs = std::filesystem;
+  if (const char* e = std::getenv("QB_DATA_DIR"); e && *e) return e;
+  // The checkout the command runs in (the full datasets beside it in ../shared/data on the development
+  // and CI machines, the bundled slices in data/eval), else the checkout the binary was built in
+  // (build/quantbench, build/tests/qb_tests): so a command run from another directory finds the data.
+  std::vector<fs::path> roots{fs::current_path()};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path d = exe.parent_path(); !d.empty() && roots.size() < 5; d = d.parent_path()) {
+      roots.push_back(d);
+      if (d == d.root_path()) break;
+    }
+  for (const auto& r : roots) {
+    if (!fs::exists(r / "data/eval", ec)) continue;
+    if (fs::exists(r / "../shared/data", ec)) return (r / "../shared/data").lexically_normal().string();
+    return (r / "data/eval").string();
+  }
+  return "data/eval";  // not found: the error names this path
 }
 
 nlohmann::json run_evaluation(const EvalRequest& q) {

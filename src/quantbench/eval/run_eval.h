@@ -23,7 +23,7 @@ struct EvalRequest {
   std::string text;         // perplexity text file; empty: a default under data_dir
   std::string workload;     // JSONL for the workload regime
   std::string prompts;      // JSONL for generation; empty: data_dir/mtbench/question.jsonl
-  std::string data_dir;     // empty: ../shared/data if it exists, else data/eval
+  std::string data_dir;     // empty: default_data_dir()
   std::string convention = "llama.cpp";
   int64_t n_ctx = 512;
   size_t top_k = 32;
@@ -45,6 +45,9 @@ struct EvalRequest {
   std::function<std::unique_ptr<runtime::Backend>(std::shared_ptr<const model::Model>, runtime::KvType& kv)> make_backend;
 };
 
+// $QB_DATA_DIR if set; else, in the checkout the command runs in (the working directory, if it has
+// data/eval) or else the one the binary was built in: ../shared/data beside it if that exists (the full
+// datasets of the development machines), else its data/eval (the bundled slices).
 std::string default_data_dir();
 nlohmann::json run_evaluation(const EvalRequest& req);
 // Atomic: on any error nothing is left at `path`.
