@@ -87,6 +87,7 @@ if has w8a8; then  # W8A8 decode (1 and 16 streams) with the kernel switches, on
   {
     b "default       " w8a8 1,16
     b "dp4a to 16    " w8a8 1,16 QB_CUDA_W8A8_GEMM_MIN=17
+    b "cublas from 1 " w8a8 1 QB_CUDA_W8A8_GEMM_MIN=1
     b "default       " w8a8-fp8 1,16
     b "dmma from 1   " w8a8-fp8 1,16 QB_CUDA_FP8_DMMA_MIN=1
     b "cuda cores    " w8a8-fp8 1,16 QB_CUDA_FP8_DMMA_MIN=100000

@@ -25,11 +25,9 @@ int dmma_min_tokens() {
   return n;
 }
 
-// One block per token: the row's absmax (NaNs ignored by fmaxf), then the codes.
-__global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
+// The block's row absmax (NaNs ignored by fmaxf), every thread gets it.
+__device__ float block_absmax(const float* xr, int n) {
   __shared__ float red[32];
-  const int t = blockIdx.x;
-  const float* xr = x + int64_t(t) * xs;
   float am = 0.0f;
   for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
   for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
@@ -37,7 +35,14 @@ __global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, f
   __syncthreads();
   am = 0.0f;
   for (int w = 0; w < int(blockDim.x >> 5); ++w) am = fmaxf(am, red[w]);
-  const float sc = am / 127.0f;
+  return am;
+}
+
+// One block per token: the row's absmax, then the codes.
+__global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
+  const int t = blockIdx.x;
+  const float* xr = x + int64_t(t) * xs;
+  const float sc = block_absmax(xr, n) / 127.0f;
   int8_t* qr = q + int64_t(t) * n;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     const float v = sc > 0.0f ? rintf(xr[i] / sc) : 0.0f;
@@ -115,17 +120,9 @@ __global__ void scale_kernel(const int32_t* acc, const float* sw, const float* s
 
 // FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
 __global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
-  __shared__ float red[32];
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
-  float am = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
-  for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = am;
-  __syncthreads();
-  am = 0.0f;
-  for (int w = 0; w < int(blockDim.x >> 5); ++w) am = fmaxf(am, red[w]);
-  const float sc = am / 448.0f;
+  const float sc = block_absmax(xr, n) / 448.0f;
   uint8_t* qr = q + int64_t(t) * n;
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     uint8_t c = 0;
@@ -219,7 +216,8 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
 // FP8 for 2 or more tokens on the FP64 tensor cores (mma m8n8k4 .f64): every e4m3 value is exact in
 // double, so are the products, and the partial sums stay exact (see w8a8_fp8_gemv_kernel), so the
 // tensor cores give the CPU's sum bit for bit, where the CUDA-core kernel converts every activation
-// again for every row. Block: 4 warps, a tile of kBm output rows x kBn tokens; the codes of kBk = 64
+// again for every row. Block: 4 warps, a tile of kBm output rows x kBn tokens (prefill: 2 x 2 warps of
+// 32 x 32; decode: see kSplitK below); the codes of kBk = 64
 // inputs per row stream into kStages shared-memory stages by cp.async (16-byte pieces; rows past the
 // matrix and tokens past T zero-filled, which is +0.0), and each warp converts its fragments to double
 // as it loads them. Rows of a stage are kBk + 16 bytes apart, so the 8 rows a fragment load touches
@@ -247,17 +245,28 @@ __device__ __forceinline__ void stage_codes(const uint8_t* __restrict__ src, int
   }
 }
 
+// kSplitK (the decode tiles, kBn <= 16): every warp computes the whole kBm x kBn tile over its quarter
+// of each stage's inputs, and the four partial sums are added in shared memory at the end (exact in
+// double, so the order does not matter). A warp then converts kBm / 8 + kBn / 8 codes per
+// (kBm / 8) x (kBn / 8) products, where splitting the rows over the warps left 8-row warp tiles that
+// converted two codes per product; the grid keeps one block per 32 rows (4096 rows: 128 blocks).
 template <int kBm, int kBn>
 __global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
                                                             int n_out, int n_in, const uint8_t* __restrict__ xq,
                                                             const float* __restrict__ sx, int T, float* __restrict__ y) {
-  constexpr int kWarpsN = kBn >= 32 ? 2 : 1, kWarpsM = 4 / kWarpsN;
+  constexpr bool kSplitK = kBn <= 16;
+  constexpr int kWarpsN = kSplitK ? 1 : 2, kWarpsM = kSplitK ? 1 : 2;
   constexpr int kWm = kBm / kWarpsM, kWn = kBn / kWarpsN;  // warp tile
   constexpr int kTm = kWm / 8, kTn = kWn / 8;              // m8n8 tiles per warp
-  static_assert(kTm >= 1 && kTn >= 1, "tile too small for 4 warps");
-  __shared__ __align__(16) uint8_t As[kStages][kBm * kRowBytes], Bs[kStages][kBn * kRowBytes];
+  constexpr int kWarpK = kSplitK ? kBk / 4 : kBk;          // inputs per warp per stage
+  static_assert(kTm >= 1 && kTn >= 1, "tile too small");
+  // The stages: kStages x kBm rows of weight codes, then kStages x kBn rows of activation codes.
+  __shared__ __align__(16) uint8_t smem[kStages * (kBm + kBn) * kRowBytes];
+  auto As = [&](int st) { return smem + st * kBm * kRowBytes; };
+  auto Bs = [&](int st) { return smem + (kStages * kBm + st * kBn) * kRowBytes; };
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int wm = (warp / kWarpsN) * kWm, wn = (warp % kWarpsN) * kWn;
+  const int wm = kSplitK ? 0 : (warp / kWarpsN) * kWm, wn = kSplitK ? 0 : (warp % kWarpsN) * kWn;
+  const int wk = kSplitK ? warp * kWarpK : 0;
   const int row0 = blockIdx.x * kBm, tok0 = blockIdx.y * kBn;
   const int n_steps = (n_in + kBk - 1) / kBk;
   double acc[kTm][kTn][2];
@@ -268,8 +277,8 @@ __global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __res
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
     if (st < n_steps) {
-      stage_codes(W, n_out, n_in, row0, st * kBk, kBm, As[st]);
-      stage_codes(xq, T, n_in, tok0, st * kBk, kBn, Bs[st]);
+      stage_codes(W, n_out, n_in, row0, st * kBk, kBm, As(st));
+      stage_codes(xq, T, n_in, tok0, st * kBk, kBn, Bs(st));
     }
     asm volatile("cp.async.commit_group;\n" ::);
   }
@@ -278,14 +287,14 @@ __global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __res
     __syncthreads();  // stage `step` landed for every thread; stage `step - 1` is free for reuse
     const int next = step + kStages - 1;
     if (next < n_steps) {
-      stage_codes(W, n_out, n_in, row0, next * kBk, kBm, As[next % kStages]);
-      stage_codes(xq, T, n_in, tok0, next * kBk, kBn, Bs[next % kStages]);
+      stage_codes(W, n_out, n_in, row0, next * kBk, kBm, As(next % kStages));
+      stage_codes(xq, T, n_in, tok0, next * kBk, kBn, Bs(next % kStages));
     }
     asm volatile("cp.async.commit_group;\n" ::);
-    const uint8_t* a_s = As[step % kStages];
-    const uint8_t* b_s = Bs[step % kStages];
+    const uint8_t* a_s = As(step % kStages) + wk;
+    const uint8_t* b_s = Bs(step % kStages) + wk;
 #pragma unroll 4
-    for (int kk = 0; kk < kBk; kk += 4) {
+    for (int kk = 0; kk < kWarpK; kk += 4) {
       double a[kTm], b[kTn];
 #pragma unroll
       for (int i = 0; i < kTm; ++i) a[i] = e4m3_to_f64(a_s[(wm + 8 * i + (lane >> 2)) * kRowBytes + kk + (lane & 3)]);
@@ -301,6 +310,29 @@ __global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __res
     }
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
+  if constexpr (kSplitK) {  // warps 1-3 hand their partial sums to warp 0 (the stage buffers are free now)
+    __syncthreads();
+    static_assert(sizeof(smem) >= 3 * 32 * kTm * kTn * 2 * sizeof(double), "reduction buffer");
+    double* red = reinterpret_cast<double*>(smem);
+    if (warp > 0) {
+#pragma unroll
+      for (int i = 0; i < kTm; ++i)
+#pragma unroll
+        for (int j = 0; j < kTn; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) red[(((warp - 1) * kTm * kTn + i * kTn + j) * 2 + h) * 32 + lane] = acc[i][j][h];
+    }
+    __syncthreads();
+    if (warp > 0) return;
+#pragma unroll
+    for (int w = 0; w < 3; ++w)
+#pragma unroll
+      for (int i = 0; i < kTm; ++i)
+#pragma unroll
+        for (int j = 0; j < kTn; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) acc[i][j][h] += red[((w * kTm * kTn + i * kTn + j) * 2 + h) * 32 + lane];
+  }
   // Accumulator (i, j): row wm + 8 i + lane / 4, tokens wn + 8 j + 2 (lane % 4) + {0, 1}.
 #pragma unroll
   for (int i = 0; i < kTm; ++i)
