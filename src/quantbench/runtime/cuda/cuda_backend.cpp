@@ -309,8 +309,11 @@ struct CudaBackend::Impl {
                     int64_t n_in, std::vector<uint16_t>& out) {
     bool f16 = true;
     for (const auto& pl : plans) f16 = f16 && !pl.path.starts_with("bf16 ");
+    size_t total = 0;
+    for (const auto* w : parts) total += size_t(w->n_out) * size_t(n_in);
     for (int pass = 0; pass < 2; ++pass) {
       out.clear();
+      out.reserve(total);
       std::vector<float> row(static_cast<size_t>(n_in));
       bool fits = true;
       for (const auto* w : parts)
@@ -844,8 +847,9 @@ std::string CudaBackend::describe() const {
   std::string ps;
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
-                     "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit type); prefill: packed -> dequantized to f16 "
-                     "per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; residual add + "
+                     "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
+                     "type); prefill: packed -> dequantized to f16 per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; "
+                     "q|k|v and gate|up fused; kv cache {}; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "

@@ -368,7 +368,8 @@ void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const
                    float* y, cudaStream_t st) {
   if (n_in > (1 << 17)) throw std::runtime_error("w8a8_fp8_gemm: n_in above the exact-sum bound 2^17");
   if (T <= 0) return;
-  const bool aligned = n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
+  const bool aligned =
+      n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
   if (aligned && T >= dmma_min_tokens()) {
     if (T <= 8) launch_fp8_dmma<32, 8>(W, sw, n_out, n_in, xq, sx, T, y, st);
     else if (T <= 16) launch_fp8_dmma<32, 16>(W, sw, n_out, n_in, xq, sx, T, y, st);
