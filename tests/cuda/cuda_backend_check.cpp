@@ -11,10 +11,12 @@
 // prefill; other matrices dense f16, or bf16 for bf16 weights), and the default with prefill in chunks
 // of 7 tokens (so prefill runs qgemv too, and the chunk loop is exercised); each with the f16 cache,
 // and with the quantized caches (--kv int8 / fp8 / int4; int4 also in 7-token chunks).
-// The reference computes what the variant computes, exactly: the CPU reference backend with the same
-// KV cache type (f16 for the unquantized variants: the GPU has no f32 cache) and, for the default
-// variants, its product inputs rounded to the 16-bit type the GPU's default mode feeds that product
-// (hooked_reference). What those two choices change on the CPU is printed beside (INFO "own change").
+// The reference computes what the variant computes, as far as the CPU backend can be made to: the CPU
+// reference backend with the same KV cache type (f16 for the unquantized variants: the GPU has no f32
+// cache) and, for the default variants, its product inputs rounded to the 16-bit type the GPU's
+// default mode feeds that product (hooked_reference); not copied: f16 Q and P in the prefill attention,
+// f16 dequantized weights and cache rows in prefill. What those two choices change on the CPU is
+// printed beside (INFO "own change").
 // Limit: mean KL(reference || gpu) per row < 1e-4 for every variant, and for f32 on stories260K the 60
 // greedy tokens identical (a broken kernel gives KL ~1). Flip floor: where activations (W8A8) or the
 // cache are quantized at run time, a KL over 1e-4 passes only if it is at most 2x the reference's own
