@@ -12,6 +12,7 @@
 #include "../cli_run.h"
 #include "../formats/temp_dir.h"
 #include "../test_paths.h"
+#include "quiet_run_options.h"
 #include "quantbench/core/error.h"
 #include "quantbench/eval/run_eval.h"
 #include "quantbench/plan/plan.h"
@@ -122,13 +123,7 @@ TEST(PlanCode, TaskDirectoriesInTheRegistryAreCheckedAsDirectories) {
             std::string::npos) << e;
 }
 
-RunOptions quiet_options(const std::string& out) {
-  RunOptions o;
-  o.out = out;
-  o.progress = false;
-  o.log = [](const std::string&) {};
-  return o;
-}
+using test::quiet_options;
 
 TEST(PlanCode, TinyCodeAndMgsmPlanRunsStoresEvalNumbersAndExportsJson) {
   const test::TempDir tmp;

@@ -19,6 +19,7 @@
 #include "../cli_run.h"
 #include "../formats/temp_dir.h"
 #include "../test_paths.h"
+#include "quiet_run_options.h"
 #include "quantbench/core/error.h"
 #include "quantbench/eval/run_eval.h"
 #include "quantbench/plan/plan.h"
@@ -63,13 +64,7 @@ std::map<Key, report::StoredResult> results_of(const std::string& dir) {
   return out;
 }
 
-RunOptions quiet_options(const std::string& out) {
-  RunOptions o;
-  o.out = out;
-  o.progress = false;
-  o.log = [](const std::string&) {};
-  return o;
-}
+using test::quiet_options;
 
 TEST(RunPlan, TinyPlanEndToEndStoresEvalNumbersAndWritesTheVerdict) {
   const test::TempDir tmp;
