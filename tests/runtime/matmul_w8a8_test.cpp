@@ -61,6 +61,42 @@ std::vector<float> reference_w8a8(const quant::QuantizedTensor& w, ActQuant act,
   return y;
 }
 
+// The claim both FP8 paths rest on (this CPU one and the GPU's, whose FP64 tensor cores add in another
+// order): an e4m3 x e4m3 product is exact in f32 and a multiple of 2^-18 below 2^18, so up to 2^17 of
+// them sum exactly in double whatever the order. At the bound and in the worst case (every product at
+// the largest magnitude, 448 x 448, with the smallest, 2^-18, interleaved so that any rounding would
+// drop them), forward, backward and pairwise double sums all equal the exact sum, counted in int64
+// units of 2^-18.
+TEST(MatmulW8A8, Fp8ProductSumsAreExactInDoubleInAnyOrder) {
+  const int64_t n = int64_t(1) << 17;
+  const float big = f8e4m3_to_f32(0x7e), tiny = f8e4m3_to_f32(0x01);  // 448 and 2^-9, the extremes
+  ASSERT_EQ(big, 448.0f);
+  ASSERT_EQ(tiny, std::ldexp(1.0f, -9));
+  std::vector<double> prod(static_cast<size_t>(n));
+  int64_t exact_units = 0;  // the sum in units of 2^-18
+  for (int64_t i = 0; i < n; ++i) {
+    const bool small = i % 64 == 7;
+    const float p = small ? tiny * tiny : big * big;  // exact in f32
+    prod[size_t(i)] = double(p);
+    exact_units += small ? 1 : int64_t(448 * 448) << 18;
+  }
+  const double exact = std::ldexp(double(exact_units), -18);
+  ASSERT_EQ(std::ldexp(exact, 18), double(exact_units));  // the exact sum itself fits in a double
+  double fwd = 0, bwd = 0;
+  for (int64_t i = 0; i < n; ++i) fwd += prod[size_t(i)];
+  for (int64_t i = n - 1; i >= 0; --i) bwd += prod[size_t(i)];
+  std::vector<double> tree = prod;
+  for (size_t w = tree.size(); w > 1; w /= 2)
+    for (size_t i = 0; i < w / 2; ++i) tree[i] = tree[2 * i] + tree[2 * i + 1];
+  EXPECT_EQ(fwd, exact);
+  EXPECT_EQ(bwd, exact);
+  EXPECT_EQ(tree[0], exact);
+  // And the float32 sum, for contrast, is not exact: the bound is what makes double necessary.
+  float f = 0;
+  for (int64_t i = 0; i < n; ++i) f += float(prod[size_t(i)]);
+  EXPECT_NE(double(f), exact);
+}
+
 TEST(MatmulW8A8, MatchesFloat64ReferenceOfTheSameQuantization) {
   std::mt19937 rng(3);
   ThreadPool pool(2);
