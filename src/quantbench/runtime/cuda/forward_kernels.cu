@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 
 namespace qb::runtime::cuda {
@@ -656,23 +657,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   for (int f = 0; f < NF; ++f)
     if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < kSplitWarps; ++w) M = fmaxf(M, sm_m[w]);
-  float wt[kSplitWarps], L = 0.0f;
-  for (int w = 0; w < kSplitWarps; ++w) {
-    wt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
-    L += sm_l[w] * wt[w];
-  }
-  float* out = a.part + ((int64_t(t) * a.n_head + h) * a.splits + sp) * (a.hd_v + 2);
-  if (threadIdx.x == 0) {
-    out[0] = M;
-    out[1] = L;
-  }
-  for (int d = threadIdx.x; d < a.hd_v; d += blockDim.x) {
-    float o = 0.0f;
-    for (int w = 0; w < kSplitWarps; ++w) o += sm_acc[w][d] * wt[w];
-    out[2 + d] = o;
-  }
+  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the
   // next launch (every split has arrived by then).
