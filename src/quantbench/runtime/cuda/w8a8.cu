@@ -60,6 +60,22 @@ __device__ __forceinline__ float scale_out(int acc, float sx, float sw) {
 // on each load's latency), weights streamed past L1 (read once), activations through it (every row).
 constexpr int kPieces = 4;
 
+// Lane `lane`'s 16-byte pieces of a row of n_in bytes (n_in % 16 == 0) in row order, kPieces loads in
+// flight before any is used: piece(bytes, offset of the piece in the row). Both gemv kernels stream so.
+template <typename Piece>
+__device__ __forceinline__ void stream_row_pieces(const void* row, int n_in, int lane, Piece&& piece) {
+  const auto* r = static_cast<const uint8_t*>(row);
+  int i = lane * 16;
+  for (; i + (kPieces - 1) * 512 < n_in; i += kPieces * 512) {
+    uint4 w[kPieces];
+#pragma unroll
+    for (int u = 0; u < kPieces; ++u) w[u] = __ldcs(reinterpret_cast<const uint4*>(r + i + u * 512));
+#pragma unroll
+    for (int u = 0; u < kPieces; ++u) piece(w[u], i + u * 512);
+  }
+  for (; i < n_in; i += 512) piece(__ldcs(reinterpret_cast<const uint4*>(r + i)), i);
+}
+
 template <bool kVec>
 __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict__ W, const float* __restrict__ sw,
                                                         int n_out, int n_in, const int8_t* __restrict__ xq,
@@ -71,27 +87,19 @@ __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict
   int acc[16];
 #pragma unroll
   for (int t = 0; t < 16; ++t) acc[t] = 0;
-  auto piece = [&](const int4 w, int i) {
+  auto piece = [&](const uint4 w, int i) {  // signed bytes: the int overload of __dp4a
 #pragma unroll
     for (int t = 0; t < 16; ++t) {
       if (t >= T) break;
       const int4 xv = __ldg(reinterpret_cast<const int4*>(xq + int64_t(t) * n_in + i));
-      acc[t] = __dp4a(w.x, xv.x, acc[t]);
-      acc[t] = __dp4a(w.y, xv.y, acc[t]);
-      acc[t] = __dp4a(w.z, xv.z, acc[t]);
-      acc[t] = __dp4a(w.w, xv.w, acc[t]);
+      acc[t] = __dp4a(int(w.x), xv.x, acc[t]);
+      acc[t] = __dp4a(int(w.y), xv.y, acc[t]);
+      acc[t] = __dp4a(int(w.z), xv.z, acc[t]);
+      acc[t] = __dp4a(int(w.w), xv.w, acc[t]);
     }
   };
   if constexpr (kVec) {
-    int i = lane * 16;
-    for (; i + (kPieces - 1) * 512 < n_in; i += kPieces * 512) {
-      int4 w[kPieces];
-#pragma unroll
-      for (int u = 0; u < kPieces; ++u) w[u] = __ldcs(reinterpret_cast<const int4*>(wr + i + u * 512));
-#pragma unroll
-      for (int u = 0; u < kPieces; ++u) piece(w[u], i + u * 512);
-    }
-    for (; i < n_in; i += 512) piece(__ldcs(reinterpret_cast<const int4*>(wr + i)), i);
+    stream_row_pieces(wr, n_in, lane, piece);
   } else {
     for (int i = lane; i < n_in; i += 32) {
       const int w = wr[i];
@@ -183,15 +191,7 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
     }
   };
   if constexpr (kVec) {
-    int i = lane * 16;
-    for (; i + (kPieces - 1) * 512 < n_in; i += kPieces * 512) {
-      uint4 w[kPieces];
-#pragma unroll
-      for (int u = 0; u < kPieces; ++u) w[u] = __ldcs(reinterpret_cast<const uint4*>(wr + i + u * 512));
-#pragma unroll
-      for (int u = 0; u < kPieces; ++u) piece(w[u], i + u * 512);
-    }
-    for (; i < n_in; i += 512) piece(__ldcs(reinterpret_cast<const uint4*>(wr + i)), i);
+    stream_row_pieces(wr, n_in, lane, piece);
   } else {
     for (int i = lane; i < n_in; i += 32) {
       float w[4], x[4];
