@@ -6,7 +6,8 @@
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [check]   (default: tests sweep ab check)
+# qgemm: the fused 4-bit prefill GEMM (qb_qgemm_bench, then 512-token prefills with QB_CUDA_QGEMM=1|0, bf16).
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -54,19 +55,35 @@ if has table; then  # the issue's decode benchmarks (run.sh's, decode only: gen 
   grep -E "^profile" "$OUT/tmp.log" | sed 's/ (no graph.*class)://' | tee "$OUT/profile.txt"
   rm -f "$OUT/tmp.log"
 fi
+p() {  # prefill 512 tokens: label scheme env...
+  local label=$1 scheme=$2; shift 2
+  env "$@" timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
+    --prompt-len 512 --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+  echo "$label $scheme $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log") $(grep -o '[0-9.]*% of the same-run cuBLAS bf16 GEMM ([0-9.]* TFLOP/s)' "$OUT/tmp.log")"
+}
 if has pp; then  # prefill 512: the fused attention kernel against the two-GEMM path, interleaved
-  p() {  # label scheme env...
-    local label=$1 scheme=$2; shift 2
-    env "$@" timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
-      --prompt-len 512 --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
-    echo "$label $scheme $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log") $(grep -o '[0-9.]*% of the same-run cuBLAS bf16 GEMM ([0-9.]* TFLOP/s)' "$OUT/tmp.log")"
-  }
   for rep in 1 2; do
     p "flash   " bf16
     p "twogemm " bf16 QB_CUDA_FLASH_ATTN=0
     p "flash   " w4g128
     p "twogemm " w4g128 QB_CUDA_FLASH_ATTN=0
   done 2>&1 | tee "$OUT/ab_prefill.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has qgemm; then  # prefill on 4-bit weights: fused qgemm against dequantize + cuBLAS, then bf16; interleaved
+  t0=$(date +%s); timeout 300 ./qb_qgemm_bench > "$OUT/qgemm_bench.txt" 2>&1
+  echo "qgemm bench rc $? ($(( $(date +%s) - t0 )) s)"; cat "$OUT/qgemm_bench.txt"
+  for rep in 1 2; do
+    p "qgemm   " w4g128
+    p "deq+blas" w4g128 QB_CUDA_QGEMM=0
+    p "dense   " bf16
+  done 2>&1 | tee "$OUT/ab_qgemm.txt"
+  p "qgemm   " w4g32-asym | tee -a "$OUT/ab_qgemm.txt"
+  for f in 1 0; do
+    QB_CUDA_QGEMM=$f QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 \
+      --batch 1 --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    echo "QB_CUDA_QGEMM=$f: $(grep -E '^profile T=512' "$OUT/tmp.log" | sed 's/ (no graph.*class)://')"
+  done 2>&1 | tee "$OUT/qgemm_profile.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has ppprof; then  # where a 512-token prefill's GPU time goes, fused attention on and off

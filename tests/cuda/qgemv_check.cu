@@ -27,6 +27,7 @@
 using namespace qb::runtime::cuda;
 
 int run_forward_kernel_checks(uint64_t seed, int* cases);  // forward_kernels_check.cu
+int run_qgemm_checks(std::mt19937_64& rng, int* cases);    // qgemm_check.cu
 
 namespace {
 
@@ -312,6 +313,7 @@ int main() {
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);
+    g_failures += run_qgemm_checks(rng, &g_cases);
 
     bool threw = false;
     try { qgemv(upload(pack(random_matrix({}, 16, 64, rng))), nullptr, 17, nullptr, nullptr); }

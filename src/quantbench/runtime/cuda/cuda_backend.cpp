@@ -28,6 +28,7 @@
 #include "quantbench/runtime/cuda/w8a8.h"
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/runtime/cuda/probes.h"
+#include "quantbench/runtime/cuda/qgemm.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 #include "quantbench/runtime/cuda/weight_repack.h"
 
@@ -116,6 +117,9 @@ struct CudaBackend::Impl {
   int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
+  bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
+  // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
+  bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   DevBuf xfrag, wscratch, wscratch2;
@@ -224,9 +228,10 @@ struct CudaBackend::Impl {
   Pinned tab_host, out_host;
 
   // Profiling mode (CudaBackendOptions::profile).
-  enum Cls { kEmbed, kNorm, kPack, kQgemv, kCublas, kDequant, kCast, kRope, kAttn, kAct, kOther, kArgmax, kNumCls };
+  enum Cls { kEmbed, kNorm, kPack, kQgemv, kCublas, kDequant, kCast, kRope, kAttn, kAct, kOther, kArgmax, kQgemm, kNumCls };
   static constexpr const char* kClsName[kNumCls] = {"embed",   "add+norm",  "pack", "qgemv", "cublas", "dequant",
-                                                    "cast",    "rope+kv",   "attention", "act", "other", "argmax"};
+                                                    "cast",    "rope+kv",   "attention", "act", "other", "argmax",
+                                                    "qgemm"};
   bool profile = false;
   std::vector<cudaEvent_t> evs;
   std::vector<int> seg;  // seg[i]: class of the span from evs[i] to evs[i + 1]
@@ -441,7 +446,7 @@ struct CudaBackend::Impl {
       m.packed = true;
       m.pk = upload(pack(hm));
       m.path = path;
-      wscratch_bytes = std::max(wscratch_bytes, size_t(m.n_out * m.n_in) * 2);
+      if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(m.n_out * m.n_in) * 2);
       return m;
     }
     std::string types;
@@ -509,7 +514,7 @@ struct CudaBackend::Impl {
     if (m.pk.scale_bytes) fill_uniform_f16(m.pk.scales.get(), m.pk.scale_bytes / 2, seed ^ 0x5ca1e, 0.8f * s, 1.2f * s, stream);
     if (m.pk.zero_bytes) fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
     m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
-    wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
+    if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
     return m;
   }
 
@@ -569,6 +574,11 @@ struct CudaBackend::Impl {
         QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch;
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
+        return;
+      }
+      if (fused(m)) {  // the fused 4-bit GEMM reads the packed weights itself
+        mark(kQgemm);
+        qgemm(m.pk, xb.as<uint16_t>(), T, y, stream);
         return;
       }
       if (pf_on) {  // dequantized ahead on the side stream
@@ -649,6 +659,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
+  if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
+  I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
   I.w8a8_enabled = options_.w8a8;
@@ -848,13 +860,16 @@ std::string CudaBackend::describe() const {
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
-                     "type); prefill: packed -> dequantized to f16 per matrix + cuBLAS f16 GEMM, dense -> cuBLAS; "
-                     "q|k|v and gate|up fused; kv cache {}; residual add + "
+                     "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; residual add + "
                      "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
+                     impl_->qgemm_on ? "4-bit: fused qgemm (wgmma on the packed weights, x by TMA, each (q - z) * s "
+                                       "rounded to f16, f32 accumulation), other packed: dequantized to f16 per "
+                                       "matrix + cuBLAS f16 GEMM"
+                                     : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
                                            std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "
                                                        "dequantized to f16 per layer; ") +
@@ -1134,9 +1149,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     if (T > 16) {
       for (const auto& L : I.layers)
         for (const Mat* m : {&L.wqkv, &L.wo, &L.wgu, &L.wdown})
-          if (m->packed) order.push_back(m);
+          if (m->packed && !I.fused(*m)) order.push_back(m);
     }
-    if (R > 16 && I.output.packed) order.push_back(&I.output);
+    if (R > 16 && I.output.packed && !I.fused(I.output)) order.push_back(&I.output);
     I.pf_on = false;
     if (!order.empty() && options_.prefetch_dequant) I.pf_begin(std::move(order));
   }
