@@ -78,7 +78,12 @@ if has qgemm; then  # prefill on 4-bit weights: fused qgemm against dequantize +
     p "deq+blas" w4g128 QB_CUDA_QGEMM=0
     p "dense   " bf16
   done 2>&1 | tee "$OUT/ab_qgemm.txt"
-  p "qgemm   " w4g32-asym | tee -a "$OUT/ab_qgemm.txt"
+  { p "qgemm   " w4g32-asym; p "qgemm   " w8; p "deq+blas" w8 QB_CUDA_QGEMM=0; p "qgemm   " w8g32; } | tee -a "$OUT/ab_qgemm.txt"
+  if command -v ncu > /dev/null || [ -x /usr/local/cuda/bin/ncu ]; then  # where the kernel's time goes (if allowed)
+    timeout 180 ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name regex:qgemm --section SpeedOfLight --section WarpStateStats \
+      --section Occupancy --section MemoryWorkloadAnalysis ./qb_qgemm_bench --ncu > "$OUT/qgemm_ncu.txt" 2>&1
+    echo "ncu rc $?"
+  fi
   for f in 1 0; do
     QB_CUDA_QGEMM=$f QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 \
       --batch 1 --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1

@@ -1,9 +1,11 @@
-// Prefill products on 4-bit weights at Llama-2-7B shapes: the fused qgemm kernel against the path it
-// replaces (dequantize_packed to an f16 scratch matrix, then cuBLAS f16 GEMM) and against cuBLAS on a
-// dense 16-bit matrix of the same shape (what a bf16 model's prefill runs), all in the same run.
+// Prefill products on packed weights (w4g128, w4g128-asym, w8) at Llama-2-7B shapes: the fused qgemm
+// kernel against the path it replaces (dequantize_packed to an f16 scratch matrix, then cuBLAS f16 GEMM)
+// and against cuBLAS on a dense 16-bit matrix of the same shape (what a bf16 model's prefill runs), all
+// in the same run.
 // Weights rotate among enough copies that every product reads them from HBM, as in a forward pass.
 // Each figure is the median of `reps` graph replays of `inner` back-to-back products.
-// Usage: qgemm_bench [--quick]
+// Usage: qgemm_bench [--quick | --ncu]. --ncu: only one plain qgemm launch per format on gate|up at T = 512
+// (for Nsight Compute: ncu --kernel-name regex:qgemm qgemm_bench --ncu).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -37,6 +39,7 @@ void blas_ok(cublasStatus_t s, const char* what) {
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  const bool ncu = argc > 1 && std::strcmp(argv[1], "--ncu") == 0;
   const int reps = quick ? 5 : 11;
   try {
     cudaDeviceProp prop{};
@@ -52,9 +55,12 @@ int main(int argc, char** argv) {
     double sum[3][2] = {};  // [fused, deq+gemm, dense][T index], us per layer's products
     const int Ts[] = {128, 512};
     for (const Shape& sh : kShapes) {
+      if (ncu && sh.n_out != 22016) continue;
       for (int ti = 0; ti < 2; ++ti) {
         const int T = Ts[ti];
-        for (const QuantSpec spec : {QuantSpec{WeightFormat::W4A16, 128, false}, QuantSpec{WeightFormat::W4A16, 128, true}}) {
+        if (ncu && T != 512) continue;
+        for (const QuantSpec spec : {QuantSpec{WeightFormat::W4A16, 128, false}, QuantSpec{WeightFormat::W4A16, 128, true},
+                                     QuantSpec{WeightFormat::W8A16, 0, false}}) {
           const PackedShape ps = packed_shape(spec, sh.n_out, sh.n_in);
           const PackedSizes sz = packed_sizes(ps);
           const size_t one = sz.weights + sz.scales + sz.zeros;
@@ -88,6 +94,15 @@ int main(int argc, char** argv) {
                     "gemm");
           };
           const int inner = std::max(copies, 8);
+          if (ncu) {
+            qgemm(w[0], x, T, y, s);
+            QB_CUDA_OK(cudaStreamSynchronize(s));
+            std::printf("ncu: one qgemm launch, %s, %s, T=%d\n", sh.name, spec_name(spec).c_str(), T);
+            for (void* p : dense) QB_CUDA_OK(cudaFree(p));
+            QB_CUDA_OK(cudaFree(x));
+            QB_CUDA_OK(cudaFree(y));
+            continue;
+          }
           const Timing tf = time_graph([&](int i, cudaStream_t st) { qgemm(w[size_t(i % copies)], x, T, y, st); }, inner,
                                        reps, s);
           const QgemmConfig chosen = qgemm_config(ps, T, prop.multiProcessorCount);
@@ -113,7 +128,7 @@ int main(int argc, char** argv) {
                       td.median_ms / tf.median_ms, tg.median_ms / tf.median_ms, flop / tf.median_ms / 1e9,
                       flop / td.median_ms / 1e9, flop / tg.median_ms / 1e9);
           std::printf("    launches (us; * = chosen):%s\n", tiles.c_str());
-          if (!spec.asym) {
+          if (spec.format == WeightFormat::W4A16 && !spec.asym) {
             sum[0][ti] += tf.median_ms * 1e3 * sh.per_layer;
             sum[1][ti] += td.median_ms * 1e3 * sh.per_layer;
             sum[2][ti] += tg.median_ms * 1e3 * sh.per_layer;
@@ -124,7 +139,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    for (int ti = 0; ti < 2; ++ti)
+    for (int ti = 0; ti < 2 && !ncu; ++ti)
       std::printf("one Llama-2-7B layer's products, T=%d, w4g128: fused %.1f us, dequantize + cuBLAS %.1f us, dense "
                   "16-bit cuBLAS %.1f us (fused = %.0f%% of the dense rate)\n",
                   Ts[ti], sum[0][ti], sum[1][ti], sum[2][ti], 100.0 * sum[2][ti] / sum[0][ti]);

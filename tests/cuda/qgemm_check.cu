@@ -1,7 +1,7 @@
-// qgemm (the fused 4-bit prefill product, runtime/cuda/qgemm.h) against a float64 product of the
-// weights it must use: each (q - z) * s rounded once to f16, as dequantize_packed writes them (that
-// rounding is itself checked bit for bit in qgemv_check.cu), times f16 activations. Fresh random
-// inputs per case; the output poisoned with NaN and a guard past it with a sentinel; a second launch
+// qgemm (the fused prefill product on packed 4- and 8-bit weights, runtime/cuda/qgemm.h) against a
+// float64 product of the weights it must use: each (q - z) * s rounded once to f16, as dequantize_packed
+// writes them (that rounding is itself checked bit for bit in qgemv_check.cu), times f16 activations.
+// Fresh random inputs per case; the output poisoned with NaN and a guard past it with a sentinel; a second launch
 // must be bit-identical. Products of f16 values are exact in f32, only the f32 sums round: per element
 // within 2e-4 of sum |w x| (qgemv_check.cu's bound), relative L2 within 3e-5. That is looser than
 // qgemv's 1e-5 (mma.sync) because the wgmma accumulation errs more, and linearly in K, i.e. with a bias
@@ -39,14 +39,23 @@ int g_fail = 0;
 uint16_t f16_bits(float f) { return __half_raw(__float2half_rn(f)).x; }
 double f16_value(uint16_t u) { __half_raw r; r.x = u; return double(__half2float(__half(r))); }
 
-HostMatrix random_w4(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
+HostMatrix random_packed(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
   HostMatrix m;
   m.spec = spec;
   m.n_out = n_out;
   m.n_in = n_in;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const size_t n = size_t(n_out * n_in);
+  if (spec.format == WeightFormat::W8A16) {
+    std::uniform_int_distribution<int> q(-128, 127);
+    m.q8.resize(n);
+    for (auto& v : m.q8) v = int8_t(q(rng));
+    m.scales.resize(size_t(spec.group ? n_out * (n_in / spec.group) : n_out));
+    for (auto& s : m.scales) s = f16_bits(1e-3f * (1.5f + u(rng)));
+    return m;
+  }
   std::uniform_int_distribution<int> q(0, 15);
-  m.q4.resize(size_t(n_out * n_in));
+  m.q4.resize(n);
   for (auto& v : m.q4) v = uint8_t(q(rng));
   const size_t ng = size_t(n_out * (n_in / spec.group));
   m.scales.resize(ng);
@@ -61,7 +70,7 @@ HostMatrix random_w4(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt
 void check_qgemm(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, QgemmConfig cfg, std::mt19937_64& rng) {
   std::string name = "qgemm " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
                      " T=" + std::to_string(T);
-  const HostMatrix m = random_w4(spec, n_out, n_in, rng);
+  const HostMatrix m = random_packed(spec, n_out, n_in, rng);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<uint16_t> x(size_t(T) * n_in);
   for (auto& v : x) v = f16_bits(u(rng));
@@ -128,7 +137,8 @@ void check_qgemm(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, Qgem
 int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
   g_fail = 0;
   const QuantSpec specs[] = {{WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
-                             {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true}};
+                             {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true},
+                             {WeightFormat::W8A16, 0, false},   {WeightFormat::W8A16, 32, false}};
   struct Case { int64_t n_out, n_in; int T; };
   for (const QuantSpec& s : specs) {
     // Ragged rows (not a multiple of the 128-row tile or of 16), ragged token tiles (17, 130, 300),
@@ -137,6 +147,7 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
     std::vector<Case> cases_for = {{128, 128, 17}, {333, 640, 130}, {1000, 1152, 300}, {160, 256, 1000},
                                    {512, 4096, 128}, {136, 11008, 129}};
     if (s.group == 32) cases_for.push_back({129, 1120, 40});
+    if (s.group == 0) cases_for.push_back({50, 1000, 33});  // per-row int8 scales: n_in only a multiple of 8
     for (const Case& c : cases_for) {
       ++*cases;
       check_qgemm(s, c.n_out, c.n_in, c.T, {}, rng);
@@ -144,7 +155,7 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
     // Every launch, on ragged rows and tokens (a partial last row tile and token tile for each).
     for (int nt : {64, 128}) {
       ++*cases;
-      check_qgemm(s, 300, s.group == 32 ? 1120 : 1152, 200, {nt}, rng);
+      check_qgemm(s, 300, s.group == 128 ? 1152 : 1120, 200, {nt}, rng);
     }
   }
   // Formats qgemm does not take are refused with a message, not run.
@@ -152,15 +163,14 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
   bool threw = false;
   try {
     HostMatrix m;
-    m.spec = {WeightFormat::W8A16, 0, false};
+    m.spec = {WeightFormat::BF16, 0, false};
     m.n_out = 16;
     m.n_in = 64;
-    m.q8.assign(16 * 64, 1);
-    m.scales.assign(16, f16_bits(1.f));
+    m.bf16.assign(16 * 64, 0x3f80);
     qgemm(upload(pack(m)), nullptr, 32, nullptr, nullptr);
   } catch (const std::invalid_argument&) {
     threw = true;
   }
-  QCHECK(threw, "qgemm accepted W8A16 weights");
+  QCHECK(threw, "qgemm accepted bf16 weights");
   return g_fail;
 }

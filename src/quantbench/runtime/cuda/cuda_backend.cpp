@@ -866,9 +866,8 @@ std::string CudaBackend::describe() const {
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
                      impl_->device_name, ps,
-                     impl_->qgemm_on ? "4-bit: fused qgemm (wgmma on the packed weights, x by TMA, each (q - z) * s "
-                                       "rounded to f16, f32 accumulation), other packed: dequantized to f16 per "
-                                       "matrix + cuBLAS f16 GEMM"
+                     impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
+                                       "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
                                      : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
                                            std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "

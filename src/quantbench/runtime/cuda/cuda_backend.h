@@ -72,9 +72,9 @@ struct CudaBackendOptions {
   // matrix's GEMM runs (two scratch matrices). Off by default: on an H100 the two contend and the
   // prefill was no faster (docs/perf.md, step 4). QB_CUDA_PREFETCH=1 turns it on.
   bool prefetch_dequant = false;
-  // Prefill products on packed 4-bit weights (W4A16) run the fused qgemm kernel (runtime/cuda/qgemm.h:
-  // wgmma on the packed weights, no dequantized scratch matrix, the same f16 weight values); off, or
-  // for other packed formats: dequantize each matrix to f16, then cuBLAS. QB_CUDA_QGEMM=0 turns it off.
+  // Prefill products on packed 4- and 8-bit weights (W4A16, W8A16) run the fused qgemm kernel
+  // (runtime/cuda/qgemm.h: wgmma on the packed weights, no dequantized scratch matrix, the same f16
+  // weight values); off: dequantize each matrix to f16, then cuBLAS. QB_CUDA_QGEMM=0 turns it off.
   bool fused_prefill = true;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before

@@ -4,7 +4,8 @@
 // (the per-warp 16x16 fragment of wgmma's register A operand is mma.m16n8k16's). Per 64-wide input
 // chunk the block fills one of 4 pipeline stages: the x tile (NT tokens x 128 bytes in the 128-byte
 // swizzle wgmma's descriptor mode 1 reads: 16-byte piece j of token row n in slot j ^ (n % 8)) by one
-// TMA copy, and the 8 row blocks' weight vectors (4 KB) with their scales / zero points by cp.async.
+// TMA copy, and the 8 row blocks' weight vectors (4 KB for int4, 8 KB for int8) with their group scales
+// and zero points by cp.async (int8's per-row scales are read once).
 // (Loading x by cp.async from every thread instead was 1.3-1.6x slower on an H100: docs/perf.md.) Each warp forms chunk c + 1's A registers,
 // (q - z) * s in f16, while chunk c's 4 wgmma (one per k16 sub-tile, the descriptor's start advanced
 // 32 bytes each) run; one barrier per chunk frees the stage of chunk c - 1 for chunk c + 3.
@@ -25,11 +26,12 @@ namespace {
 
 constexpr int kStages = 4;
 constexpr int kRowWarps = 8;  // row blocks (warps) per block: 128 rows, two warpgroups
-// Shared memory per stage: x (NT tokens x 128 bytes), weights (8 x 512 bytes), scales (8 x up to 2
-// groups x 32 bytes), zero points (8 x up to 2 groups x 16 bytes); then one mbarrier per stage.
-template <int NT>
+// Shared memory per stage: x (NT tokens x 128 bytes), weights (8 row blocks x LPC vectors of 512
+// bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to 2 groups x 32 bytes), zero points (8 x up
+// to 2 groups x 16 bytes); then one mbarrier per stage.
+template <int NT, int LPC>
 struct Tile {
-  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512, kSBytes = kRowWarps * 64,
+  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 64,
                        kZBytes = kRowWarps * 32;
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
@@ -115,17 +117,21 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
-// G: group size (32 or 128); ASYM: per-group zero points (else z = 8); NT: tokens per tile (the wgmma N).
-template <int G, bool ASYM, int NT>
+// BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32, or 0 for one scale per row); ASYM: int4
+// per-group zero points (else z = 8); NT: tokens per tile (the wgmma N).
+template <int BITS, int G, bool ASYM, int NT>
 __global__ void __launch_bounds__(kRowWarps * 32, 2)
-    qgemm_w4_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
+    qgemm_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
                     const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out,
                     int row_blocks, int chunks, int groups) {
-  constexpr int NG = G == 128 ? 1 : 2;  // groups per 64-wide chunk (a group of 128 spans two chunks)
-  using Tl = Tile<NT>;
+  constexpr int LPC = BITS == 4 ? 1 : 2;  // 16-byte vectors per lane per chunk
+  constexpr int NG = G == 128 ? 1 : 2;     // groups per 64-wide chunk (a group of 128 spans two chunks)
+  using Tl = Tile<NT, LPC>;
   constexpr int kXBytes = Tl::kXBytes, kWBytes = Tl::kWBytes, kSBytes = Tl::kSBytes, kZBytes = Tl::kZBytes;
   extern __shared__ uint8_t smem_raw[];
-  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  // Aligned by an offset from the shared array itself (not through an integer), so the compiler still
+  // knows these are shared addresses and emits ld.shared rather than generic loads.
+  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   uint8_t* xs = smem;                    // [stage][kXBytes], 1024-byte aligned (swizzle atoms)
   uint8_t* ws = xs + kStages * kXBytes;  // [stage][row block][lane] 16 bytes
   uint8_t* ss = ws + kStages * kWBytes;  // [stage][row block][group of the chunk][row g][g / g + 8] f16
@@ -147,10 +153,13 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
     {
       const int rb = rb0 + warp;
       const bool ok = rb < row_blocks;
-      cp_async16(smem_u32(ws + st * kWBytes + tid * 16), ok ? W + (size_t(rb) * chunks + c) * 32 + lane : W, ok);
+#pragma unroll
+      for (int v = 0; v < LPC; ++v)
+        cp_async16(smem_u32(ws + st * kWBytes + (warp * LPC + v) * 512 + lane * 16),
+                   ok ? W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane : W, ok);
     }
     const int gi0 = G == 128 ? c >> 1 : 2 * c;  // the chunk's first group; (row block, group) = 32 scale bytes
-    if (tid < kRowWarps * 2 * NG) {
+    if (G != 0 && tid < kRowWarps * 2 * NG) {  // (per-row int8 scales are read once, below)
       const int r = tid / (2 * NG), k = tid % (2 * NG), rb = rb0 + r;
       const bool ok = rb < row_blocks;
       cp_async16(smem_u32(ss + st * kSBytes + r * 64 + 16 * k),
@@ -170,10 +179,42 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
 #pragma unroll
   for (int i = 0; i < NT / 2; ++i) d[i] = 0.f;
   const __half2 sixteenth = __float2half2_rn(0.0625f), k960 = __float2half2_rn(960.f);
-  // The A registers of chunk c from its stage: (q - z) exact in f16, then one rounding of the product
-  // with the scale (as qgemv, and bit for bit dequantize_packed's f16 value).
+  const __half2 k1152 = __float2half2_rn(1152.f);
+  // int8 with one scale per row: this lane's two rows' scales, for the whole K loop.
+  __half2 row_lo = __float2half2_rn(0.f), row_hi = row_lo;
+  if constexpr (BITS == 8 && G == 0) {
+    if (rb0 + warp < row_blocks) {  // the scale array is padded to whole row blocks (with zeros)
+      const uint16_t* sc = reinterpret_cast<const uint16_t*>(scales) + (rb0 + warp) * 16 + g;
+      row_lo = __half2half2(__ushort_as_half(sc[0]));
+      row_hi = __half2half2(__ushort_as_half(sc[8]));
+    }
+  }
+  // The A registers of chunk c from its stage: the exact integer (q - z) in f16, then one rounding of
+  // its product with the scale (as qgemv, and bit for bit dequantize_packed's f16 value).
   auto dequant = [&](int c, uint32_t (&a)[4][4]) {
     const int st = c % kStages;
+    if constexpr (BITS == 8) {
+      // Element e of sub-tile s: byte 8 (s & 1) + e of vector s / 2, stored as q + 128; with 0x64 as the
+      // high byte a pair of bytes becomes two f16 1024 + (q + 128), minus 1152 = q.
+      const uint4* qv = reinterpret_cast<const uint4*>(ws + st * kWBytes + warp * LPC * 512 + lane * 16);
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        __half2 s_lo = row_lo, s_hi = row_hi;
+        if constexpr (G != 0) {  // groups of 32: sub-tiles 0-1 are the chunk's first group
+          const uint32_t sp =
+              *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 64 + (s >> 1) * 32 + g * 4);
+          s_lo = __low2half2(bits_h2(sp));
+          s_hi = __high2half2(bits_h2(sp));
+        }
+        const uint4 q = qv[(s >> 1) * 32];  // vectors of a row block are 512 bytes apart
+        const uint32_t w0 = (s & 1) ? q.z : q.x, w1 = (s & 1) ? q.w : q.y;
+        a[s][0] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4140)), k1152), s_lo));
+        a[s][1] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4342)), k1152), s_hi));
+        a[s][2] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4140)), k1152), s_lo));
+        a[s][3] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), k1152), s_hi));
+      }
+      return;
+    }
     const uint4 q = *reinterpret_cast<const uint4*>(ws + st * kWBytes + warp * 512 + lane * 16);
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
@@ -265,10 +306,10 @@ CUtensorMap x_tensor_map(const uint16_t* x, int T, int n_in, int NT) {
   return map;
 }
 
-template <int G, bool ASYM, int NT>
+template <int BITS, int G, bool ASYM, int NT>
 void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream) {
-  auto* kernel = qgemm_w4_kernel<G, ASYM, NT>;
-  constexpr int kSmem = Tile<NT>::kSmemBytes;
+  auto* kernel = qgemm_kernel<BITS, G, ASYM, NT>;
+  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2>::kSmemBytes;
   static const bool attr = [&] {
     QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
@@ -285,9 +326,9 @@ void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStrea
   QB_CUDA_OK(cudaGetLastError());
 }
 
-template <int G, bool ASYM>
+template <int BITS, int G, bool ASYM>
 void launch_any(const QgemmConfig& c, const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream) {
-  c.tokens == 128 ? launch<G, ASYM, 128>(w, x, T, y, stream) : launch<G, ASYM, 64>(w, x, T, y, stream);
+  c.tokens == 128 ? launch<BITS, G, ASYM, 128>(w, x, T, y, stream) : launch<BITS, G, ASYM, 64>(w, x, T, y, stream);
 }
 
 int sm_count() {
@@ -303,7 +344,9 @@ int sm_count() {
 }  // namespace
 
 bool qgemm_supports(const PackedShape& s) {
-  return s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128) && s.n_in % 8 == 0;
+  const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128);
+  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32);
+  return (w4 || w8) && s.n_in % 8 == 0;
 }
 
 QgemmConfig qgemm_config(const PackedShape& shape, int T, int sms) {
@@ -315,17 +358,20 @@ QgemmConfig qgemm_config(const PackedShape& shape, int T, int sms) {
 
 QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream, QgemmConfig cfg) {
   if (!qgemm_supports(w.shape))
-    throw std::invalid_argument("qgemm: needs packed W4A16 weights (groups of 32 or 128) with n_in a multiple of 8, got " +
-                                spec_name(w.shape.spec) + " with n_in " + std::to_string(w.shape.n_in));
+    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w8 or w8g32 weights "
+                                "with n_in a multiple of 8, got " + spec_name(w.shape.spec) + " with n_in " +
+                                std::to_string(w.shape.n_in));
   if (T < 1) throw std::invalid_argument("qgemm: T must be at least 1, got " + std::to_string(T));
   if (cfg.tokens == 0) cfg = qgemm_config(w.shape, T, sm_count());
   if (cfg.tokens != 64 && cfg.tokens != 128)
     throw std::invalid_argument("qgemm: tile of " + std::to_string(cfg.tokens) + " tokens (supported: 64, 128)");
-  const bool asym = w.shape.spec.asym;
-  if (w.shape.spec.group == 128)
-    asym ? launch_any<128, true>(cfg, w, x, T, y, stream) : launch_any<128, false>(cfg, w, x, T, y, stream);
+  const QuantSpec& q = w.shape.spec;
+  if (q.format == WeightFormat::W8A16)
+    q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, stream) : launch_any<8, 0, false>(cfg, w, x, T, y, stream);
+  else if (q.group == 128)
+    q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, stream);
   else
-    asym ? launch_any<32, true>(cfg, w, x, T, y, stream) : launch_any<32, false>(cfg, w, x, T, y, stream);
+    q.asym ? launch_any<4, 32, true>(cfg, w, x, T, y, stream) : launch_any<4, 32, false>(cfg, w, x, T, y, stream);
   return cfg;
 }
 

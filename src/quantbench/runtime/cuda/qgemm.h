@@ -1,9 +1,10 @@
-// Prefill matrix products on packed 4-bit weights without a dequantized copy: y = x W^T for T > 16
-// tokens, W in qgemv.h's packed layout (W4A16, groups of 32 or 128, symmetric or asymmetric), x as
-// f16 rows. Hopper only (sm_90a): warpgroup MMA (wgmma m64n128k16, f32 accumulation) with the weights
-// as the A operand in registers: each warp takes its 16-row block's packed vectors (already in the A
-// fragment order), forms (q - z) * s in f16 there and feeds them to the tensor cores; x tiles arrive
-// by TMA in 128-byte-swizzled shared memory, four stages deep, as the B operand.
+// Prefill matrix products on packed weights without a dequantized copy: y = x W^T for T > 16 tokens,
+// W in qgemv.h's packed layout (W4A16 with groups of 32 or 128, symmetric or asymmetric; W8A16 with one
+// scale per row or per group of 32), x as f16 rows. Hopper only (sm_90a): warpgroup MMA (wgmma
+// m64nNk16, f32 accumulation) with the weights as the A operand in registers: each warp takes its
+// 16-row block's packed vectors (already in the A fragment order), forms (q - z) * s in f16 there and
+// feeds them to the tensor cores; x tiles arrive by TMA in 128-byte-swizzled shared memory, four stages
+// deep, as the B operand.
 //
 // Numerics: every weight is (q - z) * s rounded once to f16, bit for bit the value dequantize_packed
 // writes for the cuBLAS path it replaces; products of f16 values are exact in f32 and the sums are f32,
@@ -17,7 +18,8 @@
 
 namespace qb::runtime::cuda {
 
-// True where qgemm can run this matrix: W4A16 with n_in a multiple of 8 (16-byte rows of x, as TMA needs).
+// True where qgemm can run this matrix: those formats, with n_in a multiple of 8 (16-byte rows of x,
+// as TMA needs).
 bool qgemm_supports(const PackedShape& shape);
 
 // Launch: tokens per tile (64 or 128; 0 = chosen by qgemm_config).
