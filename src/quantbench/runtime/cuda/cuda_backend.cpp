@@ -1,9 +1,8 @@
 // See cuda_backend.h. Host side of the CUDA forward pass: weight upload, sequence caches, batch
 // validation (the same rules and messages as the CPU backend, checked before any cache changes),
 // rope angles (computed on the host with the reference's cpu::rope_angles, so both backends rotate
-// by identical f32 angles) and the launch sequence. One stream (plus an optional side stream for the
-// prefill dequantization prefetch); forward() returns after the logits (forward_greedy: the argmax
-// ids) are copied back through pinned memory. A profiling mode brackets kernel classes with events.
+// by identical f32 angles) and the launch sequence. One stream; forward() returns after the logits
+// (forward_greedy: the argmax ids) are copied back through pinned memory. A profiling mode brackets kernel classes with events.
 #include "quantbench/runtime/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -122,7 +121,7 @@ struct CudaBackend::Impl {
   bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
-  DevBuf xfrag, wscratch, wscratch2;
+  DevBuf xfrag, wscratch;
   size_t wscratch_bytes = 0;
   // W8A8: quantized activations of a decode batch (fixed at load, so captured graphs stay valid) and
   // of a prefill chunk (grown on use), with their scales and (prefill) the int32 GEMM result.
@@ -133,33 +132,6 @@ struct CudaBackend::Impl {
   // kernel (exact integer sums either way: the same bits). QB_CUDA_W8A8_GEMM_MIN=n overrides it.
   int w8a8_gemm_min = 2;
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
-
-  // Prefill with packed matrices: the next matrix is dequantized on a side stream (into the other of
-  // two scratch buffers) while the current one's GEMM runs; events order the reuse. pf_order is the
-  // sequence of packed products of the chunk, in the order gemm_ready meets them.
-  cudaStream_t side = nullptr;
-  cudaEvent_t pf_ready[2] = {nullptr, nullptr}, pf_free[2] = {nullptr, nullptr};
-  std::vector<const Mat*> pf_order;
-  size_t pf_use = 0;
-  bool pf_on = false;
-  void* pf_buf(size_t k) const { return k % 2 ? wscratch2.p : wscratch.p; }
-  void pf_issue(size_t k) {
-    if (k >= pf_order.size()) return;
-    cuda_ok(cudaStreamWaitEvent(side, pf_free[k % 2], 0), "prefetch wait");
-    dequantize_packed(pf_order[k]->pk, false, pf_buf(k), side);
-    cuda_ok(cudaEventRecord(pf_ready[k % 2], side), "prefetch record");
-  }
-  void pf_begin(std::vector<const Mat*> order) {
-    pf_order = std::move(order);
-    pf_use = 0;
-    pf_on = side && wscratch2.p && !pf_order.empty();
-    if (!pf_on) return;
-    // The side stream starts after everything queued on the main stream so far.
-    cuda_ok(cudaEventRecord(pf_free[0], stream), "prefetch record");
-    cuda_ok(cudaEventRecord(pf_free[1], stream), "prefetch record");
-    pf_issue(0);
-    pf_issue(1);
-  }
 
   // A sequence's KV cache is one allocation: per layer, K [capacity] rows then V [capacity] rows, a
   // row being one position (f16: kv_dim values; quantized: codes then scales, kv_quant.h). Allocated at create_sequence when its max_len is given and modest (no
@@ -296,12 +268,6 @@ struct CudaBackend::Impl {
       if (g.exec) cudaGraphExecDestroy(g.exec);
     seqs.clear();
     for (cudaEvent_t e : evs) cudaEventDestroy(e);
-    for (cudaEvent_t e : {pf_ready[0], pf_ready[1], pf_free[0], pf_free[1]})
-      if (e) cudaEventDestroy(e);
-    if (side) {
-      cudaStreamSynchronize(side);
-      cudaStreamDestroy(side);
-    }
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -581,19 +547,6 @@ struct CudaBackend::Impl {
         qgemm(m.pk, xb.as<uint16_t>(), T, y, stream);
         return;
       }
-      if (pf_on) {  // dequantized ahead on the side stream
-        QB_CHECK(pf_use < pf_order.size() && pf_order[pf_use] == &m, "cuda prefill: packed products out of order");
-        const size_t k = pf_use++;
-        cuda_ok(cudaStreamWaitEvent(stream, pf_ready[k % 2], 0), "prefetch wait");
-        mark(kCublas);
-        blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.n_out), T, int(m.n_in), &one, pf_buf(k), CUDA_R_16F,
-                             int(m.n_in), xb.p, CUDA_R_16F, int(m.n_in), &zero, y, CUDA_R_32F, int(m.n_out),
-                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                "gemm f16");
-        cuda_ok(cudaEventRecord(pf_free[k % 2], stream), "prefetch record");
-        pf_issue(k + 2);
-        return;
-      }
       // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
       mark(kDequant);
       dequantize_packed(m.pk, false, wscratch.p, stream);
@@ -658,7 +611,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
-  if (const char* e = std::getenv("QB_CUDA_PREFETCH"); e && std::string(e) == "1") options_.prefetch_dequant = true;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
@@ -707,20 +659,14 @@ void CudaBackend::init_device() {
 }
 
 // After the matrices exist: scratch for the packed paths (activation fragments for 16 tokens at the
-// widest input; one dense f16 copy of the largest packed matrix for prefill).
-static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp, const CudaBackendOptions& opt) {
+// widest input; for prefill, one dense f16 copy of the largest packed matrix qgemm does not take).
+static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
   // Decode scratch: int8 / e4m3 codes, scales, and the int32 products of the cuBLAS path.
   if (I.any_w8a8)
     I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4) + size_t(16) * size_t(I.w8_out) * 4);
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
-  if (I.wscratch_bytes && opt.prefetch_dequant) {
-    I.wscratch2 = DevBuf(I.wscratch_bytes);
-    cuda_ok(cudaStreamCreateWithFlags(&I.side, cudaStreamNonBlocking), "cudaStreamCreate");
-    for (cudaEvent_t* e : {&I.pf_ready[0], &I.pf_ready[1], &I.pf_free[0], &I.pf_free[1]})
-      cuda_ok(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "cudaEventCreate");
-  }
 }
 
 CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendOptions options)
@@ -759,7 +705,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
   }
   I.output_norm = upload_vec(m.output_norm);
   I.output = I.upload_stacked({&m.output}, "output");
-  finish_scratch(I, sp, options_);
+  finish_scratch(I, sp);
 }
 
 namespace {
@@ -824,7 +770,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
-  finish_scratch(I, sp, options_);
+  finish_scratch(I, sp);
 }
 
 CudaBackend::~CudaBackend() {
@@ -1143,17 +1089,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
   // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
   // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
-  {
-    std::vector<const Mat*> order;  // packed products that will dequantize (T > 16), in call order
-    if (T > 16) {
-      for (const auto& L : I.layers)
-        for (const Mat* m : {&L.wqkv, &L.wo, &L.wgu, &L.wdown})
-          if (m->packed && !I.fused(*m)) order.push_back(m);
-    }
-    if (R > 16 && I.output.packed && !I.fused(I.output)) order.push_back(&I.output);
-    I.pf_on = false;
-    if (!order.empty() && options_.prefetch_dequant) I.pf_begin(std::move(order));
-  }
   auto enqueue = [&] {
     I.mark(Impl::kEmbed);
     if (model_)

@@ -68,10 +68,6 @@ struct CudaBackendOptions {
   // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
   // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.
   bool gemm_attention = true;
-  // Prefill with packed weights: dequantize the next matrix on a second stream while the current
-  // matrix's GEMM runs (two scratch matrices). Off by default: on an H100 the two contend and the
-  // prefill was no faster (docs/perf.md, step 4). QB_CUDA_PREFETCH=1 turns it on.
-  bool prefetch_dequant = false;
   // Prefill products on packed 4- and 8-bit weights (W4A16, W8A16) run the fused qgemm kernel
   // (runtime/cuda/qgemm.h: wgmma on the packed weights, no dequantized scratch matrix, the same f16
   // weight values); off: dequantize each matrix to f16, then cuBLAS. QB_CUDA_QGEMM=0 turns it off.
