@@ -6,7 +6,7 @@
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
-# qgemm: the fused 4-bit prefill GEMM (qb_qgemm_bench, then 512-token prefills with QB_CUDA_QGEMM=1|0, bf16).
+# qgemm: the fused prefill GEMM (qb_qgemm_bench, 512-token prefills with QB_CUDA_QGEMM=1|0 and bf16, ncu).
 # Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -70,7 +70,7 @@ if has pp; then  # prefill 512: the fused attention kernel against the two-GEMM 
   done 2>&1 | tee "$OUT/ab_prefill.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has qgemm; then  # prefill on 4-bit weights: fused qgemm against dequantize + cuBLAS, then bf16; interleaved
+if has qgemm; then  # prefill on packed weights: fused qgemm against dequantize + cuBLAS, then bf16; interleaved
   t0=$(date +%s); timeout 300 ./qb_qgemm_bench > "$OUT/qgemm_bench.txt" 2>&1
   echo "qgemm bench rc $? ($(( $(date +%s) - t0 )) s)"; cat "$OUT/qgemm_bench.txt"
   for rep in 1 2; do

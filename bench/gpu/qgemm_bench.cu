@@ -59,8 +59,9 @@ int main(int argc, char** argv) {
       for (int ti = 0; ti < 2; ++ti) {
         const int T = Ts[ti];
         if (ncu && T != 512) continue;
-        for (const QuantSpec spec : {QuantSpec{WeightFormat::W4A16, 128, false}, QuantSpec{WeightFormat::W4A16, 128, true},
-                                     QuantSpec{WeightFormat::W8A16, 0, false}}) {
+        const QuantSpec specs[] = {{WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
+                                   {WeightFormat::W8A16, 0, false}};
+        for (const QuantSpec& spec : specs) {
           const PackedShape ps = packed_shape(spec, sh.n_out, sh.n_in);
           const PackedSizes sz = packed_sizes(ps);
           const size_t one = sz.weights + sz.scales + sz.zeros;
@@ -88,9 +89,9 @@ int main(int argc, char** argv) {
           const float one_f = 1.f, zero_f = 0.f;
           auto gemm = [&](const void* wmat, cudaStream_t st) {
             blas_ok(cublasSetStream(blas, st), "stream");
-            blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, sh.n_out, T, sh.n_in, &one_f, wmat, CUDA_R_16F, sh.n_in,
-                                 x, CUDA_R_16F, sh.n_in, &zero_f, y, CUDA_R_32F, sh.n_out, CUBLAS_COMPUTE_32F,
-                                 CUBLAS_GEMM_DEFAULT),
+            blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, sh.n_out, T, sh.n_in, &one_f, wmat, CUDA_R_16F,
+                                 sh.n_in, x, CUDA_R_16F, sh.n_in, &zero_f, y, CUDA_R_32F, sh.n_out,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                     "gemm");
           };
           const int inner = std::max(copies, 8);
@@ -103,8 +104,8 @@ int main(int argc, char** argv) {
             QB_CUDA_OK(cudaFree(y));
             continue;
           }
-          const Timing tf = time_graph([&](int i, cudaStream_t st) { qgemm(w[size_t(i % copies)], x, T, y, st); }, inner,
-                                       reps, s);
+          const Timing tf =
+              time_graph([&](int i, cudaStream_t st) { qgemm(w[size_t(i % copies)], x, T, y, st); }, inner, reps, s);
           const QgemmConfig chosen = qgemm_config(ps, T, prop.multiProcessorCount);
           std::string tiles;  // both tiles, for the launch rule
           for (int nt : {64, 128}) {

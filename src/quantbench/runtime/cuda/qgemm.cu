@@ -5,10 +5,10 @@
 // chunk the block fills one of 4 pipeline stages: the x tile (NT tokens x 128 bytes in the 128-byte
 // swizzle wgmma's descriptor mode 1 reads: 16-byte piece j of token row n in slot j ^ (n % 8)) by one
 // TMA copy, and the 8 row blocks' weight vectors (4 KB for int4, 8 KB for int8) with their group scales
-// and zero points by cp.async (int8's per-row scales are read once).
-// (Loading x by cp.async from every thread instead was 1.3-1.6x slower on an H100: docs/perf.md.) Each warp forms chunk c + 1's A registers,
-// (q - z) * s in f16, while chunk c's 4 wgmma (one per k16 sub-tile, the descriptor's start advanced
-// 32 bytes each) run; one barrier per chunk frees the stage of chunk c - 1 for chunk c + 3.
+// and zero points by cp.async (int8's per-row scales are read once). Loading x by cp.async from every
+// thread instead was 1.3-1.6x slower on an H100 (docs/perf.md). Each warp forms chunk c + 1's A
+// registers, (q - z) * s in f16, while chunk c's 4 wgmma (one per k16 sub-tile, the descriptor's start
+// advanced 32 bytes each) run; one barrier per chunk frees the stage of chunk c - 1 for chunk c + 3.
 // Consecutive blocks are the token tiles of one row tile, so a weight tile leaves HBM once and is
 // re-read from L2.
 #include <cuda.h>
@@ -302,7 +302,8 @@ CUtensorMap x_tensor_map(const uint16_t* x, int T, int n_in, int NT) {
   const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, const_cast<uint16_t*>(x), dims, strides, box,
                             elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                             CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) throw std::runtime_error("qgemm: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("qgemm: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
   return map;
 }
 
@@ -367,7 +368,8 @@ QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cud
     throw std::invalid_argument("qgemm: tile of " + std::to_string(cfg.tokens) + " tokens (supported: 64, 128)");
   const QuantSpec& q = w.shape.spec;
   if (q.format == WeightFormat::W8A16)
-    q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, stream) : launch_any<8, 0, false>(cfg, w, x, T, y, stream);
+    q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, stream)
+                  : launch_any<8, 0, false>(cfg, w, x, T, y, stream);
   else if (q.group == 128)
     q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, stream);
   else
