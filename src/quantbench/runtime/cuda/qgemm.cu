@@ -122,8 +122,8 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
 template <int BITS, int G, bool ASYM, int NT>
 __global__ void __launch_bounds__(kRowWarps * 32, 2)
     qgemm_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
-                    const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out,
-                    int row_blocks, int chunks, int groups) {
+                 const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out, int row_blocks,
+                 int chunks, int groups) {
   constexpr int LPC = BITS == 4 ? 1 : 2;  // 16-byte vectors per lane per chunk
   constexpr int NG = G == 128 ? 1 : 2;     // groups per 64-wide chunk (a group of 128 spans two chunks)
   using Tl = Tile<NT, LPC>;
