@@ -652,6 +652,11 @@ void CudaBackend::init_device() {
   cuda_ok(cudaGetDeviceProperties(&prop, options_.device), "cudaGetDeviceProperties");
   I.device_name = prop.name;
   I.sm_count = prop.multiProcessorCount;
+  // The kernels are built for sm_90a only (wgmma, TMA; 'a' code runs on compute capability 9.0 alone),
+  // so any other device would fail at its first launch with "no kernel image"; say so up front.
+  QB_CHECK(prop.major == 9 && prop.minor == 0,
+           "cuda backend: built for sm_90a (Hopper: H100, H200), but device {} ({}) has compute capability {}.{}",
+           options_.device, prop.name, prop.major, prop.minor);
   cuda_ok(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   blas_ok(cublasCreate(&I.blas), "cublasCreate");
   blas_ok(cublasSetStream(I.blas, I.stream), "cublasSetStream");
