@@ -134,6 +134,27 @@ struct CudaBackend::Impl {
   int w8a8_gemm_min = 2;
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
+  // Decode (T <= 16): while the small kernel before a packed product runs (norm, attention, gated
+  // activation), the first l2_pf_bytes of that product's weights are prefetched into L2 from a side
+  // stream, so memory is busy in what were gaps. QB_CUDA_L2_PREFETCH_MB (0 = off, the default; A/B runs).
+  size_t l2_pf_bytes = 0;
+  cudaStream_t pf_stream = nullptr;
+  cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
+  bool pf_pending = false;
+  void l2_prefetch(const Mat& next, int T) {
+    if (!l2_pf_bytes || T > 16 || !next.packed) return;
+    cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
+    cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
+    prefetch_l2(next.pk.weights.get(), std::min(l2_pf_bytes, next.pk.weight_bytes) & ~size_t(15), pf_stream);
+    pf_pending = true;
+  }
+  void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)
+    if (!pf_pending) return;
+    cuda_ok(cudaEventRecord(pf_join, pf_stream), "l2 prefetch join");
+    cuda_ok(cudaStreamWaitEvent(stream, pf_join, 0), "l2 prefetch join");
+    pf_pending = false;
+  }
+
   // A sequence's KV cache is one allocation: per layer, K [capacity] rows then V [capacity] rows, a
   // row being one position (f16: kv_dim values; quantized: codes then scales, kv_quant.h). Allocated at create_sequence when its max_len is given and modest (no
   // cudaMalloc inside a forward), else grown by doubling; freed caches are kept in a small pool for
@@ -271,6 +292,12 @@ struct CudaBackend::Impl {
       if (g.exec) cudaGraphExecDestroy(g.exec);
     seqs.clear();
     for (cudaEvent_t e : evs) cudaEventDestroy(e);
+    for (cudaEvent_t e : {pf_fork, pf_join})
+      if (e) cudaEventDestroy(e);
+    if (pf_stream) {
+      cudaStreamSynchronize(pf_stream);
+      cudaStreamDestroy(pf_stream);
+    }
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -615,6 +642,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
+  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) I.l2_pf_bytes = size_t(std::max(0, std::atoi(e))) << 20;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -658,6 +686,11 @@ void CudaBackend::init_device() {
            "cuda backend: built for sm_90a (Hopper: H100, H200), but device {} ({}) has compute capability {}.{}",
            options_.device, prop.name, prop.major, prop.minor);
   cuda_ok(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  if (I.l2_pf_bytes) {
+    cuda_ok(cudaStreamCreateWithFlags(&I.pf_stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    cuda_ok(cudaEventCreateWithFlags(&I.pf_fork, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_ok(cudaEventCreateWithFlags(&I.pf_join, cudaEventDisableTiming), "cudaEventCreate");
+  }
   blas_ok(cublasCreate(&I.blas), "cublasCreate");
   blas_ok(cublasSetStream(I.blas, I.stream), "cublasSetStream");
   // An explicit workspace (after SetStream, which resets it) so captured GEMMs never allocate.
@@ -1108,10 +1141,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     for (int64_t il = 0; il < sp.n_layer; ++il) {
       const Impl::Layer& L = I.layers[size_t(il)];
       const bool swa = sp.layer_swa[size_t(il)];
+      I.l2_prefetch(L.wqkv, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
                   I.target(L.wqkv, T, h), st, I.norm_loop);
       I.gemm_ready(L.wqkv, h, T, qkv);
+      I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
       if (sp.qk_norm) {
@@ -1220,9 +1255,11 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
       }
+      I.l2_prefetch(L.wgu, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st, I.norm_loop);
       I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
+      I.l2_prefetch(L.wdown, T);
       I.mark(Impl::kAct);
       gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
       I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
@@ -1234,6 +1271,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
 
     if (R > 0) {
       // The last layer's residual add and the output norm, for the wanted rows only.
+      I.l2_prefetch(I.output, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
                   I.target(I.output, R, h), st, I.norm_loop);
@@ -1243,6 +1281,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
       }
     }
+    I.l2_join();
   };
   const bool graphable = options_.use_graphs && !I.profile && T <= 16;
   I.prof_begin();

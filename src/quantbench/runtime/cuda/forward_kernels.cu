@@ -420,6 +420,14 @@ __global__ void spin_kernel(int64_t ns) {
   } while (int64_t(t - t0) < ns);
 }
 
+constexpr size_t kPrefetchPiece = 16384;
+__global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
+  const size_t off = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * kPrefetchPiece;
+  if (off >= bytes) return;
+  const uint32_t n = uint32_t(min(kPrefetchPiece, bytes - off)) & ~15u;
+  if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + off), "r"(n) : "memory");
+}
+
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
 
 // Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
@@ -1144,6 +1152,13 @@ void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s)
 void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s) {
   if (rows <= 0) return;
   argmax_kernel<<<rows, 1024, 0, s>>>(logits, n, ids);
+  QB_CUDA_LAUNCHED();
+}
+
+void prefetch_l2(const void* p, size_t bytes, cudaStream_t s) {
+  const size_t pieces = (bytes + kPrefetchPiece - 1) / kPrefetchPiece;
+  if (!pieces) return;
+  prefetch_l2_kernel<<<unsigned((pieces + 31) / 32), 32, 0, s>>>(static_cast<const uint8_t*>(p), bytes);
   QB_CUDA_LAUNCHED();
 }
 
