@@ -135,10 +135,8 @@ struct CudaBackend::Impl {
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
   // Decode (T <= 16): while the small kernel before a packed product runs (norm, attention, gated
-  // activation), l2_pf_bytes of that product's weights are prefetched into L2 from a side stream, so
-  // memory is busy in what were gaps: the same head of every row block's stream (a qgemv block reads
-  // its row blocks from the first chunk on, all blocks at once, so every block starts on L2 hits).
-  // QB_CUDA_L2_PREFETCH_MB (0 = off, the default; A/B runs).
+  // activation), the first l2_pf_bytes of that product's weights are prefetched into L2 from a side
+  // stream, so memory is busy in what were gaps. QB_CUDA_L2_PREFETCH_MB (0 = off, the default; A/B runs).
   size_t l2_pf_bytes = 0;
   cudaStream_t pf_stream = nullptr;
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
@@ -147,10 +145,7 @@ struct CudaBackend::Impl {
     if (!l2_pf_bytes || T > 16 || !next.packed) return;
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
     cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
-    const PackedShape& ps = next.pk.shape;
-    const size_t row_stream = next.pk.weight_bytes / size_t(ps.row_blocks);  // one row block, all chunks
-    const size_t head = std::min(row_stream, l2_pf_bytes / size_t(ps.row_blocks));
-    prefetch_l2(next.pk.weights.get(), row_stream, head, ps.row_blocks, pf_stream);
+    prefetch_l2(next.pk.weights.get(), std::min(l2_pf_bytes, next.pk.weight_bytes) & ~size_t(15), pf_stream);
     pf_pending = true;
   }
   void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)

@@ -11,7 +11,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <cmath>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
@@ -421,9 +420,12 @@ __global__ void spin_kernel(int64_t ns) {
   } while (int64_t(t - t0) < ns);
 }
 
-__global__ void prefetch_l2_kernel(const uint8_t* p, size_t stride, uint32_t piece, int64_t count) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + i * stride), "r"(piece) : "memory");
+constexpr size_t kPrefetchPiece = 16384;
+__global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
+  const size_t off = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) * kPrefetchPiece;
+  if (off >= bytes) return;
+  const uint32_t n = uint32_t(min(kPrefetchPiece, bytes - off)) & ~15u;
+  if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + off), "r"(n) : "memory");
 }
 
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
@@ -1153,11 +1155,10 @@ void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_
   QB_CUDA_LAUNCHED();
 }
 
-void prefetch_l2(const void* p, size_t stride, size_t piece, int64_t count, cudaStream_t s) {
-  piece = std::min<size_t>(piece, 65536) & ~size_t(15);
-  if (count <= 0 || piece == 0) return;
-  prefetch_l2_kernel<<<unsigned((count + 31) / 32), 32, 0, s>>>(static_cast<const uint8_t*>(p), stride,
-                                                                 uint32_t(piece), count);
+void prefetch_l2(const void* p, size_t bytes, cudaStream_t s) {
+  const size_t pieces = (bytes + kPrefetchPiece - 1) / kPrefetchPiece;
+  if (!pieces) return;
+  prefetch_l2_kernel<<<unsigned((pieces + 31) / 32), 32, 0, s>>>(static_cast<const uint8_t*>(p), bytes);
   QB_CUDA_LAUNCHED();
 }
 

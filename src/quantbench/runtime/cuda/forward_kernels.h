@@ -85,13 +85,11 @@ void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s)
 // ids[r] = the index of the largest of logits[r][0..n) (the first one on ties, as std::max_element).
 void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s);
 
-// Asks L2 to fetch `count` pieces of `piece` bytes, piece i at p + i * stride, from device memory
-// (cp.async.bulk.prefetch.L2, one thread per piece, 32 per block, so many SMs' copy engines issue the
-// requests); no result, nothing waits for it. The decode step issues it on a side stream for the head
-// of every row block of the next product's packed weights (each row block is one contiguous stream),
-// while the small kernel before that product runs (CudaBackend, QB_CUDA_L2_PREFETCH_MB). p, stride and
-// piece: multiples of 16; pieces over 64 KB are cut to 64 KB.
-void prefetch_l2(const void* p, size_t stride, size_t piece, int64_t count, cudaStream_t s);
+// Asks L2 to fetch [p, p + bytes) from device memory (cp.async.bulk.prefetch.L2, 16 KB per thread over
+// enough blocks that several SMs' copy engines issue the requests); no result, nothing waits for it.
+// The decode step issues it on a side stream for the next product's first weights while the small
+// kernel before that product runs (CudaBackend, QB_CUDA_L2_PREFETCH_MB). p and bytes: multiples of 16.
+void prefetch_l2(const void* p, size_t bytes, cudaStream_t s);
 
 // Busy-waits about `ns` nanoseconds on the device (the profiling mode queues a step's launches behind it
 // so the GPU never waits for the host while kernels are timed).
