@@ -134,9 +134,8 @@ struct CudaBackend::Impl {
   int w8a8_gemm_min = 2;
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
-  // Decode (T <= 16): while the small kernel before a packed product runs (norm, attention, gated
-  // activation), the first l2_pf_bytes of that product's weights are prefetched into L2 from a side
-  // stream, so memory is busy in what were gaps. QB_CUDA_L2_PREFETCH_MB (0 = off, the default; A/B runs).
+  // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
+  // pf_stream, forked after the product before and joined at the end of the step.
   size_t l2_pf_bytes = 0;
   cudaStream_t pf_stream = nullptr;
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
@@ -642,7 +641,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
-  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) I.l2_pf_bytes = size_t(std::max(0, std::atoi(e))) << 20;
+  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
+  I.l2_pf_bytes = size_t(std::max(0, options_.l2_prefetch_mb)) << 20;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -851,7 +851,8 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
                      "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}; qgemv launch rule {}; activations f32; {}",
+                     "dependent launch): {}; qgemv launch rule {}; L2 prefetch of the next product's first {} MB "
+                     "during the small kernels: {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
@@ -868,7 +869,8 @@ std::string CudaBackend::describe() const {
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
-                     options_.overlap_launch ? "on" : "off", impl_->launch_rule,
+                     options_.overlap_launch ? "on" : "off", impl_->launch_rule, options_.l2_prefetch_mb,
+                     options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
