@@ -848,11 +848,11 @@ std::string CudaBackend::describe() const {
   return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
                      "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; "
-                     "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, likewise the gated "
-                     "activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
+                     "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
+                     "likewise the gated activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}; qgemv launch rule {}; L2 prefetch of the next product's first {} MB "
-                     "during the small kernels: {}; activations f32; {}",
+                     "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each packed product's "
+                     "first {} MB during the small kernel before it: {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
