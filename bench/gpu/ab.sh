@@ -7,7 +7,7 @@
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # qgemm: the fused prefill GEMM (qb_qgemm_bench, 512-token prefills with QB_CUDA_QGEMM=1|0 and bf16, ncu).
-# l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16) and 0, 4, 8 (w8 1), interleaved twice.
+# l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -96,6 +96,7 @@ if has l2pf; then  # decode: the next product's first weights prefetched into L2
   for rep in 1 2; do
     for mb in 0 4 6 8; do b "l2pf $mb" w4g128 1,16 QB_CUDA_L2_PREFETCH_MB=$mb; done
     for mb in 0 4 8; do b "l2pf $mb" w8 1 QB_CUDA_L2_PREFETCH_MB=$mb; done
+    for mb in 0 4; do b "l2pf $mb" bf16 1,16 QB_CUDA_L2_PREFETCH_MB=$mb; done
   done 2>&1 | tee "$OUT/ab_l2pf.txt"
   rm -f "$OUT/tmp.log"
 fi

@@ -141,10 +141,13 @@ struct CudaBackend::Impl {
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
   bool pf_pending = false;
   void l2_prefetch(const Mat& next, int T) {
-    if (!l2_pf_bytes || T > 16 || !next.packed) return;
+    if (!l2_pf_bytes || T > 16 || next.w8a8) return;
+    const void* w = next.packed ? next.pk.weights.get() : next.dense.data.p;  // dense: row-major, rows first
+    const size_t bytes = next.packed ? next.pk.weight_bytes : next.dense.data.bytes;
+    if (!w) return;
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
     cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
-    prefetch_l2(next.pk.weights.get(), std::min(l2_pf_bytes, next.pk.weight_bytes) & ~size_t(15), pf_stream);
+    prefetch_l2(w, std::min(l2_pf_bytes, bytes) & ~size_t(15), pf_stream);
     pf_pending = true;
   }
   void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)
@@ -851,8 +854,8 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each packed product's "
-                     "first {} MB during the small kernel before it: {}; activations f32; {}",
+                     "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
+                     "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"

@@ -72,8 +72,8 @@ struct CudaBackendOptions {
   // (runtime/cuda/qgemm.h: wgmma on the packed weights, no dequantized scratch matrix, the same f16
   // weight values); off: dequantize each matrix to f16, then cuBLAS. QB_CUDA_QGEMM=0 turns it off.
   bool fused_prefill = true;
-  // Decode: while the small kernel before a packed product runs (norm, attention, gated activation), a
-  // side stream asks L2 to prefetch the first l2_prefetch_mb MB of that product's weights, so memory
+  // Decode: while the small kernel before a product runs (norm, attention, gated activation), a side
+  // stream asks L2 to prefetch the first l2_prefetch_mb MB of that product's weights, so memory
   // works in what were gaps. 4 MB: -1.5% per w4g128 step, -3% per w8 step at one stream on an H100
   // (docs/perf.md); 8 and 16 MB were no better for w4g128 or slower. QB_CUDA_L2_PREFETCH_MB=n sets it
   // (0: off).
