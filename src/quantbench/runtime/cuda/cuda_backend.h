@@ -74,9 +74,9 @@ struct CudaBackendOptions {
   bool fused_prefill = true;
   // Decode: while the small kernel before a product runs (norm, attention, gated activation), a side
   // stream asks L2 to prefetch the first l2_prefetch_mb MB of that product's weights, so memory
-  // works in what were gaps. 4 MB: -1.5% per w4g128 step, -3% per w8 step at one stream on an H100
-  // (docs/perf.md); 8 and 16 MB were no better for w4g128 or slower. QB_CUDA_L2_PREFETCH_MB=n sets it
-  // (0: off).
+  // works in what were gaps. 4 MB, one stream on an H100: -1.5% per w4g128 step, -3% per w8 step, -2 to
+  // -3.5% per bf16 step; 16 streams unchanged (docs/perf.md). 8 and 16 MB were no better for w4g128 or
+  // slower. QB_CUDA_L2_PREFETCH_MB=n sets it (0: off).
   int l2_prefetch_mb = 4;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
