@@ -56,6 +56,14 @@ if has table; then  # the issue's decode benchmarks (run.sh's, decode only: gen 
   grep -E "^profile" "$OUT/tmp.log" | sed 's/ (no graph.*class)://' | tee "$OUT/profile.txt"
   rm -f "$OUT/tmp.log"
 fi
+pp_profile() {  # scheme VAR value...: a profiled 512-token prefill per value of the environment variable VAR
+  local scheme=$1 var=$2; shift 2
+  for v in "$@"; do
+    env "$var=$v" QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $scheme \
+      --batch 1 --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    echo "$var=$v: $(grep -E '^profile T=512' "$OUT/tmp.log" | sed 's/ (no graph.*class)://')"
+  done
+}
 p() {  # prefill 512 tokens: label scheme env...
   local label=$1 scheme=$2; shift 2
   env "$@" timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
@@ -85,11 +93,7 @@ if has qgemm; then  # prefill on packed weights: fused qgemm against dequantize 
       --section Occupancy --section MemoryWorkloadAnalysis ./qb_qgemm_bench --ncu > "$OUT/qgemm_ncu.txt" 2>&1
     echo "ncu rc $?"
   fi
-  for f in 1 0; do
-    QB_CUDA_QGEMM=$f QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 \
-      --batch 1 --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
-    echo "QB_CUDA_QGEMM=$f: $(grep -E '^profile T=512' "$OUT/tmp.log" | sed 's/ (no graph.*class)://')"
-  done 2>&1 | tee "$OUT/qgemm_profile.txt"
+  pp_profile w4g128 QB_CUDA_QGEMM 1 0 2>&1 | tee "$OUT/qgemm_profile.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has l2pf; then  # decode: the next product's first weights prefetched into L2 during the small kernels
@@ -101,11 +105,7 @@ if has l2pf; then  # decode: the next product's first weights prefetched into L2
   rm -f "$OUT/tmp.log"
 fi
 if has ppprof; then  # where a 512-token prefill's GPU time goes, fused attention on and off
-  for f in 1 0; do
-    QB_CUDA_FLASH_ATTN=$f QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme bf16 \
-      --batch 1 --prompt-len 512 --gen-len 1 --reps 1 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
-    echo "QB_CUDA_FLASH_ATTN=$f: $(grep -E '^profile T=512' "$OUT/tmp.log" | sed 's/ (no graph.*class)://')"
-  done 2>&1 | tee "$OUT/ab_prefill_profile.txt"
+  pp_profile bf16 QB_CUDA_FLASH_ATTN 1 0 2>&1 | tee "$OUT/ab_prefill_profile.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has attn; then  # 16 streams: the split-attention grid's target blocks per SM

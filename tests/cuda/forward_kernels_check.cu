@@ -28,6 +28,7 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/qgemv.h"
+#include "check_util.h"
 
 using namespace qb::runtime::cuda;
 
@@ -35,15 +36,7 @@ namespace {
 
 int g_fail = 0, g_n = 0;
 
-#define FCHECK(cond, ...)                                         \
-  do {                                                            \
-    if (!(cond)) {                                                \
-      std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      std::printf(__VA_ARGS__);                                   \
-      std::printf("\n");                                          \
-      ++g_fail;                                                   \
-    }                                                             \
-  } while (0)
+#define FCHECK(cond, ...) QB_COUNT_CHECK(g_fail, cond, __VA_ARGS__)
 
 template <class T>
 struct Dev {

@@ -20,116 +20,54 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/qgemm.h"
 #include "quantbench/runtime/cuda/qgemv.h"
+#include "check_util.h"
 
 using namespace qb::runtime::cuda;
+using namespace qb::cuda_checks;
 
 namespace {
 
 int g_fail = 0;
 
-#define QCHECK(cond, ...)                                          \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      std::printf(__VA_ARGS__);                                    \
-      std::printf("\n");                                           \
-      ++g_fail;                                                    \
-    }                                                              \
-  } while (0)
-
-uint16_t f16_bits(float f) { return __half_raw(__float2half_rn(f)).x; }
-double f16_value(uint16_t u) { __half_raw r; r.x = u; return double(__half2float(__half(r))); }
-
-HostMatrix random_packed(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
-  HostMatrix m;
-  m.spec = spec;
-  m.n_out = n_out;
-  m.n_in = n_in;
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  const size_t n = size_t(n_out * n_in);
-  if (spec.format == WeightFormat::W8A16) {
-    std::uniform_int_distribution<int> q(-128, 127);
-    m.q8.resize(n);
-    for (auto& v : m.q8) v = int8_t(q(rng));
-    m.scales.resize(size_t(spec.group ? n_out * (n_in / spec.group) : n_out));
-    for (auto& s : m.scales) s = f16_bits(1e-3f * (1.5f + u(rng)));
-    return m;
-  }
-  std::uniform_int_distribution<int> q(0, 15);
-  m.q4.resize(n);
-  for (auto& v : m.q4) v = uint8_t(q(rng));
-  const size_t ng = size_t(n_out * (n_in / spec.group));
-  m.scales.resize(ng);
-  for (auto& s : m.scales) s = f16_bits(4e-3f * (1.5f + u(rng)));
-  if (spec.asym) {
-    m.zeros.resize(ng);
-    for (auto& z : m.zeros) z = uint8_t(q(rng));
-  }
-  return m;
-}
+#define QCHECK(cond, ...) QB_COUNT_CHECK(g_fail, cond, __VA_ARGS__)
 
 void check_qgemm(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, QgemmConfig cfg, std::mt19937_64& rng) {
   std::string name = "qgemm " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
                      " T=" + std::to_string(T);
-  const HostMatrix m = random_packed(spec, n_out, n_in, rng);
+  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<uint16_t> x(size_t(T) * n_in);
-  for (auto& v : x) v = f16_bits(u(rng));
+  for (auto& v : x) v = to_f16(u(rng));
 
   const DeviceMatrix dw = upload(pack(m));
   uint16_t* dx = nullptr;
   float* dy = nullptr;
-  const size_t ny = size_t(T) * n_out, guard = 1024;
+  const size_t ny = size_t(T) * n_out;
   QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
-  QB_CUDA_OK(cudaMalloc(&dy, (ny + guard) * sizeof(float)));
+  QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
   QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
-  std::vector<float> poison(ny + guard, std::nanf("")), y(ny + guard), y2(ny + guard);
-  const float sentinel = 12345.5f;
-  for (size_t i = ny; i < ny + guard; ++i) poison[i] = sentinel;
-  for (int run = 0; run < 2; ++run) {
-    QB_CUDA_OK(cudaMemcpy(dy, poison.data(), poison.size() * sizeof(float), cudaMemcpyHostToDevice));
+  std::vector<float> y, y2;
+  run_poisoned_twice(dy, ny, [&](int run) {
     const QgemmConfig ran = qgemm(dw, dx, T, dy, nullptr, cfg);
-    QB_CUDA_OK(cudaDeviceSynchronize());
-    if (run == 0)
-      name += " tile 128x" + std::to_string(ran.tokens) + (cfg.tokens ? "" : " (auto)");
-    QB_CUDA_OK(cudaMemcpy(run ? y2.data() : y.data(), dy, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  }
+    if (run == 0) name += " tile 128x" + std::to_string(ran.tokens) + (cfg.tokens ? "" : " (auto)");
+  }, y, y2);
   QB_CUDA_OK(cudaFree(dx));
   QB_CUDA_OK(cudaFree(dy));
 
-  std::vector<double> xd(x.size()), w(static_cast<size_t>(n_in));
-  for (size_t i = 0; i < x.size(); ++i) xd[i] = f16_value(x[i]);
-  double err2 = 0, ref2 = 0, worst = 0;
-  int bad = 0, not_finite = 0;
-  for (int64_t o = 0; o < n_out; ++o) {
-    for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = f16_value(f16_bits(float(m.weight(o, i))));  // exact in f32
-    for (int t = 0; t < T; ++t) {
-      const double* xt = &xd[size_t(t) * n_in];
-      double ref = 0, mag = 0;
-      for (int64_t i = 0; i < n_in; ++i) {
-        ref += w[size_t(i)] * xt[i];
-        mag += std::fabs(w[size_t(i)] * xt[i]);
-      }
-      const double got = y[size_t(t) * n_out + o];
-      if (!std::isfinite(got)) { ++not_finite; continue; }
-      const double e = std::fabs(got - ref);
-      err2 += e * e;
-      ref2 += ref * ref;
-      if (mag > 0) worst = std::max(worst, e / mag);
-      if (e > 2e-4 * mag + 1e-30) ++bad;
-    }
-  }
-  int guard_hit = 0;
-  for (size_t i = ny; i < ny + guard; ++i) guard_hit += y[i] != sentinel;
-  const double rel = std::sqrt(err2 / std::max(ref2, 1e-300));
+  std::vector<double> xd(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xd[i] = from_f16(x[i]);
+  // The weights qgemm must use: each exact value rounded once to f16 (exact in f32 before that).
+  const ProductErrors e = product_errors([&](int64_t o, int64_t i) { return from_f16(to_f16(float(m.weight(o, i)))); },
+                                         xd, y, n_out, n_in, T, 2e-4);
   const bool same = std::memcmp(y.data(), y2.data(), ny * sizeof(float)) == 0;
   const int before = g_fail;
-  QCHECK(not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), not_finite);
-  QCHECK(guard_hit == 0, "%s: %d writes past the output", name.c_str(), guard_hit);
-  QCHECK(bad == 0, "%s: %d elements beyond 2e-4 * sum|wx| (worst %.2e)", name.c_str(), bad, worst);
-  QCHECK(rel <= 3e-5, "%s: relative L2 error %.3e > 3e-5", name.c_str(), rel);
+  QCHECK(e.not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), e.not_finite);
+  QCHECK(e.guard_hit == 0, "%s: %d writes past the output", name.c_str(), e.guard_hit);
+  QCHECK(e.bad_elem == 0, "%s: %d elements beyond 2e-4 * sum|wx| (worst %.2e)", name.c_str(), e.bad_elem, e.worst);
+  QCHECK(e.rel_l2 <= 3e-5, "%s: relative L2 error %.3e > 3e-5", name.c_str(), e.rel_l2);
   QCHECK(same, "%s: second launch differs bitwise", name.c_str());
-  std::printf("%-6s %-58s rel_l2 %.2e  worst_elem %.2e\n", g_fail == before ? "ok" : "FAIL", name.c_str(), rel, worst);
+  std::printf("%-6s %-58s rel_l2 %.2e  worst_elem %.2e\n", g_fail == before ? "ok" : "FAIL", name.c_str(), e.rel_l2,
+              e.worst);
 }
 
 }  // namespace

@@ -23,8 +23,10 @@
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/qgemv.h"
+#include "check_util.h"
 
 using namespace qb::runtime::cuda;
+using namespace qb::cuda_checks;
 
 int run_forward_kernel_checks(uint64_t seed, int* cases);  // forward_kernels_check.cu
 int run_qgemm_checks(std::mt19937_64& rng, int* cases);    // qgemm_check.cu
@@ -33,51 +35,7 @@ namespace {
 
 int g_failures = 0, g_cases = 0;
 
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      std::printf(__VA_ARGS__);                                 \
-      std::printf("\n");                                        \
-      ++g_failures;                                             \
-    }                                                           \
-  } while (0)
-
-uint16_t to_f16(float f) { return __half_raw(__float2half_rn(f)).x; }
-uint16_t to_bf16(float f) { return __nv_bfloat16_raw(__float2bfloat16_rn(f)).x; }
-double from_f16(uint16_t u) { __half_raw r; r.x = u; return double(__half2float(__half(r))); }
-double from_bf16(uint16_t u) { __nv_bfloat16_raw r; r.x = u; return double(__bfloat162float(__nv_bfloat16(r))); }
-
-HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
-  HostMatrix m;
-  m.spec = spec;
-  m.n_out = n_out;
-  m.n_in = n_in;
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  const size_t n = size_t(n_out * n_in);
-  if (spec.format == WeightFormat::BF16) {
-    m.bf16.resize(n);
-    for (auto& v : m.bf16) v = to_bf16(0.05f * u(rng));
-  } else if (spec.format == WeightFormat::W8A16) {
-    m.q8.resize(n);
-    std::uniform_int_distribution<int> q(-128, 127);
-    for (auto& v : m.q8) v = int8_t(q(rng));
-    m.scales.resize(size_t(spec.group ? n_out * (n_in / spec.group) : n_out));
-    for (auto& s : m.scales) s = to_f16(1e-3f * (1.5f + u(rng)));
-  } else {
-    m.q4.resize(n);
-    std::uniform_int_distribution<int> q(0, 15);
-    for (auto& v : m.q4) v = uint8_t(q(rng));
-    const size_t ng = size_t(n_out * (n_in / spec.group));
-    m.scales.resize(ng);
-    for (auto& s : m.scales) s = to_f16(4e-3f * (1.5f + u(rng)));
-    if (spec.asym) {
-      m.zeros.resize(ng);
-      for (auto& z : m.zeros) z = uint8_t(q(rng));
-    }
-  }
-  return m;
-}
+#define CHECK(cond, ...) QB_COUNT_CHECK(g_failures, cond, __VA_ARGS__)
 
 struct Tol { double elem, l2; };
 Tol tolerance(const QuantSpec& s) {
@@ -103,25 +61,17 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   const DeviceMatrix dw = upload(pack(m));
   void *dx = nullptr, *dxf = nullptr;
   float* dy = nullptr;
-  const size_t ny = size_t(n_tokens) * n_out, guard = 1024;
+  const size_t ny = size_t(n_tokens) * n_out;
   QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
   QB_CUDA_OK(cudaMalloc(&dxf, activation_frag_bytes(n_in, n_tokens)));
-  QB_CUDA_OK(cudaMalloc(&dy, (ny + guard) * sizeof(float)));
+  QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
   QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
   QB_CUDA_OK(cudaMemset(dxf, 0xff, activation_frag_bytes(n_in, n_tokens)));  // poison: every word rewritten
   pack_activations(dx, bf16_act, n_tokens, n_in, dxf, nullptr);
 
-  std::vector<float> y(ny + guard), y2(ny + guard);
-  const float sentinel = 12345.5f;
-  std::vector<float> poison(ny + guard, std::nanf(""));
-  for (size_t i = ny; i < ny + guard; ++i) poison[i] = sentinel;
+  std::vector<float> y, y2;
   QgemvConfig ran;
-  for (int run = 0; run < 2; ++run) {
-    QB_CUDA_OK(cudaMemcpy(dy, poison.data(), poison.size() * sizeof(float), cudaMemcpyHostToDevice));
-    ran = qgemv(dw, dxf, n_tokens, dy, nullptr, cfg);
-    QB_CUDA_OK(cudaDeviceSynchronize());
-    QB_CUDA_OK(cudaMemcpy(run ? y2.data() : y.data(), dy, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  }
+  run_poisoned_twice(dy, ny, [&](int) { ran = qgemv(dw, dxf, n_tokens, dy, nullptr, cfg); }, y, y2);
   QB_CUDA_OK(cudaFree(dx));
   QB_CUDA_OK(cudaFree(dxf));
   QB_CUDA_OK(cudaFree(dy));
@@ -129,42 +79,21 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "");
   const Tol tol = tolerance(spec);
-  std::vector<double> w(static_cast<size_t>(n_in));
-  double err2 = 0, ref2 = 0, worst = 0;
-  int bad_elem = 0, not_finite = 0;
-  for (int64_t o = 0; o < n_out; ++o) {
-    for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = m.weight(o, i);
-    for (int t = 0; t < n_tokens; ++t) {
-      const double* xt = &xd[size_t(t) * n_in];
-      double ref = 0, mag = 0;
-      for (int64_t i = 0; i < n_in; ++i) {
-        ref += w[size_t(i)] * xt[i];
-        mag += std::fabs(w[size_t(i)] * xt[i]);
-      }
-      const double got = y[size_t(t) * n_out + o];
-      if (!std::isfinite(got)) { ++not_finite; continue; }
-      const double e = std::fabs(got - ref);
-      err2 += e * e;
-      ref2 += ref * ref;
-      if (mag > 0) worst = std::max(worst, e / mag);
-      if (e > tol.elem * mag + 1e-30) ++bad_elem;
-    }
-  }
-  int guard_hit = 0;
-  for (size_t i = ny; i < ny + guard; ++i) guard_hit += y[i] != sentinel;
-  const double rel = std::sqrt(err2 / std::max(ref2, 1e-300));
+  const ProductErrors e =
+      product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
   const bool same = std::memcmp(y.data(), y2.data(), ny * sizeof(float)) == 0;
-  CHECK(not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), not_finite);
-  CHECK(guard_hit == 0, "%s: %d writes past the output", name.c_str(), guard_hit);
-  CHECK(bad_elem == 0, "%s: %d elements beyond %.1e * sum|wx| (worst %.2e)", name.c_str(), bad_elem, tol.elem, worst);
+  CHECK(e.not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), e.not_finite);
+  CHECK(e.guard_hit == 0, "%s: %d writes past the output", name.c_str(), e.guard_hit);
+  CHECK(e.bad_elem == 0, "%s: %d elements beyond %.1e * sum|wx| (worst %.2e)", name.c_str(), e.bad_elem, tol.elem,
+        e.worst);
   // The L2 criterion is statistical: with a handful of outputs one cancelling sum can dominate
   // ||ref||, so it applies from 64 outputs on (the per-element bound always applies).
   const bool l2_applies = ny >= 64;
-  CHECK(!l2_applies || rel <= tol.l2, "%s: relative L2 error %.3e > %.1e", name.c_str(), rel, tol.l2);
+  CHECK(!l2_applies || e.rel_l2 <= tol.l2, "%s: relative L2 error %.3e > %.1e", name.c_str(), e.rel_l2, tol.l2);
   CHECK(same, "%s: second launch differs bitwise", name.c_str());
-  std::printf("%-6s %-44s rel_l2 %.2e  worst_elem %.2e  %s\n",
-              (not_finite || guard_hit || bad_elem || (l2_applies && rel > tol.l2) || !same) ? "FAIL" : "ok", name.c_str(), rel,
-              worst, same ? "" : "(nondeterministic)");
+  const bool failed = e.not_finite || e.guard_hit || e.bad_elem || (l2_applies && e.rel_l2 > tol.l2) || !same;
+  std::printf("%-6s %-44s rel_l2 %.2e  worst_elem %.2e  %s\n", failed ? "FAIL" : "ok", name.c_str(), e.rel_l2,
+              e.worst, same ? "" : "(nondeterministic)");
 }
 
 // dequantize_packed (the prefill path) must give, for every weight, the f16 (or bf16) rounding of its
