@@ -8,7 +8,9 @@
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # qgemm: the fused prefill GEMM (qb_qgemm_bench, 512-token prefills with QB_CUDA_QGEMM=1|0 and bf16, ncu).
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [check]   (default: tests sweep ab check)
+# skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
+# l2attn: decode with QB_CUDA_L2_PREFETCH_ATTN_MB (w4g128 1,16: 4 9 16 24; w8 1: 4 17 28; bf16 1: 4 16 34), twice.
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [l2attn] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -129,6 +131,21 @@ if has w8a8; then  # W8A8 decode (1 and 16 streams) with the kernel switches, on
       --reps 3 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
     echo "prefill 512 $s $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log")"
   done 2>&1 | tee -a "$OUT/ab_w8a8.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has skip; then  # what each kernel class costs inside the decode graph: steps with it left out (outputs wrong)
+  for rep in 1 2; do
+    for sk in none norm attn act norm,attn,act prod; do b "skip $sk" w4g128 1,16 QB_CUDA_TIMING_SKIP=$sk; done
+    for sk in none norm,attn,act prod; do b "skip $sk" w8 1 QB_CUDA_TIMING_SKIP=$sk; done
+  done 2>&1 | tee "$OUT/ab_skip.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has l2attn; then  # the L2 prefetch during attention (o's weights, on into gate|up's), MB
+  for rep in 1 2; do
+    for mb in 4 9 16 24; do b "attn_mb $mb" w4g128 1,16 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
+    for mb in 4 17 28; do b "attn_mb $mb" w8 1 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
+    for mb in 4 16 34; do b "attn_mb $mb" bf16 1 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
+  done 2>&1 | tee "$OUT/ab_l2attn.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

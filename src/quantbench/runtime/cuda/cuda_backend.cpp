@@ -115,6 +115,12 @@ struct CudaBackend::Impl {
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
+  // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
+  // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
+  // launch overlap included, which the profiled mode (events between kernels) cannot.
+  enum : unsigned { kSkipNorm = 1, kSkipAttn = 2, kSkipAct = 4, kSkipProd = 8 };
+  unsigned timing_skip = 0;
+  bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
@@ -136,18 +142,26 @@ struct CudaBackend::Impl {
 
   // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
   // pf_stream, forked after the product before and joined at the end of the step.
-  size_t l2_pf_bytes = 0;
+  // During attention (the longest of them, and at one stream latency-bound: the cache read is small)
+  // the prefetch takes l2_pf_attn_bytes, running on from the o product into gate|up's weights.
+  size_t l2_pf_bytes = 0, l2_pf_attn_bytes = 0;
   cudaStream_t pf_stream = nullptr;
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
   bool pf_pending = false;
-  void l2_prefetch(const Mat& next, int T) {
-    if (!l2_pf_bytes || T > 16 || next.w8a8) return;
-    const void* w = next.packed ? next.pk.weights.get() : next.dense.data.p;  // dense: row-major, rows first
-    const size_t bytes = next.packed ? next.pk.weight_bytes : next.dense.data.bytes;
-    if (!w) return;
+  void l2_prefetch(const Mat& next, int T) { l2_prefetch(next, T, l2_pf_bytes, nullptr); }
+  void l2_prefetch(const Mat& next, int T, size_t want, const Mat* then) {
+    if (!want || !pf_stream || T > 16 || next.w8a8) return;
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
     cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
-    prefetch_l2(w, std::min(l2_pf_bytes, bytes) & ~size_t(15), pf_stream);
+    for (const Mat* m : {&next, then}) {
+      if (!m || m->w8a8 || !want) break;
+      const void* w = m->packed ? m->pk.weights.get() : m->dense.data.p;  // dense: row-major, rows first
+      const size_t bytes = m->packed ? m->pk.weight_bytes : m->dense.data.bytes;
+      if (!w) break;
+      const size_t n = std::min(want, bytes) & ~size_t(15);
+      if (n) prefetch_l2(w, n, pf_stream);
+      want -= std::min(want, bytes);
+    }
     pf_pending = true;
   }
   void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)
@@ -540,6 +554,7 @@ struct CudaBackend::Impl {
 
   // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer.
   void gemm_ready(const Mat& m, const float* x, int T, float* y) {
+    if (skips(kSkipProd, T)) return;
     const float one = 1.0f, zero = 0.0f;
     if (m.w8a8) {
       const bool dec = T <= 16;
@@ -645,7 +660,16 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_TIMING_SKIP")) {
+    const std::string v = e;
+    for (const auto& [name, bit] : {std::pair{"norm", Impl::kSkipNorm}, std::pair{"attn", Impl::kSkipAttn},
+                                    std::pair{"act", Impl::kSkipAct}, std::pair{"prod", Impl::kSkipProd}})
+      if (v.find(name) != std::string::npos) I.timing_skip |= bit;
+  }
+  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_ATTN_MB")) options_.l2_prefetch_attn_mb = std::max(0, std::atoi(e));
+  if (options_.l2_prefetch_attn_mb < 0) options_.l2_prefetch_attn_mb = options_.l2_prefetch_mb;
   I.l2_pf_bytes = size_t(std::max(0, options_.l2_prefetch_mb)) << 20;
+  I.l2_pf_attn_bytes = size_t(options_.l2_prefetch_attn_mb) << 20;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -689,7 +713,7 @@ void CudaBackend::init_device() {
            "cuda backend: built for sm_90a (Hopper: H100, H200), but device {} ({}) has compute capability {}.{}",
            options_.device, prop.name, prop.major, prop.minor);
   cuda_ok(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  if (I.l2_pf_bytes) {
+  if (I.l2_pf_bytes || I.l2_pf_attn_bytes) {
     cuda_ok(cudaStreamCreateWithFlags(&I.pf_stream, cudaStreamNonBlocking), "cudaStreamCreate");
     cuda_ok(cudaEventCreateWithFlags(&I.pf_fork, cudaEventDisableTiming), "cudaEventCreate");
     cuda_ok(cudaEventCreateWithFlags(&I.pf_join, cudaEventDisableTiming), "cudaEventCreate");
@@ -848,14 +872,20 @@ std::string CudaBackend::describe() const {
   for (const Mat* m : impl_->mats()) ++paths[m->path];
   std::string ps;
   for (const auto& [k, v] : paths) ps += fmt::format("{}{} x {}", ps.empty() ? "" : "; ", k, v);
-  return fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
+  const std::string skip =
+      impl_->timing_skip ? fmt::format("TIMING EXPERIMENT, OUTPUTS WRONG: decode steps leave out kernel classes "
+                                       "(mask {}: 1 norm, 2 attention, 4 activation, 8 products); ",
+                                       impl_->timing_skip)
+                         : std::string();
+  return skip + fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
                      "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; "
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
-                     "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
+                     "MB of weights during the small kernel before it ({} MB during attention, on into gate|up; "
+                     "not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
@@ -873,7 +903,8 @@ std::string CudaBackend::describe() const {
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off", impl_->launch_rule, options_.l2_prefetch_mb,
-                     options_.l2_prefetch_mb > 0 ? "on" : "off",
+                     options_.l2_prefetch_attn_mb,
+                     options_.l2_prefetch_mb > 0 || options_.l2_prefetch_attn_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
@@ -1148,10 +1179,11 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const bool swa = sp.layer_swa[size_t(il)];
       I.l2_prefetch(L.wqkv, T);
       I.mark(Impl::kNorm);
-      add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                  I.target(L.wqkv, T, h), st, I.norm_loop);
+      if (!I.skips(Impl::kSkipNorm, T))
+        add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
+                    I.target(L.wqkv, T, h), st, I.norm_loop);
       I.gemm_ready(L.wqkv, h, T, qkv);
-      I.l2_prefetch(L.wo, T);  // during rope and attention
+      I.l2_prefetch(L.wo, T, I.l2_pf_attn_bytes, &L.wgu);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
       if (sp.qk_norm) {
@@ -1251,8 +1283,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           aa.act = to_wo;
         }
         I.mark(Impl::kAttn);
-        if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
-        else attention(aa, st);
+        if (I.skips(Impl::kSkipAttn, T)) {
+        } else if (I.kv_quant) {
+          attention_kvq(aa, I.klay, I.vlay, st);
+        } else {
+          attention(aa, st);
+        }
         if (direct) I.gemm_ready(L.wo, att, T, o);
         else I.gemm_f32(L.wo, att, T, o);
       }
@@ -1262,11 +1298,14 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       }
       I.l2_prefetch(L.wgu, T);
       I.mark(Impl::kNorm);
-      add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st, I.norm_loop);
+      if (!I.skips(Impl::kSkipNorm, T))
+        add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
+                    I.norm_loop);
       I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
       I.l2_prefetch(L.wdown, T);
       I.mark(Impl::kAct);
-      gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
+      if (!I.skips(Impl::kSkipAct, T))
+        gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st);
       I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
       if (sp.post_norms) {
         I.mark(Impl::kOther);

@@ -78,6 +78,9 @@ struct CudaBackendOptions {
   // -3.5% per bf16 step; 16 streams unchanged (docs/perf.md). 8 and 16 MB were no better for w4g128 or
   // slower. QB_CUDA_L2_PREFETCH_MB=n sets it (0: off).
   int l2_prefetch_mb = 4;
+  // The same during attention (the o product's weights, then gate|up's); -1: l2_prefetch_mb.
+  // QB_CUDA_L2_PREFETCH_ATTN_MB=n sets it.
+  int l2_prefetch_attn_mb = -1;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
   // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did
