@@ -9,8 +9,9 @@
 # qgemm: the fused prefill GEMM (qb_qgemm_bench, 512-token prefills with QB_CUDA_QGEMM=1|0 and bf16, ncu).
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
-# l2attn: decode with QB_CUDA_L2_PREFETCH_ATTN_MB (w4g128 1,16: 4 9 16 24; w8 1: 4 17 28; bf16 1: 4 16 34), twice.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [l2attn] [check]   (default: tests sweep ab check)
+# hd128: decode with QB_CUDA_ATTN_HD128 = 8, 16, 0 (w4g128 1,16; bf16 16: 8, 0), twice.
+# ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [hd128] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -140,13 +141,24 @@ if has skip; then  # what each kernel class costs inside the decode graph: steps
   done 2>&1 | tee "$OUT/ab_skip.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has l2attn; then  # the L2 prefetch during attention (o's weights, on into gate|up's), MB
+if has hd128; then  # decode split attention at head dim 128: QB_CUDA_ATTN_HD128 = 8, 16 keys per warp step, 0 (generic)
   for rep in 1 2; do
-    for mb in 4 9 16 24; do b "attn_mb $mb" w4g128 1,16 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
-    for mb in 4 17 28; do b "attn_mb $mb" w8 1 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
-    for mb in 4 16 34; do b "attn_mb $mb" bf16 1 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
-  done 2>&1 | tee "$OUT/ab_l2attn.txt"
+    for k in 8 16 0; do b "hd128 $k" w4g128 1,16 QB_CUDA_ATTN_HD128=$k; done
+    for k in 8 0; do b "hd128 $k" bf16 16 QB_CUDA_ATTN_HD128=$k; done
+  done 2>&1 | tee "$OUT/ab_hd128.txt"
   rm -f "$OUT/tmp.log"
+fi
+if has ncudec; then  # Nsight Compute on decode kernels in place (w4g128; clocks not locked): split attention at 16
+  # and 1 streams (a decode launch: 64 skipped), then layer 2's four products at 1 and 16 tokens
+  NCU=/usr/local/cuda/bin/ncu
+  S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats --section SchedulerStats"
+  B="./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 --prompt-len 128 --gen-len 6 --reps 1 --warmup 0 --no-progress"
+  for run in "attn16 attention_split 64 1 16" "attn1 attention_split 64 1 1" "qgemv1 qgemv 8 4 1" "qgemv16 qgemv 8 4 16"; do
+    set -- $run
+    timeout 150 $NCU --clock-control none $S -k regex:$2 -s $3 -c $4 $B --batch $5 > "$OUT/ncu_$1.txt" 2>&1
+    echo "== ncu $1 rc $?"
+    grep -E "qgemv_kernel|attention_split|Duration|DRAM Throughput|Memory Throughput|L2 Hit|Achieved Occupancy|Registers Per|Block Limit Reg|Grid Size|Theoretical Occ|No Eligible|Warp Cycles Per Issued" "$OUT/ncu_$1.txt" | cut -c1-150 | head -60
+  done
 fi
 if has check; then
   t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?

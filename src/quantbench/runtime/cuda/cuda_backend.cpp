@@ -121,6 +121,7 @@ struct CudaBackend::Impl {
   enum : unsigned { kSkipNorm = 1, kSkipAttn = 2, kSkipAct = 4, kSkipProd = 8 };
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
+  int attn_hd128_keys = 8;     // QB_CUDA_ATTN_HD128: AttentionArgs::hd128_keys (0: the generic split kernel)
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
@@ -142,26 +143,18 @@ struct CudaBackend::Impl {
 
   // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
   // pf_stream, forked after the product before and joined at the end of the step.
-  // During attention (the longest of them, and at one stream latency-bound: the cache read is small)
-  // the prefetch takes l2_pf_attn_bytes, running on from the o product into gate|up's weights.
-  size_t l2_pf_bytes = 0, l2_pf_attn_bytes = 0;
+  size_t l2_pf_bytes = 0;
   cudaStream_t pf_stream = nullptr;
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
   bool pf_pending = false;
-  void l2_prefetch(const Mat& next, int T) { l2_prefetch(next, T, l2_pf_bytes, nullptr); }
-  void l2_prefetch(const Mat& next, int T, size_t want, const Mat* then) {
-    if (!want || !pf_stream || T > 16 || next.w8a8) return;
+  void l2_prefetch(const Mat& next, int T) {
+    if (!l2_pf_bytes || T > 16 || next.w8a8) return;
+    const void* w = next.packed ? next.pk.weights.get() : next.dense.data.p;  // dense: row-major, rows first
+    const size_t bytes = next.packed ? next.pk.weight_bytes : next.dense.data.bytes;
+    if (!w) return;
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
     cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
-    for (const Mat* m : {&next, then}) {
-      if (!m || m->w8a8 || !want) break;
-      const void* w = m->packed ? m->pk.weights.get() : m->dense.data.p;  // dense: row-major, rows first
-      const size_t bytes = m->packed ? m->pk.weight_bytes : m->dense.data.bytes;
-      if (!w) break;
-      const size_t n = std::min(want, bytes) & ~size_t(15);
-      if (n) prefetch_l2(w, n, pf_stream);
-      want -= std::min(want, bytes);
-    }
+    prefetch_l2(w, std::min(l2_pf_bytes, bytes) & ~size_t(15), pf_stream);
     pf_pending = true;
   }
   void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)
@@ -654,6 +647,7 @@ void CudaBackend::init_device() {
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_HD128")) I.attn_hd128_keys = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -666,10 +660,7 @@ void CudaBackend::init_device() {
                                     std::pair{"act", Impl::kSkipAct}, std::pair{"prod", Impl::kSkipProd}})
       if (v.find(name) != std::string::npos) I.timing_skip |= bit;
   }
-  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_ATTN_MB")) options_.l2_prefetch_attn_mb = std::max(0, std::atoi(e));
-  if (options_.l2_prefetch_attn_mb < 0) options_.l2_prefetch_attn_mb = options_.l2_prefetch_mb;
   I.l2_pf_bytes = size_t(std::max(0, options_.l2_prefetch_mb)) << 20;
-  I.l2_pf_attn_bytes = size_t(options_.l2_prefetch_attn_mb) << 20;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -713,7 +704,7 @@ void CudaBackend::init_device() {
            "cuda backend: built for sm_90a (Hopper: H100, H200), but device {} ({}) has compute capability {}.{}",
            options_.device, prop.name, prop.major, prop.minor);
   cuda_ok(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  if (I.l2_pf_bytes || I.l2_pf_attn_bytes) {
+  if (I.l2_pf_bytes) {
     cuda_ok(cudaStreamCreateWithFlags(&I.pf_stream, cudaStreamNonBlocking), "cudaStreamCreate");
     cuda_ok(cudaEventCreateWithFlags(&I.pf_fork, cudaEventDisableTiming), "cudaEventCreate");
     cuda_ok(cudaEventCreateWithFlags(&I.pf_join, cudaEventDisableTiming), "cudaEventCreate");
@@ -884,8 +875,7 @@ std::string CudaBackend::describe() const {
                      "likewise the gated activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
-                     "MB of weights during the small kernel before it ({} MB during attention, on into gate|up; "
-                     "not W8A8): {}; activations f32; {}",
+                     "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
@@ -896,15 +886,19 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
-                                                "query tiles of 8 tokens)"
-                                              : "one block per (head, token)",
+                     options_.split_attention
+                         ? fmt::format("split over keys (flash-decoding, merged by the last block; head dims 128 and "
+                                       "an f16 cache: {}; prefill: query tiles of 8 tokens)",
+                                       impl_->attn_hd128_keys > 0
+                                           ? fmt::format("a half-warp per key, 16-byte loads, {} keys per warp step",
+                                                         impl_->attn_hd128_keys > 8 ? 16 : 8)
+                                           : std::string("a warp per key"))
+                         : std::string("one block per (head, token)"),
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off", impl_->launch_rule, options_.l2_prefetch_mb,
-                     options_.l2_prefetch_attn_mb,
-                     options_.l2_prefetch_mb > 0 || options_.l2_prefetch_attn_mb > 0 ? "on" : "off",
+                     options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
@@ -1183,7 +1177,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
                     I.target(L.wqkv, T, h), st, I.norm_loop);
       I.gemm_ready(L.wqkv, h, T, qkv);
-      I.l2_prefetch(L.wo, T, I.l2_pf_attn_bytes, &L.wgu);  // during rope and attention
+      I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
       if (sp.qk_norm) {
@@ -1230,6 +1224,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.softcap = sp.attn_softcap;
       aa.window = swa ? sp.sliding_window : 0;
       aa.splits = splits;
+      aa.hd128_keys = I.attn_hd128_keys;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
       if (fuse_rope) {

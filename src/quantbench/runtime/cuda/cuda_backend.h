@@ -76,11 +76,9 @@ struct CudaBackendOptions {
   // stream asks L2 to prefetch the first l2_prefetch_mb MB of that product's weights, so memory
   // works in what were gaps. 4 MB, one stream on an H100: -1.5% per w4g128 step, -3% per w8 step, -2 to
   // -3.5% per bf16 step; 16 streams unchanged (docs/perf.md). 8 and 16 MB were no better for w4g128 or
-  // slower. QB_CUDA_L2_PREFETCH_MB=n sets it (0: off).
+  // slower; so was prefetching all of o's weights (and on into gate|up's) during attention (session 8).
+  // QB_CUDA_L2_PREFETCH_MB=n sets it (0: off).
   int l2_prefetch_mb = 4;
-  // The same during attention (the o product's weights, then gate|up's); -1: l2_prefetch_mb.
-  // QB_CUDA_L2_PREFETCH_ATTN_MB=n sets it.
-  int l2_prefetch_attn_mb = -1;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
   // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did
