@@ -9,9 +9,10 @@
 # qgemm: the fused prefill GEMM (qb_qgemm_bench, 512-token prefills with QB_CUDA_QGEMM=1|0 and bf16, ncu).
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
-# hd128: decode with QB_CUDA_ATTN_HD128 = 8, 16, 0 (w4g128 1,16; bf16 16: 8, 0), twice.
+# skip2: w4g128 one stream, products alone and full, each with L2 prefetch / early launch on and off, twice.
+# probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [hd128] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -141,12 +142,20 @@ if has skip; then  # what each kernel class costs inside the decode graph: steps
   done 2>&1 | tee "$OUT/ab_skip.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has hd128; then  # decode split attention at head dim 128: QB_CUDA_ATTN_HD128 = 8, 16 keys per warp step, 0 (generic)
+if has skip2; then  # w4g128, one stream: the products alone (norm, attention, activation left out) and the full step,
+  # each with the L2 prefetch and the early launch on and off
   for rep in 1 2; do
-    for k in 8 16 0; do b "hd128 $k" w4g128 1,16 QB_CUDA_ATTN_HD128=$k; done
-    for k in 8 0; do b "hd128 $k" bf16 16 QB_CUDA_ATTN_HD128=$k; done
-  done 2>&1 | tee "$OUT/ab_hd128.txt"
+    for sk in none norm,attn,act; do
+      b "skip $sk" w4g128 1 QB_CUDA_TIMING_SKIP=$sk
+      b "skip $sk nol2" w4g128 1 QB_CUDA_TIMING_SKIP=$sk QB_CUDA_L2_PREFETCH_MB=0
+      b "skip $sk nopdl" w4g128 1 QB_CUDA_TIMING_SKIP=$sk QB_CUDA_PDL=0
+      b "skip $sk nol2 nopdl" w4g128 1 QB_CUDA_TIMING_SKIP=$sk QB_CUDA_L2_PREFETCH_MB=0 QB_CUDA_PDL=0
+    done
+  done 2>&1 | tee "$OUT/ab_skip2.txt"
   rm -f "$OUT/tmp.log"
+fi
+if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)
+  ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"
 fi
 if has ncudec; then  # Nsight Compute on decode kernels in place (w4g128; clocks not locked): split attention at 16
   # and 1 streams (a decode launch: 64 skipped), then layer 2's four products at 1 and 16 tokens

@@ -35,7 +35,6 @@ using namespace qb::runtime::cuda;
 namespace {
 
 int g_fail = 0, g_n = 0;
-int g_hd128 = 8;  // AttentionArgs::hd128_keys for the attention checks (head dim 128 runs every value)
 
 #define FCHECK(cond, ...) QB_COUNT_CHECK(g_fail, cond, __VA_ARGS__)
 
@@ -194,8 +193,7 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   const std::string name = "attention T=" + std::to_string(c.T) + " heads " + std::to_string(c.n_head) + "/" +
                            std::to_string(c.n_head_kv) + " hd " + std::to_string(c.hd_k) + "/" + std::to_string(c.hd_v) +
                            " window " + std::to_string(c.window) + " softcap " + std::to_string(int(c.softcap)) +
-                           " splits " + std::to_string(splits) + (c.prefill ? " prefill" : "") +
-                           (c.hd_k == 128 && c.hd_v == 128 ? " hd128 keys " + std::to_string(g_hd128) : "");
+                           " splits " + std::to_string(splits) + (c.prefill ? " prefill" : "");
   const int n_seq = 3;
   const int64_t cap = 300, kd = int64_t(c.n_head_kv) * c.hd_k, vd = int64_t(c.n_head_kv) * c.hd_v;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -249,7 +247,6 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   a.softcap = c.softcap;
   a.window = c.window;
   a.splits = splits;
-  a.hd128_keys = g_hd128;
   a.part = part.p;
   if (frag_ok) {
     a.act.frag = frag.p;
@@ -394,7 +391,7 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
-                           " splits " + std::to_string(splits) + (hd == 128 ? " hd128 keys " + std::to_string(g_hd128) : "");
+                           " splits " + std::to_string(splits);
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
@@ -453,7 +450,6 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.v_cache = dv1.p;
   a.scale = 0.1f;
   a.splits = splits;
-  a.hd128_keys = g_hd128;
   a.part = part.p;
   attention(a, nullptr);
   a.q = q2.p;
@@ -611,23 +607,13 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
       {2, 2, 1, 256, 256, 0, 0.f},   {4, 6, 3, 72, 72, 17, 20.f},
       {61, 4, 2, 128, 128, 0, 0.f, true}, {45, 4, 4, 64, 64, 9, 25.f, true}, {100, 2, 1, 72, 72, 0, 0.f, true}};
   for (const auto& c : cases_)
-    for (int keys : {8, 16, 0}) {  // head dim 128: the half-warp kernel at both step sizes, then the generic one
-      if (keys != 8 && (c.hd_k != 128 || c.hd_v != 128)) continue;
-      g_hd128 = keys;
-      for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
-    }
-  g_hd128 = 8;
+    for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
   check_rope(false, 1, 32, 32, 128, 128, rng);
   check_rope(true, 16, 8, 2, 64, 64, rng);
   check_rope(false, 5, 4, 2, 64, 32, rng);
   check_rope(true, 3, 6, 3, 8, 4, rng);
-  for (int keys : {8, 16, 0}) {
-    g_hd128 = keys;
-    check_fused_rope(1, 32, 32, 128, false, 16, rng);
-    check_fused_rope(16, 32, 8, 128, true, 3, rng);
-    check_fused_rope(7, 8, 8, 128, false, 2, rng);  // keys in odd counts per split, both halves of a warp step
-  }
-  g_hd128 = 8;
+  check_fused_rope(1, 32, 32, 128, false, 16, rng);
+  check_fused_rope(16, 32, 8, 128, true, 3, rng);
   check_fused_rope(5, 8, 2, 64, false, 7, rng);
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
   {

@@ -121,7 +121,6 @@ struct CudaBackend::Impl {
   enum : unsigned { kSkipNorm = 1, kSkipAttn = 2, kSkipAct = 4, kSkipProd = 8 };
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
-  int attn_hd128_keys = 8;     // QB_CUDA_ATTN_HD128: AttentionArgs::hd128_keys (0: the generic split kernel)
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
@@ -647,7 +646,6 @@ void CudaBackend::init_device() {
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
-  if (const char* e = std::getenv("QB_CUDA_ATTN_HD128")) I.attn_hd128_keys = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -886,14 +884,9 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention
-                         ? fmt::format("split over keys (flash-decoding, merged by the last block; head dims 128 and "
-                                       "an f16 cache: {}; prefill: query tiles of 8 tokens)",
-                                       impl_->attn_hd128_keys > 0
-                                           ? fmt::format("a half-warp per key, 16-byte loads, {} keys per warp step",
-                                                         impl_->attn_hd128_keys > 8 ? 16 : 8)
-                                           : std::string("a warp per key"))
-                         : std::string("one block per (head, token)"),
+                     options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
+                                                "query tiles of 8 tokens)"
+                                              : "one block per (head, token)",
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
@@ -1224,7 +1217,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.softcap = sp.attn_softcap;
       aa.window = swa ? sp.sliding_window : 0;
       aa.splits = splits;
-      aa.hd128_keys = I.attn_hd128_keys;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
       if (fuse_rope) {

@@ -490,28 +490,6 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
 
 constexpr int kSplitWarps = 4;
 
-// The end of a split block, its warps' (m, l, output) in shared memory: the range's partial to
-// a.part; then, with counters, the last block of this (head, token) to finish merges all splits and
-// resets the counter for the next launch (every split has arrived by then).
-__device__ __forceinline__ void finish_split(const AttentionArgs& a, int h, int t, int sp, const float* sm_m,
-                                             const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
-  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
-  if (!a.counters) return;
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
-    last = atomicAdd(c, 1u) == unsigned(a.splits - 1);
-    if (last) *c = 0u;
-  }
-  __syncthreads();
-  if (last) {
-    __threadfence();
-    merge_splits(a, h, t, (a.T + 7) / 8);
-  }
-}
-
 // Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
 // even): the half2 at dims 2 lane + 64 e; else one f16 at dim lane + 32 e. Each warp walks its keys
 // KPW at a time: first every load of all KPW keys' K and V rows (branch-free: a key past the range
@@ -680,152 +658,23 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   for (int f = 0; f < NF; ++f)
     if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
-  finish_split(a, h, t, sp, sm_m, sm_l, sm_acc);
-}
-
-// Head dims 128 (K and V), f16 cache: a half-warp per key, each lane one 16-byte load of 8 dims
-// (dims 8 (lane & 15) .. + 7), so a warp reads 2 keys per load instruction where the generic kernel
-// reads half a key, and a score reduces over 16 lanes (4 shuffles for 2 keys; the generic kernel 5
-// per key). Each warp step takes 2 KP keys (KP per half), all loads issued first as there. The
-// running max is kept warp-wide, so the two halves' sums and outputs add at the end. Same block
-// layout, partials and merge as attention_split_kernel; kRope as there (normal pairs, or neox).
-template <int KP, bool kRope>
-__global__ void __launch_bounds__(kSplitWarps * 32, KP > 4 ? 4 : kRope ? 7 : 8) attention_split_hd128_kernel(AttentionArgs a) {
-  pdl_trigger();
-  constexpr int HD = 128;
-  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
-  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
-  const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, half = lane >> 4, d0 = 8 * (lane & 15);
-  const int kvh = h / (a.n_head / a.n_head_kv);
-  const int64_t kd = int64_t(a.n_head_kv) * HD;
-  const int64_t pos = a.pos[t];
-  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
-  const int64_t n = pos - first + 1;
-  const int64_t per = (n + a.splits - 1) / a.splits;
-  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
-  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * HD;
-  const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * HD + d0;
-  const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * HD + d0;
-  float qr[8], acc[8];
-#pragma unroll
-  for (int e = 0; e < 8; ++e) {
-    qr[e] = q[d0 + e];
-    acc[e] = 0.0f;
-  }
-  uint4 kcur = make_uint4(0, 0, 0, 0), vcur = make_uint4(0, 0, 0, 0);
-  if constexpr (kRope) {  // as rope_kv_kernel: x0 c - x1 s, x0 s + x1 c per pair (x0 the lower dim)
-    const float* cs = a.rope_cos + int64_t(t) * (HD / 2);
-    const float* sn = a.rope_sin + int64_t(t) * (HD / 2);
-    const float* kraw = q - int64_t(h) * HD + int64_t(a.n_head) * HD + int64_t(kvh) * HD;
-    const float* vraw = kraw + kd;
-    float kf[8];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) kf[e] = kraw[d0 + e];
-    auto rot = [&](float* v) {
-      if (!a.rope_neox) {  // pairs (2i, 2i + 1), both in this lane
-#pragma unroll
-        for (int e = 0; e < 8; e += 2) {
-          const float c = cs[(d0 + e) / 2], s = sn[(d0 + e) / 2], x0 = v[e], x1 = v[e + 1];
-          v[e] = x0 * c - x1 * s;
-          v[e + 1] = x0 * s + x1 * c;
-        }
-      } else {  // pairs (i, i + 64): the partner dims are 8 lanes away
-        const bool lo = d0 < HD / 2;
-        const int i0 = lo ? d0 : d0 - HD / 2;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float other = __shfl_xor_sync(0xffffffffu, v[e], 8);
-          const float c = cs[i0 + e], s = sn[i0 + e];
-          v[e] = lo ? v[e] * c - other * s : other * s + v[e] * c;
-        }
-      }
-    };
-    rot(qr);
-    rot(kf);
-    kcur = make_uint4(pack2(kf[0], kf[1], false), pack2(kf[2], kf[3], false), pack2(kf[4], kf[5], false),
-                      pack2(kf[6], kf[7], false));
-    vcur = make_uint4(pack2(vraw[d0], vraw[d0 + 1], false), pack2(vraw[d0 + 2], vraw[d0 + 3], false),
-                      pack2(vraw[d0 + 4], vraw[d0 + 5], false), pack2(vraw[d0 + 6], vraw[d0 + 7], false));
-    // The block holding this token's position writes its k and v to the cache (one head per group).
-    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0 && half == 0) {
-      *reinterpret_cast<uint4*>(const_cast<uint16_t*>(kc) + pos * kd) = kcur;  // the cache is ours
-      *reinterpret_cast<uint4*>(const_cast<uint16_t*>(vc) + pos * kd) = vcur;
-    }
-  }
-  auto dot8 = [&](const uint4& w) {
-    const uint32_t u[4] = {w.x, w.y, w.z, w.w};
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&u[i]));
-      s += qr[2 * i] * f.x + qr[2 * i + 1] * f.y;
-    }
-    return s;
-  };
-  float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = j0 + int64_t(warp) * 2 * KP; jb < j1; jb += kSplitWarps * 2 * KP) {
-    uint4 kr[KP], vr[KP];
-#pragma unroll
-    for (int u = 0; u < KP; ++u) {  // key jb + 2 u + half; past the range, the last valid row again
-      const int64_t j = min(jb + 2 * u + half, j1 - 1);
-      kr[u] = *reinterpret_cast<const uint4*>(kc + j * kd);
-      vr[u] = *reinterpret_cast<const uint4*>(vc + j * kd);
-      if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
-        if (j == pos) {
-          kr[u] = kcur;
-          vr[u] = vcur;
-        }
-      }
-    }
-    float s[KP];
-#pragma unroll
-    for (int u = 0; u < KP; ++u) s[u] = dot8(kr[u]);
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1)
-#pragma unroll
-      for (int u = 0; u < KP; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
-    float mx = -INFINITY;
-#pragma unroll
-    for (int u = 0; u < KP; ++u) {
-      float d = s[u] * a.scale;
-      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
-      s[u] = jb + 2 * u + half < j1 ? d : -INFINITY;
-      mx = fmaxf(mx, s[u]);
-    }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
-    const float m_new = fmaxf(m, mx);  // finite: key jb (half 0, u 0) < j1 is valid
-    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
-    l *= corr;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[e] *= corr;
-#pragma unroll
-    for (int u = 0; u < KP; ++u) {
-      const float p = jb + 2 * u + half < j1 ? expf(s[u] - m_new) : 0.0f;
-      l += p;
-      const uint32_t w[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-        acc[2 * i] += p * f.x;
-        acc[2 * i + 1] += p * f.y;
-      }
-    }
-    m = m_new;
-  }
-  l += __shfl_xor_sync(0xffffffffu, l, 16);  // the halves share m: their sums add
-#pragma unroll
-  for (int e = 0; e < 8; ++e) acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 16);
-  if (lane == 0) {
-    sm_m[warp] = m;
-    sm_l[warp] = l;
-  }
-  if (half == 0) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) sm_acc[warp][d0 + e] = acc[e];
+  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
+  if (!a.counters) return;
+  // The last block of this (head, token) to finish merges all splits and resets the counter for the
+  // next launch (every split has arrived by then).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
+    last = atomicAdd(c, 1u) == unsigned(a.splits - 1);
+    if (last) *c = 0u;
   }
   __syncthreads();
-  finish_split(a, h, t, sp, sm_m, sm_l, sm_acc);
+  if (last) {
+    __threadfence();
+    merge_splits(a, h, t, (a.T + 7) / 8);
+  }
 }
 
 // --- Query-tiled attention (prefill) -----------------------------------------------------------------
@@ -1382,17 +1231,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
-  const bool hd128 = a.hd_k == 128 && a.hd_v == 128 && a.hd128_keys > 0;
-  if (hd128) {
-    const bool wide = a.hd128_keys > 8;  // 16 keys per warp step, else 8
-    if (a.rope_cos) {
-      if (wide) attention_split_hd128_kernel<8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-      else attention_split_hd128_kernel<4, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    } else {
-      if (wide) attention_split_hd128_kernel<8, false><<<grid, kSplitWarps * 32, 0, s>>>(a);
-      else attention_split_hd128_kernel<4, false><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    }
-  } else if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
+  if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);

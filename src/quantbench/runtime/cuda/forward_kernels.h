@@ -116,9 +116,6 @@ struct AttentionArgs {
   // Optional: T * n_head counters, zero before the first launch. With them there is no merge kernel:
   // the last block of each (head, token) to finish merges, and leaves its counter at zero again.
   unsigned* counters = nullptr;
-  // Head dims 128 (K and V): a kernel with a half-warp per key and 16-byte loads, taking this many
-  // keys per warp step (8 or 16); 0: the generic kernel (a warp per key). QB_CUDA_ATTN_HD128=n.
-  int hd128_keys = 8;
   // Optional rope + KV write fused into the split path (decode with one token per sequence; head dims
   // <= 128, even, fully rotated, neox only at 128): q is still raw in the q|k|v row (q_stride apart,
   // k and v after the q heads as in RopeKvArgs); the kernel rotates q and the token's own k in

@@ -1,0 +1,223 @@
+// Probe (GPU machine): how fast can a decode step's KV-cache read go, by access pattern? 16 sequences x
+// 32 heads x 128 dims of f16, 192 keys each (the 16-stream benchmark's mean context), K and V, read
+// the ways an attention kernel could: (a) the cache as now ([pos][head][dim]: 256-byte pieces 8 KB
+// apart), one block per (head, sequence, split) as attention_split_kernel; (b) the same layout, one
+// block per (sequence, split) reading whole 8 KB rows; (c) a head-major layout ([head][pos][dim]: each
+// (sequence, head)'s keys contiguous), one block per (head, sequence, split). Caches rotate among
+// copies over 4x the L2, so every read is from HBM. Prints GB/s per pattern (median of 21).
+// Then the floor of "one streaming kernel per product": a plain read kernel (16-byte loads, 4 in
+// flight per thread, 8 blocks of 256 threads per SM) timed alone at each size a Llama-2-7B w4g128
+// decode product reads, and the 129 reads of one decode step replayed as a CUDA graph.
+// Built as qb_kv_read_probe (CMake with -DQB_CUDA=ON; bench/gpu/stage.sh stages it).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+constexpr int kSeq = 16, kHead = 32, kHd = 128, kCtx = 192, kCap = 256, kCopies = 8;
+constexpr size_t kRow = size_t(kHead) * kHd * 2;         // bytes of one position's K (or V) row
+constexpr size_t kCache = size_t(kSeq) * kCap * kRow;    // K or V of every sequence, one copy
+
+__device__ __forceinline__ uint4 ld(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+// (a) / (c): grid (head, seq, split), 4 warps, a half-warp per key, 4 keys per half-warp step.
+template <bool kHeadMajor>
+__global__ void per_head(const char* K, const char* V, int splits, unsigned* sink) {
+  const int h = blockIdx.x, s = blockIdx.y, sp = blockIdx.z, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int per = (kCtx + splits - 1) / splits, j0 = sp * per, j1 = min(kCtx, j0 + per);
+  unsigned x = 0;
+  for (int jb = j0 + warp * 8; jb < j1; jb += 32) {
+    uint4 k[4], v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = min(jb + 2 * u + (lane >> 4), j1 - 1);
+      const size_t off = kHeadMajor ? (size_t(s * kHead + h) * kCap + j) * kHd * 2 : size_t(s) * kCap * kRow + j * kRow + h * kHd * 2;
+      k[u] = ld(reinterpret_cast<const uint4*>(K + off) + (lane & 15));
+      v[u] = ld(reinterpret_cast<const uint4*>(V + off) + (lane & 15));
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) x ^= k[u].x ^ k[u].w ^ v[u].y ^ v[u].z;
+  }
+  if (x == 0x12345678u) sink[0] = x;
+}
+
+// (b): grid (seq, split), 8 warps; each warp 1 KB of a row (4 heads), 2 keys per step in flight x 2 loads.
+__global__ void per_seq(const char* K, const char* V, int splits, unsigned* sink) {
+  const int s = blockIdx.x, sp = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int per = (kCtx + splits - 1) / splits, j0 = sp * per, j1 = min(kCtx, j0 + per);
+  unsigned x = 0;
+  for (int jb = j0; jb < j1; jb += 4) {
+    uint4 k[4][2], v[4][2];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = min(jb + u, j1 - 1);
+      const uint4* kr = reinterpret_cast<const uint4*>(K + size_t(s) * kCap * kRow + j * kRow + warp * 1024);
+      const uint4* vr = reinterpret_cast<const uint4*>(V + size_t(s) * kCap * kRow + j * kRow + warp * 1024);
+      k[u][0] = ld(kr + lane); k[u][1] = ld(kr + 32 + lane);
+      v[u][0] = ld(vr + lane); v[u][1] = ld(vr + 32 + lane);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) x ^= k[u][0].x ^ k[u][1].w ^ v[u][0].y ^ v[u][1].z;
+  }
+  if (x == 0x12345678u) sink[0] = x;
+}
+
+// Grid-stride read of n16 16-byte vectors, 4 loads in flight per thread.
+__global__ void stream_read(const uint4* p, size_t n16, unsigned* sink) {
+  unsigned x = 0;
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  for (; i + 3 * stride < n16; i += 4 * stride) {
+    const uint4 a = ld(p + i), b = ld(p + i + stride), c = ld(p + i + 2 * stride), d = ld(p + i + 3 * stride);
+    x ^= a.x ^ b.y ^ c.z ^ d.w;
+  }
+  for (; i < n16; i += stride) x ^= ld(p + i).x;
+  if (x == 0x12345678u) sink[0] = x;
+}
+
+void product_floor(unsigned* sink) {
+  int sms = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  // Bytes a w4g128 product reads (weights + f16 scales per 128), Llama-2-7B shapes.
+  auto w4 = [](double rows, double cols) { return rows * cols / 2 + rows * cols / 128 * 2; };
+  const double qkv = w4(12288, 4096), o = w4(4096, 4096), gu = w4(22016, 4096), down = w4(4096, 11008),
+               lm = w4(32000, 4096);
+  const size_t pool = size_t(1) << 30;  // 1 GiB, read in turn: no read finds its bytes in L2
+  char* buf;
+  cudaMalloc(&buf, pool);
+  cudaMemset(buf, 3, pool);
+  size_t at = 0;
+  auto next = [&](double bytes) {
+    const size_t b = (size_t(bytes) + 15) / 16 * 16;
+    if (at + b > pool) at = 0;
+    const uint4* p = reinterpret_cast<const uint4*>(buf + at);
+    at += (b + 4095) / 4096 * 4096;
+    return p;
+  };
+  cudaStream_t st;
+  cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  auto launch = [&](double bytes) { stream_read<<<sms * 8, 256, 0, st>>>(next(bytes), size_t(bytes) / 16, sink); };
+  {
+    std::vector<float> ms;
+    for (int i = 0; i < 6; ++i) {
+      cudaEventRecord(e0, st);
+      stream_read<<<sms * 8, 256, 0, st>>>(reinterpret_cast<const uint4*>(buf), pool / 16, sink);
+      cudaEventRecord(e1, st);
+      cudaEventSynchronize(e1);
+      float t = 0;
+      cudaEventElapsedTime(&t, e0, e1);
+      if (i) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("\nthe same kernel over 1 GiB: %.0f GB/s (the bandwidth a long read reaches)\n",
+                double(pool) / (ms[ms.size() / 2] * 1e-3) / 1e9);
+  }
+  std::printf("one read kernel per size (8 blocks x 256 threads per SM; median of 21):\n");
+  double sum_alone = 0;
+  const struct { const char* name; double bytes; int per_step; } sizes[] = {
+      {"o 4096x4096", o, 32}, {"qkv 12288x4096", qkv, 32}, {"gate|up 22016x4096", gu, 32}, {"down 4096x11008", down, 32},
+      {"lm_head 32000x4096", lm, 1}};
+  for (const auto& z : sizes) {
+    std::vector<float> ms;
+    for (int i = 0; i < 22; ++i) {
+      cudaEventRecord(e0, st);
+      launch(z.bytes);
+      cudaEventRecord(e1, st);
+      cudaEventSynchronize(e1);
+      float t = 0;
+      cudaEventElapsedTime(&t, e0, e1);
+      if (i) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double t = ms[ms.size() / 2] * 1e-3;
+    sum_alone += t * z.per_step;
+    std::printf("  %-22s %6.2f MB  %7.2f us  %6.0f GB/s  (x %d per step)\n", z.name, z.bytes / 1e6, t * 1e6,
+                z.bytes / t / 1e9, z.per_step);
+  }
+  double step_bytes = 32 * (qkv + o + gu + down) + lm;
+  std::printf("  sum over a decode step: %.3f ms for %.3f GB (%.0f GB/s)\n", sum_alone * 1e3, step_bytes / 1e9,
+              step_bytes / sum_alone / 1e9);
+  // The step's 129 reads back to back in one graph.
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+  for (int l = 0; l < 32; ++l)
+    for (double b : {qkv, o, gu, down}) launch(b);
+  launch(lm);
+  cudaStreamEndCapture(st, &g);
+  cudaGraphInstantiate(&ge, g, 0);
+  std::vector<float> ms;
+  for (int i = 0; i < 12; ++i) {
+    cudaEventRecord(e0, st);
+    cudaGraphLaunch(ge, st);
+    cudaEventRecord(e1, st);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    if (i) ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  const double t = ms[ms.size() / 2] * 1e-3;
+  std::printf("  the 129 reads as one graph: %.3f ms (%.0f GB/s)\n", t * 1e3, step_bytes / t / 1e9);
+  cudaFree(buf);
+}
+
+int main() {
+  char *K, *V;
+  unsigned* sink;
+  cudaMalloc(&K, kCache * kCopies);
+  cudaMalloc(&V, kCache * kCopies);
+  cudaMalloc(&sink, 4);
+  cudaMemset(K, 1, kCache * kCopies);
+  cudaMemset(V, 2, kCache * kCopies);
+  const double bytes = 2.0 * kSeq * kHead * kCtx * kHd * 2;
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  auto time = [&](const char* name, auto launch) {
+    std::vector<float> ms;
+    for (int i = 0; i < 22; ++i) {
+      const size_t c = size_t(i % kCopies) * kCache;
+      cudaEventRecord(e0);
+      launch(K + c, V + c);
+      cudaEventRecord(e1);
+      cudaEventSynchronize(e1);
+      float t = 0;
+      cudaEventElapsedTime(&t, e0, e1);
+      if (i) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double t = ms[ms.size() / 2] * 1e-3;
+    std::printf("%-58s %7.2f us  %6.0f GB/s\n", name, t * 1e6, bytes / t / 1e9);
+  };
+  std::printf("KV read probe: %d seqs x %d heads x %d keys x hd %d, K+V = %.1f MB\n", kSeq, kHead, kCtx, kHd, bytes / 1e6);
+  for (int splits : {1, 3, 6}) {
+    char n[96];
+    std::snprintf(n, sizeof n, "(a) [pos][head] layout, block per head, splits %d", splits);
+    time(n, [&](const char* k, const char* v) { per_head<false><<<dim3(kHead, kSeq, splits), 128>>>(k, v, splits, sink); });
+    std::snprintf(n, sizeof n, "(c) [head][pos] layout, block per head, splits %d", splits);
+    time(n, [&](const char* k, const char* v) { per_head<true><<<dim3(kHead, kSeq, splits), 128>>>(k, v, splits, sink); });
+  }
+  for (int splits : {8, 16, 32}) {
+    char n[96];
+    std::snprintf(n, sizeof n, "(b) [pos][head] layout, block per sequence, splits %d", splits);
+    time(n, [&](const char* k, const char* v) { per_seq<<<dim3(kSeq, splits), 256>>>(k, v, splits, sink); });
+  }
+  cudaFree(K);
+  cudaFree(V);
+  product_floor(sink);
+  const cudaError_t err = cudaDeviceSynchronize();
+  if (err != cudaSuccess) {
+    std::printf("CUDA error: %s\n", cudaGetErrorString(err));
+    return 1;
+  }
+  return 0;
+}
