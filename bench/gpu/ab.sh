@@ -10,10 +10,9 @@
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
 # skip2: w4g128 one stream, products alone and full, each with L2 prefetch / early launch on and off, twice.
-# items: qgemv work items per block (QB_CUDA_QGEMV_ITEMS 1 0 2 3; w4g128 1,16, w8 1), products alone too, twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [items] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -153,19 +152,6 @@ if has skip2; then  # w4g128, one stream: the products alone (norm, attention, a
       b "skip $sk nol2 nopdl" w4g128 1 QB_CUDA_TIMING_SKIP=$sk QB_CUDA_L2_PREFETCH_MB=0 QB_CUDA_PDL=0
     done
   done 2>&1 | tee "$OUT/ab_skip2.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has items; then  # qgemv blocks walking several work items (QB_CUDA_QGEMV_ITEMS: 1 one each, 0 grid held to the
-  # resident blocks, 2, 3), against the previous binary if staged as quantbench_prev; products alone too
-  for rep in 1 2; do
-    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev binary" w4g128 1,16
-    for k in 1 0 2 3; do b "items $k" w4g128 1,16 QB_CUDA_QGEMV_ITEMS=$k; done
-    for k in 1 0; do
-      b "items $k products alone" w4g128 1 QB_CUDA_QGEMV_ITEMS=$k QB_CUDA_TIMING_SKIP=norm,attn,act QB_CUDA_L2_PREFETCH_MB=0 QB_CUDA_PDL=0
-    done
-    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev binary" w8 1
-    for k in 1 0; do b "items $k" w8 1 QB_CUDA_QGEMV_ITEMS=$k; done
-  done 2>&1 | tee "$OUT/ab_items.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

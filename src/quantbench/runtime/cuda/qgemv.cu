@@ -67,7 +67,7 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2).
-template <int F, int G, bool ASYM, int R, int NT, bool kMulti>
+template <int F, int G, bool ASYM, int R, int NT>
 __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                              const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                              float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
@@ -79,23 +79,15 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int g = lane >> 2;
-  // Work items: groups of R row blocks. A block takes items blockIdx.x, + gridDim.x, ... (one item
-  // when the grid has one block per item; a persistent grid sized to what is resident takes several),
-  // and each warp walks its steps of one item then of the next without a break: the next step's
-  // loads, the next item's first ones included, are in flight while the current step is multiplied
-  // and while the block reduces an item's outputs.
-  const int items = (row_blocks + R - 1) / R;
+  const int rb0 = blockIdx.x * R;
 
   float acc[R][NT][4];
-  auto zero_acc = [&] {
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-      for (int j = 0; j < NT; ++j)
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.f;
-  };
-  zero_acc();
+      for (int i = 0; i < 4; ++i) acc[r][j][i] = 0.f;
 
   // What one step streams from HBM: U chunks x R row blocks of weights (+ int4 scales / zero points).
   // The next step's loads are issued before this step's arithmetic (register double buffering), so
@@ -105,14 +97,14 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
     uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
   };
-  auto load_step = [&](int item, int c0, Step& st) {  // predicated off past the last chunk or item
+  auto load_step = [&](int c0, Step& st) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = c0 + u;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        const int rb = item * R + r;
-        const bool ok = c < chunks && rb < row_blocks && item < items;
+        const int rb = rb0 + r;
+        const bool ok = c < chunks && rb < row_blocks;
 #pragma unroll
         for (int v = 0; v < LPC; ++v)
           st.w[u][r][v] = ok ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
@@ -132,8 +124,18 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     }
   };
 
-  // One step of arithmetic: this step's activation fragments, then the products of `cur` into acc.
-  auto step_math = [&](int c0, const Step& cur) {
+  // Programmatic dependent launch: let the next kernel in the stream start its own weight loads
+  // while this one drains, and start ours before the previous kernel (which may produce x) is done.
+  // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
+  // Both are no-ops when the launch did not ask for the overlap.
+  asm volatile("griddepcontrol.launch_dependents;");
+  const int stride = n_warps * U;
+  Step cur;
+  load_step(warp * U, cur);
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+    Step nxt;
+    load_step(c0 + stride, nxt);  // predicated off past the end
     uint4 xv[U][NT][2];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -265,71 +267,27 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
       }
     }
     }
-  };
-  // Reduce the warps' partial sums of an item (lane-fastest layout: no bank conflicts), then write
-  // each output once.
-  auto reduce_store = [&](int item) {
-    constexpr int kPer = R * NT * 4 * 32;
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) red[warp * kPer + ((r * NT + j) * 4 + i) * 32 + lane] = acc[r][j][i];
-    __syncthreads();
-    for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
-      float sum = 0.f;
-      for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
-      const int l = e & 31, i = (e >> 5) & 3, rj = e >> 7, j = rj % NT, r = rj / NT;
-      const int row = (item * R + r) * 16 + (l >> 2) + 8 * (i >> 1);
-      const int tok = 8 * j + 2 * (l & 3) + (i & 1);
-      if (row < n_out && tok < n_tokens) {
-        if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
-        y[size_t(tok) * n_out + row] = sum;
-      }
-    }
-  };
+    cur = nxt;
+  }
 
-  // Programmatic dependent launch: let the next kernel in the stream start its own weight loads
-  // while this one drains, and start ours before the previous kernel (which may produce x) is done.
-  // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
-  // Both are no-ops when the launch did not ask for the overlap.
-  asm volatile("griddepcontrol.launch_dependents;");
-  const int stride = n_warps * U;
-  if constexpr (!kMulti) {  // one item per block
-    const int item = blockIdx.x;
-    Step cur;
-    load_step(item, warp * U, cur);
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    for (int c0 = warp * U; c0 < chunks; c0 += stride) {
-      Step nxt;
-      load_step(item, c0 + stride, nxt);  // predicated off past the end
-      step_math(c0, cur);
-      cur = nxt;
-    }
-    reduce_store(item);
-  } else {
-    int item = blockIdx.x, c0 = warp * U;
-    Step cur;
-    load_step(item, c0, cur);
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    while (item < items) {
-      // The step after this one: the next chunks of this item, else this warp's first of the next item.
-      // A warp with no chunks (warp * U >= chunks) takes one empty step per item, so every warp meets
-      // each item's reduction barrier once.
-      const bool last_step = c0 + stride >= chunks;
-      const int next_item = last_step ? item + int(gridDim.x) : item, next_c0 = last_step ? warp * U : c0 + stride;
-      Step nxt;
-      load_step(next_item, next_c0, nxt);
-      step_math(c0, cur);
-      cur = nxt;
-      if (last_step) {  // the second barrier keeps the next item's partials out of `red` until read
-        reduce_store(item);
-        zero_acc();
-        if (next_item < items) __syncthreads();
-      }
-      item = next_item;
-      c0 = next_c0;
+  // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
+  constexpr int kPer = R * NT * 4 * 32;
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp * kPer + ((r * NT + j) * 4 + i) * 32 + lane] = acc[r][j][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
+    float sum = 0.f;
+    for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
+    const int l = e & 31, i = (e >> 5) & 3, rj = e >> 7, j = rj % NT, r = rj / NT;
+    const int row = (rb0 + r) * 16 + (l >> 2) + 8 * (i >> 1);
+    const int tok = 8 * j + 2 * (l & 3) + (i & 1);
+    if (row < n_out && tok < n_tokens) {
+      if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
+      y[size_t(tok) * n_out + row] = sum;
     }
   }
 }
@@ -488,24 +446,20 @@ using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const u
                           int, int);
 
 template <int F, int G, bool ASYM, int R>
-KernelFn pick_nt(int nt, bool multi) {
-  if (multi) return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1, true> : qgemv_kernel<F, G, ASYM, R, 2, true>;
-  return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1, false> : qgemv_kernel<F, G, ASYM, R, 2, false>;
+KernelFn pick_nt(int nt) {
+  return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1> : qgemv_kernel<F, G, ASYM, R, 2>;
 }
 template <int F, int G, bool ASYM>
-KernelFn pick_r(int r, int nt, bool multi) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, multi)
-         : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, multi)
-                  : pick_nt<F, G, ASYM, 4>(nt, multi);
+KernelFn pick_r(int r, int nt) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
 }
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool multi) {
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt) {
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, multi);
-    case WeightFormat::W8A16:
-      return s.group == 32 ? pick_r<1, 32, false>(r, nt, multi) : pick_r<1, 0, false>(r, nt, multi);
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
+    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt) : pick_r<1, 0, false>(r, nt);
     case WeightFormat::W4A16:
-      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, multi) : pick_r<2, 32, false>(r, nt, multi);
-      return s.asym ? pick_r<2, 128, true>(r, nt, multi) : pick_r<2, 128, false>(r, nt, multi);
+      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt) : pick_r<2, 32, false>(r, nt);
+      return s.asym ? pick_r<2, 128, true>(r, nt) : pick_r<2, 128, false>(r, nt);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -590,34 +544,16 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
-  if (cfg.items_per_block < 0) throw std::invalid_argument("qgemv: items_per_block must be >= 0");
-  const int items = int((p.row_blocks + r - 1) / r);
-  auto clamp_warps = [&](KernelFn f) {  // up to 8 warps always fit (the largest kernel uses < 255 registers)
-    if (nw <= 8) return;
+  const KernelFn fn = pick_kernel(p.spec, r, nt);
+  if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
-    QB_CUDA_OK(cudaFuncGetAttributes(&attr, f));
+    QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
-  };
-  auto smem_for = [&] { return size_t(nw) * r * nt * 4 * 32 * sizeof(float); };
-  int per_block = cfg.items_per_block;
-  if (per_block == 0) {  // as few per block as keeps the whole grid resident (the walking kernel's occupancy)
-    const KernelFn walk = pick_kernel(p.spec, r, nt, true);
-    clamp_warps(walk);
-    if (smem_for() > 48 * 1024)
-      QB_CUDA_OK(cudaFuncSetAttribute(walk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_for())));
-    int dev = 0, sms = 0, per_sm = 0;
-    QB_CUDA_OK(cudaGetDevice(&dev));
-    QB_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, walk, nw * 32, smem_for()));
-    const int resident = std::max(1, per_sm) * sms;
-    per_block = (items + resident - 1) / resident;
+    cfg.warps_per_block = nw;
   }
-  const KernelFn fn = pick_kernel(p.spec, r, nt, per_block > 1);
-  clamp_warps(fn);
-  cfg.warps_per_block = nw;
-  const size_t smem = smem_for();
+  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
+  const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const int blocks = (items + per_block - 1) / per_block;
   cudaLaunchConfig_t lc = {};
   lc.gridDim = dim3(unsigned(blocks));
   lc.blockDim = dim3(unsigned(nw * 32));

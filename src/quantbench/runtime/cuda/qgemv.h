@@ -127,10 +127,6 @@ struct QgemvConfig {
   // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
-  // Work items (groups of row_blocks_per_warp row blocks) per block: 1, one block per item; k > 1, a
-  // grid of ceil(items / k) blocks, each walking k items (the last ones fewer) with its loads running
-  // on from one item into the next; 0, as few per block as lets the whole grid be resident at once.
-  int items_per_block = 1;
 };
 // rule 4: the launch shapes of step 4 (kept for same-run A/B measurements); 5: the current rules.
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 5);
