@@ -10,10 +10,9 @@
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
 # skip2: w4g128 one stream, products alone and full, each with L2 prefetch / early launch on and off, twice.
-# xsmem: one-token qgemv activations from shared memory or L2 (QB_CUDA_QGEMV_X_SMEM 1 0; w4g128, w8, w4g128-asym), twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [xsmem] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -153,15 +152,6 @@ if has skip2; then  # w4g128, one stream: the products alone (norm, attention, a
       b "skip $sk nol2 nopdl" w4g128 1 QB_CUDA_TIMING_SKIP=$sk QB_CUDA_L2_PREFETCH_MB=0 QB_CUDA_PDL=0
     done
   done 2>&1 | tee "$OUT/ab_skip2.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has xsmem; then  # one-token activations in shared memory (default) or read from L2 at each step (QB_CUDA_QGEMV_X_SMEM=0)
-  for rep in 1 2; do
-    for v in 1 0; do b "x_smem $v" w4g128 1 QB_CUDA_QGEMV_X_SMEM=$v; done
-    for v in 1 0; do b "x_smem $v products alone" w4g128 1 QB_CUDA_QGEMV_X_SMEM=$v QB_CUDA_TIMING_SKIP=norm,attn,act QB_CUDA_L2_PREFETCH_MB=0 QB_CUDA_PDL=0; done
-    for v in 1 0; do b "x_smem $v" w8 1 QB_CUDA_QGEMV_X_SMEM=$v; done
-    for v in 1 0; do b "x_smem $v" w4g128-asym 1 QB_CUDA_QGEMV_X_SMEM=$v; done
-  done 2>&1 | tee "$OUT/ab_xsmem.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

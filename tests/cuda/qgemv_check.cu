@@ -77,8 +77,7 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   QB_CUDA_OK(cudaFree(dy));
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
-          (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
-          (cfg.x_from_l2 ? " x from L2" : "");
+          (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "");
   const Tol tol = tolerance(spec);
   const ProductErrors e =
       product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
@@ -224,9 +223,6 @@ int main() {
       // With the programmatic-dependent-launch path. pack_activations never triggers an early
       // launch, so this checks that launch path and the wait instruction, not an actual overlap.
       check_case(s, 1000, 1152, 9, {0, 0, true}, rng);
-      // One token with its activations read from L2 at each step (the path before the shared copy).
-      check_case(s, 1000, 1152, 1, {0, 0, false, true}, rng);
-      check_case(s, 333, s.group == 128 ? 1152 : 1120, 1, {1, 3, false, true}, rng);
       // The launch rules' q|k|v-like ("mid") and wider ("big") grids, and ragged rows there.
       if (s.format != WeightFormat::BF16)
         for (int n : {1, 16}) {

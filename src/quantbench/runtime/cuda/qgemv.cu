@@ -67,7 +67,7 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2).
-template <int F, int G, bool ASYM, int R, int NT, bool kXs = false>
+template <int F, int G, bool ASYM, int R, int NT>
 __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                              const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                              float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
@@ -75,13 +75,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
-  extern __shared__ float red[];  // [warps][R][NT][4][32], then (one token) the token's x fragments
-  // One token: the 4 lanes per chunk that hold token 0 (g == 0) are the only ones with data, so the
-  // block copies those 128 bytes per chunk into shared memory once, after the wait, and every step
-  // reads them there: no L2 round trip on each step's path from the weights to the multiply.
-  constexpr bool x_shared = kXs;  // one token, NT == 1 (the host picks this instance and sizes the memory)
-  static_assert(!kXs || NT == 1, "x in shared memory: one 8-token tile");
-  uint4* xs = reinterpret_cast<uint4*>(red + (blockDim.x >> 5) * R * NT * 4 * 32);  // [chunks][4 lanes][2]
+  extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int g = lane >> 2;
@@ -139,11 +133,6 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  if constexpr (x_shared) {
-    for (int i = threadIdx.x; i < chunks * 8; i += blockDim.x)
-      xs[i] = __ldg(xfrag + (size_t(i >> 3) * 32 + ((i >> 1) & 3)) * 2 + (i & 1));
-    __syncthreads();
-  }
   for (int c0 = warp * U; c0 < chunks; c0 += stride) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
@@ -154,11 +143,6 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const bool ok = c < chunks && 8 * j + g < n_tokens;
-        if constexpr (x_shared) {
-          xv[u][j][0] = ok ? xs[(c * 4 + lane) * 2] : make_uint4(0, 0, 0, 0);
-          xv[u][j][1] = ok ? xs[(c * 4 + lane) * 2 + 1] : make_uint4(0, 0, 0, 0);
-          continue;
-        }
         const uint4* p = xfrag + ((size_t(c) * NT + j) * 32 + lane) * 2;
         xv[u][j][0] = ok ? __ldg(p) : make_uint4(0, 0, 0, 0);
         xv[u][j][1] = ok ? __ldg(p + 1) : make_uint4(0, 0, 0, 0);
@@ -461,23 +445,21 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int);
 
-// xs: one token, activations copied to shared memory (the kXs instance).
 template <int F, int G, bool ASYM, int R>
-KernelFn pick_nt(int nt, bool xs) {
-  if (nt == 1) return xs ? qgemv_kernel<F, G, ASYM, R, 1, true> : qgemv_kernel<F, G, ASYM, R, 1>;
-  return qgemv_kernel<F, G, ASYM, R, 2>;
+KernelFn pick_nt(int nt) {
+  return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1> : qgemv_kernel<F, G, ASYM, R, 2>;
 }
 template <int F, int G, bool ASYM>
-KernelFn pick_r(int r, int nt, bool xs) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, xs) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, xs) : pick_nt<F, G, ASYM, 4>(nt, xs);
+KernelFn pick_r(int r, int nt) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
 }
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool xs) {
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt) {
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, xs);
-    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt, xs) : pick_r<1, 0, false>(r, nt, xs);
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
+    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt) : pick_r<1, 0, false>(r, nt);
     case WeightFormat::W4A16:
-      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, xs) : pick_r<2, 32, false>(r, nt, xs);
-      return s.asym ? pick_r<2, 128, true>(r, nt, xs) : pick_r<2, 128, false>(r, nt, xs);
+      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt) : pick_r<2, 32, false>(r, nt);
+      return s.asym ? pick_r<2, 128, true>(r, nt) : pick_r<2, 128, false>(r, nt);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -562,15 +544,14 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
-  const bool x_smem = n_tokens == 1 && !cfg.x_from_l2;
-  const KernelFn fn = pick_kernel(p.spec, r, nt, x_smem);
+  const KernelFn fn = pick_kernel(p.spec, r, nt);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
     cfg.warps_per_block = nw;
   }
-  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float) + (x_smem ? size_t(p.chunks) * 8 * 16 : 0);
+  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   cudaLaunchConfig_t lc = {};

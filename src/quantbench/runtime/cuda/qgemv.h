@@ -127,10 +127,6 @@ struct QgemvConfig {
   // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
-  // One token: each block copies the token's activation fragments into shared memory once, and its
-  // steps read them there, instead of one L2 round trip per step. True: read them from L2 each step
-  // (as before session 8; A/B runs).
-  bool x_from_l2 = false;
 };
 // rule 4: the launch shapes of step 4 (kept for same-run A/B measurements); 5: the current rules.
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 5);
