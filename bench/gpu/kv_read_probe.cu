@@ -80,6 +80,32 @@ __global__ void stream_read(const uint4* p, size_t n16, unsigned* sink) {
   if (x == 0x12345678u) sink[0] = x;
 }
 
+// qgemv's int4 load pattern with no arithmetic (one token, R = 1): block b owns row block b (16 rows),
+// its warps take the input's 64-wide chunks U at a time, strided by warps x U, each chunk one 16-byte
+// vector per lane, the next step's loads issued before the current step is used (as qgemv_kernel).
+// Tells whether a product's time goes to how qgemv spreads its loads or to what it does with them.
+template <int U>
+__global__ void rows_read(const uint4* W, int chunks, unsigned* sink) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5, rb = blockIdx.x;
+  auto load = [&](int c0, uint4 (&v)[U]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      v[u] = c0 + u < chunks ? ld(W + (size_t(rb) * chunks + c0 + u) * 32 + lane) : make_uint4(0, 0, 0, 0);
+  };
+  unsigned x = 0;
+  uint4 cur[U];
+  load(warp * U, cur);
+  for (int c0 = warp * U; c0 < chunks; c0 += nw * U) {
+    uint4 nxt[U];
+    load(c0 + nw * U, nxt);
+#pragma unroll
+    for (int u = 0; u < U; ++u) x ^= cur[u].x ^ cur[u].w;
+#pragma unroll
+    for (int u = 0; u < U; ++u) cur[u] = nxt[u];
+  }
+  if (x == 0x12345678u) sink[0] = x;
+}
+
 void product_floor(unsigned* sink) {
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
@@ -141,6 +167,44 @@ void product_floor(unsigned* sink) {
     sum_alone += t * z.per_step;
     std::printf("  %-22s %6.2f MB  %7.2f us  %6.0f GB/s  (x %d per step)\n", z.name, z.bytes / 1e6, t * 1e6,
                 z.bytes / t / 1e9, z.per_step);
+  }
+  // Per shape, 24 reads of that size back to back in a graph (as qb_gpu_bench times qgemv): the grid-
+  // stride read, and qgemv's own load pattern (its launch shapes at one token, rule 5).
+  std::printf("per shape, 24 back to back in a graph (as qb_gpu_bench times qgemv), us per read:\n");
+  const struct { const char* name; int rows, cols, warps; } shapes[] = {
+      {"o 4096x4096", 4096, 4096, 8}, {"qkv 12288x4096", 12288, 4096, 4}, {"gate|up 22016x4096", 22016, 4096, 8},
+      {"down 4096x11008", 4096, 11008, 16}, {"lm_head 32000x4096", 32000, 4096, 8}};
+  for (const auto& z : shapes) {
+    const double bytes = w4(z.rows, z.cols);
+    const int chunks = (z.cols + 63) / 64, rbs = z.rows / 16;
+    auto graph_us = [&](auto one) {
+      cudaGraph_t g;
+      cudaGraphExec_t ge;
+      cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+      for (int i = 0; i < 24; ++i) one();
+      cudaStreamEndCapture(st, &g);
+      cudaGraphInstantiate(&ge, g, 0);
+      std::vector<float> ms;
+      for (int i = 0; i < 8; ++i) {
+        cudaEventRecord(e0, st);
+        cudaGraphLaunch(ge, st);
+        cudaEventRecord(e1, st);
+        cudaEventSynchronize(e1);
+        float t = 0;
+        cudaEventElapsedTime(&t, e0, e1);
+        if (i) ms.push_back(t);
+      }
+      std::sort(ms.begin(), ms.end());
+      cudaGraphExecDestroy(ge);
+      cudaGraphDestroy(g);
+      return ms[ms.size() / 2] * 1e3 / 24;
+    };
+    const double t_stride = graph_us([&] { launch(bytes); });
+    const double t_rows = graph_us([&] {
+      rows_read<4><<<rbs, z.warps * 32, 0, st>>>(next(double(rbs) * chunks * 512), chunks, sink);
+    });
+    std::printf("  %-22s grid-stride %6.2f us (%4.0f GB/s)   qgemv's pattern (w%d) %6.2f us (%4.0f GB/s)\n", z.name,
+                t_stride, bytes / t_stride / 1e3, z.warps, t_rows, double(rbs) * chunks * 512 / t_rows / 1e3);
   }
   double step_bytes = 32 * (qkv + o + gu + down) + lm;
   std::printf("  sum over a decode step: %.3f ms for %.3f GB (%.0f GB/s)\n", sum_alone * 1e3, step_bytes / 1e9,
