@@ -158,11 +158,12 @@ if has probe; then  # KV-read patterns and the floor of one streaming kernel per
   ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"
 fi
 if has ncudec; then  # Nsight Compute on decode kernels in place (w4g128; clocks not locked): split attention at 16
-  # and 1 streams (a decode launch: 64 skipped), then layer 2's four products at 1 and 16 tokens
+  # and 1 streams (a decode launch: 64 skipped), then layer 2's four products at 1 and 16 tokens (at 16 streams
+  # the 16 prefills end in a one-token lm_head each: 16 more skipped)
   NCU=/usr/local/cuda/bin/ncu
   S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats --section SchedulerStats"
   B="./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 --prompt-len 128 --gen-len 6 --reps 1 --warmup 0 --no-progress"
-  for run in "attn16 attention_split 64 1 16" "attn1 attention_split 64 1 1" "qgemv1 qgemv 8 4 1" "qgemv16 qgemv 8 4 16"; do
+  for run in "attn16 attention_split 64 1 16" "attn1 attention_split 64 1 1" "qgemv1 qgemv 8 4 1" "qgemv16 qgemv 24 4 16"; do
     set -- $run
     timeout 150 $NCU --clock-control none $S -k regex:$2 -s $3 -c $4 $B --batch $5 > "$OUT/ncu_$1.txt" 2>&1
     echo "== ncu $1 rc $?"
