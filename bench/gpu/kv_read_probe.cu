@@ -7,7 +7,9 @@
 // copies over 4x the L2, so every read is from HBM. Prints GB/s per pattern (median of 21).
 // Then the floor of "one streaming kernel per product": a plain read kernel (16-byte loads, 4 in
 // flight per thread, 8 blocks of 256 threads per SM) timed alone at each size a Llama-2-7B w4g128
-// decode product reads, and the 129 reads of one decode step replayed as a CUDA graph.
+// decode product reads, and the 129 reads of one decode step replayed as a CUDA graph; and per shape,
+// 24 back to back in a graph, that read against qgemv's own load pattern with no arithmetic.
+// docs/perf.md (session 8) has what it showed.
 // Built as qb_kv_read_probe (CMake with -DQB_CUDA=ON; bench/gpu/stage.sh stages it).
 #include <cuda_runtime.h>
 
@@ -21,7 +23,9 @@ constexpr size_t kCache = size_t(kSeq) * kCap * kRow;    // K or V of every sequ
 
 __device__ __forceinline__ uint4 ld(const uint4* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
   return v;
 }
 
@@ -36,7 +40,8 @@ __global__ void per_head(const char* K, const char* V, int splits, unsigned* sin
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int j = min(jb + 2 * u + (lane >> 4), j1 - 1);
-      const size_t off = kHeadMajor ? (size_t(s * kHead + h) * kCap + j) * kHd * 2 : size_t(s) * kCap * kRow + j * kRow + h * kHd * 2;
+      const size_t off = kHeadMajor ? (size_t(s * kHead + h) * kCap + j) * kHd * 2
+                                    : size_t(s) * kCap * kRow + j * kRow + h * kHd * 2;
       k[u] = ld(reinterpret_cast<const uint4*>(K + off) + (lane & 15));
       v[u] = ld(reinterpret_cast<const uint4*>(V + off) + (lane & 15));
     }

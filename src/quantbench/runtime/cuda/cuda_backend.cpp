@@ -1270,11 +1270,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           aa.act = to_wo;
         }
         I.mark(Impl::kAttn);
-        if (I.skips(Impl::kSkipAttn, T)) {
-        } else if (I.kv_quant) {
-          attention_kvq(aa, I.klay, I.vlay, st);
-        } else {
-          attention(aa, st);
+        if (!I.skips(Impl::kSkipAttn, T)) {
+          if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
+          else attention(aa, st);
         }
         if (direct) I.gemm_ready(L.wo, att, T, o);
         else I.gemm_f32(L.wo, att, T, o);
