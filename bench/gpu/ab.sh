@@ -10,9 +10,10 @@
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
 # skip2: w4g128 one stream, products alone and full, each with L2 prefetch / early launch on and off, twice.
+# ropecache: 512-token prefills (bf16, w4g128) and w4g128 decode 1,16 against quantbench_prev, twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -70,7 +71,7 @@ pp_profile() {  # scheme VAR value...: a profiled 512-token prefill per value of
 }
 p() {  # prefill 512 tokens: label scheme env...
   local label=$1 scheme=$2; shift 2
-  env "$@" timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
+  env "$@" timeout 120 ${Q:-./quantbench} bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
     --prompt-len 512 --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
   echo "$label $scheme $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log") $(grep -o '[0-9.]*% of the same-run cuBLAS bf16 GEMM ([0-9.]* TFLOP/s)' "$OUT/tmp.log")"
 }
@@ -152,6 +153,14 @@ if has skip2; then  # w4g128, one stream: the products alone (norm, attention, a
       b "skip $sk nol2 nopdl" w4g128 1 QB_CUDA_TIMING_SKIP=$sk QB_CUDA_L2_PREFETCH_MB=0 QB_CUDA_PDL=0
     done
   done 2>&1 | tee "$OUT/ab_skip2.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has ropecache; then  # host rope-angle cache: this build against quantbench_prev (staged beside it), interleaved
+  for rep in 1 2; do
+    Q=./quantbench_prev p "prev" bf16; Q=./quantbench p "new " bf16
+    Q=./quantbench_prev p "prev" w4g128; Q=./quantbench p "new " w4g128
+    Q=./quantbench_prev b "prev" w4g128 1,16; Q=./quantbench b "new " w4g128 1,16
+  done 2>&1 | tee "$OUT/ab_ropecache.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

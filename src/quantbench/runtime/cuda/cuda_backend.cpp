@@ -163,6 +163,30 @@ struct CudaBackend::Impl {
     pf_pending = false;
   }
 
+  // Rope angles by position, per variant (0: global, 1: sliding-window layers): cos then sin, n_rot / 2
+  // floats each, exactly as cpu::rope_angles gives them (double arithmetic: the CPU backend's floats).
+  // Kept once computed, for positions below kRopeCacheMax: the trigonometry of a 512-token prefill
+  // took about 1.7 ms on the host, with the GPU idle, before its first launch (docs/perf.md session 8).
+  static constexpr int64_t kRopeCacheMax = int64_t(1) << 16;
+  std::vector<float> rope_cache[2];
+  int64_t rope_cached[2] = {0, 0};  // positions 0 .. rope_cached - 1 are in rope_cache
+  void rope_row(int variant, const cpu::RopeParams& rp, int64_t pos, float* cos_out, float* sin_out) {
+    const int64_t half = rp.n_rot / 2;
+    if (pos < 0 || pos >= kRopeCacheMax) {
+      cpu::rope_angles(rp, pos, cos_out, sin_out);
+      return;
+    }
+    std::vector<float>& c = rope_cache[variant];
+    int64_t& have = rope_cached[variant];
+    if (pos >= have) {  // the rows up to pos, each computed once
+      c.resize(size_t((pos + 1) * 2 * half));
+      for (int64_t p = have; p <= pos; ++p) cpu::rope_angles(rp, p, c.data() + p * 2 * half, c.data() + p * 2 * half + half);
+      have = pos + 1;
+    }
+    std::memcpy(cos_out, c.data() + pos * 2 * half, size_t(half) * 4);
+    std::memcpy(sin_out, c.data() + pos * 2 * half + half, size_t(half) * 4);
+  }
+
   // A sequence's KV cache is one allocation: per layer, K [capacity] rows then V [capacity] rows, a
   // row being one position (f16: kv_dim values; quantized: codes then scales, kv_quant.h). Allocated at create_sequence when its max_len is given and modest (no
   // cudaMalloc inside a forward), else grown by doubling; freed caches are kept in a small pool for
@@ -870,7 +894,7 @@ std::string CudaBackend::describe() const {
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
                      "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; "
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
-                     "likewise the gated activation and attention; rope (host f32 angles) + kv write{}; attention {} (f32 online "
+                     "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
@@ -1060,7 +1084,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     rp.position_scale = variant ? 1.0 : sp.rope_position_scale;
     rp.freq_factors = !model_ || model_->rope_freqs.empty() ? nullptr : model_->rope_freqs.data();
     float* c = rope.data() + size_t(variant * 2 * T * half);
-    for (int t = 0; t < T; ++t) cpu::rope_angles(rp, tok(t).pos, c + t * half, c + (T + t) * half);
+    for (int t = 0; t < T; ++t) I.rope_row(variant, rp, tok(t).pos, c + t * half, c + (T + t) * half);
   }
   std::vector<int64_t> pos(static_cast<size_t>(T));
   for (int t = 0; t < T; ++t) pos[size_t(t)] = tok(t).pos;
