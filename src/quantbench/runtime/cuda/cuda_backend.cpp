@@ -1089,12 +1089,13 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   std::vector<int64_t> pos(static_cast<size_t>(T));
   for (int t = 0; t < T; ++t) pos[size_t(t)] = tok(t).pos;
   std::vector<void*> ptrs(size_t(2 * sp.n_layer * T));
-  for (int64_t il = 0; il < sp.n_layer; ++il)
-    for (int t = 0; t < T; ++t) {
-      const Impl::Sequence& s = I.seqs.at(tok(t).seq);
+  for (int t = 0; t < T; ++t) {  // one map lookup per token, not per token and layer
+    const Impl::Sequence& s = I.seqs.at(tok(t).seq);
+    for (int64_t il = 0; il < sp.n_layer; ++il) {
       ptrs[size_t((2 * il) * T + t)] = I.k_ptr(s, il);
       ptrs[size_t((2 * il + 1) * T + t)] = I.v_ptr(s, il);
     }
+  }
   std::vector<int32_t> rows;
   for (int t = 0; t < T; ++t)
     if (tok(t).want_logits) rows.push_back(t);
