@@ -11,9 +11,10 @@
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
 # skip2: w4g128 one stream, products alone and full, each with L2 prefetch / early launch on and off, twice.
 # ropecache: 512-token prefills (bf16, w4g128) and w4g128 decode 1,16 against quantbench_prev, twice.
+# splits1: one-stream decode with QB_CUDA_ATTN_BLOCKS_PER_SM 8, 2, 1 (16, 9, 5 key splits; w4g128, w8), twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -161,6 +162,13 @@ if has ropecache; then  # host rope-angle cache: this build against quantbench_p
     Q=./quantbench_prev p "prev" w4g128; Q=./quantbench p "new " w4g128
     Q=./quantbench_prev b "prev" w4g128 1,16; Q=./quantbench b "new " w4g128 1,16
   done 2>&1 | tee "$OUT/ab_ropecache.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has splits1; then  # one stream: split-attention grid (QB_CUDA_ATTN_BLOCKS_PER_SM 8 = 16 splits, 2 = 9, 1 = 5)
+  for rep in 1 2; do
+    for k in 8 2 1; do b "attn blocks/SM $k" w4g128 1 QB_CUDA_ATTN_BLOCKS_PER_SM=$k; done
+    for k in 8 2 1; do b "attn blocks/SM $k" w8 1 QB_CUDA_ATTN_BLOCKS_PER_SM=$k; done
+  done 2>&1 | tee "$OUT/ab_splits1.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)
