@@ -25,13 +25,7 @@ constexpr int64_t kBBlockBytes = int64_t(512) << 10;
 constexpr int kMaxTile = 384;
 
 GemmMicroKernel kernel_for(CpuIsa isa) {
-  QB_CHECK(cpu_isa_supported(isa), "gemm_f32: this CPU cannot run {} kernels", cpu_isa_name(isa));
-  switch (isa) {
-    case CpuIsa::Avx512: return gemm_micro_kernel_avx512();
-    case CpuIsa::Avx2: return gemm_micro_kernel_avx2();
-    case CpuIsa::Scalar: break;
-  }
-  return gemm_micro_kernel_scalar();
+  return for_cpu_isa(isa, "gemm_f32", gemm_micro_kernel_scalar, gemm_micro_kernel_avx2, gemm_micro_kernel_avx512);
 }
 
 // Columns [c0, c0 + w) of rows [r0, r0 + kc) of op as a panel of `width` columns (w <= width; the

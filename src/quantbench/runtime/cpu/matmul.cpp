@@ -50,13 +50,7 @@ void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_tokens, f
 }
 
 const KernelTable& table_for(CpuIsa isa) {
-  QB_CHECK(cpu_isa_supported(isa), "matmul: this CPU cannot run {} kernels", cpu_isa_name(isa));
-  switch (isa) {
-    case CpuIsa::Avx512: return avx512_kernels();
-    case CpuIsa::Avx2: return avx2_kernels();
-    case CpuIsa::Scalar: break;
-  }
-  return scalar_kernels();
+  return for_cpu_isa(isa, "matmul", scalar_kernels, avx2_kernels, avx512_kernels);
 }
 
 QuantDotFn quant_kernel(const KernelTable& k, GgmlType type) {

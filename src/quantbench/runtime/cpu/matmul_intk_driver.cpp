@@ -20,22 +20,13 @@ using quant::QuantizedTensor;
 namespace {
 
 const IntkKernelTable& intk_table(CpuIsa isa) {
-  QB_CHECK(cpu_isa_supported(isa), "matmul: this CPU cannot run {} kernels", cpu_isa_name(isa));
-  switch (isa) {
-    case CpuIsa::Avx512: return intk_avx512_kernels();
-    case CpuIsa::Avx2: return intk_avx2_kernels();
-    case CpuIsa::Scalar: break;
-  }
-  return intk_scalar_kernels();
+  return for_cpu_isa(isa, "matmul", intk_scalar_kernels, intk_avx2_kernels, intk_avx512_kernels);
 }
 
 QuantizeActFn act_quantizer(CpuIsa isa) {
-  switch (isa) {
-    case CpuIsa::Avx512: return avx512_kernels().quantize_act;
-    case CpuIsa::Avx2: return avx2_kernels().quantize_act;
-    case CpuIsa::Scalar: break;
-  }
-  return scalar_kernels().quantize_act;
+  return for_cpu_isa(
+      isa, "matmul", [] { return scalar_kernels().quantize_act; }, [] { return avx2_kernels().quantize_act; },
+      [] { return avx512_kernels().quantize_act; });
 }
 
 IntkDotFn kernel_for(const IntkKernelTable& t, quant::QFormat f) {

@@ -41,6 +41,10 @@ bool cpu_isa_supported(CpuIsa isa) {
 #endif
 }
 
+void check_cpu_isa(CpuIsa isa, std::string_view what) {
+  QB_CHECK(cpu_isa_supported(isa), "{}: this CPU cannot run {} kernels", what, cpu_isa_name(isa));
+}
+
 std::vector<CpuIsa> supported_cpu_isas() {
   std::vector<CpuIsa> out;
   for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512})

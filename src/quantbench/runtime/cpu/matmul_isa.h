@@ -18,5 +18,21 @@ std::vector<CpuIsa> supported_cpu_isas();  // every supported target, scalar fir
 // The ISA the Fast path uses: QB_CPU_ISA if set (throws qb::Error if unknown or unsupported here),
 // else the best supported. Computed on first call, then constant for the process.
 CpuIsa selected_cpu_isa();
+// Throws qb::Error ("<what>: this CPU cannot run <isa> kernels") unless this machine can run isa.
+void check_cpu_isa(CpuIsa isa, std::string_view what);
+
+// The kernels of one ISA: calls only the accessor for isa (code built for AVX-512, a table's
+// initializer included, must never run on a CPU without it), after check_cpu_isa. The three
+// accessors return the same type (a kernel table reference, a function pointer).
+template <class Scalar, class Avx2, class Avx512>
+decltype(auto) for_cpu_isa(CpuIsa isa, std::string_view what, Scalar&& scalar, Avx2&& avx2, Avx512&& avx512) {
+  check_cpu_isa(isa, what);
+  switch (isa) {
+    case CpuIsa::Avx512: return avx512();
+    case CpuIsa::Avx2: return avx2();
+    case CpuIsa::Scalar: break;
+  }
+  return scalar();
+}
 
 }  // namespace qb::runtime::cpu
