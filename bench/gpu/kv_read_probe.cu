@@ -17,16 +17,38 @@
 #include <cstdio>
 #include <vector>
 
+#include "quantbench/runtime/cuda/load_stream.cuh"
+#include "quantbench/runtime/cuda/probes.h"
+
+using qb::runtime::cuda::load_stream;
+using qb::runtime::cuda::time_graph;
+
 constexpr int kSeq = 16, kHead = 32, kHd = 128, kCtx = 192, kCap = 256, kCopies = 8;
 constexpr size_t kRow = size_t(kHead) * kHd * 2;         // bytes of one position's K (or V) row
 constexpr size_t kCache = size_t(kSeq) * kCap * kRow;    // K or V of every sequence, one copy
 
-__device__ __forceinline__ uint4 ld(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
+__device__ __forceinline__ uint4 ld(const uint4* p) { return load_stream(p); }  // qgemv's weight load
+
+// Median, in ms, of `samples` single launches on `st`, each bracketed by events (one more first, dropped).
+template <class Launch>
+double median_launch_ms(cudaStream_t st, int samples, Launch&& launch) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int i = 0; i <= samples; ++i) {
+    cudaEventRecord(e0, st);
+    launch(i);
+    cudaEventRecord(e1, st);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    if (i) ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
 }
 
 // (a) / (c): grid (head, seq, split), 4 warps, a half-warp per key, 4 keys per half-warp step.
@@ -132,43 +154,19 @@ void product_floor(unsigned* sink) {
   };
   cudaStream_t st;
   cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
   auto launch = [&](double bytes) { stream_read<<<sms * 8, 256, 0, st>>>(next(bytes), size_t(bytes) / 16, sink); };
-  {
-    std::vector<float> ms;
-    for (int i = 0; i < 6; ++i) {
-      cudaEventRecord(e0, st);
-      stream_read<<<sms * 8, 256, 0, st>>>(reinterpret_cast<const uint4*>(buf), pool / 16, sink);
-      cudaEventRecord(e1, st);
-      cudaEventSynchronize(e1);
-      float t = 0;
-      cudaEventElapsedTime(&t, e0, e1);
-      if (i) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    std::printf("\nthe same kernel over 1 GiB: %.0f GB/s (the bandwidth a long read reaches)\n",
-                double(pool) / (ms[ms.size() / 2] * 1e-3) / 1e9);
-  }
+  const double t_pool = median_launch_ms(st, 5, [&](int) {
+    stream_read<<<sms * 8, 256, 0, st>>>(reinterpret_cast<const uint4*>(buf), pool / 16, sink);
+  });
+  std::printf("\nthe same kernel over 1 GiB: %.0f GB/s (the bandwidth a long read reaches)\n",
+              double(pool) / (t_pool * 1e-3) / 1e9);
   std::printf("one read kernel per size (8 blocks x 256 threads per SM; median of 21):\n");
   double sum_alone = 0;
   const struct { const char* name; double bytes; int per_step; } sizes[] = {
       {"o 4096x4096", o, 32}, {"qkv 12288x4096", qkv, 32}, {"gate|up 22016x4096", gu, 32}, {"down 4096x11008", down, 32},
       {"lm_head 32000x4096", lm, 1}};
   for (const auto& z : sizes) {
-    std::vector<float> ms;
-    for (int i = 0; i < 22; ++i) {
-      cudaEventRecord(e0, st);
-      launch(z.bytes);
-      cudaEventRecord(e1, st);
-      cudaEventSynchronize(e1);
-      float t = 0;
-      cudaEventElapsedTime(&t, e0, e1);
-      if (i) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    const double t = ms[ms.size() / 2] * 1e-3;
+    const double t = median_launch_ms(st, 21, [&](int) { launch(z.bytes); }) * 1e-3;
     sum_alone += t * z.per_step;
     std::printf("  %-22s %6.2f MB  %7.2f us  %6.0f GB/s  (x %d per step)\n", z.name, z.bytes / 1e6, t * 1e6,
                 z.bytes / t / 1e9, z.per_step);
@@ -182,28 +180,8 @@ void product_floor(unsigned* sink) {
   for (const auto& z : shapes) {
     const double bytes = w4(z.rows, z.cols);
     const int chunks = (z.cols + 63) / 64, rbs = z.rows / 16;
-    auto graph_us = [&](auto one) {
-      cudaGraph_t g;
-      cudaGraphExec_t ge;
-      cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
-      for (int i = 0; i < 24; ++i) one();
-      cudaStreamEndCapture(st, &g);
-      cudaGraphInstantiate(&ge, g, 0);
-      std::vector<float> ms;
-      for (int i = 0; i < 8; ++i) {
-        cudaEventRecord(e0, st);
-        cudaGraphLaunch(ge, st);
-        cudaEventRecord(e1, st);
-        cudaEventSynchronize(e1);
-        float t = 0;
-        cudaEventElapsedTime(&t, e0, e1);
-        if (i) ms.push_back(t);
-      }
-      std::sort(ms.begin(), ms.end());
-      cudaGraphExecDestroy(ge);
-      cudaGraphDestroy(g);
-      return ms[ms.size() / 2] * 1e3 / 24;
-    };
+    // Per read: the median of 7 replays of a graph of 24 (time_graph, as qb_gpu_bench times qgemv).
+    auto graph_us = [&](auto one) { return time_graph([&](int, cudaStream_t) { one(); }, 24, 7, st).median_ms * 1e3; };
     const double t_stride = graph_us([&] { launch(bytes); });
     const double t_rows = graph_us([&] {
       rows_read<4><<<rbs, z.warps * 32, 0, st>>>(next(double(rbs) * chunks * 512), chunks, sink);
@@ -214,27 +192,11 @@ void product_floor(unsigned* sink) {
   double step_bytes = 32 * (qkv + o + gu + down) + lm;
   std::printf("  sum over a decode step: %.3f ms for %.3f GB (%.0f GB/s)\n", sum_alone * 1e3, step_bytes / 1e9,
               step_bytes / sum_alone / 1e9);
-  // The step's 129 reads back to back in one graph.
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
-  for (int l = 0; l < 32; ++l)
-    for (double b : {qkv, o, gu, down}) launch(b);
-  launch(lm);
-  cudaStreamEndCapture(st, &g);
-  cudaGraphInstantiate(&ge, g, 0);
-  std::vector<float> ms;
-  for (int i = 0; i < 12; ++i) {
-    cudaEventRecord(e0, st);
-    cudaGraphLaunch(ge, st);
-    cudaEventRecord(e1, st);
-    cudaEventSynchronize(e1);
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    if (i) ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  const double t = ms[ms.size() / 2] * 1e-3;
+  // The step's 129 reads back to back in one graph: time_graph reports per read, so x 129 per step.
+  const double sizes_in_step[] = {qkv, o, gu, down};
+  const double t = 129 * 1e-3 *
+                   time_graph([&](int i, cudaStream_t) { launch(i == 128 ? lm : sizes_in_step[i % 4]); }, 129, 11, st)
+                       .median_ms;
   std::printf("  the 129 reads as one graph: %.3f ms (%.0f GB/s)\n", t * 1e3, step_bytes / t / 1e9);
   cudaFree(buf);
 }
@@ -248,23 +210,11 @@ int main() {
   cudaMemset(K, 1, kCache * kCopies);
   cudaMemset(V, 2, kCache * kCopies);
   const double bytes = 2.0 * kSeq * kHead * kCtx * kHd * 2;
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
   auto time = [&](const char* name, auto launch) {
-    std::vector<float> ms;
-    for (int i = 0; i < 22; ++i) {
-      const size_t c = size_t(i % kCopies) * kCache;
-      cudaEventRecord(e0);
-      launch(K + c, V + c);
-      cudaEventRecord(e1);
-      cudaEventSynchronize(e1);
-      float t = 0;
-      cudaEventElapsedTime(&t, e0, e1);
-      if (i) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    const double t = ms[ms.size() / 2] * 1e-3;
+    const double t = median_launch_ms(nullptr, 21, [&](int i) {
+                       const size_t c = size_t(i % kCopies) * kCache;
+                       launch(K + c, V + c);
+                     }) * 1e-3;
     std::printf("%-58s %7.2f us  %6.0f GB/s\n", name, t * 1e6, bytes / t / 1e9);
   };
   std::printf("KV read probe: %d seqs x %d heads x %d keys x hd %d, K+V = %.1f MB\n", kSeq, kHead, kCtx, kHd, bytes / 1e6);

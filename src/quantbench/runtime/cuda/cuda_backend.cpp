@@ -168,20 +168,19 @@ struct CudaBackend::Impl {
   // Kept once computed, for positions below kRopeCacheMax: the trigonometry of a 512-token prefill
   // took about 1.7 ms on the host, with the GPU idle, before its first launch (docs/perf.md session 8).
   static constexpr int64_t kRopeCacheMax = int64_t(1) << 16;
-  std::vector<float> rope_cache[2];
-  int64_t rope_cached[2] = {0, 0};  // positions 0 .. rope_cached - 1 are in rope_cache
+  std::vector<float> rope_cache[2];  // positions 0, 1, ... in order, 2 * (n_rot / 2) floats each
   void rope_row(int variant, const cpu::RopeParams& rp, int64_t pos, float* cos_out, float* sin_out) {
     const int64_t half = rp.n_rot / 2;
+    if (half == 0) return;  // no rotated dimensions: nothing to write
     if (pos < 0 || pos >= kRopeCacheMax) {
       cpu::rope_angles(rp, pos, cos_out, sin_out);
       return;
     }
     std::vector<float>& c = rope_cache[variant];
-    int64_t& have = rope_cached[variant];
+    const int64_t have = int64_t(c.size()) / (2 * half);
     if (pos >= have) {  // the rows up to pos, each computed once
       c.resize(size_t((pos + 1) * 2 * half));
       for (int64_t p = have; p <= pos; ++p) cpu::rope_angles(rp, p, c.data() + p * 2 * half, c.data() + p * 2 * half + half);
-      have = pos + 1;
     }
     std::memcpy(cos_out, c.data() + pos * 2 * half, size_t(half) * 4);
     std::memcpy(sin_out, c.data() + pos * 2 * half + half, size_t(half) * 4);
