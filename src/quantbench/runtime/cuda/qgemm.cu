@@ -19,6 +19,7 @@
 #include <string>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/qgemm.h"
 
 namespace qb::runtime::cuda {
@@ -89,8 +90,6 @@ __device__ __forceinline__ void wgmma_tile(float (&d)[NT / 2], uint32_t a0, uint
 }
 #undef QB_D8
 
-__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
-__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
 
 // mbarrier (one per stage, arrival count 1): thread 0 arms it with the x tile's byte count and
 // issues the TMA copy, which completes the phase; every thread waits for the phase's parity.
@@ -178,7 +177,6 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   float d[NT / 2];
 #pragma unroll
   for (int i = 0; i < NT / 2; ++i) d[i] = 0.f;
-  const __half2 sixteenth = __float2half2_rn(0.0625f), k960 = __float2half2_rn(960.f);
   const __half2 k1152 = __float2half2_rn(1152.f);
   // int8 with one scale per row: this lane's two rows' scales, for the whole K loop.
   __half2 row_lo = __float2half2_rn(0.f), row_hi = row_lo;
@@ -223,14 +221,12 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       const uint32_t zpair =
           ASYM ? uint32_t(*reinterpret_cast<const uint16_t*>(zs + st * kZBytes + warp * 32 + h * 16 + g * 2)) : 0x0808u;
       const __half2 s_lo = __low2half2(bits_h2(sp)), s_hi = __high2half2(bits_h2(sp));  // rows g, g + 8
-      const __half2 z_lo = bits_h2(__byte_perm(zpair, 0x64646464u, 0x4040));                         // 1024 + z_g
-      const __half2 nz_hi = __hneg2(__hsub2(bits_h2(__byte_perm(zpair, 0x64646464u, 0x4141)), k960));  // -(64 + z_g+8)
-      const uint32_t word = s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w;
-      const uint32_t w8 = word >> 8;
-      a[s][0] = h2_bits(__hmul2(__hsub2(bits_h2((word & 0x000f000fu) | 0x64006400u), z_lo), s_lo));
-      a[s][1] = h2_bits(__hmul2(__hfma2(bits_h2((word & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi), s_hi));
-      a[s][2] = h2_bits(__hmul2(__hsub2(bits_h2((w8 & 0x000f000fu) | 0x64006400u), z_lo), s_lo));
-      a[s][3] = h2_bits(__hmul2(__hfma2(bits_h2((w8 & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi), s_hi));
+      __half2 qz[4];
+      int4_qz(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, int4_zero(zpair), qz);
+      a[s][0] = h2_bits(__hmul2(qz[0], s_lo));
+      a[s][1] = h2_bits(__hmul2(qz[1], s_hi));
+      a[s][2] = h2_bits(__hmul2(qz[2], s_lo));
+      a[s][3] = h2_bits(__hmul2(qz[3], s_hi));
     }
   };
   auto issue = [&](int c, const uint32_t (&a)[4][4]) {

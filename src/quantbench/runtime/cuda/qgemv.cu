@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
 #include "quantbench/runtime/cuda/qgemv.h"
 
@@ -41,8 +42,6 @@ __device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1
   }
 }
 
-__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
-__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
 
 // Format traits: vectors per chunk (LPC) and chunks per step (U) so that a warp has ~8 loads in flight
 // per step at R = 1 (plus the next step's, prefetched), without running out of registers at larger R.
@@ -148,20 +147,15 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     if constexpr (F == 2) {
       // int4: per group, the tensor cores multiply the exact integers (q - z) (f16 holds them exactly)
       // into a temporary f32 tile, which is then scaled in f32 by the two rows' scales: no f16
-      // rounding of dequantized weights and one HMUL2 per register less. Nibbles come out with one
-      // shift and four LOP3s per word: the low nibble of each byte as 1024 + q, the high nibble as
-      // 1024 + 16 q (rescaled by 1/16 inside the HFMA2 that removes the zero point).
+      // rounding of dequantized weights and one HMUL2 per register less (nibbles: int4_decode.cuh).
       constexpr int SPANS = G == 128 ? U / 2 : 2 * U;  // groups per step (U is even for int4)
       constexpr int SUB = G == 128 ? 8 : 2;            // k16 sub-tiles per group
-      const __half2 sixteenth = __float2half2_rn(0.0625f), k960 = __float2half2_rn(960.f);
 #pragma unroll
       for (int sp = 0; sp < SPANS; ++sp) {
         const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const uint32_t zpair = ASYM ? zp[u0][r][h] : 0x0808u;
-          const __half2 z_lo = bits_h2(__byte_perm(zpair, 0x64646464u, 0x4040));                    // 1024 + z_g
-          const __half2 nz_hi = __hneg2(__hsub2(bits_h2(__byte_perm(zpair, 0x64646464u, 0x4141)), k960));  // -(64 + z_g+8)
+          const Int4Zero z = int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
           float tmp[NT][4];
 #pragma unroll
           for (int j = 0; j < NT; ++j)
@@ -171,18 +165,13 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
           for (int t = 0; t < SUB; ++t) {
             const int u = G == 128 ? u0 + t / 4 : u0, s = G == 128 ? t % 4 : 2 * h + t;
             const uint4& q = wv[u][r][0];
-            const uint32_t word = s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w;
-            const uint32_t w8 = word >> 8;
-            // A registers 0, 2 hold row g (nibbles 0|4, 2|6); 1, 3 row g + 8 (nibbles 1|5, 3|7).
-            const uint32_t a0 = h2_bits(__hsub2(bits_h2((word & 0x000f000fu) | 0x64006400u), z_lo));
-            const uint32_t a1 = h2_bits(__hfma2(bits_h2((word & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi));
-            const uint32_t a2 = h2_bits(__hsub2(bits_h2((w8 & 0x000f000fu) | 0x64006400u), z_lo));
-            const uint32_t a3 = h2_bits(__hfma2(bits_h2((w8 & 0x00f000f0u) | 0x64006400u), sixteenth, nz_hi));
+            __half2 a[4];
+            int4_qz(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, z, a);
 #pragma unroll
             for (int j = 0; j < NT; ++j) {
               const uint4& b = xv[u][j][s >> 1];
               const uint32_t b0 = (s & 1) ? b.z : b.x, b1 = (s & 1) ? b.w : b.y;
-              mma16816<Fmt<F>::kBf16>(tmp[j], a0, a1, a2, a3, b0, b1);
+              mma16816<Fmt<F>::kBf16>(tmp[j], h2_bits(a[0]), h2_bits(a[1]), h2_bits(a[2]), h2_bits(a[3]), b0, b1);
             }
           }
           const float2 s2 = __half22float2(bits_h2(sc[u0][r][h]));  // (row g, row g + 8)
