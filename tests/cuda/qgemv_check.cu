@@ -77,7 +77,10 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   QB_CUDA_OK(cudaFree(dy));
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
-          (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "");
+          (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
+          (ran.variant ? " variant " + std::to_string(ran.variant) : "");
+  CHECK(ran.variant == cfg.variant || cfg.variant == 0 || ran.row_blocks_per_warp > 2,
+        "%s: variant %d was asked for and %d ran", name.c_str(), cfg.variant, ran.variant);
   const Tol tol = tolerance(spec);
   const ProductErrors e =
       product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
@@ -240,6 +243,14 @@ int main() {
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {}, rng);  // R = 2 with as many warps as fit
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
+    // The experimental w4g128 kernel variants (QgemvConfig::variant), at both row-block counts they
+    // exist for, ragged and Llama-sized.
+    for (int v = 1; v <= 5; ++v)
+      for (int r : {1, 2})
+        for (int n : {1, 9, 16}) {
+          check_case({WeightFormat::W4A16, 128, false}, 333, 1152, n, {r, 3, false, v}, rng);
+          check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, {r, 16, false, v}, rng);
+        }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);
     g_failures += run_qgemm_checks(rng, &g_cases);

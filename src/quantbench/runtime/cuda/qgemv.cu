@@ -58,14 +58,16 @@ template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
-// warp. NT: 8-token tiles (1 or 2).
-template <int F, int G, bool ASYM, int R, int NT>
+// warp. NT: 8-token tiles (1 or 2). V: experimental variant bits (QgemvConfig::variant; int4 only):
+// bit 0 splits each group's MMA chain in two, bit 1 halves the chunks per step, bit 2 doubles them.
+template <int F, int G, bool ASYM, int R, int NT, int V = 0>
 __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                              const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                              float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
                              int n_tokens) {
   constexpr int LPC = Fmt<F>::LPC;
-  constexpr int U = steps_u<F, R>();
+  constexpr int U0 = steps_u<F, R>();
+  constexpr int U = F != 2 ? U0 : (V & 2) && U0 >= 4 ? U0 / 2 : (V & 4) ? 2 * U0 : U0;
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   extern __shared__ float red[];  // [warps][R][NT][4][32]
 
@@ -156,13 +158,19 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const Int4Zero z = int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
-          float tmp[NT][4];
+          // V bit 0: even and odd sub-tiles accumulate into separate tiles, so each dependent MMA chain
+          // is half as long (the two are added before scaling).
+          constexpr int CH = (V & 1) ? 2 : 1;
+          float tmps[CH][NT][4];
 #pragma unroll
-          for (int j = 0; j < NT; ++j)
+          for (int ch = 0; ch < CH; ++ch)
 #pragma unroll
-            for (int i = 0; i < 4; ++i) tmp[j][i] = 0.f;
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+              for (int i = 0; i < 4; ++i) tmps[ch][j][i] = 0.f;
 #pragma unroll
           for (int t = 0; t < SUB; ++t) {
+            auto& tmp = tmps[t % CH];
             const int u = G == 128 ? u0 + t / 4 : u0, s = G == 128 ? t % 4 : 2 * h + t;
             const uint4& q = wv[u][r][0];
             __half2 a[4];
@@ -174,13 +182,18 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
               mma16816<Fmt<F>::kBf16>(tmp[j], h2_bits(a[0]), h2_bits(a[1]), h2_bits(a[2]), h2_bits(a[3]), b0, b1);
             }
           }
+          if constexpr (CH == 2)
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+              for (int i = 0; i < 4; ++i) tmps[0][j][i] += tmps[1][j][i];
           const float2 s2 = __half22float2(bits_h2(sc[u0][r][h]));  // (row g, row g + 8)
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
-            acc[r][j][0] += s2.x * tmp[j][0];
-            acc[r][j][1] += s2.x * tmp[j][1];
-            acc[r][j][2] += s2.y * tmp[j][2];
-            acc[r][j][3] += s2.y * tmp[j][3];
+            acc[r][j][0] += s2.x * tmps[0][j][0];
+            acc[r][j][1] += s2.x * tmps[0][j][1];
+            acc[r][j][2] += s2.y * tmps[0][j][2];
+            acc[r][j][3] += s2.y * tmps[0][j][3];
           }
         }
       }
@@ -435,7 +448,25 @@ template <int F, int G, bool ASYM>
 KernelFn pick_r(int r, int nt) {
   return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
 }
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt) {
+// The experimental variants exist for symmetric w4g128 only (the decode target's format).
+template <int V>
+KernelFn pick_variant(int r, int nt) {
+  if (r == 1) return nt == 1 ? qgemv_kernel<2, 128, false, 1, 1, V> : qgemv_kernel<2, 128, false, 1, 2, V>;
+  return nt == 1 ? qgemv_kernel<2, 128, false, 2, 1, V> : qgemv_kernel<2, 128, false, 2, 2, V>;
+}
+bool has_variant(const QuantSpec& s, int r) {
+  return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym && r <= 2;
+}
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, int variant) {
+  if (variant != 0 && has_variant(s, r)) {
+    switch (variant) {
+      case 1: return pick_variant<1>(r, nt);
+      case 2: return pick_variant<2>(r, nt);
+      case 3: return pick_variant<3>(r, nt);
+      case 4: return pick_variant<4>(r, nt);
+      case 5: return pick_variant<5>(r, nt);
+    }
+  }
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
     case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt) : pick_r<1, 0, false>(r, nt);
@@ -526,7 +557,9 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
-  const KernelFn fn = pick_kernel(p.spec, r, nt);
+  if (cfg.variant < 0 || cfg.variant > 5) throw std::invalid_argument("qgemv: variant must be 0..5");
+  if (!has_variant(p.spec, r)) cfg.variant = 0;  // report what ran
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.variant);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));

@@ -127,6 +127,11 @@ struct QgemvConfig {
   // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
+  // Experimental kernel variants for symmetric w4g128 at R = 1 or 2 (same-run A/B measurements; other
+  // formats and shapes run variant 0, and qgemv() returns the variant that ran): bit 0 splits each
+  // group's chain of dependent MMAs in two, bit 1 halves the chunks per step (fewer registers), bit 2
+  // (4, 5) doubles them (more bytes in flight per warp).
+  int variant = 0;
 };
 // rule 4: the launch shapes of step 4 (kept for same-run A/B measurements); 5: the current rules.
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 5);
