@@ -12,10 +12,10 @@
 # skip2: w4g128 one stream, products alone and full, each with L2 prefetch / early launch on and off, twice.
 # ropecache: 512-token prefills (bf16, w4g128) and w4g128 decode 1,16 against quantbench_prev, twice.
 # splits1: one-stream decode with QB_CUDA_ATTN_BLOCKS_PER_SM 8, 2, 1 (16, 9, 5 key splits; w4g128, w8), twice.
-# variants: the experimental w4g128 qgemv variants (qb_gpu_bench --variants, then decode with QB_CUDA_QGEMV_VARIANT 0..5), twice.
+# rule6: w4g128 decode 1,16 (and w4g128-asym 1: unchanged) with QB_CUDA_LAUNCH_RULE 5 and 6 (the half step), interleaved, three times (asym once).
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [variants] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -172,12 +172,12 @@ if has splits1; then  # one stream: split-attention grid (QB_CUDA_ATTN_BLOCKS_PE
   done 2>&1 | tee "$OUT/ab_splits1.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has variants; then  # the experimental w4g128 decode kernels (QgemvConfig::variant): per shape, then decode steps
-  timeout 300 ./qb_gpu_bench "$OUT" --variants > "$OUT/qgemv_variants.log" 2>&1
-  echo "qgemv variants rc $?"; sed -n '/^w4g128 variants/,$p' "$OUT/qgemv_variants.log" | cut -c1-250
-  for rep in 1 2; do
-    for v in ${VARIANTS:-0 1 2 3 4 5}; do b "qgemv variant $v" w4g128 1,16 QB_CUDA_QGEMV_VARIANT=$v; done
-  done 2>&1 | tee "$OUT/ab_variants.txt"
+if has rule6; then  # launch rule 6 (symmetric w4g128's half step) against rule 5, interleaved, three times
+  { for rep in 1 2 3; do
+      for r in 5 6; do b "launch rule $r" w4g128 1,16 QB_CUDA_LAUNCH_RULE=$r; done
+    done
+    for r in 5 6; do b "launch rule $r" w4g128-asym 1 QB_CUDA_LAUNCH_RULE=$r; done
+  } 2>&1 | tee "$OUT/ab_rule6.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

@@ -6,9 +6,7 @@
 // Also: cuBLAS bf16 at the same shapes (baseline), cuBLAS bf16 GEMM at prefill shapes, a launch-shape
 // sweep per case (so the heuristic can be checked against the best), and a whole-model decode
 // estimate for Llama-2-7B built from the per-shape kernel times (an estimate, not an end-to-end run).
-// --variants: symmetric w4g128 only, at 1 and 16 tokens, every experimental kernel variant
-// (QgemvConfig::variant) at the heuristic launch shape and over a sweep of shapes, in one table.
-// Usage: qgemv_bench OUT_DIR [--quick | --variants]
+// Usage: qgemv_bench OUT_DIR [--quick]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -50,11 +48,9 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) { std::fprintf(stderr, "usage: qgemv_bench OUT_DIR [--quick | --variants]\n"); return 2; }
+  if (argc < 2) { std::fprintf(stderr, "usage: qgemv_bench OUT_DIR [--quick]\n"); return 2; }
   const std::string out_dir = argv[1];
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
-  const bool variants = argc > 2 && std::strcmp(argv[2], "--variants") == 0;
-  std::map<std::string, double> vtab;  // "shape|n|v|auto" or "shape|n|v|best" -> us
   const int reps = quick ? 5 : 15;
   const bool no_pdl = std::getenv("QB_BENCH_NO_PDL") != nullptr;  // skip the overlap variant
   try {
@@ -98,7 +94,6 @@ int main(int argc, char** argv) {
       QB_CUDA_OK(cudaMalloc(&y, size_t(16) * sh.n_out * sizeof(float)));
 
       for (const QuantSpec& spec : kSpecs) {
-        if (variants && !(spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym)) continue;
         const PackedShape ps = packed_shape(spec, sh.n_out, sh.n_in);
         const size_t one = packed_sizes(ps).weights + packed_sizes(ps).scales + packed_sizes(ps).zeros;
         const int copies = int(std::max<size_t>(2, kRotateBytes / one + 1));
@@ -113,44 +108,37 @@ int main(int argc, char** argv) {
         }
         const int inner = copies * std::max(1, 24 / copies);
         for (int n : kTokens) {
-          if (variants && n == 4) continue;
           void* xf = spec.format == WeightFormat::BF16 ? xbf16[n] : xf16[n];
           // The heuristic launch shape without and with the launch overlap, then (full runs) the sweep.
           std::vector<QgemvConfig> configs = {{0, 0, false}};
           if (!no_pdl) configs.push_back({0, 0, true});
-          // Step 4's launch-shape rule, where it differs from the current one ("-r4" rows).
-          const QgemvConfig r4 = choose_config(ps, n, prop.multiProcessorCount, 4);
-          const QgemvConfig r5 = choose_config(ps, n, prop.multiProcessorCount);
-          const bool r4_differs =
-              r4.row_blocks_per_warp != r5.row_blocks_per_warp || r4.warps_per_block != r5.warps_per_block;
-          const size_t r4_index = configs.size();
-          if (r4_differs) configs.push_back(r4);
-          if (variants) {
-            configs.clear();
-            for (int v = 0; v < 6; ++v) {
-              QgemvConfig a{};
-              a.variant = v;
-              configs.push_back(a);
-              for (int r : {1, 2})
-                for (int nw : {4, 8, 16}) configs.push_back({r, nw, false, v});
-            }
-          } else if (!quick) {
+          // The previous launch-shape rule (step 5's), where it differs from the current one ("-r5" rows).
+          const QgemvConfig prev = choose_config(ps, n, prop.multiProcessorCount, 5);
+          const QgemvConfig cur = choose_config(ps, n, prop.multiProcessorCount);
+          const bool prev_differs =
+              prev.row_blocks_per_warp != cur.row_blocks_per_warp || prev.warps_per_block != cur.warps_per_block ||
+              prev.half_step != cur.half_step;
+          const size_t prev_index = configs.size();
+          if (prev_differs) configs.push_back(prev);
+          if (!quick) {
             for (int r : {1, 2, 4})
               for (int nw : {4, 8, 16}) configs.push_back({r, nw, false});
+            if (spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym)  // the half step
+              for (int r : {1, 2})
+                for (int nw : {4, 8, 16}) configs.push_back({r, nw, false, true});
           }
           for (size_t ci = 0; ci < configs.size(); ++ci) {
             const QgemvConfig& cfg = configs[ci];
             const QgemvConfig ran = qgemv(w[0], xf, n, y, s, cfg);  // the launch shape that really runs
-            if (variants && ran.variant != cfg.variant) continue;  // the variant does not exist at this shape
             const Timing t = time_graph(
                 [&](int i, cudaStream_t st) { qgemv(w[size_t(i % copies)], xf, n, y, st, cfg); }, inner, reps, s);
             Row r;
             r.shape = sh.name;
-            const bool is_r4 = r4_differs && ci == r4_index;
-            r.spec = spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + (is_r4 ? "-r4" : "");
-            r.config = std::string(cfg.row_blocks_per_warp ? (is_r4 ? "rule4:" : "") : "auto:") + "R" +
+            const bool is_prev = prev_differs && ci == prev_index;
+            r.spec = spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + (is_prev ? "-r5" : "");
+            r.config = std::string(cfg.row_blocks_per_warp ? (is_prev ? "rule5:" : "") : "auto:") + "R" +
                        std::to_string(ran.row_blocks_per_warp) + "w" + std::to_string(ran.warps_per_block) +
-                       (cfg.overlap_launch ? "+pdl" : "") + (variants ? "v" + std::to_string(ran.variant) : "");
+                       (ran.half_step ? "h" : "") + (cfg.overlap_launch ? "+pdl" : "");
             r.n_out = sh.n_out;
             r.n_in = sh.n_in;
             r.n = n;
@@ -163,18 +151,7 @@ int main(int argc, char** argv) {
                          t.max_ms * 1e3, t.reps, r.gbs, r.share);
             const std::string key =
                 spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + "|" + sh.name + "|" + std::to_string(n);
-            if (variants) {
-              const std::string k = std::string(sh.name) + "|" + std::to_string(n) + "|" + std::to_string(ran.variant);
-              const double us = t.median_ms * 1e3;
-              if (cfg.row_blocks_per_warp == 0) vtab[k + "|auto"] = us;
-              if (!vtab.count(k + "|best") || vtab[k + "|best"] > us) {
-                vtab[k + "|best"] = us;
-                vtab[k + "|R"] = ran.row_blocks_per_warp;
-                vtab[k + "|W"] = ran.warps_per_block;
-              }
-              continue;
-            }
-            if (cfg.row_blocks_per_warp == 0 || is_r4) rows.push_back(r);
+            if (cfg.row_blocks_per_warp == 0 || is_prev) rows.push_back(r);
             if (!best.count(key) || best[key].t.median_ms > t.median_ms) best[key] = r;
           }
         }
@@ -182,7 +159,6 @@ int main(int argc, char** argv) {
       }
       // cuBLAS bf16 at the same shape: the library baseline for bf16 weights.
       for (int n : kTokens) {
-        if (variants) break;
         const GemmResult g = probe_gemm_bf16(n, sh.n_out, sh.n_in, reps);
         std::fprintf(csv, "cublas_bf16,%s,%d,%d,%d,default,%zu,%.3f,%.3f,%.3f,%d,%.1f,%.4f\n", sh.name, sh.n_out,
                      sh.n_in, n, size_t(sh.n_out) * sh.n_in * 2, g.t.median_ms * 1e3, g.t.min_ms * 1e3,
@@ -195,27 +171,6 @@ int main(int argc, char** argv) {
       for (auto& kv : xbf16) QB_CUDA_OK(cudaFree(kv.second));
       QB_CUDA_OK(cudaFree(xraw));
       QB_CUDA_OK(cudaFree(y));
-    }
-
-    if (variants) {  // the experiment's table, then stop
-      std::fclose(csv);
-      std::printf("\nw4g128 variants (bit 0: two MMA chains per group, bit 1: half the chunks per step, bit 2: twice): us, median of %d;"
-                  " auto = heuristic launch shape, best = fastest of R 1,2 x warps 4,8,16\n", reps);
-      std::printf("%-20s %-3s", "shape", "n");
-      for (int v = 0; v < 6; ++v) std::printf("   v%d auto   v%d best (R,w)", v, v);
-      std::printf("\n");
-      for (const Shape& sh : kShapes)
-        for (int n : {1, 16}) {
-          std::printf("%-20s %-3d", sh.name, n);
-          for (int v = 0; v < 6; ++v) {
-            const std::string k = std::string(sh.name) + "|" + std::to_string(n) + "|" + std::to_string(v);
-            std::printf(" %9.2f %9.2f (%d,%2d)", vtab.count(k + "|auto") ? vtab[k + "|auto"] : 0.0, vtab[k + "|best"],
-                        int(vtab[k + "|R"]), int(vtab[k + "|W"]));
-          }
-          std::printf("\n");
-        }
-      QB_CUDA_OK(cudaStreamDestroy(s));
-      return 0;
     }
 
     // The activation packing kernel on its own (a real decode step would fuse it into the norm or
@@ -248,7 +203,7 @@ int main(int argc, char** argv) {
     // Short tables last (the device tool returns the tail of the output).
     std::printf("\nSweep: best launch shape vs heuristic (share of copy bandwidth)\n");
     for (const Row& r : rows) {
-      if (r.spec == "cublas" || r.spec.find("+pdl") != std::string::npos || r.spec.find("-r4") != std::string::npos)
+      if (r.spec == "cublas" || r.spec.find("+pdl") != std::string::npos || r.spec.find("-r5") != std::string::npos)
         continue;
       const Row& b = best[r.spec + "|" + r.shape + "|" + std::to_string(r.n)];
       if (b.t.median_ms < 0.97 * r.t.median_ms)
@@ -259,7 +214,7 @@ int main(int argc, char** argv) {
     std::printf("\nPer-shape decode kernels, heuristic launch shape, plain launches (no PDL): GB/s of weight+scale bytes (%% of copy %.0f GB/s),"
                 " median of %d; [min..max] us for spread in the CSV\n", roof, reps);
     std::printf("%-20s %-3s", "shape", "n");
-    const char* cols[] = {"cublas", "bf16", "w8", "w8-r4", "w4g128", "w4g128-r4", "w4g128a", "w4g32", "w4g32a"};
+    const char* cols[] = {"cublas", "bf16", "w8", "w4g128", "w4g128-r5", "w4g128a", "w4g32", "w4g32a"};
     for (const char* c : cols) std::printf(" %15s", c);
     std::printf("\n");
     std::map<std::string, const Row*> by;
@@ -281,16 +236,15 @@ int main(int argc, char** argv) {
                 " norms, KV cache or launch gaps between layers):\n");
     std::printf("%-13s %-3s %10s %10s %12s %12s %8s\n", "weights", "n", "GB/step", "us/step", "tok/s", "roof tok/s",
                 "share");
-    for (const char* spec : {"cublas", "bf16", "bf16+pdl", "w8", "w8-r4", "w8+pdl", "w4g128", "w4g128-r4", "w4g128+pdl",
-                             "w4g128a", "w4g128a-r4",
-                             "w4g32"}) {
+    for (const char* spec : {"cublas", "bf16", "bf16+pdl", "w8", "w8+pdl", "w4g128", "w4g128-r5", "w4g128+pdl",
+                             "w4g128a", "w4g32"}) {
       for (int n : kTokens) {
         double us = 0, bytes = 0;
         bool ok = true;
         for (const Shape& sh : kShapes) {
           const Row* r = by[std::string(spec) + "|" + sh.name + "|" + std::to_string(n)];
           const std::string sp(spec);
-          if (!r && sp.size() > 3 && sp.compare(sp.size() - 3, 3, "-r4") == 0)  // the rules agree on this shape
+          if (!r && sp.size() > 3 && sp.compare(sp.size() - 3, 3, "-r5") == 0)  // the rules agree on this shape
             r = by[sp.substr(0, sp.size() - 3) + "|" + sh.name + "|" + std::to_string(n)];
           if (!r) { ok = false; break; }
           const double mult = sh.n_out == 32000 ? 1 : 32;

@@ -78,9 +78,11 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
-          (ran.variant ? " variant " + std::to_string(ran.variant) : "");
-  CHECK(ran.variant == cfg.variant || cfg.variant == 0 || ran.row_blocks_per_warp > 2,
-        "%s: variant %d was asked for and %d ran", name.c_str(), cfg.variant, ran.variant);
+          (ran.half_step ? " half-step" : "");
+  CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym &&
+                          ran.row_blocks_per_warp <= 2) || cfg.row_blocks_per_warp == 0,
+        "%s: the half step %s asked for and %s", name.c_str(), cfg.half_step ? "was" : "was not",
+        ran.half_step ? "ran" : "did not run");
   const Tol tol = tolerance(spec);
   const ProductErrors e =
       product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
@@ -223,6 +225,10 @@ int main() {
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 8, 16})
           for (int n : {1, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w}, rng);
+      // The half step (symmetric w4g128's kernel under launch rule 6; ignored by the other formats).
+      for (int r : {1, 2, 4})
+        for (int w : {1, 3, 16})
+          for (int n : {1, 9, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w, false, true}, rng);
       // With the programmatic-dependent-launch path. pack_activations never triggers an early
       // launch, so this checks that launch path and the wait instruction, not an actual overlap.
       check_case(s, 1000, 1152, 9, {0, 0, true}, rng);
@@ -243,14 +249,11 @@ int main() {
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {}, rng);  // R = 2 with as many warps as fit
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
-    // The experimental w4g128 kernel variants (QgemvConfig::variant), at both row-block counts they
-    // exist for, ragged and Llama-sized.
-    for (int v = 1; v <= 5; ++v)
-      for (int r : {1, 2})
-        for (int n : {1, 9, 16}) {
-          check_case({WeightFormat::W4A16, 128, false}, 333, 1152, n, {r, 3, false, v}, rng);
-          check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, {r, 16, false, v}, rng);
-        }
+    // Launch rule 6's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2).
+    for (int n : {1, 16}) {
+      check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, {1, 16, false, true}, rng);
+      check_case({WeightFormat::W4A16, 128, false}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
+    }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);
     g_failures += run_qgemm_checks(rng, &g_cases);

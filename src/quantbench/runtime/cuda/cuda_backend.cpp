@@ -114,8 +114,7 @@ struct CudaBackend::Impl {
   Mat output;
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  int launch_rule = 5;     // QB_CUDA_LAUNCH_RULE=4: step 4's qgemv launch shapes (A/B runs)
-  int qgemv_variant = 0;   // QB_CUDA_QGEMV_VARIANT=1..5: experimental w4g128 decode kernels (A/B runs)
+  int launch_rule = 6;     // QB_CUDA_LAUNCH_RULE=4|5: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -602,7 +601,6 @@ struct CudaBackend::Impl {
         mark(kQgemv);
         QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch;
-        cfg.variant = qgemv_variant;
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
       }
@@ -670,8 +668,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL"); e) options_.overlap_launch = std::string(e) != "0";
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
-  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && std::string(e) == "4") I.launch_rule = 4;
-  if (const char* e = std::getenv("QB_CUDA_QGEMV_VARIANT")) I.qgemv_variant = std::clamp(std::atoi(e), 0, 5);
+  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
+    I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -898,7 +896,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}; qgemv launch rule {}{}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
@@ -916,9 +914,7 @@ std::string CudaBackend::describe() const {
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
-                     options_.overlap_launch ? "on" : "off", impl_->launch_rule,
-                     impl_->qgemv_variant ? fmt::format(" (EXPERIMENTAL w4g128 kernel variant {})", impl_->qgemv_variant) : "",
-                     options_.l2_prefetch_mb,
+                     options_.overlap_launch ? "on" : "off", impl_->launch_rule, options_.l2_prefetch_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +

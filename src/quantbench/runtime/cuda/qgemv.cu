@@ -58,16 +58,14 @@ template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
-// warp. NT: 8-token tiles (1 or 2). V: experimental variant bits (QgemvConfig::variant; int4 only):
-// bit 0 splits each group's MMA chain in two, bit 1 halves the chunks per step, bit 2 doubles them.
-template <int F, int G, bool ASYM, int R, int NT, int V = 0>
+// warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false>
 __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                              const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                              float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
                              int n_tokens) {
   constexpr int LPC = Fmt<F>::LPC;
-  constexpr int U0 = steps_u<F, R>();
-  constexpr int U = F != 2 ? U0 : (V & 2) && U0 >= 4 ? U0 / 2 : (V & 4) ? 2 * U0 : U0;
+  constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   extern __shared__ float red[];  // [warps][R][NT][4][32]
 
@@ -158,19 +156,13 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const Int4Zero z = int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
-          // V bit 0: even and odd sub-tiles accumulate into separate tiles, so each dependent MMA chain
-          // is half as long (the two are added before scaling).
-          constexpr int CH = (V & 1) ? 2 : 1;
-          float tmps[CH][NT][4];
+          float tmp[NT][4];
 #pragma unroll
-          for (int ch = 0; ch < CH; ++ch)
+          for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-              for (int i = 0; i < 4; ++i) tmps[ch][j][i] = 0.f;
+            for (int i = 0; i < 4; ++i) tmp[j][i] = 0.f;
 #pragma unroll
           for (int t = 0; t < SUB; ++t) {
-            auto& tmp = tmps[t % CH];
             const int u = G == 128 ? u0 + t / 4 : u0, s = G == 128 ? t % 4 : 2 * h + t;
             const uint4& q = wv[u][r][0];
             __half2 a[4];
@@ -182,18 +174,13 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
               mma16816<Fmt<F>::kBf16>(tmp[j], h2_bits(a[0]), h2_bits(a[1]), h2_bits(a[2]), h2_bits(a[3]), b0, b1);
             }
           }
-          if constexpr (CH == 2)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-#pragma unroll
-              for (int i = 0; i < 4; ++i) tmps[0][j][i] += tmps[1][j][i];
           const float2 s2 = __half22float2(bits_h2(sc[u0][r][h]));  // (row g, row g + 8)
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
-            acc[r][j][0] += s2.x * tmps[0][j][0];
-            acc[r][j][1] += s2.x * tmps[0][j][1];
-            acc[r][j][2] += s2.y * tmps[0][j][2];
-            acc[r][j][3] += s2.y * tmps[0][j][3];
+            acc[r][j][0] += s2.x * tmp[j][0];
+            acc[r][j][1] += s2.x * tmp[j][1];
+            acc[r][j][2] += s2.y * tmp[j][2];
+            acc[r][j][3] += s2.y * tmp[j][3];
           }
         }
       }
@@ -448,24 +435,14 @@ template <int F, int G, bool ASYM>
 KernelFn pick_r(int r, int nt) {
   return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
 }
-// The experimental variants exist for symmetric w4g128 only (the decode target's format).
-template <int V>
-KernelFn pick_variant(int r, int nt) {
-  if (r == 1) return nt == 1 ? qgemv_kernel<2, 128, false, 1, 1, V> : qgemv_kernel<2, 128, false, 1, 2, V>;
-  return nt == 1 ? qgemv_kernel<2, 128, false, 2, 1, V> : qgemv_kernel<2, 128, false, 2, 2, V>;
-}
-bool has_variant(const QuantSpec& s, int r) {
+// The half step exists for symmetric w4g128 at R = 1 and 2 (measured there: docs/perf.md, session 9).
+bool has_half_step(const QuantSpec& s, int r) {
   return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym && r <= 2;
 }
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, int variant) {
-  if (variant != 0 && has_variant(s, r)) {
-    switch (variant) {
-      case 1: return pick_variant<1>(r, nt);
-      case 2: return pick_variant<2>(r, nt);
-      case 3: return pick_variant<3>(r, nt);
-      case 4: return pick_variant<4>(r, nt);
-      case 5: return pick_variant<5>(r, nt);
-    }
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half) {
+  if (half && has_half_step(s, r)) {
+    if (r == 1) return nt == 1 ? qgemv_kernel<2, 128, false, 1, 1, true> : qgemv_kernel<2, 128, false, 1, 2, true>;
+    return nt == 1 ? qgemv_kernel<2, 128, false, 2, 1, true> : qgemv_kernel<2, 128, false, 2, 2, true>;
   }
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
@@ -537,6 +514,18 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       }
     }
   }
+  if (rule >= 6 && p.spec.format == WeightFormat::W4A16 && p.spec.group == 128 && !p.spec.asym) {
+    // Session 9: symmetric w4g128 with half the chunks per step (two, one group of 128: 44 registers at
+    // one token, 96 at 16 tokens with R = 2, against 48 and 136), which runs best with more warps. Shapes
+    // read off a same-run sweep of both kernels on an H100 (docs/perf.md, session 9): grids of fewer
+    // than two blocks per SM, or long inputs (o, down), take 16 warps of one row block; the others two
+    // row blocks per warp, 8 warps per block, or 4 at 16 tokens on "mid" grids (q|k|v).
+    const int64_t rb = p.row_blocks;
+    const bool small = rb < 2 * sm_count || p.chunks >= 128, mid = !small && rb < 8 * sm_count;
+    c.half_step = true;
+    c.row_blocks_per_warp = small ? 1 : 2;
+    c.warps_per_block = small ? 16 : (n_tokens > 8 && mid) ? 4 : 8;
+  }
   if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
   return c;
 }
@@ -550,16 +539,18 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     QB_CUDA_OK(cudaGetDevice(&dev));
     QB_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const QgemvConfig auto_cfg = choose_config(p, n_tokens, sms);
-    if (cfg.row_blocks_per_warp == 0) cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
+    if (cfg.row_blocks_per_warp == 0) {  // the row-block count chosen by the rule, with its kernel
+      cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
+      cfg.half_step = auto_cfg.half_step;
+    }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
   }
   const int r = cfg.row_blocks_per_warp, nt = (n_tokens + 7) / 8;
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
-  if (cfg.variant < 0 || cfg.variant > 5) throw std::invalid_argument("qgemv: variant must be 0..5");
-  if (!has_variant(p.spec, r)) cfg.variant = 0;  // report what ran
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.variant);
+  cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));

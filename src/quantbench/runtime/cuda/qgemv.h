@@ -118,7 +118,8 @@ void pack_activations_f32(const float* x, bool to_bf16, int n_tokens, int64_t n_
 // the prefill path dequantizes a matrix into a scratch buffer, then runs a tensor-core GEMM on it.
 void dequantize_packed(const DeviceMatrix& w, bool to_bf16, void* out, cudaStream_t stream);
 
-// Launch shape. 0 = chosen from the problem (choose_config). rows_per_warp is in row blocks of 16.
+// Launch shape. 0 = chosen from the problem (choose_config; a chosen row-block count brings the rule's
+// half_step with it). rows_per_warp is in row blocks of 16.
 struct QgemvConfig {
   int row_blocks_per_warp = 0;  // 1, 2 or 4: more reuses each activation fragment more
   int warps_per_block = 0;      // 1..16: the warps of a block split the input dimension
@@ -127,14 +128,14 @@ struct QgemvConfig {
   // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
-  // Experimental kernel variants for symmetric w4g128 at R = 1 or 2 (same-run A/B measurements; other
-  // formats and shapes run variant 0, and qgemv() returns the variant that ran): bit 0 splits each
-  // group's chain of dependent MMAs in two, bit 1 halves the chunks per step (fewer registers), bit 2
-  // (4, 5) doubles them (more bytes in flight per warp).
-  int variant = 0;
+  // Symmetric w4g128 at R = 1 or 2 only (elsewhere it is ignored, and qgemv() returns false): each step
+  // streams two chunks (one group of 128) instead of four, so the kernel needs fewer registers and more
+  // warps fit on an SM. Launch rule 6 turns it on with its own launch shapes.
+  bool half_step = false;
 };
-// rule 4: the launch shapes of step 4 (kept for same-run A/B measurements); 5: the current rules.
-QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 5);
+// rule 4: the launch shapes of step 4, 5: those of step 5 (both kept for same-run A/B measurements);
+// 6: the current rules (5, with the half step and its shapes for symmetric w4g128).
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 6);
 
 // y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
 // Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not
