@@ -178,6 +178,7 @@ if has rule6; then  # launch rule 6 (symmetric w4g128's half step) against rule 
       for r in 5 6; do b "launch rule $r" w4g128 1,16 QB_CUDA_LAUNCH_RULE=$r; done
     done
     for r in 5 6; do b "launch rule $r" w4g128-asym 1 QB_CUDA_LAUNCH_RULE=$r; done
+    for r in 5 6; do b "launch rule $r, early launch off" w4g128 16 QB_CUDA_LAUNCH_RULE=$r QB_CUDA_PDL=0; done
   } 2>&1 | tee "$OUT/ab_rule6.txt"
   rm -f "$OUT/tmp.log"
 fi
