@@ -13,10 +13,9 @@
 # ropecache: 512-token prefills (bf16, w4g128) and w4g128 decode 1,16 against quantbench_prev, twice.
 # splits1: one-stream decode with QB_CUDA_ATTN_BLOCKS_PER_SM 8, 2, 1 (16, 9, 5 key splits; w4g128, w8), twice.
 # rule6: w4g128 decode 1,16 (and w4g128-asym 1: unchanged) with QB_CUDA_LAUNCH_RULE 5 and 6 (the half step), interleaved, three times (asym once).
-# attnpipe: w4g128 decode, 16 streams with 3, 2, 1 key splits, each with QB_CUDA_ATTN_PIPE 0 and 1; one stream with 0 and 1; twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [attnpipe] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -180,13 +179,6 @@ if has rule6; then  # launch rule 6 (symmetric w4g128's half step) against rule 
     for r in 5 6; do b "launch rule $r" w4g128-asym 1 QB_CUDA_LAUNCH_RULE=$r; done
     for r in 5 6; do b "launch rule $r, early launch off" w4g128 16 QB_CUDA_LAUNCH_RULE=$r QB_CUDA_PDL=0; done
   } 2>&1 | tee "$OUT/ab_rule6.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has attnpipe; then  # decode split attention: key splits at 16 streams (blocks/SM 8, 4, 2 = 3, 2, 1 splits) x pipelined loads
-  for rep in 1 2; do
-    for k in 8 4 2; do for p in 0 1; do b "attn blocks/SM $k pipe $p" w4g128 16 QB_CUDA_ATTN_BLOCKS_PER_SM=$k QB_CUDA_ATTN_PIPE=$p; done; done
-    for p in 0 1; do b "attn pipe $p" w4g128 1 QB_CUDA_ATTN_PIPE=$p; done
-  done 2>&1 | tee "$OUT/ab_attnpipe.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

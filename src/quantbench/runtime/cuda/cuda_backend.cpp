@@ -122,7 +122,6 @@ struct CudaBackend::Impl {
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
-  bool attn_pipeline = false;  // QB_CUDA_ATTN_PIPE=1: split attention with the next keys' loads in flight (A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
@@ -672,7 +671,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_ATTN_PIPE"); e && std::string(e) == "1") I.attn_pipeline = true;
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
@@ -910,11 +908,9 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention
-                         ? std::string("split over keys (flash-decoding, merged by the last block; prefill: "
-                                       "query tiles of 8 tokens") +
-                               (impl_->attn_pipeline ? "; EXPERIMENTAL pipelined key loads)" : ")")
-                         : std::string("one block per (head, token)"),
+                     options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
+                                                "query tiles of 8 tokens)"
+                                              : "one block per (head, token)",
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
@@ -1248,7 +1244,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.splits = splits;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
-      aa.pipeline = I.attn_pipeline;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

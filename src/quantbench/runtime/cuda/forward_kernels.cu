@@ -496,7 +496,7 @@ constexpr int kSplitWarps = 4;
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-template <bool kPairs, int NV, int KPW, bool kRope = false, bool kPipe = false>
+template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
   pdl_trigger();
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
@@ -577,8 +577,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     }
   }
   float m = -INFINITY, l = 0.0f;
-  // Every load of keys jb .. jb + KPW - 1 (K and V rows), branch-free.
-  auto load_keys = [&](int64_t jb, uint32_t (&kr)[KPW][NV], uint32_t (&vr)[KPW][NV]) {
+  for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
+    uint32_t kr[KPW][NV], vr[KPW][NV];
 #pragma unroll
     for (int u = 0; u < KPW; ++u) {
       const int64_t j = min(jb + u, j1 - 1);
@@ -602,9 +602,6 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
         }
       }
     }
-  };
-  // The scores of those keys and one online-softmax update.
-  auto use_keys = [&](int64_t jb, const uint32_t (&kr)[KPW][NV], const uint32_t (&vr)[KPW][NV]) {
     float s[KPW];
 #pragma unroll
     for (int u = 0; u < KPW; ++u) {
@@ -652,30 +649,6 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       }
     }
     m = m_new;
-  };
-  constexpr int64_t kStep = kSplitWarps * KPW;
-  if constexpr (kPipe) {  // the next keys' loads in flight while these are scored (twice the registers)
-    uint32_t kr[KPW][NV], vr[KPW][NV];
-    int64_t jb = j0 + int64_t(warp) * KPW;
-    if (jb < j1) load_keys(jb, kr, vr);
-    for (; jb < j1; jb += kStep) {
-      uint32_t kn[KPW][NV], vn[KPW][NV];
-      if (jb + kStep < j1) load_keys(jb + kStep, kn, vn);
-      use_keys(jb, kr, vr);
-#pragma unroll
-      for (int u = 0; u < KPW; ++u)
-#pragma unroll
-        for (int e = 0; e < NV; ++e) {
-          kr[u][e] = kn[u][e];
-          vr[u][e] = vn[u][e];
-        }
-    }
-  } else {
-    for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kStep) {
-      uint32_t kr[KPW][NV], vr[KPW][NV];
-      load_keys(jb, kr, vr);
-      use_keys(jb, kr, vr);
-    }
   }
   if (lane == 0) {
     sm_m[warp] = m;
@@ -1259,10 +1232,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
-    if (a.rope_cos && a.pipeline) attention_split_kernel<true, 2, 4, true, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else if (a.hd_k <= 128 && a.hd_v <= 128 && a.pipeline)
-      attention_split_kernel<true, 2, 4, false, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
   } else {

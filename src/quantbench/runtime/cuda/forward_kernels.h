@@ -124,9 +124,6 @@ struct AttentionArgs {
   const float* rope_cos = nullptr;  // [T][hd_k / 2]; null: not fused
   const float* rope_sin = nullptr;
   bool rope_neox = false;
-  // Split path, head dims <= 128 and even (A/B runs, QB_CUDA_ATTN_PIPE=1): each warp issues its next
-  // keys' loads before scoring the current ones (4 keys at a time, where the default takes 8).
-  bool pipeline = false;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
