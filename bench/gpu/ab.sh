@@ -13,9 +13,11 @@
 # ropecache: 512-token prefills (bf16, w4g128) and w4g128 decode 1,16 against quantbench_prev, twice.
 # splits1: one-stream decode with QB_CUDA_ATTN_BLOCKS_PER_SM 8, 2, 1 (16, 9, 5 key splits; w4g128, w8), twice.
 # rule6: w4g128 decode 1,16 (and w4g128-asym 1: unchanged) with QB_CUDA_LAUNCH_RULE 5 and 6 (the half step), interleaved, three times (asym once).
+# splits16: 16-stream decode with QB_CUDA_ATTN_ONE_SPLIT 2 (one key split, the default) and 0 (3 splits): w4g128, bf16,
+#   w4g128 with an int8 KV cache, w4g128 after a 1024-token prompt; twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -26,7 +28,7 @@ has() { [[ " $WHAT " == *" $1 "* ]]; }
 b() {  # label env... scheme batches
   local label=$1 scheme=$2 batches=$3; shift 3
   env "$@" timeout 120 ${Q:-./quantbench} bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch $batches \
-    --prompt-len 128 --gen-len ${GEN:-64} --reps 2 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    --prompt-len ${PROMPT:-128} --gen-len ${GEN:-64} --reps 2 --warmup 1 --no-progress ${EXTRA:-} > "$OUT/tmp.log" 2>&1
   awk -v l="$label $scheme" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"
 }
 
@@ -179,6 +181,15 @@ if has rule6; then  # launch rule 6 (symmetric w4g128's half step) against rule 
     for r in 5 6; do b "launch rule $r" w4g128-asym 1 QB_CUDA_LAUNCH_RULE=$r; done
     for r in 5 6; do b "launch rule $r, early launch off" w4g128 16 QB_CUDA_LAUNCH_RULE=$r QB_CUDA_PDL=0; done
   } 2>&1 | tee "$OUT/ab_rule6.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has splits16; then  # 16 streams: one key split (the current rule) against the blocks-per-SM rule alone (3 splits)
+  for rep in 1 2; do
+    for o in 2 0; do b "one-split rule $o" w4g128 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
+    for o in 2 0; do b "one-split rule $o" bf16 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
+    for o in 2 0; do EXTRA="--kv int8" b "one-split rule $o, kv int8" w4g128 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
+    for o in 2 0; do PROMPT=1024 b "one-split rule $o, prompt 1024" w4g128 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
+  done 2>&1 | tee "$OUT/ab_splits16.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

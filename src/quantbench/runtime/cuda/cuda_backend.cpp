@@ -122,6 +122,7 @@ struct CudaBackend::Impl {
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
+  int attn_one_split = 2;      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
@@ -671,6 +672,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
@@ -1140,7 +1142,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   I.xb.ensure(size_t(T) * size_t(std::max({d, ad, ff})) * 2);
   if (R > 0) I.logits.ensure(size_t(R) * size_t(sp.n_vocab) * 4);
   const int splits = options_.split_attention || I.kv_quant  // quantized caches: split kernel only
-                         ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm)
+                         ? attention_splits(int(sp.n_head), T, I.sm_count, I.attn_blocks_per_sm, I.attn_one_split)
                          : 0;
   if (splits > 0) {
     I.part.ensure(size_t(T) * size_t(sp.n_head) * size_t(splits) * size_t(sp.head_dim_v + 2) * 4);

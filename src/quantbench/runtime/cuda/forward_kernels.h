@@ -163,9 +163,11 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
 // Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
 
-// Splits for the split-key attention: about 8 blocks per SM, at most 16 (llama2-7b on an H100: 16
-// at 1 stream, 3 at 16 streams, 1 for prefill).
-int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8);
+// Splits for the split-key attention: one where the (head, token) pairs alone give at least
+// `one_split_blocks_per_sm` blocks per SM (0: never), else about `blocks_per_sm` blocks per SM, at
+// most 16. Llama2-7b on an H100: 16 at 1 stream, 1 at 16 streams (3 under the blocks-per-SM rule
+// alone, measured 2.5% slower per step: docs/perf.md, session 9), 1 for prefill.
+int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8, int one_split_blocks_per_sm = 2);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
 constexpr int kMaxHeadDim = 256;
 void attention(const AttentionArgs& a, cudaStream_t s);
