@@ -124,6 +124,9 @@ struct AttentionArgs {
   const float* rope_cos = nullptr;  // [T][hd_k / 2]; null: not fused
   const float* rope_sin = nullptr;
   bool rope_neox = false;
+  // Split path with even head dims <= 128: warps per block, 4 or 8 (each warp walks its own keys; A/B
+  // runs, QB_CUDA_ATTN_WARPS=8). Other shapes run 4.
+  int warps = 4;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
