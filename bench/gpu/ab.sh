@@ -14,8 +14,7 @@
 # splits1: one-stream decode with QB_CUDA_ATTN_BLOCKS_PER_SM 8, 2, 1 (16, 9, 5 key splits; w4g128, w8), twice.
 # rule6: w4g128 decode 1,16 (and w4g128-asym 1: unchanged) with QB_CUDA_LAUNCH_RULE 5 and 6 (the half step), interleaved, three times (asym once).
 # splits16: 16-stream decode with QB_CUDA_ATTN_ONE_SPLIT 2 (one key split, the default) and 0 (3 splits): w4g128, bf16,
-#   w4g128 with an int8 KV cache, w4g128 after a 1024-token prompt; 8 warps per attention block (QB_CUDA_ATTN_WARPS=8)
-#   at 16 streams (1 and 3 splits, prompt 128 and 1024) and one stream; twice.
+#   w4g128 with an int8 KV cache, w4g128 after a 1024-token prompt; twice.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
 # Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [probe] [ncudec] [check]   (default: tests sweep ab check)
@@ -190,11 +189,6 @@ if has splits16; then  # 16 streams: one key split (the current rule) against th
     for o in 2 0; do b "one-split rule $o" bf16 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
     for o in 2 0; do EXTRA="--kv int8" b "one-split rule $o, kv int8" w4g128 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
     for o in 2 0; do PROMPT=1024 b "one-split rule $o, prompt 1024" w4g128 16 QB_CUDA_ATTN_ONE_SPLIT=$o; done
-    PROMPT=1024 b "one-split rule 2, 8 warps, prompt 1024" w4g128 16 QB_CUDA_ATTN_WARPS=8
-    b "one-split rule 2, 8 warps" w4g128 16 QB_CUDA_ATTN_WARPS=8
-    b "one-split rule 0, 8 warps" w4g128 16 QB_CUDA_ATTN_WARPS=8 QB_CUDA_ATTN_ONE_SPLIT=0
-    b "8 warps" w4g128 1 QB_CUDA_ATTN_WARPS=8
-    b "4 warps" w4g128 1
   done 2>&1 | tee "$OUT/ab_splits16.txt"
   rm -f "$OUT/tmp.log"
 fi

@@ -490,18 +490,18 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
 
 constexpr int kSplitWarps = 4;
 
-// Grid (n_head, T, splits), W warps (4, or 8: AttentionArgs::warps). A lane holds NV 32-bit words of a K or V row: kPairs (head dims
+// Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
 // even): the half2 at dims 2 lane + 64 e; else one f16 at dim lane + 32 e. Each warp walks its keys
 // KPW at a time: first every load of all KPW keys' K and V rows (branch-free: a key past the range
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-template <bool kPairs, int NV, int KPW, bool kRope = false, int W = kSplitWarps>
-__global__ void __launch_bounds__(W * 32) attention_split_kernel(AttentionArgs a) {
+template <bool kPairs, int NV, int KPW, bool kRope = false>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
   pdl_trigger();
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
-  __shared__ float sm_m[W], sm_l[W];
-  __shared__ float sm_acc[W][kMaxHeadDim];
+  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
+  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (a.n_head / a.n_head_kv);
@@ -577,7 +577,7 @@ __global__ void __launch_bounds__(W * 32) attention_split_kernel(AttentionArgs a
     }
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += W * KPW) {
+  for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
     uint32_t kr[KPW][NV], vr[KPW][NV];
 #pragma unroll
     for (int u = 0; u < KPW; ++u) {
@@ -658,7 +658,7 @@ __global__ void __launch_bounds__(W * 32) attention_split_kernel(AttentionArgs a
   for (int f = 0; f < NF; ++f)
     if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
-  write_split_partial<W>(a, h, t, sp, sm_m, sm_l, sm_acc);
+  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the
   // next launch (every split has arrived by then).
@@ -1110,7 +1110,9 @@ bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
 }
 
 int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one_split_blocks_per_sm) {
-  if (one_split_blocks_per_sm > 0 && int64_t(n_head) * T >= int64_t(one_split_blocks_per_sm) * sm_count) return 1;
+  // Decode batches only (T <= 16, where it was measured); prefill chunks keep the blocks-per-SM rule.
+  if (T <= 16 && one_split_blocks_per_sm > 0 && int64_t(n_head) * T >= int64_t(one_split_blocks_per_sm) * sm_count)
+    return 1;
   const int want = (blocks_per_sm * sm_count + n_head * T - 1) / (n_head * T);
   return want < 1 ? 1 : (want > 16 ? 16 : want);
 }
@@ -1233,10 +1235,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
-    if (a.rope_cos && a.warps == 8) attention_split_kernel<true, 2, 8, true, 8><<<grid, 8 * 32, 0, s>>>(a);
-    else if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else if (a.hd_k <= 128 && a.hd_v <= 128 && a.warps == 8)
-      attention_split_kernel<true, 2, 8, false, 8><<<grid, 8 * 32, 0, s>>>(a);
+    if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
     else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
   } else {

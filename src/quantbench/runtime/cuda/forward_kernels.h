@@ -124,9 +124,6 @@ struct AttentionArgs {
   const float* rope_cos = nullptr;  // [T][hd_k / 2]; null: not fused
   const float* rope_sin = nullptr;
   bool rope_neox = false;
-  // Split path with even head dims <= 128: warps per block, 4 or 8 (each warp walks its own keys; A/B
-  // runs, QB_CUDA_ATTN_WARPS=8). Other shapes run 4.
-  int warps = 4;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
@@ -166,9 +163,9 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
 // Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
 
-// Splits for the split-key attention: one where the (head, token) pairs alone give at least
-// `one_split_blocks_per_sm` blocks per SM (0: never), else about `blocks_per_sm` blocks per SM, at
-// most 16. Llama2-7b on an H100: 16 at 1 stream, 1 at 16 streams (3 under the blocks-per-SM rule
+// Splits for the split-key attention: in a decode batch (T <= 16), one where the (head, token) pairs
+// alone give at least `one_split_blocks_per_sm` blocks per SM (0: never); else about `blocks_per_sm`
+// blocks per SM, at most 16. Llama2-7b on an H100: 16 at 1 stream, 1 at 16 streams (3 under the blocks-per-SM rule
 // alone, measured 2.5% slower per step: docs/perf.md, session 9), 1 for prefill.
 int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8, int one_split_blocks_per_sm = 2);
 // Causal GQA attention over the f16 cache, f32 online softmax; head dims up to kMaxHeadDim.
