@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <utility>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/split_partial.cuh"
@@ -36,6 +37,29 @@ __device__ inline double block_sum(double v, double* sh) {
 // they wait for its completion (griddepcontrol.wait) before reading its output, so where the trigger
 // sits changes timing only. A no-op when the next kernel was launched without the attribute.
 __device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
+// The small decode kernels may themselves be launched early (`early` below): they wait for the kernel
+// before them to complete before reading anything, and only then let their own dependents launch, so
+// the product after them cannot start while the product before them still runs. Without the launch
+// attribute the wait returns at once and the order is the plain stream order.
+__device__ __forceinline__ void pdl_enter() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_trigger();
+}
+
+// A launch with the programmatic-dependent-launch attribute when `early` (else a plain launch).
+template <typename... Params, typename... Args>
+void launch_k(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, bool early, Args&&... args) {
+  cudaLaunchConfig_t c = {};
+  c.gridDim = grid;
+  c.blockDim = block;
+  c.stream = s;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
+  c.attrs = at;
+  c.numAttrs = early ? 1 : 0;
+  QB_CUDA_OK(cudaLaunchKernelEx(&c, kernel, std::forward<Args>(args)...));
+}
 
 __global__ void rmsnorm_kernel(const float* x, float* y, const float* w, int n, int inner, int64_t outer_stride,
                                int64_t y_outer_stride, float eps, const int32_t* x_rows) {
@@ -290,7 +314,7 @@ __host__ __device__ inline int pair_count(const ActOut& o, int n) {
 
 __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                    const int32_t* rows, ActOut o) {
-  pdl_trigger();
+  pdl_enter();
   __shared__ float red[32];
   const int t = blockIdx.x;
   const int r = rows ? rows[t] : t;
@@ -323,7 +347,7 @@ __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, i
 constexpr int kNormPairs = 4;
 __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                        const int32_t* rows, ActOut o) {
-  pdl_trigger();
+  pdl_enter();
   __shared__ float red[32];
   const int t = blockIdx.x;
   const int r = rows ? rows[t] : t;
@@ -371,7 +395,7 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
 
 // grid (pair blocks, T): a thread per column pair of one token.
 __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut o) {
-  pdl_trigger();
+  pdl_enter();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
@@ -381,7 +405,7 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut
 }
 
 __global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
-  pdl_trigger();
+  pdl_enter();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
@@ -498,7 +522,7 @@ constexpr int kSplitWarps = 4;
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
 template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
-  pdl_trigger();
+  pdl_enter();
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
   __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
@@ -842,7 +866,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(Atten
 
 // Grid (n_head, T): merges the splits of one (head, token) and writes out / act.
 __global__ void attention_merge_kernel(AttentionArgs a, int nt) {
-  pdl_trigger();
+  pdl_enter();
   merge_splits(a, blockIdx.x, blockIdx.y, nt);
 }
 
@@ -1118,26 +1142,29 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one
 }
 
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s, bool loop_kernel) {
+                 const ActOut& out, cudaStream_t s, bool loop_kernel, bool early) {
   if (T <= 0) return;
   const int pairs = pair_count(out, n);
   int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
   reg_threads = reg_threads < 64 ? 64 : reg_threads;
   if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
-    add_rmsnorm_reg_kernel<<<T, reg_threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);
+    launch_k(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), s, early, x, add, w, n,
+             (T + 7) / 8, eps, rows, out);
     QB_CUDA_LAUNCHED();
     return;
   }
   int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
   threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
-  add_rmsnorm_kernel<<<T, threads, 0, s>>>(x, add, w, n, (T + 7) / 8, eps, rows, out);
+  launch_k(add_rmsnorm_kernel, dim3(unsigned(T)), dim3(unsigned(threads)), s, early, x, add, w, n, (T + 7) / 8, eps,
+           rows, out);
   QB_CUDA_LAUNCHED();
 }
 
-void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s) {
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early) {
   if (T <= 0) return;
   const int pairs = pair_count(out, n), th = pair_threads(pairs);
-  gated_out_kernel<<<dim3(unsigned((pairs + th - 1) / th), unsigned(T)), th, 0, s>>>(gate_up, n, (T + 7) / 8, act, out);
+  launch_k(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), s, early, gate_up,
+           n, (T + 7) / 8, act, out);
   QB_CUDA_LAUNCHED();
 }
 
@@ -1235,11 +1262,12 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     throw std::runtime_error("cuda attention: fragments need an even head dimension and a width multiple of 64");
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
-    if (a.rope_cos) attention_split_kernel<true, 2, 8, true><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else if (a.hd_k <= 128 && a.hd_v <= 128) attention_split_kernel<true, 2, 8><<<grid, kSplitWarps * 32, 0, s>>>(a);
-    else attention_split_kernel<true, 4, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    const dim3 block(kSplitWarps * 32);
+    if (a.rope_cos) launch_k(attention_split_kernel<true, 2, 8, true>, grid, block, s, a.early_launch, a);
+    else if (a.hd_k <= 128 && a.hd_v <= 128) launch_k(attention_split_kernel<true, 2, 8>, grid, block, s, a.early_launch, a);
+    else launch_k(attention_split_kernel<true, 4, 4>, grid, block, s, a.early_launch, a);
   } else {
-    attention_split_kernel<false, 8, 4><<<grid, kSplitWarps * 32, 0, s>>>(a);
+    launch_k(attention_split_kernel<false, 8, 4>, grid, dim3(kSplitWarps * 32), s, a.early_launch, a);
   }
   QB_CUDA_LAUNCHED();
   if (a.counters) return;  // merged by each (head, token)'s last block

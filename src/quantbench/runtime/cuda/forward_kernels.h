@@ -73,11 +73,15 @@ struct ActOut {
 // L1). Rows not gathered are left unchanged (the last layer's residual add matters only for the rows
 // whose logits are wanted).
 // `loop_kernel`: the version that re-reads the row instead of keeping it in registers (for A/B runs).
+// `early` (here, in gated_act_out and in AttentionArgs): launched with programmatic dependent launch,
+// so its blocks are resident when the kernel before it (a decode product) ends; it waits for that
+// kernel before reading. Only after a kernel (not a copy) in the same stream.
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s, bool loop_kernel = false);
+                 const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false);
 
 // out[t] = act(gate[t]) * up[t] written to `out` (gate|up rows as in gated_act).
-void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s);
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
+                   bool early = false);
 
 // f32 rows [T][n] to the targets of `out` (out.f32 must be null or x itself).
 void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s);
@@ -124,6 +128,7 @@ struct AttentionArgs {
   const float* rope_cos = nullptr;  // [T][hd_k / 2]; null: not fused
   const float* rope_sin = nullptr;
   bool rope_neox = false;
+  bool early_launch = false;  // split path: launched early, as add_rmsnorm's `early`
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
