@@ -123,10 +123,12 @@ struct CudaBackend::Impl {
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   int attn_one_split = 2;
-  // QB_CUDA_PDL_SMALL=1 (A/B runs): at decode, with the early launch on, the norms, attention and the
-  // gated activation are launched early too (forward_kernels.h, add_rmsnorm's `early`).
-  bool early_small = false;
-  bool small_early(int T) const { return early_small && overlap_launch && T <= 16; }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
+  // QB_CUDA_PDL_SMALL=mask (A/B runs): at decode, with the early launch on, these small kernels are
+  // launched early too (forward_kernels.h, add_rmsnorm's `early`): 1 the norms, 2 attention, 4 the
+  // gated activation.
+  enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
+  int early_small = 0;
+  bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= 16; }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
@@ -676,7 +678,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_PDL_SMALL"); e && std::string(e) == "1") I.early_small = true;
+  if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -1200,7 +1202,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.mark(Impl::kNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop, il > 0 && !sp.post_norms && I.small_early(T));
+                    I.target(L.wqkv, T, h), st, I.norm_loop, il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
       I.gemm_ready(L.wqkv, h, T, qkv);
       I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
@@ -1251,7 +1253,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.splits = splits;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
-      aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T);
+      aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;
@@ -1318,12 +1320,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.mark(Impl::kNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
-                    I.norm_loop, !sp.post_norms && I.small_early(T));
+                    I.norm_loop, !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
       I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
       I.l2_prefetch(L.wdown, T);
       I.mark(Impl::kAct);
       if (!I.skips(Impl::kSkipAct, T))
-        gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st, I.small_early(T));
+        gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st, I.small_early(T, Impl::kEarlyAct));
       I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
       if (sp.post_norms) {
         I.mark(Impl::kOther);
@@ -1336,7 +1338,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.l2_prefetch(I.output, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                  I.target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T));
+                  I.target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
       I.gemm_ready(I.output, h, R, I.logits.as<float>());
       if (sp.final_softcap > 0) {
         I.mark(Impl::kOther);
