@@ -16,7 +16,8 @@
 # splits16: 16-stream decode with QB_CUDA_ATTN_ONE_SPLIT 2 (one key split, the default) and 0 (3 splits): w4g128, bf16,
 #   w4g128 with an int8 KV cache, w4g128 after a 1024-token prompt; twice.
 # pdlsmall: decode with QB_CUDA_PDL_SMALL 0, 7 (all), 1 (norms), 2 (attention), 4 (activation), 5 (w4g128 1,16), 0 and 7
-#   (w8 1; bf16 1,16), three times; then the backend check with 7.
+#   (w8 1; bf16 1,16), at every step size (QB_CUDA_PDL_SMALL_T=16; the default is 5 at one-token steps), three times;
+#   then the backend check with 7 at every step size.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
 # Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [probe] [ncudec] [check]   (default: tests sweep ab check)
@@ -194,15 +195,15 @@ if has splits16; then  # 16 streams: one key split (the current rule) against th
   done 2>&1 | tee "$OUT/ab_splits16.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has pdlsmall; then  # decode: the norms, attention and activation launched early too (QB_CUDA_PDL_SMALL=1), then its backend check
+if has pdlsmall; then  # decode: small kernels launched early at every step size (QB_CUDA_PDL_SMALL mask, _T=16), then its backend check
   for rep in 1 2 3; do
-    for e in 0 7 1 2 4 5; do b "small kernels early $e" w4g128 1,16 QB_CUDA_PDL_SMALL=$e; done
-    for e in 0 7; do b "small kernels early $e" w8 1 QB_CUDA_PDL_SMALL=$e; done
-    for e in 0 7; do b "small kernels early $e" bf16 1,16 QB_CUDA_PDL_SMALL=$e; done
+    for e in 0 7 1 2 4 5; do b "small kernels early $e" w4g128 1,16 QB_CUDA_PDL_SMALL=$e QB_CUDA_PDL_SMALL_T=16; done
+    for e in 0 7; do b "small kernels early $e" w8 1 QB_CUDA_PDL_SMALL=$e QB_CUDA_PDL_SMALL_T=16; done
+    for e in 0 7; do b "small kernels early $e" bf16 1,16 QB_CUDA_PDL_SMALL=$e QB_CUDA_PDL_SMALL_T=16; done
   done 2>&1 | tee "$OUT/ab_pdlsmall.txt"
   rm -f "$OUT/tmp.log"
-  QB_CUDA_PDL_SMALL=7 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_pdlsmall.log" 2>&1
-  echo "backend_check with QB_CUDA_PDL_SMALL=7 rc $?"; grep -cE "^PASS" "$OUT/backend_check_pdlsmall.log"
+  QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_pdlsmall.log" 2>&1
+  echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 rc $?"; grep -cE "^PASS" "$OUT/backend_check_pdlsmall.log"
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_pdlsmall.log" | cut -c1-200 | head
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

@@ -123,12 +123,14 @@ struct CudaBackend::Impl {
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
   int attn_one_split = 2;
-  // QB_CUDA_PDL_SMALL=mask (A/B runs): at decode, with the early launch on, these small kernels are
-  // launched early too (forward_kernels.h, add_rmsnorm's `early`): 1 the norms, 2 attention, 4 the
-  // gated activation.
+  // With the early launch on, these small kernels are launched early too (forward_kernels.h,
+  // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
+  // the gated activation. Measured on an H100 (docs/perf.md, session 9): norms and activation gain 2%
+  // at one stream; at 16 streams every class lost 2-4%, attention alone lost at one stream too.
+  // QB_CUDA_PDL_SMALL=mask and QB_CUDA_PDL_SMALL_T=n override both (A/B runs).
   enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
-  int early_small = 0;
-  bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= 16; }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
+  int early_small = kEarlyNorm | kEarlyAct, early_small_max_t = 1;
+  bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
@@ -679,6 +681,7 @@ void CudaBackend::init_device() {
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
+  if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -905,7 +908,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
@@ -923,7 +926,14 @@ std::string CudaBackend::describe() const {
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
-                     options_.overlap_launch ? "on" : "off", impl_->launch_rule, options_.l2_prefetch_mb,
+                     options_.overlap_launch ? "on" : "off",
+                     options_.overlap_launch && impl_->early_small && impl_->early_small_max_t > 0
+                         ? fmt::format(" (at steps of up to {} tokens also{}{}{})", impl_->early_small_max_t,
+                                       impl_->early_small & Impl::kEarlyNorm ? " the norms" : "",
+                                       impl_->early_small & Impl::kEarlyAttn ? " attention" : "",
+                                       impl_->early_small & Impl::kEarlyAct ? " the gated activation" : "")
+                         : std::string(),
+                     impl_->launch_rule, options_.l2_prefetch_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
