@@ -130,7 +130,18 @@ struct CudaBackend::Impl {
   // QB_CUDA_PDL_SMALL=mask and QB_CUDA_PDL_SMALL_T=n override both (A/B runs).
   enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
   int early_small = kEarlyNorm | kEarlyAct, early_small_max_t = 1;
-  bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
+  bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }
+  std::string early_small_note(bool overlap) const {  // for the Manifest: " (also the norms and ..., at ...)"
+    if (!overlap || !early_small || early_small_max_t < 1) return "";
+    std::vector<std::string> k;
+    if (early_small & kEarlyNorm) k.push_back("the norms");
+    if (early_small & kEarlyAttn) k.push_back("attention");
+    if (early_small & kEarlyAct) k.push_back("the gated activation");
+    std::string list = k[0];
+    for (size_t i = 1; i < k.size(); ++i) list += (i + 1 == k.size() ? " and " : ", ") + k[i];
+    return fmt::format(" (also {}, at steps of {})", list,
+                       early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t));
+  }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
@@ -927,12 +938,7 @@ std::string CudaBackend::describe() const {
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
-                     options_.overlap_launch && impl_->early_small && impl_->early_small_max_t > 0
-                         ? fmt::format(" (at steps of up to {} tokens also{}{}{})", impl_->early_small_max_t,
-                                       impl_->early_small & Impl::kEarlyNorm ? " the norms" : "",
-                                       impl_->early_small & Impl::kEarlyAttn ? " attention" : "",
-                                       impl_->early_small & Impl::kEarlyAct ? " the gated activation" : "")
-                         : std::string(),
+                     impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule, options_.l2_prefetch_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
