@@ -122,7 +122,7 @@ struct CudaBackend::Impl {
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
-  int attn_one_split = 2;
+  int attn_one_split = 2;      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   // With the early launch on, these small kernels are launched early too (forward_kernels.h,
   // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
   // the gated activation. Measured on an H100 (docs/perf.md, session 9): norms and activation gain 2%
@@ -141,7 +141,7 @@ struct CudaBackend::Impl {
     for (size_t i = 1; i < k.size(); ++i) list += (i + 1 == k.size() ? " and " : ", ") + k[i];
     return fmt::format(" (also {}, at steps of {})", list,
                        early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t));
-  }      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
+  }
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
