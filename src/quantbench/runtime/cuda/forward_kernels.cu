@@ -12,11 +12,11 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
-#include <utility>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
+#include "quantbench/runtime/cuda/launch.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -37,28 +37,13 @@ __device__ inline double block_sum(double v, double* sh) {
 // they wait for its completion (griddepcontrol.wait) before reading its output, so where the trigger
 // sits changes timing only. A no-op when the next kernel was launched without the attribute.
 __device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
-// The small decode kernels may themselves be launched early (`early` below): they wait for the kernel
+// The small decode kernels may themselves be launched early (launch.cuh): they wait for the kernel
 // before them to complete before reading anything, and only then let their own dependents launch, so
 // the product after them cannot start while the product before them still runs. Without the launch
 // attribute the wait returns at once and the order is the plain stream order.
 __device__ __forceinline__ void pdl_enter() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
   pdl_trigger();
-}
-
-// A launch with the programmatic-dependent-launch attribute when `early` (else a plain launch).
-template <typename... Params, typename... Args>
-void launch_k(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, bool early, Args&&... args) {
-  cudaLaunchConfig_t c = {};
-  c.gridDim = grid;
-  c.blockDim = block;
-  c.stream = s;
-  cudaLaunchAttribute at[1];
-  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  at[0].val.programmaticStreamSerializationAllowed = 1;
-  c.attrs = at;
-  c.numAttrs = early ? 1 : 0;
-  QB_CUDA_OK(cudaLaunchKernelEx(&c, kernel, std::forward<Args>(args)...));
 }
 
 __global__ void rmsnorm_kernel(const float* x, float* y, const float* w, int n, int inner, int64_t outer_stride,
@@ -1148,23 +1133,23 @@ void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float
   int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
   reg_threads = reg_threads < 64 ? 64 : reg_threads;
   if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
-    launch_k(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), s, early, x, add, w, n,
-             (T + 7) / 8, eps, rows, out);
+    launch_kernel(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), 0, s, early, x, add, w,
+                  n, (T + 7) / 8, eps, rows, out);
     QB_CUDA_LAUNCHED();
     return;
   }
   int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
   threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
-  launch_k(add_rmsnorm_kernel, dim3(unsigned(T)), dim3(unsigned(threads)), s, early, x, add, w, n, (T + 7) / 8, eps,
-           rows, out);
+  launch_kernel(add_rmsnorm_kernel, dim3(unsigned(T)), dim3(unsigned(threads)), 0, s, early, x, add, w, n,
+                (T + 7) / 8, eps, rows, out);
   QB_CUDA_LAUNCHED();
 }
 
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early) {
   if (T <= 0) return;
   const int pairs = pair_count(out, n), th = pair_threads(pairs);
-  launch_k(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), s, early, gate_up,
-           n, (T + 7) / 8, act, out);
+  launch_kernel(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), 0, s, early,
+                gate_up, n, (T + 7) / 8, act, out);
   QB_CUDA_LAUNCHED();
 }
 
@@ -1263,11 +1248,12 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
-    if (a.rope_cos) launch_k(attention_split_kernel<true, 2, 8, true>, grid, block, s, a.early_launch, a);
-    else if (a.hd_k <= 128 && a.hd_v <= 128) launch_k(attention_split_kernel<true, 2, 8>, grid, block, s, a.early_launch, a);
-    else launch_k(attention_split_kernel<true, 4, 4>, grid, block, s, a.early_launch, a);
+    const bool e = a.early_launch;
+    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
+    else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
+    else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {
-    launch_k(attention_split_kernel<false, 8, 4>, grid, dim3(kSplitWarps * 32), s, a.early_launch, a);
+    launch_kernel(attention_split_kernel<false, 8, 4>, grid, dim3(kSplitWarps * 32), 0, s, a.early_launch, a);
   }
   QB_CUDA_LAUNCHED();
   if (a.counters) return;  // merged by each (head, token)'s last block

@@ -16,6 +16,7 @@
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/int4_decode.cuh"
+#include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
 #include "quantbench/runtime/cuda/qgemv.h"
 
@@ -436,11 +437,13 @@ KernelFn pick_r(int r, int nt) {
   return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
 }
 // The half step exists for symmetric w4g128 at R = 1 and 2 (measured there: docs/perf.md, session 9).
-bool has_half_step(const QuantSpec& s, int r) {
-  return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym && r <= 2;
+bool half_step_format(const QuantSpec& s) {
+  return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym;
 }
+bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
+// `half`: the half step, already checked against has_half_step by the caller.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half) {
-  if (half && has_half_step(s, r)) {
+  if (half) {
     if (r == 1) return nt == 1 ? qgemv_kernel<2, 128, false, 1, 1, true> : qgemv_kernel<2, 128, false, 1, 2, true>;
     return nt == 1 ? qgemv_kernel<2, 128, false, 2, 1, true> : qgemv_kernel<2, 128, false, 2, 2, true>;
   }
@@ -514,7 +517,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       }
     }
   }
-  if (rule >= 6 && p.spec.format == WeightFormat::W4A16 && p.spec.group == 128 && !p.spec.asym) {
+  if (rule >= 6 && half_step_format(p.spec)) {
     // Session 9: symmetric w4g128 with half the chunks per step (two, one group of 128: 44 registers at
     // one token, 96 at 16 tokens with R = 2, against 48 and 136), which runs best with more warps. Shapes
     // read off a same-run sweep of both kernels on an H100 (docs/perf.md, session 9): grids of fewer
@@ -560,20 +563,10 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  cudaLaunchConfig_t lc = {};
-  lc.gridDim = dim3(unsigned(blocks));
-  lc.blockDim = dim3(unsigned(nw * 32));
-  lc.dynamicSmemBytes = smem;
-  lc.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  lc.attrs = attr;
-  lc.numAttrs = cfg.overlap_launch ? 1 : 0;
-  QB_CUDA_OK(cudaLaunchKernelEx(&lc, fn, static_cast<const uint4*>(w.weights.get()),
-                                static_cast<const uint16_t*>(w.scales.get()),
-                                static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y,
-                                int(p.n_out), int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens));
+  launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
+                static_cast<const uint4*>(w.weights.get()), static_cast<const uint16_t*>(w.scales.get()),
+                static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y, int(p.n_out),
+                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens);
   QB_CUDA_LAUNCHED();
   return cfg;
 }

@@ -1,0 +1,31 @@
+// One kernel launch that may carry the programmatic-dependent-launch attribute ("early"): the decode
+// products (qgemv) and the small decode kernels (forward_kernels.cu) launch through it. With `early`
+// the kernel's blocks may start before the previous kernel in the stream has finished; the kernel
+// itself must wait (griddepcontrol.wait) before reading that kernel's output. Without it, a plain launch.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "quantbench/runtime/cuda/cuda_check.h"
+
+namespace qb::runtime::cuda {
+
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool early,
+                   Args&&... args) {
+  cudaLaunchConfig_t c = {};
+  c.gridDim = grid;
+  c.blockDim = block;
+  c.dynamicSmemBytes = smem;
+  c.stream = s;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
+  c.attrs = at;
+  c.numAttrs = early ? 1 : 0;
+  QB_CUDA_OK(cudaLaunchKernelEx(&c, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace qb::runtime::cuda
