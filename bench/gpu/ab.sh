@@ -18,9 +18,13 @@
 # pdlsmall: decode with QB_CUDA_PDL_SMALL 0, 7 (all), 1 (norms), 2 (attention), 4 (activation), 5 (w4g128 1,16), 0 and 7
 #   (w8 1; bf16 1,16), at every step size (QB_CUDA_PDL_SMALL_T=16; the default is 5 at one-token steps), three times;
 #   then the backend check with 7 at every step size.
+# prewait: decode with the norms' and fused-rope attention's loads before their early-launch wait on and off
+#   (QB_CUDA_PREWAIT 1|0), with the default early set (mask 5 at one token), all three (7) at one token, all three and
+#   the norms alone at 16 tokens (w4g128), and w8 1 at the default; three times; then the backend check with 7 at every
+#   step size.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -205,6 +209,21 @@ if has pdlsmall; then  # decode: small kernels launched early at every step size
   QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_pdlsmall.log" 2>&1
   echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 rc $?"; grep -cE "^PASS" "$OUT/backend_check_pdlsmall.log"
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_pdlsmall.log" | cut -c1-200 | head
+fi
+if has prewait; then  # loads before the early-launch wait (QB_CUDA_PREWAIT), then its backend check with everything early
+  for rep in 1 2 3; do
+    for p in 1 0; do
+      b "prewait $p early 5 at 1 " w4g128 1,16 QB_CUDA_PREWAIT=$p
+      b "prewait $p early 7 at 1 " w4g128 1 QB_CUDA_PDL_SMALL=7 QB_CUDA_PREWAIT=$p
+      b "prewait $p early 7 at 16" w4g128 16 QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PREWAIT=$p
+      b "prewait $p early 1 at 16" w4g128 16 QB_CUDA_PDL_SMALL=1 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PREWAIT=$p
+      b "prewait $p early 5 at 1 " w8 1 QB_CUDA_PREWAIT=$p
+    done
+  done 2>&1 | tee "$OUT/ab_prewait.txt"
+  rm -f "$OUT/tmp.log"
+  QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_prewait.log" 2>&1
+  echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 (prewait on) rc $?"; grep -cE "^PASS" "$OUT/backend_check_prewait.log"
+  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_prewait.log" | cut -c1-200 | head
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)
   ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"

@@ -89,11 +89,12 @@ void check_targets(const std::vector<float>& rows, int n, int T, bool bf, const 
   }
 }
 
-void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::mt19937_64& rng, bool loop = false) {
+void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::mt19937_64& rng, bool loop = false,
+                       bool prewait = false) {
   ++g_n;
   const std::string name = "add_rmsnorm n=" + std::to_string(n) + " T=" + std::to_string(T) +
                            (with_add ? " +add" : "") + (gather ? " gather" : "") + (bf ? " bf16" : " f16") +
-                           (loop ? " loop kernel" : "");
+                           (loop ? " loop kernel" : "") + (prewait ? " prewait" : "");
   const int X = gather ? T + 3 : T;  // rows of x; the gathered T rows are a permutation subset
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(size_t(X) * n), ad(x.size()), w(static_cast<size_t>(n));
@@ -117,7 +118,8 @@ void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::m
   o.half_rows = half.p;
   o.frag = T <= 16 ? frag.p : nullptr;
   o.bf16 = bf;
-  add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr, loop);
+  add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr, loop, false,
+              prewait);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto gx = dx.get(), gy = out.get();
   std::vector<bool> used(size_t(X), false);
@@ -386,12 +388,14 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
 // Split attention with rope + KV write fused (decode, one token per sequence) against the two-kernel
 // path (rope_and_store_kv, then split attention) on the same raw q|k|v rows: outputs within 1e-6,
 // caches equal (k within one f16 rounding: the rotation may contract differently), and the token's
-// cache row, poisoned with NaN before the fused launch, never read before it is written.
-void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng) {
+// cache row, poisoned with NaN before the fused launch, never used before it is written (with
+// `prewait`, the default, the kernel loads it before its wait and must replace it by the token's own).
+void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng,
+                      bool prewait = true) {
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
-                           " splits " + std::to_string(splits);
+                           " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait");
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
@@ -460,6 +464,7 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.rope_cos = dc.p;
   a.rope_sin = ds.p;
   a.rope_neox = neox;
+  a.prewait_loads = prewait;
   attention(a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto g1 = o1.get(), g2 = o2.get();
@@ -594,8 +599,9 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   std::mt19937_64 rng(seed ^ 0xf0f0f0f0ull);
   for (int n : {64, 172, 4096, 9000})  // 9000: wider than the register kernel takes (the loop kernel)
     for (int T : {1, 5, 16, 40})
-      for (bool add : {false, true}) check_add_rmsnorm(n, T, add, false, T % 2 == 1, rng);
+      for (bool add : {false, true}) check_add_rmsnorm(n, T, add, false, T % 2 == 1, rng, false, n < 9000 && T < 16);
   check_add_rmsnorm(4096, 3, true, true, false, rng);
+  check_add_rmsnorm(4096, 3, true, true, false, rng, false, true);  // a gather loads after the wait anyway
   check_add_rmsnorm(4096, 1, true, false, false, rng, true);
   check_add_rmsnorm(172, 16, true, true, true, rng, true);
   check_add_rmsnorm(172, 16, true, true, true, rng);
@@ -616,6 +622,8 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(16, 32, 8, 128, true, 3, rng);
   check_fused_rope(5, 8, 2, 64, false, 7, rng);
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
+  check_fused_rope(1, 32, 32, 128, false, 16, rng, false);
+  check_fused_rope(16, 32, 8, 128, true, 1, rng, false);
   {
     cublasHandle_t blas = nullptr;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

@@ -143,6 +143,10 @@ struct CudaBackend::Impl {
                        early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t));
   }
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
+  // The layer norms and the fused-rope attention load the inputs that the kernel just before them did
+  // not write (x's row and the norm weights; earlier cache rows) before their early-launch wait
+  // (add_rmsnorm's `prewait`, AttentionArgs::prewait_loads). QB_CUDA_PREWAIT=0: after it (A/B runs).
+  bool prewait = true;
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
   bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
@@ -695,6 +699,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
+  if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
@@ -919,7 +924,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
@@ -939,6 +944,9 @@ std::string CudaBackend::describe() const {
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
+                     impl_->prewait ? "; the norms and fused-rope attention load what the kernel before them did not "
+                                      "write (x, norm weights, earlier cache rows) before waiting for it"
+                                    : "",
                      impl_->launch_rule, options_.l2_prefetch_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
@@ -1218,7 +1226,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.mark(Impl::kNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop, il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
+                    I.target(L.wqkv, T, h), st, I.norm_loop, il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm),
+                    il > 0 && I.prewait);  // layer 0: the embedding kernel just wrote x
       I.gemm_ready(L.wqkv, h, T, qkv);
       I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
@@ -1270,6 +1279,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
+      aa.prewait_loads = I.prewait;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;
@@ -1336,7 +1346,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.mark(Impl::kNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
-                    I.norm_loop, !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
+                    I.norm_loop, !sp.post_norms && I.small_early(T, Impl::kEarlyNorm), I.prewait);
       I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
       I.l2_prefetch(L.wdown, T);
       I.mark(Impl::kAct);

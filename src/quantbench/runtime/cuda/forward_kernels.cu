@@ -330,29 +330,45 @@ __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, i
 // weights in registers, so the row is read once and every load is issued before the reduction (one
 // memory round trip where the loop version had three).
 constexpr int kNormPairs = 4;
+// `prewait`: without a row gather, the row of x and the norm weights are loaded before waiting for the
+// kernel before this one. That kernel writes only `add`: x was last written by the previous norm, which
+// has completed before the kernel before this one can start (every decode kernel waits for its
+// predecessor before its own dependents may launch), and the weights never change. Under an early
+// launch their DRAM latency then overlaps that kernel's tail. x is read through L2 (__ldcg) there.
 __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
-                                       const int32_t* rows, ActOut o) {
-  pdl_enter();
+                                       const int32_t* rows, ActOut o, bool prewait) {
   __shared__ float red[32];
   const int t = blockIdx.x;
+  float va[kNormPairs], vb[kNormPairs], wa[kNormPairs], wb[kNormPairs];
+  auto load_row = [&](const float* xr, bool l2) {
+#pragma unroll
+    for (int k = 0; k < kNormPairs; ++k) {
+      const int c = 2 * (threadIdx.x + k * blockDim.x);
+      va[k] = vb[k] = 0.0f;
+      wa[k] = wb[k] = 1.0f;
+      if (c < n) {
+        va[k] = l2 ? __ldcg(xr + c) : xr[c];
+        if (w) wa[k] = w[c];
+      }
+      if (c + 1 < n) {
+        vb[k] = l2 ? __ldcg(xr + c + 1) : xr[c + 1];
+        if (w) wb[k] = w[c + 1];
+      }
+    }
+  };
+  const bool pre = prewait && !rows;
+  if (pre) load_row(x + size_t(t) * n, true);
+  pdl_enter();
   const int r = rows ? rows[t] : t;
   float* xr = x + size_t(r) * n;
   const float* ar = add ? add + size_t(r) * n : nullptr;
-  float va[kNormPairs], vb[kNormPairs], wa[kNormPairs], wb[kNormPairs];
+  if (!pre) load_row(xr, false);
   float ss = 0.0f;
 #pragma unroll
   for (int k = 0; k < kNormPairs; ++k) {
     const int c = 2 * (threadIdx.x + k * blockDim.x);
-    va[k] = vb[k] = 0.0f;
-    wa[k] = wb[k] = 1.0f;
-    if (c < n) {
-      va[k] = ar ? xr[c] + ar[c] : xr[c];
-      if (w) wa[k] = w[c];
-    }
-    if (c + 1 < n) {
-      vb[k] = ar ? xr[c + 1] + ar[c + 1] : xr[c + 1];
-      if (w) wb[k] = w[c + 1];
-    }
+    if (ar && c < n) va[k] += ar[c];
+    if (ar && c + 1 < n) vb[k] += ar[c + 1];
     ss += va[k] * va[k] + vb[k] * vb[k];
   }
   if (ar) {
@@ -507,7 +523,6 @@ constexpr int kSplitWarps = 4;
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
 template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
-  pdl_enter();
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
   __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
@@ -520,12 +535,42 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   const int64_t n = pos - first + 1;
   const int64_t per = (n + a.splits - 1) / a.splits;
   const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
-  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
   const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
   const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
   // f32 value f of the lane sits at dim fdim(f); word e holds values 2e, 2e + 1 (pairs) or e.
   auto wdim = [&](int e) { return kPairs ? 2 * lane + 64 * e : lane + 32 * e; };
   auto fdim = [&](int f) { return kPairs ? wdim(f >> 1) + (f & 1) : wdim(f); };
+  // The K and V rows of keys jb .. jb + KPW - 1 (branch-free: a key past the range re-reads the last
+  // valid row and is masked later).
+  uint32_t kr[KPW][NV], vr[KPW][NV];
+  auto load_keys = [&](int64_t jb) {
+#pragma unroll
+    for (int u = 0; u < KPW; ++u) {
+      const int64_t j = min(jb + u, j1 - 1);
+      const uint16_t* kj = kc + j * kd;
+      const uint16_t* vj = vc + j * vd;
+#pragma unroll
+      for (int e = 0; e < NV; ++e) {
+        const int d = wdim(e);
+        if constexpr (kPairs) {
+          kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
+          vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
+        } else {
+          kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
+          vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
+        }
+      }
+    }
+  };
+  // With rope fused, every cache row this kernel reads before its own token's was written by an
+  // earlier step (the token's own row is taken from registers below), so the warp's first keys can be
+  // loaded before waiting for the q|k|v product: under an early launch their DRAM latency then overlaps
+  // that product's tail. Without fused rope the kernel before this one wrote the token's row: wait first.
+  const int64_t jfirst = j0 + int64_t(warp) * KPW;
+  const bool preloaded = kRope && a.prewait_loads && jfirst < j1;
+  if (preloaded) load_keys(jfirst);
+  pdl_enter();
+  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
   float qr[NF], acc[NF];
 #pragma unroll
   for (int f = 0; f < NF; ++f) {
@@ -586,30 +631,17 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     }
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = j0 + int64_t(warp) * KPW; jb < j1; jb += kSplitWarps * KPW) {
-    uint32_t kr[KPW][NV], vr[KPW][NV];
+  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * KPW) {
+    if (!preloaded || jb != jfirst) load_keys(jb);
+    if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
 #pragma unroll
-    for (int u = 0; u < KPW; ++u) {
-      const int64_t j = min(jb + u, j1 - 1);
-      const uint16_t* kj = kc + j * kd;
-      const uint16_t* vj = vc + j * vd;
+      for (int u = 0; u < KPW; ++u)
+        if (min(jb + u, j1 - 1) == pos)
 #pragma unroll
-      for (int e = 0; e < NV; ++e) {
-        const int d = wdim(e);
-        if constexpr (kPairs) {
-          kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
-          vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
-          if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
-            if (j == pos) {
-              kr[u][e] = kcur[e];
-              vr[u][e] = vcur[e];
-            }
+          for (int e = 0; e < NV; ++e) {
+            kr[u][e] = kcur[e];
+            vr[u][e] = vcur[e];
           }
-        } else {
-          kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
-          vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
-        }
-      }
     }
     float s[KPW];
 #pragma unroll
@@ -1127,14 +1159,14 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one
 }
 
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s, bool loop_kernel, bool early) {
+                 const ActOut& out, cudaStream_t s, bool loop_kernel, bool early, bool prewait) {
   if (T <= 0) return;
   const int pairs = pair_count(out, n);
   int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
   reg_threads = reg_threads < 64 ? 64 : reg_threads;
   if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
     launch_kernel(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), 0, s, early, x, add, w,
-                  n, (T + 7) / 8, eps, rows, out);
+                  n, (T + 7) / 8, eps, rows, out, prewait);
     QB_CUDA_LAUNCHED();
     return;
   }

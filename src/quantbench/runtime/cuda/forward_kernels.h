@@ -76,8 +76,11 @@ struct ActOut {
 // `early` (here, in gated_act_out and in AttentionArgs): launched with programmatic dependent launch,
 // so its blocks are resident when the kernel before it (a decode product) ends; it waits for that
 // kernel before reading. Only after a kernel (not a copy) in the same stream.
+// `prewait` (register kernel, no row gather): x's row and w are loaded before that wait, which is
+// right only where x was not written by the kernel just before (the decode step: only `add` was).
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false);
+                 const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false,
+                 bool prewait = false);
 
 // out[t] = act(gate[t]) * up[t] written to `out` (gate|up rows as in gated_act).
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
@@ -129,6 +132,9 @@ struct AttentionArgs {
   const float* rope_sin = nullptr;
   bool rope_neox = false;
   bool early_launch = false;  // split path: launched early, as add_rmsnorm's `early`
+  // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
+  // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
+  bool prewait_loads = true;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
