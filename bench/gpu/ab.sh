@@ -22,9 +22,11 @@
 #   (QB_CUDA_PREWAIT 1|0), with the default early set (mask 5 at one token), all three (7) at one token, all three and
 #   the norms alone at 16 tokens (w4g128), and w8 1 at the default; three times; then the backend check with 7 at every
 #   step size.
+# prewait2: session 10's defaults (all three small kernels early at one token, loads before the wait where early) against
+#   session 9's (QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=0): w4g128 1,16, w8 1, bf16 1; three times.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -224,6 +226,16 @@ if has prewait; then  # loads before the early-launch wait (QB_CUDA_PREWAIT), th
   QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_prewait.log" 2>&1
   echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 (prewait on) rc $?"; grep -cE "^PASS" "$OUT/backend_check_prewait.log"
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_prewait.log" | cut -c1-200 | head
+fi
+if has prewait2; then  # the new defaults against session 9's, interleaved
+  for rep in 1 2 3; do
+    for s in "w4g128 1,16" "w8 1" "bf16 1"; do
+      set -- $s
+      b "session 10 default" $1 $2
+      b "session 9 default " $1 $2 QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=0
+    done
+  done 2>&1 | tee "$OUT/ab_prewait2.txt"
+  rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)
   ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"

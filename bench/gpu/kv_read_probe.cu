@@ -8,8 +8,10 @@
 // Then the floor of "one streaming kernel per product": a plain read kernel (16-byte loads, 4 in
 // flight per thread, 8 blocks of 256 threads per SM) timed alone at each size a Llama-2-7B w4g128
 // decode product reads, and the 129 reads of one decode step replayed as a CUDA graph; and per shape,
-// 24 back to back in a graph, that read against qgemv's own load pattern with no arithmetic.
-// docs/perf.md (session 8) has what it showed.
+// 24 back to back in a graph, that read against qgemv's own load pattern with no arithmetic. Last, the
+// step's 129 reads in one persistent kernel with a grid barrier between them (what a persistent decode
+// kernel would pay at its product boundaries), with and without the next read's first loads issued
+// before each barrier. docs/perf.md (sessions 8 and 10) has what it showed.
 // Built as qb_kv_read_probe (CMake with -DQB_CUDA=ON; bench/gpu/stage.sh stages it).
 #include <cuda_runtime.h>
 
@@ -133,6 +135,107 @@ __global__ void rows_read(const uint4* W, int chunks, unsigned* sink) {
   if (x == 0x12345678u) sink[0] = x;
 }
 
+// --- The same 129 reads in one persistent kernel -------------------------------------------------------
+// What a persistent decode kernel could gain at its product boundaries: the step's 129 reads as one
+// cooperative launch whose blocks meet at a grid barrier between reads (a product's input depends on the
+// whole previous product), with `pre` 16-byte loads per thread of the next read issued before the barrier
+// (weights never depend on it). pre = 0: the barrier alone. no barrier: the bandwidth floor of one kernel.
+
+struct StepReads {
+  const uint4* p[129];
+  unsigned n16[129];
+};
+
+// Grid barrier on a counter that only grows (across launches too: `base` is its value at launch):
+// arrival k of every block waits until the counter reaches base + k * gridDim.x. Thread 0 arrives (release) and spins (acquire); the block waits for it.
+__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(counter) : "memory");
+    unsigned v = 0;
+    do {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(counter) : "memory");
+    } while (v < target);
+  }
+  __syncthreads();
+}
+
+template <int kPre, bool kBarrier>
+__global__ void persistent_reads(StepReads r, int n_reads, unsigned* counter, unsigned base, unsigned* sink) {
+  const size_t stride = size_t(gridDim.x) * blockDim.x, tid = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  unsigned x = 0;
+  uint4 pre[kPre > 0 ? kPre : 1];
+  auto issue_pre = [&](int i) {  // the first kPre vectors of read i that this thread will read
+#pragma unroll
+    for (int k = 0; k < kPre; ++k) {
+      const size_t at = tid + k * stride;
+      pre[k] = at < r.n16[i] ? ld(r.p[i] + at) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  if (kPre > 0) issue_pre(0);
+  for (int i = 0; i < n_reads; ++i) {
+    const uint4* p = r.p[i];
+    const size_t n16 = r.n16[i];
+#pragma unroll
+    for (int k = 0; k < kPre; ++k) x ^= pre[k].x ^ pre[k].w;
+    size_t j = tid + size_t(kPre) * stride;
+    for (; j + 3 * stride < n16; j += 4 * stride) {
+      const uint4 a = ld(p + j), b = ld(p + j + stride), c = ld(p + j + 2 * stride), d = ld(p + j + 3 * stride);
+      x ^= a.x ^ b.y ^ c.z ^ d.w;
+    }
+    for (; j < n16; j += stride) x ^= ld(p + j).x;
+    if (i + 1 < n_reads) {
+      if (kPre > 0) issue_pre(i + 1);
+      if (kBarrier) grid_barrier(counter, base + unsigned(i + 1) * gridDim.x);
+    }
+  }
+  if (x == 0x12345678u) sink[0] = x;
+}
+
+
+// The step's 129 reads in one cooperative launch (persistent_reads), against the graph of 129 kernels.
+template <class Next>
+void persistent_floor(cudaStream_t st, int sms, Next& next, const double (&sizes)[4], double lm, double step_bytes,
+                      double t_graph, unsigned* sink) {
+  StepReads r{}, none{};
+  for (int i = 0; i < 129; ++i) {
+    const double b = i == 128 ? lm : sizes[i % 4];
+    r.p[i] = next(b);
+    r.n16[i] = unsigned(size_t(b) / 16);
+    none.p[i] = r.p[i];
+  }
+  unsigned* counter;
+  cudaMalloc(&counter, 4);
+  std::printf("the same 129 reads in one persistent kernel (cooperative launch, 256 threads per block; median of 11):\n");
+  auto run = [&](const char* name, const void* kernel, const StepReads& reads, bool bytes) {
+    int per_sm = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, 0);
+    const int blocks = sms * std::min(per_sm, 8);
+    cudaMemsetAsync(counter, 0, 4, st);
+    unsigned launches = 0;
+    const double ms = median_launch_ms(st, 11, [&](int) {
+      StepReads a = reads;
+      int n = 129;
+      unsigned* c = counter;
+      unsigned base = launches++ * 128u * unsigned(blocks);
+      void* args[] = {&a, &n, &c, &base, &sink};
+      cudaLaunchCooperativeKernel(kernel, blocks, 256, args, 0, st);
+    });
+    if (bytes)
+      std::printf("  %-44s %7.3f ms (%4.0f GB/s, %+.1f%% against the graph)\n", name, ms, step_bytes / (ms * 1e-3) / 1e9,
+                  100.0 * (ms * 1e-3 / t_graph - 1.0));
+    else
+      std::printf("  %-44s %7.3f ms (%.2f us per barrier)\n", name, ms, ms * 1e3 / 128);
+  };
+  run("no barrier (one kernel's bandwidth floor)", reinterpret_cast<const void*>(persistent_reads<0, false>), r, true);
+  run("grid barrier between reads", reinterpret_cast<const void*>(persistent_reads<0, true>), r, true);
+  run("barrier, 1 load per thread issued before it", reinterpret_cast<const void*>(persistent_reads<1, true>), r, true);
+  run("barrier, 2 loads per thread issued before it", reinterpret_cast<const void*>(persistent_reads<2, true>), r, true);
+  run("barrier, 4 loads per thread issued before it", reinterpret_cast<const void*>(persistent_reads<4, true>), r, true);
+  run("128 barriers alone (no bytes)", reinterpret_cast<const void*>(persistent_reads<0, true>), none, false);
+  cudaFree(counter);
+}
+
 void product_floor(unsigned* sink) {
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
@@ -198,6 +301,7 @@ void product_floor(unsigned* sink) {
                    time_graph([&](int i, cudaStream_t) { launch(i == 128 ? lm : sizes_in_step[i % 4]); }, 129, 11, st)
                        .median_ms;
   std::printf("  the 129 reads as one graph: %.3f ms (%.0f GB/s)\n", t * 1e3, step_bytes / t / 1e9);
+  persistent_floor(st, sms, next, sizes_in_step, lm, step_bytes, t, sink);
   cudaFree(buf);
 }
 

@@ -125,11 +125,12 @@ struct CudaBackend::Impl {
   int attn_one_split = 2;      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   // With the early launch on, these small kernels are launched early too (forward_kernels.h,
   // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
-  // the gated activation. Measured on an H100 (docs/perf.md, session 9): norms and activation gain 2%
-  // at one stream; at 16 streams every class lost 2-4%, attention alone lost at one stream too.
+  // the gated activation. Measured on an H100 (docs/perf.md, sessions 9 and 10): at one stream all three
+  // gain 3.8% with the loads before the wait (prewait below), norms and activation alone 2% without
+  // them; at 16 streams every class lost 1-5%, with or without.
   // QB_CUDA_PDL_SMALL=mask and QB_CUDA_PDL_SMALL_T=n override both (A/B runs).
   enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
-  int early_small = kEarlyNorm | kEarlyAct, early_small_max_t = 1;
+  int early_small = kEarlyNorm | kEarlyAttn | kEarlyAct, early_small_max_t = 1;
   bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }
   std::string early_small_note(bool overlap) const {  // for the Manifest: " (also the norms and ..., at ...)"
     if (!overlap || !early_small || early_small_max_t < 1) return "";
@@ -143,9 +144,11 @@ struct CudaBackend::Impl {
                        early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t));
   }
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
-  // The layer norms and the fused-rope attention load the inputs that the kernel just before them did
-  // not write (x's row and the norm weights; earlier cache rows) before their early-launch wait
-  // (add_rmsnorm's `prewait`, AttentionArgs::prewait_loads). QB_CUDA_PREWAIT=0: after it (A/B runs).
+  // Where launched early, the layer norms and the fused-rope attention load the inputs that the kernel
+  // just before them did not write (x's row and the norm weights; earlier cache rows) before their wait
+  // (add_rmsnorm's `prewait`, AttentionArgs::prewait_loads). Only there: in a plain launch the loads
+  // gain nothing to overlap, and at 16 streams they cost 1% (docs/perf.md, session 10).
+  // QB_CUDA_PREWAIT=0: after the wait always (A/B runs).
   bool prewait = true;
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
@@ -944,9 +947,10 @@ std::string CudaBackend::describe() const {
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
-                     impl_->prewait ? "; the norms and fused-rope attention load what the kernel before them did not "
-                                      "write (x, norm weights, earlier cache rows) before waiting for it"
-                                    : "",
+                     impl_->prewait && impl_->early_small && options_.overlap_launch
+                         ? "; those load what the kernel before them did not write (x, norm weights, earlier cache "
+                           "rows) before waiting for it"
+                         : "",
                      impl_->launch_rule, options_.l2_prefetch_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
@@ -1224,10 +1228,11 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const bool swa = sp.layer_swa[size_t(il)];
       I.l2_prefetch(L.wqkv, T);
       I.mark(Impl::kNorm);
+      // Layer 0's norm follows the embedding (which wrote x): never early, so it loads x after its wait.
+      const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop, il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm),
-                    il > 0 && I.prewait);  // layer 0: the embedding kernel just wrote x
+                    I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
       I.gemm_ready(L.wqkv, h, T, qkv);
       I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
@@ -1279,7 +1284,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
-      aa.prewait_loads = I.prewait;
+      aa.prewait_loads = I.prewait && aa.early_launch;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;
@@ -1344,9 +1349,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       }
       I.l2_prefetch(L.wgu, T);
       I.mark(Impl::kNorm);
+      const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
-                    I.norm_loop, !sp.post_norms && I.small_early(T, Impl::kEarlyNorm), I.prewait);
+                    I.norm_loop, early_norm2, early_norm2 && I.prewait);
       I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
       I.l2_prefetch(L.wdown, T);
       I.mark(Impl::kAct);
