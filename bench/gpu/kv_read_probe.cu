@@ -206,11 +206,11 @@ void persistent_floor(cudaStream_t st, int sms, Next& next, const double (&sizes
   }
   unsigned* counter;
   cudaMalloc(&counter, 4);
-  std::printf("the same 129 reads in one persistent kernel (cooperative launch, 256 threads per block; median of 11):\n");
-  auto run = [&](const char* name, const void* kernel, const StepReads& reads, bool bytes) {
+  std::printf("the same 129 reads in one persistent kernel (cooperative launch; median of 11):\n");
+  auto run = [&](const char* name, const void* kernel, const StepReads& reads, int threads, int per_sm_max, bool bytes) {
     int per_sm = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, 0);
-    const int blocks = sms * std::min(per_sm, 8);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0);
+    const int blocks = sms * std::min(per_sm, per_sm_max);
     cudaMemsetAsync(counter, 0, 4, st);
     unsigned launches = 0;
     const double ms = median_launch_ms(st, 11, [&](int) {
@@ -219,20 +219,26 @@ void persistent_floor(cudaStream_t st, int sms, Next& next, const double (&sizes
       unsigned* c = counter;
       unsigned base = launches++ * 128u * unsigned(blocks);
       void* args[] = {&a, &n, &c, &base, &sink};
-      cudaLaunchCooperativeKernel(kernel, blocks, 256, args, 0, st);
+      cudaLaunchCooperativeKernel(kernel, blocks, threads, args, 0, st);
     });
+    char label[96];
+    std::snprintf(label, sizeof label, "%s [%d x %d]", name, blocks, threads);
     if (bytes)
-      std::printf("  %-44s %7.3f ms (%4.0f GB/s, %+.1f%% against the graph)\n", name, ms, step_bytes / (ms * 1e-3) / 1e9,
-                  100.0 * (ms * 1e-3 / t_graph - 1.0));
+      std::printf("  %-58s %7.3f ms (%4.0f GB/s, %+.1f%% against the graph)\n", label, ms,
+                  step_bytes / (ms * 1e-3) / 1e9, 100.0 * (ms * 1e-3 / t_graph - 1.0));
     else
-      std::printf("  %-44s %7.3f ms (%.2f us per barrier)\n", name, ms, ms * 1e3 / 128);
+      std::printf("  %-58s %7.3f ms (%.2f us per barrier)\n", label, ms, ms * 1e3 / 128);
   };
-  run("no barrier (one kernel's bandwidth floor)", reinterpret_cast<const void*>(persistent_reads<0, false>), r, true);
-  run("grid barrier between reads", reinterpret_cast<const void*>(persistent_reads<0, true>), r, true);
-  run("barrier, 1 load per thread issued before it", reinterpret_cast<const void*>(persistent_reads<1, true>), r, true);
-  run("barrier, 2 loads per thread issued before it", reinterpret_cast<const void*>(persistent_reads<2, true>), r, true);
-  run("barrier, 4 loads per thread issued before it", reinterpret_cast<const void*>(persistent_reads<4, true>), r, true);
-  run("128 barriers alone (no bytes)", reinterpret_cast<const void*>(persistent_reads<0, true>), none, false);
+  // Fewer, larger blocks: one arrival per block at the barrier's counter.
+  const struct { int threads, per_sm; } shapes[] = {{256, 8}, {1024, 2}, {1024, 1}};
+  for (const auto& z : shapes) {
+    const int th = z.threads, ps = z.per_sm;
+    run("no barrier (one kernel's bandwidth floor)", reinterpret_cast<const void*>(persistent_reads<0, false>), r, th, ps, true);
+    run("grid barrier between reads", reinterpret_cast<const void*>(persistent_reads<0, true>), r, th, ps, true);
+    run("barrier, 1 load per thread issued before it", reinterpret_cast<const void*>(persistent_reads<1, true>), r, th, ps, true);
+    run("barrier, 4 loads per thread issued before it", reinterpret_cast<const void*>(persistent_reads<4, true>), r, th, ps, true);
+    run("128 barriers alone (no bytes)", reinterpret_cast<const void*>(persistent_reads<0, true>), none, th, ps, false);
+  }
   cudaFree(counter);
 }
 
