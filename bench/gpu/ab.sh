@@ -24,9 +24,12 @@
 #   step size.
 # prewait2: session 10's defaults (all three small kernels early at one token, loads before the wait where early) against
 #   session 9's (QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=0): w4g128 1,16, w8 1, bf16 1; three times.
+# l2pf2: larger L2 prefetches for the wider formats: w8 1 at 4, 8, 12, 16 MB, bf16 1,16 at 4, 8, 16; twice.
+# l2wide: the one-token prefetch of 8- and 16-bit products at its default (8 MB) against 4 (QB_CUDA_L2_PREFETCH_WIDE_MB=4,
+#   session 9's size): w8 1, bf16 1,16, and w4g128 1 (not affected); three times.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -235,6 +238,23 @@ if has prewait2; then  # the new defaults against session 9's, interleaved
       b "session 9 default " $1 $2 QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=0
     done
   done 2>&1 | tee "$OUT/ab_prewait2.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has l2pf2; then  # QB_CUDA_L2_PREFETCH_MB for w8 and bf16, interleaved
+  for rep in 1 2; do
+    for mb in 4 8 12 16; do b "l2pf $mb" w8 1 QB_CUDA_L2_PREFETCH_MB=$mb; done
+    for mb in 4 8 16; do b "l2pf $mb" bf16 1,16 QB_CUDA_L2_PREFETCH_MB=$mb; done
+  done 2>&1 | tee "$OUT/ab_l2pf2.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has l2wide; then  # the wide formats' one-token prefetch, default against 4 MB, interleaved
+  for rep in 1 2 3; do
+    for s in "w8 1" "bf16 1,16" "w4g128 1"; do
+      set -- $s
+      b "wide 8 (default)" $1 $2
+      b "wide 4          " $1 $2 QB_CUDA_L2_PREFETCH_WIDE_MB=4
+    done
+  done 2>&1 | tee "$OUT/ab_l2wide.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)

@@ -169,7 +169,7 @@ struct CudaBackend::Impl {
 
   // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
   // pf_stream, forked after the product before and joined at the end of the step.
-  size_t l2_pf_bytes = 0;
+  size_t l2_pf_bytes = 0, l2_pf_wide_bytes = 0;  // CudaBackendOptions::l2_prefetch_mb, l2_prefetch_wide_mb
   cudaStream_t pf_stream = nullptr;
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
   bool pf_pending = false;
@@ -177,10 +177,12 @@ struct CudaBackend::Impl {
     if (!l2_pf_bytes || T > 16 || next.w8a8) return;
     const void* w = next.packed ? next.pk.weights.get() : next.dense.data.p;  // dense: row-major, rows first
     const size_t bytes = next.packed ? next.pk.weight_bytes : next.dense.data.bytes;
+    const bool wide = T <= 1 && !(next.packed && next.pk.shape.spec.format == WeightFormat::W4A16);
+    const size_t want = wide ? l2_pf_wide_bytes : l2_pf_bytes;
     if (!w) return;
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
     cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
-    prefetch_l2(w, std::min(l2_pf_bytes, bytes) & ~size_t(15), pf_stream);
+    prefetch_l2(w, std::min(want, bytes) & ~size_t(15), pf_stream);
     pf_pending = true;
   }
   void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)
@@ -707,6 +709,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_WIDE_MB"))
+    options_.l2_prefetch_wide_mb = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_TIMING_SKIP")) {
     const std::string v = e;
     for (const auto& [name, bit] : {std::pair{"norm", Impl::kSkipNorm}, std::pair{"attn", Impl::kSkipAttn},
@@ -714,6 +718,7 @@ void CudaBackend::init_device() {
       if (v.find(name) != std::string::npos) I.timing_skip |= bit;
   }
   I.l2_pf_bytes = size_t(std::max(0, options_.l2_prefetch_mb)) << 20;
+  I.l2_pf_wide_bytes = I.l2_pf_bytes ? size_t(std::max(0, options_.l2_prefetch_wide_mb)) << 20 : 0;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -928,7 +933,8 @@ std::string CudaBackend::describe() const {
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}{}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
-                     "MB of weights during the small kernel before it (not W8A8): {}; activations f32; {}",
+                     "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
+                     "before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
@@ -951,7 +957,7 @@ std::string CudaBackend::describe() const {
                          ? "; those load what the kernel before them did not write (x, norm weights, earlier cache "
                            "rows) before waiting for it"
                          : "",
-                     impl_->launch_rule, options_.l2_prefetch_mb,
+                     impl_->launch_rule, options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +

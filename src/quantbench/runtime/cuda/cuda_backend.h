@@ -77,8 +77,13 @@ struct CudaBackendOptions {
   // works in what were gaps. 4 MB, one stream on an H100: -1.5% per w4g128 step, -3% per w8 step, -2 to
   // -3.5% per bf16 step; 16 streams unchanged (docs/perf.md). 8 and 16 MB were no better for w4g128 or
   // slower; so was prefetching all of o's weights (and on into gate|up's) during attention (session 8).
-  // QB_CUDA_L2_PREFETCH_MB=n sets it (0: off).
+  // QB_CUDA_L2_PREFETCH_MB=n sets it (0: off, both sizes).
   int l2_prefetch_mb = 4;
+  // One-token steps whose next product has 8- or 16-bit weights (two to four times a 4-bit product's
+  // bytes) prefetch this much instead: 8 MB against 4 was -3% per w8 step and -2.6% per bf16 step at one
+  // stream on an H100; bf16 at 16 streams lost 0.6% with 8, so larger steps keep l2_prefetch_mb
+  // (docs/perf.md, session 10). QB_CUDA_L2_PREFETCH_WIDE_MB=n sets it.
+  int l2_prefetch_wide_mb = 8;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
   // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did
