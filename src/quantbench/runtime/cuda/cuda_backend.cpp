@@ -125,9 +125,9 @@ struct CudaBackend::Impl {
   int attn_one_split = 2;      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
   // With the early launch on, these small kernels are launched early too (forward_kernels.h,
   // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
-  // the gated activation. Measured on an H100 (docs/perf.md, sessions 9 and 10): at one stream all three
-  // gain 3.8% with the loads before the wait (prewait below), norms and activation alone 2% without
-  // them; at 16 streams every class lost 1-5%, with or without.
+  // the gated activation. Measured on H100s (docs/perf.md, sessions 9 and 10): at one stream all three
+  // gain 4-5% with the loads before the wait (prewait below), norms and activation alone 2% without
+  // them; at 16 streams no early set beat none, with or without.
   // QB_CUDA_PDL_SMALL=mask and QB_CUDA_PDL_SMALL_T=n override both (A/B runs).
   enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
   int early_small = kEarlyNorm | kEarlyAttn | kEarlyAct, early_small_max_t = 1;

@@ -80,9 +80,9 @@ struct CudaBackendOptions {
   // QB_CUDA_L2_PREFETCH_MB=n sets it (0: off, both sizes).
   int l2_prefetch_mb = 4;
   // One-token steps whose next product has 8- or 16-bit weights (two to four times a 4-bit product's
-  // bytes) prefetch this much instead: 8 MB against 4 was -3% per w8 step and -2.6% per bf16 step at one
-  // stream on an H100; bf16 at 16 streams lost 0.6% with 8, so larger steps keep l2_prefetch_mb
-  // (docs/perf.md, session 10). QB_CUDA_L2_PREFETCH_WIDE_MB=n sets it.
+  // bytes) prefetch this much instead: 8 MB against 4 was -1.3 to -3% per w8 step and 0 to -2.6% per
+  // bf16 step at one stream on two H100s; bf16 at 16 streams lost 0.6% with 8, so larger steps keep
+  // l2_prefetch_mb (docs/perf.md, session 10). QB_CUDA_L2_PREFETCH_WIDE_MB=n sets it.
   int l2_prefetch_wide_mb = 8;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
