@@ -16,18 +16,19 @@
 # splits16: 16-stream decode with QB_CUDA_ATTN_ONE_SPLIT 2 (one key split, the default) and 0 (3 splits): w4g128, bf16,
 #   w4g128 with an int8 KV cache, w4g128 after a 1024-token prompt; twice.
 # pdlsmall: decode with QB_CUDA_PDL_SMALL 0, 7 (all), 1 (norms), 2 (attention), 4 (activation), 5 (w4g128 1,16), 0 and 7
-#   (w8 1; bf16 1,16), at every step size (QB_CUDA_PDL_SMALL_T=16; the default is 5 at one-token steps), three times;
+#   (w8 1; bf16 1,16), at every step size (QB_CUDA_PDL_SMALL_T=16; the default was 5 at one-token steps then, 7 since session 10), three times;
 #   then the backend check with 7 at every step size.
 # prewait: decode with the norms' and fused-rope attention's loads before their early-launch wait on and off
-#   (QB_CUDA_PREWAIT 1|0), with the default early set (mask 5 at one token), all three (7) at one token, all three and
-#   the norms alone at 16 tokens (w4g128), and w8 1 at the default; three times; then the backend check with 7 at every
+#   (QB_CUDA_PREWAIT 1|0), with session 9's early set (mask 5 at one token), all three (7) at one token, all three and
+#   the norms alone at 16 tokens (w4g128), and w8 1 at mask 5; three times; then the backend check with 7 at every
 #   step size.
 # prewait2: session 10's defaults (all three small kernels early at one token, loads before the wait where early) against
 #   session 9's (QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=0): w4g128 1,16, w8 1, bf16 1; three times.
 # l2pf2: larger L2 prefetches for the wider formats: w8 1 at 4, 8, 12, 16 MB, bf16 1,16 at 4, 8, 16; twice.
 # l2wide: the one-token prefetch of 8- and 16-bit products at its default (8 MB) against 4 (QB_CUDA_L2_PREFETCH_WIDE_MB=4,
 #   session 9's size): w8 1, bf16 1,16, and w4g128 1 (not affected); three times.
-# probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph).
+# probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph; the step's
+#   reads in one persistent kernel with grid barriers).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
 # Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [probe] [ncudec] [check]   (default: tests sweep ab check)
 set -uo pipefail
@@ -218,11 +219,11 @@ fi
 if has prewait; then  # loads before the early-launch wait (QB_CUDA_PREWAIT), then its backend check with everything early
   for rep in 1 2 3; do
     for p in 1 0; do
-      b "prewait $p early 5 at 1 " w4g128 1,16 QB_CUDA_PREWAIT=$p
+      b "prewait $p early 5 at 1 " w4g128 1,16 QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=$p
       b "prewait $p early 7 at 1 " w4g128 1 QB_CUDA_PDL_SMALL=7 QB_CUDA_PREWAIT=$p
       b "prewait $p early 7 at 16" w4g128 16 QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PREWAIT=$p
       b "prewait $p early 1 at 16" w4g128 16 QB_CUDA_PDL_SMALL=1 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PREWAIT=$p
-      b "prewait $p early 5 at 1 " w8 1 QB_CUDA_PREWAIT=$p
+      b "prewait $p early 5 at 1 " w8 1 QB_CUDA_PDL_SMALL=5 QB_CUDA_PREWAIT=$p
     done
   done 2>&1 | tee "$OUT/ab_prewait.txt"
   rm -f "$OUT/tmp.log"
