@@ -132,7 +132,8 @@ struct CudaBackend::Impl {
   enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
   int early_small = kEarlyNorm | kEarlyAttn | kEarlyAct, early_small_max_t = 1;
   bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }
-  std::string early_small_note(bool overlap) const {  // for the Manifest: " (also the norms and ..., at ...)"
+  // For the Manifest: " (also the norms and ..., at ...)", and whether those load before their wait.
+  std::string early_small_note(bool overlap) const {
     if (!overlap || !early_small || early_small_max_t < 1) return "";
     std::vector<std::string> k;
     if (early_small & kEarlyNorm) k.push_back("the norms");
@@ -140,8 +141,11 @@ struct CudaBackend::Impl {
     if (early_small & kEarlyAct) k.push_back("the gated activation");
     std::string list = k[0];
     for (size_t i = 1; i < k.size(); ++i) list += (i + 1 == k.size() ? " and " : ", ") + k[i];
-    return fmt::format(" (also {}, at steps of {})", list,
-                       early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t));
+    return fmt::format(" (also {}, at steps of {}){}", list,
+                       early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t),
+                       prewait ? "; those load what the kernel before them did not write (x, norm weights, earlier "
+                                 "cache rows) before waiting for it"
+                               : "");
   }
   bool flash_attention = true;  // QB_CUDA_FLASH_ATTN=0: prefill attention as two GEMMs + softmax (A/B runs)
   // Where launched early, the layer norms and the fused-rope attention load the inputs that the kernel
@@ -932,7 +936,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}{}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
                      "before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
@@ -953,10 +957,6 @@ std::string CudaBackend::describe() const {
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
-                     impl_->prewait && impl_->early_small && options_.overlap_launch
-                         ? "; those load what the kernel before them did not write (x, norm weights, earlier cache "
-                           "rows) before waiting for it"
-                         : "",
                      impl_->launch_rule, options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
