@@ -27,10 +27,17 @@
 # l2pf2: larger L2 prefetches for the wider formats: w8 1 at 4, 8, 12, 16 MB, bf16 1,16 at 4, 8, 16; twice.
 # l2wide: the one-token prefetch of 8- and 16-bit products at its default (8 MB) against 4 (QB_CUDA_L2_PREFETCH_WIDE_MB=4,
 #   session 9's size): w8 1, bf16 1,16, and w4g128 1 (not affected); three times.
+# bulk: w4g128 1,16 decode on the bulk-copy kernel (QB_CUDA_QGEMV_BULK=1) against the register kernel, three times; then
+#   the backend check with it.
+# kpw: w4g128 1,16 (and 16 after a 1024-token prompt) with the fused-rope attention loading 16 keys per warp
+#   (QB_CUDA_ATTN_KPW=16) against 8, three times; then the backend check with it.
+# sweep4: qb_gpu_bench's launch-shape sweep for symmetric w4g128 only (QB_BENCH_SPECS), bulk-copy rows (b) included.
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph; the step's
 #   reads in one persistent kernel with grid barriers).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [probe] [ncudec] [check]   (default: tests sweep ab check)
+# ncu16: Nsight Compute (with stall reasons) on the first decode step's 16-token products and the 16-stream attention.
+# ncusrc: Nsight Compute warp-stall samples per SASS instruction (CSV) for the 16-stream attention and gate|up at 16 and 1 tokens.
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [bulk] [kpw] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -213,7 +220,7 @@ if has pdlsmall; then  # decode: small kernels launched early at every step size
   done 2>&1 | tee "$OUT/ab_pdlsmall.txt"
   rm -f "$OUT/tmp.log"
   QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_pdlsmall.log" 2>&1
-  echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 rc $?"; grep -cE "^PASS" "$OUT/backend_check_pdlsmall.log"
+  echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 rc $?"; grep -cE "^PASS " "$OUT/backend_check_pdlsmall.log"
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_pdlsmall.log" | cut -c1-200 | head
 fi
 if has prewait; then  # loads before the early-launch wait (QB_CUDA_PREWAIT), then its backend check with everything early
@@ -228,7 +235,7 @@ if has prewait; then  # loads before the early-launch wait (QB_CUDA_PREWAIT), th
   done 2>&1 | tee "$OUT/ab_prewait.txt"
   rm -f "$OUT/tmp.log"
   QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_prewait.log" 2>&1
-  echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 (prewait on) rc $?"; grep -cE "^PASS" "$OUT/backend_check_prewait.log"
+  echo "backend_check with QB_CUDA_PDL_SMALL=7 QB_CUDA_PDL_SMALL_T=16 (prewait on) rc $?"; grep -cE "^PASS " "$OUT/backend_check_prewait.log"
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_prewait.log" | cut -c1-200 | head
 fi
 if has prewait2; then  # the new defaults against session 9's, interleaved
@@ -258,6 +265,34 @@ if has l2wide; then  # the wide formats' one-token prefetch, default against 4 M
   done 2>&1 | tee "$OUT/ab_l2wide.txt"
   rm -f "$OUT/tmp.log"
 fi
+if has bulk; then  # session 11: symmetric w4g128 products on the bulk-copy kernel (QB_CUDA_QGEMV_BULK=1) against the register kernel
+  for rep in 1 2 3; do
+    b "register kernel (default)" w4g128 1,16
+    b "bulk copies              " w4g128 1,16 QB_CUDA_QGEMV_BULK=1
+  done 2>&1 | tee "$OUT/ab_bulk.txt"
+  rm -f "$OUT/tmp.log"
+  t0=$(date +%s); QB_CUDA_QGEMV_BULK=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_bulk.log" 2>&1
+  echo "backend_check (bulk) rc $? ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS " "$OUT/backend_check_bulk.log"
+  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_bulk.log" | cut -c1-200 | head
+fi
+if has kpw; then  # session 11: the fused-rope attention loading 16 keys per warp at once (QB_CUDA_ATTN_KPW=16) against 8
+  for rep in 1 2 3; do
+    b "8 keys per warp (default)" w4g128 1,16
+    b "16 keys per warp         " w4g128 1,16 QB_CUDA_ATTN_KPW=16
+    PROMPT=1024 b "8 keys, 1024-token prompt " w4g128 16
+    PROMPT=1024 b "16 keys, 1024-token prompt" w4g128 16 QB_CUDA_ATTN_KPW=16
+  done 2>&1 | tee "$OUT/ab_kpw.txt"
+  rm -f "$OUT/tmp.log"
+  t0=$(date +%s); QB_CUDA_ATTN_KPW=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_kpw.log" 2>&1
+  echo "backend_check (16 keys per warp) rc $? ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS " "$OUT/backend_check_kpw.log"
+  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_kpw.log" | cut -c1-200 | head
+fi
+if has sweep4; then  # the launch-shape sweep of symmetric w4g128 alone (QB_BENCH_SPECS)
+  t0=$(date +%s); QB_BENCH_SPECS=w4g128 timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4.log" 2>&1
+  echo "qgemv bench (w4g128) rc $? ($(( $(date +%s) - t0 )) s)"
+  awk -F, '$1 == "qgemv_w4g128" && ($5 == 1 || $5 == 16) {printf "%-20s n=%-3s %-14s %7.2f us %5.1f%%\n", $2, $5, $6, $8, $13 * 100}' \
+    "$OUT/qgemv_results.csv" | sort -k1,1 -k2,2 -k4,4n | tee "$OUT/sweep_w4.txt" | grep -E "auto|R2w4h|R2w8h|b "
+fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)
   ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"
 fi
@@ -274,7 +309,38 @@ if has ncudec; then  # Nsight Compute on decode kernels in place (w4g128; clocks
     grep -E "qgemv_kernel|attention_split|Duration|DRAM Throughput|Memory Throughput|L2 Hit|Achieved Occupancy|Registers Per|Block Limit Reg|Grid Size|Theoretical Occ|No Eligible|Warp Cycles Per Issued" "$OUT/ncu_$1.txt" | cut -c1-150 | head -60
   done
 fi
+if has ncu16; then  # Nsight Compute on the first decode step's 16-token products (layers 0-1: the 16 prefills' one-token
+  # lm_heads are left out by the kernel's name) and the 16-stream split attention, with the warps' stall reasons
+  NCU=/usr/local/cuda/bin/ncu
+  S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats"
+  M="--metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio"
+  B="./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 --prompt-len 128 --gen-len 6 --reps 1 --warmup 0 --no-progress --batch 16"
+  timeout 200 $NCU --clock-control none --kernel-name-base demangled $S $M -k "regex:qgemv_kernel<.*int.2, .bool.1>" -s 0 -c 8 $B \
+    > "$OUT/ncu_qgemv16.txt" 2>&1
+  echo "== ncu qgemv16 rc $?"
+  timeout 150 $NCU --clock-control none $S $M -k regex:attention_split -s 64 -c 2 $B > "$OUT/ncu_attn16.txt" 2>&1
+  echo "== ncu attn16 rc $?"
+  for f in qgemv16 attn16; do
+    grep -E "qgemv_kernel|attention_split|Duration|DRAM Throughput|L1/TEX Cache Throughput|L2 Cache Throughput|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Achieved Occupancy|Registers Per|Grid Size|Block Size|Warp Cycles Per Issued" "$OUT/ncu_$f.txt" | cut -c1-150 | head -120
+    grep -E "stalled_" "$OUT/ncu_$f.txt" | awk '$NF+0 > 0.3' | cut -c1-150 | head -80
+  done
+fi
+if has ncusrc; then  # Nsight Compute warp-stall sampling per SASS instruction (source page as CSV): the 16-stream split
+  # attention, and the gate|up product at 16 tokens and at one token (first decode step, layer 0)
+  NCU=/usr/local/cuda/bin/ncu
+  B="./quantbench bench synthetic:llama2-7b --backend cuda --scheme w4g128 --prompt-len 128 --gen-len 6 --reps 1 --warmup 0 --no-progress"
+  for run in "attn16|regex:attention_split|64|16" "gu16|regex:qgemv_kernel<.*int.2, .int.2, .bool.1>|1|16" \
+             "gu1|regex:qgemv_kernel<.*int.2, .int.1, .bool.1>|2|1"; do
+    IFS='|' read -r name kern skip batch <<< "$run"
+    timeout 200 $NCU --clock-control none --kernel-name-base demangled --section SourceCounters --section WarpStateStats \
+      --section SpeedOfLight -k "$kern" -s $skip -c 1 -f -o "$OUT/rep_$name" $B --batch $batch > "$OUT/ncu_src_$name.log" 2>&1
+    echo "== ncu $name rc $?"
+    $NCU -i "$OUT/rep_$name.ncu-rep" --page source --csv --print-source sass > "$OUT/src_$name.csv" 2> "$OUT/src_$name.err"
+    echo "source page rc $? ($(wc -l < "$OUT/src_$name.csv") lines)"; head -c 300 "$OUT/src_$name.err"
+    python3 ncu_stalls.py "$OUT/src_$name.csv" 15 > "$OUT/stalls_$name.txt" && head -12 "$OUT/stalls_$name.txt"
+  done
+fi
 if has check; then
   t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
-  echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS" "$OUT/backend_check.log"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-200 | head
+  echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS " "$OUT/backend_check.log"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-200 | head
 fi

@@ -14,7 +14,7 @@ S=${1:-.gpu_stage}
 mkdir -p $S/lib $S/models
 cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check \
   build-cuda/src/quantbench/qb_gpu_bench build-cuda/src/quantbench/qb_qgemm_bench \
-  build-cuda/src/quantbench/qb_kv_read_probe bench/gpu/run.sh bench/gpu/ab.sh bench/gpu/run_kv.sh $S/
+  build-cuda/src/quantbench/qb_kv_read_probe bench/gpu/run.sh bench/gpu/ab.sh bench/gpu/run_kv.sh bench/gpu/ncu_stalls.py $S/
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
 for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.so.0 libtomlplusplus.so.3; do
