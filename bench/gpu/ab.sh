@@ -27,17 +27,13 @@
 # l2pf2: larger L2 prefetches for the wider formats: w8 1 at 4, 8, 12, 16 MB, bf16 1,16 at 4, 8, 16; twice.
 # l2wide: the one-token prefetch of 8- and 16-bit products at its default (8 MB) against 4 (QB_CUDA_L2_PREFETCH_WIDE_MB=4,
 #   session 9's size): w8 1, bf16 1,16, and w4g128 1 (not affected); three times.
-# bulk: w4g128 1,16 decode on the bulk-copy kernel (QB_CUDA_QGEMV_BULK=1) against the register kernel, three times; then
-#   the backend check with it.
-# kpw: w4g128 1,16 (and 16 after a 1024-token prompt) with the fused-rope attention loading 16 keys per warp
-#   (QB_CUDA_ATTN_KPW=16) against 8, three times; then the backend check with it.
-# sweep4: qb_gpu_bench's launch-shape sweep for symmetric w4g128 only (QB_BENCH_SPECS), bulk-copy rows (b) included.
+# sweep4: qb_gpu_bench's launch-shape sweep for symmetric w4g128 only (QB_BENCH_SPEC).
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph; the step's
 #   reads in one persistent kernel with grid barriers).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
 # ncu16: Nsight Compute (with stall reasons) on the first decode step's 16-token products and the 16-stream attention.
 # ncusrc: Nsight Compute warp-stall samples per SASS instruction (CSV) for the 16-stream attention and gate|up at 16 and 1 tokens.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [bulk] [kpw] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -265,33 +261,11 @@ if has l2wide; then  # the wide formats' one-token prefetch, default against 4 M
   done 2>&1 | tee "$OUT/ab_l2wide.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has bulk; then  # session 11: symmetric w4g128 products on the bulk-copy kernel (QB_CUDA_QGEMV_BULK=1) against the register kernel
-  for rep in 1 2 3; do
-    b "register kernel (default)" w4g128 1,16
-    b "bulk copies              " w4g128 1,16 QB_CUDA_QGEMV_BULK=1
-  done 2>&1 | tee "$OUT/ab_bulk.txt"
-  rm -f "$OUT/tmp.log"
-  t0=$(date +%s); QB_CUDA_QGEMV_BULK=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_bulk.log" 2>&1
-  echo "backend_check (bulk) rc $? ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS " "$OUT/backend_check_bulk.log"
-  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_bulk.log" | cut -c1-200 | head
-fi
-if has kpw; then  # session 11: the fused-rope attention loading 16 keys per warp at once (QB_CUDA_ATTN_KPW=16) against 8
-  for rep in 1 2 3; do
-    b "8 keys per warp (default)" w4g128 1,16
-    b "16 keys per warp         " w4g128 1,16 QB_CUDA_ATTN_KPW=16
-    PROMPT=1024 b "8 keys, 1024-token prompt " w4g128 16
-    PROMPT=1024 b "16 keys, 1024-token prompt" w4g128 16 QB_CUDA_ATTN_KPW=16
-  done 2>&1 | tee "$OUT/ab_kpw.txt"
-  rm -f "$OUT/tmp.log"
-  t0=$(date +%s); QB_CUDA_ATTN_KPW=16 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_kpw.log" 2>&1
-  echo "backend_check (16 keys per warp) rc $? ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS " "$OUT/backend_check_kpw.log"
-  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_kpw.log" | cut -c1-200 | head
-fi
-if has sweep4; then  # the launch-shape sweep of symmetric w4g128 alone (QB_BENCH_SPECS)
-  t0=$(date +%s); QB_BENCH_SPECS=w4g128 timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4.log" 2>&1
+if has sweep4; then  # the launch-shape sweep of symmetric w4g128 alone (QB_BENCH_SPEC)
+  t0=$(date +%s); QB_BENCH_SPEC=w4g128 timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4.log" 2>&1
   echo "qgemv bench (w4g128) rc $? ($(( $(date +%s) - t0 )) s)"
   awk -F, '$1 == "qgemv_w4g128" && ($5 == 1 || $5 == 16) {printf "%-20s n=%-3s %-14s %7.2f us %5.1f%%\n", $2, $5, $6, $8, $13 * 100}' \
-    "$OUT/qgemv_results.csv" | sort -k1,1 -k2,2 -k4,4n | tee "$OUT/sweep_w4.txt" | grep -E "auto|R2w4h|R2w8h|b "
+    "$OUT/qgemv_results.csv" | sort -k1,1 -k2,2 -k4,4n | tee "$OUT/sweep_w4.txt" | grep -E "auto|R2w4h|R2w8h"
 fi
 if has probe; then  # KV-read patterns and the floor of one streaming kernel per product (bench/gpu/kv_read_probe.cu)
   ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"

@@ -6,7 +6,7 @@
 // Also: cuBLAS bf16 at the same shapes (baseline), cuBLAS bf16 GEMM at prefill shapes, a launch-shape
 // sweep per case (so the heuristic can be checked against the best), and a whole-model decode
 // estimate for Llama-2-7B built from the per-shape kernel times (an estimate, not an end-to-end run).
-// Usage: qgemv_bench OUT_DIR [--quick]  (QB_BENCH_SPECS=w4g128: that format alone; QB_BENCH_NO_PDL: no overlap rows)
+// Usage: qgemv_bench OUT_DIR [--quick]  (QB_BENCH_SPEC=w4g128: that one format; QB_BENCH_NO_PDL: no overlap rows)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
       QB_CUDA_OK(cudaMalloc(&y, size_t(16) * sh.n_out * sizeof(float)));
 
       for (const QuantSpec& spec : kSpecs) {
-        if (const char* only = std::getenv("QB_BENCH_SPECS"); only && spec_name(spec) != only) continue;
+        if (const char* only = std::getenv("QB_BENCH_SPEC"); only && spec_name(spec) != only) continue;
         const PackedShape ps = packed_shape(spec, sh.n_out, sh.n_in);
         const size_t one = packed_sizes(ps).weights + packed_sizes(ps).scales + packed_sizes(ps).zeros;
         const int copies = int(std::max<size_t>(2, kRotateBytes / one + 1));
@@ -125,16 +125,8 @@ int main(int argc, char** argv) {
             for (int r : {1, 2, 4})
               for (int nw : {4, 8, 16}) configs.push_back({r, nw, false});
             if (spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym)  // the half step
-            {
               for (int r : {1, 2})
                 for (int nw : {4, 8, 16}) configs.push_back({r, nw, false, true});
-              for (int r : {1, 2})  // the bulk-copy kernel ("b")
-                for (int nw : {4, 8, 16}) {
-                  QgemvConfig c{r, nw};
-                  c.bulk = true;
-                  configs.push_back(c);
-                }
-            }
           }
           for (size_t ci = 0; ci < configs.size(); ++ci) {
             const QgemvConfig& cfg = configs[ci];
@@ -147,7 +139,7 @@ int main(int argc, char** argv) {
             r.spec = spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + (is_prev ? "-r5" : "");
             r.config = std::string(cfg.row_blocks_per_warp ? (is_prev ? "rule5:" : "") : "auto:") + "R" +
                        std::to_string(ran.row_blocks_per_warp) + "w" + std::to_string(ran.warps_per_block) +
-                       (ran.half_step ? "h" : "") + (ran.bulk ? "b" : "") + (cfg.overlap_launch ? "+pdl" : "");
+                       (ran.half_step ? "h" : "") + (cfg.overlap_launch ? "+pdl" : "");
             r.n_out = sh.n_out;
             r.n_in = sh.n_in;
             r.n = n;

@@ -78,15 +78,11 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
-          (ran.half_step ? " half-step" : "") + (ran.bulk ? " bulk" : "");
+          (ran.half_step ? " half-step" : "");
   CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym &&
                           ran.row_blocks_per_warp <= 2) || cfg.row_blocks_per_warp == 0,
         "%s: the half step %s asked for and %s", name.c_str(), cfg.half_step ? "was" : "was not",
         ran.half_step ? "ran" : "did not run");
-  CHECK(ran.bulk == (cfg.bulk && spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym &&
-                     ran.row_blocks_per_warp <= 2),
-        "%s: the bulk-copy kernel %s asked for and %s", name.c_str(), cfg.bulk ? "was" : "was not",
-        ran.bulk ? "ran" : "did not run");
   const Tol tol = tolerance(spec);
   const ProductErrors e =
       product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
@@ -233,15 +229,6 @@ int main() {
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 16})
           for (int n : {1, 9, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w, false, true}, rng);
-      // The bulk-copy kernel (symmetric w4g128 at R = 1, 2; ignored elsewhere): every warp count, with
-      // chunks per step (2 x warps) that do not divide the 18 chunks, and the rows' ragged end.
-      for (int r : {1, 2, 4})
-        for (int w : {1, 3, 8, 16})
-          for (int n : {1, 9, 16}) {
-            QgemvConfig c{r, w};
-            c.bulk = true;
-            check_case(s, 333, s.group == 128 ? 1152 : 1120, n, c, rng);
-          }
       // With the programmatic-dependent-launch path. pack_activations never triggers an early
       // launch, so this checks that launch path and the wait instruction, not an actual overlap.
       check_case(s, 1000, 1152, 9, {0, 0, true}, rng);
@@ -266,16 +253,6 @@ int main() {
     for (int n : {1, 16}) {
       check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, {1, 16, false, true}, rng);
       check_case({WeightFormat::W4A16, 128, false}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
-    }
-
-    // The bulk-copy kernel at Llama sizes: a stage ring that wraps (down: 172 chunks, 6 steps of 32 at 16
-    // warps, 5 stages held) and the gate|up grid, with the early-launch path.
-    for (int n : {1, 16}) {
-      QgemvConfig down{1, 16}, gu{2, 8};
-      down.bulk = gu.bulk = true;
-      gu.overlap_launch = true;
-      check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, down, rng);
-      check_case({WeightFormat::W4A16, 128, false}, 22016, 4096, n, gu, rng);
     }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);

@@ -115,8 +115,6 @@ struct CudaBackend::Impl {
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 6;     // QB_CUDA_LAUNCH_RULE=4|5: earlier qgemv launch rules (A/B runs)
-  bool qgemv_bulk = false;  // QB_CUDA_QGEMV_BULK=1: QgemvConfig::bulk (symmetric w4g128; A/B runs)
-  int attn_kpw = 8;         // QB_CUDA_ATTN_KPW=16: AttentionArgs::keys_per_warp (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -636,7 +634,6 @@ struct CudaBackend::Impl {
         mark(kQgemv);
         QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch;
-        cfg.bulk = qgemv_bulk;
         qgemv(m.pk, xfrag.p, T, y, stream, cfg);
         return;
       }
@@ -706,8 +703,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
-  if (const char* e = std::getenv("QB_CUDA_QGEMV_BULK"); e && std::string(e) == "1") I.qgemv_bulk = true;
-  if (const char* e = std::getenv("QB_CUDA_ATTN_KPW"); e && std::string(e) == "16") I.attn_kpw = 16;
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
@@ -941,7 +936,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}{}; qgemv launch rule {}{}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
                      "before it (not W8A8): {}; activations f32; {}",
                      impl_->device_name, ps,
@@ -962,9 +957,7 @@ std::string CudaBackend::describe() const {
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
-                     impl_->launch_rule,
-                     impl_->qgemv_bulk ? " (symmetric w4g128: weights into shared memory by bulk copies)" : "",
-                     options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
+                     impl_->launch_rule, options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      options_.l2_prefetch_mb > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
@@ -1298,7 +1291,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.counters = I.counters.as<unsigned>();
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       aa.prewait_loads = I.prewait && aa.early_launch;
-      aa.keys_per_warp = I.attn_kpw;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

@@ -1281,8 +1281,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.rope_cos && a.keys_per_warp == 16) launch_kernel(attention_split_kernel<true, 2, 16, true>, grid, block, 0, s, e, a);
-    else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
+    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
     else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {

@@ -135,9 +135,6 @@ struct AttentionArgs {
   // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
-  // Keys each warp loads at once in the fused-rope split kernel: 8, or 16 (A/B: QB_CUDA_ATTN_KPW=16 at
-  // one key split, where the grid leaves registers to spare).
-  int keys_per_warp = 8;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).

@@ -19,7 +19,6 @@
 #include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
 #include "quantbench/runtime/cuda/qgemv.h"
-#include "quantbench/runtime/cuda/qgemv_bulk.h"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -553,12 +552,6 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
-  cfg.bulk = cfg.bulk && qgemv_bulk_supported(p.spec, r);  // report what ran
-  if (cfg.bulk) {
-    cfg.half_step = false;
-    qgemv_bulk(w, xfrag, n_tokens, y, stream, r, nw, cfg.overlap_launch);
-    return cfg;
-  }
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
   const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)

@@ -132,9 +132,6 @@ struct QgemvConfig {
   // streams two chunks (one group of 128) instead of four, so the kernel needs fewer registers and more
   // warps fit on an SM. Launch rule 6 turns it on with its own launch shapes.
   bool half_step = false;
-  // Symmetric w4g128 at R = 1 or 2 only (elsewhere ignored, and qgemv() returns false): the weights
-  // and scales stream into shared memory by bulk copies, several stages per block (qgemv_bulk.cu).
-  bool bulk = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5 (both kept for same-run A/B measurements);
 // 6: the current rules (5, with the half step and its shapes for symmetric w4g128).
