@@ -27,15 +27,13 @@
 # l2pf2: larger L2 prefetches for the wider formats: w8 1 at 4, 8, 12, 16 MB, bf16 1,16 at 4, 8, 16; twice.
 # l2wide: the one-token prefetch of 8- and 16-bit products at its default (8 MB) against 4 (QB_CUDA_L2_PREFETCH_WIDE_MB=4,
 #   session 9's size): w8 1, bf16 1,16, and w4g128 1 (not affected); three times.
-# ring: w4g128 1,16, w4g128 16 after a 1024-token prompt, bf16 16, with the split attention's K/V through a cp.async
-#   ring (QB_CUDA_ATTN_RING=1) against the register loads, three times; then the backend check with it.
 # sweep4: qb_gpu_bench's launch-shape sweep for symmetric w4g128 only (QB_BENCH_SPEC).
 # probe: qb_kv_read_probe (KV-read patterns; one streaming kernel per decode product, alone and as a graph; the step's
 #   reads in one persistent kernel with grid barriers).
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
 # ncu16: Nsight Compute (with stall reasons) on the first decode step's 16-token products and the 16-stream attention.
 # ncusrc: Nsight Compute warp-stall samples per SASS instruction (CSV) for the 16-stream attention and gate|up at 16 and 1 tokens.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [ring] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -262,20 +260,6 @@ if has l2wide; then  # the wide formats' one-token prefetch, default against 4 M
     done
   done 2>&1 | tee "$OUT/ab_l2wide.txt"
   rm -f "$OUT/tmp.log"
-fi
-if has ring; then  # session 11: the fused-rope split attention with its K/V rows through a cp.async ring (QB_CUDA_ATTN_RING=1)
-  for rep in 1 2 3; do
-    b "registers (default)" w4g128 1,16
-    b "key ring           " w4g128 1,16 QB_CUDA_ATTN_RING=1
-    PROMPT=1024 b "registers, 1024-token prompt" w4g128 16
-    PROMPT=1024 b "key ring, 1024-token prompt " w4g128 16 QB_CUDA_ATTN_RING=1
-    b "registers (default)" bf16 16
-    b "key ring           " bf16 16 QB_CUDA_ATTN_RING=1
-  done 2>&1 | tee "$OUT/ab_ring.txt"
-  rm -f "$OUT/tmp.log"
-  t0=$(date +%s); QB_CUDA_ATTN_RING=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_ring.log" 2>&1
-  echo "backend_check (key ring) rc $? ($(( $(date +%s) - t0 )) s)"; tail -1 "$OUT/backend_check_ring.log"
-  grep -E "^FAIL" "$OUT/backend_check_ring.log" | cut -c1-200 | head
 fi
 if has sweep4; then  # the launch-shape sweep of symmetric w4g128 alone (QB_BENCH_SPEC)
   t0=$(date +%s); QB_BENCH_SPEC=w4g128 timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4.log" 2>&1

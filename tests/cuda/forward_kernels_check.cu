@@ -391,12 +391,11 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
 // cache row, poisoned with NaN before the fused launch, never used before it is written (with
 // `prewait`, the default, the kernel loads it before its wait and must replace it by the token's own).
 void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng,
-                      bool prewait = true, bool ring = false) {
+                      bool prewait = true) {
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
-                           " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait") +
-                           (ring ? " key ring" : "");
+                           " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait");
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
@@ -466,7 +465,6 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.rope_sin = ds.p;
   a.rope_neox = neox;
   a.prewait_loads = prewait;
-  a.ring = ring;
   attention(a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto g1 = o1.get(), g2 = o2.get();
@@ -626,12 +624,6 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
   check_fused_rope(1, 32, 32, 128, false, 16, rng, false);
   check_fused_rope(16, 32, 8, 128, true, 1, rng, false);
-  for (bool prewait : {true, false}) {  // the key ring: batches past the ring's depth, ragged last batches
-    check_fused_rope(16, 32, 8, 128, true, 1, rng, prewait, true);
-    check_fused_rope(1, 32, 32, 128, false, 16, rng, prewait, true);
-    check_fused_rope(5, 8, 2, 64, false, 3, rng, prewait, true);
-    check_fused_rope(3, 4, 4, 8, false, 1, rng, prewait, true);
-  }
   {
     cublasHandle_t blas = nullptr;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

@@ -115,7 +115,6 @@ struct CudaBackend::Impl {
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 6;     // QB_CUDA_LAUNCH_RULE=4|5: earlier qgemv launch rules (A/B runs)
-  bool attn_ring = false;  // QB_CUDA_ATTN_RING=1: AttentionArgs::ring where it applies (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -704,7 +703,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
-  if (const char* e = std::getenv("QB_CUDA_ATTN_RING"); e && std::string(e) == "1") I.attn_ring = true;
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
@@ -950,10 +948,7 @@ std::string CudaBackend::describe() const {
                                                        "dequantized to f16 per layer; ") +
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
-                     options_.fuse_rope && !impl_->kv_quant
-                         ? std::string(" (inside the attention kernel at decode, one token per sequence") +
-                               (impl_->attn_ring ? "; its K/V rows through a shared-memory ring, cp.async)" : ")")
-                         : std::string(),
+                     options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding, merged by the last block; prefill: "
                                                 "query tiles of 8 tokens)"
                                               : "one block per (head, token)",
@@ -1297,7 +1292,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       aa.prewait_loads = I.prewait && aa.early_launch;
       if (fuse_rope) {
-        aa.ring = I.attn_ring && sp.head_dim_k % 8 == 0 && sp.head_dim_v % 8 == 0;
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;
         aa.rope_neox = ra.neox;

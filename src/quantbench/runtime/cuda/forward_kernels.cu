@@ -521,17 +521,7 @@ constexpr int kSplitWarps = 4;
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-// kRing (fused rope, head dims multiples of 8, cache rows 16-byte aligned): each warp streams its key
-// batches through a private ring of kRingStages batches in dynamic shared memory by cp.async (16 bytes
-// per lane per copy, no registers held), issued kRingStages - 1 batches ahead, so a batch's K and V
-// arrive while the batches before it are scored instead of after (AttentionArgs::ring).
-constexpr int kRingStages = 3;
-// 16 bytes global -> shared by cp.async (the ring here, and the fused prefill attention's stages).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
-template <bool kPairs, int NV, int KPW, bool kRope = false, bool kRing = false>
+template <bool kPairs, int NV, int KPW, bool kRope = false>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
@@ -572,52 +562,14 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       }
     }
   };
-  // The ring: batch b of this warp (keys jfirst + b * kSplitWarps * KPW ..) in stage b % kRingStages,
-  // KPW K rows then KPW V rows of hd * 2 bytes each, rows past the range clamped as in load_keys.
-  extern __shared__ __align__(16) uint8_t ring_smem[];
-  const int krow = a.hd_k * 2, vrow = a.hd_v * 2, stage_bytes = KPW * (krow + vrow);
-  uint8_t* ring = ring_smem + size_t(warp) * kRingStages * stage_bytes;
-  const int64_t batch_stride = int64_t(kSplitWarps) * KPW;
-  auto ring_issue = [&](int64_t jb, int b) {  // every lane commits one group, empty or not
-    if (jb < j1) {
-      uint8_t* st = ring + (b % kRingStages) * stage_bytes;
-      const int kchunks = krow / 16, vchunks = vrow / 16;
-      for (int c = lane; c < KPW * (kchunks + vchunks); c += 32) {
-        const bool isk = c < KPW * kchunks;
-        const int cc = isk ? c : c - KPW * kchunks, per = isk ? kchunks : vchunks;
-        const int u = cc / per, off = (cc % per) * 16;
-        const int64_t j = min(jb + u, j1 - 1);
-        const uint8_t* src = reinterpret_cast<const uint8_t*>(isk ? kc + j * kd : vc + j * vd) + off;
-        cp_async16(st + (isk ? u * krow : KPW * krow + u * vrow) + off, src);
-      }
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  };
-  auto ring_read = [&](int b) {  // the stage's rows into the registers load_keys would fill
-    const uint8_t* st = ring + (b % kRingStages) * stage_bytes;
-#pragma unroll
-    for (int u = 0; u < KPW; ++u)
-#pragma unroll
-      for (int e = 0; e < NV; ++e) {
-        const int d = wdim(e);
-        kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(st + u * krow + 2 * d) : 0u;
-        vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(st + KPW * krow + u * vrow + 2 * d) : 0u;
-      }
-  };
   // With rope fused, every cache row this kernel reads before its own token's was written by an
   // earlier step (the token's own row is taken from registers below), so the warp's first keys can be
   // loaded before waiting for the q|k|v product: under an early launch their DRAM latency then overlaps
   // that product's tail. Without fused rope the kernel before this one wrote the token's row: wait first.
   const int64_t jfirst = j0 + int64_t(warp) * KPW;
-  const bool preloaded = !kRing && kRope && a.prewait_loads && jfirst < j1;
-  if constexpr (kRing) {  // the first stages: before the wait where allowed (same reasoning)
-    if (!a.prewait_loads) pdl_enter();
-    for (int b = 0; b < kRingStages - 1; ++b) ring_issue(jfirst + b * batch_stride, b);
-    if (a.prewait_loads) pdl_enter();
-  } else {
-    if (preloaded) load_keys(jfirst);
-    pdl_enter();
-  }
+  const bool preloaded = kRope && a.prewait_loads && jfirst < j1;
+  if (preloaded) load_keys(jfirst);
+  pdl_enter();
   const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
   float qr[NF], acc[NF];
 #pragma unroll
@@ -679,17 +631,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     }
   }
   float m = -INFINITY, l = 0.0f;
-  int batch = 0;
-  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * KPW, ++batch) {
-    if constexpr (kRing) {
-      ring_issue(jb + (kRingStages - 1) * batch_stride, batch + kRingStages - 1);
-      asm volatile("cp.async.wait_group %0;" ::"n"(kRingStages - 1) : "memory");
-      __syncwarp();  // every lane's copies of this batch are visible to the whole warp
-      ring_read(batch);
-      __syncwarp();  // read before any lane refills this stage (next iteration)
-    } else if (!preloaded || jb != jfirst) {
-      load_keys(jb);
-    }
+  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * KPW) {
+    if (!preloaded || jb != jfirst) load_keys(jb);
     if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
 #pragma unroll
       for (int u = 0; u < KPW; ++u)
@@ -1002,6 +945,10 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], u
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
 template <int HD>
 constexpr size_t flash_smem_bytes() { return size_t(2) * 2 * 64 * (HD + 8) * 2; }  // 2 stages x (K, V)
 template <int HD>
@@ -1309,8 +1256,6 @@ void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s) {
   QB_CUDA_LAUNCHED();
 }
 
-size_t attention_ring_smem(int hd_k, int hd_v) { return size_t(kSplitWarps) * kRingStages * 8 * (hd_k + hd_v) * 2; }
-
 void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return;
   if (a.hd_k > kMaxHeadDim || a.hd_v > kMaxHeadDim)
@@ -1328,8 +1273,6 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   }
   if (a.rope_cos && (a.splits < 1 || !attention_can_fuse_rope(a.hd_k, a.hd_v, a.hd_k, a.rope_neox)))
     throw std::runtime_error("cuda attention: fused rope needs the split path and head dims it supports");
-  if (a.ring && (!a.rope_cos || a.hd_k % 8 != 0 || a.hd_v % 8 != 0))
-    throw std::runtime_error("cuda attention: the key ring needs fused rope and head dims that are multiples of 8");
   if (!a.part) throw std::runtime_error("cuda attention: split path without a partial-sum buffer");
   if (a.splits > 32) throw std::runtime_error("cuda attention: more than 32 splits");
   if (a.act.frag && (a.hd_v % 2 != 0 || (a.n_head * a.hd_v) % 64 != 0))
@@ -1338,14 +1281,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.rope_cos && a.ring) {
-      const auto fn = attention_split_kernel<true, 2, 8, true, true>;
-      const size_t smem = attention_ring_smem(a.hd_k, a.hd_v);
-      QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-      launch_kernel(fn, grid, block, smem, s, e, a);
-    } else if (a.rope_cos) {
-      launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
-    }
+    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
     else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {

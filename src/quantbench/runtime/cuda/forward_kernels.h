@@ -135,13 +135,8 @@ struct AttentionArgs {
   // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
-  // Fused-rope split path, head dims multiples of 8 (cache rows 16-byte aligned): each warp streams its
-  // key batches through a ring in shared memory, two batches ahead (attention_split_kernel's kRing).
-  bool ring = false;
   ActOut act;
 };
-// Dynamic shared memory of one block of the ring kernel (AttentionArgs::ring).
-size_t attention_ring_smem(int hd_k, int hd_v);
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
 inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
   return hd_k == hd_v && n_rot == hd_k && hd_k % 2 == 0 && hd_k <= 128 && (!neox || hd_k == 128);
