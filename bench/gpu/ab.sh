@@ -33,7 +33,10 @@
 # ncudec: Nsight Compute sections for the decode split attention (1, 16 streams) and one layer's four products.
 # ncu16: Nsight Compute (with stall reasons) on the first decode step's 16-token products and the 16-stream attention.
 # ncusrc: Nsight Compute warp-stall samples per SASS instruction (CSV) for the 16-stream attention and gate|up at 16 and 1 tokens.
-# Usage: bash ab.sh [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# lean: session 12's decode loop with fewer instructions (this build) against the previous build's binaries staged beside
+#   it as quantbench_prev and qb_gpu_bench_prev: both qgemv benches (--quick), then decode interleaved, three times:
+#   w4g128 1,16, w8 1, bf16 1, w4g128-asym 1, w4g32 1.
+# Usage: bash ab.sh [lean] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -313,6 +316,20 @@ if has ncusrc; then  # Nsight Compute warp-stall sampling per SASS instruction (
     echo "source page rc $? ($(wc -l < "$OUT/src_$name.csv") lines)"; head -c 300 "$OUT/src_$name.err"
     python3 ncu_stalls.py "$OUT/src_$name.csv" 15 > "$OUT/stalls_$name.txt" && head -12 "$OUT/stalls_$name.txt"
   done
+fi
+if has lean; then
+  for bin in qb_gpu_bench qb_gpu_bench_prev; do
+    [ -x ./$bin ] || continue
+    mkdir -p "$OUT/$bin"; timeout 300 ./$bin "$OUT/$bin" --quick > "$OUT/${bin}_quick.log" 2>&1; echo "$bin --quick rc $?"
+  done
+  for rep in 1 2 3; do
+    for sb in "w4g128 1,16" "w8 1" "bf16 1" "w4g128-asym 1" "w4g32 1"; do
+      set -- $sb
+      b "lean" $1 $2
+      [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" $1 $2
+    done
+  done 2>&1 | tee "$OUT/ab_lean.txt"
+  rm -f "$OUT/tmp.log"
 fi
 if has check; then
   t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?

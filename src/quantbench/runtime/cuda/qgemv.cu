@@ -60,14 +60,20 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false>
-__global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
-                             const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
-                             float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
-                             int n_tokens) {
+template <int F, int G, bool ASYM, int R, int NT, bool HALF>
+__device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
+                                           const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
+                                           float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
+                                           int n_tokens) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
+  // Session 12's lean loop (fewer instructions per step: one LOP3 per nibble mask, offsets computed
+  // once, unpredicated activation loads), where it was measured faster on an H100 (docs/perf.md): the
+  // symmetric w4g128 half step and the one-token int8 kernel. Elsewhere the compiler answered it with
+  // more registers (fewer resident blocks, or spills when capped) and some 16-token products got
+  // slower, so the other kernels keep the loop as it was.
+  constexpr bool kLean = (F == 2 && G == 128 && !ASYM && HALF) || (F == 1 && G == 0 && R == 1 && NT == 1);
   extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
@@ -90,55 +96,88 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
     uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
   };
+  // Offsets from W (16-byte vectors) and from the scales (u32 pairs), computed once per warp: the loop
+  // only adds the chunk's part. int is enough (qgemv() refuses matrices of 2^31 vectors or more). A row
+  // block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real one: its
+  // outputs are never stored (rows >= n_out), and no bounds check is left in the loop for it.
+  int woff[R], soff[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int rb = min(rb0 + r, row_blocks - 1);
+    woff[r] = rb * chunks * LPC * 32 + lane;
+    soff[r] = rb * groups * 8 + g;
+  }
+  const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
+  const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
+  // Chunks past the end get weights that are exactly zero (int8 stores q + 128; int4's zero-filled
+  // scale zeroes the group), so the activations there need no zero fill (step_math).
+  constexpr uint32_t kZ = F == 1 ? 0x80808080u : 0u;
   auto load_step = [&](int c0, Step& st) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = c0 + u;
+      [[maybe_unused]] const bool ok = c < chunks;  // lean: row blocks are clamped above
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        const int rb = rb0 + r;
-        const bool ok = c < chunks && rb < row_blocks;
+        [[maybe_unused]] const int rb = rb0 + r;
+        [[maybe_unused]] const bool ok_old = c < chunks && rb < row_blocks;  // the loop as it was
 #pragma unroll
-        for (int v = 0; v < LPC; ++v)
-          st.w[u][r][v] = ok ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
-                             : make_uint4(0, 0, 0, 0);
+        for (int v = 0; v < LPC; ++v) {
+          if constexpr (kLean)
+            st.w[u][r][v] = ok ? load_stream(W + woff[r] + (c * LPC + v) * 32) : make_uint4(kZ, kZ, kZ, kZ);
+          else
+            st.w[u][r][v] = ok_old ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
+                                   : make_uint4(0, 0, 0, 0);
+        }
         if constexpr (F == 2 || (F == 1 && G == 32)) {  // int4, and int8 with group-32 scales
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
             const int gi = G == 128 ? (c >> 1) : (2 * c + h);
-            const size_t at = (size_t(rb) * groups + gi) * 8 + g;
-            st.sc[u][r][h] = ok ? __ldg(reinterpret_cast<const uint32_t*>(scales) + at) : 0u;
-            if constexpr (ASYM)
-              st.zp[u][r][h] = ok ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(zeros) + at)) : 0u;
+            if constexpr (kLean) {
+              st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
+            } else {
+              const size_t at = (size_t(rb) * groups + gi) * 8 + g;
+              st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
+              if constexpr (ASYM) st.zp[u][r][h] = ok_old ? uint32_t(__ldg(zp16 + at)) : 0u;
+            }
           }
         }
       }
     }
   };
 
-  // Programmatic dependent launch: let the next kernel in the stream start its own weight loads
-  // while this one drains, and start ours before the previous kernel (which may produce x) is done.
-  // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
-  // Both are no-ops when the launch did not ask for the overlap.
-  asm volatile("griddepcontrol.launch_dependents;");
-  const int stride = n_warps * U;
-  Step cur;
-  load_step(warp * U, cur);
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
-    Step nxt;
-    load_step(c0 + stride, nxt);  // predicated off past the end
+  // Activation fragments: a lane whose token is past n_tokens reads token 0's fragment of its tile
+  // instead (same addresses as lanes 0-3, so no extra traffic, and no predicate): the MMA's columns are
+  // independent, and those columns' outputs are never stored.
+  int xlane[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) xlane[j] = 8 * j + g < n_tokens ? lane : (lane & 3);
+
+  // One step's arithmetic on `cur` (chunks c0 .. c0 + U - 1). A chunk past the end reads the last
+  // chunk's activations (finite values, against weights that are exactly zero: load_step), so these
+  // loads need neither a predicate nor a zero fill.
+  auto step_math = [&](int c0, const Step& cur) {
     uint4 xv[U][NT][2];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int c = c0 + u;
+      if constexpr (kLean) {
+        const int c = min(c0 + u, chunks - 1);
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const bool ok = c < chunks && 8 * j + g < n_tokens;
-        const uint4* p = xfrag + ((size_t(c) * NT + j) * 32 + lane) * 2;
-        xv[u][j][0] = ok ? __ldg(p) : make_uint4(0, 0, 0, 0);
-        xv[u][j][1] = ok ? __ldg(p + 1) : make_uint4(0, 0, 0, 0);
+        for (int j = 0; j < NT; ++j) {
+          const uint4* p = xfrag + ((c * NT + j) * 32 + xlane[j]) * 2;
+          xv[u][j][0] = __ldg(p);
+          xv[u][j][1] = __ldg(p + 1);
+        }
+      } else {  // as it was: chunks past the end and tokens past n_tokens zero-filled, not loaded
+        const int c = c0 + u;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const bool ok = c < chunks && 8 * j + g < n_tokens;
+          const uint4* p = xfrag + ((size_t(c) * NT + j) * 32 + lane) * 2;
+          xv[u][j][0] = ok ? __ldg(p) : make_uint4(0, 0, 0, 0);
+          xv[u][j][1] = ok ? __ldg(p + 1) : make_uint4(0, 0, 0, 0);
+        }
       }
     }
     const auto& wv = cur.w;
@@ -156,7 +195,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
         const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const Int4Zero z = int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
+          const Int4Zero z = kLean ? int4_zero_symmetric() : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
           float tmp[NT][4];
 #pragma unroll
           for (int j = 0; j < NT; ++j)
@@ -167,7 +206,7 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
             const int u = G == 128 ? u0 + t / 4 : u0, s = G == 128 ? t % 4 : 2 * h + t;
             const uint4& q = wv[u][r][0];
             __half2 a[4];
-            int4_qz(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, z, a);
+            int4_qz<kLean>(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, z, a);
 #pragma unroll
             for (int j = 0; j < NT; ++j) {
               const uint4& b = xv[u][j][s >> 1];
@@ -250,6 +289,21 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
       }
     }
     }
+  };
+
+  // Programmatic dependent launch: let the next kernel in the stream start its own weight loads
+  // while this one drains, and start ours before the previous kernel (which may produce x) is done.
+  // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
+  // Both are no-ops when the launch did not ask for the overlap.
+  asm volatile("griddepcontrol.launch_dependents;");
+  const int stride = n_warps * U;
+  Step cur;
+  load_step(warp * U, cur);
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+    Step nxt;
+    load_step(c0 + stride, nxt);  // predicated off past the end
+    step_math(c0, cur);
     cur = nxt;
   }
 
@@ -274,6 +328,31 @@ __global__ void qgemv_kernel(const uint4* __restrict__ W, const uint16_t* __rest
     }
   }
 }
+
+// The kernel, and the same with a register cap where the lean loop's registers would cost resident
+// blocks: the 16-token half step at R = 2 fits five 4-warp blocks per SM at 96 (it takes 126 when free;
+// one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
+// template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
+// kernels.
+template <int F, int G, bool ASYM, int R, int NT, bool HALF>
+constexpr int register_cap() {  // 0: none
+  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return 96;
+  if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
+  return 0;
+}
+#define QB_QGEMV_PARAMS                                                                                     \
+  const uint4 *__restrict__ W, const uint16_t *__restrict__ scales, const uint8_t *__restrict__ zeros,    \
+      const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
+      int n_tokens
+#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false>
+__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF>(QB_QGEMV_ARGS); }
+template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false>
+__global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
+  qgemv_body<F, G, ASYM, R, NT, HALF>(QB_QGEMV_ARGS);
+}
+#undef QB_QGEMV_PARAMS
+#undef QB_QGEMV_ARGS
 
 __global__ void pack_activations_kernel(const uint16_t* __restrict__ x, int n_tokens, int n_in, int nt,
                                         int chunks, uint32_t* __restrict__ out) {
@@ -428,9 +507,15 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int);
 
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false>
+KernelFn kernel_for() {
+  constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF>();
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF>;
+  else return qgemv_kernel<F, G, ASYM, R, NT, HALF>;
+}
 template <int F, int G, bool ASYM, int R>
 KernelFn pick_nt(int nt) {
-  return nt == 1 ? qgemv_kernel<F, G, ASYM, R, 1> : qgemv_kernel<F, G, ASYM, R, 2>;
+  return nt == 1 ? kernel_for<F, G, ASYM, R, 1>() : kernel_for<F, G, ASYM, R, 2>();
 }
 template <int F, int G, bool ASYM>
 KernelFn pick_r(int r, int nt) {
@@ -444,8 +529,8 @@ bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r 
 // `half`: the half step, already checked against has_half_step by the caller.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half) {
   if (half) {
-    if (r == 1) return nt == 1 ? qgemv_kernel<2, 128, false, 1, 1, true> : qgemv_kernel<2, 128, false, 1, 2, true>;
-    return nt == 1 ? qgemv_kernel<2, 128, false, 2, 1, true> : qgemv_kernel<2, 128, false, 2, 2, true>;
+    if (r == 1) return nt == 1 ? kernel_for<2, 128, false, 1, 1, true>() : kernel_for<2, 128, false, 1, 2, true>();
+    return nt == 1 ? kernel_for<2, 128, false, 2, 1, true>() : kernel_for<2, 128, false, 2, 2, true>();
   }
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
@@ -548,6 +633,8 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
   }
+  if (w.weight_bytes / 16 >= (size_t(1) << 31) || w.scale_bytes / 4 >= (size_t(1) << 31))
+    throw std::invalid_argument("qgemv: a matrix of 32 GiB or more (the kernels index it with int)");
   const int r = cfg.row_blocks_per_warp, nt = (n_tokens + 7) / 8;
   int nw = cfg.warps_per_block;
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
