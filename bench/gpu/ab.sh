@@ -35,7 +35,8 @@
 # ncusrc: Nsight Compute warp-stall samples per SASS instruction (CSV) for the 16-stream attention and gate|up at 16 and 1 tokens.
 # lean: session 12's decode loop with fewer instructions (this build) against the previous build's binaries staged beside
 #   it as quantbench_prev and qb_gpu_bench_prev: both qgemv benches (--quick), then decode interleaved, three times:
-#   w4g128 1,16, w8 1, bf16 1, w4g128-asym 1, w4g32 1.
+#   w4g128 1,16, w8 1, bf16 1,16, w4g128-asym 1, w4g32 1; w4g128 and bf16 also with the L2 prefetch at steps of up
+#   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # Usage: bash ab.sh [lean] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -323,9 +324,10 @@ if has lean; then
     mkdir -p "$OUT/$bin"; timeout 300 ./$bin "$OUT/$bin" --quick > "$OUT/${bin}_quick.log" 2>&1; echo "$bin --quick rc $?"
   done
   for rep in 1 2 3; do
-    for sb in "w4g128 1,16" "w8 1" "bf16 1" "w4g128-asym 1" "w4g32 1"; do
+    for sb in "w4g128 1,16" "w8 1" "bf16 1,16" "w4g128-asym 1" "w4g32 1"; do
       set -- $sb
       b "lean" $1 $2
+      [[ $1 == w4g128 || $1 == bf16 ]] && b "lean pf16" $1 $2 QB_CUDA_L2_PREFETCH_MAX_T=16
       [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" $1 $2
     done
   done 2>&1 | tee "$OUT/ab_lean.txt"

@@ -84,6 +84,10 @@ struct CudaBackendOptions {
   // bf16 step at one stream on two H100s; bf16 at 16 streams lost 0.6% with 8, so larger steps keep
   // l2_prefetch_mb (docs/perf.md, session 10). QB_CUDA_L2_PREFETCH_WIDE_MB=n sets it.
   int l2_prefetch_wide_mb = 8;
+  // Steps of more tokens than this prefetch nothing. Session 12 (H100, the leaner int4 decode loop):
+  // at 16 streams w4g128 steps were 1.2% faster with no prefetch than with 4 MB (and 6 or 8 MB were
+  // slower still), while one stream still gains from it (docs/perf.md). QB_CUDA_L2_PREFETCH_MAX_T=n.
+  int l2_prefetch_max_tokens = 1;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
   // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did

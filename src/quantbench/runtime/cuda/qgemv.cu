@@ -100,15 +100,28 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // only adds the chunk's part. int is enough (qgemv() refuses matrices of 2^31 vectors or more). A row
   // block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real one: its
   // outputs are never stored (rows >= n_out), and no bounds check is left in the loop for it.
+  // Where the lean loop loads from. At one token it keeps a running pointer per row block at the chunk
+  // of its next load (load_step is called for chunks warp * U, then + stride each step), so a load is
+  // one instruction plus its predicate, not a 64-bit address computed afresh. At 16 tokens the
+  // pointers' registers would spill (the kernel is capped at 96), so it adds an int offset instead.
+  const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
+  const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
+  constexpr bool kRunningPointers = kLean && NT == 1;
+  const int first_chunk = warp * U;
+  const uint4* wnext[R];
+  const uint32_t* snext[R];
   int woff[R], soff[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const int rb = min(rb0 + r, row_blocks - 1);
-    woff[r] = rb * chunks * LPC * 32 + lane;
-    soff[r] = rb * groups * 8 + g;
+    if constexpr (kRunningPointers) {
+      wnext[r] = W + (size_t(rb) * chunks + first_chunk) * (LPC * 32) + lane;
+      snext[r] = sc32 + (size_t(rb) * groups + first_chunk / 2) * 8 + g;  // groups of 128 (the lean int4)
+    } else if constexpr (kLean) {
+      woff[r] = rb * chunks * LPC * 32 + lane;
+      soff[r] = rb * groups * 8 + g;
+    }
   }
-  const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
-  const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
   // Chunks past the end get weights that are exactly zero (int8 stores q + 128; int4's zero-filled
   // scale zeroes the group), so the activations there need no zero fill (step_math).
   constexpr uint32_t kZ = F == 1 ? 0x80808080u : 0u;
@@ -123,7 +136,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
         [[maybe_unused]] const bool ok_old = c < chunks && rb < row_blocks;  // the loop as it was
 #pragma unroll
         for (int v = 0; v < LPC; ++v) {
-          if constexpr (kLean)
+          if constexpr (kRunningPointers)
+            st.w[u][r][v] = ok ? load_stream(wnext[r] + (u * LPC + v) * 32) : make_uint4(kZ, kZ, kZ, kZ);
+          else if constexpr (kLean)
             st.w[u][r][v] = ok ? load_stream(W + woff[r] + (c * LPC + v) * 32) : make_uint4(kZ, kZ, kZ, kZ);
           else
             st.w[u][r][v] = ok_old ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
@@ -135,7 +150,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
             const int gi = G == 128 ? (c >> 1) : (2 * c + h);
             if constexpr (kLean) {
-              st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
+              static_assert(!kLean || G == 128, "the lean int4 loop reads one scale pair per step");
+              if constexpr (kRunningPointers) st.sc[u][r][h] = ok ? __ldg(snext[r]) : 0u;
+              else st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
               st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
@@ -143,6 +160,13 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             }
           }
         }
+      }
+    }
+    if constexpr (kRunningPointers) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        wnext[r] += size_t(n_warps * U) * (LPC * 32);  // the loop's stride
+        snext[r] += (n_warps * U / 2) * 8;
       }
     }
   };
@@ -162,7 +186,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if constexpr (kLean) {
-        const int c = min(c0 + u, chunks - 1);
+        // The lean int4 kernels never see a partial step (U = 2 chunks = one group of 128, n_in % 128
+        // == 0, c0 even), so only the int8 one clamps.
+        const int c = F == 2 ? c0 + u : min(c0 + u, chunks - 1);
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           const uint4* p = xfrag + ((c * NT + j) * 32 + xlane[j]) * 2;
