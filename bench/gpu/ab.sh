@@ -37,7 +37,9 @@
 #   it as quantbench_prev and qb_gpu_bench_prev: both qgemv benches (--quick), then decode interleaved, three times:
 #   w4g128 1,16, w8 1, bf16 1,16, w4g128-asym 1, w4g32 1; w4g128 and bf16 also with the L2 prefetch at steps of up
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
-# Usage: bash ab.sh [lean] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
+#   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
+# Usage: bash ab.sh [lean] [pdl16] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -331,6 +333,13 @@ if has lean; then
       [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" $1 $2
     done
   done 2>&1 | tee "$OUT/ab_lean.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has pdl16; then
+  for rep in 1 2 3; do
+    b "default" w4g128 16
+    for e in 7 1 2 4; do b "early $e at T<=16" w4g128 16 QB_CUDA_PDL_SMALL=$e QB_CUDA_PDL_SMALL_T=16; done
+  done 2>&1 | tee "$OUT/ab_pdl16.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

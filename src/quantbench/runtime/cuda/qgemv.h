@@ -33,8 +33,9 @@
 // weights), as mma B fragments, NT = ceil(n / 8) tiles of 8 tokens, zero past n and past n_in:
 //   xfrag[((c * NT + j) * 32 + lane) * 8 + 2 s + h] : u32, lane = 4 g + t, token = 8 j + g,
 //   holding x[token][64 c + 16 s + 2 t + 8 h + {0, 1}].
-// Lanes whose token is past n read token 8j's fragment instead (the addresses lanes 0-3 read, so x
-// traffic grows with n, not with the tile); those columns' outputs are never stored.
+// Lanes whose token is past n skip the load, so x traffic grows with n, not with the tile (the lean
+// kernels, qgemv.cu, read token 8j's fragment instead: the addresses lanes 0-3 read, so no extra
+// traffic and no predicate; those columns' outputs are never stored).
 //
 // OUTPUT: y[token * n_out + row] in f32 (the residual stream's precision); every element for
 // token < n, row < n_out is written by exactly one thread (no atomics, no pre-zeroing).
