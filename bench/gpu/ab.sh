@@ -39,7 +39,9 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
-# Usage: bash ab.sh [lean] [pdl16] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
+#   w4g32-asym and w4g128 at one stream, three times.
+# Usage: bash ab.sh [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -340,6 +342,15 @@ if has pdl16; then
     b "default" w4g128 16
     for e in 7 1 2 4; do b "early $e at T<=16" w4g128 16 QB_CUDA_PDL_SMALL=$e QB_CUDA_PDL_SMALL_T=16; done
   done 2>&1 | tee "$OUT/ab_pdl16.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has lean4; then
+  for rep in 1 2 3; do
+    for sc in w4g128-asym w4g32 w4g32-asym w4g128; do
+      b "lean" $sc 1
+      [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" $sc 1
+    done
+  done 2>&1 | tee "$OUT/ab_lean4.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

@@ -70,10 +70,10 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   // Session 12's lean loop (fewer instructions per step: one LOP3 per nibble mask, offsets computed
   // once, unpredicated activation loads), where it was measured faster on an H100 (docs/perf.md): the
-  // symmetric w4g128 half step and the one-token int8 kernel. Elsewhere the compiler answered it with
-  // more registers (fewer resident blocks, or spills when capped) and some 16-token products got
-  // slower, so the other kernels keep the loop as it was.
-  constexpr bool kLean = (F == 2 && G == 128 && !ASYM && HALF) || (F == 1 && G == 0 && R == 1 && NT == 1);
+  // symmetric w4g128 half step, every one-token int4 kernel, and the one-token int8 kernel. Elsewhere
+  // the compiler answered it with more registers (fewer resident blocks, or spills when capped) and
+  // some 16-token products got slower, so the other kernels keep the loop as it was.
+  constexpr bool kLean = (F == 2 && (HALF || NT == 1)) || (F == 1 && G == 0 && R == 1 && NT == 1);
   extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
@@ -100,13 +100,14 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // only adds the chunk's part. int is enough (qgemv() refuses matrices of 2^31 vectors or more). A row
   // block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real one: its
   // outputs are never stored (rows >= n_out), and no bounds check is left in the loop for it.
-  // Where the lean loop loads from. At one token it keeps a running pointer per row block at the chunk
-  // of its next load (load_step is called for chunks warp * U, then + stride each step), so a load is
-  // one instruction plus its predicate, not a 64-bit address computed afresh. At 16 tokens the
-  // pointers' registers would spill (the kernel is capped at 96), so it adds an int offset instead.
+  // Where the lean loop loads from. The one-token half step and int8 kernels keep a running pointer per
+  // row block at the chunk of its next load (load_step is called for chunks warp * U, then + stride
+  // each step), so a load is one instruction plus its predicate, not a 64-bit address computed afresh.
+  // The others add an int offset: at 16 tokens the pointers' registers would spill (the half step is
+  // capped at 96), and the other int4 kernels read several scale (and zero-point) pairs per step.
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
-  constexpr bool kRunningPointers = kLean && NT == 1;
+  constexpr bool kRunningPointers = kLean && NT == 1 && (F == 1 || HALF);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
   const uint4* wnext[R];
   const uint32_t* snext[R];
@@ -150,9 +151,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
             const int gi = G == 128 ? (c >> 1) : (2 * c + h);
             if constexpr (kLean) {
-              static_assert(!kLean || G == 128, "the lean int4 loop reads one scale pair per step");
               if constexpr (kRunningPointers) st.sc[u][r][h] = ok ? __ldg(snext[r]) : 0u;
               else st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
+              if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
               st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
@@ -186,9 +187,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if constexpr (kLean) {
-        // The lean int4 kernels never see a partial step (U = 2 chunks = one group of 128, n_in % 128
-        // == 0, c0 even), so only the int8 one clamps.
-        const int c = F == 2 ? c0 + u : min(c0 + u, chunks - 1);
+        // The half step never sees a partial step (U = 2 chunks = one group of 128, n_in % 128 == 0,
+        // c0 even), so only the others clamp.
+        const int c = HALF ? c0 + u : min(c0 + u, chunks - 1);
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           const uint4* p = xfrag + ((c * NT + j) * 32 + xlane[j]) * 2;
@@ -221,7 +222,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
         const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const Int4Zero z = kLean ? int4_zero_symmetric() : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
+          const Int4Zero z = kLean && !ASYM ? int4_zero_symmetric() : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
           float tmp[NT][4];
 #pragma unroll
           for (int j = 0; j < NT; ++j)
