@@ -1,8 +1,9 @@
 // The int4 nibble decode that qgemv (decode) and qgemm (prefill) share, so the two paths form the same
 // f16 values: one 32-bit word of the packed layout (qgemv.h) holds 8 nibbles of rows g and g + 8, and
-// becomes the four f16x2 mma A registers holding the exact integers (q - z). One shift and four LOP3s:
-// the low nibble of each byte as 1024 + q, the high nibble as 1024 + 16 q, rescaled by 1/16 inside
-// the HFMA2 that removes the zero point. A registers 0, 2 hold row g (nibbles 0|4, 2|6); 1, 3 row g + 8
+// becomes the four f16x2 mma A registers holding the exact integers (q - z). One shift and four masks
+// (one LOP3 each with kOneLop3, two without: see nibbles_as_f16): the low nibble of each byte as
+// 1024 + q, the high nibble as 1024 + 16 q, rescaled by 1/16 inside the HFMA2 that removes the zero
+// point. A registers 0, 2 hold row g (nibbles 0|4, 2|6); 1, 3 row g + 8
 // (nibbles 1|5, 3|7).
 #pragma once
 #include <cuda_fp16.h>

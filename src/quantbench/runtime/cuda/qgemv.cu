@@ -96,15 +96,16 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
     uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
   };
-  // Offsets from W (16-byte vectors) and from the scales (u32 pairs), computed once per warp: the loop
-  // only adds the chunk's part. int is enough (qgemv() refuses matrices of 2^31 vectors or more). A row
-  // block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real one: its
-  // outputs are never stored (rows >= n_out), and no bounds check is left in the loop for it.
-  // Where the lean loop loads from. The one-token half step and int8 kernels keep a running pointer per
-  // row block at the chunk of its next load (load_step is called for chunks warp * U, then + stride
-  // each step), so a load is one instruction plus its predicate, not a 64-bit address computed afresh.
-  // The others add an int offset: at 16 tokens the pointers' registers would spill (the half step is
-  // capped at 96), and the other int4 kernels read several scale (and zero-point) pairs per step.
+  // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
+  // - The one-token half step and int8 kernels keep a running pointer per row block at the chunk of
+  //   its next load (load_step is called for chunks warp * U, then + stride each step): a load is one
+  //   instruction plus its predicate, not a 64-bit address computed afresh.
+  // - The other lean kernels add an int offset (16-byte vectors from W, u32 pairs from the scales; int
+  //   is enough: qgemv() refuses matrices of 2^31 vectors or more). At 16 tokens the pointers' registers
+  //   would spill (the half step is capped at 96), and the other int4 kernels read several scale (and
+  //   zero-point) pairs per step.
+  // A row block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real
+  // one: its outputs are never stored (rows >= n_out), so only the chunk bound is left in the loop.
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
   constexpr bool kRunningPointers = kLean && NT == 1 && (F == 1 || HALF);  // (HALF: one scale pair per step)
