@@ -39,9 +39,11 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
+# s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
+#   attention split, bf16 at 16 streams; three times.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s13] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -351,6 +353,18 @@ if has lean4; then
       [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" $sc 1
     done
   done 2>&1 | tee "$OUT/ab_lean4.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s13; then
+  # Session 13: the one-token half step's first two steps before the wait, and one-split attention
+  # normalizing in its own block; against quantbench_prev (15ec688), three rounds.
+  for rep in 1 2 3; do
+    b "new" w4g128 1,16
+    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" w4g128 1,16
+    b "new splits>1" w4g128 16 QB_CUDA_ATTN_ONE_SPLIT=0
+    b "new" bf16 16
+    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" bf16 16
+  done 2>&1 | tee "$OUT/ab_s13.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

@@ -292,16 +292,19 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   FCHECK(bad == 0, "%s: %zu outputs off (worst %.3g)", name.c_str(), bad, worst);
   if (frag_ok) check_targets(got, n_out, c.T, false, nullptr, &frag, name);
   if (splits > 0) {
-    // In-kernel merge (counters): bit-identical to the merge kernel, twice in a row (the counters
-    // must be back at zero after the first launch).
+    // In-kernel merge (counters; with one split the block normalizes its own output): bit-identical
+    // to the merge kernel, twice in a row (the counters must be back at zero after the first launch),
+    // fragments included (poisoned again before each launch).
     Dev<unsigned> counters(size_t(c.T) * c.n_head, 0);
     a.counters = counters.p;
     for (int rep = 0; rep < 2; ++rep) {
       Dev<float> out2(size_t(c.T) * n_out, 0xff);
       a.out = out2.p;
+      if (frag_ok) QB_CUDA_OK(cudaMemset(frag.p, 0xff, frag.n));
       attention(a, nullptr);
       QB_CUDA_OK(cudaDeviceSynchronize());
       FCHECK(out2.get() == got, "%s: in-kernel merge (launch %d) differs from the merge kernel", name.c_str(), rep + 1);
+      if (frag_ok) check_targets(got, n_out, c.T, false, nullptr, &frag, name + " in-kernel merge");
     }
     const auto cz = counters.get();
     FCHECK(std::all_of(cz.begin(), cz.end(), [](unsigned v) { return v == 0; }), "%s: counters not reset", name.c_str());

@@ -458,6 +458,33 @@ __global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
 // Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
 // normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
 // (__ldcg): the partials may have been written by other blocks of the same launch.
+// Dims d, d + 1 (d even; d + 1 ignored past hd_v) of head h's normalized output for token t, to a.out and
+// a.act: the merge's store, shared with the one-split kernel that normalizes its own output.
+__device__ void store_head_pair(const AttentionArgs& a, int h, int t, int nt, int d, float o0, float o1) {
+  const int n = a.n_head * a.hd_v;
+  const int col = h * a.hd_v + d;
+  if (a.out) {
+    a.out[int64_t(t) * n + col] = o0;
+    if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
+  }
+  if (a.hd_v % 2 == 0) {
+    store_pair(a.act, n, nt, t, col, o0, o1);
+  } else {  // odd head dims (no fragments then): one value at a time
+    ActOut r = a.act;
+    r.frag = nullptr;
+    r.f32 = nullptr;
+    if (r.half_rows) {
+      const uint32_t v = pack2(o0, o1, r.bf16);
+      r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
+      if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
+    }
+    if (a.act.f32) {
+      a.act.f32[int64_t(t) * n + col] = o0;
+      if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
+    }
+  }
+}
+
 __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
   __shared__ float inv_l;
@@ -477,7 +504,6 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   }
   __syncthreads();
   const float inv = inv_l;
-  const int n = a.n_head * a.hd_v;
   for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
     float o0 = 0.0f, o1 = 0.0f;
 #pragma unroll 8
@@ -486,32 +512,34 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
       o0 += __ldcg(p + s * stride + 2 + d) * w;
       if (d + 1 < a.hd_v) o1 += __ldcg(p + s * stride + 3 + d) * w;
     }
-    o0 *= inv;
-    o1 *= inv;
-    const int col = h * a.hd_v + d;
-    if (a.out) {
-      a.out[int64_t(t) * n + col] = o0;
-      if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
-    }
-    if (a.hd_v % 2 == 0) {
-      store_pair(a.act, n, nt, t, col, o0, o1);
-    } else {  // odd head dims (no fragments then): one value at a time
-      ActOut r = a.act;
-      r.frag = nullptr;
-      r.f32 = nullptr;
-      if (r.half_rows) {
-        const uint32_t v = pack2(o0, o1, r.bf16);
-        r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
-        if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
-      }
-      if (a.act.f32) {
-        a.act.f32[int64_t(t) * n + col] = o0;
-        if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
-      }
-    }
+    store_head_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
   }
 }
 
+
+// The end of a split-key block when it is the only split: its warps' maxima, sums and output rows (in
+// shared memory) combined as write_split_partial combines them, then normalized and stored as
+// merge_splits stores a merged head.
+template <int kWarps>
+__device__ void write_one_split_output(const AttentionArgs& a, int h, int t, int nt, const float* sm_m,
+                                       const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
+  float M = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w]);
+  float wt[kWarps], L = 0.0f;
+  for (int w = 0; w < kWarps; ++w) {
+    wt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+    L += sm_l[w] * wt[w];
+  }
+  const float inv = 1.0f / L;
+  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+    float o0 = 0.0f, o1 = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      o0 += sm_acc[w][d] * wt[w];
+      if (d + 1 < a.hd_v) o1 += sm_acc[w][d + 1] * wt[w];
+    }
+    store_head_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
+  }
+}
 
 constexpr int kSplitWarps = 4;
 
@@ -699,6 +727,13 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   for (int f = 0; f < NF; ++f)
     if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
+  if (a.splits == 1 && a.counters) {
+    // One split (16 streams and more): this block holds all of (head, token), so it normalizes its own
+    // output: no partial written and read back, no fence, no counter. The same arithmetic as the
+    // merge of one split (weight exp(M - M) = 1), so the same bits.
+    write_one_split_output<kSplitWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
+    return;
+  }
   write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the

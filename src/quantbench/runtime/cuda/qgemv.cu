@@ -325,14 +325,31 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // Both are no-ops when the launch did not ask for the overlap.
   asm volatile("griddepcontrol.launch_dependents;");
   const int stride = n_warps * U;
+  // The one-token half step issues its first two steps before the wait: under an early launch all of
+  // a small product's weights (o: two steps per warp) are then in flight while the kernel before it
+  // (attention, a norm) still runs. Elsewhere the second step waits: there the compiler answers the
+  // peeled first step with up to 40 more registers (fewer resident blocks, or spills where capped).
+  constexpr bool kTwoBeforeWait = HALF && NT == 1;
   Step cur;
   load_step(warp * U, cur);
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+  int c0 = warp * U;
+  if constexpr (kTwoBeforeWait) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (c0 < chunks) {
+      step_math(c0, cur);
+      cur = nxt;
+      c0 += stride;
+    }
+  } else {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+  }
+  for (; c0 < chunks; c0 += stride) {
+    Step n2;
+    load_step(c0 + stride, n2);  // predicated off past the end
     step_math(c0, cur);
-    cur = nxt;
+    cur = n2;
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
