@@ -41,9 +41,11 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
+# s13b: the one-token half step loading after its wait (quantbench_w0), early norms at 16 tokens with and
+#   without loads before the wait, against quantbench_prev; then the 16-stream skip breakdown.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s13] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s13] [s13b] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -365,6 +367,22 @@ if has s13; then
     b "new" bf16 16
     [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" bf16 16
   done 2>&1 | tee "$OUT/ab_s13.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s13b; then
+  # Session 13: the one-token half step with its first weight loads after the wait (quantbench_w0),
+  # early norms at 16 tokens with and without their loads before the wait, and where a 16-stream step
+  # goes; against quantbench_prev (15ec688), three rounds.
+  for rep in 1 2 3; do
+    b "new" w4g128 1,16
+    [ -x ./quantbench_w0 ] && Q=./quantbench_w0 b "w0" w4g128 1
+    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev" w4g128 1,16
+    b "new early norms T16" w4g128 16 QB_CUDA_PDL_SMALL=1 QB_CUDA_PDL_SMALL_T=16
+    b "new early norms T16 noprewait" w4g128 16 QB_CUDA_PDL_SMALL=1 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PREWAIT=0
+  done 2>&1 | tee "$OUT/ab_s13b.txt"
+  for rep in 1 2; do
+    for sk in norm attn act norm,attn,act; do b "new skip $sk" w4g128 16 QB_CUDA_TIMING_SKIP=$sk; done
+  done 2>&1 | tee "$OUT/ab_s13skip.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

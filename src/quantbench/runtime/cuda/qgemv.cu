@@ -325,15 +325,15 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // Both are no-ops when the launch did not ask for the overlap.
   asm volatile("griddepcontrol.launch_dependents;");
   const int stride = n_warps * U;
-  // The one-token half step issues its first two steps before the wait: under an early launch all of
-  // a small product's weights (o: two steps per warp) are then in flight while the kernel before it
-  // (attention, a norm) still runs. Elsewhere the second step waits: there the compiler answers the
-  // peeled first step with up to 40 more registers (fewer resident blocks, or spills where capped).
-  constexpr bool kTwoBeforeWait = HALF && NT == 1;
+#ifndef QB_HALF1_STEPS_BEFORE_WAIT  // experiment (session 13): 0, 1 or 2 for the one-token half step
+#define QB_HALF1_STEPS_BEFORE_WAIT 1
+#endif
+  constexpr int kBeforeWait = HALF && NT == 1 ? QB_HALF1_STEPS_BEFORE_WAIT : 1;
   Step cur;
-  load_step(warp * U, cur);
   int c0 = warp * U;
-  if constexpr (kTwoBeforeWait) {
+  if constexpr (kBeforeWait == 0) asm volatile("griddepcontrol.wait;" ::: "memory");
+  load_step(c0, cur);
+  if constexpr (kBeforeWait == 2) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -342,7 +342,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
       cur = nxt;
       c0 += stride;
     }
-  } else {
+  } else if constexpr (kBeforeWait == 1) {
     asm volatile("griddepcontrol.wait;" ::: "memory");
   }
   for (; c0 < chunks; c0 += stride) {
