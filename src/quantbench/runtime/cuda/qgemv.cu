@@ -325,31 +325,14 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // Both are no-ops when the launch did not ask for the overlap.
   asm volatile("griddepcontrol.launch_dependents;");
   const int stride = n_warps * U;
-#ifndef QB_HALF1_STEPS_BEFORE_WAIT  // experiment (session 13): 0, 1 or 2 for the one-token half step
-#define QB_HALF1_STEPS_BEFORE_WAIT 1
-#endif
-  constexpr int kBeforeWait = HALF && NT == 1 ? QB_HALF1_STEPS_BEFORE_WAIT : 1;
   Step cur;
-  int c0 = warp * U;
-  if constexpr (kBeforeWait == 0) asm volatile("griddepcontrol.wait;" ::: "memory");
-  load_step(c0, cur);
-  if constexpr (kBeforeWait == 2) {
+  load_step(warp * U, cur);
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    if (c0 < chunks) {
-      step_math(c0, cur);
-      cur = nxt;
-      c0 += stride;
-    }
-  } else if constexpr (kBeforeWait == 1) {
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-  }
-  for (; c0 < chunks; c0 += stride) {
-    Step n2;
-    load_step(c0 + stride, n2);  // predicated off past the end
     step_math(c0, cur);
-    cur = n2;
+    cur = nxt;
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
