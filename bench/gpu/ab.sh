@@ -41,13 +41,12 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
-# s13b: the one-token half step loading after its wait (quantbench_w0), early norms at 16 tokens with and
-#   without loads before the wait, against quantbench_prev; then the 16-stream skip breakdown.
-# s13c: no L2 prefetch during attention (QB_CUDA_L2_PREFETCH_ATTN=0) against the default: w4g128, w8 and
-#   bf16 at one stream, three times.
+# s13b: the one-token half step loading after its wait (quantbench_w0: commit ae4d1c3 with
+#   QB_HALF1_STEPS_BEFORE_WAIT set to 0), early norms at 16 tokens with and without loads before the
+#   wait, against quantbench_prev; then the 16-stream skip breakdown.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s13] [s13b] [s13c] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s13] [s13b] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -385,17 +384,6 @@ if has s13b; then
   for rep in 1 2; do
     for sk in norm attn act norm,attn,act; do b "new skip $sk" w4g128 16 QB_CUDA_TIMING_SKIP=$sk; done
   done 2>&1 | tee "$OUT/ab_s13skip.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s13c; then
-  # Session 13: no L2 prefetch of the o product's weights during attention (QB_CUDA_L2_PREFETCH_ATTN=0)
-  # against the default, one stream, three rounds.
-  for rep in 1 2 3; do
-    for sc in w4g128 w8 bf16; do
-      b "default" $sc 1
-      b "no pf during attn" $sc 1 QB_CUDA_L2_PREFETCH_ATTN=0
-    done
-  done 2>&1 | tee "$OUT/ab_s13c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then

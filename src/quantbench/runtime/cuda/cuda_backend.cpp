@@ -175,7 +175,6 @@ struct CudaBackend::Impl {
   // pf_stream, forked after the product before and joined at the end of the step.
   size_t l2_pf_bytes = 0, l2_pf_wide_bytes = 0;  // CudaBackendOptions::l2_prefetch_mb, l2_prefetch_wide_mb
   int l2_pf_max_tokens = 1;                        // CudaBackendOptions::l2_prefetch_max_tokens (at most 16)
-  bool l2_pf_attn = true;                          // CudaBackendOptions::l2_prefetch_during_attention
   cudaStream_t pf_stream = nullptr;
   cudaEvent_t pf_fork = nullptr, pf_join = nullptr;
   bool pf_pending = false;
@@ -719,8 +718,6 @@ void CudaBackend::init_device() {
     options_.l2_prefetch_wide_mb = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MAX_T"))
     options_.l2_prefetch_max_tokens = std::max(0, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_ATTN"); e && std::string(e) == "0")
-    options_.l2_prefetch_during_attention = false;
   if (const char* e = std::getenv("QB_CUDA_TIMING_SKIP")) {
     const std::string v = e;
     for (const auto& [name, bit] : {std::pair{"norm", Impl::kSkipNorm}, std::pair{"attn", Impl::kSkipAttn},
@@ -730,7 +727,6 @@ void CudaBackend::init_device() {
   I.l2_pf_bytes = size_t(std::max(0, options_.l2_prefetch_mb)) << 20;
   I.l2_pf_wide_bytes = I.l2_pf_bytes ? size_t(std::max(0, options_.l2_prefetch_wide_mb)) << 20 : 0;
   I.l2_pf_max_tokens = std::min(16, std::max(0, options_.l2_prefetch_max_tokens));
-  I.l2_pf_attn = options_.l2_prefetch_during_attention;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -946,7 +942,7 @@ std::string CudaBackend::describe() const {
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
                      "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
-                     "before it (not W8A8{}), at steps of at most {} tokens: {}; activations f32; {}",
+                     "before it (not W8A8), at steps of at most {} tokens: {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
@@ -966,7 +962,7 @@ std::string CudaBackend::describe() const {
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule, options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
-                     impl_->l2_pf_attn ? "" : "; not during attention", impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",
+                     impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
                                   synthetic_scheme_ + ")");
@@ -1248,7 +1244,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
                     I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
       I.gemm_ready(L.wqkv, h, T, qkv);
-      if (I.l2_pf_attn) I.l2_prefetch(L.wo, T);  // during rope and attention
+      I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
       if (sp.qk_norm) {

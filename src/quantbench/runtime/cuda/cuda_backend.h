@@ -88,9 +88,6 @@ struct CudaBackendOptions {
   // at 16 streams w4g128 steps were 1.2% faster with no prefetch than with 4 MB (and 6 or 8 MB were
   // slower still), while one stream still gains from it (docs/perf.md). QB_CUDA_L2_PREFETCH_MAX_T=n.
   int l2_prefetch_max_tokens = 1;
-  // Whether the prefetch also runs during attention (of the o product's weights). Session 13 asks
-  // whether those DRAM reads slow the attention they overlap. QB_CUDA_L2_PREFETCH_ATTN=0 turns it off.
-  bool l2_prefetch_during_attention = true;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
   // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did
