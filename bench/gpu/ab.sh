@@ -44,9 +44,11 @@
 # s13b: the one-token half step loading after its wait (quantbench_w0: commit ae4d1c3 with
 #   QB_HALF1_STEPS_BEFORE_WAIT set to 0), early norms at 16 tokens with and without loads before the
 #   wait, against quantbench_prev; then the 16-stream skip breakdown.
+# s13d: qgemv's weight loads with an L2 evict-first policy against the same build without it
+#   (quantbench_ef0): w4g128 at 1 and 16 streams, w8 at 1, bf16 at 1 and 16; three times.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s13] [s13b] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s13] [s13b] [s13d] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -384,6 +386,18 @@ if has s13b; then
   for rep in 1 2; do
     for sk in norm attn act norm,attn,act; do b "new skip $sk" w4g128 16 QB_CUDA_TIMING_SKIP=$sk; done
   done 2>&1 | tee "$OUT/ab_s13skip.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s13d; then
+  # Session 13: qgemv's weight loads with an L2 evict-first policy (this build) against the same code
+  # without it (quantbench_ef0), three rounds.
+  for rep in 1 2 3; do
+    for sb in "w4g128 1,16" "w8 1" "bf16 1,16"; do
+      set -- $sb
+      b "evict-first" $1 $2
+      [ -x ./quantbench_ef0 ] && Q=./quantbench_ef0 b "plain" $1 $2
+    done
+  done 2>&1 | tee "$OUT/ab_s13d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then
