@@ -45,7 +45,8 @@
 #   QB_HALF1_STEPS_BEFORE_WAIT set to 0), early norms at 16 tokens with and without loads before the
 #   wait, against quantbench_prev; then the 16-stream skip breakdown.
 # s13d: qgemv's weight loads with an L2 evict-first policy against the same build without it
-#   (quantbench_ef0): w4g128 at 1 and 16 streams, w8 at 1, bf16 at 1 and 16; three times.
+#   (quantbench_ef0): w4g128 at 1 and 16 streams, w8 at 1, bf16 at 1 and 16; three times. The policy
+#   was measured within noise and removed; the evict-first build is commit ad5bc52 (docs/perf.md, session 13).
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
 # Usage: bash ab.sh [s13] [s13b] [s13d] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)

@@ -127,10 +127,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // Chunks past the end get weights that are exactly zero (int8 stores q + 128; int4's zero-filled
   // scale zeroes the group), so the activations there need no zero fill (step_math).
   constexpr uint32_t kZ = F == 1 ? 0x80808080u : 0u;
-#ifndef QB_EVICT_FIRST
-#define QB_EVICT_FIRST 1
-#endif
-  const uint64_t pol = QB_EVICT_FIRST ? l2_evict_first_policy() : 0;
   auto load_step = [&](int c0, Step& st) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -143,11 +139,11 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
         for (int v = 0; v < LPC; ++v) {
           if constexpr (kRunningPointers)
-            st.w[u][r][v] = ok ? load_stream(wnext[r] + (u * LPC + v) * 32, pol) : make_uint4(kZ, kZ, kZ, kZ);
+            st.w[u][r][v] = ok ? load_stream(wnext[r] + (u * LPC + v) * 32) : make_uint4(kZ, kZ, kZ, kZ);
           else if constexpr (kLean)
-            st.w[u][r][v] = ok ? load_stream(W + woff[r] + (c * LPC + v) * 32, pol) : make_uint4(kZ, kZ, kZ, kZ);
+            st.w[u][r][v] = ok ? load_stream(W + woff[r] + (c * LPC + v) * 32) : make_uint4(kZ, kZ, kZ, kZ);
           else
-            st.w[u][r][v] = ok_old ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane, pol)
+            st.w[u][r][v] = ok_old ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
                                    : make_uint4(0, 0, 0, 0);
         }
         if constexpr (F == 2 || (F == 1 && G == 32)) {  // int4, and int8 with group-32 scales
