@@ -47,9 +47,11 @@
 # s13d: qgemv's weight loads with an L2 evict-first policy against the same build without it
 #   (quantbench_ef0): w4g128 at 1 and 16 streams, w8 at 1, bf16 at 1 and 16; three times. The policy
 #   was measured within noise and removed; the evict-first build is commit ad5bc52 (docs/perf.md, session 13).
+# deep: the 16-token half step at R = 2 with two steps in flight (this build; quantbench_d128 capped at 128)
+#   against quantbench_base / qb_gpu_bench_base: kernel level (w4g128) and 16-stream steps, three times.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s13] [s13b] [s13d] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s13] [s13b] [s13d] [deep] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -399,6 +401,23 @@ if has s13d; then
       [ -x ./quantbench_ef0 ] && Q=./quantbench_ef0 b "plain" $1 $2
     done
   done 2>&1 | tee "$OUT/ab_s13d.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has deep; then
+  # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (this build, capped at
+  # 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base).
+  for bin in qb_gpu_bench qb_gpu_bench_base; do
+    [ -x ./$bin ] || continue
+    mkdir -p "$OUT/$bin"; QB_BENCH_SPEC=w4g128 timeout 300 ./$bin "$OUT/$bin" --quick > "$OUT/${bin}_quick.log" 2>&1; echo "$bin --quick rc $?"
+    grep -E "^(o|qkv|gate|down|lm_head) " "$OUT/${bin}_quick.log" | cut -c1-120
+  done
+  for rep in 1 2 3; do
+    b "deep112" w4g128 16
+    [ -x ./quantbench_d128 ] && Q=./quantbench_d128 b "deep128" w4g128 16
+    [ -x ./quantbench_base ] && Q=./quantbench_base b "base" w4g128 16
+  done 2>&1 | tee "$OUT/ab_deep.txt"
+  b "deep112" w4g128 1 | tee -a "$OUT/ab_deep.txt"
+  [ -x ./quantbench_base ] && Q=./quantbench_base b "base" w4g128 1 | tee -a "$OUT/ab_deep.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has check; then
