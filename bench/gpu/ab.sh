@@ -404,19 +404,20 @@ if has s13d; then
   rm -f "$OUT/tmp.log"
 fi
 if has deep; then
-  # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (this build, capped at
-  # 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base).
+  # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (commit b95f44f, capped
+  # at 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base); reused for
+  # the next step's activations prefetched into L1 (xpf: commit after it), labelled by the binary.
   for bin in qb_gpu_bench qb_gpu_bench_base; do
     [ -x ./$bin ] || continue
     mkdir -p "$OUT/$bin"; QB_BENCH_SPEC=w4g128 timeout 300 ./$bin "$OUT/$bin" --quick > "$OUT/${bin}_quick.log" 2>&1; echo "$bin --quick rc $?"
     grep -E "^(o|qkv|gate|down|lm_head) " "$OUT/${bin}_quick.log" | cut -c1-120
   done
   for rep in 1 2 3; do
-    b "deep112" w4g128 16
+    b "${LABEL:-deep112}" w4g128 16
     [ -x ./quantbench_d128 ] && Q=./quantbench_d128 b "deep128" w4g128 16
     [ -x ./quantbench_base ] && Q=./quantbench_base b "base" w4g128 16
   done 2>&1 | tee "$OUT/ab_deep.txt"
-  b "deep112" w4g128 1 | tee -a "$OUT/ab_deep.txt"
+  b "${LABEL:-deep112}" w4g128 1 | tee -a "$OUT/ab_deep.txt"
   [ -x ./quantbench_base ] && Q=./quantbench_base b "base" w4g128 1 | tee -a "$OUT/ab_deep.txt"
   rm -f "$OUT/tmp.log"
 fi

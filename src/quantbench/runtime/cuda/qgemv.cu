@@ -328,28 +328,21 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-#ifndef QB_DEEP16
-#define QB_DEEP16 1
+#ifndef QB_XPF
+#define QB_XPF 1
 #endif
-  constexpr bool kDeep = QB_DEEP16 && HALF && NT == 2 && R == 2;
-  if constexpr (kDeep) {
-    // Two steps in flight while one is computed (session 13 experiment).
-    Step mid;
-    load_step(warp * U + stride, mid);
-    for (int c0 = warp * U; c0 < chunks; c0 += stride) {
-      Step nxt;
-      load_step(c0 + 2 * stride, nxt);  // predicated off past the end
-      step_math(c0, cur);
-      cur = mid;
-      mid = nxt;
-    }
-  } else {
+  constexpr bool kPrefetchX = QB_XPF && HALF && NT == 2;
   for (int c0 = warp * U; c0 < chunks; c0 += stride) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
+    if constexpr (kPrefetchX) {
+      // The next step's activation fragments (U chunks x NT tiles, contiguous, one 128-byte line per
+      // lane) into L1 a step ahead, without registers (session 13 experiment).
+      const int cn = min(c0 + stride, chunks - U);
+      asm volatile("prefetch.global.L1 [%0];" ::"l"(reinterpret_cast<const char*>(xfrag + size_t(cn) * NT * 64) + lane * 128));
+    }
     step_math(c0, cur);
     cur = nxt;
-  }
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
@@ -381,10 +374,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // kernels.
 template <int F, int G, bool ASYM, int R, int NT, bool HALF>
 constexpr int register_cap() {  // 0: none
-#ifndef QB_DEEP16_CAP
-#define QB_DEEP16_CAP 112
-#endif
-  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return QB_DEEP16 ? QB_DEEP16_CAP : 96;
+  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return 96;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
