@@ -410,7 +410,7 @@ if has deep; then
   for bin in qb_gpu_bench qb_gpu_bench_base; do
     [ -x ./$bin ] || continue
     mkdir -p "$OUT/$bin"; QB_BENCH_SPEC=w4g128 timeout 300 ./$bin "$OUT/$bin" --quick > "$OUT/${bin}_quick.log" 2>&1; echo "$bin --quick rc $?"
-    grep -E "^(o|qkv|gate|down|lm_head) " "$OUT/${bin}_quick.log" | cut -c1-120
+    grep -E "^(o|qkv|gate.up|down|lm_head) " "$OUT/${bin}_quick.log" | cut -c1-120
   done
   for rep in 1 2 3; do
     b "${LABEL:-deep112}" w4g128 16
