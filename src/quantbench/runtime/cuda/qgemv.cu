@@ -328,19 +328,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-#ifndef QB_XPF
-#define QB_XPF 1
-#endif
-  constexpr bool kPrefetchX = QB_XPF && HALF && NT == 2;
   for (int c0 = warp * U; c0 < chunks; c0 += stride) {
     Step nxt;
     load_step(c0 + stride, nxt);  // predicated off past the end
-    if constexpr (kPrefetchX) {
-      // The next step's activation fragments (U chunks x NT tiles, contiguous, one 128-byte line per
-      // lane) into L1 a step ahead, without registers (session 13 experiment).
-      const int cn = min(c0 + stride, chunks - U);
-      asm volatile("prefetch.global.L1 [%0];" ::"l"(reinterpret_cast<const char*>(xfrag + size_t(cn) * NT * 64) + lane * 128));
-    }
     step_math(c0, cur);
     cur = nxt;
   }
