@@ -49,9 +49,11 @@
 #   was measured within noise and removed; the evict-first build is commit ad5bc52 (docs/perf.md, session 13).
 # deep: the 16-token half step at R = 2 with two steps in flight (this build; quantbench_d128 capped at 128)
 #   against quantbench_base / qb_gpu_bench_base: kernel level (w4g128) and 16-stream steps, three times.
+# pipes: Nsight Compute pipe utilization (tensor, ALU, FMA, issue) of the w4g128 products at 16 and 1 tokens,
+#   w8 and bf16 at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s13] [s13b] [s13d] [deep] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -420,6 +422,24 @@ if has deep; then
   b "${LABEL:-deep112}" w4g128 1 | tee -a "$OUT/ab_deep.txt"
   [ -x ./quantbench_base ] && Q=./quantbench_base b "base" w4g128 1 | tee -a "$OUT/ab_deep.txt"
   rm -f "$OUT/tmp.log"
+fi
+if has pipes; then  # Nsight Compute: pipe utilization of the decode products (which unit bounds the 16-token int4 kernel?)
+  NCU=/usr/local/cuda/bin/ncu
+  S="--section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy"
+  M="--metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_hmma.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_fmaheavy_cycles_active.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active"
+  for run in "w4g128|16|regex:qgemv_kernel_capped" "w4g128|1|regex:qgemv_kernel<.*int.2, .int.1, .bool.1>" \
+             "w8|16|regex:qgemv_kernel<.*int.1, .int.0, .bool.0, .int.4, .int.2" "bf16|16|regex:qgemv_kernel<.*int.0, .int.0"; do
+    IFS='|' read -r sc batch kern <<< "$run"
+    B="./quantbench bench synthetic:llama2-7b --backend cuda --scheme $sc --prompt-len 128 --gen-len 4 --reps 1 --warmup 0 --no-progress --batch $batch"
+    timeout 150 $NCU --clock-control none --kernel-name-base demangled $S $M -k "$kern" -s 2 -c 3 $B > "$OUT/ncu_pipes_${sc}_$batch.txt" 2>&1
+    r=$?; echo "== ncu pipes $sc $batch rc $r"
+    if [ $r != 0 ]; then  # a metric this ncu lacks: the sections alone
+      grep -E "ERROR" "$OUT/ncu_pipes_${sc}_$batch.txt" | head -3
+      timeout 150 $NCU --clock-control none --kernel-name-base demangled $S --print-details all -k "$kern" -s 2 -c 3 $B > "$OUT/ncu_pipes_${sc}_$batch.txt" 2>&1
+      echo "== ncu pipes (sections only) $sc $batch rc $?"
+    fi
+    grep -E "qgemv_kernel|Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size|pipe_|issue_active|Issue Slots|Executed Ipc A" "$OUT/ncu_pipes_${sc}_$batch.txt" | cut -c1-160 | head -60
+  done
 fi
 if has check; then
   t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?

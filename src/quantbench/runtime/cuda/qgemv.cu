@@ -91,18 +91,10 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // What one step streams from HBM: U chunks x R row blocks of weights (+ int4 scales / zero points).
   // The next step's loads are issued before this step's arithmetic (register double buffering), so
   // each warp keeps its weight stream going while it dequantizes and multiplies.
-#ifndef QB_XAHEAD
-#define QB_XAHEAD 1
-#endif
-  // Session 13 experiment: the 16-token half step at R = 2 loads its activation fragments with the
-  // weights, a step ahead, instead of at the start of the step's arithmetic.
-  constexpr bool kXAhead = QB_XAHEAD && HALF && NT == 2 && R == 2;
-  constexpr int XU = kXAhead ? U : 1, XNT = kXAhead ? NT : 1;
   struct Step {
     uint4 w[U][R][LPC];
     uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
     uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
-    uint4 x[XU][XNT][2];   // kXAhead: the step's activation fragments
   };
   // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
   // - The one-token half step and int8 kernels keep a running pointer per row block at the chunk of
@@ -135,26 +127,10 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // Chunks past the end get weights that are exactly zero (int8 stores q + 128; int4's zero-filled
   // scale zeroes the group), so the activations there need no zero fill (step_math).
   constexpr uint32_t kZ = F == 1 ? 0x80808080u : 0u;
-  // Activation fragments: a lane whose token is past n_tokens reads token 0's fragment of its tile
-  // instead (same addresses as lanes 0-3, so no extra traffic, and no predicate): the MMA's columns are
-  // independent, and those columns' outputs are never stored.
-  int xlane[NT];
-#pragma unroll
-  for (int j = 0; j < NT; ++j) xlane[j] = 8 * j + g < n_tokens ? lane : (lane & 3);
-
   auto load_step = [&](int c0, Step& st) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = c0 + u;
-      if constexpr (kXAhead) {  // a step past the end reads the last chunk's (never used)
-        const int cx = min(c, chunks - 1);
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          const uint4* p = xfrag + ((cx * NT + j) * 32 + xlane[j]) * 2;
-          st.x[u][j][0] = __ldg(p);
-          st.x[u][j][1] = __ldg(p + 1);
-        }
-      }
       [[maybe_unused]] const bool ok = c < chunks;  // lean: row blocks are clamped above
 #pragma unroll
       for (int r = 0; r < R; ++r) {
@@ -197,6 +173,12 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     }
   };
 
+  // Activation fragments: a lane whose token is past n_tokens reads token 0's fragment of its tile
+  // instead (same addresses as lanes 0-3, so no extra traffic, and no predicate): the MMA's columns are
+  // independent, and those columns' outputs are never stored.
+  int xlane[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) xlane[j] = 8 * j + g < n_tokens ? lane : (lane & 3);
 
   // One step's arithmetic on `cur` (chunks c0 .. c0 + U - 1). A chunk past the end reads the last
   // chunk's activations (finite values, against weights that are exactly zero: load_step), so these
@@ -205,13 +187,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     uint4 xv[U][NT][2];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      if constexpr (kXAhead) {
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          xv[u][j][0] = cur.x[u][j][0];
-          xv[u][j][1] = cur.x[u][j][1];
-        }
-      } else if constexpr (kLean) {
+      if constexpr (kLean) {
         // The half step never sees a partial step (U = 2 chunks = one group of 128, n_in % 128 == 0,
         // c0 even), so only the others clamp.
         const int c = HALF ? c0 + u : min(c0 + u, chunks - 1);
@@ -386,15 +362,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
-#ifndef QB_XAHEAD
-#define QB_XAHEAD 1
-#endif
-#ifndef QB_XAHEAD_CAP
-#define QB_XAHEAD_CAP 112
-#endif
 template <int F, int G, bool ASYM, int R, int NT, bool HALF>
 constexpr int register_cap() {  // 0: none
-  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return QB_XAHEAD ? QB_XAHEAD_CAP : 96;
+  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return 96;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
