@@ -455,9 +455,6 @@ __global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
 
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
 
-// Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
-// normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
-// (__ldcg): the partials may have been written by other blocks of the same launch.
 // Dims d, d + 1 (d even; d + 1 ignored past hd_v) of head h's normalized output for token t, to a.out and
 // a.act: the merge's store, shared with the one-split kernel that normalizes its own output.
 __device__ void store_head_pair(const AttentionArgs& a, int h, int t, int nt, int d, float o0, float o1) {
@@ -485,6 +482,9 @@ __device__ void store_head_pair(const AttentionArgs& a, int h, int t, int nt, in
   }
 }
 
+// Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
+// normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
+// (__ldcg): the partials may have been written by other blocks of the same launch.
 __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
   __shared__ float inv_l;
@@ -517,26 +517,18 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
 }
 
 
-// The end of a split-key block when it is the only split: its warps' maxima, sums and output rows (in
-// shared memory) combined as write_split_partial combines them, then normalized and stored as
-// merge_splits stores a merged head.
+// The end of a split-key block when it is the only split: its warps combined as write_split_partial
+// combines them, then normalized and stored as merge_splits stores a merged head. The merge of one split
+// computes the same (0 + o * exp(M - M), with o never -0), so the bits are the merge's.
 template <int kWarps>
 __device__ void write_one_split_output(const AttentionArgs& a, int h, int t, int nt, const float* sm_m,
                                        const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
-  float M = -INFINITY;
-  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w]);
-  float wt[kWarps], L = 0.0f;
-  for (int w = 0; w < kWarps; ++w) {
-    wt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
-    L += sm_l[w] * wt[w];
-  }
+  float wt[kWarps], L;
+  combine_warps<kWarps>(sm_m, sm_l, wt, L);
   const float inv = 1.0f / L;
   for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
-    float o0 = 0.0f, o1 = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
-      o0 += sm_acc[w][d] * wt[w];
-      if (d + 1 < a.hd_v) o1 += sm_acc[w][d + 1] * wt[w];
-    }
+    const float o0 = combined_dim<kWarps>(sm_acc, wt, d);
+    const float o1 = d + 1 < a.hd_v ? combined_dim<kWarps>(sm_acc, wt, d + 1) : 0.0f;
     store_head_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
   }
 }
@@ -729,8 +721,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   __syncthreads();
   if (a.splits == 1 && a.counters) {
     // One split (16 streams and more): this block holds all of (head, token), so it normalizes its own
-    // output: no partial written and read back, no fence, no counter. The same arithmetic as the
-    // merge of one split (weight exp(M - M) = 1), so the same bits.
+    // output: no partial written and read back, no fence, no counter; the same bits as the merge.
     write_one_split_output<kSplitWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
     return;
   }
