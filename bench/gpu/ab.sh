@@ -47,10 +47,12 @@
 # s13d: qgemv's weight loads with an L2 evict-first policy against the same build without it
 #   (quantbench_ef0): w4g128 at 1 and 16 streams, w8 at 1, bf16 at 1 and 16; three times. The policy
 #   was measured within noise and removed; the evict-first build is commit ad5bc52 (docs/perf.md, session 13).
-# deep: the 16-token half step at R = 2 with two steps in flight (this build; quantbench_d128 capped at 128)
-#   against quantbench_base / qb_gpu_bench_base: kernel level (w4g128) and 16-stream steps, three times.
-# pipes: Nsight Compute pipe utilization (tensor, ALU, FMA, issue) of the w4g128 products at 16 and 1 tokens,
-#   w8 and bf16 at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
+# deep: a 16-token kernel variant (its build as quantbench / qb_gpu_bench, labelled $LABEL) against
+#   quantbench_base / qb_gpu_bench_base: kernel level (w4g128) and 16-stream steps, three times. Run for
+#   b95f44f (two steps in flight; quantbench_d128 capped at 128), cf11ab8 (LABEL=xpf) and db320c5
+#   (LABEL=xahead); docs/perf.md, session 13.
+# pipes: Nsight Compute pipe utilization (tensor, ALU, FMA, issue) of the w4g128 products at 16 and 1 tokens
+#   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
 # Usage: bash ab.sh [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
@@ -428,7 +430,7 @@ if has pipes; then  # Nsight Compute: pipe utilization of the decode products (w
   S="--section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy"
   M="--metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_hmma.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_fmaheavy_cycles_active.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active"
   for run in "w4g128|16|regex:qgemv_kernel_capped" "w4g128|1|regex:qgemv_kernel<.*int.2, .int.1, .bool.1>" \
-             "w8|16|regex:qgemv_kernel<.*int.1, .int.0, .bool.0, .int.4, .int.2" "bf16|16|regex:qgemv_kernel<.*int.0, .int.0"; do
+             "w8|16|regex:qgemv_kernel<.*int.1, .int.0, .bool.0, .int.4, .int.2"; do  # (bf16 decode runs on cuBLAS)
     IFS='|' read -r sc batch kern <<< "$run"
     B="./quantbench bench synthetic:llama2-7b --backend cuda --scheme $sc --prompt-len 128 --gen-len 4 --reps 1 --warmup 0 --no-progress --batch $batch"
     timeout 150 $NCU --clock-control none --kernel-name-base demangled $S $M -k "$kern" -s 2 -c 3 $B > "$OUT/ncu_pipes_${sc}_$batch.txt" 2>&1
