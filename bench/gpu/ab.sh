@@ -407,6 +407,36 @@ if has s13d; then
   done 2>&1 | tee "$OUT/ab_s13d.txt"
   rm -f "$OUT/tmp.log"
 fi
+if has s14; then
+  # Session 14: at 16 streams, L2 prefetch of o's weights (and on into gate|up's) during attention
+  # (QB_CUDA_L2_PREFETCH_ATTN_MB), with the attention's K/V loads evict-first or not
+  # (QB_CUDA_KV_EVICT_FIRST), against quantbench_prev (the previous build); three rounds.
+  for rep in 1 2 3; do
+    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev          " w4g128 16
+    b "ef0 mb0       " w4g128 16
+    b "ef1 mb0       " w4g128 16 QB_CUDA_KV_EVICT_FIRST=1
+    b "ef0 mb16      " w4g128 16 QB_CUDA_L2_PREFETCH_ATTN_MB=16
+    for mb in 8 16 24; do b "ef1 mb$mb      " w4g128 16 QB_CUDA_KV_EVICT_FIRST=1 QB_CUDA_L2_PREFETCH_ATTN_MB=$mb; done
+    b "ef0 mb0       " bf16 16
+    b "ef1 mb16      " bf16 16 QB_CUDA_KV_EVICT_FIRST=1 QB_CUDA_L2_PREFETCH_ATTN_MB=16
+    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev          " w4g128 1
+    b "ef1 mb16      " w4g128 1 QB_CUDA_KV_EVICT_FIRST=1 QB_CUDA_L2_PREFETCH_ATTN_MB=16
+  done 2>&1 | tee "$OUT/ab_s14.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s14b; then
+  # Session 14: one stream, the fused-rope attention as one block of 8 or 16 warps per head and one key
+  # split (QB_CUDA_ATTN_WIDE 1: 16 warps x 8 keys, 2: 16 x 12, 3: 8 x 8; no merge) against 16 splits of
+  # 4 warps merged by the last block (0), and quantbench_prev; gen 64 and 128; three rounds.
+  for rep in 1 2 3; do
+    [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev          " w4g128 1
+    for w in 0 1 2 3; do b "wide$w         " w4g128 1 QB_CUDA_ATTN_WIDE=$w; done
+    b "wide1 ef1     " w4g128 1 QB_CUDA_ATTN_WIDE=1 QB_CUDA_KV_EVICT_FIRST=1
+    for w in 0 1; do b "wide$w         " w8 1 QB_CUDA_ATTN_WIDE=$w; b "wide$w         " bf16 1 QB_CUDA_ATTN_WIDE=$w; done
+    for w in 0 1 2; do GEN=128 b "gen128 wide$w  " w4g128 1 QB_CUDA_ATTN_WIDE=$w; done
+  done 2>&1 | tee "$OUT/ab_s14b.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has deep; then
   # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (commit b95f44f, capped
   # at 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base); reused for

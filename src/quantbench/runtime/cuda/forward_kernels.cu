@@ -17,6 +17,7 @@
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/launch.cuh"
+#include "quantbench/runtime/cuda/load_stream.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -541,11 +542,11 @@ constexpr int kSplitWarps = 4;
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-template <bool kPairs, int NV, int KPW, bool kRope = false>
-__global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
+template <bool kPairs, int NV, int KPW, bool kRope = false, int kWarps = kSplitWarps>
+__global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionArgs a) {
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
-  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
-  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
+  __shared__ float sm_m[kWarps], sm_l[kWarps];
+  __shared__ float sm_acc[kWarps][kMaxHeadDim];
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (a.n_head / a.n_head_kv);
@@ -563,6 +564,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   // The K and V rows of keys jb .. jb + KPW - 1 (branch-free: a key past the range re-reads the last
   // valid row and is masked later).
   uint32_t kr[KPW][NV], vr[KPW][NV];
+  const uint64_t kv_policy = l2_policy(a.kv_evict_first);
   auto load_keys = [&](int64_t jb) {
 #pragma unroll
     for (int u = 0; u < KPW; ++u) {
@@ -573,8 +575,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       for (int e = 0; e < NV; ++e) {
         const int d = wdim(e);
         if constexpr (kPairs) {
-          kr[u][e] = d < a.hd_k ? *reinterpret_cast<const uint32_t*>(kj + d) : 0u;
-          vr[u][e] = d < a.hd_v ? *reinterpret_cast<const uint32_t*>(vj + d) : 0u;
+          kr[u][e] = d < a.hd_k ? load_u32_policy(kj + d, kv_policy) : 0u;
+          vr[u][e] = d < a.hd_v ? load_u32_policy(vj + d, kv_policy) : 0u;
         } else {
           kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
           vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
@@ -651,7 +653,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
     }
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * KPW) {
+  for (int64_t jb = jfirst; jb < j1; jb += kWarps * KPW) {
     if (!preloaded || jb != jfirst) load_keys(jb);
     if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
 #pragma unroll
@@ -722,10 +724,10 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   if (a.splits == 1 && a.counters) {
     // One split (16 streams and more): this block holds all of (head, token), so it normalizes its own
     // output: no partial written and read back, no fence, no counter; the same bits as the merge.
-    write_one_split_output<kSplitWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
+    write_one_split_output<kWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
     return;
   }
-  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
+  write_split_partial<kWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the
   // next launch (every split has arrived by then).
@@ -1307,7 +1309,13 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
+    if (a.rope_cos && a.wide == 1)
+      launch_kernel(attention_split_kernel<true, 2, 8, true, 16>, grid, dim3(16 * 32), 0, s, e, a);
+    else if (a.rope_cos && a.wide == 2)
+      launch_kernel(attention_split_kernel<true, 2, 12, true, 16>, grid, dim3(16 * 32), 0, s, e, a);
+    else if (a.rope_cos && a.wide == 3)
+      launch_kernel(attention_split_kernel<true, 2, 8, true, 8>, grid, dim3(8 * 32), 0, s, e, a);
+    else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
     else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {
