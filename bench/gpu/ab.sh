@@ -437,6 +437,19 @@ if has s14b; then
   done 2>&1 | tee "$OUT/ab_s14b.txt"
   rm -f "$OUT/tmp.log"
 fi
+if has s14c; then
+  # Session 14: the f16 decode attention's K/V loads as streaming data (ld.global.cs, QB_CUDA_KV_STREAMING=1)
+  # against plain loads (0) and quantbench_prev; three rounds.
+  for rep in 1 2 3; do
+    for sb in "w4g128 16" "w4g128 1" "bf16 16" "w8 1"; do
+      set -- $sb
+      [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev          " $1 $2
+      b "plain         " $1 $2 QB_CUDA_KV_STREAMING=0
+      b "streaming     " $1 $2 QB_CUDA_KV_STREAMING=1
+    done
+  done 2>&1 | tee "$OUT/ab_s14c.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has deep; then
   # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (commit b95f44f, capped
   # at 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base); reused for

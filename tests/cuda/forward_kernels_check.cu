@@ -393,16 +393,13 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
 // caches equal (k within one f16 rounding: the rotation may contract differently), and the token's
 // cache row, poisoned with NaN before the fused launch, never used before it is written (with
 // `prewait`, the default, the kernel loads it before its wait and must replace it by the token's own).
-// `wide` (AttentionArgs::wide): the fused run takes one block of 8 or 16 warps per (head, token) and one
-// split; `cap` positions per cache (the last token of the first two is at cap - 1).
 void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng,
-                      bool prewait = true, int wide = 0, int cap = 50) {
+                      bool prewait = true) {
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
-                           " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait") +
-                           (wide ? " wide " + std::to_string(wide) + " (one split)" : "") + " keys " + std::to_string(cap);
-  const int kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
+                           " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait");
+  const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
   for (auto& v : qkv) v = u(rng);
@@ -471,10 +468,7 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.rope_sin = ds.p;
   a.rope_neox = neox;
   a.prewait_loads = prewait;
-  if (wide) {
-    a.wide = wide;
-    a.splits = 1;
-  }
+  a.kv_streaming = true;  // the same values through streaming loads (the unfused run above loads plainly)
   attention(a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto g1 = o1.get(), g2 = o2.get();
@@ -634,11 +628,6 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
   check_fused_rope(1, 32, 32, 128, false, 16, rng, false);
   check_fused_rope(16, 32, 8, 128, true, 1, rng, false);
-  for (int wide = 1; wide <= 3; ++wide) {  // one block of 8 or 16 warps per (head, token); keys past one pass
-    check_fused_rope(3, 32, 32, 128, false, 16, rng, true, wide, 300);
-    check_fused_rope(3, 32, 8, 128, true, 4, rng, false, wide, 300);
-    check_fused_rope(2, 8, 2, 64, false, 3, rng, true, wide, 100);
-  }
   {
     cublasHandle_t blas = nullptr;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

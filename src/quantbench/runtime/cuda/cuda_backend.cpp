@@ -154,6 +154,9 @@ struct CudaBackend::Impl {
   // gain nothing to overlap, and at 16 streams they cost 1% (docs/perf.md, session 10).
   // QB_CUDA_PREWAIT=0: after the wait always (A/B runs).
   bool prewait = true;
+  // The f16 decode attention loads K and V as streaming data (AttentionArgs::kv_streaming).
+  // QB_CUDA_KV_STREAMING=1 (experiment, A/B runs).
+  bool kv_streaming = false;
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
   bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
@@ -188,24 +191,6 @@ struct CudaBackend::Impl {
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
     cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
     prefetch_l2(w, std::min(want, bytes) & ~size_t(15), pf_stream);
-    pf_pending = true;
-  }
-  // Steps of more tokens than l2_pf_max_tokens: during attention, the first l2_pf_attn_bytes of o's
-  // weights and on into gate|up's (CudaBackendOptions::l2_prefetch_attn_mb).
-  size_t l2_pf_attn_bytes = 0;
-  bool kv_evict_first = false;  // CudaBackendOptions::kv_evict_first
-  int attn_wide = 0;            // QB_CUDA_ATTN_WIDE (AttentionArgs::wide) where heads x tokens < SMs
-  void l2_prefetch_attn(const Mat& o, const Mat& gu, int T) {
-    if (!l2_pf_attn_bytes || T <= l2_pf_max_tokens || o.w8a8) return;
-    auto w = [](const Mat& m) { return m.packed ? m.pk.weights.get() : m.dense.data.p; };
-    auto n = [](const Mat& m) { return m.packed ? m.pk.weight_bytes : m.dense.data.bytes; };
-    if (!w(o)) return;
-    cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
-    cuda_ok(cudaStreamWaitEvent(pf_stream, pf_fork, 0), "l2 prefetch fork");
-    const size_t first = std::min(l2_pf_attn_bytes, n(o)) & ~size_t(15);
-    prefetch_l2(w(o), first, pf_stream);
-    if (l2_pf_attn_bytes > first && !gu.w8a8 && w(gu))
-      prefetch_l2(w(gu), std::min(l2_pf_attn_bytes - first, n(gu)) & ~size_t(15), pf_stream);
     pf_pending = true;
   }
   void l2_join() {  // the side stream rejoins the main one (a captured graph must end on one stream)
@@ -728,6 +713,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
+  if (const char* e = std::getenv("QB_CUDA_KV_STREAMING")) I.kv_streaming = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
@@ -745,11 +731,6 @@ void CudaBackend::init_device() {
   I.l2_pf_bytes = size_t(std::max(0, options_.l2_prefetch_mb)) << 20;
   I.l2_pf_wide_bytes = I.l2_pf_bytes ? size_t(std::max(0, options_.l2_prefetch_wide_mb)) << 20 : 0;
   I.l2_pf_max_tokens = std::min(16, std::max(0, options_.l2_prefetch_max_tokens));
-  if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_ATTN_MB")) options_.l2_prefetch_attn_mb = std::max(0, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_ATTN_WIDE")) I.attn_wide = std::clamp(std::atoi(e), 0, 3);
-  if (const char* e = std::getenv("QB_CUDA_KV_EVICT_FIRST")) options_.kv_evict_first = std::string(e) != "0";
-  I.l2_pf_attn_bytes = size_t(std::max(0, options_.l2_prefetch_attn_mb)) << 20;
-  I.kv_evict_first = options_.kv_evict_first;
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
@@ -1269,7 +1250,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
                     I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
       I.gemm_ready(L.wqkv, h, T, qkv);
       I.l2_prefetch(L.wo, T);  // during rope and attention
-      I.l2_prefetch_attn(L.wo, L.wgu, T);
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
       if (sp.qk_norm) {
@@ -1320,11 +1300,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.counters = I.counters.as<unsigned>();
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       aa.prewait_loads = I.prewait && aa.early_launch;
-      aa.kv_evict_first = I.kv_evict_first;
-      if (I.attn_wide && fuse_rope && int64_t(sp.n_head) * T < I.sm_count) {
-        aa.wide = I.attn_wide;  // one block of 8 or 16 warps per (head, token), no merge
-        aa.splits = 1;
-      }
+      aa.kv_streaming = I.kv_streaming;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

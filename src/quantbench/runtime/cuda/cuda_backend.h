@@ -88,11 +88,6 @@ struct CudaBackendOptions {
   // at 16 streams w4g128 steps were 1.2% faster with no prefetch than with 4 MB (and 6 or 8 MB were
   // slower still), while one stream still gains from it (docs/perf.md). QB_CUDA_L2_PREFETCH_MAX_T=n.
   int l2_prefetch_max_tokens = 1;
-  // Steps of more tokens than l2_prefetch_max_tokens: during attention a side stream asks L2 for the
-  // first l2_prefetch_attn_mb MB of o's weights, and on into gate|up's. QB_CUDA_L2_PREFETCH_ATTN_MB=n.
-  int l2_prefetch_attn_mb = 0;
-  // The f16 decode attention loads K and V with an L2 evict-first policy (QB_CUDA_KV_EVICT_FIRST=1).
-  bool kv_evict_first = false;
   // Decode products start early (programmatic dependent launch): a qgemv's blocks load their weights
   // while the kernel before it (norm, activation, attention) finishes, and wait for it only before
   // reading the activations. Those kernels trigger the launch as they start (step 5; in step 4 they did

@@ -17,7 +17,6 @@
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/launch.cuh"
-#include "quantbench/runtime/cuda/load_stream.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -536,17 +535,24 @@ __device__ void write_one_split_output(const AttentionArgs& a, int h, int t, int
 
 constexpr int kSplitWarps = 4;
 
+// Two f16 of a K or V row. Streaming (ld.global.cs: evict-first in L1 and L2) where the cache is read
+// once per step and is large (16 streams: more than L2), so it does not push out what is re-read.
+__device__ __forceinline__ uint32_t load_kv_word(const uint16_t* p, bool streaming) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(p);
+  return streaming ? __ldcs(w) : *w;
+}
+
 // Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
 // even): the half2 at dims 2 lane + 64 e; else one f16 at dim lane + 32 e. Each warp walks its keys
 // KPW at a time: first every load of all KPW keys' K and V rows (branch-free: a key past the range
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-template <bool kPairs, int NV, int KPW, bool kRope = false, int kWarps = kSplitWarps>
-__global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionArgs a) {
+template <bool kPairs, int NV, int KPW, bool kRope = false>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
-  __shared__ float sm_m[kWarps], sm_l[kWarps];
-  __shared__ float sm_acc[kWarps][kMaxHeadDim];
+  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
+  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (a.n_head / a.n_head_kv);
@@ -564,7 +570,6 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
   // The K and V rows of keys jb .. jb + KPW - 1 (branch-free: a key past the range re-reads the last
   // valid row and is masked later).
   uint32_t kr[KPW][NV], vr[KPW][NV];
-  const uint64_t kv_policy = l2_policy(a.kv_evict_first);
   auto load_keys = [&](int64_t jb) {
 #pragma unroll
     for (int u = 0; u < KPW; ++u) {
@@ -575,8 +580,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
       for (int e = 0; e < NV; ++e) {
         const int d = wdim(e);
         if constexpr (kPairs) {
-          kr[u][e] = d < a.hd_k ? load_u32_policy(kj + d, kv_policy) : 0u;
-          vr[u][e] = d < a.hd_v ? load_u32_policy(vj + d, kv_policy) : 0u;
+          kr[u][e] = d < a.hd_k ? load_kv_word(kj + d, a.kv_streaming) : 0u;
+          vr[u][e] = d < a.hd_v ? load_kv_word(vj + d, a.kv_streaming) : 0u;
         } else {
           kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
           vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;
@@ -653,7 +658,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
     }
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = jfirst; jb < j1; jb += kWarps * KPW) {
+  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * KPW) {
     if (!preloaded || jb != jfirst) load_keys(jb);
     if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
 #pragma unroll
@@ -724,10 +729,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
   if (a.splits == 1 && a.counters) {
     // One split (16 streams and more): this block holds all of (head, token), so it normalizes its own
     // output: no partial written and read back, no fence, no counter; the same bits as the merge.
-    write_one_split_output<kWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
+    write_one_split_output<kSplitWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
     return;
   }
-  write_split_partial<kWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
+  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the
   // next launch (every split has arrived by then).
@@ -1309,13 +1314,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.rope_cos && a.wide == 1)
-      launch_kernel(attention_split_kernel<true, 2, 8, true, 16>, grid, dim3(16 * 32), 0, s, e, a);
-    else if (a.rope_cos && a.wide == 2)
-      launch_kernel(attention_split_kernel<true, 2, 12, true, 16>, grid, dim3(16 * 32), 0, s, e, a);
-    else if (a.rope_cos && a.wide == 3)
-      launch_kernel(attention_split_kernel<true, 2, 8, true, 8>, grid, dim3(8 * 32), 0, s, e, a);
-    else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
+    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
     else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {

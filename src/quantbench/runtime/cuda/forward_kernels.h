@@ -137,12 +137,8 @@ struct AttentionArgs {
   // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
-  // f16 split path with even head dims: K and V rows are loaded with an L2 evict-first policy, so the
-  // cache streaming through L2 does not evict what a side stream prefetches there during attention.
-  bool kv_evict_first = false;
-  // Fused-rope split path: 0 four warps per block; 1 sixteen warps (8 keys each), 2 sixteen warps (12
-  // keys each), 3 eight warps (8 keys each): with one split, a block per (head, token) (experiment).
-  int wide = 0;
+  // f16 split path with even head dims: K and V rows loaded as streaming (evict-first) data.
+  bool kv_streaming = false;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).

@@ -14,18 +14,4 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   return v;
 }
 
-// A 32-bit load with an L2 eviction policy from l2_policy(): evict-first for data read once that
-// streams past what later kernels re-read from L2 (the decode attention's K and V rows).
-__device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
-  uint64_t policy;
-  if (evict_first) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  else asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
-}
-__device__ __forceinline__ uint32_t load_u32_policy(const void* p, uint64_t policy) {
-  uint32_t v;
-  asm volatile("ld.global.L2::cache_hint.b32 %0, [%1], %2;" : "=r"(v) : "l"(p), "l"(policy));
-  return v;
-}
-
 }  // namespace qb::runtime::cuda
