@@ -39,6 +39,7 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
+# s14, s14b, s14c, s14d: session 14 (blocks below; docs/perf.md, session 14).
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
 # s13b: the one-token half step loading after its wait (quantbench_w0: commit ae4d1c3 with
@@ -55,7 +56,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s14] [s14b] [s14c] [s14d] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -448,6 +449,20 @@ if has s14c; then
       b "streaming     " $1 $2 QB_CUDA_KV_STREAMING=1
     done
   done 2>&1 | tee "$OUT/ab_s14c.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s14d; then
+  # Session 14: the f16 decode attention's K/V loads always streaming (ld.global.cs, this build) against
+  # plain loads (quantbench_prev, commit ab145bf); three rounds, gen 64, then w4g128 at 16 streams at gen 128.
+  for rep in 1 2 3; do
+    for sb in "w4g128 16" "w4g128 1" "bf16 16" "bf16 1" "w8 1"; do
+      set -- $sb
+      [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev          " $1 $2
+      b "streaming     " $1 $2
+    done
+    [ -x ./quantbench_prev ] && GEN=128 Q=./quantbench_prev b "gen128 prev   " w4g128 16
+    GEN=128 b "gen128 stream " w4g128 16
+  done 2>&1 | tee "$OUT/ab_s14d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has deep; then

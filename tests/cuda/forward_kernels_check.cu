@@ -468,7 +468,6 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.rope_sin = ds.p;
   a.rope_neox = neox;
   a.prewait_loads = prewait;
-  a.kv_streaming = true;  // the same values through streaming loads (the unfused run above loads plainly)
   attention(a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto g1 = o1.get(), g2 = o2.get();

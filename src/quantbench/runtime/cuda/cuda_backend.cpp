@@ -154,9 +154,6 @@ struct CudaBackend::Impl {
   // gain nothing to overlap, and at 16 streams they cost 1% (docs/perf.md, session 10).
   // QB_CUDA_PREWAIT=0: after the wait always (A/B runs).
   bool prewait = true;
-  // The f16 decode attention loads K and V as streaming data (AttentionArgs::kv_streaming).
-  // QB_CUDA_KV_STREAMING=1 (experiment, A/B runs).
-  bool kv_streaming = false;
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
   bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
@@ -713,7 +710,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
-  if (const char* e = std::getenv("QB_CUDA_KV_STREAMING")) I.kv_streaming = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
@@ -1300,7 +1296,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.counters = I.counters.as<unsigned>();
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       aa.prewait_loads = I.prewait && aa.early_launch;
-      aa.kv_streaming = I.kv_streaming;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

@@ -535,11 +535,12 @@ __device__ void write_one_split_output(const AttentionArgs& a, int h, int t, int
 
 constexpr int kSplitWarps = 4;
 
-// Two f16 of a K or V row. Streaming (ld.global.cs: evict-first in L1 and L2) where the cache is read
-// once per step and is large (16 streams: more than L2), so it does not push out what is re-read.
-__device__ __forceinline__ uint32_t load_kv_word(const uint16_t* p, bool streaming) {
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(p);
-  return streaming ? __ldcs(w) : *w;
+// Two f16 of a K or V row, loaded as streaming data (ld.global.cs: evict-first in L1 and L2). A step
+// reads each cache row once per layer, and at 16 streams a layer's rows (42 MB at 160 keys) pass through
+// L2 in one kernel: marked evict-first they do not push out what later kernels re-read. 16 streams
+// w4g128: 1-2% faster per step on an H100 (docs/perf.md, session 14).
+__device__ __forceinline__ uint32_t load_kv_word(const uint16_t* p) {
+  return __ldcs(reinterpret_cast<const uint32_t*>(p));
 }
 
 // Grid (n_head, T, splits), 4 warps. A lane holds NV 32-bit words of a K or V row: kPairs (head dims
@@ -580,8 +581,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       for (int e = 0; e < NV; ++e) {
         const int d = wdim(e);
         if constexpr (kPairs) {
-          kr[u][e] = d < a.hd_k ? load_kv_word(kj + d, a.kv_streaming) : 0u;
-          vr[u][e] = d < a.hd_v ? load_kv_word(vj + d, a.kv_streaming) : 0u;
+          kr[u][e] = d < a.hd_k ? load_kv_word(kj + d) : 0u;
+          vr[u][e] = d < a.hd_v ? load_kv_word(vj + d) : 0u;
         } else {
           kr[u][e] = d < a.hd_k ? uint32_t(kj[d]) : 0u;
           vr[u][e] = d < a.hd_v ? uint32_t(vj[d]) : 0u;

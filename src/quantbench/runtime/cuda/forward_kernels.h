@@ -137,8 +137,6 @@ struct AttentionArgs {
   // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
-  // f16 split path with even head dims: K and V rows loaded as streaming (evict-first) data.
-  bool kv_streaming = false;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
