@@ -39,7 +39,7 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
-# s14, s14b, s14c, s14d: session 14 (blocks below; docs/perf.md, session 14).
+# s14, s14b, s14c, s14d, s14e: session 14 (blocks below; docs/perf.md, session 14).
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
 # s13b: the one-token half step loading after its wait (quantbench_w0: commit ae4d1c3 with
@@ -56,7 +56,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s14] [s14b] [s14c] [s14d] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s14] [s14b] [s14c] [s14d] [s14e] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -463,6 +463,20 @@ if has s14d; then
     [ -x ./quantbench_prev ] && GEN=128 Q=./quantbench_prev b "gen128 prev   " w4g128 16
     GEN=128 b "gen128 stream " w4g128 16
   done 2>&1 | tee "$OUT/ab_s14d.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s14e; then
+  # Session 14: qgemv's weight loads evict-first in L1 and L2 (ld.global.cs.nc; this build, QB_WEIGHTS_EVICT_FIRST=1)
+  # against L1 no-allocate (quantbench_base, commit deaa758); three rounds, gen 64, then w4g128 16 at gen 128.
+  for rep in 1 2 3; do
+    for sb in "w4g128 16" "w4g128 1" "w8 1" "w4g128-asym 1"; do
+      set -- $sb
+      [ -x ./quantbench_base ] && Q=./quantbench_base b "base          " $1 $2
+      b "weights-cs    " $1 $2
+    done
+    [ -x ./quantbench_base ] && GEN=128 Q=./quantbench_base b "gen128 base   " w4g128 16
+    GEN=128 b "gen128 cs     " w4g128 16
+  done 2>&1 | tee "$OUT/ab_s14e.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has deep; then
