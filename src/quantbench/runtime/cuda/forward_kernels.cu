@@ -537,8 +537,10 @@ constexpr int kSplitWarps = 4;
 
 // Two f16 of a K or V row, loaded as streaming data (ld.global.cs: evict-first in L1 and L2). A step
 // reads each cache row once per layer, and at 16 streams a layer's rows (42 MB at 160 keys) pass through
-// L2 in one kernel: marked evict-first they do not push out what later kernels re-read. 16 streams
-// w4g128: 1-2% faster per step on an H100 (docs/perf.md, session 14).
+// L2 in one kernel: marked evict-first they leave L2 to what the step re-reads. On an H100, w4g128 at
+// 16 streams: -1.5% per step (gen 64), -1.2% (gen 128); one stream, w8 and bf16 unchanged within noise
+// (docs/perf.md, session 14). Loads with a createpolicy register and .L2::cache_hint gained less (their
+// evict-normal form was 1.3% slower than plain loads), and choosing the load form at run time cost 3%.
 __device__ __forceinline__ uint32_t load_kv_word(const uint16_t* p) {
   return __ldcs(reinterpret_cast<const uint32_t*>(p));
 }
