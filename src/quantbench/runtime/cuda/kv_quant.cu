@@ -204,8 +204,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
   auto load = [&](const uint8_t* row, int off, int elem) -> uint32_t {
     if (off < 0) return 0u;
     if constexpr (kVec) {
-      if constexpr (CODE == kKvInt4) return uint32_t(*reinterpret_cast<const uint16_t*>(row + off));
-      else return *reinterpret_cast<const uint32_t*>(row + off);
+      // Streaming (evict-first) loads, as the f16 cache's (forward_kernels.cu, load_kv_word).
+      if constexpr (CODE == kKvInt4) return uint32_t(__ldcs(reinterpret_cast<const unsigned short*>(row + off)));
+      else return __ldcs(reinterpret_cast<const unsigned int*>(row + off));
     } else {
       if constexpr (CODE == kKvInt4) return uint32_t(row[off]) >> (4 * (elem & 1));
       else return uint32_t(row[off]);
@@ -225,8 +226,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
         const int d = sdim(e);
         kw[u][e] = load(kj, koff[e], kvh * kl.hd + d);
         vw[u][e] = load(vj, voff[e], kvh * vl.hd + d);
-        ks[u][e] = koff[e] >= 0 ? *reinterpret_cast<const float*>(kj + ksoff[e]) : 0.0f;
-        vs[u][e] = voff[e] >= 0 ? *reinterpret_cast<const float*>(vj + vsoff[e]) : 0.0f;
+        ks[u][e] = koff[e] >= 0 ? __ldcs(reinterpret_cast<const float*>(kj + ksoff[e])) : 0.0f;
+        vs[u][e] = voff[e] >= 0 ? __ldcs(reinterpret_cast<const float*>(vj + vsoff[e])) : 0.0f;
       }
     }
     float s[KPW];
