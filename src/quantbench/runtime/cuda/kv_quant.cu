@@ -204,7 +204,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
   auto load = [&](const uint8_t* row, int off, int elem) -> uint32_t {
     if (off < 0) return 0u;
     if constexpr (kVec) {
-      // Streaming (evict-first) loads, as the f16 cache's (forward_kernels.cu, load_kv_word).
+      // Streaming (evict-first) loads, as the f16 cache's (forward_kernels.cu, load_kv_word): w4g128 at
+      // 16 streams on an H100, int8 and fp8 caches -1.1 to -1.3% per step (docs/perf.md, session 14).
       if constexpr (CODE == kKvInt4) return uint32_t(__ldcs(reinterpret_cast<const unsigned short*>(row + off)));
       else return __ldcs(reinterpret_cast<const unsigned int*>(row + off));
     } else {
