@@ -27,6 +27,7 @@
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/forward_kernels.h"
+#include "quantbench/runtime/cuda/kv_quant.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 #include "check_util.h"
 
@@ -312,6 +313,79 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   for (auto* d : kdv) delete d;
   for (auto* d : vdv) delete d;
   std::printf("%-6s %s (worst %.2g)\n", g_fail ? "?" : "ok", name.c_str(), worst);
+}
+
+// attention_kvq with one split, where each block normalizes and stores its own output and no merge kernel
+// runs, against the same caches through `splits` splits and the merge kernel: the same bits in the f32
+// rows and, where the shape has them, in the fragments (both poisoned before their launch). The caches
+// are random f32 rows quantized by kv_quantize_rows (the store kernel's device code), one cache of 300
+// positions per token, the tokens at positions 0, 299 and random ones.
+void check_attention_kvq_one_split(int code, int T, int n_head, int n_head_kv, int hd, int splits,
+                                   std::mt19937_64& rng) {
+  ++g_n;
+  const char* code_name = code == kKvInt8 ? "int8" : code == kKvFp8 ? "fp8" : "int4";
+  const std::string name = std::string("attention_kvq ") + code_name + " T=" + std::to_string(T) + " heads " +
+                           std::to_string(n_head) + "/" + std::to_string(n_head_kv) + " hd " + std::to_string(hd) +
+                           ": one split = merge of " + std::to_string(splits);
+  const int cap = 300, kd = n_head_kv * hd, n_out = n_head * hd;
+  const KvRowLayout l = kv_row_layout(code, n_head_kv, hd);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> xk(size_t(T) * cap * kd), xv(xk.size());
+  for (auto& v : xk) v = 2.0f * u(rng);
+  for (auto& v : xv) v = u(rng);
+  Dev<float> dxk(xk), dxv(xv);
+  Dev<uint8_t> kc(size_t(T) * cap * size_t(l.row_bytes)), vc(kc.n);
+  kv_quantize_rows(dxk.p, kd, T * cap, l, kc.p, nullptr);
+  kv_quantize_rows(dxv.p, kd, T * cap, l, vc.p, nullptr);
+  std::vector<uint16_t*> kp, vp;
+  std::vector<int64_t> pos(static_cast<size_t>(T));
+  std::uniform_int_distribution<int64_t> pd(0, cap - 1);
+  for (int t = 0; t < T; ++t) {
+    kp.push_back(reinterpret_cast<uint16_t*>(kc.p + size_t(t) * cap * size_t(l.row_bytes)));
+    vp.push_back(reinterpret_cast<uint16_t*>(vc.p + size_t(t) * cap * size_t(l.row_bytes)));
+    pos[size_t(t)] = t == 0 ? 0 : (t == 1 ? cap - 1 : pd(rng));
+  }
+  const int64_t q_stride = int64_t(n_out) + 5;
+  std::vector<float> q(size_t(T * q_stride));
+  for (auto& v : q) v = u(rng);
+  Dev<float> dq(q), part(size_t(T) * n_head * splits * (hd + 2), 0xff);
+  Dev<int64_t> dpos(pos);
+  Dev<uint16_t*> dkp(kp), dvp(vp);
+  const bool frag_ok = hd % 2 == 0 && n_out % 64 == 0 && T <= 16;
+  AttentionArgs a;
+  a.q = dq.p;
+  a.q_stride = q_stride;
+  a.T = T;
+  a.n_head = n_head;
+  a.n_head_kv = n_head_kv;
+  a.hd_k = a.hd_v = hd;
+  a.pos = dpos.p;
+  a.k_cache = dkp.p;
+  a.v_cache = dvp.p;
+  a.scale = 1.0f / std::sqrt(float(hd));
+  a.part = part.p;
+  auto run = [&](int sp, Dev<float>& out, Dev<uint8_t>& frag) {
+    a.splits = sp;
+    a.out = out.p;
+    a.act.frag = frag_ok ? frag.p : nullptr;
+    attention_kvq(a, l, l, nullptr);
+    QB_CUDA_OK(cudaDeviceSynchronize());
+  };
+  const size_t fb = frag_ok ? activation_frag_bytes(n_out, T) : 1;
+  Dev<float> o_merge(size_t(T) * n_out, 0xff), o_one(size_t(T) * n_out, 0xff);
+  Dev<uint8_t> f_merge(fb, 0xff), f_one(fb, 0xff);
+  run(splits, o_merge, f_merge);
+  run(1, o_one, f_one);
+  const auto gm = o_merge.get(), g1 = o_one.get();
+  size_t bad = 0, finite = 0;
+  for (size_t i = 0; i < gm.size(); ++i) {
+    bad += std::memcmp(&gm[i], &g1[i], sizeof(float)) != 0;
+    finite += std::isfinite(gm[i]);
+  }
+  FCHECK(finite == gm.size(), "%s: %zu of %zu merged outputs not finite", name.c_str(), gm.size() - finite, gm.size());
+  FCHECK(bad == 0, "%s: %zu of %zu outputs differ from the merge's", name.c_str(), bad, gm.size());
+  if (frag_ok) FCHECK(f_merge.get() == f_one.get(), "%s: fragments differ from the merge's", name.c_str());
+  std::printf("%-6s %s%s\n", g_fail ? "?" : "ok", name.c_str(), frag_ok ? " (fragments too)" : "");
 }
 
 // rope_and_store_kv: q and k heads rotated in place (normal or neox pairs, partial rotary n_rot <
@@ -627,6 +701,11 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
   check_fused_rope(1, 32, 32, 128, false, 16, rng, false);
   check_fused_rope(16, 32, 8, 128, true, 1, rng, false);
+  check_attention_kvq_one_split(kKvInt8, 3, 32, 32, 128, 3, rng);
+  check_attention_kvq_one_split(kKvFp8, 2, 32, 8, 128, 5, rng);
+  check_attention_kvq_one_split(kKvInt4, 3, 8, 2, 64, 2, rng);
+  check_attention_kvq_one_split(kKvInt8, 2, 4, 4, 10, 2, rng);  // head dim 10: the one-code-at-a-time path
+  check_attention_kvq_one_split(kKvInt4, 2, 2, 1, 256, 4, rng);  // head dim 256: two code words per lane
   {
     cublasHandle_t blas = nullptr;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

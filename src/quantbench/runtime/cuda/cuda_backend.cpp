@@ -953,9 +953,9 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention ? "split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; f16 "
-                                                "cache: merged by the last block, or normalized in its own block where one split covers "
-                                                "the keys; quantized caches: a merge kernel; prefill: query tiles of 8 tokens)"
+                     options_.split_attention ? "split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; "
+                                                "normalized in its own block where one split covers the keys, else merged by the last "
+                                                "block (f16 cache) or a merge kernel (quantized caches); prefill: query tiles of 8 tokens)"
                                               : "one block per (head, token)",
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"

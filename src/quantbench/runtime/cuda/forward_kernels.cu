@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/launch.cuh"
@@ -256,41 +257,7 @@ __global__ void embed_bf16_kernel(const __nv_bfloat16* table, const int32_t* tok
   for (int i = threadIdx.x; i < d; i += blockDim.x) x[int64_t(t) * d + i] = __bfloat162float(row[i]) * scale;
 }
 
-// --- ActOut stores -------------------------------------------------------------------------------
-
-__device__ inline uint32_t pack2(float a, float b, bool bf) {
-  if (bf) return uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(a))) |
-                 (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(b))) << 16);
-  return uint32_t(__half_as_ushort(__float2half_rn(a))) | (uint32_t(__half_as_ushort(__float2half_rn(b))) << 16);
-}
-
-// Columns k, k + 1 (k even) of token `tok` into the qgemv fragments (the index rule of qgemv.h's layout
-// comment, inverted: column k = 64 c + 16 s + 2 t + 8 h, token = 8 j + g, lane = 4 g + t).
-__device__ inline void put_frag(void* frag, int nt, int tok, int k, uint32_t v) {
-  const int c = k >> 6, r = k & 63, s = r >> 4, w = r & 15, h = w >> 3, t = (w & 7) >> 1;
-  const int lane = 4 * (tok & 7) + t, j = tok >> 3;
-  static_cast<uint32_t*>(frag)[((size_t(c) * nt + j) * 32 + lane) * 8 + 2 * s + h] = v;
-}
-
-// Values a (column k) and b (column k + 1, ignored where k + 1 >= n) of row `tok` to every target.
-// k may lie in the zero padding of the last 64-column chunk (n <= k): the fragment gets zeros there.
-__device__ inline void store_pair(const ActOut& o, int n, int nt, int tok, int k, float a, float b) {
-  if (k >= n) a = 0.0f;
-  if (k + 1 >= n) b = 0.0f;
-  if (k < n) {
-    const size_t i = size_t(tok) * n + k;
-    if (o.f32) {
-      o.f32[i] = a;
-      if (k + 1 < n) o.f32[i + 1] = b;
-    }
-    if (o.half_rows) {
-      const uint32_t v = pack2(a, b, o.bf16);
-      o.half_rows[i] = uint16_t(v & 0xffffu);
-      if (k + 1 < n) o.half_rows[i + 1] = uint16_t(v >> 16);
-    }
-  }
-  if (o.frag) put_frag(o.frag, nt, tok, k, pack2(a, b, o.bf16));
-}
+// --- ActOut stores (pack2, put_frag, store_pair: act_store.cuh) ----------------------------------
 
 // Column pairs a kernel must cover: the padded width when fragments are written, else the row.
 __host__ __device__ inline int pair_count(const ActOut& o, int n) {
@@ -455,33 +422,6 @@ __global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
 
 // --- Split-key attention (decode and prefill) -------------------------------------------------------
 
-// Dims d, d + 1 (d even; d + 1 ignored past hd_v) of head h's normalized output for token t, to a.out and
-// a.act: the merge's store, shared with the one-split kernel that normalizes its own output.
-__device__ void store_head_pair(const AttentionArgs& a, int h, int t, int nt, int d, float o0, float o1) {
-  const int n = a.n_head * a.hd_v;
-  const int col = h * a.hd_v + d;
-  if (a.out) {
-    a.out[int64_t(t) * n + col] = o0;
-    if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
-  }
-  if (a.hd_v % 2 == 0) {
-    store_pair(a.act, n, nt, t, col, o0, o1);
-  } else {  // odd head dims (no fragments then): one value at a time
-    ActOut r = a.act;
-    r.frag = nullptr;
-    r.f32 = nullptr;
-    if (r.half_rows) {
-      const uint32_t v = pack2(o0, o1, r.bf16);
-      r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
-      if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
-    }
-    if (a.act.f32) {
-      a.act.f32[int64_t(t) * n + col] = o0;
-      if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
-    }
-  }
-}
-
 // Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
 // normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
 // (__ldcg): the partials may have been written by other blocks of the same launch.
@@ -516,22 +456,6 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   }
 }
 
-
-// The end of a split-key block when it is the only split: its warps combined as write_split_partial
-// combines them, then normalized and stored as merge_splits stores a merged head. The merge of one split
-// computes the same (0 + o * exp(M - M), with o never -0), so the bits are the merge's.
-template <int kWarps>
-__device__ void write_one_split_output(const AttentionArgs& a, int h, int t, int nt, const float* sm_m,
-                                       const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
-  float wt[kWarps], L;
-  combine_warps<kWarps>(sm_m, sm_l, wt, L);
-  const float inv = 1.0f / L;
-  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
-    const float o0 = combined_dim<kWarps>(sm_acc, wt, d);
-    const float o1 = d + 1 < a.hd_v ? combined_dim<kWarps>(sm_acc, wt, d + 1) : 0.0f;
-    store_head_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
-  }
-}
 
 constexpr int kSplitWarps = 4;
 

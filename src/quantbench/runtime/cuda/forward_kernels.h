@@ -123,7 +123,8 @@ struct AttentionArgs {
   // Optional: T * n_head counters, zero before the first launch. With them there is no merge kernel:
   // the last block of each (head, token) to finish merges, and leaves its counter at zero again. With
   // one split as well (16 streams), each block normalizes its own output and `part` and the counters
-  // are not touched (the f16-cache kernel; attention_kvq always merges in a second kernel).
+  // are not touched (the f16-cache kernel). attention_kvq ignores the counters: with more than one
+  // split it merges in a second kernel, with one each block normalizes its own output.
   unsigned* counters = nullptr;
   // Optional rope + KV write fused into the split path (decode with one token per sequence; head dims
   // <= 128, even, fully rotated, neox only at 128): q is still raw in the q|k|v row (q_stride apart,

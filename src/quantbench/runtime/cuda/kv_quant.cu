@@ -160,7 +160,8 @@ constexpr int kWarps = 4;
 // Grid (n_head, T, splits), 4 warps, as attention_split_kernel: each warp walks KPW keys at a time,
 // every load of those keys first (a key past the range re-reads the last valid row, masked later).
 // kVec (head dims multiples of 4): lane holds dims 4 lane + 128 e + i (e < NW, i < 4); else dims
-// lane + 32 f (f < 8), one code at a time. Writes the range's (max, sum, unnormalized output) to part.
+// lane + 32 f (f < 8), one code at a time. Writes the range's (max, sum, unnormalized output) to part,
+// or, with one split (16 streams and more), the normalized output itself (as the f16 kernel does).
 // No rope fusion (unlike the f16 split kernel): a fused version (every block rotating and quantizing
 // the token's k and v, one writing them) measured slower on an H100 than the separate store kernel
 // (docs/perf.md, quantized KV cache), and was removed.
@@ -290,6 +291,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
   for (int f = 0; f < NF; ++f)
     if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
+  if (a.splits == 1) {  // the block holds all of (head, token): normalize and store, no merge kernel
+    write_one_split_output<kWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
+    return;
+  }
   write_split_partial<kWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
 }
 
@@ -367,7 +372,7 @@ void attention_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLay
     case kKvFp8: launch_kvq<kKvFp8>(a, kl, vl, s); break;
     default: launch_kvq<kKvInt4>(a, kl, vl, s); break;
   }
-  attention_merge(a, s);
+  if (a.splits > 1) attention_merge(a, s);  // one split: each block stored its own output
 }
 
 void kv_dequantize_f16(const uint8_t* cache, const KvRowLayout& l, int64_t n, uint16_t* out, cudaStream_t s) {

@@ -39,7 +39,8 @@ void rope_and_store_kv_quant(const RopeKvArgs& a, const KvRowLayout& kl, const K
 
 // Decode (and non-run prefill) attention over quantized caches: the split-key kernel's partial sums,
 // merged by attention_merge (a.splits >= 1, a.part set; a.counters unused; no fused rope: the store
-// kernel above runs first).
+// kernel above runs first). With one split each block normalizes and stores its own output, the bits
+// the merge of one split would store, and no merge kernel runs.
 void attention_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLayout& vl, cudaStream_t s);
 
 // Rows [0, n) of one quantized cache to f16 [n][n_head * hd] (code * scale in f32, then rounded).

@@ -1,14 +1,16 @@
 // The end of every split-key decode attention block (forward_kernels.cu's f16 cache, kv_quant.cu's
 // quantized caches): its warps' running maxima, sums and output rows, already in shared memory, become
-// the split's partial in a.part, (M, L, the row weighted by exp(m_w - M)), for the merge that follows.
-// One copy, so the merge reads the same layout whichever kernel wrote it. combine_warps and
-// combined_dim also serve the one-split kernel that normalizes its own output (forward_kernels.cu).
+// the split's partial in a.part, (M, L, the row weighted by exp(m_w - M)), for the merge that follows;
+// or, when the block's split is the only one, its normalized output (write_one_split_output). One copy,
+// so the merge reads the same layout whichever kernel wrote it, and a one-split block of either kernel
+// stores the bits the merge would.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
 
+#include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 
 namespace qb::runtime::cuda {
@@ -46,6 +48,49 @@ __device__ __forceinline__ void write_split_partial(const AttentionArgs& a, int 
     out[1] = L;
   }
   for (int d = threadIdx.x; d < a.hd_v; d += blockDim.x) out[2 + d] = combined_dim<kWarps>(sm_acc, wt, d);
+}
+
+// Dims d, d + 1 (d even; d + 1 ignored past hd_v) of head h's normalized output for token t, to a.out and
+// a.act: the merge's store, shared with the one-split kernel that normalizes its own output.
+__device__ inline void store_head_pair(const AttentionArgs& a, int h, int t, int nt, int d, float o0, float o1) {
+  const int n = a.n_head * a.hd_v;
+  const int col = h * a.hd_v + d;
+  if (a.out) {
+    a.out[int64_t(t) * n + col] = o0;
+    if (d + 1 < a.hd_v) a.out[int64_t(t) * n + col + 1] = o1;
+  }
+  if (a.hd_v % 2 == 0) {
+    store_pair(a.act, n, nt, t, col, o0, o1);
+  } else {  // odd head dims (no fragments then): one value at a time
+    ActOut r = a.act;
+    r.frag = nullptr;
+    r.f32 = nullptr;
+    if (r.half_rows) {
+      const uint32_t v = pack2(o0, o1, r.bf16);
+      r.half_rows[int64_t(t) * n + col] = uint16_t(v & 0xffffu);
+      if (d + 1 < a.hd_v) r.half_rows[int64_t(t) * n + col + 1] = uint16_t(v >> 16);
+    }
+    if (a.act.f32) {
+      a.act.f32[int64_t(t) * n + col] = o0;
+      if (d + 1 < a.hd_v) a.act.f32[int64_t(t) * n + col + 1] = o1;
+    }
+  }
+}
+
+// The end of a split-key block when it is the only split: its warps combined as write_split_partial
+// combines them, then normalized and stored as merge_splits stores a merged head. The merge of one split
+// computes the same (0 + o * exp(M - M), with o never -0), so the bits are the merge's.
+template <int kWarps>
+__device__ void write_one_split_output(const AttentionArgs& a, int h, int t, int nt, const float* sm_m,
+                                       const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
+  float wt[kWarps], L;
+  combine_warps<kWarps>(sm_m, sm_l, wt, L);
+  const float inv = 1.0f / L;
+  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+    const float o0 = combined_dim<kWarps>(sm_acc, wt, d);
+    const float o1 = d + 1 < a.hd_v ? combined_dim<kWarps>(sm_acc, wt, d + 1) : 0.0f;
+    store_head_pair(a, h, t, nt, d, o0 * inv, o1 * inv);
+  }
 }
 
 }  // namespace qb::runtime::cuda
