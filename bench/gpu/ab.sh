@@ -39,7 +39,7 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
-# s14, s14b, s14c, s14d, s14e, s14f: session 14 (blocks below; docs/perf.md, session 14).
+# s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
 # s13b: the one-token half step loading after its wait (quantbench_w0: commit ae4d1c3 with
@@ -56,7 +56,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -490,6 +490,20 @@ if has s14f; then
       EXTRA="--kv $1" b "streaming kv $1" w4g128 $2
     done
   done 2>&1 | tee "$OUT/ab_s14f.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s14g; then
+  # Session 14: the quantized-cache attention with one split normalizing in its own block, no merge kernel
+  # (this build) against quantbench_base (commit 254c19f: a merge kernel after every launch): w4g128 with an
+  # int8, fp8 and int4 KV cache at 16 streams (one split), int8 at one stream (16 splits, unchanged), and the
+  # f16 cache at 16 streams (unchanged code); three rounds.
+  for rep in 1 2 3; do
+    for kb in "int8 16" "fp8 16" "int4 16" "int8 1" "f16 16"; do
+      set -- $kb
+      [ -x ./quantbench_base ] && EXTRA="--kv $1" Q=./quantbench_base b "base kv $1     " w4g128 $2
+      EXTRA="--kv $1" b "one-split kv $1" w4g128 $2
+    done
+  done 2>&1 | tee "$OUT/ab_s14g.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has deep; then
