@@ -479,33 +479,27 @@ if has s14e; then
   done 2>&1 | tee "$OUT/ab_s14e.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has s14f; then
-  # Session 14: the quantized-cache decode attention's code and scale loads as streaming data (ld.global.cs;
-  # this build) against plain loads (quantbench_base, commit 5c85e16): w4g128 with an int8, fp8 and int4
-  # KV cache at 16 streams, int8 at one stream; three rounds.
+kv_ab() {  # block label kv+streams...: w4g128 decode per "KV-type streams", quantbench_base then this build, three rounds
+  local block=$1 label=$2; shift 2
+  local cases=("$@")  # the loop's `set --` replaces the arguments
   for rep in 1 2 3; do
-    for kb in "int8 16" "fp8 16" "int4 16" "int8 1"; do
+    for kb in "${cases[@]}"; do
       set -- $kb
       [ -x ./quantbench_base ] && EXTRA="--kv $1" Q=./quantbench_base b "base kv $1     " w4g128 $2
-      EXTRA="--kv $1" b "streaming kv $1" w4g128 $2
+      EXTRA="--kv $1" b "$label kv $1" w4g128 $2
     done
-  done 2>&1 | tee "$OUT/ab_s14f.txt"
+  done 2>&1 | tee "$OUT/ab_$block.txt"
   rm -f "$OUT/tmp.log"
-fi
-if has s14g; then
-  # Session 14: the quantized-cache attention with one split normalizing in its own block, no merge kernel
-  # (this build) against quantbench_base (commit 254c19f: a merge kernel after every launch): w4g128 with an
-  # int8, fp8 and int4 KV cache at 16 streams (one split), and the
-  # f16 cache at 16 streams (unchanged code); three rounds.
-  for rep in 1 2 3; do
-    for kb in "int8 16" "fp8 16" "int4 16" "f16 16"; do
-      set -- $kb
-      [ -x ./quantbench_base ] && EXTRA="--kv $1" Q=./quantbench_base b "base kv $1     " w4g128 $2
-      EXTRA="--kv $1" b "one-split kv $1" w4g128 $2
-    done
-  done 2>&1 | tee "$OUT/ab_s14g.txt"
-  rm -f "$OUT/tmp.log"
-fi
+}
+# Session 14, s14f: the quantized-cache decode attention's code and scale loads as streaming data
+# (ld.global.cs; this build) against plain loads (quantbench_base, commit 5c85e16): w4g128 with an int8, fp8
+# and int4 KV cache at 16 streams, int8 at one stream.
+has s14f && kv_ab s14f streaming "int8 16" "fp8 16" "int4 16" "int8 1"
+# Session 14, s14g: the quantized-cache attention with one split normalizing in its own block, no merge
+# kernel (this build) against quantbench_base (commit 254c19f: a merge kernel after every launch): w4g128
+# with an int8, fp8 and int4 KV cache at 16 streams (one split), and the f16 cache at 16 streams (unchanged
+# code).
+has s14g && kv_ab s14g one-split "int8 16" "fp8 16" "int4 16" "f16 16"
 if has deep; then
   # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (commit b95f44f, capped
   # at 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base); reused for
