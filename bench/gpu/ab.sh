@@ -39,6 +39,7 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
+# s15: session 15 (block below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
@@ -56,7 +57,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s15] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -500,6 +501,21 @@ has s14f && kv_ab s14f streaming "int8 16" "fp8 16" "int4 16" "int8 1"
 # with an int8, fp8 and int4 KV cache at 16 streams (one split), and the f16 cache at 16 streams (unchanged
 # code).
 has s14g && kv_ab s14g one-split "int8 16" "fp8 16" "int4 16" "f16 16"
+# Session 15, s15: the gated activation in the gate|up product's epilogue (this build's default) against the
+# same build with QB_CUDA_FUSE_ACT=0 (the activation kernel, as before) and, for w4g128, with
+# QB_CUDA_AFTER_PRODUCT_EARLY=1 (the down product after the fused gate|up launched early, with its L2
+# prefetch); w4g128 and w8 at 1 and 16 streams, three rounds.
+if has s15; then
+  for rep in 1 2 3; do
+    for sb in "w4g128 1" "w4g128 16" "w8 1" "w8 16"; do
+      set -- $sb
+      b "fused      " $1 $2
+      b "unfused    " $1 $2 QB_CUDA_FUSE_ACT=0
+      [ $1 = w4g128 ] && b "fused early" $1 $2 QB_CUDA_AFTER_PRODUCT_EARLY=1
+    done
+  done 2>&1 | tee "$OUT/ab_s15.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has deep; then
   # Session 13: the 16-token half step at R = 2 with two steps of weights in flight (commit b95f44f, capped
   # at 112 registers; quantbench_d128 at 128) against one (quantbench_base, qb_gpu_bench_base); reused for

@@ -13,6 +13,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 #include "check_util.h"
 
@@ -99,6 +101,114 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   const bool failed = e.not_finite || e.guard_hit || e.bad_elem || (l2_applies && e.rel_l2 > tol.l2) || !same;
   std::printf("%-6s %-44s rel_l2 %.2e  worst_elem %.2e  %s\n", failed ? "FAIL" : "ok", name.c_str(), e.rel_l2,
               e.worst, same ? "" : "(nondeterministic)");
+}
+
+// The gate|up product with the gated activation in its epilogue (QgemvGatedOut). A gate|up matrix
+// (gate rows, then up rows) is interleaved in row blocks of 16 on the host (interleave_row_blocks16),
+// packed and run fused; its fragments must be
+//   - bit for bit those of the plain product into y followed by gated_act_out(interleave16), every word
+//     of the buffer (both poisoned alike first), and the same bits on a second launch;
+//   - within rounding of act(g) * u from float64 products on the matrix as it was before the
+//     interleave: |err| <= 1.1 |u| tg + |act(g)| tu + 2^-10 |h| + 1e-6, with tg, tu the product bound of
+//     check_case (2e-4 of sum |w x|), 1.1 bounding |act'| for SiLU and GELU, and 2^-10 the f16 rounding
+//     of h with margin.
+void check_gated_case(const QuantSpec& spec, int64_t n_ff, int64_t n_in, int n_tokens, QgemvConfig cfg, int act,
+                      std::mt19937_64& rng) {
+  ++g_cases;
+  std::string name = "gated " + spec_name(spec) + " " + std::to_string(2 * n_ff) + "x" + std::to_string(n_in) +
+                     " n=" + std::to_string(n_tokens) + (act ? " gelu" : " silu");
+  const HostMatrix m = random_matrix(spec, 2 * n_ff, n_in, rng);
+  const bool bf = spec.format == WeightFormat::BF16;
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<uint16_t> x(size_t(n_tokens) * n_in);
+  std::vector<double> xd(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = bf ? to_bf16(u(rng)) : to_f16(u(rng));
+    xd[i] = bf ? from_bf16(x[i]) : from_f16(x[i]);
+  }
+  const DeviceMatrix dw = upload(pack(interleave_row_blocks16(m)));
+  int dev = 0, sms = 0;
+  QB_CUDA_OK(cudaGetDevice(&dev));
+  QB_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const QgemvConfig auto_cfg = choose_config(dw.shape, n_tokens, sms);
+  if (cfg.row_blocks_per_warp == 0) {
+    cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
+    cfg.half_step = auto_cfg.half_step;
+  }
+  if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
+  name += " R=" + std::to_string(cfg.row_blocks_per_warp) + " warps=" + std::to_string(cfg.warps_per_block) +
+          (cfg.half_step ? " half" : "");
+
+  const size_t fb = activation_frag_bytes(n_in, n_tokens), hb = activation_frag_bytes(n_ff, n_tokens);
+  void *dx = nullptr, *dxf = nullptr, *want = nullptr, *got = nullptr;
+  float* dy = nullptr;
+  QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
+  QB_CUDA_OK(cudaMalloc(&dxf, fb));
+  QB_CUDA_OK(cudaMalloc(&want, hb));
+  QB_CUDA_OK(cudaMalloc(&got, hb));
+  QB_CUDA_OK(cudaMalloc(&dy, size_t(n_tokens) * 2 * n_ff * sizeof(float)));
+  QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  pack_activations(dx, bf, n_tokens, n_in, dxf, nullptr);
+  QB_CUDA_OK(cudaMemset(want, 0xff, hb));
+  qgemv(dw, dxf, n_tokens, dy, nullptr, cfg);
+  ActOut to_down;
+  to_down.frag = want;
+  to_down.bf16 = bf;
+  gated_act_out(dy, int(n_ff), n_tokens, act, to_down, nullptr, false, true);
+  QgemvGatedOut go;
+  go.frag = got;
+  go.n = int(n_ff);
+  go.act = act;
+  go.bf16 = bf;
+  std::vector<uint8_t> a(hb), b(hb), b2(hb);
+  QB_CUDA_OK(cudaMemcpy(a.data(), want, hb, cudaMemcpyDeviceToHost));
+  for (auto* out : {&b, &b2}) {
+    QB_CUDA_OK(cudaMemset(got, 0xff, hb));
+    qgemv(dw, dxf, n_tokens, nullptr, nullptr, cfg, &go);
+    QB_CUDA_OK(cudaDeviceSynchronize());
+    QB_CUDA_OK(cudaMemcpy(out->data(), got, hb, cudaMemcpyDeviceToHost));
+  }
+  for (void* q : {dx, dxf, want, got, static_cast<void*>(dy)}) QB_CUDA_OK(cudaFree(q));
+
+  // Against float64, column by column, on the matrix before the interleave.
+  const int nt = (n_tokens + 7) / 8;
+  auto frag_value = [&](int tok, int64_t k) {  // the inverse of put_frag's index rule (act_store.cuh)
+    const int64_t c = k >> 6, r = k & 63, sub = r >> 4, w = r & 15, h = w >> 3, t = (w & 7) >> 1;
+    const int64_t lane = 4 * (tok & 7) + t, j = tok >> 3;
+    const size_t word = size_t(((c * nt + j) * 32 + lane) * 8 + 2 * sub + h);
+    uint32_t v;
+    std::memcpy(&v, b.data() + 4 * word, 4);
+    const uint16_t half = uint16_t((k & 1) ? v >> 16 : v & 0xffffu);
+    return bf ? from_bf16(half) : from_f16(half);
+  };
+  auto act_of = [&](double g) {
+    return act == 0 ? g / (1.0 + std::exp(-g))
+                    : 0.5 * g * (1.0 + std::tanh(0.79788456080286535588 * (g + 0.044715 * g * g * g)));
+  };
+  double worst = 0.0;
+  size_t bad = 0;
+  for (int t = 0; t < n_tokens; ++t)
+    for (int64_t k = 0; k < n_ff; ++k) {
+      double g = 0, gu = 0, up = 0, uu = 0;
+      for (int64_t i = 0; i < n_in; ++i) {
+        const double xv = xd[size_t(t) * n_in + i], wg = m.weight(k, i), wu = m.weight(n_ff + k, i);
+        g += wg * xv;
+        gu += std::fabs(wg * xv);
+        up += wu * xv;
+        uu += std::fabs(wu * xv);
+      }
+      const double h = act_of(g) * up, err = std::fabs(frag_value(t, k) - h);
+      const double bound = 1.1 * std::fabs(up) * 2e-4 * gu + std::fabs(act_of(g)) * 2e-4 * uu +
+                           std::ldexp(std::fabs(h), -10) + 1e-6;
+      bad += !(err <= bound);
+      worst = std::max(worst, err / bound);
+    }
+  const bool same = a == b, again = b == b2;
+  const bool failed = !same || !again || bad;
+  if (failed) ++g_failures;
+  std::printf("%-6s %-52s worst err/bound %.2f  %s%s%s\n", failed ? "FAIL" : "ok", name.c_str(), worst,
+              same ? "" : "(differs from qgemv + gated_act_out) ", again ? "" : "(nondeterministic) ",
+              bad ? "(outside the float64 bound)" : "");
 }
 
 // dequantize_packed (the prefill path) must give, for every weight, the f16 (or bf16) rounding of its
@@ -253,6 +363,27 @@ int main() {
     for (int n : {1, 16}) {
       check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, {1, 16, false, true}, rng);
       check_case({WeightFormat::W4A16, 128, false}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
+    }
+
+    // The fused gated epilogue: every format at an even row-block count, ragged token counts, both
+    // activations; launch rule 6's shapes at a Llama-2-7B gate|up (n_ff 11008, the half step's R = 2).
+    for (const auto& s : specs)
+      for (int r : {2, 4})
+        for (int n : {1, 9, 16}) check_gated_case(s, 192, s.group == 128 ? 1152 : 1120, n, {r, 3}, n == 9, rng);
+    for (int n : {1, 16}) check_gated_case({WeightFormat::W4A16, 128, false}, 11008, 4096, n, {}, 0, rng);
+    check_gated_case({WeightFormat::W8A16, 0, false}, 1024, 4096, 16, {}, 0, rng);  // R = 4 (rule "big")
+    check_gated_case({WeightFormat::W4A16, 128, false}, 320, 1152, 16, {2, 8, false, true}, 1, rng);
+    {  // refused where it cannot run: R = 1, or n_out / 2 not a multiple of 64
+      const DeviceMatrix dw = upload(pack(random_matrix({WeightFormat::W4A16, 128, false}, 192, 256, rng)));
+      QgemvGatedOut go;
+      go.frag = dw.weights.get();
+      go.n = 96;
+      for (QgemvConfig c : {QgemvConfig{1, 4}, QgemvConfig{2, 4}}) {
+        bool threw = false;
+        try { qgemv(dw, nullptr, 1, nullptr, nullptr, c, &go); } catch (const std::invalid_argument&) { threw = true; }
+        ++g_cases;
+        CHECK(threw, "gated epilogue accepted R = %d with n = 96", c.row_blocks_per_warp);
+      }
     }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);

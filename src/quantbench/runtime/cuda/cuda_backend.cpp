@@ -95,6 +95,9 @@ struct Mat {
   bool w8a8 = false, w8a8_fp8 = false;
   DevBuf w8q, w8s;  // W8A8: int8 codes (signed) or e4m3 codes (fp8) [n_out][n_in], f32 scale per row
   int64_t n_out = 0, n_in = 0;
+  // gate|up, packed: rows in interleaved blocks of 16 gate then 16 up rows (CudaBackendOptions::
+  // fuse_gated_act), so its output rows are too (gated_act_out's interleave16).
+  bool gate_up16 = false;
   std::string path;  // for describe()
   size_t bytes() const { return packed ? pk.bytes() : w8a8 ? w8q.bytes + w8s.bytes : dense.data.bytes; }
 };
@@ -159,7 +162,9 @@ struct CudaBackend::Impl {
   bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
-  DevBuf xfrag, wscratch;
+  // xfrag: the decode products' input fragments; xfrag2: the down product's where the gate|up product
+  // writes them (QgemvGatedOut) while its own blocks still read xfrag.
+  DevBuf xfrag, xfrag2, wscratch;
   size_t wscratch_bytes = 0;
   // W8A8: quantized activations of a decode batch (fixed at load, so captured graphs stay valid) and
   // of a prefill chunk (grown on use), with their scales and (prefill) the int32 GEMM result.
@@ -475,7 +480,18 @@ struct CudaBackend::Impl {
   }
 
   bool w8a8_enabled = true;  // CudaBackendOptions::w8a8 (QB_CUDA_W8A8=0 turns it off)
-  Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what) {
+  bool fuse_gated_act = true;  // CudaBackendOptions::fuse_gated_act
+  // The down product after a gate|up product with the fused activation: launched early too, and with
+  // the L2 prefetch of its first weights during gate|up? Both were made for a product that follows a
+  // small kernel; with products back to back each made a step slower (docs/perf.md, session 8), so off.
+  // QB_CUDA_AFTER_PRODUCT_EARLY=1: on (A/B runs).
+  bool after_product_early = false;
+  // gate|up in interleaved row blocks of 16 where that is possible: packed, and n_ff a multiple of 16.
+  bool interleave_gate_up(int64_t n_ff) const { return fuse_gated_act && n_ff % 16 == 0; }
+  // `gate_up`: parts are (gate, up); packed, their rows are interleaved in blocks of 16 where
+  // interleave_gate_up allows (Mat::gate_up16).
+  Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what,
+                     bool gate_up = false) {
     for (const auto* w : parts)
       if (w->act != runtime::cpu::ActQuant::None) {
         QB_CHECK(w8a8_enabled,
@@ -504,6 +520,10 @@ struct CudaBackend::Impl {
       hm.spec = plans[0].spec;
       hm.n_in = m.n_in;
       for (const auto* w : parts) append_packed_rows(*w, hm);
+      if (gate_up && interleave_gate_up(m.n_out / 2)) {
+        hm = interleave_row_blocks16(hm);
+        m.gate_up16 = true;
+      }
       m.packed = true;
       m.pk = upload(pack(hm));
       m.path = path;
@@ -601,8 +621,11 @@ struct CudaBackend::Impl {
     return a;
   }
 
-  // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer.
-  void gemm_ready(const Mat& m, const float* x, int T, float* y) {
+  // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer
+  // (packed decode: into `frag_in` where given, else xfrag).
+  // `early`: false keeps a packed decode product from launching early (programmatic dependent launch)
+  // where the kernel before it is a product too (see after_product_early).
+  void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true) {
     if (skips(kSkipProd, T)) return;
     const float one = 1.0f, zero = 0.0f;
     if (m.w8a8) {
@@ -634,8 +657,8 @@ struct CudaBackend::Impl {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
         QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
-        cfg.overlap_launch = overlap_launch;
-        qgemv(m.pk, xfrag.p, T, y, stream, cfg);
+        cfg.overlap_launch = overlap_launch && early;
+        qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg);
         return;
       }
       if (fused(m)) {  // qgemm reads the packed 4- or 8-bit weights itself
@@ -667,6 +690,26 @@ struct CudaBackend::Impl {
                          dense == DenseType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT),
             "gemm");
+  }
+
+  // The gate|up product of a decode step with the gated activation in its epilogue, writing the down
+  // product's input into xfrag2 (QgemvGatedOut): where the matrix is interleaved (Mat::gate_up16) and
+  // the launch shape chosen for this step pairs its row blocks. False: nothing ran (the caller runs the
+  // product and the activation kernel).
+  bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
+    if (!m.gate_up16 || !m.packed || T > 16 || !to_down.frag || skips(kSkipAct, T)) return false;
+    QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
+    if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
+    if (skips(kSkipProd, T)) return true;
+    cfg.overlap_launch = overlap_launch;
+    QgemvGatedOut go;
+    go.frag = xfrag2.p;
+    go.n = n_ff;
+    go.act = act;
+    go.bf16 = to_down.bf16;
+    mark(kQgemv);
+    qgemv(m.pk, xfrag.p, T, nullptr, stream, cfg, &go);
+    return true;
   }
 
   // f32 rows already in x -> the product's input, then the product (for producers that cannot write
@@ -711,6 +754,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
+  if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
+  if (const char* e = std::getenv("QB_CUDA_AFTER_PRODUCT_EARLY"); e && std::string(e) == "1") I.after_product_early = true;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
@@ -731,6 +776,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
   I.w8a8_enabled = options_.w8a8;
+  I.fuse_gated_act = options_.fuse_gated_act;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -788,6 +834,11 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
+  for (const auto& L : I.layers)
+    if (L.wgu.gate_up16) {
+      I.xfrag2 = DevBuf(activation_frag_bytes(sp.n_ff, 16));
+      break;
+    }
   // Decode scratch: int8 / e4m3 codes, scales, and the int32 products of the cuBLAS path.
   if (I.any_w8a8)
     I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4) + size_t(16) * size_t(I.w8_out) * 4);
@@ -824,7 +875,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const model::Model> model, CudaBackendO
     }
     L.wqkv = I.upload_stacked({&w.wq, &w.wk, &w.wv}, p + "attn_qkv");
     L.wo = I.upload_stacked({&w.wo}, p + "attn_output");
-    L.wgu = I.upload_stacked({&w.w_gate, &w.w_up}, p + "ffn_gate_up");
+    L.wgu = I.upload_stacked({&w.w_gate, &w.w_up}, p + "ffn_gate_up", true);
     L.wdown = I.upload_stacked({&w.w_down}, p + "ffn_down");
     I.layers.push_back(std::move(L));
   }
@@ -886,6 +937,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     L.wqkv = make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
     L.wo = make(sp.n_embd, sp.n_head * sp.head_dim_v, p + "attn_output");
     L.wgu = make(2 * sp.n_ff, sp.n_embd, p + "ffn_gate_up");
+    L.wgu.gate_up16 = L.wgu.packed && I.interleave_gate_up(sp.n_ff);  // random rows: any order is this one
     L.wdown = make(sp.n_embd, sp.n_ff, p + "ffn_down");
     I.layers.push_back(std::move(L));
   }
@@ -924,6 +976,18 @@ std::string CudaBackend::device_facts() const {
                      drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10, blas);
 }
 
+// The gate|up row order and where the gated activation runs, for the Manifest.
+static std::string gate_up_note(const CudaBackend::Impl& I) {
+  bool any = false;
+  for (const auto& L : I.layers) any = any || L.wgu.gate_up16;
+  if (!any) return "";
+  return fmt::format(" (packed gate|up rows in interleaved blocks of 16; at decode the gated activation runs in the "
+                     "gate|up product's epilogue wherever its launch shape pairs gate and up row blocks, the same bits "
+                     "as the activation kernel, and the down product after it is {})",
+                     I.after_product_early ? "launched early with its L2 prefetch, as after a small kernel"
+                                           : "launched plainly: no early launch, no L2 prefetch");
+}
+
 std::string CudaBackend::describe() const {
   std::map<std::string, int> paths;
   for (const Mat* m : impl_->mats()) ++paths[m->path];
@@ -936,7 +1000,7 @@ std::string CudaBackend::describe() const {
                          : std::string();
   return skip + fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
-                     "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused; kv cache {}; "
+                     "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused{}; kv cache {}; "
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
@@ -947,6 +1011,7 @@ std::string CudaBackend::describe() const {
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
                                      : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
+                     gate_up_note(*impl_),
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
                                            std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "
                                                        "dequantized to f16 per layer; ") +
@@ -1364,12 +1429,18 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
                     I.norm_loop, early_norm2, early_norm2 && I.prewait);
-      I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
-      I.l2_prefetch(L.wdown, T);
-      I.mark(Impl::kAct);
-      if (!I.skips(Impl::kSkipAct, T))
-        gated_act_out(I.gu.as<float>(), int(ff), T, act, I.target(L.wdown, T, I.g.as<float>()), st, I.small_early(T, Impl::kEarlyAct));
-      I.gemm_ready(L.wdown, I.g.as<float>(), T, o);
+      const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
+      const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
+      if (!act_fused) I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
+      if (!act_fused || I.after_product_early) I.l2_prefetch(L.wdown, T);
+      if (!act_fused) {
+        I.mark(Impl::kAct);
+        if (!I.skips(Impl::kSkipAct, T))
+          gated_act_out(I.gu.as<float>(), int(ff), T, act, to_down, st, I.small_early(T, Impl::kEarlyAct),
+                        L.wgu.gate_up16);
+      }
+      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr,
+                   !act_fused || I.after_product_early);
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
@@ -1394,7 +1465,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   I.prof_begin();
   if (graphable) {
     const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
-                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.counters.p};
+                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.xfrag2.p, I.counters.p};
     Impl::Graph& gr = I.graphs[{T, 2 * R + (fuse_rope ? 1 : 0)}];
     if (!gr.exec || gr.addr != addr) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);

@@ -64,6 +64,12 @@ struct CudaBackendOptions {
   // Decode batches with one token per sequence: rope + KV write done inside the split attention kernel
   // (one launch fewer per layer) where the head dims allow. QB_CUDA_FUSE_ROPE=0 turns it off.
   bool fuse_rope = true;
+  // Packed gate|up matrices keep their rows as interleaved blocks of 16 (16 gate rows, then the same
+  // columns' up rows), so that a decode product whose warps hold an even number of row blocks writes
+  // act(gate) * up into the down product's input itself (qgemv's QgemvGatedOut): one kernel launch fewer
+  // per layer, the same bits as the separate activation kernel. Other steps read the interleaved gate|up
+  // output in the activation kernel. QB_CUDA_FUSE_ACT=0 turns it off (halves, separate kernel).
+  bool fuse_gated_act = true;
   // Prefill chunks that are one run of one sequence: attention as two cuBLAS GEMMs around a softmax
   // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
   // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.

@@ -17,6 +17,7 @@
 #include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
+#include "quantbench/runtime/cuda/gated.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
 
 namespace qb::runtime::cuda {
@@ -71,18 +72,11 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
     x[i] += y[i];
 }
 
-// act(gate) * up for token t, column j of gate|up rows [t][2 n] (act 0: SiLU, else GELU tanh); the one
-// formula of gated_kernel and the fused gated_out_kernel.
-__device__ inline float gated_value(const float* gu, int n, int t, int j, int act) {
-  const float g = gu[size_t(t) * 2 * n + j], u = gu[size_t(t) * 2 * n + n + j];
-  float a;
-  if (act == 0) {
-    a = g / (1.0f + expf(-g));
-  } else {
-    const float c = 0.79788456080286535588f;
-    a = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
-  }
-  return a * u;
+// act(gate) * up for token t, column j of gate|up rows [t][2 n] (gated.cuh: the formula, and where
+// gate and up sit: halves, or interleaved blocks of 16 where the packed decode product fuses it).
+__device__ inline float gated_value(const float* gu, int n, int t, int j, int act, bool interleave16 = false) {
+  const float* row = gu + size_t(t) * 2 * n + gate_index(j, interleave16);
+  return gated_act_value(row[0], row[up_offset(n, interleave16)], act);
 }
 
 __global__ void gated_kernel(const float* gu, float* out, int n, int64_t total, int act) {
@@ -362,13 +356,13 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
 
 
 // grid (pair blocks, T): a thread per column pair of one token.
-__global__ void gated_out_kernel(const float* gu, int n, int nt, int act, ActOut o) {
+__global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool interleave16, ActOut o) {
   pdl_enter();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= pair_count(o, n)) return;
   const int k = 2 * p;
-  const float a = k < n ? gated_value(gu, n, t, k, act) : 0.0f;
-  const float b = k + 1 < n ? gated_value(gu, n, t, k + 1, act) : 0.0f;
+  const float a = k < n ? gated_value(gu, n, t, k, act, interleave16) : 0.0f;
+  const float b = k + 1 < n ? gated_value(gu, n, t, k + 1, act, interleave16) : 0.0f;
   store_pair(o, n, nt, t, k, a, b);
 }
 
@@ -1137,11 +1131,13 @@ void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float
   QB_CUDA_LAUNCHED();
 }
 
-void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early) {
+void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early,
+                   bool interleave16) {
   if (T <= 0) return;
+  if (interleave16 && n % 16 != 0) throw std::invalid_argument("gated_act_out: interleaved blocks of 16 need n % 16 == 0");
   const int pairs = pair_count(out, n), th = pair_threads(pairs);
   launch_kernel(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), 0, s, early,
-                gate_up, n, (T + 7) / 8, act, out);
+                gate_up, n, (T + 7) / 8, act, interleave16, out);
   QB_CUDA_LAUNCHED();
 }
 

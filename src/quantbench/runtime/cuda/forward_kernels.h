@@ -82,9 +82,11 @@ void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float
                  const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false,
                  bool prewait = false);
 
-// out[t] = act(gate[t]) * up[t] written to `out` (gate|up rows as in gated_act).
+// out[t] = act(gate[t]) * up[t] written to `out`: gate|up rows as in gated_act, or (interleave16) in
+// blocks of 16 gate values followed by the same 16 columns' up values (n % 16 == 0; the packed gate|up
+// matrix's row order where the decode product may fuse this activation: qgemv's QgemvGatedOut).
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
-                   bool early = false);
+                   bool early = false, bool interleave16 = false);
 
 // f32 rows [T][n] to the targets of `out` (out.f32 must be null or x itself).
 void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s);

@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/gated.cuh"
 #include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
@@ -60,11 +62,13 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
-template <int F, int G, bool ASYM, int R, int NT, bool HALF>
+// GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
+// run-time branch: the branch alone changed the register allocation of many plain kernels.
+template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
-                                           int n_tokens) {
+                                           int n_tokens, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
@@ -344,15 +348,47 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
       for (int i = 0; i < 4; ++i) red[warp * kPer + ((r * NT + j) * 4 + i) * 32 + lane] = acc[r][j][i];
   __syncthreads();
-  for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
+  auto reduced = [&](int e) {  // output e of the block (the layout of red), summed over the warps
     float sum = 0.f;
     for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
-    const int l = e & 31, i = (e >> 5) & 3, rj = e >> 7, j = rj % NT, r = rj / NT;
-    const int row = (rb0 + r) * 16 + (l >> 2) + 8 * (i >> 1);
-    const int tok = 8 * j + 2 * (l & 3) + (i & 1);
-    if (row < n_out && tok < n_tokens) {
-      if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
-      y[size_t(tok) * n_out + row] = sum;
+    return sum;
+  };
+  if constexpr (GATED) {
+    static_assert(R % 2 == 0, "the gated epilogue pairs gate and up row blocks");
+    // Fused gated activation (QgemvGatedOut): row blocks rb0 + 2p (gate) and rb0 + 2p + 1 (up) hold the
+    // same 16 columns. A thread takes one token and two adjacent columns (one fragment word); where a
+    // row sits in red is the inverse of the index rule in the loop below.
+    constexpr int TT = NT * 8;
+    auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
+      const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
+      return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
+    };
+    for (int q = threadIdx.x; q < (R / 2) * 8 * TT; q += blockDim.x) {
+      const int tok = q % TT, rp = (q / TT) % 8, p = q / (TT * 8);
+      const int col = (rb0 / 2 + p) * 16 + 2 * rp;  // rb0 is even (R is)
+      if (tok >= n_tokens || col >= go.n) continue;  // a row-block pair past the matrix (clamped loads)
+      float v[2][2];  // [gate, up][column col, col + 1]
+#pragma unroll
+      for (int gu = 0; gu < 2; ++gu)
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          v[gu][k] = reduced(at(2 * p + gu, 2 * rp + k, tok));
+          if constexpr (F == 1 && G == 0)
+            v[gu][k] *= __half2float(__ushort_as_half(scales[(rb0 + 2 * p + gu) * 16 + 2 * rp + k]));
+        }
+      put_frag(go.frag, (n_tokens + 7) / 8, tok, col,
+               pack2(gated_act_value(v[0][0], v[1][0], go.act), gated_act_value(v[0][1], v[1][1], go.act), go.bf16));
+    }
+  } else {
+    for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
+      float sum = reduced(e);
+      const int l = e & 31, i = (e >> 5) & 3, rj = e >> 7, j = rj % NT, r = rj / NT;
+      const int row = (rb0 + r) * 16 + (l >> 2) + 8 * (i >> 1);
+      const int tok = 8 * j + 2 * (l & 3) + (i & 1);
+      if (row < n_out && tok < n_tokens) {
+        if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
+        y[size_t(tok) * n_out + row] = sum;
+      }
     }
   }
 }
@@ -371,13 +407,13 @@ constexpr int register_cap() {  // 0: none
 #define QB_QGEMV_PARAMS                                                                                     \
   const uint4 *__restrict__ W, const uint16_t *__restrict__ scales, const uint8_t *__restrict__ zeros,    \
       const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
-      int n_tokens
-#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false>
-__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF>(QB_QGEMV_ARGS); }
-template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false>
+      int n_tokens, QgemvGatedOut go
+#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
+template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, ASYM, R, NT, HALF>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -533,39 +569,42 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 }
 
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
-                          int, int);
+                          int, int, QgemvGatedOut);
 
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false>
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
 KernelFn kernel_for() {
   constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF>();
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF>;
-  else return qgemv_kernel<F, G, ASYM, R, NT, HALF>;
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED>;
+  else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED>;
 }
-template <int F, int G, bool ASYM, int R>
-KernelFn pick_nt(int nt) {
-  return nt == 1 ? kernel_for<F, G, ASYM, R, 1>() : kernel_for<F, G, ASYM, R, 2>();
+template <int F, int G, bool ASYM, int R, bool HALF = false>
+KernelFn pick_nt(int nt, bool gated) {  // gated: R is even (checked by qgemv())
+  if constexpr (R % 2 == 0) {
+    if (gated) return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF, true>() : kernel_for<F, G, ASYM, R, 2, HALF, true>();
+  }
+  return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF>() : kernel_for<F, G, ASYM, R, 2, HALF>();
 }
 template <int F, int G, bool ASYM>
-KernelFn pick_r(int r, int nt) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt) : r == 2 ? pick_nt<F, G, ASYM, 2>(nt) : pick_nt<F, G, ASYM, 4>(nt);
+KernelFn pick_r(int r, int nt, bool gated) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false)
+                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated) : pick_nt<F, G, ASYM, 4>(nt, gated);
 }
 // The half step exists for symmetric w4g128 at R = 1 and 2 (measured there: docs/perf.md, session 9).
 bool half_step_format(const QuantSpec& s) {
   return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym;
 }
 bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
-// `half`: the half step, already checked against has_half_step by the caller.
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half) {
-  if (half) {
-    if (r == 1) return nt == 1 ? kernel_for<2, 128, false, 1, 1, true>() : kernel_for<2, 128, false, 1, 2, true>();
-    return nt == 1 ? kernel_for<2, 128, false, 2, 1, true>() : kernel_for<2, 128, false, 2, 2, true>();
-  }
+// `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
+// epilogue (R even, checked by qgemv()).
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated) {
+  if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt);
-    case WeightFormat::W8A16: return s.group == 32 ? pick_r<1, 32, false>(r, nt) : pick_r<1, 0, false>(r, nt);
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
+    case WeightFormat::W8A16:
+      return s.group == 32 ? pick_r<1, 32, false>(r, nt, gated) : pick_r<1, 0, false>(r, nt, gated);
     case WeightFormat::W4A16:
-      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt) : pick_r<2, 32, false>(r, nt);
-      return s.asym ? pick_r<2, 128, true>(r, nt) : pick_r<2, 128, false>(r, nt);
+      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, gated) : pick_r<2, 32, false>(r, nt, gated);
+      return s.asym ? pick_r<2, 128, true>(r, nt, gated) : pick_r<2, 128, false>(r, nt, gated);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -646,9 +685,21 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
   return c;
 }
 
+bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
+  return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
+}
+
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig cfg) {
+           QgemvConfig cfg, const QgemvGatedOut* gated) {
   if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("qgemv: n_tokens must be 1..16");
+  QgemvGatedOut go;
+  if (gated) {
+    if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0 || !gated_epilogue_fits(w.shape, cfg) ||
+        !gated->frag || int64_t(gated->n) * 2 != w.shape.n_out)
+      throw std::invalid_argument("qgemv: the fused gated epilogue needs a chosen config with an even row-block "
+                                  "count, n_out % 128 == 0, n = n_out / 2 and a fragment buffer");
+    go = *gated;
+  }
   const PackedShape& p = w.shape;
   if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0) {
     int dev = 0, sms = 0;
@@ -668,7 +719,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step);
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
@@ -681,7 +732,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
                 static_cast<const uint4*>(w.weights.get()), static_cast<const uint16_t*>(w.scales.get()),
                 static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y, int(p.n_out),
-                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens);
+                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, go);
   QB_CUDA_LAUNCHED();
   return cfg;
 }

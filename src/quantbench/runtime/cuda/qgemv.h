@@ -93,6 +93,10 @@ struct PackedHost {
 // Throws std::invalid_argument on impossible shapes (w4 needs n_in % group == 0, group 32 or 128).
 PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in);
 PackedHost pack(const HostMatrix& m);
+// m's rows are gate (first half) then up (second half); returns them as interleaved blocks of 16: rows
+// 32 b .. 32 b + 15 are gate rows 16 b .. 16 b + 15, rows 32 b + 16 .. 32 b + 31 the same up rows
+// (QgemvGatedOut's layout). Needs n_out / 2 % 16 == 0 (throws std::invalid_argument otherwise).
+HostMatrix interleave_row_blocks16(const HostMatrix& m);
 HostMatrix unpack(const PackedHost& p);  // exact inverse of pack() on the unpadded region
 
 // A packed matrix on the device. Owns its memory.
@@ -139,10 +143,28 @@ struct QgemvConfig {
 // 6: the current rules (5, with the half step and its shapes for symmetric w4g128).
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 6);
 
+// The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
+// up in interleaved blocks of 16 (16 gate rows, then the same 16 columns' up rows; gated_act_out's
+// interleave16), so a warp holding an even number of row blocks holds both sums of each of its columns.
+// Instead of y the kernel writes act(gate) * up, rounded to f16 (or bf16), into the next product's
+// activation fragments: the bits that y followed by gated_act_out(interleave16) writes (the same f32
+// sums, the same formula: gated.cuh). Saves the activation kernel and its launch.
+struct QgemvGatedOut {
+  void* frag = nullptr;  // the next product's fragments (the layout above, n inputs, n_tokens tokens)
+  int n = 0;             // columns: n_out / 2
+  int act = 0;           // 0 SiLU, 1 GELU (tanh approximation)
+  bool bf16 = false;     // fragments in bf16 (the next product has bf16 weights), else f16
+};
+// Whether a product of this shape, launched with `config` (after choose_config), can take the fused
+// epilogue: an even row-block count per warp (so a warp holds gate and up blocks in pairs) and
+// n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero).
+bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
+
 // y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
 // Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not
-// allow that many threads in one block.
+// allow that many threads in one block. With `gated` (config fully chosen, gated_epilogue_fits), y is
+// not written: the fused epilogue above writes gated->frag instead.
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig config = {});
+           QgemvConfig config = {}, const QgemvGatedOut* gated = nullptr);
 
 }  // namespace qb::runtime::cuda

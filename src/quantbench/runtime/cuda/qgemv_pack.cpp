@@ -3,6 +3,7 @@
 // with (the tests check unpack(pack(m)) == m and the kernels against a float64 product of m).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -241,6 +242,29 @@ DeviceMatrix allocate(const PackedShape& p) {
   d.scale_bytes = s.scales;
   d.zero_bytes = s.zeros;
   return d;
+}
+
+HostMatrix interleave_row_blocks16(const HostMatrix& m) {
+  const int64_t half = m.n_out / 2;
+  if (m.n_out % 2 != 0 || half % 16 != 0)
+    throw std::invalid_argument("interleave_row_blocks16: gate|up needs n_out / 2 to be a multiple of 16");
+  HostMatrix out = m;
+  // Every per-row array moves with its row: elements [n_out][k] for k = its size / n_out.
+  auto permute = [&](const auto& src, auto& dst) {
+    if (src.empty()) return;
+    const size_t k = src.size() / size_t(m.n_out);
+    for (int64_t r = 0; r < m.n_out; ++r) {
+      const int64_t b = r / 32, w = r % 32;
+      const int64_t from = w < 16 ? 16 * b + w : half + 16 * b + (w - 16);
+      std::copy_n(src.begin() + ptrdiff_t(size_t(from) * k), k, dst.begin() + ptrdiff_t(size_t(r) * k));
+    }
+  };
+  permute(m.bf16, out.bf16);
+  permute(m.q8, out.q8);
+  permute(m.q4, out.q4);
+  permute(m.scales, out.scales);
+  permute(m.zeros, out.zeros);
+  return out;
 }
 
 }  // namespace qb::runtime::cuda
