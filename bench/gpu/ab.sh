@@ -502,7 +502,7 @@ has s14f && kv_ab s14f streaming "int8 16" "fp8 16" "int4 16" "int8 1"
 # code).
 has s14g && kv_ab s14g one-split "int8 16" "fp8 16" "int4 16" "f16 16"
 # Session 15, s15: the gated activation in the gate|up product's epilogue (this build's default) against the
-# same build with QB_CUDA_FUSE_ACT=0 (the activation kernel, as before) and, for w4g128, with
+# same build with QB_CUDA_FUSE_ACT=0 (the activation kernel, as before) and with
 # QB_CUDA_AFTER_PRODUCT_EARLY=1 (the down product after the fused gate|up launched early, with its L2
 # prefetch); w4g128 at 1 and 16 streams and w8 at 16 (at one stream its gate|up runs R = 1: never fused), three
 # rounds.
@@ -512,7 +512,7 @@ if has s15; then
       set -- $sb
       b "fused      " $1 $2
       b "unfused    " $1 $2 QB_CUDA_FUSE_ACT=0
-      [ $1 = w4g128 ] && b "fused early" $1 $2 QB_CUDA_AFTER_PRODUCT_EARLY=1
+      b "fused early" $1 $2 QB_CUDA_AFTER_PRODUCT_EARLY=1
     done
   done 2>&1 | tee "$OUT/ab_s15.txt"
   rm -f "$OUT/tmp.log"
