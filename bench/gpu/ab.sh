@@ -504,11 +504,10 @@ has s14g && kv_ab s14g one-split "int8 16" "fp8 16" "int4 16" "f16 16"
 # Session 15, s15: the gated activation in the gate|up product's epilogue (this build's default) against the
 # same build with QB_CUDA_FUSE_ACT=0 (the activation kernel, as before) and with
 # QB_CUDA_AFTER_PRODUCT_EARLY=1 (the down product after the fused gate|up launched early, with its L2
-# prefetch); w4g128 at 1 and 16 streams and w8 at 16 (at one stream its gate|up runs R = 1: never fused), three
-# rounds.
+# prefetch); w4g128 and w8 at 1 and 16 streams, three rounds.
 if has s15; then
   for rep in 1 2 3; do
-    for sb in "w4g128 1" "w4g128 16" "w8 16"; do
+    for sb in "w4g128 1" "w4g128 16" "w8 1" "w8 16"; do
       set -- $sb
       b "fused      " $1 $2
       b "unfused    " $1 $2 QB_CUDA_FUSE_ACT=0

@@ -327,10 +327,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // while this one drains, and start ours before the previous kernel (which may produce x) is done.
   // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
   // Both are no-ops when the launch did not ask for the overlap.
-  // GATED: the next kernel is the down product itself, with no small kernel between to hold its early
-  // blocks back, so the dependents are let in only once this block's loads are done (after the loop):
-  // triggered at the start, the fused step was 4% slower at one stream (docs/perf.md, session 15).
-  if constexpr (!GATED) asm volatile("griddepcontrol.launch_dependents;");
+  asm volatile("griddepcontrol.launch_dependents;");
   const int stride = n_warps * U;
   Step cur;
   load_step(warp * U, cur);
@@ -341,7 +338,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     step_math(c0, cur);
     cur = nxt;
   }
-  if constexpr (GATED) asm volatile("griddepcontrol.launch_dependents;");
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
   constexpr int kPer = R * NT * 4 * 32;
