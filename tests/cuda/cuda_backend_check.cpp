@@ -10,7 +10,8 @@
 // graphs, the default (packed formats through qgemv for <= 16 tokens and dequantize + f16 cuBLAS for
 // prefill; other matrices dense f16, or bf16 for bf16 weights), and the default with prefill in chunks
 // of 7 tokens (so prefill runs qgemv too, and the chunk loop is exercised); each with the f16 cache,
-// and with the quantized caches (--kv int8 / fp8 / int4; int4 also in 7-token chunks).
+// and with the quantized caches (--kv int8 / fp8 / int4; int4 also in 7-token chunks); and the default
+// with each decode step's attention in one key split (every cache type: the 16-stream kernels).
 // The reference computes what the variant computes, as far as the CPU backend can be made to: the CPU
 // reference backend with the same KV cache type (f16 for the unquantized variants: the GPU has no f32
 // cache) and, for the default variants, its product inputs rounded to the 16-bit type the GPU's
@@ -596,16 +597,22 @@ void run_model(const std::string& path, bool is_stories) {
     check(msg.find("QB_CUDA_W8A8=0") != std::string::npos, path + ": W8A8 switched off: " + msg);
   }
   // f32 with decode graphs, f32 with plain launches, the default (packed / bf16), default chunk 7; then
-  // quantized caches: f32 matrices (int8, fp8, int4), the default matrices (int8, fp8), chunk 7 (int4).
+  // quantized caches: f32 matrices (int8, fp8, int4), the default matrices (int8, fp8), chunk 7 (int4);
+  // then the default with every decode step's attention in one split (f16, int8, fp8, int4 caches): the
+  // kernels a 16-stream Llama step takes (one split normalizes in its own block), which these small
+  // models' few (head, token) pairs would otherwise never reach (QB_CUDA_ATTN_ONE_SPLIT=-1).
   const KvType kv_of[] = {KvType::F16, KvType::F16, KvType::F16, KvType::F16, KvType::Int8, KvType::Fp8,
-                          KvType::Int4, KvType::Int8, KvType::Fp8, KvType::Int4, KvType::Int4};
+                          KvType::Int4, KvType::Int8, KvType::Fp8, KvType::Int4, KvType::Int4,
+                          KvType::F16, KvType::Int8, KvType::Fp8, KvType::Int4};
   size_t f16_bytes = 0;
-  for (int variant = 0; variant < 11; ++variant) {
+  for (int variant = 0; variant < 15; ++variant) {
     const KvType kv = kv_of[variant];
     const bool f32 = variant < 2 || (variant >= 4 && variant <= 6) || variant == 10;
+    const bool one_split = variant >= 11;
     const DenseType dt = f32 ? DenseType::F32 : DenseType::Bits16;
     std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : variant == 2 ? "default" : variant == 3 ? "default-chunk7"
-                      : variant == 10 ? "f32-chunk7" : f32 ? "f32" : variant == 9 ? "default-chunk7" : "default";
+                      : variant == 10 ? "f32-chunk7" : f32 ? "f32" : variant == 9 ? "default-chunk7"
+                      : one_split ? "default-onesplit" : "default";
     if (kv != KvType::F16) dns += std::string("-kv-") + std::string(runtime::kv_type_name(kv));
     const char* dn = dns.c_str();
     runtime::cuda::CudaBackendOptions co;
@@ -613,7 +620,9 @@ void run_model(const std::string& path, bool is_stories) {
     co.use_graphs = variant != 1;
     co.kv = kv;
     if (variant == 3 || variant == 9 || variant == 10) co.prefill_chunk = 7;
+    if (one_split) setenv("QB_CUDA_ATTN_ONE_SPLIT", "-1", 1);  // read by the constructor
     runtime::cuda::CudaBackend gpu(model, co);
+    if (one_split) unsetenv("QB_CUDA_ATTN_ONE_SPLIT");
     const std::string desc = gpu.describe();
     if (variant == 0 || variant == 2 || variant == 4 || variant == 8) std::printf("describe %s: %s\n", dn, desc.c_str());
     if (kv == KvType::F16) f16_bytes = gpu.kv_bytes_per_position();

@@ -125,7 +125,9 @@ struct CudaBackend::Impl {
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
-  int attn_one_split = 2;      // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off; A/B runs)
+  // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off, A/B runs; -1: one split at every
+  // decode step, which the backend check uses to reach the one-split kernels on its small models).
+  int attn_one_split = 2;
   // With the early launch on, these small kernels are launched early too (forward_kernels.h,
   // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
   // the gated activation. Measured on H100s (docs/perf.md, sessions 9 and 10): at one stream all three
@@ -481,11 +483,6 @@ struct CudaBackend::Impl {
 
   bool w8a8_enabled = true;  // CudaBackendOptions::w8a8 (QB_CUDA_W8A8=0 turns it off)
   bool fuse_gated_act = true;  // CudaBackendOptions::fuse_gated_act
-  // The down product after a gate|up product with the fused activation: launched early too, and with
-  // the L2 prefetch of its first weights during gate|up? Both were made for a product that follows a
-  // small kernel; with products back to back each made a step slower (docs/perf.md, session 8), so off.
-  // QB_CUDA_AFTER_PRODUCT_EARLY=1: on (A/B runs).
-  bool after_product_early = false;
   // gate|up in interleaved row blocks of 16 where that is possible: packed, and n_ff a multiple of 16.
   bool interleave_gate_up(int64_t n_ff) const { return fuse_gated_act && n_ff % 16 == 0; }
   // `gate_up`: parts are (gate, up); packed, their rows are interleaved in blocks of 16 where
@@ -624,7 +621,7 @@ struct CudaBackend::Impl {
   // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer
   // (packed decode: into `frag_in` where given, else xfrag).
   // `early`: false keeps a packed decode product from launching early (programmatic dependent launch)
-  // where the kernel before it is a product too (see after_product_early).
+  // where the kernel before it is a product too (the down product after gemm_gated).
   void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true) {
     if (skips(kSkipProd, T)) return;
     const float one = 1.0f, zero = 0.0f;
@@ -693,11 +690,15 @@ struct CudaBackend::Impl {
   }
 
   // The gate|up product of a decode step with the gated activation in its epilogue, writing the down
-  // product's input into xfrag2 (QgemvGatedOut): where the matrix is interleaved (Mat::gate_up16) and
-  // the launch shape chosen for this step pairs its row blocks. False: nothing ran (the caller runs the
-  // product and the activation kernel).
+  // product's input into xfrag2 (QgemvGatedOut): where the matrix is interleaved (Mat::gate_up16), the
+  // step has 2..16 tokens and the launch shape chosen for it pairs its row blocks. False: nothing ran
+  // (the caller runs the product and the activation kernel).
+  // Not at one token. There the activation kernel is launched early and costs little, and while it runs
+  // the down product launches early, loads its first weights and L2 prefetches more of them; the fused
+  // step lost that and was 4% slower (w4g128, H100). At 16 tokens it was equal for w4g128 and 1.2-1.4%
+  // faster for w8 (docs/perf.md, session 15).
   bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
-    if (!m.gate_up16 || !m.packed || T > 16 || !to_down.frag || skips(kSkipAct, T)) return false;
+    if (!m.gate_up16 || !m.packed || T < 2 || T > 16 || !to_down.frag || skips(kSkipAct, T)) return false;
     QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
     if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
     if (skips(kSkipProd, T)) return true;
@@ -750,12 +751,11 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
-  if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(0, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(-1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
-  if (const char* e = std::getenv("QB_CUDA_AFTER_PRODUCT_EARLY"); e && std::string(e) == "1") I.after_product_early = true;
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
@@ -981,11 +981,9 @@ static std::string gate_up_note(const CudaBackend::Impl& I) {
   bool any = false;
   for (const auto& L : I.layers) any = any || L.wgu.gate_up16;
   if (!any) return "";
-  return fmt::format(" (packed gate|up rows in interleaved blocks of 16; at decode the gated activation runs in the "
-                     "gate|up product's epilogue wherever its launch shape pairs gate and up row blocks, the same bits "
-                     "as the activation kernel, and the down product after it is {})",
-                     I.after_product_early ? "launched early with its L2 prefetch, as after a small kernel"
-                                           : "launched plainly: no early launch, no L2 prefetch");
+  return " (packed gate|up rows in interleaved blocks of 16; at decode steps of 2-16 tokens the gated activation "
+         "runs in the gate|up product's epilogue wherever its launch shape pairs gate and up row blocks, the same "
+         "bits as the activation kernel, and the down product after it is launched plainly, not early)";
 }
 
 std::string CudaBackend::describe() const {
@@ -1432,15 +1430,16 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
       const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
       if (!act_fused) I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
-      if (!act_fused || I.after_product_early) I.l2_prefetch(L.wdown, T);
+      if (!act_fused) I.l2_prefetch(L.wdown, T);  // (fused: products back to back, no small kernel to hide it)
       if (!act_fused) {
         I.mark(Impl::kAct);
         if (!I.skips(Impl::kSkipAct, T))
           gated_act_out(I.gu.as<float>(), int(ff), T, act, to_down, st, I.small_early(T, Impl::kEarlyAct),
                         L.wgu.gate_up16);
       }
-      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr,
-                   !act_fused || I.after_product_early);
+      // After the fused gate|up, down is launched plainly: launched early right after a product it was no
+      // faster (w4g128, w8 at 16 streams; docs/perf.md, session 15), as in session 8.
+      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused);
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);

@@ -1106,7 +1106,8 @@ bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
 
 int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one_split_blocks_per_sm) {
   // Decode batches only (T <= 16, where it was measured); prefill chunks keep the blocks-per-SM rule.
-  if (T <= 16 && one_split_blocks_per_sm > 0 && int64_t(n_head) * T >= int64_t(one_split_blocks_per_sm) * sm_count)
+  if (T <= 16 && (one_split_blocks_per_sm < 0 ||
+                  (one_split_blocks_per_sm > 0 && int64_t(n_head) * T >= int64_t(one_split_blocks_per_sm) * sm_count)))
     return 1;
   const int want = (blocks_per_sm * sm_count + n_head * T - 1) / (n_head * T);
   return want < 1 ? 1 : (want > 16 ? 16 : want);

@@ -180,7 +180,8 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
 
 // Splits for the split-key attention: in a decode batch (T <= 16), one where the (head, token) pairs
-// alone give at least `one_split_blocks_per_sm` blocks per SM (0: never); else about `blocks_per_sm`
+// alone give at least `one_split_blocks_per_sm` blocks per SM (0: never; negative: always, so that small
+// test models reach the one-split kernels); else about `blocks_per_sm`
 // blocks per SM, at most 16. Llama2-7b on an H100: 16 at 1 stream, 1 at 16 streams (3 under the
 // blocks-per-SM rule alone, measured 2-4% slower per step: docs/perf.md, session 9), 1 for prefill.
 int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm = 8, int one_split_blocks_per_sm = 2);
