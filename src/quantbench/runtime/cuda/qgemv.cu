@@ -60,42 +60,6 @@ __host__ __device__ constexpr int steps_for(int lpc, int r) {
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
-// The fused gated epilogue (QgemvGatedOut) of a block whose warps' partial sums are in red (qgemv_body's
-// layout): row blocks rb0 + 2p (gate) and rb0 + 2p + 1 (up) hold the same 16 columns. A thread takes one
-// token and two adjacent columns (one fragment word); where a row sits in red is the inverse of the
-// index rule of the plain store in qgemv_body. Not inlined: inlined, the epilogue changed how the
-// compiler scheduled the main loop above it, and the one-token half step ran 18% slower at kernel level
-// (w4g128 gate|up on an H100, docs/perf.md, session 15).
-template <int F, int G, int R, int NT>
-__device__ __noinline__ void gated_epilogue(const float* red, int n_warps, int rb0, int n_tokens,
-                                            const uint16_t* __restrict__ scales, const QgemvGatedOut& go) {
-  static_assert(R % 2 == 0, "the gated epilogue pairs gate and up row blocks");
-  constexpr int TT = NT * 8, kPer = R * NT * 4 * 32;
-  auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
-    const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
-    return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
-  };
-  for (int q = threadIdx.x; q < (R / 2) * 8 * TT; q += blockDim.x) {
-    const int tok = q % TT, rp = (q / TT) % 8, p = q / (TT * 8);
-    const int col = (rb0 / 2 + p) * 16 + 2 * rp;  // rb0 is even (R is)
-    if (tok >= n_tokens || col >= go.n) continue;  // a row-block pair past the matrix (clamped loads)
-    float v[2][2];  // [gate, up][column col, col + 1]
-#pragma unroll
-    for (int gu = 0; gu < 2; ++gu)
-#pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        const int e = at(2 * p + gu, 2 * rp + k, tok);
-        float sum = 0.f;  // summed over the warps in the plain store's order: the same bits
-        for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
-        if constexpr (F == 1 && G == 0)
-          sum *= __half2float(__ushort_as_half(scales[(rb0 + 2 * p + gu) * 16 + 2 * rp + k]));
-        v[gu][k] = sum;
-      }
-    put_frag(go.frag, (n_tokens + 7) / 8, tok, col,
-             pack2(gated_act_value(v[0][0], v[1][0], go.act), gated_act_value(v[0][1], v[1][1], go.act), go.bf16));
-  }
-}
-
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
@@ -390,7 +354,31 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     return sum;
   };
   if constexpr (GATED) {
-    gated_epilogue<F, G, R, NT>(red, n_warps, rb0, n_tokens, scales, go);
+    static_assert(R % 2 == 0, "the gated epilogue pairs gate and up row blocks");
+    // Fused gated activation (QgemvGatedOut): row blocks rb0 + 2p (gate) and rb0 + 2p + 1 (up) hold the
+    // same 16 columns. A thread takes one token and two adjacent columns (one fragment word); where a
+    // row sits in red is the inverse of the index rule in the loop below.
+    constexpr int TT = NT * 8;
+    auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
+      const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
+      return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
+    };
+    for (int q = threadIdx.x; q < (R / 2) * 8 * TT; q += blockDim.x) {
+      const int tok = q % TT, rp = (q / TT) % 8, p = q / (TT * 8);
+      const int col = (rb0 / 2 + p) * 16 + 2 * rp;  // rb0 is even (R is)
+      if (tok >= n_tokens || col >= go.n) continue;  // a row-block pair past the matrix (clamped loads)
+      float v[2][2];  // [gate, up][column col, col + 1]
+#pragma unroll
+      for (int gu = 0; gu < 2; ++gu)
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          v[gu][k] = reduced(at(2 * p + gu, 2 * rp + k, tok));
+          if constexpr (F == 1 && G == 0)
+            v[gu][k] *= __half2float(__ushort_as_half(scales[(rb0 + 2 * p + gu) * 16 + 2 * rp + k]));
+        }
+      put_frag(go.frag, (n_tokens + 7) / 8, tok, col,
+               pack2(gated_act_value(v[0][0], v[1][0], go.act), gated_act_value(v[0][1], v[1][1], go.act), go.bf16));
+    }
   } else {
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
       float sum = reduced(e);
