@@ -693,10 +693,10 @@ struct CudaBackend::Impl {
   // product's input into xfrag2 (QgemvGatedOut): where the matrix is interleaved (Mat::gate_up16), the
   // step has 2..16 tokens and the launch shape chosen for it pairs its row blocks. False: nothing ran
   // (the caller runs the product and the activation kernel).
-  // Not at one token. There the activation kernel is launched early and costs little, and while it runs
-  // the down product launches early, loads its first weights and L2 prefetches more of them; the fused
-  // step lost that and was 4% slower (w4g128, H100). At 16 tokens it was equal for w4g128 and 1.2-1.4%
-  // faster for w8 (docs/perf.md, session 15).
+  // Not at one token: there the fused w4g128 kernel (the half step) ran 3.4 us slower per product than
+  // the plain one, its main loop compiled differently, and the step was 4% slower (H100). At 16 tokens
+  // it is 1.4 us slower, about what the activation kernel costs: w4g128 steps equal, w8 1.1-1.4% faster
+  // (docs/perf.md, session 15).
   bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
     // (Timing experiments that leave out the activation or the products take the unfused path, so each
     // class still leaves out only itself.)

@@ -68,8 +68,9 @@ struct CudaBackendOptions {
   // columns' up rows), so that a decode step of 2-16 tokens whose gate|up launch shape holds an even
   // number of row blocks per warp writes act(gate) * up into the down product's input itself (qgemv's
   // QgemvGatedOut): one kernel launch fewer per layer, the same bits as the separate activation kernel.
-  // On an H100 at 16 streams: w8 1.2-1.4% faster per step, w4g128 equal; one-token steps keep the
-  // kernel (fused they were 4% slower: docs/perf.md, session 15). Other steps read the interleaved
+  // On an H100 at 16 streams: w8 1.1-1.4% faster per step, w4g128 equal; one-token steps keep the
+  // kernel (fused they were 4% slower: the fused kernel's main loop compiles slower; docs/perf.md,
+  // session 15). Other steps read the interleaved
   // gate|up output in the activation kernel. QB_CUDA_FUSE_ACT=0 turns it off (halves, separate kernel).
   bool fuse_gated_act = true;
   // Prefill chunks that are one run of one sequence: attention as two cuBLAS GEMMs around a softmax
