@@ -483,6 +483,7 @@ struct CudaBackend::Impl {
 
   bool w8a8_enabled = true;  // CudaBackendOptions::w8a8 (QB_CUDA_W8A8=0 turns it off)
   bool fuse_gated_act = true;  // CudaBackendOptions::fuse_gated_act
+  int fuse_act_min_t = 2;       // QB_CUDA_FUSE_ACT_MIN_T: the fewest tokens a fused step takes (A/B runs)
   // gate|up in interleaved row blocks of 16 where that is possible: packed, and n_ff a multiple of 16.
   bool interleave_gate_up(int64_t n_ff) const { return fuse_gated_act && n_ff % 16 == 0; }
   // `gate_up`: parts are (gate, up); packed, their rows are interleaved in blocks of 16 where
@@ -700,7 +701,8 @@ struct CudaBackend::Impl {
   bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
     // (Timing experiments that leave out the activation or the products take the unfused path, so each
     // class still leaves out only itself.)
-    if (!m.gate_up16 || !m.packed || T < 2 || T > 16 || !to_down.frag || skips(kSkipAct | kSkipProd, T)) return false;
+    if (!m.gate_up16 || !m.packed || T < fuse_act_min_t || T > 16 || !to_down.frag || skips(kSkipAct | kSkipProd, T))
+      return false;
     QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
     if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
     cfg.overlap_launch = overlap_launch;
@@ -757,6 +759,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
+  if (const char* e = std::getenv("QB_CUDA_FUSE_ACT_MIN_T")) I.fuse_act_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));

@@ -332,11 +332,28 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+#ifndef QB_PINGPONG_PLAIN
+#define QB_PINGPONG_PLAIN 0
+#endif
+  if constexpr (NT == 1 && HALF && (GATED || QB_PINGPONG_PLAIN)) {
+    // Two steps per iteration with the buffers' roles swapped in code, not copied: with `cur = nxt` the
+    // fused kernels' loop compiled with register moves and ran slower than the plain kernel's
+    // (docs/perf.md, session 15). (At 16 tokens this form spills at the register cap.)
     Step nxt;
-    load_step(c0 + stride, nxt);  // predicated off past the end
-    step_math(c0, cur);
-    cur = nxt;
+    for (int c0 = warp * U; c0 < chunks; c0 += 2 * stride) {
+      load_step(c0 + stride, nxt);  // predicated off past the end
+      step_math(c0, cur);
+      if (c0 + stride >= chunks) break;
+      load_step(c0 + 2 * stride, cur);
+      step_math(c0 + stride, nxt);
+    }
+  } else {
+    for (int c0 = warp * U; c0 < chunks; c0 += stride) {
+      Step nxt;
+      load_step(c0 + stride, nxt);  // predicated off past the end
+      step_math(c0, cur);
+      cur = nxt;
+    }
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
