@@ -39,7 +39,7 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
-# s15, s15b: session 15 (blocks below; docs/perf.md, session 15).
+# s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
 #   attention split, bf16 at 16 streams; three times.
@@ -57,7 +57,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s15] [s15b] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -516,17 +516,29 @@ if has s15; then
   done 2>&1 | tee "$OUT/ab_s15.txt"
   rm -f "$OUT/tmp.log"
 fi
-# Session 15, s15b: the one-token half step with its double buffer as an explicit ping-pong (two steps per
-# iteration, no `cur = nxt` copies). This build (A) has it in the fused gate|up kernel only; quantbench_B
-# (QB_PINGPONG_PLAIN=1) in the plain one-token half-step kernels too. w4g128 at one stream, each with the
-# activation fused at one token too (QB_CUDA_FUSE_ACT_MIN_T=1) and not; three rounds.
+# Session 15, s15b: the one-token half step's double buffer as an explicit ping-pong. At 4b2b449 this build
+# (A) had it in the fused gate|up kernel only and quantbench_B (built with QB_PINGPONG_PLAIN=1, since
+# removed) in every one-token half-step kernel, as every build since has: w4g128 at one stream, each with
+# the activation fused at one token too (QB_CUDA_FUSE_ACT_MIN_T=1) and not; three rounds.
 if has s15b; then
   for rep in 1 2 3; do
-    b "A            " w4g128 1
+    b "A            " w4g128 1 QB_CUDA_FUSE_ACT_MIN_T=2
     b "A fused at 1 " w4g128 1 QB_CUDA_FUSE_ACT_MIN_T=1
-    [ -x ./quantbench_B ] && Q=./quantbench_B b "B            " w4g128 1
+    [ -x ./quantbench_B ] && Q=./quantbench_B b "B            " w4g128 1 QB_CUDA_FUSE_ACT_MIN_T=2
     [ -x ./quantbench_B ] && Q=./quantbench_B b "B fused at 1 " w4g128 1 QB_CUDA_FUSE_ACT_MIN_T=1
   done 2>&1 | tee "$OUT/ab_s15b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+# Session 15, s15c: this build against quantbench_base (4b2b449's A: the fused kernel's ping-pong only,
+# fused at 2-16 tokens): w4g128 at 1 and 16 streams, w8 and bf16 at 1; three rounds.
+if has s15c; then
+  for rep in 1 2 3; do
+    for sb in "w4g128 1" "w4g128 16" "w8 1" "bf16 1"; do
+      set -- $sb
+      [ -x ./quantbench_base ] && Q=./quantbench_base b "base  " $1 $2
+      b "this  " $1 $2
+    done
+  done 2>&1 | tee "$OUT/ab_s15c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has deep; then

@@ -483,7 +483,7 @@ struct CudaBackend::Impl {
 
   bool w8a8_enabled = true;  // CudaBackendOptions::w8a8 (QB_CUDA_W8A8=0 turns it off)
   bool fuse_gated_act = true;  // CudaBackendOptions::fuse_gated_act
-  int fuse_act_min_t = 2;       // QB_CUDA_FUSE_ACT_MIN_T: the fewest tokens a fused step takes (A/B runs)
+  int fuse_act_min_t = 1;       // QB_CUDA_FUSE_ACT_MIN_T: the fewest tokens a fused step takes (A/B runs)
   // gate|up in interleaved row blocks of 16 where that is possible: packed, and n_ff a multiple of 16.
   bool interleave_gate_up(int64_t n_ff) const { return fuse_gated_act && n_ff % 16 == 0; }
   // `gate_up`: parts are (gate, up); packed, their rows are interleaved in blocks of 16 where
@@ -692,12 +692,12 @@ struct CudaBackend::Impl {
 
   // The gate|up product of a decode step with the gated activation in its epilogue, writing the down
   // product's input into xfrag2 (QgemvGatedOut): where the matrix is interleaved (Mat::gate_up16), the
-  // step has 2..16 tokens and the launch shape chosen for it pairs its row blocks. False: nothing ran
+  // step has 1..16 tokens and the launch shape chosen for it pairs its row blocks. False: nothing ran
   // (the caller runs the product and the activation kernel).
-  // Not at one token: there the fused w4g128 kernel (the half step) ran 3.4 us slower per product than
-  // the plain one, its main loop compiled differently, and the step was 4% slower (H100). At 16 tokens
-  // it is 1.4 us slower, about what the activation kernel costs: w4g128 steps equal, w8 1.1-1.4% faster
-  // (docs/perf.md, session 15).
+  // On an H100 (docs/perf.md, session 15): one stream, w4g128 within noise of the activation kernel
+  // once the one-token loop was rewritten (before, the fused kernel compiled 18% slower and the step
+  // lost 4%); 16 streams, w4g128 equal (its fused 16-token kernel is 1.4 us slower, about what the
+  // activation kernel costs) and w8 1.1-1.4% faster.
   bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
     // (Timing experiments that leave out the activation or the products take the unfused path, so each
     // class still leaves out only itself.)
@@ -985,9 +985,11 @@ static std::string gate_up_note(const CudaBackend::Impl& I) {
   bool any = false;
   for (const auto& L : I.layers) any = any || L.wgu.gate_up16;
   if (!any) return "";
-  return " (packed gate|up rows in interleaved blocks of 16; at decode steps of 2-16 tokens the gated activation "
-         "runs in the gate|up product's epilogue wherever its launch shape pairs gate and up row blocks, the same "
-         "bits as the activation kernel, and the down product after it is launched plainly, not early)";
+  return fmt::format(" (packed gate|up rows in interleaved blocks of 16; at decode steps of {}-16 tokens the gated "
+                     "activation runs in the gate|up product's epilogue wherever its launch shape pairs gate and up "
+                     "row blocks, the same bits as the activation kernel, and the down product after it is launched "
+                     "plainly, not early)",
+                     I.fuse_act_min_t);
 }
 
 std::string CudaBackend::describe() const {

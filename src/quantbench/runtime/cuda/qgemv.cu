@@ -332,13 +332,12 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-#ifndef QB_PINGPONG_PLAIN
-#define QB_PINGPONG_PLAIN 0
-#endif
-  if constexpr (NT == 1 && HALF && (GATED || QB_PINGPONG_PLAIN)) {
-    // Two steps per iteration with the buffers' roles swapped in code, not copied: with `cur = nxt` the
-    // fused kernels' loop compiled with register moves and ran slower than the plain kernel's
-    // (docs/perf.md, session 15). (At 16 tokens this form spills at the register cap.)
+  if constexpr (NT == 1 && HALF) {
+    // The one-token half step: two steps per iteration, the buffers' roles swapped in code instead of
+    // copied (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves
+    // and ran 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got
+    // faster too (gate|up 18.7 -> 18.2 us, down 10.6 -> 10.1; o 5.3 -> 5.6), -4% per one-stream w4g128
+    // step on an H100 (docs/perf.md, session 15). At 16 tokens this form spills at the register cap.
     Step nxt;
     for (int c0 = warp * U; c0 < chunks; c0 += 2 * stride) {
       load_step(c0 + stride, nxt);  // predicated off past the end
