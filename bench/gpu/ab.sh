@@ -501,11 +501,11 @@ has s14f && kv_ab s14f streaming "int8 16" "fp8 16" "int4 16" "int8 1"
 # with an int8, fp8 and int4 KV cache at 16 streams (one split), and the f16 cache at 16 streams (unchanged
 # code).
 has s14g && kv_ab s14g one-split "int8 16" "fp8 16" "int4 16" "f16 16"
-# Session 15, s15: the gated activation in the gate|up product's epilogue (this build's default, at steps
-# of 2-16 tokens) against the same build with QB_CUDA_FUSE_ACT=0 (the activation kernel, as before):
-# w4g128 at 1 (unchanged: one-token steps are never fused) and 16 streams, w8 at 16; three rounds. The
-# session's two measuring calls also ran the fusion at one token and the down product launched early after
-# it (commits b3794b7 and 0c4d217; docs/perf.md, session 15).
+# Session 15, s15: the gated activation in the gate|up product's epilogue (the default; at 29ffab4, where
+# this block last ran, at steps of 2-16 tokens, from 7dbb6e4 on from one token) against the same build
+# with QB_CUDA_FUSE_ACT=0 (the activation kernel, as before): w4g128 at 1 and 16 streams, w8 at 16; three
+# rounds. The session's first two calls also ran the down product launched early after the fused gate|up
+# (commits b3794b7 and 0c4d217; docs/perf.md, session 15).
 if has s15; then
   for rep in 1 2 3; do
     for sb in "w4g128 1" "w4g128 16" "w8 16"; do
