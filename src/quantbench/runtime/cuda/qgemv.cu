@@ -336,7 +336,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     // The one-token half step: two steps per iteration, the buffers' roles swapped in code instead of
     // copied (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves
     // and ran 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got
-    // faster too (gate|up 18.7 -> 18.2 us, down 10.6 -> 10.1; o 5.3 -> 5.6), -4% per one-stream w4g128
+    // faster too (gate|up 18.7 -> 18.2 us, down 10.6 -> 10.1; o 5.3 -> 5.6), -3 to -4% per one-stream w4g128
     // step on an H100 (docs/perf.md, session 15). At 16 tokens this form spills at the register cap.
     Step nxt;
     for (int c0 = warp * U; c0 < chunks; c0 += 2 * stride) {
