@@ -37,6 +37,12 @@ const QuantSpec kSpecs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A
 const int kTokens[] = {1, 4, 16};
 constexpr size_t kRotateBytes = 256u << 20;  // > 5x the 50 MB L2
 
+// "R2w8h": row blocks per warp, warps per block, and the half step where it ran.
+std::string launch_name(const QgemvConfig& c) {
+  return "R" + std::to_string(c.row_blocks_per_warp) + "w" + std::to_string(c.warps_per_block) +
+         (c.half_step ? "h" : "");
+}
+
 struct Row {
   std::string shape, spec, config;
   int n_out, n_in, n;
@@ -108,6 +114,24 @@ int main(int argc, char** argv) {
           if (d.zeros) fill_bytes(d.zeros.get(), d.zero_bytes, 900 + c, 0x0f, s);
         }
         const int inner = copies * std::max(1, 24 / copies);
+        // One timed product as a row: its CSV line written, the Row returned for the summaries.
+        auto record = [&](const std::string& spec_label, const std::string& config, int n, const Timing& t) {
+          Row r;
+          r.shape = sh.name;
+          r.spec = spec_label;
+          r.config = config;
+          r.n_out = sh.n_out;
+          r.n_in = sh.n_in;
+          r.n = n;
+          r.bytes = one;
+          r.t = t;
+          r.gbs = one / (t.median_ms * 1e6);
+          r.share = r.gbs / roof;
+          std::fprintf(csv, "qgemv_%s,%s,%d,%d,%d,%s,%zu,%.3f,%.3f,%.3f,%d,%.1f,%.4f\n", r.spec.c_str(), sh.name,
+                       sh.n_out, sh.n_in, n, r.config.c_str(), one, t.median_ms * 1e3, t.min_ms * 1e3, t.max_ms * 1e3,
+                       t.reps, r.gbs, r.share);
+          return r;
+        };
         for (int n : kTokens) {
           void* xf = spec.format == WeightFormat::BF16 ? xbf16[n] : xf16[n];
           // The heuristic launch shape without and with the launch overlap, then (full runs) the sweep.
@@ -133,23 +157,11 @@ int main(int argc, char** argv) {
             const QgemvConfig ran = qgemv(w[0], xf, n, y, s, cfg);  // the launch shape that really runs
             const Timing t = time_graph(
                 [&](int i, cudaStream_t st) { qgemv(w[size_t(i % copies)], xf, n, y, st, cfg); }, inner, reps, s);
-            Row r;
-            r.shape = sh.name;
             const bool is_prev = prev_differs && ci == prev_index;
-            r.spec = spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + (is_prev ? "-r5" : "");
-            r.config = std::string(cfg.row_blocks_per_warp ? (is_prev ? "rule5:" : "") : "auto:") + "R" +
-                       std::to_string(ran.row_blocks_per_warp) + "w" + std::to_string(ran.warps_per_block) +
-                       (ran.half_step ? "h" : "") + (cfg.overlap_launch ? "+pdl" : "");
-            r.n_out = sh.n_out;
-            r.n_in = sh.n_in;
-            r.n = n;
-            r.bytes = one;
-            r.t = t;
-            r.gbs = one / (t.median_ms * 1e6);
-            r.share = r.gbs / roof;
-            std::fprintf(csv, "qgemv_%s,%s,%d,%d,%d,%s,%zu,%.3f,%.3f,%.3f,%d,%.1f,%.4f\n", r.spec.c_str(), sh.name,
-                         sh.n_out, sh.n_in, n, r.config.c_str(), one, t.median_ms * 1e3, t.min_ms * 1e3,
-                         t.max_ms * 1e3, t.reps, r.gbs, r.share);
+            const Row r = record(spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + (is_prev ? "-r5" : ""),
+                                 std::string(cfg.row_blocks_per_warp ? (is_prev ? "rule5:" : "") : "auto:") +
+                                     launch_name(ran) + (cfg.overlap_launch ? "+pdl" : ""),
+                                 n, t);
             const std::string key =
                 spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + "|" + sh.name + "|" + std::to_string(n);
             if (cfg.row_blocks_per_warp == 0 || is_prev) rows.push_back(r);
@@ -167,22 +179,7 @@ int main(int argc, char** argv) {
             const Timing t = time_graph(
                 [&](int i, cudaStream_t st) { qgemv(w[size_t(i % copies)], xf, n, nullptr, st, cur, &go); }, inner,
                 reps, s);
-            Row r;
-            r.shape = sh.name;
-            r.spec = spec_name(spec) + "+gated";
-            r.config = "auto:R" + std::to_string(cur.row_blocks_per_warp) + "w" + std::to_string(cur.warps_per_block) +
-                       (cur.half_step ? "h" : "") + "+gated";
-            r.n_out = sh.n_out;
-            r.n_in = sh.n_in;
-            r.n = n;
-            r.bytes = one;
-            r.t = t;
-            r.gbs = one / (t.median_ms * 1e6);
-            r.share = r.gbs / roof;
-            std::fprintf(csv, "qgemv_%s,%s,%d,%d,%d,%s,%zu,%.3f,%.3f,%.3f,%d,%.1f,%.4f\n", r.spec.c_str(), sh.name,
-                         sh.n_out, sh.n_in, n, r.config.c_str(), one, t.median_ms * 1e3, t.min_ms * 1e3,
-                         t.max_ms * 1e3, t.reps, r.gbs, r.share);
-            rows.push_back(r);
+            rows.push_back(record(spec_name(spec) + "+gated", "auto:" + launch_name(cur) + "+gated", n, t));
             QB_CUDA_OK(cudaStreamSynchronize(s));
             QB_CUDA_OK(cudaFree(hfrag));
           }

@@ -45,6 +45,19 @@ Tol tolerance(const QuantSpec& s) {
   return Tol{2e-4, 1e-5};
 }
 
+// Random activations in (-1, 1) rounded to the kernels' 16-bit type (bf16 for bf16 weights, else f16):
+// x holds the bits, xd their exact values for the float64 reference.
+void random_activations(bool bf16, size_t count, std::mt19937_64& rng, std::vector<uint16_t>& x,
+                        std::vector<double>& xd) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  x.resize(count);
+  xd.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    x[i] = bf16 ? to_bf16(u(rng)) : to_f16(u(rng));
+    xd[i] = bf16 ? from_bf16(x[i]) : from_f16(x[i]);
+  }
+}
+
 void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens, QgemvConfig cfg,
                 std::mt19937_64& rng) {
   ++g_cases;
@@ -52,13 +65,9 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
                      " n=" + std::to_string(n_tokens);
   const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
   const bool bf16_act = spec.format == WeightFormat::BF16;
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<uint16_t> x(size_t(n_tokens) * n_in);
-  std::vector<double> xd(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    x[i] = bf16_act ? to_bf16(u(rng)) : to_f16(u(rng));
-    xd[i] = bf16_act ? from_bf16(x[i]) : from_f16(x[i]);
-  }
+  std::vector<uint16_t> x;
+  std::vector<double> xd;
+  random_activations(bf16_act, size_t(n_tokens) * n_in, rng, x, xd);
 
   const DeviceMatrix dw = upload(pack(m));
   void *dx = nullptr, *dxf = nullptr;
@@ -119,25 +128,10 @@ void check_gated_case(const QuantSpec& spec, int64_t n_ff, int64_t n_in, int n_t
                      " n=" + std::to_string(n_tokens) + (act ? " gelu" : " silu");
   const HostMatrix m = random_matrix(spec, 2 * n_ff, n_in, rng);
   const bool bf = spec.format == WeightFormat::BF16;
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<uint16_t> x(size_t(n_tokens) * n_in);
-  std::vector<double> xd(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    x[i] = bf ? to_bf16(u(rng)) : to_f16(u(rng));
-    xd[i] = bf ? from_bf16(x[i]) : from_f16(x[i]);
-  }
+  std::vector<uint16_t> x;
+  std::vector<double> xd;
+  random_activations(bf, size_t(n_tokens) * n_in, rng, x, xd);
   const DeviceMatrix dw = upload(pack(interleave_row_blocks16(m)));
-  int dev = 0, sms = 0;
-  QB_CUDA_OK(cudaGetDevice(&dev));
-  QB_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const QgemvConfig auto_cfg = choose_config(dw.shape, n_tokens, sms);
-  if (cfg.row_blocks_per_warp == 0) {
-    cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
-    cfg.half_step = auto_cfg.half_step;
-  }
-  if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
-  name += " R=" + std::to_string(cfg.row_blocks_per_warp) + " warps=" + std::to_string(cfg.warps_per_block) +
-          (cfg.half_step ? " half" : "");
 
   const size_t fb = activation_frag_bytes(n_in, n_tokens), hb = activation_frag_bytes(n_ff, n_tokens);
   void *dx = nullptr, *dxf = nullptr, *want = nullptr, *got = nullptr;
@@ -150,7 +144,9 @@ void check_gated_case(const QuantSpec& spec, int64_t n_ff, int64_t n_in, int n_t
   QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
   pack_activations(dx, bf, n_tokens, n_in, dxf, nullptr);
   QB_CUDA_OK(cudaMemset(want, 0xff, hb));
-  qgemv(dw, dxf, n_tokens, dy, nullptr, cfg);
+  cfg = qgemv(dw, dxf, n_tokens, dy, nullptr, cfg);  // the launch shape that ran: the fused run takes the same
+  name += " R=" + std::to_string(cfg.row_blocks_per_warp) + " warps=" + std::to_string(cfg.warps_per_block) +
+          (cfg.half_step ? " half" : "");
   ActOut to_down;
   to_down.frag = want;
   to_down.bf16 = bf;
