@@ -39,6 +39,7 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
+# s16: session 16 (block below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
 # s13: this build against quantbench_prev: w4g128 at 1 and 16 streams, w4g128 at 16 with more than one
@@ -57,7 +58,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s16] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -531,6 +532,32 @@ if has s15b; then
 fi
 # Session 15, s15c: this build against quantbench_base (4b2b449's A: the fused kernel's ping-pong only,
 # fused at 2-16 tokens): w4g128 at 1 and 16 streams, w8 and bf16 at 1; three rounds.
+if has s16; then
+  # Session 16: the gated epilogue summing over the warps in a pass of its own, and the decode norms
+  # over thread-block clusters (QB_CUDA_NORM_CLUSTER; 8 at 2-16 rows by default). Kernel level: this
+  # build and qb_gpu_bench_base (the previous build) for w4g128 and w8; then steps against
+  # quantbench_base, the cluster off, on from 2 rows (default) and from one row; three times.
+  for spec in w4g128 w8; do
+    for bin in qb_gpu_bench qb_gpu_bench_base; do
+      [ -x ./$bin ] || continue
+      mkdir -p "$OUT/${bin}_$spec"
+      QB_BENCH_SPEC=$spec QB_BENCH_NO_PDL=1 timeout 300 ./$bin "$OUT/${bin}_$spec" --quick > "$OUT/${bin}_${spec}_quick.log" 2>&1
+      echo "$bin $spec --quick rc $?"
+      grep -E "^(o|qkv|gate.up|down) " "$OUT/${bin}_${spec}_quick.log" | cut -c1-100
+    done
+  done 2>&1 | tee "$OUT/ab_s16_kernels.txt"
+  for rep in 1 2 3; do
+    for sb in "w4g128 1,16" "w8 1,16"; do
+      set -- $sb
+      [ -x ./quantbench_base ] && Q=./quantbench_base b "base  " $1 $2
+      b "c0    " $1 $2 QB_CUDA_NORM_CLUSTER=0
+      b "c8    " $1 $2
+      b "c8t1  " $1 $2 QB_CUDA_NORM_CLUSTER_MIN_T=1
+      b "c4    " $1 $2 QB_CUDA_NORM_CLUSTER=4
+    done
+  done 2>&1 | tee "$OUT/ab_s16.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has s15c; then
   for rep in 1 2 3; do
     for sb in "w4g128 1" "w4g128 16" "w8 1" "bf16 1"; do
