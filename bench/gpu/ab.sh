@@ -534,8 +534,9 @@ fi
 # fused at 2-16 tokens): w4g128 at 1 and 16 streams, w8 and bf16 at 1; three rounds.
 if has s16; then
   # Session 16: the gated epilogue summing over the warps in a pass of its own, and the decode norms
-  # over thread-block clusters (QB_CUDA_NORM_CLUSTER; 8 at 2-16 rows by default). Kernel level: this
-  # build and qb_gpu_bench_base (the previous build) for w4g128 and w8; then steps against
+  # over thread-block clusters (QB_CUDA_NORM_CLUSTER; 8 at 2-16 rows by default), both in the build of
+  # commit 9106597 (the clusters lost and were removed after it: docs/perf.md, session 16). Kernel
+  # level: this build and qb_gpu_bench_base (the previous build) for w4g128 and w8; then steps against
   # quantbench_base, the cluster off, on from 2 rows (default) and from one row; three times.
   for spec in w4g128 w8; do
     for bin in qb_gpu_bench qb_gpu_bench_base; do

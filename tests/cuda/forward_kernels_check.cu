@@ -90,14 +90,12 @@ void check_targets(const std::vector<float>& rows, int n, int T, bool bf, const 
   }
 }
 
-// cluster: add_rmsnorm's `cluster` (0: one block per row); where given, the clustered kernel must run.
 void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::mt19937_64& rng, bool loop = false,
-                       bool prewait = false, int cluster = 0) {
+                       bool prewait = false) {
   ++g_n;
   const std::string name = "add_rmsnorm n=" + std::to_string(n) + " T=" + std::to_string(T) +
                            (with_add ? " +add" : "") + (gather ? " gather" : "") + (bf ? " bf16" : " f16") +
-                           (loop ? " loop kernel" : "") + (prewait ? " prewait" : "") +
-                           (cluster ? " cluster " + std::to_string(cluster) : "");
+                           (loop ? " loop kernel" : "") + (prewait ? " prewait" : "");
   const int X = gather ? T + 3 : T;  // rows of x; the gathered T rows are a permutation subset
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   std::vector<float> x(size_t(X) * n), ad(x.size()), w(static_cast<size_t>(n));
@@ -121,10 +119,9 @@ void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::m
   o.half_rows = half.p;
   o.frag = T <= 16 ? frag.p : nullptr;
   o.bf16 = bf;
-  const int ran = add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr,
-                              loop, false, prewait, cluster);
+  add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr, loop, false,
+              prewait);
   QB_CUDA_OK(cudaDeviceSynchronize());
-  FCHECK(ran == (cluster ? cluster : 1), "%s: ran with clusters of %d", name.c_str(), ran);
   const auto gx = dx.get(), gy = out.get();
   std::vector<bool> used(size_t(X), false);
   size_t bad_x = 0, bad_y = 0;
@@ -695,15 +692,6 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_add_rmsnorm(4096, 1, true, false, false, rng, true);
   check_add_rmsnorm(172, 16, true, true, true, rng, true);
   check_add_rmsnorm(172, 16, true, true, true, rng);
-  // The clustered kernel (decode rows with fragments: padded pairs 96 for n = 172, 2048 for 4096, 4096
-  // for 8192 at two pairs per thread and 2 blocks, the widest it takes).
-  for (int cl : {2, 4, 8})
-    for (int T : {1, 5, 16}) {
-      check_add_rmsnorm(4096, T, true, false, T == 5, rng, false, T == 1, cl);
-      check_add_rmsnorm(172, T, T != 5, T == 16, T == 1, rng, false, false, cl);
-    }
-  check_add_rmsnorm(4096, 3, true, true, false, rng, false, true, 8);  // a gather loads after the wait anyway
-  check_add_rmsnorm(8192, 2, true, false, false, rng, false, true, 2);
   for (int n : {172, 11008})
     for (int T : {1, 9, 16, 33}) check_gated(n, T, T % 2, T == 9, rng);
   const AttnCase cases_[] = {

@@ -117,12 +117,6 @@ struct CudaBackend::Impl {
   Mat output;
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  // Decode norms of norm_cluster_min_t .. 16 rows spread each row over a cluster of norm_cluster blocks
-  // (add_rmsnorm's `cluster`; 0 or 1: one block per row). QB_CUDA_NORM_CLUSTER, QB_CUDA_NORM_CLUSTER_MIN_T.
-  int norm_cluster = 8, norm_cluster_min_t = 2;
-  int norm_cluster_for(int rows) const {
-    return rows >= norm_cluster_min_t && rows <= 16 ? norm_cluster : 0;
-  }
   int launch_rule = 6;     // QB_CUDA_LAUNCH_RULE=4|5: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
@@ -755,8 +749,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL"); e) options_.overlap_launch = std::string(e) != "0";
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
-  if (const char* e = std::getenv("QB_CUDA_NORM_CLUSTER")) I.norm_cluster = std::clamp(std::atoi(e), 0, 8);
-  if (const char* e = std::getenv("QB_CUDA_NORM_CLUSTER_MIN_T")) I.norm_cluster_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
@@ -1013,7 +1005,7 @@ std::string CudaBackend::describe() const {
   return skip + fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
                      "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused{}; kv cache {}; "
-                     "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout{}, "
+                     "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
@@ -1024,11 +1016,6 @@ std::string CudaBackend::describe() const {
                                        "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
                                      : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
                      gate_up_note(*impl_),
-                     impl_->norm_cluster >= 2 && impl_->norm_cluster_min_t <= 16
-                         ? fmt::format(" (at decode steps of {}-16 rows, each row over a cluster of {} blocks "
-                                       "that exchange partial sums of squares in shared memory)",
-                                       impl_->norm_cluster_min_t, impl_->norm_cluster)
-                         : std::string(),
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
                                            std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "
                                                        "dequantized to f16 per layer; ") +
@@ -1325,8 +1312,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait,
-                    I.norm_cluster_for(T));
+                    I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
       I.gemm_ready(L.wqkv, h, T, qkv);
       I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
@@ -1446,7 +1432,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
-                    I.norm_loop, early_norm2, early_norm2 && I.prewait, I.norm_cluster_for(T));
+                    I.norm_loop, early_norm2, early_norm2 && I.prewait);
       const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
       const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
       if (!act_fused) I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
@@ -1471,8 +1457,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.l2_prefetch(I.output, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                  I.target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm),
-                  false, I.norm_cluster_for(R));
+                  I.target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
       I.gemm_ready(I.output, h, R, I.logits.as<float>());
       if (sp.final_softcap > 0) {
         I.mark(Impl::kOther);

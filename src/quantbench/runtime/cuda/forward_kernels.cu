@@ -9,7 +9,6 @@
 // cores (head dims 64 / 128; else two cuBLAS GEMMs around a softmax kernel).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
-#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
@@ -23,7 +22,6 @@
 
 namespace qb::runtime::cuda {
 namespace {
-namespace cg = cooperative_groups;
 
 __device__ inline double block_sum(double v, double* sh) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -356,77 +354,6 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
   }
 }
 
-
-// The same for one row spread over a cluster of blocks (grid (cluster, T)): block b of the cluster takes
-// pairs [b * per_block, (b + 1) * per_block) of the padded row, kClusterPairs per thread, in registers.
-// Each block reduces its sum of squares, the cluster exchanges the partial sums through distributed
-// shared memory, and every block adds them in rank order (the same f32 sum in every block, independent
-// of scheduling). One block per token left the 16-token decode norm to 16 SMs, each moving its row's
-// 48 KB alone; this spreads it over 16 x cluster SMs. `prewait` as in add_rmsnorm_reg_kernel.
-constexpr int kClusterPairs = 2;
-__global__ void add_rmsnorm_cluster_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
-                                           const int32_t* rows, ActOut o, int per_block, bool prewait) {
-  __shared__ float red[32];
-  __shared__ float block_ss;
-  cg::cluster_group cluster = cg::this_cluster();
-  const int t = blockIdx.y;
-  const int p0 = int(cluster.block_rank()) * per_block;
-  float va[kClusterPairs], vb[kClusterPairs], wa[kClusterPairs], wb[kClusterPairs];
-  auto load_row = [&](const float* xr, bool l2) {
-#pragma unroll
-    for (int k = 0; k < kClusterPairs; ++k) {
-      const int p = threadIdx.x + k * blockDim.x, c = 2 * (p0 + p);
-      va[k] = vb[k] = 0.0f;
-      wa[k] = wb[k] = 1.0f;
-      if (p < per_block && c < n) {
-        va[k] = l2 ? __ldcg(xr + c) : xr[c];
-        if (w) wa[k] = w[c];
-      }
-      if (p < per_block && c + 1 < n) {
-        vb[k] = l2 ? __ldcg(xr + c + 1) : xr[c + 1];
-        if (w) wb[k] = w[c + 1];
-      }
-    }
-  };
-  const bool pre = prewait && !rows;
-  if (pre) load_row(x + size_t(t) * n, true);
-  pdl_enter();
-  const int r = rows ? rows[t] : t;
-  float* xr = x + size_t(r) * n;
-  const float* ar = add ? add + size_t(r) * n : nullptr;
-  if (!pre) load_row(xr, false);
-  float ss = 0.0f;
-#pragma unroll
-  for (int k = 0; k < kClusterPairs; ++k) {
-    const int p = threadIdx.x + k * blockDim.x, c = 2 * (p0 + p);
-    if (ar && p < per_block && c < n) va[k] += ar[c];
-    if (ar && p < per_block && c + 1 < n) vb[k] += ar[c + 1];
-    ss += va[k] * va[k] + vb[k] * vb[k];
-  }
-  if (ar) {
-#pragma unroll
-    for (int k = 0; k < kClusterPairs; ++k) {
-      const int p = threadIdx.x + k * blockDim.x, c = 2 * (p0 + p);
-      if (p < per_block && c < n) xr[c] = va[k];
-      if (p < per_block && c + 1 < n) xr[c + 1] = vb[k];
-    }
-  }
-  ss = block_reduce(ss, red, false);
-  if (threadIdx.x == 0) block_ss = ss;
-  cluster.sync();  // every block's partial sum written
-  float total = 0.0f;
-  for (unsigned b = 0; b < cluster.num_blocks(); ++b) total += *cluster.map_shared_rank(&block_ss, b);
-  cluster.sync();  // read by every block before any block exits
-  const float sc = 1.0f / sqrtf(total / float(n) + eps);
-#pragma unroll
-  for (int k = 0; k < kClusterPairs; ++k) {
-    const int p = threadIdx.x + k * blockDim.x, c = 2 * (p0 + p);
-    if (p >= per_block) break;
-    const float a = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
-    const float b = c + 1 < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
-    store_pair(o, n, nt, t, c, a, b);
-  }
-}
 
 // grid (pair blocks, T): a thread per column pair of one token.
 __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool interleave16, ActOut o) {
@@ -1186,34 +1113,23 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one
   return want < 1 ? 1 : (want > 16 ? 16 : want);
 }
 
-int add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                const ActOut& out, cudaStream_t s, bool loop_kernel, bool early, bool prewait, int cluster) {
-  if (T <= 0) return 1;
+void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
+                 const ActOut& out, cudaStream_t s, bool loop_kernel, bool early, bool prewait) {
+  if (T <= 0) return;
   const int pairs = pair_count(out, n);
-  if (!loop_kernel && cluster >= 2 && cluster <= 8 && pairs % cluster == 0 &&
-      pairs / cluster <= kClusterPairs * 1024) {
-    const int per_block = pairs / cluster;
-    int threads = ((per_block + kClusterPairs - 1) / kClusterPairs + 31) / 32 * 32;
-    threads = threads < 64 ? 64 : threads;
-    launch_kernel_clusters(add_rmsnorm_cluster_kernel, dim3(unsigned(cluster), unsigned(T)), dim3(unsigned(threads)),
-                           0, s, early, unsigned(cluster), x, add, w, n, (T + 7) / 8, eps, rows, out, per_block, prewait);
-    QB_CUDA_LAUNCHED();
-    return cluster;
-  }
   int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
   reg_threads = reg_threads < 64 ? 64 : reg_threads;
   if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
     launch_kernel(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), 0, s, early, x, add, w,
                   n, (T + 7) / 8, eps, rows, out, prewait);
     QB_CUDA_LAUNCHED();
-    return 1;
+    return;
   }
   int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
   threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
   launch_kernel(add_rmsnorm_kernel, dim3(unsigned(T)), dim3(unsigned(threads)), 0, s, early, x, add, w, n,
                 (T + 7) / 8, eps, rows, out);
   QB_CUDA_LAUNCHED();
-  return 1;
 }
 
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early,

@@ -78,13 +78,9 @@ struct ActOut {
 // kernel before reading. Only after a kernel (not a copy) in the same stream.
 // `prewait` (register kernel, no row gather): x's row and w are loaded before that wait, which is
 // right only where x was not written by the kernel just before (the decode step: only `add` was).
-// `cluster` (2..8): each row is spread over a thread-block cluster of that many blocks, which exchange
-// their partial sums of squares through distributed shared memory (Hopper), where the row's padded
-// column pairs divide evenly (else, and with loop_kernel, one block per row as before). Returns the
-// cluster size that ran (1: one block per row).
-int add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
+void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
                  const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false,
-                 bool prewait = false, int cluster = 0);
+                 bool prewait = false);
 
 // out[t] = act(gate[t]) * up[t] written to `out`: gate|up rows as in gated_act, or (interleave16) in
 // blocks of 16 gate values followed by the same 16 columns' up values (n % 16 == 0; the packed gate|up

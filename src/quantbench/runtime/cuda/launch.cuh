@@ -12,37 +12,20 @@
 
 namespace qb::runtime::cuda {
 
-// The same with the grid's x dimension cut into thread-block clusters of `cluster_x` blocks (Hopper;
-// 1: no clusters).
 template <typename... Params, typename... Args>
-void launch_kernel_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool early,
-                            unsigned cluster_x, Args&&... args) {
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool early,
+                   Args&&... args) {
   cudaLaunchConfig_t c = {};
   c.gridDim = grid;
   c.blockDim = block;
   c.dynamicSmemBytes = smem;
   c.stream = s;
-  cudaLaunchAttribute at[2];
-  unsigned n = 0;
-  if (early) {
-    at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster_x > 1) {
-    at[n].id = cudaLaunchAttributeClusterDimension;
-    at[n].val.clusterDim.x = cluster_x;
-    at[n].val.clusterDim.y = 1;
-    at[n++].val.clusterDim.z = 1;
-  }
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
   c.attrs = at;
-  c.numAttrs = n;
+  c.numAttrs = early ? 1 : 0;
   QB_CUDA_OK(cudaLaunchKernelEx(&c, kernel, std::forward<Args>(args)...));
-}
-
-template <typename... Params, typename... Args>
-void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool early,
-                   Args&&... args) {
-  launch_kernel_clusters(kernel, grid, block, smem, s, early, 1u, std::forward<Args>(args)...);
 }
 
 }  // namespace qb::runtime::cuda
