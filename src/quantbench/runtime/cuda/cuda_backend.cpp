@@ -359,7 +359,20 @@ struct CudaBackend::Impl {
     return v;
   }
 
+  // QB_CUDA_STEP_SPAN=1 (experiment): device time of each greedy step from its table upload to its ids
+  // download (events), summed per step size and printed at exit, to compare with the wall-clock step.
+  bool step_span = false;
+  cudaEvent_t span_ev[4] = {};  // before the table upload, after it, after the forward pass, after the download
+  struct Span { double upload = 0, forward = 0, tail = 0; int n = 0; };
+  std::map<int, Span> spans;
+
   ~Impl() {
+    for (const auto& [t, v] : spans)
+      std::fprintf(stderr, "step span T=%d: %.2f us = upload %.2f + forward %.2f + argmax and download %.2f (means over "
+                   "%d steps, device events)\n", t, 1e3 * (v.upload + v.forward + v.tail) / v.n, 1e3 * v.upload / v.n,
+                   1e3 * v.forward / v.n, 1e3 * v.tail / v.n, v.n);
+    for (cudaEvent_t e : span_ev)
+      if (e) cudaEventDestroy(e);
     for (auto& [k, g] : graphs)
       if (g.exec) cudaGraphExecDestroy(g.exec);
     seqs.clear();
@@ -749,6 +762,10 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL"); e) options_.overlap_launch = std::string(e) != "0";
   I.overlap_launch = options_.overlap_launch;
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
+  if (const char* e = std::getenv("QB_CUDA_STEP_SPAN"); e && std::string(e) == "1") {
+    I.step_span = true;
+    for (cudaEvent_t& e : I.span_ev) cuda_ok(cudaEventCreate(&e), "cudaEventCreate");
+  }
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
@@ -1231,7 +1248,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   if (!emb.empty()) std::memcpy(tab + o_emb, emb.data(), emb.size() * 4);
   std::memcpy(tab + o_tok, toks.data(), toks.size() * 4);
   I.tabs.ensure(total);
+  const bool span = I.step_span && ids_out && R > 0;
+  if (span) cuda_ok(cudaEventRecord(I.span_ev[0], I.stream), "span event");
   cuda_ok(cudaMemcpyAsync(I.tabs.p, tab, total, cudaMemcpyHostToDevice, I.stream), "table upload");
+  if (span) cuda_ok(cudaEventRecord(I.span_ev[1], I.stream), "span event");
   uint8_t* dt = I.tabs.as<uint8_t>();
   void* const* d_ptrs = reinterpret_cast<void* const*>(dt + o_ptr);
   const int64_t* d_pos = reinterpret_cast<const int64_t*>(dt + o_pos);
@@ -1496,12 +1516,23 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     enqueue();
   }
   if (R > 0 && greedy) {
+    if (span) cuda_ok(cudaEventRecord(I.span_ev[2], st), "span event");
     I.mark(Impl::kArgmax);
     argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, I.ids.as<int32_t>(), st);
     I.prof_end(T);
     I.out_host.ensure(size_t(R) * 4);
     cuda_ok(cudaMemcpyAsync(I.out_host.p, I.ids.p, size_t(R) * 4, cudaMemcpyDeviceToHost, st), "ids download");
+    if (span) cuda_ok(cudaEventRecord(I.span_ev[3], st), "span event");
     cuda_ok(cudaStreamSynchronize(st), "forward");
+    if (span) {
+      float ms[3] = {};
+      for (int i = 0; i < 3; ++i) cuda_ok(cudaEventElapsedTime(&ms[i], I.span_ev[i], I.span_ev[i + 1]), "span elapsed");
+      Impl::Span& v = I.spans[T];
+      v.upload += ms[0];
+      v.forward += ms[1];
+      v.tail += ms[2];
+      ++v.n;
+    }
     std::memcpy(ids_out, I.out_host.p, size_t(R) * 4);
   } else if (R > 0) {
     I.prof_end(T);
