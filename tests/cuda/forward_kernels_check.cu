@@ -11,7 +11,9 @@
 //   - rope_and_store_kv against float64 rotation; split attention with rope + KV write fused against
 //     the two-kernel path, the tokens' cache rows poisoned; attention_gemm (prefill on cuBLAS) against
 //     float64 within 3e-3 (Q and P rounded to f16);
-//   - argmax_rows: equal to std::max_element (first index on ties) on rows with planted ties.
+//   - argmax_rows: equal to std::max_element (first index on ties) on rows with planted ties, row
+//     lengths with and without the float4 path, the ids written to device or mapped host memory;
+//   - copy_from_mapped: mapped pinned host bytes copied exactly, lengths not a multiple of 16 refused.
 // Called from qgemv_check.cu's main (one executable: the GPU machine has no gtest).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -21,6 +23,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <random>
 #include <string>
 #include <vector>
@@ -656,7 +659,35 @@ void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv,
   std::printf("%-6s %s (worst %.2g)\n", g_fail ? "?" : "ok", name.c_str(), worst);
 }
 
-void check_argmax(int n, int rows, std::mt19937_64& rng) {
+void check_copy_from_mapped(size_t bytes, std::mt19937_64& rng) {
+  ++g_n;
+  void* host = nullptr;
+  void* mapped = nullptr;
+  QB_CUDA_OK(cudaHostAlloc(&host, bytes, cudaHostAllocMapped));
+  QB_CUDA_OK(cudaHostGetDevicePointer(&mapped, host, 0));
+  std::vector<uint8_t> want(bytes);
+  for (auto& b : want) b = uint8_t(rng());
+  std::memcpy(host, want.data(), bytes);
+  Dev<uint8_t> dst(bytes + 16, 0xa5);  // 16 bytes past the end must stay poisoned
+  copy_from_mapped(mapped, dst.p, bytes, nullptr);
+  QB_CUDA_OK(cudaDeviceSynchronize());
+  const auto got = dst.get();
+  size_t bad = 0;
+  for (size_t i = 0; i < bytes; ++i) bad += got[i] != want[i];
+  for (size_t i = bytes; i < bytes + 16; ++i) bad += got[i] != 0xa5;
+  bool refused = false;
+  try {
+    copy_from_mapped(mapped, dst.p, bytes - 8, nullptr);
+  } catch (const std::invalid_argument&) {
+    refused = true;
+  }
+  QB_CUDA_OK(cudaFreeHost(host));
+  FCHECK(bad == 0 && refused, "copy_from_mapped %zu bytes: %zu bytes wrong, %zu - 8 bytes %s", bytes, bad, bytes,
+         refused ? "refused" : "NOT refused");
+  std::printf("%-6s copy_from_mapped %zu bytes\n", g_fail ? "?" : "ok", bytes);
+}
+
+void check_argmax(int n, int rows, std::mt19937_64& rng, bool to_mapped = false) {
   ++g_n;
   std::uniform_int_distribution<int> small(-50, 50);
   std::vector<float> z(size_t(n) * rows);
@@ -665,18 +696,36 @@ void check_argmax(int n, int rows, std::mt19937_64& rng) {
     const int i = int(rng() % uint64_t(n)), j = int(rng() % uint64_t(n));
     z[size_t(r) * n + i] = z[size_t(r) * n + j] = 100.0f + float(r);
   }
+  if (rows >= 2) {  // row 1: the maximum at the last index, and a row 0 of -inf only (index 0 wins)
+    std::fill(z.begin(), z.begin() + n, -INFINITY);
+    z[size_t(2) * n - 1] = 1000.0f;
+  }
   Dev<float> dz(z);
   Dev<int32_t> ids(static_cast<size_t>(rows), 0xff);
-  argmax_rows(dz.p, n, rows, ids.p, nullptr);
-  QB_CUDA_OK(cudaDeviceSynchronize());
-  const auto got = ids.get();
+  std::vector<int32_t> got(static_cast<size_t>(rows));
+  if (to_mapped) {  // as a graphed greedy step does: the ids straight into mapped pinned host memory
+    int32_t* host = nullptr;
+    void* mapped = nullptr;
+    QB_CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&host), size_t(rows) * 4, cudaHostAllocMapped));
+    QB_CUDA_OK(cudaHostGetDevicePointer(&mapped, host, 0));
+    std::fill(host, host + rows, -1);
+    argmax_rows(dz.p, n, rows, static_cast<int32_t*>(mapped), nullptr);
+    QB_CUDA_OK(cudaDeviceSynchronize());
+    std::copy(host, host + rows, got.begin());
+    QB_CUDA_OK(cudaFreeHost(host));
+  } else {
+    argmax_rows(dz.p, n, rows, ids.p, nullptr);
+    QB_CUDA_OK(cudaDeviceSynchronize());
+    got = ids.get();
+  }
   size_t bad = 0;
   for (int r = 0; r < rows; ++r) {
     const float* row = z.data() + size_t(r) * n;
     bad += got[size_t(r)] != int32_t(std::max_element(row, row + n) - row);
   }
-  FCHECK(bad == 0, "argmax_rows n=%d rows=%d: %zu rows differ from std::max_element", n, rows, bad);
-  std::printf("%-6s argmax_rows n=%d rows=%d\n", g_fail ? "?" : "ok", n, rows);
+  FCHECK(bad == 0, "argmax_rows n=%d rows=%d%s: %zu rows differ from std::max_element", n, rows,
+         to_mapped ? " (mapped host ids)" : "", bad);
+  std::printf("%-6s argmax_rows n=%d rows=%d%s\n", g_fail ? "?" : "ok", n, rows, to_mapped ? " (mapped host ids)" : "");
 }
 
 }  // namespace
@@ -734,8 +783,14 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
     cublasDestroy(blas);
   }
   check_argmax(32000, 16, rng);
+  check_argmax(152064, 2, rng);  // more than one batch of float4 loads per thread
   check_argmax(1000, 3, rng);
+  check_argmax(1001, 3, rng);  // rows not a multiple of 4: the scalar loop
   check_argmax(7, 2, rng);
+  check_argmax(32000, 3, rng, true);
+  check_copy_from_mapped(16, rng);
+  check_copy_from_mapped(4096 + 48, rng);
+  check_copy_from_mapped(size_t(5) << 20, rng);  // more than one grid stride (1024 blocks x 256 x 16 bytes)
   *cases += g_n;
   return g_fail;
 }

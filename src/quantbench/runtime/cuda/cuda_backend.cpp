@@ -278,16 +278,20 @@ struct CudaBackend::Impl {
   }
 
   // Pinned host staging (tables up, logits / ids down): asynchronous copies without a pageable bounce.
+  // Mapped too: a graphed decode step's first kernel reads its table from here, and its argmax writes the
+  // ids here (`dev`: the device's address of the buffer), so the step needs no copy-engine transfers.
   struct Pinned {
     void* p = nullptr;
+    void* dev = nullptr;
     size_t bytes = 0;
     ~Pinned() { if (p) cudaFreeHost(p); }
     void ensure(size_t n) {
       if (bytes >= n) return;
       if (p) cudaFreeHost(p);
-      p = nullptr;
+      p = dev = nullptr;
       bytes = 0;
-      cuda_ok(cudaHostAlloc(&p, std::max(n, size_t(4096)), cudaHostAllocDefault), "cudaHostAlloc");
+      cuda_ok(cudaHostAlloc(&p, std::max(n, size_t(4096)), cudaHostAllocMapped), "cudaHostAlloc");
+      cuda_ok(cudaHostGetDevicePointer(&dev, p, 0), "cudaHostGetDevicePointer");
       bytes = std::max(n, size_t(4096));
     }
   };
@@ -346,6 +350,7 @@ struct CudaBackend::Impl {
   struct Graph {
     cudaGraphExec_t exec = nullptr;
     std::vector<const void*> addr;
+    size_t table_bytes = 0;  // what its first kernel copies from tab_host
   };
   std::map<std::pair<int, int>, Graph> graphs;
 
@@ -359,18 +364,17 @@ struct CudaBackend::Impl {
     return v;
   }
 
-  // QB_CUDA_STEP_SPAN=1 (experiment): device time of each greedy step from its table upload to its ids
-  // download (events), summed per step size and printed at exit, to compare with the wall-clock step.
+  // QB_CUDA_STEP_SPAN=1 (diagnostic): device time of each greedy step from before its first submission (the
+  // table upload, or the graph that pulls it) to after its last (the ids download, or that graph), per
+  // step size, printed at exit: set against the wall-clock step, the rest is host time between steps.
   bool step_span = false;
-  cudaEvent_t span_ev[4] = {};  // before the table upload, after it, after the forward pass, after the download
-  struct Span { double upload = 0, forward = 0, tail = 0; int n = 0; };
-  std::map<int, Span> spans;
+  cudaEvent_t span_ev[2] = {};  // before the step's first submission, after its last
+  std::map<int, std::pair<double, int>> spans;
 
   ~Impl() {
     for (const auto& [t, v] : spans)
-      std::fprintf(stderr, "step span T=%d: %.2f us = upload %.2f + forward %.2f + argmax and download %.2f (means over "
-                   "%d steps, device events)\n", t, 1e3 * (v.upload + v.forward + v.tail) / v.n, 1e3 * v.upload / v.n,
-                   1e3 * v.forward / v.n, 1e3 * v.tail / v.n, v.n);
+      std::fprintf(stderr, "step span T=%d: %.2f us mean over %d steps (device events before the step's first submission "
+                   "and after its last)\n", t, 1e3 * v.first / v.second, v.second);
     for (cudaEvent_t e : span_ev)
       if (e) cudaEventDestroy(e);
     for (auto& [k, g] : graphs)
@@ -1235,10 +1239,17 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     if (tok(t).want_logits) rows.push_back(t);
   const int R = int(rows.size());
 
-  // Table layout in one device buffer: ptrs | pos | rows | rope | emb (8-byte aligned pieces).
+  // Table layout in one device buffer: ptrs | pos | rows | rope | emb (8-byte aligned pieces), padded to
+  // 16 bytes (the graphed step's copy kernel moves 16-byte words).
   const size_t o_ptr = 0, o_pos = o_ptr + ptrs.size() * 8, o_rows = o_pos + pos.size() * 8,
                o_rope = o_rows + ((rows.size() * 4 + 7) / 8) * 8, o_emb = o_rope + ((rope.size() * 4 + 7) / 8) * 8,
-               o_tok = o_emb + emb.size() * 4, total = o_tok + toks.size() * 4;
+               o_tok = o_emb + emb.size() * 4, total = (o_tok + toks.size() * 4 + 15) / 16 * 16;
+  // Decode steps of up to 16 tokens run as a captured graph (not in the profiling mode). Its first kernel
+  // reads the table from the mapped host buffer and, for greedy steps, its last kernel (argmax) writes
+  // the ids there: one submission per step and no copy-engine transfer on the step's critical path, which
+  // took 9 us (table) and 17 us (argmax and ids) of a one-stream w4g128 step on an H100 (docs/perf.md,
+  // session 16). Otherwise the table goes up and the results come down by cudaMemcpyAsync.
+  const bool graphable = options_.use_graphs && !I.profile && T <= 16;
   I.tab_host.ensure(total);
   uint8_t* tab = static_cast<uint8_t*>(I.tab_host.p);
   std::memcpy(tab + o_ptr, ptrs.data(), ptrs.size() * 8);
@@ -1250,8 +1261,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   I.tabs.ensure(total);
   const bool span = I.step_span && ids_out && R > 0;
   if (span) cuda_ok(cudaEventRecord(I.span_ev[0], I.stream), "span event");
-  cuda_ok(cudaMemcpyAsync(I.tabs.p, tab, total, cudaMemcpyHostToDevice, I.stream), "table upload");
-  if (span) cuda_ok(cudaEventRecord(I.span_ev[1], I.stream), "span event");
+  if (!graphable) cuda_ok(cudaMemcpyAsync(I.tabs.p, tab, total, cudaMemcpyHostToDevice, I.stream), "table upload");
   uint8_t* dt = I.tabs.as<uint8_t>();
   void* const* d_ptrs = reinterpret_cast<void* const*>(dt + o_ptr);
   const int64_t* d_pos = reinterpret_cast<const int64_t*>(dt + o_pos);
@@ -1298,6 +1308,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
                          attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
                                                  sp.rope_style == model::RopeStyle::Neox);
   if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
+  if (greedy && R > 0) I.out_host.ensure(size_t(R) * 4);
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
   bool gemm_attn = options_.gemm_attention && I.dense == DenseType::Bits16 && T > 16 && sp.head_dim_k % 8 == 0 &&
@@ -1317,6 +1328,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
   auto enqueue = [&] {
     I.mark(Impl::kEmbed);
+    if (graphable) copy_from_mapped(I.tab_host.dev, I.tabs.p, total, st);
     if (model_)
       cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
     else
@@ -1485,14 +1497,15 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       }
     }
     I.l2_join();
+    if (graphable && greedy && R > 0) argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, static_cast<int32_t*>(I.out_host.dev), st);
   };
-  const bool graphable = options_.use_graphs && !I.profile && T <= 16;
   I.prof_begin();
   if (graphable) {
     const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
-                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.xfrag2.p, I.counters.p};
-    Impl::Graph& gr = I.graphs[{T, 2 * R + (fuse_rope ? 1 : 0)}];
-    if (!gr.exec || gr.addr != addr) {
+                                           I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.xfrag2.p, I.counters.p,
+                                           I.tab_host.dev, greedy ? I.out_host.dev : nullptr};
+    Impl::Graph& gr = I.graphs[{T, 4 * R + (greedy ? 2 : 0) + (fuse_rope ? 1 : 0)}];
+    if (!gr.exec || gr.addr != addr || gr.table_bytes != total) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);
       gr.exec = nullptr;
       cuda_ok(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "begin capture");
@@ -1510,28 +1523,29 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       cudaGraphDestroy(g);
       cuda_ok(e, "graph instantiate");
       gr.addr = addr;
+      gr.table_bytes = total;
     }
     cuda_ok(cudaGraphLaunch(gr.exec, st), "graph launch");
   } else {
     enqueue();
   }
   if (R > 0 && greedy) {
-    if (span) cuda_ok(cudaEventRecord(I.span_ev[2], st), "span event");
-    I.mark(Impl::kArgmax);
-    argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, I.ids.as<int32_t>(), st);
-    I.prof_end(T);
-    I.out_host.ensure(size_t(R) * 4);
-    cuda_ok(cudaMemcpyAsync(I.out_host.p, I.ids.p, size_t(R) * 4, cudaMemcpyDeviceToHost, st), "ids download");
-    if (span) cuda_ok(cudaEventRecord(I.span_ev[3], st), "span event");
+    if (!graphable) {  // (graphed: the graph's argmax wrote the ids to out_host)
+      I.mark(Impl::kArgmax);
+      argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, I.ids.as<int32_t>(), st);
+      I.prof_end(T);
+      cuda_ok(cudaMemcpyAsync(I.out_host.p, I.ids.p, size_t(R) * 4, cudaMemcpyDeviceToHost, st), "ids download");
+    } else {
+      I.prof_end(T);
+    }
+    if (span) cuda_ok(cudaEventRecord(I.span_ev[1], st), "span event");
     cuda_ok(cudaStreamSynchronize(st), "forward");
     if (span) {
-      float ms[3] = {};
-      for (int i = 0; i < 3; ++i) cuda_ok(cudaEventElapsedTime(&ms[i], I.span_ev[i], I.span_ev[i + 1]), "span elapsed");
-      Impl::Span& v = I.spans[T];
-      v.upload += ms[0];
-      v.forward += ms[1];
-      v.tail += ms[2];
-      ++v.n;
+      float ms = 0;
+      cuda_ok(cudaEventElapsedTime(&ms, I.span_ev[0], I.span_ev[1]), "span elapsed");
+      auto& v = I.spans[T];
+      v.first += ms;
+      ++v.second;
     }
     std::memcpy(ids_out, I.out_host.p, size_t(R) * 4);
   } else if (R > 0) {

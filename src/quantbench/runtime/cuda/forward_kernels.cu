@@ -11,7 +11,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/act_store.cuh"
@@ -366,6 +369,11 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool i
   store_pair(o, n, nt, t, k, a, b);
 }
 
+__global__ void copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
 __global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
   pdl_enter();
   const int t = blockIdx.y, p = blockIdx.x * blockDim.x + threadIdx.x;
@@ -375,26 +383,60 @@ __global__ void store_rows_kernel(const float* x, int n, int nt, ActOut o) {
   store_pair(o, n, nt, t, k, k < n ? xr[k] : 0.0f, k + 1 < n ? xr[k + 1] : 0.0f);
 }
 
-__global__ void argmax_kernel(const float* z, int n, int32_t* ids) {
+// One block per row. Each thread visits its values in increasing index order and keeps its first
+// maximum (strict >); threads, then warps, merge by (larger value, else lower index), so the row's first
+// maximum wins whatever the partition. Rows of a multiple of 4 floats are read as float4, 8 per thread
+// issued together (one memory round trip per 32K values): the scalar loop took 16-17 us per greedy step
+// with the download on an H100 (docs/perf.md, session 16).
+constexpr int kArgmaxThreads = 1024, kArgmaxBatch = 8;
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* z, int n, int32_t* ids) {
   __shared__ float bv[32];
   __shared__ int bi[32];
   const float* row = z + size_t(blockIdx.x) * n;
   float v = -INFINITY;
   int idx = n;  // "none yet": loses every comparison below
-  for (int i = threadIdx.x; i < n; i += blockDim.x)
-    if (row[i] > v || idx == n) { v = row[i]; idx = i; }  // strict: a thread keeps its first maximum
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
-    const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
-    if (v2 > v || (v2 == v && i2 < idx)) { v = v2; idx = i2; }
+  auto take = [&](float x, int i) {
+    if (x > v || idx == n) { v = x; idx = i; }
+  };
+  if (n % 4 == 0) {  // cudaMalloc'd logits: every row then starts 16-byte aligned
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    const int n4 = n / 4;
+    for (int base = threadIdx.x; base < n4; base += kArgmaxBatch * kArgmaxThreads) {
+      float4 q[kArgmaxBatch];
+#pragma unroll
+      for (int k = 0; k < kArgmaxBatch; ++k) {
+        const int j = base + k * kArgmaxThreads;
+        q[k] = j < n4 ? __ldcg(r4 + j) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int k = 0; k < kArgmaxBatch; ++k) {
+        const int j = base + k * kArgmaxThreads;
+        if (j >= n4) break;
+        take(q[k].x, 4 * j);
+        take(q[k].y, 4 * j + 1);
+        take(q[k].z, 4 * j + 2);
+        take(q[k].w, 4 * j + 3);
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < n; i += kArgmaxThreads) take(row[i], i);
   }
+  auto merge_warp = [&]() {
+    for (int o = 16; o > 0; o >>= 1) {
+      const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+      const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+      if (v2 > v || (v2 == v && i2 < idx)) { v = v2; idx = i2; }
+    }
+  };
+  merge_warp();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) { bv[warp] = v; bi[warp] = idx; }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < int(blockDim.x / 32); ++w)
-      if (bv[w] > v || (bv[w] == v && bi[w] < idx)) { v = bv[w]; idx = bi[w]; }
-    ids[blockIdx.x] = idx;
+  if (warp == 0) {
+    v = bv[lane];  // kArgmaxThreads / 32 == 32 warps: one slot per lane
+    idx = bi[lane];
+    merge_warp();
+    if (lane == 0) ids[blockIdx.x] = idx;
   }
 }
 
@@ -1153,9 +1195,18 @@ void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s)
   QB_CUDA_LAUNCHED();
 }
 
+void copy_from_mapped(const void* src_mapped, void* dst, size_t bytes, cudaStream_t s) {
+  if (bytes % 16 != 0) throw std::invalid_argument("copy_from_mapped: " + std::to_string(bytes) + " bytes is not a multiple of 16");
+  const size_t n = bytes / 16;
+  if (n == 0) return;
+  const unsigned blocks = unsigned(std::min<size_t>((n + 255) / 256, 1024));
+  copy16_kernel<<<blocks, 256, 0, s>>>(static_cast<const uint4*>(src_mapped), static_cast<uint4*>(dst), n);
+  QB_CUDA_LAUNCHED();
+}
+
 void argmax_rows(const float* logits, int n, int rows, int32_t* ids, cudaStream_t s) {
   if (rows <= 0) return;
-  argmax_kernel<<<rows, 1024, 0, s>>>(logits, n, ids);
+  argmax_kernel<<<rows, kArgmaxThreads, 0, s>>>(logits, n, ids);
   QB_CUDA_LAUNCHED();
 }
 

@@ -88,6 +88,11 @@ void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
                    bool early = false, bool interleave16 = false);
 
+// Copies `bytes` (a multiple of 16) from mapped pinned host memory, given by its device address, into
+// device memory with a kernel: a graphed decode step pulls its small per-step table this way instead of
+// through a copy-engine transfer submitted before the graph.
+void copy_from_mapped(const void* src_mapped, void* dst, size_t bytes, cudaStream_t s);
+
 // f32 rows [T][n] to the targets of `out` (out.f32 must be null or x itself).
 void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s);
 
