@@ -586,8 +586,9 @@ if has s16c; then
   rm -f "$OUT/tmp.log"
 fi
 if has s16d; then
-  # Session 16: the graphed step's table copy and embedding rows in one launch (this build) against
-  # quantbench_base (two kernels); w4g128 and w8 at 1 and 16 streams with their device spans, three times.
+  # Session 16: the graphed step's table copy and embedding rows in one launch (this build: commit ca40b93,
+  # measured within noise and reverted after it) against quantbench_base (two kernels); w4g128 and w8 at 1
+  # and 16 streams with their device spans, three times.
   for rep in 1 2 3; do
     for sc in w4g128 w8; do
       [ -x ./quantbench_base ] && { Q=./quantbench_base b "base  " $sc 1,16 QB_CUDA_STEP_SPAN=1; grep "^step span T=\(1\|16\):" "$OUT/tmp.log"; }

@@ -1328,23 +1328,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
   auto enqueue = [&] {
     I.mark(Impl::kEmbed);
-    if (graphable && !model_) {  // the table and the embedding rows in one launch
-      MappedEmbed me;
-      me.table = I.embd.as<uint16_t>();
-      me.tokens_mapped = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(I.tab_host.dev) + o_tok);
-      me.T = T;
-      me.d = int(d);
-      me.scale = sp.embd_scale;
-      me.x = x;
-      copy_from_mapped(I.tab_host.dev, I.tabs.p, total, st, &me);
-    } else {
-      if (graphable) copy_from_mapped(I.tab_host.dev, I.tabs.p, total, st);
-      if (model_)
-        cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
-      else
-        embed_rows_bf16(I.embd.as<uint16_t>(), reinterpret_cast<const int32_t*>(dt + o_tok), T, int(d), sp.embd_scale,
-                        x, st);
-    }
+    if (graphable) copy_from_mapped(I.tab_host.dev, I.tabs.p, total, st);
+    if (model_)
+      cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
+    else
+      embed_rows_bf16(I.embd.as<uint16_t>(), reinterpret_cast<const int32_t*>(dt + o_tok), T, int(d), sp.embd_scale, x,
+                      st);
 
     for (int64_t il = 0; il < sp.n_layer; ++il) {
       const Impl::Layer& L = I.layers[size_t(il)];

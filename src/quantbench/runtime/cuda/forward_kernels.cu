@@ -369,17 +369,8 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool i
   store_pair(o, n, nt, t, k, a, b);
 }
 
-// Blocks [0, copy_blocks) copy n 16-byte words; block copy_blocks + t (embed.table set) writes token t's
-// embedding row as embed_bf16_kernel does.
-__global__ void copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n, unsigned copy_blocks,
-                              MappedEmbed e) {
-  if (blockIdx.x >= copy_blocks) {
-    const int t = int(blockIdx.x - copy_blocks);
-    const __nv_bfloat16* row = reinterpret_cast<const __nv_bfloat16*>(e.table) + int64_t(e.tokens_mapped[t]) * e.d;
-    for (int i = threadIdx.x; i < e.d; i += blockDim.x) e.x[int64_t(t) * e.d + i] = __bfloat162float(row[i]) * e.scale;
-    return;
-  }
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(copy_blocks) * blockDim.x)
+__global__ void copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     dst[i] = src[i];
 }
 
@@ -1204,14 +1195,12 @@ void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s)
   QB_CUDA_LAUNCHED();
 }
 
-void copy_from_mapped(const void* src_mapped, void* dst, size_t bytes, cudaStream_t s, const MappedEmbed* embed) {
+void copy_from_mapped(const void* src_mapped, void* dst, size_t bytes, cudaStream_t s) {
   if (bytes % 16 != 0) throw std::invalid_argument("copy_from_mapped: " + std::to_string(bytes) + " bytes is not a multiple of 16");
   const size_t n = bytes / 16;
-  const MappedEmbed e = embed ? *embed : MappedEmbed{};
-  const unsigned copy_blocks = unsigned(std::min<size_t>((n + 255) / 256, 1024));
-  const unsigned blocks = copy_blocks + unsigned(e.table ? e.T : 0);
-  if (blocks == 0) return;
-  copy16_kernel<<<blocks, 256, 0, s>>>(static_cast<const uint4*>(src_mapped), static_cast<uint4*>(dst), n, copy_blocks, e);
+  if (n == 0) return;
+  const unsigned blocks = unsigned(std::min<size_t>((n + 255) / 256, 1024));
+  copy16_kernel<<<blocks, 256, 0, s>>>(static_cast<const uint4*>(src_mapped), static_cast<uint4*>(dst), n);
   QB_CUDA_LAUNCHED();
 }
 

@@ -90,18 +90,8 @@ void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& ou
 
 // Copies `bytes` (a multiple of 16) from mapped pinned host memory, given by its device address, into
 // device memory with a kernel: a graphed decode step pulls its small per-step table this way instead of
-// through a copy-engine transfer submitted before the graph. With `embed`, further blocks of the same
-// launch write embed_rows_bf16's rows (the same bits), reading the token ids from mapped memory too, so
-// the step's first two kernels are one.
-struct MappedEmbed {
-  const uint16_t* table = nullptr;         // bf16 [vocab][d], device
-  const int32_t* tokens_mapped = nullptr;  // [T], mapped host memory (its device address)
-  int T = 0, d = 0;
-  float scale = 1.0f;
-  float* x = nullptr;  // [T][d]
-};
-void copy_from_mapped(const void* src_mapped, void* dst, size_t bytes, cudaStream_t s,
-                      const MappedEmbed* embed = nullptr);
+// through a copy-engine transfer submitted before the graph.
+void copy_from_mapped(const void* src_mapped, void* dst, size_t bytes, cudaStream_t s);
 
 // f32 rows [T][n] to the targets of `out` (out.f32 must be null or x itself).
 void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s);
