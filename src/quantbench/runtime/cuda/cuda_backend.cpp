@@ -1258,9 +1258,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
                o_tok = o_emb + emb.size() * 4, total = (o_tok + toks.size() * 4 + 15) / 16 * 16;
   // Decode steps of up to 16 tokens run as a captured graph (not in the profiling mode). Its first kernel
   // reads the table from the mapped host buffer and, for greedy steps, its last kernel (argmax) writes
-  // the ids there: one submission per step and no copy-engine transfer on the step's critical path, which
-  // took 9 us (table) and 17 us (argmax and ids) of a one-stream w4g128 step on an H100 (docs/perf.md,
-  // session 16). Otherwise the table goes up and the results come down by cudaMemcpyAsync.
+  // the ids there: one submission per step and no copy-engine transfer on the step's critical path. Those
+  // took 8-14 us (table) and 16-17 us (argmax and ids) of a one-stream w4g128 step on an H100, and the
+  // step got 2.4% faster (docs/perf.md, session 16). Otherwise the table goes up and the results come
+  // down by cudaMemcpyAsync.
   const bool graphable = options_.use_graphs && !I.profile && T <= 16;
   I.tab_host.ensure(total);
   uint8_t* tab = static_cast<uint8_t*>(I.tab_host.p);
