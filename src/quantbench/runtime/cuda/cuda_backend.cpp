@@ -2,7 +2,8 @@
 // validation (the same rules and messages as the CPU backend, checked before any cache changes),
 // rope angles (computed on the host with the reference's cpu::rope_angles, so both backends rotate
 // by identical f32 angles) and the launch sequence. One stream; forward() returns after the logits
-// (forward_greedy: the argmax ids) are copied back through pinned memory. A profiling mode brackets
+// (forward_greedy: the argmax ids) are back in pinned memory (a graphed step's argmax writes its ids
+// there directly, and its first kernel reads the step's table from there). A profiling mode brackets
 // kernel classes with events.
 #include "quantbench/runtime/cuda/cuda_backend.h"
 

@@ -52,7 +52,9 @@ struct CudaBackendOptions {
   // (tests/cuda/cuda_backend_check.cpp). Off (QB_CUDA_W8A8=0): such a model fails at load with one line.
   // Synthetic w8a8 schemes (speed only) always run it.
   bool w8a8 = true;
-  // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed.
+  // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed. The graph
+  // reads the step's table from mapped pinned memory and (greedy) writes the ids there: one submission
+  // per step and no copy-engine transfers. Off: the table and the results go by cudaMemcpyAsync.
   bool use_graphs = true;
   // Keep the packable formats packed for the qgemv kernels (see the top of this file); off: every matrix
   // dense bf16 through cuBLAS (for comparison).
