@@ -559,6 +559,8 @@ if has s16; then
   done 2>&1 | tee "$OUT/ab_s16.txt"
   rm -f "$OUT/tmp.log"
 fi
+# b, then the decode steps' device spans that QB_CUDA_STEP_SPAN (in the variant's env) printed at exit.
+bspan() { b "$@"; grep "^step span T=\(1\|16\)[: ]" "$OUT/tmp.log"; }
 if has s16b; then
   # Session 16: where a step's wall time goes outside the GPU's work (QB_CUDA_STEP_SPAN=1 prints the device
   # time from each step's table upload to its ids download), and the fused gate|up activation against the
@@ -566,44 +568,36 @@ if has s16b; then
   # three times.
   for rep in 1 2 3; do
     for sc in w4g128 w8; do
-      b "span  " $sc 1,16 QB_CUDA_STEP_SPAN=1; grep "^step span T=\(1\|16\):" "$OUT/tmp.log"
+      bspan "span  " $sc 1,16 QB_CUDA_STEP_SPAN=1
       b "fuse0 " $sc 1,16 QB_CUDA_FUSE_ACT=0
       b "this  " $sc 1,16
     done
   done 2>&1 | tee "$OUT/ab_s16b.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has s16c; then
-  # Session 16: a graphed decode step pulling its table from mapped host memory and writing its argmax ids
-  # there, with the float4 argmax (this build), against quantbench_base (copy-engine transfers around the
-  # graph, scalar argmax); both print their device span per step (QB_CUDA_STEP_SPAN=1); three times.
+# s16c: a graphed decode step pulling its table from mapped host memory and writing its argmax ids there,
+# with the float4 argmax (the build of 409fe52), against quantbench_base (copy-engine transfers around the
+# graph, scalar argmax). s16d: the graphed step's table copy and embedding rows in one launch (commit
+# ca40b93, measured within noise and reverted after it) against quantbench_base (two kernels). The same
+# runs: this build and quantbench_base, w4g128 and w8 at 1 and 16 streams with their device spans
+# (QB_CUDA_STEP_SPAN=1), three times.
+for blk in s16c s16d; do
+  has $blk || continue
   for rep in 1 2 3; do
     for sc in w4g128 w8; do
-      [ -x ./quantbench_base ] && { Q=./quantbench_base b "base  " $sc 1,16 QB_CUDA_STEP_SPAN=1; grep "^step span T=\(1\|16\):" "$OUT/tmp.log"; }
-      b "this  " $sc 1,16 QB_CUDA_STEP_SPAN=1; grep "^step span T=\(1\|16\):" "$OUT/tmp.log"
+      [ -x ./quantbench_base ] && Q=./quantbench_base bspan "base  " $sc 1,16 QB_CUDA_STEP_SPAN=1
+      bspan "this  " $sc 1,16 QB_CUDA_STEP_SPAN=1
     done
-  done 2>&1 | tee "$OUT/ab_s16c.txt"
+  done 2>&1 | tee "$OUT/ab_$blk.txt"
   rm -f "$OUT/tmp.log"
-fi
-if has s16d; then
-  # Session 16: the graphed step's table copy and embedding rows in one launch (this build: commit ca40b93,
-  # measured within noise and reverted after it) against quantbench_base (two kernels); w4g128 and w8 at 1
-  # and 16 streams with their device spans, three times.
-  for rep in 1 2 3; do
-    for sc in w4g128 w8; do
-      [ -x ./quantbench_base ] && { Q=./quantbench_base b "base  " $sc 1,16 QB_CUDA_STEP_SPAN=1; grep "^step span T=\(1\|16\):" "$OUT/tmp.log"; }
-      b "this  " $sc 1,16 QB_CUDA_STEP_SPAN=1; grep "^step span T=\(1\|16\):" "$OUT/tmp.log"
-    done
-  done 2>&1 | tee "$OUT/ab_s16d.txt"
-  rm -f "$OUT/tmp.log"
-fi
+done
 if has s16e; then
   # Session 16: how long a step waits on the host. QB_CUDA_STEP_SPAN=2 launches each graphed greedy step a
   # second time behind the first and prints both runs' device times (the queued one has no submission to
   # wait for); w4g128 and w8 at 1 and 16 streams, twice. The bench's own step times are wrong here.
   for rep in 1 2; do
     for sc in w4g128 w8; do
-      b "twice " $sc 1,16 QB_CUDA_STEP_SPAN=2; grep "^step span T=\(1\|16\)" "$OUT/tmp.log"
+      bspan "twice " $sc 1,16 QB_CUDA_STEP_SPAN=2
     done
   done 2>&1 | tee "$OUT/ab_s16e.txt"
   rm -f "$OUT/tmp.log"
