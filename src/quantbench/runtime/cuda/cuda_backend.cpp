@@ -1321,8 +1321,10 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const bool fuse_rope = options_.fuse_rope && !I.kv_quant && splits > 0 && T <= 16 && one_per_seq &&
                          attention_can_fuse_rope(int(sp.head_dim_k), int(sp.head_dim_v), int(sp.n_rot),
                                                  sp.rope_style == model::RopeStyle::Neox);
-  if (greedy && R > 0) I.ids.ensure(size_t(R) * 4);
-  if (greedy && R > 0) I.out_host.ensure(size_t(R) * 4);
+  if (greedy && R > 0) {
+    I.ids.ensure(size_t(R) * 4);
+    I.out_host.ensure(size_t(R) * 4);  // before a capture: the graph's argmax writes here
+  }
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
   bool gemm_attn = options_.gemm_attention && I.dense == DenseType::Bits16 && T > 16 && sp.head_dim_k % 8 == 0 &&
