@@ -60,15 +60,32 @@ __host__ __device__ constexpr int steps_for(int lpc, int r) {
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
+__device__ __forceinline__ void cp_async4(float* dst, const float* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
+}
+
+// The power of two a folded norm's producer scales its fragments by (QgemvFoldOut): 16-32 times below
+// r, the 1/rms of the norm before this one; 1 where r is not a positive finite number.
+__device__ __forceinline__ float fold_prescale(float r) {
+  if (!(r > 0.f) || !isfinite(r)) return 1.f;
+  int e = 0;
+  frexpf(r, &e);  // r = m 2^e, m in [0.5, 1): 2^(e - 5) is in (r / 32, r / 16]
+  return ldexpf(1.f, e - 5);
+}
+
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
-// GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
-// run-time branch: the branch alone changed the register allocation of many plain kernels.
-template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false>
+// GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). FOLD: a folded norm's producer
+// (1, QgemvFoldOut) or consumer (2, QgemvFoldIn). Separate instantiations, not run-time branches: the
+// gated branch alone changed the register allocation of many plain kernels.
+template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false, int FOLD = 0>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
-                                           int n_tokens, const QgemvGatedOut& go) {
+                                           int n_tokens, const QgemvGatedOut& go, const QgemvFoldOut& fo,
+                                           const QgemvFoldIn& fi) {
+  static_assert(!(GATED && FOLD == 1), "a producer of a folded norm has plain outputs");
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
@@ -78,7 +95,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // the compiler answered it with more registers (fewer resident blocks, or spills when capped) and
   // some 16-token products got slower, so the other kernels keep the loop as it was.
   constexpr bool kLean = (F == 2 && (HALF || NT == 1)) || (F == 1 && G == 0 && R == 1 && NT == 1);
-  extern __shared__ float red[];  // [warps][R][NT][4][32]
+  extern __shared__ float red[];  // [warps][R][NT][4][32], then (FOLD == 2) the fold's sums
+  constexpr int kPer = R * NT * 4 * 32;
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int g = lane >> 2;
@@ -332,6 +350,16 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  // A folded norm's consumer: the producer's partial sums of squares are copied into shared memory
+  // while the loop runs (cp.async holds no registers) and summed in the epilogue.
+  float* fold_sm = red + n_warps * kPer;  // FOLD == 2: [n_parts][n_tokens], then [blockDim], then [16]
+  if constexpr (FOLD == 2) {
+    for (int i = threadIdx.x; i < fi.n_parts * n_tokens; i += blockDim.x) {
+      const int b = i / n_tokens;
+      cp_async4(fold_sm + i, fi.partials + b * 16 + (i - b * n_tokens));
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  }
   if constexpr (NT == 1 && HALF) {
     // The one-token half step: two steps per iteration, the buffers' roles swapped in code instead of
     // copied (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves
@@ -356,7 +384,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
-  constexpr int kPer = R * NT * 4 * 32;
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -369,6 +396,36 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
     return sum;
   };
+  constexpr int TT = NT * 8;
+  auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
+    const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
+    return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
+  };
+  // A folded norm's consumer: the norm's 1/rms r per token from the producer's partials (each thread
+  // sums a fixed slice of blocks, then one thread per token sums the slices in order: the same r in
+  // every block), and the factor r / p its sums take.
+  [[maybe_unused]] const float* fold_factor = fold_sm;
+  if constexpr (FOLD == 2) {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    __syncthreads();
+    float* sums = fold_sm + fi.n_parts * n_tokens;  // [blockDim]
+    float* fac = sums + blockDim.x;                 // [16]
+    const int slices = blockDim.x / 16, tq = threadIdx.x & 15, sl = threadIdx.x >> 4;
+    float part = 0.f;
+    if (tq < n_tokens)
+      for (int b = sl; b < fi.n_parts; b += slices) part += fold_sm[b * n_tokens + tq];
+    sums[threadIdx.x] = part;
+    __syncthreads();
+    if (threadIdx.x < n_tokens) {
+      float ss = 0.f;
+      for (int i = 0; i < slices; ++i) ss += sums[threadIdx.x + 16 * i];
+      const float r = 1.0f / sqrtf(ss / float(fi.n) + fi.eps);
+      fac[threadIdx.x] = r / fi.prescale[threadIdx.x];
+      if (blockIdx.x == 0) fi.rscale[threadIdx.x] = r;
+    }
+    __syncthreads();
+    fold_factor = fac;
+  }
   if constexpr (GATED) {
     static_assert(R % 2 == 0, "the gated epilogue pairs gate and up row blocks");
     // Fused gated activation (QgemvGatedOut): row blocks rb0 + 2p (gate) and rb0 + 2p + 1 (up) hold the
@@ -382,11 +439,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     // 18.33 and 22.72 against 22.03 in this form (docs/perf.md, session 16).
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) red[e] = reduced(e);
     __syncthreads();
-    constexpr int TT = NT * 8;
-    auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
-      const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
-      return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
-    };
     for (int q = threadIdx.x; q < (R / 2) * 8 * TT; q += blockDim.x) {
       const int tok = q % TT, rp = (q / TT) % 8, p = q / (TT * 8);
       const int col = (rb0 / 2 + p) * 16 + 2 * rp;  // rb0 is even (R is)
@@ -399,9 +451,50 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
           v[gu][k] = red[at(2 * p + gu, 2 * rp + k, tok)];
           if constexpr (F == 1 && G == 0)
             v[gu][k] *= __half2float(__ushort_as_half(scales[(rb0 + 2 * p + gu) * 16 + 2 * rp + k]));
+          if constexpr (FOLD == 2) v[gu][k] *= fold_factor[tok];
         }
       put_frag(go.frag, (n_tokens + 7) / 8, tok, col,
                pack2(gated_act_value(v[0][0], v[1][0], go.act), gated_act_value(v[0][1], v[1][1], go.act), go.bf16));
+    }
+  } else if constexpr (FOLD == 1) {
+    // A folded norm's producer: a thread takes one token (blockDim is a multiple of TT) and pairs of
+    // adjacent rows (one fragment word): x += sum, the fragment gets x * p * gamma, and the thread keeps
+    // its rows' sum of squares, summed over the threads of its token in a fixed order afterwards.
+    for (int e = threadIdx.x; e < kPer; e += blockDim.x) red[e] = reduced(e);
+    __syncthreads();
+    const int tok = threadIdx.x % TT;
+    const float p = tok < n_tokens ? fold_prescale(fo.rscale[tok]) : 1.f;
+    const int nt_out = (n_tokens + 7) / 8;
+    float ss = 0.f;
+    for (int q = threadIdx.x; q < R * 8 * TT; q += blockDim.x) {
+      const int rp = (q / TT) % 8, r = q / (TT * 8);
+      const int row = (rb0 + r) * 16 + 2 * rp;  // n_out % 64 == 0 (fold_out_fits): row + 1 < n_out too
+      if (tok >= n_tokens || row >= n_out) continue;
+      float v0 = red[at(r, 2 * rp, tok)], v1 = red[at(r, 2 * rp + 1, tok)];
+      if constexpr (F == 1 && G == 0) {
+        v0 *= __half2float(__ushort_as_half(scales[row]));
+        v1 *= __half2float(__ushort_as_half(scales[row + 1]));
+      }
+      float2* xp = reinterpret_cast<float2*>(fo.x + size_t(tok) * n_out + row);
+      float2 xv = *xp;
+      xv.x += v0;
+      xv.y += v1;
+      *xp = xv;
+      ss += xv.x * xv.x + xv.y * xv.y;
+      const float a = (xv.x * p) * fo.gamma[row], b = (xv.y * p) * fo.gamma[row + 1];
+      const uint32_t h = pack2(a, b, fo.bf16);
+      const bool inf16 = !fo.bf16 && ((h & 0x7c00u) == 0x7c00u || (h & 0x7c000000u) == 0x7c000000u);
+      if (inf16 && isfinite(a) && isfinite(b) && fo.overflow) *reinterpret_cast<volatile unsigned*>(fo.overflow) = 1u;
+      put_frag(fo.frag, nt_out, tok, row, h);
+    }
+    __syncthreads();  // every read of red above is done
+    red[threadIdx.x] = ss;
+    __syncthreads();
+    if (threadIdx.x < n_tokens) {  // (its token is threadIdx.x, so p above is this token's)
+      float sum = 0.f;
+      for (int i = threadIdx.x; i < int(blockDim.x); i += TT) sum += red[i];
+      fo.partials[blockIdx.x * 16 + threadIdx.x] = sum;
+      if (blockIdx.x == 0) fo.prescale[threadIdx.x] = p;
     }
   } else {
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
@@ -411,6 +504,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
       const int tok = 8 * j + 2 * (l & 3) + (i & 1);
       if (row < n_out && tok < n_tokens) {
         if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
+        if constexpr (FOLD == 2) sum *= fold_factor[tok];
         y[size_t(tok) * n_out + row] = sum;
       }
     }
@@ -431,13 +525,14 @@ constexpr int register_cap() {  // 0: none
 #define QB_QGEMV_PARAMS                                                                                     \
   const uint4 *__restrict__ W, const uint16_t *__restrict__ scales, const uint8_t *__restrict__ zeros,    \
       const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
-      int n_tokens, QgemvGatedOut go
-#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
-__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
-template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+      int n_tokens, QgemvGatedOut go, QgemvFoldOut fo, QgemvFoldIn fi
+#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go, fo, fi
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, int FOLD = 0>
+__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED, FOLD>(QB_QGEMV_ARGS); }
+template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false,
+          int FOLD = 0>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, ASYM, R, NT, HALF, GATED, FOLD>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -593,25 +688,33 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 }
 
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
-                          int, int, QgemvGatedOut);
+                          int, int, QgemvGatedOut, QgemvFoldOut, QgemvFoldIn);
 
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, int FOLD = 0>
 KernelFn kernel_for() {
   constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF>();
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED>;
-  else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED>;
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED, FOLD>;
+  else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED, FOLD>;
+}
+// gated: R is even (checked by qgemv()); fold: 0, 1 (producer, never gated) or 2 (consumer).
+template <int F, int G, bool ASYM, int R, int NT, bool HALF>
+KernelFn pick_epilogue(bool gated, int fold) {
+  if constexpr (R % 2 == 0) {
+    if (gated)
+      return fold == 2 ? kernel_for<F, G, ASYM, R, NT, HALF, true, 2>() : kernel_for<F, G, ASYM, R, NT, HALF, true>();
+  }
+  return fold == 1   ? kernel_for<F, G, ASYM, R, NT, HALF, false, 1>()
+         : fold == 2 ? kernel_for<F, G, ASYM, R, NT, HALF, false, 2>()
+                     : kernel_for<F, G, ASYM, R, NT, HALF>();
 }
 template <int F, int G, bool ASYM, int R, bool HALF = false>
-KernelFn pick_nt(int nt, bool gated) {  // gated: R is even (checked by qgemv())
-  if constexpr (R % 2 == 0) {
-    if (gated) return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF, true>() : kernel_for<F, G, ASYM, R, 2, HALF, true>();
-  }
-  return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF>() : kernel_for<F, G, ASYM, R, 2, HALF>();
+KernelFn pick_nt(int nt, bool gated, int fold) {
+  return nt == 1 ? pick_epilogue<F, G, ASYM, R, 1, HALF>(gated, fold) : pick_epilogue<F, G, ASYM, R, 2, HALF>(gated, fold);
 }
 template <int F, int G, bool ASYM>
-KernelFn pick_r(int r, int nt, bool gated) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false)
-                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated) : pick_nt<F, G, ASYM, 4>(nt, gated);
+KernelFn pick_r(int r, int nt, bool gated, int fold) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false, fold)
+                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated, fold) : pick_nt<F, G, ASYM, 4>(nt, gated, fold);
 }
 // The half step exists for symmetric w4g128 at R = 1 and 2 (measured there: docs/perf.md, session 9).
 bool half_step_format(const QuantSpec& s) {
@@ -620,15 +723,17 @@ bool half_step_format(const QuantSpec& s) {
 bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()).
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated) {
-  if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, int fold) {
+  if (half)
+    return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false, fold) : pick_nt<2, 128, false, 2, true>(nt, gated, fold);
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated, fold);
     case WeightFormat::W8A16:
-      return s.group == 32 ? pick_r<1, 32, false>(r, nt, gated) : pick_r<1, 0, false>(r, nt, gated);
+      return s.group == 32 ? pick_r<1, 32, false>(r, nt, gated, fold) : pick_r<1, 0, false>(r, nt, gated, fold);
     case WeightFormat::W4A16:
-      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, gated) : pick_r<2, 32, false>(r, nt, gated);
-      return s.asym ? pick_r<2, 128, true>(r, nt, gated) : pick_r<2, 128, false>(r, nt, gated);
+      if (s.group == 32)
+        return s.asym ? pick_r<2, 32, true>(r, nt, gated, fold) : pick_r<2, 32, false>(r, nt, gated, fold);
+      return s.asym ? pick_r<2, 128, true>(r, nt, gated, fold) : pick_r<2, 128, false>(r, nt, gated, fold);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -713,9 +818,33 @@ bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
   return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
 }
 
+bool fold_out_fits(const PackedShape& p) { return p.n_out % 64 == 0; }
+
+int qgemv_grid_blocks(const PackedShape& p, const QgemvConfig& c) {
+  return int((p.row_blocks + c.row_blocks_per_warp - 1) / c.row_blocks_per_warp);
+}
+
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig cfg, const QgemvGatedOut* gated) {
+                  QgemvConfig cfg, const QgemvGatedOut* gated, const QgemvFoldOut* fold_out,
+                  const QgemvFoldIn* fold_in) {
   if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("qgemv: n_tokens must be 1..16");
+  QgemvFoldOut fo;
+  QgemvFoldIn fi;
+  if (fold_out) {
+    if (gated || fold_in || !fold_out_fits(w.shape) || !fold_out->x || !fold_out->gamma || !fold_out->rscale || !fold_out->frag || !fold_out->partials ||
+        !fold_out->prescale)
+      throw std::invalid_argument("qgemv: a folded norm's producer needs n_out % 64 == 0, no other epilogue and all "
+                                  "of x, gamma, rscale, frag, partials and prescale");
+    fo = *fold_out;
+  }
+  if (fold_in) {
+    if (!fold_in->partials || fold_in->n_parts < 1 || fold_in->n_parts > 1024 || !fold_in->prescale ||
+        !fold_in->rscale || fold_in->n < 1)
+      throw std::invalid_argument("qgemv: a folded norm's consumer needs partials (n_parts 1..1024: they are staged "
+                                  "in shared memory), prescale, rscale and n >= 1");
+    fi = *fold_in;
+  }
+  const int fold = fold_out ? 1 : fold_in ? 2 : 0;
   QgemvGatedOut go;
   if (gated) {
     if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0 || !gated_epilogue_fits(w.shape, cfg) ||
@@ -743,20 +872,22 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr);
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, fold);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
     cfg.warps_per_block = nw;
   }
-  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
+  // The warps' sums; a folded norm's consumer also stages the producer's partials and its own sums.
+  const size_t smem = (size_t(nw) * r * nt * 4 * 32 +
+                       (fold == 2 ? size_t(fi.n_parts) * n_tokens + size_t(nw) * 32 + 16 : 0)) * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
                 static_cast<const uint4*>(w.weights.get()), static_cast<const uint16_t*>(w.scales.get()),
                 static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y, int(p.n_out),
-                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, go);
+                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, go, fo, fi);
   QB_CUDA_LAUNCHED();
   return cfg;
 }
