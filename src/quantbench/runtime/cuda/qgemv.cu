@@ -65,6 +65,26 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
 }
 
+// The sum of v over the threads of a block that share a token slot (threadIdx.x % TT, TT = 8 or 16),
+// in a fixed order: shuffles across a warp's lanes of the same slot, then the warps' sums in order.
+// Valid in threads 0..TT-1 (thread t: slot t). scratch: kMaxWarps * TT floats of shared memory that no
+// other thread reads meanwhile. Every call site: the same inputs give the same bits.
+template <int TT>
+__device__ __forceinline__ float sum_per_token_slot(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+#pragma unroll
+  for (int o = TT; o < 32; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (lane < TT) scratch[warp * TT + lane] = v;
+  __syncthreads();
+  float sum = 0.f;
+  if (threadIdx.x < TT) {
+#pragma unroll
+    for (int w = 0; w < kMaxWarps; ++w)
+      if (w < n_warps) sum += scratch[w * TT + threadIdx.x];
+  }
+  return sum;
+}
+
 // The power of two a folded norm's producer scales its fragments by (QgemvFoldOut): 16-32 times below
 // r, the 1/rms of the norm before this one; 1 where r is not a positive finite number.
 __device__ __forceinline__ float fold_prescale(float r) {
@@ -95,7 +115,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // the compiler answered it with more registers (fewer resident blocks, or spills when capped) and
   // some 16-token products got slower, so the other kernels keep the loop as it was.
   constexpr bool kLean = (F == 2 && (HALF || NT == 1)) || (F == 1 && G == 0 && R == 1 && NT == 1);
-  extern __shared__ float red[];  // [warps][R][NT][4][32], then (FOLD == 2) the fold's sums
+  extern __shared__ float red[];  // [warps][R][NT][4][32], then the fold's staging (fold_sm below)
   constexpr int kPer = R * NT * 4 * 32;
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
@@ -350,14 +370,30 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  // A folded norm's consumer: the producer's partial sums of squares are copied into shared memory
-  // while the loop runs (cp.async holds no registers) and summed in the epilogue.
-  float* fold_sm = red + n_warps * kPer;  // FOLD == 2: [n_parts][n_tokens], then [blockDim], then [16]
+  // A folded norm: what the epilogue reads besides the sums is copied into shared memory while the loop
+  // runs (cp.async: no registers held across it, no memory round trip left for the epilogue).
+  // - consumer (FOLD == 2): the producer's partial sums [n_parts][n_tokens], its prescales [16], then
+  //   room for the sums' second level [kMaxWarps][16] and the factors r / p [16];
+  // - producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights [16 R] and the
+  //   previous norm's 1/rms [16].
+  float* fold_sm = red + n_warps * kPer;
   if constexpr (FOLD == 2) {
     for (int i = threadIdx.x; i < fi.n_parts * n_tokens; i += blockDim.x) {
       const int b = i / n_tokens;
       cp_async4(fold_sm + i, fi.partials + b * 16 + (i - b * n_tokens));
     }
+    if (threadIdx.x < n_tokens) cp_async4(fold_sm + fi.n_parts * n_tokens + threadIdx.x, fi.prescale + threadIdx.x);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  } else if constexpr (FOLD == 1) {
+    constexpr int RR = 16 * R;
+    const int row0 = rb0 * 16;
+    for (int i = threadIdx.x; i < n_tokens * RR; i += blockDim.x) {
+      const int t = i / RR, rr = i - t * RR;
+      if (row0 + rr < n_out) cp_async4(fold_sm + i, fo.x + size_t(t) * n_out + row0 + rr);
+    }
+    for (int rr = threadIdx.x; rr < RR; rr += blockDim.x)
+      if (row0 + rr < n_out) cp_async4(fold_sm + n_tokens * RR + rr, fo.gamma + row0 + rr);
+    if (threadIdx.x < n_tokens) cp_async4(fold_sm + (n_tokens + 1) * RR + threadIdx.x, fo.rscale + threadIdx.x);
     asm volatile("cp.async.commit_group;" ::: "memory");
   }
   if constexpr (NT == 1 && HALF) {
@@ -402,25 +438,23 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
   };
   // A folded norm's consumer: the norm's 1/rms r per token from the producer's partials (each thread
-  // sums a fixed slice of blocks, then one thread per token sums the slices in order: the same r in
-  // every block), and the factor r / p its sums take.
+  // sums a fixed set of blocks for its token slot, then sum_per_token_slot: the same r in every block),
+  // and the factor r / p its sums take.
   [[maybe_unused]] const float* fold_factor = fold_sm;
   if constexpr (FOLD == 2) {
     asm volatile("cp.async.wait_all;" ::: "memory");
     __syncthreads();
-    float* sums = fold_sm + fi.n_parts * n_tokens;  // [blockDim]
-    float* fac = sums + blockDim.x;                 // [16]
-    const int slices = blockDim.x / 16, tq = threadIdx.x & 15, sl = threadIdx.x >> 4;
+    const float* pre = fold_sm + fi.n_parts * n_tokens;  // [16]
+    float* scratch = const_cast<float*>(pre) + 16;       // [kMaxWarps][TT]
+    float* fac = scratch + kMaxWarps * TT;               // [16]
+    const int tok = threadIdx.x % TT, groups = blockDim.x / TT;
     float part = 0.f;
-    if (tq < n_tokens)
-      for (int b = sl; b < fi.n_parts; b += slices) part += fold_sm[b * n_tokens + tq];
-    sums[threadIdx.x] = part;
-    __syncthreads();
+    if (tok < n_tokens)
+      for (int b = threadIdx.x / TT; b < fi.n_parts; b += groups) part += fold_sm[b * n_tokens + tok];
+    const float ss = sum_per_token_slot<TT>(part, scratch);
     if (threadIdx.x < n_tokens) {
-      float ss = 0.f;
-      for (int i = 0; i < slices; ++i) ss += sums[threadIdx.x + 16 * i];
       const float r = 1.0f / sqrtf(ss / float(fi.n) + fi.eps);
-      fac[threadIdx.x] = r / fi.prescale[threadIdx.x];
+      fac[threadIdx.x] = r / pre[threadIdx.x];
       if (blockIdx.x == 0) fi.rscale[threadIdx.x] = r;
     }
     __syncthreads();
@@ -460,39 +494,38 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     // A folded norm's producer: a thread takes one token (blockDim is a multiple of TT) and pairs of
     // adjacent rows (one fragment word): x += sum, the fragment gets x * p * gamma, and the thread keeps
     // its rows' sum of squares, summed over the threads of its token in a fixed order afterwards.
+    asm volatile("cp.async.wait_all;" ::: "memory");
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) red[e] = reduced(e);
-    __syncthreads();
+    __syncthreads();  // (also: every thread's staged copies are visible)
+    constexpr int RR = 16 * R;
+    const float* xs = fold_sm;                     // [n_tokens][RR]
+    const float* gs = fold_sm + n_tokens * RR;     // [RR]
+    const float* rs = gs + RR;                     // [n_tokens]
     const int tok = threadIdx.x % TT;
-    const float p = tok < n_tokens ? fold_prescale(fo.rscale[tok]) : 1.f;
+    const float p = tok < n_tokens ? fold_prescale(rs[tok]) : 1.f;
     const int nt_out = (n_tokens + 7) / 8;
     float ss = 0.f;
     for (int q = threadIdx.x; q < R * 8 * TT; q += blockDim.x) {
-      const int rp = (q / TT) % 8, r = q / (TT * 8);
-      const int row = (rb0 + r) * 16 + 2 * rp;  // n_out % 64 == 0 (fold_out_fits): row + 1 < n_out too
+      const int rp = (q / TT) % 8, r = q / (TT * 8), rr = 16 * r + 2 * rp;
+      const int row = rb0 * 16 + rr;  // n_out % 64 == 0 (fold_out_fits): row + 1 < n_out too
       if (tok >= n_tokens || row >= n_out) continue;
       float v0 = red[at(r, 2 * rp, tok)], v1 = red[at(r, 2 * rp + 1, tok)];
-      if constexpr (F == 1 && G == 0) {
-        v0 *= __half2float(__ushort_as_half(scales[row]));
-        v1 *= __half2float(__ushort_as_half(scales[row + 1]));
+      if constexpr (F == 1 && G == 0) {  // (no FMA: the same bits as y = sum * scale, then x + y)
+        v0 = __fmul_rn(v0, __half2float(__ushort_as_half(scales[row])));
+        v1 = __fmul_rn(v1, __half2float(__ushort_as_half(scales[row + 1])));
       }
-      float2* xp = reinterpret_cast<float2*>(fo.x + size_t(tok) * n_out + row);
-      float2 xv = *xp;
-      xv.x += v0;
-      xv.y += v1;
-      *xp = xv;
-      ss += xv.x * xv.x + xv.y * xv.y;
-      const float a = (xv.x * p) * fo.gamma[row], b = (xv.y * p) * fo.gamma[row + 1];
+      const float x0 = __fadd_rn(xs[tok * RR + rr], v0), x1 = __fadd_rn(xs[tok * RR + rr + 1], v1);
+      *reinterpret_cast<float2*>(fo.x + size_t(tok) * n_out + row) = make_float2(x0, x1);
+      ss += x0 * x0 + x1 * x1;
+      const float a = (x0 * p) * gs[rr], b = (x1 * p) * gs[rr + 1];
       const uint32_t h = pack2(a, b, fo.bf16);
       const bool inf16 = !fo.bf16 && ((h & 0x7c00u) == 0x7c00u || (h & 0x7c000000u) == 0x7c000000u);
       if (inf16 && isfinite(a) && isfinite(b) && fo.overflow) *reinterpret_cast<volatile unsigned*>(fo.overflow) = 1u;
       put_frag(fo.frag, nt_out, tok, row, h);
     }
-    __syncthreads();  // every read of red above is done
-    red[threadIdx.x] = ss;
-    __syncthreads();
-    if (threadIdx.x < n_tokens) {  // (its token is threadIdx.x, so p above is this token's)
-      float sum = 0.f;
-      for (int i = threadIdx.x; i < int(blockDim.x); i += TT) sum += red[i];
+    __syncthreads();  // every read of red above is done: it is the sums' scratch now
+    const float sum = sum_per_token_slot<TT>(ss, red);
+    if (threadIdx.x < n_tokens) {  // (thread t's slot is token t, so p above is this token's)
       fo.partials[blockIdx.x * 16 + threadIdx.x] = sum;
       if (blockIdx.x == 0) fo.prescale[threadIdx.x] = p;
     }
@@ -879,9 +912,11 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
     cfg.warps_per_block = nw;
   }
-  // The warps' sums; a folded norm's consumer also stages the producer's partials and its own sums.
-  const size_t smem = (size_t(nw) * r * nt * 4 * 32 +
-                       (fold == 2 ? size_t(fi.n_parts) * n_tokens + size_t(nw) * 32 + 16 : 0)) * sizeof(float);
+  // The warps' sums, and a folded norm's staging (qgemv_body's fold_sm).
+  const size_t fold_floats = fold == 2   ? size_t(fi.n_parts) * n_tokens + 16 + kMaxWarps * 16 + 16
+                             : fold == 1 ? size_t(16 * r) * (n_tokens + 1) + 16
+                                         : 0;
+  const size_t smem = (size_t(nw) * r * nt * 4 * 32 + fold_floats) * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
