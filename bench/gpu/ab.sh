@@ -605,13 +605,12 @@ if has s16e; then
 fi
 if has s17; then
   # Session 17: the decode norms folded into the products around them (the default) against the norm
-  # kernels (QB_CUDA_FOLD_NORM=0), the folded consumers launched plainly (QB_CUDA_FOLD_EARLY=0) and
-  # without the L2 prefetch (QB_CUDA_L2_PREFETCH_MB=0); w4g128 and w8 at 1 and 16 streams, three times.
+  # kernels (QB_CUDA_FOLD_NORM=0) and the folded consumers launched plainly (QB_CUDA_FOLD_EARLY=0);
+  # w4g128 and w8 at 1 and 16 streams, three times.
   for rep in 1 2 3; do
     b "fold  " w4g128 1,16
     b "nofold" w4g128 1,16 QB_CUDA_FOLD_NORM=0
     b "late  " w4g128 1,16 QB_CUDA_FOLD_EARLY=0
-    b "pf0   " w4g128 1 QB_CUDA_L2_PREFETCH_MB=0
     b "fold  " w8 1,16
     b "nofold" w8 1,16 QB_CUDA_FOLD_NORM=0
   done 2>&1 | tee "$OUT/ab_s17.txt"

@@ -305,8 +305,8 @@ struct CudaBackend::Impl {
   bool fold_norms_wanted = true;   // CudaBackendOptions::fold_norms
   bool fold_on = false;            // that, and every layer's products allow it (finish_scratch)
   bool fold_consumer_early = true;  // QB_CUDA_FOLD_EARLY=0: consumers launched plainly (A/B runs)
+  int fold_min_t = 1;               // QB_CUDA_FOLD_MIN_T: the fewest tokens a folded step takes (A/B runs)
   int64_t fold_overflows = 0;      // steps recomputed without the fold (then off for good)
-  static constexpr int kFoldMaxParts = 1024;
   DevBuf xfrag3, fold_buf;
   Pinned fold_flag;
   int fold_parts = 0;  // the last producer's grid blocks
@@ -836,6 +836,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
   if (const char* e = std::getenv("QB_CUDA_FOLD_NORM"); e && std::string(e) == "0") options_.fold_norms = false;
   if (const char* e = std::getenv("QB_CUDA_FOLD_EARLY"); e && std::string(e) == "0") I.fold_consumer_early = false;
+  if (const char* e = std::getenv("QB_CUDA_FOLD_MIN_T")) I.fold_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT_MIN_T")) I.fuse_act_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
@@ -919,7 +920,7 @@ static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   // Folded norms: only where every product on either side of a norm is a packed decode product whose
   // producer side fits (n_embd a multiple of 64, at most kFoldMaxParts blocks) and no post-norms sit
   // between them.
-  bool fold = I.fold_norms_wanted && !sp.post_norms && sp.n_layer > 1 && sp.n_embd / 16 <= CudaBackend::Impl::kFoldMaxParts;
+  bool fold = I.fold_norms_wanted && !sp.post_norms && sp.n_layer > 1 && sp.n_embd / 16 <= kFoldMaxParts;
   auto qg = [](const Mat& m) { return m.packed && !m.w8a8; };
   for (const auto& L : I.layers)
     fold = fold && qg(L.wqkv) && qg(L.wo) && qg(L.wgu) && qg(L.wdown) && fold_out_fits(L.wo.pk.shape) &&
@@ -927,7 +928,7 @@ static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   I.fold_on = fold;
   if (fold) {
     I.xfrag3 = DevBuf(activation_frag_bytes(sp.n_embd, 16));
-    I.fold_buf = DevBuf(size_t(CudaBackend::Impl::kFoldMaxParts * 16 + 32) * 4);
+    I.fold_buf = DevBuf(size_t(kFoldMaxParts * 16 + 32) * 4);
     I.fold_flag.ensure(4);
     *static_cast<volatile unsigned*>(I.fold_flag.p) = 0u;
   }
@@ -1284,7 +1285,7 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
 // again without the fold: the step's writes (its cache rows, x from the embedding on) are all
 // recomputed, so the second run's results are those of an unfolded step. The fold then stays off.
 size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out) {
-  const bool fold = I.fold_on && T <= 16 && !I.timing_skip;
+  const bool fold = I.fold_on && T >= I.fold_min_t && T <= 16 && !I.timing_skip;
   const size_t rows = run_chunk_once(I, batch, c0, T, logits_out, ids_out, fold);
   if (!fold) return rows;
   volatile unsigned* flag = static_cast<volatile unsigned*>(I.fold_flag.p);
@@ -1450,7 +1451,9 @@ size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, f
       // layer 0, whose input is the embedding); its second norm in the o and gate|up products.
       const bool fold_in1 = fold && il > 0;
       const bool fold_down = fold && il + 1 < sp.n_layer;  // the last down feeds the output norm kernel
-      I.l2_prefetch(L.wqkv, T);
+      // (The L2 prefetch of a product's first weights overlaps the small kernel before it; a folded
+      // consumer has none, and its prefetch would run beside the product reading the same bytes.)
+      if (!fold_in1) I.l2_prefetch(L.wqkv, T);
       I.mark(Impl::kNorm);
       // Layer 0's norm follows the embedding (which wrote x): never early, so it loads x after its wait.
       const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
@@ -1585,7 +1588,7 @@ size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, f
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
       }
-      I.l2_prefetch(L.wgu, T);
+      if (!fold) I.l2_prefetch(L.wgu, T);
       I.mark(Impl::kNorm);
       const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T) && !fold)

@@ -64,6 +64,10 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
 }
+__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
 
 // The sum of v over the threads of a block that share a token slot (threadIdx.x % TT, TT = 8 or 16),
 // in a fixed order: shuffles across a warp's lanes of the same slot, then the warps' sums in order.
@@ -372,17 +376,19 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   asm volatile("griddepcontrol.wait;" ::: "memory");
   // A folded norm: what the epilogue reads besides the sums is copied into shared memory while the loop
   // runs (cp.async: no registers held across it, no memory round trip left for the epilogue).
-  // - consumer (FOLD == 2): the producer's partial sums [n_parts][n_tokens], its prescales [16], then
-  //   room for the sums' second level [kMaxWarps][16] and the factors r / p [16];
+  // - consumer (FOLD == 2): the producer's partial sums [n_tokens][n_parts rounded up to 4], its
+  //   prescales [16], then the factors r / p [16];
   // - producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights [16 R] and the
   //   previous norm's 1/rms [16].
   float* fold_sm = red + n_warps * kPer;
   if constexpr (FOLD == 2) {
-    for (int i = threadIdx.x; i < fi.n_parts * n_tokens; i += blockDim.x) {
-      const int b = i / n_tokens;
-      cp_async4(fold_sm + i, fi.partials + b * 16 + (i - b * n_tokens));
-    }
-    if (threadIdx.x < n_tokens) cp_async4(fold_sm + fi.n_parts * n_tokens + threadIdx.x, fi.prescale + threadIdx.x);
+    // 16-byte copies, a token's row at a time (no division per copy: at 16 tokens a per-element index
+    // cost the 16-token products microseconds). The rows are kFoldMaxParts apart in global memory.
+    const int row4 = (fi.n_parts + 3) / 4;
+    for (int t = 0; t < n_tokens; ++t)
+      for (int c = threadIdx.x; c < row4; c += blockDim.x)
+        cp_async16(fold_sm + (t * row4 + c) * 4, fi.partials + t * kFoldMaxParts + 4 * c);
+    if (threadIdx.x < n_tokens) cp_async4(fold_sm + row4 * 4 * n_tokens + threadIdx.x, fi.prescale + threadIdx.x);
     asm volatile("cp.async.commit_group;" ::: "memory");
   } else if constexpr (FOLD == 1) {
     constexpr int RR = 16 * R;
@@ -437,25 +443,26 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
     return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
   };
-  // A folded norm's consumer: the norm's 1/rms r per token from the producer's partials (each thread
-  // sums a fixed set of blocks for its token slot, then sum_per_token_slot: the same r in every block),
-  // and the factor r / p its sums take.
+  // A folded norm's consumer: the norm's 1/rms r per token from the producer's partials, and the factor
+  // r / p its sums take. A warp per token: lane l sums partials l, l + 32, ... in order, then a butterfly
+  // over the lanes; so every block, whatever its shape, gets the same r.
   [[maybe_unused]] const float* fold_factor = fold_sm;
   if constexpr (FOLD == 2) {
     asm volatile("cp.async.wait_all;" ::: "memory");
     __syncthreads();
-    const float* pre = fold_sm + fi.n_parts * n_tokens;  // [16]
-    float* scratch = const_cast<float*>(pre) + 16;       // [kMaxWarps][TT]
-    float* fac = scratch + kMaxWarps * TT;               // [16]
-    const int tok = threadIdx.x % TT, groups = blockDim.x / TT;
-    float part = 0.f;
-    if (tok < n_tokens)
-      for (int b = threadIdx.x / TT; b < fi.n_parts; b += groups) part += fold_sm[b * n_tokens + tok];
-    const float ss = sum_per_token_slot<TT>(part, scratch);
-    if (threadIdx.x < n_tokens) {
-      const float r = 1.0f / sqrtf(ss / float(fi.n) + fi.eps);
-      fac[threadIdx.x] = r / pre[threadIdx.x];
-      if (blockIdx.x == 0) fi.rscale[threadIdx.x] = r;
+    const int row = (fi.n_parts + 3) / 4 * 4;
+    const float* pre = fold_sm + row * n_tokens;  // [16]
+    float* fac = const_cast<float*>(pre) + 16;    // [16]
+    for (int t = warp; t < n_tokens; t += n_warps) {
+      float part = 0.f;
+      for (int b = lane; b < fi.n_parts; b += 32) part += fold_sm[t * row + b];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+      if (lane == 0) {
+        const float r = 1.0f / sqrtf(part / float(fi.n) + fi.eps);
+        fac[t] = r / pre[t];
+        if (blockIdx.x == 0) fi.rscale[t] = r;
+      }
     }
     __syncthreads();
     fold_factor = fac;
@@ -526,7 +533,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     __syncthreads();  // every read of red above is done: it is the sums' scratch now
     const float sum = sum_per_token_slot<TT>(ss, red);
     if (threadIdx.x < n_tokens) {  // (thread t's slot is token t, so p above is this token's)
-      fo.partials[blockIdx.x * 16 + threadIdx.x] = sum;
+      fo.partials[threadIdx.x * kFoldMaxParts + blockIdx.x] = sum;
       if (blockIdx.x == 0) fo.prescale[threadIdx.x] = p;
     }
   } else {
@@ -864,14 +871,14 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   QgemvFoldOut fo;
   QgemvFoldIn fi;
   if (fold_out) {
-    if (gated || fold_in || !fold_out_fits(w.shape) || !fold_out->x || !fold_out->gamma || !fold_out->rscale || !fold_out->frag || !fold_out->partials ||
-        !fold_out->prescale)
+    if (gated || fold_in || !fold_out_fits(w.shape) || !fold_out->x || !fold_out->gamma || !fold_out->rscale ||
+        !fold_out->frag || !fold_out->partials || !fold_out->prescale)
       throw std::invalid_argument("qgemv: a folded norm's producer needs n_out % 64 == 0, no other epilogue and all "
                                   "of x, gamma, rscale, frag, partials and prescale");
     fo = *fold_out;
   }
   if (fold_in) {
-    if (!fold_in->partials || fold_in->n_parts < 1 || fold_in->n_parts > 1024 || !fold_in->prescale ||
+    if (!fold_in->partials || fold_in->n_parts < 1 || fold_in->n_parts > kFoldMaxParts || !fold_in->prescale ||
         !fold_in->rscale || fold_in->n < 1)
       throw std::invalid_argument("qgemv: a folded norm's consumer needs partials (n_parts 1..1024: they are staged "
                                   "in shared memory), prescale, rscale and n >= 1");
@@ -913,11 +920,13 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     cfg.warps_per_block = nw;
   }
   // The warps' sums, and a folded norm's staging (qgemv_body's fold_sm).
-  const size_t fold_floats = fold == 2   ? size_t(fi.n_parts) * n_tokens + 16 + kMaxWarps * 16 + 16
+  const size_t fold_floats = fold == 2   ? size_t((fi.n_parts + 3) / 4 * 4) * n_tokens + 32
                              : fold == 1 ? size_t(16 * r) * (n_tokens + 1) + 16
                                          : 0;
   const size_t smem = (size_t(nw) * r * nt * 4 * 32 + fold_floats) * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
+  if (fold == 1 && blocks > kFoldMaxParts)
+    throw std::invalid_argument("qgemv: a folded norm's producer launched as more than kFoldMaxParts (1024) blocks");
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
                 static_cast<const uint4*>(w.weights.get()), static_cast<const uint16_t*>(w.scales.get()),

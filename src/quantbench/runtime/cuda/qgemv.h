@@ -173,13 +173,14 @@ bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
 // recomputed without the fold (the backend does so). What changes against the norm kernel: the f16
 // rounding of each fragment value (x * gamma * p instead of x * r * gamma, the same relative error)
 // and the order of the sum of squares; the residual rows are the same bits.
+constexpr int kFoldMaxParts = 1024;  // producer blocks at most (its partials' row length)
 struct QgemvFoldOut {              // the producer's side
   float* x = nullptr;              // residual rows [n_tokens][n_out] f32: x += W a (y is not written)
   const float* gamma = nullptr;    // the norm's weights [n_out]
   const float* rscale = nullptr;   // [n_tokens]: 1/rms of the norm before (where the power of two comes from)
   void* frag = nullptr;            // the consumer's fragments (n_out inputs, n_tokens tokens)
   bool bf16 = false;               // fragments in bf16 (the consumer has bf16 weights), else f16
-  float* partials = nullptr;       // [grid blocks][16]: sum over the block's rows of x^2, per token
+  float* partials = nullptr;       // [16][kFoldMaxParts]: per token, each block's sum of x^2 over its rows
   float* prescale = nullptr;       // [16]: p per token (written by block 0)
   unsigned* overflow = nullptr;    // set to 1 where a finite value did not fit in f16
 };
