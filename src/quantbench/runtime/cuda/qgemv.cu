@@ -64,10 +64,7 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
 }
-__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
+
 
 // The sum of v over the threads of a block that share a token slot (threadIdx.x % TT, TT = 8 or 16),
 // in a fixed order: shuffles across a warp's lanes of the same slot, then the warps' sums in order.
@@ -374,23 +371,14 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  // A folded norm: what the epilogue reads besides the sums is copied into shared memory while the loop
-  // runs (cp.async: no registers held across it, no memory round trip left for the epilogue).
-  // - consumer (FOLD == 2): the producer's partial sums [n_tokens][n_parts rounded up to 4], its
-  //   prescales [16], then the factors r / p [16];
-  // - producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights [16 R] and the
-  //   previous norm's 1/rms [16].
+  // A folded norm's producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights
+  // [16 R] and the previous norm's 1/rms [16] are copied into shared memory while the loop runs
+  // (cp.async: no registers held across it, no memory round trip left for the epilogue). A consumer
+  // (FOLD == 2) keeps only its sums' second level [kMaxWarps][16] and factors [16] there: staging its
+  // producer's partials too (16 KB at 16 tokens) made the 16-token consumers 9% slower per step on an
+  // H200 (docs/perf.md, session 17); it loads them after its loop instead.
   float* fold_sm = red + n_warps * kPer;
-  if constexpr (FOLD == 2) {
-    // 16-byte copies, a token's row at a time (no division per copy: at 16 tokens a per-element index
-    // cost the 16-token products microseconds). The rows are kFoldMaxParts apart in global memory.
-    const int row4 = (fi.n_parts + 3) / 4;
-    for (int t = 0; t < n_tokens; ++t)
-      for (int c = threadIdx.x; c < row4; c += blockDim.x)
-        cp_async16(fold_sm + (t * row4 + c) * 4, fi.partials + t * kFoldMaxParts + 4 * c);
-    if (threadIdx.x < n_tokens) cp_async4(fold_sm + row4 * 4 * n_tokens + threadIdx.x, fi.prescale + threadIdx.x);
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  } else if constexpr (FOLD == 1) {
+  if constexpr (FOLD == 1) {
     constexpr int RR = 16 * R;
     const int row0 = rb0 * 16;
     for (int i = threadIdx.x; i < n_tokens * RR; i += blockDim.x) {
@@ -425,6 +413,20 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     }
   }
 
+  // A folded norm's consumer: its producer's partial sums of squares, loaded now so that their latency
+  // overlaps the warps' reduction below. Thread (token slot tok, slice sl) sums blocks sl, sl + slices,
+  // ... in order (independent loads); slices are combined below in a fixed order too.
+  [[maybe_unused]] float fold_part = 0.f, fold_pre = 1.f;
+  if constexpr (FOLD == 2) {
+    const int tok = threadIdx.x & 15, sl = threadIdx.x >> 4, slices = blockDim.x >> 4;
+    if (tok < n_tokens) {
+      const float* pp = fi.partials + tok * kFoldMaxParts;
+#pragma unroll 8
+      for (int b = sl; b < fi.n_parts; b += slices) fold_part += __ldcg(pp + b);
+    }
+    if (threadIdx.x < n_tokens) fold_pre = __ldcg(fi.prescale + threadIdx.x);
+  }
+
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
 #pragma unroll
   for (int r = 0; r < R; ++r)
@@ -443,26 +445,24 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
     return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
   };
-  // A folded norm's consumer: the norm's 1/rms r per token from the producer's partials, and the factor
-  // r / p its sums take. A warp per token: lane l sums partials l, l + 32, ... in order, then a butterfly
-  // over the lanes; so every block, whatever its shape, gets the same r.
+  // A folded norm's consumer: the norm's 1/rms r per token (the slices' sums: each warp's pair by a
+  // shuffle, then the warps in order; the same r in every block of the launch), and the factor r / p its
+  // sums take.
   [[maybe_unused]] const float* fold_factor = fold_sm;
   if constexpr (FOLD == 2) {
-    asm volatile("cp.async.wait_all;" ::: "memory");
+    float* scratch = fold_sm;                 // [kMaxWarps][16]
+    float* fac = fold_sm + kMaxWarps * 16;    // [16]
+    const float pair = fold_part + __shfl_xor_sync(0xffffffffu, fold_part, 16);
+    if (lane < 16) scratch[warp * 16 + lane] = pair;
     __syncthreads();
-    const int row = (fi.n_parts + 3) / 4 * 4;
-    const float* pre = fold_sm + row * n_tokens;  // [16]
-    float* fac = const_cast<float*>(pre) + 16;    // [16]
-    for (int t = warp; t < n_tokens; t += n_warps) {
-      float part = 0.f;
-      for (int b = lane; b < fi.n_parts; b += 32) part += fold_sm[t * row + b];
+    if (threadIdx.x < n_tokens) {
+      float ss = 0.f;
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-      if (lane == 0) {
-        const float r = 1.0f / sqrtf(part / float(fi.n) + fi.eps);
-        fac[t] = r / pre[t];
-        if (blockIdx.x == 0) fi.rscale[t] = r;
-      }
+      for (int w = 0; w < kMaxWarps; ++w)
+        if (w < n_warps) ss += scratch[w * 16 + threadIdx.x];
+      const float r = 1.0f / sqrtf(ss / float(fi.n) + fi.eps);
+      fac[threadIdx.x] = r / fold_pre;
+      if (blockIdx.x == 0) fi.rscale[threadIdx.x] = r;
     }
     __syncthreads();
     fold_factor = fac;
@@ -880,8 +880,8 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (fold_in) {
     if (!fold_in->partials || fold_in->n_parts < 1 || fold_in->n_parts > kFoldMaxParts || !fold_in->prescale ||
         !fold_in->rscale || fold_in->n < 1)
-      throw std::invalid_argument("qgemv: a folded norm's consumer needs partials (n_parts 1..1024: they are staged "
-                                  "in shared memory), prescale, rscale and n >= 1");
+      throw std::invalid_argument("qgemv: a folded norm's consumer needs partials (n_parts 1..kFoldMaxParts), "
+                                  "prescale, rscale and n >= 1");
     fi = *fold_in;
   }
   const int fold = fold_out ? 1 : fold_in ? 2 : 0;
@@ -920,7 +920,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     cfg.warps_per_block = nw;
   }
   // The warps' sums, and a folded norm's staging (qgemv_body's fold_sm).
-  const size_t fold_floats = fold == 2   ? size_t((fi.n_parts + 3) / 4 * 4) * n_tokens + 32
+  const size_t fold_floats = fold == 2   ? size_t(kMaxWarps) * 16 + 16
                              : fold == 1 ? size_t(16 * r) * (n_tokens + 1) + 16
                                          : 0;
   const size_t smem = (size_t(nw) * r * nt * 4 * 32 + fold_floats) * sizeof(float);
