@@ -98,7 +98,8 @@ void check_fold_case(const QuantSpec& ps, const QuantSpec& cs, int64_t d, int64_
   float* dyp = dev_alloc<float>(size_t(T) * d);
   float* dyc = dev_alloc<float>(size_t(T) * m_out);
   float* dgamma = dev_alloc<float>(gam.size());
-  float* dfold = dev_alloc<float>(1024 * 16 + 32);  // partials, prescale, rscale
+  float* dfold = dev_alloc<float>(kFoldMaxParts * 16 + 64);  // partials, prescale, rscale, sumsq, counter
+  QB_CUDA_OK(cudaMemset(dfold, 0, (kFoldMaxParts * 16 + 64) * sizeof(float)));
   unsigned* dflag = dev_alloc<unsigned>(1);
   QB_CUDA_OK(cudaMemcpy(da, a.data(), a.size() * 2, cudaMemcpyHostToDevice));
   pack_activations(da, bf_in, T, k_in, dafrag, nullptr);
@@ -114,16 +115,17 @@ void check_fold_case(const QuantSpec& ps, const QuantSpec& cs, int64_t d, int64_
   QgemvFoldOut fo;
   fo.x = dx;
   fo.gamma = dgamma;
-  float* const drscale = dfold + 1024 * 16 + 16;
+  float* const drscale = dfold + kFoldMaxParts * 16 + 16;
   fo.rscale = drscale;
   fo.frag = dmid;
   fo.bf16 = bf;
   fo.partials = dfold;
-  fo.prescale = dfold + 1024 * 16;
+  fo.prescale = dfold + kFoldMaxParts * 16;
   fo.overflow = dflag;
+  fo.sumsq = dfold + kFoldMaxParts * 16 + 32;
+  fo.counter = reinterpret_cast<unsigned*>(dfold + kFoldMaxParts * 16 + 48);
   QgemvFoldIn fi;
-  fi.partials = dfold;
-  fi.n_parts = qgemv_grid_blocks(dp.shape, pc);
+  fi.sumsq = fo.sumsq;
   fi.prescale = fo.prescale;
   fi.n = int(d);
   fi.eps = 1e-5f;
@@ -146,7 +148,8 @@ void check_fold_case(const QuantSpec& ps, const QuantSpec& cs, int64_t d, int64_
     if (gated) QB_CUDA_OK(cudaMemset(dout_frag, 0xff, fb_out));
     QB_CUDA_OK(cudaMemset(dflag, 0, 4));
     const QgemvConfig ran = qgemv(dp, dafrag, T, nullptr, nullptr, pc, nullptr, &fo);
-    FCHECK(qgemv_grid_blocks(dp.shape, ran) == fi.n_parts, "%s: the producer ran another grid", name.c_str());
+    FCHECK(qgemv_grid_blocks(dp.shape, ran) == qgemv_grid_blocks(dp.shape, pc), "%s: the producer ran another grid",
+           name.c_str());
     QB_CUDA_OK(cudaDeviceSynchronize());
     if (run == 0) {  // the consumer overwrites rscale: read the prescales and the middle fragments first
       QB_CUDA_OK(cudaMemcpy(pre.data(), fo.prescale, 16 * 4, cudaMemcpyDeviceToHost));
@@ -269,21 +272,22 @@ int run_fold_checks(std::mt19937_64& rng, int* cases) {
   {  // refused: a producer whose rows are not a multiple of 64, or a gated producer
     const DeviceMatrix dw = upload(pack(random_matrix(w4, 96, 128, rng)));
     QgemvFoldOut fo;
-    float dummy = 0;
-    fo.x = fo.partials = fo.prescale = &dummy;
-    fo.gamma = fo.rscale = &dummy;
-    fo.frag = &dummy;
+    alignas(16) float dummy[16] = {};
+    unsigned counter = 0;
+    fo.x = fo.partials = fo.prescale = fo.sumsq = dummy;
+    fo.gamma = fo.rscale = dummy;
+    fo.frag = dummy;
+    fo.counter = &counter;
     bool threw = false;
     try { qgemv(dw, nullptr, 1, nullptr, nullptr, {}, nullptr, &fo); } catch (const std::invalid_argument&) { threw = true; }
     FCHECK(threw, "fold producer accepted n_out = 96");
     QgemvFoldIn fi;
-    fi.partials = fi.prescale = &dummy;
-    fi.rscale = &dummy;
+    fi.sumsq = fi.prescale = dummy + 1;  // not 16-byte aligned
+    fi.rscale = dummy;
     fi.n = 96;
-    fi.n_parts = 1025;
     threw = false;
     try { qgemv(dw, nullptr, 1, nullptr, nullptr, {}, nullptr, nullptr, &fi); } catch (const std::invalid_argument&) { threw = true; }
-    FCHECK(threw, "fold consumer accepted 1025 partials");
+    FCHECK(threw, "fold consumer accepted sums that are not 16-byte aligned");
     n += 2;
   }
   *cases += n;

@@ -300,8 +300,9 @@ struct CudaBackend::Impl {
 
   // Folded norms (CudaBackendOptions::fold_norms): xfrag3 holds the fragments a producer (o, down) writes
   // for its consumer (gate|up, the next q|k|v) while its own blocks read xfrag or xfrag2; fold_buf the
-  // producer's partial sums of squares [1024 blocks][16 tokens], its prescales [16] and the last norm's
-  // 1/rms [16]; fold_flag (mapped, read after each folded step) the producers' f16 overflow flag.
+  // producer's partial sums of squares [16 tokens][kFoldMaxParts blocks], its prescales [16], the last
+  // norm's 1/rms [16], the sums of squares [16] and the producer's block counter (zeroed once);
+  // fold_flag (mapped, read after each folded step) the producers' f16 overflow flag.
   bool fold_norms_wanted = true;   // CudaBackendOptions::fold_norms
   bool fold_on = false;            // that, and every layer's products allow it (finish_scratch)
   bool fold_consumer_early = true;  // QB_CUDA_FOLD_EARLY=0: consumers launched plainly (A/B runs)
@@ -309,15 +310,15 @@ struct CudaBackend::Impl {
   int64_t fold_overflows = 0;      // steps recomputed without the fold (then off for good)
   DevBuf xfrag3, fold_buf;
   Pinned fold_flag;
-  int fold_parts = 0;  // the last producer's grid blocks
   float* fold_partials() { return fold_buf.as<float>(); }
   float* fold_prescale() { return fold_buf.as<float>() + kFoldMaxParts * 16; }
   float* fold_rscale() { return fold_buf.as<float>() + kFoldMaxParts * 16 + 16; }
+  float* fold_sumsq() { return fold_buf.as<float>() + kFoldMaxParts * 16 + 32; }
+  unsigned* fold_counter() { return reinterpret_cast<unsigned*>(fold_buf.as<float>() + kFoldMaxParts * 16 + 48); }
   // What a folded norm's consumer needs (after its producer ran).
   QgemvFoldIn fold_in(int64_t n, float eps) {
     QgemvFoldIn f;
-    f.partials = fold_partials();
-    f.n_parts = fold_parts;
+    f.sumsq = fold_sumsq();
     f.prescale = fold_prescale();
     f.n = int(n);
     f.eps = eps;
@@ -333,6 +334,8 @@ struct CudaBackend::Impl {
     f.frag = xfrag3.p;
     f.bf16 = consumer.pk.shape.spec.format == WeightFormat::BF16;
     f.partials = fold_partials();
+    f.sumsq = fold_sumsq();
+    f.counter = fold_counter();
     f.prescale = fold_prescale();
     f.overflow = static_cast<unsigned*>(fold_flag.dev);
     return f;
@@ -725,8 +728,7 @@ struct CudaBackend::Impl {
         mark(kQgemv);
         QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch && early;
-        cfg = qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, fout ? nullptr : y, stream, cfg, nullptr, fout, fin);
-        if (fout) fold_parts = qgemv_grid_blocks(m.pk.shape, cfg);
+        qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, fout ? nullptr : y, stream, cfg, nullptr, fout, fin);
         return;
       }
       if (fused(m)) {  // qgemm reads the packed 4- or 8-bit weights itself
@@ -928,7 +930,8 @@ static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   I.fold_on = fold;
   if (fold) {
     I.xfrag3 = DevBuf(activation_frag_bytes(sp.n_embd, 16));
-    I.fold_buf = DevBuf(size_t(kFoldMaxParts * 16 + 32) * 4);
+    I.fold_buf = DevBuf(size_t(kFoldMaxParts * 16 + 64) * 4);
+    cuda_ok(cudaMemset(I.fold_buf.p, 0, I.fold_buf.bytes), "fold counter");  // the producers' counter starts at zero
     I.fold_flag.ensure(4);
     *static_cast<volatile unsigned*>(I.fold_flag.p) = 0u;
   }

@@ -64,6 +64,10 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
 }
+__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
 
 
 // The sum of v over the threads of a block that share a token slot (threadIdx.x % TT, TT = 8 or 16),
@@ -371,14 +375,20 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  // A folded norm's producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights
-  // [16 R] and the previous norm's 1/rms [16] are copied into shared memory while the loop runs
-  // (cp.async: no registers held across it, no memory round trip left for the epilogue). A consumer
-  // (FOLD == 2) keeps only its sums' second level [kMaxWarps][16] and factors [16] there: staging its
-  // producer's partials too (16 KB at 16 tokens) made the 16-token consumers 9% slower per step on an
-  // H200 (docs/perf.md, session 17); it loads them after its loop instead.
+  // A folded norm: what the epilogue reads besides the sums is copied into shared memory while the loop
+  // runs (cp.async: no registers held across it, no memory round trip left for the epilogue).
+  // - consumer (FOLD == 2): the producer's sums of squares [16] and prescales [16], then the factors
+  //   r / p [16]. Few requests per block: every block reads the same two lines, and a version where
+  //   each block read all the producer's partials (16 KB at 16 tokens) lost 3.6 us per norm at 16
+  //   tokens staged this way, 12-40 us loaded after the loop (H200, docs/perf.md, session 17).
+  // - producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights [16 R] and the
+  //   previous norm's 1/rms [16].
   float* fold_sm = red + n_warps * kPer;
-  if constexpr (FOLD == 1) {
+  if constexpr (FOLD == 2) {
+    if (threadIdx.x < 4) cp_async16(fold_sm + 4 * threadIdx.x, fi.sumsq + 4 * threadIdx.x);
+    else if (threadIdx.x < 8) cp_async16(fold_sm + 4 * threadIdx.x, fi.prescale + 4 * (threadIdx.x - 4));
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  } else if constexpr (FOLD == 1) {
     constexpr int RR = 16 * R;
     const int row0 = rb0 * 16;
     for (int i = threadIdx.x; i < n_tokens * RR; i += blockDim.x) {
@@ -387,7 +397,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     }
     for (int rr = threadIdx.x; rr < RR; rr += blockDim.x)
       if (row0 + rr < n_out) cp_async4(fold_sm + n_tokens * RR + rr, fo.gamma + row0 + rr);
-    if (threadIdx.x < n_tokens) cp_async4(fold_sm + (n_tokens + 1) * RR + threadIdx.x, fo.rscale + threadIdx.x);
+    if (threadIdx.x < 4) cp_async16(fold_sm + (n_tokens + 1) * RR + 4 * threadIdx.x, fo.rscale + 4 * threadIdx.x);
     asm volatile("cp.async.commit_group;" ::: "memory");
   }
   if constexpr (NT == 1 && HALF) {
@@ -413,19 +423,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     }
   }
 
-  // A folded norm's consumer: its producer's partial sums of squares, loaded now so that their latency
-  // overlaps the warps' reduction below. Thread (token slot tok, slice sl) sums blocks sl, sl + slices,
-  // ... in order (independent loads); slices are combined below in a fixed order too.
-  [[maybe_unused]] float fold_part = 0.f, fold_pre = 1.f;
-  if constexpr (FOLD == 2) {
-    const int tok = threadIdx.x & 15, sl = threadIdx.x >> 4, slices = blockDim.x >> 4;
-    if (tok < n_tokens) {
-      const float* pp = fi.partials + tok * kFoldMaxParts;
-#pragma unroll 8
-      for (int b = sl; b < fi.n_parts; b += slices) fold_part += __ldcg(pp + b);
-    }
-    if (threadIdx.x < n_tokens) fold_pre = __ldcg(fi.prescale + threadIdx.x);
-  }
+  if constexpr (FOLD != 0) asm volatile("cp.async.wait_all;" ::: "memory");  // (visible after the barrier below)
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
 #pragma unroll
@@ -445,23 +443,13 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
     return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
   };
-  // A folded norm's consumer: the norm's 1/rms r per token (the slices' sums: each warp's pair by a
-  // shuffle, then the warps in order; the same r in every block of the launch), and the factor r / p its
-  // sums take.
+  // A folded norm's consumer: the norm's 1/rms r per token, and the factor r / p its sums take.
   [[maybe_unused]] const float* fold_factor = fold_sm;
   if constexpr (FOLD == 2) {
-    float* scratch = fold_sm;                 // [kMaxWarps][16]
-    float* fac = fold_sm + kMaxWarps * 16;    // [16]
-    const float pair = fold_part + __shfl_xor_sync(0xffffffffu, fold_part, 16);
-    if (lane < 16) scratch[warp * 16 + lane] = pair;
-    __syncthreads();
+    float* fac = fold_sm + 32;  // [16]
     if (threadIdx.x < n_tokens) {
-      float ss = 0.f;
-#pragma unroll
-      for (int w = 0; w < kMaxWarps; ++w)
-        if (w < n_warps) ss += scratch[w * 16 + threadIdx.x];
-      const float r = 1.0f / sqrtf(ss / float(fi.n) + fi.eps);
-      fac[threadIdx.x] = r / fold_pre;
+      const float r = 1.0f / sqrtf(fold_sm[threadIdx.x] / float(fi.n) + fi.eps);
+      fac[threadIdx.x] = r / fold_sm[16 + threadIdx.x];
       if (blockIdx.x == 0) fi.rscale[threadIdx.x] = r;
     }
     __syncthreads();
@@ -501,9 +489,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     // A folded norm's producer: a thread takes one token (blockDim is a multiple of TT) and pairs of
     // adjacent rows (one fragment word): x += sum, the fragment gets x * p * gamma, and the thread keeps
     // its rows' sum of squares, summed over the threads of its token in a fixed order afterwards.
-    asm volatile("cp.async.wait_all;" ::: "memory");
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) red[e] = reduced(e);
-    __syncthreads();  // (also: every thread's staged copies are visible)
+    __syncthreads();
     constexpr int RR = 16 * R;
     const float* xs = fold_sm;                     // [n_tokens][RR]
     const float* gs = fold_sm + n_tokens * RR;     // [RR]
@@ -535,6 +522,28 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     if (threadIdx.x < n_tokens) {  // (thread t's slot is token t, so p above is this token's)
       fo.partials[threadIdx.x * kFoldMaxParts + blockIdx.x] = sum;
       if (blockIdx.x == 0) fo.prescale[threadIdx.x] = p;
+    }
+    // The last block to finish sums every block's partials, a warp per token: lane l takes blocks l,
+    // l + 32, ... in order, then a butterfly (the same sums whichever block is last). It leaves the
+    // counter at zero for the next launch.
+    __threadfence();
+    __syncthreads();
+    unsigned* last = reinterpret_cast<unsigned*>(red);
+    if (threadIdx.x == 0) {
+      const bool is_last = atomicAdd(fo.counter, 1u) == gridDim.x - 1;
+      if (is_last) *fo.counter = 0u;
+      *last = is_last;
+    }
+    __syncthreads();
+    if (*last) {
+      __threadfence();
+      for (int t = warp; t < n_tokens; t += n_warps) {
+        float s = 0.f;
+        for (int b = lane; b < int(gridDim.x); b += 32) s += __ldcg(fo.partials + t * kFoldMaxParts + b);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) fo.sumsq[t] = s;
+      }
     }
   } else {
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
@@ -871,17 +880,21 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   QgemvFoldOut fo;
   QgemvFoldIn fi;
   if (fold_out) {
+    auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
     if (gated || fold_in || !fold_out_fits(w.shape) || !fold_out->x || !fold_out->gamma || !fold_out->rscale ||
-        !fold_out->frag || !fold_out->partials || !fold_out->prescale)
+        !fold_out->frag || !fold_out->partials || !fold_out->sumsq || !fold_out->counter || !fold_out->prescale ||
+        !aligned16(fold_out->rscale) || !aligned16(fold_out->sumsq) || !aligned16(fold_out->prescale))
       throw std::invalid_argument("qgemv: a folded norm's producer needs n_out % 64 == 0, no other epilogue and all "
-                                  "of x, gamma, rscale, frag, partials and prescale");
+                                  "of x, gamma, rscale, frag, partials, sumsq, counter and prescale (16-byte "
+                                  "aligned: rscale, sumsq, prescale)");
     fo = *fold_out;
   }
   if (fold_in) {
-    if (!fold_in->partials || fold_in->n_parts < 1 || fold_in->n_parts > kFoldMaxParts || !fold_in->prescale ||
-        !fold_in->rscale || fold_in->n < 1)
-      throw std::invalid_argument("qgemv: a folded norm's consumer needs partials (n_parts 1..kFoldMaxParts), "
-                                  "prescale, rscale and n >= 1");
+    auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+    if (!fold_in->sumsq || !fold_in->prescale || !fold_in->rscale || fold_in->n < 1 || !aligned16(fold_in->sumsq) ||
+        !aligned16(fold_in->prescale))
+      throw std::invalid_argument("qgemv: a folded norm's consumer needs sumsq and prescale (16-byte aligned), "
+                                  "rscale and n >= 1");
     fi = *fold_in;
   }
   const int fold = fold_out ? 1 : fold_in ? 2 : 0;
@@ -920,7 +933,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     cfg.warps_per_block = nw;
   }
   // The warps' sums, and a folded norm's staging (qgemv_body's fold_sm).
-  const size_t fold_floats = fold == 2   ? size_t(kMaxWarps) * 16 + 16
+  const size_t fold_floats = fold == 2   ? 48
                              : fold == 1 ? size_t(16 * r) * (n_tokens + 1) + 16
                                          : 0;
   const size_t smem = (size_t(nw) * r * nt * 4 * 32 + fold_floats) * sizeof(float);

@@ -167,8 +167,9 @@ bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
 //   consumer(norm(x) * gamma) = (W (x * gamma * p)) * (r / p),   r = 1 / sqrt(mean(x^2) + eps).
 // The producer cannot know r (every block holds only its rows of x), so it scales by a power of two p
 // taken from the norm before this one (16-32 times below its r), which keeps x * gamma * p in f16's
-// normal range as the normalized values are; each producer block writes its rows' sum of squares per
-// token, and each consumer block sums those in a fixed order (the same r in every block, every run).
+// normal range as the normalized values are. Each producer block writes its rows' sum of squares per
+// token; the last block to finish sums them in a fixed order (the same sum whichever block is last),
+// and every consumer block reads those 16 sums and the 16 prescales.
 // Where a finite value still rounds to an infinite f16 the producer sets *overflow: that step must be
 // recomputed without the fold (the backend does so). What changes against the norm kernel: the f16
 // rounding of each fragment value (x * gamma * p instead of x * r * gamma, the same relative error)
@@ -181,13 +182,14 @@ struct QgemvFoldOut {              // the producer's side
   void* frag = nullptr;            // the consumer's fragments (n_out inputs, n_tokens tokens)
   bool bf16 = false;               // fragments in bf16 (the consumer has bf16 weights), else f16
   float* partials = nullptr;       // [16][kFoldMaxParts]: per token, each block's sum of x^2 over its rows
-  float* prescale = nullptr;       // [16]: p per token (written by block 0)
+  float* sumsq = nullptr;          // [16] (16-byte aligned): per token, the sum over all rows (last block)
+  unsigned* counter = nullptr;     // zero before the first launch; the last block leaves it zero
+  float* prescale = nullptr;       // [16] (16-byte aligned): p per token (written by block 0)
   unsigned* overflow = nullptr;    // set to 1 where a finite value did not fit in f16
 };
 struct QgemvFoldIn {               // the consumer's side
-  const float* partials = nullptr;  // the producer's partials
-  int n_parts = 0;                  // its grid blocks (qgemv_grid_blocks)
-  const float* prescale = nullptr;  // its p
+  const float* sumsq = nullptr;     // the producer's sums of squares [16]
+  const float* prescale = nullptr;  // its p [16]
   int n = 0;                        // the norm's width (the producer's n_out)
   float eps = 0.f;
   float* rscale = nullptr;          // [n_tokens] out (block 0): this norm's r, the next producer's source
