@@ -39,7 +39,8 @@
 #   to 16 tokens (QB_CUDA_L2_PREFETCH_MAX_T=16, the default before session 12).
 # pdl16: 16-stream w4g128 decode with the small kernels launched early at every step size (QB_CUDA_PDL_SMALL_T=16,
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
-# s17: session 17 (block below; docs/perf.md, session 17).
+# (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
+#  936228b-edc2bab, docs/perf.md session 17.)
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
@@ -59,7 +60,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s17] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -601,19 +602,6 @@ if has s16e; then
       bspan "twice " $sc 1,16 QB_CUDA_STEP_SPAN=2
     done
   done 2>&1 | tee "$OUT/ab_s16e.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s17; then
-  # Session 17: the decode norms folded into the products around them (the default) against the norm
-  # kernels (QB_CUDA_FOLD_NORM=0) and the folded consumers launched plainly (QB_CUDA_FOLD_EARLY=0);
-  # w4g128 and w8 at 1 and 16 streams, three times.
-  for rep in 1 2 3; do
-    b "fold  " w4g128 1,16
-    b "nofold" w4g128 1,16 QB_CUDA_FOLD_NORM=0
-    b "late  " w4g128 1,16 QB_CUDA_FOLD_EARLY=0
-    b "fold  " w8 1,16
-    b "nofold" w8 1,16 QB_CUDA_FOLD_NORM=0
-  done 2>&1 | tee "$OUT/ab_s17.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s16f; then

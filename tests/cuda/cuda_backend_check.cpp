@@ -12,9 +12,7 @@
 // of 7 tokens (so prefill runs qgemv too, and the chunk loop is exercised); each with the f16 cache,
 // and with the quantized caches (--kv int8 / fp8 / int4; int4 also in 7-token chunks); and the default
 // with each decode step's attention in one key split (every cache type: the 16-stream kernels; prefill
-// attention on the split kernels there, run_model says why); and the default with the decode norms as
-// kernels (CudaBackendOptions::fold_norms off: the other default variants fold them into the products
-// where every product of the model is packed).
+// attention on the split kernels there, run_model says why).
 // The reference computes what the variant computes, as far as the CPU backend can be made to: the CPU
 // reference backend with the same KV cache type (f16 for the unquantized variants: the GPU has no f32
 // cache) and, for the default variants, its product inputs rounded to the 16-bit type the GPU's
@@ -610,17 +608,16 @@ void run_model(const std::string& path, bool is_stories) {
   // stories260K-w8a8 mean KL 0.0147 against a floor of 0.000257, 0.000257 with it off; docs/perf.md).
   const KvType kv_of[] = {KvType::F16, KvType::F16, KvType::F16, KvType::F16, KvType::Int8, KvType::Fp8,
                           KvType::Int4, KvType::Int8, KvType::Fp8, KvType::Int4, KvType::Int4,
-                          KvType::F16, KvType::Int8, KvType::Fp8, KvType::Int4, KvType::F16};
+                          KvType::F16, KvType::Int8, KvType::Fp8, KvType::Int4};
   size_t f16_bytes = 0;
-  for (int variant = 0; variant < 16; ++variant) {
+  for (int variant = 0; variant < 15; ++variant) {
     const KvType kv = kv_of[variant];
     const bool f32 = variant < 2 || (variant >= 4 && variant <= 6) || variant == 10;
-    const bool one_split = variant >= 11 && variant <= 14;
-    const bool no_fold = variant == 15;  // decode norms as kernels (the other default variants fold them)
+    const bool one_split = variant >= 11;
     const DenseType dt = f32 ? DenseType::F32 : DenseType::Bits16;
     std::string dns = variant == 0 ? "f32" : variant == 1 ? "f32-nograph" : variant == 2 ? "default" : variant == 3 ? "default-chunk7"
                       : variant == 10 ? "f32-chunk7" : f32 ? "f32" : variant == 9 ? "default-chunk7"
-                      : one_split ? "default-onesplit" : no_fold ? "default-nofold" : "default";
+                      : one_split ? "default-onesplit" : "default";
     if (kv != KvType::F16) dns += std::string("-kv-") + std::string(runtime::kv_type_name(kv));
     const char* dn = dns.c_str();
     runtime::cuda::CudaBackendOptions co;
@@ -629,7 +626,6 @@ void run_model(const std::string& path, bool is_stories) {
     co.kv = kv;
     if (variant == 3 || variant == 9 || variant == 10) co.prefill_chunk = 7;
     if (one_split) co.gemm_attention = false;
-    co.fold_norms = !no_fold;
     if (one_split) setenv("QB_CUDA_ATTN_ONE_SPLIT", "-1", 1);  // read by the constructor
     runtime::cuda::CudaBackend gpu(model, co);
     if (one_split) unsetenv("QB_CUDA_ATTN_ONE_SPLIT");

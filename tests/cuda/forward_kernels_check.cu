@@ -3,7 +3,7 @@
 //   - add_rmsnorm: the residual add bit-exact (one f32 add), untouched rows untouched (row gather),
 //     the normalized rows within 2e-5 relative of float64, and the f16/bf16 rows and qgemv fragments
 //     bit-identical to casting / pack_activations_f32 of the kernel's own f32 rows (so every target
-//     holds the same values, fragment padding zero), and each token's 1 / rms (rscale) within 1e-5;
+//     holds the same values, fragment padding zero);
 //   - gated_act_out: SiLU / GELU x up within 2e-5 relative (+1e-6) of float64, fragments likewise;
 //   - attention, split over keys (1, 3, 17 splits) and the one-block path: GQA, sliding window,
 //     soft-capping, even and odd head dims, against float64 softmax attention over the same f16 cache,
@@ -117,17 +117,15 @@ void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::m
   Dev<int32_t> drows(rows);
   Dev<uint16_t> half(size_t(T) * n, 0xff);
   Dev<uint8_t> frag(T <= 16 ? activation_frag_bytes(n, T) : 1, 0xff);
-  Dev<float> rscale(size_t(T), 0xff);  // each token's 1 / rms (a folded norm's prescale source)
   ActOut o;
   o.f32 = out.p;
   o.half_rows = half.p;
   o.frag = T <= 16 ? frag.p : nullptr;
   o.bf16 = bf;
   add_rmsnorm(dx.p, with_add ? da.p : nullptr, dw.p, n, T, 1e-5f, gather ? drows.p : nullptr, o, nullptr, loop, false,
-              prewait, rscale.p);
+              prewait);
   QB_CUDA_OK(cudaDeviceSynchronize());
-  const auto gx = dx.get(), gy = out.get(), grs = rscale.get();
-  size_t bad_r = 0;
+  const auto gx = dx.get(), gy = out.get();
   std::vector<bool> used(size_t(X), false);
   size_t bad_x = 0, bad_y = 0;
   double worst = 0;
@@ -141,7 +139,6 @@ void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::m
       ss += double(xi) * xi;
     }
     const double sc = 1.0 / std::sqrt(ss / n + 1e-5);
-    bad_r += !(std::fabs(grs[size_t(t)] - sc) <= 1e-5 * sc);
     for (int i = 0; i < n; ++i) {
       const double xi = double(gx[size_t(r) * n + i]);
       const double ref = xi * sc * w[size_t(i)];
@@ -155,7 +152,6 @@ void check_add_rmsnorm(int n, int T, bool with_add, bool gather, bool bf, std::m
       for (int i = 0; i < n; ++i) bad_x += gx[size_t(r) * n + i] != x[size_t(r) * n + i];
   FCHECK(bad_x == 0, "%s: %zu residual values wrong (or untouched rows changed)", name.c_str(), bad_x);
   FCHECK(bad_y == 0, "%s: %zu normalized values off (worst rel %.3g)", name.c_str(), bad_y, worst);
-  FCHECK(bad_r == 0, "%s: %zu tokens' 1 / rms (rscale) off by more than 1e-5", name.c_str(), bad_r);
   check_targets(gy, n, T, bf, &half, T <= 16 ? &frag : nullptr, name);
   std::printf("%-6s %s (worst rel %.2g)\n", g_fail ? "?" : "ok", name.c_str(), worst);
 }

@@ -32,7 +32,6 @@ using namespace qb::cuda_checks;
 
 int run_forward_kernel_checks(uint64_t seed, int* cases);  // forward_kernels_check.cu
 int run_qgemm_checks(std::mt19937_64& rng, int* cases);    // qgemm_check.cu
-int run_fold_checks(std::mt19937_64& rng, int* cases);     // qgemv_fold_check.cu
 
 namespace {
 
@@ -385,7 +384,6 @@ int main() {
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);
     g_failures += run_qgemm_checks(rng, &g_cases);
-    g_failures += run_fold_checks(rng, &g_cases);
 
     bool threw = false;
     try { qgemv(upload(pack(random_matrix({}, 16, 64, rng))), nullptr, 17, nullptr, nullptr); }

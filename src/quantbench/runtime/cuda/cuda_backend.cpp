@@ -298,49 +298,6 @@ struct CudaBackend::Impl {
   };
   Pinned tab_host, out_host;
 
-  // Folded norms (CudaBackendOptions::fold_norms): xfrag3 holds the fragments a producer (o, down) writes
-  // for its consumer (gate|up, the next q|k|v) while its own blocks read xfrag or xfrag2; fold_buf the
-  // producer's partial sums of squares [16 tokens][kFoldMaxParts blocks], its prescales [16], the last
-  // norm's 1/rms [16], the sums of squares [16] and the producer's block counter (zeroed once);
-  // fold_flag (mapped, read after each folded step) the producers' f16 overflow flag.
-  bool fold_norms_wanted = true;   // CudaBackendOptions::fold_norms
-  bool fold_on = false;            // that, and every layer's products allow it (finish_scratch)
-  bool fold_consumer_early = true;  // QB_CUDA_FOLD_EARLY=0: consumers launched plainly (A/B runs)
-  int fold_min_t = 1;               // QB_CUDA_FOLD_MIN_T: the fewest tokens a folded step takes (A/B runs)
-  int64_t fold_overflows = 0;      // steps recomputed without the fold (then off for good)
-  DevBuf xfrag3, fold_buf;
-  Pinned fold_flag;
-  float* fold_partials() { return fold_buf.as<float>(); }
-  float* fold_prescale() { return fold_buf.as<float>() + kFoldMaxParts * 16; }
-  float* fold_rscale() { return fold_buf.as<float>() + kFoldMaxParts * 16 + 16; }
-  float* fold_sumsq() { return fold_buf.as<float>() + kFoldMaxParts * 16 + 32; }
-  unsigned* fold_counter() { return reinterpret_cast<unsigned*>(fold_buf.as<float>() + kFoldMaxParts * 16 + 48); }
-  // What a folded norm's consumer needs (after its producer ran).
-  QgemvFoldIn fold_in(int64_t n, float eps) {
-    QgemvFoldIn f;
-    f.sumsq = fold_sumsq();
-    f.prescale = fold_prescale();
-    f.n = int(n);
-    f.eps = eps;
-    f.rscale = fold_rscale();
-    return f;
-  }
-  // What its producer needs: the residual rows, the norm's weights, and the consumer's weight type.
-  QgemvFoldOut fold_out(float* x, const float* gamma, const Mat& consumer) {
-    QgemvFoldOut f;
-    f.x = x;
-    f.gamma = gamma;
-    f.rscale = fold_rscale();
-    f.frag = xfrag3.p;
-    f.bf16 = consumer.pk.shape.spec.format == WeightFormat::BF16;
-    f.partials = fold_partials();
-    f.sumsq = fold_sumsq();
-    f.counter = fold_counter();
-    f.prescale = fold_prescale();
-    f.overflow = static_cast<unsigned*>(fold_flag.dev);
-    return f;
-  }
-
   // Profiling mode (CudaBackendOptions::profile).
   enum Cls {
     kEmbed, kNorm, kPack, kQgemv, kCublas, kDequant, kCast, kRope, kAttn, kAct, kOther, kArgmax, kQgemm, kNumCls
@@ -389,8 +346,8 @@ struct CudaBackend::Impl {
     seg.clear();
   }
 
-  // Captured forward passes for small batches, keyed by (tokens, 8 * logits rows + 4 * folded norms + 2 *
-  // greedy + fused rope); valid while the buffers they were captured with stay where they are.
+  // Captured forward passes for small batches, keyed by (tokens, 2 * logits rows + fused rope); valid while the
+  // buffers they were captured with stay where they are.
   struct Graph {
     cudaGraphExec_t exec = nullptr;
     std::vector<const void*> addr;
@@ -693,9 +650,7 @@ struct CudaBackend::Impl {
   // (packed decode: into `frag_in` where given, else xfrag).
   // `early`: false keeps a packed decode product from launching early (programmatic dependent launch)
   // where the kernel before it is a product too (the down product after gemm_gated).
-  // `fin` / `fout`: a folded norm's consumer / producer (packed decode only; see CudaBackendOptions::fold_norms).
-  void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true,
-                  const QgemvFoldIn* fin = nullptr, const QgemvFoldOut* fout = nullptr) {
+  void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true) {
     if (skips(kSkipProd, T)) return;
     const float one = 1.0f, zero = 0.0f;
     if (m.w8a8) {
@@ -728,7 +683,7 @@ struct CudaBackend::Impl {
         mark(kQgemv);
         QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch && early;
-        qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, fout ? nullptr : y, stream, cfg, nullptr, fout, fin);
+        qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg);
         return;
       }
       if (fused(m)) {  // qgemm reads the packed 4- or 8-bit weights itself
@@ -770,34 +725,33 @@ struct CudaBackend::Impl {
   // once the one-token loop was rewritten (before, the fused kernel compiled 18% slower and the step
   // lost 4%); 16 streams, w4g128 equal (its fused 16-token kernel is 1.4 us slower, about what the
   // activation kernel costs) and w8 1.1-1.4% faster.
-  bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down, const void* frag_in = nullptr,
-                  bool early = true, const QgemvFoldIn* fin = nullptr) {
+  bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
     // (Timing experiments that leave out the activation or the products take the unfused path, so each
     // class still leaves out only itself.)
     if (!m.gate_up16 || !m.packed || T < fuse_act_min_t || T > 16 || !to_down.frag || skips(kSkipAct | kSkipProd, T))
       return false;
     QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
     if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
-    cfg.overlap_launch = overlap_launch && early;
+    cfg.overlap_launch = overlap_launch;
     QgemvGatedOut go;
     go.frag = xfrag2.p;
     go.n = n_ff;
     go.act = act;
     go.bf16 = to_down.bf16;
     mark(kQgemv);
-    qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, nullptr, stream, cfg, &go, nullptr, fin);
+    qgemv(m.pk, xfrag.p, T, nullptr, stream, cfg, &go);
     return true;
   }
 
   // f32 rows already in x -> the product's input, then the product (for producers that cannot write
   // the target themselves).
-  void gemm_f32(const Mat& m, float* x, int T, float* y, const QgemvFoldOut* fout = nullptr) {
+  void gemm_f32(const Mat& m, float* x, int T, float* y) {
     const ActOut a = target(m, T, x);
     if (!a.f32) {
       mark(kCast);
       store_rows(x, int(m.n_in), T, a, stream);
     }
-    gemm_ready(m, x, T, y, nullptr, true, nullptr, fout);
+    gemm_ready(m, x, T, y);
   }
 };
 
@@ -836,9 +790,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
-  if (const char* e = std::getenv("QB_CUDA_FOLD_NORM"); e && std::string(e) == "0") options_.fold_norms = false;
-  if (const char* e = std::getenv("QB_CUDA_FOLD_EARLY"); e && std::string(e) == "0") I.fold_consumer_early = false;
-  if (const char* e = std::getenv("QB_CUDA_FOLD_MIN_T")) I.fold_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT_MIN_T")) I.fuse_act_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
@@ -861,7 +812,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
   I.w8a8_enabled = options_.w8a8;
   I.fuse_gated_act = options_.fuse_gated_act;
-  I.fold_norms_wanted = options_.fold_norms;
   I.kvk = sp.kv_dim_k();
   I.kvv = sp.kv_dim_v();
   I.n_layer = sp.n_layer;
@@ -919,22 +869,6 @@ void CudaBackend::init_device() {
 static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
   const int64_t widest = std::max({sp.n_embd, sp.n_head * sp.head_dim_v, sp.n_ff});
   I.xfrag = DevBuf(activation_frag_bytes(widest, 16));
-  // Folded norms: only where every product on either side of a norm is a packed decode product whose
-  // producer side fits (n_embd a multiple of 64, at most kFoldMaxParts blocks) and no post-norms sit
-  // between them.
-  bool fold = I.fold_norms_wanted && !sp.post_norms && sp.n_layer > 1 && sp.n_embd / 16 <= kFoldMaxParts;
-  auto qg = [](const Mat& m) { return m.packed && !m.w8a8; };
-  for (const auto& L : I.layers)
-    fold = fold && qg(L.wqkv) && qg(L.wo) && qg(L.wgu) && qg(L.wdown) && fold_out_fits(L.wo.pk.shape) &&
-           fold_out_fits(L.wdown.pk.shape);
-  I.fold_on = fold;
-  if (fold) {
-    I.xfrag3 = DevBuf(activation_frag_bytes(sp.n_embd, 16));
-    I.fold_buf = DevBuf(size_t(kFoldMaxParts * 16 + 64) * 4);
-    cuda_ok(cudaMemset(I.fold_buf.p, 0, I.fold_buf.bytes), "fold counter");  // the producers' counter starts at zero
-    I.fold_flag.ensure(4);
-    *static_cast<volatile unsigned*>(I.fold_flag.p) = 0u;
-  }
   for (const auto& L : I.layers)
     if (L.wgu.gate_up16) {
       I.xfrag2 = DevBuf(activation_frag_bytes(sp.n_ff, 16));
@@ -1089,19 +1023,6 @@ static std::string gate_up_note(const CudaBackend::Impl& I) {
                      I.fuse_act_min_t);
 }
 
-// Where the decode norms run, for the Manifest.
-static std::string fold_note(const CudaBackend::Impl& I) {
-  if (I.fold_overflows > 0)
-    return fmt::format(" (folded into the decode products until a folded value overflowed f16: that step was "
-                       "recomputed without the fold, which is off since; {} step(s))",
-                       I.fold_overflows);
-  if (!I.fold_on) return "";
-  return " (at decode steps of 1-16 tokens, except the first layer's input norm and the output norm: folded into "
-         "the products around them; o and down add to the residual and write the next product's input times a "
-         "power of two taken from the norm before, with their rows' sums of squares; q|k|v and gate|up scale their "
-         "sums by 1/rms from those)";
-}
-
 std::string CudaBackend::describe() const {
   std::map<std::string, int> paths;
   for (const Mat* m : impl_->mats()) ++paths[m->path];
@@ -1118,7 +1039,7 @@ std::string CudaBackend::describe() const {
   return skip + twice + fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
                      "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused{}; kv cache {}; "
-                     "residual add + RMSNorm fused (f32 sums){} and writing the next product's input layout, "
+                     "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
                      "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
@@ -1134,7 +1055,6 @@ std::string CudaBackend::describe() const {
                                                        "dequantized to f16 per layer; ") +
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
-                     fold_note(*impl_),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention ? "split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; "
                                                 "normalized in its own block where one split covers the keys, else merged by the last "
@@ -1284,23 +1204,7 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
 
 // One chunk of a validated batch (tokens c0 .. c0 + T - 1, caches already large enough): the whole
 // forward pass, logits of its wanting tokens copied to `logits_out`. Returns the number of rows.
-// A decode step with folded norms whose producers saw an f16 overflow (QgemvFoldOut::overflow) is run
-// again without the fold: the step's writes (its cache rows, x from the embedding on) are all
-// recomputed, so the second run's results are those of an unfolded step. The fold then stays off.
 size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out) {
-  const bool fold = I.fold_on && T >= I.fold_min_t && T <= 16 && !I.timing_skip;
-  const size_t rows = run_chunk_once(I, batch, c0, T, logits_out, ids_out, fold);
-  if (!fold) return rows;
-  volatile unsigned* flag = static_cast<volatile unsigned*>(I.fold_flag.p);
-  if (*flag == 0u) return rows;
-  *flag = 0u;
-  I.fold_on = false;
-  ++I.fold_overflows;
-  return run_chunk_once(I, batch, c0, T, logits_out, ids_out, false);
-}
-
-size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out,
-                                   bool fold) {
   const ModelSpec& sp = spec();
   auto tok = [&](int t) -> const BatchToken& { return batch.tokens[size_t(c0 + t)]; };
   const int64_t kvk = sp.kv_dim_k(), kvv = sp.kv_dim_v();
@@ -1450,27 +1354,14 @@ size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, f
     for (int64_t il = 0; il < sp.n_layer; ++il) {
       const Impl::Layer& L = I.layers[size_t(il)];
       const bool swa = sp.layer_swa[size_t(il)];
-      // Folded norms: this layer's input norm is in the down product before it and in q|k|v (not in
-      // layer 0, whose input is the embedding); its second norm in the o and gate|up products.
-      const bool fold_in1 = fold && il > 0;
-      const bool fold_down = fold && il + 1 < sp.n_layer;  // the last down feeds the output norm kernel
-      // (The L2 prefetch of a product's first weights overlaps the small kernel before it; a folded
-      // consumer has none, and its prefetch would run beside the product reading the same bytes.)
-      if (!fold_in1) I.l2_prefetch(L.wqkv, T);
+      I.l2_prefetch(L.wqkv, T);
       I.mark(Impl::kNorm);
       // Layer 0's norm follows the embedding (which wrote x): never early, so it loads x after its wait.
       const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
-      if (!I.skips(Impl::kSkipNorm, T) && !fold_in1)
+      if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait,
-                    fold ? I.fold_rscale() : nullptr);
-      if (fold_in1) {
-        I.mark(Impl::kQgemv);
-        const QgemvFoldIn fin = I.fold_in(d, sp.rms_eps);
-        I.gemm_ready(L.wqkv, h, T, qkv, I.xfrag3.p, I.fold_consumer_early, &fin);
-      } else {
-        I.gemm_ready(L.wqkv, h, T, qkv);
-      }
+                    I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
+      I.gemm_ready(L.wqkv, h, T, qkv);
       I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
@@ -1577,34 +1468,22 @@ size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, f
           if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
           else attention(aa, st);
         }
-        if (fold) {  // the producer of the layer's second norm
-          const QgemvFoldOut fout = I.fold_out(x, L.ffn_norm.as<float>(), L.wgu);
-          if (direct) I.gemm_ready(L.wo, att, T, nullptr, nullptr, true, nullptr, &fout);
-          else I.gemm_f32(L.wo, att, T, nullptr, &fout);
-        } else if (direct) {
-          I.gemm_ready(L.wo, att, T, o);
-        } else {
-          I.gemm_f32(L.wo, att, T, o);
-        }
+        if (direct) I.gemm_ready(L.wo, att, T, o);
+        else I.gemm_f32(L.wo, att, T, o);
       }
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
       }
-      if (!fold) I.l2_prefetch(L.wgu, T);
+      I.l2_prefetch(L.wgu, T);
       I.mark(Impl::kNorm);
       const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
-      if (!I.skips(Impl::kSkipNorm, T) && !fold)
+      if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
                     I.norm_loop, early_norm2, early_norm2 && I.prewait);
       const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
-      QgemvFoldIn fin2;
-      if (fold) fin2 = I.fold_in(d, sp.rms_eps);
-      const void* gu_in = fold ? I.xfrag3.p : nullptr;
-      const bool gu_early = !fold || I.fold_consumer_early;
-      const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down, gu_in, gu_early,
-                                          fold ? &fin2 : nullptr);  // writes down's input itself
-      if (!act_fused) I.gemm_ready(L.wgu, h, T, I.gu.as<float>(), gu_in, gu_early, fold ? &fin2 : nullptr);
+      const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
+      if (!act_fused) I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
       if (!act_fused) I.l2_prefetch(L.wdown, T);  // (fused: products back to back, no small kernel to hide it)
       if (!act_fused) {
         I.mark(Impl::kAct);
@@ -1614,13 +1493,7 @@ size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, f
       }
       // After the fused gate|up, down is launched plainly: launched early right after a product it was no
       // faster (w4g128, w8 at 16 streams; docs/perf.md, session 15), as in session 8.
-      if (fold_down) {  // the producer of the next layer's input norm
-        const QgemvFoldOut fout = I.fold_out(x, I.layers[size_t(il + 1)].attn_norm.as<float>(),
-                                             I.layers[size_t(il + 1)].wqkv);
-        I.gemm_ready(L.wdown, I.g.as<float>(), T, nullptr, act_fused ? I.xfrag2.p : nullptr, !act_fused, nullptr, &fout);
-      } else {
-        I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused);
-      }
+      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused);
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
@@ -1646,10 +1519,8 @@ size_t CudaBackend::run_chunk_once(Impl& I, const Batch& batch, int c0, int T, f
   if (graphable) {
     const std::vector<const void*> addr = {I.tabs.p, I.x.p,  I.h.p,      I.qkv.p,  I.att.p, I.o.p,
                                            I.gu.p,   I.g.p,  I.xb.p,     I.logits.p, I.part.p, I.xfrag.p, I.xfrag2.p, I.counters.p,
-                                           I.tab_host.dev, greedy ? I.out_host.dev : nullptr,
-                                           fold ? I.xfrag3.p : nullptr, fold ? I.fold_buf.p : nullptr,
-                                           fold ? I.fold_flag.dev : nullptr};
-    Impl::Graph& gr = I.graphs[{T, 8 * R + (fold ? 4 : 0) + (greedy ? 2 : 0) + (fuse_rope ? 1 : 0)}];
+                                           I.tab_host.dev, greedy ? I.out_host.dev : nullptr};
+    Impl::Graph& gr = I.graphs[{T, 4 * R + (greedy ? 2 : 0) + (fuse_rope ? 1 : 0)}];
     if (!gr.exec || gr.addr != addr || gr.table_bytes != total) {
       if (gr.exec) cudaGraphExecDestroy(gr.exec);
       gr.exec = nullptr;

@@ -75,14 +75,6 @@ struct CudaBackendOptions {
   // session 15). Other steps read the interleaved
   // gate|up output in the activation kernel. QB_CUDA_FUSE_ACT=0 turns it off (halves, separate kernel).
   bool fuse_gated_act = true;
-  // Decode steps (1-16 tokens) of a model whose q|k|v, o, gate|up and down products are all packed
-  // (qgemv) and whose width is a multiple of 64: the residual add and the RMSNorm between two products
-  // are folded into them (qgemv.h: QgemvFoldOut, QgemvFoldIn) instead of running as a kernel between
-  // them. The o and down products add their outputs to the residual rows and write the next product's
-  // input scaled by a power of two; q|k|v and gate|up scale their sums by the norm's 1/rms. The first
-  // layer's input norm and the output norm still run as kernels. A step where a folded value overflowed f16 is
-  // recomputed without the fold, which then stays off (the Manifest says so). QB_CUDA_FOLD_NORM=0: off.
-  bool fold_norms = true;
   // Prefill chunks that are one run of one sequence: attention as two cuBLAS GEMMs around a softmax
   // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
   // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.
@@ -181,7 +173,6 @@ class CudaBackend final : public Backend {
   CudaBackendOptions options_;
   void init_device();
   size_t run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out);
-  size_t run_chunk_once(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out, bool fold);
   // Validates, grows caches, runs the chunks; logits rows or argmax ids (one of them non-null).
   void forward_into(const Batch& batch, Logits& meta, std::vector<int32_t>* ids);
   std::unique_ptr<Impl> impl_;

@@ -262,7 +262,7 @@ __host__ __device__ inline int pair_count(const ActOut& o, int n) {
 }
 
 __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
-                                   const int32_t* rows, ActOut o, float* rscale) {
+                                   const int32_t* rows, ActOut o) {
   pdl_enter();
   __shared__ float red[32];
   const int t = blockIdx.x;
@@ -280,7 +280,6 @@ __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, i
   }
   ss = block_reduce(ss, red, false);
   const float sc = 1.0f / sqrtf(ss / float(n) + eps);
-  if (rscale && threadIdx.x == 0) rscale[t] = sc;
   const int np = pair_count(o, n);
   for (int p = threadIdx.x; p < np; p += blockDim.x) {
     const int k = 2 * p;
@@ -301,7 +300,7 @@ constexpr int kNormPairs = 4;
 // predecessor before its own dependents may launch), and the weights never change. Under an early
 // launch their DRAM latency then overlaps that kernel's tail. x is read through L2 (__ldcg) there.
 __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
-                                       const int32_t* rows, ActOut o, bool prewait, float* rscale) {
+                                       const int32_t* rows, ActOut o, bool prewait) {
   __shared__ float red[32];
   const int t = blockIdx.x;
   float va[kNormPairs], vb[kNormPairs], wa[kNormPairs], wb[kNormPairs];
@@ -346,7 +345,6 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
   }
   ss = block_reduce(ss, red, false);
   const float sc = 1.0f / sqrtf(ss / float(n) + eps);
-  if (rscale && threadIdx.x == 0) rscale[t] = sc;
   const int np = pair_count(o, n);
 #pragma unroll
   for (int k = 0; k < kNormPairs; ++k) {
@@ -1158,21 +1156,21 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one
 }
 
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
-                 const ActOut& out, cudaStream_t s, bool loop_kernel, bool early, bool prewait, float* rscale) {
+                 const ActOut& out, cudaStream_t s, bool loop_kernel, bool early, bool prewait) {
   if (T <= 0) return;
   const int pairs = pair_count(out, n);
   int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
   reg_threads = reg_threads < 64 ? 64 : reg_threads;
   if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
     launch_kernel(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), 0, s, early, x, add, w,
-                  n, (T + 7) / 8, eps, rows, out, prewait, rscale);
+                  n, (T + 7) / 8, eps, rows, out, prewait);
     QB_CUDA_LAUNCHED();
     return;
   }
   int threads = ((pairs / 2 + 31) / 32) * 32;  // about two pairs per thread
   threads = threads < 64 ? 64 : (threads > 1024 ? 1024 : threads);
   launch_kernel(add_rmsnorm_kernel, dim3(unsigned(T)), dim3(unsigned(threads)), 0, s, early, x, add, w, n,
-                (T + 7) / 8, eps, rows, out, rscale);
+                (T + 7) / 8, eps, rows, out);
   QB_CUDA_LAUNCHED();
 }
 

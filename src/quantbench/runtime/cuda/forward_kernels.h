@@ -78,11 +78,9 @@ struct ActOut {
 // kernel before reading. Only after a kernel (not a copy) in the same stream.
 // `prewait` (register kernel, no row gather): x's row and w are loaded before that wait, which is
 // right only where x was not written by the kernel just before (the decode step: only `add` was).
-// `rscale`: where given, each token's 1 / rms goes to rscale[t] (a folded norm after this one takes its
-// prescale from it: qgemv.h's QgemvFoldOut).
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
                  const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false,
-                 bool prewait = false, float* rscale = nullptr);
+                 bool prewait = false);
 
 // out[t] = act(gate[t]) * up[t] written to `out`: gate|up rows as in gated_act, or (interleave16) in
 // blocks of 16 gate values followed by the same 16 columns' up values (n % 16 == 0; the packed gate|up

@@ -60,57 +60,15 @@ __host__ __device__ constexpr int steps_for(int lpc, int r) {
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
-__device__ __forceinline__ void cp_async4(float* dst, const float* src) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
-
-
-// The sum of v over the threads of a block that share a token slot (threadIdx.x % TT, TT = 8 or 16),
-// in a fixed order: shuffles across a warp's lanes of the same slot, then the warps' sums in order.
-// Valid in threads 0..TT-1 (thread t: slot t). scratch: kMaxWarps * TT floats of shared memory that no
-// other thread reads meanwhile. Every call site: the same inputs give the same bits.
-template <int TT>
-__device__ __forceinline__ float sum_per_token_slot(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
-#pragma unroll
-  for (int o = TT; o < 32; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane < TT) scratch[warp * TT + lane] = v;
-  __syncthreads();
-  float sum = 0.f;
-  if (threadIdx.x < TT) {
-#pragma unroll
-    for (int w = 0; w < kMaxWarps; ++w)
-      if (w < n_warps) sum += scratch[w * TT + threadIdx.x];
-  }
-  return sum;
-}
-
-// The power of two a folded norm's producer scales its fragments by (QgemvFoldOut): 16-32 times below
-// r, the 1/rms of the norm before this one; 1 where r is not a positive finite number.
-__device__ __forceinline__ float fold_prescale(float r) {
-  if (!(r > 0.f) || !isfinite(r)) return 1.f;
-  int e = 0;
-  frexpf(r, &e);  // r = m 2^e, m in [0.5, 1): 2^(e - 5) is in (r / 32, r / 16]
-  return ldexpf(1.f, e - 5);
-}
-
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
-// GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). FOLD: a folded norm's producer
-// (1, QgemvFoldOut) or consumer (2, QgemvFoldIn). Separate instantiations, not run-time branches: the
-// gated branch alone changed the register allocation of many plain kernels.
-template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false, int FOLD = 0>
+// GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
+// run-time branch: the branch alone changed the register allocation of many plain kernels.
+template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
-                                           int n_tokens, const QgemvGatedOut& go, const QgemvFoldOut& fo,
-                                           const QgemvFoldIn& fi) {
-  static_assert(!(GATED && FOLD == 1), "a producer of a folded norm has plain outputs");
+                                           int n_tokens, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
@@ -120,8 +78,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // the compiler answered it with more registers (fewer resident blocks, or spills when capped) and
   // some 16-token products got slower, so the other kernels keep the loop as it was.
   constexpr bool kLean = (F == 2 && (HALF || NT == 1)) || (F == 1 && G == 0 && R == 1 && NT == 1);
-  extern __shared__ float red[];  // [warps][R][NT][4][32], then the fold's staging (fold_sm below)
-  constexpr int kPer = R * NT * 4 * 32;
+  extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int g = lane >> 2;
@@ -375,31 +332,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  // A folded norm: what the epilogue reads besides the sums is copied into shared memory while the loop
-  // runs (cp.async: no registers held across it, no memory round trip left for the epilogue).
-  // - consumer (FOLD == 2): the producer's sums of squares [16] and prescales [16], then the factors
-  //   r / p [16]. Few requests per block: every block reads the same two lines, and a version where
-  //   each block read all the producer's partials (16 KB at 16 tokens) lost 3.6 us per norm at 16
-  //   tokens staged this way, 12-40 us loaded after the loop (H200, docs/perf.md, session 17).
-  // - producer (FOLD == 1): this block's rows of x [n_tokens][16 R], their norm weights [16 R] and the
-  //   previous norm's 1/rms [16].
-  float* fold_sm = red + n_warps * kPer;
-  if constexpr (FOLD == 2) {
-    if (threadIdx.x < 4) cp_async16(fold_sm + 4 * threadIdx.x, fi.sumsq + 4 * threadIdx.x);
-    else if (threadIdx.x < 8) cp_async16(fold_sm + 4 * threadIdx.x, fi.prescale + 4 * (threadIdx.x - 4));
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  } else if constexpr (FOLD == 1) {
-    constexpr int RR = 16 * R;
-    const int row0 = rb0 * 16;
-    for (int i = threadIdx.x; i < n_tokens * RR; i += blockDim.x) {
-      const int t = i / RR, rr = i - t * RR;
-      if (row0 + rr < n_out) cp_async4(fold_sm + i, fo.x + size_t(t) * n_out + row0 + rr);
-    }
-    for (int rr = threadIdx.x; rr < RR; rr += blockDim.x)
-      if (row0 + rr < n_out) cp_async4(fold_sm + n_tokens * RR + rr, fo.gamma + row0 + rr);
-    if (threadIdx.x < 4) cp_async16(fold_sm + (n_tokens + 1) * RR + 4 * threadIdx.x, fo.rscale + 4 * threadIdx.x);
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  }
   if constexpr (NT == 1 && HALF) {
     // The one-token half step: two steps per iteration, the buffers' roles swapped in code instead of
     // copied (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves
@@ -423,9 +355,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     }
   }
 
-  if constexpr (FOLD != 0) asm volatile("cp.async.wait_all;" ::: "memory");  // (visible after the barrier below)
-
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
+  constexpr int kPer = R * NT * 4 * 32;
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -438,23 +369,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     for (int w = 0; w < n_warps; ++w) sum += red[w * kPer + e];
     return sum;
   };
-  constexpr int TT = NT * 8;
-  auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
-    const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
-    return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
-  };
-  // A folded norm's consumer: the norm's 1/rms r per token, and the factor r / p its sums take.
-  [[maybe_unused]] const float* fold_factor = fold_sm;
-  if constexpr (FOLD == 2) {
-    float* fac = fold_sm + 32;  // [16]
-    if (threadIdx.x < n_tokens) {
-      const float r = 1.0f / sqrtf(fold_sm[threadIdx.x] / float(fi.n) + fi.eps);
-      fac[threadIdx.x] = r / fold_sm[16 + threadIdx.x];
-      if (blockIdx.x == 0) fi.rscale[threadIdx.x] = r;
-    }
-    __syncthreads();
-    fold_factor = fac;
-  }
   if constexpr (GATED) {
     static_assert(R % 2 == 0, "the gated epilogue pairs gate and up row blocks");
     // Fused gated activation (QgemvGatedOut): row blocks rb0 + 2p (gate) and rb0 + 2p + 1 (up) hold the
@@ -468,6 +382,11 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     // 18.33 and 22.72 against 22.03 in this form (docs/perf.md, session 16).
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) red[e] = reduced(e);
     __syncthreads();
+    constexpr int TT = NT * 8;
+    auto at = [&](int r, int rho, int tok) {  // red index of row rho (0..15) of row block r, token tok
+      const int l = 4 * (rho & 7) + ((tok & 7) >> 1), i = 2 * (rho >> 3) + (tok & 1);
+      return ((r * NT + (tok >> 3)) * 4 + i) * 32 + l;
+    };
     for (int q = threadIdx.x; q < (R / 2) * 8 * TT; q += blockDim.x) {
       const int tok = q % TT, rp = (q / TT) % 8, p = q / (TT * 8);
       const int col = (rb0 / 2 + p) * 16 + 2 * rp;  // rb0 is even (R is)
@@ -480,70 +399,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
           v[gu][k] = red[at(2 * p + gu, 2 * rp + k, tok)];
           if constexpr (F == 1 && G == 0)
             v[gu][k] *= __half2float(__ushort_as_half(scales[(rb0 + 2 * p + gu) * 16 + 2 * rp + k]));
-          if constexpr (FOLD == 2) v[gu][k] *= fold_factor[tok];
         }
       put_frag(go.frag, (n_tokens + 7) / 8, tok, col,
                pack2(gated_act_value(v[0][0], v[1][0], go.act), gated_act_value(v[0][1], v[1][1], go.act), go.bf16));
-    }
-  } else if constexpr (FOLD == 1) {
-    // A folded norm's producer: a thread takes one token (blockDim is a multiple of TT) and pairs of
-    // adjacent rows (one fragment word): x += sum, the fragment gets x * p * gamma, and the thread keeps
-    // its rows' sum of squares, summed over the threads of its token in a fixed order afterwards.
-    for (int e = threadIdx.x; e < kPer; e += blockDim.x) red[e] = reduced(e);
-    __syncthreads();
-    constexpr int RR = 16 * R;
-    const float* xs = fold_sm;                     // [n_tokens][RR]
-    const float* gs = fold_sm + n_tokens * RR;     // [RR]
-    const float* rs = gs + RR;                     // [n_tokens]
-    const int tok = threadIdx.x % TT;
-    const float p = tok < n_tokens ? fold_prescale(rs[tok]) : 1.f;
-    const int nt_out = (n_tokens + 7) / 8;
-    float ss = 0.f;
-    for (int q = threadIdx.x; q < R * 8 * TT; q += blockDim.x) {
-      const int rp = (q / TT) % 8, r = q / (TT * 8), rr = 16 * r + 2 * rp;
-      const int row = rb0 * 16 + rr;  // n_out % 64 == 0 (fold_out_fits): row + 1 < n_out too
-      if (tok >= n_tokens || row >= n_out) continue;
-      float v0 = red[at(r, 2 * rp, tok)], v1 = red[at(r, 2 * rp + 1, tok)];
-      if constexpr (F == 1 && G == 0) {  // (no FMA: the same bits as y = sum * scale, then x + y)
-        v0 = __fmul_rn(v0, __half2float(__ushort_as_half(scales[row])));
-        v1 = __fmul_rn(v1, __half2float(__ushort_as_half(scales[row + 1])));
-      }
-      const float x0 = __fadd_rn(xs[tok * RR + rr], v0), x1 = __fadd_rn(xs[tok * RR + rr + 1], v1);
-      *reinterpret_cast<float2*>(fo.x + size_t(tok) * n_out + row) = make_float2(x0, x1);
-      ss += x0 * x0 + x1 * x1;
-      const float a = (x0 * p) * gs[rr], b = (x1 * p) * gs[rr + 1];
-      const uint32_t h = pack2(a, b, fo.bf16);
-      const bool inf16 = !fo.bf16 && ((h & 0x7c00u) == 0x7c00u || (h & 0x7c000000u) == 0x7c000000u);
-      if (inf16 && isfinite(a) && isfinite(b) && fo.overflow) *reinterpret_cast<volatile unsigned*>(fo.overflow) = 1u;
-      put_frag(fo.frag, nt_out, tok, row, h);
-    }
-    __syncthreads();  // every read of red above is done: it is the sums' scratch now
-    const float sum = sum_per_token_slot<TT>(ss, red);
-    if (threadIdx.x < n_tokens) {  // (thread t's slot is token t, so p above is this token's)
-      fo.partials[threadIdx.x * kFoldMaxParts + blockIdx.x] = sum;
-      if (blockIdx.x == 0) fo.prescale[threadIdx.x] = p;
-    }
-    // The last block to finish sums every block's partials, a warp per token: lane l takes blocks l,
-    // l + 32, ... in order, then a butterfly (the same sums whichever block is last). It leaves the
-    // counter at zero for the next launch.
-    __threadfence();
-    __syncthreads();
-    unsigned* last = reinterpret_cast<unsigned*>(red);
-    if (threadIdx.x == 0) {
-      const bool is_last = atomicAdd(fo.counter, 1u) == gridDim.x - 1;
-      if (is_last) *fo.counter = 0u;
-      *last = is_last;
-    }
-    __syncthreads();
-    if (*last) {
-      __threadfence();
-      for (int t = warp; t < n_tokens; t += n_warps) {
-        float s = 0.f;
-        for (int b = lane; b < int(gridDim.x); b += 32) s += __ldcg(fo.partials + t * kFoldMaxParts + b);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0) fo.sumsq[t] = s;
-      }
     }
   } else {
     for (int e = threadIdx.x; e < kPer; e += blockDim.x) {
@@ -553,7 +411,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
       const int tok = 8 * j + 2 * (l & 3) + (i & 1);
       if (row < n_out && tok < n_tokens) {
         if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
-        if constexpr (FOLD == 2) sum *= fold_factor[tok];
         y[size_t(tok) * n_out + row] = sum;
       }
     }
@@ -574,14 +431,13 @@ constexpr int register_cap() {  // 0: none
 #define QB_QGEMV_PARAMS                                                                                     \
   const uint4 *__restrict__ W, const uint16_t *__restrict__ scales, const uint8_t *__restrict__ zeros,    \
       const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
-      int n_tokens, QgemvGatedOut go, QgemvFoldOut fo, QgemvFoldIn fi
-#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go, fo, fi
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, int FOLD = 0>
-__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED, FOLD>(QB_QGEMV_ARGS); }
-template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false,
-          int FOLD = 0>
+      int n_tokens, QgemvGatedOut go
+#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
+template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, ASYM, R, NT, HALF, GATED, FOLD>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -737,33 +593,25 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 }
 
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
-                          int, int, QgemvGatedOut, QgemvFoldOut, QgemvFoldIn);
+                          int, int, QgemvGatedOut);
 
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, int FOLD = 0>
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
 KernelFn kernel_for() {
   constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF>();
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED, FOLD>;
-  else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED, FOLD>;
-}
-// gated: R is even (checked by qgemv()); fold: 0, 1 (producer, never gated) or 2 (consumer).
-template <int F, int G, bool ASYM, int R, int NT, bool HALF>
-KernelFn pick_epilogue(bool gated, int fold) {
-  if constexpr (R % 2 == 0) {
-    if (gated)
-      return fold == 2 ? kernel_for<F, G, ASYM, R, NT, HALF, true, 2>() : kernel_for<F, G, ASYM, R, NT, HALF, true>();
-  }
-  return fold == 1   ? kernel_for<F, G, ASYM, R, NT, HALF, false, 1>()
-         : fold == 2 ? kernel_for<F, G, ASYM, R, NT, HALF, false, 2>()
-                     : kernel_for<F, G, ASYM, R, NT, HALF>();
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED>;
+  else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED>;
 }
 template <int F, int G, bool ASYM, int R, bool HALF = false>
-KernelFn pick_nt(int nt, bool gated, int fold) {
-  return nt == 1 ? pick_epilogue<F, G, ASYM, R, 1, HALF>(gated, fold) : pick_epilogue<F, G, ASYM, R, 2, HALF>(gated, fold);
+KernelFn pick_nt(int nt, bool gated) {  // gated: R is even (checked by qgemv())
+  if constexpr (R % 2 == 0) {
+    if (gated) return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF, true>() : kernel_for<F, G, ASYM, R, 2, HALF, true>();
+  }
+  return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF>() : kernel_for<F, G, ASYM, R, 2, HALF>();
 }
 template <int F, int G, bool ASYM>
-KernelFn pick_r(int r, int nt, bool gated, int fold) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false, fold)
-                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated, fold) : pick_nt<F, G, ASYM, 4>(nt, gated, fold);
+KernelFn pick_r(int r, int nt, bool gated) {
+  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false)
+                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated) : pick_nt<F, G, ASYM, 4>(nt, gated);
 }
 // The half step exists for symmetric w4g128 at R = 1 and 2 (measured there: docs/perf.md, session 9).
 bool half_step_format(const QuantSpec& s) {
@@ -772,17 +620,15 @@ bool half_step_format(const QuantSpec& s) {
 bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()).
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, int fold) {
-  if (half)
-    return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false, fold) : pick_nt<2, 128, false, 2, true>(nt, gated, fold);
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated) {
+  if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated, fold);
+    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
     case WeightFormat::W8A16:
-      return s.group == 32 ? pick_r<1, 32, false>(r, nt, gated, fold) : pick_r<1, 0, false>(r, nt, gated, fold);
+      return s.group == 32 ? pick_r<1, 32, false>(r, nt, gated) : pick_r<1, 0, false>(r, nt, gated);
     case WeightFormat::W4A16:
-      if (s.group == 32)
-        return s.asym ? pick_r<2, 32, true>(r, nt, gated, fold) : pick_r<2, 32, false>(r, nt, gated, fold);
-      return s.asym ? pick_r<2, 128, true>(r, nt, gated, fold) : pick_r<2, 128, false>(r, nt, gated, fold);
+      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, gated) : pick_r<2, 32, false>(r, nt, gated);
+      return s.asym ? pick_r<2, 128, true>(r, nt, gated) : pick_r<2, 128, false>(r, nt, gated);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -867,37 +713,9 @@ bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
   return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
 }
 
-bool fold_out_fits(const PackedShape& p) { return p.n_out % 64 == 0; }
-
-int qgemv_grid_blocks(const PackedShape& p, const QgemvConfig& c) {
-  return int((p.row_blocks + c.row_blocks_per_warp - 1) / c.row_blocks_per_warp);
-}
-
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-                  QgemvConfig cfg, const QgemvGatedOut* gated, const QgemvFoldOut* fold_out,
-                  const QgemvFoldIn* fold_in) {
+           QgemvConfig cfg, const QgemvGatedOut* gated) {
   if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("qgemv: n_tokens must be 1..16");
-  QgemvFoldOut fo;
-  QgemvFoldIn fi;
-  if (fold_out) {
-    auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-    if (gated || fold_in || !fold_out_fits(w.shape) || !fold_out->x || !fold_out->gamma || !fold_out->rscale ||
-        !fold_out->frag || !fold_out->partials || !fold_out->sumsq || !fold_out->counter || !fold_out->prescale ||
-        !aligned16(fold_out->rscale) || !aligned16(fold_out->sumsq) || !aligned16(fold_out->prescale))
-      throw std::invalid_argument("qgemv: a folded norm's producer needs n_out % 64 == 0, no other epilogue and all "
-                                  "of x, gamma, rscale, frag, partials, sumsq, counter and prescale (16-byte "
-                                  "aligned: rscale, sumsq, prescale)");
-    fo = *fold_out;
-  }
-  if (fold_in) {
-    auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-    if (!fold_in->sumsq || !fold_in->prescale || !fold_in->rscale || fold_in->n < 1 || !aligned16(fold_in->sumsq) ||
-        !aligned16(fold_in->prescale))
-      throw std::invalid_argument("qgemv: a folded norm's consumer needs sumsq and prescale (16-byte aligned), "
-                                  "rscale and n >= 1");
-    fi = *fold_in;
-  }
-  const int fold = fold_out ? 1 : fold_in ? 2 : 0;
   QgemvGatedOut go;
   if (gated) {
     if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0 || !gated_epilogue_fits(w.shape, cfg) ||
@@ -925,26 +743,20 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, fold);
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
     cfg.warps_per_block = nw;
   }
-  // The warps' sums, and a folded norm's staging (qgemv_body's fold_sm).
-  const size_t fold_floats = fold == 2   ? 48
-                             : fold == 1 ? size_t(16 * r) * (n_tokens + 1) + 16
-                                         : 0;
-  const size_t smem = (size_t(nw) * r * nt * 4 * 32 + fold_floats) * sizeof(float);
+  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
-  if (fold == 1 && blocks > kFoldMaxParts)
-    throw std::invalid_argument("qgemv: a folded norm's producer launched as more than kFoldMaxParts (1024) blocks");
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
                 static_cast<const uint4*>(w.weights.get()), static_cast<const uint16_t*>(w.scales.get()),
                 static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y, int(p.n_out),
-                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, go, fo, fi);
+                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, go);
   QB_CUDA_LAUNCHED();
   return cfg;
 }

@@ -160,54 +160,11 @@ struct QgemvGatedOut {
 // n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero).
 bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
 
-// RMSNorm folded into the decode products on either side of it, so that no norm kernel runs between
-// them: the product before the norm (o, down: the "producer") adds its outputs to the residual rows x
-// and writes the next product's fragments unnormalized, and the product after it (q|k|v, gate|up: the
-// "consumer") scales its f32 sums by the norm's 1/rms, which is per token and so factors out of W x:
-//   consumer(norm(x) * gamma) = (W (x * gamma * p)) * (r / p),   r = 1 / sqrt(mean(x^2) + eps).
-// The producer cannot know r (every block holds only its rows of x), so it scales by a power of two p
-// taken from the norm before this one (16-32 times below its r), which keeps x * gamma * p in f16's
-// normal range as the normalized values are. Each producer block writes its rows' sum of squares per
-// token; the last block to finish sums them in a fixed order (the same sum whichever block is last),
-// and every consumer block reads those 16 sums and the 16 prescales.
-// Where a finite value still rounds to an infinite f16 the producer sets *overflow: that step must be
-// recomputed without the fold (the backend does so). What changes against the norm kernel: the f16
-// rounding of each fragment value (x * gamma * p instead of x * r * gamma, the same relative error)
-// and the order of the sum of squares; the residual rows are the same bits.
-constexpr int kFoldMaxParts = 1024;  // producer blocks at most (its partials' row length)
-struct QgemvFoldOut {              // the producer's side
-  float* x = nullptr;              // residual rows [n_tokens][n_out] f32: x += W a (y is not written)
-  const float* gamma = nullptr;    // the norm's weights [n_out]
-  const float* rscale = nullptr;   // [n_tokens]: 1/rms of the norm before (where the power of two comes from)
-  void* frag = nullptr;            // the consumer's fragments (n_out inputs, n_tokens tokens)
-  bool bf16 = false;               // fragments in bf16 (the consumer has bf16 weights), else f16
-  float* partials = nullptr;       // [16][kFoldMaxParts]: per token, each block's sum of x^2 over its rows
-  float* sumsq = nullptr;          // [16] (16-byte aligned): per token, the sum over all rows (last block)
-  unsigned* counter = nullptr;     // zero before the first launch; the last block leaves it zero
-  float* prescale = nullptr;       // [16] (16-byte aligned): p per token (written by block 0)
-  unsigned* overflow = nullptr;    // set to 1 where a finite value did not fit in f16
-};
-struct QgemvFoldIn {               // the consumer's side
-  const float* sumsq = nullptr;     // the producer's sums of squares [16]
-  const float* prescale = nullptr;  // its p [16]
-  int n = 0;                        // the norm's width (the producer's n_out)
-  float eps = 0.f;
-  float* rscale = nullptr;          // [n_tokens] out (block 0): this norm's r, the next producer's source
-};
-// Whether the producer's side fits a product of this shape: n_out a multiple of 64 (the fragments have
-// no padding columns for its epilogue to zero).
-bool fold_out_fits(const PackedShape& shape);
-// The grid of a product launched with `config` (chosen): one block per row_blocks_per_warp row blocks.
-int qgemv_grid_blocks(const PackedShape& shape, const QgemvConfig& config);
-
 // y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
 // Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not
 // allow that many threads in one block. With `gated` (config fully chosen, gated_epilogue_fits), y is
 // not written: the fused epilogue above writes gated->frag instead.
-// With `fold_out` (fold_out_fits, not gated) y is not written either: the
-// producer's side above. With `fold_in` the sums are scaled as the consumer's side above (gated or not).
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-                  QgemvConfig config = {}, const QgemvGatedOut* gated = nullptr,
-                  const QgemvFoldOut* fold_out = nullptr, const QgemvFoldIn* fold_in = nullptr);
+           QgemvConfig config = {}, const QgemvGatedOut* gated = nullptr);
 
 }  // namespace qb::runtime::cuda
