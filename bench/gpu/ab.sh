@@ -41,6 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
+# s18: session 18 (block below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
@@ -60,7 +61,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s18] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -73,6 +74,20 @@ b() {  # label env... scheme batches
   env "$@" timeout 120 ${Q:-./quantbench} bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch $batches \
     --prompt-len ${PROMPT:-128} --gen-len ${GEN:-64} --reps 2 --warmup 1 --no-progress ${EXTRA:-} > "$OUT/tmp.log" 2>&1
   awk -v l="$label $scheme" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"
+}
+
+# The loop that blocks s14d, s14e and s15c each wrote out: for each of `rounds` rounds and each "scheme
+# batches[ gen]" item, a staged binary (if it is there) and then this build, labelled, interleaved.
+#   vs_staged BINARY LABEL_STAGED LABEL_THIS ROUNDS ITEM...
+vs_staged() {
+  local bin=$1 ls=$2 lt=$3 rounds=$4 rep item sc bt gen; shift 4
+  for rep in $(seq "$rounds"); do
+    for item in "$@"; do
+      read -r sc bt gen <<< "$item"
+      [ -x "$bin" ] && GEN=${gen:-${GEN:-64}} Q=$bin b "$ls${gen:+ gen$gen}" "$sc" "$bt"
+      GEN=${gen:-${GEN:-64}} b "$lt${gen:+ gen$gen}" "$sc" "$bt"
+    done
+  done
 }
 
 if has tests; then
@@ -602,6 +617,13 @@ if has s16e; then
       bspan "twice " $sc 1,16 QB_CUDA_STEP_SPAN=2
     done
   done 2>&1 | tee "$OUT/ab_s16e.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s18; then
+  # Session 18: the split-attention merge with one L2 round trip (this build) against quantbench_prev (main
+  # at e2233ec, whose merge loaded the partial outputs after the splits' weights); three rounds, gen 64,
+  # and w4g128 at one stream at gen 128 (the table's length). 16 streams run one split (no merge): a control.
+  vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_s18.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s16f; then
