@@ -461,26 +461,11 @@ __global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
 // Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
 // normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
 // (__ldcg): the partials may have been written by other blocks of the same launch.
-// One L2 round trip: a thread's partial outputs at its first dim pair, for the first kMergePreload
-// splits (attention_splits gives at most 16), are loaded before the barrier that publishes the splits'
-// weights, together with warp 0's maxima and sums; only what does not fit (more splits, head dims past
-// 2 * blockDim) is loaded after it. At one-stream decode steps the last block of each (head, token) runs
-// this on the step's critical path, between the attention and the o product. The sums are the same
-// in the same order, so the bits do not change.
-constexpr int kMergePreload = 16;
 __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
   __shared__ float inv_l;
   const int64_t stride = a.hd_v + 2;
   const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
-  const int d0 = 2 * threadIdx.x;
-  float pre0[kMergePreload], pre1[kMergePreload];
-#pragma unroll
-  for (int s = 0; s < kMergePreload; ++s) {
-    const bool in = s < a.splits && d0 < a.hd_v;
-    pre0[s] = in ? __ldcg(p + s * stride + 2 + d0) : 0.0f;
-    pre1[s] = in && d0 + 1 < a.hd_v ? __ldcg(p + s * stride + 3 + d0) : 0.0f;
-  }
   if (threadIdx.x < 32) {  // one warp: the splits' maxima and sums in parallel, reduced by shuffles
     const int sidx = threadIdx.x;
     const float ms = sidx < a.splits ? __ldcg(p + sidx * stride) : -INFINITY;
@@ -495,20 +480,10 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   }
   __syncthreads();
   const float inv = inv_l;
-  for (int d = d0; d < a.hd_v; d += 2 * blockDim.x) {
+  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
     float o0 = 0.0f, o1 = 0.0f;
-    int s = 0;
-    if (d == d0) {  // the preloaded splits, in order
-#pragma unroll
-      for (; s < kMergePreload; ++s) {
-        if (s >= a.splits) break;
-        const float w = wsp[s];
-        o0 += pre0[s] * w;
-        o1 += pre1[s] * w;
-      }
-    }
 #pragma unroll 8
-    for (; s < a.splits; ++s) {  // independent loads: unrolled, they are in flight together
+    for (int s = 0; s < a.splits; ++s) {  // independent loads: unrolled, they are in flight together
       const float w = wsp[s];
       o0 += __ldcg(p + s * stride + 2 + d) * w;
       if (d + 1 < a.hd_v) o1 += __ldcg(p + s * stride + 3 + d) * w;
