@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s18: session 18 (block below; docs/perf.md, session 18).
+# s18, s18b: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
@@ -61,7 +61,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s18] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s18] [s18b] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -620,10 +620,21 @@ if has s16e; then
   rm -f "$OUT/tmp.log"
 fi
 if has s18; then
-  # Session 18: the split-attention merge with one L2 round trip (this build) against quantbench_prev (main
-  # at e2233ec, whose merge loaded the partial outputs after the splits' weights); three rounds, gen 64,
-  # and w4g128 at one stream at gen 128 (the table's length). 16 streams run one split (no merge): a control.
+  # Session 18: the split-attention merge with one L2 round trip (commit b6a9266, staged as this build)
+  # against quantbench_prev (main at e2233ec, whose merge loaded the partial outputs after the splits'
+  # weights); three rounds, gen 64, and w4g128 at one stream at gen 128 (the table's length). 16 streams
+  # run one split (no merge): a control. The merge was slower and was reverted (docs/perf.md, session 18).
   vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_s18.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s18b; then
+  # Session 18: the KV-read probe with graph timings beside the single launches, then what attention
+  # costs inside the decode graph at the table's length (gen 128: mean context 192, the probe's):
+  # w4g128 at 16 and 1 streams with and without it (QB_CUDA_TIMING_SKIP; outputs wrong), twice.
+  ./qb_kv_read_probe 2>&1 | tee "$OUT/kv_read_probe.txt"
+  for rep in 1 2; do
+    for sk in none attn; do GEN=128 b "gen128 skip $sk" w4g128 16,1 QB_CUDA_TIMING_SKIP=$sk; done
+  done 2>&1 | tee "$OUT/ab_s18b.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s16f; then

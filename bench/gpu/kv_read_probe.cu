@@ -4,7 +4,8 @@
 // apart), one block per (head, sequence, split) as attention_split_kernel; (b) the same layout, one
 // block per (sequence, split) reading whole 8 KB rows; (c) a head-major layout ([head][pos][dim]: each
 // (sequence, head)'s keys contiguous), one block per (head, sequence, split). Caches rotate among
-// copies over 4x the L2, so every read is from HBM. Prints GB/s per pattern (median of 21).
+// copies over 4x the L2, so every read is from HBM. Prints GB/s per pattern: single launches (median of
+// 21) and 24 back to back in a graph.
 // Then the floor of "one streaming kernel per product": a plain read kernel (16-byte loads, 4 in
 // flight per thread, 8 blocks of 256 threads per SM) timed alone at each size a Llama-2-7B w4g128
 // decode product reads, and the 129 reads of one decode step replayed as a CUDA graph; and per shape,
@@ -320,26 +321,52 @@ int main() {
   cudaMemset(K, 1, kCache * kCopies);
   cudaMemset(V, 2, kCache * kCopies);
   const double bytes = 2.0 * kSeq * kHead * kCtx * kHd * 2;
+  cudaStream_t st;
+  cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+  // Each pattern two ways: single launches bracketed by events (what sessions 8-17 quoted), whose time
+  // includes the wait for the launch to arrive, and 24 back to back in a graph (time_graph, as the
+  // product floors below and qb_gpu_bench are timed), which is how a decode step runs its attention.
   auto time = [&](const char* name, auto launch) {
-    const double t = median_launch_ms(nullptr, 21, [&](int i) {
+    const double t = median_launch_ms(st, 21, [&](int i) {
                        const size_t c = size_t(i % kCopies) * kCache;
-                       launch(K + c, V + c);
+                       launch(K + c, V + c, st);
                      }) * 1e-3;
-    std::printf("%-58s %7.2f us  %6.0f GB/s\n", name, t * 1e6, bytes / t / 1e9);
+    const double tg = time_graph([&](int i, cudaStream_t s) {
+                        const size_t c = size_t(i % kCopies) * kCache;
+                        launch(K + c, V + c, s);
+                      }, 24, 7, st).median_ms * 1e-3;
+    std::printf("%-58s alone %7.2f us %5.0f GB/s   in a graph %7.2f us %5.0f GB/s\n", name, t * 1e6, bytes / t / 1e9,
+                tg * 1e6, bytes / tg / 1e9);
   };
   std::printf("KV read probe: %d seqs x %d heads x %d keys x hd %d, K+V = %.1f MB\n", kSeq, kHead, kCtx, kHd, bytes / 1e6);
   for (int splits : {1, 3, 6}) {
     char n[96];
     std::snprintf(n, sizeof n, "(a) [pos][head] layout, block per head, splits %d", splits);
-    time(n, [&](const char* k, const char* v) { per_head<false><<<dim3(kHead, kSeq, splits), 128>>>(k, v, splits, sink); });
+    time(n, [&](const char* k, const char* v, cudaStream_t s) {
+      per_head<false><<<dim3(kHead, kSeq, splits), 128, 0, s>>>(k, v, splits, sink);
+    });
     std::snprintf(n, sizeof n, "(c) [head][pos] layout, block per head, splits %d", splits);
-    time(n, [&](const char* k, const char* v) { per_head<true><<<dim3(kHead, kSeq, splits), 128>>>(k, v, splits, sink); });
+    time(n, [&](const char* k, const char* v, cudaStream_t s) {
+      per_head<true><<<dim3(kHead, kSeq, splits), 128, 0, s>>>(k, v, splits, sink);
+    });
   }
   for (int splits : {8, 16, 32}) {
     char n[96];
     std::snprintf(n, sizeof n, "(b) [pos][head] layout, block per sequence, splits %d", splits);
-    time(n, [&](const char* k, const char* v) { per_seq<<<dim3(kSeq, splits), 256>>>(k, v, splits, sink); });
+    time(n, [&](const char* k, const char* v, cudaStream_t s) {
+      per_seq<<<dim3(kSeq, splits), 256, 0, s>>>(k, v, splits, sink);
+    });
   }
+  {  // The same byte count as one contiguous grid-stride read (the first copy's K and V halves in turn).
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const size_t half16 = size_t(bytes / 2) / 16;
+    time("(d) the same bytes, contiguous, grid-stride (8 x 256 per SM)", [&](const char* k, const char* v, cudaStream_t s) {
+      stream_read<<<sms * 8, 256, 0, s>>>(reinterpret_cast<const uint4*>(k), half16, sink);
+      stream_read<<<sms * 8, 256, 0, s>>>(reinterpret_cast<const uint4*>(v), half16, sink);
+    });
+  }
+  cudaStreamDestroy(st);
   cudaFree(K);
   cudaFree(V);
   product_floor(sink);
