@@ -126,7 +126,6 @@ struct CudaBackend::Impl {
   unsigned timing_skip = 0;
   bool skips(unsigned what, int T) const { return (timing_skip & what) && T <= 16; }
   int attn_blocks_per_sm = 8;  // QB_CUDA_ATTN_BLOCKS_PER_SM: the split-attention grid's target (A/B runs)
-  int attn_warps = 4;          // QB_CUDA_ATTN_WARPS: AttentionArgs::warps of the f16 decode attention (A/B runs)
   // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off, A/B runs; -1: one split at every
   // decode step, which the backend check uses to reach the one-split kernels on its small models).
   int attn_one_split = 2;
@@ -784,7 +783,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_ATTN_WARPS")) I.attn_warps = std::atoi(e) == 8 ? 8 : 4;
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(-1, std::atoi(e));
@@ -1058,11 +1056,7 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention ? std::string("split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; ") +
-                                                (impl_->attn_warps == 8 && !impl_->kv_quant && spec_.head_dim_k % 2 == 0 && spec_.head_dim_v % 2 == 0 &&
-                                                         spec_.head_dim_k <= 128 && spec_.head_dim_v <= 128
-                                                     ? "blocks of 8 warps, 4 keys per warp step; "
-                                                     : "") +
+                     options_.split_attention ? "split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; "
                                                 "normalized in its own block where one split covers the keys, else merged by the last "
                                                 "block (f16 cache) or a merge kernel (quantized caches); prefill: query tiles of 8 tokens)"
                                               : "one block per (head, token)",
@@ -1419,7 +1413,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.counters = I.counters.as<unsigned>();
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       aa.prewait_loads = I.prewait && aa.early_launch;
-      aa.warps = I.attn_warps;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

@@ -511,13 +511,11 @@ __device__ __forceinline__ uint32_t load_kv_word(const uint16_t* p) {
 // re-reads the last valid row and is masked later), so KPW * 2 * NV loads are in flight per lane; then
 // the scores (interleaved shuffle reductions) and one online-softmax update. The block's warps are
 // merged in shared memory and the range's (max, sum, unnormalized output) written to `part`.
-// W warps per block (AttentionArgs::warps): 8 with KPW = 4 and at most 64 registers, so that 4 blocks
-// (32 warps) fit on an SM, against 4 warps of 8 keys at 96 (5 blocks, 20 warps).
-template <bool kPairs, int NV, int KPW, bool kRope = false, int W = kSplitWarps>
-__global__ void __launch_bounds__(W * 32, W == 8 ? 4 : 0) attention_split_kernel(AttentionArgs a) {
+template <bool kPairs, int NV, int KPW, bool kRope = false>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(AttentionArgs a) {
   constexpr int NF = kPairs ? 2 * NV : NV;  // f32 values per lane
-  __shared__ float sm_m[W], sm_l[W];
-  __shared__ float sm_acc[W][kMaxHeadDim];
+  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
+  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (a.n_head / a.n_head_kv);
@@ -623,7 +621,7 @@ __global__ void __launch_bounds__(W * 32, W == 8 ? 4 : 0) attention_split_kernel
     }
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t jb = jfirst; jb < j1; jb += W * KPW) {
+  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * KPW) {
     if (!preloaded || jb != jfirst) load_keys(jb);
     if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
 #pragma unroll
@@ -694,10 +692,10 @@ __global__ void __launch_bounds__(W * 32, W == 8 ? 4 : 0) attention_split_kernel
   if (a.splits == 1 && a.counters) {
     // One split (16 streams and more): this block holds all of (head, token), so it normalizes its own
     // output: no partial written and read back, no fence, no counter; the same bits as the merge.
-    write_one_split_output<W>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
+    write_one_split_output<kSplitWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
     return;
   }
-  write_split_partial<W>(a, h, t, sp, sm_m, sm_l, sm_acc);
+  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the
   // next launch (every split has arrived by then).
@@ -1291,11 +1289,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (attention_split_warps(a) == 8) {
-      const dim3 block8(8 * 32);
-      if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 4, true, 8>, grid, block8, 0, s, e, a);
-      else launch_kernel(attention_split_kernel<true, 2, 4, false, 8>, grid, block8, 0, s, e, a);
-    } else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
+    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
     else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {

@@ -145,16 +145,8 @@ struct AttentionArgs {
   // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
-  // f16 split path, head dims even and <= 128: warps per block, 4 (8 keys per warp step) or 8 (4 keys per
-  // warp step, at most 64 registers: twice the warps on an SM for the same bytes in flight). Other
-  // paths run 4 whatever this says (attention_split_warps tells which ran).
-  int warps = 4;
   ActOut act;
 };
-// The warps per block the f16 split path runs for these arguments (AttentionArgs::warps).
-inline int attention_split_warps(const AttentionArgs& a) {
-  return a.warps == 8 && a.hd_k % 2 == 0 && a.hd_v % 2 == 0 && a.hd_k <= 128 && a.hd_v <= 128 ? 8 : 4;
-}
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
 inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
   return hd_k == hd_v && n_rot == hd_k && hd_k % 2 == 0 && hd_k <= 128 && (!neox || hd_k == 128);
