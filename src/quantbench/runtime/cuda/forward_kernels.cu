@@ -461,11 +461,29 @@ __global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
 // Merges the splits of (head h, token t) (their partial max, sum and output in a.part) and writes the
 // normalized output to a.out and a.act; the calling block's threads share the dims. Loads bypass L1
 // (__ldcg): the partials may have been written by other blocks of the same launch.
+// Even head dims, at most kMergePreload splits (attention_splits gives at most 16) and a thread per
+// dim pair: each thread loads its pair of every split (one 8-byte load each) before the barrier that
+// publishes the splits' weights, so those loads share one L2 round trip with warp 0's maxima and sums
+// (otherwise: one trip for the maxima, then one per eight splits). At one-stream decode steps the last
+// block of each (head, token) runs this between the attention and the o product. The sums are the
+// same, in the same order, so the bits do not change.
+constexpr int kMergePreload = 16;
 __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
   __shared__ float inv_l;
   const int64_t stride = a.hd_v + 2;
   const float* p = a.part + (int64_t(t) * a.n_head + h) * a.splits * stride;
+  const bool preload = a.hd_v % 2 == 0 && a.splits <= kMergePreload && 2 * int(blockDim.x) >= a.hd_v;
+  const int d0 = 2 * threadIdx.x;
+  float2 v[kMergePreload];  // preload: this thread's pair (d0, d0 + 1) of each split
+  if (preload && d0 < a.hd_v) {
+    // 8-byte aligned: rows of hd_v + 2 floats (even) start at even offsets, and so does 2 + d0.
+    const float2* q = reinterpret_cast<const float2*>(p + 2 + d0);
+    const int64_t step = stride / 2;
+#pragma unroll
+    for (int s = 0; s < kMergePreload; ++s)
+      if (s < a.splits) v[s] = __ldcg(q + s * step);
+  }
   if (threadIdx.x < 32) {  // one warp: the splits' maxima and sums in parallel, reduced by shuffles
     const int sidx = threadIdx.x;
     const float ms = sidx < a.splits ? __ldcg(p + sidx * stride) : -INFINITY;
@@ -480,7 +498,21 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   }
   __syncthreads();
   const float inv = inv_l;
-  for (int d = 2 * threadIdx.x; d < a.hd_v; d += 2 * blockDim.x) {
+  if (preload) {
+    if (d0 < a.hd_v) {
+      float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll
+      for (int s = 0; s < kMergePreload; ++s)
+        if (s < a.splits) {
+          const float w = wsp[s];
+          o0 += v[s].x * w;
+          o1 += v[s].y * w;
+        }
+      store_head_pair(a, h, t, nt, d0, o0 * inv, o1 * inv);
+    }
+    return;
+  }
+  for (int d = d0; d < a.hd_v; d += 2 * blockDim.x) {
     float o0 = 0.0f, o1 = 0.0f;
 #pragma unroll 8
     for (int s = 0; s < a.splits; ++s) {  // independent loads: unrolled, they are in flight together
