@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s18, s18b, s18c, s18d: session 18 (blocks below; docs/perf.md, session 18).
+# s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
 # s14, s14b, s14c, s14d, s14e, s14f, s14g: session 14 (blocks below; docs/perf.md, session 14).
@@ -61,7 +61,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s18] [s18b] [s18c] [s18d] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -657,6 +657,12 @@ if has s18d; then
   # Session 18: the merge again, its preload as one 8-byte load per split with a running address (this
   # build), against quantbench_prev (main at e2233ec); as s18.
   vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_s18d.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s18e; then
+  # Session 18: the split attention's two fences acquire-release instead of sequentially consistent
+  # (this build) against quantbench_prev (51914d6, the merge of s18d); two rounds, one stream.
+  vs_staged ./quantbench_prev "prev  " "this  " 2 "w4g128 1 128" "w4g128 1" "w8 1" 2>&1 | tee "$OUT/ab_s18e.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s16f; then
