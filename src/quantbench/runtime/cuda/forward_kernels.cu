@@ -468,7 +468,6 @@ __global__ void prefetch_l2_kernel(const uint8_t* p, size_t bytes) {
 // block of each (head, token) runs this between the attention and the o product. The sums are the
 // same, in the same order, so the bits do not change.
 constexpr int kMergePreload = 16;
-__device__ __forceinline__ void fence_acq_rel_gpu() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
 __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
   __shared__ float wsp[32];  // each split's weight exp(m_s - M); splits <= 32 (checked by attention())
   __shared__ float inv_l;
@@ -731,12 +730,9 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
   if (!a.counters) return;
   // The last block of this (head, token) to finish merges all splits and resets the counter for the
-  // next launch (every split has arrived by then). Message passing needs acquire-release fences, not
-  // __threadfence()'s sequentially consistent one (MEMBAR.SC.GPU against MEMBAR.ALL.GPU): each block's
-  // partial stores, then a release fence, then the counter; the last block's acquire fence after it
-  // sees the count, then the partials' loads. Both fences sit on a one-stream step's critical path.
+  // next launch (every split has arrived by then).
   __shared__ bool last;
-  fence_acq_rel_gpu();
+  __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
     unsigned* c = a.counters + int64_t(t) * a.n_head + h;
@@ -745,7 +741,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   }
   __syncthreads();
   if (last) {
-    fence_acq_rel_gpu();
+    __threadfence();
     merge_splits(a, h, t, (a.T + 7) / 8);
   }
 }
