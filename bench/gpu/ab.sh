@@ -641,6 +641,7 @@ if has s18c; then
   # Session 18: the f16 decode attention in blocks of 8 warps, 4 keys per warp step, 64 registers
   # (QB_CUDA_ATTN_WARPS=8) against the default 4 warps of 8 keys at 96 registers: the backend check with
   # 8 warps, then w4g128 at 16 streams (gen 128 and 64) and one stream, three rounds; bf16 at 16 once.
+  # Ran at commit 6a5b588; the switch was reverted with its kernels (docs/perf.md, session 18).
   QB_CUDA_ATTN_WARPS=8 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_warps8.log" 2>&1
   echo "backend_check with QB_CUDA_ATTN_WARPS=8 rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_warps8.log" | cut -c1-200 | head
   for rep in 1 2 3; do
@@ -655,13 +656,14 @@ if has s18c; then
 fi
 if has s18d; then
   # Session 18: the merge again, its preload as one 8-byte load per split with a running address (this
-  # build), against quantbench_prev (main at e2233ec); as s18.
+  # build), against quantbench_prev (main at e2233ec); as s18. Kept (commit 51914d6).
   vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_s18d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s18e; then
   # Session 18: the split attention's two fences acquire-release instead of sequentially consistent
-  # (this build) against quantbench_prev (51914d6, the merge of s18d); two rounds, one stream.
+  # (this build) against quantbench_prev (51914d6, the merge of s18d); two rounds, one stream. Ran at
+  # commit 4098e3a: neutral, reverted.
   vs_staged ./quantbench_prev "prev  " "this  " 2 "w4g128 1 128" "w4g128 1" "w8 1" 2>&1 | tee "$OUT/ab_s18e.txt"
   rm -f "$OUT/tmp.log"
 fi
