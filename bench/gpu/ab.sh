@@ -76,8 +76,9 @@ b() {  # label env... scheme batches
   awk -v l="$label $scheme" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"
 }
 
-# The loop that blocks s14d, s14e and s15c each wrote out: for each of `rounds` rounds and each "scheme
-# batches[ gen]" item, a staged binary (if it is there) and then this build, labelled, interleaved.
+# A staged binary against this build (blocks s14d, s14e, s15c, s18, s18d, s18e): for each of ROUNDS
+# rounds and each "scheme batches[ gen]" item, the staged binary (if it is there), then this build;
+# an item's gen (default $GEN, else 64) is added to its labels.
 #   vs_staged BINARY LABEL_STAGED LABEL_THIS ROUNDS ITEM...
 vs_staged() {
   local bin=$1 ls=$2 lt=$3 rounds=$4 rep item sc bt gen; shift 4
@@ -473,29 +474,15 @@ fi
 if has s14d; then
   # Session 14: the f16 decode attention's K/V loads always streaming (ld.global.cs, this build) against
   # plain loads (quantbench_prev, commit ab145bf); three rounds, gen 64, then w4g128 at 16 streams at gen 128.
-  for rep in 1 2 3; do
-    for sb in "w4g128 16" "w4g128 1" "bf16 16" "bf16 1" "w8 1"; do
-      set -- $sb
-      [ -x ./quantbench_prev ] && Q=./quantbench_prev b "prev          " $1 $2
-      b "streaming     " $1 $2
-    done
-    [ -x ./quantbench_prev ] && GEN=128 Q=./quantbench_prev b "gen128 prev   " w4g128 16
-    GEN=128 b "gen128 stream " w4g128 16
-  done 2>&1 | tee "$OUT/ab_s14d.txt"
+  vs_staged ./quantbench_prev "prev          " "streaming     " 3 "w4g128 16" "w4g128 1" "bf16 16" "bf16 1" "w8 1" \
+    "w4g128 16 128" 2>&1 | tee "$OUT/ab_s14d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s14e; then
   # Session 14: qgemv's weight loads evict-first in L1 and L2 (ld.global.cs.nc; this build, QB_WEIGHTS_EVICT_FIRST=1)
   # against L1 no-allocate (quantbench_base, commit deaa758); three rounds, gen 64, then w4g128 16 at gen 128.
-  for rep in 1 2 3; do
-    for sb in "w4g128 16" "w4g128 1" "w8 1" "w4g128-asym 1"; do
-      set -- $sb
-      [ -x ./quantbench_base ] && Q=./quantbench_base b "base          " $1 $2
-      b "weights-cs    " $1 $2
-    done
-    [ -x ./quantbench_base ] && GEN=128 Q=./quantbench_base b "gen128 base   " w4g128 16
-    GEN=128 b "gen128 cs     " w4g128 16
-  done 2>&1 | tee "$OUT/ab_s14e.txt"
+  vs_staged ./quantbench_base "base          " "weights-cs    " 3 "w4g128 16" "w4g128 1" "w8 1" "w4g128-asym 1" \
+    "w4g128 16 128" 2>&1 | tee "$OUT/ab_s14e.txt"
   rm -f "$OUT/tmp.log"
 fi
 kv_ab() {  # block label kv+streams...: w4g128 decode per "KV-type streams", quantbench_base then this build, three rounds
@@ -678,13 +665,7 @@ if has s16f; then
   rm -f "$OUT/tmp.log"
 fi
 if has s15c; then
-  for rep in 1 2 3; do
-    for sb in "w4g128 1" "w4g128 16" "w8 1" "bf16 1"; do
-      set -- $sb
-      [ -x ./quantbench_base ] && Q=./quantbench_base b "base  " $1 $2
-      b "this  " $1 $2
-    done
-  done 2>&1 | tee "$OUT/ab_s15c.txt"
+  vs_staged ./quantbench_base "base  " "this  " 3 "w4g128 1" "w4g128 16" "w8 1" "bf16 1" 2>&1 | tee "$OUT/ab_s15c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has deep; then
