@@ -238,19 +238,11 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng) {
   const bool frag_ok = splits > 0 && c.hd_v % 2 == 0 && n_out % 64 == 0 && c.T <= 16;
   Dev<uint8_t> frag(frag_ok ? activation_frag_bytes(n_out, c.T) : 1, 0xff);
   AttentionArgs a;
-  a.q = dq.p;
-  a.q_stride = q_stride;
-  a.out = out.p;
-  a.T = c.T;
-  a.n_head = c.n_head;
-  a.n_head_kv = c.n_head_kv;
-  a.hd_k = c.hd_k;
-  a.hd_v = c.hd_v;
+  static_cast<AttentionShape&>(a) = {dq.p, q_stride, out.p, c.T, c.n_head, c.n_head_kv, c.hd_k, c.hd_v,
+                                     1.0f / std::sqrt(float(c.hd_k)), c.softcap};
   a.pos = dpos.p;
   a.k_cache = dkp.p;
   a.v_cache = dvp.p;
-  a.scale = 1.0f / std::sqrt(float(c.hd_k));
-  a.softcap = c.softcap;
   a.window = c.window;
   a.splits = splits;
   a.part = part.p;
@@ -357,17 +349,11 @@ void check_attention_kvq_one_split(int code, int T, int n_head, int n_head_kv, i
   Dev<int64_t> dpos(pos);
   Dev<uint16_t*> dkp(kp), dvp(vp);
   const bool frag_ok = hd % 2 == 0 && n_out % 64 == 0 && T <= 16;
-  AttentionArgs a;
-  a.q = dq.p;
-  a.q_stride = q_stride;
-  a.T = T;
-  a.n_head = n_head;
-  a.n_head_kv = n_head_kv;
-  a.hd_k = a.hd_v = hd;
+  AttentionArgs a;  // out: set per run below
+  static_cast<AttentionShape&>(a) = {dq.p, q_stride, nullptr, T, n_head, n_head_kv, hd, hd, 1.0f / std::sqrt(float(hd))};
   a.pos = dpos.p;
   a.k_cache = dkp.p;
   a.v_cache = dvp.p;
-  a.scale = 1.0f / std::sqrt(float(hd));
   a.part = part.p;
   auto run = [&](int sp, Dev<float>& out, Dev<uint8_t>& frag) {
     a.splits = sp;
@@ -532,17 +518,10 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   r.v_cache = dv1.p;
   rope_and_store_kv(r, nullptr);
   AttentionArgs a;
-  a.q = q1.p;
-  a.q_stride = stride;
-  a.out = o1.p;
-  a.T = T;
-  a.n_head = n_head;
-  a.n_head_kv = n_head_kv;
-  a.hd_k = a.hd_v = hd;
+  static_cast<AttentionShape&>(a) = {q1.p, stride, o1.p, T, n_head, n_head_kv, hd, hd, 0.1f};
   a.pos = dpos.p;
   a.k_cache = dk1.p;
   a.v_cache = dv1.p;
-  a.scale = 0.1f;
   a.splits = splits;
   a.part = part.p;
   attention(a, nullptr);
@@ -593,18 +572,11 @@ void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv,
   Dev<float> dq(q), out(size_t(T) * n_head * hd, 0xff);
   Dev<uint8_t> scratch(attention_gemm_scratch_bytes(T, n_head, hd, nk), 0xff);
   GemmAttentionArgs a;
-  a.q = dq.p;
-  a.q_stride = q_stride;
-  a.T = T;
-  a.n_head = n_head;
-  a.n_head_kv = n_head_kv;
-  a.hd_k = a.hd_v = hd;
+  static_cast<AttentionShape&>(a) = {dq.p, q_stride, out.p, T, n_head, n_head_kv, hd, hd, 1.0f / std::sqrt(float(hd)),
+                                     softcap};
   a.p0 = p0;
   a.k_cache = dK.p;
   a.v_cache = dV.p;
-  a.scale = 1.0f / std::sqrt(float(hd));
-  a.softcap = softcap;
-  a.out = out.p;
   a.scratch = scratch.p;
   a.flash = flash;
   // The fused kernel also writes 16-bit rows (alternately f16 and bf16): each must be the rounding of

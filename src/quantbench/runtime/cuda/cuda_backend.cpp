@@ -1393,20 +1393,13 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         else rope_and_store_kv(ra, st);
       }
 
+      const AttentionShape shape{qkv, nqkv, att, T, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
+                                 int(sp.head_dim_v), sp.attn_scale, sp.attn_softcap};
       AttentionArgs aa;
-      aa.q = qkv;
-      aa.q_stride = nqkv;
-      aa.out = att;
-      aa.T = T;
-      aa.n_head = int(sp.n_head);
-      aa.n_head_kv = int(sp.n_head_kv);
-      aa.hd_k = int(sp.head_dim_k);
-      aa.hd_v = int(sp.head_dim_v);
+      static_cast<AttentionShape&>(aa) = shape;
       aa.pos = d_pos;
       aa.k_cache = ra.k_cache;
       aa.v_cache = ra.v_cache;
-      aa.scale = sp.attn_scale;
-      aa.softcap = sp.attn_softcap;
       aa.window = swa ? sp.sliding_window : 0;
       aa.splits = splits;
       aa.part = I.part.as<float>();
@@ -1421,13 +1414,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       if (gemm_attn && !swa) {
         const Impl::Sequence& s0 = I.seqs.at(tok(0).seq);
         GemmAttentionArgs ga;
-        ga.q = qkv;
-        ga.q_stride = nqkv;
-        ga.T = T;
-        ga.n_head = int(sp.n_head);
-        ga.n_head_kv = int(sp.n_head_kv);
-        ga.hd_k = int(sp.head_dim_k);
-        ga.hd_v = int(sp.head_dim_v);
+        static_cast<AttentionShape&>(ga) = shape;
         ga.p0 = p0;
         ga.k_cache = I.k_ptr(s0, il);
         ga.v_cache = I.v_ptr(s0, il);
@@ -1440,9 +1427,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           ga.k_cache = k16;
           ga.v_cache = v16;
         }
-        ga.scale = sp.attn_scale;
-        ga.softcap = sp.attn_softcap;
-        ga.out = att;
         ga.scratch = I.attn_scratch.p;
         ga.flash = I.flash_attention;
         // The fused kernel writes wo's input rows itself where those are 16-bit rows (prefill).

@@ -109,15 +109,20 @@ void prefetch_l2(const void* p, size_t bytes, cudaStream_t s);
 // so the GPU never waits for the host while kernels are timed).
 void gpu_spin(int64_t ns, cudaStream_t s);
 
-struct AttentionArgs {
+// What every attention entry point takes alike: the queries, the output rows, the head geometry and the
+// score scaling. An aggregate, so a caller fills it in one line for whichever argument struct it needs.
+struct AttentionShape {
   const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k
   int64_t q_stride = 0;
-  float* out = nullptr;      // [T][n_head * hd_v]
+  float* out = nullptr;      // [T][n_head * hd_v] f32
   int T = 0, n_head = 0, n_head_kv = 0, hd_k = 0, hd_v = 0;
+  float scale = 1.0f, softcap = 0.0f;
+};
+
+struct AttentionArgs : AttentionShape {
   const int64_t* pos = nullptr;               // [T]: keys 0..pos (or the window) are attended
   const uint16_t* const* k_cache = nullptr;   // [T]
   const uint16_t* const* v_cache = nullptr;   // [T]
-  float scale = 1.0f, softcap = 0.0f;
   int64_t window = 0;
   // Split-key (flash-decoding) path, used when splits >= 1: each (head, token) is cut into `splits`
   // ranges of keys, one block each (a warp per key, four keys in flight per warp); a second kernel
@@ -157,15 +162,10 @@ inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
 // (soft-capping included) writing normalized probabilities in f16, then O = P V (f32 out). `out` gets
 // [T][n_head * hd_v] f32. The one-block-per-(head, token) kernels are latency-bound on CUDA cores at
 // prefill lengths; these are two GEMMs, or (head dims 64 / 128, `flash`) one fused kernel.
-struct GemmAttentionArgs {
-  const float* q = nullptr;  // token t, head h: q + t * q_stride + h * hd_k (f32, rope applied)
-  int64_t q_stride = 0;
-  int T = 0, n_head = 0, n_head_kv = 0, hd_k = 0, hd_v = 0;
+struct GemmAttentionArgs : AttentionShape {  // q with rope applied; out may be null (see act below)
   int64_t p0 = 0;
   const uint16_t* k_cache = nullptr;  // the sequence's layer cache: [pos][n_head_kv * hd_k] f16
   const uint16_t* v_cache = nullptr;  // [pos][n_head_kv * hd_v]
-  float scale = 1.0f, softcap = 0.0f;
-  float* out = nullptr;
   void* scratch = nullptr;  // attention_gemm_scratch_bytes()
   // Head dims 64 or 128 (k = v): one fused flash-attention kernel on the tensor cores instead of the
   // two GEMMs and the softmax (no score matrix in memory; same f16 rounding of Q and P). false: the
