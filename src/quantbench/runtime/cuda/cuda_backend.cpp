@@ -1467,9 +1467,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
                     I.norm_loop, early_norm2, early_norm2 && I.prewait);
       const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
       const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
-      if (!act_fused) I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
-      if (!act_fused) I.l2_prefetch(L.wdown, T);  // (fused: products back to back, no small kernel to hide it)
-      if (!act_fused) {
+      if (!act_fused) {  // (fused: the products run back to back, with no small kernel to hide a prefetch)
+        I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
+        I.l2_prefetch(L.wdown, T);
         I.mark(Impl::kAct);
         if (!I.skips(Impl::kSkipAct, T))
           gated_act_out(I.gu.as<float>(), int(ff), T, act, to_down, st, I.small_early(T, Impl::kEarlyAct),

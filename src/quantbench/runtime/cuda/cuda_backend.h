@@ -67,13 +67,13 @@ struct CudaBackendOptions {
   // (one launch fewer per layer) where the head dims allow. QB_CUDA_FUSE_ROPE=0 turns it off.
   bool fuse_rope = true;
   // Packed gate|up matrices keep their rows as interleaved blocks of 16 (16 gate rows, then the same
-  // columns' up rows), so that a decode step of 2-16 tokens whose gate|up launch shape holds an even
+  // columns' up rows), so that a decode step of 1-16 tokens whose gate|up launch shape holds an even
   // number of row blocks per warp writes act(gate) * up into the down product's input itself (qgemv's
   // QgemvGatedOut): one kernel launch fewer per layer, the same bits as the separate activation kernel.
-  // On an H100 at 16 streams: w8 1.1-1.4% faster per step, w4g128 equal; one-token steps keep the
-  // kernel (fused they were 4% slower: the fused kernel's main loop compiles slower; docs/perf.md,
-  // session 15). Other steps read the interleaved
-  // gate|up output in the activation kernel. QB_CUDA_FUSE_ACT=0 turns it off (halves, separate kernel).
+  // On an H100, against the activation kernel (docs/perf.md, session 16): w4g128 1.689-1.715 ms against
+  // 1.717-1.731 per one-stream step, 2.592-2.636 against 2.615-2.648 at 16 streams; w8 at 16 streams
+  // 3.618-3.628 against 3.666-3.689. Other steps read the interleaved gate|up output in the activation
+  // kernel. QB_CUDA_FUSE_ACT=0 turns it off (halves, separate kernel).
   bool fuse_gated_act = true;
   // Prefill chunks that are one run of one sequence: attention as two cuBLAS GEMMs around a softmax
   // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
