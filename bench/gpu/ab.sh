@@ -606,14 +606,17 @@ if has s16e; then
   done 2>&1 | tee "$OUT/ab_s16e.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has s18; then
-  # Session 18: the split-attention merge with one L2 round trip (commit b6a9266, staged as this build)
-  # against quantbench_prev (main at e2233ec, whose merge loaded the partial outputs after the splits'
-  # weights); three rounds, gen 64, and w4g128 at one stream at gen 128 (the table's length). 16 streams
-  # run one split (no merge): a control. The merge was slower and was reverted (docs/perf.md, session 18).
-  vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_s18.txt"
+# s18, s18d (session 18): the split-attention merge with its partial outputs loaded together with the
+# splits' maxima and sums, one L2 round trip (this build) against quantbench_prev (main at e2233ec, whose
+# merge loaded the partial outputs after the splits' weights); three rounds, gen 64, and w4g128 at one
+# stream at gen 128 (the table's length). 16 streams run one split (no merge): a control. s18 ran commit
+# b6a9266 (32 scalar loads per thread: slower, reverted); s18d ran 51914d6 (one 8-byte load per split with
+# a running address: kept). docs/perf.md, session 18.
+for blk in s18 s18d; do
+  has $blk || continue
+  vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_$blk.txt"
   rm -f "$OUT/tmp.log"
-fi
+done
 if has s18b; then
   # Session 18: the KV-read probe with graph timings beside the single launches, then what attention
   # costs inside the decode graph at the table's length (gen 128: mean context 192, the probe's):
@@ -639,12 +642,6 @@ if has s18c; then
     done
   done 2>&1 | tee "$OUT/ab_s18c.txt"
   { GEN=128 b "gen128 warps4" bf16 16; GEN=128 b "gen128 warps8" bf16 16 QB_CUDA_ATTN_WARPS=8; } 2>&1 | tee -a "$OUT/ab_s18c.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s18d; then
-  # Session 18: the merge again, its preload as one 8-byte load per split with a running address (this
-  # build), against quantbench_prev (main at e2233ec); as s18. Kept (commit 51914d6).
-  vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_s18d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s18e; then
