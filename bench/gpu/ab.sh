@@ -41,6 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
+# s19, s19b: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
@@ -61,7 +62,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s19] [s19b] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -612,6 +613,31 @@ fi
 # stream at gen 128 (the table's length). 16 streams run one split (no merge): a control. s18 ran commit
 # b6a9266 (32 scalar loads per thread: slower, reverted); s18d ran 51914d6 (one 8-byte load per split with
 # a running address: kept). docs/perf.md, session 18.
+if has s19; then
+  # Session 19 (H200): the half-warp-per-key decode attention (QB_CUDA_ATTN_HW=1) against the default
+  # kernel of this build and against quantbench_prev (the build before, whose default kernel's code
+  # generation the shared block end changed): the backend check with the switch, the KV-read probe (the
+  # attention alone in a graph), then w4g128 1,16 and bf16 16 at gen 128, two rounds.
+  QB_CUDA_ATTN_HW=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_hw.log" 2>&1
+  echo "backend_check with QB_CUDA_ATTN_HW=1 rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_hw.log" | cut -c1-200 | head
+  ./qb_kv_read_probe > "$OUT/kv_read_probe.txt" 2>&1; sed -n '/decode attention alone/,/^$/p' "$OUT/kv_read_probe.txt"
+  for rep in 1 2; do
+    for item in "w4g128 1,16" "bf16 16"; do
+      read -r sc bt <<< "$item"
+      [ -x ./quantbench_prev ] && GEN=128 Q=./quantbench_prev b "gen128 prev   " $sc $bt
+      GEN=128 b "gen128 this   " $sc $bt
+      GEN=128 b "gen128 this hw" $sc $bt QB_CUDA_ATTN_HW=1
+    done
+  done 2>&1 | tee "$OUT/ab_s19.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s19b; then
+  # Session 19 (H200): what each kernel class costs inside the decode graph, w4g128 1,16 at gen 128, with
+  # it left out (QB_CUDA_TIMING_SKIP; outputs wrong), once; the activation is fused into gate|up at w4g128.
+  for sk in none norm attn prod norm,attn,act; do GEN=128 b "gen128 skip $sk" w4g128 1,16 QB_CUDA_TIMING_SKIP=$sk; done \
+    2>&1 | tee "$OUT/ab_s19b.txt"
+  rm -f "$OUT/tmp.log"
+fi
 for blk in s18 s18d; do
   has $blk || continue
   vs_staged ./quantbench_prev "prev  " "this  " 3 "w4g128 1" "w4g128 1 128" "w8 1" "w4g128 16" 2>&1 | tee "$OUT/ab_$blk.txt"

@@ -20,9 +20,11 @@
 #include <cstdio>
 #include <vector>
 
+#include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/load_stream.cuh"
 #include "quantbench/runtime/cuda/probes.h"
 
+namespace cu = qb::runtime::cuda;
 using qb::runtime::cuda::load_stream;
 using qb::runtime::cuda::time_graph;
 
@@ -55,18 +57,19 @@ double median_launch_ms(cudaStream_t st, int samples, Launch&& launch) {
 }
 
 // (a) / (c): grid (head, seq, split), 4 warps, a half-warp per key, 4 keys per half-warp step.
+// ctx keys per sequence, sequences cap positions apart.
 template <bool kHeadMajor>
-__global__ void per_head(const char* K, const char* V, int splits, unsigned* sink) {
+__global__ void per_head(const char* K, const char* V, int splits, unsigned* sink, int ctx = kCtx, int cap = kCap) {
   const int h = blockIdx.x, s = blockIdx.y, sp = blockIdx.z, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int per = (kCtx + splits - 1) / splits, j0 = sp * per, j1 = min(kCtx, j0 + per);
+  const int per = (ctx + splits - 1) / splits, j0 = sp * per, j1 = min(ctx, j0 + per);
   unsigned x = 0;
   for (int jb = j0 + warp * 8; jb < j1; jb += 32) {
     uint4 k[4], v[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int j = min(jb + 2 * u + (lane >> 4), j1 - 1);
-      const size_t off = kHeadMajor ? (size_t(s * kHead + h) * kCap + j) * kHd * 2
-                                    : size_t(s) * kCap * kRow + j * kRow + h * kHd * 2;
+      const size_t off = kHeadMajor ? (size_t(s * kHead + h) * cap + j) * kHd * 2
+                                    : size_t(s) * cap * kRow + j * kRow + h * kHd * 2;
       k[u] = ld(reinterpret_cast<const uint4*>(K + off) + (lane & 15));
       v[u] = ld(reinterpret_cast<const uint4*>(V + off) + (lane & 15));
     }
@@ -134,6 +137,128 @@ __global__ void rows_read(const uint4* W, int chunks, unsigned* sink) {
     for (int u = 0; u < U; ++u) cur[u] = nxt[u];
   }
   if (x == 0x12345678u) sink[0] = x;
+}
+
+// --- The decode attention itself, alone in a graph ------------------------------------------------------
+// attention() (forward_kernels.cu) at the probe's shape: 16 tokens, one per sequence, 32 heads, hd 128,
+// f16 caches [pos][head][dim], one split with counters (what the 16-stream decode step launches), 24 back
+// to back in a graph, against per_head's read of the same bytes with the same grid, at several context
+// lengths. A line through time against keys separates the per-key cost (the loads and the arithmetic
+// between key batches) from the fixed one (q, rope, the token's own row; the warps' merge and the
+// output's store). The step's kernel fuses rope, launches early and also writes the o product's input
+// fragments (not here: the output goes to f32 rows only). Each variant also with half-warp keys
+// (AttentionArgs::half_warp_keys).
+void attention_alone(unsigned* sink) {
+  constexpr int kCapA = 512, kCopiesA = 6, kQ = kHead * kHd;
+  const size_t cache = size_t(kSeq) * kCapA * kRow;
+  cudaStream_t st;
+  cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+  char *K, *V;
+  cudaMalloc(&K, cache * kCopiesA);
+  cudaMalloc(&V, cache * kCopiesA);
+  cu::fill_uniform_f16(K, cache * kCopiesA / 2, 11, -1.0f, 1.0f, st);
+  cu::fill_uniform_f16(V, cache * kCopiesA / 2, 12, -1.0f, 1.0f, st);
+  // f32 inputs from f16 pairs in [-1, 1): each float's high half is such an f16, so every float is finite
+  // and below 2^-7 in magnitude (small q: softmax weights near uniform, as the kernel's cost does not care).
+  float *qkv, *cs, *out, *part;
+  const int64_t q_stride = 3 * kQ;
+  cudaMalloc(&qkv, sizeof(float) * kSeq * q_stride);
+  cudaMalloc(&cs, sizeof(float) * kSeq * kHd);  // cos [16][64] then sin [16][64]
+  cudaMalloc(&out, sizeof(float) * kSeq * kQ);
+  cudaMalloc(&part, sizeof(float) * kSeq * kHead * 4 * (kHd + 2));
+  cu::fill_uniform_f16(qkv, size_t(kSeq) * q_stride * 2, 13, -1.0f, 1.0f, st);
+  cu::fill_uniform_f16(cs, size_t(kSeq) * kHd * 2, 14, -1.0f, 1.0f, st);
+  unsigned* counters;
+  cudaMalloc(&counters, sizeof(unsigned) * kSeq * kHead);
+  cudaMemsetAsync(counters, 0, sizeof(unsigned) * kSeq * kHead, st);
+  int64_t* pos;
+  cudaMalloc(&pos, sizeof(int64_t) * kSeq);
+  const uint16_t** ptrs;  // per copy: k_cache[16], then v_cache[16]
+  cudaMalloc(&ptrs, sizeof(void*) * 2 * kSeq * kCopiesA);
+  std::vector<const uint16_t*> hp(2 * kSeq * kCopiesA);
+  for (int c = 0; c < kCopiesA; ++c)
+    for (int t = 0; t < kSeq; ++t) {
+      const size_t off = size_t(c) * cache + size_t(t) * kCapA * kRow;
+      hp[size_t(c) * 2 * kSeq + t] = reinterpret_cast<const uint16_t*>(K + off);
+      hp[size_t(c) * 2 * kSeq + kSeq + t] = reinterpret_cast<const uint16_t*>(V + off);
+    }
+  cudaMemcpy(ptrs, hp.data(), sizeof(void*) * hp.size(), cudaMemcpyHostToDevice);
+  cudaStreamSynchronize(st);
+
+  struct Variant { const char* name; bool rope, early; int splits; bool half_warp; };
+  const Variant variants[] = {{"step's kernel (rope fused, early launch)", true, true, 1, false},
+                              {"  the same, half-warp keys", true, true, 1, true},
+                              {"rope fused, plain launch", true, false, 1, false},
+                              {"  the same, half-warp keys", true, false, 1, true},
+                              {"no rope, plain launch", false, false, 1, false},
+                              {"  the same, half-warp keys", false, false, 1, true},
+                              {"rope fused, early, 2 splits (last block merges)", true, true, 2, false},
+                              {"  the same, half-warp keys", true, true, 2, true}};
+  auto graph_us = [&](auto one) {
+    return cu::time_graph([&](int i, cudaStream_t s) { one(i % kCopiesA, s); }, 24, 7, st).median_ms * 1e3;
+  };
+  const int ctxs[] = {64, 128, 192, 256, 384};
+  std::printf("\nthe decode attention alone, 24 in a graph: %d tokens x %d heads x hd %d, us (GB/s of K+V)\n", kSeq,
+              kHead, kHd);
+  std::printf("  %-50s", "keys per token");
+  for (int c : ctxs) std::printf(" %13d", c);
+  std::printf("   fixed us + ns per key (fit)\n");
+  auto row = [&](const char* name, auto one) {
+    std::vector<double> us;
+    std::printf("  %-50s", name);
+    for (int ctx : ctxs) {
+      std::vector<int64_t> hpos(kSeq, ctx - 1);
+      cudaMemcpy(pos, hpos.data(), sizeof(int64_t) * kSeq, cudaMemcpyHostToDevice);
+      const double t = graph_us([&](int c, cudaStream_t s) { one(c, s, ctx); });
+      us.push_back(t);
+      std::printf(" %6.2f (%4.0f)", t, 2.0 * kSeq * kHead * ctx * kHd * 2 / t / 1e3);
+    }
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;  // least squares over the context lengths
+    const int n = int(us.size());
+    for (int i = 0; i < n; ++i) {
+      sx += ctxs[i];
+      sy += us[i];
+      sxx += double(ctxs[i]) * ctxs[i];
+      sxy += ctxs[i] * us[i];
+    }
+    const double b = (n * sxy - sx * sy) / (n * sxx - sx * sx), a = (sy - b * sx) / n;
+    std::printf("   %6.2f + %6.2f\n", a, b * 1e3);
+  };
+  row("per_head read (same grid, same bytes)", [&](int c, cudaStream_t s, int ctx) {
+    per_head<false><<<dim3(kHead, kSeq, 1), 128, 0, s>>>(K + size_t(c) * cache, V + size_t(c) * cache, 1, sink, ctx, kCapA);
+  });
+  for (const Variant& v : variants) {
+    row(v.name, [&](int c, cudaStream_t s, int) {
+      cu::AttentionArgs a;
+      static_cast<cu::AttentionShape&>(a) = {qkv, q_stride, out, kSeq, kHead, kHead, kHd, kHd, 0.0884f, 0.0f};
+      a.pos = pos;
+      a.k_cache = ptrs + size_t(c) * 2 * kSeq;
+      a.v_cache = ptrs + size_t(c) * 2 * kSeq + kSeq;
+      a.splits = v.splits;
+      a.part = part;
+      a.counters = counters;
+      if (v.rope) {
+        a.rope_cos = cs;
+        a.rope_sin = cs + kSeq * kHd / 2;
+        a.rope_neox = false;
+      }
+      a.early_launch = v.early;
+      a.half_warp_keys = v.half_warp;
+      cu::attention(a, s);
+    });
+  }
+  const cudaError_t err = cudaStreamSynchronize(st);
+  if (err != cudaSuccess) std::printf("  CUDA error in the attention timing: %s\n", cudaGetErrorString(err));
+  cudaFree(K);
+  cudaFree(V);
+  cudaFree(qkv);
+  cudaFree(cs);
+  cudaFree(out);
+  cudaFree(part);
+  cudaFree(counters);
+  cudaFree(pos);
+  cudaFree(ptrs);
+  cudaStreamDestroy(st);
 }
 
 // --- The same 129 reads in one persistent kernel -------------------------------------------------------
@@ -369,6 +494,7 @@ int main() {
   cudaStreamDestroy(st);
   cudaFree(K);
   cudaFree(V);
+  attention_alone(sink);
   product_floor(sink);
   const cudaError_t err = cudaDeviceSynchronize();
   if (err != cudaSuccess) {

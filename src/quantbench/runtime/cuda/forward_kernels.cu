@@ -527,6 +527,36 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
 
 constexpr int kSplitWarps = 4;
 
+// The end of a split-key block whose warps' maxima, sums and output rows are in shared memory (after a
+// barrier): with one split and counters (16 streams and more) the block holds all of (head, token), so it
+// normalizes its own output: no partial written and read back, no fence, no counter; the same bits as the
+// merge. Otherwise it writes its partial, and with counters the last block of the (head, token) to finish
+// merges all splits and resets the counter for the next launch (every split has arrived by then).
+template <int kWarps>
+__device__ __forceinline__ void finish_split_block(const AttentionArgs& a, int h, int t, int sp, const float* sm_m,
+                                                   const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
+  if (a.splits == 1 && a.counters) {
+    write_one_split_output<kWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
+    return;
+  }
+  write_split_partial<kWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
+  if (!a.counters) return;
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
+    last = atomicAdd(c, 1u) == unsigned(a.splits - 1);
+    if (last) *c = 0u;
+  }
+  __syncthreads();
+  if (last) {
+    __threadfence();
+    merge_splits(a, h, t, (a.T + 7) / 8);
+  }
+}
+
+
 // Two f16 of a K or V row, loaded as streaming data (ld.global.cs: evict-first in L1 and L2). A step
 // reads each cache row once per layer, and at 16 streams a layer's rows (42 MB at 160 keys) pass through
 // L2 in one kernel: marked evict-first they leave L2 to what the step re-reads. On an H100, w4g128 at
@@ -721,29 +751,169 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   for (int f = 0; f < NF; ++f)
     if (fdim(f) < a.hd_v) sm_acc[warp][fdim(f)] = acc[f];
   __syncthreads();
-  if (a.splits == 1 && a.counters) {
-    // One split (16 streams and more): this block holds all of (head, token), so it normalizes its own
-    // output: no partial written and read back, no fence, no counter; the same bits as the merge.
-    write_one_split_output<kSplitWarps>(a, h, t, (a.T + 7) / 8, sm_m, sm_l, sm_acc);
-    return;
+  finish_split_block<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
+}
+
+// Head dims 128 (k = v), a half-warp per key: lane l holds dims 8 (l % 16) .. 8 (l % 16) + 7 of a K and a V
+// row, one 16-byte load each; the warp's two half-warps take alternate keys, U pairs per step (2 U keys,
+// the same 128 bytes per lane in flight as attention_split_kernel's 8 keys). Against a warp per key: a
+// quarter of the load instructions, four shuffle rounds per score instead of five, and each lane computes
+// the weights of its own U keys instead of all 2 U. Each half-warp keeps its own online softmax; the two
+// are combined before the block's warps are, and the block ends as attention_split_kernel's does (same
+// partials, merge and stores). Fused rope as there: q and the token's k rotated in registers (neox: the
+// partner dims i + 64 are 8 lanes away, one shuffle), k and v rounded to f16 as the cache holds them.
+template <int U, bool kRope>
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(AttentionArgs a) {
+  constexpr int kHd = 128, kStep = 2 * U;
+  __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
+  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
+  const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hw = lane >> 4, sub = lane & 15, d0 = 8 * sub;
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int64_t kd = int64_t(a.n_head_kv) * kHd;  // row stride of K and of V (hd_k = hd_v)
+  const int64_t pos = a.pos[t];
+  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+  const int64_t n = pos - first + 1;
+  const int64_t per = (n + a.splits - 1) / a.splits;
+  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * kHd + d0;
+  const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * kHd + d0;
+  // Key of pair u for this half-warp: jb + 2 u + hw (branch-free: past the range, the last valid row
+  // is re-read and masked below).
+  uint4 kr[U], vr[U];
+  auto load_keys = [&](int64_t jb) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t j = min(jb + 2 * u + hw, j1 - 1);
+      kr[u] = __ldcs(reinterpret_cast<const uint4*>(kc + j * kd));  // streaming, as load_kv_word
+      vr[u] = __ldcs(reinterpret_cast<const uint4*>(vc + j * kd));
+    }
+  };
+  const int64_t jfirst = j0 + int64_t(warp) * kStep;
+  const bool preloaded = kRope && a.prewait_loads && jfirst < j1;  // as attention_split_kernel
+  if (preloaded) load_keys(jfirst);
+  pdl_enter();
+  const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * kHd;
+  float qr[8], acc[8];
+#pragma unroll
+  for (int f = 0; f < 8; ++f) {
+    qr[f] = q[d0 + f];
+    acc[f] = 0.0f;
   }
-  write_split_partial<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
-  if (!a.counters) return;
-  // The last block of this (head, token) to finish merges all splits and resets the counter for the
-  // next launch (every split has arrived by then).
-  __shared__ bool last;
-  __threadfence();
+  uint4 kcur = {}, vcur = {};
+  if constexpr (kRope) {
+    const float* cs = a.rope_cos + int64_t(t) * (kHd / 2);
+    const float* sn = a.rope_sin + int64_t(t) * (kHd / 2);
+    const float* kraw = q - int64_t(h) * kHd + int64_t(a.n_head) * kHd + int64_t(kvh) * kHd;
+    const float* vraw = kraw + kd;
+    float kf[8];
+#pragma unroll
+    for (int f = 0; f < 8; ++f) kf[f] = kraw[d0 + f];
+    // The rotation of rope_kv_kernel, written the same way (x0 c - x1 s, x0 s + x1 c) so it rounds alike.
+    auto rot = [&](float* v) {
+      if (!a.rope_neox) {  // pairs (2i, 2i + 1): both in this lane
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+          const int i = d0 / 2 + p;
+          const float c = cs[i], s = sn[i], x0 = v[2 * p], x1 = v[2 * p + 1];
+          v[2 * p] = x0 * c - x1 * s;
+          v[2 * p + 1] = x0 * s + x1 * c;
+        }
+      } else {  // pairs (i, i + 64): lanes sub and sub + 8 of the half-warp
+#pragma unroll
+        for (int f = 0; f < 8; ++f) {
+          const int i = (d0 & 63) + f;
+          const float c = cs[i], s = sn[i], other = __shfl_xor_sync(0xffffffffu, v[f], 8);
+          v[f] = sub < 8 ? v[f] * c - other * s : other * s + v[f] * c;
+        }
+      }
+    };
+    rot(qr);
+    rot(kf);
+    kcur = make_uint4(pack2(kf[0], kf[1], false), pack2(kf[2], kf[3], false), pack2(kf[4], kf[5], false),
+                      pack2(kf[6], kf[7], false));
+    vcur = make_uint4(pack2(vraw[d0], vraw[d0 + 1], false), pack2(vraw[d0 + 2], vraw[d0 + 3], false),
+                      pack2(vraw[d0 + 4], vraw[d0 + 5], false), pack2(vraw[d0 + 6], vraw[d0 + 7], false));
+    // The block holding this token's position writes its k and v to the cache (one head per group).
+    if (j0 <= pos && pos < j1 && h % (a.n_head / a.n_head_kv) == 0 && warp == 0 && hw == 0) {
+      *reinterpret_cast<uint4*>(const_cast<uint16_t*>(kc) + pos * kd) = kcur;  // device memory we own
+      *reinterpret_cast<uint4*>(const_cast<uint16_t*>(vc) + pos * kd) = vcur;
+    }
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t jb = jfirst; jb < j1; jb += kSplitWarps * kStep) {
+    if (!preloaded || jb != jfirst) load_keys(jb);
+    if constexpr (kRope) {  // the token's own key is not in the cache yet (written above, racing)
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+        if (min(jb + 2 * u + hw, j1 - 1) == pos) {
+          kr[u] = kcur;
+          vr[u] = vcur;
+        }
+    }
+    float s[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const __half2* k2 = reinterpret_cast<const __half2*>(&kr[u]);
+      s[u] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __half22float2(k2[e]);
+        s[u] += qr[2 * e] * f.x + qr[2 * e + 1] * f.y;
+      }
+    }
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1)  // within the half-warp
+#pragma unroll
+      for (int u = 0; u < U; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+    float mx = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float d = s[u] * a.scale;
+      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+      s[u] = jb + 2 * u + hw < j1 ? d : -INFINITY;
+      mx = fmaxf(mx, s[u]);
+    }
+    // A half-warp may see no valid key in a step (its first key jb + 1 past the range): m_new stays
+    // -inf, corr is 0 on zero sums, and every weight is 0 (never exp(-inf + inf)).
+    const float m_new = fmaxf(m, mx);
+    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    l *= corr;
+#pragma unroll
+    for (int f = 0; f < 8; ++f) acc[f] *= corr;
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const float p = jb + 2 * u + hw < j1 ? expf(s[u] - m_new) : 0.0f;
+      l += p;
+      const __half2* v2 = reinterpret_cast<const __half2*>(&vr[u]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __half22float2(v2[e]);
+        acc[2 * e] += p * f.x;
+        acc[2 * e + 1] += p * f.y;
+      }
+    }
+    m = m_new;
+  }
+  {  // the two half-warps' softmax states combined (both halves compute the same sums)
+    const float m_o = __shfl_xor_sync(0xffffffffu, m, 16), l_o = __shfl_xor_sync(0xffffffffu, l, 16);
+    const float M = fmaxf(m, m_o);
+    const float ws = m == -INFINITY ? 0.0f : expf(m - M), wo = m_o == -INFINITY ? 0.0f : expf(m_o - M);
+    l = l * ws + l_o * wo;
+#pragma unroll
+    for (int f = 0; f < 8; ++f) acc[f] = acc[f] * ws + __shfl_xor_sync(0xffffffffu, acc[f], 16) * wo;
+    m = M;
+  }
+  if (lane == 0) {
+    sm_m[warp] = m;
+    sm_l[warp] = l;
+  }
+  if (hw == 0) {
+    *reinterpret_cast<float4*>(&sm_acc[warp][d0]) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+    *reinterpret_cast<float4*>(&sm_acc[warp][d0 + 4]) = make_float4(acc[4], acc[5], acc[6], acc[7]);
+  }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned* c = a.counters + int64_t(t) * a.n_head + h;
-    last = atomicAdd(c, 1u) == unsigned(a.splits - 1);
-    if (last) *c = 0u;
-  }
-  __syncthreads();
-  if (last) {
-    __threadfence();
-    merge_splits(a, h, t, (a.T + 7) / 8);
-  }
+  finish_split_block<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
 }
 
 // --- Query-tiled attention (prefill) -----------------------------------------------------------------
@@ -1321,7 +1491,10 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
+    if (a.half_warp_keys && a.hd_k == 128 && a.hd_v == 128) {
+      if (a.rope_cos) launch_kernel(attention_hw_kernel<4, true>, grid, block, 0, s, e, a);
+      else launch_kernel(attention_hw_kernel<4, false>, grid, block, 0, s, e, a);
+    } else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);
     else launch_kernel(attention_split_kernel<true, 4, 4>, grid, block, 0, s, e, a);
   } else {

@@ -150,6 +150,9 @@ struct AttentionArgs : AttentionShape {
   // Fused rope only: each warp loads its first keys' K and V rows before waiting for the kernel before
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
+  // Head dims 128 (k = v), split path: a half-warp per key with 16-byte row loads (attention_hw_kernel)
+  // instead of a warp per key with 4-byte loads. Other head dims ignore it.
+  bool half_warp_keys = false;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
