@@ -766,7 +766,7 @@ template <int U, bool kRope>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(AttentionArgs a) {
   constexpr int kHd = 128, kStep = 2 * U;
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
-  __shared__ float sm_acc[kSplitWarps][kMaxHeadDim];
+  __shared__ __align__(16) float sm_acc[kSplitWarps][kMaxHeadDim];  // float4 stores
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hw = lane >> 4, sub = lane & 15, d0 = 8 * sub;
   const int kvh = h / (a.n_head / a.n_head_kv);
