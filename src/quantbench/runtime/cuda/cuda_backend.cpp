@@ -129,7 +129,9 @@ struct CudaBackend::Impl {
   // QB_CUDA_ATTN_ONE_SPLIT: attention_splits' one-split threshold (0: off, A/B runs; -1: one split at every
   // decode step, which the backend check uses to reach the one-split kernels on its small models).
   int attn_one_split = 2;
-  bool attn_half_warp = false;  // QB_CUDA_ATTN_HW=1: AttentionArgs::half_warp_keys (A/B runs)
+  // AttentionArgs::half_warp_keys (head dims 128): on an H200, the 16-stream step -5%, one stream
+  // unchanged (docs/perf.md, session 19). QB_CUDA_ATTN_HW=0: the warp-per-key kernel (A/B runs).
+  bool attn_half_warp = true;
   // With the early launch on, these small kernels are launched early too (forward_kernels.h,
   // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
   // the gated activation. Measured on H100s (docs/perf.md, sessions 9 and 10): at one stream all three
@@ -787,7 +789,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(-1, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_ATTN_HW")) I.attn_half_warp = std::string(e) == "1";
+  if (const char* e = std::getenv("QB_CUDA_ATTN_HW")) I.attn_half_warp = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -1058,10 +1060,14 @@ std::string CudaBackend::describe() const {
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
-                     options_.split_attention ? "split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; "
-                                                "normalized in its own block where one split covers the keys, else merged by the last "
-                                                "block (f16 cache) or a merge kernel (quantized caches); prefill: query tiles of 8 tokens)"
-                                              : "one block per (head, token)",
+                     options_.split_attention
+                         ? std::string("split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; ") +
+                               (impl_->attn_half_warp && !impl_->kv_quant && spec_.head_dim_k == 128 && spec_.head_dim_v == 128
+                                    ? "a half-warp per key, 16-byte row loads; "
+                                    : "a warp per key; ") +
+                               "normalized in its own block where one split covers the keys, else merged by the last "
+                               "block (f16 cache) or a merge kernel (quantized caches); prefill: query tiles of 8 tokens)"
+                         : std::string("one block per (head, token)"),
                      impl_->flash_attention
                          ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
                          : "cuBLAS S = QK^T, softmax, PV",

@@ -151,7 +151,8 @@ struct AttentionArgs : AttentionShape {
   // (they were written by earlier steps), so their latency overlaps that kernel's tail when launched early.
   bool prewait_loads = true;
   // Head dims 128 (k = v), split path: a half-warp per key with 16-byte row loads (attention_hw_kernel)
-  // instead of a warp per key with 4-byte loads. Other head dims ignore it.
+  // instead of a warp per key with 4-byte loads. Other head dims ignore it. The backend sets it (its
+  // default); false here keeps the older kernel reachable for A/B runs and checks.
   bool half_warp_keys = false;
   ActOut act;
 };
