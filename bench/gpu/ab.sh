@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s19, s19b: session 19 (blocks below; docs/perf.md, session 19).
+# s19, s19b, s19c: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
@@ -62,7 +62,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s19] [s19b] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s19] [s19b] [s19c] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -636,6 +636,22 @@ if has s19b; then
   # it left out (QB_CUDA_TIMING_SKIP; outputs wrong), once; the activation is fused into gate|up at w4g128.
   for sk in none norm attn prod norm,attn,act; do GEN=128 b "gen128 skip $sk" w4g128 1,16 QB_CUDA_TIMING_SKIP=$sk; done \
     2>&1 | tee "$OUT/ab_s19b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s19c; then
+  # Session 19 (H200): the half-warp attention with 8 key pairs per warp step (QB_CUDA_ATTN_HW_PAIRS=8: 16
+  # keys, 256 bytes per lane in flight, 128 registers) against 4 (the default); and at one stream fewer key
+  # splits with the half-warp kernel (QB_CUDA_ATTN_BLOCKS_PER_SM 2 and 1: 9 and 5 splits against 16).
+  # The KV-read probe first (the attention alone in a graph), then two rounds at gen 128.
+  ./qb_kv_read_probe > "$OUT/kv_read_probe.txt" 2>&1; sed -n '/decode attention alone/,/^$/p' "$OUT/kv_read_probe.txt"
+  for rep in 1 2; do
+    GEN=128 b "gen128 pairs4 " w4g128 1,16
+    GEN=128 b "gen128 pairs8 " w4g128 1,16 QB_CUDA_ATTN_HW_PAIRS=8
+    GEN=128 b "gen128 bps2   " w4g128 1 QB_CUDA_ATTN_BLOCKS_PER_SM=2
+    GEN=128 b "gen128 bps1   " w4g128 1 QB_CUDA_ATTN_BLOCKS_PER_SM=1
+    GEN=128 b "gen128 pairs4 " bf16 16
+    GEN=128 b "gen128 pairs8 " bf16 16 QB_CUDA_ATTN_HW_PAIRS=8
+  done 2>&1 | tee "$OUT/ab_s19c.txt"
   rm -f "$OUT/tmp.log"
 fi
 for blk in s18 s18d; do
