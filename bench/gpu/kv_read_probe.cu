@@ -185,10 +185,9 @@ void attention_alone(unsigned* sink) {
   cudaMemcpy(ptrs, hp.data(), sizeof(void*) * hp.size(), cudaMemcpyHostToDevice);
   cudaStreamSynchronize(st);
 
-  struct Variant { const char* name; bool rope, early; int splits; bool half_warp; int pairs = 4; };
+  struct Variant { const char* name; bool rope, early; int splits; bool half_warp; };
   const Variant variants[] = {{"step's kernel (rope fused, early launch)", true, true, 1, false},
                               {"  the same, half-warp keys", true, true, 1, true},
-                              {"  the same, half-warp keys, 8 pairs per step", true, true, 1, true, 8},
                               {"rope fused, plain launch", true, false, 1, false},
                               {"  the same, half-warp keys", true, false, 1, true},
                               {"no rope, plain launch", false, false, 1, false},
@@ -245,7 +244,6 @@ void attention_alone(unsigned* sink) {
       }
       a.early_launch = v.early;
       a.half_warp_keys = v.half_warp;
-      a.half_warp_pairs = v.pairs;
       cu::attention(a, s);
     });
   }

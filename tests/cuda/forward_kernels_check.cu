@@ -194,15 +194,14 @@ struct AttnCase {
   bool prefill = false;  // tokens in runs of one sequence at consecutive positions (the tiled path's fast case)
 };
 
-// half_warp: 0, or AttentionArgs::half_warp_keys with that many key pairs per warp step (4 or 8; the
-// split path's half-warp-per-key kernel at head dims 128).
-void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng, int half_warp = 0) {
+// half_warp: AttentionArgs::half_warp_keys (the split path's half-warp-per-key kernel at head dims 128).
+void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng, bool half_warp = false) {
   ++g_n;
   const std::string name = "attention T=" + std::to_string(c.T) + " heads " + std::to_string(c.n_head) + "/" +
                            std::to_string(c.n_head_kv) + " hd " + std::to_string(c.hd_k) + "/" + std::to_string(c.hd_v) +
                            " window " + std::to_string(c.window) + " softcap " + std::to_string(int(c.softcap)) +
                            " splits " + std::to_string(splits) + (c.prefill ? " prefill" : "") +
-                           (half_warp ? " half-warp keys x" + std::to_string(half_warp) : "");
+                           (half_warp ? " half-warp keys" : "");
   const int n_seq = 3;
   const int64_t cap = 300, kd = int64_t(c.n_head_kv) * c.hd_k, vd = int64_t(c.n_head_kv) * c.hd_v;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -249,8 +248,7 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng, int ha
   a.window = c.window;
   a.splits = splits;
   a.part = part.p;
-  a.half_warp_keys = half_warp > 0;
-  a.half_warp_pairs = half_warp > 0 ? half_warp : 4;
+  a.half_warp_keys = half_warp;
   if (frag_ok) {
     a.act.frag = frag.p;
     a.act.bf16 = false;
@@ -472,12 +470,12 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
 // cache row, poisoned with NaN before the fused launch, never used before it is written (with
 // `prewait`, the default, the kernel loads it before its wait and must replace it by the token's own).
 void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng,
-                      bool prewait = true, int half_warp = 0) {
+                      bool prewait = true, bool half_warp = false) {
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
                            " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait") +
-                           (half_warp ? " half-warp keys x" + std::to_string(half_warp) : "");
+                           (half_warp ? " half-warp keys" : "");
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
@@ -530,8 +528,7 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.v_cache = dv1.p;
   a.splits = splits;
   a.part = part.p;
-  a.half_warp_keys = half_warp > 0;  // both runs: the fused rope is checked against the same kernel unfused
-  a.half_warp_pairs = half_warp > 0 ? half_warp : 4;
+  a.half_warp_keys = half_warp;  // both runs: the fused rope is checked against the same kernel unfused
   attention(a, nullptr);
   a.q = q2.p;
   a.out = o2.p;
@@ -731,15 +728,12 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   for (const auto& c : cases_) {
     for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
     if (c.hd_k == 128 && c.hd_v == 128)  // the half-warp kernel (prefill cases: its chunks of > 16 tokens)
-      for (int splits : {1, 3, 17})
-        for (int pairs : {4, 8}) check_attention(c, splits, rng, pairs);
+      for (int splits : {1, 3, 17}) check_attention(c, splits, rng, true);
   }
   // Half-warp keys at lengths that leave the second half-warp of a warp with no key in a step (odd counts
   // per split), GQA, a window and soft-capping.
-  for (int pairs : {4, 8}) {
-    check_attention({9, 8, 2, 128, 128, 23, 30.f}, 5, rng, pairs);
-    check_attention({2, 4, 4, 128, 128, 0, 0.f}, 32, rng, pairs);
-  }
+  check_attention({9, 8, 2, 128, 128, 23, 30.f}, 5, rng, true);
+  check_attention({2, 4, 4, 128, 128, 0, 0.f}, 32, rng, true);
   check_rope(false, 1, 32, 32, 128, 128, rng);
   check_rope(true, 16, 8, 2, 64, 64, rng);
   check_rope(false, 5, 4, 2, 64, 32, rng);
@@ -750,12 +744,11 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   check_fused_rope(3, 4, 4, 8, false, 1, rng);
   check_fused_rope(1, 32, 32, 128, false, 16, rng, false);
   check_fused_rope(16, 32, 8, 128, true, 1, rng, false);
-  for (bool neox : {false, true})
-    for (int pairs : {4, 8}) {
-      check_fused_rope(1, 32, 32, 128, neox, 16, rng, true, pairs);
-      check_fused_rope(16, 32, 8, 128, neox, 1, rng, true, pairs);
-      check_fused_rope(5, 8, 2, 128, neox, 3, rng, false, pairs);
-    }
+  for (bool neox : {false, true}) {
+    check_fused_rope(1, 32, 32, 128, neox, 16, rng, true, true);
+    check_fused_rope(16, 32, 8, 128, neox, 1, rng, true, true);
+    check_fused_rope(5, 8, 2, 128, neox, 3, rng, false, true);
+  }
   check_attention_kvq_one_split(kKvInt8, 3, 32, 32, 128, 3, rng);
   check_attention_kvq_one_split(kKvFp8, 2, 32, 8, 128, 5, rng);
   check_attention_kvq_one_split(kKvInt4, 3, 8, 2, 64, 2, rng);

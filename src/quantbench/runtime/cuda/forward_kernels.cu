@@ -763,7 +763,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
 // partials, merge and stores). Fused rope as there: q and the token's k rotated in registers (neox: the
 // partner dims i + 64 are 8 lanes away, one shuffle), k and v rounded to f16 as the cache holds them.
 template <int U, bool kRope>
-__global__ void __launch_bounds__(kSplitWarps * 32, U > 4 ? 4 : 0) attention_hw_kernel(AttentionArgs a) {
+__global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(AttentionArgs a) {
   constexpr int kHd = 128, kStep = 2 * U;
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
   __shared__ __align__(16) float sm_acc[kSplitWarps][kMaxHeadDim];  // float4 stores
@@ -1492,10 +1492,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
     if (a.half_warp_keys && a.hd_k == 128 && a.hd_v == 128) {
-      if (a.half_warp_pairs == 8) {  // experiment: 16 keys per warp step
-        if (a.rope_cos) launch_kernel(attention_hw_kernel<8, true>, grid, block, 0, s, e, a);
-        else launch_kernel(attention_hw_kernel<8, false>, grid, block, 0, s, e, a);
-      } else if (a.rope_cos) launch_kernel(attention_hw_kernel<4, true>, grid, block, 0, s, e, a);
+      if (a.rope_cos) launch_kernel(attention_hw_kernel<4, true>, grid, block, 0, s, e, a);
       else launch_kernel(attention_hw_kernel<4, false>, grid, block, 0, s, e, a);
     } else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);
     else if (a.hd_k <= 128 && a.hd_v <= 128) launch_kernel(attention_split_kernel<true, 2, 8>, grid, block, 0, s, e, a);

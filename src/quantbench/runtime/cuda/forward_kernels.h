@@ -154,7 +154,6 @@ struct AttentionArgs : AttentionShape {
   // instead of a warp per key with 4-byte loads. Other head dims ignore it. The backend sets it (its
   // default); false here keeps the older kernel reachable for A/B runs and checks.
   bool half_warp_keys = false;
-  int half_warp_pairs = 4;  // experiment: key pairs per warp step (4 or 8)
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
