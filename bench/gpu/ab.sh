@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s19, s19b, s19c: session 19 (blocks below; docs/perf.md, session 19).
+# s19, s19b, s19c, s19d: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
@@ -62,7 +62,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s19] [s19b] [s19c] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s19] [s19b] [s19c] [s19d] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -652,6 +652,22 @@ if has s19c; then
     GEN=128 b "gen128 pairs4 " bf16 16
     GEN=128 b "gen128 pairs8 " bf16 16 QB_CUDA_ATTN_HW_PAIRS=8
   done 2>&1 | tee "$OUT/ab_s19c.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s19d; then
+  # Session 19 (H200): the one-stream split merge through a thread-block cluster (QB_CUDA_ATTN_CLUSTER=1:
+  # each (head, token)'s 16 splits one cluster, partials in distributed shared memory, no fence or counter)
+  # against the default (partials in L2, the last block merges): the backend check with the switch, then
+  # w4g128 1,16 at gen 128 and 64 and w8 1 (16 streams: one split, no merge: a control), three rounds.
+  QB_CUDA_ATTN_CLUSTER=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_cluster.log" 2>&1
+  echo "backend_check with QB_CUDA_ATTN_CLUSTER=1 rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_cluster.log" | cut -c1-200 | head
+  for rep in 1 2 3; do
+    for item in "w4g128 1,16 128" "w4g128 1 64" "w8 1 128"; do
+      read -r sc bt gen <<< "$item"
+      GEN=$gen b "gen$gen default" $sc $bt
+      GEN=$gen b "gen$gen cluster" $sc $bt QB_CUDA_ATTN_CLUSTER=1
+    done
+  done 2>&1 | tee "$OUT/ab_s19d.txt"
   rm -f "$OUT/tmp.log"
 fi
 for blk in s18 s18d; do
