@@ -307,17 +307,6 @@ void check_attention(const AttnCase& c, int splits, std::mt19937_64& rng, bool h
     }
     const auto cz = counters.get();
     FCHECK(std::all_of(cz.begin(), cz.end(), [](unsigned v) { return v == 0; }), "%s: counters not reset", name.c_str());
-    if (half_warp && splits > 1 && splits <= 16) {  // the merge through a thread-block cluster: the same bits
-      Dev<float> out3(size_t(c.T) * n_out, 0xff);
-      a.out = out3.p;
-      a.cluster_merge = true;
-      if (frag_ok) QB_CUDA_OK(cudaMemset(frag.p, 0xff, frag.n));
-      attention(a, nullptr);
-      QB_CUDA_OK(cudaDeviceSynchronize());
-      FCHECK(out3.get() == got, "%s: the cluster merge differs from the merge kernel", name.c_str());
-      if (frag_ok) check_targets(got, n_out, c.T, false, nullptr, &frag, name + " cluster merge");
-      a.cluster_merge = false;
-    }
   }
   for (auto* d : kdv) delete d;
   for (auto* d : vdv) delete d;
@@ -481,12 +470,12 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
 // cache row, poisoned with NaN before the fused launch, never used before it is written (with
 // `prewait`, the default, the kernel loads it before its wait and must replace it by the token's own).
 void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int splits, std::mt19937_64& rng,
-                      bool prewait = true, bool half_warp = false, bool cluster = false) {
+                      bool prewait = true, bool half_warp = false) {
   ++g_n;
   const std::string name = "attention+rope fused T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + (neox ? " neox" : " normal") +
                            " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait") +
-                           (half_warp ? " half-warp keys" : "") + (cluster ? " cluster merge" : "");
+                           (half_warp ? " half-warp keys" : "");
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
   std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
   std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
@@ -550,7 +539,6 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
   a.rope_sin = ds.p;
   a.rope_neox = neox;
   a.prewait_loads = prewait;
-  a.cluster_merge = cluster;
   attention(a, nullptr);
   QB_CUDA_OK(cudaDeviceSynchronize());
   const auto g1 = o1.get(), g2 = o2.get();
@@ -740,7 +728,7 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
   for (const auto& c : cases_) {
     for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
     if (c.hd_k == 128 && c.hd_v == 128)  // the half-warp kernel (prefill cases: its chunks of > 16 tokens)
-      for (int splits : {1, 3, 16, 17}) check_attention(c, splits, rng, true);
+      for (int splits : {1, 3, 17}) check_attention(c, splits, rng, true);
   }
   // Half-warp keys at lengths that leave the second half-warp of a warp with no key in a step (odd counts
   // per split), GQA, a window and soft-capping.
@@ -760,8 +748,6 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
     check_fused_rope(1, 32, 32, 128, neox, 16, rng, true, true);
     check_fused_rope(16, 32, 8, 128, neox, 1, rng, true, true);
     check_fused_rope(5, 8, 2, 128, neox, 3, rng, false, true);
-    check_fused_rope(1, 32, 32, 128, neox, 16, rng, true, true, true);
-    check_fused_rope(5, 8, 2, 128, neox, 3, rng, true, true, true);
   }
   check_attention_kvq_one_split(kKvInt8, 3, 32, 32, 128, 3, rng);
   check_attention_kvq_one_split(kKvFp8, 2, 32, 8, 128, 5, rng);

@@ -132,7 +132,6 @@ struct CudaBackend::Impl {
   // AttentionArgs::half_warp_keys (head dims 128): on an H200, the 16-stream step -5%, one stream
   // unchanged (docs/perf.md, session 19). QB_CUDA_ATTN_HW=0: the warp-per-key kernel (A/B runs).
   bool attn_half_warp = true;
-  bool attn_cluster = false;  // QB_CUDA_ATTN_CLUSTER=1: AttentionArgs::cluster_merge (experiment)
   // With the early launch on, these small kernels are launched early too (forward_kernels.h,
   // add_rmsnorm's `early`) in steps of at most early_small_max_t tokens: 1 the norms, 2 attention, 4
   // the gated activation. Measured on H100s (docs/perf.md, sessions 9 and 10): at one stream all three
@@ -791,7 +790,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(-1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_ATTN_HW")) I.attn_half_warp = std::string(e) != "0";
-  if (const char* e = std::getenv("QB_CUDA_ATTN_CLUSTER")) I.attn_cluster = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -1417,7 +1415,6 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
       aa.prewait_loads = I.prewait && aa.early_launch;
       aa.half_warp_keys = I.attn_half_warp;
-      aa.cluster_merge = I.attn_cluster;
       if (fuse_rope) {
         aa.rope_cos = ra.cos;
         aa.rope_sin = ra.sin;

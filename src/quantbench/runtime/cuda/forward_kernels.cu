@@ -10,7 +10,6 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <cooperative_groups.h>
 
 #include <algorithm>
 #include <cmath>
@@ -526,56 +525,6 @@ __device__ void merge_splits(const AttentionArgs& a, int h, int t, int nt) {
 }
 
 
-// Experiment (AttentionArgs::cluster_merge): the splits of (head h, token t) are one thread-block cluster.
-// Each block has left its partial (M, L, row) in its shared memory (`mine`); after a cluster barrier block
-// 0 reads them through distributed shared memory and merges them with merge_splits' arithmetic in the
-// same order (its preload path: head dims even, splits <= kMergePreload, a thread per dim pair), so the
-// bits are the global merge's; a second barrier keeps the other blocks' shared memory alive until then.
-// No partial goes through L2, and no fence or counter sits on the path.
-__device__ void merge_cluster(const AttentionArgs& a, int h, int t, int nt, float* mine) {
-  namespace cg = cooperative_groups;
-  cg::cluster_group cl = cg::this_cluster();
-  cl.sync();
-  if (cl.block_rank() == 0) {
-    __shared__ float wsp[32];
-    __shared__ float inv_l;
-    const int d0 = 2 * threadIdx.x;
-    float2 v[kMergePreload];
-    if (d0 < a.hd_v) {
-#pragma unroll
-      for (int s = 0; s < kMergePreload; ++s)
-        if (s < a.splits) v[s] = *reinterpret_cast<const float2*>(cl.map_shared_rank(mine, s) + 2 + d0);
-    }
-    if (threadIdx.x < 32) {  // as merge_splits
-      const int sidx = threadIdx.x;
-      const float* ps = sidx < a.splits ? cl.map_shared_rank(mine, sidx) : nullptr;
-      const float ms = ps ? ps[0] : -INFINITY;
-      const float ls = ps ? ps[1] : 0.0f;
-      float M = ms;
-      for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-      const float w = ms == -INFINITY ? 0.0f : expf(ms - M);
-      float L = ls * w;
-      for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
-      wsp[sidx] = w;
-      if (sidx == 0) inv_l = 1.0f / L;
-    }
-    __syncthreads();
-    const float inv = inv_l;
-    if (d0 < a.hd_v) {
-      float o0 = 0.0f, o1 = 0.0f;
-#pragma unroll
-      for (int s = 0; s < kMergePreload; ++s)
-        if (s < a.splits) {
-          const float w = wsp[s];
-          o0 += v[s].x * w;
-          o1 += v[s].y * w;
-        }
-      store_head_pair(a, h, t, nt, d0, o0 * inv, o1 * inv);
-    }
-  }
-  cl.sync();
-}
-
 constexpr int kSplitWarps = 4;
 
 // The end of a split-key block whose warps' maxima, sums and output rows are in shared memory (after a
@@ -813,7 +762,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
 // are combined before the block's warps are, and the block ends as attention_split_kernel's does (same
 // partials, merge and stores). Fused rope as there: q and the token's k rotated in registers (neox: the
 // partner dims i + 64 are 8 lanes away, one shuffle), k and v rounded to f16 as the cache holds them.
-template <int U, bool kRope, bool kCluster = false>
+template <int U, bool kRope>
 __global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(AttentionArgs a) {
   constexpr int kHd = 128, kStep = 2 * U;
   __shared__ float sm_m[kSplitWarps], sm_l[kSplitWarps];
@@ -964,13 +913,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(Attentio
     *reinterpret_cast<float4*>(&sm_acc[warp][d0 + 4]) = make_float4(acc[4], acc[5], acc[6], acc[7]);
   }
   __syncthreads();
-  if constexpr (kCluster) {
-    __shared__ __align__(16) float mine[2 + kHd];
-    write_block_partial<kSplitWarps>(mine, kHd, sm_m, sm_l, sm_acc);
-    merge_cluster(a, h, t, (a.T + 7) / 8, mine);
-  } else {
-    finish_split_block<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
-  }
+  finish_split_block<kSplitWarps>(a, h, t, sp, sm_m, sm_l, sm_acc);
 }
 
 // --- Query-tiled attention (prefill) -----------------------------------------------------------------
@@ -1548,21 +1491,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.half_warp_keys && a.hd_k == 128 && a.hd_v == 128 && a.cluster_merge && a.counters && a.splits > 1 &&
-        a.splits <= kMergePreload) {
-      // Clusters above 8 blocks are not portable: allowed once per kernel (a host-side attribute).
-      static const bool allowed = [] {
-        QB_CUDA_OK(cudaFuncSetAttribute(attention_hw_kernel<4, true, true>,
-                                        cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-        QB_CUDA_OK(cudaFuncSetAttribute(attention_hw_kernel<4, false, true>,
-                                        cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-        return true;
-      }();
-      (void)allowed;
-      const unsigned cz = unsigned(a.splits);
-      if (a.rope_cos) launch_kernel_in_clusters(attention_hw_kernel<4, true, true>, grid, block, 0, s, e, cz, a);
-      else launch_kernel_in_clusters(attention_hw_kernel<4, false, true>, grid, block, 0, s, e, cz, a);
-    } else if (a.half_warp_keys && a.hd_k == 128 && a.hd_v == 128) {
+    if (a.half_warp_keys && a.hd_k == 128 && a.hd_v == 128) {
       if (a.rope_cos) launch_kernel(attention_hw_kernel<4, true>, grid, block, 0, s, e, a);
       else launch_kernel(attention_hw_kernel<4, false>, grid, block, 0, s, e, a);
     } else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);

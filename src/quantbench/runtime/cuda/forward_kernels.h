@@ -154,10 +154,6 @@ struct AttentionArgs : AttentionShape {
   // instead of a warp per key with 4-byte loads. Other head dims ignore it. The backend sets it (its
   // default); false here keeps the older kernel reachable for A/B runs and checks.
   bool half_warp_keys = false;
-  // Experiment, with half_warp_keys and counters, 2-16 splits: each (head, token)'s splits run as one
-  // thread-block cluster and merge through distributed shared memory (no partials in L2, no fence or
-  // counter); the same bits as the merge.
-  bool cluster_merge = false;
   ActOut act;
 };
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).

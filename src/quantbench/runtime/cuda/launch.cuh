@@ -12,34 +12,20 @@
 
 namespace qb::runtime::cuda {
 
-// cluster_z > 0: the grid's blocks in thread-block clusters of (1, 1, cluster_z) (grid.z a multiple of it).
 template <typename... Params, typename... Args>
-void launch_kernel_in_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
-                               bool early, unsigned cluster_z, Args&&... args) {
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool early,
+                   Args&&... args) {
   cudaLaunchConfig_t c = {};
   c.gridDim = grid;
   c.blockDim = block;
   c.dynamicSmemBytes = smem;
   c.stream = s;
-  cudaLaunchAttribute at[2];
-  unsigned n = 0;
-  if (early) {
-    at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster_z > 0) {
-    at[n].id = cudaLaunchAttributeClusterDimension;
-    at[n++].val.clusterDim = {1, 1, cluster_z};
-  }
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
   c.attrs = at;
-  c.numAttrs = n;
+  c.numAttrs = early ? 1 : 0;
   QB_CUDA_OK(cudaLaunchKernelEx(&c, kernel, std::forward<Args>(args)...));
-}
-
-template <typename... Params, typename... Args>
-void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, bool early,
-                   Args&&... args) {
-  launch_kernel_in_clusters(kernel, grid, block, smem, s, early, 0u, std::forward<Args>(args)...);
 }
 
 }  // namespace qb::runtime::cuda

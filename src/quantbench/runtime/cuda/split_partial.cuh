@@ -37,24 +37,17 @@ __device__ __forceinline__ float combined_dim(const float (*sm_acc)[kMaxHeadDim]
   return o;
 }
 
-// The block's partial (M, L, row of hd_v) to `out` (global or shared memory).
 template <int kWarps>
-__device__ __forceinline__ void write_block_partial(float* out, int hd_v, const float* sm_m, const float* sm_l,
-                                                    const float (*sm_acc)[kMaxHeadDim]) {
+__device__ __forceinline__ void write_split_partial(const AttentionArgs& a, int h, int t, int sp, const float* sm_m,
+                                                    const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
   float wt[kWarps], L;
   const float M = combine_warps<kWarps>(sm_m, sm_l, wt, L);
+  float* out = a.part + ((int64_t(t) * a.n_head + h) * a.splits + sp) * (a.hd_v + 2);
   if (threadIdx.x == 0) {
     out[0] = M;
     out[1] = L;
   }
-  for (int d = threadIdx.x; d < hd_v; d += blockDim.x) out[2 + d] = combined_dim<kWarps>(sm_acc, wt, d);
-}
-
-template <int kWarps>
-__device__ __forceinline__ void write_split_partial(const AttentionArgs& a, int h, int t, int sp, const float* sm_m,
-                                                    const float* sm_l, const float (*sm_acc)[kMaxHeadDim]) {
-  write_block_partial<kWarps>(a.part + ((int64_t(t) * a.n_head + h) * a.splits + sp) * (a.hd_v + 2), a.hd_v, sm_m,
-                              sm_l, sm_acc);
+  for (int d = threadIdx.x; d < a.hd_v; d += blockDim.x) out[2 + d] = combined_dim<kWarps>(sm_acc, wt, d);
 }
 
 // Dims d, d + 1 (d even; d + 1 ignored past hd_v) of head h's normalized output for token t, to a.out and
