@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s19, s19b, s19c, s19d: session 19 (blocks below; docs/perf.md, session 19).
+# s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
 # s15, s15b, s15c: session 15 (blocks below; docs/perf.md, session 15).
@@ -62,7 +62,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s19] [s19b] [s19c] [s19d] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -668,6 +668,21 @@ if has s19d; then
       GEN=$gen b "gen$gen cluster" $sc $bt QB_CUDA_ATTN_CLUSTER=1
     done
   done 2>&1 | tee "$OUT/ab_s19d.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s19e; then
+  # Session 19 (H200): with the half-warp attention, the attention launched early at 16-token steps too
+  # (QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2: only the attention early, its first keys loaded before
+  # the wait) against the default (small kernels early at one-token steps only): the backend check with
+  # the switch, then w4g128 and bf16 at 16 streams, gen 128, three rounds.
+  QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_attn16.log" 2>&1
+  echo "backend_check with the attention early at 16 tokens rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_attn16.log" | cut -c1-200 | head
+  for rep in 1 2 3; do
+    for sc in w4g128 bf16; do
+      GEN=128 b "gen128 default     " $sc 16
+      GEN=128 b "gen128 attn early16" $sc 16 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2
+    done
+  done 2>&1 | tee "$OUT/ab_s19e.txt"
   rm -f "$OUT/tmp.log"
 fi
 for blk in s18 s18d; do
