@@ -141,6 +141,14 @@ struct CudaBackend::Impl {
   enum SmallKernel { kEarlyNorm = 1, kEarlyAttn = 2, kEarlyAct = 4 };
   int early_small = kEarlyNorm | kEarlyAttn | kEarlyAct, early_small_max_t = 1;
   bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }
+  // The attention after a qgemv q|k|v product is launched early at every decode step size (with the
+  // half-warp kernel on an H200: w4g128 at 16 streams -1.5%; after a cuBLAS product, bf16 at 16, +0.5%;
+  // docs/perf.md, session 19). QB_CUDA_ATTN_EARLY16=0: only at early_small_max_t (A/B runs).
+  bool attn_early_after_qgemv = true;
+  bool attn_early(int T, const Mat& qkv) const {
+    return small_early(T, kEarlyAttn) || (attn_early_after_qgemv && (early_small & kEarlyAttn) && overlap_launch &&
+                                          T <= 16 && qkv.packed && !qkv.w8a8);
+  }
   // For the Manifest: " (also the norms and ..., at ...)", and whether those load before their wait.
   std::string early_small_note(bool overlap) const {
     if (!overlap || !early_small || early_small_max_t < 1) return "";
@@ -150,8 +158,11 @@ struct CudaBackend::Impl {
     if (early_small & kEarlyAct) k.push_back("the gated activation");
     std::string list = k[0];
     for (size_t i = 1; i < k.size(); ++i) list += (i + 1 == k.size() ? " and " : ", ") + k[i];
-    return fmt::format(" (also {}, at steps of {}){}", list,
+    return fmt::format(" (also {}, at steps of {}{}){}", list,
                        early_small_max_t == 1 ? std::string("one token") : fmt::format("up to {} tokens", early_small_max_t),
+                       attn_early_after_qgemv && (early_small & kEarlyAttn) && early_small_max_t < 16
+                           ? "; attention after a qgemv q|k|v product at steps up to 16 tokens"
+                           : "",
                        prewait ? "; those load what the kernel before them did not write (x, norm weights, earlier "
                                  "cache rows) before waiting for it"
                                : "");
@@ -790,6 +801,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_ONE_SPLIT")) I.attn_one_split = std::max(-1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_ATTN_HW")) I.attn_half_warp = std::string(e) != "0";
+  if (const char* e = std::getenv("QB_CUDA_ATTN_EARLY16")) I.attn_early_after_qgemv = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
@@ -1412,7 +1424,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       aa.splits = splits;
       aa.part = I.part.as<float>();
       aa.counters = I.counters.as<unsigned>();
-      aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.small_early(T, Impl::kEarlyAttn);
+      aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.attn_early(T, L.wqkv);
       aa.prewait_loads = I.prewait && aa.early_launch;
       aa.half_warp_keys = I.attn_half_warp;
       if (fuse_rope) {
