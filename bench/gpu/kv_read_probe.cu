@@ -5,7 +5,8 @@
 // block per (sequence, split) reading whole 8 KB rows; (c) a head-major layout ([head][pos][dim]: each
 // (sequence, head)'s keys contiguous), one block per (head, sequence, split). Caches rotate among
 // copies over 4x the L2, so every read is from HBM. Prints GB/s per pattern: single launches (median of
-// 21) and 24 back to back in a graph.
+// 21) and 24 back to back in a graph. Then the decode attention itself (attention(), both kernels) in a
+// graph at that shape and 64-384 keys, against the read of the same bytes (attention_alone).
 // Then the floor of "one streaming kernel per product": a plain read kernel (16-byte loads, 4 in
 // flight per thread, 8 blocks of 256 threads per SM) timed alone at each size a Llama-2-7B w4g128
 // decode product reads, and the 129 reads of one decode step replayed as a CUDA graph; and per shape,
@@ -141,7 +142,8 @@ __global__ void rows_read(const uint4* W, int chunks, unsigned* sink) {
 
 // --- The decode attention itself, alone in a graph ------------------------------------------------------
 // attention() (forward_kernels.cu) at the probe's shape: 16 tokens, one per sequence, 32 heads, hd 128,
-// f16 caches [pos][head][dim], one split with counters (what the 16-stream decode step launches), 24 back
+// f16 caches [pos][head][dim], one split with counters (what the 16-stream decode step launches; its
+// kernel is the half-warp one, AttentionArgs::half_warp_keys, the warp-per-key one beside it), 24 back
 // to back in a graph, against per_head's read of the same bytes with the same grid, at several context
 // lengths. A line through time against keys separates the per-key cost (the loads and the arithmetic
 // between key batches) from the fixed one (q, rope, the token's own row; the warps' merge and the
@@ -186,8 +188,8 @@ void attention_alone(unsigned* sink) {
   cudaStreamSynchronize(st);
 
   struct Variant { const char* name; bool rope, early; int splits; bool half_warp; };
-  const Variant variants[] = {{"step's kernel (rope fused, early launch)", true, true, 1, false},
-                              {"  the same, half-warp keys", true, true, 1, true},
+  const Variant variants[] = {{"warp per key, rope fused, early launch", true, true, 1, false},
+                              {"  the same, half-warp keys (the step's kernel)", true, true, 1, true},
                               {"rope fused, plain launch", true, false, 1, false},
                               {"  the same, half-warp keys", true, false, 1, true},
                               {"no rope, plain launch", false, false, 1, false},
