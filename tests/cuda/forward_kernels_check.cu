@@ -727,7 +727,8 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
       {61, 4, 2, 128, 128, 0, 0.f, true}, {45, 4, 4, 64, 64, 9, 25.f, true}, {100, 2, 1, 72, 72, 0, 0.f, true}};
   for (const auto& c : cases_) {
     for (int splits : {0, 1, 3, 17}) check_attention(c, splits, rng);
-    if (c.hd_k == 128 && c.hd_v == 128)  // the half-warp kernel (prefill cases: its chunks of > 16 tokens)
+    // The half-warp kernel (the prefill case takes it at 3 and 17 splits; at one split, the tiled kernel).
+    if (c.hd_k == 128 && c.hd_v == 128)
       for (int splits : {1, 3, 17}) check_attention(c, splits, rng, true);
   }
   // Half-warp keys at lengths that leave the second half-warp of a warp with no key in a step (odd counts

@@ -126,7 +126,8 @@ struct AttentionArgs : AttentionShape {
   int64_t window = 0;
   // Split-key (flash-decoding) path, used when splits >= 1: each (head, token) is cut into `splits`
   // ranges of keys, one block each (a warp per key, 8 keys in flight per warp; or, half_warp_keys below,
-  // a half-warp per key); a second kernel merges the ranges' partial softmax sums. `part` holds T * n_head * splits * (hd_v + 2) floats.
+  // a half-warp per key); a second kernel merges the ranges' partial softmax sums. `part` holds
+  // T * n_head * splits * (hd_v + 2) floats.
   // The split count is fixed per launch (CUDA graphs replay it at every context length); the range a
   // block covers is computed on the device from the token's position. `act` (optional) receives the
   // output rows too (frag needs hd_v even and n_head * hd_v a multiple of 64).
