@@ -709,18 +709,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
         }
       }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-#pragma unroll
-      for (int u = 0; u < KPW; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
-    float mx = -INFINITY;
-#pragma unroll
-    for (int u = 0; u < KPW; ++u) {
-      float d = s[u] * a.scale;
-      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
-      s[u] = jb + u < j1 ? d : -INFINITY;
-      mx = fmaxf(mx, s[u]);
-    }
+    const float mx = finish_scores<KPW, 16, 1>(s, a, jb, j1);
     const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
     const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
     l *= corr;
@@ -862,18 +851,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(Attentio
         s[u] += qr[2 * e] * f.x + qr[2 * e + 1] * f.y;
       }
     }
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1)  // within the half-warp
-#pragma unroll
-      for (int u = 0; u < U; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
-    float mx = -INFINITY;
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      float d = s[u] * a.scale;
-      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
-      s[u] = jb + 2 * u + hw < j1 ? d : -INFINITY;
-      mx = fmaxf(mx, s[u]);
-    }
+    const float mx = finish_scores<U, 8, 2>(s, a, jb + hw, j1);  // summed within the half-warp
     // A half-warp may see no valid key in a step (its first key jb + 1 past the range): m_new stays
     // -inf, corr is 0 on zero sums, and every weight is 0 (never exp(-inf + inf)).
     const float m_new = fmaxf(m, mx);

@@ -247,18 +247,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
         }
       }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-#pragma unroll
-      for (int u = 0; u < KPW; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
-    float mx = -INFINITY;
-#pragma unroll
-    for (int u = 0; u < KPW; ++u) {
-      float d = s[u] * a.scale;
-      if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
-      s[u] = jb + u < j1 ? d : -INFINITY;
-      mx = fmaxf(mx, s[u]);
-    }
+    const float mx = finish_scores<KPW, 16, 1>(s, a, jb, j1);
     const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
     const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
     l *= corr;

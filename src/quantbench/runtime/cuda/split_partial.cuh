@@ -15,6 +15,27 @@
 
 namespace qb::runtime::cuda {
 
+// A key batch's scores, each a partial dot product per lane: summed over the lanes that share a key
+// (xor shuffles from kFirstXor down), scaled, soft-capped, and -inf for keys past the range (key u is
+// k0 + u * kKeyStep, the range ends before j1). Returns the batch's maximum. Every split-key decode
+// kernel's step (forward_kernels.cu's two f16 kernels, kv_quant.cu's) ends its scores this way.
+template <int N, int kFirstXor, int kKeyStep>
+__device__ __forceinline__ float finish_scores(float (&s)[N], const AttentionShape& a, int64_t k0, int64_t j1) {
+#pragma unroll
+  for (int o = kFirstXor; o > 0; o >>= 1)
+#pragma unroll
+    for (int u = 0; u < N; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], o);
+  float mx = -INFINITY;
+#pragma unroll
+  for (int u = 0; u < N; ++u) {
+    float d = s[u] * a.scale;
+    if (a.softcap > 0.0f) d = a.softcap * tanhf(d / a.softcap);
+    s[u] = k0 + int64_t(u) * kKeyStep < j1 ? d : -INFINITY;
+    mx = fmaxf(mx, s[u]);
+  }
+  return mx;
+}
+
 // The block's warps combined: the running maximum M over the warps, each warp's weight exp(m_w - M)
 // (0 for a warp that saw no key) and the weighted sum L of their sums.
 template <int kWarps>
