@@ -92,6 +92,14 @@ vs_staged() {
   done
 }
 
+# The backend check with environment switches set, before a block times what they switch on:
+#   check_with LOG ENV...
+check_with() {
+  local log=$1; shift
+  env "$@" timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/$log" 2>&1
+  echo "backend_check with $* rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/$log" | cut -c1-200 | head
+}
+
 if has tests; then
   t0=$(date +%s); timeout 300 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1; r=$?
   echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check.log" | head -20
@@ -618,8 +626,7 @@ if has s19; then
   # kernel of this build and against quantbench_prev (the build before, whose default kernel's code
   # generation the shared block end changed): the backend check with the switch, the KV-read probe (the
   # attention alone in a graph), then w4g128 1,16 and bf16 16 at gen 128, two rounds.
-  QB_CUDA_ATTN_HW=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_hw.log" 2>&1
-  echo "backend_check with QB_CUDA_ATTN_HW=1 rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_hw.log" | cut -c1-200 | head
+  check_with backend_check_hw.log QB_CUDA_ATTN_HW=1
   ./qb_kv_read_probe > "$OUT/kv_read_probe.txt" 2>&1; sed -n '/decode attention alone/,/^$/p' "$OUT/kv_read_probe.txt"
   for rep in 1 2; do
     for item in "w4g128 1,16" "bf16 16"; do
@@ -659,8 +666,7 @@ if has s19d; then
   # each (head, token)'s 16 splits one cluster, partials in distributed shared memory, no fence or counter)
   # against the default (partials in L2, the last block merges): the backend check with the switch, then
   # w4g128 1,16 at gen 128 and 64 and w8 1 (16 streams: one split, no merge: a control), three rounds.
-  QB_CUDA_ATTN_CLUSTER=1 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_cluster.log" 2>&1
-  echo "backend_check with QB_CUDA_ATTN_CLUSTER=1 rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_cluster.log" | cut -c1-200 | head
+  check_with backend_check_cluster.log QB_CUDA_ATTN_CLUSTER=1
   for rep in 1 2 3; do
     for item in "w4g128 1,16 128" "w4g128 1 64" "w8 1 128"; do
       read -r sc bt gen <<< "$item"
@@ -675,8 +681,7 @@ if has s19e; then
   # (QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2: only the attention early, its first keys loaded before
   # the wait) against the default (small kernels early at one-token steps only): the backend check with
   # the switch, then w4g128 and bf16 at 16 streams, gen 128, three rounds.
-  QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_attn16.log" 2>&1
-  echo "backend_check with the attention early at 16 tokens rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_attn16.log" | cut -c1-200 | head
+  check_with backend_check_attn16.log QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2
   for rep in 1 2 3; do
     for sc in w4g128 bf16; do
       GEN=128 b "gen128 default     " $sc 16
@@ -705,8 +710,7 @@ if has s18c; then
   # (QB_CUDA_ATTN_WARPS=8) against the default 4 warps of 8 keys at 96 registers: the backend check with
   # 8 warps, then w4g128 at 16 streams (gen 128 and 64) and one stream, three rounds; bf16 at 16 once.
   # Ran at commit 6a5b588; the switch was reverted with its kernels (docs/perf.md, session 18).
-  QB_CUDA_ATTN_WARPS=8 timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check_warps8.log" 2>&1
-  echo "backend_check with QB_CUDA_ATTN_WARPS=8 rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_warps8.log" | cut -c1-200 | head
+  check_with backend_check_warps8.log QB_CUDA_ATTN_WARPS=8
   for rep in 1 2 3; do
     for item in "w4g128 16 128" "w4g128 16 64" "w4g128 1 64"; do
       read -r sc bt gen <<< "$item"
