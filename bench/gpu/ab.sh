@@ -92,6 +92,22 @@ vs_staged() {
   done
 }
 
+# This build with and without environment switches (vs_staged's twin), interleaved: for each of ROUNDS
+# rounds and each "scheme batches[ gen]" item, a run labelled LABEL_OFF, then one with ENV (a quoted,
+# space-separated list of NAME=VALUE) labelled LABEL_ON; an item's gen is added to its labels.
+#   vs_env "ENV" LABEL_OFF LABEL_ON ROUNDS ITEM...
+vs_env() {
+  local envs=$1 lo=$2 ln=$3 rounds=$4 rep item sc bt gen; shift 4
+  for rep in $(seq "$rounds"); do
+    for item in "$@"; do
+      read -r sc bt gen <<< "$item"
+      GEN=${gen:-${GEN:-64}} b "$lo${gen:+ gen$gen}" "$sc" "$bt"
+      # shellcheck disable=SC2086  # the switches split into words on purpose
+      GEN=${gen:-${GEN:-64}} b "$ln${gen:+ gen$gen}" "$sc" "$bt" $envs
+    done
+  done
+}
+
 # The backend check with environment switches set, before a block times what they switch on:
 #   check_with LOG ENV...
 check_with() {
@@ -667,13 +683,7 @@ if has s19d; then
   # against the default (partials in L2, the last block merges): the backend check with the switch, then
   # w4g128 1,16 at gen 128 and 64 and w8 1 (16 streams: one split, no merge: a control), three rounds.
   check_with backend_check_cluster.log QB_CUDA_ATTN_CLUSTER=1
-  for rep in 1 2 3; do
-    for item in "w4g128 1,16 128" "w4g128 1 64" "w8 1 128"; do
-      read -r sc bt gen <<< "$item"
-      GEN=$gen b "gen$gen default" $sc $bt
-      GEN=$gen b "gen$gen cluster" $sc $bt QB_CUDA_ATTN_CLUSTER=1
-    done
-  done 2>&1 | tee "$OUT/ab_s19d.txt"
+  vs_env QB_CUDA_ATTN_CLUSTER=1 default cluster 3 "w4g128 1,16 128" "w4g128 1 64" "w8 1 128" 2>&1 | tee "$OUT/ab_s19d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s19e; then
@@ -682,12 +692,8 @@ if has s19e; then
   # the wait) against the default (small kernels early at one-token steps only): the backend check with
   # the switch, then w4g128 and bf16 at 16 streams, gen 128, three rounds.
   check_with backend_check_attn16.log QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2
-  for rep in 1 2 3; do
-    for sc in w4g128 bf16; do
-      GEN=128 b "gen128 default     " $sc 16
-      GEN=128 b "gen128 attn early16" $sc 16 QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2
-    done
-  done 2>&1 | tee "$OUT/ab_s19e.txt"
+  vs_env "QB_CUDA_PDL_SMALL_T=16 QB_CUDA_PDL_SMALL=2" "default     " "attn early16" 3 "w4g128 16 128" "bf16 16 128" \
+    2>&1 | tee "$OUT/ab_s19e.txt"
   rm -f "$OUT/tmp.log"
 fi
 for blk in s18 s18d; do
@@ -711,14 +717,8 @@ if has s18c; then
   # 8 warps, then w4g128 at 16 streams (gen 128 and 64) and one stream, three rounds; bf16 at 16 once.
   # Ran at commit 6a5b588; the switch was reverted with its kernels (docs/perf.md, session 18).
   check_with backend_check_warps8.log QB_CUDA_ATTN_WARPS=8
-  for rep in 1 2 3; do
-    for item in "w4g128 16 128" "w4g128 16 64" "w4g128 1 64"; do
-      read -r sc bt gen <<< "$item"
-      GEN=$gen b "gen$gen warps4" $sc $bt
-      GEN=$gen b "gen$gen warps8" $sc $bt QB_CUDA_ATTN_WARPS=8
-    done
-  done 2>&1 | tee "$OUT/ab_s18c.txt"
-  { GEN=128 b "gen128 warps4" bf16 16; GEN=128 b "gen128 warps8" bf16 16 QB_CUDA_ATTN_WARPS=8; } 2>&1 | tee -a "$OUT/ab_s18c.txt"
+  vs_env QB_CUDA_ATTN_WARPS=8 warps4 warps8 3 "w4g128 16 128" "w4g128 16 64" "w4g128 1 64" 2>&1 | tee "$OUT/ab_s18c.txt"
+  vs_env QB_CUDA_ATTN_WARPS=8 warps4 warps8 1 "bf16 16 128" 2>&1 | tee -a "$OUT/ab_s18c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s18e; then
