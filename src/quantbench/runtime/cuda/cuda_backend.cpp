@@ -143,11 +143,12 @@ struct CudaBackend::Impl {
   bool small_early(int T, SmallKernel k) const { return (early_small & k) && overlap_launch && T <= early_small_max_t; }
   // The attention after a qgemv q|k|v product is launched early at every decode step size (with the
   // half-warp kernel on an H200: w4g128 at 16 streams -1.5%; after a cuBLAS product, bf16 at 16, +0.5%;
-  // docs/perf.md, session 19). QB_CUDA_ATTN_EARLY16=0: only at early_small_max_t (A/B runs).
+  // docs/perf.md, session 19). QB_CUDA_ATTN_EARLY16=0: only at early_small_max_t (A/B runs). Where the
+  // attention is not launched early even at one token (the switches above), it is not here either.
   bool attn_early_after_qgemv = true;
   bool attn_early(int T, const Mat& qkv) const {
-    return small_early(T, kEarlyAttn) || (attn_early_after_qgemv && (early_small & kEarlyAttn) && overlap_launch &&
-                                          T <= 16 && qkv.packed && !qkv.w8a8);
+    return small_early(T, kEarlyAttn) ||
+           (attn_early_after_qgemv && small_early(1, kEarlyAttn) && T <= 16 && qkv.packed && !qkv.w8a8);
   }
   // For the Manifest: " (also the norms and ..., at ...)", and whether those load before their wait.
   std::string early_small_note(bool overlap) const {
@@ -1074,7 +1075,8 @@ std::string CudaBackend::describe() const {
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
                      options_.split_attention
                          ? std::string("split over keys (flash-decoding; K/V rows read as streaming (evict-first) loads; ") +
-                               (impl_->attn_half_warp && !impl_->kv_quant && spec_.head_dim_k == 128 && spec_.head_dim_v == 128
+                               (!impl_->kv_quant && attention_half_warp_takes(impl_->attn_half_warp, int(spec_.head_dim_k),
+                                                                                int(spec_.head_dim_v))
                                     ? "a half-warp per key, 16-byte row loads; "
                                     : "a warp per key; ") +
                                "normalized in its own block where one split covers the keys, else merged by the last "

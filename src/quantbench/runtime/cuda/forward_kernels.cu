@@ -556,7 +556,6 @@ __device__ __forceinline__ void finish_split_block(const AttentionArgs& a, int h
   }
 }
 
-
 // Two f16 of a K or V row, loaded as streaming data (ld.global.cs: evict-first in L1 and L2). A step
 // reads each cache row once per layer, and at 16 streams a layer's rows (42 MB at 160 keys) pass through
 // L2 in one kernel: marked evict-first they leave L2 to what the step re-reads. On an H100, w4g128 at
@@ -1469,7 +1468,7 @@ void attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 2 == 0 && a.hd_v % 2 == 0) {
     const dim3 block(kSplitWarps * 32);
     const bool e = a.early_launch;
-    if (a.half_warp_keys && a.hd_k == 128 && a.hd_v == 128) {
+    if (attention_half_warp_takes(a.half_warp_keys, a.hd_k, a.hd_v)) {
       if (a.rope_cos) launch_kernel(attention_hw_kernel<4, true>, grid, block, 0, s, e, a);
       else launch_kernel(attention_hw_kernel<4, false>, grid, block, 0, s, e, a);
     } else if (a.rope_cos) launch_kernel(attention_split_kernel<true, 2, 8, true>, grid, block, 0, s, e, a);

@@ -157,6 +157,10 @@ struct AttentionArgs : AttentionShape {
   bool half_warp_keys = false;
   ActOut act;
 };
+// Whether attention()'s split path runs the half-warp-per-key kernel (AttentionArgs::half_warp_keys).
+inline bool attention_half_warp_takes(bool half_warp_keys, int hd_k, int hd_v) {
+  return half_warp_keys && hd_k == 128 && hd_v == 128;
+}
 // Whether attention() can fuse rope + KV write for these head dims (see AttentionArgs::rope_cos).
 inline bool attention_can_fuse_rope(int hd_k, int hd_v, int n_rot, bool neox) {
   return hd_k == hd_v && n_rot == hd_k && hd_k % 2 == 0 && hd_k <= 128 && (!neox || hd_k == 128);
