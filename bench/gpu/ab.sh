@@ -41,6 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
+# s20, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
@@ -62,7 +63,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s20] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -637,6 +638,43 @@ fi
 # stream at gen 128 (the table's length). 16 streams run one split (no merge): a control. s18 ran commit
 # b6a9266 (32 scalar loads per thread: slower, reverted); s18d ran 51914d6 (one 8-byte load per split with
 # a running address: kept). docs/perf.md, session 18.
+if has s20; then
+  # Session 20 (H200): 16-token qgemv variants staged beside this build as quantbench_<v> / qb_gpu_bench_<v>
+  # (VARIANTS, default "prev pp112"): both benches' w4g128 kernels (--quick), then 16-stream w4g128 steps
+  # at gen 128, interleaved, three rounds. s20n: Nsight Compute warp-stall samples of the 16-token gated
+  # gate|up product of this build and of quantbench_prev.
+  for v in ${VARIANTS:-prev pp112} this; do
+    bin=./qb_gpu_bench_$v; [ $v = this ] && bin=./qb_gpu_bench
+    [ -x $bin ] || continue
+    mkdir -p "$OUT/gb_$v"; QB_BENCH_SPEC=w4g128 timeout 300 $bin "$OUT/gb_$v" --quick > "$OUT/gb_${v}_quick.log" 2>&1
+    echo "== qb_gpu_bench $v rc $?"
+    sed -n '/^Per-shape decode/,/^$/p' "$OUT/gb_${v}_quick.log" | awk '$1 == "shape" || $3 == 16' | cut -c1-120
+  done
+  for rep in 1 2 3; do
+    for v in ${VARIANTS:-prev pp112}; do
+      [ -x ./quantbench_$v ] && GEN=128 Q=./quantbench_$v b "gen128 $v" w4g128 16
+    done
+    GEN=128 b "gen128 this" w4g128 16
+  done 2>&1 | tee "$OUT/ab_s20.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s20n; then
+  NCU=/usr/local/cuda/bin/ncu
+  for v in this prev; do
+    q=./quantbench; [ $v = prev ] && q=./quantbench_prev
+    [ -x $q ] || continue
+    timeout 200 $NCU --clock-control none --kernel-name-base demangled --section SourceCounters --section WarpStateStats \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats \
+      -k "regex:qgemv_kernel_capped<.*\(bool\)1, \(bool\)1>" -s 2 -c 1 -f -o "$OUT/rep_gu16_$v" \
+      $q bench synthetic:llama2-7b --backend cuda --scheme w4g128 --prompt-len 128 --gen-len 6 --reps 1 --warmup 0 \
+      --no-progress --batch 16 > "$OUT/ncu_gu16_$v.log" 2>&1
+    echo "== ncu gu16 $v rc $?"
+    grep -E "Duration|DRAM Throughput|Achieved Occupancy|Theoretical Occ|Registers Per|Grid Size|Block Size|Issue Slots Busy|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued" "$OUT/ncu_gu16_$v.log" | cut -c1-120
+    $NCU -i "$OUT/rep_gu16_$v.ncu-rep" --page source --csv --print-source sass > "$OUT/src_gu16_$v.csv" 2> /dev/null
+    python3 ncu_stalls.py "$OUT/src_gu16_$v.csv" 12 > "$OUT/stalls_gu16_$v.txt" && head -30 "$OUT/stalls_gu16_$v.txt"
+  done
+  rm -f "$OUT/tmp.log"
+fi
 if has s19; then
   # Session 19 (H200): the half-warp-per-key decode attention (QB_CUDA_ATTN_HW=1) against the default
   # kernel of this build and against quantbench_prev (the build before, whose default kernel's code

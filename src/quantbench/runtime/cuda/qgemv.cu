@@ -101,18 +101,20 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
   };
   // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
-  // - The one-token half step and int8 kernels keep a running pointer per row block at the chunk of
-  //   its next load (load_step is called for chunks warp * U, then + stride each step): a load is one
-  //   instruction plus its predicate, not a 64-bit address computed afresh.
+  // - The half step (one token; 16 tokens at R = 2) and the int8 kernels keep a running pointer per
+  //   row block at the chunk of its next load (load_step is called for chunks warp * U, then + stride
+  //   each step): a load is one instruction plus its predicate, not a 64-bit address computed afresh.
   // - The other lean kernels add an int offset (16-byte vectors from W, u32 pairs from the scales; int
-  //   is enough: qgemv() refuses matrices of 2^31 vectors or more). At 16 tokens the pointers' registers
-  //   would spill (the half step is capped at 96), and the other int4 kernels read several scale (and
-  //   zero-point) pairs per step.
+  //   is enough: qgemv() refuses matrices of 2^31 vectors or more). The other int4 kernels read several
+  //   scale (and zero-point) pairs per step; the 16-token half step at R = 1 ran slower with the
+  //   pointers and the ping-pong below (docs/perf.md, session 20).
   // A row block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real
   // one: its outputs are never stored (rows >= n_out), so only the chunk bound is left in the loop.
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
-  constexpr bool kRunningPointers = kLean && NT == 1 && (F == 1 || HALF);  // (HALF: one scale pair per step)
+  // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
+  constexpr bool kPingPong = HALF && (NT == 1 || R == 2);
+  constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
   const uint4* wnext[R];
   const uint32_t* snext[R];
@@ -332,12 +334,15 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  if constexpr (NT == 1 && HALF) {
-    // The one-token half step: two steps per iteration, the buffers' roles swapped in code instead of
-    // copied (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves
-    // and ran 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got
-    // faster too (gate|up 18.7 -> 18.2 us, down 10.6 -> 10.1; o 5.3 -> 5.6), -3 to -4% per one-stream w4g128
-    // step on an H100 (docs/perf.md, session 15). At 16 tokens this form spills at the register cap.
+  if constexpr (kPingPong) {
+    // The half step: two steps per iteration, the buffers' roles swapped in code instead of copied
+    // (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves and ran
+    // 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got faster
+    // too (gate|up 18.7 -> 18.2 us, down 10.6 -> 10.1; o 5.3 -> 5.6), -3 to -4% per one-stream w4g128
+    // step on an H100 (docs/perf.md, session 15). At 16 tokens (R = 2) the copy also made each warp wait
+    // for its next step's loads before issuing the step after, so one step was in flight instead of two;
+    // this form with running pointers needs 128 registers (register_cap) and runs q|k|v, gate|up and
+    // lm_head 9-20% faster on an H200 (docs/perf.md, session 20).
     Step nxt;
     for (int c0 = warp * U; c0 < chunks; c0 += 2 * stride) {
       load_step(c0 + stride, nxt);  // predicated off past the end
@@ -417,14 +422,15 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   }
 }
 
-// The kernel, and the same with a register cap where the lean loop's registers would cost resident
-// blocks: the 16-token half step at R = 2 fits five 4-warp blocks per SM at 96 (it takes 126 when free;
-// one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
+// The kernel, and the same with a register cap where the compiler's own choice would cost resident
+// blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
+// with running pointers spills at 112; at 96, the cap before session 20, it fitted five but held one
+// step of loads in flight), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
 template <int F, int G, bool ASYM, int R, int NT, bool HALF>
 constexpr int register_cap() {  // 0: none
-  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return 96;
+  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
