@@ -355,11 +355,14 @@ int main() {
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {}, rng);  // R = 2 with as many warps as fit
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
-    // Launch rule 6's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2).
+    // Launch rules 6 and 7's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2;
+    // rule 7 takes R = 2 with 16 warps for the down projection at 16 tokens: a ping-pong loop over 172
+    // chunks that ends on a half iteration).
     for (int n : {1, 16}) {
       check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, n, {1, 16, false, true}, rng);
       check_case({WeightFormat::W4A16, 128, false}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
     }
+    check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {2, 16, false, true}, rng);
 
     // The fused gated epilogue: every format at an even row-block count, ragged token counts, both
     // activations; launch rule 6's shapes at a Llama-2-7B gate|up (n_ff 11008, the half step's R = 2).

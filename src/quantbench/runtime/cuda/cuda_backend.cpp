@@ -118,7 +118,7 @@ struct CudaBackend::Impl {
   Mat output;
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  int launch_rule = 6;     // QB_CUDA_LAUNCH_RULE=4|5: earlier qgemv launch rules (A/B runs)
+  int launch_rule = 7;     // QB_CUDA_LAUNCH_RULE=4|5|6: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -795,7 +795,8 @@ void CudaBackend::init_device() {
     I.step_span = std::atoi(e);
     for (cudaEvent_t& ev : I.span_ev) cuda_ok(cudaEventCreate(&ev), "cudaEventCreate");
   }
-  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5"))
+  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5" ||
+                                                               std::string(e) == "6"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);

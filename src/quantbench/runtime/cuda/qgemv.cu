@@ -710,6 +710,14 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     c.half_step = true;
     c.row_blocks_per_warp = small ? 1 : 2;
     c.warps_per_block = small ? 16 : (n_tokens > 8 && mid) ? 4 : 8;
+    if (rule >= 7 && n_tokens > 8) {
+      // Session 20: the 16-token half step at R = 2 as a ping-pong (128 registers) runs best at R = 2 on
+      // every shape, with 16 warps on the small grids and 4 elsewhere. H200 sweep against rule 6's shapes,
+      // us: down 9.26 against 10.87 (R = 1), o 5.53 / 5.83, lm_head 22.30 / 24.26, gate|up 18.24 / 18.35,
+      // q|k|v unchanged (docs/perf.md, session 20).
+      c.row_blocks_per_warp = 2;
+      c.warps_per_block = small ? 16 : 4;
+    }
   }
   if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
   return c;

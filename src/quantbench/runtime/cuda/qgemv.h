@@ -139,9 +139,10 @@ struct QgemvConfig {
   // warps fit on an SM. Launch rule 6 turns it on with its own launch shapes.
   bool half_step = false;
 };
-// rule 4: the launch shapes of step 4, 5: those of step 5 (both kept for same-run A/B measurements);
-// 6: the current rules (5, with the half step and its shapes for symmetric w4g128).
-QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 6);
+// rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
+// symmetric w4g128 (all kept for same-run A/B measurements); 7: the current rules (6, with session 20's
+// shapes for the 16-token half step).
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 7);
 
 // The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
 // up in interleaved blocks of 16 (16 gate rows, then the same 16 columns' up rows; gated_act_out's
