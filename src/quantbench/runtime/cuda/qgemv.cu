@@ -717,6 +717,11 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // q|k|v unchanged (docs/perf.md, session 20).
       c.row_blocks_per_warp = 2;
       c.warps_per_block = small ? 16 : 4;
+    } else if (rule >= 7 && !small && !mid) {
+      // Session 20: at 1-8 tokens the wide grids (gate|up, lm_head) at 4 warps instead of 8. Two H200
+      // sweeps: gate|up 14.23 / 14.21 us against 14.98 / 15.02 at one token (lm_head 22.36 against 20.85,
+      // one product per step against 32); the step decides (docs/perf.md, session 20).
+      c.warps_per_block = 4;
     }
   }
   if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
