@@ -89,11 +89,14 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
-          (ran.half_step ? " half-step" : "");
+          (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
   CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym &&
                           ran.row_blocks_per_warp <= 2) || cfg.row_blocks_per_warp == 0,
         "%s: the half step %s asked for and %s", name.c_str(), cfg.half_step ? "was" : "was not",
         ran.half_step ? "ran" : "did not run");
+  CHECK(ran.copy_loop16 == (cfg.copy_loop16 && ran.half_step && ran.row_blocks_per_warp == 2 && n_tokens > 8),
+        "%s: the 16-token copy loop %s asked for and %s", name.c_str(), cfg.copy_loop16 ? "was" : "was not",
+        ran.copy_loop16 ? "ran" : "did not run");
   const Tol tol = tolerance(spec);
   const ProductErrors e =
       product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
@@ -146,7 +149,7 @@ void check_gated_case(const QuantSpec& spec, int64_t n_ff, int64_t n_in, int n_t
   QB_CUDA_OK(cudaMemset(want, 0xff, hb));
   cfg = qgemv(dw, dxf, n_tokens, dy, nullptr, cfg);  // the launch shape that ran: the fused run takes the same
   name += " R=" + std::to_string(cfg.row_blocks_per_warp) + " warps=" + std::to_string(cfg.warps_per_block) +
-          (cfg.half_step ? " half" : "");
+          (cfg.half_step ? " half" : "") + (cfg.copy_loop16 ? " copy-loop" : "");
   ActOut to_down;
   to_down.frag = want;
   to_down.bf16 = bf;
@@ -363,6 +366,11 @@ int main() {
       check_case({WeightFormat::W4A16, 128, false}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
     }
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {2, 16, false, true}, rng);
+    // Rule 6's 16-token half step at R = 2 (the loop with a copy between its step buffers, kept for A/B
+    // runs): an odd row-block count, ragged tokens, 172 chunks, and the gated epilogue.
+    for (int n : {9, 16}) check_case({WeightFormat::W4A16, 128, false}, 333, 1152, n, {2, 3, false, true, true}, rng);
+    check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {2, 8, false, true, true}, rng);
+    check_gated_case({WeightFormat::W4A16, 128, false}, 11008, 4096, 16, {2, 8, false, true, true}, 0, rng);
 
     // The fused gated epilogue: every format at an even row-block count, ragged token counts, both
     // activations; launch rule 6's shapes at a Llama-2-7B gate|up (n_ff 11008, the half step's R = 2).

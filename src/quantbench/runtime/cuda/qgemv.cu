@@ -63,8 +63,10 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 // F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
-// run-time branch: the branch alone changed the register allocation of many plain kernels.
-template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false>
+// run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
+// 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96
+// registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
+template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
@@ -113,7 +115,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
-  constexpr bool kPingPong = HALF && (NT == 1 || R == 2);
+  constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
   const uint4* wnext[R];
@@ -424,13 +426,13 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 
 // The kernel, and the same with a register cap where the compiler's own choice would cost resident
 // blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
-// with running pointers spills at 112; at 96, the cap before session 20, it fitted five but held one
-// step of loads in flight), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
+// with running pointers spills at 112), its copy loop (COPY16, session 19's kernel) five at 96 (126 when
+// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
-template <int F, int G, bool ASYM, int R, int NT, bool HALF>
+template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
-  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return 128;
+  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
@@ -441,9 +443,10 @@ constexpr int register_cap() {  // 0: none
 #define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
 template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
 __global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
-template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false,
+          bool COPY16 = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, ASYM, R, NT, HALF, GATED, COPY16>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -601,10 +604,11 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int, QgemvGatedOut);
 
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false>
 KernelFn kernel_for() {
-  constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF>();
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED>;
+  constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF, COPY16>();
+  static_assert(!COPY16 || cap > 0, "the copy loop exists as a capped kernel only");
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED, COPY16>;
   else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED>;
 }
 template <int F, int G, bool ASYM, int R, bool HALF = false>
@@ -625,8 +629,10 @@ bool half_step_format(const QuantSpec& s) {
 }
 bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
-// epilogue (R even, checked by qgemv()).
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated) {
+// epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20.
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
+  if (half && copy16 && r == 2 && nt == 2)
+    return gated ? kernel_for<2, 128, false, 2, 2, true, true, true>() : kernel_for<2, 128, false, 2, 2, true, false, true>();
   if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
@@ -708,13 +714,14 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     const int64_t rb = p.row_blocks;
     const bool small = rb < 2 * sm_count || p.chunks >= 128, mid = !small && rb < 8 * sm_count;
     c.half_step = true;
+    c.copy_loop16 = rule < 7;
     c.row_blocks_per_warp = small ? 1 : 2;
     c.warps_per_block = small ? 16 : (n_tokens > 8 && mid) ? 4 : 8;
     if (rule >= 7 && n_tokens > 8) {
       // Session 20: the 16-token half step at R = 2 as a ping-pong (128 registers) runs best at R = 2 on
       // every shape, with 16 warps on the small grids and 4 elsewhere. H200 sweep against rule 6's shapes,
       // us: down 9.26 against 10.87 (R = 1), o 5.53 / 5.83, lm_head 22.30 / 24.26, gate|up 18.24 / 18.35,
-      // q|k|v unchanged (docs/perf.md, session 20).
+      // q|k|v unchanged (docs/perf.md, session 20). Rule 6 runs that kernel as it was (copy_loop16).
       c.row_blocks_per_warp = 2;
       c.warps_per_block = small ? 16 : 4;
     } else if (rule >= 7 && !small && !mid) {
@@ -752,6 +759,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     if (cfg.row_blocks_per_warp == 0) {  // the row-block count chosen by the rule, with its kernel
       cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
       cfg.half_step = auto_cfg.half_step;
+      cfg.copy_loop16 = auto_cfg.copy_loop16;
     }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
   }
@@ -762,7 +770,8 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr);
+  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2;
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));

@@ -138,6 +138,10 @@ struct QgemvConfig {
   // streams two chunks (one group of 128) instead of four, so the kernel needs fewer registers and more
   // warps fit on an SM. Launch rule 6 turns it on with its own launch shapes.
   bool half_step = false;
+  // The half step's 16-token kernel at R = 2 as it was before session 20 (a copy between its two step
+  // buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6 sets it, so that
+  // QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
+  bool copy_loop16 = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128 (all kept for same-run A/B measurements); 7: the current rules (6, with session 20's
