@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s20, s20b, s20c, s20d, s20n: session 20 (blocks below; docs/perf.md, session 20).
+# s20, s20b, s20c, s20d, s20e, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
@@ -63,7 +63,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -678,6 +678,16 @@ if has s20d; then
   # the wide one-token grids) against QB_CUDA_LAUNCH_RULE=6 (session 19's kernels and shapes, copy_loop16):
   # w4g128 1 and 16 at gen 128, three rounds.
   GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=6" "gen128 rule7" "gen128 rule6" 3 "w4g128 16" "w4g128 1" 2>&1 | tee "$OUT/ab_s20d.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s20e; then
+  # Session 20: where a 16-stream w4g128 step goes now (QB_CUDA_TIMING_SKIP: kernel classes left out of
+  # the graph, outputs wrong), gen 128, two rounds.
+  for rep in 1 2; do
+    for sk in "" norm attn act "norm,attn,act" prod; do
+      GEN=128 b "gen128 skip=${sk:-none}" w4g128 16 ${sk:+QB_CUDA_TIMING_SKIP=$sk}
+    done
+  done 2>&1 | tee "$OUT/ab_s20e.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s20n; then

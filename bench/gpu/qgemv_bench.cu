@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
               for (int nw : {4, 8, 16}) configs.push_back({r, nw, false});
             if (spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym)  // the half step
               for (int r : {1, 2})
-                for (int nw : {4, 8, 16}) configs.push_back({r, nw, false, true});
+                for (int nw : {2, 3, 4, 5, 6, 8, 12, 16}) configs.push_back({r, nw, false, true});
           }
           for (size_t ci = 0; ci < configs.size(); ++ci) {
             const QgemvConfig& cfg = configs[ci];
