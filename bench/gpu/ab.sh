@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s20, s20b, s20c, s20d, s20e, s20n: session 20 (blocks below; docs/perf.md, session 20).
+# s20, s20b, s20c, s20d, s20e, s20f, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
@@ -63,7 +63,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -690,6 +690,14 @@ if has s20e; then
   done 2>&1 | tee "$OUT/ab_s20e.txt"
   rm -f "$OUT/tmp.log"
 fi
+if has s20f; then
+  # Session 20: the wide 16-token grids (gate|up, lm_head) at 2 warps per block (this build) against 4
+  # (quantbench_prev, 64e9985), w4g128 16 at gen 128, three rounds; then the small kernels launched early
+  # at 16-token steps too (QB_CUDA_PDL_SMALL_T=16) against the default, two rounds.
+  GEN=128 vs_staged ./quantbench_prev "gen128 w4 " "gen128 w2 " 3 "w4g128 16" 2>&1 | tee "$OUT/ab_s20f.txt"
+  GEN=128 vs_env "QB_CUDA_PDL_SMALL_T=16" "gen128 default " "gen128 early16 " 2 "w4g128 16" 2>&1 | tee -a "$OUT/ab_s20f.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has s20n; then
   NCU=/usr/local/cuda/bin/ncu
   for v in this prev; do
@@ -697,7 +705,7 @@ if has s20n; then
     [ -x $q ] || continue
     timeout 200 $NCU --clock-control none --kernel-name-base demangled --section SourceCounters --section WarpStateStats \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats \
-      -k "regex:qgemv_kernel_capped<.*\(bool\)1, \(bool\)1>" -s 2 -c 1 -f -o "$OUT/rep_gu16_$v" \
+      -k "regex:qgemv_kernel_capped<.*\(bool\)1, \(bool\)1(, \(bool\)0)?>" -s 2 -c 1 -f -o "$OUT/rep_gu16_$v" \
       $q bench synthetic:llama2-7b --backend cuda --scheme w4g128 --prompt-len 128 --gen-len 6 --reps 1 --warmup 0 \
       --no-progress --batch 16 > "$OUT/ncu_gu16_$v.log" 2>&1
     echo "== ncu gu16 $v rc $?"

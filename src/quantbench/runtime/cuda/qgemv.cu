@@ -719,11 +719,12 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     c.warps_per_block = small ? 16 : (n_tokens > 8 && mid) ? 4 : 8;
     if (rule >= 7 && n_tokens > 8) {
       // Session 20: the 16-token half step at R = 2 as a ping-pong (128 registers) runs best at R = 2 on
-      // every shape, with 16 warps on the small grids and 4 elsewhere. H200 sweep against rule 6's shapes,
-      // us: down 9.26 against 10.87 (R = 1), o 5.53 / 5.83, lm_head 22.30 / 24.26, gate|up 18.24 / 18.35,
-      // q|k|v unchanged (docs/perf.md, session 20). Rule 6 runs that kernel as it was (copy_loop16).
+      // every shape: 16 warps on the small grids, 4 on the mid ones (q|k|v), 2 on the wide ones, whose
+      // warps then stream 32 chunks each. H200 sweeps against rule 6's shapes, us: down 9.26 against 10.87
+      // (R = 1), o 5.53 / 5.83, gate|up 16.69 / 18.35, lm_head 21.32 / 24.26, q|k|v unchanged (docs/perf.md,
+      // session 20). Rule 6 runs that kernel as it was (copy_loop16).
       c.row_blocks_per_warp = 2;
-      c.warps_per_block = small ? 16 : 4;
+      c.warps_per_block = small ? 16 : mid ? 4 : 2;
     } else if (rule >= 7 && !small && !mid) {
       // Session 20: at 1-8 tokens the wide grids (gate|up, lm_head) at 4 warps instead of 8. Two H200
       // sweeps: gate|up 14.23 / 14.21 us against 14.98 / 15.02 at one token (lm_head 22.36 against 20.85,
