@@ -1060,7 +1060,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}{}; qgemv launch rule {}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}; qgemv launch rule {}{}; decode L2 prefetch of each product's first {} "
                      "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
                      "before it (not W8A8), at steps of at most {} tokens: {}; activations f32; {}",
                      impl_->device_name, ps,
@@ -1088,7 +1088,11 @@ std::string CudaBackend::describe() const {
                          : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
-                     impl_->launch_rule, options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
+                     impl_->launch_rule,
+                     impl_->launch_rule >= 7   ? " (symmetric w4g128 at 9-16 tokens: its two step buffers used in turn)"
+                     : impl_->launch_rule == 6 ? " (symmetric w4g128 at 9-16 tokens: a copy between its step buffers)"
+                                               : "",
+                     options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
                             : "SYNTHETIC model " + synthetic_name_ + " (random weights made on the GPU, scheme " +
