@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s20, s20b, s20c, s20d, s20e, s20f, s20n: session 20 (blocks below; docs/perf.md, session 20).
+# s20, s20b, s20c, s20d, s20e, s20f, s20g, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
@@ -63,7 +63,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -71,9 +71,9 @@ export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIB
 WHAT=${*:-tests sweep ab check}
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"
 has() { [[ " $WHAT " == *" $1 "* ]]; }
-b() {  # label env... scheme batches
+b() {  # label scheme batches env...  (MODEL: another model than synthetic:llama2-7b)
   local label=$1 scheme=$2 batches=$3; shift 3
-  env "$@" timeout 120 ${Q:-./quantbench} bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch $batches \
+  env "$@" timeout 120 ${Q:-./quantbench} bench ${MODEL:-synthetic:llama2-7b} --backend cuda --scheme $scheme --batch $batches \
     --prompt-len ${PROMPT:-128} --gen-len ${GEN:-64} --reps 2 --warmup 1 --no-progress ${EXTRA:-} > "$OUT/tmp.log" 2>&1
   awk -v l="$label $scheme" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"
 }
@@ -160,7 +160,7 @@ pp_profile() {  # scheme VAR value...: a profiled 512-token prefill per value of
 }
 p() {  # prefill 512 tokens: label scheme env...
   local label=$1 scheme=$2; shift 2
-  env "$@" timeout 120 ${Q:-./quantbench} bench synthetic:llama2-7b --backend cuda --scheme $scheme --batch 1 \
+  env "$@" timeout 120 ${Q:-./quantbench} bench ${MODEL:-synthetic:llama2-7b} --backend cuda --scheme $scheme --batch 1 \
     --prompt-len 512 --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
   echo "$label $scheme $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log") $(grep -o '[0-9.]*% of the same-run cuBLAS bf16 GEMM ([0-9.]* TFLOP/s)' "$OUT/tmp.log")"
 }
@@ -696,6 +696,15 @@ if has s20f; then
   # at 16-token steps too (QB_CUDA_PDL_SMALL_T=16) against the default, two rounds.
   GEN=128 vs_staged ./quantbench_prev "gen128 w4 " "gen128 w2 " 3 "w4g128 16" 2>&1 | tee "$OUT/ab_s20f.txt"
   GEN=128 vs_env "QB_CUDA_PDL_SMALL_T=16" "gen128 default " "gen128 early16 " 2 "w4g128 16" 2>&1 | tee -a "$OUT/ab_s20f.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s20g; then
+  # Session 20: launch rule 7 against rule 6 on the other synthetic models (their shapes were not in the
+  # sweeps: Llama-3-8B's n_ff 14336 and 128256-token vocabulary, Qwen2.5-7B's 3584 x 18944), w4g128 1,16 at
+  # gen 128, two rounds.
+  for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
+    MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=6" "${m#synthetic:} rule7" "${m#synthetic:} rule6" 2 "w4g128 1,16"
+  done 2>&1 | tee "$OUT/ab_s20g.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s20n; then
