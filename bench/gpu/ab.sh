@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s20, s20b, s20c, s20d, s20e, s20f, s20g, s20n: session 20 (blocks below; docs/perf.md, session 20).
+# s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
 # s16, s16b, s16c, s16d, s16e, s16f: session 16 (blocks below; docs/perf.md, session 16).
@@ -63,7 +63,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -705,6 +705,14 @@ if has s20g; then
   for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
     MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=6" "${m#synthetic:} rule7" "${m#synthetic:} rule6" 2 "w4g128 1,16"
   done 2>&1 | tee "$OUT/ab_s20g.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s20h; then
+  # Session 20: rule 7's one-token 4-warp shape only where the grid fits in one wave, against rule 6, on
+  # the three synthetic models: w4g128 1 at gen 128, two rounds.
+  for m in synthetic:llama2-7b synthetic:llama3-8b synthetic:qwen2.5-7b; do
+    MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=6" "${m#synthetic:} rule7" "${m#synthetic:} rule6" 2 "w4g128 1"
+  done 2>&1 | tee "$OUT/ab_s20h.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s20n; then

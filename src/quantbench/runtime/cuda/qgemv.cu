@@ -663,6 +663,21 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
   QB_CUDA_LAUNCHED();
 }
 
+namespace {
+// How many 4-warp blocks of the one-token half step at R = 2 an SM holds at once (its registers decide:
+// six at 76 per thread). Asked of the runtime once; every card this is built for (sm_90a) answers alike.
+int half_step_r2_blocks_per_sm() {
+  static const int blocks = [] {
+    int b = 0;
+    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, kernel_for<2, 128, false, 2, 1, true>(), 4 * 32,
+                                                             size_t(4) * 2 * 1 * 4 * 32 * sizeof(float)));
+    return b;
+  }();
+  return blocks;
+}
+
+}  // namespace
+
 QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int rule) {
   // Rules read off a sweep of every launch shape on an H100 (docs/perf.md).
   QgemvConfig c;
@@ -725,10 +740,12 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // session 20). Rule 6 runs that kernel as it was (copy_loop16).
       c.row_blocks_per_warp = 2;
       c.warps_per_block = small ? 16 : mid ? 4 : 2;
-    } else if (rule >= 7 && !small && !mid) {
-      // Session 20: at 1-8 tokens the wide grids (gate|up, lm_head) at 4 warps instead of 8. Two H200
-      // sweeps: gate|up 14.23 / 14.21 us against 14.98 / 15.02 at one token (lm_head 22.36 against 20.85,
-      // one product per step against 32); the step decides (docs/perf.md, session 20).
+    } else if (rule >= 7 && !small && !mid && (rb + 1) / 2 <= int64_t(half_step_r2_blocks_per_sm()) * sm_count) {
+      // Session 20: at 1-8 tokens a wide grid at 4 warps instead of 8 where all its blocks are resident at
+      // once: each warp streams twice the chunks, and no second wave trails. Llama-2-7B's gate|up (688
+      // blocks; 792 fit on an H200): 14.1-14.3 us against 15.0 at one token in three H200 sweeps. Its
+      // lm_head (1000 blocks) ran slower at 4 warps (22.4 against 21.0 us), and applied to every wide grid
+      // the change made a Llama-3-8B step slower (docs/perf.md, session 20).
       c.warps_per_block = 4;
     }
   }
