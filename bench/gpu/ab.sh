@@ -641,8 +641,7 @@ fi
 if has s20; then
   # Session 20 (H200): 16-token qgemv variants staged beside this build as quantbench_<v> / qb_gpu_bench_<v>
   # (VARIANTS, default "prev pp112"): both benches' w4g128 kernels (--quick), then 16-stream w4g128 steps
-  # at gen 128, interleaved, three rounds. s20n: Nsight Compute warp-stall samples of the 16-token gated
-  # gate|up product of this build and of quantbench_prev.
+  # at gen 128, interleaved, three rounds.
   for v in ${VARIANTS:-prev pp112} this; do
     bin=./qb_gpu_bench_$v; [ $v = this ] && bin=./qb_gpu_bench
     [ -x $bin ] || continue
@@ -716,6 +715,8 @@ if has s20h; then
   rm -f "$OUT/tmp.log"
 fi
 if has s20n; then
+  # Session 20: Nsight Compute (details page and warp-stall samples per SASS instruction) on the 16-token
+  # gated gate|up product of this build and, if staged, of quantbench_prev (first decode steps).
   NCU=/usr/local/cuda/bin/ncu
   for v in this prev; do
     q=./quantbench; [ $v = prev ] && q=./quantbench_prev
