@@ -581,11 +581,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (a.n_head / a.n_head_kv);
   const int64_t kd = int64_t(a.n_head_kv) * a.hd_k, vd = int64_t(a.n_head_kv) * a.hd_v;
-  const int64_t pos = a.pos[t];
-  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
-  const int64_t n = pos - first + 1;
-  const int64_t per = (n + a.splits - 1) / a.splits;
-  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const SplitKeys keys = split_keys(a, t, sp);
+  const int64_t pos = keys.pos, j0 = keys.j0, j1 = keys.j1;
   const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * a.hd_k;
   const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * a.hd_v;
   // f32 value f of the lane sits at dim fdim(f); word e holds values 2e, 2e + 1 (pairs) or e.
@@ -759,11 +756,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(Attentio
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, hw = lane >> 4, sub = lane & 15, d0 = 8 * sub;
   const int kvh = h / (a.n_head / a.n_head_kv);
   const int64_t kd = int64_t(a.n_head_kv) * kHd;  // row stride of K and of V (hd_k = hd_v)
-  const int64_t pos = a.pos[t];
-  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
-  const int64_t n = pos - first + 1;
-  const int64_t per = (n + a.splits - 1) / a.splits;
-  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const SplitKeys keys = split_keys(a, t, sp);
+  const int64_t pos = keys.pos, j0 = keys.j0, j1 = keys.j1;
   const uint16_t* kc = reinterpret_cast<const uint16_t*>(a.k_cache[t]) + int64_t(kvh) * kHd + d0;
   const uint16_t* vc = reinterpret_cast<const uint16_t*>(a.v_cache[t]) + int64_t(kvh) * kHd + d0;
   // Key of pair u for this half-warp: jb + 2 u + hw (branch-free: past the range, the last valid row

@@ -175,11 +175,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
   const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (a.n_head / a.n_head_kv);
-  const int64_t pos = a.pos[t];
-  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
-  const int64_t n = pos - first + 1;
-  const int64_t per = (n + a.splits - 1) / a.splits;
-  const int64_t j0 = first + int64_t(sp) * per, j1 = min(first + n, j0 + per);
+  const SplitKeys keys = split_keys(a, t, sp);
+  const int64_t j0 = keys.j0, j1 = keys.j1;
   const float* q = a.q + int64_t(t) * a.q_stride + int64_t(h) * a.hd_k;
   const uint8_t* kc = reinterpret_cast<const uint8_t*>(a.k_cache[t]);
   const uint8_t* vc = reinterpret_cast<const uint8_t*>(a.v_cache[t]);

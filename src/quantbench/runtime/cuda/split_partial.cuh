@@ -1,5 +1,6 @@
-// The end of every split-key decode attention block (forward_kernels.cu's f16 cache, kv_quant.cu's
-// quantized caches): its warps' running maxima, sums and output rows, already in shared memory, become
+// What every split-key decode attention block shares (forward_kernels.cu's f16 cache, kv_quant.cu's
+// quantized caches): the keys it covers (split_keys), the end of a key batch's scores (finish_scores),
+// and its own end: its warps' running maxima, sums and output rows, already in shared memory, become
 // the split's partial in a.part, (M, L, the row weighted by exp(m_w - M)), for the merge that follows;
 // or, when the block's split is the only one, its normalized output (write_one_split_output). One copy,
 // so the merge reads the same layout whichever kernel wrote it, and a one-split block of either kernel
@@ -14,6 +15,20 @@
 #include "quantbench/runtime/cuda/forward_kernels.h"
 
 namespace qb::runtime::cuda {
+
+// The keys [j0, j1) of split sp of token t: its window (or keys 0 .. pos) cut into a.splits ranges of
+// equal length, the last one shorter. Every split-key decode kernel's block starts from this.
+struct SplitKeys {
+  int64_t pos, j0, j1;
+};
+__device__ __forceinline__ SplitKeys split_keys(const AttentionArgs& a, int t, int sp) {
+  const int64_t pos = a.pos[t];
+  const int64_t first = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : int64_t(0);
+  const int64_t n = pos - first + 1;
+  const int64_t per = (n + a.splits - 1) / a.splits;
+  const int64_t j0 = first + int64_t(sp) * per;
+  return {pos, j0, min(first + n, j0 + per)};
+}
 
 // A key batch's scores, each a partial dot product per lane: summed over the lanes that share a key
 // (xor shuffles from kFirstXor down), scaled, soft-capped, and -inf for keys past the range (key u is
