@@ -41,7 +41,6 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s21: session 21 (block below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
@@ -64,7 +63,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s21] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -639,32 +638,6 @@ fi
 # stream at gen 128 (the table's length). 16 streams run one split (no merge): a control. s18 ran commit
 # b6a9266 (32 scalar loads per thread: slower, reverted); s18d ran 51914d6 (one 8-byte load per split with
 # a running address: kept). docs/perf.md, session 18.
-if has s21; then
-  # Session 21: the half step's weights through a shared-memory ring (QgemvConfig::ring_stages). Kernel level:
-  # the symmetric w4g128 sweep (QB_BENCH_SPEC), ring 4 and 8 beside the registers at every half-step warp
-  # count; per shape at 1 and 16 tokens the rule's row, then the best of the registers, of ring 4, of ring 8.
-  # Then steps at gen 128 with the rule's shapes: QB_CUDA_RING16=4|8 at 16 streams, QB_CUDA_RING1=4|8 at one,
-  # interleaved, two rounds.
-  t0=$(date +%s); QB_BENCH_SPEC=w4g128 timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4.log" 2>&1
-  echo "qgemv bench (w4g128) rc $? ($(( $(date +%s) - t0 )) s)"
-  awk -F, '$1 == "qgemv_w4g128" && ($5 == 1 || $5 == 16) {
-      k = $2 " n=" $5; c = $6; kind = c ~ /^auto/ ? "rule" : c ~ /r4$/ ? "ring4" : c ~ /r8$/ ? "ring8" : "regs"
-      if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
-      keys[k] = 1 }
-    END { for (k in keys) { line = sprintf("%-22s", k)
-            n = split("rule regs ring4 ring8", kinds, " ")
-            for (i = 1; i <= n; ++i) line = line sprintf("  %-6s %-13s %7.2f us %5.1f%%", kinds[i], cf[k, kinds[i]], t[k, kinds[i]], sh[k, kinds[i]] * 100)
-            print line } }' "$OUT/qgemv_results.csv" | sort | tee "$OUT/sweep_ring.txt"
-  for rep in 1 2; do
-    for bt in 16 1; do
-      v=RING16; [ $bt = 1 ] && v=RING1
-      GEN=128 b "gen128 regs " w4g128 $bt
-      GEN=128 b "gen128 ring4" w4g128 $bt QB_CUDA_$v=4
-      GEN=128 b "gen128 ring8" w4g128 $bt QB_CUDA_$v=8
-    done
-  done 2>&1 | tee "$OUT/ab_s21.txt"
-  rm -f "$OUT/tmp.log"
-fi
 if has s20; then
   # Session 20 (H200): 16-token qgemv variants staged beside this build as quantbench_<v> / qb_gpu_bench_<v>
   # (VARIANTS, default "prev pp112"): both benches' w4g128 kernels (--quick), then 16-stream w4g128 steps

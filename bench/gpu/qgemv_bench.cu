@@ -37,11 +37,10 @@ const QuantSpec kSpecs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A
 const int kTokens[] = {1, 4, 16};
 constexpr size_t kRotateBytes = 256u << 20;  // > 5x the 50 MB L2
 
-// "R2w8h": row blocks per warp, warps per block, and the half step where it ran ("R2w8hr4": through a
-// shared-memory ring of 4 steps).
+// "R2w8h": row blocks per warp, warps per block, and the half step where it ran.
 std::string launch_name(const QgemvConfig& c) {
   return "R" + std::to_string(c.row_blocks_per_warp) + "w" + std::to_string(c.warps_per_block) +
-         (c.half_step ? "h" : "") + (c.ring_stages ? "r" + std::to_string(c.ring_stages) : "");
+         (c.half_step ? "h" : "");
 }
 
 struct Row {
@@ -151,10 +150,7 @@ int main(int argc, char** argv) {
               for (int nw : {4, 8, 16}) configs.push_back({r, nw, false});
             if (spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym)  // the half step
               for (int r : {1, 2})
-                for (int nw : {2, 3, 4, 5, 6, 8, 12, 16}) {
-                  configs.push_back({r, nw, false, true});
-                  for (int ring : {4, 8}) configs.push_back({r, nw, false, true, false, ring});
-                }
+                for (int nw : {2, 3, 4, 5, 6, 8, 12, 16}) configs.push_back({r, nw, false, true});
           }
           for (size_t ci = 0; ci < configs.size(); ++ci) {
             const QgemvConfig& cfg = configs[ci];

@@ -119,15 +119,6 @@ struct CudaBackend::Impl {
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 7;     // QB_CUDA_LAUNCH_RULE=4|5|6: earlier qgemv launch rules (A/B runs)
-  // QB_CUDA_RING1 / QB_CUDA_RING16 = 4|8: the half step's weights through a shared-memory ring of that many
-  // steps at 1-8 / 9-16 tokens (QgemvConfig::ring_stages; A/B runs). 0: registers.
-  int ring1 = 0, ring16 = 0;
-  // The decode product's launch shape: the rule's, with the ring where one was asked for.
-  QgemvConfig decode_config(const PackedShape& shape, int T) const {
-    QgemvConfig cfg = choose_config(shape, T, sm_count, launch_rule);
-    cfg.ring_stages = T > 8 ? ring16 : ring1;
-    return cfg;
-  }
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -158,15 +149,6 @@ struct CudaBackend::Impl {
   bool attn_early(int T, const Mat& qkv) const {
     return small_early(T, kEarlyAttn) ||
            (attn_early_after_qgemv && small_early(1, kEarlyAttn) && T <= 16 && qkv.packed && !qkv.w8a8);
-  }
-  // For the Manifest: the half step's shared-memory ring, where one was asked for.
-  std::string ring_note() const {
-    if (!ring1 && !ring16) return "";
-    auto part = [](int ring, const char* tokens) {
-      return ring ? fmt::format("{} steps at {} tokens", ring, tokens) : fmt::format("registers at {} tokens", tokens);
-    };
-    return "; symmetric w4g128 weights through a shared-memory ring: " + part(ring1, "1-8") + ", " +
-           part(ring16, "9-16");
   }
   // For the Manifest: " (also the norms and ..., at ...)", and whether those load before their wait.
   std::string early_small_note(bool overlap) const {
@@ -714,7 +696,7 @@ struct CudaBackend::Impl {
     if (m.packed) {
       if (T <= 16) {  // decode: stream the packed weights once for all T tokens
         mark(kQgemv);
-        QgemvConfig cfg = decode_config(m.pk.shape, T);
+        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
         cfg.overlap_launch = overlap_launch && early;
         qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg);
         return;
@@ -763,7 +745,7 @@ struct CudaBackend::Impl {
     // class still leaves out only itself.)
     if (!m.gate_up16 || !m.packed || T < fuse_act_min_t || T > 16 || !to_down.frag || skips(kSkipAct | kSkipProd, T))
       return false;
-    QgemvConfig cfg = decode_config(m.pk.shape, T);
+    QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
     if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
     cfg.overlap_launch = overlap_launch;
     QgemvGatedOut go;
@@ -816,8 +798,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5" ||
                                                                std::string(e) == "6"))
     I.launch_rule = std::atoi(e);
-  for (auto [name, ring] : {std::pair{"QB_CUDA_RING1", &I.ring1}, std::pair{"QB_CUDA_RING16", &I.ring16}})
-    if (const char* e = std::getenv(name); e && (std::string(e) == "4" || std::string(e) == "8")) *ring = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
@@ -1080,7 +1060,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}{}; qgemv launch rule {}{}{}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}; qgemv launch rule {}{}; decode L2 prefetch of each product's first {} "
                      "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
                      "before it (not W8A8), at steps of at most {} tokens: {}; activations f32; {}",
                      impl_->device_name, ps,
@@ -1112,7 +1092,6 @@ std::string CudaBackend::describe() const {
                      impl_->launch_rule >= 7   ? " (symmetric w4g128 at 9-16 tokens: its two step buffers used in turn)"
                      : impl_->launch_rule == 6 ? " (symmetric w4g128 at 9-16 tokens: a copy between its step buffers)"
                                                : "",
-                     impl_->ring_note(),
                      options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()

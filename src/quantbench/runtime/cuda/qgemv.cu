@@ -66,9 +66,7 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
 // 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96
 // registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
-// RING: the half step's weights and scales through a ring of RING step buffers in shared memory
-// (cp.async) instead of two in registers (QgemvConfig::ring_stages; 0: registers).
-template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false, int RING = 0>
+template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
@@ -82,8 +80,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // the compiler answered it with more registers (fewer resident blocks, or spills when capped) and
   // some 16-token products got slower, so the other kernels keep the loop as it was.
   constexpr bool kLean = (F == 2 && (HALF || NT == 1)) || (F == 1 && G == 0 && R == 1 && NT == 1);
-  extern __shared__ float red[];  // [warps][R][NT][4][32], then (RING) each warp's ring of step buffers
-  constexpr int kPer = R * NT * 4 * 32;
+  extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
   const int g = lane >> 2;
@@ -118,9 +115,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
-  static_assert(RING == 0 || (F == 2 && G == 128 && !ASYM && HALF && !COPY16), "the ring exists for the half step");
-  constexpr bool kPingPong = HALF && RING == 0 && (NT == 1 || (R == 2 && !COPY16));
-  constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong || RING > 0);  // (HALF: one scale pair per step)
+  constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
+  constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
   const uint4* wnext[R];
   const uint32_t* snext[R];
@@ -339,65 +335,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const int stride = n_warps * U;
   Step cur;
   load_step(warp * U, cur);
-  // The ring: while a warp works on one step (in registers), the next RING steps of weights and scales
-  // are in flight into shared memory (cp.async), so the depth is not bounded by the register file, and
-  // RING + 1 steps are requested before the wait for the previous kernel below. Each lane reads back
-  // only the bytes it copied, so the warp needs no barrier: cp.async.wait_group makes a lane's own
-  // copies visible to it. The half step is never partial (U = 2 chunks = one group of 128, chunks
-  // even), so a step is copied whole or (past the end) not at all; its group is committed either way,
-  // which keeps the wait's count uniform. Step j (j >= 1) of a warp sits in slot (j - 1) % RING; the
-  // slot refilled in an iteration is the one just read into registers.
-  [[maybe_unused]] constexpr int kVec = U * R;                           // weight vectors per lane per step
-  [[maybe_unused]] constexpr int kStage = kVec * 32 * 16 + R * 32 * 4;  // bytes of one warp's step buffer
-  [[maybe_unused]] char* const ring = reinterpret_cast<char*>(red + n_warps * kPer) + warp * RING * kStage;
-  [[maybe_unused]] auto issue = [&](int c0, int slot) {
-    if (c0 < chunks) {
-      const uint32_t at = uint32_t(__cvta_generic_to_shared(ring + slot * kStage));
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(at + ((u * R + r) * 32 + lane) * 16),
-                       "l"(wnext[r] + u * 32)
-                       : "memory");
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(at + kVec * 512 + (r * 32 + lane) * 4),
-                     "l"(snext[r])
-                     : "memory");
-    }
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      wnext[r] += size_t(n_warps * U) * 32;
-      snext[r] += (n_warps * U / 2) * 8;
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  };
-  if constexpr (RING > 0)
-    for (int k = 0; k < RING; ++k) issue(warp * U + (k + 1) * stride, k);  // steps 1 .. RING
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  if constexpr (RING > 0) {
-    int slot = 0;
-    for (int c0 = warp * U;;) {
-      step_math(c0, cur);
-      c0 += stride;
-      if (c0 >= chunks) break;
-      asm volatile("cp.async.wait_group %0;" ::"n"(RING - 1) : "memory");  // the step at c0 has landed
-      const char* at = ring + slot * kStage;
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int r = 0; r < R; ++r) cur.w[u][r][0] = reinterpret_cast<const uint4*>(at)[(u * R + r) * 32 + lane];
-#pragma unroll
-      for (int r = 0; r < R; ++r) cur.sc[0][r][0] = reinterpret_cast<const uint32_t*>(at + kVec * 512)[r * 32 + lane];
-      issue(c0 + RING * stride, slot);
-      slot = slot + 1 == RING ? 0 : slot + 1;
-    }
-    // Every copy issued was for a step the loop consumed, so none is pending here; the wait costs
-    // nothing and keeps a later change from exiting with copies into released shared memory.
-    asm volatile("cp.async.wait_all;" ::: "memory");
-  } else if constexpr (kPingPong) {
-
+  if constexpr (kPingPong) {
     // The half step: two steps per iteration, the buffers' roles swapped in code instead of copied
     // (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves and ran
     // 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got faster
@@ -424,6 +363,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   }
 
   // Reduce the warps' partial sums (lane-fastest layout: no bank conflicts), then write each output.
+  constexpr int kPer = R * NT * 4 * 32;
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -501,10 +441,8 @@ constexpr int register_cap() {  // 0: none
       const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
       int n_tokens, QgemvGatedOut go
 #define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, int RING = 0>
-__global__ void qgemv_kernel(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, ASYM, R, NT, HALF, GATED, false, RING>(QB_QGEMV_ARGS);
-}
+template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
+__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
 template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false,
           bool COPY16 = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
@@ -673,19 +611,6 @@ KernelFn kernel_for() {
   if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED, COPY16>;
   else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED>;
 }
-// The half step with its weights through a shared-memory ring (symmetric w4g128 only).
-template <int R, int NT, bool GATED = false>
-KernelFn ring_kernel(int stages) {
-  return stages == 4 ? qgemv_kernel<2, 128, false, R, NT, true, GATED, 4>
-                     : qgemv_kernel<2, 128, false, R, NT, true, GATED, 8>;
-}
-template <int R>
-KernelFn pick_ring(int nt, bool gated, int stages) {
-  if constexpr (R % 2 == 0) {
-    if (gated) return nt == 1 ? ring_kernel<R, 1, true>(stages) : ring_kernel<R, 2, true>(stages);
-  }
-  return nt == 1 ? ring_kernel<R, 1>(stages) : ring_kernel<R, 2>(stages);
-}
 template <int F, int G, bool ASYM, int R, bool HALF = false>
 KernelFn pick_nt(int nt, bool gated) {  // gated: R is even (checked by qgemv())
   if constexpr (R % 2 == 0) {
@@ -704,10 +629,8 @@ bool half_step_format(const QuantSpec& s) {
 }
 bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
-// epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20;
-// `ring`: the half step's shared-memory ring of that many steps (0: none).
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16, int ring) {
-  if (half && ring > 0) return r == 1 ? pick_ring<1>(nt, false, ring) : pick_ring<2>(nt, gated, ring);
+// epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20.
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
   if (half && copy16 && r == 2 && nt == 2)
     return gated ? kernel_for<2, 128, false, 2, 2, true, true, true>() : kernel_for<2, 128, false, 2, 2, true, false, true>();
   if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
@@ -865,26 +788,15 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  if (cfg.ring_stages != 0 && cfg.ring_stages != 4 && cfg.ring_stages != 8)
-    throw std::invalid_argument("qgemv: ring_stages must be 0, 4 or 8");
   cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2;
-  cfg.ring_stages = cfg.half_step && !cfg.copy_loop16 ? cfg.ring_stages : 0;
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16, cfg.ring_stages);
-  // Shared memory per warp: its partial sums for the reduction, and its ring (U = 2 chunks x r row
-  // blocks of 512-byte weight vectors and r 128-byte scale words per step).
-  const size_t ring_per_warp = size_t(cfg.ring_stages) * (2 * r * 512 + r * 128);
-  const size_t smem_per_warp = size_t(r) * nt * 4 * 32 * sizeof(float) + ring_per_warp;
-  if (nw > 8 || ring_per_warp > 0) {  // up to 8 warps always fit (the largest kernel uses < 255 registers)
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
+  if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
-    int optin = 0, dev = 0;
-    QB_CUDA_OK(cudaGetDevice(&dev));
-    QB_CUDA_OK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    nw = std::max(1, std::min<int>(nw, int(size_t(optin) / smem_per_warp)));  // a deep ring caps the warps
     cfg.warps_per_block = nw;
   }
-  const size_t smem = size_t(nw) * smem_per_warp;
+  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,

@@ -142,11 +142,6 @@ struct QgemvConfig {
   // buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6 sets it, so that
   // QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
   bool copy_loop16 = false;
-  // The half step (not copy_loop16) with its weights and scales streamed through a ring of this many
-  // steps in shared memory (cp.async), 4 or 8, instead of two step buffers in registers: each warp keeps
-  // that many steps in flight, whatever its registers allow. 0: the registers. Where the ring's shared
-  // memory does not fit warps_per_block warps, qgemv() runs fewer (and returns that).
-  int ring_stages = 0;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128 (all kept for same-run A/B measurements); 7: the current rules (6, with session 20's
