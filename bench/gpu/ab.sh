@@ -41,6 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
+# s21: session 21 (block below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
@@ -63,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s21] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -638,6 +639,28 @@ fi
 # stream at gen 128 (the table's length). 16 streams run one split (no merge): a control. s18 ran commit
 # b6a9266 (32 scalar loads per thread: slower, reverted); s18d ran 51914d6 (one 8-byte load per split with
 # a running address: kept). docs/perf.md, session 18.
+if has s21; then
+  # Session 21: the half step for asymmetric w4g128 (launch rule 8, the default) against rule 7 (its
+  # asymmetric products in full steps). Kernel level: the w4g128a sweep (QB_BENCH_SPEC), per shape at 1 and
+  # 16 tokens the rule's row, rule 5's (= rule 7's for asymmetric), and the best half-step and full-step
+  # shapes. Then steps at gen 128, w4g128-asym at 1 and 16 streams against QB_CUDA_LAUNCH_RULE=7,
+  # interleaved, three rounds; then once on synthetic:llama3-8b and qwen2.5-7b.
+  t0=$(date +%s); QB_BENCH_SPEC=w4g128a timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4a.log" 2>&1
+  echo "qgemv bench (w4g128a) rc $? ($(( $(date +%s) - t0 )) s)"
+  awk -F, '$1 ~ /^qgemv_w4g128a/ && $1 !~ /pdl/ && ($5 == 1 || $5 == 16) {
+      k = $2 " n=" $5; c = $6; kind = c ~ /^auto/ ? "rule8" : c ~ /^rule5/ ? "rule7" : c ~ /h$/ ? "half" : "full"
+      if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
+      keys[k] = 1 }
+    END { for (k in keys) { line = sprintf("%-22s", k)
+            n = split("rule8 rule7 half full", kinds, " ")
+            for (i = 1; i <= n; ++i) line = line sprintf("  %-5s %-12s %7.2f us %5.1f%%", kinds[i], cf[k, kinds[i]], t[k, kinds[i]], sh[k, kinds[i]] * 100)
+            print line } }' "$OUT/qgemv_results.csv" | sort | tee "$OUT/sweep_w4a.txt"
+  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "gen128 rule8" "gen128 rule7" 3 "w4g128-asym 16" "w4g128-asym 1" 2>&1 | tee "$OUT/ab_s21.txt"
+  for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
+    MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "${m#synthetic:} rule8" "${m#synthetic:} rule7" 1 "w4g128-asym 1,16"
+  done 2>&1 | tee -a "$OUT/ab_s21.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has s20; then
   # Session 20 (H200): 16-token qgemv variants staged beside this build as quantbench_<v> / qb_gpu_bench_<v>
   # (VARIANTS, default "prev pp112"): both benches' w4g128 kernels (--quick), then 16-stream w4g128 steps

@@ -90,11 +90,12 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
           (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
-  CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym &&
+  CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && spec.group == 128 &&
                           ran.row_blocks_per_warp <= 2) || cfg.row_blocks_per_warp == 0,
         "%s: the half step %s asked for and %s", name.c_str(), cfg.half_step ? "was" : "was not",
         ran.half_step ? "ran" : "did not run");
-  CHECK(ran.copy_loop16 == (cfg.copy_loop16 && ran.half_step && ran.row_blocks_per_warp == 2 && n_tokens > 8),
+  CHECK(ran.copy_loop16 == (cfg.copy_loop16 && ran.half_step && ran.row_blocks_per_warp == 2 && n_tokens > 8 &&
+                            !spec.asym),
         "%s: the 16-token copy loop %s asked for and %s", name.c_str(), cfg.copy_loop16 ? "was" : "was not",
         ran.copy_loop16 ? "ran" : "did not run");
   const Tol tol = tolerance(spec);
@@ -334,7 +335,7 @@ int main() {
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 8, 16})
           for (int n : {1, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w}, rng);
-      // The half step (symmetric w4g128's kernel under launch rule 6; ignored by the other formats).
+      // The half step (w4g128's kernels, symmetric and asymmetric; ignored by the other formats).
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 16})
           for (int n : {1, 9, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w, false, true}, rng);
@@ -366,6 +367,16 @@ int main() {
       check_case({WeightFormat::W4A16, 128, false}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
     }
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {2, 16, false, true}, rng);
+    // The asymmetric half step (launch rule 8) at the same Llama sizes, with the shapes rule 8 takes.
+    for (int n : {1, 16}) {
+      check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, n, {n > 8 ? 2 : 1, 16, false, true}, rng);
+      check_case({WeightFormat::W4A16, 128, true}, 12288, 4096, n, {2, n > 8 ? 4 : 8, false, true}, rng);
+      check_case({WeightFormat::W4A16, 128, true}, 22016, 4096, n, {2, n > 8 ? 2 : 4, false, true}, rng);
+      check_gated_case({WeightFormat::W4A16, 128, true}, 11008, 4096, n, {2, n > 8 ? 2 : 4, false, true}, 0, rng);
+    }
+    // Rule 6's copy loop asked of the asymmetric half step: it exists for symmetric only, so the ping-pong
+    // runs and the report says so.
+    check_case({WeightFormat::W4A16, 128, true}, 333, 1152, 16, {2, 3, false, true, true}, rng);
     // Rule 6's 16-token half step at R = 2 (the loop with a copy between its step buffers, kept for A/B
     // runs): an odd row-block count, ragged tokens, 172 chunks, and the gated epilogue.
     for (int n : {9, 16}) check_case({WeightFormat::W4A16, 128, false}, 333, 1152, n, {2, 3, false, true, true}, rng);

@@ -118,7 +118,7 @@ struct CudaBackend::Impl {
   Mat output;
   bool use_packed = true, overlap_launch = false;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  int launch_rule = 7;     // QB_CUDA_LAUNCH_RULE=4|5|6: earlier qgemv launch rules (A/B runs)
+  int launch_rule = 8;     // QB_CUDA_LAUNCH_RULE=4|5|6|7: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -796,7 +796,7 @@ void CudaBackend::init_device() {
     for (cudaEvent_t& ev : I.span_ev) cuda_ok(cudaEventCreate(&ev), "cudaEventCreate");
   }
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5" ||
-                                                               std::string(e) == "6"))
+                                                               std::string(e) == "6" || std::string(e) == "7"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
@@ -1089,8 +1089,12 @@ std::string CudaBackend::describe() const {
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
-                     impl_->launch_rule >= 7   ? " (symmetric w4g128 at 9-16 tokens: its two step buffers used in turn)"
-                     : impl_->launch_rule == 6 ? " (symmetric w4g128 at 9-16 tokens: a copy between its step buffers)"
+                     impl_->launch_rule >= 8   ? " (w4g128, symmetric and asymmetric, in half steps; at 9-16 tokens its "
+                                                 "two step buffers used in turn)"
+                     : impl_->launch_rule == 7 ? " (symmetric w4g128 in half steps; at 9-16 tokens its two step buffers "
+                                                 "used in turn)"
+                     : impl_->launch_rule == 6 ? " (symmetric w4g128 in half steps; at 9-16 tokens a copy between its "
+                                                 "step buffers)"
                                                : "",
                      options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",

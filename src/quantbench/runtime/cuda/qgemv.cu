@@ -162,7 +162,10 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             if constexpr (kLean) {
               if constexpr (kRunningPointers) st.sc[u][r][h] = ok ? __ldg(snext[r]) : 0u;
               else st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
-              if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
+              // (the zero-point pairs share the scale pairs' index: no pointer of their own, one register
+              // pair less per row block)
+              if constexpr (ASYM && kRunningPointers) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + (snext[r] - sc32))) : 0u;
+              else if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
               st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
@@ -432,7 +435,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // kernels.
 template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
-  if (F == 2 && G == 128 && !ASYM && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
+  if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
@@ -623,16 +626,19 @@ KernelFn pick_r(int r, int nt, bool gated) {
   return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false)
                 : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated) : pick_nt<F, G, ASYM, 4>(nt, gated);
 }
-// The half step exists for symmetric w4g128 at R = 1 and 2 (measured there: docs/perf.md, session 9).
-bool half_step_format(const QuantSpec& s) {
-  return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym;
+// The half step exists for w4g128 at R = 1 and 2: symmetric since session 9, asymmetric (its zero
+// points beside the scales) since session 21 (docs/perf.md).
+bool has_half_step(const QuantSpec& s, int r) {
+  return s.format == WeightFormat::W4A16 && s.group == 128 && r <= 2;
 }
-bool has_half_step(const QuantSpec& s, int r) { return half_step_format(s) && r <= 2; }
+// Where the launch rule takes the half step: symmetric w4g128 from rule 6, asymmetric from rule 8.
+bool half_step_format(const QuantSpec& s, int rule) { return has_half_step(s, 1) && (!s.asym || rule >= 8); }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
-  if (half && copy16 && r == 2 && nt == 2)
+  if (half && copy16 && r == 2 && nt == 2 && !s.asym)
     return gated ? kernel_for<2, 128, false, 2, 2, true, true, true>() : kernel_for<2, 128, false, 2, 2, true, false, true>();
+  if (half && s.asym) return r == 1 ? pick_nt<2, 128, true, 1, true>(nt, false) : pick_nt<2, 128, true, 2, true>(nt, gated);
   if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
@@ -665,15 +671,16 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
 
 namespace {
 // How many 4-warp blocks of the one-token half step at R = 2 an SM holds at once (its registers decide:
-// six at 76 per thread). Asked of the runtime once; every card this is built for (sm_90a) answers alike.
-int half_step_r2_blocks_per_sm() {
-  static const int blocks = [] {
+// six at 76 per thread, symmetric). Asked of the runtime once per kernel; every card this is built for
+// (sm_90a) answers alike.
+int half_step_r2_blocks_per_sm(bool asym) {
+  auto ask = [](KernelFn fn) {
     int b = 0;
-    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, kernel_for<2, 128, false, 2, 1, true>(), 4 * 32,
-                                                             size_t(4) * 2 * 1 * 4 * 32 * sizeof(float)));
+    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, 4 * 32, size_t(4) * 2 * 1 * 4 * 32 * sizeof(float)));
     return b;
-  }();
-  return blocks;
+  };
+  static const int sym = ask(kernel_for<2, 128, false, 2, 1, true>()), asy = ask(kernel_for<2, 128, true, 2, 1, true>());
+  return asym ? asy : sym;
 }
 
 }  // namespace
@@ -720,7 +727,8 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       }
     }
   }
-  if (rule >= 6 && half_step_format(p.spec)) {
+  if (rule >= 6 && half_step_format(p.spec, rule)) {
+    // Rule 8 (session 21): asymmetric w4g128 takes the half step too, with symmetric's shapes.
     // Session 9: symmetric w4g128 with half the chunks per step (two, one group of 128: 44 registers at
     // one token, 96 at 16 tokens with R = 2, against 48 and 136), which runs best with more warps. Shapes
     // read off a same-run sweep of both kernels on an H100 (docs/perf.md, session 9): grids of fewer
@@ -740,7 +748,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // session 20). Rule 6 runs that kernel as it was (copy_loop16).
       c.row_blocks_per_warp = 2;
       c.warps_per_block = small ? 16 : mid ? 4 : 2;
-    } else if (rule >= 7 && !small && !mid && (rb + 1) / 2 <= int64_t(half_step_r2_blocks_per_sm()) * sm_count) {
+    } else if (rule >= 7 && !small && !mid && (rb + 1) / 2 <= int64_t(half_step_r2_blocks_per_sm(p.spec.asym)) * sm_count) {
       // Session 20: at 1-8 tokens a wide grid at 4 warps instead of 8 where all its blocks are resident at
       // once: each warp streams twice the chunks, and no second wave trails. Llama-2-7B's gate|up (688
       // blocks; 792 fit on an H200): 14.1-14.3 us against 15.0 at one token in three H200 sweeps. Its
@@ -788,7 +796,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2;
+  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2 && !p.spec.asym;
   const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};

@@ -134,7 +134,7 @@ struct QgemvConfig {
   // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
-  // Symmetric w4g128 at R = 1 or 2 only (elsewhere it is ignored, and qgemv() returns false): each step
+  // w4g128 at R = 1 or 2 only (elsewhere it is ignored, and qgemv() returns false): each step
   // streams two chunks (one group of 128) instead of four, so the kernel needs fewer registers and more
   // warps fit on an SM. Launch rule 6 turns it on with its own launch shapes.
   bool half_step = false;
@@ -144,9 +144,9 @@ struct QgemvConfig {
   bool copy_loop16 = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
-// symmetric w4g128 (all kept for same-run A/B measurements); 7: the current rules (6, with session 20's
-// shapes for the 16-token half step).
-QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 7);
+// symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step (all kept for same-run A/B
+// measurements); 8: the current rules (7, with the half step for asymmetric w4g128 too).
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 8);
 
 // The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
 // up in interleaved blocks of 16 (16 gate rows, then the same 16 columns' up rows; gated_act_out's
