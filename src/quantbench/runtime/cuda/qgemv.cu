@@ -756,6 +756,15 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // the change made a Llama-3-8B step slower (docs/perf.md, session 20).
       c.warps_per_block = 4;
     }
+    if (p.spec.asym && n_tokens <= 8 && !small) {
+      // Session 21: the asymmetric one-token kernel at R = 2 needs 84 registers (symmetric 76) and ran
+      // 13-34% slower than at R = 1, where 6 warps per block ran best in an H200 sweep (us, against R = 2
+      // x 8 warps): q|k|v 9.20 / 11.75, gate|up 15.64 / 17.02, lm_head 20.80 / 22.45. One-stream steps
+      // against R = 2, same call: Llama-2-7B 1.56 / 1.65 ms, Qwen2.5-7B 1.65 / 1.77, Llama-3-8B 1.73 /
+      // 1.76 (4 warps: 1.61, 1.67, 1.70) (docs/perf.md, session 21).
+      c.row_blocks_per_warp = 1;
+      c.warps_per_block = 6;
+    }
   }
   if (p.chunks < 2 * c.warps_per_block) c.warps_per_block = int(std::max<int64_t>(1, p.chunks / 2));
   return c;
