@@ -728,7 +728,8 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     }
   }
   if (rule >= 6 && half_step_format(p.spec, rule)) {
-    // Rule 8 (session 21): asymmetric w4g128 takes the half step too, with symmetric's shapes.
+    // Rule 8 (session 21): asymmetric w4g128 takes the half step too, with symmetric's shapes except at
+    // 1-8 tokens on the wider grids (the end of this block).
     // Session 9: symmetric w4g128 with half the chunks per step (two, one group of 128: 44 registers at
     // one token, 96 at 16 tokens with R = 2, against 48 and 136), which runs best with more warps. Shapes
     // read off a same-run sweep of both kernels on an H100 (docs/perf.md, session 9): grids of fewer
@@ -758,8 +759,8 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     }
     if (p.spec.asym && n_tokens <= 8 && !small) {
       // Session 21: the asymmetric one-token kernel at R = 2 needs 84 registers (symmetric 76) and ran
-      // 13-34% slower than at R = 1, where 6 warps per block ran best in an H200 sweep (us, against R = 2
-      // x 8 warps): q|k|v 9.20 / 11.75, gate|up 15.64 / 17.02, lm_head 20.80 / 22.45. One-stream steps
+      // 13-34% slower than at R = 1, where 6 warps per block gave the least total time over these three
+      // shapes in an H200 sweep (us, against R = 2 x 8 warps): q|k|v 9.20 / 11.75, gate|up 15.64 / 17.02, lm_head 20.80 / 22.45. One-stream steps
       // against R = 2, same call: Llama-2-7B 1.56 / 1.65 ms, Qwen2.5-7B 1.65 / 1.77, Llama-3-8B 1.73 /
       // 1.76 (4 warps: 1.61, 1.67, 1.70) (docs/perf.md, session 21).
       c.row_blocks_per_warp = 1;

@@ -136,7 +136,8 @@ struct QgemvConfig {
   bool overlap_launch = false;
   // w4g128 at R = 1 or 2 only (elsewhere it is ignored, and qgemv() returns false): each step
   // streams two chunks (one group of 128) instead of four, so the kernel needs fewer registers and more
-  // warps fit on an SM. Launch rule 6 turns it on with its own launch shapes.
+  // warps fit on an SM. Launch rules 6 and 7 turn it on for symmetric w4g128 with their own launch
+  // shapes, rule 8 for asymmetric w4g128 too.
   bool half_step = false;
   // The half step's 16-token kernel at R = 2 as it was before session 20 (a copy between its two step
   // buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6 sets it, so that
