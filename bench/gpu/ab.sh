@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s21, s21b: session 21 (blocks below; docs/perf.md, session 21).
+# s21, s21b, s21c: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s21] [s21b] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s21] [s21b] [s21c] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -659,6 +659,28 @@ if has s21; then
   for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
     MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "${m#synthetic:} rule8" "${m#synthetic:} rule7" 1 "w4g128-asym 1,16"
   done 2>&1 | tee -a "$OUT/ab_s21.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s21c; then
+  # Session 21: the half step for w4g32 (symmetric and asymmetric; launch rule 8) against rule 7 (full steps).
+  # Kernel level: each spec's sweep (QB_BENCH_SPEC), per shape at 1 and 16 tokens the rule's row, rule 5's
+  # (= rule 7's for these), and the best half-step and full-step shapes with R = 1 and R = 2 apart. Then
+  # steps at gen 128 on synthetic:llama2-7b at 1 and 16 streams against QB_CUDA_LAUNCH_RULE=7, interleaved,
+  # two rounds.
+  for spec in w4g32 w4g32a; do
+    QB_BENCH_SPEC=$spec timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_$spec.log" 2>&1
+    echo "qgemv bench ($spec) rc $?"
+    awk -F, -v sp="qgemv_$spec" '($1 == sp || $1 == sp "-r5") && ($5 == 1 || $5 == 16) {
+        k = $2 " n=" $5; c = $6
+        kind = c ~ /^auto/ ? "rule8" : c ~ /^rule5/ ? "rule7" : (c ~ /h$/ ? "half" : "full") substr(c, 2, 1)
+        if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
+        keys[k] = 1 }
+      END { for (k in keys) { line = sprintf("%-22s", k)
+              n = split("rule8 rule7 half1 half2 full1 full2", kinds, " ")
+              for (i = 1; i <= n; ++i) line = line sprintf("  %-5s %-12s %6.2f", kinds[i], cf[k, kinds[i]], t[k, kinds[i]])
+              print line } }' "$OUT/qgemv_results.csv" | sort | tee "$OUT/sweep_$spec.txt"
+  done
+  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "gen128 rule8" "gen128 rule7" 2 "w4g32 1,16" "w4g32-asym 1,16" 2>&1 | tee "$OUT/ab_s21c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21b; then

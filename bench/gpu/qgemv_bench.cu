@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
           if (!quick) {
             for (int r : {1, 2, 4})
               for (int nw : {4, 8, 16}) configs.push_back({r, nw, false});
-            if (spec.format == WeightFormat::W4A16 && spec.group == 128)  // the half step (both kinds)
+            if (spec.format == WeightFormat::W4A16)  // the half step (every int4 format)
               for (int r : {1, 2})
                 for (int nw : {2, 3, 4, 5, 6, 8, 12, 16}) configs.push_back({r, nw, false, true});
           }

@@ -90,12 +90,12 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
           (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
-  CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && spec.group == 128 &&
-                          ran.row_blocks_per_warp <= 2) || cfg.row_blocks_per_warp == 0,
+  CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && ran.row_blocks_per_warp <= 2) ||
+            cfg.row_blocks_per_warp == 0,
         "%s: the half step %s asked for and %s", name.c_str(), cfg.half_step ? "was" : "was not",
         ran.half_step ? "ran" : "did not run");
   CHECK(ran.copy_loop16 == (cfg.copy_loop16 && ran.half_step && ran.row_blocks_per_warp == 2 && n_tokens > 8 &&
-                            !spec.asym),
+                            spec.group == 128 && !spec.asym),
         "%s: the 16-token copy loop %s asked for and %s", name.c_str(), cfg.copy_loop16 ? "was" : "was not",
         ran.copy_loop16 ? "ran" : "did not run");
   const Tol tol = tolerance(spec);
@@ -335,7 +335,7 @@ int main() {
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 8, 16})
           for (int n : {1, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w}, rng);
-      // The half step (w4g128's kernels, symmetric and asymmetric; ignored by the other formats).
+      // The half step (int4's kernels; ignored by the other formats).
       for (int r : {1, 2, 4})
         for (int w : {1, 3, 16})
           for (int n : {1, 9, 16}) check_case(s, 333, s.group == 128 ? 1152 : 1120, n, {r, w, false, true}, rng);
@@ -376,9 +376,25 @@ int main() {
       check_gated_case({WeightFormat::W4A16, 128, true}, 11008, 4096, n, {2, n > 8 ? 2 : 4, false, true}, 0, rng);
     }
     check_case({WeightFormat::W4A16, 128, true}, 12288, 4096, 1, {2, 8, false, true}, rng);
-    // Rule 6's copy loop asked of the asymmetric half step: it exists for symmetric only, so the ping-pong
-    // runs and the report says so.
+    // Rule 6's copy loop asked of the asymmetric and group-32 half steps: it exists for symmetric w4g128
+    // only, so the ping-pong runs and the report says so.
     check_case({WeightFormat::W4A16, 128, true}, 333, 1152, 16, {2, 3, false, true, true}, rng);
+    check_case({WeightFormat::W4A16, 32, false}, 333, 1152, 16, {2, 3, false, true, true}, rng);
+    // The w4g32 half step where a warp's last step ends past the last chunk (an odd chunk count: 17
+    // chunks, the last full at 1088 inputs, half padding at 1056), at both row-block counts, ragged
+    // tokens; at Llama sizes with the rule's shapes; and the gated epilogue.
+    for (bool asym : {false, true}) {
+      const QuantSpec g32{WeightFormat::W4A16, 32, asym};
+      for (int n_in : {1088, 1056})
+        for (int r : {1, 2})
+          for (int n : {1, 9, 16}) check_case(g32, 333, n_in, n, {r, 3, false, true}, rng);
+      for (int n : {1, 16}) {
+        check_case(g32, 12288, 4096, n, {}, rng);
+        check_case(g32, 4096, 11008, n, {}, rng);
+        check_gated_case(g32, 11008, 4096, n, {2, 4, false, true}, 0, rng);
+      }
+      check_gated_case(g32, 320, 1088, 9, {2, 3, false, true}, 1, rng);
+    }
     // Rule 6's 16-token half step at R = 2 (the loop with a copy between its step buffers, kept for A/B
     // runs): an odd row-block count, ragged tokens, 172 chunks, and the gated epilogue.
     for (int n : {9, 16}) check_case({WeightFormat::W4A16, 128, false}, 333, 1152, n, {2, 3, false, true, true}, rng);

@@ -118,6 +118,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
+  // The scale-pair index of chunk c (the lean int4 kernels with running pointers: groups of 128 span
+  // two chunks, a chunk holds two groups of 32; c even where G = 128).
+  auto group_of = [](int c) { return G == 32 ? 2 * c : c / 2; };
   const uint4* wnext[R];
   const uint32_t* snext[R];
   int woff[R], soff[R];
@@ -126,7 +129,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     const int rb = min(rb0 + r, row_blocks - 1);
     if constexpr (kRunningPointers) {
       wnext[r] = W + (size_t(rb) * chunks + first_chunk) * (LPC * 32) + lane;
-      snext[r] = sc32 + (size_t(rb) * groups + first_chunk / 2) * 8 + g;  // groups of 128 (the lean int4)
+      snext[r] = sc32 + (size_t(rb) * groups + group_of(first_chunk)) * 8 + g;
     } else if constexpr (kLean) {
       woff[r] = rb * chunks * LPC * 32 + lane;
       soff[r] = rb * groups * 8 + g;
@@ -160,12 +163,16 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
             const int gi = G == 128 ? (c >> 1) : (2 * c + h);
             if constexpr (kLean) {
-              if constexpr (kRunningPointers) st.sc[u][r][h] = ok ? __ldg(snext[r]) : 0u;
-              else st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
               // (the zero-point pairs share the scale pairs' index: no pointer of their own, one register
               // pair less per row block)
-              if constexpr (ASYM && kRunningPointers) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + (snext[r] - sc32))) : 0u;
-              else if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
+              if constexpr (kRunningPointers) {
+                const uint32_t* sp = snext[r] + (G == 32 ? (2 * u + h) * 8 : 0);  // (G = 128: one pair a step)
+                st.sc[u][r][h] = ok ? __ldg(sp) : 0u;
+                if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + (sp - sc32))) : 0u;
+              } else {
+                st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
+                if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
+              }
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
               st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
@@ -179,7 +186,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         wnext[r] += size_t(n_warps * U) * (LPC * 32);  // the loop's stride
-        snext[r] += (n_warps * U / 2) * 8;
+        snext[r] += group_of(n_warps * U) * 8;
       }
     }
   };
@@ -199,9 +206,10 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if constexpr (kLean) {
-        // The half step never sees a partial step (U = 2 chunks = one group of 128, n_in % 128 == 0,
-        // c0 even), so only the others clamp.
-        const int c = HALF ? c0 + u : min(c0 + u, chunks - 1);
+        // The w4g128 half step never sees a partial step (U = 2 chunks = one group of 128, n_in % 128 ==
+        // 0, c0 even), so only the others clamp (the w4g32 half step's last step can end past the last
+        // chunk when their count is odd).
+        const int c = HALF && G == 128 ? c0 + u : min(c0 + u, chunks - 1);
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           const uint4* p = xfrag + ((c * NT + j) * 32 + xlane[j]) * 2;
@@ -626,20 +634,24 @@ KernelFn pick_r(int r, int nt, bool gated) {
   return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false)
                 : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated) : pick_nt<F, G, ASYM, 4>(nt, gated);
 }
-// The half step exists for w4g128 at R = 1 and 2: symmetric since session 9, asymmetric (its zero
-// points beside the scales) since session 21 (docs/perf.md).
-bool has_half_step(const QuantSpec& s, int r) {
-  return s.format == WeightFormat::W4A16 && s.group == 128 && r <= 2;
+// The half step exists for int4 at R = 1 and 2: symmetric w4g128 since session 9; asymmetric w4g128
+// (its zero points beside the scales) and w4g32 of both kinds since session 21 (docs/perf.md).
+bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat::W4A16 && r <= 2; }
+// Where the launch rule takes the half step: symmetric w4g128 from rule 6, the other int4 formats from 8.
+bool half_step_format(const QuantSpec& s, int rule) {
+  return has_half_step(s, 1) && ((s.group == 128 && !s.asym) || rule >= 8);
 }
-// Where the launch rule takes the half step: symmetric w4g128 from rule 6, asymmetric from rule 8.
-bool half_step_format(const QuantSpec& s, int rule) { return has_half_step(s, 1) && (!s.asym || rule >= 8); }
+template <int G, bool ASYM>
+KernelFn pick_half(int r, int nt, bool gated) {
+  return r == 1 ? pick_nt<2, G, ASYM, 1, true>(nt, false) : pick_nt<2, G, ASYM, 2, true>(nt, gated);
+}
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
-  if (half && copy16 && r == 2 && nt == 2 && !s.asym)
+  if (half && copy16 && r == 2 && nt == 2 && s.group == 128 && !s.asym)
     return gated ? kernel_for<2, 128, false, 2, 2, true, true, true>() : kernel_for<2, 128, false, 2, 2, true, false, true>();
-  if (half && s.asym) return r == 1 ? pick_nt<2, 128, true, 1, true>(nt, false) : pick_nt<2, 128, true, 2, true>(nt, gated);
-  if (half) return r == 1 ? pick_nt<2, 128, false, 1, true>(nt, false) : pick_nt<2, 128, false, 2, true>(nt, gated);
+  if (half && s.group == 32) return s.asym ? pick_half<32, true>(r, nt, gated) : pick_half<32, false>(r, nt, gated);
+  if (half) return s.asym ? pick_half<128, true>(r, nt, gated) : pick_half<128, false>(r, nt, gated);
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
     case WeightFormat::W8A16:
@@ -671,16 +683,18 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
 
 namespace {
 // How many 4-warp blocks of the one-token half step at R = 2 an SM holds at once (its registers decide:
-// six at 76 per thread, symmetric). Asked of the runtime once per kernel; every card this is built for
-// (sm_90a) answers alike.
-int half_step_r2_blocks_per_sm(bool asym) {
+// six at 76 per thread, symmetric w4g128). Asked of the runtime once per kernel; every card this is
+// built for (sm_90a) answers alike.
+int half_step_r2_blocks_per_sm(const QuantSpec& s) {
   auto ask = [](KernelFn fn) {
     int b = 0;
     QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, 4 * 32, size_t(4) * 2 * 1 * 4 * 32 * sizeof(float)));
     return b;
   };
-  static const int sym = ask(kernel_for<2, 128, false, 2, 1, true>()), asy = ask(kernel_for<2, 128, true, 2, 1, true>());
-  return asym ? asy : sym;
+  static const int blocks[2][2] = {  // [group 32][asymmetric]
+      {ask(kernel_for<2, 128, false, 2, 1, true>()), ask(kernel_for<2, 128, true, 2, 1, true>())},
+      {ask(kernel_for<2, 32, false, 2, 1, true>()), ask(kernel_for<2, 32, true, 2, 1, true>())}};
+  return blocks[s.group == 32][s.asym];
 }
 
 }  // namespace
@@ -728,8 +742,8 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     }
   }
   if (rule >= 6 && half_step_format(p.spec, rule)) {
-    // Rule 8 (session 21): asymmetric w4g128 takes the half step too, with symmetric's shapes except at
-    // 1-8 tokens on the wider grids (the end of this block).
+    // Rule 8 (session 21): asymmetric w4g128 and w4g32 take the half step too, with symmetric w4g128's
+    // shapes except at 1-8 tokens on the wider grids (the end of this block).
     // Session 9: symmetric w4g128 with half the chunks per step (two, one group of 128: 44 registers at
     // one token, 96 at 16 tokens with R = 2, against 48 and 136), which runs best with more warps. Shapes
     // read off a same-run sweep of both kernels on an H100 (docs/perf.md, session 9): grids of fewer
@@ -749,7 +763,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // session 20). Rule 6 runs that kernel as it was (copy_loop16).
       c.row_blocks_per_warp = 2;
       c.warps_per_block = small ? 16 : mid ? 4 : 2;
-    } else if (rule >= 7 && !small && !mid && (rb + 1) / 2 <= int64_t(half_step_r2_blocks_per_sm(p.spec.asym)) * sm_count) {
+    } else if (rule >= 7 && !small && !mid && (rb + 1) / 2 <= int64_t(half_step_r2_blocks_per_sm(p.spec)) * sm_count) {
       // Session 20: at 1-8 tokens a wide grid at 4 warps instead of 8 where all its blocks are resident at
       // once: each warp streams twice the chunks, and no second wave trails. Llama-2-7B's gate|up (688
       // blocks; 792 fit on an H200): 14.1-14.3 us against 15.0 at one token in three H200 sweeps. Its
@@ -806,7 +820,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2 && !p.spec.asym;
+  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2 && p.spec.group == 128 && !p.spec.asym;
   const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
