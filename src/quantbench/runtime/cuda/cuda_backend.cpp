@@ -1089,8 +1089,8 @@ std::string CudaBackend::describe() const {
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
-                     impl_->launch_rule >= 8   ? " (w4g128, symmetric and asymmetric, in half steps; at 9-16 tokens its "
-                                                 "two step buffers used in turn)"
+                     impl_->launch_rule >= 8   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
+                                                 "warp, their two step buffers used in turn)"
                      : impl_->launch_rule == 7 ? " (symmetric w4g128 in half steps; at 9-16 tokens its two step buffers "
                                                  "used in turn)"
                      : impl_->launch_rule == 6 ? " (symmetric w4g128 in half steps; at 9-16 tokens a copy between its "

@@ -134,19 +134,19 @@ struct QgemvConfig {
   // H100, back to back in a graph, it made the 4096-row products slower (docs/perf.md) and gained
   // nothing overall; kept for the forward pass, where the previous kernel is not a matrix product.
   bool overlap_launch = false;
-  // w4g128 at R = 1 or 2 only (elsewhere it is ignored, and qgemv() returns false): each step
-  // streams two chunks (one group of 128) instead of four, so the kernel needs fewer registers and more
-  // warps fit on an SM. Launch rules 6 and 7 turn it on for symmetric w4g128 with their own launch
-  // shapes, rule 8 for asymmetric w4g128 too.
+  // int4 at R = 1 or 2 only (elsewhere it is ignored, and qgemv() returns false): each step streams two
+  // chunks (one group of 128, or four of 32) instead of four, so the kernel needs fewer registers and
+  // more warps fit on an SM. Launch rules 6 and 7 turn it on for symmetric w4g128 with their own launch
+  // shapes, rule 8 for every int4 format.
   bool half_step = false;
-  // The half step's 16-token kernel at R = 2 as it was before session 20 (a copy between its two step
-  // buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6 sets it, so that
-  // QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
+  // The symmetric w4g128 half step's 16-token kernel at R = 2 as it was before session 20 (a copy
+  // between its two step buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6
+  // sets it, so that QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
   bool copy_loop16 = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step (all kept for same-run A/B
-// measurements); 8: the current rules (7, with the half step for asymmetric w4g128 too).
+// measurements); 8: the current rules (7, with the half step for every int4 format).
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 8);
 
 // The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
