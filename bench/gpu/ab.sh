@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s21, s21b, s21c: session 21 (blocks below; docs/perf.md, session 21).
+# s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
 # s18, s18b, s18c, s18d, s18e: session 18 (blocks below; docs/perf.md, session 18).
@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s21] [s21b] [s21c] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -659,6 +659,18 @@ if has s21; then
   for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
     MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "${m#synthetic:} rule8" "${m#synthetic:} rule7" 1 "w4g128-asym 1,16"
   done 2>&1 | tee -a "$OUT/ab_s21.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s21d; then
+  # Session 21: symmetric w4g32 at 1-8 tokens on wide and mid grids at R = 1 with 4 or 6 warps (staged builds
+  # quantbench_w4, quantbench_w6) against this build (R = 2, symmetric w4g128's shapes): one stream at gen 128,
+  # interleaved, two rounds on synthetic:llama2-7b, one on llama3-8b.
+  for rep in 1 2; do
+    GEN=128 b "gen128 this" w4g32 1
+    for v in w4 w6; do GEN=128 Q=./quantbench_$v b "gen128 $v  " w4g32 1; done
+  done 2>&1 | tee "$OUT/ab_s21d.txt"
+  MODEL=synthetic:llama3-8b GEN=128 b "llama3-8b this" w4g32 1 2>&1 | tee -a "$OUT/ab_s21d.txt"
+  for v in w4 w6; do MODEL=synthetic:llama3-8b GEN=128 Q=./quantbench_$v b "llama3-8b $v  " w4g32 1; done 2>&1 | tee -a "$OUT/ab_s21d.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21c; then

@@ -779,6 +779,13 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // (docs/perf.md, session 21). Symmetric w4g32 keeps symmetric w4g128's shapes.
       c.row_blocks_per_warp = 1;
       c.warps_per_block = small || (mid && n_tokens > 8) ? 8 : 4;
+    } else if (p.spec.group == 32 && n_tokens <= 8 && !small) {
+      // Session 21: symmetric w4g32 at 1-8 tokens on the wider grids at R = 1 x 4 warps (R = 2 needs 104
+      // registers). One-stream steps on an H200 against symmetric w4g128's shapes (R = 2 x 8 or 4 warps),
+      // same call: Llama-2-7B 1.686 / 1.691 against 1.718 / 1.732 ms, Llama-3-8B 1.801 against 1.853; 6
+      // warps: 1.814 / 1.820 and 1.816 (docs/perf.md, session 21).
+      c.row_blocks_per_warp = 1;
+      c.warps_per_block = 4;
     } else if (p.spec.asym && n_tokens <= 8 && !small) {
       // Session 21: the asymmetric one-token kernel at R = 2 needs 84 registers (symmetric 76) and ran
       // 13-34% slower than at R = 1, where 6 warps per block gave the least total time over these three
