@@ -776,7 +776,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // H200 sweep: 8 warps on the small grids (o, down) and on q|k|v at 16 tokens, else 4. Against rule
       // 7's full step, us, one token / 16 tokens: q|k|v 11.8 / 17.6 against 11.4 / 18.0, o 6.1 / 7.3 against
       // 6.4 / 8.4, gate|up 20.2 / 29.2 against 20.8 / 29.8, down 12.5 / 14.8 against 14.8 / 18.1
-      // (docs/perf.md, session 21). Symmetric w4g32 keeps symmetric w4g128's shapes.
+      // (docs/perf.md, session 21). Symmetric w4g32 keeps symmetric w4g128's shapes but below.
       c.row_blocks_per_warp = 1;
       c.warps_per_block = small || (mid && n_tokens > 8) ? 8 : 4;
     } else if (p.spec.group == 32 && n_tokens <= 8 && !small) {
@@ -787,11 +787,12 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       c.row_blocks_per_warp = 1;
       c.warps_per_block = 4;
     } else if (p.spec.asym && n_tokens <= 8 && !small) {
-      // Session 21: the asymmetric one-token kernel at R = 2 needs 84 registers (symmetric 76) and ran
-      // 13-34% slower than at R = 1, where 6 warps per block gave the least total time over these three
-      // shapes in an H200 sweep (us, against R = 2 x 8 warps): q|k|v 9.20 / 11.75, gate|up 15.64 / 17.02, lm_head 20.80 / 22.45. One-stream steps
-      // against R = 2, same call: Llama-2-7B 1.56 / 1.65 ms, Qwen2.5-7B 1.65 / 1.77, Llama-3-8B 1.73 /
-      // 1.76 (4 warps: 1.61, 1.67, 1.70) (docs/perf.md, session 21).
+      // Session 21: asymmetric w4g128's one-token kernel at R = 2 needs 84 registers (symmetric 76) and
+      // ran 13-34% slower than at R = 1, where 6 warps per block gave the least total time over these
+      // three shapes in an H200 sweep (us, against R = 2 x 8 warps): q|k|v 9.20 / 11.75, gate|up 15.64 /
+      // 17.02, lm_head 20.80 / 22.45. One-stream steps against R = 2, same call: Llama-2-7B 1.56 / 1.65 ms,
+      // Qwen2.5-7B 1.65 / 1.77, Llama-3-8B 1.73 / 1.76 (4 warps: 1.61, 1.67, 1.70) (docs/perf.md,
+      // session 21).
       c.row_blocks_per_warp = 1;
       c.warps_per_block = 6;
     }
