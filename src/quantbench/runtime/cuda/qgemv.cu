@@ -688,7 +688,8 @@ namespace {
 int half_step_r2_blocks_per_sm(const QuantSpec& s) {
   auto ask = [](KernelFn fn) {
     int b = 0;
-    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, 4 * 32, size_t(4) * 2 * 1 * 4 * 32 * sizeof(float)));
+    const size_t smem = size_t(4) * 2 * 1 * 4 * 32 * sizeof(float);  // 4 warps' partial sums (R = 2, NT = 1)
+    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, 4 * 32, smem));
     return b;
   };
   static const int blocks[2][2] = {  // [group 32][asymmetric]
