@@ -663,8 +663,8 @@ if has s21; then
 fi
 if has s21d; then
   # Session 21: symmetric w4g32 at 1-8 tokens on wide and mid grids at R = 1 with 4 or 6 warps (staged builds
-  # quantbench_w4, quantbench_w6) against this build (R = 2, symmetric w4g128's shapes): one stream at gen 128,
-  # interleaved, two rounds on synthetic:llama2-7b, one on llama3-8b.
+  # quantbench_w4, quantbench_w6) against this build (run at 8ebf8bf: R = 2, symmetric w4g128's shapes; 9e2c5e8
+  # took the 4 warps): one stream at gen 128, interleaved, two rounds on synthetic:llama2-7b, one on llama3-8b.
   for rep in 1 2; do
     GEN=128 b "gen128 this" w4g32 1
     for v in w4 w6; do GEN=128 Q=./quantbench_$v b "gen128 $v  " w4g32 1; done
@@ -697,7 +697,8 @@ if has s21c; then
 fi
 if has s21b; then
   # Session 21: asymmetric w4g128 at 1-8 tokens on wide and mid grids at R = 1 with 6 warps (this build) or
-  # 4 (quantbench_w4) against rule 8 as first built (R = 2, quantbench_prev: 44d4614): one stream at gen 128,
+  # 4 (quantbench_w4) against rule 8 as first built (R = 2, quantbench_prev: 44d4614; run with f8f7ee8's build
+  # as this one): one stream at gen 128,
   # interleaved, three rounds on synthetic:llama2-7b, one on llama3-8b and qwen2.5-7b.
   for rep in 1 2 3; do
     for v in prev w4; do GEN=128 Q=./quantbench_$v b "gen128 $v" w4g128-asym 1; done
