@@ -641,14 +641,20 @@ bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat:
 bool half_step_format(const QuantSpec& s, int rule) {
   return has_half_step(s, 1) && ((s.group == 128 && !s.asym) || rule >= 8);
 }
+// The 16-token half step's copy loop (rule 6's kernel, QgemvConfig::copy_loop16) exists for symmetric
+// w4g128 at R = 2 only.
+bool has_copy_loop16(const QuantSpec& s, int r, int nt) {
+  return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym && r == 2 && nt == 2;
+}
 template <int G, bool ASYM>
 KernelFn pick_half(int r, int nt, bool gated) {
   return r == 1 ? pick_nt<2, G, ASYM, 1, true>(nt, false) : pick_nt<2, G, ASYM, 2, true>(nt, gated);
 }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
-// epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20.
+// epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
+// already checked against has_copy_loop16 by the caller.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
-  if (half && copy16 && r == 2 && nt == 2 && s.group == 128 && !s.asym)
+  if (half && copy16)
     return gated ? kernel_for<2, 128, false, 2, 2, true, true, true>() : kernel_for<2, 128, false, 2, 2, true, false, true>();
   if (half && s.group == 32) return s.asym ? pick_half<32, true>(r, nt, gated) : pick_half<32, false>(r, nt, gated);
   if (half) return s.asym ? pick_half<128, true>(r, nt, gated) : pick_half<128, false>(r, nt, gated);
@@ -837,7 +843,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && r == 2 && nt == 2 && p.spec.group == 128 && !p.spec.asym;
+  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && has_copy_loop16(p.spec, r, nt);
   const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
