@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s22] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -659,6 +659,28 @@ if has s21; then
   for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
     MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "${m#synthetic:} rule8" "${m#synthetic:} rule7" 1 "w4g128-asym 1,16"
   done 2>&1 | tee -a "$OUT/ab_s21.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s22; then
+  # Session 22: w4g32 with mins (GGUF Q4_1 and Q4_K packed, weight q * s + m; before, both ran as dense f16).
+  # Kernel level: the w4g32m sweep (QB_BENCH_SPEC), per shape at 1 and 16 tokens the rule's row and the best
+  # half-step shape (its only kernel: R = 1). Then steps at gen 128 on synthetic:llama2-7b at 1 and 16
+  # streams: w4g32m beside asymmetric w4g32 (the nearest format), symmetric w4g32 and bf16 (what the dense
+  # f16 path streamed), interleaved, two rounds; once on synthetic:llama3-8b.
+  QB_BENCH_SPEC=w4g32m timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4g32m.log" 2>&1
+  echo "qgemv bench (w4g32m) rc $?"
+  awk -F, '$1 == "qgemv_w4g32m" && ($5 == 1 || $5 == 16) {
+      k = $2 " n=" $5; c = $6; kind = c ~ /^auto/ ? "rule" : "best"
+      if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
+      keys[k] = 1 }
+    END { for (k in keys) { line = sprintf("%-22s", k)
+            n = split("rule best", kinds, " ")
+            for (i = 1; i <= n; ++i) line = line sprintf("  %-5s %-12s %7.2f us %5.1f%%", kinds[i], cf[k, kinds[i]], t[k, kinds[i]], sh[k, kinds[i]] * 100)
+            print line } }' "$OUT/qgemv_results.csv" | sort | tee "$OUT/sweep_w4g32m.txt"
+  for rep in 1 2; do
+    for sc in w4g32m w4g32-asym w4g32 bf16; do GEN=128 b "gen128" $sc 1,16; done
+  done 2>&1 | tee "$OUT/ab_s22.txt"
+  for sc in w4g32m w4g32-asym; do MODEL=synthetic:llama3-8b GEN=128 b "llama3-8b" $sc 1,16; done 2>&1 | tee -a "$OUT/ab_s22.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21d; then

@@ -33,7 +33,8 @@ const Shape kShapes[] = {{"o 4096x4096", 4096, 4096},
                          {"lm_head 32000x4096", 32000, 4096}};
 const QuantSpec kSpecs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
                             {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
-                            {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true}};
+                            {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true},
+                            {WeightFormat::W4A16, 32, false, true}};  // (w4g32m: GGUF Q4_1 / Q4_K)
 const int kTokens[] = {1, 4, 16};
 constexpr size_t kRotateBytes = 256u << 20;  // > 5x the 50 MB L2
 
@@ -111,7 +112,8 @@ int main(int argc, char** argv) {
           if (spec.format == WeightFormat::BF16) fill_uniform_bf16(d.weights.get(), d.weight_bytes / 2, 10 + c, -0.05f, 0.05f, s);
           else fill_bytes(d.weights.get(), d.weight_bytes, 10 + c, 0xff, s);
           if (d.scales) fill_uniform_f16(d.scales.get(), d.scale_bytes / 2, 500 + c, 1e-3f, 5e-3f, s);
-          if (d.zeros) fill_bytes(d.zeros.get(), d.zero_bytes, 900 + c, 0x0f, s);
+          if (d.zeros && spec.mins) fill_uniform_f16(d.zeros.get(), d.zero_bytes / 2, 900 + c, -4e-2f, -8e-3f, s);
+          else if (d.zeros) fill_bytes(d.zeros.get(), d.zero_bytes, 900 + c, 0x0f, s);
         }
         const int inner = copies * std::max(1, 24 / copies);
         // One timed product as a row: its CSV line written, the Row returned for the summaries.

@@ -47,7 +47,8 @@ inline double from_bf16(uint16_t u) {
 }
 
 // Fresh random weights in any packed format: bf16 values in +-0.05; int8 codes with f16 scales around
-// 1.5e-3; 4-bit codes with f16 scales around 6e-3 and (asymmetric) 4-bit zero points.
+// 1.5e-3; 4-bit codes with f16 scales around 6e-3 and (asymmetric) 4-bit zero points, or (with mins)
+// f16 mins between -9 and -6 times the group's scale.
 inline HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
   HostMatrix m;
   m.spec = spec;
@@ -75,6 +76,10 @@ inline HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_
       m.zeros.resize(ng);
       for (auto& z : m.zeros) z = uint8_t(q(rng));
     }
+    if (spec.mins) {
+      m.mins.resize(ng);
+      for (size_t g = 0; g < ng; ++g) m.mins[g] = to_f16(float(-(7.5 + 1.5 * u(rng)) * from_f16(m.scales[g])));
+    }
   }
   return m;
 }
@@ -100,7 +105,8 @@ void run_poisoned_twice(float* dy, size_t ny, Launch launch, std::vector<float>&
 }
 
 // y[t * n_out + o] (n_tokens x n_out, then the guard) against ref = sum_i weight(o, i) * xd[t][i] in
-// float64, with mag = sum_i |weight(o, i) * xd[t][i]|.
+// float64, with mag = sum_i magnitude(o, i) * |xd[t][i]|: the sizes of the terms the kernel sums, by
+// default |weight(o, i)| (w4 with mins: |q s| + |m|, summed apart, which may cancel in the weight).
 struct ProductErrors {
   int not_finite = 0;  // outputs not written (still NaN) or not finite
   int bad_elem = 0;    // |y - ref| > tol_elem * mag
@@ -108,20 +114,23 @@ struct ProductErrors {
   double worst = 0;    // largest |y - ref| / mag
   double rel_l2 = 0;   // ||y - ref|| / ||ref|| over the finite outputs
 };
-template <class Weight>
-ProductErrors product_errors(Weight weight, const std::vector<double>& xd, const std::vector<float>& y,
-                             int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
+template <class Weight, class Magnitude>
+ProductErrors product_errors(Weight weight, Magnitude magnitude, const std::vector<double>& xd,
+                             const std::vector<float>& y, int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
   ProductErrors r;
-  std::vector<double> w(static_cast<size_t>(n_in));
+  std::vector<double> w(static_cast<size_t>(n_in)), wm(static_cast<size_t>(n_in));
   double err2 = 0, ref2 = 0;
   for (int64_t o = 0; o < n_out; ++o) {
-    for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = weight(o, i);
+    for (int64_t i = 0; i < n_in; ++i) {
+      w[size_t(i)] = weight(o, i);
+      wm[size_t(i)] = magnitude(o, i);
+    }
     for (int t = 0; t < n_tokens; ++t) {
       const double* xt = &xd[size_t(t) * n_in];
       double ref = 0, mag = 0;
       for (int64_t i = 0; i < n_in; ++i) {
         ref += w[size_t(i)] * xt[i];
-        mag += std::fabs(w[size_t(i)] * xt[i]);
+        mag += wm[size_t(i)] * std::fabs(xt[i]);
       }
       const double got = y[size_t(t) * n_out + o];
       if (!std::isfinite(got)) { ++r.not_finite; continue; }
@@ -136,6 +145,19 @@ ProductErrors product_errors(Weight weight, const std::vector<double>& xd, const
   for (size_t i = ny; i < ny + kGuard; ++i) r.guard_hit += y[i] != kSentinel;
   r.rel_l2 = std::sqrt(err2 / std::max(ref2, 1e-300));
   return r;
+}
+template <class Weight>
+ProductErrors product_errors(Weight weight, const std::vector<double>& xd, const std::vector<float>& y,
+                             int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
+  return product_errors(weight, [&](int64_t o, int64_t i) { return std::fabs(weight(o, i)); }, xd, y, n_out, n_in,
+                        n_tokens, tol_elem);
+}
+
+// The magnitude of the terms a product with m sums (product_errors): |weight|, or with mins |q s| + |m|.
+inline double term_magnitude(const HostMatrix& m, int64_t o, int64_t i) {
+  if (!m.spec.mins) return std::fabs(m.weight(o, i));
+  const size_t g = size_t(o * (m.n_in / m.spec.group) + i / m.spec.group);
+  return std::fabs(double(m.q4[size_t(o * m.n_in + i)]) * from_f16(m.scales[g])) + std::fabs(from_f16(m.mins[g]));
 }
 
 }  // namespace qb::cuda_checks

@@ -8,7 +8,8 @@
 //   - a second launch gives bit-identical output (no race, no read of unwritten memory).
 // Tolerances, from the arithmetic: all products are exact in f32 (bf16 x bf16; int8 or (q - z) x f16,
 // scales applied in f32 to the row's or group's partial sum), so only f32 accumulation errs:
-// tol_elem 2e-4 of sum |w x| (K up to 11008), tol_l2 1e-5.
+// tol_elem 2e-4 of sum |w x| (K up to 11008), tol_l2 1e-5. With mins, the kernel sums q x and x apart
+// and adds s and m times them, so the bound is on the sizes of those terms: sum (|q s| + |m|) |x|.
 // A wrong layout, scale, zero point or token mapping gives errors of order 1, far above these.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -90,8 +91,11 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
           (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
-  CHECK(ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 && ran.row_blocks_per_warp <= 2) ||
-            cfg.row_blocks_per_warp == 0,
+  // (w4 with mins has one kernel, the half step at R = 1, whatever was asked: checked as reported)
+  CHECK(spec.mins ? ran.half_step && ran.row_blocks_per_warp == 1
+                  : ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 &&
+                                      ran.row_blocks_per_warp <= 2) ||
+                        cfg.row_blocks_per_warp == 0,
         "%s: the half step %s asked for and %s", name.c_str(), cfg.half_step ? "was" : "was not",
         ran.half_step ? "ran" : "did not run");
   CHECK(ran.copy_loop16 == (cfg.copy_loop16 && ran.half_step && ran.row_blocks_per_warp == 2 && n_tokens > 8 &&
@@ -100,7 +104,9 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
         ran.copy_loop16 ? "ran" : "did not run");
   const Tol tol = tolerance(spec);
   const ProductErrors e =
-      product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); }, xd, y, n_out, n_in, n_tokens, tol.elem);
+      product_errors([&](int64_t o, int64_t i) { return m.weight(o, i); },
+                     [&](int64_t o, int64_t i) { return term_magnitude(m, o, i); }, xd, y, n_out, n_in, n_tokens,
+                     tol.elem);
   const bool same = std::memcmp(y.data(), y2.data(), ny * sizeof(float)) == 0;
   CHECK(e.not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), e.not_finite);
   CHECK(e.guard_hit == 0, "%s: %d writes past the output", name.c_str(), e.guard_hit);
@@ -273,13 +279,14 @@ void check_dequant_and_pack_f32(const QuantSpec& spec, int64_t n_out, int64_t n_
 void check_pack_roundtrip(std::mt19937_64& rng) {
   const QuantSpec specs[] = {{WeightFormat::BF16, 0, false}, {WeightFormat::W8A16, 0, false},
                              {WeightFormat::W8A16, 32, false}, {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
-                             {WeightFormat::W4A16, 128, true}};
+                             {WeightFormat::W4A16, 128, true}, {WeightFormat::W4A16, 32, false, true}};
   for (const auto& s : specs) {
     const int64_t n_in = s.group == 128 ? 256 : 96;
     const HostMatrix m = random_matrix(s, 37, n_in, rng);
     const HostMatrix r = unpack(pack(m));
     ++g_cases;
-    CHECK(r.bf16 == m.bf16 && r.q8 == m.q8 && r.q4 == m.q4 && r.scales == m.scales && r.zeros == m.zeros,
+    CHECK(r.bf16 == m.bf16 && r.q8 == m.q8 && r.q4 == m.q4 && r.scales == m.scales && r.zeros == m.zeros &&
+              r.mins == m.mins,
           "%s: unpack(pack(m)) != m", spec_name(s).c_str());
   }
   // Impossible shapes are refused, not packed wrongly.
@@ -291,6 +298,10 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
   try { packed_shape({WeightFormat::W4A16, 64, false}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
   ++g_cases;
   CHECK(threw, "w4 group 64 accepted");
+  threw = false;
+  try { packed_shape({WeightFormat::W4A16, 128, false, true}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
+  ++g_cases;
+  CHECK(threw, "w4g128 with mins accepted (mins exist for group 32 only)");
 }
 
 }  // namespace
@@ -316,7 +327,8 @@ int main() {
     const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
                                {WeightFormat::W8A16, 32, false},
                                {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
-                               {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true}};
+                               {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
+                               {WeightFormat::W4A16, 32, false, true}};
     struct Shape { int64_t n_out, n_in; };
     for (const auto& s : specs) {
       // Ragged shapes: rows not a multiple of 16, inputs not a multiple of 64 (where the format allows).
@@ -354,6 +366,7 @@ int main() {
         check_dequant_and_pack_f32(s, sh.n_out, sh.n_in, rng);
     check_dequant_and_pack_f32({WeightFormat::W8A16, 0, false}, 50, 96, rng);
     check_dequant_and_pack_f32({WeightFormat::W4A16, 32, true}, 129, 1120, rng);
+    check_dequant_and_pack_f32({WeightFormat::W4A16, 32, false, true}, 129, 1120, rng);
     // A Llama-2-7B down projection at n = 4 (long input, K = 11008 = 86 groups of 128).
     check_case({WeightFormat::W4A16, 128, true}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {}, rng);  // R = 2 with as many warps as fit
@@ -383,16 +396,18 @@ int main() {
     // The w4g32 half step where a warp's last step ends past the last chunk (an odd chunk count: 17
     // chunks, the last full at 1088 inputs, half padding at 1056), at both row-block counts, ragged
     // tokens; at Llama sizes with the rule's shapes; and the gated epilogue.
-    for (bool asym : {false, true}) {
-      const QuantSpec g32{WeightFormat::W4A16, 32, asym};
+    // w4g32 with mins (GGUF Q4_1 / Q4_K) likewise, its one kernel at R = 1.
+    for (int ofs : {0, 1, 2}) {
+      const QuantSpec g32{WeightFormat::W4A16, 32, ofs == 1, ofs == 2};
       for (int n_in : {1088, 1056})
         for (int r : {1, 2})
           for (int n : {1, 9, 16}) check_case(g32, 333, n_in, n, {r, 3, false, true}, rng);
       for (int n : {1, 16}) check_case(g32, 12288, 4096, n, {}, rng);
       check_case(g32, 4096, 11008, 16, {}, rng);
-      if (!asym) check_gated_case(g32, 11008, 4096, 16, {2, 2, false, true}, 0, rng);  // (the rule's R = 2)
-      check_gated_case(g32, 320, 1088, 9, {2, 3, false, true}, 1, rng);
+      if (ofs == 0) check_gated_case(g32, 11008, 4096, 16, {2, 2, false, true}, 0, rng);  // (the rule's R = 2)
+      if (ofs != 2) check_gated_case(g32, 320, 1088, 9, {2, 3, false, true}, 1, rng);
     }
+    for (int n : {1, 16}) check_case({WeightFormat::W4A16, 32, false, true}, 4096, 11008, n, {}, rng);
     // Rule 6's 16-token half step at R = 2 (the loop with a copy between its step buffers, kept for A/B
     // runs): an odd row-block count, ragged tokens, 172 chunks, and the gated epilogue.
     for (int n : {9, 16}) check_case({WeightFormat::W4A16, 128, false}, 333, 1152, n, {2, 3, false, true, true}, rng);
@@ -403,7 +418,8 @@ int main() {
     // activations; launch rule 6's shapes at a Llama-2-7B gate|up (n_ff 11008, the half step's R = 2).
     for (const auto& s : specs)
       for (int r : {2, 4})
-        for (int n : {1, 9, 16}) check_gated_case(s, 192, s.group == 128 ? 1152 : 1120, n, {r, 3}, n == 9, rng);
+        for (int n : {1, 9, 16})
+          if (!s.mins) check_gated_case(s, 192, s.group == 128 ? 1152 : 1120, n, {r, 3}, n == 9, rng);
     for (int n : {1, 16}) check_gated_case({WeightFormat::W4A16, 128, false}, 11008, 4096, n, {}, 0, rng);
     check_gated_case({WeightFormat::W8A16, 0, false}, 1024, 4096, 16, {}, 0, rng);  // R = 4 (rule "big")
     check_gated_case({WeightFormat::W4A16, 128, false}, 320, 1152, 16, {2, 8, false, true}, 1, rng);
@@ -418,6 +434,17 @@ int main() {
         ++g_cases;
         CHECK(threw, "gated epilogue accepted R = %d with n = 96", c.row_blocks_per_warp);
       }
+    }
+    {  // and for w4 with mins at any R (its one kernel runs at R = 1)
+      const QuantSpec g32m{WeightFormat::W4A16, 32, false, true};
+      const DeviceMatrix dw = upload(pack(random_matrix(g32m, 256, 256, rng)));
+      QgemvGatedOut go;
+      go.frag = dw.weights.get();
+      go.n = 128;
+      bool threw = false;
+      try { qgemv(dw, nullptr, 1, nullptr, nullptr, {2, 4}, &go); } catch (const std::invalid_argument&) { threw = true; }
+      ++g_cases;
+      CHECK(threw, "gated epilogue accepted for w4g32m");
     }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);

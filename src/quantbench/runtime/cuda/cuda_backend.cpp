@@ -550,8 +550,7 @@ struct CudaBackend::Impl {
     }
     bool packed = use_packed && dense == DenseType::Bits16;
     for (const auto& pl : plans)
-      packed = packed && pl.packed && pl.spec.format == plans[0].spec.format && pl.spec.group == plans[0].spec.group &&
-               pl.spec.asym == plans[0].spec.asym;
+      packed = packed && pl.packed && same_spec(pl.spec, plans[0].spec);
     std::string path;
     for (const auto& pl : plans)
       if (path.find(pl.path) == std::string::npos) path += (path.empty() ? "" : ", ") + pl.path;
@@ -633,7 +632,10 @@ struct CudaBackend::Impl {
     fill_bytes(m.pk.weights.get(), m.pk.weight_bytes, seed, 0xff, stream);
     const float s = sd / (spec.format == WeightFormat::W8A16 ? 74.0f : 4.6f);  // std of q - z: 74 (int8), 4.6 (int4)
     if (m.pk.scale_bytes) fill_uniform_f16(m.pk.scales.get(), m.pk.scale_bytes / 2, seed ^ 0x5ca1e, 0.8f * s, 1.2f * s, stream);
-    if (m.pk.zero_bytes) fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
+    if (m.pk.zero_bytes && spec.mins)  // q * s + m with m near -7.5 s: weights centred as the others
+      fill_uniform_f16(m.pk.zeros.get(), m.pk.zero_bytes / 2, seed ^ 0x2e70, -8.5f * s, -6.5f * s, stream);
+    else if (m.pk.zero_bytes)
+      fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
     m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
     if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
     return m;
@@ -950,8 +952,9 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w8g32" && !asym) return {WeightFormat::W8A16, 32, false};
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
+  if (t == "w4g32m" && !asym) return {WeightFormat::W4A16, 32, false, true};  // GGUF Q4_1 / Q4_K's form
   fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w4g32, w4g128, w4g32-asym, "
-       "w4g128-asym, w8a8, w8a8-fp8)", s);
+       "w4g128-asym, w4g32m, w8a8, w8a8-fp8)", s);
 }
 }  // namespace
 

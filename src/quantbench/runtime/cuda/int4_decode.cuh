@@ -41,6 +41,10 @@ __device__ __forceinline__ uint32_t nibbles_as_f16(uint32_t a) {
 // is f16 0xd480. Left to int4_zero, the compiler rebuilds them inside the decode loop.
 __device__ __forceinline__ Int4Zero int4_zero_symmetric() { return {bits_h2(0x64086408u), bits_h2(0xd480d480u)}; }
 
+// The same for int4 with mins (no zero point: the kernel multiplies q itself): 1024 is f16 0x6400, -64
+// is 0xd400.
+__device__ __forceinline__ Int4Zero int4_zero_none() { return {bits_h2(0x64006400u), bits_h2(0xd400d400u)}; }
+
 // The word's four A registers as f16x2 values q - z (exact in f16). kOneLop3: each nibble mask as one
 // LOP3 (nibbles_as_f16): the decode kernels that were measured faster with it use it; elsewhere it
 // changed the compiler's register choices for the worse, so the plain form stays (the same values).

@@ -341,7 +341,8 @@ int sm_count() {
 }  // namespace
 
 bool qgemm_supports(const PackedShape& s) {
-  const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128);
+  // (w4 with mins: prefill dequantizes it for cuBLAS; this kernel forms (q - z) * s only)
+  const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128) && !s.spec.mins;
   const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32);
   return (w4 || w8) && s.n_in % 8 == 0;
 }

@@ -18,8 +18,8 @@
 
 namespace qb::runtime::cuda {
 
-// True where qgemm can run this matrix: those formats, with n_in a multiple of 8 (16-byte rows of x,
-// as TMA needs).
+// True where qgemm can run this matrix: those formats (not w4 with mins), with n_in a multiple of 8
+// (16-byte rows of x, as TMA needs).
 bool qgemm_supports(const PackedShape& shape);
 
 // Launch: tokens per tile (64 or 128; 0 = chosen by qgemm_config).

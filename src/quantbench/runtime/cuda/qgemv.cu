@@ -60,18 +60,23 @@ __host__ __device__ constexpr int steps_for(int lpc, int r) {
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
-// F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). ASYM: int4 zero points. R: row blocks per
+// int4's per-group offsets (the kernels' OFS): none (z = 8), zero points, or f16 mins (qgemv.h).
+enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
+
+// F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). OFS: int4 offsets (above). R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
 // 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96
 // registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
-template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
+template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
                                            int n_tokens, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
+  constexpr bool ASYM = OFS == kZeroPoints, MINS = OFS == kMins;
+  static_assert(!MINS || (F == 2 && G == 32), "mins exist for w4g32 only");
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   // Session 12's lean loop (fewer instructions per step: one LOP3 per nibble mask, offsets computed
@@ -100,7 +105,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   struct Step {
     uint4 w[U][R][LPC];
     uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
-    uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index
+    uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index; with mins: f16 min pairs
   };
   // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
   // - The half step (one token; 16 tokens at R = 2) and the int8 kernels keep a running pointer per
@@ -114,6 +119,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // one: its outputs are never stored (rows >= n_out), so only the chunk bound is left in the loop.
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
+  const uint32_t* mn32 = reinterpret_cast<const uint32_t*>(zeros);  // mins: f16 pairs, the scales' index
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
   constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
@@ -169,14 +175,17 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
                 const uint32_t* sp = snext[r] + (G == 32 ? (2 * u + h) * 8 : 0);  // (G = 128: one pair a step)
                 st.sc[u][r][h] = ok ? __ldg(sp) : 0u;
                 if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + (sp - sc32))) : 0u;
+                if constexpr (MINS) st.zp[u][r][h] = ok ? __ldg(mn32 + (sp - sc32)) : 0u;
               } else {
                 st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
                 if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
+                if constexpr (MINS) st.zp[u][r][h] = ok ? __ldg(mn32 + soff[r] + gi * 8) : 0u;
               }
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
               st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
               if constexpr (ASYM) st.zp[u][r][h] = ok_old ? uint32_t(__ldg(zp16 + at)) : 0u;
+              if constexpr (MINS) st.zp[u][r][h] = ok_old ? __ldg(mn32 + at) : 0u;
             }
           }
         }
@@ -235,14 +244,36 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
       // int4: per group, the tensor cores multiply the exact integers (q - z) (f16 holds them exactly)
       // into a temporary f32 tile, which is then scaled in f32 by the two rows' scales: no f16
       // rounding of dequantized weights and one HMUL2 per register less (nibbles: int4_decode.cuh).
+      // With mins the integers are q, and each group adds m times its activations' sum, which one mma
+      // per sub-tile on a matrix of ones forms in f32 once for all R row blocks (every row of that tile
+      // holds the same sums, so it lines up with the partial sums' layout as it is).
       constexpr int SPANS = G == 128 ? U / 2 : 2 * U;  // groups per step (U is even for int4)
       constexpr int SUB = G == 128 ? 8 : 2;            // k16 sub-tiles per group
 #pragma unroll
       for (int sp = 0; sp < SPANS; ++sp) {
         const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
+        [[maybe_unused]] float xsum[NT][4];
+        if constexpr (MINS) {
+          const uint32_t ones = 0x3c003c00u;  // f16 1.0, 1.0
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) xsum[j][i] = 0.f;
+#pragma unroll
+          for (int t = 0; t < SUB; ++t) {
+            const int s = 2 * h + t;  // (G = 32)
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              const uint4& b = xv[u0][j][s >> 1];
+              mma16816<false>(xsum[j], ones, ones, ones, ones, (s & 1) ? b.z : b.x, (s & 1) ? b.w : b.y);
+            }
+          }
+        }
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const Int4Zero z = kLean && !ASYM ? int4_zero_symmetric() : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
+          const Int4Zero z = MINS                ? int4_zero_none()
+                             : kLean && !ASYM ? int4_zero_symmetric()
+                                              : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
           float tmp[NT][4];
 #pragma unroll
           for (int j = 0; j < NT; ++j)
@@ -268,6 +299,16 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             acc[r][j][1] += s2.x * tmp[j][1];
             acc[r][j][2] += s2.y * tmp[j][2];
             acc[r][j][3] += s2.y * tmp[j][3];
+          }
+          if constexpr (MINS) {
+            const float2 m2 = __half22float2(bits_h2(zp[u0][r][h]));  // (row g, row g + 8)
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+              acc[r][j][0] += m2.x * xsum[j][0];
+              acc[r][j][1] += m2.x * xsum[j][1];
+              acc[r][j][2] += m2.y * xsum[j][2];
+              acc[r][j][3] += m2.y * xsum[j][3];
+            }
           }
         }
       }
@@ -441,7 +482,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
-template <int F, int G, bool ASYM, int R, int NT, bool HALF, bool COPY16>
+template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
   if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
@@ -452,12 +493,12 @@ constexpr int register_cap() {  // 0: none
       const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
       int n_tokens, QgemvGatedOut go
 #define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false>
-__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, ASYM, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
-template <int kMaxRegisters, int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false,
+template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false>
+__global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, OFS, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
+template <int kMaxRegisters, int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false,
           bool COPY16 = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, ASYM, R, NT, HALF, GATED, COPY16>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, OFS, R, NT, HALF, GATED, COPY16>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -519,10 +560,10 @@ __global__ void pack_activations_f32_kernel(const float* __restrict__ x, int n_t
 // Packed -> dense row-major [n_out][n_in] (f16 or bf16), one warp per 16x64 chunk: each lane decodes
 // its 16-byte vectors into a shared tile (the inverse of the layout rule in qgemv.h), then the warp
 // writes the tile's 16 rows with coalesced 128-byte stores. Values are (q - z) * s computed in f32 and
-// rounded once to the output type.
+// rounded once to the output type; with mins, q * s + m, rounded to f32 and then to the output type.
 template <int F, bool kToBf16>
 __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
-                                         const uint8_t* __restrict__ zeros, int group, bool asym, int n_out, int n_in,
+                                         const uint8_t* __restrict__ zeros, int group, int ofs, int n_out, int n_in,
                                          int row_blocks, int chunks, int groups, uint16_t* __restrict__ out) {
   constexpr int LPC = Fmt<F>::LPC;
   __shared__ float tile[4][16][65];
@@ -539,14 +580,20 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
     return __half2float(__ushort_as_half(scales[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
   };
   auto zero_of = [&](int r, int col) -> int {
-    if (F != 2) return 0;
-    if (!asym) return 8;
+    if (F != 2 || ofs == kMins) return 0;
+    if (ofs == kNoOffset) return 8;
     const int gi = col / group;
     return zeros[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)];
   };
+  auto min_of = [&](int r, int col) -> float {
+    if (F != 2 || ofs != kMins) return 0.f;
+    const int gi = col / group;
+    const auto* mins = reinterpret_cast<const uint16_t*>(zeros);
+    return __half2float(__ushort_as_half(mins[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
+  };
   // A lane's elements lie in two rows (g, g + 8) and two 32-column halves of the chunk: their scales
-  // and zero points, looked up once (a group of 32 or 128 never straddles a half).
-  float scl[2][2];
+  // and zero points (or mins), looked up once (a group of 32 or 128 never straddles a half).
+  float scl[2][2], mn[2][2];
   int zr[2][2];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh)
@@ -554,6 +601,7 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
     for (int ch = 0; ch < 2; ++ch) {
       scl[hh][ch] = scale_of(g + 8 * hh, 64 * c + 32 * ch);
       zr[hh][ch] = zero_of(g + 8 * hh, 64 * c + 32 * ch);
+      mn[hh][ch] = min_of(g + 8 * hh, 64 * c + 32 * ch);
     }
 #pragma unroll
   for (int v = 0; v < LPC; ++v) {
@@ -579,7 +627,9 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
         } else {
           const int nib = (e >> 1) + 4 * (e & 1);
           const int qv = int((words[s] >> (4 * nib)) & 15u);
-          val = col < n_in ? float(qv - zr[(e >> 1) & 1][s >> 1]) * scl[(e >> 1) & 1][s >> 1] : 0.f;
+          const int hh = (e >> 1) & 1, ch = s >> 1;
+          const float qs = float(qv - zr[hh][ch]) * scl[hh][ch];  // exact
+          val = col < n_in ? (ofs == kMins ? qs + mn[hh][ch] : qs) : 0.f;
         }
         tile[warp][r][kk] = val;
       }
@@ -615,56 +665,62 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int, QgemvGatedOut);
 
-template <int F, int G, bool ASYM, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false>
+template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false>
 KernelFn kernel_for() {
-  constexpr int cap = register_cap<F, G, ASYM, R, NT, HALF, COPY16>();
+  constexpr int cap = register_cap<F, G, OFS, R, NT, HALF, COPY16>();
   static_assert(!COPY16 || cap > 0, "the copy loop exists as a capped kernel only");
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, ASYM, R, NT, HALF, GATED, COPY16>;
-  else return qgemv_kernel<F, G, ASYM, R, NT, HALF, GATED>;
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, OFS, R, NT, HALF, GATED, COPY16>;
+  else return qgemv_kernel<F, G, OFS, R, NT, HALF, GATED>;
 }
-template <int F, int G, bool ASYM, int R, bool HALF = false>
+template <int F, int G, int OFS, int R, bool HALF = false>
 KernelFn pick_nt(int nt, bool gated) {  // gated: R is even (checked by qgemv())
   if constexpr (R % 2 == 0) {
-    if (gated) return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF, true>() : kernel_for<F, G, ASYM, R, 2, HALF, true>();
+    if (gated) return nt == 1 ? kernel_for<F, G, OFS, R, 1, HALF, true>() : kernel_for<F, G, OFS, R, 2, HALF, true>();
   }
-  return nt == 1 ? kernel_for<F, G, ASYM, R, 1, HALF>() : kernel_for<F, G, ASYM, R, 2, HALF>();
+  return nt == 1 ? kernel_for<F, G, OFS, R, 1, HALF>() : kernel_for<F, G, OFS, R, 2, HALF>();
 }
-template <int F, int G, bool ASYM>
+template <int F, int G, int OFS>
 KernelFn pick_r(int r, int nt, bool gated) {
-  return r == 1 ? pick_nt<F, G, ASYM, 1>(nt, false)
-                : r == 2 ? pick_nt<F, G, ASYM, 2>(nt, gated) : pick_nt<F, G, ASYM, 4>(nt, gated);
+  return r == 1 ? pick_nt<F, G, OFS, 1>(nt, false)
+                : r == 2 ? pick_nt<F, G, OFS, 2>(nt, gated) : pick_nt<F, G, OFS, 4>(nt, gated);
 }
 // The half step exists for int4 at R = 1 and 2: symmetric w4g128 since session 9; asymmetric w4g128
-// (its zero points beside the scales) and w4g32 of both kinds since session 21 (docs/perf.md).
-bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat::W4A16 && r <= 2; }
-// Where the launch rule takes the half step: symmetric w4g128 from rule 6, the other int4 formats from 8.
+// (its zero points beside the scales) and w4g32 of both kinds since session 21 (docs/perf.md). w4g32
+// with mins (session 22) has it at R = 1 only, and no other kernel (qgemv() runs that one).
+bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat::W4A16 && r <= (s.mins ? 1 : 2); }
+// Where the launch rule takes the half step: symmetric w4g128 from rule 6, the other int4 formats from 8
+// (w4g32 with mins under every rule: it has no other kernel).
 bool half_step_format(const QuantSpec& s, int rule) {
-  return has_half_step(s, 1) && ((s.group == 128 && !s.asym) || rule >= 8);
+  return has_half_step(s, 1) && ((s.group == 128 && !s.asym) || rule >= 8 || s.mins);
 }
 // The 16-token half step's copy loop (rule 6's kernel, QgemvConfig::copy_loop16) exists for symmetric
 // w4g128 at R = 2 only.
 bool has_copy_loop16(const QuantSpec& s, int r, int nt) {
   return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym && r == 2 && nt == 2;
 }
-template <int G, bool ASYM>
+template <int G, int OFS>
 KernelFn pick_half(int r, int nt, bool gated) {
-  return r == 1 ? pick_nt<2, G, ASYM, 1, true>(nt, false) : pick_nt<2, G, ASYM, 2, true>(nt, gated);
+  return r == 1 ? pick_nt<2, G, OFS, 1, true>(nt, false) : pick_nt<2, G, OFS, 2, true>(nt, gated);
 }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
-// already checked against has_copy_loop16 by the caller.
+// already checked against has_copy_loop16 by the caller. Mins: qgemv() has set R = 1 and the half step.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
+  if (s.mins) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
   if (half && copy16)
-    return gated ? kernel_for<2, 128, false, 2, 2, true, true, true>() : kernel_for<2, 128, false, 2, 2, true, false, true>();
-  if (half && s.group == 32) return s.asym ? pick_half<32, true>(r, nt, gated) : pick_half<32, false>(r, nt, gated);
-  if (half) return s.asym ? pick_half<128, true>(r, nt, gated) : pick_half<128, false>(r, nt, gated);
+    return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, true>()
+                 : kernel_for<2, 128, kNoOffset, 2, 2, true, false, true>();
+  if (half && s.group == 32)
+    return s.asym ? pick_half<32, kZeroPoints>(r, nt, gated) : pick_half<32, kNoOffset>(r, nt, gated);
+  if (half) return s.asym ? pick_half<128, kZeroPoints>(r, nt, gated) : pick_half<128, kNoOffset>(r, nt, gated);
   switch (s.format) {
-    case WeightFormat::BF16: return pick_r<0, 0, false>(r, nt, gated);
+    case WeightFormat::BF16: return pick_r<0, 0, kNoOffset>(r, nt, gated);
     case WeightFormat::W8A16:
-      return s.group == 32 ? pick_r<1, 32, false>(r, nt, gated) : pick_r<1, 0, false>(r, nt, gated);
+      return s.group == 32 ? pick_r<1, 32, kNoOffset>(r, nt, gated) : pick_r<1, 0, kNoOffset>(r, nt, gated);
     case WeightFormat::W4A16:
-      if (s.group == 32) return s.asym ? pick_r<2, 32, true>(r, nt, gated) : pick_r<2, 32, false>(r, nt, gated);
-      return s.asym ? pick_r<2, 128, true>(r, nt, gated) : pick_r<2, 128, false>(r, nt, gated);
+      if (s.group == 32)
+        return s.asym ? pick_r<2, 32, kZeroPoints>(r, nt, gated) : pick_r<2, 32, kNoOffset>(r, nt, gated);
+      return s.asym ? pick_r<2, 128, kZeroPoints>(r, nt, gated) : pick_r<2, 128, kNoOffset>(r, nt, gated);
   }
   throw std::invalid_argument("qgemv: unknown format");
 }
@@ -699,8 +755,8 @@ int half_step_r2_blocks_per_sm(const QuantSpec& s) {
     return b;
   };
   static const int blocks[2][2] = {  // [group 32][asymmetric]
-      {ask(kernel_for<2, 128, false, 2, 1, true>()), ask(kernel_for<2, 128, true, 2, 1, true>())},
-      {ask(kernel_for<2, 32, false, 2, 1, true>()), ask(kernel_for<2, 32, true, 2, 1, true>())}};
+      {ask(kernel_for<2, 128, kNoOffset, 2, 1, true>()), ask(kernel_for<2, 128, kZeroPoints, 2, 1, true>())},
+      {ask(kernel_for<2, 32, kNoOffset, 2, 1, true>()), ask(kernel_for<2, 32, kZeroPoints, 2, 1, true>())}};
   return blocks[s.group == 32][s.asym];
 }
 
@@ -748,7 +804,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       }
     }
   }
-  if (rule >= 6 && half_step_format(p.spec, rule)) {
+  if ((rule >= 6 || p.spec.mins) && half_step_format(p.spec, rule)) {
     // Rule 8 (session 21): asymmetric w4g128 and w4g32 take the half step too, with symmetric w4g128's
     // shapes except at 1-8 tokens on the wider grids (the end of this block).
     // Session 9: symmetric w4g128 with half the chunks per step (two, one group of 128: 44 registers at
@@ -778,7 +834,8 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // the change made a Llama-3-8B step slower (docs/perf.md, session 20).
       c.warps_per_block = 4;
     }
-    if (p.spec.group == 32 && p.spec.asym) {
+    if (p.spec.group == 32 && (p.spec.asym || p.spec.mins)) {
+      // w4g32 with mins (session 22), whose only kernel is the half step at R = 1, takes these shapes too.
       // Session 21: asymmetric w4g32's half step needs 142-180 registers at R = 2 and ran best at R = 1 in an
       // H200 sweep: 8 warps on the small grids (o, down) and on q|k|v at 16 tokens, else 4. Against rule
       // 7's full step, us, one token / 16 tokens: q|k|v 11.8 / 17.6 against 11.4 / 18.0, o 6.1 / 7.3 against
@@ -809,6 +866,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
 }
 
 bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
+  if (p.spec.mins) return false;  // its one kernel runs at R = 1
   return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
 }
 
@@ -835,6 +893,10 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
       cfg.copy_loop16 = auto_cfg.copy_loop16;
     }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
+  }
+  if (p.spec.mins) {  // its one kernel (has_half_step); what ran is reported
+    cfg.row_blocks_per_warp = 1;
+    cfg.half_step = true;
   }
   if (w.weight_bytes / 16 >= (size_t(1) << 31) || w.scale_bytes / 4 >= (size_t(1) << 31))
     throw std::invalid_argument("qgemv: a matrix of 32 GiB or more (the kernels index it with int)");
@@ -884,7 +946,7 @@ void dequantize_packed(const DeviceMatrix& w, bool to_bf16, void* out, cudaStrea
   const auto* zp = static_cast<const uint8_t*>(w.zeros.get());
   const int grp = p.spec.group, no = int(p.n_out), ni = int(p.n_in), rbs = int(p.row_blocks), ch = int(p.chunks),
             gs = int(p.groups);
-  const bool as = p.spec.asym;
+  const int as = p.spec.mins ? kMins : p.spec.asym ? kZeroPoints : kNoOffset;
 #define QB_DEQ(F)                                                                                              \
   (to_bf16 ? dequantize_packed_kernel<F, true><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, as, no, ni, rbs, ch, gs, o) \
            : dequantize_packed_kernel<F, false><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, as, no, ni, rbs, ch, gs, o))

@@ -27,6 +27,10 @@
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
 // integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
+// MINS (int4 "with mins", w4g32m: GGUF Q4_1 and Q4_K's form): instead of a zero point, an f16 offset m
+// per (row, group), stored like the scales (same index, f16 pairs) in the zeros array. Weight: q * s + m;
+// the kernel multiplies the exact integers q on the tensor cores, and adds m times the group's sum of
+// the activations (one more mma per sub-tile, on a matrix of ones) to each group's f32 partial sum.
 //
 // ACTIVATIONS are packed too, by pack_activations() (a real decode step would have the preceding
 // norm/activation kernel write this layout directly): x for n tokens, f16 (int formats) or bf16 (bf16
@@ -56,11 +60,16 @@ struct QuantSpec {
   WeightFormat format = WeightFormat::BF16;
   int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row) or 32; BF16: 0
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
+  bool mins = false;  // W4A16 with group 32 only: per-group f16 offset m (weight q * s + m); not with asym
 };
-std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w4g128", "w4g32a", ...
+std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w4g128", "w4g32a", "w4g32m", ...
+inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
+  return a.format == b.format && a.group == b.group && a.asym == b.asym && a.mins == b.mins;
+}
 
 // The plain, unpacked matrix: what a quantizer produces and what the CPU reference reads.
-// weight(o, i) = bf16[o][i] | q8[o][i] * scales[o] | (q4[o][i] - zero) * scales[o][i / group].
+// weight(o, i) = bf16[o][i] | q8[o][i] * scales[o] | (q4[o][i] - zero) * scales[o][i / group]
+// | q4[o][i] * scales[o][i / group] + mins[o][i / group] (w4 with mins).
 struct HostMatrix {
   QuantSpec spec;
   int64_t n_out = 0, n_in = 0;
@@ -69,6 +78,7 @@ struct HostMatrix {
   std::vector<uint8_t> q4;       // [n_out][n_in], one value 0..15 per byte
   std::vector<uint16_t> scales;  // f16 bits: [n_out] (w8) or [n_out][n_in / group] (w4)
   std::vector<uint8_t> zeros;    // [n_out][n_in / group], 0..15 (asymmetric w4 only)
+  std::vector<uint16_t> mins;    // f16 bits: [n_out][n_in / group] (w4 with mins only)
   double weight(int64_t o, int64_t i) const;  // exact value in double (the reference's view)
 };
 
@@ -87,7 +97,7 @@ PackedSizes packed_sizes(const PackedShape& p);
 
 struct PackedHost {
   PackedShape shape;
-  std::vector<uint8_t> weights, scales, zeros;
+  std::vector<uint8_t> weights, scales, zeros;  // zeros: zero-point bytes, or the mins' f16 pairs
 };
 
 // Throws std::invalid_argument on impossible shapes (w4 needs n_in % group == 0, group 32 or 128).
@@ -102,7 +112,7 @@ HostMatrix unpack(const PackedHost& p);  // exact inverse of pack() on the unpad
 // A packed matrix on the device. Owns its memory.
 struct DeviceMatrix {
   PackedShape shape;
-  std::shared_ptr<void> weights, scales, zeros;  // zeros/scales null where the format has none
+  std::shared_ptr<void> weights, scales, zeros;  // zeros/scales null where the format has none (zeros: the mins too)
   size_t weight_bytes = 0, scale_bytes = 0, zero_bytes = 0;
   size_t bytes() const { return weight_bytes + scale_bytes + zero_bytes; }  // streamed per product
 };
@@ -163,7 +173,7 @@ struct QgemvGatedOut {
 };
 // Whether a product of this shape, launched with `config` (after choose_config), can take the fused
 // epilogue: an even row-block count per warp (so a warp holds gate and up blocks in pairs) and
-// n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero).
+// n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero). Never for w4 with mins.
 bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
 
 // y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.

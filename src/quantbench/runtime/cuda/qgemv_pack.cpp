@@ -59,7 +59,7 @@ std::string spec_name(const QuantSpec& s) {
   switch (s.format) {
     case WeightFormat::BF16: return "bf16";
     case WeightFormat::W8A16: return s.group ? "w8g" + std::to_string(s.group) : "w8";
-    case WeightFormat::W4A16: return "w4g" + std::to_string(s.group) + (s.asym ? "a" : "");
+    case WeightFormat::W4A16: return "w4g" + std::to_string(s.group) + (s.asym ? "a" : s.mins ? "m" : "");
   }
   return "?";
 }
@@ -72,6 +72,7 @@ double HostMatrix::weight(int64_t o, int64_t i) const {
       return double(q8[at]) * f16_value(spec.group ? scales[size_t(o * (n_in / spec.group) + i / spec.group)] : scales[o]);
     case WeightFormat::W4A16: {
       const size_t g = size_t(o * (n_in / spec.group) + i / spec.group);
+      if (spec.mins) return double(q4[at]) * f16_value(scales[g]) + f16_value(mins[g]);
       const int z = spec.asym ? zeros[g] : 8;
       return double(int(q4[at]) - z) * f16_value(scales[g]);
     }
@@ -90,6 +91,8 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
   if (spec.format == WeightFormat::W4A16) {
     if (spec.group != 32 && spec.group != 128)
       throw std::invalid_argument("qgemv: w4 group must be 32 or 128, got " + std::to_string(spec.group));
+    if (spec.mins && (spec.group != 32 || spec.asym))
+      throw std::invalid_argument("qgemv: w4 with mins needs group 32 and no zero points");
     if (n_in % spec.group)
       throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of group " +
                                   std::to_string(spec.group));
@@ -99,8 +102,8 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
     if (spec.group != 32 || spec.asym) throw std::invalid_argument("qgemv: w8 groups must be 32, symmetric");
     if (n_in % 32) throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of 32");
     p.groups = p.chunks * 2;
-  } else if (spec.group != 0 || spec.asym) {
-    throw std::invalid_argument("qgemv: group/asym apply to w4 and w8g32 only");
+  } else if (spec.group != 0 || spec.asym || spec.mins) {
+    throw std::invalid_argument("qgemv: group/asym/mins apply to w4 and w8g32 only");
   }
   return p;
 }
@@ -111,6 +114,7 @@ PackedSizes packed_sizes(const PackedShape& p) {
   if (p.spec.format == WeightFormat::W8A16 && !p.spec.group) s.scales = size_t(p.row_blocks * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 || (p.spec.format == WeightFormat::W8A16 && p.spec.group)) s.scales = size_t(p.row_blocks * p.groups * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 && p.spec.asym) s.zeros = size_t(p.row_blocks * p.groups * 16);
+  if (p.spec.format == WeightFormat::W4A16 && p.spec.mins) s.zeros = size_t(p.row_blocks * p.groups * 16) * 2;
   return s;
 }
 
@@ -125,7 +129,8 @@ PackedHost pack(const HostMatrix& m) {
                                                                                           : m.n_out)
                                              : m.q4.size() == n &&
                                                    m.scales.size() == size_t(m.n_out * (m.n_in / p.spec.group)) &&
-                                                   (!p.spec.asym || m.zeros.size() == m.scales.size());
+                                                   (!p.spec.asym || m.zeros.size() == m.scales.size()) &&
+                                                   (!p.spec.mins || m.mins.size() == m.scales.size());
   if (!ok) throw std::invalid_argument("qgemv: HostMatrix arrays do not match its shape");
 
   const PackedSizes sizes = packed_sizes(p);
@@ -151,7 +156,7 @@ PackedHost pack(const HostMatrix& m) {
   } else if (p.groups) {
     const int64_t ng = m.n_in / p.spec.group;
     out.scales.assign(sizes.scales, 0);  // padding groups: scale 0
-    out.zeros.assign(sizes.zeros, 0);
+    out.zeros.assign(sizes.zeros, 0);  // padding groups: min 0
     for (int64_t o = 0; o < m.n_out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
         const size_t at = scale_index(p, o, g);
@@ -160,6 +165,7 @@ PackedHost pack(const HostMatrix& m) {
           if (m.zeros[size_t(o * ng + g)] > 15) throw std::invalid_argument("qgemv: zero point above 15");
           out.zeros[at] = m.zeros[size_t(o * ng + g)];
         }
+        if (p.spec.mins) std::memcpy(&out.zeros[at * 2], &m.mins[size_t(o * ng + g)], 2);
       }
     }
   }
@@ -194,11 +200,13 @@ HostMatrix unpack(const PackedHost& ph) {
     const int64_t ng = m.n_in / p.spec.group;
     m.scales.resize(size_t(m.n_out * ng));
     if (p.spec.asym) m.zeros.resize(m.scales.size());
+    if (p.spec.mins) m.mins.resize(m.scales.size());
     for (int64_t o = 0; o < m.n_out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
         const size_t at = scale_index(p, o, g);
         std::memcpy(&m.scales[size_t(o * ng + g)], &ph.scales[at * 2], 2);
         if (p.spec.asym) m.zeros[size_t(o * ng + g)] = ph.zeros[at];
+        if (p.spec.mins) std::memcpy(&m.mins[size_t(o * ng + g)], &ph.zeros[at * 2], 2);
       }
     }
   }
@@ -264,6 +272,7 @@ HostMatrix interleave_row_blocks16(const HostMatrix& m) {
   permute(m.q4, out.q4);
   permute(m.scales, out.scales);
   permute(m.zeros, out.zeros);
+  permute(m.mins, out.mins);
   return out;
 }
 

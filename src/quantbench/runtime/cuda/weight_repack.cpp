@@ -1,11 +1,16 @@
-// See weight_repack.h. Every conversion copies integers and f16 scale bits unchanged, so the packed
-// weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c - 128; int4 codes and
-// zero points as they are; Q4_0 nibbles with z = 8; Q8_0 int8 values), checked host-side by
-// tests/cuda/cuda_backend_check.cpp against the CPU reference's dequantization.
+// See weight_repack.h. Every conversion but Q4_K's copies integers and f16 scale bits unchanged, so the
+// packed weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c - 128; int4 codes
+// and zero points as they are; Q4_0 nibbles with z = 8; Q4_1 nibbles with its f16 d and m as scale and
+// min; Q8_0 int8 values), checked host-side by tests/cuda/cuda_backend_check.cpp against the CPU
+// reference's dequantization. Q4_K's sub-block scale d * sc and min -dmin * m (f16 times a 6-bit
+// integer, exact in f32) are rounded once to f16 (the packed form has one f16 scale and min per group
+// of 32); that check holds them to that rounding.
 #include "quantbench/runtime/cuda/weight_repack.h"
 
+#include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/bit_pack.h"
+#include "quantbench/quant/qformat/ggml_block_structs.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
 
@@ -16,16 +21,28 @@ using formats::GgmlType;
 
 std::string supported_list() {
   std::string dense;
-  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                 GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K,
+                 GgmlType::Q3_K, GgmlType::Q5_K, GgmlType::Q6_K})
     if (qformat::can_dequantize(t)) dense += (dense.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
   return "packed for the qgemv decode kernels: w8 (int8 per-row, f16 scales), w4g32 and w4g128 (int4, f16 "
-         "scales, sym or asym), GGUF q4_0 and q8_0; dense f16 or bf16 (dequantized at load): GGUF " + dense;
+         "scales, sym or asym), GGUF q4_0, q4_1, q4_k and q8_0; dense f16 or bf16 (dequantized at load): GGUF " +
+         dense;
 }
 
 namespace {
 uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
+// GGUF types packed as w4g32 with mins (qgemv.h): weight q * s + m per group of 32.
+bool packs_with_mins(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q4_K; }
+
+// An f16 scale or min of Q4_K from its exact f32 value, rounded once; a value f16 cannot hold stops
+// the load (no real model has one: it would be a weight beyond 65504 / 15).
+uint16_t f16_rounded(float v, const std::string& what) {
+  const uint16_t h = f32_to_f16(v);
+  QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a q4_k {} ({}) is beyond f16's range; this matrix has no GPU path",
+           what, v);
+  return h;
+}
 }  // namespace
 
 PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
@@ -47,10 +64,16 @@ PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
   const std::string tn(formats::ggml_type_name(w.type));
   if (w.type == GgmlType::Q4_0 && w.n_in % 32 == 0)
     return {true, {WeightFormat::W4A16, 32, false}, tn + " -> w4g32 packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::Q4_1 && w.n_in % 32 == 0)
+    return {true, {WeightFormat::W4A16, 32, false, true}, tn + " -> w4g32m packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::Q4_K && w.n_in % 256 == 0)
+    return {true, {WeightFormat::W4A16, 32, false, true},
+            tn + " -> w4g32m packed (qgemv; sub-block scales d*sc and mins dmin*m rounded once to f16)"};
   if (w.type == GgmlType::Q8_0 && w.n_in % 32 == 0)
     return {true, {WeightFormat::W8A16, 32, false}, tn + " -> w8g32 packed (qgemv, exact repack)"};
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16 ||
-      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0))
+      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0 &&
+       !packs_with_mins(w.type)))
     return {false, {}, tn + " -> dense"};
   fail("cuda backend: weight {} has type {}, which has no GPU path (supported: {})", what, tn, supported_list());
 }
@@ -66,6 +89,7 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
   else m.q8.resize(n);
   m.scales.resize(size_t(m.n_out * ng));
   if (sp.asym) m.zeros.resize(m.scales.size());
+  if (sp.mins) m.mins.resize(m.scales.size());
   for (int64_t r = 0; r < w.n_out; ++r) {
     const size_t at = size_t((row0 + r) * n_in), sat = size_t((row0 + r) * ng);
     if (w.quantized) {
@@ -89,6 +113,35 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
         for (int j = 0; j < 16; ++j) {
           m.q4[at + size_t(32 * b + j)] = blk[2 + j] & 15;
           m.q4[at + size_t(32 * b + 16 + j)] = blk[2 + j] >> 4;
+        }
+      }
+    } else if (w.type == GgmlType::Q4_1) {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles
+      const uint8_t* row = w.data + size_t(r) * w.row_bytes;
+      for (int64_t b = 0; b < ng; ++b) {
+        const uint8_t* blk = row + sizeof(qformat::BlockQ4_1) * size_t(b);
+        m.scales[sat + size_t(b)] = u16_at(blk);
+        m.mins[sat + size_t(b)] = u16_at(blk + 2);
+        for (int j = 0; j < 16; ++j) {
+          m.q4[at + size_t(32 * b + j)] = blk[4 + j] & 15;
+          m.q4[at + size_t(32 * b + 16 + j)] = blk[4 + j] >> 4;
+        }
+      }
+    } else if (w.type == GgmlType::Q4_K) {
+      // 256-element super-blocks: f16 d and dmin, eight 6-bit (sc, m) pairs, and 128 bytes holding
+      // sub-blocks 2k (low nibbles) and 2k + 1 (high) in bytes 32k .. 32k + 31; weight d*sc*q - dmin*m.
+      const auto* blocks = reinterpret_cast<const qformat::BlockQ4_K*>(w.data + size_t(r) * w.row_bytes);
+      for (int64_t sb = 0; sb < n_in / 256; ++sb) {
+        const qformat::BlockQ4_K& blk = blocks[sb];
+        const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc = 0, mn = 0;
+          qformat::k4_scale_min(j, blk.scales, &sc, &mn);
+          const size_t gi = sat + size_t(8 * sb + j);
+          m.scales[gi] = f16_rounded(d * float(sc), "scale");
+          m.mins[gi] = f16_rounded(-(dmin * float(mn)), "min");
+          const uint8_t* q = blk.qs + 32 * (j / 2);
+          for (int l = 0; l < 32; ++l)
+            m.q4[at + size_t(256 * sb + 32 * j + l)] = (j % 2) ? q[l] >> 4 : q[l] & 15;
         }
       }
     } else {  // Q8_0: 34-byte blocks: f16 d, 32 int8
