@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s22] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s22] [s22b] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -681,6 +681,13 @@ if has s22; then
     for sc in w4g32m w4g32-asym w4g32 bf16; do GEN=128 b "gen128" $sc 1,16; done
   done 2>&1 | tee "$OUT/ab_s22.txt"
   for sc in w4g32m w4g32-asym; do MODEL=synthetic:llama3-8b GEN=128 b "llama3-8b" $sc 1,16; done 2>&1 | tee -a "$OUT/ab_s22.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s22b; then
+  # Session 22: the one-token kernel with mins capped at 96 registers (this build: five 4-warp blocks per SM)
+  # against it uncapped (quantbench_nocap, 100 registers: four), steps at gen 128, one stream, interleaved,
+  # three rounds.
+  vs_staged ./quantbench_nocap "gen128 nocap" "gen128 cap96" 3 "w4g32m 1 128" 2>&1 | tee "$OUT/ab_s22b.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21d; then

@@ -479,13 +479,15 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // The kernel, and the same with a register cap where the compiler's own choice would cost resident
 // blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
 // with running pointers spills at 112), its copy loop (COPY16, session 19's kernel) five at 96 (126 when
-// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
+// free; one 4-byte spill at 96), the one-token int8 kernel four 8-warp blocks at 64, and the one-token
+// kernel with mins five 4-warp blocks at 96 (100 when free: four; 8 bytes spill at 88). A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
 template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
   if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
+  if (OFS == kMins && NT == 1) return 96;
   return 0;
 }
 #define QB_QGEMV_PARAMS                                                                                     \
