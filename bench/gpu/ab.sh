@@ -684,10 +684,11 @@ if has s22; then
   rm -f "$OUT/tmp.log"
 fi
 if has s22b; then
-  # Session 22: the one-token kernel with mins capped at 96 registers (this build: five 4-warp blocks per SM)
-  # against it uncapped (quantbench_nocap, 100 registers: four), steps at gen 128, one stream, interleaved,
-  # three rounds.
-  vs_staged ./quantbench_nocap "gen128 nocap" "gen128 cap96" 3 "w4g32m 1 128" 2>&1 | tee "$OUT/ab_s22b.txt"
+  # Session 22: the kernel with mins in its two forms, steps at gen 128 at 1 and 16 streams, interleaved,
+  # three rounds. 63a2e8d: the group's activation sum from an mma on ones, the one-token kernel capped at 96
+  # registers (quantbench_ones, staged; uncapped at 100 registers it had run 4% slower: 2.28-2.29 against
+  # 2.18-2.20 ms at one stream, same call); this build: weights q * s + m formed in f16 (78 registers).
+  vs_staged ./quantbench_ones "gen128 ones" "gen128 f16w" 3 "w4g32m 1 128" "w4g32m 16 128" 2>&1 | tee "$OUT/ab_s22b.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21d; then

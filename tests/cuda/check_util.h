@@ -105,8 +105,7 @@ void run_poisoned_twice(float* dy, size_t ny, Launch launch, std::vector<float>&
 }
 
 // y[t * n_out + o] (n_tokens x n_out, then the guard) against ref = sum_i weight(o, i) * xd[t][i] in
-// float64, with mag = sum_i magnitude(o, i) * |xd[t][i]|: the sizes of the terms the kernel sums, by
-// default |weight(o, i)| (w4 with mins: |q s| + |m|, summed apart, which may cancel in the weight).
+// float64, with mag = sum_i |weight(o, i) * xd[t][i]|.
 struct ProductErrors {
   int not_finite = 0;  // outputs not written (still NaN) or not finite
   int bad_elem = 0;    // |y - ref| > tol_elem * mag
@@ -114,23 +113,20 @@ struct ProductErrors {
   double worst = 0;    // largest |y - ref| / mag
   double rel_l2 = 0;   // ||y - ref|| / ||ref|| over the finite outputs
 };
-template <class Weight, class Magnitude>
-ProductErrors product_errors(Weight weight, Magnitude magnitude, const std::vector<double>& xd,
-                             const std::vector<float>& y, int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
+template <class Weight>
+ProductErrors product_errors(Weight weight, const std::vector<double>& xd, const std::vector<float>& y,
+                             int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
   ProductErrors r;
-  std::vector<double> w(static_cast<size_t>(n_in)), wm(static_cast<size_t>(n_in));
+  std::vector<double> w(static_cast<size_t>(n_in));
   double err2 = 0, ref2 = 0;
   for (int64_t o = 0; o < n_out; ++o) {
-    for (int64_t i = 0; i < n_in; ++i) {
-      w[size_t(i)] = weight(o, i);
-      wm[size_t(i)] = magnitude(o, i);
-    }
+    for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = weight(o, i);
     for (int t = 0; t < n_tokens; ++t) {
       const double* xt = &xd[size_t(t) * n_in];
       double ref = 0, mag = 0;
       for (int64_t i = 0; i < n_in; ++i) {
         ref += w[size_t(i)] * xt[i];
-        mag += wm[size_t(i)] * std::fabs(xt[i]);
+        mag += std::fabs(w[size_t(i)] * xt[i]);
       }
       const double got = y[size_t(t) * n_out + o];
       if (!std::isfinite(got)) { ++r.not_finite; continue; }
@@ -146,18 +142,11 @@ ProductErrors product_errors(Weight weight, Magnitude magnitude, const std::vect
   r.rel_l2 = std::sqrt(err2 / std::max(ref2, 1e-300));
   return r;
 }
-template <class Weight>
-ProductErrors product_errors(Weight weight, const std::vector<double>& xd, const std::vector<float>& y,
-                             int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
-  return product_errors(weight, [&](int64_t o, int64_t i) { return std::fabs(weight(o, i)); }, xd, y, n_out, n_in,
-                        n_tokens, tol_elem);
-}
-
-// The magnitude of the terms a product with m sums (product_errors): |weight|, or with mins |q s| + |m|.
-inline double term_magnitude(const HostMatrix& m, int64_t o, int64_t i) {
-  if (!m.spec.mins) return std::fabs(m.weight(o, i));
-  const size_t g = size_t(o * (m.n_in / m.spec.group) + i / m.spec.group);
-  return std::fabs(double(m.q4[size_t(o * m.n_in + i)]) * from_f16(m.scales[g])) + std::fabs(from_f16(m.mins[g]));
+// The weight the decode kernels multiply: exact, but with mins q * s + m rounded once to f16 (the
+// exact value, which double holds, to nearest even), as their HFMA2 forms it.
+inline double kernel_weight(const HostMatrix& m, int64_t o, int64_t i) {
+  const double w = m.weight(o, i);
+  return m.spec.mins ? double(__half2float(__double2half(w))) : w;
 }
 
 }  // namespace qb::cuda_checks

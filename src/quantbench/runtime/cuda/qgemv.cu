@@ -7,7 +7,8 @@
 // Weights are read with an L1 no-allocate hint (read once), leaving L1 to the activation fragments
 // that every row block re-reads. The next step's weights are prefetched into registers before the
 // current step's arithmetic. int4 multiplies the exact integers (q - z) and scales each group's f32
-// partial sum, so every format's products are exact and only f32 arithmetic rounds.
+// partial sum, so every format's products are exact and only f32 arithmetic rounds (but int4 with mins,
+// whose weights q * s + m are rounded once to f16: see the int4 block of step_math).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -244,36 +245,41 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
       // int4: per group, the tensor cores multiply the exact integers (q - z) (f16 holds them exactly)
       // into a temporary f32 tile, which is then scaled in f32 by the two rows' scales: no f16
       // rounding of dequantized weights and one HMUL2 per register less (nibbles: int4_decode.cuh).
-      // With mins the integers are q, and each group adds m times its activations' sum, which one mma
-      // per sub-tile on a matrix of ones forms in f32 once for all R row blocks (every row of that tile
-      // holds the same sums, so it lines up with the partial sums' layout as it is).
+      // With mins the weights are q * s + m, formed in f16 by one HFMA2 per register (one rounding of
+      // the exact value) and multiplied into the f32 sums directly: a sum of activations per group to
+      // scale by m (one more mma per sub-tile, on a matrix of ones) cost more registers and issue slots,
+      // and ran 7-13% slower per step (docs/perf.md, session 22).
       constexpr int SPANS = G == 128 ? U / 2 : 2 * U;  // groups per step (U is even for int4)
       constexpr int SUB = G == 128 ? 8 : 2;            // k16 sub-tiles per group
 #pragma unroll
       for (int sp = 0; sp < SPANS; ++sp) {
         const int u0 = G == 128 ? 2 * sp : sp / 2, h = G == 128 ? 0 : sp % 2;
-        [[maybe_unused]] float xsum[NT][4];
-        if constexpr (MINS) {
-          const uint32_t ones = 0x3c003c00u;  // f16 1.0, 1.0
-#pragma unroll
-          for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) xsum[j][i] = 0.f;
-#pragma unroll
-          for (int t = 0; t < SUB; ++t) {
-            const int s = 2 * h + t;  // (G = 32)
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              const uint4& b = xv[u0][j][s >> 1];
-              mma16816<false>(xsum[j], ones, ones, ones, ones, (s & 1) ? b.z : b.x, (s & 1) ? b.w : b.y);
-            }
-          }
-        }
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const Int4Zero z = MINS                ? int4_zero_none()
-                             : kLean && !ASYM ? int4_zero_symmetric()
-                                              : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
+          if constexpr (MINS) {
+            const __half2 sc2 = bits_h2(sc[u0][r][h]), mn2 = bits_h2(zp[u0][r][h]);  // (row g, row g + 8)
+            const __half2 s_g = __low2half2(sc2), s_g8 = __high2half2(sc2);
+            const __half2 m_g = __low2half2(mn2), m_g8 = __high2half2(mn2);
+#pragma unroll
+            for (int t = 0; t < SUB; ++t) {
+              const int s = 2 * h + t;  // (G = 32)
+              const uint4& q = wv[u0][r][0];
+              __half2 a[4];
+              int4_qz<kLean>(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, int4_zero_none(), a);
+              a[0] = __hfma2(a[0], s_g, m_g);  // A registers 0, 2 hold row g, 1, 3 row g + 8
+              a[1] = __hfma2(a[1], s_g8, m_g8);
+              a[2] = __hfma2(a[2], s_g, m_g);
+              a[3] = __hfma2(a[3], s_g8, m_g8);
+#pragma unroll
+              for (int j = 0; j < NT; ++j) {
+                const uint4& b = xv[u0][j][s >> 1];
+                mma16816<false>(acc[r][j], h2_bits(a[0]), h2_bits(a[1]), h2_bits(a[2]), h2_bits(a[3]),
+                                (s & 1) ? b.z : b.x, (s & 1) ? b.w : b.y);
+              }
+            }
+            continue;
+          }
+          const Int4Zero z = kLean && !ASYM ? int4_zero_symmetric() : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
           float tmp[NT][4];
 #pragma unroll
           for (int j = 0; j < NT; ++j)
@@ -299,16 +305,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             acc[r][j][1] += s2.x * tmp[j][1];
             acc[r][j][2] += s2.y * tmp[j][2];
             acc[r][j][3] += s2.y * tmp[j][3];
-          }
-          if constexpr (MINS) {
-            const float2 m2 = __half22float2(bits_h2(zp[u0][r][h]));  // (row g, row g + 8)
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              acc[r][j][0] += m2.x * xsum[j][0];
-              acc[r][j][1] += m2.x * xsum[j][1];
-              acc[r][j][2] += m2.y * xsum[j][2];
-              acc[r][j][3] += m2.y * xsum[j][3];
-            }
           }
         }
       }
@@ -479,15 +475,13 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // The kernel, and the same with a register cap where the compiler's own choice would cost resident
 // blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
 // with running pointers spills at 112), its copy loop (COPY16, session 19's kernel) five at 96 (126 when
-// free; one 4-byte spill at 96), the one-token int8 kernel four 8-warp blocks at 64, and the one-token
-// kernel with mins five 4-warp blocks at 96 (100 when free: four; 8 bytes spill at 88). A cap on the
+// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
 template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
   if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
-  if (OFS == kMins && NT == 1) return 96;
   return 0;
 }
 #define QB_QGEMV_PARAMS                                                                                     \

@@ -28,9 +28,9 @@
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
 // integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
 // MINS (int4 "with mins", w4g32m: GGUF Q4_1 and Q4_K's form): instead of a zero point, an f16 offset m
-// per (row, group), stored like the scales (same index, f16 pairs) in the zeros array. Weight: q * s + m;
-// the kernel multiplies the exact integers q on the tensor cores, and adds m times the group's sum of
-// the activations (one more mma per sub-tile, on a matrix of ones) to each group's f32 partial sum.
+// per (row, group), stored like the scales (same index, f16 pairs) in the zeros array. Weight: q * s + m,
+// which the kernel forms in f16 (one fused multiply-add per value: the exact value rounded once) and
+// feeds to the tensor cores; the only format whose decode products are not of exact weight values.
 //
 // ACTIVATIONS are packed too, by pack_activations() (a real decode step would have the preceding
 // norm/activation kernel write this layout directly): x for n tokens, f16 (int formats) or bf16 (bf16
