@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s22] [s22b] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s22] [s22b] [s22c] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -689,6 +689,14 @@ if has s22b; then
   # registers (quantbench_ones, staged; uncapped at 100 registers it had run 4% slower: 2.28-2.29 against
   # 2.18-2.20 ms at one stream, same call); this build: weights q * s + m formed in f16 (78 registers).
   vs_staged ./quantbench_ones "gen128 ones" "gen128 f16w" 3 "w4g32m 1 128" "w4g32m 16 128" 2>&1 | tee "$OUT/ab_s22b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s22c; then
+  # Session 22: w4g32m's launch shapes (this build: 12 warps on small grids at one token, 3 on the others at
+  # 16 tokens) against asymmetric w4g32's (quantbench_prev, 64e2e22), steps at gen 128 at 1 and 16 streams,
+  # interleaved, two rounds on synthetic:llama2-7b, one on llama3-8b.
+  vs_staged ./quantbench_prev "gen128 prev" "gen128 this" 2 "w4g32m 1 128" "w4g32m 16 128" 2>&1 | tee "$OUT/ab_s22c.txt"
+  MODEL=synthetic:llama3-8b vs_staged ./quantbench_prev "llama3-8b prev" "llama3-8b this" 1 "w4g32m 1,16 128" 2>&1 | tee -a "$OUT/ab_s22c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21d; then

@@ -830,8 +830,14 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // the change made a Llama-3-8B step slower (docs/perf.md, session 20).
       c.warps_per_block = 4;
     }
-    if (p.spec.group == 32 && (p.spec.asym || p.spec.mins)) {
-      // w4g32 with mins (session 22), whose only kernel is the half step at R = 1, takes these shapes too.
+    if (p.spec.mins) {
+      // Session 22: w4g32 with mins has one kernel, the half step at R = 1. Shapes from an H200 sweep (us,
+      // against asymmetric w4g32's below): at one token 12 warps on the small grids (down 11.3 against 12.3,
+      // o 5.8 / 6.0), else 4; at 16 tokens 8 on the small grids, else 3 (q|k|v 15.6 / 18.0, gate|up 28.6 /
+      // 33.0, lm_head 41.1 / 42.7) (docs/perf.md, session 22).
+      c.row_blocks_per_warp = 1;
+      c.warps_per_block = n_tokens > 8 ? (small ? 8 : 3) : (small ? 12 : 4);
+    } else if (p.spec.group == 32 && p.spec.asym) {
       // Session 21: asymmetric w4g32's half step needs 142-180 registers at R = 2 and ran best at R = 1 in an
       // H200 sweep: 8 warps on the small grids (o, down) and on q|k|v at 16 tokens, else 4. Against rule
       // 7's full step, us, one token / 16 tokens: q|k|v 11.8 / 17.6 against 11.4 / 18.0, o 6.1 / 7.3 against
