@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s22] [s22b] [s22c] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -697,6 +697,36 @@ if has s22c; then
   # interleaved, two rounds on synthetic:llama2-7b, one on llama3-8b.
   vs_staged ./quantbench_prev "gen128 prev" "gen128 this" 2 "w4g32m 1 128" "w4g32m 16 128" 2>&1 | tee "$OUT/ab_s22c.txt"
   MODEL=synthetic:llama3-8b vs_staged ./quantbench_prev "llama3-8b prev" "llama3-8b this" 1 "w4g32m 1,16 128" 2>&1 | tee -a "$OUT/ab_s22c.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s22d; then
+  # Session 22: w4g32m at 16 tokens on the wide grids (gate|up, lm_head): 3 warps (this build, d50bb70) against
+  # 4 and 5 (quantbench_wide4, quantbench_wide5; q|k|v at 3 in all three), 16-stream steps at gen 128,
+  # interleaved, two rounds on synthetic:llama2-7b and llama3-8b, one on qwen2.5-7b.
+  for m in llama2-7b llama3-8b llama2-7b llama3-8b qwen2.5-7b; do
+    for v in "" _wide4 _wide5; do MODEL=synthetic:$m GEN=128 Q=./quantbench$v b "$m ${v:-_wide3}" w4g32m 16; done
+  done 2>&1 | tee "$OUT/ab_s22d.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s22e; then
+  # Session 22: the w4g32m sweep on Llama-3-8B's and Qwen2.5-7B's shapes (QB_BENCH_SHAPES), each shape's time at
+  # 1 and 16 tokens per warp count (R = 1, the half step: its only kernel), to set its launch shapes.
+  for m in llama3-8b qwen2.5-7b; do
+    t0=$(date +%s); QB_BENCH_SHAPES=$m QB_BENCH_SPEC=w4g32m QB_BENCH_NO_PDL=1 timeout 200 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4g32m_$m.log" 2>&1
+    echo "qgemv bench (w4g32m, $m) rc $? ($(( $(date +%s) - t0 )) s)"
+    cp "$OUT/qgemv_results.csv" "$OUT/qgemv_results_w4g32m_$m.csv"
+    awk -F, '$1 == "qgemv_w4g32m" && ($5 == 1 || $5 == 16) && $6 ~ /^(auto:)?R1w[0-9]+h$/ {
+        k = $2 " n=" $5; a[k] = a[k] sprintf(" %s:%.1f", $6, $8) }
+      END { for (k in a) print k, a[k] }' "$OUT/qgemv_results_w4g32m_$m.csv" | sort
+  done 2>&1 | tee "$OUT/sweep_s22e.txt"
+fi
+if has s22f; then
+  # Session 22: w4g32m's launch rule as set from three models' sweeps (this build) against d50bb70's
+  # (quantbench_prev: Llama-2-7B's sweep alone), steps at gen 128 at 1 and 16 streams, interleaved, two rounds
+  # on synthetic:llama2-7b, llama3-8b and qwen2.5-7b.
+  for m in llama2-7b llama3-8b qwen2.5-7b; do
+    MODEL=synthetic:$m vs_staged ./quantbench_prev "$m prev" "$m this" 2 "w4g32m 1,16 128"
+  done 2>&1 | tee "$OUT/ab_s22f.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s21d; then

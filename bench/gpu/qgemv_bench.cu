@@ -1,11 +1,12 @@
-// Decode-kernel benchmark on Llama-2-7B shapes: per format and token count, the time of one product,
+// Decode-kernel benchmark on Llama-2-7B shapes (QB_BENCH_SHAPES=llama3-8b or qwen2.5-7b: that model's
+// instead): per format and token count, the time of one product,
 // the weight(+scale+zero) bytes it streams over that time, and that rate as a share of the copy
 // bandwidth probed in the same run. Weights are random bytes generated on the GPU, rotated among
 // enough copies that the set is over 4x the L2, so every product reads HBM. Each number is the median
 // of `reps` graph replays of `inner` back-to-back products (min and max kept for the spread).
 // Also: cuBLAS bf16 at the same shapes (baseline), cuBLAS bf16 GEMM at prefill shapes, a launch-shape
 // sweep per case (so the heuristic can be checked against the best), and a whole-model decode
-// estimate for Llama-2-7B built from the per-shape kernel times (an estimate, not an end-to-end run).
+// estimate for the model built from the per-shape kernel times (an estimate, not an end-to-end run).
 // Usage: qgemv_bench OUT_DIR [--quick]  (QB_BENCH_SPEC=w4g128: that one format; QB_BENCH_NO_PDL: no overlap rows)
 #include <cuda_runtime.h>
 
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,12 +27,24 @@ using namespace qb::runtime::cuda;
 
 namespace {
 
-struct Shape { const char* name; int n_out, n_in; };
-const Shape kShapes[] = {{"o 4096x4096", 4096, 4096},
-                         {"qkv 12288x4096", 12288, 4096},
-                         {"gate|up 22016x4096", 22016, 4096},
-                         {"down 4096x11008", 4096, 11008},
-                         {"lm_head 32000x4096", 32000, 4096}};
+struct Shape { const char* name; int n_out, n_in, per_step; };  // per_step: layers, or 1 (lm_head)
+struct ShapeSet { const char* model; std::vector<Shape> shapes; };
+ShapeSet shape_set() {
+  const char* want = std::getenv("QB_BENCH_SHAPES");
+  const std::string m = want ? want : "llama2-7b";
+  if (m == "llama3-8b")
+    return {"Llama-3-8B", {{"o 4096x4096", 4096, 4096, 32}, {"qkv 6144x4096", 6144, 4096, 32},
+                           {"gate|up 28672x4096", 28672, 4096, 32}, {"down 4096x14336", 4096, 14336, 32},
+                           {"lm_head 128256x4096", 128256, 4096, 1}}};
+  if (m == "qwen2.5-7b")
+    return {"Qwen2.5-7B", {{"o 3584x3584", 3584, 3584, 28}, {"qkv 4608x3584", 4608, 3584, 28},
+                           {"gate|up 37888x3584", 37888, 3584, 28}, {"down 3584x18944", 3584, 18944, 28},
+                           {"lm_head 152064x3584", 152064, 3584, 1}}};
+  if (m != "llama2-7b") throw std::runtime_error("QB_BENCH_SHAPES: llama2-7b, llama3-8b or qwen2.5-7b, got " + m);
+  return {"Llama-2-7B", {{"o 4096x4096", 4096, 4096, 32}, {"qkv 12288x4096", 12288, 4096, 32},
+                         {"gate|up 22016x4096", 22016, 4096, 32}, {"down 4096x11008", 4096, 11008, 32},
+                         {"lm_head 32000x4096", 32000, 4096, 1}}};
+}
 const QuantSpec kSpecs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
                             {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                             {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true},
@@ -61,6 +75,9 @@ int main(int argc, char** argv) {
   const int reps = quick ? 5 : 15;
   const bool no_pdl = std::getenv("QB_BENCH_NO_PDL") != nullptr;  // skip the overlap variant
   try {
+    const ShapeSet set = shape_set();
+    const std::vector<Shape>& kShapes = set.shapes;
+    std::printf("shapes: %s\n", set.model);
     cudaDeviceProp prop{};
     QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s, %d SMs, L2 %d MB, %.1f GB\n", prop.name, prop.multiProcessorCount,
@@ -261,10 +278,10 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
 
-    // Whole-model decode estimate for Llama-2-7B from kernel times: 32 x (qkv + o + gate|up + down) +
-    // lm_head, same format everywhere; roofline = those bytes / copy bandwidth.
-    std::printf("\nLlama-2-7B decode ESTIMATE from per-shape kernel times (not an end-to-end run; no attention,"
-                " norms, KV cache or launch gaps between layers):\n");
+    // Whole-model decode estimate from kernel times: layers x (qkv + o + gate|up + down) + lm_head, same
+    // format everywhere; roofline = those bytes / copy bandwidth.
+    std::printf("\n%s decode ESTIMATE from per-shape kernel times (not an end-to-end run; no attention,"
+                " norms, KV cache or launch gaps between layers):\n", set.model);
     std::printf("%-13s %-3s %10s %10s %12s %12s %8s\n", "weights", "n", "GB/step", "us/step", "tok/s", "roof tok/s",
                 "share");
     for (const char* spec : {"cublas", "bf16", "bf16+pdl", "w8", "w8+pdl", "w4g128", "w4g128-r5", "w4g128+pdl",
@@ -278,7 +295,7 @@ int main(int argc, char** argv) {
           if (!r && sp.size() > 3 && sp.compare(sp.size() - 3, 3, "-r5") == 0)  // the rules agree on this shape
             r = by[sp.substr(0, sp.size() - 3) + "|" + sh.name + "|" + std::to_string(n)];
           if (!r) { ok = false; break; }
-          const double mult = sh.n_out == 32000 ? 1 : 32;
+          const double mult = sh.per_step;
           us += mult * r->t.median_ms * 1e3;
           bytes += mult * double(r->bytes);
         }

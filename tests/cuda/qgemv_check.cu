@@ -401,7 +401,10 @@ int main() {
       for (int n_in : {1088, 1056})
         for (int r : {1, 2})
           for (int n : {1, 9, 16}) check_case(g32, 333, n_in, n, {r, 3, false, true}, rng);
+      for (int w : {6, 12})  // (the warp counts of the rules for mins that the loops above do not ask for)
+        for (int n : {1, 16}) check_case(g32, 333, 1088, n, {1, w, false, true}, rng);
       for (int n : {1, 16}) check_case(g32, 12288, 4096, n, {}, rng);
+      for (int n : {1, 16}) check_case(g32, 6144, 4096, n, {}, rng);  // a GQA q|k|v (Llama-3-8B's)
       check_case(g32, 4096, 11008, 16, {}, rng);
       if (ofs == 0) check_gated_case(g32, 11008, 4096, 16, {2, 2, false, true}, 0, rng);  // (the rule's R = 2)
       if (ofs != 2) check_gated_case(g32, 320, 1088, 9, {2, 3, false, true}, 1, rng);

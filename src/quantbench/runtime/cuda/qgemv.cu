@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
 #include <stdexcept>
 
 #include "quantbench/runtime/cuda/act_store.cuh"
@@ -756,6 +757,25 @@ int half_step_r2_blocks_per_sm(const QuantSpec& s) {
   return blocks[s.group == 32][s.asym];
 }
 
+// The warp counts w4g32 with mins takes on "mid" grids, most first, and how many blocks of each an SM
+// holds at once (its one kernel at 1-8 and 9-16 tokens; asked of the runtime once).
+constexpr int kMinsMidWarps[] = {8, 6, 4, 3};
+int mins_blocks_per_sm(int nt, int warps_index) {
+  static const auto table = [] {
+    std::array<std::array<int, 4>, 2> t{};
+    for (int j = 0; j < 2; ++j)
+      for (int i = 0; i < 4; ++i) {
+        const int w = kMinsMidWarps[i];
+        const size_t smem = size_t(w) * 1 * (j + 1) * 4 * 32 * sizeof(float);  // partial sums (R = 1, NT)
+        QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &t[size_t(j)][size_t(i)], j ? kernel_for<2, 32, kMins, 1, 2, true>() : kernel_for<2, 32, kMins, 1, 1, true>(),
+            w * 32, smem));
+      }
+    return t;
+  }();
+  return table[size_t(nt - 1)][size_t(warps_index)];
+}
+
 }  // namespace
 
 QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int rule) {
@@ -831,12 +851,29 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       c.warps_per_block = 4;
     }
     if (p.spec.mins) {
-      // Session 22: w4g32 with mins has one kernel, the half step at R = 1. Shapes from an H200 sweep (us,
-      // against asymmetric w4g32's below): at one token 12 warps on the small grids (down 11.3 against 12.3,
-      // o 5.8 / 6.0), else 4; at 16 tokens 8 on the small grids, else 3 (q|k|v 15.6 / 18.0, gate|up 28.6 /
-      // 33.0, lm_head 41.1 / 42.7) (docs/perf.md, session 22).
+      // Session 22: w4g32 with mins has one kernel, the half step at R = 1. Shapes from H200 sweeps on
+      // Llama-2-7B's, Llama-3-8B's and Qwen2.5-7B's products (docs/perf.md, session 22):
+      // - small grids (o, down): 12 warps at one token (down 11.3 / 13.5 / 16.2 us against 12.3 / 15.0 /
+      //   18.7 at 8), 8 at 16 tokens;
+      // - mid grids (q|k|v): the most warps (8, 6, 4, 3) at which every block is resident at once: each
+      //   model's best or within 1% of it (16 tokens: Llama-2-7B 3 warps 15.6 us, Llama-3-8B 6 warps 10.2,
+      //   Qwen2.5-7B 6 warps 8.6; one token: 4, 8 and 8 warps);
+      // - wide grids (gate|up, lm_head): 4 warps. 3 won on Llama-2-7B at 16 tokens (gate|up 28.6 against
+      //   33.0 us) and lost more on Llama-3-8B (41.1 against 34.1).
       c.row_blocks_per_warp = 1;
-      c.warps_per_block = n_tokens > 8 ? (small ? 8 : 3) : (small ? 12 : 4);
+      const int nt = n_tokens > 8 ? 2 : 1;
+      if (small) {
+        c.warps_per_block = nt == 2 ? 8 : 12;
+      } else if (mid) {
+        c.warps_per_block = 3;
+        for (int i = 0; i < 4; ++i)
+          if (rb <= int64_t(mins_blocks_per_sm(nt, i)) * sm_count) {
+            c.warps_per_block = kMinsMidWarps[i];
+            break;
+          }
+      } else {
+        c.warps_per_block = 4;
+      }
     } else if (p.spec.group == 32 && p.spec.asym) {
       // Session 21: asymmetric w4g32's half step needs 142-180 registers at R = 2 and ran best at R = 1 in an
       // H200 sweep: 8 warps on the small grids (o, down) and on q|k|v at 16 tokens, else 4. Against rule
