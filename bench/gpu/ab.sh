@@ -118,6 +118,22 @@ check_with() {
   echo "backend_check with $* rc $?"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/$log" | cut -c1-200 | head
 }
 
+# Per shape at 1 and 16 tokens, the fastest row of each kind of launch shape in a qgemv_bench CSV, as
+# "kind config us share" columns. FILTER and KIND are awk expressions (over $1, the kernel column, and c,
+# the config): which rows count, and the kind a row is.
+#   best_per_kind CSV FILTER KIND "KIND_NAME..."
+best_per_kind() {
+  local prog="$2"' && ($5 == 1 || $5 == 16) { k = $2 " n=" $5; c = $6; kind = '"$3"'
+      if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
+      keys[k] = 1 }
+    END { n = split(kinds, ks, " ")
+      for (k in keys) { line = sprintf("%-22s", k)
+        for (i = 1; i <= n; ++i)
+          line = line sprintf("  %-5s %-12s %7.2f us %5.1f%%", ks[i], cf[k, ks[i]], t[k, ks[i]], sh[k, ks[i]] * 100)
+        print line } }'
+  awk -F, -v kinds="$4" "$prog" "$1" | sort
+}
+
 if has tests; then
   t0=$(date +%s); timeout 300 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1; r=$?
   echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check.log" | head -20
@@ -647,14 +663,9 @@ if has s21; then
   # interleaved, three rounds; then once on synthetic:llama3-8b and qwen2.5-7b.
   t0=$(date +%s); QB_BENCH_SPEC=w4g128a timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4a.log" 2>&1
   echo "qgemv bench (w4g128a) rc $? ($(( $(date +%s) - t0 )) s)"
-  awk -F, '$1 ~ /^qgemv_w4g128a/ && $1 !~ /pdl/ && ($5 == 1 || $5 == 16) {
-      k = $2 " n=" $5; c = $6; kind = c ~ /^auto/ ? "rule8" : c ~ /^rule5/ ? "rule7" : c ~ /h$/ ? "half" : "full"
-      if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
-      keys[k] = 1 }
-    END { for (k in keys) { line = sprintf("%-22s", k)
-            n = split("rule8 rule7 half full", kinds, " ")
-            for (i = 1; i <= n; ++i) line = line sprintf("  %-5s %-12s %7.2f us %5.1f%%", kinds[i], cf[k, kinds[i]], t[k, kinds[i]], sh[k, kinds[i]] * 100)
-            print line } }' "$OUT/qgemv_results.csv" | sort | tee "$OUT/sweep_w4a.txt"
+  best_per_kind "$OUT/qgemv_results.csv" '$1 ~ /^qgemv_w4g128a/ && $1 !~ /pdl/' \
+    'c ~ /^auto/ ? "rule8" : c ~ /^rule5/ ? "rule7" : c ~ /h$/ ? "half" : "full"' "rule8 rule7 half full" |
+    tee "$OUT/sweep_w4a.txt"
   GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "gen128 rule8" "gen128 rule7" 3 "w4g128-asym 16" "w4g128-asym 1" 2>&1 | tee "$OUT/ab_s21.txt"
   for m in synthetic:llama3-8b synthetic:qwen2.5-7b; do
     MODEL=$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=7" "${m#synthetic:} rule8" "${m#synthetic:} rule7" 1 "w4g128-asym 1,16"
@@ -669,14 +680,8 @@ if has s22; then
   # f16 path streamed), interleaved, two rounds; once on synthetic:llama3-8b.
   QB_BENCH_SPEC=w4g32m timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4g32m.log" 2>&1
   echo "qgemv bench (w4g32m) rc $?"
-  awk -F, '$1 == "qgemv_w4g32m" && ($5 == 1 || $5 == 16) {
-      k = $2 " n=" $5; c = $6; kind = c ~ /^auto/ ? "rule" : "best"
-      if (!((k, kind) in t) || $8 < t[k, kind]) { t[k, kind] = $8; cf[k, kind] = c; sh[k, kind] = $13 }
-      keys[k] = 1 }
-    END { for (k in keys) { line = sprintf("%-22s", k)
-            n = split("rule best", kinds, " ")
-            for (i = 1; i <= n; ++i) line = line sprintf("  %-5s %-12s %7.2f us %5.1f%%", kinds[i], cf[k, kinds[i]], t[k, kinds[i]], sh[k, kinds[i]] * 100)
-            print line } }' "$OUT/qgemv_results.csv" | sort | tee "$OUT/sweep_w4g32m.txt"
+  best_per_kind "$OUT/qgemv_results.csv" '$1 == "qgemv_w4g32m"' 'c ~ /^auto/ ? "rule" : "best"' "rule best" |
+    tee "$OUT/sweep_w4g32m.txt"
   for rep in 1 2; do
     for sc in w4g32m w4g32-asym w4g32 bf16; do GEN=128 b "gen128" $sc 1,16; done
   done 2>&1 | tee "$OUT/ab_s22.txt"
