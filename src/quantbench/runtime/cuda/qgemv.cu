@@ -985,10 +985,10 @@ void dequantize_packed(const DeviceMatrix& w, bool to_bf16, void* out, cudaStrea
   const auto* zp = static_cast<const uint8_t*>(w.zeros.get());
   const int grp = p.spec.group, no = int(p.n_out), ni = int(p.n_in), rbs = int(p.row_blocks), ch = int(p.chunks),
             gs = int(p.groups);
-  const int as = p.spec.mins ? kMins : p.spec.asym ? kZeroPoints : kNoOffset;
+  const int ofs = p.spec.mins ? kMins : p.spec.asym ? kZeroPoints : kNoOffset;
 #define QB_DEQ(F)                                                                                              \
-  (to_bf16 ? dequantize_packed_kernel<F, true><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, as, no, ni, rbs, ch, gs, o) \
-           : dequantize_packed_kernel<F, false><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, as, no, ni, rbs, ch, gs, o))
+  (to_bf16 ? dequantize_packed_kernel<F, true><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, ofs, no, ni, rbs, ch, gs, o) \
+           : dequantize_packed_kernel<F, false><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, ofs, no, ni, rbs, ch, gs, o))
   switch (p.spec.format) {
     case WeightFormat::BF16: QB_DEQ(0); break;
     case WeightFormat::W8A16: QB_DEQ(1); break;

@@ -39,7 +39,7 @@ bool packs_with_mins(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::
 // the load (no real model has one: it would be a weight beyond 65504 / 15).
 uint16_t f16_rounded(float v, const std::string& what) {
   const uint16_t h = f32_to_f16(v);
-  QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a q4_k {} ({}) is beyond f16's range; this matrix has no GPU path",
+  QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a q4_k {} ({}) is not finite or beyond f16's range; this matrix has no GPU path",
            what, v);
   return h;
 }
