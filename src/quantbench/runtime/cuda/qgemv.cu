@@ -741,16 +741,21 @@ void pack_activations(const void* x, bool /*x_is_bf16: the bits move unchanged*/
 }
 
 namespace {
+// The dynamic shared memory of a launch: each warp's partial sums, the kernels' red[warps][R][NT][4][32].
+size_t partial_sum_bytes(int warps, int r, int nt) { return size_t(warps) * r * nt * 4 * 32 * sizeof(float); }
+
+// How many blocks of `warps` warps of kernel fn (R = r, NT = nt) an SM holds at once, as launched.
+int blocks_per_sm(KernelFn fn, int warps, int r, int nt) {
+  int b = 0;
+  QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, warps * 32, partial_sum_bytes(warps, r, nt)));
+  return b;
+}
+
 // How many 4-warp blocks of the one-token half step at R = 2 an SM holds at once (its registers decide:
 // six at 76 per thread, symmetric w4g128). Asked of the runtime once per kernel; every card this is
 // built for (sm_90a) answers alike.
 int half_step_r2_blocks_per_sm(const QuantSpec& s) {
-  auto ask = [](KernelFn fn) {
-    int b = 0;
-    const size_t smem = size_t(4) * 2 * 1 * 4 * 32 * sizeof(float);  // 4 warps' partial sums (R = 2, NT = 1)
-    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, 4 * 32, smem));
-    return b;
-  };
+  auto ask = [](KernelFn fn) { return blocks_per_sm(fn, 4, 2, 1); };
   static const int blocks[2][2] = {  // [group 32][asymmetric]
       {ask(kernel_for<2, 128, kNoOffset, 2, 1, true>()), ask(kernel_for<2, 128, kZeroPoints, 2, 1, true>())},
       {ask(kernel_for<2, 32, kNoOffset, 2, 1, true>()), ask(kernel_for<2, 32, kZeroPoints, 2, 1, true>())}};
@@ -764,13 +769,9 @@ int mins_blocks_per_sm(int nt, int warps_index) {
   static const auto table = [] {
     std::array<std::array<int, 4>, 2> t{};
     for (int j = 0; j < 2; ++j)
-      for (int i = 0; i < 4; ++i) {
-        const int w = kMinsMidWarps[i];
-        const size_t smem = size_t(w) * 1 * (j + 1) * 4 * 32 * sizeof(float);  // partial sums (R = 1, NT)
-        QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &t[size_t(j)][size_t(i)], j ? kernel_for<2, 32, kMins, 1, 2, true>() : kernel_for<2, 32, kMins, 1, 1, true>(),
-            w * 32, smem));
-      }
+      for (int i = 0; i < 4; ++i)
+        t[size_t(j)][size_t(i)] = blocks_per_sm(
+            j ? kernel_for<2, 32, kMins, 1, 2, true>() : kernel_for<2, 32, kMins, 1, 1, true>(), kMinsMidWarps[i], 1, j + 1);
     return t;
   }();
   return table[size_t(nt - 1)][size_t(warps_index)];
@@ -952,7 +953,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     nw = std::min(nw, attr.maxThreadsPerBlock / 32);
     cfg.warps_per_block = nw;
   }
-  const size_t smem = size_t(nw) * r * nt * 4 * 32 * sizeof(float);
+  const size_t smem = partial_sum_bytes(nw, r, nt);
   const int blocks = int((p.row_blocks + r - 1) / r);
   if (smem > 48 * 1024) QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
