@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s23] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -686,6 +686,27 @@ if has s22; then
     for sc in w4g32m w4g32-asym w4g32 bf16; do GEN=128 b "gen128" $sc 1,16; done
   done 2>&1 | tee "$OUT/ab_s22.txt"
   for sc in w4g32m w4g32-asym; do MODEL=synthetic:llama3-8b GEN=128 b "llama3-8b" $sc 1,16; done 2>&1 | tee -a "$OUT/ab_s22.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s23; then
+  # Session 23: GGUF Q6_K packed as w8g16 (before: dense f16), and stacks whose parts are packed in different
+  # formats (Q4_K_M's q|k in Q4_K with v in Q6_K) run as one product per format (before: dense f16 as a whole).
+  # Kernel level: the w8g16 sweep (QB_BENCH_SPEC), per shape at 1 and 16 tokens the rule's row and the best.
+  # Steps at gen 128 at 1 and 16 streams on synthetic:llama2-7b's q4_k_m (GGUF Q4_K_M's mix) as it runs now,
+  # with split stacks off (QB_CUDA_SPLIT_STACKS=0), with Q6_K dense (QB_CUDA_PACK_Q6K=0: how a Q4_K_M file ran
+  # before), and all Q4_K (w4g32m), interleaved, two rounds; now and Q6_K dense once on llama3-8b.
+  QB_BENCH_SPEC=w8g16 timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w8g16.log" 2>&1
+  echo "qgemv bench (w8g16) rc $?"
+  best_per_kind "$OUT/qgemv_results.csv" '$1 == "qgemv_w8g16"' 'c ~ /^auto/ ? "rule" : "best"' "rule best" |
+    tee "$OUT/sweep_w8g16.txt"
+  for rep in 1 2; do
+    GEN=128 b "gen128 now" q4_k_m 1,16
+    GEN=128 b "gen128 nosplit" q4_k_m 1,16 QB_CUDA_SPLIT_STACKS=0
+    GEN=128 b "gen128 q6dense" q4_k_m 1,16 QB_CUDA_PACK_Q6K=0
+    GEN=128 b "gen128" w4g32m 1,16
+  done 2>&1 | tee "$OUT/ab_s23.txt"
+  for v in "" QB_CUDA_PACK_Q6K=0; do MODEL=synthetic:llama3-8b GEN=128 b "llama3-8b ${v:-now}" q4_k_m 1,16 $v; done 2>&1 |
+    tee -a "$OUT/ab_s23.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s22b; then

@@ -208,8 +208,8 @@ void check_greedy(runtime::cuda::CudaBackend& gpu, int32_t vocab, const std::str
 // Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value. Q4_K's
 // repack rounds each sub-block's scale d*sc and min dmin*m once to f16 (relative error <= 2^-11, or
 // 2^-25 absolute below f16's normal range), so there q s + m may differ from the CPU's f32 value by
-// (q |s| + |m|) 2^-11 (1 + 2^-10) + (q + 1) 2^-25 + |value| 2^-23: a wrong nibble, scale or min is off by
-// far more.
+// (q |s| + |m|) 2^-11 (1 + 2^-10) + (q + 1) 2^-25 + |value| 2^-23; Q6_K's (scale d*sc only, q = -32..31)
+// by |q| |s| 2^-11 (1 + 2^-10) + |q| 2^-25 + |value| 2^-23. A wrong value, scale or min is off by far more.
 void check_repack(const std::string& path) {
   auto model = model::Model::load(path);
   std::vector<const model::WeightMatrix*> ws{&model->output};
@@ -222,7 +222,8 @@ void check_repack(const std::string& path) {
     const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(*w, "matrix");
     if (!pl.packed) continue;
     ++packed;
-    spec = runtime::cuda::spec_name(pl.spec);
+    if (spec.find(runtime::cuda::spec_name(pl.spec)) == std::string::npos)
+      spec += (spec.empty() ? "" : "+") + runtime::cuda::spec_name(pl.spec);
     runtime::cuda::HostMatrix hm;
     hm.spec = pl.spec;
     hm.n_in = w->n_in;
@@ -242,6 +243,12 @@ void check_repack(const std::string& path) {
           slack = (q * std::fabs(f16_to_f32(hm.scales[g])) + std::fabs(f16_to_f32(hm.mins[g]))) * std::ldexp(1.0, -11) *
                       (1 + std::ldexp(1.0, -10)) +
                   (q + 1) * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);
+        }
+        if (!w->quantized && w->type == formats::GgmlType::Q6_K) {  // d*sc rounded once; no min
+          const size_t g = size_t(o * (w->n_in / 16) + i / 16);
+          const double q = std::fabs(double(hm.q8[size_t(o * w->n_in + i)]));
+          slack = q * std::fabs(f16_to_f32(hm.scales[g])) * std::ldexp(1.0, -11) * (1 + std::ldexp(1.0, -10)) +
+                  q * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);
         }
         if (!(std::fabs(hm.weight(o, i) - want) <= slack) || back.weight(o, i) != hm.weight(o, i)) ++mismatched;
       }

@@ -5,7 +5,11 @@ architecture so both rope styles are exercised: "llama" (normal pairs) or "qwen2
 q/k/v biases). Matrices are stored in mixed types (f32, f16, q8_0) so the host dequantization paths
 run too. Weights are seeded, so the file is reproducible; it is made on the fly, never committed.
 
-Usage: make_random_gguf.py OUT.gguf [llama|qwen2]
+With "q5_0" as third argument, attn_q, attn_k, ffn_gate and ffn_up are stored as GGUF Q5_0 (as llama.cpp's
+Q4_K_M stores them where a row's length is not a multiple of 256, e.g. Gemma 3 270M), which the CUDA
+backend packs like Q8_0.
+
+Usage: make_random_gguf.py OUT.gguf [llama|qwen2] [q5_0]
 """
 import sys
 
@@ -15,6 +19,7 @@ from gguf.quants import quantize
 
 out = sys.argv[1]
 arch = sys.argv[2] if len(sys.argv) > 2 else "llama"
+q5 = len(sys.argv) > 3 and sys.argv[3] == "q5_0"
 rng = np.random.default_rng(1234 if arch == "llama" else 4321)
 n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx = 512, 256, 2, 2, 1, 512, 512
 hd = n_embd // n_head
@@ -41,11 +46,14 @@ w.add_eos_token_id(2)
 
 def mat(name, n_out, n_in, kind):
     a = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    if q5 and name.split(".")[-2] in ("attn_q", "attn_k", "ffn_gate", "ffn_up"):
+        kind = "q5_0"
     if kind == "f16":
         w.add_tensor(name, a.astype(np.float16))
-    elif kind == "q8_0":
-        q = quantize(a, gguf.GGMLQuantizationType.Q8_0)
-        w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    elif kind in ("q8_0", "q5_0"):
+        t = gguf.GGMLQuantizationType.Q8_0 if kind == "q8_0" else gguf.GGMLQuantizationType.Q5_0
+        q = quantize(a, t)
+        w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=t)
     else:
         w.add_tensor(name, a)
 

@@ -216,6 +216,51 @@ void check_gated_case(const QuantSpec& spec, int64_t n_ff, int64_t n_in, int n_t
               bad ? "(outside the float64 bound)" : "");
 }
 
+// A row stride for y (qgemv's ldy: how the parts of a stack packed in different formats fill one
+// output): the outputs equal the plain launch's bit for bit (the same kernel and launch shape), token t's
+// at y + t * ldy, and nothing between the rows (n_out .. ldy) or past the last is written. An ldy below
+// n_out is refused.
+void check_strided_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens, std::mt19937_64& rng) {
+  ++g_cases;
+  const std::string name = spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
+                           " n=" + std::to_string(n_tokens) + " ldy=n_out+37";
+  const int64_t ldy = n_out + 37;
+  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
+  std::vector<uint16_t> x;
+  std::vector<double> xd;
+  random_activations(spec.format == WeightFormat::BF16, size_t(n_tokens) * n_in, rng, x, xd);
+  const DeviceMatrix dw = upload(pack(m));
+  void *dx = nullptr, *dxf = nullptr;
+  float *dy = nullptr, *ds = nullptr;
+  const size_t ny = size_t(n_tokens) * n_out, ns = size_t(n_tokens) * ldy;
+  QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
+  QB_CUDA_OK(cudaMalloc(&dxf, activation_frag_bytes(n_in, n_tokens)));
+  QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
+  QB_CUDA_OK(cudaMalloc(&ds, (ns + kGuard) * sizeof(float)));
+  QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  pack_activations(dx, spec.format == WeightFormat::BF16, n_tokens, n_in, dxf, nullptr);
+  std::vector<float> y, y2, st(ns + kGuard, kSentinel);
+  QgemvConfig ran;
+  run_poisoned_twice(dy, ny, [&](int) { ran = qgemv(dw, dxf, n_tokens, dy, nullptr); }, y, y2);
+  QB_CUDA_OK(cudaMemcpy(ds, st.data(), st.size() * sizeof(float), cudaMemcpyHostToDevice));
+  qgemv(dw, dxf, n_tokens, ds, nullptr, ran, nullptr, ldy);
+  QB_CUDA_OK(cudaDeviceSynchronize());
+  QB_CUDA_OK(cudaMemcpy(st.data(), ds, st.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  bool threw = false;
+  try { qgemv(dw, dxf, n_tokens, ds, nullptr, ran, nullptr, n_out - 1); } catch (const std::invalid_argument&) { threw = true; }
+  for (void* p : {dx, dxf, static_cast<void*>(dy), static_cast<void*>(ds)}) QB_CUDA_OK(cudaFree(p));
+  int differ = 0, stray = 0;
+  for (size_t k = 0; k < ns + kGuard; ++k) {
+    const size_t t = k / size_t(ldy), o = k % size_t(ldy);
+    if (k < ns && o < size_t(n_out)) differ += std::memcmp(&st[k], &y[t * size_t(n_out) + o], 4) != 0;
+    else stray += st[k] != kSentinel;
+  }
+  CHECK(differ == 0, "%s: %d outputs differ from the unstrided launch", name.c_str(), differ);
+  CHECK(stray == 0, "%s: %d writes between or past the strided rows", name.c_str(), stray);
+  CHECK(threw, "%s: an ldy below n_out was accepted", name.c_str());
+  std::printf("%-6s %s\n", differ || stray || !threw ? "FAIL" : "ok", name.c_str());
+}
+
 // dequantize_packed (the prefill path) must give, for every weight, the f16 (or bf16) rounding of its
 // exact value (products q * s are exact in f32, so one rounding); a poisoned output plus a guard.
 // pack_activations_f32 must give the same fragments, bit for bit, as pack_activations of the host-
@@ -277,7 +322,8 @@ void check_dequant_and_pack_f32(const QuantSpec& spec, int64_t n_out, int64_t n_
 
 void check_pack_roundtrip(std::mt19937_64& rng) {
   const QuantSpec specs[] = {{WeightFormat::BF16, 0, false}, {WeightFormat::W8A16, 0, false},
-                             {WeightFormat::W8A16, 32, false}, {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
+                             {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},
+                             {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                              {WeightFormat::W4A16, 128, true}, {WeightFormat::W4A16, 32, false, true}};
   for (const auto& s : specs) {
     const int64_t n_in = s.group == 128 ? 256 : 96;
@@ -301,6 +347,14 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
   try { packed_shape({WeightFormat::W4A16, 128, false, true}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
   ++g_cases;
   CHECK(threw, "w4g128 with mins accepted (mins exist for group 32 only)");
+  threw = false;
+  try { packed_shape({WeightFormat::W8A16, 16, false}, 16, 136); } catch (const std::invalid_argument&) { threw = true; }
+  ++g_cases;
+  CHECK(threw, "w8g16 with n_in %% 16 != 0 accepted");
+  threw = false;
+  try { packed_shape({WeightFormat::W8A16, 64, false}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
+  ++g_cases;
+  CHECK(threw, "w8 group 64 accepted");
 }
 
 }  // namespace
@@ -324,7 +378,7 @@ int main() {
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
     const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
-                               {WeightFormat::W8A16, 32, false},
+                               {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},
                                {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                                {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                                {WeightFormat::W4A16, 32, false, true}};
@@ -363,6 +417,8 @@ int main() {
     for (const auto& s : specs)
       for (const auto& sh : std::vector<Shape>{{17, 384}, {333, 640}, {1000, 1152}})
         check_dequant_and_pack_f32(s, sh.n_out, sh.n_in, rng);
+    for (const auto& s : specs)
+      for (int n : {1, 9, 16}) check_strided_case(s, 333, s.group == 128 ? 1152 : 1120, n, rng);
     check_dequant_and_pack_f32({WeightFormat::W8A16, 0, false}, 50, 96, rng);
     check_dequant_and_pack_f32({WeightFormat::W4A16, 32, true}, 129, 1120, rng);
     check_dequant_and_pack_f32({WeightFormat::W4A16, 32, false, true}, 129, 1120, rng);
@@ -371,6 +427,7 @@ int main() {
     check_case({WeightFormat::W4A16, 128, false}, 4096, 11008, 16, {}, rng);  // R = 2 with as many warps as fit
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
+    for (int n : {1, 16}) check_case({WeightFormat::W8A16, 16, false}, 4096, 11008, n, {}, rng);  // (Q6_K's down)
     // Launch rules 6 and 7's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2;
     // rule 7 takes R = 2 with 16 warps for the down projection at 16 tokens: a ping-pong loop over 172
     // chunks that ends on a half iteration).

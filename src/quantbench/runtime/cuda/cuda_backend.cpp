@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -99,8 +100,22 @@ struct Mat {
   // gate|up, packed: rows in interleaved blocks of 16 gate then 16 up rows (CudaBackendOptions::
   // fuse_gated_act), so its output rows are too (gated_act_out's interleave16).
   bool gate_up16 = false;
+  // A stack whose parts are packed in different formats (GGUF Q4_K_M: q|k in Q4_K with v in Q6_K in
+  // some layers): one packed product per run of parts in one format, each writing its rows of the
+  // stack's output (qgemv's ldy; prefill: dequantize + cuBLAS with ldc). Packed is set, pk is unused.
+  struct Segment {
+    int64_t row0 = 0;
+    DeviceMatrix pk;
+  };
+  std::vector<Segment> segments;
   std::string path;  // for describe()
-  size_t bytes() const { return packed ? pk.bytes() : w8a8 ? w8q.bytes + w8s.bytes : dense.data.bytes; }
+  // The packed matrix whose weights the product reads first (the L2 prefetch's target).
+  const DeviceMatrix& first_packed() const { return segments.empty() ? pk : segments[0].pk; }
+  size_t bytes() const {
+    size_t seg = 0;
+    for (const auto& sg : segments) seg += sg.pk.bytes();
+    return packed ? (segments.empty() ? pk.bytes() : seg) : w8a8 ? w8q.bytes + w8s.bytes : dense.data.bytes;
+  }
 };
 
 struct CudaBackend::Impl {
@@ -117,6 +132,12 @@ struct CudaBackend::Impl {
   DevBuf output_norm;
   Mat output;
   bool use_packed = true, overlap_launch = false;
+  // A stack whose parts are packed in different formats runs as one product per format (Mat::segments);
+  // QB_CUDA_SPLIT_STACKS=0: dense f16 as a whole, as before session 23 (A/B runs).
+  bool split_stacks = true;
+  // QB_CUDA_PACK_Q6K=0: GGUF Q6_K matrices dense f16, and so every stack with one, as before session 23
+  // (A/B runs; synthetic q4_k_m: its w8g16 matrices and stacks dense bf16).
+  bool pack_q6k = true;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 8;     // QB_CUDA_LAUNCH_RULE=4|5|6|7: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
@@ -177,7 +198,7 @@ struct CudaBackend::Impl {
   bool prewait = true;
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
-  bool fused(const Mat& m) const { return qgemm_on && m.packed && qgemm_supports(m.pk.shape); }
+  bool fused(const Mat& m) const { return qgemm_on && m.packed && m.segments.empty() && qgemm_supports(m.pk.shape); }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   // xfrag: the decode products' input fragments; xfrag2: the down product's where the gate|up product
@@ -203,9 +224,10 @@ struct CudaBackend::Impl {
   bool pf_pending = false;
   void l2_prefetch(const Mat& next, int T) {
     if (!l2_pf_bytes || T > l2_pf_max_tokens || next.w8a8) return;
-    const void* w = next.packed ? next.pk.weights.get() : next.dense.data.p;  // dense: row-major, rows first
-    const size_t bytes = next.packed ? next.pk.weight_bytes : next.dense.data.bytes;
-    const bool wide = T <= 1 && !(next.packed && next.pk.shape.spec.format == WeightFormat::W4A16);
+    const DeviceMatrix& pk = next.first_packed();
+    const void* w = next.packed ? pk.weights.get() : next.dense.data.p;  // dense: row-major, rows first
+    const size_t bytes = next.packed ? pk.weight_bytes : next.dense.data.bytes;
+    const bool wide = T <= 1 && !(next.packed && pk.shape.spec.format == WeightFormat::W4A16);
     const size_t want = wide ? l2_pf_wide_bytes : l2_pf_bytes;
     if (!w) return;
     cuda_ok(cudaEventRecord(pf_fork, stream), "l2 prefetch fork");
@@ -546,14 +568,39 @@ struct CudaBackend::Impl {
     for (const auto* w : parts) {
       QB_CHECK(w->n_in == m.n_in, "cuda upload {}: inner dimensions differ", what);
       plans.push_back(plan_for(*w, what));
+      if (!pack_q6k && w->type == formats::GgmlType::Q6_K && !w->quantized) plans.back() = {false, {}, "q6_K -> dense"};
       m.n_out += w->n_out;
     }
-    bool packed = use_packed && dense == DenseType::Bits16;
-    for (const auto& pl : plans)
-      packed = packed && pl.packed && same_spec(pl.spec, plans[0].spec);
+    bool all_packed = use_packed && dense == DenseType::Bits16, one_spec = true;
+    for (const auto& pl : plans) {
+      all_packed = all_packed && pl.packed && pl.spec.format != WeightFormat::BF16;  // (f16 fragments for all)
+      one_spec = one_spec && same_spec(pl.spec, plans[0].spec);
+    }
+    const bool packed = all_packed && one_spec;
     std::string path;
     for (const auto& pl : plans)
       if (path.find(pl.path) == std::string::npos) path += (path.empty() ? "" : ", ") + pl.path;
+    if (all_packed && !one_spec && split_stacks) {
+      // One product per run of parts with one spec, all reading the same f16 activation fragments.
+      m.packed = true;
+      size_t i = 0;
+      int64_t row0 = 0;
+      auto part = parts.begin();
+      while (i < plans.size()) {
+        HostMatrix hm;
+        hm.spec = plans[i].spec;
+        hm.n_in = m.n_in;
+        Mat::Segment sg;
+        sg.row0 = row0;
+        for (; i < plans.size() && same_spec(plans[i].spec, hm.spec); ++i, ++part) append_packed_rows(**part, hm);
+        row0 += hm.n_out;
+        sg.pk = upload(pack(hm));
+        wscratch_bytes = std::max(wscratch_bytes, size_t(hm.n_out * hm.n_in) * 2);
+        m.segments.push_back(std::move(sg));
+      }
+      m.path = path + " (one product per format, " + std::to_string(m.segments.size()) + " for this stack)";
+      return m;
+    }
     if (packed) {
       HostMatrix hm;
       hm.spec = plans[0].spec;
@@ -640,6 +687,27 @@ struct CudaBackend::Impl {
     if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
     return m;
   }
+  // A synthetic stack of parts in different packed formats (Mat::segments), as upload_stacked makes
+  // of a file's; dense bf16 as a whole where split stacks are off (as upload_stacked does then).
+  Mat synthetic_stack(const std::vector<std::pair<QuantSpec, int64_t>>& parts, int64_t n_in,
+                      const std::function<uint64_t()>& seed, const std::string& what) {
+    Mat m;
+    m.n_in = n_in;
+    for (const auto& pr : parts) m.n_out += pr.second;
+    if (!split_stacks || !pack_q6k) {
+      m = synthetic({WeightFormat::BF16, 0, false}, m.n_out, n_in, seed(), what);
+      m.path = "synthetic stack of several formats -> dense bf16 (cuBLAS; split stacks or q6_k packing off)";
+      return m;
+    }
+    m.packed = true;
+    for (const auto& [spec, rows] : parts) {
+      const int64_t row0 = m.segments.empty() ? 0 : m.segments.back().row0 + m.segments.back().pk.shape.n_out;
+      m.segments.push_back({row0, synthetic(spec, rows, n_in, seed(), what).pk});
+      m.path += (m.path.empty() ? "synthetic " : "|") + spec_name(spec);
+    }
+    m.path += " packed (qgemv, one product per format)";
+    return m;
+  }
 
   // The input a product with `m` over T tokens reads, i.e. where the kernel producing it writes:
   // packed, decode: the qgemv fragments (f16, or bf16 for bf16 weights); packed, prefill: f16 rows
@@ -651,7 +719,7 @@ struct CudaBackend::Impl {
       a.f32 = f32_rows;
     } else if (m.packed && T <= 16) {
       a.frag = xfrag.p;
-      a.bf16 = m.pk.shape.spec.format == WeightFormat::BF16;
+      a.bf16 = m.first_packed().shape.spec.format == WeightFormat::BF16;  // (a split stack: never bf16)
     } else if (m.packed) {
       a.half_rows = xb.as<uint16_t>();
     } else if (dense == DenseType::Bits16) {
@@ -695,12 +763,14 @@ struct CudaBackend::Impl {
       }
       return;
     }
+    if (!m.segments.empty()) {  // a stack in several formats: its products one after another
+      for (size_t i = 0; i < m.segments.size(); ++i)
+        packed_product(m.segments[i].pk, T, y + m.segments[i].row0, m.n_out, frag_in, early && i == 0);
+      return;
+    }
     if (m.packed) {
-      if (T <= 16) {  // decode: stream the packed weights once for all T tokens
-        mark(kQgemv);
-        QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
-        cfg.overlap_launch = overlap_launch && early;
-        qgemv(m.pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg);
+      if (T <= 16) {
+        packed_product(m.pk, T, y, m.n_out, frag_in, early);
         return;
       }
       if (fused(m)) {  // qgemm reads the packed 4- or 8-bit weights itself
@@ -708,14 +778,7 @@ struct CudaBackend::Impl {
         qgemm(m.pk, xb.as<uint16_t>(), T, y, stream);
         return;
       }
-      // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
-      mark(kDequant);
-      dequantize_packed(m.pk, false, wscratch.p, stream);
-      mark(kCublas);
-      blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.n_out), T, int(m.n_in), &one, wscratch.p, CUDA_R_16F,
-                           int(m.n_in), xb.p, CUDA_R_16F, int(m.n_in), &zero, y, CUDA_R_32F, int(m.n_out),
-                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-              "gemm f16");
+      packed_product(m.pk, T, y, m.n_out, frag_in, early);
       return;
     }
     const DenseMatrix& w = m.dense;
@@ -732,6 +795,27 @@ struct CudaBackend::Impl {
                          dense == DenseType::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT),
             "gemm");
+  }
+
+  // One packed product without qgemm (decode, or prefill of a split stack's part): y's rows at stride
+  // ldy (the whole stack's n_out).
+  void packed_product(const DeviceMatrix& pk, int T, float* y, int64_t ldy, const void* frag_in, bool early) {
+    if (T <= 16) {  // decode: stream the packed weights once for all T tokens
+      mark(kQgemv);
+      QgemvConfig cfg = choose_config(pk.shape, T, sm_count, launch_rule);
+      cfg.overlap_launch = overlap_launch && early;
+      qgemv(pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg, nullptr, ldy);
+      return;
+    }
+    // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
+    const float one = 1.0f, zero = 0.0f;
+    mark(kDequant);
+    dequantize_packed(pk, false, wscratch.p, stream);
+    mark(kCublas);
+    blas_ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(pk.shape.n_out), T, int(pk.shape.n_in), &one, wscratch.p,
+                         CUDA_R_16F, int(pk.shape.n_in), xb.p, CUDA_R_16F, int(pk.shape.n_in), &zero, y, CUDA_R_32F,
+                         int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "gemm f16");
   }
 
   // The gate|up product of a decode step with the gated activation in its epilogue, writing the down
@@ -813,6 +897,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT_MIN_T")) I.fuse_act_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
+  if (const char* e = std::getenv("QB_CUDA_SPLIT_STACKS"); e && std::string(e) == "0") I.split_stacks = false;
+  if (const char* e = std::getenv("QB_CUDA_PACK_Q6K"); e && std::string(e) == "0") I.pack_q6k = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_WIDE_MB"))
     options_.l2_prefetch_wide_mb = std::max(0, std::atoi(e));
@@ -953,8 +1039,15 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
   if (t == "w4g32m" && !asym) return {WeightFormat::W4A16, 32, false, true};  // GGUF Q4_1 / Q4_K's form
-  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w4g32, w4g128, w4g32-asym, "
-       "w4g128-asym, w4g32m, w8a8, w8a8-fp8)", s);
+  if (t == "w8g16" && !asym) return {WeightFormat::W8A16, 16, false};         // GGUF Q6_K's form
+  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w8g16, w4g32, w4g128, w4g32-asym, "
+       "w4g128-asym, w4g32m, q4_k_m, w8a8, w8a8-fp8)", s);
+}
+
+// GGUF Q4_K_M's choice of Q6_K over Q4_K (llama.cpp's use_more_bits): attn_v and ffn_down of the first
+// and last eighth of the layers and of every third layer between; the output matrix always.
+bool q4_k_m_more_bits(int64_t il, int64_t n_layer) {
+  return il < n_layer / 8 || il >= 7 * n_layer / 8 || (il - n_layer / 8) % 3 == 2;
 }
 }  // namespace
 
@@ -963,12 +1056,18 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
   // W8A8 (w8a8.h): int8 or fp8 activations; the others are qgemv / bf16 schemes.
   const bool w8a8 = scheme == "w8a8" || scheme == "w8a8-fp8", w8a8_fp8 = scheme == "w8a8-fp8";
-  const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false} : parse_synthetic_scheme(scheme);
-  synthetic_scheme_ = w8a8 ? scheme : spec_name(qs);
+  // q4_k_m: GGUF Q4_K_M's mix, w4g32m (Q4_K) with w8g16 (Q6_K) where q4_k_m_more_bits says.
+  const bool q4km = scheme == "q4_k_m";
+  const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false}
+                            : q4km ? QuantSpec{WeightFormat::W4A16, 32, false, true} : parse_synthetic_scheme(scheme);
   options_.dense = DenseType::Bits16;
   init_device();
   const ModelSpec& sp = spec_;
   Impl& I = *impl_;
+  const QuantSpec q6 = I.pack_q6k ? QuantSpec{WeightFormat::W8A16, 16, false} : QuantSpec{WeightFormat::BF16, 0, false};
+  // (The matrices' paths in describe() say which part runs in which form. The w8g16 codes are random
+  // bytes, spanning int8 rather than Q6_K's -32..31: no timing depends on the values.)
+  synthetic_scheme_ = w8a8 ? scheme : q4km ? (I.pack_q6k ? "q4_k_m" : "q4_k_m, q6_k dense") : spec_name(qs);
   QB_CHECK(sp.n_embd % 64 == 0 && sp.n_ff % 64 == 0 && sp.q_dim() % 64 == 0,
            "synthetic {}: dimensions must be multiples of 64", synthetic_name);
   std::mt19937_64 rng(seed);
@@ -990,16 +1089,20 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     auto make = [&](int64_t n_out, int64_t n_in, const std::string& what) {
       return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed(), w8a8_fp8) : I.synthetic(qs, n_out, n_in, next_seed(), what);
     };
-    L.wqkv = make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
+    const bool more_bits = q4km && q4_k_m_more_bits(il, sp.n_layer);
+    L.wqkv = more_bits ? I.synthetic_stack({{qs, sp.q_dim() + sp.kv_dim_k()}, {q6, sp.kv_dim_v()}}, sp.n_embd, next_seed,
+                                           p + "attn_qkv")
+                       : make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
     L.wo = make(sp.n_embd, sp.n_head * sp.head_dim_v, p + "attn_output");
     L.wgu = make(2 * sp.n_ff, sp.n_embd, p + "ffn_gate_up");
     L.wgu.gate_up16 = L.wgu.packed && I.interleave_gate_up(sp.n_ff);  // random rows: any order is this one
-    L.wdown = make(sp.n_embd, sp.n_ff, p + "ffn_down");
+    L.wdown = more_bits ? I.synthetic(q6, sp.n_embd, sp.n_ff, next_seed(), p + "ffn_down")
+                        : make(sp.n_embd, sp.n_ff, p + "ffn_down");
     I.layers.push_back(std::move(L));
   }
   I.output_norm = upload_vec(ones);
   I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed(), w8a8_fp8)
-                  : I.synthetic(qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
+                  : I.synthetic(q4km ? q6 : qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");

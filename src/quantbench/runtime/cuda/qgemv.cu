@@ -65,7 +65,7 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 // int4's per-group offsets (the kernels' OFS): none (z = 8), zero points, or f16 mins (qgemv.h).
 enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
 
-// F: 0 bf16, 1 int8, 2 int4. G: int4 group size (32/128). OFS: int4 offsets (above). R: row blocks per
+// F: 0 bf16, 1 int8, 2 int4. G: group size (int4: 32/128; int8: 0 = per row, 16 or 32). OFS: int4 offsets (above). R: row blocks per
 // warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
@@ -75,7 +75,7 @@ template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, b
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
-                                           int n_tokens, const QgemvGatedOut& go) {
+                                           int n_tokens, int ldy, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr bool ASYM = OFS == kZeroPoints, MINS = OFS == kMins;
   static_assert(!MINS || (F == 2 && G == 32), "mins exist for w4g32 only");
@@ -104,10 +104,13 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // What one step streams from HBM: U chunks x R row blocks of weights (+ int4 scales / zero points).
   // The next step's loads are issued before this step's arithmetic (register double buffering), so
   // each warp keeps its weight stream going while it dequantizes and multiplies.
+  // Scale pairs per chunk: one per group of 32 in a chunk (int4, w8g32; w4g128 uses the first), one per
+  // k16 sub-tile for w8g16 (GGUF Q6_K's sub-blocks).
+  constexpr int SCN = F == 1 && G == 16 ? 4 : 2;
   struct Step {
     uint4 w[U][R][LPC];
-    uint32_t sc[U][R][2];  // int4: scale pairs (rows g, g+8) for the chunk's first and second half
-    uint32_t zp[U][R][2];  // int4 asymmetric: zero-point byte pairs, same index; with mins: f16 min pairs
+    uint32_t sc[U][R][SCN];  // scale pairs (rows g, g+8) for the chunk's groups, in column order
+    uint32_t zp[U][R][2];    // int4 asymmetric: zero-point byte pairs, same index; with mins: f16 min pairs
   };
   // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
   // - The half step (one token; 16 tokens at R = 2) and the int8 kernels keep a running pointer per
@@ -165,11 +168,11 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             st.w[u][r][v] = ok_old ? load_stream(W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane)
                                    : make_uint4(0, 0, 0, 0);
         }
-        if constexpr (F == 2 || (F == 1 && G == 32)) {  // int4, and int8 with group-32 scales
+        if constexpr (F == 2 || (F == 1 && G != 0)) {  // int4, and int8 with group scales (32 or 16)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
+          for (int h = 0; h < SCN; ++h) {
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
-            const int gi = G == 128 ? (c >> 1) : (2 * c + h);
+            const int gi = G == 128 ? (c >> 1) : (SCN * c + h);
             if constexpr (kLean) {
               // (the zero-point pairs share the scale pairs' index: no pointer of their own, one register
               // pair less per row block)
@@ -332,18 +335,20 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             a[s][3] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), off));
           }
         }
-        if constexpr (F == 1 && G == 32) {
-          // w8g32: sub-tiles 0-1 are group 2c, 2-3 group 2c + 1; exact integer products per group
-          // into a temporary tile, scaled in f32 by the two rows' scales (as int4 does).
+        if constexpr (F == 1 && G != 0) {
+          // w8g32: sub-tiles 0-1 are group 2c, 2-3 group 2c + 1; w8g16: sub-tile s is group 4c + s. Exact
+          // integer products per group into a temporary tile, scaled in f32 by the two rows' scales (as
+          // int4 does).
+          constexpr int SPG = 4 / SCN;  // k16 sub-tiles per group
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
+          for (int h = 0; h < SCN; ++h) {
             float tmp[NT][4];
 #pragma unroll
             for (int j = 0; j < NT; ++j)
 #pragma unroll
               for (int i = 0; i < 4; ++i) tmp[j][i] = 0.f;
 #pragma unroll
-            for (int s = 2 * h; s < 2 * h + 2; ++s) {
+            for (int s = SPG * h; s < SPG * h + SPG; ++s) {
 #pragma unroll
               for (int j = 0; j < NT; ++j) {
                 const uint4& b = xv[u][j][s >> 1];
@@ -467,7 +472,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
       const int tok = 8 * j + 2 * (l & 3) + (i & 1);
       if (row < n_out && tok < n_tokens) {
         if constexpr (F == 1 && G == 0) sum *= __half2float(__ushort_as_half(scales[row]));
-        y[size_t(tok) * n_out + row] = sum;
+        y[size_t(tok) * ldy + row] = sum;
       }
     }
   }
@@ -488,8 +493,8 @@ constexpr int register_cap() {  // 0: none
 #define QB_QGEMV_PARAMS                                                                                     \
   const uint4 *__restrict__ W, const uint16_t *__restrict__ scales, const uint8_t *__restrict__ zeros,    \
       const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
-      int n_tokens, QgemvGatedOut go
-#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, go
+      int n_tokens, int ldy, QgemvGatedOut go
+#define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, ldy, go
 template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false>
 __global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, OFS, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
 template <int kMaxRegisters, int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false,
@@ -588,17 +593,17 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
     const auto* mins = reinterpret_cast<const uint16_t*>(zeros);
     return __half2float(__ushort_as_half(mins[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
   };
-  // A lane's elements lie in two rows (g, g + 8) and two 32-column halves of the chunk: their scales
-  // and zero points (or mins), looked up once (a group of 32 or 128 never straddles a half).
-  float scl[2][2], mn[2][2];
-  int zr[2][2];
+  // A lane's elements lie in two rows (g, g + 8) and the chunk's four k16 sub-tiles: their scales and
+  // zero points (or mins), looked up once (a group of 16, 32 or 128 never straddles a sub-tile).
+  float scl[2][4], mn[2][4];
+  int zr[2][4];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-    for (int ch = 0; ch < 2; ++ch) {
-      scl[hh][ch] = scale_of(g + 8 * hh, 64 * c + 32 * ch);
-      zr[hh][ch] = zero_of(g + 8 * hh, 64 * c + 32 * ch);
-      mn[hh][ch] = min_of(g + 8 * hh, 64 * c + 32 * ch);
+    for (int st = 0; st < 4; ++st) {
+      scl[hh][st] = scale_of(g + 8 * hh, 64 * c + 16 * st);
+      zr[hh][st] = zero_of(g + 8 * hh, 64 * c + 16 * st);
+      mn[hh][st] = min_of(g + 8 * hh, 64 * c + 16 * st);
     }
 #pragma unroll
   for (int v = 0; v < LPC; ++v) {
@@ -620,13 +625,13 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
         } else if constexpr (F == 1) {
           const int byte = 8 * (s & 1) + e;
           const int qv = int((words[byte >> 2] >> (8 * (byte & 3))) & 255u) - 128;
-          val = col < n_in ? float(qv) * scl[(e >> 1) & 1][s >> 1] : 0.f;
+          val = col < n_in ? float(qv) * scl[(e >> 1) & 1][s] : 0.f;
         } else {
           const int nib = (e >> 1) + 4 * (e & 1);
           const int qv = int((words[s] >> (4 * nib)) & 15u);
-          const int hh = (e >> 1) & 1, ch = s >> 1;
-          const float qs = float(qv - zr[hh][ch]) * scl[hh][ch];  // exact
-          val = col < n_in ? (ofs == kMins ? qs + mn[hh][ch] : qs) : 0.f;
+          const int hh = (e >> 1) & 1;
+          const float qs = float(qv - zr[hh][s]) * scl[hh][s];  // exact
+          val = col < n_in ? (ofs == kMins ? qs + mn[hh][s] : qs) : 0.f;
         }
         tile[warp][r][kk] = val;
       }
@@ -660,7 +665,7 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 }
 
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
-                          int, int, QgemvGatedOut);
+                          int, int, int, QgemvGatedOut);
 
 template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false>
 KernelFn kernel_for() {
@@ -713,6 +718,7 @@ KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, b
   switch (s.format) {
     case WeightFormat::BF16: return pick_r<0, 0, kNoOffset>(r, nt, gated);
     case WeightFormat::W8A16:
+      if (s.group == 16) return pick_r<1, 16, kNoOffset>(r, nt, gated);
       return s.group == 32 ? pick_r<1, 32, kNoOffset>(r, nt, gated) : pick_r<1, 0, kNoOffset>(r, nt, gated);
     case WeightFormat::W4A16:
       if (s.group == 32)
@@ -911,8 +917,12 @@ bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
 }
 
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig cfg, const QgemvGatedOut* gated) {
+           QgemvConfig cfg, const QgemvGatedOut* gated, int64_t ldy) {
   if (n_tokens < 1 || n_tokens > 16) throw std::invalid_argument("qgemv: n_tokens must be 1..16");
+  if (ldy == 0) ldy = w.shape.n_out;
+  if (ldy < w.shape.n_out || ldy >= (int64_t(1) << 31))
+    throw std::invalid_argument("qgemv: ldy " + std::to_string(ldy) + " must be at least n_out (" +
+                                std::to_string(w.shape.n_out) + ") and below 2^31");
   QgemvGatedOut go;
   if (gated) {
     if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0 || !gated_epilogue_fits(w.shape, cfg) ||
@@ -959,7 +969,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   launch_kernel(fn, dim3(unsigned(blocks)), dim3(unsigned(nw * 32)), smem, stream, cfg.overlap_launch,
                 static_cast<const uint4*>(w.weights.get()), static_cast<const uint16_t*>(w.scales.get()),
                 static_cast<const uint8_t*>(w.zeros.get()), static_cast<const uint4*>(xfrag), y, int(p.n_out),
-                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, go);
+                int(p.row_blocks), int(p.chunks), int(p.groups), n_tokens, int(ldy), go);
   QB_CUDA_LAUNCHED();
   return cfg;
 }

@@ -21,9 +21,10 @@
 //                       via byte_perm with 0x64 high bytes (1024 + byte), minus 1152.
 //   int4: v = 0;        u32 word s, nibble (e >> 1) + 4 (e & 1), storing q (0..15); a mask and an OR
 //                       with 0x64006400 makes f16 1024 + q for two elements at once, minus (1024 + z).
-// SCALES: int8: scales[row] f16, applied to the f32 sum; int8 with group 32 ("w8g32", GGUF Q8_0's
-// blocks): like int4 below, one f16 per (row, group of 32), applied to each group's partial sum. int4: f16 per (row, group), stored so that a
-// lane loads its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
+// SCALES: int8: scales[row] f16, applied to the f32 sum; int8 with groups of 32 ("w8g32", GGUF Q8_0's
+// blocks) or 16 ("w8g16", GGUF Q6_K's sub-blocks, values -32..31): like int4 below, one f16 per (row,
+// group), applied to each group's partial sum. int4: f16 per (row, group), stored so that a lane loads
+// its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
 // integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
@@ -41,8 +42,9 @@
 // kernels, qgemv.cu, read token 8j's fragment instead: the addresses lanes 0-3 read, so no extra
 // traffic and no predicate; those columns' outputs are never stored).
 //
-// OUTPUT: y[token * n_out + row] in f32 (the residual stream's precision); every element for
-// token < n, row < n_out is written by exactly one thread (no atomics, no pre-zeroing).
+// OUTPUT: y[token * ldy + row] in f32 (the residual stream's precision; ldy = n_out unless qgemv() is
+// given another row stride); every element for token < n, row < n_out is written by exactly one thread
+// (no atomics, no pre-zeroing).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -58,11 +60,11 @@ enum class WeightFormat { BF16, W8A16, W4A16 };
 
 struct QuantSpec {
   WeightFormat format = WeightFormat::BF16;
-  int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row) or 32; BF16: 0
+  int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row), 16 or 32; BF16: 0
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
   bool mins = false;  // W4A16 with group 32 only: per-group f16 offset m (weight q * s + m); not with asym
 };
-std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w4g128", "w4g32a", "w4g32m", ...
+std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w8g16", "w4g128", "w4g32a", "w4g32m", ...
 inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
   return a.format == b.format && a.group == b.group && a.asym == b.asym && a.mins == b.mins;
 }
@@ -176,11 +178,13 @@ struct QgemvGatedOut {
 // n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero). Never for w4 with mins.
 bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
 
-// y[n_tokens][n_out] (f32) = W x. xfrag from pack_activations with the matching dtype and n_in.
-// Returns the launch shape that ran: warps_per_block is lowered where the kernel's registers do not
-// allow that many threads in one block. With `gated` (config fully chosen, gated_epilogue_fits), y is
-// not written: the fused epilogue above writes gated->frag instead.
+// y[n_tokens][n_out] (f32) = W x, token t's outputs at y + t * ldy (0: n_out; a larger stride lets
+// several products fill one output's rows, e.g. the parts of a q|k|v stack in different formats).
+// xfrag from pack_activations with the matching dtype and n_in. Returns the launch shape that ran:
+// warps_per_block is lowered where the kernel's registers do not allow that many threads in one block.
+// With `gated` (config fully chosen, gated_epilogue_fits), y is not written: the fused epilogue above
+// writes gated->frag instead.
 QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y, cudaStream_t stream,
-           QgemvConfig config = {}, const QgemvGatedOut* gated = nullptr);
+           QgemvConfig config = {}, const QgemvGatedOut* gated = nullptr, int64_t ldy = 0);
 
 }  // namespace qb::runtime::cuda

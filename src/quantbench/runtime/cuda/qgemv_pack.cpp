@@ -98,12 +98,15 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
                                   std::to_string(spec.group));
     p.groups = (p.chunks * 64 + spec.group - 1) / spec.group;
   } else if (spec.format == WeightFormat::W8A16 && spec.group != 0) {
-    // w8g32: one f16 scale per 32 inputs (GGUF Q8_0's blocks), symmetric only.
-    if (spec.group != 32 || spec.asym) throw std::invalid_argument("qgemv: w8 groups must be 32, symmetric");
-    if (n_in % 32) throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of 32");
-    p.groups = p.chunks * 2;
+    // w8g32 / w8g16: one f16 scale per 32 or 16 inputs (GGUF Q8_0's blocks, Q6_K's sub-blocks), symmetric.
+    if ((spec.group != 32 && spec.group != 16) || spec.asym || spec.mins)
+      throw std::invalid_argument("qgemv: w8 groups must be 16 or 32, symmetric, got " + spec_name(spec));
+    if (n_in % spec.group)
+      throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of " +
+                                  std::to_string(spec.group));
+    p.groups = p.chunks * (64 / spec.group);
   } else if (spec.group != 0 || spec.asym || spec.mins) {
-    throw std::invalid_argument("qgemv: group/asym/mins apply to w4 and w8g32 only");
+    throw std::invalid_argument("qgemv: group/asym/mins apply to w4 and grouped w8 only");
   }
   return p;
 }
@@ -125,7 +128,7 @@ PackedHost pack(const HostMatrix& m) {
   const size_t n = size_t(m.n_out * m.n_in);
   const bool ok = f == WeightFormat::BF16    ? m.bf16.size() == n
                   : f == WeightFormat::W8A16 ? m.q8.size() == n &&
-                                                   m.scales.size() == size_t(p.spec.group ? m.n_out * (m.n_in / 32)
+                                                   m.scales.size() == size_t(p.spec.group ? m.n_out * (m.n_in / p.spec.group)
                                                                                           : m.n_out)
                                              : m.q4.size() == n &&
                                                    m.scales.size() == size_t(m.n_out * (m.n_in / p.spec.group)) &&

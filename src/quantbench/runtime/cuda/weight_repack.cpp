@@ -1,10 +1,11 @@
-// See weight_repack.h. Every conversion but Q4_K's copies integers and f16 scale bits unchanged, so the
-// packed weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c - 128; int4 codes
-// and zero points as they are; Q4_0 nibbles with z = 8; Q4_1 nibbles with its f16 d and m as scale and
-// min; Q8_0 int8 values), checked host-side by tests/cuda/cuda_backend_check.cpp against the CPU
-// reference's dequantization. Q4_K's sub-block scale d * sc and min -dmin * m (f16 times a 6-bit
-// integer, exact in f32) are rounded once to f16 (the packed form has one f16 scale and min per group
-// of 32); that check holds them to that rounding.
+// See weight_repack.h. Every conversion but Q4_K's and Q6_K's copies integers and f16 scale bits
+// unchanged, so the packed weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c -
+// 128; int4 codes and zero points as they are; Q4_0 nibbles with z = 8; Q4_1 nibbles with its f16 d and
+// m as scale and min; Q8_0 int8 values; Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked host-side by tests/cuda/cuda_backend_check.cpp against
+// the CPU reference's dequantization. Q4_K's sub-block scale d * sc and min -dmin * m (f16 times a 6-bit
+// integer, exact in f32) and Q6_K's sub-block scale d * sc (f16 times an int8, exact in f32) are rounded
+// once to f16 (the packed forms have one f16 scale, and min, per group); that check holds them to that
+// rounding. Q6_K's 6-bit values q - 32 (-32..31) are stored exactly as int8 with groups of 16 (w8g16).
 #include "quantbench/runtime/cuda/weight_repack.h"
 
 #include "quantbench/core/dtype.h"
@@ -21,11 +22,11 @@ using formats::GgmlType;
 
 std::string supported_list() {
   std::string dense;
-  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K,
-                 GgmlType::Q3_K, GgmlType::Q5_K, GgmlType::Q6_K})
+  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q5_1, GgmlType::Q2_K,
+                 GgmlType::Q3_K, GgmlType::Q5_K})
     if (qformat::can_dequantize(t)) dense += (dense.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
   return "packed for the qgemv decode kernels: w8 (int8 per-row, f16 scales), w4g32 and w4g128 (int4, f16 "
-         "scales, sym or asym), GGUF q4_0, q4_1, q4_k and q8_0; dense f16 or bf16 (dequantized at load): GGUF " +
+         "scales, sym or asym), GGUF q4_0, q4_1, q4_k, q5_0, q6_k and q8_0; dense f16 or bf16 (dequantized at load): GGUF " +
          dense;
 }
 
@@ -34,13 +35,15 @@ uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
 // GGUF types packed as w4g32 with mins (qgemv.h): weight q * s + m per group of 32.
 bool packs_with_mins(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q4_K; }
+// GGUF types repacked with their own integers but not their own scale bits (below).
+bool packs_with_rounded_scales(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q6_K; }
 
-// An f16 scale or min of Q4_K from its exact f32 value, rounded once; a value f16 cannot hold stops
-// the load (no real model has one: it would be a weight beyond 65504 / 15).
-uint16_t f16_rounded(float v, const std::string& what) {
+// An f16 scale or min of Q4_K or Q6_K from its exact f32 value, rounded once; a value f16 cannot hold
+// stops the load (no real model has one: it would be a weight beyond 65504 / 15, or 65504 / 32).
+uint16_t f16_rounded(float v, const char* type, const std::string& what) {
   const uint16_t h = f32_to_f16(v);
-  QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a q4_k {} ({}) is not finite or beyond f16's range; this matrix has no GPU path",
-           what, v);
+  QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a {} {} ({}) is not finite or beyond f16's range; this matrix has no GPU path",
+           type, what, v);
   return h;
 }
 }  // namespace
@@ -71,9 +74,14 @@ PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
             tn + " -> w4g32m packed (qgemv; sub-block scales d*sc and mins dmin*m rounded once to f16)"};
   if (w.type == GgmlType::Q8_0 && w.n_in % 32 == 0)
     return {true, {WeightFormat::W8A16, 32, false}, tn + " -> w8g32 packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::Q5_0 && w.n_in % 32 == 0)
+    return {true, {WeightFormat::W8A16, 32, false}, tn + " -> w8g32 packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::Q6_K && w.n_in % 256 == 0)
+    return {true, {WeightFormat::W8A16, 16, false},
+            tn + " -> w8g16 packed (qgemv; 6-bit values exact as int8, sub-block scales d*sc rounded once to f16)"};
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16 ||
-      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0 &&
-       !packs_with_mins(w.type)))
+      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0 && w.type != GgmlType::Q5_0 &&
+       !packs_with_mins(w.type) && !packs_with_rounded_scales(w.type)))
     return {false, {}, tn + " -> dense"};
   fail("cuda backend: weight {} has type {}, which has no GPU path (supported: {})", what, tn, supported_list());
 }
@@ -137,11 +145,45 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
           uint8_t sc = 0, mn = 0;
           qformat::k4_scale_min(j, blk.scales, &sc, &mn);
           const size_t gi = sat + size_t(8 * sb + j);
-          m.scales[gi] = f16_rounded(d * float(sc), "scale");
-          m.mins[gi] = f16_rounded(-(dmin * float(mn)), "min");
+          m.scales[gi] = f16_rounded(d * float(sc), "q4_k", "scale");
+          m.mins[gi] = f16_rounded(-(dmin * float(mn)), "q4_k", "min");
           const uint8_t* q = blk.qs + 32 * (j / 2);
           for (int l = 0; l < 32; ++l)
             m.q4[at + size_t(256 * sb + 32 * j + l)] = (j % 2) ? q[l] >> 4 : q[l] & 15;
+        }
+      }
+    } else if (w.type == GgmlType::Q5_0) {  // 22-byte blocks: f16 d, 32 fifth bits, 16 bytes of nibbles
+      const auto* blocks = reinterpret_cast<const qformat::BlockQ5_0*>(w.data + size_t(r) * w.row_bytes);
+      for (int64_t b = 0; b < ng; ++b) {
+        const qformat::BlockQ5_0& blk = blocks[b];
+        m.scales[sat + size_t(b)] = blk.d;
+        const uint32_t qh = uint32_t(blk.qh[0]) | uint32_t(blk.qh[1]) << 8 | uint32_t(blk.qh[2]) << 16 |
+                            uint32_t(blk.qh[3]) << 24;  // bit j: element j's fifth bit
+        for (int j = 0; j < 16; ++j) {
+          m.q8[at + size_t(32 * b + j)] = int8_t(((blk.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16);
+          m.q8[at + size_t(32 * b + 16 + j)] = int8_t(((blk.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+        }
+      }
+    } else if (w.type == GgmlType::Q6_K) {
+      // 256-element super-blocks (qformat::deq_q6_k's layout): per half of 128, ql's 64 bytes hold the low
+      // nibbles of quarters 0 and 2 (low / high nibble of bytes 0-31) and 1 and 3 (bytes 32-63), qh's 32
+      // bytes their 2-bit high parts (bits 2k..2k+1 for quarter k); 16 int8 scales, one per 16 elements;
+      // weight d * sc * (q - 32).
+      const auto* blocks = reinterpret_cast<const qformat::BlockQ6_K*>(w.data + size_t(r) * w.row_bytes);
+      for (int64_t sb = 0; sb < n_in / 256; ++sb) {
+        const qformat::BlockQ6_K& blk = blocks[sb];
+        const float d = f16_to_f32(blk.d);
+        for (int j = 0; j < 16; ++j)
+          m.scales[sat + size_t(16 * sb + j)] = f16_rounded(d * float(blk.scales[j]), "q6_k", "scale");
+        for (int half = 0; half < 2; ++half) {
+          const uint8_t* ql = blk.ql + 64 * half;
+          const uint8_t* qh = blk.qh + 32 * half;
+          int8_t* out = m.q8.data() + at + size_t(256 * sb + 128 * half);
+          for (int l = 0; l < 32; ++l)
+            for (int k = 0; k < 4; ++k) {
+              const uint8_t low = k & 1 ? (k & 2 ? ql[l + 32] >> 4 : ql[l + 32] & 15) : (k & 2 ? ql[l] >> 4 : ql[l] & 15);
+              out[32 * k + l] = int8_t((low | (((qh[l] >> (2 * k)) & 3) << 4)) - 32);
+            }
         }
       }
     } else {  // Q8_0: 34-byte blocks: f16 d, 32 int8
