@@ -48,6 +48,7 @@ b bf16 bf16 1,16 128 $GEN
 b w8 w8 1 128 $GEN
 b w4g128a w4g128-asym 1,16 128 $GEN  # zero points per group (AWQ's and GPTQ's usual form)
 b w4g32m w4g32m 1,16 128 $GEN  # f16 mins per group of 32 (GGUF Q4_1 and Q4_K, repacked)
+b q4_k_m q4_k_m 1,16 128 $GEN  # GGUF Q4_K_M's mix: w4g32m (Q4_K) with w8g16 (Q6_K) for v, down in half the layers, output
 b pp512_bf16 bf16 1 512 4 5  # one prefill per rep: 5 reps (with 2, one host hiccup moved the median by 30%)
 b pp512_w4g128 w4g128 1 512 4 5
 for f in "$B"/bench_*.log; do echo "== $f"; cat "$f"; done > "$OUT/bench_all.log"
@@ -65,7 +66,7 @@ def metric(j, name):
 print("\nsynthetic:llama2-7b, 128-token prompt; roofline = copy probe / (weights+scales+zeros + f16 KV read per step)")
 print(f"{'scheme':8} {'streams':>7} {'decode tok/s':>13} {'GB/step':>8} {'copy GB/s':>9} {'roofline':>8}")
 dec = {}
-for n in ["w4g128", "w4g128a", "w4g32m", "w8", "bf16"]:
+for n in ["w4g128", "w4g128a", "w4g32m", "q4_k_m", "w8", "bf16"]:
     j = load(n)
     if not j: print(f"{n:8} (missing)"); continue
     for it in j["items"]:

@@ -827,6 +827,23 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       }
     }
   }
+  if (rule >= 9 && p.spec.format == WeightFormat::W8A16 && p.spec.group == 16) {
+    // Session 23: w8g16 (GGUF Q6_K), from an H200 sweep of Llama-2-7B's products (docs/perf.md, session
+    // 23), us, against the shapes above: at 1-8 tokens one row block per warp, 8 warps on the small grids
+    // (down 16.6 against 20.2 at 16 warps; o 8.3, unchanged) and 4 elsewhere (q|k|v 16.8 / 18.4, gate|up
+    // 28.7 / 30.2, lm_head 38.9 / 41.5); at 9-16 tokens the mid grids (q|k|v) at R = 2 with 4 warps (21.1
+    // / 25.8). The wide grids keep R = 2 x 8 warps at 9-16 tokens: R = 4 x 4 won on gate|up (34.4 / 38.6)
+    // and lost on lm_head (62.5 / 51.2), R = 2 x 4 the other way round (42.6, 46.9).
+    const int64_t rb = p.row_blocks;
+    const bool small = rb < 2 * sm_count || p.chunks >= 128, mid = !small && rb < 8 * sm_count;
+    if (n_tokens <= 8) {
+      c.row_blocks_per_warp = 1;
+      c.warps_per_block = small ? 8 : 4;
+    } else if (mid) {
+      c.row_blocks_per_warp = 2;
+      c.warps_per_block = 4;
+    }
+  }
   if ((rule >= 6 || p.spec.mins) && half_step_format(p.spec, rule)) {
     // Rule 8 (session 21): asymmetric w4g128 and w4g32 take the half step too, with symmetric w4g128's
     // shapes except at 1-8 tokens on the wider grids (the end of this block).

@@ -157,9 +157,10 @@ struct QgemvConfig {
   bool copy_loop16 = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
-// symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step (all kept for same-run A/B
-// measurements); 8: the current rules (7, with the half step for every int4 format).
-QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 8);
+// symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step, 8: 7 with the half step for
+// every int4 format (all kept for same-run A/B measurements); 9: the current rules (8, with w8g16's own
+// shapes).
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 9);
 
 // The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
 // up in interleaved blocks of 16 (16 gate rows, then the same 16 columns' up rows; gated_act_out's
