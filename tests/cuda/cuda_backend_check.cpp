@@ -1,9 +1,10 @@
 // CUDA backend vs the CPU reference backend (plain checks, no gtest: the GPU machine lacks it).
 // For each model (stories260K, whose 64/172-wide dims and head_dim 8 exercise the ragged paths, its
 // w8 quantization, and random GGUFs from make_random_gguf.py with 128-multiple dims, GQA, normal and
-// neox rope, qkv bias, as stored (f32/f16/q8_0 mixed) and quantized by `quantbench quantize` to w8,
-// w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0, q4_1 and q4_k (packed as w4g32 with mins), and the
-// GGUF type and bf16 that run dense: q6_k, bf16), it compares next-token distributions of:
+// neox rope, qkv bias, as stored (f32/f16/q8_0 mixed, or with q5_0), and quantized by `quantbench
+// quantize` to w8, w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0, q4_1 and q4_k (packed as w4g32
+// with mins), q6_k (packed as w8g16), a Q4_K_M-like mix (q4_k with q6_k: a q|k|v stack run as one product
+// per format) and bf16 (dense)), it compares next-token distributions of:
 //   prefill of two sequences in one batch (all logits), batched one-token decode steps, and a
 //   truncate-then-refeed; and (stories260K) 60 greedy tokens.
 // Variants: f32 (every matrix dense f32, exact dequantized values, no TF32), f32 without decode
@@ -31,8 +32,8 @@
 // matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
 // T = 40 on the prefill path); then the model runs through the variants above like any other.
 // Host check first (runs without a GPU): every packed matrix, as repacked at load
-// (weight_repack.h), equals the CPU reference's dequantized weight exactly; Q4_K's within the one f16
-// rounding of its sub-block scale and min that the repack makes.
+// (weight_repack.h), equals the CPU reference's dequantized weight exactly; Q4_K's and Q6_K's within the
+// one f16 rounding of their sub-block scales (and Q4_K's mins) that the repack makes.
 // Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

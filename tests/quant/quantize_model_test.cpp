@@ -20,6 +20,7 @@
 #include "quantbench/formats/gguf_writer.h"
 #include "quantbench/quant/calibration_data.h"
 #include "quantbench/quant/quantize_model.h"
+#include "quantbench/quant/scheme.h"
 #include "quantbench/quant/writers/gguf_output.h"
 #include "quantbench/runtime/cpu/cpu_backend.h"
 #include "quantbench/tokenizer/tokenizer.h"
@@ -243,6 +244,25 @@ TEST(QuantizeModel, MissingCalibrationFailsBeforeWriting) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("needs calibration data"), std::string::npos) << e.what();
+  }
+}
+
+// An [[override]] that matches no quantized matrix (here the output, which quantize keeps as stored) is
+// an error naming it, not silently ignored.
+TEST(QuantizeModel, OverrideMatchingNoQuantizedMatrixIsAnError) {
+  const auto methods = quant::builtin_methods();
+  quant::QuantizeOptions o;
+  o.progress = false;
+  const auto scheme = quant::parse_scheme_toml(
+      "scheme = \"q8_0\"\n[[override]]\npattern = \"blk.*.attn_v.weight\"\nscheme = \"q4_0\"\n"
+      "[[override]]\npattern = \"output.weight\"\nscheme = \"q6_k\"\n",
+      "t.toml", methods);
+  try {
+    quant::quantize_model(stories(), scheme, methods, o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("override 2 (pattern 'output.weight') matches none"), std::string::npos)
+        << e.what();
   }
 }
 

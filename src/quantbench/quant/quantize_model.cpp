@@ -115,6 +115,18 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
         uses_gptq = uses_gptq || ts.method == "gptq";
       }
     }
+  // An override that matches none of the matrices quantize quantizes would do nothing, silently: most
+  // often one for token_embd or output, which are kept as stored.
+  for (size_t i = 0; i < scheme.overrides.size(); ++i) {
+    bool used = false;
+    for (int64_t il = 0; il < sp.n_layer && !used; ++il)
+      for (const char* n : kNames) used = used || glob_match(scheme.overrides[i].pattern, fmt::format("blk.{}.{}.weight", il, n));
+    if (!used)
+      fail("scheme '{}': override {} (pattern '{}') matches none of the matrices quantize quantizes (blk.N.{{attn_q, "
+           "attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down}}.weight, N < {}); token_embd and output are kept "
+           "as stored",
+           scheme.source, i + 1, scheme.overrides[i].pattern, sp.n_layer);
+  }
   const bool sequential = opts.calib_order == CalibOrder::Sequential || (opts.calib_order == CalibOrder::Auto && uses_gptq);
 
   // Calibration statistics, keyed by weight name (q/k/v and gate/up share one). Either one pass of the
