@@ -335,26 +335,17 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
           "%s: unpack(pack(m)) != m", spec_name(s).c_str());
   }
   // Impossible shapes are refused, not packed wrongly.
-  bool threw = false;
-  try { packed_shape({WeightFormat::W4A16, 128, false}, 16, 4160); } catch (const std::invalid_argument&) { threw = true; }
-  ++g_cases;
-  CHECK(threw, "w4g128 with n_in %% 128 != 0 accepted");
-  threw = false;
-  try { packed_shape({WeightFormat::W4A16, 64, false}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
-  ++g_cases;
-  CHECK(threw, "w4 group 64 accepted");
-  threw = false;
-  try { packed_shape({WeightFormat::W4A16, 128, false, true}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
-  ++g_cases;
-  CHECK(threw, "w4g128 with mins accepted (mins exist for group 32 only)");
-  threw = false;
-  try { packed_shape({WeightFormat::W8A16, 16, false}, 16, 136); } catch (const std::invalid_argument&) { threw = true; }
-  ++g_cases;
-  CHECK(threw, "w8g16 with n_in %% 16 != 0 accepted");
-  threw = false;
-  try { packed_shape({WeightFormat::W8A16, 64, false}, 16, 128); } catch (const std::invalid_argument&) { threw = true; }
-  ++g_cases;
-  CHECK(threw, "w8 group 64 accepted");
+  auto refused = [](const QuantSpec& spec, int64_t n_in, const char* what) {
+    bool threw = false;
+    try { packed_shape(spec, 16, n_in); } catch (const std::invalid_argument&) { threw = true; }
+    ++g_cases;
+    CHECK(threw, "%s accepted", what);
+  };
+  refused({WeightFormat::W4A16, 128, false}, 4160, "w4g128 with n_in % 128 != 0");
+  refused({WeightFormat::W4A16, 64, false}, 128, "w4 group 64");
+  refused({WeightFormat::W4A16, 128, false, true}, 128, "w4g128 with mins (mins exist for group 32 only)");
+  refused({WeightFormat::W8A16, 16, false}, 136, "w8g16 with n_in % 16 != 0");
+  refused({WeightFormat::W8A16, 64, false}, 128, "w8 group 64");
 }
 
 }  // namespace
