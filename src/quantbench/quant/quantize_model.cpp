@@ -120,7 +120,8 @@ QuantizedModel quantize_model(std::shared_ptr<const model::Model> source, const 
   for (size_t i = 0; i < scheme.overrides.size(); ++i) {
     bool used = false;
     for (int64_t il = 0; il < sp.n_layer && !used; ++il)
-      for (const char* n : kNames) used = used || glob_match(scheme.overrides[i].pattern, fmt::format("blk.{}.{}.weight", il, n));
+      for (const char* n : kNames)
+        used = used || glob_match(scheme.overrides[i].pattern, fmt::format("blk.{}.{}.weight", il, n));
     if (!used)
       fail("scheme '{}': override {} (pattern '{}') matches none of the matrices quantize quantizes (blk.N.{{attn_q, "
            "attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down}}.weight, N < {}); token_embd and output are kept "

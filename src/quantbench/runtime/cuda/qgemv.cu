@@ -65,8 +65,9 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 // int4's per-group offsets (the kernels' OFS): none (z = 8), zero points, or f16 mins (qgemv.h).
 enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
 
-// F: 0 bf16, 1 int8, 2 int4. G: group size (int4: 32/128; int8: 0 = per row, 16 or 32). OFS: int4 offsets (above). R: row blocks per
-// warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per step (QgemvConfig::half_step).
+// F: 0 bf16, 1 int8, 2 int4. G: group size (int4: 32/128; int8: 0 = per row, 16 or 32). OFS: int4
+// offsets (above). R: row blocks per warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per
+// step (QgemvConfig::half_step).
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
 // 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96

@@ -1,11 +1,12 @@
 // See weight_repack.h. Every conversion but Q4_K's and Q6_K's copies integers and f16 scale bits
 // unchanged, so the packed weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c -
 // 128; int4 codes and zero points as they are; Q4_0 nibbles with z = 8; Q4_1 nibbles with its f16 d and
-// m as scale and min; Q8_0 int8 values; Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked host-side by tests/cuda/cuda_backend_check.cpp against
-// the CPU reference's dequantization. Q4_K's sub-block scale d * sc and min -dmin * m (f16 times a 6-bit
-// integer, exact in f32) and Q6_K's sub-block scale d * sc (f16 times an int8, exact in f32) are rounded
-// once to f16 (the packed forms have one f16 scale, and min, per group); that check holds them to that
-// rounding. Q6_K's 6-bit values q - 32 (-32..31) are stored exactly as int8 with groups of 16 (w8g16).
+// m as scale and min; Q8_0 int8 values; Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked
+// host-side by tests/cuda/cuda_backend_check.cpp against the CPU reference's dequantization. Q4_K's
+// sub-block scale d * sc and min -dmin * m (f16 times a 6-bit integer, exact in f32) and Q6_K's sub-block
+// scale d * sc (f16 times an int8, exact in f32) are rounded once to f16 (the packed forms have one f16
+// scale, and min, per group); that check holds them to that rounding. Q6_K's 6-bit values q - 32
+// (-32..31) are stored exactly as int8 with groups of 16 (w8g16).
 #include "quantbench/runtime/cuda/weight_repack.h"
 
 #include "quantbench/core/dtype.h"
@@ -80,8 +81,8 @@ PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
     return {true, {WeightFormat::W8A16, 16, false},
             tn + " -> w8g16 packed (qgemv; 6-bit values exact as int8, sub-block scales d*sc rounded once to f16)"};
   if (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16 ||
-      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0 && w.type != GgmlType::Q5_0 &&
-       !packs_with_mins(w.type) && !packs_with_rounded_scales(w.type)))
+      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0 &&
+       w.type != GgmlType::Q5_0 && !packs_with_mins(w.type) && !packs_with_rounded_scales(w.type)))
     return {false, {}, tn + " -> dense"};
   fail("cuda backend: weight {} has type {}, which has no GPU path (supported: {})", what, tn, supported_list());
 }
@@ -181,7 +182,8 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
           int8_t* out = m.q8.data() + at + size_t(256 * sb + 128 * half);
           for (int l = 0; l < 32; ++l)
             for (int k = 0; k < 4; ++k) {
-              const uint8_t low = k & 1 ? (k & 2 ? ql[l + 32] >> 4 : ql[l + 32] & 15) : (k & 2 ? ql[l] >> 4 : ql[l] & 15);
+              const uint8_t byte = k & 1 ? ql[l + 32] : ql[l];  // quarters 1, 3: bytes 32-63
+              const uint8_t low = k & 2 ? byte >> 4 : byte & 15;   // quarters 2, 3: high nibbles
               out[32 * k + l] = int8_t((low | (((qh[l] >> (2 * k)) & 3) << 4)) - 32);
             }
         }
