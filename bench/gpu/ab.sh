@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s23] [s23b] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s23] [s23b] [s23c] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -721,6 +721,16 @@ if has s23b; then
   GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "gen128 rule9" "gen128 rule8" 2 "q4_k_m 1,16" 2>&1 | tee "$OUT/ab_s23b.txt"
   MODEL=synthetic:llama3-8b GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "llama3-8b rule9" "llama3-8b rule8" 1 "q4_k_m 1,16" 2>&1 |
     tee -a "$OUT/ab_s23b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s23c; then
+  # Session 23: GGUF Q5_K packed as w8g32 with mins (before: dense f16). The w8g32m and w8g32 sweeps, rule and
+  # best per shape; then steps at gen 128 at 1 and 16 streams on synthetic:llama2-7b: q5_k_m (Q5_K_M's mix,
+  # w8g32m with w8g16), w8g32m alone, bf16 (what dense streamed), interleaved, two rounds.
+  for sp in w8g32m w8g32; do rule_vs_best $sp QB_BENCH_NO_PDL=1; done 2>&1 | tee "$OUT/sweep_s23c.txt"
+  for rep in 1 2; do
+    for sc in q5_k_m w8g32m bf16; do GEN=128 b "gen128" $sc 1,16; done
+  done 2>&1 | tee "$OUT/ab_s23c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s22b; then

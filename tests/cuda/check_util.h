@@ -65,6 +65,10 @@ inline HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_
     for (auto& v : m.q8) v = int8_t(q(rng));
     m.scales.resize(size_t(spec.group ? n_out * (n_in / spec.group) : n_out));
     for (auto& s : m.scales) s = to_f16(1e-3f * (1.5f + u(rng)));
+    if (spec.mins) {  // (w8g32m: q is centred already, -128..127; m within 1.5 s of 0)
+      m.mins.resize(m.scales.size());
+      for (size_t g = 0; g < m.mins.size(); ++g) m.mins[g] = to_f16(float(1.5 * u(rng) * from_f16(m.scales[g])));
+    }
   } else {
     m.q4.resize(n);
     std::uniform_int_distribution<int> q(0, 15);

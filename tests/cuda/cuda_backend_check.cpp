@@ -207,7 +207,7 @@ void check_greedy(runtime::cuda::CudaBackend& gpu, int32_t vocab, const std::str
 }
 
 // Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value. Q4_K's
-// repack rounds each sub-block's scale d*sc and min dmin*m once to f16 (relative error <= 2^-11, or
+// (and Q5_K's, q = 0..31) repack rounds each sub-block's scale d*sc and min dmin*m once to f16 (relative error <= 2^-11, or
 // 2^-25 absolute below f16's normal range), so there q s + m may differ from the CPU's f32 value by
 // (q |s| + |m|) 2^-11 (1 + 2^-10) + (q + 1) 2^-25 + |value| 2^-23; Q6_K's (scale d*sc only, q = -32..31)
 // by |q| |s| 2^-11 (1 + 2^-10) + |q| 2^-25 + |value| 2^-23. A wrong value, scale or min is off by far more.
@@ -238,9 +238,10 @@ void check_repack(const std::string& path) {
         ++checked;
         const double want = row[size_t(i)];
         double slack = 0;
-        if (!w->quantized && w->type == formats::GgmlType::Q4_K) {
+        if (!w->quantized && (w->type == formats::GgmlType::Q4_K || w->type == formats::GgmlType::Q5_K)) {
           const size_t g = size_t(o * (w->n_in / 32) + i / 32);
-          const double q = hm.q4[size_t(o * w->n_in + i)];
+          const size_t at = size_t(o * w->n_in + i);
+          const double q = w->type == formats::GgmlType::Q4_K ? double(hm.q4[at]) : double(hm.q8[at]);
           slack = (q * std::fabs(f16_to_f32(hm.scales[g])) + std::fabs(f16_to_f32(hm.mins[g]))) * std::ldexp(1.0, -11) *
                       (1 + std::ldexp(1.0, -10)) +
                   (q + 1) * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);

@@ -92,7 +92,7 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
           (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
   // (w4 with mins has one kernel, the half step at R = 1, whatever was asked: checked as reported)
-  CHECK(spec.mins ? ran.half_step && ran.row_blocks_per_warp == 1
+  CHECK(spec.mins && spec.format == WeightFormat::W4A16 ? ran.half_step && ran.row_blocks_per_warp == 1
                   : ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 &&
                                       ran.row_blocks_per_warp <= 2) ||
                         cfg.row_blocks_per_warp == 0,
@@ -323,6 +323,7 @@ void check_dequant_and_pack_f32(const QuantSpec& spec, int64_t n_out, int64_t n_
 void check_pack_roundtrip(std::mt19937_64& rng) {
   const QuantSpec specs[] = {{WeightFormat::BF16, 0, false}, {WeightFormat::W8A16, 0, false},
                              {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},
+                             {WeightFormat::W8A16, 32, false, true},
                              {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                              {WeightFormat::W4A16, 128, true}, {WeightFormat::W4A16, 32, false, true}};
   for (const auto& s : specs) {
@@ -346,6 +347,7 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
   refused({WeightFormat::W4A16, 128, false, true}, 128, "w4g128 with mins (mins exist for group 32 only)");
   refused({WeightFormat::W8A16, 16, false}, 136, "w8g16 with n_in % 16 != 0");
   refused({WeightFormat::W8A16, 64, false}, 128, "w8 group 64");
+  refused({WeightFormat::W8A16, 16, false, true}, 128, "w8g16 with mins (w8 mins exist for group 32 only)");
 }
 
 }  // namespace
@@ -370,6 +372,7 @@ int main() {
 
     const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
                                {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},
+                               {WeightFormat::W8A16, 32, false, true},
                                {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                                {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                                {WeightFormat::W4A16, 32, false, true}};
@@ -419,6 +422,7 @@ int main() {
     check_case({WeightFormat::W8A16, 0, false}, 4096, 11008, 4, {}, rng);
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
     for (int n : {1, 16}) check_case({WeightFormat::W8A16, 16, false}, 4096, 11008, n, {}, rng);  // (Q6_K's down)
+    for (int n : {1, 16}) check_case({WeightFormat::W8A16, 32, false, true}, 4096, 11008, n, {}, rng);  // (Q5_K's)
     // Launch rules 6 and 7's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2;
     // rule 7 takes R = 2 with 16 warps for the down projection at 16 tokens: a ping-pong loop over 172
     // chunks that ends on a half iteration).
@@ -495,6 +499,11 @@ int main() {
       try { qgemv(dw, nullptr, 1, nullptr, nullptr, {2, 4}, &go); } catch (const std::invalid_argument&) { threw = true; }
       ++g_cases;
       CHECK(threw, "gated epilogue accepted for w4g32m");
+      threw = false;  // w8 with mins: no gated kernel
+      const DeviceMatrix dw8 = upload(pack(random_matrix({WeightFormat::W8A16, 32, false, true}, 256, 256, rng)));
+      try { qgemv(dw8, nullptr, 1, nullptr, nullptr, {2, 4}, &go); } catch (const std::invalid_argument&) { threw = true; }
+      ++g_cases;
+      CHECK(threw, "gated epilogue accepted for w8g32m");
     }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);

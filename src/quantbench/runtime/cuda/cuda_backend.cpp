@@ -1041,12 +1041,14 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
   if (t == "w4g32m" && !asym) return {WeightFormat::W4A16, 32, false, true};  // GGUF Q4_1 / Q4_K's form
   if (t == "w8g16" && !asym) return {WeightFormat::W8A16, 16, false};         // GGUF Q6_K's form
-  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w8g16, w4g32, w4g128, w4g32-asym, "
-       "w4g128-asym, w4g32m, q4_k_m, w8a8, w8a8-fp8)", s);
+  if (t == "w8g32m" && !asym) return {WeightFormat::W8A16, 32, false, true};  // GGUF Q5_K's form
+  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w8g16, w8g32m, w4g32, w4g128, "
+       "w4g32-asym, w4g128-asym, w4g32m, q4_k_m, q5_k_m, w8a8, w8a8-fp8)", s);
 }
 
-// GGUF Q4_K_M's choice of Q6_K over Q4_K (llama.cpp's use_more_bits): attn_v and ffn_down of the first
-// and last eighth of the layers and of every third layer between; the output matrix always.
+// GGUF Q4_K_M's and Q5_K_M's choice of Q6_K over Q4_K / Q5_K (llama.cpp's use_more_bits): attn_v and
+// ffn_down of the first and last eighth of the layers and of every third layer between; the output
+// matrix always.
 bool q4_k_m_more_bits(int64_t il, int64_t n_layer) {
   return il < n_layer / 8 || il >= 7 * n_layer / 8 || (il - n_layer / 8) % 3 == 2;
 }
@@ -1057,10 +1059,13 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
   // W8A8 (w8a8.h): int8 or fp8 activations; the others are qgemv / bf16 schemes.
   const bool w8a8 = scheme == "w8a8" || scheme == "w8a8-fp8", w8a8_fp8 = scheme == "w8a8-fp8";
-  // q4_k_m: GGUF Q4_K_M's mix, w4g32m (Q4_K) with w8g16 (Q6_K) where q4_k_m_more_bits says.
-  const bool q4km = scheme == "q4_k_m";
-  const QuantSpec qs = w8a8 ? QuantSpec{WeightFormat::W8A16, 0, false}
-                            : q4km ? QuantSpec{WeightFormat::W4A16, 32, false, true} : parse_synthetic_scheme(scheme);
+  // q4_k_m / q5_k_m: GGUF Q4_K_M's / Q5_K_M's mix, w4g32m (Q4_K) or w8g32m (Q5_K) with w8g16 (Q6_K) where
+  // q4_k_m_more_bits says.
+  const bool q4km = scheme == "q4_k_m", q5km = scheme == "q5_k_m", kmix = q4km || q5km;
+  const QuantSpec qs = w8a8   ? QuantSpec{WeightFormat::W8A16, 0, false}
+                       : q4km ? QuantSpec{WeightFormat::W4A16, 32, false, true}
+                       : q5km ? QuantSpec{WeightFormat::W8A16, 32, false, true}
+                              : parse_synthetic_scheme(scheme);
   options_.dense = DenseType::Bits16;
   init_device();
   const ModelSpec& sp = spec_;
@@ -1068,7 +1073,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
   const QuantSpec q6 = I.pack_q6k ? QuantSpec{WeightFormat::W8A16, 16, false} : QuantSpec{WeightFormat::BF16, 0, false};
   // (The matrices' paths in describe() say which part runs in which form. The w8g16 codes are random
   // bytes, spanning int8 rather than Q6_K's -32..31: no timing depends on the values.)
-  synthetic_scheme_ = w8a8 ? scheme : q4km ? (I.pack_q6k ? "q4_k_m" : "q4_k_m, q6_k dense") : spec_name(qs);
+  synthetic_scheme_ = w8a8 ? scheme : kmix ? scheme + (I.pack_q6k ? "" : ", q6_k dense") : spec_name(qs);
   QB_CHECK(sp.n_embd % 64 == 0 && sp.n_ff % 64 == 0 && sp.q_dim() % 64 == 0,
            "synthetic {}: dimensions must be multiples of 64", synthetic_name);
   std::mt19937_64 rng(seed);
@@ -1090,7 +1095,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     auto make = [&](int64_t n_out, int64_t n_in, const std::string& what) {
       return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed(), w8a8_fp8) : I.synthetic(qs, n_out, n_in, next_seed(), what);
     };
-    const bool more_bits = q4km && q4_k_m_more_bits(il, sp.n_layer);
+    const bool more_bits = kmix && q4_k_m_more_bits(il, sp.n_layer);
     L.wqkv = more_bits ? I.synthetic_stack({{qs, sp.q_dim() + sp.kv_dim_k()}, {q6, sp.kv_dim_v()}}, sp.n_embd, next_seed,
                                            p + "attn_qkv")
                        : make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
@@ -1103,7 +1108,7 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
   }
   I.output_norm = upload_vec(ones);
   I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed(), w8a8_fp8)
-                  : I.synthetic(q4km ? q6 : qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
+                  : I.synthetic(kmix ? q6 : qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");

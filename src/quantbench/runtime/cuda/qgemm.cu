@@ -343,7 +343,7 @@ int sm_count() {
 bool qgemm_supports(const PackedShape& s) {
   // (w4 with mins: prefill dequantizes it for cuBLAS; this kernel forms (q - z) * s only)
   const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128) && !s.spec.mins;
-  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32);
+  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32) && !s.spec.mins;
   return (w4 || w8) && s.n_in % 8 == 0;
 }
 

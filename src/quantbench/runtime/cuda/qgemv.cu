@@ -7,8 +7,8 @@
 // Weights are read with an L1 no-allocate hint (read once), leaving L1 to the activation fragments
 // that every row block re-reads. The next step's weights are prefetched into registers before the
 // current step's arithmetic. int4 multiplies the exact integers (q - z) and scales each group's f32
-// partial sum, so every format's products are exact and only f32 arithmetic rounds (but int4 with mins,
-// whose weights q * s + m are rounded once to f16: see the int4 block of step_math).
+// partial sum, so every format's products are exact and only f32 arithmetic rounds (but the formats with
+// mins, whose weights q * s + m are rounded once to f16: see step_math).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -79,7 +79,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
                                            int n_tokens, int ldy, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr bool ASYM = OFS == kZeroPoints, MINS = OFS == kMins;
-  static_assert(!MINS || (F == 2 && G == 32), "mins exist for w4g32 only");
+  static_assert(!MINS || (F != 0 && G == 32), "mins exist for w4g32 and w8g32 only");
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   // Session 12's lean loop (fewer instructions per step: one LOP3 per nibble mask, offsets computed
@@ -336,7 +336,29 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             a[s][3] = h2_bits(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), off));
           }
         }
-        if constexpr (F == 1 && G != 0) {
+        if constexpr (F == 1 && MINS) {
+          // w8g32 with mins (GGUF Q5_K): the weights q * s + m formed in f16 (one HFMA2 per A register:
+          // the exact value rounded once, as w4g32m does) and multiplied into the f32 sums directly.
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const __half2 sc2 = bits_h2(sc[u][r][h]), mn2 = bits_h2(zp[u][r][h]);  // (row g, row g + 8)
+            const __half2 s_g = __low2half2(sc2), s_g8 = __high2half2(sc2);
+            const __half2 m_g = __low2half2(mn2), m_g8 = __high2half2(mn2);
+#pragma unroll
+            for (int s = 2 * h; s < 2 * h + 2; ++s) {
+              a[s][0] = h2_bits(__hfma2(bits_h2(a[s][0]), s_g, m_g));  // A registers 0, 2: row g; 1, 3: g + 8
+              a[s][1] = h2_bits(__hfma2(bits_h2(a[s][1]), s_g8, m_g8));
+              a[s][2] = h2_bits(__hfma2(bits_h2(a[s][2]), s_g, m_g));
+              a[s][3] = h2_bits(__hfma2(bits_h2(a[s][3]), s_g8, m_g8));
+#pragma unroll
+              for (int j = 0; j < NT; ++j) {
+                const uint4& b = xv[u][j][s >> 1];
+                mma16816<false>(acc[r][j], a[s][0], a[s][1], a[s][2], a[s][3], (s & 1) ? b.z : b.x,
+                                (s & 1) ? b.w : b.y);
+              }
+            }
+          }
+        } else if constexpr (F == 1 && G != 0) {
           // w8g32: sub-tiles 0-1 are group 2c, 2-3 group 2c + 1; w8g16: sub-tile s is group 4c + s. Exact
           // integer products per group into a temporary tile, scaled in f32 by the two rows' scales (as
           // int4 does).
@@ -589,7 +611,7 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
     return zeros[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)];
   };
   auto min_of = [&](int r, int col) -> float {
-    if (F != 2 || ofs != kMins) return 0.f;
+    if (F == 0 || ofs != kMins) return 0.f;
     const int gi = col / group;
     const auto* mins = reinterpret_cast<const uint16_t*>(zeros);
     return __half2float(__ushort_as_half(mins[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
@@ -626,7 +648,9 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
         } else if constexpr (F == 1) {
           const int byte = 8 * (s & 1) + e;
           const int qv = int((words[byte >> 2] >> (8 * (byte & 3))) & 255u) - 128;
-          val = col < n_in ? float(qv) * scl[(e >> 1) & 1][s] : 0.f;
+          const int hh = (e >> 1) & 1;
+          const float qs = float(qv) * scl[hh][s];  // exact
+          val = col < n_in ? (ofs == kMins ? qs + mn[hh][s] : qs) : 0.f;
         } else {
           const int nib = (e >> 1) + 4 * (e & 1);
           const int qv = int((words[s] >> (4 * nib)) & 15u);
@@ -707,8 +731,14 @@ KernelFn pick_half(int r, int nt, bool gated) {
 }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
-// already checked against has_copy_loop16 by the caller. Mins: qgemv() has set R = 1 and the half step.
+// already checked against has_copy_loop16 by the caller. w4 with mins: qgemv() has set R = 1 and the half
+// step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
+  if (s.mins && s.format == WeightFormat::W8A16) {
+    if (r == 1) return nt == 1 ? kernel_for<1, 32, kMins, 1, 1>() : kernel_for<1, 32, kMins, 1, 2>();
+    if (r == 2) return nt == 1 ? kernel_for<1, 32, kMins, 2, 1>() : kernel_for<1, 32, kMins, 2, 2>();
+    return nt == 1 ? kernel_for<1, 32, kMins, 4, 1>() : kernel_for<1, 32, kMins, 4, 2>();
+  }
   if (s.mins) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
   if (half && copy16)
     return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, true>()
@@ -930,7 +960,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
 }
 
 bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
-  if (p.spec.mins) return false;  // its one kernel runs at R = 1
+  if (p.spec.mins) return false;  // w4: its one kernel runs at R = 1; w8: no gated kernel was built
   return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
 }
 
@@ -962,7 +992,7 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
   }
-  if (p.spec.mins) {  // its one kernel (has_half_step); what ran is reported
+  if (p.spec.mins && p.spec.format == WeightFormat::W4A16) {  // its one kernel (has_half_step); what ran is reported
     cfg.row_blocks_per_warp = 1;
     cfg.half_step = true;
   }

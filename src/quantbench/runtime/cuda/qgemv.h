@@ -28,10 +28,11 @@
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
 // integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
-// MINS (int4 "with mins", w4g32m: GGUF Q4_1 and Q4_K's form): instead of a zero point, an f16 offset m
-// per (row, group), stored like the scales (same index, f16 pairs) in the zeros array. Weight: q * s + m,
-// which the kernel forms in f16 (one fused multiply-add per value: the exact value rounded once) and
-// feeds to the tensor cores; the only format whose decode products are not of exact weight values.
+// MINS ("with mins", w4g32m: GGUF Q4_1 and Q4_K's form; w8g32m: Q5_K's, values 0..31 as int8): instead
+// of a zero point, an f16 offset m per (row, group), stored like the scales (same index, f16 pairs) in the
+// zeros array. Weight: q * s + m, which the kernel forms in f16 (one fused multiply-add per value: the
+// exact value rounded once) and feeds to the tensor cores; the only formats whose decode products are not
+// of exact weight values.
 //
 // ACTIVATIONS are packed too, by pack_activations() (a real decode step would have the preceding
 // norm/activation kernel write this layout directly): x for n tokens, f16 (int formats) or bf16 (bf16
@@ -62,7 +63,7 @@ struct QuantSpec {
   WeightFormat format = WeightFormat::BF16;
   int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row), 16 or 32; BF16: 0
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
-  bool mins = false;  // W4A16 with group 32 only: per-group f16 offset m (weight q * s + m); not with asym
+  bool mins = false;  // group 32 only (W4A16, W8A16): per-group f16 offset m (weight q * s + m); not with asym
 };
 std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w8g16", "w4g128", "w4g32a", "w4g32m", ...
 inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
@@ -71,7 +72,7 @@ inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
 
 // The plain, unpacked matrix: what a quantizer produces and what the CPU reference reads.
 // weight(o, i) = bf16[o][i] | q8[o][i] * scales[o] | (q4[o][i] - zero) * scales[o][i / group]
-// | q4[o][i] * scales[o][i / group] + mins[o][i / group] (w4 with mins).
+// | q4[o][i] * scales[o][i / group] + mins[o][i / group] (w4 with mins; w8 with mins likewise, q8).
 struct HostMatrix {
   QuantSpec spec;
   int64_t n_out = 0, n_in = 0;

@@ -58,7 +58,7 @@ size_t scale_index(const PackedShape& p, int64_t row, int64_t gi) {
 std::string spec_name(const QuantSpec& s) {
   switch (s.format) {
     case WeightFormat::BF16: return "bf16";
-    case WeightFormat::W8A16: return s.group ? "w8g" + std::to_string(s.group) : "w8";
+    case WeightFormat::W8A16: return s.group ? "w8g" + std::to_string(s.group) + (s.mins ? "m" : "") : "w8";
     case WeightFormat::W4A16: return "w4g" + std::to_string(s.group) + (s.asym ? "a" : s.mins ? "m" : "");
   }
   return "?";
@@ -68,8 +68,11 @@ double HostMatrix::weight(int64_t o, int64_t i) const {
   const size_t at = size_t(o * n_in + i);
   switch (spec.format) {
     case WeightFormat::BF16: return bf16_value(bf16[at]);
-    case WeightFormat::W8A16:
-      return double(q8[at]) * f16_value(spec.group ? scales[size_t(o * (n_in / spec.group) + i / spec.group)] : scales[o]);
+    case WeightFormat::W8A16: {
+      if (!spec.group) return double(q8[at]) * f16_value(scales[o]);
+      const size_t g = size_t(o * (n_in / spec.group) + i / spec.group);
+      return double(q8[at]) * f16_value(scales[g]) + (spec.mins ? f16_value(mins[g]) : 0.0);
+    }
     case WeightFormat::W4A16: {
       const size_t g = size_t(o * (n_in / spec.group) + i / spec.group);
       if (spec.mins) return double(q4[at]) * f16_value(scales[g]) + f16_value(mins[g]);
@@ -98,9 +101,11 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
                                   std::to_string(spec.group));
     p.groups = (p.chunks * 64 + spec.group - 1) / spec.group;
   } else if (spec.format == WeightFormat::W8A16 && spec.group != 0) {
-    // w8g32 / w8g16: one f16 scale per 32 or 16 inputs (GGUF Q8_0's blocks, Q6_K's sub-blocks), symmetric.
-    if ((spec.group != 32 && spec.group != 16) || spec.asym || spec.mins)
-      throw std::invalid_argument("qgemv: w8 groups must be 16 or 32, symmetric, got " + spec_name(spec));
+    // w8g32 / w8g16: one f16 scale per 32 or 16 inputs (GGUF Q8_0's blocks, Q6_K's sub-blocks), symmetric;
+    // w8g32 with mins (GGUF Q5_K's form): an f16 min per group too.
+    if ((spec.group != 32 && spec.group != 16) || spec.asym || (spec.mins && spec.group != 32))
+      throw std::invalid_argument("qgemv: w8 groups must be 16 or 32, symmetric (mins: 32 only), got " +
+                                  spec_name(spec));
     if (n_in % spec.group)
       throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of " +
                                   std::to_string(spec.group));
@@ -117,7 +122,7 @@ PackedSizes packed_sizes(const PackedShape& p) {
   if (p.spec.format == WeightFormat::W8A16 && !p.spec.group) s.scales = size_t(p.row_blocks * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 || (p.spec.format == WeightFormat::W8A16 && p.spec.group)) s.scales = size_t(p.row_blocks * p.groups * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 && p.spec.asym) s.zeros = size_t(p.row_blocks * p.groups * 16);
-  if (p.spec.format == WeightFormat::W4A16 && p.spec.mins) s.zeros = size_t(p.row_blocks * p.groups * 16) * 2;
+  if (p.spec.mins) s.zeros = size_t(p.row_blocks * p.groups * 16) * 2;
   return s;
 }
 
@@ -129,7 +134,8 @@ PackedHost pack(const HostMatrix& m) {
   const bool ok = f == WeightFormat::BF16    ? m.bf16.size() == n
                   : f == WeightFormat::W8A16 ? m.q8.size() == n &&
                                                    m.scales.size() == size_t(p.spec.group ? m.n_out * (m.n_in / p.spec.group)
-                                                                                          : m.n_out)
+                                                                                          : m.n_out) &&
+                                                   (!p.spec.mins || m.mins.size() == m.scales.size())
                                              : m.q4.size() == n &&
                                                    m.scales.size() == size_t(m.n_out * (m.n_in / p.spec.group)) &&
                                                    (!p.spec.asym || m.zeros.size() == m.scales.size()) &&

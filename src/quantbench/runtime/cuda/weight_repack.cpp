@@ -23,21 +23,22 @@ using formats::GgmlType;
 
 std::string supported_list() {
   std::string dense;
-  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q5_1, GgmlType::Q2_K,
-                 GgmlType::Q3_K, GgmlType::Q5_K})
+  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K})
     if (qformat::can_dequantize(t)) dense += (dense.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
   return "packed for the qgemv decode kernels: w8 (int8 per-row, f16 scales), w4g32 and w4g128 (int4, f16 "
-         "scales, sym or asym), GGUF q4_0, q4_1, q4_k, q5_0, q6_k and q8_0; dense f16 or bf16 (dequantized at load): GGUF " +
+         "scales, sym or asym), GGUF q4_0, q4_1, q4_k, q5_0, q5_k, q6_k and q8_0; dense f16 or bf16 (dequantized at load): GGUF " +
          dense;
 }
 
 namespace {
 uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
-// GGUF types packed as w4g32 with mins (qgemv.h): weight q * s + m per group of 32.
-bool packs_with_mins(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q4_K; }
+// GGUF types packed with mins (qgemv.h): weight q * s + m per group of 32 (w4g32m; Q5_K: w8g32m).
+bool packs_with_mins(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q4_K || t == GgmlType::Q5_K; }
 // GGUF types repacked with their own integers but not their own scale bits (below).
-bool packs_with_rounded_scales(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q6_K; }
+bool packs_with_rounded_scales(GgmlType t) {
+  return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K;
+}
 
 // An f16 scale or min of Q4_K or Q6_K from its exact f32 value, rounded once; a value f16 cannot hold
 // stops the load (no real model has one: it would be a weight beyond 65504 / 15, or 65504 / 32).
@@ -77,6 +78,10 @@ PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
     return {true, {WeightFormat::W8A16, 32, false}, tn + " -> w8g32 packed (qgemv, exact repack)"};
   if (w.type == GgmlType::Q5_0 && w.n_in % 32 == 0)
     return {true, {WeightFormat::W8A16, 32, false}, tn + " -> w8g32 packed (qgemv, exact repack)"};
+  if (w.type == GgmlType::Q5_K && w.n_in % 256 == 0)
+    return {true, {WeightFormat::W8A16, 32, false, true},
+            tn + " -> w8g32m packed (qgemv; 5-bit values exact as int8, sub-block scales d*sc and mins dmin*m "
+                 "rounded once to f16)"};
   if (w.type == GgmlType::Q6_K && w.n_in % 256 == 0)
     return {true, {WeightFormat::W8A16, 16, false},
             tn + " -> w8g16 packed (qgemv; 6-bit values exact as int8, sub-block scales d*sc rounded once to f16)"};
@@ -163,6 +168,27 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
         for (int j = 0; j < 16; ++j) {
           m.q8[at + size_t(32 * b + j)] = int8_t(((blk.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16);
           m.q8[at + size_t(32 * b + 16 + j)] = int8_t(((blk.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+        }
+      }
+    } else if (w.type == GgmlType::Q5_K) {
+      // Q4_K's super-blocks plus a fifth bit (qformat::deq_q5_k): sub-blocks 2k (low nibbles) and 2k + 1
+      // (high) in qs bytes 32k .. 32k + 31, their fifth bits at bits 2k and 2k + 1 of qh[l]; weight
+      // d*sc*q - dmin*m.
+      const auto* blocks = reinterpret_cast<const qformat::BlockQ5_K*>(w.data + size_t(r) * w.row_bytes);
+      for (int64_t sb = 0; sb < n_in / 256; ++sb) {
+        const qformat::BlockQ5_K& blk = blocks[sb];
+        const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc = 0, mn = 0;
+          qformat::k4_scale_min(j, blk.scales, &sc, &mn);
+          const size_t gi = sat + size_t(8 * sb + j);
+          m.scales[gi] = f16_rounded(d * float(sc), "q5_k", "scale");
+          m.mins[gi] = f16_rounded(-(dmin * float(mn)), "q5_k", "min");
+          const uint8_t* q = blk.qs + 32 * (j / 2);
+          for (int l = 0; l < 32; ++l) {
+            const int low = (j % 2) ? q[l] >> 4 : q[l] & 15, high = (blk.qh[l] >> j) & 1;
+            m.q8[at + size_t(256 * sb + 32 * j + l)] = int8_t(low | high << 4);
+          }
         }
       }
     } else if (w.type == GgmlType::Q6_K) {
