@@ -423,6 +423,7 @@ int main() {
     check_case({WeightFormat::W8A16, 32, false}, 4096, 11008, 4, {}, rng);
     for (int n : {1, 16}) check_case({WeightFormat::W8A16, 16, false}, 4096, 11008, n, {}, rng);  // (Q6_K's down)
     for (int n : {1, 16}) check_case({WeightFormat::W8A16, 32, false, true}, 4096, 11008, n, {}, rng);  // (Q5_K's)
+    for (int n : {1, 16}) check_case({WeightFormat::W8A16, 32, false, true}, 22016, 4096, n, {}, rng);  // (R = 4 x 4 at 16)
     // Launch rules 6 and 7's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2;
     // rule 7 takes R = 2 with 16 warps for the down projection at 16 tokens: a ping-pong loop over 172
     // chunks that ends on a half iteration).

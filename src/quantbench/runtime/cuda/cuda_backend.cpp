@@ -1202,7 +1202,7 @@ std::string CudaBackend::describe() const {
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
                      impl_->launch_rule >= 9   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
-                                                 "warp, their two step buffers used in turn; w8g16's own shapes)"
+                                                 "warp, their two step buffers used in turn; int8 with group scales in shapes of their own)"
                      : impl_->launch_rule == 8 ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn)"
                      : impl_->launch_rule == 7 ? " (symmetric w4g128 in half steps; at 9-16 tokens its two step buffers "

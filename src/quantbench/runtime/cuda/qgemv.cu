@@ -858,20 +858,28 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       }
     }
   }
-  if (rule >= 9 && p.spec.format == WeightFormat::W8A16 && p.spec.group == 16) {
-    // Session 23: w8g16 (GGUF Q6_K), from an H200 sweep of Llama-2-7B's products (docs/perf.md, session
-    // 23), us, against the shapes above: at 1-8 tokens one row block per warp, 8 warps on the small grids
-    // (down 16.6 against 20.2 at 16 warps; o 8.3, unchanged) and 4 elsewhere (q|k|v 16.8 / 18.4, gate|up
-    // 28.7 / 30.2, lm_head 38.9 / 41.5); at 9-16 tokens the mid grids (q|k|v) at R = 2 with 4 warps (21.1
-    // / 25.8). The wide grids keep R = 2 x 8 warps at 9-16 tokens: R = 4 x 4 won on gate|up (34.4 / 38.6)
-    // and lost on lm_head (62.5 / 51.2), R = 2 x 4 the other way round (42.6, 46.9).
+  if (rule >= 9 && p.spec.format == WeightFormat::W8A16 && p.spec.group != 0) {
+    // Session 23: int8 with group scales (w8g16: GGUF Q6_K; w8g32: Q8_0, Q5_0; w8g32m: Q5_K), from H200
+    // sweeps of Llama-2-7B's products (docs/perf.md, session 23), us, against the shapes above:
+    // - 1-8 tokens: one row block per warp, 8 warps on the small grids (down, w8g16 / w8g32 / w8g32m: 16.6
+    //   / 15.5 / 16.2 against 20.2 / 18.1 / 19.3 at 16 warps; o unchanged) and 4 on the mid ones (q|k|v
+    //   16.8 / 15.8 / 16.3 against 18.4 / 17.5 / 17.5); the wide ones (gate|up, lm_head) 4 warps too for
+    //   w8g16 and w8g32m (28.7 / 30.2 and 38.9 / 41.5; 28.7 / 29.5 and 38.0 / 40.0), while w8g32 keeps 8
+    //   (at 4: 28.7 / 27.9 and 39.7 / 37.0);
+    // - 9-16 tokens: the mid grids at R = 2 with 4 warps (21.1 / 18.4 / 19.2 against 25.8 / 21.5 / 22.6);
+    //   w8g32m's wide grids at R = 4 with 4 warps (gate|up 30.5 / 34.2, lm_head 38.3 / 44.9), where R = 4
+    //   lost on lm_head for the others (62.5 / 51.2 for w8g16, 56.4 / 43.0 for w8g32), which keep R = 2 x 8.
     const int64_t rb = p.row_blocks;
     const bool small = rb < 2 * sm_count || p.chunks >= 128, mid = !small && rb < 8 * sm_count;
+    const bool w8g32_plain = p.spec.group == 32 && !p.spec.mins;
     if (n_tokens <= 8) {
       c.row_blocks_per_warp = 1;
-      c.warps_per_block = small ? 8 : 4;
+      c.warps_per_block = small || (!mid && w8g32_plain) ? 8 : 4;
     } else if (mid) {
       c.row_blocks_per_warp = 2;
+      c.warps_per_block = 4;
+    } else if (!small && p.spec.mins) {
+      c.row_blocks_per_warp = 4;
       c.warps_per_block = 4;
     }
   }

@@ -159,8 +159,8 @@ struct QgemvConfig {
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step, 8: 7 with the half step for
-// every int4 format (all kept for same-run A/B measurements); 9: the current rules (8, with w8g16's own
-// shapes).
+// every int4 format (all kept for same-run A/B measurements); 9: the current rules (8, with shapes of
+// their own for int8 with group scales: w8g16, w8g32, w8g32m).
 QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 9);
 
 // The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
