@@ -866,7 +866,9 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     //   16.8 / 15.8 / 16.3 against 18.4 / 17.5 / 17.5); the wide ones (gate|up, lm_head) 4 warps too for
     //   w8g16 and w8g32m (28.7 / 30.2 and 38.9 / 41.5; 28.7 / 29.5 and 38.0 / 40.0), while w8g32 keeps 8
     //   (at 4: 28.7 / 27.9 and 39.7 / 37.0);
-    // - 9-16 tokens: the mid grids at R = 2 with 4 warps (21.1 / 18.4 / 19.2 against 25.8 / 21.5 / 22.6);
+    // - 9-16 tokens: the mid grids at R = 2 with 4 warps (21.1 / 18.4 / 19.2 against 25.8 / 21.5 / 22.6)
+    //   where that still gives every SM two blocks (Llama-2-7B's q|k|v: 384 blocks; on Llama-3-8B's, 192,
+    //   a w8g32 16-stream step ran 3.70 against 3.55 ms at 8 warps);
     //   w8g32m's wide grids at R = 4 with 4 warps (gate|up 30.5 / 34.2, lm_head 38.3 / 44.9), where R = 4
     //   lost on lm_head for the others (62.5 / 51.2 for w8g16, 56.4 / 43.0 for w8g32), which keep R = 2 x 8.
     const int64_t rb = p.row_blocks;
@@ -875,10 +877,10 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
     if (n_tokens <= 8) {
       c.row_blocks_per_warp = 1;
       c.warps_per_block = small || (!mid && w8g32_plain) ? 8 : 4;
-    } else if (mid) {
+    } else if (mid && (rb + 1) / 2 >= 2 * sm_count) {
       c.row_blocks_per_warp = 2;
       c.warps_per_block = 4;
-    } else if (!small && p.spec.mins) {
+    } else if (!small && !mid && p.spec.mins) {
       c.row_blocks_per_warp = 4;
       c.warps_per_block = 4;
     }
