@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s23] [s23b] [s23c] [s23d] [s23e] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -750,6 +750,26 @@ if has s23e; then
     MODEL=synthetic:llama3-8b GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "llama3-8b rule9" "llama3-8b rule8" 1 "w8g32 16" "q5_k_m 16"
     GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "gen128 rule9" "gen128 rule8" 1 "w8g32 16"
   done 2>&1 | tee "$OUT/ab_s23e.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s23f; then
+  # Session 23: qgemm (the fused prefill product) with mins, w4g32m (GGUF Q4_1, Q4_K) and w8g32m (Q5_K): its
+  # checks (qb_cuda_tests qgemm), the backend check on the models with mins, then 512-token prefills on
+  # synthetic:llama2-7b: q4_k_m, q5_k_m and w4g32m with qgemm and with dequantize + cuBLAS (QB_CUDA_QGEMM=0,
+  # the path before), w4g128 and bf16, one round.
+  t0=$(date +%s); timeout 200 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
+  echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
+  t0=$(date +%s); timeout 200 ./qb_cuda_backend_check models/rand-llama-q4_1.gguf models/rand-llama-q4_k.gguf \
+    models/rand-llama-q4_k_m.gguf models/rand-llama-q5_k.gguf models/rand-llama-q5_k_m.gguf > "$OUT/backend_check_mins.log" 2>&1
+  echo "backend_check (mins) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_mins.log" | cut -c1-200 | head
+  pp() {  # label scheme env...
+    local l=$1 sc=$2; shift 2
+    env "$@" timeout 100 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $sc --batch 1 --prompt-len 512 \
+      --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+    awk -v l="$l $sc" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"; grep "^prefill 512" "$OUT/tmp.log"
+  }
+  for sc in q4_k_m q5_k_m w4g32m; do pp "qgemm" $sc; pp "deq+blas" $sc QB_CUDA_QGEMM=0; done 2>&1 | tee "$OUT/ab_s23f.txt"
+  for sc in w4g128 bf16; do pp "this" $sc; done 2>&1 | tee -a "$OUT/ab_s23f.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s22b; then

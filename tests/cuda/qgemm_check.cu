@@ -1,6 +1,7 @@
 // qgemm (the fused prefill product on packed 4- and 8-bit weights, runtime/cuda/qgemm.h) against a
 // float64 product of the weights it must use: each (q - z) * s rounded once to f16, as dequantize_packed
-// writes them (that rounding is itself checked bit for bit in qgemv_check.cu), times f16 activations.
+// writes them (that rounding is itself checked bit for bit in qgemv_check.cu), or with mins q * s + m
+// rounded to f16, times f16 activations.
 // Fresh random inputs per case; the output poisoned with NaN and a guard past it with a sentinel; a
 // second launch must be bit-identical. Products of f16 values are exact in f32, only the f32 sums
 // round: per element within 2e-4 of sum |w x| (qgemv_check.cu's bound), relative L2 within 3e-5. That
@@ -77,7 +78,8 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
   g_fail = 0;
   const QuantSpec specs[] = {{WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                              {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true},
-                             {WeightFormat::W8A16, 0, false},   {WeightFormat::W8A16, 32, false}};
+                             {WeightFormat::W8A16, 0, false},   {WeightFormat::W8A16, 32, false},
+                             {WeightFormat::W4A16, 32, false, true}, {WeightFormat::W8A16, 32, false, true}};
   struct Case { int64_t n_out, n_in; int T; };
   for (const QuantSpec& s : specs) {
     // Ragged rows (not a multiple of the 128-row tile or of 16), ragged token tiles (17, 130, 300),

@@ -352,7 +352,9 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // "qgemm": the host checks and the prefill product's checks only (a short GPU call for qgemm work).
+  const bool qgemm_only = argc > 1 && std::strcmp(argv[1], "qgemm") == 0;
   try {
     std::random_device rd;
     const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();  // fresh inputs every run; printed to replay
@@ -369,6 +371,11 @@ int main() {
     cudaDeviceProp prop{};
     QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+    if (qgemm_only) {
+      g_failures += run_qgemm_checks(rng, &g_cases);
+      std::printf("%s: %d cases (qgemm only), %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases, g_failures);
+      return g_failures ? 1 : 0;
+    }
 
     const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
                                {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},

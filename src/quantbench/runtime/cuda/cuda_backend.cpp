@@ -1177,7 +1177,8 @@ std::string CudaBackend::describe() const {
                      "before it (not W8A8), at steps of at most {} tokens: {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
-                                       "(q - z) * s rounded to f16, f32 accumulation), bf16: cuBLAS"
+                                       "(q - z) * s or q * s + m rounded to f16, f32 accumulation; w8g16 and the "
+                                       "parts of a split stack: dequantized to f16 + cuBLAS), bf16: cuBLAS"
                                      : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
                      gate_up_note(*impl_),
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +

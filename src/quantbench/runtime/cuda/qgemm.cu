@@ -29,11 +29,11 @@ constexpr int kStages = 4;
 constexpr int kRowWarps = 8;  // row blocks (warps) per block: 128 rows, two warpgroups
 // Shared memory per stage: x (NT tokens x 128 bytes), weights (8 row blocks x LPC vectors of 512
 // bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to 2 groups x 32 bytes), zero points (8 x up
-// to 2 groups x 16 bytes); then one mbarrier per stage.
-template <int NT, int LPC>
+// to 2 groups x 16 bytes) or, with mins, f16 mins laid out as the scales; then one mbarrier per stage.
+template <int NT, int LPC, bool MINS = false>
 struct Tile {
   static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 64,
-                       kZBytes = kRowWarps * 32;
+                       kZBytes = kRowWarps * (MINS ? 64 : 32);
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
 
@@ -117,15 +117,17 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
 }
 
 // BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32, or 0 for one scale per row); ASYM: int4
-// per-group zero points (else z = 8); NT: tokens per tile (the wgmma N).
-template <int BITS, int G, bool ASYM, int NT>
+// per-group zero points (else z = 8); NT: tokens per tile (the wgmma N); MINS: groups of 32 with an f16
+// min per group instead (GGUF Q4_1 / Q4_K as w4g32m, Q5_K as w8g32m): weights q * s + m.
+template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 __global__ void __launch_bounds__(kRowWarps * 32, 2)
     qgemm_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
                  const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out, int row_blocks,
                  int chunks, int groups) {
   constexpr int LPC = BITS == 4 ? 1 : 2;  // 16-byte vectors per lane per chunk
   constexpr int NG = G == 128 ? 1 : 2;     // groups per 64-wide chunk (a group of 128 spans two chunks)
-  using Tl = Tile<NT, LPC>;
+  static_assert(!MINS || (G == 32 && !ASYM), "mins: groups of 32, no zero points");
+  using Tl = Tile<NT, LPC, MINS>;
   constexpr int kXBytes = Tl::kXBytes, kWBytes = Tl::kWBytes, kSBytes = Tl::kSBytes, kZBytes = Tl::kZBytes;
   extern __shared__ uint8_t smem_raw[];
   // Aligned by an offset from the shared array itself (not through an integer), so the compiler still
@@ -134,7 +136,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   uint8_t* xs = smem;                    // [stage][kXBytes], 1024-byte aligned (swizzle atoms)
   uint8_t* ws = xs + kStages * kXBytes;  // [stage][row block][lane] 16 bytes
   uint8_t* ss = ws + kStages * kWBytes;  // [stage][row block][group of the chunk][row g][g / g + 8] f16
-  uint8_t* zs = ss + kStages * kSBytes;  // [stage][row block][group of the chunk][row g][g / g + 8] u8
+  uint8_t* zs = ss + kStages * kSBytes;  // [stage][row block][group of the chunk][row g][g / g + 8] u8 (mins: f16)
   const uint32_t bars = smem_u32(zs + kStages * kZBytes);  // [stage] mbarrier of the x tile
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int tok0 = blockIdx.x * NT, rb0 = blockIdx.y * kRowWarps;
@@ -164,6 +166,14 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       cp_async16(smem_u32(ss + st * kSBytes + r * 64 + 16 * k),
                  ok ? scales + (size_t(rb) * groups + gi0) * 32 + 16 * k : scales, ok);
     }
+    if constexpr (MINS) {  // 32 bytes of f16 mins per (row block, group), as the scales
+      if (tid >= 128 && tid < 128 + kRowWarps * 2 * NG) {
+        const int q = tid - 128, r = q / (2 * NG), k = q % (2 * NG), rb = rb0 + r;
+        const bool ok = rb < row_blocks;
+        cp_async16(smem_u32(zs + st * kZBytes + r * 64 + 16 * k),
+                   ok ? zeros + (size_t(rb) * groups + gi0) * 32 + 16 * k : zeros, ok);
+      }
+    }
     if constexpr (ASYM) {
       if (tid >= 128 && tid < 128 + kRowWarps * NG) {  // 16 zero-point bytes per (row block, group)
         const int q = tid - 128, r = q / NG, k = q % NG, rb = rb0 + r;
@@ -188,7 +198,12 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
     }
   }
   // The A registers of chunk c from its stage: the exact integer (q - z) in f16, then one rounding of
-  // its product with the scale (as qgemv, and bit for bit dequantize_packed's f16 value).
+  // its product with the scale (as qgemv, and bit for bit dequantize_packed's f16 value); with mins,
+  // q * s + m by one fused multiply-add (one rounding of the exact value, as qgemv forms it).
+  auto min_pair = [&](int st, int h) {  // (row g, row g + 8) mins of the chunk's group h
+    return bits_h2(*reinterpret_cast<const uint32_t*>(zs + st * kZBytes + warp * 64 + h * 32 + g * 4));
+  };
+  auto scaled = [&](__half2 q, __half2 s, __half2 m) { return h2_bits(MINS ? __hfma2(q, s, m) : __hmul2(q, s)); };
   auto dequant = [&](int c, uint32_t (&a)[4][4]) {
     const int st = c % kStages;
     if constexpr (BITS == 8) {
@@ -204,12 +219,18 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
           s_lo = __low2half2(bits_h2(sp));
           s_hi = __high2half2(bits_h2(sp));
         }
+        __half2 m_lo = __float2half2_rn(0.f), m_hi = m_lo;
+        if constexpr (MINS) {
+          const __half2 mp = min_pair(st, s >> 1);
+          m_lo = __low2half2(mp);
+          m_hi = __high2half2(mp);
+        }
         const uint4 q = qv[(s >> 1) * 32];  // vectors of a row block are 512 bytes apart
         const uint32_t w0 = (s & 1) ? q.z : q.x, w1 = (s & 1) ? q.w : q.y;
-        a[s][0] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4140)), k1152), s_lo));
-        a[s][1] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4342)), k1152), s_hi));
-        a[s][2] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4140)), k1152), s_lo));
-        a[s][3] = h2_bits(__hmul2(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), k1152), s_hi));
+        a[s][0] = scaled(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4140)), k1152), s_lo, m_lo);
+        a[s][1] = scaled(__hsub2(bits_h2(__byte_perm(w0, 0x64646464u, 0x4342)), k1152), s_hi, m_hi);
+        a[s][2] = scaled(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4140)), k1152), s_lo, m_lo);
+        a[s][3] = scaled(__hsub2(bits_h2(__byte_perm(w1, 0x64646464u, 0x4342)), k1152), s_hi, m_hi);
       }
       return;
     }
@@ -219,14 +240,21 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       const int h = G == 128 ? 0 : s >> 1;  // groups of 32: sub-tiles 0-1 are the chunk's first group
       const uint32_t sp = *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 64 + h * 32 + g * 4);
       const uint32_t zpair =
-          ASYM ? uint32_t(*reinterpret_cast<const uint16_t*>(zs + st * kZBytes + warp * 32 + h * 16 + g * 2)) : 0x0808u;
+          ASYM ? uint32_t(*reinterpret_cast<const uint16_t*>(zs + st * kZBytes + warp * 32 + h * 16 + g * 2))
+               : MINS ? 0u : 0x0808u;  // (mins: the plain q)
       const __half2 s_lo = __low2half2(bits_h2(sp)), s_hi = __high2half2(bits_h2(sp));  // rows g, g + 8
+      __half2 m_lo = __float2half2_rn(0.f), m_hi = m_lo;
+      if constexpr (MINS) {
+        const __half2 mp = min_pair(st, h);
+        m_lo = __low2half2(mp);
+        m_hi = __high2half2(mp);
+      }
       __half2 qz[4];
       int4_qz(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, int4_zero(zpair), qz);
-      a[s][0] = h2_bits(__hmul2(qz[0], s_lo));
-      a[s][1] = h2_bits(__hmul2(qz[1], s_hi));
-      a[s][2] = h2_bits(__hmul2(qz[2], s_lo));
-      a[s][3] = h2_bits(__hmul2(qz[3], s_hi));
+      a[s][0] = scaled(qz[0], s_lo, m_lo);
+      a[s][1] = scaled(qz[1], s_hi, m_hi);
+      a[s][2] = scaled(qz[2], s_lo, m_lo);
+      a[s][3] = scaled(qz[3], s_hi, m_hi);
     }
   };
   auto issue = [&](int c, const uint32_t (&a)[4][4]) {
@@ -303,10 +331,10 @@ CUtensorMap x_tensor_map(const uint16_t* x, int T, int n_in, int NT) {
   return map;
 }
 
-template <int BITS, int G, bool ASYM, int NT>
+template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream) {
-  auto* kernel = qgemm_kernel<BITS, G, ASYM, NT>;
-  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2>::kSmemBytes;
+  auto* kernel = qgemm_kernel<BITS, G, ASYM, NT, MINS>;
+  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, MINS>::kSmemBytes;
   static const bool attr = [&] {
     QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
@@ -323,9 +351,10 @@ void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStrea
   QB_CUDA_OK(cudaGetLastError());
 }
 
-template <int BITS, int G, bool ASYM>
+template <int BITS, int G, bool ASYM, bool MINS = false>
 void launch_any(const QgemmConfig& c, const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream) {
-  c.tokens == 128 ? launch<BITS, G, ASYM, 128>(w, x, T, y, stream) : launch<BITS, G, ASYM, 64>(w, x, T, y, stream);
+  c.tokens == 128 ? launch<BITS, G, ASYM, 128, MINS>(w, x, T, y, stream)
+                  : launch<BITS, G, ASYM, 64, MINS>(w, x, T, y, stream);
 }
 
 int sm_count() {
@@ -341,9 +370,9 @@ int sm_count() {
 }  // namespace
 
 bool qgemm_supports(const PackedShape& s) {
-  // (w4 with mins: prefill dequantizes it for cuBLAS; this kernel forms (q - z) * s only)
-  const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128) && !s.spec.mins;
-  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32) && !s.spec.mins;
+  // (w8g16, GGUF Q6_K: prefill dequantizes it for cuBLAS; mins come with groups of 32 only)
+  const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128);
+  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32);
   return (w4 || w8) && s.n_in % 8 == 0;
 }
 
@@ -356,17 +385,21 @@ QgemmConfig qgemm_config(const PackedShape& shape, int T, int sms) {
 
 QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream, QgemmConfig cfg) {
   if (!qgemm_supports(w.shape))
-    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w8 or w8g32 weights "
-                                "with n_in a multiple of 8, got " + spec_name(w.shape.spec) + " with n_in " +
+    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w4g32m, w8, w8g32 or "
+                                "w8g32m weights with n_in a multiple of 8, got " + spec_name(w.shape.spec) + " with n_in " +
                                 std::to_string(w.shape.n_in));
   if (T < 1) throw std::invalid_argument("qgemm: T must be at least 1, got " + std::to_string(T));
   if (cfg.tokens == 0) cfg = qgemm_config(w.shape, T, sm_count());
   if (cfg.tokens != 64 && cfg.tokens != 128)
     throw std::invalid_argument("qgemm: tile of " + std::to_string(cfg.tokens) + " tokens (supported: 64, 128)");
   const QuantSpec& q = w.shape.spec;
-  if (q.format == WeightFormat::W8A16)
+  if (q.format == WeightFormat::W8A16 && q.mins)
+    launch_any<8, 32, false, true>(cfg, w, x, T, y, stream);
+  else if (q.format == WeightFormat::W8A16)
     q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, stream)
                   : launch_any<8, 0, false>(cfg, w, x, T, y, stream);
+  else if (q.mins)
+    launch_any<4, 32, false, true>(cfg, w, x, T, y, stream);
   else if (q.group == 128)
     q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, stream);
   else

@@ -8,7 +8,10 @@
 //
 // Numerics: every weight is (q - z) * s rounded once to f16, bit for bit the value dequantize_packed
 // writes for the cuBLAS path it replaces; products of f16 values are exact in f32 and the sums are f32,
-// so the result differs from that path only in the order of the f32 additions.
+// so the result differs from that path only in the order of the f32 additions. With mins (w4g32m, w8g32m)
+// each weight is q * s + m rounded once to f16 (one fused multiply-add, as qgemv forms it); the cuBLAS
+// path's dequantize_packed rounds that sum to f32 first, which can differ by one f16 ulp where the f32
+// sum was inexact.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -18,8 +21,8 @@
 
 namespace qb::runtime::cuda {
 
-// True where qgemm can run this matrix: those formats (not w4 with mins), with n_in a multiple of 8
-// (16-byte rows of x, as TMA needs).
+// True where qgemm can run this matrix: those formats and the ones with mins (not w8g16), with n_in a
+// multiple of 8 (16-byte rows of x, as TMA needs).
 bool qgemm_supports(const PackedShape& shape);
 
 // Launch: tokens per tile (64 or 128; 0 = chosen by qgemm_config).
