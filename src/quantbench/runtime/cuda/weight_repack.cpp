@@ -48,6 +48,16 @@ uint16_t f16_rounded(float v, const char* type, const std::string& what) {
            type, what, v);
   return h;
 }
+
+// Sub-block j's scale d*sc and min -dmin*m of a Q4_K or Q5_K super-block (their common header), each
+// rounded once to f16.
+template <class KBlock>
+void k_scale_min_f16(const KBlock& blk, int j, const char* type, uint16_t* scale, uint16_t* min) {
+  uint8_t sc = 0, mn = 0;
+  qformat::k4_scale_min(j, blk.scales, &sc, &mn);
+  *scale = f16_rounded(f16_to_f32(blk.d) * float(sc), type, "scale");
+  *min = f16_rounded(-(f16_to_f32(blk.dmin) * float(mn)), type, "min");
+}
 }  // namespace
 
 PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
@@ -146,13 +156,9 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
       const auto* blocks = reinterpret_cast<const qformat::BlockQ4_K*>(w.data + size_t(r) * w.row_bytes);
       for (int64_t sb = 0; sb < n_in / 256; ++sb) {
         const qformat::BlockQ4_K& blk = blocks[sb];
-        const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
         for (int j = 0; j < 8; ++j) {
-          uint8_t sc = 0, mn = 0;
-          qformat::k4_scale_min(j, blk.scales, &sc, &mn);
           const size_t gi = sat + size_t(8 * sb + j);
-          m.scales[gi] = f16_rounded(d * float(sc), "q4_k", "scale");
-          m.mins[gi] = f16_rounded(-(dmin * float(mn)), "q4_k", "min");
+          k_scale_min_f16(blk, j, "q4_k", &m.scales[gi], &m.mins[gi]);
           const uint8_t* q = blk.qs + 32 * (j / 2);
           for (int l = 0; l < 32; ++l)
             m.q4[at + size_t(256 * sb + 32 * j + l)] = (j % 2) ? q[l] >> 4 : q[l] & 15;
@@ -177,13 +183,9 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
       const auto* blocks = reinterpret_cast<const qformat::BlockQ5_K*>(w.data + size_t(r) * w.row_bytes);
       for (int64_t sb = 0; sb < n_in / 256; ++sb) {
         const qformat::BlockQ5_K& blk = blocks[sb];
-        const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
         for (int j = 0; j < 8; ++j) {
-          uint8_t sc = 0, mn = 0;
-          qformat::k4_scale_min(j, blk.scales, &sc, &mn);
           const size_t gi = sat + size_t(8 * sb + j);
-          m.scales[gi] = f16_rounded(d * float(sc), "q5_k", "scale");
-          m.mins[gi] = f16_rounded(-(dmin * float(mn)), "q5_k", "min");
+          k_scale_min_f16(blk, j, "q5_k", &m.scales[gi], &m.mins[gi]);
           const uint8_t* q = blk.qs + 32 * (j / 2);
           for (int l = 0; l < 32; ++l) {
             const int low = (j % 2) ? q[l] >> 4 : q[l] & 15, high = (blk.qh[l] >> j) & 1;
