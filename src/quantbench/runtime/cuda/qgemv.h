@@ -65,7 +65,7 @@ struct QuantSpec {
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
   bool mins = false;  // group 32 only (W4A16, W8A16): per-group f16 offset m (weight q * s + m); not with asym
 };
-std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w8g16", "w4g128", "w4g32a", "w4g32m", ...
+std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w8g16", "w8g32m", "w4g128", "w4g32a", "w4g32m", ...
 inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
   return a.format == b.format && a.group == b.group && a.asym == b.asym && a.mins == b.mins;
 }
@@ -177,7 +177,7 @@ struct QgemvGatedOut {
 };
 // Whether a product of this shape, launched with `config` (after choose_config), can take the fused
 // epilogue: an even row-block count per warp (so a warp holds gate and up blocks in pairs) and
-// n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero). Never for w4 with mins.
+// n = n_out / 2 a multiple of 64 (no padding columns for the epilogue to zero). Never with mins.
 bool gated_epilogue_fits(const PackedShape& shape, const QgemvConfig& config);
 
 // y[n_tokens][n_out] (f32) = W x, token t's outputs at y + t * ldy (0: n_out; a larger stride lets
