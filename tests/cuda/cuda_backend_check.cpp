@@ -3,8 +3,8 @@
 // w8 quantization, and random GGUFs from make_random_gguf.py with 128-multiple dims, GQA, normal and
 // neox rope, qkv bias, as stored (f32/f16/q8_0 mixed, or with q5_0), and quantized by `quantbench
 // quantize` to w8, w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0, q4_1 and q4_k (packed as w4g32
-// with mins), q6_k (packed as w8g16), a Q4_K_M-like mix (q4_k with q6_k: a q|k|v stack run as one product
-// per format) and bf16 (dense)), it compares next-token distributions of:
+// with mins), q5_k (w8g32 with mins), q6_k (w8g16), Q4_K_M- and Q5_K_M-like mixes (q4_k or q5_k with q6_k:
+// a q|k|v stack run as one product per format) and bf16 (dense)), it compares next-token distributions of:
 //   prefill of two sequences in one batch (all logits), batched one-token decode steps, and a
 //   truncate-then-refeed; and (stories260K) 60 greedy tokens.
 // Variants: f32 (every matrix dense f32, exact dequantized values, no TF32), f32 without decode
@@ -32,8 +32,8 @@
 // matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
 // T = 40 on the prefill path); then the model runs through the variants above like any other.
 // Host check first (runs without a GPU): every packed matrix, as repacked at load
-// (weight_repack.h), equals the CPU reference's dequantized weight exactly; Q4_K's and Q6_K's within the
-// one f16 rounding of their sub-block scales (and Q4_K's mins) that the repack makes.
+// (weight_repack.h), equals the CPU reference's dequantized weight exactly; Q4_K's, Q5_K's and Q6_K's
+// within the one f16 rounding of their sub-block scales (and mins) that the repack makes.
 // Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -207,8 +207,9 @@ void check_greedy(runtime::cuda::CudaBackend& gpu, int32_t vocab, const std::str
 }
 
 // Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value. Q4_K's
-// (and Q5_K's, q = 0..31) repack rounds each sub-block's scale d*sc and min dmin*m once to f16 (relative error <= 2^-11, or
-// 2^-25 absolute below f16's normal range), so there q s + m may differ from the CPU's f32 value by
+// (and Q5_K's, q = 0..31) repack rounds each sub-block's scale d*sc and min dmin*m once to f16 (relative
+// error <= 2^-11, or 2^-25 absolute below f16's normal range), so there q s + m may differ from the CPU's
+// f32 value by
 // (q |s| + |m|) 2^-11 (1 + 2^-10) + (q + 1) 2^-25 + |value| 2^-23; Q6_K's (scale d*sc only, q = -32..31)
 // by |q| |s| 2^-11 (1 + 2^-10) + |q| 2^-25 + |value| 2^-23. A wrong value, scale or min is off by far more.
 void check_repack(const std::string& path) {
