@@ -714,9 +714,10 @@ if has s23; then
   rm -f "$OUT/tmp.log"
 fi
 if has s23b; then
-  # Session 23: launch rule 9 (w8g16's own shapes) against 8: the w8g16 sweep, rule and best per shape (as run at
-  # 67ab6d0 it also asked for w8g32, which qgemv_bench does not offer: nothing ran); then q4_k_m steps at gen 128 at 1 and 16 streams under rules 9 and 8, interleaved, two rounds
-  # on synthetic:llama2-7b, one on llama3-8b.
+  # Session 23: launch rule 9 (w8g16's own shapes) against 8: the w8g16 sweep, rule and best per shape (as run
+  # at 67ab6d0 it also asked for w8g32, which qgemv_bench did not offer then: nothing ran); then q4_k_m steps at
+  # gen 128 at 1 and 16 streams under rules 9 and 8, interleaved, two rounds on synthetic:llama2-7b, one on
+  # llama3-8b.
   rule_vs_best w8g16 QB_BENCH_NO_PDL=1 2>&1 | tee "$OUT/sweep_s23b.txt"
   GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "gen128 rule9" "gen128 rule8" 2 "q4_k_m 1,16" 2>&1 | tee "$OUT/ab_s23b.txt"
   MODEL=synthetic:llama3-8b GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "llama3-8b rule9" "llama3-8b rule8" 1 "q4_k_m 1,16" 2>&1 |
@@ -755,21 +756,16 @@ fi
 if has s23f; then
   # Session 23: qgemm (the fused prefill product) with mins, w4g32m (GGUF Q4_1, Q4_K) and w8g32m (Q5_K): its
   # checks (qb_cuda_tests qgemm), the backend check on the models with mins, then 512-token prefills on
-  # synthetic:llama2-7b: q4_k_m, q5_k_m and w4g32m with qgemm and with dequantize + cuBLAS (QB_CUDA_QGEMM=0,
-  # the path before), w4g128 and bf16, one round.
+  # synthetic:llama2-7b (p: prefill tok/s and the share of the same-run cuBLAS GEMM): q4_k_m, q5_k_m and w4g32m
+  # with qgemm and with dequantize + cuBLAS (QB_CUDA_QGEMM=0, the path before), w4g128 and bf16, one round. (As
+  # run at ac185b9 it had a copy of p printing the bench row too.)
   t0=$(date +%s); timeout 200 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
   echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
   t0=$(date +%s); timeout 200 ./qb_cuda_backend_check models/rand-llama-q4_1.gguf models/rand-llama-q4_k.gguf \
     models/rand-llama-q4_k_m.gguf models/rand-llama-q5_k.gguf models/rand-llama-q5_k_m.gguf > "$OUT/backend_check_mins.log" 2>&1
   echo "backend_check (mins) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_mins.log" | cut -c1-200 | head
-  pp() {  # label scheme env...
-    local l=$1 sc=$2; shift 2
-    env "$@" timeout 100 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $sc --batch 1 --prompt-len 512 \
-      --gen-len 4 --reps 5 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
-    awk -v l="$l $sc" '$1 ~ /^[0-9]+$/ && NF == 7 {print l, $0}' "$OUT/tmp.log"; grep "^prefill 512" "$OUT/tmp.log"
-  }
-  for sc in q4_k_m q5_k_m w4g32m; do pp "qgemm" $sc; pp "deq+blas" $sc QB_CUDA_QGEMM=0; done 2>&1 | tee "$OUT/ab_s23f.txt"
-  for sc in w4g128 bf16; do pp "this" $sc; done 2>&1 | tee -a "$OUT/ab_s23f.txt"
+  for sc in q4_k_m q5_k_m w4g32m; do p "qgemm" $sc; p "deq+blas" $sc QB_CUDA_QGEMM=0; done 2>&1 | tee "$OUT/ab_s23f.txt"
+  for sc in w4g128 bf16; do p "this" $sc; done 2>&1 | tee -a "$OUT/ab_s23f.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s22b; then

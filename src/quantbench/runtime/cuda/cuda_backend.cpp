@@ -769,16 +769,12 @@ struct CudaBackend::Impl {
       return;
     }
     if (m.packed) {
-      if (T <= 16) {
-        packed_product(m.pk, T, y, m.n_out, frag_in, early);
-        return;
-      }
-      if (fused(m)) {  // qgemm reads the packed 4- or 8-bit weights itself
+      if (T > 16 && fused(m)) {  // prefill: qgemm reads the packed 4- or 8-bit weights itself
         mark(kQgemm);
         qgemm(m.pk, xb.as<uint16_t>(), T, y, stream);
         return;
       }
-      packed_product(m.pk, T, y, m.n_out, frag_in, early);
+      packed_product(m.pk, T, y, m.n_out, frag_in, early);  // decode: qgemv; prefill: dequantize + cuBLAS
       return;
     }
     const DenseMatrix& w = m.dense;

@@ -9,6 +9,8 @@
 // (-32..31) are stored exactly as int8 with groups of 16 (w8g16).
 #include "quantbench/runtime/cuda/weight_repack.h"
 
+#include <type_traits>
+
 #include "quantbench/core/dtype.h"
 #include "quantbench/core/error.h"
 #include "quantbench/quant/qformat/bit_pack.h"
@@ -49,14 +51,27 @@ uint16_t f16_rounded(float v, const char* type, const std::string& what) {
   return h;
 }
 
-// Sub-block j's scale d*sc and min -dmin*m of a Q4_K or Q5_K super-block (their common header), each
-// rounded once to f16.
-template <class KBlock>
-void k_scale_min_f16(const KBlock& blk, int j, const char* type, uint16_t* scale, uint16_t* min) {
-  uint8_t sc = 0, mn = 0;
-  qformat::k4_scale_min(j, blk.scales, &sc, &mn);
-  *scale = f16_rounded(f16_to_f32(blk.d) * float(sc), type, "scale");
-  *min = f16_rounded(-(f16_to_f32(blk.dmin) * float(mn)), type, "min");
+// One row of Q4_K or Q5_K super-blocks (256 elements: f16 d and dmin, eight 6-bit (sc, m) pairs, and 128
+// bytes holding sub-blocks 2k (low nibbles) and 2k + 1 (high) in bytes 32k .. 32k + 31; Q5_K adds the
+// fifth bit of sub-block j's element l at bit j of qh[l], qformat::deq_q5_k): per sub-block its scale d*sc
+// and min -dmin*m, each rounded once to f16, and its 32 values q (weight d*sc*q - dmin*m) into q.
+template <class KBlock, class Q>
+void unpack_k_row(const KBlock* blocks, int64_t n_in, const char* type, uint16_t* scales, uint16_t* mins, Q* q) {
+  for (int64_t sb = 0; sb < n_in / 256; ++sb) {
+    const KBlock& blk = blocks[sb];
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc = 0, mn = 0;
+      qformat::k4_scale_min(j, blk.scales, &sc, &mn);
+      scales[8 * sb + j] = f16_rounded(f16_to_f32(blk.d) * float(sc), type, "scale");
+      mins[8 * sb + j] = f16_rounded(-(f16_to_f32(blk.dmin) * float(mn)), type, "min");
+      const uint8_t* qs = blk.qs + 32 * (j / 2);
+      for (int l = 0; l < 32; ++l) {
+        int v = (j % 2) ? qs[l] >> 4 : qs[l] & 15;
+        if constexpr (std::is_same_v<KBlock, qformat::BlockQ5_K>) v |= ((blk.qh[l] >> j) & 1) << 4;
+        q[256 * sb + 32 * j + l] = Q(v);
+      }
+    }
+  }
 }
 }  // namespace
 
@@ -151,19 +166,8 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
         }
       }
     } else if (w.type == GgmlType::Q4_K) {
-      // 256-element super-blocks: f16 d and dmin, eight 6-bit (sc, m) pairs, and 128 bytes holding
-      // sub-blocks 2k (low nibbles) and 2k + 1 (high) in bytes 32k .. 32k + 31; weight d*sc*q - dmin*m.
-      const auto* blocks = reinterpret_cast<const qformat::BlockQ4_K*>(w.data + size_t(r) * w.row_bytes);
-      for (int64_t sb = 0; sb < n_in / 256; ++sb) {
-        const qformat::BlockQ4_K& blk = blocks[sb];
-        for (int j = 0; j < 8; ++j) {
-          const size_t gi = sat + size_t(8 * sb + j);
-          k_scale_min_f16(blk, j, "q4_k", &m.scales[gi], &m.mins[gi]);
-          const uint8_t* q = blk.qs + 32 * (j / 2);
-          for (int l = 0; l < 32; ++l)
-            m.q4[at + size_t(256 * sb + 32 * j + l)] = (j % 2) ? q[l] >> 4 : q[l] & 15;
-        }
-      }
+      unpack_k_row(reinterpret_cast<const qformat::BlockQ4_K*>(w.data + size_t(r) * w.row_bytes), n_in, "q4_k",
+                   m.scales.data() + sat, m.mins.data() + sat, m.q4.data() + at);
     } else if (w.type == GgmlType::Q5_0) {  // 22-byte blocks: f16 d, 32 fifth bits, 16 bytes of nibbles
       const auto* blocks = reinterpret_cast<const qformat::BlockQ5_0*>(w.data + size_t(r) * w.row_bytes);
       for (int64_t b = 0; b < ng; ++b) {
@@ -176,23 +180,9 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
           m.q8[at + size_t(32 * b + 16 + j)] = int8_t(((blk.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
         }
       }
-    } else if (w.type == GgmlType::Q5_K) {
-      // Q4_K's super-blocks plus a fifth bit (qformat::deq_q5_k): sub-blocks 2k (low nibbles) and 2k + 1
-      // (high) in qs bytes 32k .. 32k + 31, their fifth bits at bits 2k and 2k + 1 of qh[l]; weight
-      // d*sc*q - dmin*m.
-      const auto* blocks = reinterpret_cast<const qformat::BlockQ5_K*>(w.data + size_t(r) * w.row_bytes);
-      for (int64_t sb = 0; sb < n_in / 256; ++sb) {
-        const qformat::BlockQ5_K& blk = blocks[sb];
-        for (int j = 0; j < 8; ++j) {
-          const size_t gi = sat + size_t(8 * sb + j);
-          k_scale_min_f16(blk, j, "q5_k", &m.scales[gi], &m.mins[gi]);
-          const uint8_t* q = blk.qs + 32 * (j / 2);
-          for (int l = 0; l < 32; ++l) {
-            const int low = (j % 2) ? q[l] >> 4 : q[l] & 15, high = (blk.qh[l] >> j) & 1;
-            m.q8[at + size_t(256 * sb + 32 * j + l)] = int8_t(low | high << 4);
-          }
-        }
-      }
+    } else if (w.type == GgmlType::Q5_K) {  // values 0..31 as int8 (w8g32m)
+      unpack_k_row(reinterpret_cast<const qformat::BlockQ5_K*>(w.data + size_t(r) * w.row_bytes), n_in, "q5_k",
+                   m.scales.data() + sat, m.mins.data() + sat, m.q8.data() + at);
     } else if (w.type == GgmlType::Q6_K) {
       // 256-element super-blocks (qformat::deq_q6_k's layout): per half of 128, ql's 64 bytes hold the low
       // nibbles of quarters 0 and 2 (low / high nibble of bytes 0-31) and 1 and 3 (bytes 32-63), qh's 32
