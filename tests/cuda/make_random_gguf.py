@@ -19,7 +19,9 @@ from gguf.quants import quantize
 
 out = sys.argv[1]
 arch = sys.argv[2] if len(sys.argv) > 2 else "llama"
-q5 = len(sys.argv) > 3 and sys.argv[3] == "q5_0"
+if len(sys.argv) > 3 and sys.argv[3] != "q5_0":
+    sys.exit(f"make_random_gguf.py: third argument must be q5_0, got {sys.argv[3]!r}")
+q5 = len(sys.argv) > 3
 rng = np.random.default_rng(1234 if arch == "llama" else 4321)
 n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx = 512, 256, 2, 2, 1, 512, 512
 hd = n_embd // n_head
