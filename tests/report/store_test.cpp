@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "fake_results.h"
 #include "quantbench/core/error.h"
@@ -127,6 +129,33 @@ TEST(RunStore, RefusesBadDirectoriesCorruptFilesAndNewerSchemas) {
   EXPECT_NE(nmsg.find("results.sqlite"), std::string::npos) << nmsg;
 
   EXPECT_NE(error_of([&] { RunStore::create(newer, "again"); }).find("already holds a run"), std::string::npos);
+}
+
+// A reader opening a run directory while its run is being created (`quantbench runs`, a test waiting for
+// items) must not break the creation. When the database appeared before it was ready, the reader's
+// switch to WAL raced the creator's, and create failed with "database is locked" in about 4% of these
+// trials (44 of 1000 in one run): 300 trials fail with near certainty if that returns.
+TEST(RunStore, CreateIsNotBrokenByAReaderOpeningTheDirectory) {
+  int failed = 0;
+  std::string first;
+  for (int t = 0; t < 300; ++t) {
+    const std::string dir = fresh_dir("race" + std::to_string(t));
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      while (!done)
+        if (std::filesystem::exists(dir + "/" + kDatabaseFile)) try {
+            RunStore::open(dir);
+          } catch (const Error&) {  // (not there yet, or not ready: the creator is what this checks)
+          }
+    });
+    const std::string e = error_of([&] { RunStore::create(dir, "plan"); });
+    done = true;
+    reader.join();
+    if (e != "(no error)") failed += 1, first = first.empty() ? e : first;
+    EXPECT_EQ(error_of([&] { RunStore::open(dir); }), "(no error)");
+    std::filesystem::remove_all(dir);
+  }
+  EXPECT_EQ(failed, 0) << first;
 }
 
 }  // namespace

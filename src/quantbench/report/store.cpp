@@ -137,12 +137,18 @@ int schema_version(sqlite3* db, const std::string& path) {
 }
 
 void migrate(sqlite3* db, const std::string& path) {
-  const int have = schema_version(db, path);
-  if (have > kSchemaVersion)
-    fail("{}: schema version {} is newer than this quantbench understands (up to {}); use a newer quantbench",
-         path, have, kSchemaVersion);
-  if (have == kSchemaVersion) return;
+  auto checked_version = [&] {
+    const int v = schema_version(db, path);
+    if (v > kSchemaVersion)
+      fail("{}: schema version {} is newer than this quantbench understands (up to {}); use a newer quantbench",
+           path, v, kSchemaVersion);
+    return v;
+  };
+  if (checked_version() == kSchemaVersion) return;
   in_transaction(db, path, [&] {
+    // Read again under the write lock: another process may have migrated the file since (two processes
+    // opening an older store at once), and each migration must be applied once.
+    const int have = checked_version();
     exec(db, path, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)");
     for (int v = have; v < kSchemaVersion; ++v) {
       exec(db, path, migrations()[size_t(v)]);
@@ -205,14 +211,28 @@ RunStore RunStore::create(const std::string& dir, const std::string& plan_text) 
     plan << plan_text;
     if (!plan) fail("{}/{}: cannot write the plan copy", dir, kPlanFile);
   }
-  const std::string path = (fs::path(dir) / kDatabaseFile).string();
-  RunStore store(dir, open_db(path, true));
-  migrate(store.db_, path);
-  const std::string created = utc_now();
-  const std::string sha = sha256_hex({reinterpret_cast<const uint8_t*>(plan_text.data()), plan_text.size()});
-  Stmt ins(store.db_, path, "INSERT INTO runs (id, created, plan_text, plan_sha256, status) VALUES (?,?,?,?,'running')");
-  ins.bind(1, run_id_for(fs::absolute(dir).string(), created, sha)).bind(2, created).bind(3, plan_text).bind(4, sha).step();
-  return store;
+  // The database is built under a temporary name and renamed into place once it holds its schema and its
+  // run row, so a reader (`quantbench runs`, or a test watching a run) never opens a half-made file: one
+  // that did raced this process's switch to WAL, which then failed with "database is locked".
+  const std::string path = (fs::path(dir) / kDatabaseFile).string(), building = path + ".creating";
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(building + suffix, ec);  // a killed earlier attempt
+  sqlite3* db = open_db(building, true);
+  try {
+    migrate(db, building);
+    const std::string created = utc_now();
+    const std::string sha = sha256_hex({reinterpret_cast<const uint8_t*>(plan_text.data()), plan_text.size()});
+    Stmt ins(db, building, "INSERT INTO runs (id, created, plan_text, plan_sha256, status) VALUES (?,?,?,?,'running')");
+    ins.bind(1, run_id_for(fs::absolute(dir).string(), created, sha)).bind(2, created).bind(3, plan_text).bind(4, sha).step();
+  } catch (...) {
+    sqlite3_close(db);
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(building + suffix, ec);
+    throw;
+  }
+  // Closing the last connection checkpoints the WAL into the file and removes the -wal and -shm files.
+  if (sqlite3_close(db) != SQLITE_OK) fail("{}: cannot close the new database", building);
+  fs::rename(building, path, ec);
+  if (ec) fail("{}: cannot move the new database into place: {}", path, ec.message());
+  return RunStore(dir, open_db(path, false));
 }
 
 RunStore RunStore::open(const std::string& dir) {
