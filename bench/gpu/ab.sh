@@ -72,6 +72,7 @@ export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIB
 WHAT=${*:-tests sweep ab check}
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"
 has() { [[ " $WHAT " == *" $1 "* ]]; }
+bash make_models.sh || { echo "make_models.sh failed"; exit 1; }  # the quantized test models, made here
 b() {  # label scheme batches env...  (MODEL: another model than synthetic:llama2-7b)
   local label=$1 scheme=$2 batches=$3; shift 3
   env "$@" timeout 120 ${Q:-./quantbench} bench ${MODEL:-synthetic:llama2-7b} --backend cuda --scheme $scheme --batch $batches \

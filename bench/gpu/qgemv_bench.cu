@@ -49,9 +49,10 @@ const QuantSpec kSpecs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A
                             {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                             {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true},
                             {WeightFormat::W4A16, 32, false, true},   // (w4g32m: GGUF Q4_1 / Q4_K)
-                            {WeightFormat::W8A16, 16, false},         // (w8g16: GGUF Q6_K)
+                            {WeightFormat::W8A16, 16, false},         // (w8g16: GGUF Q6_K, Q3_K)
                             {WeightFormat::W8A16, 32, false},         // (w8g32: GGUF Q8_0, Q5_0)
-                            {WeightFormat::W8A16, 32, false, true}};  // (w8g32m: GGUF Q5_K)
+                            {WeightFormat::W8A16, 32, false, true},   // (w8g32m: GGUF Q5_K, Q5_1)
+                            {WeightFormat::W8A16, 16, false, true}};  // (w8g16m: GGUF Q2_K)
 const int kTokens[] = {1, 4, 16};
 constexpr size_t kRotateBytes = 256u << 20;  // > 5x the 50 MB L2
 
@@ -266,7 +267,7 @@ int main(int argc, char** argv) {
                 " median of %d; [min..max] us for spread in the CSV\n", roof, reps);
     std::printf("%-20s %-3s", "shape", "n");
     const char* cols[] = {"cublas", "bf16",  "w8",    "w4g128", "w4g128-r5", "w4g128a",
-                          "w4g32",  "w4g32a", "w4g32m", "w8g16", "w8g32",     "w8g32m"};
+                          "w4g32",  "w4g32a", "w4g32m", "w8g16", "w8g32",     "w8g32m", "w8g16m"};
     for (const char* c : cols) std::printf(" %15s", c);
     std::printf("\n");
     std::map<std::string, const Row*> by;
@@ -289,7 +290,7 @@ int main(int argc, char** argv) {
     std::printf("%-13s %-3s %10s %10s %12s %12s %8s\n", "weights", "n", "GB/step", "us/step", "tok/s", "roof tok/s",
                 "share");
     for (const char* spec : {"cublas", "bf16", "bf16+pdl", "w8", "w8+pdl", "w4g128", "w4g128-r5", "w4g128+pdl",
-                             "w4g128a", "w4g32", "w4g32m", "w8g16", "w8g32", "w8g32m"}) {
+                             "w4g128a", "w4g32", "w4g32m", "w8g16", "w8g32", "w8g32m", "w8g16m"}) {
       for (int n : kTokens) {
         double us = 0, bytes = 0;
         bool ok = true;

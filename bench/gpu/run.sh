@@ -14,6 +14,7 @@ for a in "$@"; do case $a in --no-tests) TESTS=0 ;; --no-bench) BENCH=0 ;; --qui
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"
 rc=0
 if [ $TESTS = 1 ]; then
+  bash make_models.sh || { echo "make_models.sh failed"; exit 1; }  # the quantized test models, made here
   t0=$(date +%s)
   timeout 240 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1; r=$?
   echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check.log" | head -12

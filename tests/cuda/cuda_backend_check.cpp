@@ -32,7 +32,7 @@
 // matmul_w8a8 on fresh random rows, bit-identical outputs expected (T = 1, 5, 16 on the decode kernel,
 // T = 40 on the prefill path); then the model runs through the variants above like any other.
 // Host check first (runs without a GPU): every packed matrix, as repacked at load
-// (weight_repack.h), equals the CPU reference's dequantized weight exactly; Q4_K's, Q5_K's and Q6_K's
+// (weight_repack.h), equals the CPU reference's dequantized weight exactly; the K-quants' (Q2_K..Q6_K)
 // within the one f16 rounding of their sub-block scales (and mins) that the repack makes.
 // Usage: cuda_backend_check [model.gguf ...]. Exit 0 pass, 1 fail, 2 no GPU (host checks passed).
 #include <cublas_v2.h>
@@ -206,12 +206,17 @@ void check_greedy(runtime::cuda::CudaBackend& gpu, int32_t vocab, const std::str
   check(shape_ok && rows == 28 && same == rows, buf);
 }
 
-// Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value. Q4_K's
-// (and Q5_K's, q = 0..31) repack rounds each sub-block's scale d*sc and min dmin*m once to f16 (relative
-// error <= 2^-11, or 2^-25 absolute below f16's normal range), so there q s + m may differ from the CPU's
-// f32 value by
-// (q |s| + |m|) 2^-11 (1 + 2^-10) + (q + 1) 2^-25 + |value| 2^-23; Q6_K's (scale d*sc only, q = -32..31)
-// by |q| |s| 2^-11 (1 + 2^-10) + |q| 2^-25 + |value| 2^-23. A wrong value, scale or min is off by far more.
+// Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value. The
+// K-quants' repack rounds each sub-block's scale (d*sc) and min (-dmin*m, Q2_K, Q4_K, Q5_K) once to f16
+// (relative error <= 2^-11, or 2^-25 absolute below f16's normal range), so there q s + m may differ from
+// the CPU's f32 value by (|q| |s| + |m|) 2^-11 (1 + 2^-10) + (|q| + 1) 2^-25 + |value| 2^-23, and q s
+// (no min: Q3_K, Q6_K) by |q| |s| 2^-11 (1 + 2^-10) + |q| 2^-25 + |value| 2^-23. A wrong value, scale
+// or min is off by far more.
+bool rounds_scales(formats::GgmlType t) {
+  using formats::GgmlType;
+  return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K ||
+         t == GgmlType::Q6_K;
+}
 void check_repack(const std::string& path) {
   auto model = model::Model::load(path);
   std::vector<const model::WeightMatrix*> ws{&model->output};
@@ -239,19 +244,13 @@ void check_repack(const std::string& path) {
         ++checked;
         const double want = row[size_t(i)];
         double slack = 0;
-        if (!w->quantized && (w->type == formats::GgmlType::Q4_K || w->type == formats::GgmlType::Q5_K)) {
-          const size_t g = size_t(o * (w->n_in / 32) + i / 32);
+        if (!w->quantized && rounds_scales(w->type)) {
+          const size_t g = size_t(o * (w->n_in / hm.spec.group) + i / hm.spec.group);
           const size_t at = size_t(o * w->n_in + i);
-          const double q = w->type == formats::GgmlType::Q4_K ? double(hm.q4[at]) : double(hm.q8[at]);
-          slack = (q * std::fabs(f16_to_f32(hm.scales[g])) + std::fabs(f16_to_f32(hm.mins[g]))) * std::ldexp(1.0, -11) *
-                      (1 + std::ldexp(1.0, -10)) +
-                  (q + 1) * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);
-        }
-        if (!w->quantized && w->type == formats::GgmlType::Q6_K) {  // d*sc rounded once; no min
-          const size_t g = size_t(o * (w->n_in / 16) + i / 16);
-          const double q = std::fabs(double(hm.q8[size_t(o * w->n_in + i)]));
-          slack = q * std::fabs(f16_to_f32(hm.scales[g])) * std::ldexp(1.0, -11) * (1 + std::ldexp(1.0, -10)) +
-                  q * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);
+          const double q = std::fabs(hm.spec.format == runtime::cuda::WeightFormat::W4A16 ? double(hm.q4[at]) : double(hm.q8[at]));
+          const double mn = hm.spec.mins ? std::fabs(f16_to_f32(hm.mins[g])) : 0.0;
+          slack = (q * std::fabs(f16_to_f32(hm.scales[g])) + mn) * std::ldexp(1.0, -11) * (1 + std::ldexp(1.0, -10)) +
+                  (q + (hm.spec.mins ? 1 : 0)) * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);
         }
         if (!(std::fabs(hm.weight(o, i) - want) <= slack) || back.weight(o, i) != hm.weight(o, i)) ++mismatched;
       }

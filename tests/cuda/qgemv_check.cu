@@ -323,7 +323,7 @@ void check_dequant_and_pack_f32(const QuantSpec& spec, int64_t n_out, int64_t n_
 void check_pack_roundtrip(std::mt19937_64& rng) {
   const QuantSpec specs[] = {{WeightFormat::BF16, 0, false}, {WeightFormat::W8A16, 0, false},
                              {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},
-                             {WeightFormat::W8A16, 32, false, true},
+                             {WeightFormat::W8A16, 32, false, true}, {WeightFormat::W8A16, 16, false, true},
                              {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                              {WeightFormat::W4A16, 128, true}, {WeightFormat::W4A16, 32, false, true}};
   for (const auto& s : specs) {
@@ -347,7 +347,8 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
   refused({WeightFormat::W4A16, 128, false, true}, 128, "w4g128 with mins (mins exist for group 32 only)");
   refused({WeightFormat::W8A16, 16, false}, 136, "w8g16 with n_in % 16 != 0");
   refused({WeightFormat::W8A16, 64, false}, 128, "w8 group 64");
-  refused({WeightFormat::W8A16, 16, false, true}, 128, "w8g16 with mins (w8 mins exist for group 32 only)");
+  refused({WeightFormat::W8A16, 16, true}, 128, "w8g16 with zero points");
+  refused({WeightFormat::W8A16, 0, false, true}, 128, "w8 per row with mins");
 }
 
 }  // namespace
@@ -379,7 +380,7 @@ int main(int argc, char** argv) {
 
     const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},   {WeightFormat::W8A16, 0, false},
                                {WeightFormat::W8A16, 32, false}, {WeightFormat::W8A16, 16, false},
-                               {WeightFormat::W8A16, 32, false, true},
+                               {WeightFormat::W8A16, 32, false, true}, {WeightFormat::W8A16, 16, false, true},
                                {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                                {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                                {WeightFormat::W4A16, 32, false, true}};
@@ -431,6 +432,8 @@ int main(int argc, char** argv) {
     for (int n : {1, 16}) check_case({WeightFormat::W8A16, 16, false}, 4096, 11008, n, {}, rng);  // (Q6_K's down)
     for (int n : {1, 16}) check_case({WeightFormat::W8A16, 32, false, true}, 4096, 11008, n, {}, rng);  // (Q5_K's)
     for (int n : {1, 16}) check_case({WeightFormat::W8A16, 32, false, true}, 22016, 4096, n, {}, rng);  // (R = 4 x 4 at 16)
+    for (int n : {1, 16}) check_case({WeightFormat::W8A16, 16, false, true}, 4096, 11008, n, {}, rng);  // (Q2_K's)
+    for (int n : {1, 16}) check_case({WeightFormat::W8A16, 16, false, true}, 22016, 4096, n, {}, rng);
     // Launch rules 6 and 7's shapes for symmetric w4g128 at Llama sizes (the half step, 16 warps, R = 2;
     // rule 7 takes R = 2 with 16 warps for the down projection at 16 tokens: a ping-pong loop over 172
     // chunks that ends on a half iteration).
@@ -512,6 +515,11 @@ int main(int argc, char** argv) {
       try { qgemv(dw8, nullptr, 1, nullptr, nullptr, {2, 4}, &go); } catch (const std::invalid_argument&) { threw = true; }
       ++g_cases;
       CHECK(threw, "gated epilogue accepted for w8g32m");
+      threw = false;
+      const DeviceMatrix dw16 = upload(pack(random_matrix({WeightFormat::W8A16, 16, false, true}, 256, 256, rng)));
+      try { qgemv(dw16, nullptr, 1, nullptr, nullptr, {2, 4}, &go); } catch (const std::invalid_argument&) { threw = true; }
+      ++g_cases;
+      CHECK(threw, "gated epilogue accepted for w8g16m");
     }
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);

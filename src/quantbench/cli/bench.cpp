@@ -212,7 +212,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--kv", a->kv, "KV cache precision: f32 (default; f16 on --backend cuda), f16, int8, fp8 or int4");
   cmd->add_option("--json", a->json_out, "Write the Result as JSON to this file");
   cmd->add_option("--backend", a->backend, "cpu, or cuda in builds with QB_CUDA=ON");
-  cmd->add_option("--scheme", a->scheme, "Synthetic models on cuda: bf16 (default), w8, w8g32, w8g16, w8g32m, w4g32, w4g128[-asym], w4g32m, q4_k_m, q5_k_m, w8a8[-fp8]");
+  cmd->add_option("--scheme", a->scheme, "Synthetic models on cuda: bf16 (default), w8, w8g32, w8g16, w8g32m, w8g16m, w4g32, w4g128[-asym], w4g32m, q4_k_m, q5_k_m, w8a8[-fp8]");
   cmd->callback([a] { run_bench(*a); });
 }
 

@@ -43,4 +43,14 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// Q3_K's sixteen 6-bit scales: low nibbles in bytes 0-7 (scales 0-7 low, 8-15 high nibble), top two
+// bits in bytes 8-11 (scale k uses byte 8 + k%4, bits 2*(k/4)); stored with a +32 offset.
+inline void q3_k_scales(const uint8_t* s, int8_t out[16]) {
+  for (int k = 0; k < 16; ++k) {
+    const int lo = k < 8 ? (s[k] & 0xF) : (s[k - 8] >> 4);
+    const int hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+    out[k] = int8_t((lo | (hi << 4)) - 32);
+  }
+}
+
 }  // namespace qb::qformat

@@ -99,16 +99,6 @@ void deq_q2_k(const void* src, float* y, int64_t nb) {
   }
 }
 
-// Q3_K's sixteen 6-bit scales: low nibbles in bytes 0-7 (scales 0-7 low, 8-15 high nibble), top two
-// bits in bytes 8-11 (scale k uses byte 8 + k%4, bits 2*(k/4)); stored with a +32 offset.
-void q3_k_scales(const uint8_t* s, int8_t out[16]) {
-  for (int k = 0; k < 16; ++k) {
-    const int lo = k < 8 ? (s[k] & 0xF) : (s[k - 8] >> 4);
-    const int hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
-    out[k] = int8_t((lo | (hi << 4)) - 32);
-  }
-}
-
 // Q3_K: 2 low bits as in Q2_K; hmask bit (plane index) set means +0, clear means -4.
 void deq_q3_k(const void* src, float* y, int64_t nb) {
   const auto* x = blocks_of<BlockQ3_K>(src);

@@ -1036,9 +1036,10 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
   if (t == "w4g32m" && !asym) return {WeightFormat::W4A16, 32, false, true};  // GGUF Q4_1 / Q4_K's form
-  if (t == "w8g16" && !asym) return {WeightFormat::W8A16, 16, false};         // GGUF Q6_K's form
-  if (t == "w8g32m" && !asym) return {WeightFormat::W8A16, 32, false, true};  // GGUF Q5_K's form
-  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w8g16, w8g32m, w4g32, w4g128, "
+  if (t == "w8g16" && !asym) return {WeightFormat::W8A16, 16, false};         // GGUF Q6_K's and Q3_K's form
+  if (t == "w8g32m" && !asym) return {WeightFormat::W8A16, 32, false, true};  // GGUF Q5_K's and Q5_1's form
+  if (t == "w8g16m" && !asym) return {WeightFormat::W8A16, 16, false, true};  // GGUF Q2_K's form
+  fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w8g16, w8g32m, w8g16m, w4g32, w4g128, "
        "w4g32-asym, w4g128-asym, w4g32m, q4_k_m, q5_k_m, w8a8, w8a8-fp8)", s);
 }
 

@@ -79,7 +79,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
                                            int n_tokens, int ldy, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
   constexpr bool ASYM = OFS == kZeroPoints, MINS = OFS == kMins;
-  static_assert(!MINS || (F != 0 && G == 32), "mins exist for w4g32 and w8g32 only");
+  static_assert(!MINS || (F == 2 && G == 32) || (F == 1 && (G == 32 || G == 16)),
+                "mins exist for w4g32, w8g32 and w8g16 only");
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
   // Session 12's lean loop (fewer instructions per step: one LOP3 per nibble mask, offsets computed
@@ -111,7 +112,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   struct Step {
     uint4 w[U][R][LPC];
     uint32_t sc[U][R][SCN];  // scale pairs (rows g, g+8) for the chunk's groups, in column order
-    uint32_t zp[U][R][2];    // int4 asymmetric: zero-point byte pairs, same index; with mins: f16 min pairs
+    uint32_t zp[U][R][SCN];  // int4 asymmetric: zero-point byte pairs, same index; with mins: f16 min pairs
   };
   // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
   // - The half step (one token; 16 tokens at R = 2) and the int8 kernels keep a running pointer per
@@ -337,15 +338,17 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
           }
         }
         if constexpr (F == 1 && MINS) {
-          // w8g32 with mins (GGUF Q5_K): the weights q * s + m formed in f16 (one HFMA2 per A register:
-          // the exact value rounded once, as w4g32m does) and multiplied into the f32 sums directly.
+          // w8g32 with mins (GGUF Q5_K; w8g16 with mins: Q2_K): the weights q * s + m formed in f16 (one
+          // HFMA2 per A register: the exact value rounded once, as w4g32m does) and multiplied into the
+          // f32 sums directly. Sub-tiles 0-1 are group 2c, 2-3 group 2c + 1 (w8g16: sub-tile s, group 4c + s).
+          constexpr int SPG = 4 / SCN;  // k16 sub-tiles per group
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
+          for (int h = 0; h < SCN; ++h) {
             const __half2 sc2 = bits_h2(sc[u][r][h]), mn2 = bits_h2(zp[u][r][h]);  // (row g, row g + 8)
             const __half2 s_g = __low2half2(sc2), s_g8 = __high2half2(sc2);
             const __half2 m_g = __low2half2(mn2), m_g8 = __high2half2(mn2);
 #pragma unroll
-            for (int s = 2 * h; s < 2 * h + 2; ++s) {
+            for (int s = SPG * h; s < SPG * h + SPG; ++s) {
               a[s][0] = h2_bits(__hfma2(bits_h2(a[s][0]), s_g, m_g));  // A registers 0, 2: row g; 1, 3: g + 8
               a[s][1] = h2_bits(__hfma2(bits_h2(a[s][1]), s_g8, m_g8));
               a[s][2] = h2_bits(__hfma2(bits_h2(a[s][2]), s_g, m_g));
@@ -729,16 +732,19 @@ template <int G, int OFS>
 KernelFn pick_half(int r, int nt, bool gated) {
   return r == 1 ? pick_nt<2, G, OFS, 1, true>(nt, false) : pick_nt<2, G, OFS, 2, true>(nt, gated);
 }
+// w8 with mins (w8g32m, w8g16m) at R = 1, 2 or 4, never gated (pick_r would build gated kernels too).
+template <int G>
+KernelFn pick_w8_mins(int r, int nt) {
+  if (r == 1) return nt == 1 ? kernel_for<1, G, kMins, 1, 1>() : kernel_for<1, G, kMins, 1, 2>();
+  if (r == 2) return nt == 1 ? kernel_for<1, G, kMins, 2, 1>() : kernel_for<1, G, kMins, 2, 2>();
+  return nt == 1 ? kernel_for<1, G, kMins, 4, 1>() : kernel_for<1, G, kMins, 4, 2>();
+}
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
 // already checked against has_copy_loop16 by the caller. w4 with mins: qgemv() has set R = 1 and the half
 // step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
-  if (s.mins && s.format == WeightFormat::W8A16) {
-    if (r == 1) return nt == 1 ? kernel_for<1, 32, kMins, 1, 1>() : kernel_for<1, 32, kMins, 1, 2>();
-    if (r == 2) return nt == 1 ? kernel_for<1, 32, kMins, 2, 1>() : kernel_for<1, 32, kMins, 2, 2>();
-    return nt == 1 ? kernel_for<1, 32, kMins, 4, 1>() : kernel_for<1, 32, kMins, 4, 2>();
-  }
+  if (s.mins && s.format == WeightFormat::W8A16) return s.group == 16 ? pick_w8_mins<16>(r, nt) : pick_w8_mins<32>(r, nt);
   if (s.mins) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
   if (half && copy16)
     return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, true>()

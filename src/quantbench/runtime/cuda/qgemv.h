@@ -22,13 +22,14 @@
 //   int4: v = 0;        u32 word s, nibble (e >> 1) + 4 (e & 1), storing q (0..15); a mask and an OR
 //                       with 0x64006400 makes f16 1024 + q for two elements at once, minus (1024 + z).
 // SCALES: int8: scales[row] f16, applied to the f32 sum; int8 with groups of 32 ("w8g32", GGUF Q8_0's
-// blocks) or 16 ("w8g16", GGUF Q6_K's sub-blocks, values -32..31): like int4 below, one f16 per (row,
+// blocks) or 16 ("w8g16", GGUF Q6_K's sub-blocks, values -32..31, and Q3_K's, -4..3): like int4 below, one f16 per (row,
 // group), applied to each group's partial sum. int4: f16 per (row, group), stored so that a lane loads
 // its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
 // integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
-// MINS ("with mins", w4g32m: GGUF Q4_1 and Q4_K's form; w8g32m: Q5_K's, values 0..31 as int8): instead
+// MINS ("with mins", w4g32m: GGUF Q4_1 and Q4_K's form; w8g32m: Q5_K's and Q5_1's, values 0..31 as int8;
+// w8g16m: Q2_K's, values 0..3 as int8): instead
 // of a zero point, an f16 offset m per (row, group), stored like the scales (same index, f16 pairs) in the
 // zeros array. Weight: q * s + m, which the kernel forms in f16 (one fused multiply-add per value: the
 // exact value rounded once) and feeds to the tensor cores; the only formats whose decode products are not
@@ -63,7 +64,7 @@ struct QuantSpec {
   WeightFormat format = WeightFormat::BF16;
   int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row), 16 or 32; BF16: 0
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
-  bool mins = false;  // group 32 only (W4A16, W8A16): per-group f16 offset m (weight q * s + m); not with asym
+  bool mins = false;  // W4A16 group 32, W8A16 group 16 or 32: per-group f16 offset m (weight q * s + m); not with asym
 };
 std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w8g16", "w8g32m", "w4g128", "w4g32a", "w4g32m", ...
 inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
@@ -81,7 +82,7 @@ struct HostMatrix {
   std::vector<uint8_t> q4;       // [n_out][n_in], one value 0..15 per byte
   std::vector<uint16_t> scales;  // f16 bits: [n_out] (w8) or [n_out][n_in / group] (w4)
   std::vector<uint8_t> zeros;    // [n_out][n_in / group], 0..15 (asymmetric w4 only)
-  std::vector<uint16_t> mins;    // f16 bits: [n_out][n_in / group] (w4 with mins only)
+  std::vector<uint16_t> mins;    // f16 bits: [n_out][n_in / group] (formats with mins only)
   double weight(int64_t o, int64_t i) const;  // exact value in double (the reference's view)
 };
 

@@ -102,10 +102,9 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
     p.groups = (p.chunks * 64 + spec.group - 1) / spec.group;
   } else if (spec.format == WeightFormat::W8A16 && spec.group != 0) {
     // w8g32 / w8g16: one f16 scale per 32 or 16 inputs (GGUF Q8_0's blocks, Q6_K's sub-blocks), symmetric;
-    // w8g32 with mins (GGUF Q5_K's form): an f16 min per group too.
-    if ((spec.group != 32 && spec.group != 16) || spec.asym || (spec.mins && spec.group != 32))
-      throw std::invalid_argument("qgemv: w8 groups must be 16 or 32, symmetric (mins: 32 only), got " +
-                                  spec_name(spec));
+    // with mins (GGUF Q5_K's form w8g32m, Q2_K's w8g16m): an f16 min per group too.
+    if ((spec.group != 32 && spec.group != 16) || spec.asym)
+      throw std::invalid_argument("qgemv: w8 groups must be 16 or 32, without zero points, got " + spec_name(spec));
     if (n_in % spec.group)
       throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of " +
                                   std::to_string(spec.group));

@@ -1,12 +1,14 @@
-// See weight_repack.h. Every conversion but Q4_K's and Q6_K's copies integers and f16 scale bits
-// unchanged, so the packed weights equal the stored ones exactly (int8 code c with zero 128 -> q8 = c -
-// 128; int4 codes and zero points as they are; Q4_0 nibbles with z = 8; Q4_1 nibbles with its f16 d and
-// m as scale and min; Q8_0 int8 values; Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked
-// host-side by tests/cuda/cuda_backend_check.cpp against the CPU reference's dequantization. Q4_K's
-// sub-block scale d * sc and min -dmin * m (f16 times a 6-bit integer, exact in f32) and Q6_K's sub-block
-// scale d * sc (f16 times an int8, exact in f32) are rounded once to f16 (the packed forms have one f16
-// scale, and min, per group); that check holds them to that rounding. Q6_K's 6-bit values q - 32
-// (-32..31) are stored exactly as int8 with groups of 16 (w8g16).
+// See weight_repack.h. The conversions of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and our own int8/int4 tensors copy
+// integers and f16 scale bits unchanged, so the packed weights equal the stored ones exactly (int8 code c
+// with zero 128 -> q8 = c - 128; int4 codes and zero points as they are; Q4_0 nibbles with z = 8; Q4_1
+// nibbles, and Q5_1's 5-bit values as int8, with their f16 d and m as scale and min; Q8_0 int8 values;
+// Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked host-side by tests/cuda/cuda_backend_check.cpp
+// against the CPU reference's dequantization. The K-quants' sub-block scales are products of an f16 and a
+// small integer (exact in f32): Q2_K's d * sc and min -dmin * m (4-bit), Q3_K's d * (sc - 32) (6-bit
+// signed), Q4_K's and Q5_K's d * sc and -dmin * m (6-bit), Q6_K's d * sc (int8). The packed forms hold one
+// f16 scale (and min) per group, so those are rounded once to f16; the check holds them to that rounding.
+// Their values are stored exactly: Q2_K's 0..3 and Q3_K's -4..3 as int8 with groups of 16 (w8g16m,
+// w8g16), Q4_K's 0..15 as int4 (w4g32m), Q5_K's 0..31 as int8 (w8g32m), Q6_K's -32..31 as int8 (w8g16).
 #include "quantbench/runtime/cuda/weight_repack.h"
 
 #include <type_traits>
@@ -25,25 +27,19 @@ using formats::GgmlType;
 
 std::string supported_list() {
   std::string dense;
-  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q5_1, GgmlType::Q2_K, GgmlType::Q3_K})
+  for (auto t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     if (qformat::can_dequantize(t)) dense += (dense.empty() ? "" : ", ") + std::string(formats::ggml_type_name(t));
   return "packed for the qgemv decode kernels: w8 (int8 per-row, f16 scales), w4g32 and w4g128 (int4, f16 "
-         "scales, sym or asym), GGUF q4_0, q4_1, q4_k, q5_0, q5_k, q6_k and q8_0; dense f16 or bf16 (dequantized at load): GGUF " +
+         "scales, sym or asym), GGUF q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k and q8_0; dense f16 or bf16 "
+         "(dequantized at load): GGUF " +
          dense;
 }
 
 namespace {
 uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
-// GGUF types packed with mins (qgemv.h): weight q * s + m per group of 32 (w4g32m; Q5_K: w8g32m).
-bool packs_with_mins(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q4_K || t == GgmlType::Q5_K; }
-// GGUF types repacked with their own integers but not their own scale bits (below).
-bool packs_with_rounded_scales(GgmlType t) {
-  return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K;
-}
-
-// An f16 scale or min of Q4_K or Q6_K from its exact f32 value, rounded once; a value f16 cannot hold
-// stops the load (no real model has one: it would be a weight beyond 65504 / 15, or 65504 / 32).
+// An f16 scale or min of a K-quant from its exact f32 value, rounded once; a value f16 cannot hold stops
+// the load (no real model has one: it would be a weight beyond 65504 / 31, or 65504 / 32).
 uint16_t f16_rounded(float v, const char* type, const std::string& what) {
   const uint16_t h = f32_to_f16(v);
   QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a {} {} ({}) is not finite or beyond f16's range; this matrix has no GPU path",
@@ -71,6 +67,56 @@ void unpack_k_row(const KBlock* blocks, int64_t n_in, const char* type, uint16_t
         q[256 * sb + 32 * j + l] = Q(v);
       }
     }
+  }
+}
+
+// The 32 values of a Q5_0 or Q5_1 block (16 bytes of nibbles: elements j and j + 16 in byte j; the fifth
+// bit of element j at bit j of qh), minus `offset` (Q5_0: 16; Q5_1: 0).
+void unpack_q5_values(const uint8_t* qs, const uint8_t* qh_bytes, int offset, int8_t* out) {
+  const uint32_t qh = uint32_t(qh_bytes[0]) | uint32_t(qh_bytes[1]) << 8 | uint32_t(qh_bytes[2]) << 16 |
+                      uint32_t(qh_bytes[3]) << 24;
+  for (int j = 0; j < 16; ++j) {
+    out[j] = int8_t(((qs[j] & 15) | ((qh >> j) & 1) << 4) - offset);
+    out[j + 16] = int8_t(((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - offset);
+  }
+}
+
+// One row of Q2_K or Q3_K super-blocks (qformat::deq_q2_k / deq_q3_k): each 128 elements read 32 bytes
+// of qs as four 2-bit planes, plane p of byte l being element 32 p + l, so sub-block (group of 16) j
+// of the super-block is plane j / 2 % 4 of bytes 16 (j % 2) .. + 15 in the j / 8-th 32 bytes. Q2_K:
+// weight d*sc*q - dmin*m, q = 0..3, (sc, m) the nibbles of scales[j]; Q3_K: weight d*(sc-32)*q3 with
+// q3 = q - 4 where bit 4 (j / 8) + p of hmask[l] is clear, else q.
+void unpack_k_low_row(const model::WeightMatrix& w, int64_t r, int64_t n_in, uint16_t* scales, uint16_t* mins,
+                      int8_t* q) {
+  const bool q2 = w.type == GgmlType::Q2_K;
+  const uint8_t* row = w.data + size_t(r) * w.row_bytes;
+  for (int64_t sb = 0; sb < n_in / 256; ++sb) {
+    const uint8_t* qs;
+    const uint8_t* hmask = nullptr;
+    int8_t sc3[16];
+    if (q2) {
+      const auto& blk = reinterpret_cast<const qformat::BlockQ2_K*>(row)[sb];
+      const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+      for (int j = 0; j < 16; ++j) {
+        scales[16 * sb + j] = f16_rounded(d * float(blk.scales[j] & 15), "q2_k", "scale");
+        mins[16 * sb + j] = f16_rounded(-(dmin * float(blk.scales[j] >> 4)), "q2_k", "min");
+      }
+      qs = blk.qs;
+    } else {
+      const auto& blk = reinterpret_cast<const qformat::BlockQ3_K*>(row)[sb];
+      qformat::q3_k_scales(blk.scales, sc3);
+      const float d = f16_to_f32(blk.d);
+      for (int j = 0; j < 16; ++j) scales[16 * sb + j] = f16_rounded(d * float(sc3[j]), "q3_k", "scale");
+      qs = blk.qs;
+      hmask = blk.hmask;
+    }
+    for (int half = 0; half < 2; ++half)      // elements 128 half ..
+      for (int p = 0; p < 4; ++p)             // plane p: elements 128 half + 32 p + l
+        for (int l = 0; l < 32; ++l) {
+          int v = (qs[32 * half + l] >> (2 * p)) & 3;
+          if (!q2 && !((hmask[l] >> (4 * half + p)) & 1)) v -= 4;
+          q[256 * sb + 128 * half + 32 * p + l] = int8_t(v);
+        }
   }
 }
 }  // namespace
@@ -107,12 +153,21 @@ PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
     return {true, {WeightFormat::W8A16, 32, false, true},
             tn + " -> w8g32m packed (qgemv; 5-bit values exact as int8, sub-block scales d*sc and mins dmin*m "
                  "rounded once to f16)"};
+  if (w.type == GgmlType::Q5_1 && w.n_in % 32 == 0)
+    return {true, {WeightFormat::W8A16, 32, false, true}, tn + " -> w8g32m packed (qgemv, exact repack)"};
   if (w.type == GgmlType::Q6_K && w.n_in % 256 == 0)
     return {true, {WeightFormat::W8A16, 16, false},
             tn + " -> w8g16 packed (qgemv; 6-bit values exact as int8, sub-block scales d*sc rounded once to f16)"};
-  if (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16 ||
-      (qformat::can_dequantize(w.type) && w.type != GgmlType::Q4_0 && w.type != GgmlType::Q8_0 &&
-       w.type != GgmlType::Q5_0 && !packs_with_mins(w.type) && !packs_with_rounded_scales(w.type)))
+  if (w.type == GgmlType::Q3_K && w.n_in % 256 == 0)
+    return {true, {WeightFormat::W8A16, 16, false},
+            tn + " -> w8g16 packed (qgemv; 3-bit values exact as int8, sub-block scales d*(sc-32) rounded once to f16)"};
+  if (w.type == GgmlType::Q2_K && w.n_in % 256 == 0)
+    return {true, {WeightFormat::W8A16, 16, false, true},
+            tn + " -> w8g16m packed (qgemv; 2-bit values exact as int8, sub-block scales d*sc and mins dmin*m "
+                 "rounded once to f16)"};
+  // The rest run dense (dequantized at load): the unquantized types, and any other type the CPU can
+  // dequantize (a packable type's rows are whole blocks, which GGUF requires, so none lands here).
+  if (w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16 || qformat::can_dequantize(w.type))
     return {false, {}, tn + " -> dense"};
   fail("cuda backend: weight {} has type {}, which has no GPU path (supported: {})", what, tn, supported_list());
 }
@@ -173,13 +228,18 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
       for (int64_t b = 0; b < ng; ++b) {
         const qformat::BlockQ5_0& blk = blocks[b];
         m.scales[sat + size_t(b)] = blk.d;
-        const uint32_t qh = uint32_t(blk.qh[0]) | uint32_t(blk.qh[1]) << 8 | uint32_t(blk.qh[2]) << 16 |
-                            uint32_t(blk.qh[3]) << 24;  // bit j: element j's fifth bit
-        for (int j = 0; j < 16; ++j) {
-          m.q8[at + size_t(32 * b + j)] = int8_t(((blk.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16);
-          m.q8[at + size_t(32 * b + 16 + j)] = int8_t(((blk.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
-        }
+        unpack_q5_values(blk.qs, blk.qh, 16, m.q8.data() + at + size_t(32 * b));
       }
+    } else if (w.type == GgmlType::Q5_1) {  // 24-byte blocks: f16 d, f16 m, 32 fifth bits, 16 bytes of nibbles
+      const auto* blocks = reinterpret_cast<const qformat::BlockQ5_1*>(w.data + size_t(r) * w.row_bytes);
+      for (int64_t b = 0; b < ng; ++b) {
+        const qformat::BlockQ5_1& blk = blocks[b];
+        m.scales[sat + size_t(b)] = blk.d;
+        m.mins[sat + size_t(b)] = blk.m;
+        unpack_q5_values(blk.qs, blk.qh, 0, m.q8.data() + at + size_t(32 * b));
+      }
+    } else if (w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K) {
+      unpack_k_low_row(w, r, n_in, m.scales.data() + sat, m.mins.data() + sat, m.q8.data() + at);
     } else if (w.type == GgmlType::Q5_K) {  // values 0..31 as int8 (w8g32m)
       unpack_k_row(reinterpret_cast<const qformat::BlockQ5_K*>(w.data + size_t(r) * w.row_bytes), n_in, "q5_k",
                    m.scales.data() + sat, m.mins.data() + sat, m.q8.data() + at);

@@ -1,7 +1,8 @@
 // Weight repacking at load: which stored matrices the CUDA backend keeps packed for the qgemv decode
 // kernels, and their conversion into qgemv's HostMatrix (our int8/int4 QuantizedTensors, GGUF Q4_0,
-// Q4_1 and Q8_0 exactly; GGUF Q4_K and Q6_K with their sub-block scales rounded once to f16). Apart from the backend so a host-only check can compare every repacked weight with
-// the CPU reference's dequantization (no GPU needed).
+// Q4_1, Q5_0, Q5_1 and Q8_0 exactly; the GGUF K-quants Q2_K..Q6_K with their sub-block scales rounded
+// once to f16). Apart from the backend so a host-only check can compare every repacked weight with the
+// CPU reference's dequantization (no GPU needed).
 #pragma once
 #include <string>
 
