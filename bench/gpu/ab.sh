@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s24] [s24b] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -733,6 +733,27 @@ if has s23c; then
   for rep in 1 2; do
     for sc in q5_k_m w8g32m bf16; do GEN=128 b "gen128" $sc 1,16; done
   done 2>&1 | tee "$OUT/ab_s23c.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s24; then
+  # Session 24: w8g16 with mins (GGUF Q2_K's form, new): the launch-shape sweep against the rule, then
+  # one- and 16-stream steps at gen 128 beside w8g16 (Q6_K's and Q3_K's form: same bytes but the mins)
+  # and w8g32m, two rounds.
+  rule_vs_best w8g16m | tee "$OUT/sweep_w8g16m.txt"
+  for rep in 1 2; do
+    for sc in w8g16m w8g16 w8g32m; do GEN=128 b "gen128" $sc 1,16; done
+  done 2>&1 | tee "$OUT/ab_s24.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s24b; then
+  # Session 24: w8g16m's launch shapes (rule 9, this build) against rule 8's, steps at gen 128, interleaved,
+  # two rounds; then the bench's table for q4_k_m and for a GGUF file with q2_k matrices (the stored-bytes line).
+  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "gen128 rule9" "gen128 rule8" 2 "w8g16m 1,16" 2>&1 | tee "$OUT/ab_s24b.txt"
+  for m in synthetic:llama2-7b models/rand-llama-q2_k.gguf; do
+    sc="--scheme q4_k_m"; [ "$m" = synthetic:llama2-7b ] || sc=
+    timeout 120 ./quantbench bench $m --backend cuda $sc --batch 1,16 --prompt-len 128 --gen-len 64 --reps 2 \
+      --warmup 1 --no-progress --json "$OUT/bench_s24b_$(basename $m).json" 2>&1 | head -12
+  done 2>&1 | tee -a "$OUT/ab_s24b.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s23d; then

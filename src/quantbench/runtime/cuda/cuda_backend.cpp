@@ -109,6 +109,10 @@ struct Mat {
   };
   std::vector<Segment> segments;
   std::string path;  // for describe()
+  // Bytes of these weights as the model stores them (quantized blocks or codes with their scales and
+  // zero points; a synthetic model: see stored_bytes_of), against bytes() as streamed: a packed form
+  // wider than the stored one (GGUF Q6_K as int8) shows as the difference.
+  size_t stored = 0;
   // The packed matrix whose weights the product reads first (the L2 prefetch's target).
   const DeviceMatrix& first_packed() const { return segments.empty() ? pk : segments[0].pk; }
   size_t bytes() const {
@@ -542,6 +546,7 @@ struct CudaBackend::Impl {
                  : fmt::format("synthetic w8a8 int8 (dp4a below {} tokens, cuBLAS int8 GEMM from {})", w8a8_gemm_min,
                                w8a8_gemm_min);
     note_w8a8(m);
+    m.stored = m.bytes();
     return m;
   }
 
@@ -554,6 +559,11 @@ struct CudaBackend::Impl {
   // interleave_gate_up allows (Mat::gate_up16).
   Mat upload_stacked(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what,
                      bool gate_up = false) {
+    Mat m = upload_parts(parts, what, gate_up);
+    for (const auto* w : parts) m.stored += w->quantized ? w->quantized->storage_bytes() : w->row_bytes * size_t(w->n_out);
+    return m;
+  }
+  Mat upload_parts(std::initializer_list<const model::WeightMatrix*> parts, const std::string& what, bool gate_up) {
     for (const auto* w : parts)
       if (w->act != runtime::cpu::ActQuant::None) {
         QB_CHECK(w8a8_enabled,
@@ -666,6 +676,7 @@ struct CudaBackend::Impl {
       const float a = sd * 1.7320508f;
       fill_uniform_bf16(m.dense.data.p, size_t(n_out * n_in), seed, -a, a, stream);
       m.path = "synthetic bf16 (cuBLAS)";
+      m.stored = m.bytes();
       return m;
     }
     PackedShape ps;
@@ -685,6 +696,7 @@ struct CudaBackend::Impl {
       fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
     m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
     if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
+    m.stored = m.bytes();
     return m;
   }
   // A synthetic stack of parts in different packed formats (Mat::segments), as upload_stacked makes
@@ -706,6 +718,7 @@ struct CudaBackend::Impl {
       m.path += (m.path.empty() ? "synthetic " : "|") + spec_name(spec);
     }
     m.path += " packed (qgemv, one product per format)";
+    m.stored = m.bytes();
     return m;
   }
 
@@ -1049,6 +1062,9 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
 bool q4_k_m_more_bits(int64_t il, int64_t n_layer) {
   return il < n_layer / 8 || il >= 7 * n_layer / 8 || (il - n_layer / 8) % 3 == 2;
 }
+// Bytes of n weights in GGUF Q4_K (144 per 256), Q5_K (176) or, for the mixes' more-bits matrices, Q6_K
+// (210): what a Q4_K_M / Q5_K_M file stores, for the synthetic mixes' stored bytes (Mat::stored).
+size_t gguf_k_bytes(bool q4k, bool q6k, int64_t n) { return size_t(n) / 256 * (q6k ? 210 : q4k ? 144 : 176); }
 }  // namespace
 
 CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthetic_name, const std::string& scheme,
@@ -1093,19 +1109,27 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
       return w8a8 ? I.synthetic_w8a8(n_out, n_in, next_seed(), w8a8_fp8) : I.synthetic(qs, n_out, n_in, next_seed(), what);
     };
     const bool more_bits = kmix && q4_k_m_more_bits(il, sp.n_layer);
-    L.wqkv = more_bits ? I.synthetic_stack({{qs, sp.q_dim() + sp.kv_dim_k()}, {q6, sp.kv_dim_v()}}, sp.n_embd, next_seed,
-                                           p + "attn_qkv")
-                       : make(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
+    const int64_t qk_rows = sp.q_dim() + sp.kv_dim_k();
+    L.wqkv = more_bits ? I.synthetic_stack({{qs, qk_rows}, {q6, sp.kv_dim_v()}}, sp.n_embd, next_seed, p + "attn_qkv")
+                       : make(qk_rows + sp.kv_dim_v(), sp.n_embd, p + "attn_qkv");
     L.wo = make(sp.n_embd, sp.n_head * sp.head_dim_v, p + "attn_output");
     L.wgu = make(2 * sp.n_ff, sp.n_embd, p + "ffn_gate_up");
     L.wgu.gate_up16 = L.wgu.packed && I.interleave_gate_up(sp.n_ff);  // random rows: any order is this one
     L.wdown = more_bits ? I.synthetic(q6, sp.n_embd, sp.n_ff, next_seed(), p + "ffn_down")
                         : make(sp.n_embd, sp.n_ff, p + "ffn_down");
+    if (kmix) {  // stored as the GGUF file this mix stands for would store them
+      L.wqkv.stored = gguf_k_bytes(q4km, false, qk_rows * sp.n_embd) +
+                      gguf_k_bytes(q4km, more_bits, sp.kv_dim_v() * sp.n_embd);
+      L.wo.stored = gguf_k_bytes(q4km, false, L.wo.n_out * L.wo.n_in);
+      L.wgu.stored = gguf_k_bytes(q4km, false, L.wgu.n_out * L.wgu.n_in);
+      L.wdown.stored = gguf_k_bytes(q4km, more_bits, L.wdown.n_out * L.wdown.n_in);
+    }
     I.layers.push_back(std::move(L));
   }
   I.output_norm = upload_vec(ones);
   I.output = w8a8 ? I.synthetic_w8a8(sp.n_vocab, sp.n_embd, next_seed(), w8a8_fp8)
                   : I.synthetic(kmix ? q6 : qs, sp.n_vocab, sp.n_embd, next_seed(), synthetic_name + " output");
+  if (kmix) I.output.stored = gguf_k_bytes(q4km, true, sp.n_vocab * sp.n_embd);
   I.embd = DevBuf(size_t(sp.n_vocab * sp.n_embd) * 2);
   fill_uniform_bf16(I.embd.p, size_t(sp.n_vocab * sp.n_embd), next_seed(), -1.0f, 1.0f, I.stream);
   cuda_ok(cudaStreamSynchronize(I.stream), "synthetic weights");
@@ -1123,6 +1147,18 @@ size_t CudaBackend::kv_bytes_per_position() const {
 size_t CudaBackend::weight_bytes() const {
   size_t n = 0;
   for (const Mat* m : impl_->mats()) n += m->bytes();
+  return n;
+}
+
+size_t CudaBackend::stored_weight_bytes() const {
+  size_t n = 0;
+  for (const Mat* m : impl_->mats()) n += m->stored;
+  return n;
+}
+
+int64_t CudaBackend::weight_count() const {
+  int64_t n = 0;
+  for (const Mat* m : impl_->mats()) n += m->n_out * m->n_in;
   return n;
 }
 

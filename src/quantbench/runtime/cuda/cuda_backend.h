@@ -155,6 +155,12 @@ class CudaBackend final : public Backend {
   // Bytes a decode step streams for the matrices: packed weights + scales + zero points, or the dense
   // matrix (embeddings excluded).
   size_t weight_bytes() const;
+  // The same matrices' bytes as the model stores them (a GGUF file's blocks, or our codes with their
+  // scales and zero points; a synthetic model's as packed, a synthetic GGUF K-quant mix's at GGUF's block
+  // sizes), and their weight count: where a packed form is wider than the stored one (GGUF Q6_K, Q5_K,
+  // Q3_K, Q2_K as int8), the decode reads more than the file holds, and the report says how much.
+  size_t stored_weight_bytes() const;
+  int64_t weight_count() const;
   // The GPU's name, driver and runtime versions, for the Manifest.
   std::string device_facts() const;
   // The KV cache type that runs, and the bytes one position of one sequence takes (all layers, K + V,

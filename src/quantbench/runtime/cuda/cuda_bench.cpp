@@ -44,6 +44,8 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
   r.options = o;
   r.model_name = model_name;
   r.weight_bytes = int64_t(be.weight_bytes());
+  r.stored_weight_bytes = int64_t(be.stored_weight_bytes());
+  r.weight_count = be.weight_count();
   const int64_t kv_per_pos = int64_t(be.kv_bytes_per_position());  // codes + scales of the cache that runs
   r.kv_type = std::string(kv_type_name(be.kv_type()));
   r.kv_bytes_per_position = kv_per_pos;
@@ -107,7 +109,11 @@ CudaBenchReport run_cuda_bench(CudaBackend& be, const std::string& model_name, c
   const BandwidthResult bw = probe_bandwidth(o.probe_bytes, 10);
   r.copy_gbs = bw.copy_gbs;
   r.read_gbs = bw.read_gbs;
-  for (auto& row : r.rows) row.roofline_share = row.achieved_gbs / r.copy_gbs;
+  for (auto& row : r.rows) {
+    row.roofline_share = row.achieved_gbs / r.copy_gbs;
+    row.roofline_share_stored =
+        double(r.stored_weight_bytes + row.kv_bytes_per_step) / row.step_p50_s / 1e9 / r.copy_gbs;
+  }
   const GemmResult g = probe_gemm_bf16(int(o.prompt_len), int(2 * sp.n_ff), int(sp.n_embd), 10);
   r.gemm_tflops = g.tflops;
   const double layer_params = double(sp.n_embd) * double(sp.q_dim() + sp.kv_dim_k() + sp.kv_dim_v()) +
@@ -166,9 +172,12 @@ Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
                                      2 * be.spec().n_ff, be.spec().n_embd, r.gemm_tflops));
   Result res("bench", "decode", std::move(m));
   res.set_misses("Speed only. Roofline = copy-probe bandwidth / (weight + scale + zero-point bytes + KV bytes (codes + scales "
-                 "of the cache type that ran) read per step); embeddings and activations left out. Prefill FLOPs count the matrix products only.");
+                 "of the cache type that ran) read per step); embeddings and activations left out. roofline_share_stored "
+                 "counts the weights as the model stores them instead (lower where the GPU's packed form is wider, e.g. "
+                 "GGUF Q6_K read as int8). Prefill FLOPs count the matrix products only.");
   res.add_metric({"bandwidth_copy_gbps", r.copy_gbs, {}, {}, Direction::HigherIsBetter, "median", "GB/s"});
   res.add_metric({"weight_bytes_per_step", double(r.weight_bytes), {}, {}, Direction::Neither, "count", "bytes"});
+  res.add_metric({"weight_bytes_stored", double(r.stored_weight_bytes), {}, {}, Direction::Neither, "count", "bytes"});
   res.add_metric({"kv_bytes_per_position", double(r.kv_bytes_per_position), {}, {}, Direction::LowerIsBetter, "count", "bytes"});
   res.add_metric({"prefill_tflops", r.prefill_tflops, {}, {}, Direction::HigherIsBetter, "median", "TFLOP/s"});
   res.add_metric({"gemm_bf16_tflops", r.gemm_tflops, {}, {}, Direction::HigherIsBetter, "median", "TFLOP/s"});
@@ -180,14 +189,18 @@ Result make_cuda_bench_result(const CudaBenchReport& r, const CudaBackend& be) {
     res.add_metric({p + "decode_tok_s", row.decode_tok_s, {}, {}, Direction::HigherIsBetter, "median over reps", "tok/s"});
     res.add_metric({p + "roofline_share", row.roofline_share, {}, {}, Direction::HigherIsBetter,
                     "bytes_per_step / step p50 / copy probe", ""});
+    res.add_metric({p + "roofline_share_stored", row.roofline_share_stored, {}, {}, Direction::HigherIsBetter,
+                    "(stored weight bytes + KV) / step p50 / copy probe", ""});
     nlohmann::json it;
     it["batch"] = row.batch;
     it["prefill_tok_s"] = row.prefill_tok_s;
     it["decode_tok_s"] = row.decode_tok_s;
     it["step_s"] = {{"p50", row.step_p50_s}, {"p90", row.step_p90_s}};
-    it["bytes_per_step"] = {{"total", row.bytes_per_step}, {"weights", r.weight_bytes}, {"kv_cache_mean", row.kv_bytes_per_step}};
+    it["bytes_per_step"] = {{"total", row.bytes_per_step}, {"weights", r.weight_bytes}, {"kv_cache_mean", row.kv_bytes_per_step},
+                            {"weights_as_stored", r.stored_weight_bytes}};
     it["achieved_gbps"] = row.achieved_gbs;
     it["roofline_share"] = row.roofline_share;
+    it["roofline_share_stored"] = row.roofline_share_stored;
     res.add_item(std::move(it));
   }
   return res;
@@ -200,9 +213,19 @@ std::string render_cuda_bench_table(const CudaBenchReport& r) {
     s += fmt::format("{:>6} {:>12.1f} {:>12.1f} {:>8.3f}ms {:>14} {:>9.1f} {:>8.1f}%\n", row.batch, row.prefill_tok_s,
                      row.decode_tok_s, 1e3 * row.step_p50_s, row.bytes_per_step, row.achieved_gbs,
                      100 * row.roofline_share);
-  s += fmt::format("copy probe {:.0f} GB/s (read-only {:.0f}); weights {} bytes/step; kv cache {}: {} bytes per "
-                   "position per sequence\n",
-                   r.copy_gbs, r.read_gbs, r.weight_bytes, r.kv_type, r.kv_bytes_per_position);
+  const double n = double(std::max<int64_t>(r.weight_count, 1));
+  s += fmt::format("copy probe {:.0f} GB/s (read-only {:.0f}); weights {} bytes/step ({:.3f} bits/weight); kv cache {}: "
+                   "{} bytes per position per sequence\n",
+                   r.copy_gbs, r.read_gbs, r.weight_bytes, 8.0 * double(r.weight_bytes) / n, r.kv_type,
+                   r.kv_bytes_per_position);
+  if (r.stored_weight_bytes != r.weight_bytes) {
+    std::string shares;
+    for (const auto& row : r.rows)
+      shares += fmt::format("{}{:.1f}% at batch {}", shares.empty() ? "" : ", ", 100 * row.roofline_share_stored, row.batch);
+    s += fmt::format("as stored in the model the weights are {} bytes ({:.3f} bits/weight); against those bytes the "
+                     "roofline share is {}\n",
+                     r.stored_weight_bytes, 8.0 * double(r.stored_weight_bytes) / n, shares);
+  }
   s += fmt::format("prefill {} tokens (batch 1): {:.1f} TFLOP/s of matmul = {:.1f}% of the same-run cuBLAS bf16 GEMM "
                    "({:.1f} TFLOP/s)\n",
                    r.options.prompt_len, r.prefill_tflops, 100 * r.prefill_tflops / r.gemm_tflops, r.gemm_tflops);

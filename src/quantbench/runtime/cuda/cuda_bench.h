@@ -31,6 +31,9 @@ struct CudaBenchRow {
   int64_t kv_bytes_per_step = 0;  // mean over the steps, codes + scales of the cache that ran
   int64_t bytes_per_step = 0;     // weights (+ scales + zeros) + KV
   double achieved_gbs = 0, roofline_share = 0;  // bytes_per_step / step p50; over the copy probe
+  // The roofline share with the weights counted as the model stores them (stored_weight_bytes + KV): below
+  // roofline_share where the packed form is wider than the stored one.
+  double roofline_share_stored = 0;
 };
 
 struct CudaBenchReport {
@@ -38,7 +41,9 @@ struct CudaBenchReport {
   std::string model_name;  // file path or synthetic:NAME
   bool synthetic = false;
   std::string scheme;      // synthetic scheme ("" for a file)
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0;         // streamed per decode step (CudaBackend::weight_bytes)
+  int64_t stored_weight_bytes = 0;  // the same matrices as the model stores them
+  int64_t weight_count = 0;
   std::string kv_type;             // KV cache that ran (f16, int8, fp8, int4)
   int64_t kv_bytes_per_position = 0;  // one position of one sequence, all layers, K + V
   double copy_gbs = 0, read_gbs = 0;   // same-run probes

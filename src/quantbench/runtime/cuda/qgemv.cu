@@ -890,6 +890,17 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       c.row_blocks_per_warp = 4;
       c.warps_per_block = 4;
     }
+    if (p.spec.mins && p.spec.group == 16) {
+      // Session 24: w8g16 with mins (GGUF Q2_K) from one H200 sweep of Llama-2-7B's products (docs/perf.md,
+      // session 24), us, against the shapes above: the small grids at R = 1 x 4 warps (o 10.0 / 11.8 at
+      // 1 / 16 tokens against 11.7 / 12.3, down 20.6 / 25.4 against 22.9 / 26.8); q|k|v R = 2 x 4 at one
+      // token (21.6 against 24.4), R = 4 x 4 at 16 (27.1 / 36.9); the wide grids R = 4 at 4 warps at one
+      // token (gate|up 33.1 against 42.3; lm_head, once a step, loses: 58.8 against 57.3), at 8 warps at 16
+      // (gate|up 43.4 against 49.3; lm_head 59.7 against 55.2).
+      const bool one = n_tokens <= 8;
+      c.row_blocks_per_warp = small ? 1 : mid && one ? 2 : 4;
+      c.warps_per_block = !small && !mid && !one ? 8 : 4;
+    }
   }
   if ((rule >= 6 || p.spec.mins) && half_step_format(p.spec, rule)) {
     // Rule 8 (session 21): asymmetric w4g128 and w4g32 take the half step too, with symmetric w4g128's
