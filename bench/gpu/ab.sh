@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s24] [s24b] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s24] [s24b] [s24c] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -754,6 +754,23 @@ if has s24b; then
     timeout 120 ./quantbench bench $m --backend cuda $sc --batch 1,16 --prompt-len 128 --gen-len 64 --reps 2 \
       --warmup 1 --no-progress --json "$OUT/bench_s24b_$(basename $m).json" 2>&1 | head -12
   done 2>&1 | tee -a "$OUT/ab_s24b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s24c; then
+  # Session 24: qgemm for int8 with groups of 16 (w8g16: GGUF Q6_K, Q3_K; w8g16m: Q2_K) and with an output row
+  # stride (the parts of a split q|k|v stack): its checks (qb_cuda_tests qgemm), the backend check on the models
+  # with those, then 512-token prefills on synthetic:llama2-7b (p: prefill tok/s and the share of the same-run
+  # cuBLAS GEMM), this build against the previous one (quantbench_prev: w8g16 and split stacks dequantized for
+  # cuBLAS), interleaved, two rounds: q4_k_m, q5_k_m, w8g16, w8g16m; bf16 once.
+  t0=$(date +%s); timeout 200 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
+  echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
+  t0=$(date +%s); timeout 200 ./qb_cuda_backend_check models/rand-llama-q6_k.gguf models/rand-llama-q3_k.gguf \
+    models/rand-llama-q2_k.gguf models/rand-llama-q4_k_m.gguf models/rand-llama-q5_k_m.gguf > "$OUT/backend_check_g16.log" 2>&1
+  echo "backend_check (groups of 16) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_g16.log" | cut -c1-200 | head
+  for rep in 1 2; do
+    for sc in q4_k_m q5_k_m w8g16 w8g16m; do p "this" $sc; [ -x ./quantbench_prev ] && Q=./quantbench_prev p "prev" $sc; done
+  done 2>&1 | tee "$OUT/ab_s24c.txt"
+  p "this" bf16 2>&1 | tee -a "$OUT/ab_s24c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s23d; then

@@ -1,7 +1,7 @@
 // qgemm (the fused prefill product on packed 4- and 8-bit weights, runtime/cuda/qgemm.h) against a
 // float64 product of the weights it must use: each (q - z) * s rounded once to f16, as dequantize_packed
 // writes them (that rounding is itself checked bit for bit in qgemv_check.cu), or with mins q * s + m
-// rounded to f16, times f16 activations.
+// rounded to f16, times f16 activations; and with an output row stride.
 // Fresh random inputs per case; the output poisoned with NaN and a guard past it with a sentinel; a
 // second launch must be bit-identical. Products of f16 values are exact in f32, only the f32 sums
 // round: per element within 2e-4 of sum |w x| (qgemv_check.cu's bound), relative L2 within 3e-5. That
@@ -71,6 +71,50 @@ void check_qgemm(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, Qgem
               e.worst);
 }
 
+// The same product with an output row stride ldy = n_out + 37 (a split q|k|v stack's parts write their
+// rows of one output): bit-identical to the unstrided launch, nothing written between or past the rows,
+// and an ldy below n_out refused.
+void check_qgemm_strided(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, std::mt19937_64& rng) {
+  const std::string name = "qgemm " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
+                           " T=" + std::to_string(T) + " ldy=n_out+37";
+  const int64_t ldy = n_out + 37;
+  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<uint16_t> x(size_t(T) * n_in);
+  for (auto& v : x) v = to_f16(u(rng));
+  const DeviceMatrix dw = upload(pack(m));
+  uint16_t* dx = nullptr;
+  float *dy = nullptr, *ds = nullptr;
+  const size_t ny = size_t(T) * n_out, ns = size_t(T) * ldy;
+  QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
+  QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
+  QB_CUDA_OK(cudaMalloc(&ds, (ns + kGuard) * sizeof(float)));
+  QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  std::vector<float> y, y2, st(ns + kGuard, kSentinel);
+  QgemmConfig ran;
+  run_poisoned_twice(dy, ny, [&](int) { ran = qgemm(dw, dx, T, dy, nullptr); }, y, y2);
+  QB_CUDA_OK(cudaMemcpy(ds, st.data(), st.size() * sizeof(float), cudaMemcpyHostToDevice));
+  qgemm(dw, dx, T, ds, nullptr, ran, ldy);
+  QB_CUDA_OK(cudaDeviceSynchronize());
+  QB_CUDA_OK(cudaMemcpy(st.data(), ds, st.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  bool threw = false;
+  try { qgemm(dw, dx, T, ds, nullptr, ran, n_out - 1); } catch (const std::invalid_argument&) { threw = true; }
+  QB_CUDA_OK(cudaFree(dx));
+  QB_CUDA_OK(cudaFree(dy));
+  QB_CUDA_OK(cudaFree(ds));
+  int differ = 0, stray = 0;
+  for (size_t k = 0; k < ns + kGuard; ++k) {
+    const size_t t = k / size_t(ldy), o = k % size_t(ldy);
+    if (k < ns && o < size_t(n_out)) differ += std::memcmp(&st[k], &y[t * size_t(n_out) + o], 4) != 0;
+    else stray += st[k] != kSentinel;
+  }
+  const int before = g_fail;
+  QCHECK(differ == 0, "%s: %d outputs differ from the unstrided launch", name.c_str(), differ);
+  QCHECK(stray == 0, "%s: %d writes between or past the strided rows", name.c_str(), stray);
+  QCHECK(threw, "%s: an ldy below n_out was accepted", name.c_str());
+  std::printf("%-6s %s\n", g_fail == before ? "ok" : "FAIL", name.c_str());
+}
+
 }  // namespace
 
 // Called from qgemv_check.cu's main (one test executable); returns the number of failures.
@@ -79,7 +123,8 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
   const QuantSpec specs[] = {{WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                              {WeightFormat::W4A16, 32, false},  {WeightFormat::W4A16, 32, true},
                              {WeightFormat::W8A16, 0, false},   {WeightFormat::W8A16, 32, false},
-                             {WeightFormat::W4A16, 32, false, true}, {WeightFormat::W8A16, 32, false, true}};
+                             {WeightFormat::W4A16, 32, false, true}, {WeightFormat::W8A16, 32, false, true},
+                             {WeightFormat::W8A16, 16, false},  {WeightFormat::W8A16, 16, false, true}};
   struct Case { int64_t n_out, n_in; int T; };
   for (const QuantSpec& s : specs) {
     // Ragged rows (not a multiple of the 128-row tile or of 16), ragged token tiles (17, 130, 300),
@@ -87,7 +132,7 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
     // that end in a half-filled 64-wide chunk (1120 = 17.5 chunks).
     std::vector<Case> cases_for = {{128, 128, 17}, {333, 640, 130}, {1000, 1152, 300}, {160, 256, 1000},
                                    {512, 4096, 128}, {136, 11008, 129}};
-    if (s.group == 32) cases_for.push_back({129, 1120, 40});
+    if (s.group == 32 || s.group == 16) cases_for.push_back({129, 1120, 40});
     if (s.group == 0) cases_for.push_back({50, 1000, 33});  // per-row int8 scales: n_in only a multiple of 8
     for (const Case& c : cases_for) {
       ++*cases;
@@ -98,6 +143,8 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
       ++*cases;
       check_qgemm(s, 300, s.group == 128 ? 1152 : 1120, 200, {nt}, rng);
     }
+    ++*cases;
+    check_qgemm_strided(s, 300, s.group == 128 ? 1152 : 1120, 130, rng);
   }
   // Formats qgemm does not take are refused with a message, not run.
   ++*cases;

@@ -605,7 +605,8 @@ struct CudaBackend::Impl {
         for (; i < plans.size() && same_spec(plans[i].spec, hm.spec); ++i, ++part) append_packed_rows(**part, hm);
         row0 += hm.n_out;
         sg.pk = upload(pack(hm));
-        wscratch_bytes = std::max(wscratch_bytes, size_t(hm.n_out * hm.n_in) * 2);
+        if (!(qgemm_on && qgemm_supports(sg.pk.shape)))
+          wscratch_bytes = std::max(wscratch_bytes, size_t(hm.n_out * hm.n_in) * 2);
         m.segments.push_back(std::move(sg));
       }
       m.path = path + " (one product per format, " + std::to_string(m.segments.size()) + " for this stack)";
@@ -806,14 +807,19 @@ struct CudaBackend::Impl {
             "gemm");
   }
 
-  // One packed product without qgemm (decode, or prefill of a split stack's part): y's rows at stride
-  // ldy (the whole stack's n_out).
+  // One packed product: decode, prefill without qgemm, or a split stack's part (prefill on qgemm where
+  // it takes the part); y's rows at stride ldy (the whole stack's n_out).
   void packed_product(const DeviceMatrix& pk, int T, float* y, int64_t ldy, const void* frag_in, bool early) {
     if (T <= 16) {  // decode: stream the packed weights once for all T tokens
       mark(kQgemv);
       QgemvConfig cfg = choose_config(pk.shape, T, sm_count, launch_rule);
       cfg.overlap_launch = overlap_launch && early;
       qgemv(pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg, nullptr, ldy);
+      return;
+    }
+    if (qgemm_on && qgemm_supports(pk.shape)) {
+      mark(kQgemm);
+      qgemm(pk, xb.as<uint16_t>(), T, y, stream, {}, ldy);
       return;
     }
     // Prefill: dequantize into the scratch matrix (f16), then a tensor-core GEMM.
@@ -1210,8 +1216,8 @@ std::string CudaBackend::describe() const {
                      "before it (not W8A8), at steps of at most {} tokens: {}; activations f32; {}",
                      impl_->device_name, ps,
                      impl_->qgemm_on ? "4- and 8-bit: fused qgemm (wgmma on the packed weights, x by TMA, each "
-                                       "(q - z) * s or q * s + m rounded to f16, f32 accumulation; w8g16 and the "
-                                       "parts of a split stack: dequantized to f16 + cuBLAS), bf16: cuBLAS"
+                                       "(q - z) * s or q * s + m rounded to f16, f32 accumulation; a split stack "
+                                       "one qgemm per part), bf16: cuBLAS"
                                      : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
                      gate_up_note(*impl_),
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +

@@ -28,12 +28,13 @@ namespace {
 constexpr int kStages = 4;
 constexpr int kRowWarps = 8;  // row blocks (warps) per block: 128 rows, two warpgroups
 // Shared memory per stage: x (NT tokens x 128 bytes), weights (8 row blocks x LPC vectors of 512
-// bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to 2 groups x 32 bytes), zero points (8 x up
-// to 2 groups x 16 bytes) or, with mins, f16 mins laid out as the scales; then one mbarrier per stage.
-template <int NT, int LPC, bool MINS = false>
+// bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to SG groups x 32 bytes: SG = 4 for groups of
+// 16, else 2), zero points (8 x up to 2 groups x 16 bytes) or, with mins, f16 mins laid out as the
+// scales; then one mbarrier per stage.
+template <int NT, int LPC, bool MINS = false, int SG = 2>
 struct Tile {
-  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 64,
-                       kZBytes = kRowWarps * (MINS ? 64 : 32);
+  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 32 * SG,
+                       kZBytes = kRowWarps * (MINS ? 32 * SG : 32);
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
 
@@ -116,18 +117,21 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
       : "memory");
 }
 
-// BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32, or 0 for one scale per row); ASYM: int4
-// per-group zero points (else z = 8); NT: tokens per tile (the wgmma N); MINS: groups of 32 with an f16
-// min per group instead (GGUF Q4_1 / Q4_K as w4g32m, Q5_K as w8g32m): weights q * s + m.
+// BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32 or 16, or 0 for one scale per row); ASYM: int4
+// per-group zero points (else z = 8); NT: tokens per tile (the wgmma N); MINS: an f16 min per group
+// instead (GGUF Q4_1 / Q4_K as w4g32m, Q5_K and Q5_1 as w8g32m, Q2_K as w8g16m): weights q * s + m.
+// Output row stride ldy (qgemm()).
 template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 __global__ void __launch_bounds__(kRowWarps * 32, 2)
     qgemm_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
                  const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out, int row_blocks,
-                 int chunks, int groups) {
+                 int chunks, int groups, int ldy) {
   constexpr int LPC = BITS == 4 ? 1 : 2;  // 16-byte vectors per lane per chunk
-  constexpr int NG = G == 128 ? 1 : 2;     // groups per 64-wide chunk (a group of 128 spans two chunks)
-  static_assert(!MINS || (G == 32 && !ASYM), "mins: groups of 32, no zero points");
-  using Tl = Tile<NT, LPC, MINS>;
+  constexpr int NG = G == 128 ? 1 : G == 16 ? 4 : 2;  // groups per 64-wide chunk (a group of 128 spans two)
+  constexpr int SG = G == 16 ? 4 : 2;                 // group slots per row block in a stage's scales
+  static_assert(!MINS || ((G == 32 || (G == 16 && BITS == 8)) && !ASYM), "mins: groups of 32 (or 16, int8), no zero points");
+  static_assert(G != 16 || BITS == 8, "groups of 16: int8 only");
+  using Tl = Tile<NT, LPC, MINS, SG>;
   constexpr int kXBytes = Tl::kXBytes, kWBytes = Tl::kWBytes, kSBytes = Tl::kSBytes, kZBytes = Tl::kZBytes;
   extern __shared__ uint8_t smem_raw[];
   // Aligned by an offset from the shared array itself (not through an integer), so the compiler still
@@ -159,18 +163,18 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
         cp_async16(smem_u32(ws + st * kWBytes + (warp * LPC + v) * 512 + lane * 16),
                    ok ? W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane : W, ok);
     }
-    const int gi0 = G == 128 ? c >> 1 : 2 * c;  // the chunk's first group; (row block, group) = 32 scale bytes
+    const int gi0 = G == 128 ? c >> 1 : NG * c;  // the chunk's first group; (row block, group) = 32 scale bytes
     if (G != 0 && tid < kRowWarps * 2 * NG) {  // (per-row int8 scales are read once, below)
       const int r = tid / (2 * NG), k = tid % (2 * NG), rb = rb0 + r;
       const bool ok = rb < row_blocks;
-      cp_async16(smem_u32(ss + st * kSBytes + r * 64 + 16 * k),
+      cp_async16(smem_u32(ss + st * kSBytes + r * 32 * SG + 16 * k),
                  ok ? scales + (size_t(rb) * groups + gi0) * 32 + 16 * k : scales, ok);
     }
     if constexpr (MINS) {  // 32 bytes of f16 mins per (row block, group), as the scales
       if (tid >= 128 && tid < 128 + kRowWarps * 2 * NG) {
         const int q = tid - 128, r = q / (2 * NG), k = q % (2 * NG), rb = rb0 + r;
         const bool ok = rb < row_blocks;
-        cp_async16(smem_u32(zs + st * kZBytes + r * 64 + 16 * k),
+        cp_async16(smem_u32(zs + st * kZBytes + r * 32 * SG + 16 * k),
                    ok ? zeros + (size_t(rb) * groups + gi0) * 32 + 16 * k : zeros, ok);
       }
     }
@@ -201,7 +205,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   // its product with the scale (as qgemv, and bit for bit dequantize_packed's f16 value); with mins,
   // q * s + m by one fused multiply-add (one rounding of the exact value, as qgemv forms it).
   auto min_pair = [&](int st, int h) {  // (row g, row g + 8) mins of the chunk's group h
-    return bits_h2(*reinterpret_cast<const uint32_t*>(zs + st * kZBytes + warp * 64 + h * 32 + g * 4));
+    return bits_h2(*reinterpret_cast<const uint32_t*>(zs + st * kZBytes + warp * 32 * SG + h * 32 + g * 4));
   };
   auto scaled = [&](__half2 q, __half2 s, __half2 m) { return h2_bits(MINS ? __hfma2(q, s, m) : __hmul2(q, s)); };
   auto dequant = [&](int c, uint32_t (&a)[4][4]) {
@@ -213,15 +217,16 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
 #pragma unroll
       for (int s = 0; s < 4; ++s) {
         __half2 s_lo = row_lo, s_hi = row_hi;
-        if constexpr (G != 0) {  // groups of 32: sub-tiles 0-1 are the chunk's first group
+        const int h = G == 16 ? s : s >> 1;  // groups of 32: sub-tiles 0-1 are the chunk's first group
+        if constexpr (G != 0) {
           const uint32_t sp =
-              *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 64 + (s >> 1) * 32 + g * 4);
+              *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 32 * SG + h * 32 + g * 4);
           s_lo = __low2half2(bits_h2(sp));
           s_hi = __high2half2(bits_h2(sp));
         }
         __half2 m_lo = __float2half2_rn(0.f), m_hi = m_lo;
         if constexpr (MINS) {
-          const __half2 mp = min_pair(st, s >> 1);
+          const __half2 mp = min_pair(st, h);
           m_lo = __low2half2(mp);
           m_hi = __high2half2(mp);
         }
@@ -238,7 +243,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
       const int h = G == 128 ? 0 : s >> 1;  // groups of 32: sub-tiles 0-1 are the chunk's first group
-      const uint32_t sp = *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 64 + h * 32 + g * 4);
+      const uint32_t sp = *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 32 * SG + h * 32 + g * 4);
       const uint32_t zpair =
           ASYM ? uint32_t(*reinterpret_cast<const uint16_t*>(zs + st * kZBytes + warp * 32 + h * 16 + g * 2))
                : MINS ? 0u : 0x0808u;  // (mins: the plain q)
@@ -306,7 +311,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int row = row0 + 8 * (r >> 1), tok = tok0 + 8 * i + 2 * t4 + (r & 1);
-      if (row < n_out && tok < T) y[size_t(tok) * n_out + row] = d[4 * i + r];
+      if (row < n_out && tok < T) y[size_t(tok) * ldy + row] = d[4 * i + r];
     }
 }
 
@@ -332,9 +337,9 @@ CUtensorMap x_tensor_map(const uint16_t* x, int T, int n_in, int NT) {
 }
 
 template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
-void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream) {
+void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t ldy, cudaStream_t stream) {
   auto* kernel = qgemm_kernel<BITS, G, ASYM, NT, MINS>;
-  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, MINS>::kSmemBytes;
+  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, MINS, G == 16 ? 4 : 2>::kSmemBytes;
   static const bool attr = [&] {
     QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
@@ -347,14 +352,15 @@ void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStrea
   kernel<<<grid, kRowWarps * 32, kSmem, stream>>>(
       static_cast<const uint4*>(w.weights.get()), static_cast<const uint8_t*>(w.scales.get()),
       static_cast<const uint8_t*>(w.zeros.get()), map, y, T, int(p.n_out), int(p.row_blocks), int(p.chunks),
-      int(p.groups));
+      int(p.groups), int(ldy));
   QB_CUDA_OK(cudaGetLastError());
 }
 
 template <int BITS, int G, bool ASYM, bool MINS = false>
-void launch_any(const QgemmConfig& c, const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream) {
-  c.tokens == 128 ? launch<BITS, G, ASYM, 128, MINS>(w, x, T, y, stream)
-                  : launch<BITS, G, ASYM, 64, MINS>(w, x, T, y, stream);
+void launch_any(const QgemmConfig& c, const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t ldy,
+                cudaStream_t stream) {
+  c.tokens == 128 ? launch<BITS, G, ASYM, 128, MINS>(w, x, T, y, ldy, stream)
+                  : launch<BITS, G, ASYM, 64, MINS>(w, x, T, y, ldy, stream);
 }
 
 int sm_count() {
@@ -370,9 +376,8 @@ int sm_count() {
 }  // namespace
 
 bool qgemm_supports(const PackedShape& s) {
-  // (w8g16, GGUF Q6_K: prefill dequantizes it for cuBLAS; mins come with groups of 32 only)
   const bool w4 = s.spec.format == WeightFormat::W4A16 && (s.spec.group == 32 || s.spec.group == 128);
-  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32);
+  const bool w8 = s.spec.format == WeightFormat::W8A16 && (s.spec.group == 0 || s.spec.group == 32 || s.spec.group == 16);
   return (w4 || w8) && s.n_in % 8 == 0;
 }
 
@@ -383,27 +388,34 @@ QgemmConfig qgemm_config(const PackedShape& shape, int T, int sms) {
   return QgemmConfig{2 * blocks >= sms ? 128 : 64};
 }
 
-QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream, QgemmConfig cfg) {
+QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream, QgemmConfig cfg,
+                  int64_t ldy) {
   if (!qgemm_supports(w.shape))
-    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w4g32m, w8, w8g32 or "
-                                "w8g32m weights with n_in a multiple of 8, got " + spec_name(w.shape.spec) + " with n_in " +
-                                std::to_string(w.shape.n_in));
+    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w4g32m, w8, w8g32, "
+                                "w8g16 or either of those with mins, with n_in a multiple of 8, got " +
+                                spec_name(w.shape.spec) + " with n_in " + std::to_string(w.shape.n_in));
   if (T < 1) throw std::invalid_argument("qgemm: T must be at least 1, got " + std::to_string(T));
+  if (ldy == 0) ldy = w.shape.n_out;
+  if (ldy < w.shape.n_out || ldy >= (int64_t(1) << 31))
+    throw std::invalid_argument("qgemm: ldy " + std::to_string(ldy) + " must be at least n_out (" +
+                                std::to_string(w.shape.n_out) + ") and below 2^31");
   if (cfg.tokens == 0) cfg = qgemm_config(w.shape, T, sm_count());
   if (cfg.tokens != 64 && cfg.tokens != 128)
     throw std::invalid_argument("qgemm: tile of " + std::to_string(cfg.tokens) + " tokens (supported: 64, 128)");
   const QuantSpec& q = w.shape.spec;
-  if (q.format == WeightFormat::W8A16 && q.mins)
-    launch_any<8, 32, false, true>(cfg, w, x, T, y, stream);
+  if (q.format == WeightFormat::W8A16 && q.group == 16)
+    q.mins ? launch_any<8, 16, false, true>(cfg, w, x, T, y, ldy, stream) : launch_any<8, 16, false>(cfg, w, x, T, y, ldy, stream);
+  else if (q.format == WeightFormat::W8A16 && q.mins)
+    launch_any<8, 32, false, true>(cfg, w, x, T, y, ldy, stream);
   else if (q.format == WeightFormat::W8A16)
-    q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, stream)
-                  : launch_any<8, 0, false>(cfg, w, x, T, y, stream);
+    q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, ldy, stream)
+                  : launch_any<8, 0, false>(cfg, w, x, T, y, ldy, stream);
   else if (q.mins)
-    launch_any<4, 32, false, true>(cfg, w, x, T, y, stream);
+    launch_any<4, 32, false, true>(cfg, w, x, T, y, ldy, stream);
   else if (q.group == 128)
-    q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, stream);
+    q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, ldy, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, ldy, stream);
   else
-    q.asym ? launch_any<4, 32, true>(cfg, w, x, T, y, stream) : launch_any<4, 32, false>(cfg, w, x, T, y, stream);
+    q.asym ? launch_any<4, 32, true>(cfg, w, x, T, y, ldy, stream) : launch_any<4, 32, false>(cfg, w, x, T, y, ldy, stream);
   return cfg;
 }
 
