@@ -91,8 +91,10 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
           (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
-  // (w4 with mins has one kernel, the half step at R = 1, whatever was asked: checked as reported)
-  CHECK(spec.mins && spec.format == WeightFormat::W4A16 ? ran.half_step && ran.row_blocks_per_warp == 1
+  // (w4 with mins runs the half step at R = 1 or 2 (R = 4 asked: 2), whatever was asked: checked as reported)
+  CHECK(spec.mins && spec.format == WeightFormat::W4A16
+            ? ran.half_step && (cfg.row_blocks_per_warp ? ran.row_blocks_per_warp == std::min(cfg.row_blocks_per_warp, 2)
+                                                        : ran.row_blocks_per_warp <= 2)
                   : ran.half_step == (cfg.half_step && spec.format == WeightFormat::W4A16 &&
                                       ran.row_blocks_per_warp <= 2) ||
                         cfg.row_blocks_per_warp == 0,

@@ -716,8 +716,8 @@ KernelFn pick_r(int r, int nt, bool gated) {
 }
 // The half step exists for int4 at R = 1 and 2: symmetric w4g128 since session 9; asymmetric w4g128
 // (its zero points beside the scales) and w4g32 of both kinds since session 21 (docs/perf.md). w4g32
-// with mins (session 22) has it at R = 1 only, and no other kernel (qgemv() runs that one).
-bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat::W4A16 && r <= (s.mins ? 1 : 2); }
+// with mins has no other kernel (qgemv() runs the half step): at R = 1 since session 22, R = 2 since 24.
+bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat::W4A16 && r <= 2; }
 // Where the launch rule takes the half step: symmetric w4g128 from rule 6, the other int4 formats from 8
 // (w4g32 with mins under every rule: it has no other kernel).
 bool half_step_format(const QuantSpec& s, int rule) {
@@ -741,11 +741,14 @@ KernelFn pick_w8_mins(int r, int nt) {
 }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
-// already checked against has_copy_loop16 by the caller. w4 with mins: qgemv() has set R = 1 and the half
-// step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
+// already checked against has_copy_loop16 by the caller. w4 with mins: qgemv() has set R = 1 or 2 and the
+// half step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
   if (s.mins && s.format == WeightFormat::W8A16) return s.group == 16 ? pick_w8_mins<16>(r, nt) : pick_w8_mins<32>(r, nt);
-  if (s.mins) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
+  if (s.mins) {  // (never gated)
+    if (r == 1) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
+    return nt == 1 ? kernel_for<2, 32, kMins, 2, 1, true>() : kernel_for<2, 32, kMins, 2, 2, true>();
+  }
   if (half && copy16)
     return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, true>()
                  : kernel_for<2, 128, kNoOffset, 2, 2, true, false, true>();
@@ -1019,8 +1022,8 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
   }
-  if (p.spec.mins && p.spec.format == WeightFormat::W4A16) {  // its one kernel (has_half_step); what ran is reported
-    cfg.row_blocks_per_warp = 1;
+  if (p.spec.mins && p.spec.format == WeightFormat::W4A16) {  // its kernels: the half step at R = 1 or 2; what ran is reported
+    cfg.row_blocks_per_warp = std::min(cfg.row_blocks_per_warp, 2);
     cfg.half_step = true;
   }
   if (w.weight_bytes / 16 >= (size_t(1) << 31) || w.scale_bytes / 4 >= (size_t(1) << 31))
