@@ -959,6 +959,15 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       } else {
         c.warps_per_block = 4;
       }
+      if (rule >= 9 && nt == 2) {
+        // Session 24: at 9-16 tokens the half step at R = 2 (new), with symmetric w4g128's shapes (12 warps
+        // on the small grids, as many as its registers allow, 4 on the mid ones, 2 on the wide ones). H200
+        // sweep of Llama-2-7B's products against the shapes above, us: gate|up 23.8 against 32.9, down 13.8
+        // / 15.8, q|k|v 13.8 / 15.5, o 7.3 / 7.7, lm_head 41.2 / 43.1 (31.8 at 3 warps: once a step)
+        // (docs/perf.md, session 24). At one token R = 2 lost on every shape but lm_head.
+        c.row_blocks_per_warp = 2;
+        c.warps_per_block = small ? 12 : mid ? 4 : 2;
+      }
     } else if (p.spec.group == 32 && p.spec.asym) {
       // Session 21: asymmetric w4g32's half step needs 142-180 registers at R = 2 and ran best at R = 1 in an
       // H200 sweep: 8 warps on the small grids (o, down) and on q|k|v at 16 tokens, else 4. Against rule
