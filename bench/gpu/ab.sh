@@ -64,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s24] [s24b] [s24c] [s24d] [s24e] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -790,6 +790,16 @@ if has s24e; then
     MODEL=synthetic:$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=8" "$m rule9" "$m rule8" 1 "w4g32m 16" "q4_k_m 16"
   done 2>&1 | tee -a "$OUT/ab_s24e.txt"
   rm -f "$OUT/tmp.log"
+fi
+if has s24f; then
+  # Session 24: w4g32m's launch-shape sweep on Llama-3-8B's and Qwen2.5-7B's products (its 16-token R = 2 shapes
+  # made a Llama-3-8B 16-stream step slower: s24e), best of each row-block count per shape against the rule.
+  for m in llama3-8b qwen2.5-7b; do
+    env QB_BENCH_SPEC=w4g32m QB_BENCH_SHAPES=$m timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4g32m_$m.log" 2>&1
+    echo "qgemv bench (w4g32m, $m) rc $?"; cp "$OUT/qgemv_results.csv" "$OUT/qgemv_results_w4g32m_$m.csv"
+    best_per_kind "$OUT/qgemv_results_w4g32m_$m.csv" '$1 == "qgemv_w4g32m"' 'c ~ /^auto/ ? "rule" : c ~ /^R1/ ? "R1" : "R2"' \
+      "rule R1 R2"
+  done 2>&1 | tee "$OUT/sweep_s24f.txt"
 fi
 if has s23d; then
   # Session 23: launch rule 9 with the shapes of w8g32 and w8g32m against 8, steps at gen 128 at 1 and 16 streams,

@@ -959,14 +959,17 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       } else {
         c.warps_per_block = 4;
       }
-      if (rule >= 9 && nt == 2) {
-        // Session 24: at 9-16 tokens the half step at R = 2 (new), with symmetric w4g128's shapes (12 warps
-        // on the small grids, as many as its registers allow, 4 on the mid ones, 2 on the wide ones). H200
-        // sweep of Llama-2-7B's products against the shapes above, us: gate|up 23.8 against 32.9, down 13.8
-        // / 15.8, q|k|v 13.8 / 15.5, o 7.3 / 7.7, lm_head 41.2 / 43.1 (31.8 at 3 warps: once a step)
-        // (docs/perf.md, session 24). At one token R = 2 lost on every shape but lm_head.
+      if (rule >= 9 && nt == 2 && (!mid || (rb + 1) / 2 >= 2 * sm_count)) {
+        // Session 24: at 9-16 tokens the half step at R = 2 (new): 12 warps on the small grids (as many as its
+        // registers allow), 4 on the others, but a mid grid only where that still gives every SM two blocks
+        // (else the shapes above). From H200 sweeps of Llama-2-7B's, Llama-3-8B's and Qwen2.5-7B's products,
+        // us, against the shapes above: down 13.8 / 16.4 / 19.7 against 15.8 / 19.3 / 24.6; gate|up 24.9 /
+        // 34.7 / 33.2 against 32.9 / 34.1 / 41.0 (2 warps: 23.8 / 40.0 / 39.4); lm_head 35.4 / 141.1 / 138.5
+        // against 43.1 / 147.3 / 148.1; Llama-2-7B's q|k|v (384 blocks) 13.8 against 15.5, while Llama-3-8B's
+        // (192) ran 11.4 against 10.2 at R = 1 (docs/perf.md, session 24). At one token R = 2 lost on every
+        // shape but lm_head.
         c.row_blocks_per_warp = 2;
-        c.warps_per_block = small ? 12 : mid ? 4 : 2;
+        c.warps_per_block = small ? 12 : 4;
       }
     } else if (p.spec.group == 32 && p.spec.asym) {
       // Session 21: asymmetric w4g32's half step needs 142-180 registers at R = 2 and ran best at R = 1 in an
