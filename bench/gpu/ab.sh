@@ -135,6 +135,17 @@ best_per_kind() {
   awk -F, -v kinds="$4" "$prog" "$1" | sort
 }
 
+# qgemm's checks alone (qb_cuda_tests qgemm), then the backend check on the given models (log backend_check_NAME.log):
+#   qgemm_then_backend_check NAME MODEL...
+qgemm_then_backend_check() {
+  local name=$1 t0; shift
+  t0=$(date +%s); timeout 200 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
+  echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
+  t0=$(date +%s); timeout 200 ./qb_cuda_backend_check "$@" > "$OUT/backend_check_$name.log" 2>&1
+  echo "backend_check ($name) rc $? ($(( $(date +%s) - t0 )) s)"
+  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_$name.log" | cut -c1-200 | head
+}
+
 # qb_gpu_bench's launch-shape sweep for one format (QB_BENCH_SPEC; its CSV kept as qgemv_results_SPEC.csv), then
 # per shape at 1 and 16 tokens the launch rule's row and the best row.
 #   rule_vs_best SPEC [ENV...]
@@ -762,11 +773,7 @@ if has s24c; then
   # with those, then 512-token prefills on synthetic:llama2-7b (p: prefill tok/s and the share of the same-run
   # cuBLAS GEMM), this build against the previous one (quantbench_prev: w8g16 and split stacks dequantized for
   # cuBLAS), interleaved, two rounds: q4_k_m, q5_k_m, w8g16, w8g16m; bf16 once.
-  t0=$(date +%s); timeout 200 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
-  echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
-  t0=$(date +%s); timeout 200 ./qb_cuda_backend_check models/rand-llama-q6_k.gguf models/rand-llama-q3_k.gguf \
-    models/rand-llama-q2_k.gguf models/rand-llama-q4_k_m.gguf models/rand-llama-q5_k_m.gguf > "$OUT/backend_check_g16.log" 2>&1
-  echo "backend_check (groups of 16) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_g16.log" | cut -c1-200 | head
+  qgemm_then_backend_check g16 models/rand-llama-{q6_k,q3_k,q2_k,q4_k_m,q5_k_m}.gguf
   for rep in 1 2; do
     for sc in q4_k_m q5_k_m w8g16 w8g16m; do p "this" $sc; [ -x ./quantbench_prev ] && Q=./quantbench_prev p "prev" $sc; done
   done 2>&1 | tee "$OUT/ab_s24c.txt"
@@ -826,11 +833,7 @@ if has s23f; then
   # synthetic:llama2-7b (p: prefill tok/s and the share of the same-run cuBLAS GEMM): q4_k_m, q5_k_m and w4g32m
   # with qgemm and with dequantize + cuBLAS (QB_CUDA_QGEMM=0, the path before), w4g128 and bf16, one round. (As
   # run at ac185b9 it had a copy of p printing the bench row too.)
-  t0=$(date +%s); timeout 200 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
-  echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
-  t0=$(date +%s); timeout 200 ./qb_cuda_backend_check models/rand-llama-q4_1.gguf models/rand-llama-q4_k.gguf \
-    models/rand-llama-q4_k_m.gguf models/rand-llama-q5_k.gguf models/rand-llama-q5_k_m.gguf > "$OUT/backend_check_mins.log" 2>&1
-  echo "backend_check (mins) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_mins.log" | cut -c1-200 | head
+  qgemm_then_backend_check mins models/rand-llama-{q4_1,q4_k,q4_k_m,q5_k,q5_k_m}.gguf
   for sc in q4_k_m q5_k_m w4g32m; do p "qgemm" $sc; p "deq+blas" $sc QB_CUDA_QGEMM=0; done 2>&1 | tee "$OUT/ab_s23f.txt"
   for sc in w4g128 bf16; do p "this" $sc; done 2>&1 | tee -a "$OUT/ab_s23f.txt"
   rm -f "$OUT/tmp.log"

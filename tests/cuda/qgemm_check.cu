@@ -32,27 +32,39 @@ int g_fail = 0;
 
 #define QCHECK(cond, ...) QB_COUNT_CHECK(g_fail, cond, __VA_ARGS__)
 
+// Fresh random weights in `spec` (on the device) and f16 activations x[T][n_in] (on the host and the device).
+struct Inputs {
+  HostMatrix m;
+  std::vector<uint16_t> x;
+  DeviceMatrix dw;
+  uint16_t* dx = nullptr;
+  Inputs(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, std::mt19937_64& rng)
+      : m(random_matrix(spec, n_out, n_in, rng)), x(size_t(T) * n_in) {
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    for (auto& v : x) v = to_f16(u(rng));
+    dw = upload(pack(m));
+    QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
+    QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  }
+  ~Inputs() { cudaFree(dx); }
+  Inputs(const Inputs&) = delete;
+  Inputs& operator=(const Inputs&) = delete;
+};
+
 void check_qgemm(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, QgemmConfig cfg, std::mt19937_64& rng) {
   std::string name = "qgemm " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
                      " T=" + std::to_string(T);
-  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<uint16_t> x(size_t(T) * n_in);
-  for (auto& v : x) v = to_f16(u(rng));
-
-  const DeviceMatrix dw = upload(pack(m));
-  uint16_t* dx = nullptr;
+  const Inputs in(spec, n_out, n_in, T, rng);
+  const HostMatrix& m = in.m;
+  const std::vector<uint16_t>& x = in.x;
   float* dy = nullptr;
   const size_t ny = size_t(T) * n_out;
-  QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
   QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
-  QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
   std::vector<float> y, y2;
   run_poisoned_twice(dy, ny, [&](int run) {
-    const QgemmConfig ran = qgemm(dw, dx, T, dy, nullptr, cfg);
+    const QgemmConfig ran = qgemm(in.dw, in.dx, T, dy, nullptr, cfg);
     if (run == 0) name += " tile 128x" + std::to_string(ran.tokens) + (cfg.tokens ? "" : " (auto)");
   }, y, y2);
-  QB_CUDA_OK(cudaFree(dx));
   QB_CUDA_OK(cudaFree(dy));
 
   std::vector<double> xd(x.size());
@@ -78,28 +90,20 @@ void check_qgemm_strided(const QuantSpec& spec, int64_t n_out, int64_t n_in, int
   const std::string name = "qgemm " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
                            " T=" + std::to_string(T) + " ldy=n_out+37";
   const int64_t ldy = n_out + 37;
-  const HostMatrix m = random_matrix(spec, n_out, n_in, rng);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<uint16_t> x(size_t(T) * n_in);
-  for (auto& v : x) v = to_f16(u(rng));
-  const DeviceMatrix dw = upload(pack(m));
-  uint16_t* dx = nullptr;
+  const Inputs in(spec, n_out, n_in, T, rng);
   float *dy = nullptr, *ds = nullptr;
   const size_t ny = size_t(T) * n_out, ns = size_t(T) * ldy;
-  QB_CUDA_OK(cudaMalloc(&dx, x.size() * 2));
   QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
   QB_CUDA_OK(cudaMalloc(&ds, (ns + kGuard) * sizeof(float)));
-  QB_CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
   std::vector<float> y, y2, st(ns + kGuard, kSentinel);
   QgemmConfig ran;
-  run_poisoned_twice(dy, ny, [&](int) { ran = qgemm(dw, dx, T, dy, nullptr); }, y, y2);
+  run_poisoned_twice(dy, ny, [&](int) { ran = qgemm(in.dw, in.dx, T, dy, nullptr); }, y, y2);
   QB_CUDA_OK(cudaMemcpy(ds, st.data(), st.size() * sizeof(float), cudaMemcpyHostToDevice));
-  qgemm(dw, dx, T, ds, nullptr, ran, ldy);
+  qgemm(in.dw, in.dx, T, ds, nullptr, ran, ldy);
   QB_CUDA_OK(cudaDeviceSynchronize());
   QB_CUDA_OK(cudaMemcpy(st.data(), ds, st.size() * sizeof(float), cudaMemcpyDeviceToHost));
   bool threw = false;
-  try { qgemm(dw, dx, T, ds, nullptr, ran, n_out - 1); } catch (const std::invalid_argument&) { threw = true; }
-  QB_CUDA_OK(cudaFree(dx));
+  try { qgemm(in.dw, in.dx, T, ds, nullptr, ran, n_out - 1); } catch (const std::invalid_argument&) { threw = true; }
   QB_CUDA_OK(cudaFree(dy));
   QB_CUDA_OK(cudaFree(ds));
   int differ = 0, stray = 0;

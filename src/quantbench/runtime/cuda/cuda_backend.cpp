@@ -109,9 +109,10 @@ struct Mat {
   };
   std::vector<Segment> segments;
   std::string path;  // for describe()
-  // Bytes of these weights as the model stores them (quantized blocks or codes with their scales and
-  // zero points; a synthetic model: see stored_bytes_of), against bytes() as streamed: a packed form
-  // wider than the stored one (GGUF Q6_K as int8) shows as the difference.
+  // Bytes of these weights as the model stores them (GGUF blocks, or our codes with their scales and
+  // zero points; a synthetic model's as packed, a synthetic K-quant mix's at GGUF's block sizes:
+  // gguf_k_bytes), against bytes() as streamed: a packed form wider than the stored one (GGUF Q6_K as
+  // int8) shows as the difference.
   size_t stored = 0;
   // The packed matrix whose weights the product reads first (the L2 prefetch's target).
   const DeviceMatrix& first_packed() const { return segments.empty() ? pk : segments[0].pk; }

@@ -936,7 +936,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       c.warps_per_block = 4;
     }
     if (p.spec.mins) {
-      // Session 22: w4g32 with mins has one kernel, the half step at R = 1. Shapes from H200 sweeps on
+      // Session 22: w4g32 with mins in the half step at R = 1 (then its one kernel). Shapes from H200 sweeps on
       // Llama-2-7B's, Llama-3-8B's and Qwen2.5-7B's products (docs/perf.md, session 22):
       // - small grids (o, down): 12 warps at one token (down 11.3 / 13.5 / 16.2 us against 12.3 / 15.0 /
       //   18.7 at 8), 8 at 16 tokens;
