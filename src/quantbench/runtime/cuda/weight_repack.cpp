@@ -85,7 +85,7 @@ void unpack_q5_values(const uint8_t* qs, const uint8_t* qh_bytes, int offset, in
 // of qs as four 2-bit planes, plane p of byte l being element 32 p + l, so sub-block (group of 16) j
 // of the super-block is plane j / 2 % 4 of bytes 16 (j % 2) .. + 15 in the j / 8-th 32 bytes. Q2_K:
 // weight d*sc*q - dmin*m, q = 0..3, (sc, m) the nibbles of scales[j]; Q3_K: weight d*(sc-32)*q3 with
-// q3 = q - 4 where bit 4 (j / 8) + p of hmask[l] is clear, else q.
+// q3 = q - 4 where bit 4 (j / 8) + p of hmask[l] is clear, else q. mins: Q2_K's (null for Q3_K).
 void unpack_k_low_row(const model::WeightMatrix& w, int64_t r, int64_t n_in, uint16_t* scales, uint16_t* mins,
                       int8_t* q) {
   const bool q2 = w.type == GgmlType::Q2_K;
@@ -239,7 +239,7 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
         unpack_q5_values(blk.qs, blk.qh, 0, m.q8.data() + at + size_t(32 * b));
       }
     } else if (w.type == GgmlType::Q2_K || w.type == GgmlType::Q3_K) {
-      unpack_k_low_row(w, r, n_in, m.scales.data() + sat, m.mins.data() + sat, m.q8.data() + at);
+      unpack_k_low_row(w, r, n_in, m.scales.data() + sat, sp.mins ? m.mins.data() + sat : nullptr, m.q8.data() + at);
     } else if (w.type == GgmlType::Q5_K) {  // values 0..31 as int8 (w8g32m)
       unpack_k_row(reinterpret_cast<const qformat::BlockQ5_K*>(w.data + size_t(r) * w.row_bytes), n_in, "q5_k",
                    m.scales.data() + sat, m.mins.data() + sat, m.q8.data() + at);
