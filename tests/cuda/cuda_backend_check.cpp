@@ -60,7 +60,8 @@
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/runtime/kv_cache.h"
-#include "quantbench/runtime/cuda/weight_repack.h"
+#include "quantbench/runtime/cuda/host/weight_repack.h"
+#include "repack_compare.h"
 #include "quantbench/quant/qformat/ggml_blocks.h"
 #include "quantbench/quant/qformat/quantized_tensor.h"
 
@@ -206,17 +207,7 @@ void check_greedy(runtime::cuda::CudaBackend& gpu, int32_t vocab, const std::str
   check(shape_ok && rows == 28 && same == rows, buf);
 }
 
-// Every matrix the backend would pack: HostMatrix::weight(o, i) == the CPU's dequantized value. The
-// K-quants' repack rounds each sub-block's scale (d*sc) and min (-dmin*m, Q2_K, Q4_K, Q5_K) once to f16
-// (relative error <= 2^-11, or 2^-25 absolute below f16's normal range), so there q s + m may differ from
-// the CPU's f32 value by (|q| |s| + |m|) 2^-11 (1 + 2^-10) + (|q| + 1) 2^-25 + |value| 2^-23, and q s
-// (no min: Q3_K, Q6_K) by |q| |s| 2^-11 (1 + 2^-10) + |q| 2^-25 + |value| 2^-23. A wrong value, scale
-// or min is off by far more.
-bool rounds_scales(formats::GgmlType t) {
-  using formats::GgmlType;
-  return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q4_K || t == GgmlType::Q5_K ||
-         t == GgmlType::Q6_K;
-}
+// Every matrix the backend would pack, as repacked, against the CPU's dequantized value (repack_compare.h).
 void check_repack(const std::string& path) {
   auto model = model::Model::load(path);
   std::vector<const model::WeightMatrix*> ws{&model->output};
@@ -226,35 +217,13 @@ void check_repack(const std::string& path) {
   std::string spec;
   for (const auto* w : ws) {
     if (w->act != runtime::cpu::ActQuant::None) continue;  // W8A8: its own upload (check_w8a8_exact)
-    const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(*w, "matrix");
-    if (!pl.packed) continue;
+    const cuda_checks::RepackCheck r = cuda_checks::check_repack_of(*w);
+    if (!r.packed) continue;
     ++packed;
-    if (spec.find(runtime::cuda::spec_name(pl.spec)) == std::string::npos)
-      spec += (spec.empty() ? "" : "+") + runtime::cuda::spec_name(pl.spec);
-    runtime::cuda::HostMatrix hm;
-    hm.spec = pl.spec;
-    hm.n_in = w->n_in;
-    runtime::cuda::append_packed_rows(*w, hm);
-    const runtime::cuda::HostMatrix back = runtime::cuda::unpack(runtime::cuda::pack(hm));
-    std::vector<float> row(size_t(w->n_in));
-    for (int64_t o = 0; o < w->n_out; ++o) {
-      if (w->quantized) quant::dequantize_row(*w->quantized, o, row.data());
-      else qformat::dequantize_row(w->type, w->data + size_t(o) * w->row_bytes, row.data(), w->n_in);
-      for (int64_t i = 0; i < w->n_in; ++i) {
-        ++checked;
-        const double want = row[size_t(i)];
-        double slack = 0;
-        if (!w->quantized && rounds_scales(w->type)) {
-          const size_t g = size_t(o * (w->n_in / hm.spec.group) + i / hm.spec.group);
-          const size_t at = size_t(o * w->n_in + i);
-          const double q = std::fabs(hm.spec.format == runtime::cuda::WeightFormat::W4A16 ? double(hm.q4[at]) : double(hm.q8[at]));
-          const double mn = hm.spec.mins ? std::fabs(f16_to_f32(hm.mins[g])) : 0.0;
-          slack = (q * std::fabs(f16_to_f32(hm.scales[g])) + mn) * std::ldexp(1.0, -11) * (1 + std::ldexp(1.0, -10)) +
-                  (q + (hm.spec.mins ? 1 : 0)) * std::ldexp(1.0, -25) + std::fabs(want) * std::ldexp(1.0, -23);
-        }
-        if (!(std::fabs(hm.weight(o, i) - want) <= slack) || back.weight(o, i) != hm.weight(o, i)) ++mismatched;
-      }
-    }
+    if (spec.find(runtime::cuda::spec_name(r.hm.spec)) == std::string::npos)
+      spec += (spec.empty() ? "" : "+") + runtime::cuda::spec_name(r.hm.spec);
+    checked += r.checked;
+    mismatched += r.mismatched;
   }
   char buf[512];
   std::snprintf(buf, sizeof buf, "%s: repack (%zu packed matrices%s%s): %zu of %zu weights differ from the CPU's", path.c_str(),

@@ -32,7 +32,7 @@
 #include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemm.h"
 #include "quantbench/runtime/cuda/qgemv.h"
-#include "quantbench/runtime/cuda/weight_repack.h"
+#include "quantbench/runtime/cuda/host/weight_repack.h"
 
 namespace qb::runtime::cuda {
 

@@ -1,13 +1,13 @@
 // Weight repacking at load: which stored matrices the CUDA backend keeps packed for the qgemv decode
 // kernels, and their conversion into qgemv's HostMatrix (our int8/int4 QuantizedTensors, GGUF Q4_0,
 // Q4_1, Q5_0, Q5_1 and Q8_0 exactly; the GGUF K-quants Q2_K..Q6_K with their sub-block scales rounded
-// once to f16). Apart from the backend so a host-only check can compare every repacked weight with the
-// CPU reference's dequantization (no GPU needed).
+// once to f16). Plain C++, apart from the backend, so the CPU test suite compares every repacked weight
+// with the CPU reference's dequantization (tests/runtime/cuda_repack_test.cpp; no GPU needed).
 #pragma once
 #include <string>
 
 #include "quantbench/model/model.h"
-#include "quantbench/runtime/cuda/qgemv.h"
+#include "quantbench/runtime/cuda/host/packed_layout.h"
 
 namespace qb::runtime::cuda {
 

@@ -9,7 +9,7 @@
 // f16 scale (and min) per group, so those are rounded once to f16; the check holds them to that rounding.
 // Their values are stored exactly: Q2_K's 0..3 and Q3_K's -4..3 as int8 with groups of 16 (w8g16m,
 // w8g16), Q4_K's 0..15 as int4 (w4g32m), Q5_K's 0..31 as int8 (w8g32m), Q6_K's -32..31 as int8 (w8g16).
-#include "quantbench/runtime/cuda/weight_repack.h"
+#include "quantbench/runtime/cuda/host/weight_repack.h"
 
 #include <type_traits>
 
