@@ -23,12 +23,16 @@ for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.s
   [ -n "$p" ] && cp -L "$p" $S/lib/
 done
 M=$S/models
+rm -rf $M && mkdir -p $M  # base models only (a seeded few seconds to remake); the GPU machine makes the rest
 cp data/models/stories260K/stories260K.gguf $M/
-[ -f $M/rand-llama.gguf ] || python3 tests/cuda/make_random_gguf.py $M/rand-llama.gguf llama
-[ -f $M/rand-qwen2.gguf ] || python3 tests/cuda/make_random_gguf.py $M/rand-qwen2.gguf qwen2
+python3 tests/cuda/make_random_gguf.py $M/rand-llama.gguf llama
+python3 tests/cuda/make_random_gguf.py $M/rand-qwen2.gguf qwen2
 # attn_q, attn_k, ffn_gate, ffn_up in a GGUF type gguf-py (or the script) quantizes and `quantize` does not
 for t in q5_0 q5_1 q3_k q2_k; do
-  [ -f $M/rand-llama-$t.gguf ] || python3 tests/cuda/make_random_gguf.py $M/rand-llama-$t.gguf llama $t
+  python3 tests/cuda/make_random_gguf.py $M/rand-llama-$t.gguf llama $t
 done
 # The quantized models are made on the GPU machine (make_models.sh, called by run.sh and ab.sh).
+# Gzipped to fit the device tool's 64 MiB carry (uncompressed the folder is about 75 MB); run.sh and
+# ab.sh unpack it first.
+for f in $S/quantbench $S/qb_* $S/lib/* $S/models/*; do case $f in *.gz) ;; *) gzip -f "$f" ;; esac; done
 du -sh $S
