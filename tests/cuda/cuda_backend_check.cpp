@@ -1,10 +1,11 @@
 // CUDA backend vs the CPU reference backend (plain checks, no gtest: the GPU machine lacks it).
 // For each model (stories260K, whose 64/172-wide dims and head_dim 8 exercise the ragged paths, its
 // w8 quantization, and random GGUFs from make_random_gguf.py with 128-multiple dims, GQA, normal and
-// neox rope, qkv bias, as stored (f32/f16/q8_0 mixed, or with q5_0), and quantized by `quantbench
-// quantize` to w8, w4g128, w4g128-asym, w4g32, w4g32-asym, q4_0, q8_0, q4_1 and q4_k (packed as w4g32
-// with mins), q5_k (w8g32 with mins), q6_k (w8g16), Q4_K_M- and Q5_K_M-like mixes (q4_k or q5_k with q6_k:
-// a q|k|v stack run as one product per format) and bf16 (dense)), it compares next-token distributions of:
+// neox rope, qkv bias, as stored (f32/f16/q8_0 mixed, or with q5_0, q5_1, q3_k or q2_k: a q|k|v stack in
+// two packed formats), and quantized by `quantbench quantize` to w8, w4g128, w4g128-asym, w4g32,
+// w4g32-asym, q4_0, q8_0, q4_1 and q4_k (packed as w4g32 with mins), q5_k (w8g32 with mins), q6_k (w8g16),
+// Q4_K_M- and Q5_K_M-like mixes (q4_k or q5_k with q6_k: a q|k|v stack run as one product per format) and
+// bf16 (dense)), it compares next-token distributions of:
 //   prefill of two sequences in one batch (all logits), batched one-token decode steps, and a
 //   truncate-then-refeed; and (stories260K) 60 greedy tokens.
 // Variants: f32 (every matrix dense f32, exact dequantized values, no TF32), f32 without decode

@@ -460,7 +460,7 @@ int main(int argc, char** argv) {
     // The w4g32 half step where a warp's last step ends past the last chunk (an odd chunk count: 17
     // chunks, the last full at 1088 inputs, half padding at 1056), at both row-block counts, ragged
     // tokens; at Llama sizes with the rule's shapes; and the gated epilogue.
-    // w4g32 with mins (GGUF Q4_1 / Q4_K) likewise, its one kernel at R = 1.
+    // w4g32 with mins (GGUF Q4_1 / Q4_K) likewise (its half step at R = 1 and 2).
     for (int ofs : {0, 1, 2}) {
       const QuantSpec g32{WeightFormat::W4A16, 32, ofs == 1, ofs == 2};
       for (int n_in : {1088, 1056})
@@ -502,7 +502,7 @@ int main(int argc, char** argv) {
         CHECK(threw, "gated epilogue accepted R = %d with n = 96", c.row_blocks_per_warp);
       }
     }
-    {  // and for w4 with mins at any R (its one kernel runs at R = 1)
+    {  // and for w4 with mins at any R (no gated kernel was built with mins)
       const QuantSpec g32m{WeightFormat::W4A16, 32, false, true};
       const DeviceMatrix dw = upload(pack(random_matrix(g32m, 256, 256, rng)));
       QgemvGatedOut go;

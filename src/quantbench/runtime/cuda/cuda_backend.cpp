@@ -102,7 +102,8 @@ struct Mat {
   bool gate_up16 = false;
   // A stack whose parts are packed in different formats (GGUF Q4_K_M: q|k in Q4_K with v in Q6_K in
   // some layers): one packed product per run of parts in one format, each writing its rows of the
-  // stack's output (qgemv's ldy; prefill: dequantize + cuBLAS with ldc). Packed is set, pk is unused.
+  // stack's output (qgemv's and qgemm's ldy; prefill without qgemm: cuBLAS's ldc). Packed is set, pk is
+  // unused.
   struct Segment {
     int64_t row0 = 0;
     DeviceMatrix pk;
@@ -203,7 +204,7 @@ struct CudaBackend::Impl {
   bool prewait = true;
   bool qgemm_on = true;  // CudaBackendOptions::fused_prefill (QB_CUDA_QGEMM=0: off)
   // Prefill (T > 16) of this packed matrix runs qgemm, not dequantize + cuBLAS (and needs no scratch).
-  bool fused(const Mat& m) const { return qgemm_on && m.packed && m.segments.empty() && qgemm_supports(m.pk.shape); }
+  bool qgemm_takes(const DeviceMatrix& pk) const { return qgemm_on && qgemm_supports(pk.shape); }
   int sm_count = 0;
   DevBuf embd;  // synthetic models: bf16 [n_vocab][n_embd] on the device
   // xfrag: the decode products' input fragments; xfrag2: the down product's where the gate|up product
@@ -606,7 +607,7 @@ struct CudaBackend::Impl {
         for (; i < plans.size() && same_spec(plans[i].spec, hm.spec); ++i, ++part) append_packed_rows(**part, hm);
         row0 += hm.n_out;
         sg.pk = upload(pack(hm));
-        if (!(qgemm_on && qgemm_supports(sg.pk.shape)))
+        if (!qgemm_takes(sg.pk))
           wscratch_bytes = std::max(wscratch_bytes, size_t(hm.n_out * hm.n_in) * 2);
         m.segments.push_back(std::move(sg));
       }
@@ -625,7 +626,7 @@ struct CudaBackend::Impl {
       m.packed = true;
       m.pk = upload(pack(hm));
       m.path = path;
-      if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(m.n_out * m.n_in) * 2);
+      if (!qgemm_takes(m.pk)) wscratch_bytes = std::max(wscratch_bytes, size_t(m.n_out * m.n_in) * 2);
       return m;
     }
     std::string types;
@@ -697,7 +698,7 @@ struct CudaBackend::Impl {
     else if (m.pk.zero_bytes)
       fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
     m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
-    if (!fused(m)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
+    if (!qgemm_takes(m.pk)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
     m.stored = m.bytes();
     return m;
   }
@@ -784,12 +785,7 @@ struct CudaBackend::Impl {
       return;
     }
     if (m.packed) {
-      if (T > 16 && fused(m)) {  // prefill: qgemm reads the packed 4- or 8-bit weights itself
-        mark(kQgemm);
-        qgemm(m.pk, xb.as<uint16_t>(), T, y, stream);
-        return;
-      }
-      packed_product(m.pk, T, y, m.n_out, frag_in, early);  // decode: qgemv; prefill: dequantize + cuBLAS
+      packed_product(m.pk, T, y, m.n_out, frag_in, early);
       return;
     }
     const DenseMatrix& w = m.dense;
@@ -818,7 +814,7 @@ struct CudaBackend::Impl {
       qgemv(pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg, nullptr, ldy);
       return;
     }
-    if (qgemm_on && qgemm_supports(pk.shape)) {
+    if (qgemm_takes(pk)) {  // prefill: qgemm reads the packed 4- or 8-bit weights itself
       mark(kQgemm);
       qgemm(pk, xb.as<uint16_t>(), T, y, stream, {}, ldy);
       return;

@@ -809,7 +809,7 @@ int half_step_r2_blocks_per_sm(const QuantSpec& s) {
 }
 
 // The warp counts w4g32 with mins takes on "mid" grids, most first, and how many blocks of each an SM
-// holds at once (its one kernel at 1-8 and 9-16 tokens; asked of the runtime once).
+// holds at once (its R = 1 kernels at 1-8 and 9-16 tokens; asked of the runtime once).
 constexpr int kMinsMidWarps[] = {8, 6, 4, 3};
 int mins_blocks_per_sm(int nt, int warps_index) {
   static const auto table = [] {
@@ -1002,7 +1002,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
 }
 
 bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
-  if (p.spec.mins) return false;  // w4: its one kernel runs at R = 1; w8: no gated kernel was built
+  if (p.spec.mins) return false;  // no gated kernel was built with mins (w4 or w8)
   return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
 }
 

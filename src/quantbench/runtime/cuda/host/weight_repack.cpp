@@ -70,6 +70,14 @@ void unpack_k_row(const KBlock* blocks, int64_t n_in, const char* type, uint16_t
   }
 }
 
+// The 32 nibbles of a Q4_0 or Q4_1 block: elements j and j + 16 in the low and high nibble of byte j.
+void unpack_q4_values(const uint8_t* qs, uint8_t* out) {
+  for (int j = 0; j < 16; ++j) {
+    out[j] = qs[j] & 15;
+    out[j + 16] = qs[j] >> 4;
+  }
+}
+
 // The 32 values of a Q5_0 or Q5_1 block (16 bytes of nibbles: elements j and j + 16 in byte j; the fifth
 // bit of element j at bit j of qh), minus `offset` (Q5_0: 16; Q5_1: 0).
 void unpack_q5_values(const uint8_t* qs, const uint8_t* qh_bytes, int offset, int8_t* out) {
@@ -204,10 +212,7 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
       for (int64_t b = 0; b < ng; ++b) {
         const uint8_t* blk = row + 18 * b;
         m.scales[sat + size_t(b)] = u16_at(blk);
-        for (int j = 0; j < 16; ++j) {
-          m.q4[at + size_t(32 * b + j)] = blk[2 + j] & 15;
-          m.q4[at + size_t(32 * b + 16 + j)] = blk[2 + j] >> 4;
-        }
+        unpack_q4_values(blk + 2, m.q4.data() + at + size_t(32 * b));
       }
     } else if (w.type == GgmlType::Q4_1) {  // 20-byte blocks: f16 d, f16 m, 16 bytes of nibbles
       const uint8_t* row = w.data + size_t(r) * w.row_bytes;
@@ -215,10 +220,7 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
         const uint8_t* blk = row + sizeof(qformat::BlockQ4_1) * size_t(b);
         m.scales[sat + size_t(b)] = u16_at(blk);
         m.mins[sat + size_t(b)] = u16_at(blk + 2);
-        for (int j = 0; j < 16; ++j) {
-          m.q4[at + size_t(32 * b + j)] = blk[4 + j] & 15;
-          m.q4[at + size_t(32 * b + 16 + j)] = blk[4 + j] >> 4;
-        }
+        unpack_q4_values(blk + 4, m.q4.data() + at + size_t(32 * b));
       }
     } else if (w.type == GgmlType::Q4_K) {
       unpack_k_row(reinterpret_cast<const qformat::BlockQ4_K*>(w.data + size_t(r) * w.row_bytes), n_in, "q4_k",
