@@ -148,14 +148,16 @@ qgemm_then_backend_check() {
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_$name.log" | cut -c1-200 | head
 }
 
-# qb_gpu_bench's launch-shape sweep for one format (QB_BENCH_SPEC; its CSV kept as qgemv_results_SPEC.csv), then
-# per shape at 1 and 16 tokens the launch rule's row and the best row.
-#   rule_vs_best SPEC [ENV...]
+# qb_gpu_bench's launch-shape sweep for one format (QB_BENCH_SPEC; its CSV kept as qgemv_results_SPEC.csv, or
+# qgemv_results_SPEC_TAG.csv with TAG set), then per shape at 1 and 16 tokens the launch rule's row and the best
+# row; KIND and KINDS (best_per_kind's) split the best rows by kind instead.
+#   [TAG=...] [KIND=... KINDS=...] rule_vs_best SPEC [ENV...]
 rule_vs_best() {
-  local sp=$1; shift
-  env QB_BENCH_SPEC="$sp" "$@" timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_$sp.log" 2>&1
-  echo "qgemv bench ($sp) rc $?"; cp "$OUT/qgemv_results.csv" "$OUT/qgemv_results_$sp.csv"
-  best_per_kind "$OUT/qgemv_results_$sp.csv" '$1 == "qgemv_'"$sp"'"' 'c ~ /^auto/ ? "rule" : "best"' "rule best"
+  local sp=$1 name=$1${TAG:+_$TAG}; shift
+  env QB_BENCH_SPEC="$sp" "$@" timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_$name.log" 2>&1
+  echo "qgemv bench ($name) rc $?"; cp "$OUT/qgemv_results.csv" "$OUT/qgemv_results_$name.csv"
+  best_per_kind "$OUT/qgemv_results_$name.csv" '$1 == "qgemv_'"$sp"'"' "${KIND:-c ~ /^auto/ ? \"rule\" : \"best\"}" \
+    "${KINDS:-rule best}"
 }
 
 if has tests; then
@@ -785,10 +787,7 @@ fi
 if has s24d; then
   # Session 24: w4g32m's half step at R = 2 (new; before, R = 1 only): the launch-shape sweep, best of each
   # row-block count per shape against the rule's shape.
-  env QB_BENCH_SPEC=w4g32m timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4g32m.log" 2>&1
-  echo "qgemv bench (w4g32m) rc $?"; cp "$OUT/qgemv_results.csv" "$OUT/qgemv_results_w4g32m.csv"
-  best_per_kind "$OUT/qgemv_results_w4g32m.csv" '$1 == "qgemv_w4g32m"' 'c ~ /^auto/ ? "rule" : c ~ /^R1/ ? "R1" : "R2"' \
-    "rule R1 R2" | tee "$OUT/sweep_s24d.txt"
+  KIND='c ~ /^auto/ ? "rule" : c ~ /^R1/ ? "R1" : "R2"' KINDS="rule R1 R2" rule_vs_best w4g32m | tee "$OUT/sweep_s24d.txt"
 fi
 if has s24e; then
   # Session 24: w4g32m's 16-token shapes at R = 2 (rule 9, this build) against rule 8's (R = 1), steps at gen 128,
@@ -804,10 +803,7 @@ if has s24f; then
   # Session 24: w4g32m's launch-shape sweep on Llama-3-8B's and Qwen2.5-7B's products (its 16-token R = 2 shapes
   # made a Llama-3-8B 16-stream step slower: s24e), best of each row-block count per shape against the rule.
   for m in llama3-8b qwen2.5-7b; do
-    env QB_BENCH_SPEC=w4g32m QB_BENCH_SHAPES=$m timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench_w4g32m_$m.log" 2>&1
-    echo "qgemv bench (w4g32m, $m) rc $?"; cp "$OUT/qgemv_results.csv" "$OUT/qgemv_results_w4g32m_$m.csv"
-    best_per_kind "$OUT/qgemv_results_w4g32m_$m.csv" '$1 == "qgemv_w4g32m"' 'c ~ /^auto/ ? "rule" : c ~ /^R1/ ? "R1" : "R2"' \
-      "rule R1 R2"
+    TAG=$m KIND='c ~ /^auto/ ? "rule" : c ~ /^R1/ ? "R1" : "R2"' KINDS="rule R1 R2" rule_vs_best w4g32m QB_BENCH_SHAPES=$m
   done 2>&1 | tee "$OUT/sweep_s24f.txt"
 fi
 if has s23d; then
