@@ -61,9 +61,10 @@ struct RepackCheck {
   runtime::cuda::HostMatrix hm;
   size_t checked = 0, mismatched = 0;
 };
-inline RepackCheck check_repack_of(const runtime::cpu::WeightMatrix& w) {
+// q4_k_kscales: plan_for's choice for GGUF Q4_K (w4g32k, or w4g32m as before session 25).
+inline RepackCheck check_repack_of(const runtime::cpu::WeightMatrix& w, bool q4_k_kscales = true) {
   RepackCheck r;
-  const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(w, "matrix");
+  const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(w, "matrix", q4_k_kscales);
   if (!pl.packed) return r;
   r.packed = true;
   r.hm.spec = pl.spec;
