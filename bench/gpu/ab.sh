@@ -41,7 +41,6 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# s25: session 25, GGUF Q4_K in its own scale form (w4g32k) against w4g32m (block below; docs/perf.md, session 25).
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
@@ -65,7 +64,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s25] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -749,23 +748,6 @@ if has s23c; then
   for rep in 1 2; do
     for sc in q5_k_m w8g32m bf16; do GEN=128 b "gen128" $sc 1,16; done
   done 2>&1 | tee "$OUT/ab_s23c.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s25; then
-  # Session 25 (H200): GGUF Q4_K in its own scale form (w4g32k: 6-bit sc and mn per 32 with f16 d and
-  # -dmin per 256, 4.625 bits per weight) against the f16 scale and min per 32 it had before
-  # (QB_CUDA_Q4K_SCALES=0: w4g32m, 5 bits). Synthetic q4_k_m at 1 and 16 streams and w4g32k against
-  # w4g32m alone, gen 128, three rounds interleaved; then q4_k_m's 512-token prefill both ways, twice.
-  for rep in 1 2 3; do
-    GEN=128 b "gen128 kscales " q4_k_m 1,16
-    GEN=128 b "gen128 f16pairs" q4_k_m 1,16 QB_CUDA_Q4K_SCALES=0
-    GEN=128 b "gen128         " w4g32k 1,16
-    GEN=128 b "gen128         " w4g32m 1,16
-  done 2>&1 | tee "$OUT/ab_s25.txt"
-  for rep in 1 2; do
-    PROMPT=512 GEN=16 b "pp512 kscales " q4_k_m 1
-    PROMPT=512 GEN=16 b "pp512 f16pairs" q4_k_m 1 QB_CUDA_Q4K_SCALES=0
-  done 2>&1 | tee "$OUT/ab_s25_pp.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s24; then

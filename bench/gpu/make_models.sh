@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 M=models
 q() { [ -f "$3" ] || ./quantbench quantize "$1" --scheme "$2" -o "$3" -q -t 4 >/dev/null; }
-# packed formats (q4_1 as w4g32 with mins, q4_k as w4g32k, q5_k as w8g32 with mins, q6_k as w8g16), then bf16,
+# packed formats (q4_1 and q4_k as w4g32 with mins, q5_k as w8g32 with mins, q6_k as w8g16), then bf16,
 # which runs dense (cuBLAS)
 for s in w8 w4g128 w4g128-asym w4g32 w4g32-asym q4_0 q8_0 q4_1 q4_k q5_k q6_k bf16; do
   q $M/rand-llama.gguf $s $M/rand-llama-$s.gguf

@@ -48,8 +48,7 @@ inline double from_bf16(uint16_t u) {
 
 // Fresh random weights in any packed format: bf16 values in +-0.05; int8 codes with f16 scales around
 // 1.5e-3; 4-bit codes with f16 scales around 6e-3 and (asymmetric) 4-bit zero points, or (with mins)
-// f16 mins between -9 and -6 times the group's scale; w4g32k: 6-bit sc and mn (0..63) with f16 factors
-// d around 1.9e-4 and -dmin around -1.4e-3 per 256 (scales near 6e-3, mins near -0.045, as above).
+// f16 mins between -9 and -6 times the group's scale.
 inline HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
   HostMatrix m;
   m.spec = spec;
@@ -81,17 +80,7 @@ inline HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_
       m.zeros.resize(ng);
       for (auto& z : m.zeros) z = uint8_t(q(rng));
     }
-    if (spec.kscales) {
-      std::uniform_int_distribution<int> six(0, 63);
-      m.sub.resize(2 * ng);
-      for (auto& b : m.sub) b = uint8_t(six(rng));
-      m.super.resize(size_t(n_out * (n_in / 256) * 2));
-      for (size_t i = 0; i < m.super.size(); i += 2) {
-        m.super[i] = to_f16(1.9e-4f * (1.f + 0.5f * u(rng)));
-        m.super[i + 1] = to_f16(-1.4e-3f * (1.f + 0.5f * u(rng)));
-      }
-      fill_kscales(m);
-    } else if (spec.mins) {
+    if (spec.mins) {
       m.mins.resize(ng);
       for (size_t g = 0; g < ng; ++g) m.mins[g] = to_f16(float(-(7.5 + 1.5 * u(rng)) * from_f16(m.scales[g])));
     }

@@ -61,10 +61,9 @@ struct RepackCheck {
   runtime::cuda::HostMatrix hm;
   size_t checked = 0, mismatched = 0;
 };
-// q4_k_kscales: plan_for's choice for GGUF Q4_K (w4g32k, or w4g32m as before session 25).
-inline RepackCheck check_repack_of(const runtime::cpu::WeightMatrix& w, bool q4_k_kscales = true) {
+inline RepackCheck check_repack_of(const runtime::cpu::WeightMatrix& w) {
   RepackCheck r;
-  const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(w, "matrix", q4_k_kscales);
+  const runtime::cuda::PartPlan pl = runtime::cuda::plan_for(w, "matrix");
   if (!pl.packed) return r;
   r.packed = true;
   r.hm.spec = pl.spec;

@@ -81,7 +81,7 @@ struct TypeCase {
 };
 const TypeCase kTypes[] = {{GgmlType::Q4_0, "w4g32"}, {GgmlType::Q4_1, "w4g32m"}, {GgmlType::Q5_0, "w8g32"},
                            {GgmlType::Q5_1, "w8g32m"}, {GgmlType::Q8_0, "w8g32"}, {GgmlType::Q2_K, "w8g16m"},
-                           {GgmlType::Q3_K, "w8g16"},  {GgmlType::Q4_K, "w4g32k"}, {GgmlType::Q5_K, "w8g32m"},
+                           {GgmlType::Q3_K, "w8g16"},  {GgmlType::Q4_K, "w4g32m"}, {GgmlType::Q5_K, "w8g32m"},
                            {GgmlType::Q6_K, "w8g16"}};
 
 TEST(CudaRepack, EveryPackedGgufTypeMatchesTheCpuDequantization) {
@@ -94,80 +94,6 @@ TEST(CudaRepack, EveryPackedGgufTypeMatchesTheCpuDequantization) {
     EXPECT_EQ(rc::spec_name(r.hm.spec), c.spec);
     EXPECT_EQ(r.checked, size_t(19 * 512));
     EXPECT_EQ(r.mismatched, 0u);
-  }
-  // Q4_K in the form it had before session 25 (QB_CUDA_Q4K_SCALES=0): an f16 scale and min per 32.
-  const RandomBlocks q4k(GgmlType::Q4_K, 19, 512, seed);
-  const cuda_checks::RepackCheck old = cuda_checks::check_repack_of(q4k.w, false);
-  EXPECT_EQ(rc::spec_name(old.hm.spec), "w4g32m");
-  EXPECT_EQ(old.mismatched, 0u);
-  // Both forms hold the same f16 scales and mins, so the same weights, bit for bit.
-  const cuda_checks::RepackCheck now = cuda_checks::check_repack_of(q4k.w);
-  EXPECT_EQ(now.hm.scales, old.hm.scales);
-  EXPECT_EQ(now.hm.mins, old.hm.mins);
-}
-
-// w4g32k's scales and mins are f16 products d * sc and -dmin * mn, which its kernels form with one f16
-// multiply (round to nearest even, subnormals kept): kscale_f16 is that product on the host. Against the
-// f32 product rounded by f32_to_f16 (the repack's rounding for every other K-quant; exact in f32), for
-// every finite f16 factor and every 6-bit integer.
-TEST(CudaRepack, KScaleProductsAreTheF32ProductsRoundedOnce) {
-  size_t differ = 0, checked = 0;
-  for (uint32_t bits = 0; bits < 0x10000; ++bits) {
-    if ((bits & 0x7c00) == 0x7c00) continue;  // inf, NaN: refused at load
-    const float f = f16_to_f32(uint16_t(bits));
-    for (int k = 0; k < 64; ++k, ++checked)
-      if (rc::kscale_f16(uint16_t(bits), k) != f32_to_f16(f * float(k))) ++differ;
-  }
-  EXPECT_EQ(checked, size_t(63488) * 64);
-  EXPECT_EQ(differ, 0u);
-}
-
-// pack() stores w4g32k's integers and factors; the f16 scales and mins a HostMatrix carries beside them
-// (for the references) must be their products, or pack() refuses the matrix; unpack() gives all back.
-TEST(CudaRepack, KScalesPackRoundTripAndConsistency) {
-  rc::HostMatrix m;
-  m.spec = {rc::WeightFormat::W4A16, 32, false, true, true};
-  m.n_out = 20;  // (a partial row block)
-  m.n_in = 512;
-  std::mt19937 rng(5);
-  m.q4.resize(size_t(m.n_out * m.n_in));
-  for (auto& q : m.q4) q = uint8_t(rng() & 15);
-  m.sub.resize(size_t(m.n_out * (m.n_in / 32) * 2));
-  for (auto& b : m.sub) b = uint8_t(rng() & 63);
-  m.super.resize(size_t(m.n_out * (m.n_in / 256) * 2));
-  std::uniform_real_distribution<float> mag(1e-5f, 1e-2f);
-  for (size_t i = 0; i < m.super.size(); ++i) m.super[i] = f32_to_f16(i % 2 ? -mag(rng) : mag(rng));
-  rc::fill_kscales(m);
-  const rc::PackedHost p = rc::pack(m);
-  EXPECT_EQ(p.scales.size(), size_t(2 * 16 * 16 * 2));     // 2 row blocks x 16 groups x 16 rows x (sc, mn)
-  EXPECT_EQ(p.zeros.size(), size_t(2 * 2 * 16 * 2 * 2));   // 2 row blocks x 2 super-blocks x 16 rows x (d, -dmin) f16
-  const rc::HostMatrix back = rc::unpack(p);
-  EXPECT_EQ(back.q4, m.q4);
-  EXPECT_EQ(back.sub, m.sub);
-  EXPECT_EQ(back.super, m.super);
-  EXPECT_EQ(back.scales, m.scales);
-  EXPECT_EQ(back.mins, m.mins);
-  rc::HostMatrix bad = m;
-  bad.scales[7] = uint16_t(bad.scales[7] ^ 1);
-  EXPECT_THROW((void)rc::pack(bad), std::invalid_argument);
-  bad = m;
-  bad.sub[3] = 64;  // not a 6-bit integer
-  rc::fill_kscales(bad);
-  EXPECT_THROW((void)rc::pack(bad), std::invalid_argument);
-  EXPECT_THROW((void)rc::packed_shape(m.spec, 16, 384), std::invalid_argument);  // n_in % 256 != 0
-  // gate|up's interleave moves each row's integers and factors with it
-  m.n_out = 64;
-  m.q4.resize(size_t(m.n_out * m.n_in));
-  m.sub.resize(size_t(m.n_out * (m.n_in / 32) * 2));
-  m.super.resize(size_t(m.n_out * (m.n_in / 256) * 2));
-  for (size_t i = 0; i < m.sub.size(); ++i) m.sub[i] = uint8_t(i % 61);
-  for (size_t i = 0; i < m.super.size(); ++i) m.super[i] = f32_to_f16(1e-3f * float(1 + i % 7));
-  rc::fill_kscales(m);
-  const rc::HostMatrix il = rc::interleave_row_blocks16(m);
-  const rc::HostMatrix il_back = rc::unpack(rc::pack(il));
-  for (int64_t r = 0; r < m.n_out; ++r) {
-    const int64_t b = r / 32, w = r % 32, from = w < 16 ? 16 * b + w : 32 + 16 * b + (w - 16);
-    for (int64_t i = 0; i < m.n_in; i += 37) ASSERT_EQ(il_back.weight(r, i), m.weight(from, i)) << r << " " << i;
   }
 }
 
@@ -223,22 +149,12 @@ TEST(CudaRepack, TheComparisonFindsOneWrongValueScaleOrMin) {
     if (value.spec.format == rc::WeightFormat::W4A16) value.q4[at] = uint8_t((value.q4[at] + 1) & 15);
     else value.q8[at] = int8_t(value.q8[at] == 3 ? 2 : 3);  // (a value of every type's range)
     EXPECT_GE(cuda_checks::repack_mismatches(rb.w, value), 1u);
-    if (scale.spec.kscales) {  // (w4g32k, Q4_K: its integers are what pack() stores)
-      scale.sub[2 * g] = uint8_t(scale.sub[2 * g] == 63 ? 62 : scale.sub[2 * g] + 1);  // >= 1.6% off
-      rc::fill_kscales(scale);
-    } else {
-      scale.scales[g] = f32_to_f16(1.01f * f16_to_f32(scale.scales[g]));  // 1% off (one rounding: <= 0.05%)
-    }
+    scale.scales[g] = f32_to_f16(1.01f * f16_to_f32(scale.scales[g]));  // 1% off (one rounding: <= 0.05%)
     EXPECT_GE(cuda_checks::repack_mismatches(rb.w, scale), 1u);
     if (r.hm.spec.mins) {
       rc::HostMatrix mn = r.hm;
       const size_t gm = largest_group(mn.mins, groups);
-      if (mn.spec.kscales) {
-        mn.super[2 * (gm / 8) + 1] = uint16_t(mn.super[2 * (gm / 8) + 1] ^ 0x8000);  // -dmin's sign
-        rc::fill_kscales(mn);
-      } else {
-        mn.mins[gm] = uint16_t(mn.mins[gm] ^ 0x8000);  // the min's sign
-      }
+      mn.mins[gm] = uint16_t(mn.mins[gm] ^ 0x8000);  // the min's sign
       EXPECT_GE(cuda_checks::repack_mismatches(rb.w, mn), 1u);
     }
   }
@@ -285,7 +201,7 @@ void check_file(const std::string& rel, const std::vector<std::string>& want_spe
 }
 
 TEST(CudaRepack, Gemma3Q4KMFirstBlocks) {
-  check_file(".models/gemma3-270m-q4_k_m/gemma3-270m-Q4_K_M.gguf", {"w4g32k", "w8g16", "w8g32"});
+  check_file(".models/gemma3-270m-q4_k_m/gemma3-270m-Q4_K_M.gguf", {"w4g32m", "w8g16", "w8g32"});
 }
 
 TEST(CudaRepack, SmolLM2Q41FirstBlocks) {

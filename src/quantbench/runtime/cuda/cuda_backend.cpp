@@ -144,9 +144,6 @@ struct CudaBackend::Impl {
   // QB_CUDA_PACK_Q6K=0: GGUF Q6_K matrices dense f16, and so every stack with one, as before session 23
   // (A/B runs; synthetic q4_k_m: its w8g16 matrices and stacks dense bf16).
   bool pack_q6k = true;
-  // GGUF Q4_K (and synthetic q4_k_m's Q4_K part) as w4g32k, its own scale form, 4.625 bits per weight;
-  // QB_CUDA_Q4K_SCALES=0: as w4g32m, an f16 scale and min per 32 (5 bits), as before session 25 (A/B runs).
-  bool q4k_kscales = true;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 9;     // QB_CUDA_LAUNCH_RULE=4|5|6|7|8: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
@@ -582,7 +579,7 @@ struct CudaBackend::Impl {
     std::vector<PartPlan> plans;
     for (const auto* w : parts) {
       QB_CHECK(w->n_in == m.n_in, "cuda upload {}: inner dimensions differ", what);
-      plans.push_back(plan_for(*w, what, q4k_kscales));
+      plans.push_back(plan_for(*w, what));
       if (!pack_q6k && w->type == formats::GgmlType::Q6_K && !w->quantized) plans.back() = {false, {}, "q6_K -> dense"};
       m.n_out += w->n_out;
     }
@@ -695,18 +692,11 @@ struct CudaBackend::Impl {
     m.pk = allocate(ps);
     fill_bytes(m.pk.weights.get(), m.pk.weight_bytes, seed, 0xff, stream);
     const float s = sd / (spec.format == WeightFormat::W8A16 ? 74.0f : 4.6f);  // std of q - z: 74 (int8), 4.6 (int4)
-    if (spec.kscales) {
-      // (sc, mn) bytes 0..63 and factors d, -dmin uniform in +-a: weight q * d * sc - dmin * mn has a
-      // spread near 187 a (E q^2 = 77.5, E sc^2 = E mn^2 = 1312, E d^2 = a^2 / 3), so a = sd / 187.
-      fill_bytes(m.pk.scales.get(), m.pk.scale_bytes, seed ^ 0x5ca1e, 0x3f, stream);
-      fill_uniform_f16(m.pk.zeros.get(), m.pk.zero_bytes / 2, seed ^ 0x2e70, -sd / 187.0f, sd / 187.0f, stream);
-    } else {
-      if (m.pk.scale_bytes) fill_uniform_f16(m.pk.scales.get(), m.pk.scale_bytes / 2, seed ^ 0x5ca1e, 0.8f * s, 1.2f * s, stream);
-      if (m.pk.zero_bytes && spec.mins)  // q * s + m with m near -7.5 s: weights centred as the others
-        fill_uniform_f16(m.pk.zeros.get(), m.pk.zero_bytes / 2, seed ^ 0x2e70, -8.5f * s, -6.5f * s, stream);
-      else if (m.pk.zero_bytes)
-        fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
-    }
+    if (m.pk.scale_bytes) fill_uniform_f16(m.pk.scales.get(), m.pk.scale_bytes / 2, seed ^ 0x5ca1e, 0.8f * s, 1.2f * s, stream);
+    if (m.pk.zero_bytes && spec.mins)  // q * s + m with m near -7.5 s: weights centred as the others
+      fill_uniform_f16(m.pk.zeros.get(), m.pk.zero_bytes / 2, seed ^ 0x2e70, -8.5f * s, -6.5f * s, stream);
+    else if (m.pk.zero_bytes)
+      fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
     m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
     if (!qgemm_takes(m.pk)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
     m.stored = m.bytes();
@@ -922,7 +912,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_SPLIT_STACKS"); e && std::string(e) == "0") I.split_stacks = false;
   if (const char* e = std::getenv("QB_CUDA_PACK_Q6K"); e && std::string(e) == "0") I.pack_q6k = false;
-  if (const char* e = std::getenv("QB_CUDA_Q4K_SCALES"); e && std::string(e) == "0") I.q4k_kscales = false;
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_MB")) options_.l2_prefetch_mb = std::max(0, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_L2_PREFETCH_WIDE_MB"))
     options_.l2_prefetch_wide_mb = std::max(0, std::atoi(e));
@@ -1062,13 +1051,12 @@ QuantSpec parse_synthetic_scheme(const std::string& s) {
   if (t == "w8g32" && !asym) return {WeightFormat::W8A16, 32, false};
   if (t == "w4g32" || t == "w4g128") return {WeightFormat::W4A16, t == "w4g32" ? 32 : 128, asym};
   if (t == "w4g32a" || t == "w4g128a") return {WeightFormat::W4A16, t == "w4g32a" ? 32 : 128, true};
-  if (t == "w4g32m" && !asym) return {WeightFormat::W4A16, 32, false, true};  // GGUF Q4_1's form (Q4_K's before session 25)
-  if (t == "w4g32k" && !asym) return {WeightFormat::W4A16, 32, false, true, true};  // GGUF Q4_K's form
+  if (t == "w4g32m" && !asym) return {WeightFormat::W4A16, 32, false, true};  // GGUF Q4_1 / Q4_K's form
   if (t == "w8g16" && !asym) return {WeightFormat::W8A16, 16, false};         // GGUF Q6_K's and Q3_K's form
   if (t == "w8g32m" && !asym) return {WeightFormat::W8A16, 32, false, true};  // GGUF Q5_K's and Q5_1's form
   if (t == "w8g16m" && !asym) return {WeightFormat::W8A16, 16, false, true};  // GGUF Q2_K's form
   fail("synthetic model: scheme '{}' has no GPU path (supported: bf16, w8, w8g32, w8g16, w8g32m, w8g16m, w4g32, w4g128, "
-       "w4g32-asym, w4g128-asym, w4g32m, w4g32k, q4_k_m, q5_k_m, w8a8, w8a8-fp8)", s);
+       "w4g32-asym, w4g128-asym, w4g32m, q4_k_m, q5_k_m, w8a8, w8a8-fp8)", s);
 }
 
 // GGUF Q4_K_M's and Q5_K_M's choice of Q6_K over Q4_K / Q5_K (llama.cpp's use_more_bits): attn_v and
@@ -1087,18 +1075,17 @@ CudaBackend::CudaBackend(const model::ModelSpec& spec, const std::string& synthe
     : spec_(spec), synthetic_name_(synthetic_name), options_(options), impl_(std::make_unique<Impl>()) {
   // W8A8 (w8a8.h): int8 or fp8 activations; the others are qgemv / bf16 schemes.
   const bool w8a8 = scheme == "w8a8" || scheme == "w8a8-fp8", w8a8_fp8 = scheme == "w8a8-fp8";
-  // q4_k_m / q5_k_m: GGUF Q4_K_M's / Q5_K_M's mix, w4g32k (Q4_K; w4g32m with QB_CUDA_Q4K_SCALES=0) or
-  // w8g32m (Q5_K) with w8g16 (Q6_K) where q4_k_m_more_bits says.
+  // q4_k_m / q5_k_m: GGUF Q4_K_M's / Q5_K_M's mix, w4g32m (Q4_K) or w8g32m (Q5_K) with w8g16 (Q6_K) where
+  // q4_k_m_more_bits says.
   const bool q4km = scheme == "q4_k_m", q5km = scheme == "q5_k_m", kmix = q4km || q5km;
-  const QuantSpec named = w8a8 || kmix ? QuantSpec{} : parse_synthetic_scheme(scheme);  // (a bad name fails first)
+  const QuantSpec qs = w8a8   ? QuantSpec{WeightFormat::W8A16, 0, false}
+                       : q4km ? QuantSpec{WeightFormat::W4A16, 32, false, true}
+                       : q5km ? QuantSpec{WeightFormat::W8A16, 32, false, true}
+                              : parse_synthetic_scheme(scheme);
   options_.dense = DenseType::Bits16;
   init_device();
   const ModelSpec& sp = spec_;
   Impl& I = *impl_;
-  const QuantSpec qs = w8a8   ? QuantSpec{WeightFormat::W8A16, 0, false}
-                       : q4km ? QuantSpec{WeightFormat::W4A16, 32, false, true, I.q4k_kscales}
-                       : q5km ? QuantSpec{WeightFormat::W8A16, 32, false, true}
-                              : named;
   const QuantSpec q6 = I.pack_q6k ? QuantSpec{WeightFormat::W8A16, 16, false} : QuantSpec{WeightFormat::BF16, 0, false};
   // (The matrices' paths in describe() say which part runs in which form. The w8g16 codes are random
   // bytes, spanning int8 rather than Q6_K's -32..31: no timing depends on the values.)

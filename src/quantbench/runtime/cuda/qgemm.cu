@@ -119,11 +119,9 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
 
 // BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32 or 16, or 0 for one scale per row); ASYM: int4
 // per-group zero points (else z = 8); NT: tokens per tile (the wgmma N); MINS: an f16 min per group
-// instead (GGUF Q4_1 as w4g32m, Q5_K and Q5_1 as w8g32m, Q2_K as w8g16m): weights q * s + m. KS (with
-// MINS, int4: w4g32k, GGUF Q4_K): s and m as 6-bit integers per group with f16 factors per 256 inputs
-// (qgemv.h), each s and m formed by one f16 multiply as the decode kernels do.
+// instead (GGUF Q4_1 / Q4_K as w4g32m, Q5_K and Q5_1 as w8g32m, Q2_K as w8g16m): weights q * s + m.
 // Output row stride ldy (qgemm()).
-template <int BITS, int G, bool ASYM, int NT, bool MINS = false, bool KS = false>
+template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 __global__ void __launch_bounds__(kRowWarps * 32, 2)
     qgemm_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
                  const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out, int row_blocks,
@@ -133,7 +131,6 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   constexpr int SG = G == 16 ? 4 : 2;                 // group slots per row block in a stage's scales
   static_assert(!MINS || ((G == 32 || (G == 16 && BITS == 8)) && !ASYM), "mins: groups of 32 (or 16, int8), no zero points");
   static_assert(G != 16 || BITS == 8, "groups of 16: int8 only");
-  static_assert(!KS || (MINS && BITS == 4 && G == 32), "Q4_K's scale form: w4g32 with mins only");
   using Tl = Tile<NT, LPC, MINS, SG>;
   constexpr int kXBytes = Tl::kXBytes, kWBytes = Tl::kWBytes, kSBytes = Tl::kSBytes, kZBytes = Tl::kZBytes;
   extern __shared__ uint8_t smem_raw[];
@@ -173,14 +170,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       cp_async16(smem_u32(ss + st * kSBytes + r * 32 * SG + 16 * k),
                  ok ? scales + (size_t(rb) * groups + gi0) * 32 + 16 * k : scales, ok);
     }
-    if constexpr (KS) {  // the chunk's super-block (c / 4): 64 bytes of (d, -dmin) pairs per row block
-      if (tid >= 128 && tid < 128 + kRowWarps * 4) {
-        const int q = tid - 128, r = q / 4, k = q % 4, rb = rb0 + r;
-        const bool ok = rb < row_blocks;
-        cp_async16(smem_u32(zs + st * kZBytes + r * 64 + 16 * k),
-                   ok ? zeros + (size_t(rb) * (groups / 8) + c / 4) * 64 + 16 * k : zeros, ok);
-      }
-    } else if constexpr (MINS) {  // 32 bytes of f16 mins per (row block, group), as the scales
+    if constexpr (MINS) {  // 32 bytes of f16 mins per (row block, group), as the scales
       if (tid >= 128 && tid < 128 + kRowWarps * 2 * NG) {
         const int q = tid - 128, r = q / (2 * NG), k = q % (2 * NG), rb = rb0 + r;
         const bool ok = rb < row_blocks;
@@ -257,21 +247,13 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       const uint32_t zpair =
           ASYM ? uint32_t(*reinterpret_cast<const uint16_t*>(zs + st * kZBytes + warp * 32 + h * 16 + g * 2))
                : MINS ? 0u : 0x0808u;  // (mins: the plain q)
-      __half2 sc2 = bits_h2(sp);  // rows g, g + 8
+      const __half2 s_lo = __low2half2(bits_h2(sp)), s_hi = __high2half2(bits_h2(sp));  // rows g, g + 8
       __half2 m_lo = __float2half2_rn(0.f), m_hi = m_lo;
-      if constexpr (KS) {  // sp: bytes (sc, sc, mn, mn) of rows (g, g + 8); the factors d and -dmin
-        const uint2 f = *reinterpret_cast<const uint2*>(zs + st * kZBytes + warp * 64 + g * 8);
-        const __half2 k1024 = __float2half2_rn(1024.f);
-        sc2 = __hmul2_rn(__hsub2(bits_h2(__byte_perm(sp, 0x64646464u, 0x4140)), k1024), bits_h2(f.x));
-        const __half2 mp = __hmul2_rn(__hsub2(bits_h2(__byte_perm(sp, 0x64646464u, 0x4342)), k1024), bits_h2(f.y));
-        m_lo = __low2half2(mp);
-        m_hi = __high2half2(mp);
-      } else if constexpr (MINS) {
+      if constexpr (MINS) {
         const __half2 mp = min_pair(st, h);
         m_lo = __low2half2(mp);
         m_hi = __high2half2(mp);
       }
-      const __half2 s_lo = __low2half2(sc2), s_hi = __high2half2(sc2);
       __half2 qz[4];
       int4_qz(s == 0 ? q.x : s == 1 ? q.y : s == 2 ? q.z : q.w, int4_zero(zpair), qz);
       a[s][0] = scaled(qz[0], s_lo, m_lo);
@@ -354,9 +336,9 @@ CUtensorMap x_tensor_map(const uint16_t* x, int T, int n_in, int NT) {
   return map;
 }
 
-template <int BITS, int G, bool ASYM, int NT, bool MINS = false, bool KS = false>
+template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t ldy, cudaStream_t stream) {
-  auto* kernel = qgemm_kernel<BITS, G, ASYM, NT, MINS, KS>;
+  auto* kernel = qgemm_kernel<BITS, G, ASYM, NT, MINS>;
   constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, MINS, G == 16 ? 4 : 2>::kSmemBytes;
   static const bool attr = [&] {
     QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
@@ -374,11 +356,11 @@ void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t l
   QB_CUDA_OK(cudaGetLastError());
 }
 
-template <int BITS, int G, bool ASYM, bool MINS = false, bool KS = false>
+template <int BITS, int G, bool ASYM, bool MINS = false>
 void launch_any(const QgemmConfig& c, const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t ldy,
                 cudaStream_t stream) {
-  c.tokens == 128 ? launch<BITS, G, ASYM, 128, MINS, KS>(w, x, T, y, ldy, stream)
-                  : launch<BITS, G, ASYM, 64, MINS, KS>(w, x, T, y, ldy, stream);
+  c.tokens == 128 ? launch<BITS, G, ASYM, 128, MINS>(w, x, T, y, ldy, stream)
+                  : launch<BITS, G, ASYM, 64, MINS>(w, x, T, y, ldy, stream);
 }
 
 int sm_count() {
@@ -409,7 +391,7 @@ QgemmConfig qgemm_config(const PackedShape& shape, int T, int sms) {
 QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream, QgemmConfig cfg,
                   int64_t ldy) {
   if (!qgemm_supports(w.shape))
-    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w4g32m, w4g32k, w8, w8g32, "
+    throw std::invalid_argument("qgemm: needs packed w4g32, w4g128 (either with zero points), w4g32m, w8, w8g32, "
                                 "w8g16 or either of those with mins, with n_in a multiple of 8, got " +
                                 spec_name(w.shape.spec) + " with n_in " + std::to_string(w.shape.n_in));
   if (T < 1) throw std::invalid_argument("qgemm: T must be at least 1, got " + std::to_string(T));
@@ -429,8 +411,7 @@ QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cud
     q.group == 32 ? launch_any<8, 32, false>(cfg, w, x, T, y, ldy, stream)
                   : launch_any<8, 0, false>(cfg, w, x, T, y, ldy, stream);
   else if (q.mins)
-    q.kscales ? launch_any<4, 32, false, true, true>(cfg, w, x, T, y, ldy, stream)
-              : launch_any<4, 32, false, true>(cfg, w, x, T, y, ldy, stream);
+    launch_any<4, 32, false, true>(cfg, w, x, T, y, ldy, stream);
   else if (q.group == 128)
     q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, ldy, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, ldy, stream);
   else

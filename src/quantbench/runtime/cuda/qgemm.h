@@ -8,7 +8,7 @@
 //
 // Numerics: every weight is (q - z) * s rounded once to f16, bit for bit the value dequantize_packed
 // writes for the cuBLAS path it replaces; products of f16 values are exact in f32 and the sums are f32,
-// so the result differs from that path only in the order of the f32 additions. With mins (w4g32m, w4g32k, w8g32m, w8g16m)
+// so the result differs from that path only in the order of the f32 additions. With mins (w4g32m, w8g32m, w8g16m)
 // each weight is q * s + m rounded once to f16 (one fused multiply-add, as qgemv forms it); the cuBLAS
 // path's dequantize_packed rounds that sum to f32 first, which can differ by one f16 ulp where the f32
 // sum was inexact.

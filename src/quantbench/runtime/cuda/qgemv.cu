@@ -62,9 +62,8 @@ __host__ __device__ constexpr int steps_for(int lpc, int r) {
 template <int F, int R>
 __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); }
 
-// int4's per-group offsets (the kernels' OFS): none (z = 8), zero points, f16 mins, or mins with the
-// scales in GGUF Q4_K's form (w4g32k: 6-bit integers times an f16 factor per 256 inputs; qgemv.h).
-enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2, kKMins = 3 };
+// int4's per-group offsets (the kernels' OFS): none (z = 8), zero points, or f16 mins (qgemv.h).
+enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
 
 // F: 0 bf16, 1 int8, 2 int4. G: group size (int4: 32/128; int8: 0 = per row, 16 or 32). OFS: int4
 // offsets (above). R: row blocks per warp. NT: 8-token tiles (1 or 2). HALF: int4, half the chunks per
@@ -79,23 +78,17 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
                                            int n_tokens, int ldy, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
-  // KS (w4g32k): the scale pairs' index holds four bytes (sc of rows g, g + 8, then mn of the same), and
-  // the zeros array per (row block, 256 inputs, g) the f16 pairs d and -dmin of rows (g, g + 8).
-  constexpr bool ASYM = OFS == kZeroPoints, KS = OFS == kKMins, MINS = OFS == kMins || KS;
-  static_assert(!MINS || (F == 2 && G == 32) || (F == 1 && (G == 32 || G == 16) && !KS),
-                "mins exist for w4g32, w8g32 and w8g16 only (Q4_K's scale form for w4g32 only)");
+  constexpr bool ASYM = OFS == kZeroPoints, MINS = OFS == kMins;
+  static_assert(!MINS || (F == 2 && G == 32) || (F == 1 && (G == 32 || G == 16)),
+                "mins exist for w4g32, w8g32 and w8g16 only");
   constexpr int U = HALF && F == 2 && steps_u<F, R>() >= 4 ? steps_u<F, R>() / 2 : steps_u<F, R>();
   static_assert(F != 2 || U % 2 == 0, "int4 groups of 128 span two chunks of a step");
-  // A step is two chunks starting at an even one (first_chunk and the stride are multiples of U = 2), so
-  // its four groups of 32 lie in one super-block of 256: one factor load per step and row block.
-  static_assert(!KS || (HALF && U == 2), "w4g32k runs the half step only");
   // Session 12's lean loop (fewer instructions per step: one LOP3 per nibble mask, offsets computed
   // once, unpredicated activation loads), where it was measured faster on an H100 (docs/perf.md): the
   // symmetric w4g128 half step, every one-token int4 kernel, and the one-token int8 kernel. Elsewhere
   // the compiler answered it with more registers (fewer resident blocks, or spills when capped) and
   // some 16-token products got slower, so the other kernels keep the loop as it was.
   constexpr bool kLean = (F == 2 && (HALF || NT == 1)) || (F == 1 && G == 0 && R == 1 && NT == 1);
-  static_assert(!KS || kLean, "w4g32k's kernels are lean (its factor loads are written for that loop only)");
   extern __shared__ float red[];  // [warps][R][NT][4][32]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
@@ -120,7 +113,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
     uint4 w[U][R][LPC];
     uint32_t sc[U][R][SCN];  // scale pairs (rows g, g+8) for the chunk's groups, in column order
     uint32_t zp[U][R][SCN];  // int4 asymmetric: zero-point byte pairs, same index; with mins: f16 min pairs
-                             // (KS: zp[0][r][0..1] the step's d and -dmin pairs)
   };
   // Where the lean loop loads from, set up once per warp so that the loop only adds the chunk's part.
   // - The half step (one token; 16 tokens at R = 2) and the int8 kernels keep a running pointer per
@@ -135,7 +127,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
   const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
   const uint32_t* mn32 = reinterpret_cast<const uint32_t*>(zeros);  // mins: f16 pairs, the scales' index
-  const uint2* ks64 = reinterpret_cast<const uint2*>(zeros);         // KS: (d, -dmin) pairs per super-block
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
   constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
@@ -146,11 +137,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const uint4* wnext[R];
   const uint32_t* snext[R];
   int woff[R], soff[R];
-  [[maybe_unused]] int koff[R];  // KS: row block rb's factor pairs, lane's g
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const int rb = min(rb0 + r, row_blocks - 1);
-    if constexpr (KS) koff[r] = rb * (groups / 8) * 8 + g;
     if constexpr (kRunningPointers) {
       wnext[r] = W + (size_t(rb) * chunks + first_chunk) * (LPC * 32) + lane;
       snext[r] = sc32 + (size_t(rb) * groups + group_of(first_chunk)) * 8 + g;
@@ -193,18 +182,11 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
                 const uint32_t* sp = snext[r] + (G == 32 ? (2 * u + h) * 8 : 0);  // (G = 128: one pair a step)
                 st.sc[u][r][h] = ok ? __ldg(sp) : 0u;
                 if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + (sp - sc32))) : 0u;
-                if constexpr (MINS && !KS) st.zp[u][r][h] = ok ? __ldg(mn32 + (sp - sc32)) : 0u;
+                if constexpr (MINS) st.zp[u][r][h] = ok ? __ldg(mn32 + (sp - sc32)) : 0u;
               } else {
                 st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
                 if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
-                if constexpr (MINS && !KS) st.zp[u][r][h] = ok ? __ldg(mn32 + soff[r] + gi * 8) : 0u;
-              }
-              if constexpr (KS) {
-                if (u == 0 && h == 0) {  // the step's super-block: chunk c0 / 4 (c = c0 here)
-                  const uint2 f = ok ? __ldg(ks64 + koff[r] + (c >> 2) * 8) : make_uint2(0u, 0u);
-                  st.zp[0][r][0] = f.x;
-                  st.zp[0][r][1] = f.y;
-                }
+                if constexpr (MINS) st.zp[u][r][h] = ok ? __ldg(mn32 + soff[r] + gi * 8) : 0u;
               }
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
@@ -281,18 +263,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           if constexpr (MINS) {
-            __half2 sc2, mn2;  // (row g, row g + 8)
-            if constexpr (KS) {
-              // s = d * sc and m = -dmin * mn, each one f16 multiply of exact operands (sc, mn as f16 via
-              // 0x64 high bytes: 1024 + the byte, minus 1024), so the same bits as w4g32m's stored pairs.
-              const uint32_t b = sc[u0][r][h];
-              const __half2 k1024 = __float2half2_rn(1024.f);
-              sc2 = __hmul2_rn(__hsub2(bits_h2(__byte_perm(b, 0x64646464u, 0x4140)), k1024), bits_h2(zp[0][r][0]));
-              mn2 = __hmul2_rn(__hsub2(bits_h2(__byte_perm(b, 0x64646464u, 0x4342)), k1024), bits_h2(zp[0][r][1]));
-            } else {
-              sc2 = bits_h2(sc[u0][r][h]);
-              mn2 = bits_h2(zp[u0][r][h]);
-            }
+            const __half2 sc2 = bits_h2(sc[u0][r][h]), mn2 = bits_h2(zp[u0][r][h]);  // (row g, row g + 8)
             const __half2 s_g = __low2half2(sc2), s_g8 = __high2half2(sc2);
             const __half2 m_g = __low2half2(mn2), m_g8 = __high2half2(mn2);
 #pragma unroll
@@ -629,32 +600,20 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
   if (job >= int64_t(row_blocks) * chunks) return;
   const int rb = int(job / chunks), c = int(job % chunks);
   const int g = lane >> 2, t = lane & 3;
-  // w4g32k: byte j of (row, group)'s four (sc: j = 0, mn: j = 2, plus r >> 3) times its super-block's
-  // factor (d: f = 0, -dmin: f = 2), one f16 multiply as the decode kernels form it.
-  auto kscaled = [&](int r, int col, int j) -> float {
-    const int gi = col / 32, si = col / 256;
-    const auto* b = reinterpret_cast<const uint8_t*>(scales);
-    const auto* f = reinterpret_cast<const uint16_t*>(zeros);
-    const __half k = __ushort2half_rn(b[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 4 + j + (r >> 3)]);
-    const __half fac = __ushort_as_half(f[((size_t(rb) * (groups / 8) + si) * 8 + (r & 7)) * 4 + j + (r >> 3)]);
-    return __half2float(__hmul_rn(k, fac));
-  };
   auto scale_of = [&](int r, int col) -> float {  // r: row within the block, col: global column
     const int row = rb * 16 + r;
     if (F == 0) return 1.f;
     if (F == 1 && group == 0) return row < n_out ? __half2float(__ushort_as_half(scales[row])) : 0.f;
-    if (F == 2 && ofs == kKMins) return kscaled(r, col, 0);
     const int gi = col / group;
     return __half2float(__ushort_as_half(scales[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
   };
   auto zero_of = [&](int r, int col) -> int {
-    if (F != 2 || ofs == kMins || ofs == kKMins) return 0;
+    if (F != 2 || ofs == kMins) return 0;
     if (ofs == kNoOffset) return 8;
     const int gi = col / group;
     return zeros[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)];
   };
   auto min_of = [&](int r, int col) -> float {
-    if (F == 2 && ofs == kKMins) return kscaled(r, col, 2);
     if (F == 0 || ofs != kMins) return 0.f;
     const int gi = col / group;
     const auto* mins = reinterpret_cast<const uint16_t*>(zeros);
@@ -700,7 +659,7 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
           const int qv = int((words[s] >> (4 * nib)) & 15u);
           const int hh = (e >> 1) & 1;
           const float qs = float(qv - zr[hh][s]) * scl[hh][s];  // exact
-          val = col < n_in ? (ofs == kMins || ofs == kKMins ? qs + mn[hh][s] : qs) : 0.f;
+          val = col < n_in ? (ofs == kMins ? qs + mn[hh][s] : qs) : 0.f;
         }
         tile[warp][r][kk] = val;
       }
@@ -786,10 +745,6 @@ KernelFn pick_w8_mins(int r, int nt) {
 // half step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
 KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
   if (s.mins && s.format == WeightFormat::W8A16) return s.group == 16 ? pick_w8_mins<16>(r, nt) : pick_w8_mins<32>(r, nt);
-  if (s.mins && s.kscales) {  // (never gated)
-    if (r == 1) return nt == 1 ? kernel_for<2, 32, kKMins, 1, 1, true>() : kernel_for<2, 32, kKMins, 1, 2, true>();
-    return nt == 1 ? kernel_for<2, 32, kKMins, 2, 1, true>() : kernel_for<2, 32, kKMins, 2, 2, true>();
-  }
   if (s.mins) {  // (never gated)
     if (r == 1) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
     return nt == 1 ? kernel_for<2, 32, kMins, 2, 1, true>() : kernel_for<2, 32, kMins, 2, 2, true>();
@@ -1131,7 +1086,7 @@ void dequantize_packed(const DeviceMatrix& w, bool to_bf16, void* out, cudaStrea
   const auto* zp = static_cast<const uint8_t*>(w.zeros.get());
   const int grp = p.spec.group, no = int(p.n_out), ni = int(p.n_in), rbs = int(p.row_blocks), ch = int(p.chunks),
             gs = int(p.groups);
-  const int ofs = p.spec.kscales ? kKMins : p.spec.mins ? kMins : p.spec.asym ? kZeroPoints : kNoOffset;
+  const int ofs = p.spec.mins ? kMins : p.spec.asym ? kZeroPoints : kNoOffset;
 #define QB_DEQ(F)                                                                                              \
   (to_bf16 ? dequantize_packed_kernel<F, true><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, ofs, no, ni, rbs, ch, gs, o) \
            : dequantize_packed_kernel<F, false><<<blocks, 128, 0, stream>>>(W, sc, zp, grp, ofs, no, ni, rbs, ch, gs, o))

@@ -29,21 +29,12 @@
 // row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
 // index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
 // integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
-// MINS ("with mins", w4g32m: GGUF Q4_1's form; w8g32m: Q5_K's and Q5_1's, values 0..31 as int8;
+// MINS ("with mins", w4g32m: GGUF Q4_1 and Q4_K's form; w8g32m: Q5_K's and Q5_1's, values 0..31 as int8;
 // w8g16m: Q2_K's, values 0..3 as int8): instead
 // of a zero point, an f16 offset m per (row, group), stored like the scales (same index, f16 pairs) in the
 // zeros array. Weight: q * s + m, which the kernel forms in f16 (one fused multiply-add per value: the
 // exact value rounded once) and feeds to the tensor cores; the only formats whose decode products are not
 // of exact weight values.
-// Q4_K's SCALE FORM ("w4g32k", QuantSpec::kscales; w4g32 with mins): the same weights q * s + m, with s
-// and m stored as GGUF Q4_K stores them: per (row, group) 6-bit integers sc and mn, per (row, 256 inputs)
-// f16 factors d and -dmin; s = d * sc and m = -dmin * mn, each formed by one f16 multiply (exact operands,
-// rounded once: the f16 pair w4g32m would store). scales holds four bytes at the scale pairs' index,
-//   scales[((rb * groups + gi) * 8 + g) * 4 + {0, 1, 2, 3}] = sc of rows g, g + 8, then mn of the same,
-// and zeros holds f16 quadruples per super-block si (groups / 8 of them per row block),
-//   zeros[((rb * (groups / 8) + si) * 8 + g) * 4 + {0, 1, 2, 3}] = d of rows g, g + 8, then -dmin (f16),
-// so a lane loads its two rows' bytes with one 4-byte load and their factors with one 8-byte load:
-// 2.5 bytes of scales per row and group of 32 against w4g32m's 4.
 //
 // ACTIVATIONS are packed too, by pack_activations() (a real decode step would have the preceding
 // norm/activation kernel write this layout directly): x for n tokens, f16 (int formats) or bf16 (bf16

@@ -49,58 +49,14 @@ size_t scale_index(const PackedShape& p, int64_t row, int64_t gi) {
   const int64_t rb = row / 16, r = row % 16;
   return size_t(((rb * p.groups + gi) * 8 + r % 8) * 2 + r / 8);
 }
-// w4g32k: the byte of sc (mn: + 2) of (row, group) in the scales array, and the f16 index of d (-dmin:
-// + 2) of (row, super-block) in the zeros array (qgemv.h).
-size_t ksub_index(const PackedShape& p, int64_t row, int64_t gi) {
-  const int64_t rb = row / 16, r = row % 16;
-  return size_t(((rb * p.groups + gi) * 8 + r % 8) * 4 + r / 8);
-}
-size_t ksuper_index(const PackedShape& p, int64_t row, int64_t si) {
-  const int64_t rb = row / 16, r = row % 16;
-  return size_t(((rb * p.supers + si) * 8 + r % 8) * 4 + r / 8);
-}
-uint16_t f16_bits_rounded(double v) {  // v exact in double; round to nearest even, subnormals kept
-  const uint16_t sign = std::signbit(v) ? 0x8000 : 0;
-  v = std::fabs(v);
-  if (std::isnan(v)) return 0x7e00;
-  if (v == 0) return sign;
-  if (v >= 65520.0) return sign | 0x7c00;  // (65520 rounds up to infinity)
-  int e;
-  std::frexp(v, &e);                          // v = f * 2^e, f in [0.5, 1)
-  const int exp = std::max(e - 1, -14);       // f16 exponent of v (subnormals: -14)
-  const double ulp = std::ldexp(1.0, exp - 10);
-  const double q = std::nearbyint(v / ulp);   // v / ulp is exact; nearbyint rounds half to even
-  const int64_t mant = int64_t(q);            // 0 .. 2048 (2048: carried into the next binade)
-  if (exp == -14 && mant < 1024) return sign | uint16_t(mant);  // subnormal (or zero)
-  const int64_t e_bits = exp + 15 + (mant >= 2048 ? 1 : 0);
-  if (e_bits >= 31) return sign | 0x7c00;
-  return sign | uint16_t(e_bits << 10) | uint16_t((mant >= 2048 ? mant / 2 : mant) - 1024);
-}
 
 }  // namespace
-
-uint16_t kscale_f16(uint16_t factor, int k) { return f16_bits_rounded(f16_value(factor) * double(k)); }
-
-void fill_kscales(HostMatrix& m) {
-  const int64_t ng = m.n_in / 32, ns = m.n_in / 256;
-  if (m.n_in % 256 || m.sub.size() != size_t(m.n_out * ng * 2) || m.super.size() != size_t(m.n_out * ns * 2))
-    throw std::invalid_argument("qgemv: w4g32k HostMatrix needs n_in % 256 == 0 and sub / super of its shape");
-  m.scales.resize(size_t(m.n_out * ng));
-  m.mins.resize(m.scales.size());
-  for (int64_t o = 0; o < m.n_out; ++o)
-    for (int64_t g = 0; g < ng; ++g) {
-      const size_t at = size_t(o * ng + g), sat = size_t(o * ns + g / 8) * 2;
-      m.scales[at] = kscale_f16(m.super[sat], m.sub[2 * at]);
-      m.mins[at] = kscale_f16(m.super[sat + 1], m.sub[2 * at + 1]);
-    }
-}
 
 std::string spec_name(const QuantSpec& s) {
   switch (s.format) {
     case WeightFormat::BF16: return "bf16";
     case WeightFormat::W8A16: return s.group ? "w8g" + std::to_string(s.group) + (s.mins ? "m" : "") : "w8";
-    case WeightFormat::W4A16:
-      return "w4g" + std::to_string(s.group) + (s.asym ? "a" : s.kscales ? "k" : s.mins ? "m" : "");
+    case WeightFormat::W4A16: return "w4g" + std::to_string(s.group) + (s.asym ? "a" : s.mins ? "m" : "");
   }
   return "?";
 }
@@ -137,24 +93,20 @@ PackedShape packed_shape(const QuantSpec& spec, int64_t n_out, int64_t n_in) {
       throw std::invalid_argument("qgemv: w4 group must be 32 or 128, got " + std::to_string(spec.group));
     if (spec.mins && (spec.group != 32 || spec.asym))
       throw std::invalid_argument("qgemv: w4 with mins needs group 32 and no zero points");
-    if (spec.kscales && !spec.mins) throw std::invalid_argument("qgemv: w4g32k (kscales) is a form with mins");
-    if (spec.kscales && n_in % 256)
-      throw std::invalid_argument("qgemv: w4g32k needs n_in a multiple of 256, got " + std::to_string(n_in));
     if (n_in % spec.group)
       throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of group " +
                                   std::to_string(spec.group));
     p.groups = (p.chunks * 64 + spec.group - 1) / spec.group;
-    if (spec.kscales) p.supers = p.groups / 8;
   } else if (spec.format == WeightFormat::W8A16 && spec.group != 0) {
     // w8g32 / w8g16: one f16 scale per 32 or 16 inputs (GGUF Q8_0's blocks, Q6_K's sub-blocks), symmetric;
     // with mins (GGUF Q5_K's form w8g32m, Q2_K's w8g16m): an f16 min per group too.
-    if ((spec.group != 32 && spec.group != 16) || spec.asym || spec.kscales)
+    if ((spec.group != 32 && spec.group != 16) || spec.asym)
       throw std::invalid_argument("qgemv: w8 groups must be 16 or 32, without zero points, got " + spec_name(spec));
     if (n_in % spec.group)
       throw std::invalid_argument("qgemv: n_in " + std::to_string(n_in) + " is not a multiple of " +
                                   std::to_string(spec.group));
     p.groups = p.chunks * (64 / spec.group);
-  } else if (spec.group != 0 || spec.asym || spec.mins || spec.kscales) {
+  } else if (spec.group != 0 || spec.asym || spec.mins) {
     throw std::invalid_argument("qgemv: group/asym/mins apply to w4 and grouped w8 only");
   }
   return p;
@@ -167,7 +119,6 @@ PackedSizes packed_sizes(const PackedShape& p) {
   if (p.spec.format == WeightFormat::W4A16 || (p.spec.format == WeightFormat::W8A16 && p.spec.group)) s.scales = size_t(p.row_blocks * p.groups * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 && p.spec.asym) s.zeros = size_t(p.row_blocks * p.groups * 16);
   if (p.spec.mins) s.zeros = size_t(p.row_blocks * p.groups * 16) * 2;
-  if (p.spec.kscales) s.zeros = size_t(p.row_blocks * p.supers * 16) * 4;  // (scales: 2 bytes per row and group, as f16)
   return s;
 }
 
@@ -184,10 +135,7 @@ PackedHost pack(const HostMatrix& m) {
                                              : m.q4.size() == n &&
                                                    m.scales.size() == size_t(m.n_out * (m.n_in / p.spec.group)) &&
                                                    (!p.spec.asym || m.zeros.size() == m.scales.size()) &&
-                                                   (!p.spec.mins || m.mins.size() == m.scales.size()) &&
-                                                   (!p.spec.kscales ||
-                                                    (m.sub.size() == m.scales.size() * 2 &&
-                                                     m.super.size() == size_t(m.n_out * (m.n_in / 256) * 2)));
+                                                   (!p.spec.mins || m.mins.size() == m.scales.size());
   if (!ok) throw std::invalid_argument("qgemv: HostMatrix arrays do not match its shape");
 
   const PackedSizes sizes = packed_sizes(p);
@@ -217,30 +165,12 @@ PackedHost pack(const HostMatrix& m) {
     for (int64_t o = 0; o < m.n_out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
         const size_t at = scale_index(p, o, g);
-        if (!p.spec.kscales) std::memcpy(&out.scales[at * 2], &m.scales[size_t(o * ng + g)], 2);
+        std::memcpy(&out.scales[at * 2], &m.scales[size_t(o * ng + g)], 2);
         if (p.spec.asym) {
           if (m.zeros[size_t(o * ng + g)] > 15) throw std::invalid_argument("qgemv: zero point above 15");
           out.zeros[at] = m.zeros[size_t(o * ng + g)];
         }
-        if (p.spec.kscales) {
-          const size_t k = ksub_index(p, o, g);
-          for (int j = 0; j < 2; ++j) {  // sc, then mn two bytes on
-            if (m.sub[size_t(o * ng + g) * 2 + j] > 63) throw std::invalid_argument("qgemv: w4g32k sc or mn above 63");
-            out.scales[k + 2 * j] = m.sub[size_t(o * ng + g) * 2 + j];
-          }
-          // (each group's f16 products must be the ones scales and mins hold: fill_kscales)
-          const size_t sat = size_t(o * (m.n_in / 256) + g / 8) * 2;
-          if (m.scales[size_t(o * ng + g)] != kscale_f16(m.super[sat], m.sub[size_t(o * ng + g) * 2]) ||
-              m.mins[size_t(o * ng + g)] != kscale_f16(m.super[sat + 1], m.sub[size_t(o * ng + g) * 2 + 1]))
-            throw std::invalid_argument("qgemv: w4g32k scales / mins are not the products of sub and super");
-          if (g % 8 == 0) {
-            const size_t f = ksuper_index(p, o, g / 8);
-            std::memcpy(&out.zeros[f * 2], &m.super[sat], 2);
-            std::memcpy(&out.zeros[(f + 2) * 2], &m.super[sat + 1], 2);
-          }
-        } else if (p.spec.mins) {
-          std::memcpy(&out.zeros[at * 2], &m.mins[size_t(o * ng + g)], 2);
-        }
+        if (p.spec.mins) std::memcpy(&out.zeros[at * 2], &m.mins[size_t(o * ng + g)], 2);
       }
     }
   }
@@ -276,28 +206,14 @@ HostMatrix unpack(const PackedHost& ph) {
     m.scales.resize(size_t(m.n_out * ng));
     if (p.spec.asym) m.zeros.resize(m.scales.size());
     if (p.spec.mins) m.mins.resize(m.scales.size());
-    if (p.spec.kscales) {
-      m.sub.resize(m.scales.size() * 2);
-      m.super.resize(size_t(m.n_out * (m.n_in / 256) * 2));
-    }
     for (int64_t o = 0; o < m.n_out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
         const size_t at = scale_index(p, o, g);
-        if (p.spec.kscales) {  // (scales and mins follow from these: fill_kscales below)
-          const size_t k = ksub_index(p, o, g), f = ksuper_index(p, o, g / 8);
-          const size_t sat = size_t(o * (m.n_in / 256) + g / 8) * 2;
-          m.sub[size_t(o * ng + g) * 2] = ph.scales[k];
-          m.sub[size_t(o * ng + g) * 2 + 1] = ph.scales[k + 2];
-          std::memcpy(&m.super[sat], &ph.zeros[f * 2], 2);
-          std::memcpy(&m.super[sat + 1], &ph.zeros[(f + 2) * 2], 2);
-          continue;
-        }
         std::memcpy(&m.scales[size_t(o * ng + g)], &ph.scales[at * 2], 2);
         if (p.spec.asym) m.zeros[size_t(o * ng + g)] = ph.zeros[at];
         if (p.spec.mins) std::memcpy(&m.mins[size_t(o * ng + g)], &ph.zeros[at * 2], 2);
       }
     }
-    if (p.spec.kscales) fill_kscales(m);
   }
   return m;
 }
@@ -323,8 +239,6 @@ HostMatrix interleave_row_blocks16(const HostMatrix& m) {
   permute(m.scales, out.scales);
   permute(m.zeros, out.zeros);
   permute(m.mins, out.mins);
-  permute(m.sub, out.sub);
-  permute(m.super, out.super);
   return out;
 }
 

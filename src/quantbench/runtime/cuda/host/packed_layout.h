@@ -17,15 +17,10 @@ struct QuantSpec {
   int group = 0;      // W4A16: 32 or 128 inputs per scale; W8A16: 0 (per row), 16 or 32; BF16: 0
   bool asym = false;  // W4A16: per-group zero point (else z = 8)
   bool mins = false;  // W4A16 group 32, W8A16 group 16 or 32: per-group f16 offset m (weight q * s + m); not with asym
-  // W4A16 group 32 with mins only ("w4g32k", GGUF Q4_K's own scale form): s and m are not stored as f16
-  // per group but as 6-bit integers per group times an f16 factor per 256 inputs, s = d * sc and
-  // m = -dmin * mn, each product rounded once to f16 (so the weights are exactly w4g32m's with those s
-  // and m). 4.625 bits per weight streamed against w4g32m's 5; needs n_in % 256 == 0.
-  bool kscales = false;
 };
 std::string spec_name(const QuantSpec& spec);  // "bf16", "w8", "w8g16", "w8g32m", "w4g128", "w4g32a", "w4g32m", ...
 inline bool same_spec(const QuantSpec& a, const QuantSpec& b) {
-  return a.format == b.format && a.group == b.group && a.asym == b.asym && a.mins == b.mins && a.kscales == b.kscales;
+  return a.format == b.format && a.group == b.group && a.asym == b.asym && a.mins == b.mins;
 }
 
 // The plain, unpacked matrix: what a quantizer produces and what the CPU reference reads.
@@ -40,20 +35,8 @@ struct HostMatrix {
   std::vector<uint16_t> scales;  // f16 bits: [n_out] (w8) or [n_out][n_in / group] (w4)
   std::vector<uint8_t> zeros;    // [n_out][n_in / group], 0..15 (asymmetric w4 only)
   std::vector<uint16_t> mins;    // f16 bits: [n_out][n_in / group] (formats with mins only)
-  // kscales only: the integers and factors that scales and mins are made of (fill_kscales), which is
-  // what pack() stores. sub: [n_out][n_in / 32][2] (sc, mn), 0..63; super: [n_out][n_in / 256][2] f16
-  // bits (d, -dmin).
-  std::vector<uint8_t> sub;
-  std::vector<uint16_t> super;
   double weight(int64_t o, int64_t i) const;  // exact value in double (the reference's view)
 };
-
-// f16 bits of f16(factor) * k rounded once to f16 (round to nearest even, subnormals kept): a w4g32k
-// scale or min, as the kernels form it with one f16 multiply.
-uint16_t kscale_f16(uint16_t factor, int k);
-// Sets m.scales and m.mins from m.sub and m.super (kscale_f16). Throws std::invalid_argument where
-// their sizes do not match m's shape.
-void fill_kscales(HostMatrix& m);
 
 // Geometry of the packed form (see the layout comment above).
 struct PackedShape {
@@ -62,7 +45,6 @@ struct PackedShape {
   int64_t row_blocks = 0;  // ceil(n_out / 16)
   int64_t chunks = 0;      // ceil(n_in / 64)
   int64_t groups = 0;      // w4: chunks * 64 / group (padding groups have scale 0)
-  int64_t supers = 0;      // w4g32k: groups / 8, the f16 factor pairs per row
 };
 
 // Bytes of each packed array (padding included: what the kernels stream).

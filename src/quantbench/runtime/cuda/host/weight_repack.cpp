@@ -8,8 +8,7 @@
 // signed), Q4_K's and Q5_K's d * sc and -dmin * m (6-bit), Q6_K's d * sc (int8). The packed forms hold one
 // f16 scale (and min) per group, so those are rounded once to f16; the check holds them to that rounding.
 // Their values are stored exactly: Q2_K's 0..3 and Q3_K's -4..3 as int8 with groups of 16 (w8g16m,
-// w8g16), Q4_K's 0..15 as int4 (w4g32k: its 6-bit sc and m and f16 d and dmin as stored, the kernels
-// forming each f16 product as above; w4g32m with QB_CUDA_Q4K_SCALES=0), Q5_K's 0..31 as int8 (w8g32m), Q6_K's -32..31 as int8 (w8g16).
+// w8g16), Q4_K's 0..15 as int4 (w4g32m), Q5_K's 0..31 as int8 (w8g32m), Q6_K's -32..31 as int8 (w8g16).
 #include "quantbench/runtime/cuda/host/weight_repack.h"
 
 #include <type_traits>
@@ -39,45 +38,28 @@ std::string supported_list() {
 namespace {
 uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
-// An f16 scale or min of a K-quant (h) from its exact f32 value v, rounded once; a value f16 cannot hold
-// stops the load (no real model has one: it would be a weight beyond 65504 / 31, or 65504 / 32).
-uint16_t f16_checked(uint16_t h, float v, const char* type, const std::string& what) {
+// An f16 scale or min of a K-quant from its exact f32 value, rounded once; a value f16 cannot hold stops
+// the load (no real model has one: it would be a weight beyond 65504 / 31, or 65504 / 32).
+uint16_t f16_rounded(float v, const char* type, const std::string& what) {
+  const uint16_t h = f32_to_f16(v);
   QB_CHECK((h & 0x7c00) != 0x7c00, "cuda backend: a {} {} ({}) is not finite or beyond f16's range; this matrix has no GPU path",
            type, what, v);
   return h;
 }
-uint16_t f16_rounded(float v, const char* type, const std::string& what) { return f16_checked(f32_to_f16(v), v, type, what); }
 
 // One row of Q4_K or Q5_K super-blocks (256 elements: f16 d and dmin, eight 6-bit (sc, m) pairs, and 128
 // bytes holding sub-blocks 2k (low nibbles) and 2k + 1 (high) in bytes 32k .. 32k + 31; Q5_K adds the
 // fifth bit of sub-block j's element l at bit j of qh[l], qformat::deq_q5_k): per sub-block its scale d*sc
-// and min -dmin*m, each rounded once to f16, and its 32 values q (weight d*sc*q - dmin*m) into q. With
-// `sub` and `super` (w4g32k, Q4_K only) also the integers and factors themselves: (sc, m) per sub-block,
-// (d, -dmin) per super-block; the scale and min are then kscale_f16's products of those, which are the
-// same numbers (an f16 times a 6-bit integer is exact in f32, then rounded once).
+// and min -dmin*m, each rounded once to f16, and its 32 values q (weight d*sc*q - dmin*m) into q.
 template <class KBlock, class Q>
-void unpack_k_row(const KBlock* blocks, int64_t n_in, const char* type, uint16_t* scales, uint16_t* mins, Q* q,
-                  uint8_t* sub = nullptr, uint16_t* super = nullptr) {
+void unpack_k_row(const KBlock* blocks, int64_t n_in, const char* type, uint16_t* scales, uint16_t* mins, Q* q) {
   for (int64_t sb = 0; sb < n_in / 256; ++sb) {
     const KBlock& blk = blocks[sb];
-    const uint16_t neg_dmin = uint16_t(blk.dmin ^ 0x8000);
-    if (super) {
-      super[2 * sb] = blk.d;
-      super[2 * sb + 1] = neg_dmin;
-    }
     for (int j = 0; j < 8; ++j) {
       uint8_t sc = 0, mn = 0;
       qformat::k4_scale_min(j, blk.scales, &sc, &mn);
-      const float s = f16_to_f32(blk.d) * float(sc), m = -(f16_to_f32(blk.dmin) * float(mn));
-      if (sub) {
-        sub[2 * (8 * sb + j)] = sc;
-        sub[2 * (8 * sb + j) + 1] = mn;
-        scales[8 * sb + j] = f16_checked(kscale_f16(blk.d, sc), s, type, "scale");
-        mins[8 * sb + j] = f16_checked(kscale_f16(neg_dmin, mn), m, type, "min");
-      } else {
-        scales[8 * sb + j] = f16_rounded(s, type, "scale");
-        mins[8 * sb + j] = f16_rounded(m, type, "min");
-      }
+      scales[8 * sb + j] = f16_rounded(f16_to_f32(blk.d) * float(sc), type, "scale");
+      mins[8 * sb + j] = f16_rounded(-(f16_to_f32(blk.dmin) * float(mn)), type, "min");
       const uint8_t* qs = blk.qs + 32 * (j / 2);
       for (int l = 0; l < 32; ++l) {
         int v = (j % 2) ? qs[l] >> 4 : qs[l] & 15;
@@ -147,7 +129,7 @@ void unpack_k_low_row(const model::WeightMatrix& w, int64_t r, int64_t n_in, uin
 }
 }  // namespace
 
-PartPlan plan_for(const model::WeightMatrix& w, const std::string& what, bool q4_k_kscales) {
+PartPlan plan_for(const model::WeightMatrix& w, const std::string& what) {
   if (w.quantized) {
     const quant::QuantizedTensor& q = *w.quantized;
     const quant::QuantLayout& l = q.layout;
@@ -168,10 +150,6 @@ PartPlan plan_for(const model::WeightMatrix& w, const std::string& what, bool q4
     return {true, {WeightFormat::W4A16, 32, false}, tn + " -> w4g32 packed (qgemv, exact repack)"};
   if (w.type == GgmlType::Q4_1 && w.n_in % 32 == 0)
     return {true, {WeightFormat::W4A16, 32, false, true}, tn + " -> w4g32m packed (qgemv, exact repack)"};
-  if (w.type == GgmlType::Q4_K && w.n_in % 256 == 0 && q4_k_kscales)
-    return {true, {WeightFormat::W4A16, 32, false, true, true},
-            tn + " -> w4g32k packed (qgemv; Q4_K's 6-bit sub-block scales and mins with its f16 d and dmin, "
-                 "d*sc and dmin*m rounded once to f16)"};
   if (w.type == GgmlType::Q4_K && w.n_in % 256 == 0)
     return {true, {WeightFormat::W4A16, 32, false, true},
             tn + " -> w4g32m packed (qgemv; sub-block scales d*sc and mins dmin*m rounded once to f16)"};
@@ -214,10 +192,6 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
   m.scales.resize(size_t(m.n_out * ng));
   if (sp.asym) m.zeros.resize(m.scales.size());
   if (sp.mins) m.mins.resize(m.scales.size());
-  if (sp.kscales) {
-    m.sub.resize(m.scales.size() * 2);
-    m.super.resize(size_t(m.n_out * (n_in / 256) * 2));
-  }
   for (int64_t r = 0; r < w.n_out; ++r) {
     const size_t at = size_t((row0 + r) * n_in), sat = size_t((row0 + r) * ng);
     if (w.quantized) {
@@ -250,9 +224,7 @@ void append_packed_rows(const model::WeightMatrix& w, HostMatrix& m) {
       }
     } else if (w.type == GgmlType::Q4_K) {
       unpack_k_row(reinterpret_cast<const qformat::BlockQ4_K*>(w.data + size_t(r) * w.row_bytes), n_in, "q4_k",
-                   m.scales.data() + sat, m.mins.data() + sat, m.q4.data() + at,
-                   sp.kscales ? m.sub.data() + 2 * sat : nullptr,
-                   sp.kscales ? m.super.data() + size_t((row0 + r) * (n_in / 256) * 2) : nullptr);
+                   m.scales.data() + sat, m.mins.data() + sat, m.q4.data() + at);
     } else if (w.type == GgmlType::Q5_0) {  // 22-byte blocks: f16 d, 32 fifth bits, 16 bytes of nibbles
       const auto* blocks = reinterpret_cast<const qformat::BlockQ5_0*>(w.data + size_t(r) * w.row_bytes);
       for (int64_t b = 0; b < ng; ++b) {

@@ -19,9 +19,7 @@ struct PartPlan {
 };
 
 // Throws qb::Error (one line, listing the supported formats) for formats without a GPU path.
-// q4_k_kscales: GGUF Q4_K as w4g32k (its own scale form, 4.625 bits per weight), else as w4g32m (f16
-// scale and min per 32: 5 bits; the form before session 25, for A/B runs).
-PartPlan plan_for(const model::WeightMatrix& w, const std::string& what, bool q4_k_kscales = true);
+PartPlan plan_for(const model::WeightMatrix& w, const std::string& what);
 std::string supported_list();
 
 // Appends all rows of w (whose plan is packed with m.spec) to m; m.n_in must equal w.n_in.
