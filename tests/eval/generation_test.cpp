@@ -86,6 +86,31 @@ TEST(Generation, QuantizedCandidateTeacherForcedConsistentWithFreeRunning) {
   EXPECT_EQ(extras["worst_items"].size(), 4u);
 }
 
+// A candidate whose generations are ill-formed UTF-8 (lead bytes that never complete, as a byte-fallback
+// model gives when the token limit cuts a character) is scored and recorded, not refused: its text reads
+// as Hugging Face's decode gives it, each ill-formed part one U+FFFD. Before, chrF's UTF-8 decoding (and
+// then the JSON records) stopped the whole evaluation at its end.
+TEST(Generation, IllFormedUtf8GenerationsAreScoredAsReplacementCharacters) {
+  ModelPair probe(test::stories260k_path(), test::stories260k_path(), {1});
+  const auto e4 = probe.tokenizer().find("<0xE4>"), e5 = probe.tokenizer().find("<0xE5>");
+  ASSERT_TRUE(e4 && e5);
+  ModelPair pair(test::stories260k_path(), test::make_byte_emitting_stories(*e4, *e5), {1});
+  std::vector<GenRecord> recs;
+  const auto r = evaluate_generation(pair, story_prompts(pair.tokenizer()), "generation", "stories", "none", "raw", quick(),
+                                     &recs, nullptr);
+  ASSERT_EQ(r.items().size(), 4u);
+  const std::string fffd = "\xEF\xBF\xBD";
+  for (size_t i = 0; i < recs.size(); ++i) {
+    ASSERT_EQ(recs[i].cand.size(), 48u);
+    for (const int32_t t : recs[i].cand) ASSERT_TRUE(t == *e4 || t == *e5) << t;
+    std::string want;
+    for (size_t k = 0; k < recs[i].cand.size(); ++k) want += fffd;  // each lead byte stands alone
+    EXPECT_EQ(r.items()[i]["candidate_text"].get<std::string>(), want);
+  }
+  EXPECT_LT(mv(r, "chrf"), 5.0);
+  EXPECT_NO_THROW((void)r.to_json().dump());
+}
+
 TEST(Workload, LoadsAndNamesBadLines) {
   ModelPair pair(test::stories260k_path(), test::stories260k_path(), {1});
   const auto path = (std::filesystem::temp_directory_path() / "qb_workload.jsonl").string();

@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "quantbench/core/error.h"
+#include "quantbench/tokenizer/utf8.h"
 #include "tokenizer_test_data.h"
+#include "utf8_replace_vectors.h"
 
 namespace qb::tokenizer {
 namespace {
@@ -230,6 +232,19 @@ TEST(TokenizerBadInput, InvalidUtf8DoesNotCrashBpe) {
   const std::string rep = "\xEF\xBF\xBD";
   EXPECT_EQ(tok.decode(ids), "ok " + rep + rep + " " + rep + rep + rep + " " + rep + rep + rep + rep + " " + rep + rep +
                                  " trunc" + rep + rep);
+}
+
+// Generated text is read as Python's bytes.decode(errors="replace") reads it (the vectors' oracle,
+// make_utf8_replace_vectors.py): one U+FFFD per maximal ill-formed subpart, valid text unchanged.
+TEST(Utf8, ReplaceInvalidMatchesPythonsReplace) {
+  for (const auto& v : kUtf8ReplaceVectors) {
+    const std::string got = replace_invalid_utf8(v.in), want = v.out;
+    EXPECT_EQ(got, want) << "input " << ::testing::PrintToString(std::string(v.in));
+    EXPECT_TRUE(is_valid_utf8(got));
+  }
+  EXPECT_EQ(replace_invalid_utf8(""), "");
+  const std::string text = "plain ASCII, caf\xC3\xA9, \xE4\xBD\xA0\xE5\xA5\xBD, \xF0\x9F\x98\x80";
+  EXPECT_EQ(replace_invalid_utf8(text), text);
 }
 
 TEST(TokenizerBadInput, MissingOrBrokenPieces) {

@@ -24,6 +24,11 @@ std::optional<uint32_t> decode_utf8_at(std::string_view s, size_t& pos);
 
 // Returns `s` with every byte that does not start a valid sequence replaced by U+FFFD.
 std::string sanitize_utf8(std::string_view s);
+// Returns `s` with each maximal ill-formed subpart replaced by one U+FFFD (the Unicode Standard's
+// recommended practice, ch. 3.9): what Python's bytes.decode(errors="replace") and Rust's
+// String::from_utf8_lossy give, so generated text reads as Hugging Face's decode (and lm-eval) has it.
+// A sequence cut short, e.g. a generation that stopped inside a character, becomes one U+FFFD.
+std::string replace_invalid_utf8(std::string_view s);
 bool is_valid_utf8(std::string_view s);
 
 // GPT-2 byte-level table: printable bytes ! .. ~, ¡ .. ¬, ® .. ÿ map to themselves, the other 68 bytes
