@@ -41,6 +41,9 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
+# evalcuda: `quantbench eval --backend cuda` against `--backend cpu` on the same inputs (stories260K against its
+#   w8, rand-llama against its q4_k_m mix; perplexity, hellaswag, story generation), compared by eval_backends.py.
+# (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
@@ -64,7 +67,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -749,6 +752,25 @@ if has s23c; then
     for sc in q5_k_m w8g32m bf16; do GEN=128 b "gen128" $sc 1,16; done
   done 2>&1 | tee "$OUT/ab_s23c.txt"
   rm -f "$OUT/tmp.log"
+fi
+if has evalcuda; then
+  # quantbench eval on the GPU against the CPU, same inputs: stories260K against its w8 (64- and 172-wide
+  # matrices: the ragged paths) and rand-llama against its q4_k_m mix (the packed fast paths and a split
+  # q|k|v stack); perplexity with KL, hellaswag, and greedy story continuations. eval_backends.py prints the
+  # headline metrics side by side and fails where a perplexity differs by more than 1e-3 relative or the
+  # CUDA run's manifest does not name its GPU and runtime.
+  R=../..  # the checkout the device tool sent (ab.sh runs in its staged folder)
+  E="--regimes perplexity,multiple_choice,generation --tasks hellaswag --text $R/data/eval/tinystories/tiny_eval_slice.txt
+     --prompts $R/examples/stories_prompts.jsonl --data-dir $R/data/eval --limit 16 --quiet"
+  for pair in "stories260K stories260K-w8" "rand-llama rand-llama-q4_k_m"; do
+    read -r base cand <<< "$pair"
+    for be in cpu cuda; do
+      timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E --backend $be \
+        --json "$OUT/eval_${cand}_$be.json" > "$OUT/eval_${cand}_$be.log" 2>&1
+      echo "eval $cand --backend $be rc $?"
+    done
+    python3 eval_backends.py "$OUT/eval_${cand}_cpu.json" "$OUT/eval_${cand}_cuda.json" | tee "$OUT/eval_${cand}_compare.txt"
+  done
 fi
 if has s24; then
   # Session 24: w8g16 with mins (GGUF Q2_K's form, new): the launch-shape sweep against the rule, then

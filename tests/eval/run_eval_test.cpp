@@ -63,9 +63,13 @@ TEST(RunEval, AllRegimesProduceCompleteResults) {
       EXPECT_TRUE(r["manifest"].contains("model.sha256")) << r["manifest"].dump();
       EXPECT_TRUE(r["manifest"].contains("baseline.sha256"));
       EXPECT_TRUE(r["manifest"].contains("harness.batch_size"));
+      // what ran, from the backends themselves (runtime::Backend::describe_kv_cache / _activations)
+      EXPECT_NE(r["manifest"]["scheme.kv_cache"].dump().find("candidate: K and V: f32"), std::string::npos);
+      EXPECT_NE(r["manifest"]["scheme.activations"].dump().find("f32 into every matmul"), std::string::npos);
     }
   }
   EXPECT_EQ(j["regimes"]["multiple_choice"].size(), 2u);
+  EXPECT_EQ(j["regimes"]["generation"][0]["task"], "mtbench_first_turn");
   EXPECT_TRUE(j["regimes"]["generation"][0]["extras"].contains("compounding_curve"));
   // the perplexity Result names its convention and K
   EXPECT_NE(j["regimes"]["perplexity"][0]["manifest"].dump().find("llama.cpp"), std::string::npos);
@@ -75,6 +79,13 @@ TEST(RunEval, AllRegimesProduceCompleteResults) {
   write_eval_json(out, j);
   std::ifstream in(out);
   EXPECT_EQ(nlohmann::json::parse(in), j);
+
+  // --prompts: the user's prompts, named by their file as a plan names them (not MT-Bench)
+  q.regimes = {"generation"};
+  q.prompts = wl;
+  const auto p = run_evaluation(q);
+  EXPECT_EQ(p["regimes"]["generation"][0]["task"], "generation:qb_run_eval_workload.jsonl");
+  EXPECT_EQ(p["regimes"]["generation"][0]["items"].size(), 2u);
 }
 
 TEST(RunEval, ErrorsAreClearAndWriteNothing) {

@@ -87,19 +87,15 @@ void ModelPair::describe(Manifest& m) const {
   describe_model(m, "baseline.", base_);
   add_build_and_host_facts(m, threads_);
   m.set("toolchain.backend", "candidate: " + cand_.backend->describe() + "; baseline: " + base_.backend->describe());
-  const auto* cb = dynamic_cast<const runtime::cpu::CpuBackend*>(cand_.backend.get());
-  const auto* bb = dynamic_cast<const runtime::cpu::CpuBackend*>(base_.backend.get());
-  if (cand_.backend->name() == "cuda") {  // eval --backend cuda: describe() opens with "cuda on <GPU>;"
-    const std::string d = cand_.backend->describe();
-    m.set("toolchain.cuda", "CUDA backend (kernel paths in toolchain.backend)");
-    m.set("toolchain.libraries", "cuBLAS");
-    m.set("hardware.gpu", d.substr(0, d.find(';')));
+  m.set("scheme.kv_cache",
+        "candidate: " + cand_.backend->describe_kv_cache() + "; baseline: " + base_.backend->describe_kv_cache());
+  m.set("scheme.activations",
+        "candidate: " + cand_.backend->describe_activations() + "; baseline: " + base_.backend->describe_activations());
+  if (const std::string gpu = cand_.backend->device_facts(); !gpu.empty()) {  // eval --backend cuda (one device)
+    m.set("toolchain.cuda", gpu);
+    m.set("toolchain.libraries", "cuBLAS (version in toolchain.cuda)");
+    m.set("hardware.gpu", gpu);
   } else {
-    if (cb && bb) {
-      m.set("scheme.kv_cache", "candidate: " + cb->describe_kv_cache() + "; baseline: " + bb->describe_kv_cache());
-      m.set("scheme.activations",
-            "candidate: " + cb->describe_activations() + "; baseline: " + bb->describe_activations());
-    }
     m.set_unknown("toolchain.cuda", "CPU backend: no CUDA");
     m.set_unknown("toolchain.libraries", "none beyond the C++ standard library");
     m.set_unknown("hardware.gpu", "CPU backend");

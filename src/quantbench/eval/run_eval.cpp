@@ -161,8 +161,11 @@ nlohmann::json run_evaluation(const EvalRequest& q) {
       o.progress = q.progress;
       o.bootstrap = {q.resamples, q.seed, 0.95};
       nlohmann::json extras;
-      auto j = evaluate_generation(pair, prompts, regime, wl ? "workload:" + path : "mtbench_first_turn", sha256_file(path),
-                                   tmpl, o, nullptr, &extras)
+      // (--prompts: the user's prompts, named as a plan names them, not MT-Bench)
+      const std::string task = wl                  ? "workload:" + path
+                               : q.prompts.empty() ? "mtbench_first_turn"
+                                                   : "generation:" + std::filesystem::path(path).filename().string();
+      auto j = evaluate_generation(pair, prompts, regime, task, sha256_file(path), tmpl, o, nullptr, &extras)
                    .to_json();
       j["extras"] = extras;
       results.push_back(std::move(j));

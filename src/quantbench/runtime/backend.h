@@ -67,6 +67,12 @@ class Backend {
   virtual std::string name() const = 0;
   virtual std::string describe() const = 0;
   virtual const model::ModelSpec& spec() const = 0;
+  // For the Manifest, where the harness cannot know them: what the KV cache stores (scheme.kv_cache),
+  // what precision reaches the matrix products (scheme.activations), and on a GPU the device with its
+  // driver, runtime and library versions (hardware.gpu, toolchain.cuda; empty on the CPU).
+  virtual std::string describe_kv_cache() const = 0;
+  virtual std::string describe_activations() const = 0;
+  virtual std::string device_facts() const { return {}; }
 
   // Sequences. create_sequence returns a fresh id with an empty cache; max_len (0: the model's
   // training context) bounds its positions.

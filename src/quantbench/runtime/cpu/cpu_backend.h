@@ -70,9 +70,9 @@ class CpuBackend final : public Backend {
   const model::Model& model() const { return *model_; }
   KvType kv_type() const { return options_.kv; }
   // What the KV cache stores, for the Manifest's scheme.kv_cache (K and V layouts).
-  std::string describe_kv_cache() const;
+  std::string describe_kv_cache() const override;
   // What precision reaches the matmuls (W8A8 matrices quantize their inputs), for scheme.activations.
-  std::string describe_activations() const;
+  std::string describe_activations() const override;
 
  private:
   struct Sequence {

@@ -1177,6 +1177,25 @@ std::string CudaBackend::device_facts() const {
                      drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10, blas);
 }
 
+std::string CudaBackend::describe_kv_cache() const {
+  if (!impl_->kv_quant) return "K and V: f16 (values rounded to f16 on write)";
+  const std::string k = KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe();
+  if (spec_.head_dim_k == spec_.head_dim_v) return "K and V: " + k;
+  return "K: " + k + "; V: " + KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_v).describe();
+}
+
+std::string CudaBackend::describe_activations() const {
+  std::map<std::string, int> inputs;  // what a product's input becomes -> products
+  for (const Mat* m : impl_->mats()) {
+    if (m->w8a8) ++inputs[m->w8a8_fp8 ? "fp8 e4m3 per token (W8A8)" : "int8 per token (W8A8)"];
+    else if (m->packed) ++inputs[m->first_packed().shape.spec.format == WeightFormat::BF16 ? "bf16" : "f16"];
+    else ++inputs[impl_->dense == DenseType::F32 ? "f32" : m->dense.f16 ? "f16" : "bf16"];
+  }
+  std::string s;
+  for (const auto& [what, n] : inputs) s += fmt::format("{}{} into {} matrix products", s.empty() ? "" : "; ", what, n);
+  return s + "; residual stream, norms and softmax in f32";
+}
+
 // The gate|up row order and where the gated activation runs, for the Manifest.
 static std::string gate_up_note(const CudaBackend::Impl& I) {
   bool any = false;

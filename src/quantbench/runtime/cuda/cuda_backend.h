@@ -162,7 +162,11 @@ class CudaBackend final : public Backend {
   size_t stored_weight_bytes() const;
   int64_t weight_count() const;
   // The GPU's name, driver and runtime versions, for the Manifest.
-  std::string device_facts() const;
+  std::string device_facts() const override;
+  // The cache type that runs, with its quantized layout (K and V rows; f16: values rounded on write).
+  std::string describe_kv_cache() const override;
+  // The precision each matrix product's input is rounded or quantized to, with how many products take it.
+  std::string describe_activations() const override;
   // The KV cache type that runs, and the bytes one position of one sequence takes (all layers, K + V,
   // codes + scales + row padding).
   KvType kv_type() const { return options_.kv; }
