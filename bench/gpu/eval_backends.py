@@ -29,7 +29,11 @@ def main():
     ap.add_argument("cuda")
     ap.add_argument("--ppl-rtol", type=float, default=1e-3)
     a = ap.parse_args()
-    cpu, gpu = (json.load(open(p)) for p in (a.cpu, a.cuda))
+    try:
+        cpu, gpu = (json.load(open(p)) for p in (a.cpu, a.cuda))
+    except (OSError, ValueError) as e:
+        print(f"FAILED: {e}")
+        return 1
     bad = []
     for regime, results in cpu["regimes"].items():
         for rc, rg in zip(results, gpu["regimes"].get(regime, [])):
