@@ -41,7 +41,7 @@
 #   masks 7, 1, 2, 4) against the default (early at one-token steps only), three times.
 # (Session 17's "s17", the folded decode norms against the norm kernels, left with the fold code: commits
 #  936228b-edc2bab, docs/perf.md session 17.)
-# evalcuda: `quantbench eval --backend cuda` against `--backend cpu` on the same inputs (stories260K against its
+# evalcuda: `quantbench eval --backend cuda` against `--backend cpu --reference` on the same inputs (stories260K against its
 #   w8, rand-llama against its q4_k_m mix; perplexity, hellaswag, story generation), compared by eval_backends.py.
 # (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
@@ -754,7 +754,7 @@ if has s23c; then
   rm -f "$OUT/tmp.log"
 fi
 if has evalcuda; then
-  # quantbench eval on the GPU against the CPU, same inputs: stories260K against its w8 (64- and 172-wide
+  # quantbench eval on the GPU against the CPU's reference path, same inputs: stories260K against its w8 (64- and 172-wide
   # matrices: the ragged paths) and rand-llama against its q4_k_m mix (the packed fast paths and a split
   # q|k|v stack); perplexity with KL, hellaswag, and greedy story continuations. eval_backends.py prints the
   # headline metrics side by side and fails where a perplexity differs by more than 1e-3 relative or the
@@ -764,9 +764,11 @@ if has evalcuda; then
      --prompts $R/examples/stories_prompts.jsonl --data-dir $R/data/eval --limit 16 --quiet"
   for pair in "stories260K stories260K-w8" "rand-llama rand-llama-q4_k_m"; do
     read -r base cand <<< "$pair"
+    # the CPU on its exact reference path (its fast kernels quantize a quantized matrix's input to 8-bit
+    # blocks, as llama.cpp's do, which the GPU's products do not: the manifests say which ran)
     for be in cpu cuda; do
       timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E --backend $be \
-        --json "$OUT/eval_${cand}_$be.json" > "$OUT/eval_${cand}_$be.log" 2>&1
+        $([ $be = cpu ] && echo --reference) --json "$OUT/eval_${cand}_$be.json" > "$OUT/eval_${cand}_$be.log" 2>&1
       echo "eval $cand --backend $be rc $?"
     done
     python3 eval_backends.py "$OUT/eval_${cand}_cpu.json" "$OUT/eval_${cand}_cuda.json" | tee "$OUT/eval_${cand}_compare.txt"

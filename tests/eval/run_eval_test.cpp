@@ -65,7 +65,9 @@ TEST(RunEval, AllRegimesProduceCompleteResults) {
       EXPECT_TRUE(r["manifest"].contains("harness.batch_size"));
       // what ran, from the backends themselves (runtime::Backend::describe_kv_cache / _activations)
       EXPECT_NE(r["manifest"]["scheme.kv_cache"].dump().find("candidate: K and V: f32"), std::string::npos);
-      EXPECT_NE(r["manifest"]["scheme.activations"].dump().find("f32 into every matmul"), std::string::npos);
+      // (the candidate's Q8_0 matrices take 8-bit activation blocks on the fast kernels, as llama.cpp's do)
+      EXPECT_NE(r["manifest"]["scheme.activations"].dump().find("candidate: 8-bit blocks"), std::string::npos);
+      EXPECT_NE(r["manifest"]["scheme.activations"].dump().find("baseline: f32 into every matmul"), std::string::npos);
     }
   }
   EXPECT_EQ(j["regimes"]["multiple_choice"].size(), 2u);

@@ -12,6 +12,7 @@
 #include "quantbench/core/error.h"
 #include "quantbench/runtime/cpu/attention.h"
 #include "quantbench/runtime/cpu/gated_mlp.h"
+#include "quantbench/runtime/cpu/matmul.h"
 #include "quantbench/runtime/cpu/matmul_intk_driver.h"
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/runtime/cpu/rmsnorm.h"
@@ -71,15 +72,31 @@ std::string CpuBackend::describe() const {
 }
 
 std::string CpuBackend::describe_activations() const {
-  std::map<ActQuant, int64_t> count;
+  // What reaches each matrix product: W8A8 matrices quantize their input per token in either mode; the
+  // fast kernels for quantized weights multiply integers, so they quantize the f32 activations to 8-bit
+  // blocks first, as llama.cpp does (describe_fast_path, describe_intk_path); the reference path and
+  // f32 / f16 weights take the f32 values.
+  const auto input_of = [&](const WeightMatrix& w) -> std::string {
+    if (w.act != ActQuant::None) return describe_act_quant(w.act);
+    const bool fast = options_.mode == CpuMode::Fast;
+    const bool q8 = fast && (w.quantized ? has_intk_kernel(*w.quantized)
+                                         : w.type != formats::GgmlType::F32 && w.type != formats::GgmlType::F16 &&
+                                               has_fast_kernel(w.type));
+    if (!q8) return "f32";
+    return options_.dequant_gemm_prefill
+               ? fmt::format("8-bit blocks (as llama.cpp quantizes them for integer dot products; f32 in batches of "
+                             ">= {} tokens, which dequantize the weights)", kDequantGemmMinTokens)
+               : "8-bit blocks (as llama.cpp quantizes them for integer dot products)";
+  };
+  std::map<std::string, int64_t> count;
+  ++count[input_of(model_->output)];
   for (const auto& l : model_->layers)
-    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      if (w->act != ActQuant::None) ++count[w->act];
-  if (count.empty()) return "f32 into every matmul";
+    for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) ++count[input_of(*w)];
+  if (count.size() == 1 && count.begin()->first == "f32") return "f32 into every matmul";
   std::string s;
-  for (const auto& [a, n] : count)
-    s += fmt::format("{}{} at the input of {} block matrices", s.empty() ? "" : "; ", describe_act_quant(a), n);
-  return s + "; f32 elsewhere";
+  for (const auto& [what, n] : count)
+    s += fmt::format("{}{} at the input of {} matrices", s.empty() ? "" : "; ", what, n);
+  return s + "; norms, rope and attention in f32";
 }
 
 std::string CpuBackend::describe_kv_cache() const {
