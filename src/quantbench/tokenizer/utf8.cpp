@@ -55,7 +55,11 @@ std::optional<uint32_t> decode_utf8_at(std::string_view s, size_t& pos) {
   return cp;
 }
 
-std::string sanitize_utf8(std::string_view s) {
+namespace {
+// s with each ill-formed part replaced by one U+FFFD; bad_len(s, start) is how many bytes the part that
+// starts at `start` spans (at least 1).
+template <class BadLen>
+std::string replace_ill_formed(std::string_view s, BadLen bad_len) {
   std::string out;
   out.reserve(s.size());
   size_t pos = 0;
@@ -64,40 +68,35 @@ std::string sanitize_utf8(std::string_view s) {
     if (decode_utf8_at(s, pos)) {
       out.append(s.substr(start, pos - start));
     } else {
-      append_utf8(out, 0xFFFD);  // one replacement per bad byte, as llama.cpp does
-      pos = start + 1;
+      append_utf8(out, 0xFFFD);
+      pos = start + bad_len(s, start);
     }
   }
   return out;
 }
 
-std::string replace_invalid_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t pos = 0;
-  while (pos < s.size()) {
-    const size_t start = pos;
-    if (decode_utf8_at(s, pos)) {
-      out.append(s.substr(start, pos - start));
-      continue;
-    }
-    // Not a well-formed sequence: its maximal subpart is the lead byte and the continuation bytes after it
-    // that a well-formed sequence could still have (Unicode Table 3-7: the second byte's range depends on
-    // the lead), up to the first that cannot. A byte that cannot lead is a subpart of its own.
-    const uint8_t b0 = uint8_t(s[start]);
-    const size_t n = b0 >= 0xC2 && b0 <= 0xDF ? 2 : b0 >= 0xE0 && b0 <= 0xEF ? 3 : b0 >= 0xF0 && b0 <= 0xF4 ? 4 : 1;
-    size_t end = start + 1;
-    for (size_t k = 1; k < n && end < s.size(); ++k, ++end) {
-      const uint8_t b = uint8_t(s[end]);
-      const uint8_t lo = k > 1 ? 0x80 : b0 == 0xE0 ? 0xA0 : b0 == 0xF0 ? 0x90 : 0x80;
-      const uint8_t hi = k > 1 ? 0xBF : b0 == 0xED ? 0x9F : b0 == 0xF4 ? 0x8F : 0xBF;
-      if (b < lo || b > hi) break;
-    }
-    append_utf8(out, 0xFFFD);
-    pos = end;
+// The maximal subpart of the ill-formed sequence at `start`: the lead byte and the continuation bytes after
+// it that a well-formed sequence could still have (Unicode Table 3-7: the second byte's range depends on
+// the lead), up to the first that cannot. A byte that cannot lead is a subpart of its own.
+size_t maximal_subpart(std::string_view s, size_t start) {
+  const uint8_t b0 = uint8_t(s[start]);
+  const size_t n = b0 >= 0xC2 && b0 <= 0xDF ? 2 : b0 >= 0xE0 && b0 <= 0xEF ? 3 : b0 >= 0xF0 && b0 <= 0xF4 ? 4 : 1;
+  size_t end = start + 1;
+  for (size_t k = 1; k < n && end < s.size(); ++k, ++end) {
+    const uint8_t b = uint8_t(s[end]);
+    const uint8_t lo = k > 1 ? 0x80 : b0 == 0xE0 ? 0xA0 : b0 == 0xF0 ? 0x90 : 0x80;
+    const uint8_t hi = k > 1 ? 0xBF : b0 == 0xED ? 0x9F : b0 == 0xF4 ? 0x8F : 0xBF;
+    if (b < lo || b > hi) break;
   }
-  return out;
+  return end - start;
 }
+}  // namespace
+
+std::string sanitize_utf8(std::string_view s) {  // one replacement per bad byte, as llama.cpp does
+  return replace_ill_formed(s, [](std::string_view, size_t) { return size_t(1); });
+}
+
+std::string replace_invalid_utf8(std::string_view s) { return replace_ill_formed(s, maximal_subpart); }
 
 bool is_valid_utf8(std::string_view s) {
   size_t pos = 0;
