@@ -43,6 +43,7 @@
 #  936228b-edc2bab, docs/perf.md session 17.)
 # evalcuda: `quantbench eval --backend cuda` against `--backend cpu --reference` on the same inputs (stories260K against its
 #   w8, rand-llama against its q4_k_m mix; perplexity, hellaswag, story generation), compared by eval_backends.py.
+# clicuda: `quantbench bench` on a GGUF file and `quantbench generate` with --backend cuda (beside the CPU's).
 # (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
@@ -67,7 +68,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -772,6 +773,19 @@ if has evalcuda; then
       echo "eval $cand --backend $be rc $?"
     done
     python3 eval_backends.py "$OUT/eval_${cand}_cpu.json" "$OUT/eval_${cand}_cuda.json" | tee "$OUT/eval_${cand}_compare.txt"
+  done
+fi
+if has clicuda; then
+  # The other two commands with --backend cuda on files (run.sh benches synthetic models only): bench on
+  # rand-llama's q4_k_m mix (a file's stored-bytes roofline, the manifest), and greedy generate on
+  # stories260K-w8 beside the CPU's (the same text up to where f16 and f32 products part at a near-tie).
+  timeout 120 ./quantbench bench models/rand-llama-q4_k_m.gguf --backend cuda --batch 1,4 --prompt-len 32 --gen-len 32 \
+    --reps 2 --warmup 1 --no-progress --json "$OUT/bench_q4_k_m_file.json" > "$OUT/bench_q4_k_m_file.log" 2>&1
+  echo "bench file rc $?"; grep -vE "^\s*$" "$OUT/bench_q4_k_m_file.log" | cut -c1-200 | head -12
+  python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['manifest']; [print(k, '=', str(m.get(k))[:150]) for k in ('hardware.gpu','toolchain.cuda','scheme.kv_cache','model.source_file')]" "$OUT/bench_q4_k_m_file.json"
+  for be in cpu cuda; do
+    timeout 60 ./quantbench generate models/stories260K-w8.gguf --backend $be --prompt "Once upon a time" --max-tokens 48 \
+      > "$OUT/generate_$be.txt" 2> "$OUT/generate_$be.log"; echo "generate --backend $be rc $?"; cat "$OUT/generate_$be.txt"
   done
 fi
 if has s24; then
