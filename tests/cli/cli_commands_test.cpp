@@ -33,6 +33,23 @@ TEST(Cli, GenerateStories260KPrintsTheRecordedText) {
   EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
 }
 
+// eval says on stderr when the default fast kernels quantized a quantized matrix's input (8-bit blocks, as
+// llama.cpp's do), and not on the exact --reference path.
+TEST(Cli, EvalNotesTheFastKernelsActivationBlocks) {
+  const std::string dir = ::testing::TempDir(), w8 = dir + "qb_cli_stories_w8.gguf";
+  const CliRun q = run_cli("quantize " + qb::test::stories260k_path() + " --scheme w8 -q -o " + w8);
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const std::string args = "eval --baseline " + qb::test::stories260k_path() + " --candidate " + w8 +
+                           " --regimes perplexity --limit 2 --quiet --threads 2 --text " +
+                           qb::test::source_path("data/eval/tinystories/tiny_eval_slice.txt") + " --json " + dir +
+                           "qb_cli_eval.json";
+  const CliRun fast = run_cli(args), exact = run_cli(args + " --reference");
+  ASSERT_EQ(fast.exit_code, 0) << fast.err;
+  ASSERT_EQ(exact.exit_code, 0) << exact.err;
+  EXPECT_NE(fast.err.find("eval: note: the CPU's fast kernels quantized"), std::string::npos) << fast.err;
+  EXPECT_EQ(exact.err.find("eval: note:"), std::string::npos) << exact.err;
+}
+
 TEST(Cli, InspectReportsStoredParameters) {
   const CliRun r = run_cli("inspect --json " + qb::test::stories260k_path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
