@@ -95,7 +95,7 @@ std::string CpuBackend::describe_activations() const {
   if (count.size() == 1 && count.begin()->first == "f32") return "f32 into every matmul";
   std::string s;
   for (const auto& [what, n] : count)
-    s += fmt::format("{}{} at the input of {} matrices", s.empty() ? "" : "; ", what, n);
+    s += fmt::format("{}{} at the input of {} matri{}", s.empty() ? "" : "; ", what, n, n == 1 ? "x" : "ces");
   return s + "; norms, rope and attention in f32";
 }
 

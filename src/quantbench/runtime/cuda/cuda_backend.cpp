@@ -1192,7 +1192,8 @@ std::string CudaBackend::describe_activations() const {
     else ++inputs[impl_->dense == DenseType::F32 ? "f32" : m->dense.f16 ? "f16" : "bf16"];
   }
   std::string s;
-  for (const auto& [what, n] : inputs) s += fmt::format("{}{} into {} matrix products", s.empty() ? "" : "; ", what, n);
+  for (const auto& [what, n] : inputs)
+    s += fmt::format("{}{} into {} matrix product{}", s.empty() ? "" : "; ", what, n, n == 1 ? "" : "s");
   return s + "; residual stream, norms and softmax in f32";
 }
 
