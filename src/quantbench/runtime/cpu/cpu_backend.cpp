@@ -78,10 +78,8 @@ std::string CpuBackend::describe_activations() const {
   // f32 / f16 weights take the f32 values.
   const auto input_of = [&](const WeightMatrix& w) -> std::string {
     if (w.act != ActQuant::None) return describe_act_quant(w.act);
-    const bool fast = options_.mode == CpuMode::Fast;
-    const bool q8 = fast && (w.quantized ? has_intk_kernel(*w.quantized)
-                                         : w.type != formats::GgmlType::F32 && w.type != formats::GgmlType::F16 &&
-                                               has_fast_kernel(w.type));
+    const bool q8 = options_.mode == CpuMode::Fast &&
+                    (w.quantized ? has_intk_kernel(*w.quantized) : fast_kernel_quantizes_activations(w.type));
     if (!q8) return "f32";
     return options_.dequant_gemm_prefill
                ? fmt::format("8-bit blocks (as llama.cpp quantizes them for integer dot products; f32 in batches of "

@@ -97,6 +97,7 @@ void run_tiles(const WeightMatrix& w, const X* const* tokens, int64_t n_tokens, 
 }  // namespace
 
 bool has_fast_kernel(GgmlType type) { return quant_kernel(scalar_kernels(), type) || float_kernel(scalar_kernels(), type); }
+bool fast_kernel_quantizes_activations(GgmlType type) { return quant_kernel(scalar_kernels(), type) != nullptr; }
 
 void matmul_with_isa(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, CpuIsa isa) {
   check_matrix(w, x, n_tokens, y);
@@ -188,7 +189,7 @@ std::string describe_fast_path(GgmlType type) {
   const CpuIsa isa = selected_cpu_isa();
   const KernelTable& k = table_for(isa);
   const std::string tile = std::to_string(kMaxTileTokens) + " tokens per weight pass";
-  if (type == GgmlType::F32 || type == GgmlType::F16)
+  if (!fast_kernel_quantizes_activations(type))
     return std::string(cpu_isa_name(isa)) + ": " + name + " x f32, " + k.float_label + " accumulating in f32, " + tile;
   return std::string(cpu_isa_name(isa)) + ": " + name +
          " x q8 (activations quantized to 8-bit blocks, as llama.cpp does), integer dot products (" +

@@ -63,6 +63,10 @@ std::string describe_dequant_gemm_path();
 // q4_K, q5_K, q6_K).
 bool has_fast_kernel(formats::GgmlType type);
 
+// Whether the Fast path's kernel for this type multiplies integers, quantizing the activations to 8-bit
+// blocks first as llama.cpp does (every fast kernel but f32's and f16's, which take the f32 values).
+bool fast_kernel_quantizes_activations(formats::GgmlType type);
+
 // What the Fast path does for this type on this machine, e.g. "avx2 q4_1 x q8_1 (activations
 // quantized to 8 bits, as llama.cpp does)" or "reference (no fast kernel)". For the Manifest.
 std::string describe_fast_path(formats::GgmlType type);
