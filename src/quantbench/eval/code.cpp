@@ -12,7 +12,6 @@
 #include "quantbench/eval/paired_metrics.h"
 #include "quantbench/eval/stats.h"
 #include "quantbench/runtime/sampler.h"
-#include "quantbench/tokenizer/utf8.h"
 
 namespace qb::eval {
 namespace {
@@ -82,7 +81,7 @@ Completion complete_until(runtime::Backend& backend, const tokenizer::Tokenizer&
         c.ended_by = "end_of_generation";
         break;
       }
-      c.raw = tokenizer::replace_invalid_utf8(tok.decode(c.tokens, /*render_special=*/false));  // (as HF decodes)
+      c.raw = tok.decode_text(c.tokens, /*render_special=*/false);
       if (first_stop(c.raw, stops) != std::string::npos) {
         c.ended_by = "stop_sequence";
         break;
@@ -106,7 +105,7 @@ Completion complete_until(runtime::Backend& backend, const tokenizer::Tokenizer&
   backend.free_sequence(seq);
   if (c.ended_by == "end_of_generation") {
     std::vector<int32_t> body(c.tokens.begin(), c.tokens.end() - 1);
-    c.raw = tokenizer::replace_invalid_utf8(tok.decode(body, false));
+    c.raw = tok.decode_text(body, false);
   }
   c.text = cut_at_stops(c.raw, stops);
   return c;

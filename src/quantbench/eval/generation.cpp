@@ -17,7 +17,6 @@
 #include "quantbench/eval/text_metrics.h"
 #include "quantbench/runtime/generate.h"
 #include "quantbench/tokenizer/chat_template.h"
-#include "quantbench/tokenizer/utf8.h"
 
 namespace qb::eval {
 namespace {
@@ -37,7 +36,7 @@ runtime::Logits teacher_forced(runtime::Backend& be, const std::vector<int32_t>&
 // at the token limit, as U+FFFD): what the text metrics score and the records hold.
 std::string text_of(const tokenizer::Tokenizer& tok, std::vector<int32_t> ids) {
   if (!ids.empty() && tok.is_eog(ids.back())) ids.pop_back();
-  return tokenizer::replace_invalid_utf8(tok.decode(ids, /*render_special=*/false));
+  return tok.decode_text(ids, /*render_special=*/false);
 }
 
 double mean_of(const std::vector<double>& v) {

@@ -15,7 +15,6 @@
 #include "quantbench/eval/tasks/task_io.h"
 #include "quantbench/eval/text_metrics.h"
 #include "quantbench/runtime/sampler.h"
-#include "quantbench/tokenizer/utf8.h"
 
 namespace qb::eval {
 namespace {
@@ -137,7 +136,7 @@ std::vector<int32_t> decode_until(runtime::Backend& be, const tokenizer::Tokeniz
 
 std::string response_text(const tokenizer::Tokenizer& tok, std::vector<int32_t> ids, const std::vector<std::string>& until) {
   if (!ids.empty() && tok.is_eog(ids.back())) ids.pop_back();
-  return cut_at_stops(tokenizer::replace_invalid_utf8(tok.decode(ids, false)), until);  // (as HF decodes)
+  return cut_at_stops(tok.decode_text(ids, false), until);
 }
 
 // Python str.strip(): the ASCII whitespace characters (Unicode spaces are left; see docs/eval.md).

@@ -465,4 +465,8 @@ std::string Tokenizer::decode(std::span<const TokenId> ids, bool render_special)
   return spec_.clean_spaces ? clean_spaces(out) : out;
 }
 
+std::string Tokenizer::decode_text(std::span<const TokenId> ids, bool render_special) const {
+  return replace_invalid_utf8(decode(ids, render_special));
+}
+
 }  // namespace qb::tokenizer

@@ -81,6 +81,10 @@ class Tokenizer {
   // vocabulary asks for it. render_special: control tokens print their text (else nothing).
   // Throws qb::Error on an id outside [0, n_vocab()).
   std::string decode(std::span<const TokenId> ids, bool render_special = true) const;
+  // decode() read as Hugging Face's decode reads the bytes: each ill-formed UTF-8 part (a character cut
+  // at a token limit, stray bytes) one U+FFFD (replace_invalid_utf8). Valid text for the evaluators'
+  // metrics and records; decode() itself keeps the bytes, as llama.cpp's detokenize does.
+  std::string decode_text(std::span<const TokenId> ids, bool render_special = true) const;
   std::string token_to_piece(TokenId id, bool render_special = true) const;
 
   size_t n_vocab() const { return spec_.tokens.size(); }
