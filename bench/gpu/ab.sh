@@ -1087,7 +1087,7 @@ if has s26; then
   # Session 26 (H200): the row-split kernel for symmetric w4g128 (QgemvConfig::split_k, qgemv_rows.cu). Its
   # own checks; qgemv_bench's sweep of its launch shapes on Llama-2-7B's products (QB_BENCH_ROWS); steps at
   # gen 128, interleaved, ROUNDS rounds (default 2): 16 streams with the default kernels and with QB_CUDA_ROWS
-  # 2, 3, 4 (blocks per SM; ROWS_N), one stream with and without it from one token (QB_CUDA_ROWS_MIN_T=1); then the
+  # 2, 3, 4 (blocks per SM), one stream with and without it from one token (QB_CUDA_ROWS_MIN_T=1); then the
   # backend check with it at every step size.
   timeout 120 ./qb_cuda_tests rows > "$OUT/rows_check.log" 2>&1
   echo "rows check rc $?"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/rows_check.log" | head -20
@@ -1096,7 +1096,7 @@ if has s26; then
   echo "qgemv bench rc $?"; sed -n '/^Row-split/,/^$/p' "$OUT/gb_rows.log"
   for rep in $(seq "${ROUNDS:-2}"); do
     GEN=128 b "gen128 default " w4g128 16
-    for n in ${ROWS_N:-2 3 4}; do GEN=128 b "gen128 rows$n   " w4g128 16 QB_CUDA_ROWS=$n; done
+    for n in 2 3 4; do GEN=128 b "gen128 rows$n   " w4g128 16 QB_CUDA_ROWS=$n; done
     GEN=128 b "gen128 default " w4g128 1
     GEN=128 b "gen128 rows3 t1" w4g128 1 QB_CUDA_ROWS=3 QB_CUDA_ROWS_MIN_T=1
   done 2>&1 | tee "$OUT/ab_s26.txt"

@@ -62,7 +62,7 @@ constexpr size_t kRotateBytes = 256u << 20;  // > 5x the 50 MB L2
 // "R2w8h": row blocks per warp, warps per block, and the half step where it ran.
 std::string launch_name(const QgemvConfig& c) {
   return "R" + std::to_string(c.row_blocks_per_warp) + "w" + std::to_string(c.warps_per_block) +
-         (c.half_step ? "h" : "") + (c.split_k ? "s" + std::to_string(c.split_k) + "d" + std::to_string(c.rows_depth) : "");
+         (c.half_step ? "h" : "") + (c.split_k ? "s" + std::to_string(c.split_k) : "");
 }
 
 struct Row {
@@ -183,12 +183,11 @@ int main(int argc, char** argv) {
           const size_t rows_from = configs.size();
           if (rows_sweep && qgemv_rows_supports(ps))
             for (int r : {1, 2})
-              for (int nw : {4, 8, 16})
-                for (int sk : {2, 4, 8})
-                  for (int depth : {2, 4, 8}) {
-                    const QgemvConfig c{r, nw, true, false, false, sk, depth};
-                    if ((depth < 8 || r == 1) && qgemv_rows_smem(ps, c, n) <= 227 * 1024) configs.push_back(c);
-                  }
+              for (int nw : {2, 4, 8})
+                for (int sk : {1, 2, 4, 8}) {
+                  const QgemvConfig c{r, nw, true, false, false, sk};
+                  if (qgemv_rows_smem(ps, c, n) <= 227 * 1024) configs.push_back(c);
+                }
           double auto_us = 0, rows_best_us = 1e30;
           std::string rows_best;
           for (size_t ci = 0; ci < configs.size(); ++ci) {

@@ -111,7 +111,6 @@ struct QgemvConfig {
   // of a cluster (1, 2, 4 or 8), with row_blocks_per_warp (1, 2) and warps_per_block as given (both
   // needed). Not with the gated epilogue. Session 26's experiment (docs/perf.md).
   int split_k = 0;
-  int rows_depth = 4;  // the row-split kernel: steps of weights in flight per warp (2, 4 or 8)
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step, 8: 7 with the half step for

@@ -33,9 +33,9 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
                : "memory");
 }
 
-// R: row blocks (16 rows) per warp; NT: 8-token tiles; kDepth: steps of weights in flight per warp. Grid
-// (S, row tiles), cluster (S, 1, 1): block (sp, t) covers row blocks (t * warps + w) * R + r of its warps w and chunks [sp * per_split, + per_split).
-template <int R, int NT, int kDepth>
+// R: row blocks (16 rows) per warp; NT: 8-token tiles. Grid (S, row tiles), cluster (S, 1, 1): block
+// (sp, t) covers row blocks (t * warps + w) * R + r of its warps w and chunks [sp * per_split, + per_split).
+template <int R, int NT>
 __global__ void __launch_bounds__(512) qgemv_rows_kernel(const uint4* __restrict__ W,
                                                          const uint16_t* __restrict__ scales,
                                                          const uint4* __restrict__ xfrag, float* __restrict__ y,
@@ -74,12 +74,8 @@ __global__ void __launch_bounds__(512) qgemv_rows_kernel(const uint4* __restrict
     }
   };
 
-  // A ring of kDepth steps in registers: every load of the first kDepth steps is issued before the
-  // programmatic-dependent-launch wait, and each step's buffer is refilled with the step kDepth later
-  // right after its arithmetic.
-  Step buf[kDepth];
-#pragma unroll
-  for (int d = 0; d < kDepth; ++d) load_step(d, buf[d]);  // weights never depend on the previous kernel
+  Step cur, nxt;
+  load_step(0, cur);  // weights never depend on the previous kernel
   asm volatile("griddepcontrol.launch_dependents;");
   asm volatile("griddepcontrol.wait;" ::: "memory");
   // The range's activation fragments, 16-byte piece q in the order of smem (plane p of lane l of tile j
@@ -149,20 +145,18 @@ __global__ void __launch_bounds__(512) qgemv_rows_kernel(const uint4* __restrict
     }
   };
 
-  // kDepth steps per iteration (the ring unrolled, so each buffer stays in its registers). Every warp of
-  // the block runs the same steps, so the barrier for the second copy group is reached by all.
-  for (int i = 0; i < n_steps; i += kDepth) {
-#pragma unroll
-    for (int d = 0; d < kDepth; ++d) {
-      if (i + d < n_steps) {
-        if (i + d == 2) {
-          asm volatile("cp.async.wait_group 0;" ::: "memory");
-          __syncthreads();
-        }
-        step_math(i + d, buf[d]);
-        load_step(i + d + kDepth, buf[d]);  // predicated off past the end
-      }
+  // Two steps per iteration, the buffers' roles swapped in code (qgemv's ping-pong). Every warp of the
+  // block runs the same steps, so the barrier for the second copy group is reached by all.
+  for (int i = 0; i < n_steps; i += 2) {
+    if (i == 2) {
+      asm volatile("cp.async.wait_group 0;" ::: "memory");
+      __syncthreads();
     }
+    load_step(i + 1, nxt);
+    step_math(i, cur);
+    if (i + 1 >= n_steps) break;
+    load_step(i + 2, cur);
+    step_math(i + 1, nxt);
   }
   asm volatile("cp.async.wait_group 0;" ::: "memory");  // (a range of one step never waited for group 2)
 
@@ -191,14 +185,9 @@ __global__ void __launch_bounds__(512) qgemv_rows_kernel(const uint4* __restrict
 }
 
 using RowsKernel = void (*)(const uint4*, const uint16_t*, const uint4*, float*, int, int, int, int, int, int, int);
-template <int D>
-RowsKernel rows_kernel_d(int r, int nt) {
-  if (r == 1) return nt == 1 ? qgemv_rows_kernel<1, 1, D> : qgemv_rows_kernel<1, 2, D>;
-  return nt == 1 ? qgemv_rows_kernel<2, 1, D> : qgemv_rows_kernel<2, 2, D>;
-}
-RowsKernel rows_kernel(int r, int nt, int depth) {  // (8 steps in flight at R = 1 only: checked by the caller)
-  if (depth == 8) return nt == 1 ? qgemv_rows_kernel<1, 1, 8> : qgemv_rows_kernel<1, 2, 8>;
-  return depth == 2 ? rows_kernel_d<2>(r, nt) : rows_kernel_d<4>(r, nt);
+RowsKernel rows_kernel(int r, int nt) {
+  if (r == 1) return nt == 1 ? qgemv_rows_kernel<1, 1> : qgemv_rows_kernel<1, 2>;
+  return nt == 1 ? qgemv_rows_kernel<2, 1> : qgemv_rows_kernel<2, 2>;
 }
 
 }  // namespace
@@ -223,10 +212,9 @@ QgemvConfig choose_rows_config(const PackedShape& p, int n_tokens, int sm_count,
   QgemvConfig c;
   if (!qgemv_rows_supports(p) || blocks_per_sm < 1) return c;
   c.row_blocks_per_warp = n_tokens > 8 ? 2 : 1;
-  c.warps_per_block = 8;
-  c.rows_depth = 4;
+  c.warps_per_block = 4;
   c.overlap_launch = true;
-  const int64_t tiles = (p.row_blocks + 8 * c.row_blocks_per_warp - 1) / (8 * c.row_blocks_per_warp);
+  const int64_t tiles = (p.row_blocks + 4 * c.row_blocks_per_warp - 1) / (4 * c.row_blocks_per_warp);
   for (int s : {1, 2, 4, 8}) {
     c.split_k = s;
     if (qgemv_rows_smem(p, c, n_tokens) <= 227 * 1024 && (tiles * s >= int64_t(blocks_per_sm) * sm_count || s == 8))
@@ -242,15 +230,13 @@ void qgemv_rows(const DeviceMatrix& w, const void* xfrag, int n_tokens, float* y
   if (!qgemv_rows_supports(p))
     throw std::invalid_argument("qgemv: the row-split kernel runs symmetric w4g128 only, got " + spec_name(p.spec));
   const int r = c.row_blocks_per_warp, nw = c.warps_per_block, s = c.split_k, nt = (n_tokens + 7) / 8;
-  if ((r != 1 && r != 2) || nw < 1 || nw > 16 || (s != 1 && s != 2 && s != 4 && s != 8) ||
-      (c.rows_depth != 2 && c.rows_depth != 4 && (c.rows_depth != 8 || r != 1)))
-    throw std::invalid_argument("qgemv: the row-split kernel takes R = 1 or 2, 1..16 warps, 1, 2, 4 or 8 splits "
-                                "and 2 or 4 steps in flight (8 at R = 1)");
+  if ((r != 1 && r != 2) || nw < 1 || nw > 16 || (s != 1 && s != 2 && s != 4 && s != 8))
+    throw std::invalid_argument("qgemv: the row-split kernel takes R = 1 or 2, 1..16 warps and 1, 2, 4 or 8 splits");
   const size_t smem = qgemv_rows_smem(p, c, n_tokens);
   if (smem > 227 * 1024)
     throw std::invalid_argument("qgemv: the row-split kernel's input range needs " + std::to_string(smem) +
                                 " bytes of shared memory (at most 232448): more splits");
-  const RowsKernel fn = rows_kernel(r, nt, c.rows_depth);
+  const RowsKernel fn = rows_kernel(r, nt);
   QB_CUDA_OK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t tiles = (p.row_blocks + int64_t(nw) * r - 1) / (int64_t(nw) * r);
   cudaLaunchConfig_t lc = {};

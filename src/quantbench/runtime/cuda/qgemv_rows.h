@@ -16,7 +16,7 @@ bool qgemv_rows_supports(const PackedShape& shape);
 int qgemv_rows_per_split(const PackedShape& shape, int splits);
 // Dynamic shared memory of a launch: the split's activation fragments and the warps' partial sums.
 size_t qgemv_rows_smem(const PackedShape& shape, const QgemvConfig& config, int n_tokens);
-// A launch shape for the row-split kernel (split_k 0: none fits): R = 2 at 9-16 tokens, else 1; 8 warps, 4 steps in flight;
+// A launch shape for the row-split kernel (split_k 0: none fits): R = 2 at 9-16 tokens, else 1; 4 warps;
 // the fewest splits giving at least blocks_per_sm blocks per SM (at most 8) whose inputs fit in shared memory.
 QgemvConfig choose_rows_config(const PackedShape& shape, int n_tokens, int sm_count, int blocks_per_sm);
 // y = W x as qgemv() documents, with config's row_blocks_per_warp (1, 2), warps_per_block and split_k (1,
