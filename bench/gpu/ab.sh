@@ -44,7 +44,6 @@
 # evalcuda: `quantbench eval --backend cuda` against `--backend cpu --reference` on the same inputs (stories260K against its
 #   w8, rand-llama against its q4_k_m mix; perplexity, hellaswag, story generation), compared by eval_backends.py.
 # clicuda: `quantbench bench` on a GGUF file and `quantbench generate` with --backend cuda (beside the CPU's).
-# s26: the row-split kernel for symmetric w4g128 (block below; docs/perf.md, session 26).
 # (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
@@ -69,7 +68,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s26] [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -1082,26 +1081,6 @@ if has s19; then
     done
   done 2>&1 | tee "$OUT/ab_s19.txt"
   rm -f "$OUT/tmp.log"
-fi
-if has s26; then
-  # Session 26 (H200): the row-split kernel for symmetric w4g128 (QgemvConfig::split_k, qgemv_rows.cu). Its
-  # own checks; qgemv_bench's sweep of its launch shapes on Llama-2-7B's products (QB_BENCH_ROWS); steps at
-  # gen 128, interleaved, ROUNDS rounds (default 2): 16 streams with the default kernels and with QB_CUDA_ROWS
-  # 2, 3, 4 (blocks per SM), one stream with and without it from one token (QB_CUDA_ROWS_MIN_T=1); then the
-  # backend check with it at every step size.
-  timeout 120 ./qb_cuda_tests rows > "$OUT/rows_check.log" 2>&1
-  echo "rows check rc $?"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/rows_check.log" | head -20
-  mkdir -p "$OUT/gb_rows"
-  QB_BENCH_ROWS=1 QB_BENCH_SPEC=w4g128 timeout 300 ./qb_gpu_bench "$OUT/gb_rows" --quick > "$OUT/gb_rows.log" 2>&1
-  echo "qgemv bench rc $?"; sed -n '/^Row-split/,/^$/p' "$OUT/gb_rows.log"
-  for rep in $(seq "${ROUNDS:-2}"); do
-    GEN=128 b "gen128 default " w4g128 16
-    for n in 2 3 4; do GEN=128 b "gen128 rows$n   " w4g128 16 QB_CUDA_ROWS=$n; done
-    GEN=128 b "gen128 default " w4g128 1
-    GEN=128 b "gen128 rows3 t1" w4g128 1 QB_CUDA_ROWS=3 QB_CUDA_ROWS_MIN_T=1
-  done 2>&1 | tee "$OUT/ab_s26.txt"
-  rm -f "$OUT/tmp.log"
-  check_with rows_backend_check.log QB_CUDA_ROWS=3 QB_CUDA_ROWS_MIN_T=1
 fi
 if has s19b; then
   # Session 19 (H200): what each kernel class costs inside the decode graph, w4g128 1,16 at gen 128, with

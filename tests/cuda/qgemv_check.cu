@@ -90,8 +90,7 @@ void check_case(const QuantSpec& spec, int64_t n_out, int64_t n_in, int n_tokens
 
   name += " R=" + std::to_string(ran.row_blocks_per_warp) + " warps=" + std::to_string(ran.warps_per_block) +
           (cfg.row_blocks_per_warp ? "" : " (auto)") + (cfg.overlap_launch ? " pdl" : "") +
-          (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "") +
-          (ran.split_k ? " row-split S=" + std::to_string(ran.split_k) : "");
+          (ran.half_step ? " half-step" : "") + (ran.copy_loop16 ? " copy-loop" : "");
   // (w4 with mins runs the half step at R = 1 or 2 (R = 4 asked: 2), whatever was asked: checked as reported)
   CHECK(spec.mins && spec.format == WeightFormat::W4A16
             ? ran.half_step && (cfg.row_blocks_per_warp ? ran.row_blocks_per_warp == std::min(cfg.row_blocks_per_warp, 2)
@@ -356,43 +355,9 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
 
 }  // namespace
 
-void check_row_split(std::mt19937_64& rng) {
-  // The row-split kernel (QgemvConfig::split_k; symmetric w4g128): both row-block counts, warp counts
-  // that leave a ragged last row tile, every cluster size (at 1152 inputs, 8 splits leave three blocks of
-  // the cluster with no inputs), ragged tokens; Llama-sized o, q|k|v-like and down products.
-  const QuantSpec w4{WeightFormat::W4A16, 128, false};
-  for (int r : {1, 2})
-    for (int w : {1, 3, 4})
-      for (int sk : {1, 2, 4, 8})
-        for (int n : {1, 9, 16}) check_case(w4, 333, 1152, n, {r, w, false, false, false, sk}, rng);
-  for (int n : {1, 16}) {
-    check_case(w4, 4096, 4096, n, {2, 4, true, false, false, 8}, rng);
-    check_case(w4, 12288, 1024, n, {1, 8, false, false, false, 2}, rng);
-    check_case(w4, 4096, 11008, n, {2, 4, false, false, false, 8}, rng);
-  }
-  const DeviceMatrix dw = upload(pack(random_matrix(w4, 64, 11008, rng)));
-  auto refused = [&](const DeviceMatrix& m, QgemvConfig c, const QgemvGatedOut* go, const char* what) {
-    bool threw = false;
-    try { qgemv(m, nullptr, 16, nullptr, nullptr, c, go); } catch (const std::invalid_argument&) { threw = true; }
-    ++g_cases;
-    CHECK(threw, "row-split kernel accepted %s", what);
-  };
-  refused(dw, {2, 4, false, false, false, 1}, nullptr, "11008 inputs in one split at 16 tokens (344 KB)");
-  refused(dw, {2, 4, false, false, false, 3}, nullptr, "3 splits");
-  refused(dw, {4, 4, false, false, false, 2}, nullptr, "R = 4");
-  QgemvGatedOut go;
-  go.frag = dw.weights.get();
-  go.n = 32;
-  refused(dw, {2, 4, false, false, false, 2}, &go, "the gated epilogue");
-  refused(upload(pack(random_matrix({WeightFormat::W4A16, 32, false}, 64, 256, rng))), {2, 4, false, false, false, 2},
-          nullptr, "w4g32");
-}
-
 int main(int argc, char** argv) {
   // "qgemm": the host checks and the prefill product's checks only (a short GPU call for qgemm work).
   const bool qgemm_only = argc > 1 && std::strcmp(argv[1], "qgemm") == 0;
-  // "rows": the host checks and the row-split kernel's checks only.
-  const bool rows_only = argc > 1 && std::strcmp(argv[1], "rows") == 0;
   try {
     std::random_device rd;
     const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();  // fresh inputs every run; printed to replay
@@ -409,11 +374,6 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop{};
     QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
-    if (rows_only) {
-      check_row_split(rng);
-      std::printf("%s: %d cases (row-split only), %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases, g_failures);
-      return g_failures ? 1 : 0;
-    }
     if (qgemm_only) {
       g_failures += run_qgemm_checks(rng, &g_cases);
       std::printf("%s: %d cases (qgemm only), %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases, g_failures);
@@ -563,8 +523,6 @@ int main(int argc, char** argv) {
       ++g_cases;
       CHECK(threw, "gated epilogue accepted for w8g16m");
     }
-
-    check_row_split(rng);
 
     g_failures += run_forward_kernel_checks(seed, &g_cases);
     g_failures += run_qgemm_checks(rng, &g_cases);

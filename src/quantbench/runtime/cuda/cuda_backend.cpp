@@ -32,7 +32,6 @@
 #include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemm.h"
 #include "quantbench/runtime/cuda/qgemv.h"
-#include "quantbench/runtime/cuda/qgemv_rows.h"
 #include "quantbench/runtime/cuda/host/weight_repack.h"
 
 namespace qb::runtime::cuda {
@@ -147,14 +146,6 @@ struct CudaBackend::Impl {
   bool pack_q6k = true;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
   int launch_rule = 9;     // QB_CUDA_LAUNCH_RULE=4|5|6|7|8: earlier qgemv launch rules (A/B runs)
-  // QB_CUDA_ROWS=n (session 26's experiment): symmetric w4g128 decode products of rows_min_t..16 tokens on
-  // the row-split kernel (qgemv_rows.h), at least n blocks per SM; QB_CUDA_ROWS_MIN_T (default 9).
-  int rows_blocks_per_sm = 0, rows_min_t = 9;
-  // The row-split launch shape for a decode product, or split_k 0 where the default kernels run.
-  QgemvConfig rows_config(const DeviceMatrix& pk, int T) const {
-    if (rows_blocks_per_sm <= 0 || T < rows_min_t || T > 16) return {};
-    return choose_rows_config(pk.shape, T, sm_count, rows_blocks_per_sm);
-  }
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -819,7 +810,6 @@ struct CudaBackend::Impl {
     if (T <= 16) {  // decode: stream the packed weights once for all T tokens
       mark(kQgemv);
       QgemvConfig cfg = choose_config(pk.shape, T, sm_count, launch_rule);
-      if (const QgemvConfig rc = rows_config(pk, T); rc.split_k > 0) cfg = rc;
       cfg.overlap_launch = overlap_launch && early;
       qgemv(pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg, nullptr, ldy);
       return;
@@ -851,8 +841,7 @@ struct CudaBackend::Impl {
   bool gemm_gated(const Mat& m, int T, int n_ff, int act, const ActOut& to_down) {
     // (Timing experiments that leave out the activation or the products take the unfused path, so each
     // class still leaves out only itself.)
-    if (!m.gate_up16 || !m.packed || T < fuse_act_min_t || T > 16 || !to_down.frag || skips(kSkipAct | kSkipProd, T) ||
-        rows_config(m.pk, T).split_k > 0)
+    if (!m.gate_up16 || !m.packed || T < fuse_act_min_t || T > 16 || !to_down.frag || skips(kSkipAct | kSkipProd, T))
       return false;
     QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
     if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
@@ -908,8 +897,6 @@ void CudaBackend::init_device() {
                                                                std::string(e) == "6" || std::string(e) == "7" ||
                                                                std::string(e) == "8"))
     I.launch_rule = std::atoi(e);
-  if (const char* e = std::getenv("QB_CUDA_ROWS")) I.rows_blocks_per_sm = std::max(0, std::atoi(e));
-  if (const char* e = std::getenv("QB_CUDA_ROWS_MIN_T")) I.rows_min_t = std::clamp(std::atoi(e), 1, 16);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
@@ -1271,11 +1258,7 @@ std::string CudaBackend::describe() const {
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
-                     (impl_->rows_blocks_per_sm > 0
-                          ? fmt::format(" (symmetric w4g128 at {}-16 tokens: the row-split kernel, QB_CUDA_ROWS={})",
-                                        impl_->rows_min_t, impl_->rows_blocks_per_sm)
-                          : std::string()) +
-                     std::string(impl_->launch_rule >= 9   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
+                     impl_->launch_rule >= 9   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn; int8 with group scales in shapes of their own)"
                      : impl_->launch_rule == 8 ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn)"
@@ -1283,7 +1266,7 @@ std::string CudaBackend::describe() const {
                                                  "used in turn)"
                      : impl_->launch_rule == 6 ? " (symmetric w4g128 in half steps; at 9-16 tokens a copy between its "
                                                  "step buffers)"
-                                               : ""),
+                                               : "",
                      options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()

@@ -22,14 +22,31 @@
 #include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
-#include "quantbench/runtime/cuda/mma_sync.cuh"
 #include "quantbench/runtime/cuda/qgemv.h"
-#include "quantbench/runtime/cuda/qgemv_rows.h"
 
 namespace qb::runtime::cuda {
 namespace {
 
 constexpr int kMaxWarps = 16;
+
+template <bool kBf16>
+__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
 
 // Format traits: vectors per chunk (LPC) and chunks per step (U) so that a warp has ~8 loads in flight
 // per step at R = 1 (plus the next step's, prefetched), without running out of registers at larger R.
@@ -985,7 +1002,7 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
 }
 
 bool gated_epilogue_fits(const PackedShape& p, const QgemvConfig& c) {
-  if (p.spec.mins || c.split_k > 0) return false;  // no gated kernel was built with mins (w4 or w8), nor a row-split one
+  if (p.spec.mins) return false;  // no gated kernel was built with mins (w4 or w8)
   return c.row_blocks_per_warp % 2 == 0 && p.n_out % 128 == 0;  // n = n_out / 2, a multiple of 64
 }
 
@@ -1005,11 +1022,6 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
     go = *gated;
   }
   const PackedShape& p = w.shape;
-  if (cfg.split_k > 0) {
-    if (gated) throw std::invalid_argument("qgemv: the row-split kernel has no gated epilogue");
-    qgemv_rows(w, xfrag, n_tokens, y, ldy, stream, cfg);
-    return cfg;
-  }
   if (cfg.row_blocks_per_warp == 0 || cfg.warps_per_block == 0) {
     int dev = 0, sms = 0;
     QB_CUDA_OK(cudaGetDevice(&dev));

@@ -107,10 +107,6 @@ struct QgemvConfig {
   // between its two step buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6
   // sets it, so that QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
   bool copy_loop16 = false;
-  // > 0: the row-split kernel (qgemv_rows.h) for symmetric w4g128, its input cut among this many blocks
-  // of a cluster (1, 2, 4 or 8), with row_blocks_per_warp (1, 2) and warps_per_block as given (both
-  // needed). Not with the gated epilogue. Session 26's experiment (docs/perf.md).
-  int split_k = 0;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step, 8: 7 with the half step for
