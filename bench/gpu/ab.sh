@@ -45,6 +45,8 @@
 #   w8, rand-llama against its q4_k_m mix; perplexity, hellaswag, story generation), compared by eval_backends.py.
 # clicuda: `quantbench bench` on a GGUF file and `quantbench generate` with --backend cuda (beside the CPU's).
 # (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
+# (Session 26's "s26", the row-split decode kernel for symmetric w4g128 against the rule's kernels, left with that code:
+#  commit d0a7ca2; docs/perf.md, session 26.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
