@@ -28,6 +28,10 @@ namespace qb::runtime::cuda {
 namespace {
 
 constexpr int kMaxWarps = 16;
+#ifndef QB_RING3_CAP
+#define QB_RING3_CAP 168
+#endif
+constexpr int kRing3Cap = QB_RING3_CAP;  // the ring-of-three kernel's register cap (a build switch for A/B runs)
 
 template <bool kBf16>
 __device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
@@ -71,8 +75,10 @@ enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
 // 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96
-// registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
-template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
+// registers; QgemvConfig::copy_loop16), kept for same-card A/B runs. RING3: that step at R = 2 with three
+// step buffers in turn instead of two (QgemvConfig::ring16; session 26's experiment).
+template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false,
+          bool RING3 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
@@ -129,6 +135,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const uint32_t* mn32 = reinterpret_cast<const uint32_t*>(zeros);  // mins: f16 pairs, the scales' index
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
   constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
+  static_assert(!RING3 || (kPingPong && NT == 2 && R == 2), "the ring of three exists for the 16-token half step at R = 2");
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
   // The scale-pair index of chunk c (the lean int4 kernels with running pointers: groups of 128 span
@@ -416,7 +423,24 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  if constexpr (kPingPong) {
+  if constexpr (RING3) {
+    // Three step buffers in turn: two steps of weights in flight while a third is multiplied (the
+    // ping-pong below has one), for the 16-token kernel whose warps wait on their loads (docs/perf.md,
+    // sessions 20 and 26). load_step's running pointers advance once per call, so the calls stay in
+    // chunk order.
+    Step b1, b2;
+    load_step(warp * U + stride, b1);
+    for (int c0 = warp * U; c0 < chunks; c0 += 3 * stride) {
+      load_step(c0 + 2 * stride, b2);  // predicated off past the end
+      step_math(c0, cur);
+      if (c0 + stride >= chunks) break;
+      load_step(c0 + 3 * stride, cur);
+      step_math(c0 + stride, b1);
+      if (c0 + 2 * stride >= chunks) break;
+      load_step(c0 + 4 * stride, b1);
+      step_math(c0 + 2 * stride, b2);
+    }
+  } else if constexpr (kPingPong) {
     // The half step: two steps per iteration, the buffers' roles swapped in code instead of copied
     // (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves and ran
     // 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got faster
@@ -510,9 +534,9 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
-template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
+template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16, bool RING3 = false>
 constexpr int register_cap() {  // 0: none
-  if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
+  if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : RING3 ? kRing3Cap : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
@@ -524,9 +548,9 @@ constexpr int register_cap() {  // 0: none
 template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false>
 __global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, OFS, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
 template <int kMaxRegisters, int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false,
-          bool COPY16 = false>
+          bool COPY16 = false, bool RING3 = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, OFS, R, NT, HALF, GATED, COPY16>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, OFS, R, NT, HALF, GATED, COPY16, RING3>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -695,11 +719,12 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int, int, QgemvGatedOut);
 
-template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false>
+template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false,
+          bool RING3 = false>
 KernelFn kernel_for() {
-  constexpr int cap = register_cap<F, G, OFS, R, NT, HALF, COPY16>();
+  constexpr int cap = register_cap<F, G, OFS, R, NT, HALF, COPY16, RING3>();
   static_assert(!COPY16 || cap > 0, "the copy loop exists as a capped kernel only");
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, OFS, R, NT, HALF, GATED, COPY16>;
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, OFS, R, NT, HALF, GATED, COPY16, RING3>;
   else return qgemv_kernel<F, G, OFS, R, NT, HALF, GATED>;
 }
 template <int F, int G, int OFS, int R, bool HALF = false>
@@ -743,7 +768,7 @@ KernelFn pick_w8_mins(int r, int nt) {
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
 // already checked against has_copy_loop16 by the caller. w4 with mins: qgemv() has set R = 1 or 2 and the
 // half step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16, bool ring3) {
   if (s.mins && s.format == WeightFormat::W8A16) return s.group == 16 ? pick_w8_mins<16>(r, nt) : pick_w8_mins<32>(r, nt);
   if (s.mins) {  // (never gated)
     if (r == 1) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
@@ -752,6 +777,9 @@ KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, b
   if (half && copy16)
     return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, true>()
                  : kernel_for<2, 128, kNoOffset, 2, 2, true, false, true>();
+  if (half && ring3)
+    return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, false, true>()
+                 : kernel_for<2, 128, kNoOffset, 2, 2, true, false, false, true>();
   if (half && s.group == 32)
     return s.asym ? pick_half<32, kZeroPoints>(r, nt, gated) : pick_half<32, kNoOffset>(r, nt, gated);
   if (half) return s.asym ? pick_half<128, kZeroPoints>(r, nt, gated) : pick_half<128, kNoOffset>(r, nt, gated);
@@ -1046,7 +1074,8 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
   cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && has_copy_loop16(p.spec, r, nt);
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
+  cfg.ring16 = cfg.ring16 && !cfg.copy_loop16 && cfg.half_step && has_copy_loop16(p.spec, r, nt);  // (the same kernels)
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16, cfg.ring16);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));

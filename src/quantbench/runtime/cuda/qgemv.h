@@ -107,6 +107,9 @@ struct QgemvConfig {
   // between its two step buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6
   // sets it, so that QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
   bool copy_loop16 = false;
+  // That kernel (symmetric w4g128, 9-16 tokens, R = 2) with three step buffers used in turn, so that two
+  // steps of weights are in flight while one is multiplied (session 26's experiment; docs/perf.md).
+  bool ring16 = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step, 8: 7 with the half step for
