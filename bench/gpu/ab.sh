@@ -47,7 +47,9 @@
 # (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
 # (Session 26's "s26", the row-split decode kernel for symmetric w4g128 against the rule's kernels, left with that code:
 #  commit d0a7ca2; docs/perf.md, session 26.)
-# s26b: the 16-token half step with three step buffers against two (block below; docs/perf.md, session 26).
+# (Session 26's "s26b", the 16-token half step with three step buffers forced on every product, at register caps of
+#  168, 128 and 144, left with that code: commit 4bbbd8d.)
+# s26c: launch rule 10 (three step buffers where the grid fits) against rule 9 (block below; docs/perf.md, session 26).
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
@@ -71,7 +73,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s26b] [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [s26c] [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -1085,29 +1087,17 @@ if has s19; then
   done 2>&1 | tee "$OUT/ab_s19.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has s26b; then
-  # Session 26 (H200): symmetric w4g128's 16-token half step with three step buffers (QgemvConfig::ring16,
-  # QB_CUDA_RING16=1) against two (the default). This build caps the three-buffer kernel at 168 registers
-  # (it takes 160, no spills); builds capped at 128 and 144 (spilling 100 and 8 bytes) may be staged beside
-  # it as quantbench_c128 / qb_gpu_bench_c128 and _c144. The three-buffer checks (qb_cuda_tests' ring3
-  # cases, then the whole test binary's result line), qgemv_bench's w4g128 products with QB_BENCH_RING per
-  # build, then 16-stream steps at gen 128, interleaved, ROUNDS rounds (default 3).
-  timeout 300 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1
-  echo "qgemv_check rc $?"; grep -E "ring3" "$OUT/qgemv_check.log" | grep -c "^ok" | sed 's/^/ring3 cases ok: /'
-  grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check.log" | head -20
-  for v in this c128 c144; do
-    bin=./qb_gpu_bench_$v; [ $v = this ] && bin=./qb_gpu_bench
-    [ -x $bin ] || continue
-    mkdir -p "$OUT/gb_$v"; QB_BENCH_RING=1 QB_BENCH_SPEC=w4g128 timeout 200 $bin "$OUT/gb_$v" --quick > "$OUT/gb_${v}_ring.log" 2>&1
-    echo "== qb_gpu_bench $v rc $?"; sed -n '/^Three step buffers/,/^$/p' "$OUT/gb_${v}_ring.log"
+if has s26c; then
+  # Session 26 (H200): launch rule 10 (the default: symmetric w4g128's 16-token half step with three step
+  # buffers on the grids that fit at once) against rule 9 (QB_CUDA_LAUNCH_RULE=9: two buffers everywhere):
+  # w4g128 16 streams at gen 128 on synthetic:llama2-7b, three rounds, then llama3-8b and qwen2.5-7b, two
+  # rounds each, and one stream once (rule 10 changes nothing there).
+  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=9" "gen128 rule10" "gen128 rule9 " 3 "w4g128 16" 2>&1 | tee "$OUT/ab_s26c.txt"
+  for m in llama3-8b qwen2.5-7b; do
+    MODEL=synthetic:$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=9" "$m gen128 rule10" "$m gen128 rule9 " 2 "w4g128 16" 2>&1 |
+      tee -a "$OUT/ab_s26c.txt"
   done
-  for rep in $(seq "${ROUNDS:-3}"); do
-    GEN=128 b "gen128 two buffers      " w4g128 16
-    GEN=128 b "gen128 three, 168 cap   " w4g128 16 QB_CUDA_RING16=1
-    for v in c128 c144; do
-      [ -x ./quantbench_$v ] && GEN=128 Q=./quantbench_$v b "gen128 three, $v      " w4g128 16 QB_CUDA_RING16=1
-    done
-  done 2>&1 | tee "$OUT/ab_s26b.txt"
+  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=9" "gen128 rule10" "gen128 rule9 " 1 "w4g128 1" 2>&1 | tee -a "$OUT/ab_s26c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s19b; then

@@ -145,8 +145,7 @@ struct CudaBackend::Impl {
   // (A/B runs; synthetic q4_k_m: its w8g16 matrices and stacks dense bf16).
   bool pack_q6k = true;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  int launch_rule = 9;     // QB_CUDA_LAUNCH_RULE=4|5|6|7|8: earlier qgemv launch rules (A/B runs)
-  bool ring16 = false;     // QB_CUDA_RING16=1: QgemvConfig::ring16 (session 26's experiment)
+  int launch_rule = 10;    // QB_CUDA_LAUNCH_RULE=4|5|6|7|8|9: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -811,7 +810,6 @@ struct CudaBackend::Impl {
     if (T <= 16) {  // decode: stream the packed weights once for all T tokens
       mark(kQgemv);
       QgemvConfig cfg = choose_config(pk.shape, T, sm_count, launch_rule);
-      cfg.ring16 = ring16;
       cfg.overlap_launch = overlap_launch && early;
       qgemv(pk, frag_in ? frag_in : xfrag.p, T, y, stream, cfg, nullptr, ldy);
       return;
@@ -847,7 +845,6 @@ struct CudaBackend::Impl {
       return false;
     QgemvConfig cfg = choose_config(m.pk.shape, T, sm_count, launch_rule);
     if (!gated_epilogue_fits(m.pk.shape, cfg)) return false;
-    cfg.ring16 = ring16;
     cfg.overlap_launch = overlap_launch;
     QgemvGatedOut go;
     go.frag = xfrag2.p;
@@ -898,9 +895,8 @@ void CudaBackend::init_device() {
   }
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5" ||
                                                                std::string(e) == "6" || std::string(e) == "7" ||
-                                                               std::string(e) == "8"))
+                                                               std::string(e) == "8" || std::string(e) == "9"))
     I.launch_rule = std::atoi(e);
-  if (const char* e = std::getenv("QB_CUDA_RING16")) I.ring16 = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
@@ -1262,8 +1258,10 @@ std::string CudaBackend::describe() const {
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
-                     std::string(impl_->ring16 ? " (QB_CUDA_RING16: the 16-token half step with three step buffers)" : "") +
-                     std::string(impl_->launch_rule >= 9   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
+                     impl_->launch_rule >= 10  ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
+                                                 "warp, their two step buffers used in turn, symmetric w4g128's three where "
+                                                 "the grid fits at once; int8 with group scales in shapes of their own)"
+                     : impl_->launch_rule == 9 ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn; int8 with group scales in shapes of their own)"
                      : impl_->launch_rule == 8 ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn)"
@@ -1271,7 +1269,7 @@ std::string CudaBackend::describe() const {
                                                  "used in turn)"
                      : impl_->launch_rule == 6 ? " (symmetric w4g128 in half steps; at 9-16 tokens a copy between its "
                                                  "step buffers)"
-                                               : ""),
+                                               : "",
                      options_.l2_prefetch_mb, options_.l2_prefetch_wide_mb,
                      impl_->l2_pf_max_tokens, options_.l2_prefetch_mb > 0 && impl_->l2_pf_max_tokens > 0 ? "on" : "off",
                      model_ ? "embeddings dequantized on the host per token; weights: " + model_->describe_weight_types()
