@@ -47,9 +47,8 @@
 # (Session 25's "s25", GGUF Q4_K in its own scale form against w4g32m, left with that code: commit debb8be.)
 # (Session 26's "s26", the row-split decode kernel for symmetric w4g128 against the rule's kernels, left with that code:
 #  commit d0a7ca2; docs/perf.md, session 26.)
-# (Session 26's "s26b", the 16-token half step with three step buffers forced on every product, at register caps of
-#  168, 128 and 144, left with that code: commit 4bbbd8d.)
-# s26c: launch rule 10 (three step buffers where the grid fits) against rule 9 (block below; docs/perf.md, session 26).
+# (Session 26's "s26b" and "s26c", symmetric w4g128's 16-token half step with three step buffers, forced on and as
+#  launch rule 10 against rule 9, left with that code: commits 4bbbd8d and 26c3cf9; docs/perf.md, session 26.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
@@ -73,7 +72,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [s26c] [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -1085,19 +1084,6 @@ if has s19; then
       GEN=128 b "gen128 this hw" $sc $bt QB_CUDA_ATTN_HW=1
     done
   done 2>&1 | tee "$OUT/ab_s19.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s26c; then
-  # Session 26 (H200): launch rule 10 (the default: symmetric w4g128's 16-token half step with three step
-  # buffers on the grids that fit at once) against rule 9 (QB_CUDA_LAUNCH_RULE=9: two buffers everywhere):
-  # w4g128 16 streams at gen 128 on synthetic:llama2-7b, three rounds, then llama3-8b and qwen2.5-7b, two
-  # rounds each, and one stream once (rule 10 changes nothing there).
-  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=9" "gen128 rule10" "gen128 rule9 " 3 "w4g128 16" 2>&1 | tee "$OUT/ab_s26c.txt"
-  for m in llama3-8b qwen2.5-7b; do
-    MODEL=synthetic:$m GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=9" "$m gen128 rule10" "$m gen128 rule9 " 2 "w4g128 16" 2>&1 |
-      tee -a "$OUT/ab_s26c.txt"
-  done
-  GEN=128 vs_env "QB_CUDA_LAUNCH_RULE=9" "gen128 rule10" "gen128 rule9 " 1 "w4g128 1" 2>&1 | tee -a "$OUT/ab_s26c.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s19b; then

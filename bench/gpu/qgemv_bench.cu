@@ -7,9 +7,7 @@
 // Also: cuBLAS bf16 at the same shapes (baseline), cuBLAS bf16 GEMM at prefill shapes, a launch-shape
 // sweep per case (so the heuristic can be checked against the best), and a whole-model decode
 // estimate for the model built from the per-shape kernel times (an estimate, not an end-to-end run).
-// Usage: qgemv_bench OUT_DIR [--quick]  (QB_BENCH_SPEC=w4g128: that one format; QB_BENCH_NO_PDL: no overlap rows;
-// QB_BENCH_RING=1: also symmetric w4g128's 16-token half step with three step buffers (QgemvConfig::ring16) at
-// R = 2 and several warp counts, launched early, with a table of its best shape per product)
+// Usage: qgemv_bench OUT_DIR [--quick]  (QB_BENCH_SPEC=w4g128: that one format; QB_BENCH_NO_PDL: no overlap rows)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -61,7 +59,7 @@ constexpr size_t kRotateBytes = 256u << 20;  // > 5x the 50 MB L2
 // "R2w8h": row blocks per warp, warps per block, and the half step where it ran.
 std::string launch_name(const QgemvConfig& c) {
   return "R" + std::to_string(c.row_blocks_per_warp) + "w" + std::to_string(c.warps_per_block) +
-         (c.half_step ? "h" : "") + (c.ring16 ? "r3" : "");
+         (c.half_step ? "h" : "");
 }
 
 struct Row {
@@ -80,7 +78,6 @@ int main(int argc, char** argv) {
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
   const int reps = quick ? 5 : 15;
   const bool no_pdl = std::getenv("QB_BENCH_NO_PDL") != nullptr;  // skip the overlap variant
-  const bool ring_sweep = std::getenv("QB_BENCH_RING") != nullptr;
   try {
     const ShapeSet set = shape_set();
     const std::vector<Shape>& kShapes = set.shapes;
@@ -105,7 +102,6 @@ int main(int argc, char** argv) {
     QB_CUDA_OK(cudaStreamCreate(&s));
     std::vector<Row> rows;  // heuristic config, one per (shape, spec, n)
     std::map<std::string, Row> best;
-    std::vector<std::string> ring_table;  // QB_BENCH_RING: the three-buffer kernel's best shape per product
 
     for (const Shape& sh : kShapes) {
       // Activations for each n, packed once (the timed products read them from L2, as in decode).
@@ -179,11 +175,6 @@ int main(int argc, char** argv) {
               for (int r : {1, 2})
                 for (int nw : {2, 3, 4, 5, 6, 8, 12, 16}) configs.push_back({r, nw, false, true});
           }
-          const size_t ring_from = configs.size();
-          if (ring_sweep && n > 8 && spec.format == WeightFormat::W4A16 && spec.group == 128 && !spec.asym)
-            for (int nw : {2, 3, 4, 6, 8, 12, 16}) configs.push_back({2, nw, true, true, false, true});
-          double auto_us = 0, ring_best_us = 1e30;
-          std::string ring_best;
           for (size_t ci = 0; ci < configs.size(); ++ci) {
             const QgemvConfig& cfg = configs[ci];
             const QgemvConfig ran = qgemv(w[0], xf, n, y, s, cfg);  // the launch shape that really runs
@@ -197,18 +188,7 @@ int main(int argc, char** argv) {
             const std::string key =
                 spec_name(spec) + (cfg.overlap_launch ? "+pdl" : "") + "|" + sh.name + "|" + std::to_string(n);
             if (cfg.row_blocks_per_warp == 0 || is_prev) rows.push_back(r);
-            if (cfg.row_blocks_per_warp == 0 && cfg.overlap_launch) auto_us = t.median_ms * 1e3;
-            if (ci >= ring_from && t.median_ms * 1e3 < ring_best_us) {
-              ring_best_us = t.median_ms * 1e3;
-              ring_best = launch_name(ran);
-            }
             if (!best.count(key) || best[key].t.median_ms > t.median_ms) best[key] = r;
-          }
-          if (!ring_best.empty()) {
-            char line[200];
-            std::snprintf(line, sizeof line, "  %-20s n=%-2d rule+pdl %7.2f us   three buffers best %-9s %7.2f us  (%+.1f%%)",
-                          sh.name, n, auto_us, ring_best.c_str(), ring_best_us, 100 * (ring_best_us / auto_us - 1));
-            ring_table.push_back(line);
           }
           // gate|up with the gated activation in its epilogue (QgemvGatedOut: writes the down product's
           // fragments instead of y), at the rule's launch shape where it fits: the "+gated" rows.
@@ -283,10 +263,6 @@ int main(int argc, char** argv) {
                     r.config.c_str(), 100 * r.share, b.config.c_str(), 100 * b.share);
     }
 
-    if (!ring_table.empty()) {
-      std::printf("\nThree step buffers (QB_BENCH_RING, launched early), best warp count per product against the rule's kernel:\n");
-      for (const std::string& l : ring_table) std::printf("%s\n", l.c_str());
-    }
     std::printf("\nPer-shape decode kernels, heuristic launch shape, plain launches (no PDL): GB/s of weight+scale bytes (%% of copy %.0f GB/s),"
                 " median of %d; [min..max] us for spread in the CSV\n", roof, reps);
     std::printf("%-20s %-3s", "shape", "n");

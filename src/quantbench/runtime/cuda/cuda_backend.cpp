@@ -145,7 +145,7 @@ struct CudaBackend::Impl {
   // (A/B runs; synthetic q4_k_m: its w8g16 matrices and stacks dense bf16).
   bool pack_q6k = true;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  int launch_rule = 10;    // QB_CUDA_LAUNCH_RULE=4|5|6|7|8|9: earlier qgemv launch rules (A/B runs)
+  int launch_rule = 9;     // QB_CUDA_LAUNCH_RULE=4|5|6|7|8: earlier qgemv launch rules (A/B runs)
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -895,7 +895,7 @@ void CudaBackend::init_device() {
   }
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5" ||
                                                                std::string(e) == "6" || std::string(e) == "7" ||
-                                                               std::string(e) == "8" || std::string(e) == "9"))
+                                                               std::string(e) == "8"))
     I.launch_rule = std::atoi(e);
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
@@ -1258,10 +1258,7 @@ std::string CudaBackend::describe() const {
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
-                     impl_->launch_rule >= 10  ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
-                                                 "warp, their two step buffers used in turn, symmetric w4g128's three where "
-                                                 "the grid fits at once; int8 with group scales in shapes of their own)"
-                     : impl_->launch_rule == 9 ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
+                     impl_->launch_rule >= 9   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn; int8 with group scales in shapes of their own)"
                      : impl_->launch_rule == 8 ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn)"

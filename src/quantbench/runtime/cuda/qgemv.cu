@@ -71,10 +71,8 @@ enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
 // GATED: the fused gated-activation epilogue (QgemvGatedOut; R even). A separate instantiation, not a
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
 // 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96
-// registers; QgemvConfig::copy_loop16), kept for same-card A/B runs. RING3: that step at R = 2 with three
-// step buffers in turn instead of two (QgemvConfig::ring16; launch rule 10).
-template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false,
-          bool RING3 = false>
+// registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
+template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
@@ -131,7 +129,6 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const uint32_t* mn32 = reinterpret_cast<const uint32_t*>(zeros);  // mins: f16 pairs, the scales' index
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
   constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
-  static_assert(!RING3 || (kPingPong && NT == 2 && R == 2), "the ring of three exists for the 16-token half step at R = 2");
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
   const int first_chunk = warp * U;
   // The scale-pair index of chunk c (the lean int4 kernels with running pointers: groups of 128 span
@@ -419,24 +416,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   Step cur;
   load_step(warp * U, cur);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  if constexpr (RING3) {
-    // Three step buffers in turn: two steps of weights in flight while a third is multiplied (the
-    // ping-pong below has one), for the 16-token kernel whose warps wait on their loads (docs/perf.md,
-    // sessions 20 and 26). It needs 160 registers, so it pays only where the grid still fits at once
-    // (choose_config). load_step's running pointers advance once per call, so the calls stay in chunk order.
-    Step b1, b2;
-    load_step(warp * U + stride, b1);
-    for (int c0 = warp * U; c0 < chunks; c0 += 3 * stride) {
-      load_step(c0 + 2 * stride, b2);  // predicated off past the end
-      step_math(c0, cur);
-      if (c0 + stride >= chunks) break;
-      load_step(c0 + 3 * stride, cur);
-      step_math(c0 + stride, b1);
-      if (c0 + 2 * stride >= chunks) break;
-      load_step(c0 + 4 * stride, b1);
-      step_math(c0 + 2 * stride, b2);
-    }
-  } else if constexpr (kPingPong) {
+  if constexpr (kPingPong) {
     // The half step: two steps per iteration, the buffers' roles swapped in code instead of copied
     // (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves and ran
     // 18% slower than the plain kernel; in this form it runs as fast, and the plain kernels got faster
@@ -527,14 +507,12 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // The kernel, and the same with a register cap where the compiler's own choice would cost resident
 // blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
 // with running pointers spills at 112), its copy loop (COPY16, session 19's kernel) five at 96 (126 when
-// free; one 4-byte spill at 96), its three step buffers (RING3) take 160-162 at a cap of 168 (at 128 they
-// spilled 100 bytes and ran 13-30% slower per product: docs/perf.md, session 26), and the one-token int8
-// kernel four 8-warp blocks at 64. A cap on the
+// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
-template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16, bool RING3 = false>
+template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
-  if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : RING3 ? 168 : 128;
+  if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
@@ -546,9 +524,9 @@ constexpr int register_cap() {  // 0: none
 template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false>
 __global__ void qgemv_kernel(QB_QGEMV_PARAMS) { qgemv_body<F, G, OFS, R, NT, HALF, GATED>(QB_QGEMV_ARGS); }
 template <int kMaxRegisters, int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false,
-          bool COPY16 = false, bool RING3 = false>
+          bool COPY16 = false>
 __global__ void __maxnreg__(kMaxRegisters) qgemv_kernel_capped(QB_QGEMV_PARAMS) {
-  qgemv_body<F, G, OFS, R, NT, HALF, GATED, COPY16, RING3>(QB_QGEMV_ARGS);
+  qgemv_body<F, G, OFS, R, NT, HALF, GATED, COPY16>(QB_QGEMV_ARGS);
 }
 #undef QB_QGEMV_PARAMS
 #undef QB_QGEMV_ARGS
@@ -717,12 +695,11 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
 using KernelFn = void (*)(const uint4*, const uint16_t*, const uint8_t*, const uint4*, float*, int, int, int,
                           int, int, int, QgemvGatedOut);
 
-template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false,
-          bool RING3 = false>
+template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false, bool COPY16 = false>
 KernelFn kernel_for() {
-  constexpr int cap = register_cap<F, G, OFS, R, NT, HALF, COPY16, RING3>();
+  constexpr int cap = register_cap<F, G, OFS, R, NT, HALF, COPY16>();
   static_assert(!COPY16 || cap > 0, "the copy loop exists as a capped kernel only");
-  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, OFS, R, NT, HALF, GATED, COPY16, RING3>;
+  if constexpr (cap > 0) return qgemv_kernel_capped<cap, F, G, OFS, R, NT, HALF, GATED, COPY16>;
   else return qgemv_kernel<F, G, OFS, R, NT, HALF, GATED>;
 }
 template <int F, int G, int OFS, int R, bool HALF = false>
@@ -746,9 +723,9 @@ bool has_half_step(const QuantSpec& s, int r) { return s.format == WeightFormat:
 bool half_step_format(const QuantSpec& s, int rule) {
   return has_half_step(s, 1) && ((s.group == 128 && !s.asym) || rule >= 8 || s.mins);
 }
-// The 16-token half step's other loops, its copy loop (rule 6's kernel, QgemvConfig::copy_loop16) and its
-// three step buffers (rule 10's, QgemvConfig::ring16), exist for symmetric w4g128 at R = 2 only.
-bool has_16token_loops(const QuantSpec& s, int r, int nt) {
+// The 16-token half step's copy loop (rule 6's kernel, QgemvConfig::copy_loop16) exists for symmetric
+// w4g128 at R = 2 only.
+bool has_copy_loop16(const QuantSpec& s, int r, int nt) {
   return s.format == WeightFormat::W4A16 && s.group == 128 && !s.asym && r == 2 && nt == 2;
 }
 template <int G, int OFS>
@@ -764,9 +741,9 @@ KernelFn pick_w8_mins(int r, int nt) {
 }
 // `half`: the half step, already checked against has_half_step by the caller; `gated`: the fused gated
 // epilogue (R even, checked by qgemv()); `copy16`: the 16-token half step's loop as before session 20,
-// already checked against has_16token_loops by the caller. w4 with mins: qgemv() has set R = 1 or 2 and the
+// already checked against has_copy_loop16 by the caller. w4 with mins: qgemv() has set R = 1 or 2 and the
 // half step. w8 with mins (no gated epilogue: gated_epilogue_fits) at R = 1, 2 or 4.
-KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16, bool ring3) {
+KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, bool copy16) {
   if (s.mins && s.format == WeightFormat::W8A16) return s.group == 16 ? pick_w8_mins<16>(r, nt) : pick_w8_mins<32>(r, nt);
   if (s.mins) {  // (never gated)
     if (r == 1) return nt == 1 ? kernel_for<2, 32, kMins, 1, 1, true>() : kernel_for<2, 32, kMins, 1, 2, true>();
@@ -775,9 +752,6 @@ KernelFn pick_kernel(const QuantSpec& s, int r, int nt, bool half, bool gated, b
   if (half && copy16)
     return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, true>()
                  : kernel_for<2, 128, kNoOffset, 2, 2, true, false, true>();
-  if (half && ring3)
-    return gated ? kernel_for<2, 128, kNoOffset, 2, 2, true, true, false, true>()
-                 : kernel_for<2, 128, kNoOffset, 2, 2, true, false, false, true>();
   if (half && s.group == 32)
     return s.asym ? pick_half<32, kZeroPoints>(r, nt, gated) : pick_half<32, kNoOffset>(r, nt, gated);
   if (half) return s.asym ? pick_half<128, kZeroPoints>(r, nt, gated) : pick_half<128, kNoOffset>(r, nt, gated);
@@ -821,25 +795,6 @@ int blocks_per_sm(KernelFn fn, int warps, int r, int nt) {
   int b = 0;
   QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, warps * 32, partial_sum_bytes(warps, r, nt)));
   return b;
-}
-
-// How many blocks of `warps` warps of symmetric w4g128's 16-token half step with three step buffers an SM
-// holds at once, the fewer of the plain and the gated kernel (160 and 162 registers). Asked of the runtime.
-int ring16_blocks_per_sm(int warps) {
-  static const auto table = [] {
-    std::array<int, kMaxWarps + 1> t{};
-    for (int w = 1; w <= kMaxWarps; ++w) {
-      const auto fit = [&](KernelFn fn) {
-        cudaFuncAttributes a{};
-        QB_CUDA_OK(cudaFuncGetAttributes(&a, fn));
-        return w * 32 <= a.maxThreadsPerBlock ? blocks_per_sm(fn, w, 2, 2) : 0;
-      };
-      t[size_t(w)] = std::min(fit(kernel_for<2, 128, kNoOffset, 2, 2, true, false, false, true>()),
-                              fit(kernel_for<2, 128, kNoOffset, 2, 2, true, true, false, true>()));
-    }
-    return t;
-  }();
-  return table[size_t(warps)];
 }
 
 // How many 4-warp blocks of the one-token half step at R = 2 an SM holds at once (its registers decide:
@@ -972,14 +927,6 @@ QgemvConfig choose_config(const PackedShape& p, int n_tokens, int sm_count, int 
       // session 20). Rule 6 runs that kernel as it was (copy_loop16).
       c.row_blocks_per_warp = 2;
       c.warps_per_block = small ? 16 : mid ? 4 : 2;
-      // Rule 10 (session 26): symmetric w4g128 on the mid and wide grids with three step buffers (two steps
-      // of weights in flight per warp, 160 registers) where all the grid's blocks are resident at once.
-      // H200 sweep of Llama-2-7B's products at 16 tokens, us, against two buffers: gate|up 17.03 / 19.56, q|k|v
-      // 10.16 / 10.60 at the same warps; o 4.95 / 4.35 and down 9.78 / 8.13 (12 warps: 16 no longer fit),
-      // lm_head (1000 blocks: a second wave) 24.19 / 19.81 (docs/perf.md, session 26).
-      const int64_t blocks = (rb + 1) / 2;
-      c.ring16 = rule >= 10 && !small && has_16token_loops(p.spec, 2, 2) &&
-                 blocks <= int64_t(ring16_blocks_per_sm(c.warps_per_block)) * sm_count;
     } else if (rule >= 7 && !small && !mid && (rb + 1) / 2 <= int64_t(half_step_r2_blocks_per_sm(p.spec)) * sm_count) {
       // Session 20: at 1-8 tokens a wide grid at 4 warps instead of 8 where all its blocks are resident at
       // once: each warp streams twice the chunks, and no second wave trails. Llama-2-7B's gate|up (688
@@ -1084,7 +1031,6 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
       cfg.row_blocks_per_warp = auto_cfg.row_blocks_per_warp;
       cfg.half_step = auto_cfg.half_step;
       cfg.copy_loop16 = auto_cfg.copy_loop16;
-      cfg.ring16 = auto_cfg.ring16;
     }
     if (cfg.warps_per_block == 0) cfg.warps_per_block = auto_cfg.warps_per_block;
   }
@@ -1099,9 +1045,8 @@ QgemvConfig qgemv(const DeviceMatrix& w, const void* xfrag, int n_tokens, float*
   if (r != 1 && r != 2 && r != 4) throw std::invalid_argument("qgemv: row_blocks_per_warp must be 1, 2 or 4");
   if (nw < 1 || nw > kMaxWarps) throw std::invalid_argument("qgemv: warps_per_block must be 1..16");
   cfg.half_step = cfg.half_step && has_half_step(p.spec, r);  // report what ran
-  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && has_16token_loops(p.spec, r, nt);
-  cfg.ring16 = cfg.ring16 && !cfg.copy_loop16 && cfg.half_step && has_16token_loops(p.spec, r, nt);  // (the same kernels)
-  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16, cfg.ring16);
+  cfg.copy_loop16 = cfg.copy_loop16 && cfg.half_step && has_copy_loop16(p.spec, r, nt);
+  const KernelFn fn = pick_kernel(p.spec, r, nt, cfg.half_step, gated != nullptr, cfg.copy_loop16);
   if (nw > 8) {  // up to 8 warps always fit (the largest kernel uses < 255 registers per thread)
     cudaFuncAttributes attr{};
     QB_CUDA_OK(cudaFuncGetAttributes(&attr, fn));

@@ -107,17 +107,12 @@ struct QgemvConfig {
   // between its two step buffers, 96 registers) instead of the ping-pong (128 registers): launch rule 6
   // sets it, so that QB_CUDA_LAUNCH_RULE=6 runs session 19's kernels and shapes for same-card A/B runs.
   bool copy_loop16 = false;
-  // That kernel (symmetric w4g128, 9-16 tokens, R = 2) with three step buffers used in turn, so that two
-  // steps of weights are in flight while one is multiplied (160 registers): launch rule 10 sets it on the
-  // grids whose blocks all fit at once.
-  bool ring16 = false;
 };
 // rule 4: the launch shapes of step 4, 5: those of step 5, 6: 5 with the half step and its shapes for
 // symmetric w4g128, 7: 6 with session 20's shapes for the 16-token half step, 8: 7 with the half step for
-// every int4 format, 9: 8 with shapes of their own for int8 with group scales (w8g16, w8g32, w8g32m)
-// (all kept for same-run A/B measurements); 10: the current rules (9, with three step buffers for
-// symmetric w4g128 at 9-16 tokens where the grid fits at once).
-QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 10);
+// every int4 format (all kept for same-run A/B measurements); 9: the current rules (8, with shapes of
+// their own for int8 with group scales: w8g16, w8g32, w8g32m).
+QgemvConfig choose_config(const PackedShape& shape, int n_tokens, int sm_count, int rule = 9);
 
 // The gated activation fused into a gate|up product's epilogue (decode). The matrix's rows are gate and
 // up in interleaved blocks of 16 (16 gate rows, then the same 16 columns' up rows; gated_act_out's
