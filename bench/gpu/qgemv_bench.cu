@@ -7,6 +7,9 @@
 // Also: cuBLAS bf16 at the same shapes (baseline), cuBLAS bf16 GEMM at prefill shapes, a launch-shape
 // sweep per case (so the heuristic can be checked against the best), and a whole-model decode
 // estimate for the model built from the per-shape kernel times (an estimate, not an end-to-end run).
+// The per-product times are of a product back to back with copies of itself, not of the decode step's
+// neighbours: a kernel that won here lost in the step (docs/perf.md, session 26), so a change of kernel or
+// launch shape is adopted on the step's A/B (bench/gpu/ab.sh), not on this table alone.
 // Usage: qgemv_bench OUT_DIR [--quick]  (QB_BENCH_SPEC=w4g128: that one format; QB_BENCH_NO_PDL: no overlap rows)
 #include <cuda_runtime.h>
 
