@@ -10,6 +10,7 @@
 #include "quantbench/cli/commands.h"
 #include "quantbench/core/error.h"
 #include "quantbench/eval/run_eval.h"
+#include "quantbench/runtime/cpu/matmul.h"
 #ifdef QB_HAVE_CUDA
 #include "quantbench/runtime/cuda/cuda_backend.h"
 #endif
@@ -97,7 +98,8 @@ void register_eval(CLI::App& app) {
     // Say so where the default fast path was less exact than the reference (the manifest has the detail).
     for (const auto& [regime, results] : j["regimes"].items())
       for (const auto& r : results)
-        if (r["manifest"].value("scheme.activations", nlohmann::json()).dump().find("8-bit blocks") != std::string::npos) {
+        if (r["manifest"].value("scheme.activations", nlohmann::json()).dump().find(
+                runtime::cpu::kQuantizedActivationsLabel) != std::string::npos) {
           std::fprintf(stderr,
                        "eval: note: the CPU's fast kernels quantized the inputs of quantized matrices to 8-bit blocks "
                        "(as llama.cpp's do; scheme.activations says which); --reference runs them exactly\n");

@@ -81,10 +81,11 @@ std::string CpuBackend::describe_activations() const {
     const bool q8 = options_.mode == CpuMode::Fast &&
                     (w.quantized ? has_intk_kernel(*w.quantized) : fast_kernel_quantizes_activations(w.type));
     if (!q8) return "f32";
-    return options_.dequant_gemm_prefill
-               ? fmt::format("8-bit blocks (as llama.cpp quantizes them for integer dot products; f32 in batches of "
-                             ">= {} tokens, which dequantize the weights)", kDequantGemmMinTokens)
-               : "8-bit blocks (as llama.cpp quantizes them for integer dot products)";
+    return fmt::format("{} (as llama.cpp quantizes them for integer dot products{})", kQuantizedActivationsLabel,
+                       options_.dequant_gemm_prefill
+                           ? fmt::format("; f32 in batches of >= {} tokens, which dequantize the weights",
+                                         kDequantGemmMinTokens)
+                           : std::string());
   };
   std::map<std::string, int64_t> count;
   ++count[input_of(model_->output)];

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/formats/ggml_types.h"
@@ -66,6 +67,9 @@ bool has_fast_kernel(formats::GgmlType type);
 // Whether the Fast path's kernel for this type multiplies integers, quantizing the activations to 8-bit
 // blocks first as llama.cpp does (every fast kernel but f32's and f16's, which take the f32 values).
 bool fast_kernel_quantizes_activations(formats::GgmlType type);
+// How the CPU backend's scheme.activations names those inputs (CpuBackend::describe_activations), and
+// what `quantbench eval` looks for there before it notes on stderr that --reference runs them exactly.
+inline constexpr std::string_view kQuantizedActivationsLabel = "8-bit blocks";
 
 // What the Fast path does for this type on this machine, e.g. "avx2 q4_1 x q8_1 (activations
 // quantized to 8 bits, as llama.cpp does)" or "reference (no fast kernel)". For the Manifest.
