@@ -6,6 +6,8 @@
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
+# fp8: FP8 W8A8 fast (FP8 tensor cores, f32 CUDA-core sums at one token) against exact (QB_CUDA_FP8_EXACT=1), decode
+#   1,16 (gen 128) twice, the switch QB_CUDA_FP8_TC_MIN, int8 W8A8 / w8 / bf16 beside them; 512-token prefills twice each.
 # qgemm: the fused prefill GEMM (qb_qgemm_bench, 512-token prefills with QB_CUDA_QGEMM=1|0 and bf16, ncu).
 # l2pf: decode with QB_CUDA_L2_PREFETCH_MB = 0, 4, 6, 8 (w4g128 1,16), 0, 4, 8 (w8 1), 0, 4 (bf16 1,16), twice.
 # skip: w4g128 1,16 and w8 1 decode with kernel classes left out (QB_CUDA_TIMING_SKIP; timing only, outputs wrong), twice.
@@ -72,7 +74,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -274,6 +276,26 @@ if has w8a8; then  # W8A8 decode (1 and 16 streams) with the kernel switches, on
       --reps 3 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
     echo "prefill 512 $s $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log")"
   done 2>&1 | tee -a "$OUT/ab_w8a8.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has fp8; then  # session 27: FP8 W8A8's fast form (the default) against its exact form, decode and 512-token prefill
+  {
+    vs_env "QB_CUDA_FP8_EXACT=1" "fp8 fast      " "fp8 exact     " 2 "w8a8-fp8 1,16 128"
+    GEN=128 b "fp8 f32 cores to 16" w8a8-fp8 16 QB_CUDA_FP8_TC_MIN=17
+    GEN=128 b "fp8 tc from 1 " w8a8-fp8 1 QB_CUDA_FP8_TC_MIN=1
+    GEN=128 b "int8 w8a8     " w8a8 1,16
+    GEN=128 b "w8 (W8A16)    " w8 1,16
+    GEN=128 b "bf16          " bf16 1,16
+  } 2>&1 | tee "$OUT/ab_fp8.txt"
+  for v in "w8a8-fp8" "w8a8-fp8 QB_CUDA_FP8_EXACT=1" "w8a8" "w8" "bf16"; do
+    read -r s e <<< "$v"
+    for rep in 1 2; do
+      env $e timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $s --batch 1 --prompt-len 512 \
+        --gen-len 4 --reps 3 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+      echo "prefill 512 $s ${e:-} $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log")"
+    done
+    [ "$s" = "w8a8-fp8" ] && cp "$OUT/tmp.log" "$OUT/fp8_prefill_${e:+exact_}log.txt"
+  done 2>&1 | tee -a "$OUT/ab_fp8.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has skip; then  # what each kernel class costs inside the decode graph: steps with it left out (outputs wrong)

@@ -58,6 +58,7 @@
 #include "quantbench/runtime/cuda/cuda_backend.h"
 #include "quantbench/runtime/cuda/kv_quant.h"
 #include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cuda/w8a8_fp8_tc.h"
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/core/thread_pool.h"
 #include "quantbench/runtime/kv_cache.h"
@@ -499,6 +500,107 @@ void check_w8a8_wide() {
   check(differ == 0 && outputs == size_t(2 * (26 + 126 + 126) * 40), buf);
 }
 
+// FP8 W8A8's fast form (the backend's default: CudaBackendOptions::fp8_exact off) at the widths of real
+// models, against the exact sums computed here. Not bitwise: each output must lie within a bound of the
+// CPU's formula float(exact sum) * s_x * s_w:
+// - the f32 CUDA-core kernel (1-16 tokens): each lane adds n_in / 32 exact products in f32, then five
+//   shuffle adds, so |sum - exact| <= (n_in / 32 + 5) * 2^-24 * sum |products| (a proven bound);
+// - the FP8 tensor cores through cuBLASLt (2-100 tokens): 2^-12 * sum |products|, not a proven bound (the
+//   tensor cores' internal accumulation is not documented) but 16 times below what leaving out one
+//   16-byte piece of inputs would change (16 of 11024 products, about 2^-9.4 of the sum); the largest
+//   ratio seen is printed;
+// plus 4 f32 ulps of the result for the two scale multiplies on each side. Outputs start as NaN
+// (poisoned), which fails any bound. A misaligned output makes the tensor-core path refuse without
+// writing.
+void check_fp8_fast_wide() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(8192);
+  size_t outputs = 0, outside = 0;
+  double worst_tc = 0.0, worst_f32 = 0.0;  // largest |error| / (sum |products| * s_x * s_w)
+  rc::Fp8TensorCoreGemm tc;
+  bool refused_misaligned = true, tc_ran = true;
+  const size_t ws_bytes = size_t(32) << 20;
+  void* ws = nullptr;
+  cuda_ok(cudaMalloc(&ws, ws_bytes), "cudaMalloc");
+  for (const int n_in : {4096, 11024}) {
+    const int n_out = 48, Tmax = 100;
+    std::vector<uint8_t> w(size_t(n_out) * size_t(n_in)), xq(size_t(Tmax) * size_t(n_in));
+    std::vector<float> sw(static_cast<size_t>(n_out)), sx(static_cast<size_t>(Tmax));
+    auto code = [&] {
+      uint8_t c = uint8_t(rng());
+      if ((c & 0x7f) == 0x7f) c ^= 1;  // not NaN
+      return c;
+    };
+    for (auto& c : w) c = code();
+    for (auto& c : xq) c = code();
+    for (auto& v : sw) v = std::ldexp(float(rng() % 1000 + 1), -14);
+    for (auto& v : sx) v = std::ldexp(float(rng() % 1000 + 1), -12);
+    void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr;
+    cuda_ok(cudaMalloc(&dw, w.size()), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dsw, sw.size() * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dx, xq.size()), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dsx, sx.size() * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dy, size_t(Tmax * n_out + 4) * 4), "cudaMalloc");
+    cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dx, xq.data(), xq.size(), cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dsx, sx.data(), sx.size() * 4, cudaMemcpyHostToDevice), "upload");
+    const auto* W = static_cast<const uint8_t*>(dw);
+    const auto* X = static_cast<const uint8_t*>(dx);
+    const auto* SW = static_cast<const float*>(dsw);
+    const auto* SX = static_cast<const float*>(dsx);
+    {  // misaligned output: refused, nothing written
+      cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out + 4) * 4), "poison");
+      refused_misaligned = refused_misaligned && !tc.run(W, SW, n_out, n_in, X, SX, 16, static_cast<float*>(dy) + 1,
+                                                         ws, ws_bytes, nullptr);
+      cuda_ok(cudaDeviceSynchronize(), "sync");
+      std::vector<uint32_t> raw(size_t(16 * n_out + 1));
+      cuda_ok(cudaMemcpy(raw.data(), dy, raw.size() * 4, cudaMemcpyDeviceToHost), "download");
+      for (uint32_t v : raw) refused_misaligned = refused_misaligned && v == 0xffffffffu;
+    }
+    for (const bool on_tc : {false, true})
+      for (const int T : {1, 2, 7, 16, 100}) {
+        if ((on_tc && T == 1) || (!on_tc && T > 16)) continue;
+        cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
+        auto* Y = static_cast<float*>(dy);
+        if (on_tc) tc_ran = tc.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
+        else rc::w8a8_fp8_gemv_f32(W, SW, n_out, n_in, X, SX, T, Y, nullptr);
+        std::vector<float> y(size_t(T * n_out));
+        cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
+        const double rel = on_tc ? std::ldexp(1.0, -12) : (n_in / 32 + 5) * std::ldexp(1.0, -24);
+        for (int t = 0; t < T; ++t)
+          for (int o = 0; o < n_out; ++o) {
+            const uint8_t* wr = w.data() + size_t(o) * size_t(n_in);
+            const uint8_t* xr = xq.data() + size_t(t) * size_t(n_in);
+            double sum = 0, mag = 0;
+            for (int i = 0; i < n_in; ++i) {
+              const double p = double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
+              sum += p;
+              mag += std::fabs(p);
+            }
+            const double s = double(sx[size_t(t)]) * double(sw[size_t(o)]);
+            const float want = float(sum) * sx[size_t(t)] * sw[size_t(o)];
+            const double got = y[size_t(t * n_out + o)];
+            const double err = std::fabs(got - double(want));
+            const double bound = rel * mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30;
+            outside += !(err <= bound);
+            if (mag > 0) (on_tc ? worst_tc : worst_f32) = std::max(on_tc ? worst_tc : worst_f32, err / (mag * s));
+            ++outputs;
+          }
+      }
+    for (void* p : {dw, dsw, dx, dsx, dy}) cudaFree(p);
+  }
+  cudaFree(ws);
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 (f32 CUDA-core kernel T = 1/2/7/16, FP8 "
+                "tensor cores T = 2/7/16/100): %zu of %zu outputs outside the bound; largest error / sum|products|: "
+                "CUDA cores %.3g (bound %.3g at 11024), tensor cores %.3g (bound %.3g); tensor cores ran: %s; "
+                "misaligned output refused untouched: %s",
+                outside, outputs, worst_f32, (11024 / 32 + 5) * std::ldexp(1.0, -24), worst_tc, std::ldexp(1.0, -12),
+                tc_ran ? "yes" : "NO", refused_misaligned ? "yes" : "NO");
+  check(outside == 0 && tc_ran && refused_misaligned && outputs == size_t(2 * (26 + 125) * 48), buf);
+}
+
 // A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and
 // optionally jittered (the flip floor): every input moved by one ulp of the type the product reads
 // (f16 or bf16 where rounded, else f32), up or down at random. Through CpuBackendOptions::observer, which
@@ -764,6 +866,7 @@ int main(int argc, char** argv) {
       check(threw && msg.find("f16, int8, fp8, int4") != std::string::npos, "--kv f32 on cuda throws: " + msg);
     }
     check_w8a8_wide();
+    check_fp8_fast_wide();
     for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {

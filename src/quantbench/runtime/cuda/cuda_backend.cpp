@@ -28,6 +28,7 @@
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/kv_quant.h"
 #include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cuda/w8a8_fp8_tc.h"
 #include "quantbench/runtime/cpu/matmul_w8a8.h"
 #include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemm.h"
@@ -95,6 +96,7 @@ struct Mat {
   DenseMatrix dense;
   DeviceMatrix pk;
   bool w8a8 = false, w8a8_fp8 = false;
+  bool fp8_tc = false;  // FP8 W8A8 whose shape the tensor-core path takes (Fp8TensorCoreGemm::supports)
   DevBuf w8q, w8s;  // W8A8: int8 codes (signed) or e4m3 codes (fp8) [n_out][n_in], f32 scale per row
   int64_t n_out = 0, n_in = 0;
   // gate|up, packed: rows in interleaved blocks of 16 gate then 16 up rows (CudaBackendOptions::
@@ -219,6 +221,25 @@ struct CudaBackend::Impl {
   // INT8 W8A8 products of at least this many tokens run as a cuBLAS int8 GEMM, fewer on the dp4a decode
   // kernel (exact integer sums either way: the same bits). QB_CUDA_W8A8_GEMM_MIN=n overrides it.
   int w8a8_gemm_min = 2;
+  // FP8 W8A8 (CudaBackendOptions::fp8_exact): the exact kernels, or the f32 CUDA-core kernel below
+  // fp8_tc_min tokens and the FP8 tensor cores (cuBLASLt) from there (QB_CUDA_FP8_TC_MIN=n overrides).
+  bool fp8_exact = false;
+  int fp8_tc_min = 2;
+  std::unique_ptr<Fp8TensorCoreGemm> fp8_tc;
+  // Products the tensor-core path refused at run time (no cuBLASLt algorithm, misaligned operands):
+  // they ran the exact kernels instead, and describe() says so.
+  std::set<std::string> fp8_tc_refused;
+  std::string fp8_path(const Mat& m) const {
+    if (fp8_exact)
+      return fmt::format("w8a8 fp8 (per-token e4m3 activations, products summed exactly in double: CUDA cores below "
+                         "{} tokens, FP64 tensor cores (DMMA) from {}; the CPU's arithmetic exactly)",
+                         w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens());
+    return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens the exact products summed in f32 on the "
+                       "CUDA cores; from {}: {}; within f32 rounding of the CPU's exact sums, not its bits)",
+                       fp8_tc_min, fp8_tc_min,
+                       m.fp8_tc ? "FP8 tensor cores through cuBLASLt, f32 accumulation (fast accumulation off)"
+                                : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)");
+  }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 
   // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
@@ -514,9 +535,8 @@ struct CudaBackend::Impl {
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.path = fp8 ? layout + fmt::format(" a8 -> w8a8 fp8 (per-token e4m3 activations, products summed exactly in "
-                                        "double: CUDA cores below {} tokens, FP64 tensor cores (DMMA) from {}; the "
-                                        "CPU's arithmetic exactly)", w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens())
+    m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
+    m.path = fp8 ? layout + " a8 -> " + fp8_path(m)
                  : layout + fmt::format(" a8 -> w8a8 int8 (per-token int8 activations, int32 sums: dp4a kernel below {} "
                                         "tokens, cuBLAS int8 GEMM from {}; the CPU's arithmetic exactly)", w8a8_gemm_min,
                                         w8a8_gemm_min);
@@ -525,6 +545,7 @@ struct CudaBackend::Impl {
   }
   void note_w8a8(const Mat& m) {
     any_w8a8 = true;
+    if (m.w8a8_fp8 && !fp8_exact && !fp8_tc) fp8_tc = std::make_unique<Fp8TensorCoreGemm>();
     w8_in = std::max(w8_in, m.n_in);
     w8_out = std::max(w8_out, m.n_out);
   }
@@ -543,8 +564,8 @@ struct CudaBackend::Impl {
     for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / (fp8 ? 100.0f : 74.0f);
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.path = fp8 ? fmt::format("synthetic w8a8 fp8 (exact double sums: CUDA cores below {} tokens, DMMA from {})",
-                               w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens())
+    m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
+    m.path = fp8 ? "synthetic " + fp8_path(m)
                  : fmt::format("synthetic w8a8 int8 (dp4a below {} tokens, cuBLAS int8 GEMM from {})", w8a8_gemm_min,
                                w8a8_gemm_min);
     note_w8a8(m);
@@ -764,8 +785,18 @@ struct CudaBackend::Impl {
       if (m.w8a8_fp8) {
         auto* xq8 = reinterpret_cast<uint8_t*>(xq);
         quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream);
+        const uint8_t* W = m.w8q.as<uint8_t>();
+        const float* sw = m.w8s.as<float>();
+        if (!fp8_exact && T >= fp8_tc_min && m.fp8_tc) {
+          mark(kCublas);
+          if (fp8_tc->run(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, blas_ws.p, blas_ws.bytes, stream)) return;
+          if (fp8_tc_refused.insert(fmt::format("{}x{} at {} tokens", m.n_out, m.n_in, T)).second)
+            fmt::print(stderr, "quantbench: cuda: the FP8 tensor cores (cuBLASLt) refused a {}x{} product at {} tokens; "
+                               "it runs on the CUDA cores instead (f32 sums up to 16 tokens, exact sums above; the manifest says so)\n", m.n_out, m.n_in, T);
+        }
         mark(kQgemv);
-        w8a8_fp8_gemm(m.w8q.as<uint8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        if (!fp8_exact && T <= 16) w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        else w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
         return;
       }
       quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
@@ -929,6 +960,10 @@ void CudaBackend::init_device() {
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_FP8_EXACT")) options_.fp8_exact = std::string(e) == "1";
+  if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
+  // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
+  I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
   I.w8a8_enabled = options_.w8a8;
   I.fuse_gated_act = options_.fuse_gated_act;
   I.kvk = sp.kv_dim_k();
@@ -1219,10 +1254,14 @@ std::string CudaBackend::describe() const {
                                        "(mask {}: 1 norm, 2 attention, 4 activation, 8 products); ",
                                        impl_->timing_skip)
                          : std::string();
+  std::string refused;
+  for (const auto& r : impl_->fp8_tc_refused) refused += (refused.empty() ? "" : ", ") + r;
+  if (!refused.empty())
+    refused = "FP8 W8A8 PRODUCTS REFUSED BY THE FP8 TENSOR CORES (cuBLASLt), RUN ON THE CUDA CORES INSTEAD: " + refused + "; ";
   const std::string twice = impl_->step_span == 2 ? "TIMING EXPERIMENT, STEP TIMES WRONG: each graphed greedy step runs "
                                                     "twice (QB_CUDA_STEP_SPAN=2); "
                                                   : "";
-  return skip + twice + fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
+  return skip + twice + refused + fmt::format("cuda on {}; matrices: {}; decode (<= 16 tokens): packed -> qgemv (activations f16, exact "
                      "integer products, f32 accumulation), dense -> cuBLAS (activations in the weights' 16-bit "
                      "type); prefill: packed -> {}, dense -> cuBLAS; q|k|v and gate|up fused{}; kv cache {}; "
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "

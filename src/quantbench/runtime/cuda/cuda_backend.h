@@ -47,11 +47,18 @@ struct CudaBackendOptions {
   // kernel (no rope fusion into attention), decode attention reads the codes, prefill runs of one
   // sequence dequantize the run's keys to f16 for the tensor-core attention.
   KvType kv = KvType::F16;
-  // W8A8 models (per-token int8 / fp8 activations, runtime/cuda/w8a8.h): products bit-identical to the
-  // CPU's matmul_w8a8; end to end checked against the CPU reference with the same KV cache type
+  // W8A8 models (per-token int8 / fp8 activations, runtime/cuda/w8a8.h): int8 products bit-identical to
+  // the CPU's matmul_w8a8, fp8 ones too in the exact form (fp8_exact); end to end checked against the CPU reference with the same KV cache type
   // (tests/cuda/cuda_backend_check.cpp). Off (QB_CUDA_W8A8=0): such a model fails at load with one line.
   // Synthetic w8a8 schemes (speed only) always run it.
   bool w8a8 = true;
+  // FP8 W8A8 in its exact form: the e4m3 products summed exactly (double sums on the CUDA cores at one
+  // token, the FP64 tensor cores from two), bit for bit the CPU's. Off (the default): one token sums the
+  // exact products in f32 on the CUDA cores, two or more run on the FP8 tensor cores through cuBLASLt
+  // (w8a8_fp8_tc.h), the arithmetic an FP8 deployment runs, within f32 rounding of the exact result.
+  // QB_CUDA_FP8_EXACT=1 turns it on, and so does DenseType::F32 (the most exact mode). INT8 W8A8 is
+  // exact either way (integer sums).
+  bool fp8_exact = false;
   // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed. The graph
   // reads the step's table from mapped pinned memory and (greedy) writes the ids there: one submission
   // per step and no copy-engine transfers. Off: the table and the results go by cudaMemcpyAsync.

@@ -5,6 +5,7 @@
 #include <cuda_fp8.h>
 
 #include <cstdlib>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 
@@ -126,6 +127,14 @@ __global__ void scale_kernel(const int32_t* acc, const float* sw, const float* s
   }
 }
 
+// In place: y = (y * s_x) * s_w, the f32 sums of the FP8 tensor-core path scaled as the CPU scales.
+__global__ void scale_f32_kernel(float* y, const float* sw, const float* sx, int n_out, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / n_out, o = i % n_out;
+    y[i] = __fmul_rn(__fmul_rn(y[i], sx[t]), sw[o]);
+  }
+}
+
 // FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
 __global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
   const int t = blockIdx.x;
@@ -155,10 +164,12 @@ __device__ __forceinline__ void e4m3x4_to_f32(uint32_t word, float* v) {
   v[3] = b.y;
 }
 
-// A warp per output row, as w8a8_gemv_kernel. The CPU's sum, exactly: each e4m3 x e4m3 product is
-// exact in f32 (4-bit significands), a multiple of 2^-18 below 2^18, so a sum of up to 2^17 of them
-// needs at most 53 bits and double adds it exactly in any order; then float(sum) * s_x * s_w.
-template <bool kVec>
+// A warp per output row, as w8a8_gemv_kernel. kExact: the CPU's sum, exactly: each e4m3 x e4m3
+// product is exact in f32 (4-bit significands), a multiple of 2^-18 below 2^18, so a sum of up to 2^17
+// of them needs at most 53 bits and double adds it exactly in any order; then float(sum) * s_x * s_w.
+// Otherwise the exact products are summed in f32 (one rounding per add, as a tensor core's f32
+// accumulator does): the fast form, about twice the speed at one token, not the CPU's bits.
+template <bool kVec, bool kExact>
 __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
                                                             int n_out, int n_in, const uint8_t* __restrict__ xq,
                                                             const float* __restrict__ sx, int T, float* __restrict__ y) {
@@ -166,9 +177,15 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
   const int row = blockIdx.x * 4 + warp;
   if (row >= n_out) return;
   const uint8_t* wr = W + int64_t(row) * n_in;
-  double acc[16];
+  using Acc = std::conditional_t<kExact, double, float>;
+  // a + p, p an exact product in f32: exact in double, one f32 rounding otherwise.
+  auto add = [](Acc a, float p) {
+    if constexpr (kExact) return __dadd_rn(a, double(p));
+    else return __fadd_rn(a, p);
+  };
+  Acc acc[16];
 #pragma unroll
-  for (int t = 0; t < 16; ++t) acc[t] = 0.0;
+  for (int t = 0; t < 16; ++t) acc[t] = Acc(0);
   auto piece = [&](const uint4 wv, int i) {
     float w[16];
     e4m3x4_to_f32(wv.x, w);
@@ -184,9 +201,9 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
       e4m3x4_to_f32(xv.y, x + 4);
       e4m3x4_to_f32(xv.z, x + 8);
       e4m3x4_to_f32(xv.w, x + 12);
-      double a = acc[t];
+      Acc a = acc[t];
 #pragma unroll
-      for (int k = 0; k < 16; ++k) a = __dadd_rn(a, double(__fmul_rn(w[k], x[k])));
+      for (int k = 0; k < 16; ++k) a = add(a, __fmul_rn(w[k], x[k]));
       acc[t] = a;
     }
   };
@@ -200,16 +217,17 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
       for (int t = 0; t < 16; ++t) {
         if (t >= T) break;
         e4m3x4_to_f32(xq[int64_t(t) * n_in + i], x);
-        acc[t] = __dadd_rn(acc[t], double(__fmul_rn(w[0], x[0])));
+        acc[t] = add(acc[t], __fmul_rn(w[0], x[0]));
       }
     }
   }
 #pragma unroll
   for (int t = 0; t < 16; ++t) {
     if (t >= T) break;
-    double a = acc[t];
-    for (int o = 16; o > 0; o >>= 1) a = __dadd_rn(a, __shfl_xor_sync(0xffffffffu, a, o));
-    if (lane == 0) y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(__double2float_rn(a), sx[t]), sw[row]);
+    Acc a = acc[t];
+    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+    const float sum = kExact ? __double2float_rn(a) : float(a);
+    if (lane == 0) y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(sum, sx[t]), sw[row]);
   }
 }
 
@@ -381,10 +399,29 @@ void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const
     const int nt = T - t0 < 16 ? T - t0 : 16;
     const uint8_t* xc = xq + int64_t(t0) * n_in;
     float* yc = y + int64_t(t0) * n_out;
-    if (n_in % 16 == 0) w8a8_fp8_gemv_kernel<true><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xc, sx + t0, nt, yc);
-    else w8a8_fp8_gemv_kernel<false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xc, sx + t0, nt, yc);
+    if (n_in % 16 == 0) w8a8_fp8_gemv_kernel<true, true><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xc, sx + t0, nt, yc);
+    else w8a8_fp8_gemv_kernel<false, true><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xc, sx + t0, nt, yc);
     QB_CUDA_LAUNCHED();
   }
+}
+
+void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
+                       int T, float* y, cudaStream_t st) {
+  if (T <= 0) return;
+  if (T > 16) throw std::runtime_error("w8a8_fp8_gemv_f32: more than 16 tokens");
+  const unsigned grid = unsigned((n_out + 3) / 4);
+  const bool vec = n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
+  if (vec) w8a8_fp8_gemv_kernel<true, false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
+  else w8a8_fp8_gemv_kernel<false, false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
+  QB_CUDA_LAUNCHED();
+}
+
+void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st) {
+  const int64_t total = int64_t(T) * n_out;
+  if (total <= 0) return;
+  const int64_t b = (total + 255) / 256;
+  scale_f32_kernel<<<unsigned(b < 8192 ? b : 8192), 256, 0, st>>>(y, sw, sx, n_out, total);
+  QB_CUDA_LAUNCHED();
 }
 
 void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st) {

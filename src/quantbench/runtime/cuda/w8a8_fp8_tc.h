@@ -1,0 +1,46 @@
+// FP8 W8A8 products of two or more tokens on the Hopper FP8 tensor cores, through cuBLASLt: e4m3 weight
+// codes [n_out][n_in] times e4m3 activation codes [T][n_in], f32 accumulation with cuBLASLt's own
+// promotion of the tensor cores' partial sums (its fast-accumulation mode off), written as f32, then
+// y = (sum * s_x) * s_w by w8a8_scale_rows. This is the arithmetic an FP8 deployment runs (vLLM's FP8
+// linear layers are cuBLASLt / CUTLASS scaled GEMMs), so its speed is the speed worth measuring. It is
+// not the CPU's: the CPU sums the exact products exactly (in double), and the tensor cores' sum carries
+// f32-level rounding in an order of their choosing. w8a8.h's exact kernels stay for the exact mode
+// (QB_CUDA_FP8_EXACT=1) and for shapes this path does not take.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+namespace qb::runtime::cuda {
+
+class Fp8TensorCoreGemm {
+ public:
+  Fp8TensorCoreGemm();  // creates its cuBLASLt handle
+  ~Fp8TensorCoreGemm();
+  Fp8TensorCoreGemm(const Fp8TensorCoreGemm&) = delete;
+  Fp8TensorCoreGemm& operator=(const Fp8TensorCoreGemm&) = delete;
+
+  // What cuBLASLt's FP8 kernels need of the operands: rows of whole 16-byte pieces on both sides and
+  // 16 output rows at a time (n_in % 16 == 0, n_out % 16 == 0); any T.
+  static bool supports(int64_t n_out, int64_t n_in);
+
+  // y[t][o] (row stride n_out) as above. The workspace is cuBLASLt's scratch (the backend's cuBLAS
+  // workspace: one stream, so never in use twice). Returns false, having launched nothing, where the
+  // shape is not supported, W, xq, y or the workspace is not 16-byte aligned, or cuBLASLt offers no
+  // algorithm; the caller then runs the CUDA-core kernels and says so.
+  // The plan of each (n_out, n_in, T) is made once and kept, so a call inside a CUDA graph capture
+  // makes no allocation.
+  bool run(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
+           float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+ private:
+  struct Plan;
+  void* handle_ = nullptr;  // cublasLtHandle_t
+  std::map<std::tuple<int, int, int>, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace qb::runtime::cuda
