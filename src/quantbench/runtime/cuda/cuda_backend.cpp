@@ -147,7 +147,7 @@ struct CudaBackend::Impl {
   // (A/B runs; synthetic q4_k_m: its w8g16 matrices and stacks dense bf16).
   bool pack_q6k = true;
   bool norm_loop = false;  // QB_CUDA_NORM_LOOP=1: add_rmsnorm's loop kernel (A/B runs)
-  int launch_rule = 9;     // QB_CUDA_LAUNCH_RULE=4|5|6|7|8: earlier qgemv launch rules (A/B runs)
+  int launch_rule = 9;     // QB_CUDA_LAUNCH_RULE=4..8: earlier qgemv launch rules (A/B runs); 9 the default
   // QB_CUDA_TIMING_SKIP=norm,attn,act,prod (timing experiments only: the outputs are wrong): decode
   // steps leave out those kernel classes, so a bench run measures what each class costs in the graph,
   // launch overlap included, which the profiled mode (events between kernels) cannot.
@@ -924,10 +924,12 @@ void CudaBackend::init_device() {
     I.step_span = std::atoi(e);
     for (cudaEvent_t& ev : I.span_ev) cuda_ok(cudaEventCreate(&ev), "cudaEventCreate");
   }
-  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE"); e && (std::string(e) == "4" || std::string(e) == "5" ||
-                                                               std::string(e) == "6" || std::string(e) == "7" ||
-                                                               std::string(e) == "8"))
-    I.launch_rule = std::atoi(e);
+  if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE")) {  // an A/B switch: a value it does not know is an error
+    const std::string v = e;
+    QB_CHECK(v.size() == 1 && v[0] >= '4' && v[0] <= '9', "cuda backend: QB_CUDA_LAUNCH_RULE={}: the qgemv launch rules are 4-9 (9, the "
+             "default, is this build's)", v);
+    I.launch_rule = v[0] - '0';
+  }
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL")) I.early_small = std::clamp(std::atoi(e), 0, 7);
   if (const char* e = std::getenv("QB_CUDA_PDL_SMALL_T")) I.early_small_max_t = std::clamp(std::atoi(e), 0, 16);
