@@ -235,9 +235,10 @@ struct CudaBackend::Impl {
                          "{} tokens, FP64 tensor cores (DMMA) from {}; the CPU's arithmetic exactly)",
                          w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens());
     return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens the exact products summed in f32 on the "
-                       "CUDA cores; from {}: {}; within f32 rounding of the CPU's exact sums, not its bits)",
+                       "CUDA cores; from {}: {}; not the CPU's exact sums)",
                        fp8_tc_min, fp8_tc_min,
-                       m.fp8_tc ? "FP8 tensor cores through cuBLASLt, f32 accumulation (fast accumulation off)"
+                       m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
+                                  "keep about 14 bits: up to 8e-5 of the sum of |products| measured)"
                                 : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)");
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
@@ -1224,7 +1225,12 @@ std::string CudaBackend::describe_kv_cache() const {
 std::string CudaBackend::describe_activations() const {
   std::map<std::string, int> inputs;  // what a product's input becomes -> products
   for (const Mat* m : impl_->mats()) {
-    if (m->w8a8) ++inputs[m->w8a8_fp8 ? "fp8 e4m3 per token (W8A8)" : "int8 per token (W8A8)"];
+    // (FP8's two forms sum differently, so the form is part of what the input becomes: runs in different
+    // forms do not compare.)
+    if (m->w8a8)
+      ++inputs[!m->w8a8_fp8      ? "int8 per token (W8A8)"
+               : impl_->fp8_exact ? "fp8 e4m3 per token (W8A8, exact sums)"
+                                  : "fp8 e4m3 per token (W8A8, FP8 tensor cores from 2 tokens)"];
     else if (m->packed) ++inputs[m->first_packed().shape.spec.format == WeightFormat::BF16 ? "bf16" : "f16"];
     else ++inputs[impl_->dense == DenseType::F32 ? "f32" : m->dense.f16 ? "f16" : "bf16"];
   }

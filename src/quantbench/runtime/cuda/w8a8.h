@@ -36,10 +36,11 @@ int w8a8_fp8_dmma_min_tokens();
 void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                    float* y, cudaStream_t st);
 
-// FP8, the fast form (the backend's default since session 27; see w8a8_fp8_tc.h for more tokens): the
-// same codes and scales, the exact e4m3 products summed in f32 (fma-free adds, one rounding each) on the
-// CUDA cores, then float(sum) * s_x * s_w as above. Not the CPU's bits: the sums differ from the exact
-// ones by f32 rounding (relative 2^-24 per add). T <= 16, any n_in.
+// FP8, the fast form's one-token kernel (the backend's default since session 27; two or more tokens run
+// on the FP8 tensor cores, w8a8_fp8_tc.h): the same codes and scales, the exact e4m3 products summed in
+// f32 (fma-free adds, one rounding each) on the CUDA cores, then float(sum) * s_x * s_w as above. Not the
+// CPU's bits: the sums differ from the exact ones by f32 rounding (2^-24 relative per add). T <= 16,
+// any n_in.
 void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
                        int T, float* y, cudaStream_t st);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
