@@ -42,11 +42,13 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <memory>
@@ -502,6 +504,56 @@ void check_w8a8_wide() {
   check(differ == 0 && outputs == size_t(2 * (26 + 126 + 126) * 40), buf);
 }
 
+// The per-token activation quantizers (quantize_act_int8 / quantize_act_fp8) at real widths, against the
+// CPU's quantize_row_int8 / quantize_row_fp8, bitwise (codes and scales): n = 4096, 11008 and 16384 take
+// the one-block-of-1024 register kernel, 11010 (not whole 16-byte pieces) and 20000 (over its 16384) the
+// looping one; T = 1, 3, 16; rows of normal values with outliers, one row all zero, one with a NaN and
+// an infinity-free extreme value.
+void check_act_quant_wide() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t values = 0, differ = 0;
+  for (const bool fp8 : {false, true})
+    for (const int n : {4096, 11008, 16384, 11010, 20000})
+      for (const int T : {1, 3, 16}) {
+        std::vector<float> x(size_t(T) * size_t(n));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * ((i % 331) == 0 ? 50.0f : 1.0f);
+        if (T >= 3) {
+          std::fill(x.begin() + n, x.begin() + 2 * size_t(n), 0.0f);  // row 1: all zero (scale 0, codes 0)
+          x[size_t(2 * n + 5)] = std::numeric_limits<float>::quiet_NaN();  // row 2: a NaN (absmax ignores it)
+          x[size_t(2 * n + 7)] = -3.0e38f;
+        }
+        void *dx = nullptr, *dq = nullptr, *ds = nullptr;
+        cuda_ok(cudaMalloc(&dx, x.size() * 4), "cudaMalloc");
+        cuda_ok(cudaMalloc(&dq, x.size()), "cudaMalloc");
+        cuda_ok(cudaMalloc(&ds, size_t(T) * 4), "cudaMalloc");
+        cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+        cuda_ok(cudaMemset(dq, 0x5a, x.size()), "poison");
+        if (fp8)
+          rc::quantize_act_fp8(static_cast<const float*>(dx), n, n, T, static_cast<uint8_t*>(dq), static_cast<float*>(ds), nullptr);
+        else
+          rc::quantize_act_int8(static_cast<const float*>(dx), n, n, T, static_cast<int8_t*>(dq), static_cast<float*>(ds), nullptr);
+        std::vector<uint8_t> qg(x.size()), qc(static_cast<size_t>(n));
+        std::vector<float> sg(static_cast<size_t>(T));
+        cuda_ok(cudaMemcpy(qg.data(), dq, qg.size(), cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(sg.data(), ds, sg.size() * 4, cudaMemcpyDeviceToHost), "download");
+        for (int t = 0; t < T; ++t) {
+          const float* xr = x.data() + size_t(t) * size_t(n);
+          const float sc = fp8 ? runtime::cpu::quantize_row_fp8(xr, n, qc.data())
+                               : runtime::cpu::quantize_row_int8(xr, n, reinterpret_cast<int8_t*>(qc.data()));
+          differ += std::memcmp(&sc, &sg[size_t(t)], 4) != 0;
+          for (int i = 0; i < n; ++i) differ += qc[size_t(i)] != qg[size_t(t) * size_t(n) + size_t(i)];
+          values += size_t(n) + 1;
+        }
+        for (void* p : {dx, dq, ds}) cudaFree(p);
+      }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "per-token activation quantizers (int8, fp8) at n = 4096 / 11008 / 16384 / 11010 / "
+                "20000, T = 1 / 3 / 16: %zu of %zu codes and scales differ from the CPU's (bitwise)", differ, values);
+  check(differ == 0 && values == size_t(2) * 20 * (4096 + 11008 + 16384 + 11010 + 20000 + 5), buf);
+}
+
 // FP8 W8A8's fast form (the backend's default: CudaBackendOptions::fp8_exact off) at the widths of real
 // models, against the exact sums computed here. Not bitwise: each output must lie within a bound of the
 // CPU's formula float(exact sum) * s_x * s_w:
@@ -893,6 +945,7 @@ int main(int argc, char** argv) {
     }
     check_w8a8_wide();
     check_fp8_fast_wide();
+    check_act_quant_wide();
     for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {

@@ -39,17 +39,71 @@ __device__ float block_absmax(const float* xr, int n) {
   return am;
 }
 
+// The codes of one value, as the CPU's quantize_row_int8 / quantize_row_fp8 form them (x / s, then
+// round-half-even clamped to [-127, 127], or e4m3 round-to-nearest-even saturating, NaN -> 0x7f).
+__device__ __forceinline__ uint8_t act_code_int8(float x, float sc) {
+  const float v = sc > 0.0f ? rintf(x / sc) : 0.0f;
+  return uint8_t(int8_t(fminf(fmaxf(v, -127.0f), 127.0f)));
+}
+__device__ __forceinline__ uint8_t act_code_fp8(float x, float sc) {
+  if (!(sc > 0.0f)) return 0;
+  const float v = x / sc;
+  return v != v ? uint8_t(0x7f) : uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
+}
+
 // One block per token: the row's absmax, then the codes.
 __global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
   const float sc = block_absmax(xr, n) / 127.0f;
   int8_t* qr = q + int64_t(t) * n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const float v = sc > 0.0f ? rintf(xr[i] / sc) : 0.0f;
-    qr[i] = int8_t(fminf(fmaxf(v, -127.0f), 127.0f));
+  for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = int8_t(act_code_int8(xr[i], sc));
+  if (threadIdx.x == 0) s[t] = sc;
+}
+
+// Per-token quantization for rows that are whole 16-byte pieces (n % 4 == 0, rows 16-byte aligned) of
+// at most kActRegs * 4096 values: one block of 1024 threads per token loads the whole row into registers
+// as float4 (every load issued before any is used), takes the absmax, then writes the codes from the
+// registers. The one-block-of-256 kernels below read the row twice, one 4-byte load at a time, which at
+// one token left a single SM waiting on dozens of dependent round trips per W8A8 product (docs/perf.md,
+// session 27). Same codes, bit for bit: the absmax is a max (order-free) and each code is the same
+// arithmetic.
+constexpr int kActRegs = 4;
+template <bool kFp8>
+__global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
+  const int t = blockIdx.x;
+  const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * xs);
+  float4 v[kActRegs];
+  float am = 0.0f;
+#pragma unroll
+  for (int r = 0; r < kActRegs; ++r) {
+    const int i = r * 1024 + int(threadIdx.x);
+    v[r] = 4 * i < n ? __ldg(xr + i) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+#pragma unroll
+  for (int r = 0; r < kActRegs; ++r)
+    am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
+  __shared__ float red[32];
+  for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = am;
+  __syncthreads();
+  am = 0.0f;
+  for (int w = 0; w < 32; ++w) am = fmaxf(am, red[w]);
+  const float sc = am / (kFp8 ? 448.0f : 127.0f);
+  uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
+#pragma unroll
+  for (int r = 0; r < kActRegs; ++r) {
+    const int i = r * 1024 + int(threadIdx.x);
+    if (4 * i >= n) break;
+    auto code = [&](float e) { return uint32_t(kFp8 ? act_code_fp8(e, sc) : act_code_int8(e, sc)); };
+    qr[i] = code(v[r].x) | code(v[r].y) << 8 | code(v[r].z) << 16 | code(v[r].w) << 24;
   }
   if (threadIdx.x == 0) s[t] = sc;
+}
+// Whether quant_act_vec_kernel takes these rows.
+bool act_rows_vectorizable(const float* x, int64_t xs, int n, const void* q) {
+  return n % 4 == 0 && xs % 4 == 0 && n <= kActRegs * 4096 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(q) % 4 == 0;
 }
 
 __device__ __forceinline__ float scale_out(int acc, float sx, float sw) {
@@ -141,14 +195,7 @@ __global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t*
   const float* xr = x + int64_t(t) * xs;
   const float sc = block_absmax(xr, n) / 448.0f;
   uint8_t* qr = q + int64_t(t) * n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    uint8_t c = 0;
-    if (sc > 0.0f) {
-      const float v = xr[i] / sc;
-      c = v != v ? uint8_t(0x7f) : uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-    }
-    qr[i] = c;
-  }
+  for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = act_code_fp8(xr[i], sc);
   if (threadIdx.x == 0) s[t] = sc;
 }
 
@@ -378,7 +425,8 @@ int w8a8_fp8_dmma_min_tokens() { return dmma_min_tokens(); }
 
 void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st) {
   if (T <= 0) return;
-  quant_act_fp8_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
+  if (act_rows_vectorizable(x, x_stride, n, q)) quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s);
+  else quant_act_fp8_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
   QB_CUDA_LAUNCHED();
 }
 
@@ -426,7 +474,9 @@ void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int 
 
 void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st) {
   if (T <= 0) return;
-  quant_act_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
+  if (act_rows_vectorizable(x, x_stride, n, q))
+    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, reinterpret_cast<uint8_t*>(q), s);
+  else quant_act_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
   QB_CUDA_LAUNCHED();
 }
 
