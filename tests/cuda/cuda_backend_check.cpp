@@ -48,7 +48,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <map>
 #include <random>
 #include <memory>
@@ -507,8 +506,8 @@ void check_w8a8_wide() {
 // The per-token activation quantizers (quantize_act_int8 / quantize_act_fp8) at real widths, against the
 // CPU's quantize_row_int8 / quantize_row_fp8, bitwise (codes and scales): n = 4096, 11008 and 16384 take
 // the one-block-of-1024 register kernel, 11010 (not whole 16-byte pieces) and 20000 (over its 16384) the
-// looping one; T = 1, 3, 16; rows of normal values with outliers, one row all zero, one with a NaN and
-// an infinity-free extreme value.
+// looping one; T = 1, 3, 16; rows of normal values with outliers, one row all zero, one with an extreme
+// finite value (the CPU refuses rows that are not finite, so NaN and infinity are not compared).
 void check_act_quant_wide() {
   namespace rc = runtime::cuda;
   std::mt19937 rng(1234);
@@ -521,8 +520,7 @@ void check_act_quant_wide() {
         for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * ((i % 331) == 0 ? 50.0f : 1.0f);
         if (T >= 3) {
           std::fill(x.begin() + n, x.begin() + 2 * size_t(n), 0.0f);  // row 1: all zero (scale 0, codes 0)
-          x[size_t(2 * n + 5)] = std::numeric_limits<float>::quiet_NaN();  // row 2: a NaN (absmax ignores it)
-          x[size_t(2 * n + 7)] = -3.0e38f;
+          x[size_t(2 * n + 7)] = -3.0e38f;  // row 2: near f32's largest
         }
         void *dx = nullptr, *dq = nullptr, *ds = nullptr;
         cuda_ok(cudaMalloc(&dx, x.size() * 4), "cudaMalloc");
