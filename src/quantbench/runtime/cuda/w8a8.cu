@@ -225,10 +225,12 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
   if (row >= n_out) return;
   const uint8_t* wr = W + int64_t(row) * n_in;
   using Acc = std::conditional_t<kExact, double, float>;
-  // a + p, p an exact product in f32: exact in double, one f32 rounding otherwise.
-  auto add = [](Acc a, float p) {
-    if constexpr (kExact) return __dadd_rn(a, double(p));
-    else return __fadd_rn(a, p);
+  // a + w x, where w x is exact in f32: exact in double; otherwise one f32 rounding, which one fused
+  // multiply-add gives in one instruction (the same bits as the product then the add, since the product
+  // itself is exact).
+  auto add = [](Acc a, float w, float x) {
+    if constexpr (kExact) return __dadd_rn(a, double(__fmul_rn(w, x)));
+    else return __fmaf_rn(w, x, a);
   };
   Acc acc[16];
 #pragma unroll
@@ -250,7 +252,7 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
       e4m3x4_to_f32(xv.w, x + 12);
       Acc a = acc[t];
 #pragma unroll
-      for (int k = 0; k < 16; ++k) a = add(a, __fmul_rn(w[k], x[k]));
+      for (int k = 0; k < 16; ++k) a = add(a, w[k], x[k]);
       acc[t] = a;
     }
   };
@@ -264,7 +266,7 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
       for (int t = 0; t < 16; ++t) {
         if (t >= T) break;
         e4m3x4_to_f32(xq[int64_t(t) * n_in + i], x);
-        acc[t] = add(acc[t], __fmul_rn(w[0], x[0]));
+        acc[t] = add(acc[t], w[0], x[0]);
       }
     }
   }
