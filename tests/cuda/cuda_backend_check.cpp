@@ -466,7 +466,8 @@ void check_w8a8_wide() {
                               static_cast<const uint8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
           else if (pass == 0)
             rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
-                          static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+                          static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr,
+                          T == 7);  // 7: launched early (programmatic dependent launch)
           else {
             if (!blas) cublasCreate(&blas);
             rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
@@ -616,7 +617,7 @@ void check_fp8_fast_wide() {
         cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
         auto* Y = static_cast<float*>(dy);
         if (on_tc) tc_ran = tc.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
-        else rc::w8a8_fp8_gemv_f32(W, SW, n_out, n_in, X, SX, T, Y, nullptr);
+        else rc::w8a8_fp8_gemv_f32(W, SW, n_out, n_in, X, SX, T, Y, nullptr, T == 7);  // 7: an early launch
         std::vector<float> y(size_t(T * n_out));
         cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
         const double rel = on_tc ? std::ldexp(1.0, -12) : (n_in / 32 + 5) * std::ldexp(1.0, -24);

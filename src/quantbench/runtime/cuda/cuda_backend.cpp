@@ -796,14 +796,16 @@ struct CudaBackend::Impl {
                                "it runs on the CUDA cores instead (f32 sums up to 16 tokens, exact sums above; the manifest says so)\n", m.n_out, m.n_in, T);
         }
         mark(kQgemv);
-        if (!fp8_exact && T <= 16) w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        if (!fp8_exact && T <= 16)
+          w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, overlap_launch && early);
         else w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
         return;
       }
       quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
       if (T < w8a8_gemm_min) {
         mark(kQgemv);
-        w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream);
+        w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream,
+                  overlap_launch && early);
       } else {
         mark(kCublas);
         auto* acc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));

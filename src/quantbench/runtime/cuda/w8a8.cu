@@ -10,6 +10,7 @@
 #include <string>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/w8a8.h"
 
 namespace qb::runtime::cuda {
@@ -25,6 +26,13 @@ int dmma_min_tokens() {
   }();
   return n;
 }
+
+// Programmatic dependent launch (launch.cuh), as qgemv: the activation quantizers and the decode gemv
+// kernels let the kernel after them launch at once; the gemv kernels, launched early, issue their first
+// weight loads before waiting for the kernel before them (the quantizer, whose codes they read). Both
+// are no-ops on a plain launch.
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 
 // The block's row absmax (NaNs ignored by fmaxf), every thread gets it.
 __device__ float block_absmax(const float* xr, int n) {
@@ -53,6 +61,7 @@ __device__ __forceinline__ uint8_t act_code_fp8(float x, float sc) {
 
 // One block per token: the row's absmax, then the codes.
 __global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
+  pdl_launch_dependents();
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
   const float sc = block_absmax(xr, n) / 127.0f;
@@ -71,6 +80,7 @@ __global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, f
 constexpr int kActRegs = 4;
 template <bool kFp8>
 __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
+  pdl_launch_dependents();
   const int t = blockIdx.x;
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * xs);
   float4 v[kActRegs];
@@ -117,24 +127,35 @@ constexpr int kPieces = 4;
 
 // Lane `lane`'s 16-byte pieces of a row of n_in bytes (n_in % 16 == 0) in row order, kPieces loads in
 // flight before any is used: piece(bytes, offset of the piece in the row). Both gemv kernels stream so.
+// The first loads go out before pdl_wait(), which piece() (reading the activations) must follow.
 template <typename Piece>
 __device__ __forceinline__ void stream_row_pieces(const void* row, int n_in, int lane, Piece&& piece) {
   const auto* r = static_cast<const uint8_t*>(row);
   int i = lane * 16;
+  bool waited = false;
   for (; i + (kPieces - 1) * 512 < n_in; i += kPieces * 512) {
     uint4 w[kPieces];
 #pragma unroll
     for (int u = 0; u < kPieces; ++u) w[u] = __ldcs(reinterpret_cast<const uint4*>(r + i + u * 512));
+    if (!waited) pdl_wait();
+    waited = true;
 #pragma unroll
     for (int u = 0; u < kPieces; ++u) piece(w[u], i + u * 512);
   }
-  for (; i < n_in; i += 512) piece(__ldcs(reinterpret_cast<const uint4*>(r + i)), i);
+  for (; i < n_in; i += 512) {
+    const uint4 w = __ldcs(reinterpret_cast<const uint4*>(r + i));
+    if (!waited) pdl_wait();
+    waited = true;
+    piece(w, i);
+  }
+  if (!waited) pdl_wait();  // (a lane with no piece still reads the scales after this)
 }
 
 template <bool kVec>
 __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict__ W, const float* __restrict__ sw,
                                                         int n_out, int n_in, const int8_t* __restrict__ xq,
                                                         const float* __restrict__ sx, int T, float* __restrict__ y) {
+  pdl_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.x * 4 + warp;
   if (row >= n_out) return;
@@ -156,6 +177,7 @@ __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict
   if constexpr (kVec) {
     stream_row_pieces(wr, n_in, lane, piece);
   } else {
+    pdl_wait();
     for (int i = lane; i < n_in; i += 32) {
       const int w = wr[i];
 #pragma unroll
@@ -191,6 +213,7 @@ __global__ void scale_f32_kernel(float* y, const float* sw, const float* sx, int
 
 // FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
 __global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
+  pdl_launch_dependents();
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
   const float sc = block_absmax(xr, n) / 448.0f;
@@ -220,6 +243,7 @@ template <bool kVec, bool kExact>
 __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
                                                             int n_out, int n_in, const uint8_t* __restrict__ xq,
                                                             const float* __restrict__ sx, int T, float* __restrict__ y) {
+  pdl_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.x * 4 + warp;
   if (row >= n_out) return;
@@ -259,6 +283,7 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
   if constexpr (kVec) {
     stream_row_pieces(wr, n_in, lane, piece);
   } else {
+    pdl_wait();
     for (int i = lane; i < n_in; i += 32) {
       float w[4], x[4];
       e4m3x4_to_f32(wr[i], w);
@@ -456,14 +481,13 @@ void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const
 }
 
 void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
-                       int T, float* y, cudaStream_t st) {
+                       int T, float* y, cudaStream_t st, bool early) {
   if (T <= 0) return;
   if (T > 16) throw std::runtime_error("w8a8_fp8_gemv_f32: more than 16 tokens");
-  const unsigned grid = unsigned((n_out + 3) / 4);
+  const dim3 grid(unsigned((n_out + 3) / 4));
   const bool vec = n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
-  if (vec) w8a8_fp8_gemv_kernel<true, false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
-  else w8a8_fp8_gemv_kernel<false, false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
-  QB_CUDA_LAUNCHED();
+  launch_kernel(vec ? w8a8_fp8_gemv_kernel<true, false> : w8a8_fp8_gemv_kernel<false, false>, grid, dim3(128), 0, st,
+                early, W, sw, n_out, n_in, xq, sx, T, y);
 }
 
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st) {
@@ -483,13 +507,12 @@ void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q
 }
 
 void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
-               float* y, cudaStream_t st) {
+               float* y, cudaStream_t st, bool early) {
   if (T <= 0) return;
   if (T > 16) throw std::runtime_error("w8a8_gemv: more than 16 tokens");
-  const unsigned grid = unsigned((n_out + 3) / 4);
-  if (n_in % 16 == 0) w8a8_gemv_kernel<true><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
-  else w8a8_gemv_kernel<false><<<grid, 128, 0, st>>>(W, sw, n_out, n_in, xq, sx, T, y);
-  QB_CUDA_LAUNCHED();
+  const dim3 grid(unsigned((n_out + 3) / 4));
+  launch_kernel(n_in % 16 == 0 ? w8a8_gemv_kernel<true> : w8a8_gemv_kernel<false>, grid, dim3(128), 0, st, early, W,
+                sw, n_out, n_in, xq, sx, T, y);
 }
 
 bool w8a8_gemm(void* cublas_handle, const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq,

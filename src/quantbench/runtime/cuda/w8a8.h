@@ -25,8 +25,10 @@ void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q
 
 // y[t][o] (f32, row stride n_out) = W8A8 product of int8 rows W [n_out][n_in] (scales sw[n_out]) with
 // xq [T][n_in] (scales sx[T]); T <= 16.
+// early: launched with programmatic dependent launch (launch.cuh): its first weight loads overlap the
+// kernel before it (the quantizer), whose output it waits for before reading the codes.
 void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
-               float* y, cudaStream_t st);
+               float* y, cudaStream_t st, bool early = false);
 
 // FP8: q[t][i] (e4m3 codes), s[t].
 void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st);
@@ -42,7 +44,7 @@ void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const
 // CPU's bits: the sums differ from the exact ones by f32 rounding (2^-24 relative per add). T <= 16,
 // any n_in.
 void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
-                       int T, float* y, cudaStream_t st);
+                       int T, float* y, cudaStream_t st, bool early = false);  // early: as w8a8_gemv
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st);
 
