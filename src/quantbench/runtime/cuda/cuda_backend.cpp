@@ -227,7 +227,7 @@ struct CudaBackend::Impl {
   int fp8_tc_min = 2;
   std::unique_ptr<Fp8TensorCoreGemm> fp8_tc;
   // Products the tensor-core path refused at run time (no cuBLASLt algorithm, misaligned operands):
-  // they ran the exact kernels instead, and describe() says so.
+  // they ran on the CUDA cores instead (f32 sums up to 16 tokens, exact above), and describe() says so.
   std::set<std::string> fp8_tc_refused;
   std::string fp8_path(const Mat& m) const {
     if (fp8_exact)
@@ -792,8 +792,11 @@ struct CudaBackend::Impl {
           mark(kCublas);
           if (fp8_tc->run(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, blas_ws.p, blas_ws.bytes, stream)) return;
           if (fp8_tc_refused.insert(fmt::format("{}x{} at {} tokens", m.n_out, m.n_in, T)).second)
-            fmt::print(stderr, "quantbench: cuda: the FP8 tensor cores (cuBLASLt) refused a {}x{} product at {} tokens; "
-                               "it runs on the CUDA cores instead (f32 sums up to 16 tokens, exact sums above; the manifest says so)\n", m.n_out, m.n_in, T);
+            fmt::print(stderr,
+                       "quantbench: cuda: the FP8 tensor cores (cuBLASLt) refused a {}x{} product at {} tokens; it "
+                       "runs on the CUDA cores instead (f32 sums up to 16 tokens, exact sums above; the manifest "
+                       "says so)\n",
+                       m.n_out, m.n_in, T);
         }
         mark(kQgemv);
         if (!fp8_exact && T <= 16)
@@ -929,8 +932,9 @@ void CudaBackend::init_device() {
   }
   if (const char* e = std::getenv("QB_CUDA_LAUNCH_RULE")) {  // an A/B switch: a value it does not know is an error
     const std::string v = e;
-    QB_CHECK(v.size() == 1 && v[0] >= '4' && v[0] <= '9', "cuda backend: QB_CUDA_LAUNCH_RULE={}: the qgemv launch rules are 4-9 (9, the "
-             "default, is this build's)", v);
+    QB_CHECK(v.size() == 1 && v[0] >= '4' && v[0] <= '9',
+             "cuda backend: QB_CUDA_LAUNCH_RULE={}: the qgemv launch rules are 4-9 (9, the default, is this build's)",
+             v);
     I.launch_rule = v[0] - '0';
   }
   if (const char* e = std::getenv("QB_CUDA_ATTN_BLOCKS_PER_SM")) I.attn_blocks_per_sm = std::max(1, std::atoi(e));
@@ -1267,7 +1271,8 @@ std::string CudaBackend::describe() const {
   std::string refused;
   for (const auto& r : impl_->fp8_tc_refused) refused += (refused.empty() ? "" : ", ") + r;
   if (!refused.empty())
-    refused = "FP8 W8A8 PRODUCTS REFUSED BY THE FP8 TENSOR CORES (cuBLASLt), RUN ON THE CUDA CORES INSTEAD: " + refused + "; ";
+    refused = "FP8 W8A8 PRODUCTS REFUSED BY THE FP8 TENSOR CORES (cuBLASLt), RUN ON THE CUDA CORES INSTEAD: " +
+              refused + "; ";
   const std::string twice = impl_->step_span == 2 ? "TIMING EXPERIMENT, STEP TIMES WRONG: each graphed greedy step runs "
                                                     "twice (QB_CUDA_STEP_SPAN=2); "
                                                   : "";

@@ -48,8 +48,9 @@ struct CudaBackendOptions {
   // sequence dequantize the run's keys to f16 for the tensor-core attention.
   KvType kv = KvType::F16;
   // W8A8 models (per-token int8 / fp8 activations, runtime/cuda/w8a8.h): int8 products bit-identical to
-  // the CPU's matmul_w8a8, fp8 ones too in the exact form (fp8_exact); end to end checked against the CPU reference with the same KV cache type
-  // (tests/cuda/cuda_backend_check.cpp). Off (QB_CUDA_W8A8=0): such a model fails at load with one line.
+  // the CPU's matmul_w8a8, fp8 ones too in the exact form (fp8_exact); end to end checked against the
+  // CPU reference with the same KV cache type (tests/cuda/cuda_backend_check.cpp). Off (QB_CUDA_W8A8=0):
+  // such a model fails at load with one line.
   // Synthetic w8a8 schemes (speed only) always run it.
   bool w8a8 = true;
   // FP8 W8A8 in its exact form: the e4m3 products summed exactly (double sums on the CUDA cores at one

@@ -5,9 +5,9 @@
 #include <cuda_fp8.h>
 
 #include <cstdlib>
-#include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/launch.cuh"
@@ -237,8 +237,8 @@ __device__ __forceinline__ void e4m3x4_to_f32(uint32_t word, float* v) {
 // A warp per output row, as w8a8_gemv_kernel. kExact: the CPU's sum, exactly: each e4m3 x e4m3
 // product is exact in f32 (4-bit significands), a multiple of 2^-18 below 2^18, so a sum of up to 2^17
 // of them needs at most 53 bits and double adds it exactly in any order; then float(sum) * s_x * s_w.
-// Otherwise the exact products are summed in f32 (one rounding per add, as a tensor core's f32
-// accumulator does): the fast form, about twice the speed at one token, not the CPU's bits.
+// Otherwise the exact products are summed in f32, one rounding per add: the fast form's one-token
+// kernel (double adds cost more), not the CPU's bits.
 template <bool kVec, bool kExact>
 __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
                                                             int n_out, int n_in, const uint8_t* __restrict__ xq,

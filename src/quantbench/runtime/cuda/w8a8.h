@@ -11,8 +11,9 @@
 // does this: each product is exact in f32, a multiple of 2^-18 below 2^18, so up to 2^17 of them sum
 // exactly in double in any order (n_in <= 2^17), then float(sum) * s_x * s_w: the CPU's result bit for
 // bit. Not the FP8 tensor cores (their accumulation is not exact): one token runs on the CUDA cores,
-// more on the FP64 tensor cores, whose double sums are exact too. Plain pointer interface (compiles
-// under nvcc).
+// more on the FP64 tensor cores, whose double sums are exact too. That is FP8's exact form; the
+// backend's default is the fast form (w8a8_fp8_gemv_f32 below, w8a8_fp8_tc.h). Plain pointer interface
+// (compiles under nvcc).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -40,9 +41,9 @@ void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const
 
 // FP8, the fast form's one-token kernel (the backend's default since session 27; two or more tokens run
 // on the FP8 tensor cores, w8a8_fp8_tc.h): the same codes and scales, the exact e4m3 products summed in
-// f32 (fma-free adds, one rounding each) on the CUDA cores, then float(sum) * s_x * s_w as above. Not the
-// CPU's bits: the sums differ from the exact ones by f32 rounding (2^-24 relative per add). T <= 16,
-// any n_in.
+// f32 on the CUDA cores (one fused multiply-add each: the product is exact, so one rounding per add),
+// then float(sum) * s_x * s_w as above. Not the CPU's bits: the sums differ from the exact ones by f32
+// rounding (2^-24 relative per add). T <= 16, any n_in.
 void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
                        int T, float* y, cudaStream_t st, bool early = false);  // early: as w8a8_gemv
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
