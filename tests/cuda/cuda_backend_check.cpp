@@ -570,8 +570,9 @@ void check_fp8_fast_wide() {
   std::mt19937 rng(8192);
   size_t outputs = 0, outside = 0;
   double worst_tc = 0.0, worst_f32 = 0.0;  // largest |error| / (sum |products| * s_x * s_w)
-  rc::Fp8TensorCoreGemm tc;
-  bool refused_misaligned = true, tc_ran = true;
+  rc::Fp8TensorCoreGemm tc, tc_plain;  // scales in cuBLASLt's epilogue where it offers that; by the kernel
+  tc_plain.want_outer_scales(false);
+  bool refused_misaligned = true, tc_ran = true, outer_ran = true;
   const size_t ws_bytes = size_t(32) << 20;
   void* ws = nullptr;
   cuda_ok(cudaMalloc(&ws, ws_bytes), "cudaMalloc");
@@ -611,13 +612,20 @@ void check_fp8_fast_wide() {
       cuda_ok(cudaMemcpy(raw.data(), dy, raw.size() * 4, cudaMemcpyDeviceToHost), "download");
       for (uint32_t v : raw) refused_misaligned = refused_misaligned && v == 0xffffffffu;
     }
-    for (const bool on_tc : {false, true})
+    for (const int form : {0, 1, 2})  // the CUDA-core kernel; the tensor cores, scales by cuBLASLt / a kernel
       for (const int T : {1, 2, 7, 16, 100}) {
+        const bool on_tc = form > 0;
         if ((on_tc && T == 1) || (!on_tc && T > 16)) continue;
         cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
         auto* Y = static_cast<float*>(dy);
-        if (on_tc) tc_ran = tc.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
-        else rc::w8a8_fp8_gemv_f32(W, SW, n_out, n_in, X, SX, T, Y, nullptr, T == 7);  // 7: an early launch
+        if (form == 1) {
+          tc_ran = tc.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
+          outer_ran = outer_ran && tc.last_outer_scales();
+        } else if (form == 2) {
+          tc_ran = tc_plain.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
+        } else {
+          rc::w8a8_fp8_gemv_f32(W, SW, n_out, n_in, X, SX, T, Y, nullptr, T == 7);  // 7: an early launch
+        }
         std::vector<float> y(size_t(T * n_out));
         cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
         const double rel = on_tc ? std::ldexp(1.0, -12) : (n_in / 32 + 5) * std::ldexp(1.0, -24);
@@ -646,12 +654,13 @@ void check_fp8_fast_wide() {
   cudaFree(ws);
   char buf[512];
   std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 (f32 CUDA-core kernel T = 1/2/7/16, FP8 "
-                "tensor cores T = 2/7/16/100): %zu of %zu outputs outside the bound; largest error / sum|products|: "
-                "CUDA cores %.3g (bound %.3g at 11024), tensor cores %.3g (bound %.3g); tensor cores ran: %s; "
-                "misaligned output refused untouched: %s",
+                "tensor cores T = 2/7/16/100, scaled by cuBLASLt and by a kernel): %zu of %zu outputs outside the "
+                "bound; largest error / sum|products|: CUDA cores %.3g (bound %.3g at 11024), tensor cores %.3g "
+                "(bound %.3g); tensor cores ran: %s; with cuBLASLt's outer-vector scales: %s; misaligned output "
+                "refused untouched: %s",
                 outside, outputs, worst_f32, (11024 / 32 + 5) * std::ldexp(1.0, -24), worst_tc, std::ldexp(1.0, -12),
-                tc_ran ? "yes" : "NO", refused_misaligned ? "yes" : "NO");
-  check(outside == 0 && tc_ran && refused_misaligned && outputs == size_t(2 * (26 + 125) * 48), buf);
+                tc_ran ? "yes" : "NO", outer_ran ? "yes" : "no (the kernel scaled)", refused_misaligned ? "yes" : "NO");
+  check(outside == 0 && tc_ran && refused_misaligned && outputs == size_t(2 * (26 + 125 + 125) * 48), buf);
 }
 
 // A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and

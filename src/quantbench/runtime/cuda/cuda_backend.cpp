@@ -225,6 +225,7 @@ struct CudaBackend::Impl {
   // fp8_tc_min tokens and the FP8 tensor cores (cuBLASLt) from there (QB_CUDA_FP8_TC_MIN=n overrides).
   bool fp8_exact = false;
   int fp8_tc_min = 2;
+  bool fp8_outer_scales = true;  // QB_CUDA_FP8_OUTER_SCALES=0: the scaling kernel after cuBLASLt (A/B runs)
   std::unique_ptr<Fp8TensorCoreGemm> fp8_tc;
   // Products the tensor-core path refused at run time (no cuBLASLt algorithm, misaligned operands):
   // they ran on the CUDA cores instead (f32 sums up to 16 tokens, exact above), and describe() says so.
@@ -237,8 +238,11 @@ struct CudaBackend::Impl {
     return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens the exact products summed in f32 on the "
                        "CUDA cores; from {}: {}; not the CPU's exact sums)",
                        fp8_tc_min, fp8_tc_min,
-                       m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
-                                  "keep about 14 bits: up to 8e-5 of the sum of |products| measured)"
+                       m.fp8_tc ? fmt::format("FP8 tensor cores through cuBLASLt, fast accumulation off (their partial "
+                                              "sums keep about 14 bits: up to 8e-5 of the sum of |products| measured), "
+                                              "{}", fp8_outer_scales ? "scaled in cuBLASLt's epilogue (outer-vector "
+                                                                       "scales) where it offers that, else by a kernel"
+                                                                     : "scaled by a kernel")
                                 : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)");
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
@@ -546,7 +550,10 @@ struct CudaBackend::Impl {
   }
   void note_w8a8(const Mat& m) {
     any_w8a8 = true;
-    if (m.w8a8_fp8 && !fp8_exact && !fp8_tc) fp8_tc = std::make_unique<Fp8TensorCoreGemm>();
+    if (m.w8a8_fp8 && !fp8_exact && !fp8_tc) {
+      fp8_tc = std::make_unique<Fp8TensorCoreGemm>();
+      fp8_tc->want_outer_scales(fp8_outer_scales);
+    }
     w8_in = std::max(w8_in, m.n_in);
     w8_out = std::max(w8_out, m.n_out);
   }
@@ -971,6 +978,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FP8_EXACT")) options_.fp8_exact = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
+  if (const char* e = std::getenv("QB_CUDA_FP8_OUTER_SCALES")) I.fp8_outer_scales = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
   I.w8a8_enabled = options_.w8a8;

@@ -1,7 +1,7 @@
 // FP8 W8A8 products of two or more tokens on the Hopper FP8 tensor cores, through cuBLASLt: e4m3 weight
 // codes [n_out][n_in] times e4m3 activation codes [T][n_in], f32 accumulation with cuBLASLt's own
-// promotion of the tensor cores' partial sums (its fast-accumulation mode off), written as f32, then
-// y = (sum * s_x) * s_w by w8a8_scale_rows. This is the arithmetic an FP8 deployment runs (vLLM's FP8
+// promotion of the tensor cores' partial sums (its fast-accumulation mode off), written as f32, scaled by
+// s_w and s_x in cuBLASLt's epilogue (outer-vector scales) or by w8a8_scale_rows after it. This is the arithmetic an FP8 deployment runs (vLLM's FP8
 // linear layers are cuBLASLt / CUTLASS scaled GEMMs), so its speed is the speed worth measuring. It is
 // not the CPU's: the CPU sums the exact products exactly (in double), while the tensor cores add each
 // short run of products keeping about 14 significant bits (as DeepSeek-V3's report measured on Hopper)
@@ -41,8 +41,16 @@ class Fp8TensorCoreGemm {
   bool run(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
            float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
+  // The scales: cuBLASLt's outer-vector scale mode (s_w per output row, s_x per token, applied in its
+  // epilogue, in its own order) where it offers an algorithm, else the scaling kernel after the GEMM.
+  // `outer` false asks for the kernel only (A/B runs: QB_CUDA_FP8_OUTER_SCALES=0). last_outer_scales():
+  // how the last run() scaled.
+  void want_outer_scales(bool outer) { outer_scales_wanted_ = outer; }
+  bool last_outer_scales() const { return last_outer_scales_; }
+
  private:
   struct Plan;
+  bool outer_scales_wanted_ = true, last_outer_scales_ = false;
   void* handle_ = nullptr;  // cublasLtHandle_t
   std::map<std::tuple<int, int, int>, std::unique_ptr<Plan>> plans_;
 };
