@@ -6,6 +6,7 @@
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
+# s27d: FP8 scales in cuBLASLt's epilogue against the scaling kernel (quantbench_prev): 16 streams, 512-token prefill.
 # s27c: the W8A8 gemv kernels launched early (programmatic dependent launch) against plain (quantbench_prev).
 # s27b: the one-token FP8 kernel with fma against fmul + fadd (quantbench_prev), three rounds.
 # s27: W8A8 activation quantizers, 1024 threads against quantbench_prev (256), decode 1,16; profiled W8A8 / w8 steps.
@@ -77,7 +78,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s27] [s27b] [s27c] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -319,6 +320,19 @@ fi
 if has s27c; then  # the W8A8 decode gemv kernels launched early after the quantizer (this build) against plain launches
   # (quantbench_prev: 9ae8396), three rounds
   vs_staged ./quantbench_prev "plain         " "early         " 3 "w8a8-fp8 1,16 128" "w8a8 1,16 128" 2>&1 | tee "$OUT/ab_s27c.txt"
+fi
+if has s27d; then  # FP8's scales in cuBLASLt's epilogue (this build) against the scaling kernel (quantbench_prev: ff75347)
+  {
+    vs_staged ./quantbench_prev "scale kernel  " "outer scales  " 3 "w8a8-fp8 16 128"
+    for rep in 1 2; do
+      for q in ./quantbench_prev ./quantbench; do
+        timeout 120 $q bench synthetic:llama2-7b --backend cuda --scheme w8a8-fp8 --batch 1 --prompt-len 512 --gen-len 4 \
+          --reps 3 --warmup 1 --no-progress > "$OUT/tmp.log" 2>&1
+        echo "prefill 512 w8a8-fp8 $q $(awk '$1 == 1 && NF == 7 {print "prefill tok/s", $2}' "$OUT/tmp.log")"
+      done
+    done
+    grep -o "scaled in cuBLASLt[^;]*" "$OUT/tmp.log" | head -1
+  } 2>&1 | tee "$OUT/ab_s27d.txt"
 fi
 if has skip; then  # what each kernel class costs inside the decode graph: steps with it left out (outputs wrong)
   for rep in 1 2; do
