@@ -48,6 +48,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <memory>
@@ -570,8 +571,9 @@ void check_fp8_fast_wide() {
   std::mt19937 rng(8192);
   size_t outputs = 0, outside = 0;
   double worst_tc = 0.0, worst_f32 = 0.0;  // largest |error| / (sum |products| * s_x * s_w)
-  rc::Fp8TensorCoreGemm tc, tc_plain;  // scales in cuBLASLt's epilogue where it offers that; by the kernel
-  tc_plain.want_outer_scales(false);
+  rc::Fp8TensorCoreGemm tc, tc_plain;  // scales in cuBLASLt's epilogue (from 2 tokens here); by the kernel
+  tc.outer_scales_from(2);
+  tc_plain.outer_scales_from(std::numeric_limits<int>::max());
   bool refused_misaligned = true, tc_ran = true, outer_ran = true;
   const size_t ws_bytes = size_t(32) << 20;
   void* ws = nullptr;

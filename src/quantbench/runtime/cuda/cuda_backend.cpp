@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -240,8 +241,9 @@ struct CudaBackend::Impl {
                        fp8_tc_min, fp8_tc_min,
                        m.fp8_tc ? fmt::format("FP8 tensor cores through cuBLASLt, fast accumulation off (their partial "
                                               "sums keep about 14 bits: up to 8e-5 of the sum of |products| measured), "
-                                              "{}", fp8_outer_scales ? "scaled in cuBLASLt's epilogue (outer-vector "
-                                                                       "scales) where it offers that, else by a kernel"
+                                              "{}", fp8_outer_scales ? "scaled by a kernel up to 16 tokens, in cuBLASLt's "
+                                                                       "epilogue (outer-vector scales) from 17 where "
+                                                                       "it offers that"
                                                                      : "scaled by a kernel")
                                 : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)");
   }
@@ -552,7 +554,7 @@ struct CudaBackend::Impl {
     any_w8a8 = true;
     if (m.w8a8_fp8 && !fp8_exact && !fp8_tc) {
       fp8_tc = std::make_unique<Fp8TensorCoreGemm>();
-      fp8_tc->want_outer_scales(fp8_outer_scales);
+      if (!fp8_outer_scales) fp8_tc->outer_scales_from(std::numeric_limits<int>::max());
     }
     w8_in = std::max(w8_in, m.n_in);
     w8_out = std::max(w8_out, m.n_out);

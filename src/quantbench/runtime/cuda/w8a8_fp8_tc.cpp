@@ -63,7 +63,7 @@ bool Fp8TensorCoreGemm::run(const uint8_t* W, const float* sw, int n_out, int n_
   if (!slot) {
     // With the per-row and per-token scales as cuBLASLt's outer-vector scales first (no scaling kernel
     // after the GEMM), where it offers an algorithm for them; else plain.
-    for (const bool outer : {outer_scales_wanted_, false}) {
+    for (const bool outer : {T >= outer_min_tokens_, false}) {
       auto p = std::make_unique<Plan>();
       lt_ok(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
       const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
