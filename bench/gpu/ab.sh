@@ -321,9 +321,9 @@ if has s27c; then  # the W8A8 decode gemv kernels launched early after the quant
   # (quantbench_prev: 9ae8396), three rounds
   vs_staged ./quantbench_prev "plain         " "early         " 3 "w8a8-fp8 1,16 128" "w8a8 1,16 128" 2>&1 | tee "$OUT/ab_s27c.txt"
 fi
-if has s27d; then  # FP8's scales in cuBLASLt's epilogue (this build) against the scaling kernel (quantbench_prev: ff75347)
+if has s27d; then  # FP8 scales in cuBLASLt's epilogue from 17 tokens (this build) against the scaling kernel always (quantbench_prev: ff75347)
   {
-    vs_staged ./quantbench_prev "scale kernel  " "outer scales  " 3 "w8a8-fp8 16 128"
+    vs_staged ./quantbench_prev "scale kernel  " "outer scales  " 2 "w8a8-fp8 1,16 128"  # (at 4012619: 3 rounds of "w8a8-fp8 16 128")
     for rep in 1 2; do
       for q in ./quantbench_prev ./quantbench; do
         timeout 120 $q bench synthetic:llama2-7b --backend cuda --scheme w8a8-fp8 --batch 1 --prompt-len 512 --gen-len 4 \
