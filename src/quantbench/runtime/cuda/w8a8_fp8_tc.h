@@ -1,8 +1,9 @@
 // FP8 W8A8 products of two or more tokens on the Hopper FP8 tensor cores, through cuBLASLt: e4m3 weight
 // codes [n_out][n_in] times e4m3 activation codes [T][n_in], f32 accumulation with cuBLASLt's own
 // promotion of the tensor cores' partial sums (its fast-accumulation mode off), written as f32, scaled by
-// s_w and s_x in cuBLASLt's epilogue (outer-vector scales) or by w8a8_scale_rows after it. This is the arithmetic an FP8 deployment runs (vLLM's FP8
-// linear layers are cuBLASLt / CUTLASS scaled GEMMs), so its speed is the speed worth measuring. It is
+// s_w and s_x in cuBLASLt's epilogue (outer-vector scales) or by w8a8_scale_rows after it. This is the
+// arithmetic an FP8 deployment runs (vLLM's FP8 linear layers are cuBLASLt / CUTLASS scaled GEMMs), so
+// its speed is the speed worth measuring. It is
 // not the CPU's: the CPU sums the exact products exactly (in double), while the tensor cores add each
 // short run of products keeping about 14 significant bits (as DeepSeek-V3's report measured on Hopper)
 // before cuBLASLt promotes the partial sum to f32. Measured on an H200 with cuBLASLt 13.0 at n_in 4096 and
