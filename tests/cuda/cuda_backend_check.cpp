@@ -904,7 +904,7 @@ void run_model(const std::string& path, bool is_stories) {
   // exact sum, so the 1e-4 agreement above is checked on the exact form (co.fp8_exact in every variant),
   // and here the default form only for its wiring: a broken product or a wrong scale gives a mean KL of
   // order 1 (see the top of this file), the products themselves are bounded by check_fp8_fast_wide, and
-  // the measured difference is printed. H200, cuBLASLt 13.0 (docs/perf.md, session 27): mean KL 3.9e-4 on
+  // the measured difference is printed. H200, cuBLASLt 13.1 (docs/perf.md, session 27): mean KL 3.9e-4 on
   // rand-llama, 9.5e-3 on stories260K (head dim 8, one activation scale per 8 values of a head).
   if (model->layers.at(0).wq.act == runtime::cpu::ActQuant::Fp8PerToken) {
     runtime::cuda::CudaBackend gpu(model, {});
