@@ -530,10 +530,10 @@ void check_act_quant_wide() {
         cuda_ok(cudaMalloc(&ds, size_t(T) * 4), "cudaMalloc");
         cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
         cuda_ok(cudaMemset(dq, 0x5a, x.size()), "poison");
-        if (fp8)
-          rc::quantize_act_fp8(static_cast<const float*>(dx), n, n, T, static_cast<uint8_t*>(dq), static_cast<float*>(ds), nullptr);
-        else
-          rc::quantize_act_int8(static_cast<const float*>(dx), n, n, T, static_cast<int8_t*>(dq), static_cast<float*>(ds), nullptr);
+        const auto* X = static_cast<const float*>(dx);
+        auto* S = static_cast<float*>(ds);
+        if (fp8) rc::quantize_act_fp8(X, n, n, T, static_cast<uint8_t*>(dq), S, nullptr);
+        else rc::quantize_act_int8(X, n, n, T, static_cast<int8_t*>(dq), S, nullptr);
         std::vector<uint8_t> qg(x.size()), qc(static_cast<size_t>(n));
         std::vector<float> sg(static_cast<size_t>(T));
         cuda_ok(cudaMemcpy(qg.data(), dq, qg.size(), cudaMemcpyDeviceToHost), "download");

@@ -236,16 +236,15 @@ struct CudaBackend::Impl {
       return fmt::format("w8a8 fp8 (per-token e4m3 activations, products summed exactly in double: CUDA cores below "
                          "{} tokens, FP64 tensor cores (DMMA) from {}; the CPU's arithmetic exactly)",
                          w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens());
+    const std::string scaling = fp8_outer_scales ? "scaled by a kernel up to 16 tokens, in cuBLASLt's epilogue "
+                                                   "(outer-vector scales) from 17 where it offers that"
+                                                 : "scaled by a kernel";
+    const std::string many = m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
+                                        "keep about 14 bits: up to 8e-5 of the sum of |products| measured), " + scaling
+                                      : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)";
     return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens the exact products summed in f32 on the "
                        "CUDA cores; from {}: {}; not the CPU's exact sums)",
-                       fp8_tc_min, fp8_tc_min,
-                       m.fp8_tc ? fmt::format("FP8 tensor cores through cuBLASLt, fast accumulation off (their partial "
-                                              "sums keep about 14 bits: up to 8e-5 of the sum of |products| measured), "
-                                              "{}", fp8_outer_scales ? "scaled by a kernel up to 16 tokens, in cuBLASLt's "
-                                                                       "epilogue (outer-vector scales) from 17 where "
-                                                                       "it offers that"
-                                                                     : "scaled by a kernel")
-                                : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)");
+                       fp8_tc_min, fp8_tc_min, many);
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
 

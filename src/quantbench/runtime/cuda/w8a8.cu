@@ -485,7 +485,8 @@ void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, c
   if (T <= 0) return;
   if (T > 16) throw std::runtime_error("w8a8_fp8_gemv_f32: more than 16 tokens");
   const dim3 grid(unsigned((n_out + 3) / 4));
-  const bool vec = n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
+  const bool vec =
+      n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
   launch_kernel(vec ? w8a8_fp8_gemv_kernel<true, false> : w8a8_fp8_gemv_kernel<false, false>, grid, dim3(128), 0, st,
                 early, W, sw, n_out, n_in, xq, sx, T, y);
 }
