@@ -40,15 +40,15 @@ __device__ inline double block_sum(double v, double* sh) {
 // Programmatic dependent launch: the decode products (qgemv, launched with the overlap attribute)
 // may start loading their weights as soon as every block of the kernel that feeds them has started;
 // they wait for its completion (griddepcontrol.wait) before reading its output, so where the trigger
-// sits changes timing only. A no-op when the next kernel was launched without the attribute.
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
+// sits changes timing only (pdl_launch_dependents, launch.cuh). A no-op when the next kernel was
+// launched without the attribute.
 // The small decode kernels may themselves be launched early (launch.cuh): they wait for the kernel
 // before them to complete before reading anything, and only then let their own dependents launch, so
 // the product after them cannot start while the product before them still runs. Without the launch
 // attribute the wait returns at once and the order is the plain stream order.
 __device__ __forceinline__ void pdl_enter() {
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  pdl_trigger();
+  pdl_wait();
+  pdl_launch_dependents();
 }
 
 __global__ void rmsnorm_kernel(const float* x, float* y, const float* w, int n, int inner, int64_t outer_stride,

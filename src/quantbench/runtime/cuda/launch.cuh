@@ -1,5 +1,6 @@
 // One kernel launch that may carry the programmatic-dependent-launch attribute ("early"): the decode
-// products (qgemv) and the small decode kernels (forward_kernels.cu) launch through it. With `early`
+// products (qgemv, the W8A8 gemv kernels) and the small decode kernels (forward_kernels.cu) launch
+// through it; the device side's two instructions are below. With `early`
 // the kernel's blocks may start before the previous kernel in the stream has finished; the kernel
 // itself must wait (griddepcontrol.wait) before reading that kernel's output. Without it, a plain launch.
 #pragma once
@@ -27,5 +28,13 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
   c.numAttrs = early ? 1 : 0;
   QB_CUDA_OK(cudaLaunchKernelEx(&c, kernel, std::forward<Args>(args)...));
 }
+
+#ifdef __CUDACC__
+// Inside an early-launched kernel's dependency chain: pdl_launch_dependents lets the next kernel in the
+// stream (if launched early) start now; pdl_wait waits until the kernel before this one has completed
+// and its writes are visible. Both are no-ops where the launches did not ask for the overlap.
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+#endif
 
 }  // namespace qb::runtime::cuda

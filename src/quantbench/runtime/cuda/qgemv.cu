@@ -411,11 +411,11 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // while this one drains, and start ours before the previous kernel (which may produce x) is done.
   // Weights never depend on earlier kernels; x does, so griddepcontrol.wait comes before x is read.
   // Both are no-ops when the launch did not ask for the overlap.
-  asm volatile("griddepcontrol.launch_dependents;");
+  pdl_launch_dependents();
   const int stride = n_warps * U;
   Step cur;
   load_step(warp * U, cur);
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_wait();
   if constexpr (kPingPong) {
     // The half step: two steps per iteration, the buffers' roles swapped in code instead of copied
     // (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves and ran

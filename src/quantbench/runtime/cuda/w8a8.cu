@@ -28,23 +28,29 @@ int dmma_min_tokens() {
 }
 
 // Programmatic dependent launch (launch.cuh), as qgemv: the activation quantizers and the decode gemv
-// kernels let the kernel after them launch at once; the gemv kernels, launched early, issue their first
-// weight loads before waiting for the kernel before them (the quantizer, whose codes they read). Both
-// are no-ops on a plain launch.
-__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+// kernels let the kernel after them launch at once (pdl_launch_dependents); the gemv kernels, launched
+// early, issue their first weight loads before waiting for the kernel before them (pdl_wait: the
+// quantizer, whose codes they read).
 
-// The block's row absmax (NaNs ignored by fmaxf), every thread gets it.
-__device__ float block_absmax(const float* xr, int n) {
+// The largest of the block's threads' values (NaNs ignored by fmaxf), every thread gets it. kWarps: the
+// block's warps where the kernel fixes them (an unrolled final loop), 0 to read blockDim.
+template <int kWarps = 0>
+__device__ __forceinline__ float block_max(float am) {
   __shared__ float red[32];
-  float am = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
   for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
   if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = am;
   __syncthreads();
   am = 0.0f;
-  for (int w = 0; w < int(blockDim.x >> 5); ++w) am = fmaxf(am, red[w]);
+  const int warps = kWarps ? kWarps : int(blockDim.x >> 5);
+  for (int w = 0; w < warps; ++w) am = fmaxf(am, red[w]);
   return am;
+}
+
+// The block's row absmax, every thread gets it.
+__device__ float block_absmax(const float* xr, int n) {
+  float am = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
+  return block_max(am);
 }
 
 // The codes of one value, as the CPU's quantize_row_int8 / quantize_row_fp8 form them (x / s, then
@@ -93,12 +99,7 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
 #pragma unroll
   for (int r = 0; r < kActRegs; ++r)
     am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
-  __shared__ float red[32];
-  for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = am;
-  __syncthreads();
-  am = 0.0f;
-  for (int w = 0; w < 32; ++w) am = fmaxf(am, red[w]);
+  am = block_max<32>(am);
   const float sc = am / (kFp8 ? 448.0f : 127.0f);
   uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
 #pragma unroll
@@ -116,7 +117,9 @@ bool act_rows_vectorizable(const float* x, int64_t xs, int n, const void* q) {
          reinterpret_cast<uintptr_t>(q) % 4 == 0;
 }
 
-__device__ __forceinline__ float scale_out(int acc, float sx, float sw) {
+// (float(acc) * s_x) * s_w, in that order: the CPU's scaling of an int32 (INT8) or f32 (FP8) sum.
+template <typename Acc>
+__device__ __forceinline__ float scale_out(Acc acc, float sx, float sw) {
   return __fmul_rn(__fmul_rn(float(acc), sx), sw);
 }
 
@@ -196,19 +199,22 @@ __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict
   }
 }
 
-__global__ void scale_kernel(const int32_t* acc, const float* sw, const float* sx, int n_out, int64_t total, float* y) {
+// y[t][o] = scale_out(acc[t][o], s_x[t], s_w[o]) for T rows of n_out sums: the int32 sums of the cuBLAS
+// INT8 path, or, in place (acc == y), the f32 sums of the FP8 tensor-core path.
+template <typename Acc>
+__global__ void scale_kernel(const Acc* acc, const float* sw, const float* sx, int n_out, int64_t total, float* y) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / n_out, o = i % n_out;
     y[i] = scale_out(acc[i], sx[t], sw[o]);
   }
 }
-
-// In place: y = (y * s_x) * s_w, the f32 sums of the FP8 tensor-core path scaled as the CPU scales.
-__global__ void scale_f32_kernel(float* y, const float* sw, const float* sx, int n_out, int64_t total) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t t = i / n_out, o = i % n_out;
-    y[i] = __fmul_rn(__fmul_rn(y[i], sx[t]), sw[o]);
-  }
+template <typename Acc>
+void launch_scale(const Acc* acc, const float* sw, const float* sx, int n_out, int T, float* y, cudaStream_t st) {
+  const int64_t total = int64_t(T) * n_out;
+  if (total <= 0) return;
+  const int64_t b = (total + 255) / 256;
+  scale_kernel<Acc><<<unsigned(b < 8192 ? b : 8192), 256, 0, st>>>(acc, sw, sx, n_out, total, y);
+  QB_CUDA_LAUNCHED();
 }
 
 // FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
@@ -492,11 +498,7 @@ void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, c
 }
 
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st) {
-  const int64_t total = int64_t(T) * n_out;
-  if (total <= 0) return;
-  const int64_t b = (total + 255) / 256;
-  scale_f32_kernel<<<unsigned(b < 8192 ? b : 8192), 256, 0, st>>>(y, sw, sx, n_out, total);
-  QB_CUDA_LAUNCHED();
+  launch_scale<float>(y, sw, sx, n_out, T, y, st);
 }
 
 void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st) {
@@ -527,10 +529,7 @@ bool w8a8_gemm(void* cublas_handle, const int8_t* W, const float* sw, int n_out,
                                           CUDA_R_8I, n_in, &zero, acc, CUDA_R_32I, n_out, CUBLAS_COMPUTE_32I,
                                           CUBLAS_GEMM_DEFAULT);
     if (s == CUBLAS_STATUS_SUCCESS) {
-      const int64_t total = int64_t(T) * n_out;
-      const int64_t b = (total + 255) / 256;
-      scale_kernel<<<unsigned(b < 8192 ? b : 8192), 256, 0, st>>>(acc, sw, sx, n_out, total, y);
-      QB_CUDA_LAUNCHED();
+      launch_scale<int32_t>(acc, sw, sx, n_out, T, y, st);
       return true;
     }
     (void)cudaGetLastError();
