@@ -236,8 +236,10 @@ struct CudaBackend::Impl {
       return fmt::format("w8a8 fp8 (per-token e4m3 activations, products summed exactly in double: CUDA cores below "
                          "{} tokens, FP64 tensor cores (DMMA) from {}; the CPU's arithmetic exactly)",
                          w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens());
-    const std::string scaling = fp8_outer_scales ? "scaled by a kernel up to 16 tokens, in cuBLASLt's epilogue "
-                                                   "(outer-vector scales) from 17 where it offers that"
+    const int outer_from = Fp8TensorCoreGemm::kOuterScalesFromTokens;
+    const std::string scaling = fp8_outer_scales ? fmt::format("scaled by a kernel up to {} tokens, in cuBLASLt's "
+                                                               "epilogue (outer-vector scales) from {} where it "
+                                                               "offers that", outer_from - 1, outer_from)
                                                  : "scaled by a kernel";
     const std::string many = m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
                                         "keep about 14 bits: up to 8e-5 of the sum of |products| measured), " + scaling

@@ -62,8 +62,9 @@ bool Fp8TensorCoreGemm::run(const uint8_t* W, const float* sw, int n_out, int n_
   std::unique_ptr<Plan>& slot = plans_[{n_out, n_in, T}];
   if (!slot) {
     // With the per-row and per-token scales as cuBLASLt's outer-vector scales first (no scaling kernel
-    // after the GEMM), where it offers an algorithm for them; else plain.
-    for (const bool outer : {T >= outer_min_tokens_, false}) {
+    // after the GEMM), where this many tokens take them and it offers an algorithm; else plain, once.
+    for (int attempt = T >= outer_min_tokens_ ? 0 : 1; attempt < 2; ++attempt) {
+      const bool outer = attempt == 0;
       auto p = std::make_unique<Plan>();
       lt_ok(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
       const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;

@@ -46,12 +46,13 @@ class Fp8TensorCoreGemm {
   // scaling kernel after the GEMM. On an H200 (docs/perf.md, session 27) the outer-vector algorithm made
   // 512-token prefill 20% faster and 16-token decode steps 33% slower, hence 17 by default; a huge value
   // never uses it (QB_CUDA_FP8_OUTER_SCALES=0). last_outer_scales(): how the last run() scaled.
+  static constexpr int kOuterScalesFromTokens = 17;
   void outer_scales_from(int min_tokens) { outer_min_tokens_ = min_tokens; }
   bool last_outer_scales() const { return last_outer_scales_; }
 
  private:
   struct Plan;
-  int outer_min_tokens_ = 17;
+  int outer_min_tokens_ = kOuterScalesFromTokens;
   bool last_outer_scales_ = false;
   void* handle_ = nullptr;  // cublasLtHandle_t
   std::map<std::tuple<int, int, int>, std::unique_ptr<Plan>> plans_;
