@@ -6,6 +6,8 @@
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
+# s28: FP8's decode products on the f16 tensor cores (this build) against the f32 CUDA-core kernel (QB_CUDA_FP8_MMA=0),
+#   one and 16 streams; the mma kernel at 16 tokens too (QB_CUDA_FP8_TC_MIN=17) against cuBLASLt; its warps per block.
 # s27d: FP8 scales in cuBLASLt's epilogue against the scaling kernel (quantbench_prev): 16 streams, 512-token prefill.
 # s27c: the W8A8 gemv kernels launched early (programmatic dependent launch) against plain (quantbench_prev).
 # s27b: the one-token FP8 kernel with fma against fmul + fadd (quantbench_prev), three rounds.
@@ -78,7 +80,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s28] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -300,6 +302,20 @@ if has fp8; then  # session 27: FP8 W8A8's fast form (the default) against its e
     done
     [ "$s" = "w8a8-fp8" ] && cp "$OUT/tmp.log" "$OUT/fp8_prefill_${e:+exact_}log.txt"
   done 2>&1 | tee -a "$OUT/ab_fp8.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s28; then  # session 28: the FP8 decode products on the f16 tensor cores (w8a8_fp8_mma.cu)
+  {
+    vs_env QB_CUDA_FP8_MMA=0 "mma         " "cuda-cores  " 3 "w8a8-fp8 1,16 128"
+    vs_env QB_CUDA_FP8_TC_MIN=17 "cublaslt-16 " "mma-16      " 2 "w8a8-fp8 16 128"
+    for w in 4 8 16; do GEN=128 b "mma warps$w  " w8a8-fp8 1 QB_CUDA_FP8_MMA_WARPS=$w; done
+    GEN=128 b "reference   " w8 1; GEN=128 b "reference   " w8a8 1
+  } 2>&1 | tee "$OUT/ab_s28.txt"
+  for m in 1 0; do  # where a one-stream FP8 step goes, each kernel (profiled: no graph, events between classes)
+    echo "== QB_CUDA_FP8_MMA=$m (QB_CUDA_PROFILE=1)"
+    QB_CUDA_FP8_MMA=$m QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme w8a8-fp8 \
+      --batch 1,16 --prompt-len 128 --gen-len 32 --reps 1 --warmup 1 --no-progress 2>&1 | grep -v "^backend:\|^gpu:"
+  done > "$OUT/s28_profile.txt" 2>&1
   rm -f "$OUT/tmp.log"
 fi
 if has s27; then  # the W8A8 activation quantizers as one block of 1024 (this build) against one of 256 (quantbench_prev:
@@ -1268,7 +1284,7 @@ if has pipes; then  # Nsight Compute: pipe utilization of the decode products (w
     grep -E "qgemv_kernel|Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size|pipe_|issue_active|Issue Slots|Executed Ipc A" "$OUT/ncu_pipes_${sc}_$batch.txt" | cut -c1-160 | head -60
   done
 fi
-if has check; then
-  t0=$(date +%s); timeout 240 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
+if has check; then  # (75-85 s on a warm machine; one fresh machine took over 240 s in session 27)
+  t0=$(date +%s); timeout 420 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
   echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -cE "^PASS " "$OUT/backend_check.log"; grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-200 | head
 fi

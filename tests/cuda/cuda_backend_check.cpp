@@ -420,6 +420,73 @@ void check_w8a8_exact(const std::string& path) {
   check(differ == 0, buf);
 }
 
+// Random W8A8 operands on the device for the wide checks: n_out x n_in weight codes with per-row scales,
+// Tmax x n_in activation codes with per-token scales (fp8: every e4m3 code but NaN; int8: -127..127),
+// and an output buffer of Tmax x n_out + 4 floats. Freed by the destructor.
+struct W8a8Operands {
+  int n_out = 0, n_in = 0, Tmax = 0;
+  std::vector<uint8_t> w, xq;
+  std::vector<float> sw, sx;
+  void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr;
+  W8a8Operands(std::mt19937& rng, bool fp8, int n_out_, int n_in_, int Tmax_) : n_out(n_out_), n_in(n_in_), Tmax(Tmax_) {
+    w.resize(size_t(n_out) * size_t(n_in));
+    xq.resize(size_t(Tmax) * size_t(n_in));
+    sw.resize(static_cast<size_t>(n_out));
+    sx.resize(static_cast<size_t>(Tmax));
+    auto code = [&] {
+      uint8_t c = uint8_t(rng());
+      if (fp8 && (c & 0x7f) == 0x7f) c ^= 1;  // not NaN
+      if (!fp8 && c == 0x80) c = 0x81;        // int8 codes are in [-127, 127]
+      return c;
+    };
+    for (auto& c : w) c = code();
+    for (auto& c : xq) c = code();
+    for (auto& v : sw) v = std::ldexp(float(rng() % 1000 + 1), -14);
+    for (auto& v : sx) v = std::ldexp(float(rng() % 1000 + 1), -12);
+    cuda_ok(cudaMalloc(&dw, w.size()), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dsw, sw.size() * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dx, xq.size()), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dsx, sx.size() * 4), "cudaMalloc");
+    cuda_ok(cudaMalloc(&dy, y_bytes()), "cudaMalloc");
+    cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dx, xq.data(), xq.size(), cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dsx, sx.data(), sx.size() * 4, cudaMemcpyHostToDevice), "upload");
+  }
+  W8a8Operands(const W8a8Operands&) = delete;
+  W8a8Operands& operator=(const W8a8Operands&) = delete;
+  ~W8a8Operands() {
+    for (void* p : {dw, dsw, dx, dsx, dy}) cudaFree(p);
+  }
+  size_t y_bytes() const { return size_t(Tmax * n_out + 4) * 4; }
+  void poison_y() const { cuda_ok(cudaMemset(dy, 0xff, y_bytes()), "poison"); }
+  std::vector<float> download_y(size_t n) const {
+    std::vector<float> y(n);
+    cuda_ok(cudaMemcpy(y.data(), dy, n * 4, cudaMemcpyDeviceToHost), "download");
+    return y;
+  }
+  const uint8_t* W() const { return static_cast<const uint8_t*>(dw); }
+  const uint8_t* X() const { return static_cast<const uint8_t*>(dx); }
+  const float* SW() const { return static_cast<const float*>(dsw); }
+  const float* SX() const { return static_cast<const float*>(dsx); }
+  float* Y() const { return static_cast<float*>(dy); }
+  const uint8_t* w_row(int o) const { return w.data() + size_t(o) * size_t(n_in); }
+  const uint8_t* x_row(int t) const { return xq.data() + size_t(t) * size_t(n_in); }
+};
+
+// The exact sum of e4m3 products of two code rows (each product is exact in f32 and the sum in double,
+// see w8a8.h), and the sum of their magnitudes.
+struct ExactDot { double sum = 0, mag = 0; };
+ExactDot exact_fp8_dot(const uint8_t* wr, const uint8_t* xr, int n) {
+  ExactDot d;
+  for (int i = 0; i < n; ++i) {
+    const double p = double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
+    d.sum += p;
+    d.mag += std::fabs(p);
+  }
+  return d;
+}
+
 // The W8A8 kernels at the widths of real models, whose unrolled main loop the check models (n_in <= 512)
 // do not reach: n_in 4096 and 11008 + 16 (ragged against the 2048-byte unroll and the DMMA kernel's
 // 64-input steps), 40 rows (ragged row tiles), random codes (fp8 without the NaN codes), T = 1 to 100
@@ -432,71 +499,43 @@ void check_w8a8_wide() {
   cublasHandle_t blas = nullptr;
   for (const bool fp8 : {false, true})
     for (const int n_in : {4096, 11024}) {
-      const int n_out = 40, Tmax = 100;
-      std::vector<uint8_t> w(size_t(n_out) * size_t(n_in)), xq(size_t(Tmax) * size_t(n_in));
-      std::vector<float> sw(static_cast<size_t>(n_out)), sx(static_cast<size_t>(Tmax));
-      auto code = [&] {
-        uint8_t c = uint8_t(rng());
-        if (fp8 && (c & 0x7f) == 0x7f) c ^= 1;  // not NaN
-        if (!fp8 && c == 0x80) c = 0x81;        // int8 codes are in [-127, 127]
-        return c;
-      };
-      for (auto& c : w) c = code();
-      for (auto& c : xq) c = code();
-      for (auto& v : sw) v = std::ldexp(float(rng() % 1000 + 1), -14);
-      for (auto& v : sx) v = std::ldexp(float(rng() % 1000 + 1), -12);
-      void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr, *dacc = nullptr;
-      cuda_ok(cudaMalloc(&dw, w.size()), "cudaMalloc");
-      cuda_ok(cudaMalloc(&dsw, sw.size() * 4), "cudaMalloc");
-      cuda_ok(cudaMalloc(&dx, xq.size()), "cudaMalloc");
-      cuda_ok(cudaMalloc(&dsx, sx.size() * 4), "cudaMalloc");
-      cuda_ok(cudaMalloc(&dy, size_t(Tmax * n_out) * 4), "cudaMalloc");
-      cuda_ok(cudaMalloc(&dacc, size_t(Tmax * n_out) * 4), "cudaMalloc");
-      cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
-      cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
-      cuda_ok(cudaMemcpy(dx, xq.data(), xq.size(), cudaMemcpyHostToDevice), "upload");
-      cuda_ok(cudaMemcpy(dsx, sx.data(), sx.size() * 4, cudaMemcpyHostToDevice), "upload");
+      const int n_out = 40;
+      const W8a8Operands op(rng, fp8, n_out, n_in, 100);
+      void* dacc = nullptr;
+      cuda_ok(cudaMalloc(&dacc, size_t(op.Tmax * n_out) * 4), "cudaMalloc");
+      const auto* W8 = reinterpret_cast<const int8_t*>(op.W());
+      const auto* X8 = reinterpret_cast<const int8_t*>(op.X());
       // fp8: w8a8_fp8_gemm picks the kernel by T (CUDA cores for 1, the DMMA tiles for 2-8, 9-16, more);
       // int8: the dp4a kernel (T <= 16, `pass` 0) and the cuBLAS path (`pass` 1).
       for (const int T : {1, 2, 7, 16, 100})
         for (int pass = 0; pass < 2; ++pass) {
           if ((fp8 && pass == 1) || (!fp8 && pass == 0 && T > 16)) continue;
-          cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
-          if (fp8)
-            rc::w8a8_fp8_gemm(static_cast<const uint8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
-                              static_cast<const uint8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr);
+          op.poison_y();
+          if (fp8) rc::w8a8_fp8_gemm(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr);
           else if (pass == 0)
-            rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
-                          static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<float*>(dy), nullptr,
+            rc::w8a8_gemv(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr,
                           T == 7);  // 7: launched early (programmatic dependent launch)
           else {
             if (!blas) cublasCreate(&blas);
-            rc::w8a8_gemm(blas, static_cast<const int8_t*>(dw), static_cast<const float*>(dsw), n_out, n_in,
-                          static_cast<const int8_t*>(dx), static_cast<const float*>(dsx), T, static_cast<int32_t*>(dacc),
-                          static_cast<float*>(dy), nullptr);
+            rc::w8a8_gemm(blas, W8, op.SW(), n_out, n_in, X8, op.SX(), T, static_cast<int32_t*>(dacc), op.Y(), nullptr);
           }
-          std::vector<float> y(size_t(T * n_out));
-          cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
+          const std::vector<float> y = op.download_y(size_t(T * n_out));
           for (int t = 0; t < T; ++t)
             for (int o = 0; o < n_out; ++o) {
-              const uint8_t* wr = w.data() + size_t(o) * size_t(n_in);
-              const uint8_t* xr = xq.data() + size_t(t) * size_t(n_in);
               float acc;
               if (fp8) {
-                double sum = 0;
-                for (int i = 0; i < n_in; ++i) sum += double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
-                acc = float(sum);
+                acc = float(exact_fp8_dot(op.w_row(o), op.x_row(t), n_in).sum);
               } else {
                 int32_t sum = 0;
-                for (int i = 0; i < n_in; ++i) sum += int32_t(int8_t(wr[i])) * int32_t(int8_t(xr[i]));
+                for (int i = 0; i < n_in; ++i) sum += int32_t(int8_t(op.w_row(o)[i])) * int32_t(int8_t(op.x_row(t)[i]));
                 acc = float(sum);
               }
-              const float want = acc * sx[size_t(t)] * sw[size_t(o)];
+              const float want = acc * op.sx[size_t(t)] * op.sw[size_t(o)];
               differ += std::memcmp(&want, &y[size_t(t * n_out + o)], 4) != 0;
               ++outputs;
             }
         }
-      for (void* p : {dw, dsw, dx, dsx, dy, dacc}) cudaFree(p);
+      cudaFree(dacc);
     }
   if (blas) cublasDestroy(blas);
   char buf[256];
@@ -554,127 +593,171 @@ void check_act_quant_wide() {
   check(differ == 0 && values == size_t(2) * 20 * (4096 + 11008 + 16384 + 11010 + 20000 + 5), buf);
 }
 
+// Rows the CPU's quantizer refuses (a NaN or an infinity): the GPU's quantizers give such a row the scale
+// NaN (its products' outputs are then NaN) and set the flag the backend refuses a step on; the finite
+// rows of the same launch keep the CPU's codes and scales, and a launch of finite rows leaves the flag 0.
+// Both kernels (n = 4096: registers; 11010: the loop), NaN in row 1, +inf in row 3, -inf in row 4 (its
+// last value, so the register kernel's last thread sees it), T = 5.
+void check_act_quant_nonfinite() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t cases = 0, wrong = 0;
+  unsigned* flag = nullptr;
+  cuda_ok(cudaMalloc(&flag, sizeof(unsigned)), "cudaMalloc");
+  for (const bool fp8 : {false, true})
+    for (const int n : {4096, 11010})
+      for (const bool poison_rows : {false, true}) {
+        const int T = 5;
+        std::vector<float> x(size_t(T) * size_t(n));
+        for (auto& v : x) v = nd(rng);
+        if (poison_rows) {
+          x[size_t(n + 17)] = std::numeric_limits<float>::quiet_NaN();
+          x[size_t(3 * n + 1000)] = std::numeric_limits<float>::infinity();
+          x[size_t(5 * n - 1)] = -std::numeric_limits<float>::infinity();
+        }
+        void *dx = nullptr, *dq = nullptr, *ds = nullptr;
+        cuda_ok(cudaMalloc(&dx, x.size() * 4), "cudaMalloc");
+        cuda_ok(cudaMalloc(&dq, x.size()), "cudaMalloc");
+        cuda_ok(cudaMalloc(&ds, size_t(T) * 4), "cudaMalloc");
+        cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+        cuda_ok(cudaMemset(flag, 0, sizeof(unsigned)), "clear");
+        const auto* X = static_cast<const float*>(dx);
+        auto* S = static_cast<float*>(ds);
+        if (fp8) rc::quantize_act_fp8(X, n, n, T, static_cast<uint8_t*>(dq), S, nullptr, flag);
+        else rc::quantize_act_int8(X, n, n, T, static_cast<int8_t*>(dq), S, nullptr, flag);
+        std::vector<uint8_t> qg(x.size()), qc(static_cast<size_t>(n));
+        std::vector<float> sg(static_cast<size_t>(T));
+        unsigned flag_host = 0;
+        cuda_ok(cudaMemcpy(qg.data(), dq, qg.size(), cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(sg.data(), ds, sg.size() * 4, cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(&flag_host, flag, sizeof flag_host, cudaMemcpyDeviceToHost), "download");
+        wrong += flag_host != (poison_rows ? 1u : 0u);
+        for (int t = 0; t < T; ++t) {
+          const bool bad = poison_rows && (t == 1 || t == 3 || t == 4);
+          if (bad) {
+            wrong += !std::isnan(sg[size_t(t)]);
+          } else {
+            const float* xr = x.data() + size_t(t) * size_t(n);
+            const float sc = fp8 ? runtime::cpu::quantize_row_fp8(xr, n, qc.data())
+                                 : runtime::cpu::quantize_row_int8(xr, n, reinterpret_cast<int8_t*>(qc.data()));
+            wrong += std::memcmp(&sc, &sg[size_t(t)], 4) != 0 ||
+                     std::memcmp(qc.data(), qg.data() + size_t(t) * size_t(n), size_t(n)) != 0;
+          }
+          ++cases;
+        }
+        ++cases;  // the flag
+        for (void* p : {dx, dq, ds}) cudaFree(p);
+      }
+  cudaFree(flag);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "activation quantizers on rows with NaN / +inf / -inf (int8, fp8; n = 4096 / 11010): "
+                "%zu of %zu rows and flags wrong (bad rows: scale NaN and the flag set; finite rows: the CPU's bits)",
+                wrong, cases);
+  check(wrong == 0 && cases == size_t(2 * 2 * 2 * 6), buf);
+}
+
 // FP8 W8A8's fast form (the backend's default: CudaBackendOptions::fp8_exact off) at the widths of real
 // models, against the exact sums computed here. Not bitwise: each output must lie within a bound of the
 // CPU's formula float(exact sum) * s_x * s_w:
-// - the f32 CUDA-core kernel (1-16 tokens): each lane adds n_in / 32 exact products in f32, then five
-//   shuffle adds, so |sum - exact| <= (n_in / 32 + 5) * 2^-24 * sum |products| (a proven bound);
+// - the f32 CUDA-core kernel (1-16 tokens, the shapes the mma kernel refuses): each lane adds n_in / 32
+//   exact products in f32, then five shuffle adds, so |sum - exact| <= (n_in / 32 + 5) * 2^-24 *
+//   sum |products| (a proven bound);
+// - the f16 tensor-core decode kernel (w8a8_fp8_mma, 1-16 tokens; 41 rows here, so its last row block is
+//   ragged): the products are exact (e4m3 values are f16 values) and each mma adds 16 of them to an f32
+//   accumulator; a warp's chain is at most n_in / 16 mmas, then at most 15 adds across warps. The bound
+//   (n_in / 16 + 16) * 2^-22 * sum |products| allows each of those accumulations to be off by 2^-22 of
+//   the magnitudes summed so far (twice f32's unit roundoff: truncation rather than rounding, as measured
+//   on V100-A100 tensor cores by Fasi et al., 2021); not a proven bound (the accumulation is not
+//   documented), the largest ratio seen is printed;
 // - the FP8 tensor cores through cuBLASLt (2-100 tokens): 2^-12 * sum |products|, not a proven bound (the
 //   tensor cores' internal accumulation is not documented) but 16 times below what leaving out one
 //   16-byte piece of inputs would change (16 of 11024 products, about 2^-9.4 of the sum); the largest
 //   ratio seen is printed;
 // plus 4 f32 ulps of the result for the two scale multiplies on each side. Outputs start as NaN
-// (poisoned), which fails any bound. A misaligned output makes the tensor-core path refuse without
-// writing.
+// (poisoned), which fails any bound; the mma kernel's first output past its rows must stay poisoned. A
+// misaligned output makes the tensor-core path refuse without writing.
 void check_fp8_fast_wide() {
   namespace rc = runtime::cuda;
   std::mt19937 rng(8192);
   size_t outputs = 0, outside = 0;
-  double worst_tc = 0.0, worst_f32 = 0.0;  // largest |error| / (sum |products| * s_x * s_w)
+  bool untouched_past = true;  // the mma kernel wrote nothing past its T x 41 outputs
+  // largest |error| / (sum |products| * s_x * s_w) per form: CUDA cores, FP8 tensor cores, f16 mma
+  double worst[3] = {0.0, 0.0, 0.0};
   rc::Fp8TensorCoreGemm tc, tc_plain;  // scales in cuBLASLt's epilogue (from 2 tokens here); by the kernel
   tc.outer_scales_from(2);
   tc_plain.outer_scales_from(std::numeric_limits<int>::max());
-  bool refused_misaligned = true, tc_ran = true, outer_ran = true;
+  bool refused_misaligned = true, tc_ran = true, outer_ran = true, mma_ran = true;
   const size_t ws_bytes = size_t(32) << 20;
   void* ws = nullptr;
   cuda_ok(cudaMalloc(&ws, ws_bytes), "cudaMalloc");
   for (const int n_in : {4096, 11024}) {
-    const int n_out = 48, Tmax = 100;
-    std::vector<uint8_t> w(size_t(n_out) * size_t(n_in)), xq(size_t(Tmax) * size_t(n_in));
-    std::vector<float> sw(static_cast<size_t>(n_out)), sx(static_cast<size_t>(Tmax));
-    auto code = [&] {
-      uint8_t c = uint8_t(rng());
-      if ((c & 0x7f) == 0x7f) c ^= 1;  // not NaN
-      return c;
-    };
-    for (auto& c : w) c = code();
-    for (auto& c : xq) c = code();
-    for (auto& v : sw) v = std::ldexp(float(rng() % 1000 + 1), -14);
-    for (auto& v : sx) v = std::ldexp(float(rng() % 1000 + 1), -12);
-    void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr;
-    cuda_ok(cudaMalloc(&dw, w.size()), "cudaMalloc");
-    cuda_ok(cudaMalloc(&dsw, sw.size() * 4), "cudaMalloc");
-    cuda_ok(cudaMalloc(&dx, xq.size()), "cudaMalloc");
-    cuda_ok(cudaMalloc(&dsx, sx.size() * 4), "cudaMalloc");
-    cuda_ok(cudaMalloc(&dy, size_t(Tmax * n_out + 4) * 4), "cudaMalloc");
-    cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
-    cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
-    cuda_ok(cudaMemcpy(dx, xq.data(), xq.size(), cudaMemcpyHostToDevice), "upload");
-    cuda_ok(cudaMemcpy(dsx, sx.data(), sx.size() * 4, cudaMemcpyHostToDevice), "upload");
-    const auto* W = static_cast<const uint8_t*>(dw);
-    const auto* X = static_cast<const uint8_t*>(dx);
-    const auto* SW = static_cast<const float*>(dsw);
-    const auto* SX = static_cast<const float*>(dsx);
+    const W8a8Operands op(rng, true, 48, n_in, 100);
     {  // misaligned output: refused, nothing written
-      cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out + 4) * 4), "poison");
-      refused_misaligned = refused_misaligned && !tc.run(W, SW, n_out, n_in, X, SX, 16, static_cast<float*>(dy) + 1,
-                                                         ws, ws_bytes, nullptr);
+      op.poison_y();
+      refused_misaligned = refused_misaligned && !tc.run(op.W(), op.SW(), op.n_out, n_in, op.X(), op.SX(), 16,
+                                                         op.Y() + 1, ws, ws_bytes, nullptr);
       cuda_ok(cudaDeviceSynchronize(), "sync");
-      std::vector<uint32_t> raw(size_t(16 * n_out + 1));
-      cuda_ok(cudaMemcpy(raw.data(), dy, raw.size() * 4, cudaMemcpyDeviceToHost), "download");
+      std::vector<uint32_t> raw(size_t(16 * op.n_out + 1));
+      cuda_ok(cudaMemcpy(raw.data(), op.dy, raw.size() * 4, cudaMemcpyDeviceToHost), "download");
       for (uint32_t v : raw) refused_misaligned = refused_misaligned && v == 0xffffffffu;
     }
-    for (const int form : {0, 1, 2})  // the CUDA-core kernel; the tensor cores, scales by cuBLASLt / a kernel
+    // form 0: the CUDA-core kernel; 1, 2: the FP8 tensor cores, scales by cuBLASLt / by a kernel; 3: mma
+    for (const int form : {0, 1, 2, 3})
       for (const int T : {1, 2, 7, 16, 100}) {
-        const bool on_tc = form > 0;
+        const bool on_tc = form == 1 || form == 2;
         if ((on_tc && T == 1) || (!on_tc && T > 16)) continue;
-        cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * n_out) * 4), "poison");
-        auto* Y = static_cast<float*>(dy);
+        const int n_out = form == 3 ? 41 : op.n_out;
+        op.poison_y();
         if (form == 1) {
-          tc_ran = tc.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
+          tc_ran = tc.run(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), ws, ws_bytes, nullptr) && tc_ran;
           outer_ran = outer_ran && tc.last_outer_scales();
         } else if (form == 2) {
-          tc_ran = tc_plain.run(W, SW, n_out, n_in, X, SX, T, Y, ws, ws_bytes, nullptr) && tc_ran;
+          tc_ran = tc_plain.run(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), ws, ws_bytes, nullptr) &&
+                   tc_ran;
+        } else if (form == 3) {  // 7: an early launch (programmatic dependent launch), as in the decode step
+          mma_ran = rc::w8a8_fp8_mma(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7) &&
+                    mma_ran;
         } else {
-          rc::w8a8_fp8_gemv_f32(W, SW, n_out, n_in, X, SX, T, Y, nullptr, T == 7);  // 7: an early launch
+          rc::w8a8_fp8_gemv_f32(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7);
         }
-        std::vector<float> y(size_t(T * n_out));
-        cuda_ok(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost), "download");
-        const double rel = on_tc ? std::ldexp(1.0, -12) : (n_in / 32 + 5) * std::ldexp(1.0, -24);
+        const std::vector<float> y = op.download_y(size_t(T * n_out + 1));
+        if (form == 3) untouched_past = untouched_past && std::isnan(y[size_t(T * n_out)]);
+        const double rel = on_tc       ? std::ldexp(1.0, -12)
+                           : form == 3 ? (n_in / 16 + 16) * std::ldexp(1.0, -22)
+                                       : (n_in / 32 + 5) * std::ldexp(1.0, -24);
+        double& worst_form = worst[on_tc ? 1 : form == 3 ? 2 : 0];
         for (int t = 0; t < T; ++t)
           for (int o = 0; o < n_out; ++o) {
-            const uint8_t* wr = w.data() + size_t(o) * size_t(n_in);
-            const uint8_t* xr = xq.data() + size_t(t) * size_t(n_in);
-            double sum = 0, mag = 0;
-            for (int i = 0; i < n_in; ++i) {
-              const double p = double(f8e4m3_to_f32(wr[i]) * f8e4m3_to_f32(xr[i]));
-              sum += p;
-              mag += std::fabs(p);
-            }
-            const double s = double(sx[size_t(t)]) * double(sw[size_t(o)]);
-            const float want = float(sum) * sx[size_t(t)] * sw[size_t(o)];
+            const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), n_in);
+            const double s = double(op.sx[size_t(t)]) * double(op.sw[size_t(o)]);
+            const float want = float(d.sum) * op.sx[size_t(t)] * op.sw[size_t(o)];
             const double got = y[size_t(t * n_out + o)];
             const double err = std::fabs(got - double(want));
-            const double bound = rel * mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30;
+            const double bound = rel * d.mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30;
             outside += !(err <= bound);
-            if (mag > 0) (on_tc ? worst_tc : worst_f32) = std::max(on_tc ? worst_tc : worst_f32, err / (mag * s));
+            if (d.mag > 0) worst_form = std::max(worst_form, err / (d.mag * s));
             ++outputs;
           }
       }
-    for (void* p : {dw, dsw, dx, dsx, dy}) cudaFree(p);
   }
   cudaFree(ws);
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 (f32 CUDA-core kernel T = 1/2/7/16, FP8 "
-                "tensor cores T = 2/7/16/100, scaled by cuBLASLt and by a kernel): %zu of %zu outputs outside the "
-                "bound; largest error / sum|products|: CUDA cores %.3g (bound %.3g at 11024), tensor cores %.3g "
-                "(bound %.3g); tensor cores ran: %s; with cuBLASLt's outer-vector scales: %s; misaligned output "
-                "refused untouched: %s",
-                outside, outputs, worst_f32, (11024 / 32 + 5) * std::ldexp(1.0, -24), worst_tc, std::ldexp(1.0, -12),
-                tc_ran ? "yes" : "NO", outer_ran ? "yes" : "no (the kernel scaled)", refused_misaligned ? "yes" : "NO");
-  check(outside == 0 && tc_ran && refused_misaligned && outputs == size_t(2 * (26 + 125 + 125) * 48), buf);
+  char buf[768];
+  std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 (f32 CUDA-core kernel and f16 tensor-core "
+                "mma kernel T = 1/2/7/16, FP8 tensor cores T = 2/7/16/100, scaled by cuBLASLt and by a kernel): %zu "
+                "of %zu outputs outside the bound; largest error / sum|products|: CUDA cores %.3g (bound %.3g at "
+                "11024), mma kernel %.3g (bound %.3g at 11024), FP8 tensor cores %.3g (bound %.3g); mma kernel ran: "
+                "%s, nothing past its rows: %s; FP8 tensor cores ran: %s; with cuBLASLt's outer-vector scales: %s; "
+                "misaligned output refused untouched: %s",
+                outside, outputs, worst[0], (11024 / 32 + 5) * std::ldexp(1.0, -24), worst[2],
+                (11024 / 16 + 16) * std::ldexp(1.0, -22), worst[1], std::ldexp(1.0, -12), mma_ran ? "yes" : "NO",
+                untouched_past ? "yes" : "NO", tc_ran ? "yes" : "NO", outer_ran ? "yes" : "no (the kernel scaled)",
+                refused_misaligned ? "yes" : "NO");
+  check(outside == 0 && tc_ran && mma_ran && untouched_past && refused_misaligned &&
+            outputs == size_t(2 * ((26 + 125 + 125) * 48 + 26 * 41)),
+        buf);
 }
 
-// A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and
-// optionally jittered (the flip floor): every input moved by one ulp of the type the product reads
-// (f16 or bf16 where rounded, else f32), up or down at random. Through CpuBackendOptions::observer, which
-// passes each product's input rows just before the product: they are the backend's own workspace rows
-// (not const objects), so rounding them in place here is defined; this is test-only use. q|k|v and
-// gate|up share one input and are reported once per part: the rows are changed at the stack's first
-// part only. The GPU's default mode: packed and dense f16 stacks read f16 inputs, stacks with a bf16
-// part bf16 inputs, W8A8 stacks the f32 rows (quantized per token); the output head is not observed
-// (its inputs stay f32 here: no code flips can follow it). Dense stacks with a value beyond f16's range
-// also fall back to bf16 on the GPU; the check's models have none.
 struct InputHook {
   bool round16 = false;      // round as the GPU's default mode does
   uint64_t jitter_seed = 0;  // nonzero: move every input by one ulp, up or down at random
@@ -956,6 +1039,7 @@ int main(int argc, char** argv) {
     check_w8a8_wide();
     check_fp8_fast_wide();
     check_act_quant_wide();
+    check_act_quant_nonfinite();
     for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {

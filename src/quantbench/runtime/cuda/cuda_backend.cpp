@@ -227,6 +227,7 @@ struct CudaBackend::Impl {
   bool fp8_exact = false;
   int fp8_tc_min = 2;
   bool fp8_outer_scales = true;  // QB_CUDA_FP8_OUTER_SCALES=0: the scaling kernel after cuBLASLt (A/B runs)
+  bool fp8_mma = true;  // QB_CUDA_FP8_MMA=0: decode on the f32 CUDA-core kernel, session 27's (A/B runs)
   std::unique_ptr<Fp8TensorCoreGemm> fp8_tc;
   // Products the tensor-core path refused at run time (no cuBLASLt algorithm, misaligned operands):
   // they ran on the CUDA cores instead (f32 sums up to 16 tokens, exact above), and describe() says so.
@@ -244,11 +245,18 @@ struct CudaBackend::Impl {
     const std::string many = m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
                                         "keep about 14 bits: up to 8e-5 of the sum of |products| measured), " + scaling
                                       : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)";
-    return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens the exact products summed in f32 on the "
-                       "CUDA cores; from {}: {}; not the CPU's exact sums)",
-                       fp8_tc_min, fp8_tc_min, many);
+    const std::string few = fp8_mma_fits(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
+                                              "accumulation)"
+                                            : "the exact products summed in f32 on the CUDA cores (the input width "
+                                              "is not a multiple of 16 for the tensor cores)";
+    return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens {}; from {}: {}; not the CPU's exact "
+                       "sums)",
+                       fp8_tc_min, few, fp8_tc_min, many);
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
+  // Whether the fast form's decode products take the tensor-core kernel (the weights come from cudaMalloc
+  // and the codes from an al256 offset of it: both aligned, so only the width decides).
+  bool fp8_mma_fits(const Mat& m) const { return fp8_mma && m.n_in % 16 == 0; }
 
   // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
   // pf_stream, forked after the product before and joined at the end of the step.
@@ -369,6 +377,18 @@ struct CudaBackend::Impl {
     }
   };
   Pinned tab_host, out_host;
+  // W8A8: the activation quantizers set this mapped word when a product's input row is not finite (which
+  // the CPU's quantizer refuses); run_chunk reads it after each step's sync and refuses the step too.
+  Pinned nonfinite_host;
+  unsigned* nonfinite_flag() const { return static_cast<unsigned*>(nonfinite_host.dev); }
+  void refuse_nonfinite_activations() {
+    if (!nonfinite_host.p) return;
+    auto* word = static_cast<volatile unsigned*>(nonfinite_host.p);
+    if (*word == 0u) return;
+    *word = 0u;
+    fail("w8a8: an input row of a W8A8 product is not finite (NaN or infinity): the CPU backend refuses it "
+            "too (its quantizer), so this step's logits are not returned");
+  }
 
   // Profiling mode (CudaBackendOptions::profile).
   enum Cls {
@@ -795,7 +815,7 @@ struct CudaBackend::Impl {
       mark(kCast);
       if (m.w8a8_fp8) {
         auto* xq8 = reinterpret_cast<uint8_t*>(xq);
-        quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream);
+        quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
         const uint8_t* W = m.w8q.as<uint8_t>();
         const float* sw = m.w8s.as<float>();
         if (!fp8_exact && T >= fp8_tc_min && m.fp8_tc) {
@@ -809,12 +829,15 @@ struct CudaBackend::Impl {
                        m.n_out, m.n_in, T);
         }
         mark(kQgemv);
-        if (!fp8_exact && T <= 16)
-          w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, overlap_launch && early);
-        else w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        if (!fp8_exact && T <= 16) {
+          if (!fp8_mma || !w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, overlap_launch && early))
+            w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, overlap_launch && early);
+        } else {
+          w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
+        }
         return;
       }
-      quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream);
+      quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream, nonfinite_flag());
       if (T < w8a8_gemm_min) {
         mark(kQgemv);
         w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream,
@@ -982,6 +1005,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FP8_EXACT")) options_.fp8_exact = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FP8_OUTER_SCALES")) I.fp8_outer_scales = std::string(e) != "0";
+  if (const char* e = std::getenv("QB_CUDA_FP8_MMA")) I.fp8_mma = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
   I.w8a8_enabled = options_.w8a8;
@@ -1049,8 +1073,11 @@ static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
       break;
     }
   // Decode scratch: int8 / e4m3 codes, scales, and the int32 products of the cuBLAS path.
-  if (I.any_w8a8)
+  if (I.any_w8a8) {
     I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4) + size_t(16) * size_t(I.w8_out) * 4);
+    I.nonfinite_host.ensure(sizeof(unsigned));
+    *static_cast<volatile unsigned*>(I.nonfinite_host.p) = 0u;
+  }
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
 }
 
@@ -1244,10 +1271,12 @@ std::string CudaBackend::describe_activations() const {
   for (const Mat* m : impl_->mats()) {
     // (FP8's two forms sum differently, so the form is part of what the input becomes: runs in different
     // forms do not compare.)
-    if (m->w8a8)
-      ++inputs[!m->w8a8_fp8      ? "int8 per token (W8A8)"
-               : impl_->fp8_exact ? "fp8 e4m3 per token (W8A8, exact sums)"
-                                  : "fp8 e4m3 per token (W8A8, FP8 tensor cores from 2 tokens)"];
+    if (m->w8a8 && m->w8a8_fp8 && !impl_->fp8_exact)
+      ++inputs[fmt::format("fp8 e4m3 per token (W8A8: {} sums below {} tokens, {} sums from there)",
+                           impl_->fp8_mma_fits(*m) ? "f16 tensor-core" : "f32 CUDA-core", impl_->fp8_tc_min,
+                           m->fp8_tc ? "FP8 tensor-core" : "exact")];
+    else if (m->w8a8)
+      ++inputs[m->w8a8_fp8 ? "fp8 e4m3 per token (W8A8, exact sums)" : "int8 per token (W8A8)"];
     else if (m->packed) ++inputs[m->first_packed().shape.spec.format == WeightFormat::BF16 ? "bf16" : "f16"];
     else ++inputs[impl_->dense == DenseType::F32 ? "f32" : m->dense.f16 ? "f16" : "bf16"];
   }
@@ -1838,6 +1867,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     I.prof_end(T);
     cuda_ok(cudaStreamSynchronize(st), "forward");
   }
+  I.refuse_nonfinite_activations();
   return size_t(R);
 }
 

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <cfloat>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -46,11 +47,28 @@ __device__ __forceinline__ float block_max(float am) {
   return am;
 }
 
-// The block's row absmax, every thread gets it.
-__device__ float block_absmax(const float* xr, int n) {
+// The block's row absmax, every thread gets it; `bad` (every thread) whether the row holds a value that is
+// not finite.
+__device__ float block_absmax(const float* xr, int n, bool& bad) {
   float am = 0.0f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) am = fmaxf(am, fabsf(xr[i]));
+  bool nf = false;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float a = fabsf(xr[i]);
+    am = fmaxf(am, a);
+    nf = nf || !(a <= FLT_MAX);
+  }
+  bad = __syncthreads_or(nf) != 0;
   return block_max(am);
+}
+
+// A row that is not finite: the CPU's quantizer refuses it (matmul_w8a8.cpp). Here its scale becomes NaN,
+// so every output of the product is NaN (as any other product passes a NaN on), and *nonfinite (a mapped
+// host word the backend reads after the step, when given) is set, so the backend refuses the step in the
+// CPU's words instead of returning numbers.
+__device__ __forceinline__ float row_scale(float absmax, float qmax, bool bad, unsigned* nonfinite) {
+  if (!bad) return absmax / qmax;
+  if (nonfinite && threadIdx.x == 0) *reinterpret_cast<volatile unsigned*>(nonfinite) = 1u;
+  return __int_as_float(0x7fc00000);
 }
 
 // The codes of one value, as the CPU's quantize_row_int8 / quantize_row_fp8 form them (x / s, then
@@ -66,11 +84,13 @@ __device__ __forceinline__ uint8_t act_code_fp8(float x, float sc) {
 }
 
 // One block per token: the row's absmax, then the codes.
-__global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s) {
+__global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s, unsigned* nonfinite) {
   pdl_launch_dependents();
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
-  const float sc = block_absmax(xr, n) / 127.0f;
+  bool bad;
+  const float am = block_absmax(xr, n, bad);
+  const float sc = row_scale(am, 127.0f, bad, nonfinite);
   int8_t* qr = q + int64_t(t) * n;
   for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = int8_t(act_code_int8(xr[i], sc));
   if (threadIdx.x == 0) s[t] = sc;
@@ -85,7 +105,8 @@ __global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, f
 // arithmetic.
 constexpr int kActRegs = 4;
 template <bool kFp8>
-__global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
+__global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s,
+                                                             unsigned* nonfinite) {
   pdl_launch_dependents();
   const int t = blockIdx.x;
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * xs);
@@ -96,11 +117,16 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
     const int i = r * 1024 + int(threadIdx.x);
     v[r] = 4 * i < n ? __ldg(xr + i) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
+  bool nf = false;  // a value that is not finite (fmaxf drops NaNs, so the max alone cannot tell)
+  auto finite = [](float e) { return fabsf(e) <= FLT_MAX; };
 #pragma unroll
-  for (int r = 0; r < kActRegs; ++r)
+  for (int r = 0; r < kActRegs; ++r) {
     am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
+    nf = nf || !(finite(v[r].x) && finite(v[r].y) && finite(v[r].z) && finite(v[r].w));
+  }
+  const bool bad = __syncthreads_or(nf) != 0;
   am = block_max<32>(am);
-  const float sc = am / (kFp8 ? 448.0f : 127.0f);
+  const float sc = row_scale(am, kFp8 ? 448.0f : 127.0f, bad, nonfinite);
   uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
 #pragma unroll
   for (int r = 0; r < kActRegs; ++r) {
@@ -218,11 +244,13 @@ void launch_scale(const Acc* acc, const float* sw, const float* sx, int n_out, i
 }
 
 // FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
-__global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s) {
+__global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s, unsigned* nonfinite) {
   pdl_launch_dependents();
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
-  const float sc = block_absmax(xr, n) / 448.0f;
+  bool bad;
+  const float am = block_absmax(xr, n, bad);
+  const float sc = row_scale(am, 448.0f, bad, nonfinite);
   uint8_t* qr = q + int64_t(t) * n;
   for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = act_code_fp8(xr[i], sc);
   if (threadIdx.x == 0) s[t] = sc;
@@ -456,10 +484,12 @@ void launch_fp8_dmma(const uint8_t* W, const float* sw, int n_out, int n_in, con
 
 int w8a8_fp8_dmma_min_tokens() { return dmma_min_tokens(); }
 
-void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st) {
+void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st,
+                      unsigned* nonfinite) {
   if (T <= 0) return;
-  if (act_rows_vectorizable(x, x_stride, n, q)) quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s);
-  else quant_act_fp8_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
+  if (act_rows_vectorizable(x, x_stride, n, q))
+    quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s, nonfinite);
+  else quant_act_fp8_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }
 
@@ -501,11 +531,12 @@ void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int 
   launch_scale<float>(y, sw, sx, n_out, T, y, st);
 }
 
-void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st) {
+void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st,
+                       unsigned* nonfinite) {
   if (T <= 0) return;
   if (act_rows_vectorizable(x, x_stride, n, q))
-    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, reinterpret_cast<uint8_t*>(q), s);
-  else quant_act_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s);
+    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, reinterpret_cast<uint8_t*>(q), s, nonfinite);
+  else quant_act_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }
 

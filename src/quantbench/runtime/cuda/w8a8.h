@@ -21,8 +21,11 @@
 
 namespace qb::runtime::cuda {
 
-// q[t][i], s[t] for T rows of n f32 values (x row t at x + t * x_stride).
-void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st);
+// q[t][i], s[t] for T rows of n f32 values (x row t at x + t * x_stride). A row holding a NaN or an
+// infinity, which the CPU's quantizer refuses, gets the scale NaN (so the product's outputs are NaN) and
+// sets *nonfinite to 1 where given (a device-visible word; the backend refuses the step on it).
+void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st,
+                       unsigned* nonfinite = nullptr);
 
 // y[t][o] (f32, row stride n_out) = W8A8 product of int8 rows W [n_out][n_in] (scales sw[n_out]) with
 // xq [T][n_in] (scales sx[T]); T <= 16.
@@ -31,21 +34,30 @@ void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q
 void w8a8_gemv(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st, bool early = false);
 
-// FP8: q[t][i] (e4m3 codes), s[t].
-void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st);
+// FP8: q[t][i] (e4m3 codes), s[t]; non-finite rows as quantize_act_int8.
+void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q, float* s, cudaStream_t st,
+                      unsigned* nonfinite = nullptr);
 // FP8: y as w8a8_gemv, weights W [n_out][n_in] e4m3 codes; any T. From w8a8_fp8_dmma_min_tokens() tokens
 // on (2; QB_CUDA_FP8_DMMA_MIN overrides it) with n_in % 16 == 0, on the FP64 tensor cores (the same bits).
 int w8a8_fp8_dmma_min_tokens();
 void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                    float* y, cudaStream_t st);
 
-// FP8, the fast form's one-token kernel (the backend's default since session 27; two or more tokens run
-// on the FP8 tensor cores, w8a8_fp8_tc.h): the same codes and scales, the exact e4m3 products summed in
+// FP8, the fast form's CUDA-core decode kernel (the backend's default one-token kernel in session 27;
+// since session 28 only for the shapes w8a8_fp8_mma below refuses): the same codes and scales, the exact e4m3 products summed in
 // f32 on the CUDA cores (one fused multiply-add each: the product is exact, so one rounding per add),
 // then float(sum) * s_x * s_w as above. Not the CPU's bits: the sums differ from the exact ones by f32
 // rounding (2^-24 relative per add). T <= 16, any n_in.
 void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
                        int T, float* y, cudaStream_t st, bool early = false);  // early: as w8a8_gemv
+// FP8, the fast form's decode product since session 28 (w8a8_fp8_mma.cu): the same codes and scales, the
+// exact products summed by the f16 tensor cores (mma.sync, f32 accumulation) from the same row-major
+// weights, then (float(sum) * s_x) * s_w. Not the CPU's bits: the tensor cores' f32 accumulation rounds.
+// Takes n_in % 16 == 0 with W and xq 16-byte aligned (w8a8_fp8_mma_fits), and returns false, writing
+// nothing, otherwise (the caller then runs w8a8_fp8_gemv_f32). T <= 16. early: as w8a8_gemv.
+bool w8a8_fp8_mma_fits(int n_in, const void* W, const void* xq);
+bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
+                  float* y, cudaStream_t st, bool early = false);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st);
 
