@@ -55,11 +55,14 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
 // chunk w * kU, stride kWarps * kU) and add their partial sums in shared memory, in warp order. NT:
 // 8-token tiles (1 or 2). Weights stream past L1 (read once); the activation codes go through it (every
 // block reads them).
+// xq and sx (the quantizer's output) are plain pointers read with plain loads, not __restrict__ / __ldg:
+// the compiler treats read-only loads as invariant and hoisted the first activation load above
+// griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
+// stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
 template <int NT, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) fp8_mma_kernel(const uint8_t* __restrict__ W,
                                                               const float* __restrict__ sw, int n_out, int n_in,
-                                                              const uint8_t* __restrict__ xq,
-                                                              const float* __restrict__ sx, int T,
+                                                              const uint8_t* xq, const float* sx, int T,
                                                               float* __restrict__ y) {
   pdl_launch_dependents();
   __shared__ float red[kWarps > 1 ? kWarps - 1 : 1][NT][4][32];
@@ -87,16 +90,20 @@ __global__ void __launch_bounds__(kWarps * 32) fp8_mma_kernel(const uint8_t* __r
     }
     if (!waited) pdl_wait();  // the quantizer's codes and scales are read from here on
     waited = true;
+    uint4 xs[kU][NT];  // every activation load of the step issued before the first mma
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int k = (c0 + u) * kChunk + 16 * t;
-      uint4 x[NT];
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const int tok = 8 * j + g;
-        x[j] = tok < T && k < n_in ? __ldg(reinterpret_cast<const uint4*>(xq + int64_t(tok) * n_in + k))
-                                   : make_uint4(0, 0, 0, 0);
+        xs[u][j] = tok < T && k < n_in ? *reinterpret_cast<const uint4*>(xq + int64_t(tok) * n_in + k)
+                                       : make_uint4(0, 0, 0, 0);
       }
+    }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const uint4* x = xs[u];
 #pragma unroll
       for (int m = 0; m < 4; ++m) {
         const uint32_t wa_m = word(a[u], m), wb_m = word(b[u], m);
