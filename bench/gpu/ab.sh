@@ -8,7 +8,6 @@
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # s28: FP8's decode products on the f16 tensor cores (this build) against the f32 CUDA-core kernel (QB_CUDA_FP8_MMA=0),
 #   one and 16 streams; the mma kernel at 16 tokens too (QB_CUDA_FP8_TC_MIN=17) against cuBLASLt; its warps per block.
-# s28b: the FP8 mma kernel with its next step's weights in flight (ping-pong) against one step; warps per block.
 # s27d: FP8 scales in cuBLASLt's epilogue against the scaling kernel (quantbench_prev): 16 streams, 512-token prefill.
 # s27c: the W8A8 gemv kernels launched early (programmatic dependent launch) against plain (quantbench_prev).
 # s27b: the one-token FP8 kernel with fma against fmul + fadd (quantbench_prev), three rounds.
@@ -81,7 +80,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s28] [s28b] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s28] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -303,16 +302,6 @@ if has fp8; then  # session 27: FP8 W8A8's fast form (the default) against its e
     done
     [ "$s" = "w8a8-fp8" ] && cp "$OUT/tmp.log" "$OUT/fp8_prefill_${e:+exact_}log.txt"
   done 2>&1 | tee -a "$OUT/ab_fp8.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s28b; then  # session 28: the FP8 mma kernel's next step loaded before this step's arithmetic (ping-pong, this
-  # build's default) against one step in flight (QB_CUDA_FP8_MMA_PINGPONG=0), one stream, three rounds; warps per block;
-  # the CUDA-core kernel once
-  {
-    vs_env QB_CUDA_FP8_MMA_PINGPONG=0 "pingpong    " "one-step    " 3 "w8a8-fp8 1 128"
-    for w in 4 8 16; do GEN=128 b "pingpong w$w " w8a8-fp8 1 QB_CUDA_FP8_MMA_WARPS=$w; done
-    GEN=128 b "cuda-cores  " w8a8-fp8 1 QB_CUDA_FP8_MMA=0
-  } 2>&1 | tee "$OUT/ab_s28b.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s28; then  # session 28: the FP8 decode products on the f16 tensor cores (w8a8_fp8_mma.cu)

@@ -23,7 +23,6 @@
 
 #include <cstdlib>
 #include <stdexcept>
-#include <string>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/launch.cuh"
@@ -60,7 +59,7 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
 // griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
 // stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
-template <int NT, int kWarps, bool kPingPong>
+template <int NT, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) fp8_mma_kernel(const uint8_t* __restrict__ W,
                                                               const float* __restrict__ sw, int n_out, int n_in,
                                                               const uint8_t* xq, const float* sx, int T,
@@ -79,20 +78,18 @@ __global__ void __launch_bounds__(kWarps * 32) fp8_mma_kernel(const uint8_t* __r
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
-  // One step: kU chunks of rows g and g + 8 (a piece past the input is zero and not loaded).
-  struct Step {
+  bool waited = false;
+  for (int c0 = warp * kU; c0 < chunks; c0 += kWarps * kU) {
     uint4 a[kU], b[kU];
-  };
-  auto load_step = [&](int c0, Step& st) {
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int off = (c0 + u) * kChunk;
       const bool in = off + 16 * t < n_in;  // (n_in % 16 == 0: a piece is whole or absent)
-      st.a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
-      st.b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
+      a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
+      b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
     }
-  };
-  auto step_math = [&](int c0, const Step& st) {
+    if (!waited) pdl_wait();  // the quantizer's codes and scales are read from here on
+    waited = true;
     uint4 xs[kU][NT];  // every activation load of the step issued before the first mma
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
@@ -106,40 +103,21 @@ __global__ void __launch_bounds__(kWarps * 32) fp8_mma_kernel(const uint8_t* __r
     }
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
+      const uint4* x = xs[u];
 #pragma unroll
       for (int m = 0; m < 4; ++m) {
-        const uint32_t wa_m = word(st.a[u], m), wb_m = word(st.b[u], m);
+        const uint32_t wa_m = word(a[u], m), wb_m = word(b[u], m);
         const uint32_t a0 = e4m3x2_to_f16x2(wa_m), a1 = e4m3x2_to_f16x2(wb_m);
         const uint32_t a2 = e4m3x2_to_f16x2(wa_m >> 16), a3 = e4m3x2_to_f16x2(wb_m >> 16);
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-          const uint32_t x_m = word(xs[u][j], m);
+          const uint32_t x_m = word(x[j], m);
           mma_f16(acc[j], a0, a1, a2, a3, e4m3x2_to_f16x2(x_m), e4m3x2_to_f16x2(x_m >> 16));
         }
       }
     }
-  };
-  const int first = warp * kU, stride = kWarps * kU;
-  Step cur;
-  load_step(first, cur);  // weights never depend on the kernel before: loaded before the wait
-  pdl_wait();             // the quantizer's codes and scales are read from here on
-  if constexpr (kPingPong) {
-    // The next step's weights are loaded before this step's arithmetic, in two buffers whose roles
-    // alternate in code (a copy between them costs register moves, docs/perf.md session 15).
-    Step nxt;
-    for (int c0 = first; c0 < chunks; c0 += 2 * stride) {
-      load_step(c0 + stride, nxt);
-      step_math(c0, cur);
-      if (c0 + stride >= chunks) break;
-      load_step(c0 + 2 * stride, cur);
-      step_math(c0 + stride, nxt);
-    }
-  } else {
-    for (int c0 = first; c0 < chunks; c0 += stride) {
-      if (c0 != first) load_step(c0, cur);
-      step_math(c0, cur);
-    }
   }
+  if (!waited) pdl_wait();  // (a warp with no chunk: the stores below follow the kernel before)
   if constexpr (kWarps > 1) {
     if (warp > 0)
 #pragma unroll
@@ -180,31 +158,15 @@ int warps_for(int blocks) {
   return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
-// QB_CUDA_FP8_MMA_PINGPONG=0: one step's weights in flight at a time (A/B runs).
-bool ping_pong() {
-  static const bool on = [] {
-    const char* e = std::getenv("QB_CUDA_FP8_MMA_PINGPONG");
-    return !e || std::string(e) != "0";
-  }();
-  return on;
-}
-
-template <int NT, int kWarps>
-void launch_warps(const dim3 grid, const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq,
-                  const float* sx, int T, float* y, cudaStream_t st, bool early) {
-  launch_kernel(ping_pong() ? fp8_mma_kernel<NT, kWarps, true> : fp8_mma_kernel<NT, kWarps, false>, grid,
-                dim3(kWarps * 32), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
-}
-
 template <int NT>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st, bool early) {
   const int blocks = (n_out + 15) / 16;
   const dim3 grid{unsigned(blocks)};
   switch (warps_for(blocks)) {
-    case 16: launch_warps<NT, 16>(grid, W, sw, n_out, n_in, xq, sx, T, y, st, early); break;
-    case 8: launch_warps<NT, 8>(grid, W, sw, n_out, n_in, xq, sx, T, y, st, early); break;
-    default: launch_warps<NT, 4>(grid, W, sw, n_out, n_in, xq, sx, T, y, st, early);
+    case 16: launch_kernel(fp8_mma_kernel<NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y); break;
+    case 8: launch_kernel(fp8_mma_kernel<NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y); break;
+    default: launch_kernel(fp8_mma_kernel<NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
   }
 }
 
