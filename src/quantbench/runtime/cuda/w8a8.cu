@@ -57,8 +57,9 @@ __device__ float block_absmax(const float* xr, int n, bool& bad) {
     am = fmaxf(am, a);
     nf = nf || !(a <= FLT_MAX);
   }
-  bad = __syncthreads_or(nf) != 0;
-  return block_max(am);
+  am = block_max(nf ? INFINITY : am);  // (a thread that saw NaN or infinity offers infinity: no extra barrier)
+  bad = !(am <= FLT_MAX);
+  return am;
 }
 
 // A row that is not finite: the CPU's quantizer refuses it (matmul_w8a8.cpp). Here its scale becomes NaN,
@@ -124,8 +125,8 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
     am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
     nf = nf || !(finite(v[r].x) && finite(v[r].y) && finite(v[r].z) && finite(v[r].w));
   }
-  const bool bad = __syncthreads_or(nf) != 0;
-  am = block_max<32>(am);
+  am = block_max<32>(nf ? INFINITY : am);  // (a thread that saw NaN or infinity offers infinity: no extra barrier)
+  const bool bad = !(am <= FLT_MAX);
   const float sc = row_scale(am, kFp8 ? 448.0f : 127.0f, bad, nonfinite);
   uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
 #pragma unroll
