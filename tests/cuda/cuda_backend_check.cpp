@@ -60,6 +60,7 @@
 #include "quantbench/model/model.h"
 #include "quantbench/runtime/cpu/cpu_backend.h"
 #include "quantbench/runtime/cuda/cuda_backend.h"
+#include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/kv_quant.h"
 #include "quantbench/runtime/cuda/w8a8.h"
 #include "quantbench/runtime/cuda/w8a8_fp8_tc.h"
@@ -657,6 +658,96 @@ void check_act_quant_nonfinite() {
   check(wrong == 0 && cases == size_t(2 * 2 * 2 * 6), buf);
 }
 
+// The norm kernel that writes a W8A8 product's codes itself (ActOut::codes, what the decode step runs
+// before q|k|v and gate|up): against the same norm writing f32 rows followed by the quantizer, bitwise
+// (codes and scales), int8 and fp8, n = 4096 and 64 (stories260K), T = 1, 5 and 16, with a residual add,
+// and once with a row gather (the output norm's); one launch with a NaN in row 1 of `add` must give that
+// row the scale NaN and set the flag, and leave the other rows' bits as the quantizer's.
+void check_norm_codes() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(31337);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t values = 0, differ = 0, cases = 0;
+  unsigned* flag = nullptr;
+  cuda_ok(cudaMalloc(&flag, sizeof(unsigned)), "cudaMalloc");
+  for (const bool fp8 : {false, true})
+    for (const int n : {4096, 64})
+      for (const int T : {1, 5, 16})
+        for (const bool gather : {false, true}) {
+          if (gather && T != 5) continue;
+          const bool nan_row = T == 16;
+          const int rows_in = gather ? 7 : T;  // gathered: output row t is input row rows[t]
+          std::vector<float> x(size_t(rows_in) * size_t(n)), add(x.size()), w(static_cast<size_t>(n));
+          for (auto& v : x) v = nd(rng) * 3.0f;
+          for (auto& v : add) v = nd(rng);
+          for (auto& v : w) v = 0.5f + 0.1f * nd(rng);
+          if (nan_row) add[size_t(n) + 5] = std::numeric_limits<float>::quiet_NaN();
+          const std::vector<int32_t> rows = {6, 0, 3, 2, 5};
+          float *dx = nullptr, *dadd = nullptr, *dw = nullptr, *dh = nullptr, *ds1 = nullptr, *ds2 = nullptr;
+          uint8_t *dq1 = nullptr, *dq2 = nullptr;
+          int32_t* drows = nullptr;
+          cuda_ok(cudaMalloc(&dx, x.size() * 4), "cudaMalloc");
+          cuda_ok(cudaMalloc(&dadd, add.size() * 4), "cudaMalloc");
+          cuda_ok(cudaMalloc(&dw, w.size() * 4), "cudaMalloc");
+          cuda_ok(cudaMalloc(&dh, size_t(T) * size_t(n) * 4), "cudaMalloc");
+          cuda_ok(cudaMalloc(&dq1, size_t(T) * size_t(n)), "cudaMalloc");
+          cuda_ok(cudaMalloc(&dq2, size_t(T) * size_t(n)), "cudaMalloc");
+          cuda_ok(cudaMalloc(&ds1, size_t(T) * 4), "cudaMalloc");
+          cuda_ok(cudaMalloc(&ds2, size_t(T) * 4), "cudaMalloc");
+          cuda_ok(cudaMalloc(&drows, rows.size() * 4), "cudaMalloc");
+          cuda_ok(cudaMemcpy(dadd, add.data(), add.size() * 4, cudaMemcpyHostToDevice), "upload");
+          cuda_ok(cudaMemcpy(dw, w.data(), w.size() * 4, cudaMemcpyHostToDevice), "upload");
+          cuda_ok(cudaMemcpy(drows, rows.data(), rows.size() * 4, cudaMemcpyHostToDevice), "upload");
+          cuda_ok(cudaMemset(dq2, 0x5a, size_t(T) * size_t(n)), "poison");
+          cuda_ok(cudaMemset(flag, 0, sizeof(unsigned)), "clear");
+          const int32_t* R = gather ? drows : nullptr;
+          // the reference: f32 rows, then the quantizer
+          cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+          rc::ActOut f32_out;
+          f32_out.f32 = dh;
+          rc::add_rmsnorm(dx, dadd, dw, n, T, 1e-5f, R, f32_out, nullptr);
+          if (fp8) rc::quantize_act_fp8(dh, n, n, T, dq1, ds1, nullptr);
+          else rc::quantize_act_int8(dh, n, n, T, reinterpret_cast<int8_t*>(dq1), ds1, nullptr);
+          // the fused form, from the same x
+          cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+          rc::ActOut codes_out;
+          codes_out.codes = dq2;
+          codes_out.code_scale = ds2;
+          codes_out.codes_fp8 = fp8;
+          codes_out.nonfinite = flag;
+          rc::add_rmsnorm(dx, dadd, dw, n, T, 1e-5f, R, codes_out, nullptr);
+          std::vector<uint8_t> q1(size_t(T) * size_t(n)), q2(q1.size());
+          std::vector<float> s1(static_cast<size_t>(T)), s2(static_cast<size_t>(T));
+          unsigned flag_host = 0;
+          cuda_ok(cudaMemcpy(q1.data(), dq1, q1.size(), cudaMemcpyDeviceToHost), "download");
+          cuda_ok(cudaMemcpy(q2.data(), dq2, q2.size(), cudaMemcpyDeviceToHost), "download");
+          cuda_ok(cudaMemcpy(s1.data(), ds1, s1.size() * 4, cudaMemcpyDeviceToHost), "download");
+          cuda_ok(cudaMemcpy(s2.data(), ds2, s2.size() * 4, cudaMemcpyDeviceToHost), "download");
+          cuda_ok(cudaMemcpy(&flag_host, flag, sizeof flag_host, cudaMemcpyDeviceToHost), "download");
+          differ += flag_host != (nan_row ? 1u : 0u);
+          for (int t = 0; t < T; ++t) {
+            if (nan_row && t == 1) {
+              differ += !std::isnan(s2[size_t(t)]);
+              continue;
+            }
+            differ += std::memcmp(&s1[size_t(t)], &s2[size_t(t)], 4) != 0;
+            for (int i = 0; i < n; ++i) differ += q1[size_t(t) * size_t(n) + size_t(i)] != q2[size_t(t) * size_t(n) + size_t(i)];
+            values += size_t(n) + 1;
+          }
+          ++cases;
+          for (void* p : {static_cast<void*>(dx), static_cast<void*>(dadd), static_cast<void*>(dw),
+                          static_cast<void*>(dh), static_cast<void*>(dq1), static_cast<void*>(dq2),
+                          static_cast<void*>(ds1), static_cast<void*>(ds2), static_cast<void*>(drows)})
+            cudaFree(p);
+        }
+  cudaFree(flag);
+  char buf[320];
+  std::snprintf(buf, sizeof buf, "norm kernel writing W8A8 codes (int8, fp8; n = 4096 / 64; T = 1 / 5 / 16, a row "
+                "gather, a NaN row): %zu of %zu codes, scales and flags differ from the norm then the quantizer "
+                "(bitwise) over %zu launches", differ, values, cases);
+  check(differ == 0 && cases == 16 && values > 0, buf);
+}
+
 // FP8 W8A8's fast form (the backend's default: CudaBackendOptions::fp8_exact off) at the widths of real
 // models, against the exact sums computed here. Not bitwise: each output must lie within a bound of the
 // CPU's formula float(exact sum) * s_x * s_w:
@@ -1042,6 +1133,7 @@ int main(int argc, char** argv) {
     check_fp8_fast_wide();
     check_act_quant_wide();
     check_act_quant_nonfinite();
+    check_norm_codes();
     for (const auto& p : paths) check_w8a8_exact(p);
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {

@@ -228,6 +228,7 @@ struct CudaBackend::Impl {
   int fp8_tc_min = 2;
   bool fp8_outer_scales = true;  // QB_CUDA_FP8_OUTER_SCALES=0: the scaling kernel after cuBLASLt (A/B runs)
   bool fp8_mma = true;  // QB_CUDA_FP8_MMA=0: decode on the f32 CUDA-core kernel, session 27's (A/B runs)
+  bool w8a8_norm_codes = true;  // QB_CUDA_W8A8_NORM_CODES=0: a quantizer before every W8A8 product (norm_codes)
   std::unique_ptr<Fp8TensorCoreGemm> fp8_tc;
   // Products the tensor-core path refused at run time (no cuBLASLt algorithm, misaligned operands):
   // they ran on the CUDA cores instead (f32 sums up to 16 tokens, exact above), and describe() says so.
@@ -799,11 +800,30 @@ struct CudaBackend::Impl {
     return a;
   }
 
+  // A W8A8 decode product whose input a norm produces: the norm kernel writes the codes and scales itself
+  // (ActOut::codes, the bits the quantizer would write), so the product runs without a quantizer kernel
+  // before it. QB_CUDA_W8A8_NORM_CODES=0: the quantizer always (A/B runs).
+  bool norm_codes(const Mat& m, int T) const {
+    return m.w8a8 && T <= 16 && w8a8_norm_codes && add_rmsnorm_writes_codes(int(m.n_in), norm_loop);
+  }
+  ActOut norm_target(const Mat& m, int T, float* f32_rows) const {
+    if (!norm_codes(m, T)) return target(m, T, f32_rows);
+    ActOut a;
+    uint8_t* base = w8_dec.as<uint8_t>();  // gemm_ready's decode codes and scales
+    a.codes = base;
+    a.code_scale = reinterpret_cast<float*>(base + al256(size_t(16) * size_t(w8_in)));
+    a.codes_fp8 = m.w8a8_fp8;
+    a.nonfinite = nonfinite_flag();
+    return a;
+  }
+
   // y[T][n_out] (f32) = x[T][n_in] W^T, the input already written to target(m, T, x) by its producer
   // (packed decode: into `frag_in` where given, else xfrag).
   // `early`: false keeps a packed decode product from launching early (programmatic dependent launch)
   // where the kernel before it is a product too (the down product after gemm_gated).
-  void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true) {
+  // `codes_ready`: a W8A8 product's input was written as codes by its norm (norm_target).
+  void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true,
+                  bool codes_ready = false) {
     if (skips(kSkipProd, T)) return;
     const float one = 1.0f, zero = 0.0f;
     if (m.w8a8) {
@@ -815,7 +835,7 @@ struct CudaBackend::Impl {
       mark(kCast);
       if (m.w8a8_fp8) {
         auto* xq8 = reinterpret_cast<uint8_t*>(xq);
-        quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
+        if (!(codes_ready && dec)) quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
         const uint8_t* W = m.w8q.as<uint8_t>();
         const float* sw = m.w8s.as<float>();
         if (!fp8_exact && T >= fp8_tc_min && m.fp8_tc) {
@@ -837,7 +857,7 @@ struct CudaBackend::Impl {
         }
         return;
       }
-      quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream, nonfinite_flag());
+      if (!(codes_ready && dec)) quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream, nonfinite_flag());
       if (T < w8a8_gemm_min) {
         mark(kQgemv);
         w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream,
@@ -1006,6 +1026,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FP8_OUTER_SCALES")) I.fp8_outer_scales = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FP8_MMA")) I.fp8_mma = std::string(e) != "0";
+  if (const char* e = std::getenv("QB_CUDA_W8A8_NORM_CODES")) I.w8a8_norm_codes = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
   I.w8a8_enabled = options_.w8a8;
@@ -1656,8 +1677,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
-      I.gemm_ready(L.wqkv, h, T, qkv);
+                    I.norm_target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
+      I.gemm_ready(L.wqkv, h, T, qkv, nullptr, true, I.norm_codes(L.wqkv, T));
       I.l2_prefetch(L.wo, T);  // during rope and attention
       if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
       if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
@@ -1760,12 +1781,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.mark(Impl::kNorm);
       const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
       if (!I.skips(Impl::kSkipNorm, T))
-        add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.target(L.wgu, T, h), st,
+        add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.norm_target(L.wgu, T, h), st,
                     I.norm_loop, early_norm2, early_norm2 && I.prewait);
       const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
       const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
       if (!act_fused) {  // (fused: the products run back to back, with no small kernel to hide a prefetch)
-        I.gemm_ready(L.wgu, h, T, I.gu.as<float>());
+        I.gemm_ready(L.wgu, h, T, I.gu.as<float>(), nullptr, true, I.norm_codes(L.wgu, T));
         I.l2_prefetch(L.wdown, T);
         I.mark(Impl::kAct);
         if (!I.skips(Impl::kSkipAct, T))
@@ -1786,8 +1807,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.l2_prefetch(I.output, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                  I.target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
-      I.gemm_ready(I.output, h, R, I.logits.as<float>());
+                  I.norm_target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
+      I.gemm_ready(I.output, h, R, I.logits.as<float>(), nullptr, true, I.norm_codes(I.output, R));
       if (sp.final_softcap > 0) {
         I.mark(Impl::kOther);
         softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);

@@ -19,6 +19,7 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/split_partial.cuh"
+#include "quantbench/runtime/cuda/w8a8_codes.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/gated.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
@@ -299,6 +300,9 @@ constexpr int kNormPairs = 4;
 // has completed before the kernel before this one can start (every decode kernel waits for its
 // predecessor before its own dependents may launch), and the weights never change. Under an early
 // launch their DRAM latency then overlaps that kernel's tail. x is read through L2 (__ldcg) there.
+// kCodes: also the W8A8 codes of the output (ActOut::codes): an instantiation of its own, so the plain
+// kernel's code and registers stay as they were.
+template <bool kCodes>
 __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                        const int32_t* rows, ActOut o, bool prewait) {
   __shared__ float red[32];
@@ -346,6 +350,30 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
   ss = block_reduce(ss, red, false);
   const float sc = 1.0f / sqrtf(ss / float(n) + eps);
   const int np = pair_count(o, n);
+  if constexpr (kCodes) {  // a W8A8 product's codes (n even, add_rmsnorm_writes_codes): the row's absmax first
+    float out_a[kNormPairs], out_b[kNormPairs], am = 0.0f;
+    bool nf = false;
+#pragma unroll
+    for (int k = 0; k < kNormPairs; ++k) {
+      const int c = 2 * (threadIdx.x + k * blockDim.x);
+      out_a[k] = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
+      out_b[k] = c < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
+      am = fmaxf(am, fmaxf(fabsf(out_a[k]), fabsf(out_b[k])));
+      nf = nf || !(finite_value(out_a[k]) && finite_value(out_b[k]));
+    }
+    am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale)
+    const float qs = row_scale(am, o.codes_fp8 ? 448.0f : 127.0f, !(am <= FLT_MAX), o.nonfinite);
+    uint16_t* qr = reinterpret_cast<uint16_t*>(o.codes + size_t(t) * n);
+#pragma unroll
+    for (int k = 0; k < kNormPairs; ++k) {
+      const int p = threadIdx.x + k * blockDim.x;
+      if (2 * p >= n) break;
+      const uint8_t qa = o.codes_fp8 ? act_code_fp8(out_a[k], qs) : act_code_int8(out_a[k], qs);
+      const uint8_t qb = o.codes_fp8 ? act_code_fp8(out_b[k], qs) : act_code_int8(out_b[k], qs);
+      qr[p] = uint16_t(qa | (qb << 8));
+    }
+    if (threadIdx.x == 0) o.code_scale[t] = qs;
+  }
 #pragma unroll
   for (int k = 0; k < kNormPairs; ++k) {
     const int p = threadIdx.x + k * blockDim.x;
@@ -1328,15 +1356,26 @@ int attention_splits(int n_head, int T, int sm_count, int blocks_per_sm, int one
   return want < 1 ? 1 : (want > 16 ? 16 : want);
 }
 
+static int norm_reg_threads(int pairs) {
+  const int th = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
+  return th < 64 ? 64 : th;
+}
+
+bool add_rmsnorm_writes_codes(int n, bool loop_kernel) {
+  return !loop_kernel && n % 2 == 0 && norm_reg_threads((n + 1) / 2) <= 1024;
+}
+
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
                  const ActOut& out, cudaStream_t s, bool loop_kernel, bool early, bool prewait) {
   if (T <= 0) return;
+  if (out.codes && (out.frag || !add_rmsnorm_writes_codes(n, loop_kernel)))
+    throw std::invalid_argument("add_rmsnorm: W8A8 codes need the register kernel, rows of even width up to "
+                                "8192, and no fragments");
   const int pairs = pair_count(out, n);
-  int reg_threads = ((pairs + kNormPairs - 1) / kNormPairs + 31) / 32 * 32;
-  reg_threads = reg_threads < 64 ? 64 : reg_threads;
+  const int reg_threads = norm_reg_threads(pairs);
   if (reg_threads <= 1024 && !loop_kernel) {  // rows up to 8192 wide (16384 with fragments' padding counted)
-    launch_kernel(add_rmsnorm_reg_kernel, dim3(unsigned(T)), dim3(unsigned(reg_threads)), 0, s, early, x, add, w,
-                  n, (T + 7) / 8, eps, rows, out, prewait);
+    launch_kernel(out.codes ? add_rmsnorm_reg_kernel<true> : add_rmsnorm_reg_kernel<false>, dim3(unsigned(T)),
+                  dim3(unsigned(reg_threads)), 0, s, early, x, add, w, n, (T + 7) / 8, eps, rows, out, prewait);
     QB_CUDA_LAUNCHED();
     return;
   }
@@ -1351,6 +1390,7 @@ void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& ou
                    bool interleave16) {
   if (T <= 0) return;
   if (interleave16 && n % 16 != 0) throw std::invalid_argument("gated_act_out: interleaved blocks of 16 need n % 16 == 0");
+  if (out.codes) throw std::invalid_argument("gated_act_out: W8A8 codes are written by the norm kernel only");
   const int pairs = pair_count(out, n), th = pair_threads(pairs);
   launch_kernel(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), 0, s, early,
                 gate_up, n, (T + 7) / 8, act, interleave16, out);
@@ -1360,6 +1400,7 @@ void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& ou
 void store_rows(const float* x, int n, int T, const ActOut& out, cudaStream_t s) {
   if (T <= 0) return;
   if (out.f32 && out.f32 != x) throw std::runtime_error("store_rows: out.f32 must be null or the input");
+  if (out.codes) throw std::invalid_argument("store_rows: W8A8 codes are written by the norm kernel only");
   ActOut o = out;
   o.f32 = nullptr;
   if (!o.half_rows && !o.frag) return;

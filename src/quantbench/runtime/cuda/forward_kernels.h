@@ -59,11 +59,19 @@ void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s);
 // `half_rows`: rounded to bf16 (bf16) or f16, row-major (the input of a cuBLAS GEMM); `frag`: rounded
 // the same way into the qgemv activation fragments (qgemv.h layout; T <= 16). Writing the consumer's
 // layout from the producing kernel saves a cast or pack kernel per matrix product at decode.
+// `codes` (the register norm kernel only: add_rmsnorm_writes_codes): the per-token codes of a W8A8
+// product's input, codes[t][i] (int8, or e4m3 where codes_fp8) and code_scale[t], the bits its quantizer
+// (w8a8.h) would write from the f32 rows, so the product needs no quantizer kernel; a non-finite row sets
+// *nonfinite where given, as the quantizers do. The other kernels refuse a target with codes.
 struct ActOut {
   float* f32 = nullptr;
   uint16_t* half_rows = nullptr;
   void* frag = nullptr;
   bool bf16 = false;
+  uint8_t* codes = nullptr;
+  float* code_scale = nullptr;
+  unsigned* nonfinite = nullptr;
+  bool codes_fp8 = false;
 };
 
 // x[r] += add[r] (add may be null; post-norms are applied to `add` beforehand), then
@@ -81,6 +89,9 @@ struct ActOut {
 void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float eps, const int32_t* rows,
                  const ActOut& out, cudaStream_t s, bool loop_kernel = false, bool early = false,
                  bool prewait = false);
+// Whether add_rmsnorm, so called, takes a target with W8A8 codes (its register kernel: rows of whole
+// 16-bit code pairs, up to 8192 wide).
+bool add_rmsnorm_writes_codes(int n, bool loop_kernel);
 
 // out[t] = act(gate[t]) * up[t] written to `out`: gate|up rows as in gated_act, or (interleave16) in
 // blocks of 16 gate values followed by the same 16 columns' up values (n % 16 == 0; the packed gate|up

@@ -13,6 +13,7 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cuda/w8a8_codes.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -55,33 +56,11 @@ __device__ float block_absmax(const float* xr, int n, bool& bad) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) {
     const float a = fabsf(xr[i]);
     am = fmaxf(am, a);
-    nf = nf || !(a <= FLT_MAX);
+    nf = nf || !finite_value(a);
   }
-  am = block_max(nf ? INFINITY : am);  // (a thread that saw NaN or infinity offers infinity: no extra barrier)
+  am = block_max(nf ? INFINITY : am);  // (see row_scale)
   bad = !(am <= FLT_MAX);
   return am;
-}
-
-// A row that is not finite: the CPU's quantizer refuses it (matmul_w8a8.cpp). Here its scale becomes NaN,
-// so every output of the product is NaN (as any other product passes a NaN on), and *nonfinite (a mapped
-// host word the backend reads after the step, when given) is set, so the backend refuses the step in the
-// CPU's words instead of returning numbers.
-__device__ __forceinline__ float row_scale(float absmax, float qmax, bool bad, unsigned* nonfinite) {
-  if (!bad) return absmax / qmax;
-  if (nonfinite && threadIdx.x == 0) *reinterpret_cast<volatile unsigned*>(nonfinite) = 1u;
-  return __int_as_float(0x7fc00000);
-}
-
-// The codes of one value, as the CPU's quantize_row_int8 / quantize_row_fp8 form them (x / s, then
-// round-half-even clamped to [-127, 127], or e4m3 round-to-nearest-even saturating, NaN -> 0x7f).
-__device__ __forceinline__ uint8_t act_code_int8(float x, float sc) {
-  const float v = sc > 0.0f ? rintf(x / sc) : 0.0f;
-  return uint8_t(int8_t(fminf(fmaxf(v, -127.0f), 127.0f)));
-}
-__device__ __forceinline__ uint8_t act_code_fp8(float x, float sc) {
-  if (!(sc > 0.0f)) return 0;
-  const float v = x / sc;
-  return v != v ? uint8_t(0x7f) : uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
 }
 
 // One block per token: the row's absmax, then the codes.
@@ -119,13 +98,12 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
     v[r] = 4 * i < n ? __ldg(xr + i) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   bool nf = false;  // a value that is not finite (fmaxf drops NaNs, so the max alone cannot tell)
-  auto finite = [](float e) { return fabsf(e) <= FLT_MAX; };
 #pragma unroll
   for (int r = 0; r < kActRegs; ++r) {
     am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
-    nf = nf || !(finite(v[r].x) && finite(v[r].y) && finite(v[r].z) && finite(v[r].w));
+    nf = nf || !(finite_value(v[r].x) && finite_value(v[r].y) && finite_value(v[r].z) && finite_value(v[r].w));
   }
-  am = block_max<32>(nf ? INFINITY : am);  // (a thread that saw NaN or infinity offers infinity: no extra barrier)
+  am = block_max<32>(nf ? INFINITY : am);  // (see row_scale)
   const bool bad = !(am <= FLT_MAX);
   const float sc = row_scale(am, kFp8 ? 448.0f : 127.0f, bad, nonfinite);
   uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);

@@ -1,0 +1,40 @@
+// The per-token W8A8 activation codes as the CPU's quantize_row_int8 / quantize_row_fp8 form them
+// (runtime/cpu/matmul_w8a8.h), for every GPU kernel that writes them: the quantizers (w8a8.cu) and the
+// norm kernel that quantizes its own output for a W8A8 product (forward_kernels.cu). One definition, so
+// both give the same bits.
+#pragma once
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cstdint>
+
+namespace qb::runtime::cuda {
+
+// x / s, then round-half-even clamped to [-127, 127], or e4m3 round-to-nearest-even saturating (NaN ->
+// 0x7f); a scale that is not positive (an all-zero row, or NaN) gives code 0.
+__device__ __forceinline__ uint8_t act_code_int8(float x, float sc) {
+  const float v = sc > 0.0f ? rintf(x / sc) : 0.0f;
+  return uint8_t(int8_t(fminf(fmaxf(v, -127.0f), 127.0f)));
+}
+__device__ __forceinline__ uint8_t act_code_fp8(float x, float sc) {
+  if (!(sc > 0.0f)) return 0;
+  const float v = x / sc;
+  return v != v ? uint8_t(0x7f) : uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
+}
+
+// A row's scale from its absmax (qmax: 127 for int8, 448 for e4m3). A row that is not finite, which the
+// CPU's quantizer refuses (matmul_w8a8.cpp): its scale becomes NaN, so every output of the product is
+// NaN (as any other product passes a NaN on), and *nonfinite (a mapped host word the backend reads after
+// the step, when given) is set, so the backend refuses the step in the CPU's words instead of returning
+// numbers. Kernels tell `bad` through their absmax reduction: a thread that saw NaN or infinity offers
+// infinity, so bad = !(absmax <= FLT_MAX), with no barrier of its own.
+__device__ __forceinline__ float row_scale(float absmax, float qmax, bool bad, unsigned* nonfinite) {
+  if (!bad) return absmax / qmax;
+  if (nonfinite && threadIdx.x == 0) *reinterpret_cast<volatile unsigned*>(nonfinite) = 1u;
+  return __int_as_float(0x7fc00000);
+}
+
+__device__ __forceinline__ bool finite_value(float x) { return fabsf(x) <= FLT_MAX; }
+
+}  // namespace qb::runtime::cuda
