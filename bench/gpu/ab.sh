@@ -8,7 +8,6 @@
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # s28: FP8's decode products on the f16 tensor cores (this build) against the f32 CUDA-core kernel (QB_CUDA_FP8_MMA=0),
 #   one and 16 streams; the mma kernel at 16 tokens too (QB_CUDA_FP8_TC_MIN=17) against cuBLASLt; its warps per block.
-# s28e: the gated activation writing down's W8A8 codes against down's quantizer, one and 16 streams.
 # s28d: the norm kernel writing W8A8 codes against a quantizer before every W8A8 product, one and 16 streams.
 # s28c: session 28's final build against quantbench_prev (session 27's), W8A8 and FP8 at one and 16 streams.
 # s27d: FP8 scales in cuBLASLt's epilogue against the scaling kernel (quantbench_prev): 16 streams, 512-token prefill.
@@ -83,7 +82,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s28] [s28c] [s28d] [s28e] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -305,11 +304,6 @@ if has fp8; then  # session 27: FP8 W8A8's fast form (the default) against its e
     done
     [ "$s" = "w8a8-fp8" ] && cp "$OUT/tmp.log" "$OUT/fp8_prefill_${e:+exact_}log.txt"
   done 2>&1 | tee -a "$OUT/ab_fp8.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s28e; then  # session 28: down's input written as codes by the gated activation (this build's default) against its
-  # quantizer (QB_CUDA_W8A8_GATED_CODES=0; the norms write codes in both), two rounds
-  vs_env QB_CUDA_W8A8_GATED_CODES=0 "gated codes " "quantizer   " 2 "w8a8 1,16 128" "w8a8-fp8 1,16 128" 2>&1 | tee "$OUT/ab_s28e.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s28d; then  # session 28: the norm kernel writing the W8A8 codes of q|k|v's and gate|up's input (this build's

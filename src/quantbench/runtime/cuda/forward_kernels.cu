@@ -262,33 +262,6 @@ __host__ __device__ inline int pair_count(const ActOut& o, int n) {
   return o.frag ? ((n + 63) / 64) * 32 : (n + 1) / 2;
 }
 
-// A block holding a whole output row of n values (n even), thread i the column pairs i + k * blockDim.x in
-// va / vb (zero past n), writes the row's W8A8 codes and scale to o.codes / o.code_scale: the absmax over
-// the block, then each code as the quantizers form it (w8a8_codes.cuh), so the bits are theirs.
-template <int kPairs>
-__device__ __forceinline__ void store_row_codes(const float (&va)[kPairs], const float (&vb)[kPairs], int n, int t,
-                                                const ActOut& o, float* red) {
-  float am = 0.0f;
-  bool nf = false;
-#pragma unroll
-  for (int k = 0; k < kPairs; ++k) {
-    am = fmaxf(am, fmaxf(fabsf(va[k]), fabsf(vb[k])));
-    nf = nf || !(finite_value(va[k]) && finite_value(vb[k]));
-  }
-  am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale)
-  const float qs = row_scale(am, o.codes_fp8 ? 448.0f : 127.0f, !(am <= FLT_MAX), o.nonfinite);
-  uint16_t* qr = reinterpret_cast<uint16_t*>(o.codes + size_t(t) * n);
-#pragma unroll
-  for (int k = 0; k < kPairs; ++k) {
-    const int p = threadIdx.x + k * blockDim.x;
-    if (2 * p >= n) break;
-    const uint8_t qa = o.codes_fp8 ? act_code_fp8(va[k], qs) : act_code_int8(va[k], qs);
-    const uint8_t qb = o.codes_fp8 ? act_code_fp8(vb[k], qs) : act_code_int8(vb[k], qs);
-    qr[p] = uint16_t(qa | (qb << 8));
-  }
-  if (threadIdx.x == 0) o.code_scale[t] = qs;
-}
-
 __global__ void add_rmsnorm_kernel(float* x, const float* add, const float* w, int n, int nt, float eps,
                                    const int32_t* rows, ActOut o) {
   pdl_enter();
@@ -377,15 +350,29 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
   ss = block_reduce(ss, red, false);
   const float sc = 1.0f / sqrtf(ss / float(n) + eps);
   const int np = pair_count(o, n);
-  if constexpr (kCodes) {  // a W8A8 product's codes (n even, add_rmsnorm_writes_codes)
-    float out_a[kNormPairs], out_b[kNormPairs];
+  if constexpr (kCodes) {  // a W8A8 product's codes (n even, add_rmsnorm_writes_codes): the row's absmax first
+    float out_a[kNormPairs], out_b[kNormPairs], am = 0.0f;
+    bool nf = false;
 #pragma unroll
     for (int k = 0; k < kNormPairs; ++k) {
       const int c = 2 * (threadIdx.x + k * blockDim.x);
       out_a[k] = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
       out_b[k] = c < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
+      am = fmaxf(am, fmaxf(fabsf(out_a[k]), fabsf(out_b[k])));
+      nf = nf || !(finite_value(out_a[k]) && finite_value(out_b[k]));
     }
-    store_row_codes(out_a, out_b, n, t, o, red);
+    am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale)
+    const float qs = row_scale(am, o.codes_fp8 ? 448.0f : 127.0f, !(am <= FLT_MAX), o.nonfinite);
+    uint16_t* qr = reinterpret_cast<uint16_t*>(o.codes + size_t(t) * n);
+#pragma unroll
+    for (int k = 0; k < kNormPairs; ++k) {
+      const int p = threadIdx.x + k * blockDim.x;
+      if (2 * p >= n) break;
+      const uint8_t qa = o.codes_fp8 ? act_code_fp8(out_a[k], qs) : act_code_int8(out_a[k], qs);
+      const uint8_t qb = o.codes_fp8 ? act_code_fp8(out_b[k], qs) : act_code_int8(out_b[k], qs);
+      qr[p] = uint16_t(qa | (qb << 8));
+    }
+    if (threadIdx.x == 0) o.code_scale[t] = qs;
   }
 #pragma unroll
   for (int k = 0; k < kNormPairs; ++k) {
@@ -408,28 +395,6 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool i
   const float a = k < n ? gated_value(gu, n, t, k, act, interleave16) : 0.0f;
   const float b = k + 1 < n ? gated_value(gu, n, t, k + 1, act, interleave16) : 0.0f;
   store_pair(o, n, nt, t, k, a, b);
-}
-
-// The gated activation of one token per block, written as a W8A8 product's codes (gated_act_codes): the
-// values are gated_out_kernel's (the same formula, gated.cuh), held in registers for the row's absmax.
-constexpr int kGatedCodePairs = 10;  // column pairs per thread: rows up to 20480 wide at 1024 threads
-__global__ void __launch_bounds__(1024) gated_codes_kernel(const float* gu, int n, int act, ActOut o) {
-  __shared__ float red[32];
-  pdl_enter();
-  const int t = blockIdx.x;
-  const float* row = gu + size_t(t) * 2 * n;  // gate values, then the up values (n even: float2-aligned)
-  float va[kGatedCodePairs], vb[kGatedCodePairs];
-#pragma unroll
-  for (int k = 0; k < kGatedCodePairs; ++k) {
-    const int c = 2 * (threadIdx.x + k * blockDim.x);
-    va[k] = vb[k] = 0.0f;
-    if (c < n) {
-      const float2 g = *reinterpret_cast<const float2*>(row + c), u = *reinterpret_cast<const float2*>(row + n + c);
-      va[k] = gated_act_value(g.x, u.x, act);
-      vb[k] = gated_act_value(g.y, u.y, act);
-    }
-  }
-  store_row_codes(va, vb, n, t, o, red);
 }
 
 __global__ void copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
@@ -1429,22 +1394,6 @@ void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& ou
   const int pairs = pair_count(out, n), th = pair_threads(pairs);
   launch_kernel(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), 0, s, early,
                 gate_up, n, (T + 7) / 8, act, interleave16, out);
-  QB_CUDA_LAUNCHED();
-}
-
-static int gated_codes_threads(int n) {
-  const int th = (((n / 2) + kGatedCodePairs - 1) / kGatedCodePairs + 31) / 32 * 32;
-  return th < 64 ? 64 : th;
-}
-
-bool gated_act_writes_codes(int n) { return n > 0 && n % 2 == 0 && gated_codes_threads(n) <= 1024; }
-
-void gated_act_codes(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early) {
-  if (T <= 0) return;
-  if (!out.codes || !out.code_scale || out.f32 || out.half_rows || out.frag || !gated_act_writes_codes(n))
-    throw std::invalid_argument("gated_act_codes: needs a codes-only target and an even width up to 20480");
-  launch_kernel(gated_codes_kernel, dim3(unsigned(T)), dim3(unsigned(gated_codes_threads(n))), 0, s, early, gate_up, n,
-                act, out);
   QB_CUDA_LAUNCHED();
 }
 

@@ -59,11 +59,10 @@ void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s);
 // `half_rows`: rounded to bf16 (bf16) or f16, row-major (the input of a cuBLAS GEMM); `frag`: rounded
 // the same way into the qgemv activation fragments (qgemv.h layout; T <= 16). Writing the consumer's
 // layout from the producing kernel saves a cast or pack kernel per matrix product at decode.
-// `codes` (the register norm kernel, add_rmsnorm_writes_codes, and gated_act_codes): the per-token
-// codes of a W8A8 product's input, codes[t][i] (int8, or e4m3 where codes_fp8) and code_scale[t], the
-// bits its quantizer (w8a8.h) would write from the f32 rows, so the product needs no quantizer kernel; a
-// non-finite row sets *nonfinite where given, as the quantizers do. gated_act_out and store_rows refuse
-// a target with codes.
+// `codes` (the register norm kernel only: add_rmsnorm_writes_codes): the per-token codes of a W8A8
+// product's input, codes[t][i] (int8, or e4m3 where codes_fp8) and code_scale[t], the bits its quantizer
+// (w8a8.h) would write from the f32 rows, so the product needs no quantizer kernel; a non-finite row sets
+// *nonfinite where given, as the quantizers do. The other kernels refuse a target with codes.
 struct ActOut {
   float* f32 = nullptr;
   uint16_t* half_rows = nullptr;
@@ -99,13 +98,6 @@ bool add_rmsnorm_writes_codes(int n, bool loop_kernel);
 // matrix's row order where the decode product may fuse this activation: qgemv's QgemvGatedOut).
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
                    bool early = false, bool interleave16 = false);
-
-// The same activation (gate|up rows in halves, not interleave16) written as a W8A8 product's codes and
-// scales (`out`: codes only, ActOut::codes): one block per token holds the row, so the product needs no
-// quantizer kernel; the bits are those of gated_act_out to f32 followed by the quantizer.
-bool gated_act_writes_codes(int n);  // n even, up to 20480
-void gated_act_codes(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
-                     bool early = false);
 
 // Copies `bytes` (a multiple of 16) from mapped pinned host memory, given by its device address, into
 // device memory with a kernel: a graphed decode step pulls its small per-step table this way instead of
