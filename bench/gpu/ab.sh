@@ -853,7 +853,9 @@ if has evalcuda; then
   R=../..  # the checkout the device tool sent (ab.sh runs in its staged folder)
   E="--regimes perplexity,multiple_choice,generation --tasks hellaswag --text $R/data/eval/tinystories/tiny_eval_slice.txt
      --prompts $R/examples/stories_prompts.jsonl --data-dir $R/data/eval --limit 16 --quiet"
-  for pair in "stories260K stories260K-w8" "rand-llama rand-llama-q4_k_m"; do
+  # EVAL_PAIRS ("base cand,base cand"): other pairs (session 28: the W8A8 models)
+  IFS=',' read -r -a pairs <<< "${EVAL_PAIRS:-stories260K stories260K-w8,rand-llama rand-llama-q4_k_m}"
+  for pair in "${pairs[@]}"; do
     read -r base cand <<< "$pair"
     # the CPU on its exact reference path (its fast kernels quantize a quantized matrix's input to 8-bit
     # blocks, as llama.cpp's do, which the GPU's products do not: the manifests say which ran)
