@@ -429,7 +429,8 @@ struct W8a8Operands {
   std::vector<uint8_t> w, xq;
   std::vector<float> sw, sx;
   void *dw = nullptr, *dsw = nullptr, *dx = nullptr, *dsx = nullptr, *dy = nullptr;
-  W8a8Operands(std::mt19937& rng, bool fp8, int n_out_, int n_in_, int Tmax_) : n_out(n_out_), n_in(n_in_), Tmax(Tmax_) {
+  W8a8Operands(std::mt19937& rng, bool fp8, int n_out_, int n_in_, int Tmax_)
+      : n_out(n_out_), n_in(n_in_), Tmax(Tmax_) {
     w.resize(size_t(n_out) * size_t(n_in));
     xq.resize(size_t(Tmax) * size_t(n_in));
     sw.resize(static_cast<size_t>(n_out));
@@ -731,7 +732,8 @@ void check_norm_codes() {
               continue;
             }
             differ += std::memcmp(&s1[size_t(t)], &s2[size_t(t)], 4) != 0;
-            for (int i = 0; i < n; ++i) differ += q1[size_t(t) * size_t(n) + size_t(i)] != q2[size_t(t) * size_t(n) + size_t(i)];
+            const size_t r0 = size_t(t) * size_t(n);
+            for (int i = 0; i < n; ++i) differ += q1[r0 + size_t(i)] != q2[r0 + size_t(i)];
             values += size_t(n) + 1;
           }
           ++cases;
@@ -836,12 +838,12 @@ void check_fp8_fast_wide() {
   }
   cudaFree(ws);
   char buf[768];
-  std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 / 64 / 80 (f32 CUDA-core kernel and f16 tensor-core "
-                "mma kernel T = 1/2/7/16, FP8 tensor cores at 4096 / 11024, T = 2/7/16/100, scaled by cuBLASLt and by a kernel): %zu "
-                "of %zu outputs outside the bound; largest error / sum|products|: CUDA cores %.3g (bound %.3g at "
-                "11024), mma kernel %.3g (bound %.3g at 11024), FP8 tensor cores %.3g (bound %.3g); mma kernel ran: "
-                "%s, nothing past its rows: %s; FP8 tensor cores ran: %s; with cuBLASLt's outer-vector scales: %s; "
-                "misaligned output refused untouched: %s",
+  std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 / 64 / 80 (f32 CUDA-core kernel and "
+                "f16 tensor-core mma kernel T = 1/2/7/16, FP8 tensor cores at 4096 / 11024, T = 2/7/16/100, "
+                "scaled by cuBLASLt and by a kernel): %zu of %zu outputs outside the bound; largest error / "
+                "sum|products|: CUDA cores %.3g (bound %.3g at 11024), mma kernel %.3g (bound %.3g at 11024), FP8 "
+                "tensor cores %.3g (bound %.3g); mma kernel ran: %s, nothing past its rows: %s; FP8 tensor cores "
+                "ran: %s; with cuBLASLt's outer-vector scales: %s; misaligned output refused untouched: %s",
                 outside, outputs, worst[0], (11024 / 32 + 5) * std::ldexp(1.0, -24), worst[2],
                 (11024 / 16 + 16) * std::ldexp(1.0, -22), worst[1], std::ldexp(1.0, -12), mma_ran ? "yes" : "NO",
                 untouched_past ? "yes" : "NO", tc_ran ? "yes" : "NO", outer_ran ? "yes" : "no (the kernel scaled)",

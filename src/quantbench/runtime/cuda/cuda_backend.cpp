@@ -387,8 +387,8 @@ struct CudaBackend::Impl {
     auto* word = static_cast<volatile unsigned*>(nonfinite_host.p);
     if (*word == 0u) return;
     *word = 0u;
-    fail("w8a8: an input row of a W8A8 product is not finite (NaN or infinity): the CPU backend refuses it "
-            "too (its quantizer), so this step's logits are not returned");
+    fail("w8a8: an input row of a W8A8 product is not finite (NaN or infinity): the CPU backend refuses it too "
+         "(its quantizer), so this step's logits are not returned");
   }
 
   // Profiling mode (CudaBackendOptions::profile).
@@ -850,8 +850,9 @@ struct CudaBackend::Impl {
         }
         mark(kQgemv);
         if (!fp8_exact && T <= 16) {
-          if (!fp8_mma || !w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, overlap_launch && early))
-            w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, overlap_launch && early);
+          const bool ear = overlap_launch && early;
+          if (!fp8_mma || !w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear))
+            w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear);
         } else {
           w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
         }
@@ -1807,7 +1808,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       I.l2_prefetch(I.output, T);
       I.mark(Impl::kNorm);
       add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                  I.norm_target(I.output, R, h), st, I.norm_loop, sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
+                  I.norm_target(I.output, R, h), st, I.norm_loop,
+                  sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
       I.gemm_ready(I.output, h, R, I.logits.as<float>(), nullptr, true, I.norm_codes(I.output, R));
       if (sp.final_softcap > 0) {
         I.mark(Impl::kOther);

@@ -62,7 +62,8 @@ void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s);
 // `codes` (the register norm kernel only: add_rmsnorm_writes_codes): the per-token codes of a W8A8
 // product's input, codes[t][i] (int8, or e4m3 where codes_fp8) and code_scale[t], the bits its quantizer
 // (w8a8.h) would write from the f32 rows, so the product needs no quantizer kernel; a non-finite row sets
-// *nonfinite where given, as the quantizers do. The other kernels refuse a target with codes.
+// *nonfinite where given, as the quantizers do. gated_act_out and store_rows refuse a target with codes;
+// the attention's targets never hold them.
 struct ActOut {
   float* f32 = nullptr;
   uint16_t* half_rows = nullptr;

@@ -44,10 +44,10 @@ void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const
                    float* y, cudaStream_t st);
 
 // FP8, the fast form's CUDA-core decode kernel (the backend's default one-token kernel in session 27;
-// since session 28 only for the shapes w8a8_fp8_mma below refuses): the same codes and scales, the exact e4m3 products summed in
-// f32 on the CUDA cores (one fused multiply-add each: the product is exact, so one rounding per add),
-// then float(sum) * s_x * s_w as above. Not the CPU's bits: the sums differ from the exact ones by f32
-// rounding (2^-24 relative per add). T <= 16, any n_in.
+// since session 28 only for the shapes w8a8_fp8_mma below refuses): the same codes and scales, the
+// exact e4m3 products summed in f32 on the CUDA cores (one fused multiply-add each: the product is
+// exact, so one rounding per add), then float(sum) * s_x * s_w as above. Not the CPU's bits: the sums
+// differ from the exact ones by f32 rounding (2^-24 relative per add). T <= 16, any n_in.
 void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
                        int T, float* y, cudaStream_t st, bool early = false);  // early: as w8a8_gemv
 // FP8, the fast form's decode product since session 28 (w8a8_fp8_mma.cu): the same codes and scales, the

@@ -164,9 +164,14 @@ void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uin
   const int blocks = (n_out + 15) / 16;
   const dim3 grid{unsigned(blocks)};
   switch (warps_for(blocks)) {
-    case 16: launch_kernel(fp8_mma_kernel<NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y); break;
-    case 8: launch_kernel(fp8_mma_kernel<NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y); break;
-    default: launch_kernel(fp8_mma_kernel<NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+    case 16:
+      launch_kernel(fp8_mma_kernel<NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      break;
+    case 8:
+      launch_kernel(fp8_mma_kernel<NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      break;
+    default:
+      launch_kernel(fp8_mma_kernel<NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
   }
 }
 
