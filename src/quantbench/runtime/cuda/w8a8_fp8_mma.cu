@@ -55,7 +55,8 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
 // chunk w * kU, stride kWarps * kU) and add their partial sums in shared memory, in warp order. NT:
 // 8-token tiles (1 or 2). Weights stream past L1 (read once); the activation codes go through it (every
 // block reads them).
-// xq and sx (the quantizer's output) are plain pointers read with plain loads, not __restrict__ / __ldg:
+// xq and sx (written by the kernel before: the quantizer, or the norm writing codes) are plain pointers
+// read with plain loads, not __restrict__ / __ldg:
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
 // griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
 // stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
@@ -88,7 +89,7 @@ __global__ void __launch_bounds__(kWarps * 32) fp8_mma_kernel(const uint8_t* __r
       a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
       b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
     }
-    if (!waited) pdl_wait();  // the quantizer's codes and scales are read from here on
+    if (!waited) pdl_wait();  // the codes and scales (the kernel before wrote them) are read from here on
     waited = true;
     uint4 xs[kU][NT];  // every activation load of the step issued before the first mma
 #pragma unroll
