@@ -255,9 +255,17 @@ struct CudaBackend::Impl {
                        fp8_tc_min, few, fp8_tc_min, many);
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
-  // Whether the fast form's decode products take the tensor-core kernel (the weights come from cudaMalloc
-  // and the codes from an al256 offset of it: both aligned, so only the width decides).
-  bool fp8_mma_fits(const Mat& m) const { return fp8_mma && m.n_in % 16 == 0; }
+  // Whether the fast form's decode products take the tensor-core kernel (w8a8_fp8_mma's own test, on the
+  // weights and the decode codes it would be given).
+  bool fp8_mma_fits(const Mat& m) const {
+    return fp8_mma && w8a8_fp8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1));
+  }
+  // Where a W8A8 product's activation codes and per-token scales live: the decode scratch (T <= 16,
+  // sized at load) or the prefill one (gemm_ready sizes it); a norm writing codes writes the decode ones.
+  uint8_t* w8_codes(int T) const { return (T <= 16 ? w8_dec : w8_pre).as<uint8_t>(); }
+  float* w8_scales(int T) const {
+    return reinterpret_cast<float*>(w8_codes(T) + al256(size_t(T <= 16 ? 16 : T) * size_t(w8_in)));
+  }
 
   // Decode (T <= 16): CudaBackendOptions::l2_prefetch_mb, in bytes; the prefetch kernels run on
   // pf_stream, forked after the product before and joined at the end of the step.
@@ -809,9 +817,8 @@ struct CudaBackend::Impl {
   ActOut norm_target(const Mat& m, int T, float* f32_rows) const {
     if (!norm_codes(m, T)) return target(m, T, f32_rows);
     ActOut a;
-    uint8_t* base = w8_dec.as<uint8_t>();  // gemm_ready's decode codes and scales
-    a.codes = base;
-    a.code_scale = reinterpret_cast<float*>(base + al256(size_t(16) * size_t(w8_in)));
+    a.codes = w8_codes(T);
+    a.code_scale = w8_scales(T);
     a.codes_fp8 = m.w8a8_fp8;
     a.nonfinite = nonfinite_flag();
     return a;
@@ -829,13 +836,13 @@ struct CudaBackend::Impl {
     if (m.w8a8) {
       const bool dec = T <= 16;
       if (!dec) w8_pre.ensure(al256(size_t(T) * size_t(w8_in)) + al256(size_t(T) * 4) + size_t(T) * size_t(w8_out) * 4);
-      uint8_t* base = (dec ? w8_dec : w8_pre).as<uint8_t>();
-      auto* xq = reinterpret_cast<int8_t*>(base);
-      auto* sx = reinterpret_cast<float*>(base + al256(size_t(dec ? 16 : T) * size_t(w8_in)));
-      mark(kCast);
+      auto* xq = reinterpret_cast<int8_t*>(w8_codes(T));
+      float* sx = w8_scales(T);
+      const bool quantize = !(codes_ready && dec);  // (else its producer wrote xq and sx)
+      if (quantize) mark(kCast);
       if (m.w8a8_fp8) {
         auto* xq8 = reinterpret_cast<uint8_t*>(xq);
-        if (!(codes_ready && dec)) quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
+        if (quantize) quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
         const uint8_t* W = m.w8q.as<uint8_t>();
         const float* sw = m.w8s.as<float>();
         if (!fp8_exact && T >= fp8_tc_min && m.fp8_tc) {
@@ -858,7 +865,7 @@ struct CudaBackend::Impl {
         }
         return;
       }
-      if (!(codes_ready && dec)) quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream, nonfinite_flag());
+      if (quantize) quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream, nonfinite_flag());
       if (T < w8a8_gemm_min) {
         mark(kQgemv);
         w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream,
