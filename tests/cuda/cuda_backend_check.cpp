@@ -421,6 +421,50 @@ void check_w8a8_exact(const std::string& path) {
   check(differ == 0, buf);
 }
 
+// A W8A8 model whose activations stop being finite: both backends refuse the step in one line and leave
+// the sequence as it was. The model is a copy with one attn_norm weight of layer 0 set to NaN, so every
+// token's q|k|v input holds a NaN: the GPU's decode steps meet it in the norm that writes the codes, its
+// prefill in the activation quantizer, the CPU in its quantizer (matmul_w8a8).
+void check_w8a8_refuses_nonfinite(const std::string& path) {
+  auto loaded = model::Model::load(path);
+  if (loaded->layers.at(0).wq.act == runtime::cpu::ActQuant::None) return;
+  auto poisoned = std::make_shared<model::Model>(*loaded);
+  poisoned->layers.at(0).attn_norm.at(0) = std::numeric_limits<float>::quiet_NaN();
+  const std::shared_ptr<const model::Model> model = poisoned;
+  const auto vocab = int32_t(model->spec().n_vocab);
+  // Runs one batch of n tokens of a fresh sequence; true if it threw qb::Error naming the non-finite
+  // input and the sequence is still empty.
+  auto refused = [&](Backend& be, int n, std::string& msg) {
+    const auto s = be.create_sequence();
+    Batch b;
+    b.add_sequence(tokens(n, vocab, 5), s, 0);
+    bool threw = false;
+    try {
+      be.forward(b);
+    } catch (const qb::Error& e) {
+      threw = true;
+      msg = e.what();
+    }
+    const bool ok = threw && msg.find("not finite") != std::string::npos && msg.find('\n') == std::string::npos &&
+                    be.sequence_length(s) == 0;
+    be.free_sequence(s);
+    return ok;
+  };
+  std::string msg;
+  runtime::cpu::CpuBackend cpu(model, {runtime::cpu::CpuMode::Reference, 0});
+  check(refused(cpu, 3, msg), path + " with a NaN in attn_norm: the CPU refuses: " + msg);
+  for (const DenseType dt : {DenseType::Bits16, DenseType::F32}) {
+    runtime::cuda::CudaBackendOptions co;
+    co.dense = dt;
+    runtime::cuda::CudaBackend gpu(model, co);
+    for (const int n : {1, 16, 20}) {  // a graphed decode step (norm codes), its widest, a prefill (quantizer)
+      msg.clear();
+      check(refused(gpu, n, msg), fmt::format("{} {} with a NaN in attn_norm: {} tokens refused, sequence empty: {}",
+                                              path, dt == DenseType::F32 ? "f32" : "default", n, msg));
+    }
+  }
+}
+
 // Random W8A8 operands on the device for the wide checks: n_out x n_in weight codes with per-row scales,
 // Tmax x n_in activation codes with per-token scales (fp8: every e4m3 code but NaN; int8: -127..127),
 // and an output buffer of Tmax x n_out + 4 floats. Freed by the destructor.
@@ -1136,7 +1180,10 @@ int main(int argc, char** argv) {
     check_act_quant_wide();
     check_act_quant_nonfinite();
     check_norm_codes();
-    for (const auto& p : paths) check_w8a8_exact(p);
+    for (const auto& p : paths) {
+      check_w8a8_exact(p);
+      check_w8a8_refuses_nonfinite(p);
+    }
     for (size_t i = 0; i < paths.size(); ++i) run_model(paths[i], paths[i].find("stories260K") != std::string::npos);
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

@@ -67,7 +67,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--resamples", q->resamples, "Bootstrap resamples");
   cmd->add_flag("--reference", q->reference,
                 "Run both models on the exact CPU reference path (dequantized weights, double sums) instead of "
-                "the fast kernels: slow, for checking the fast path");
+                "the fast kernels: slow, for checking the fast path (cuda: f32 weights and products, not bf16)");
   cmd->add_flag("--no-chat", *no_chat, "Never wrap generation prompts in the chat template");
   cmd->add_flag("--quiet", *quiet, "No progress bars");
   cmd->add_option("--backend", *backend, "cpu, or cuda in builds with QB_CUDA=ON (both models on the GPU)");
@@ -79,11 +79,15 @@ void register_eval(CLI::App& app) {
     q->progress = !*quiet;
     if (*backend == "cuda") {
 #ifdef QB_HAVE_CUDA
-      q->make_backend = [](std::shared_ptr<const model::Model> m,
-                           runtime::KvType& kv) -> std::unique_ptr<runtime::Backend> {
+      // --reference on the GPU: its most exact mode (f32 weights and products, FP8 W8A8 summed exactly),
+      // as generate does; the cache stays f16 (the GPU has no f32 cache). Before, the flag reached only the
+      // CPU's options and a cuda run ignored it.
+      q->make_backend = [reference = q->reference](std::shared_ptr<const model::Model> m,
+                                                   runtime::KvType& kv) -> std::unique_ptr<runtime::Backend> {
         runtime::cuda::CudaBackendOptions co;
         if (kv == runtime::KvType::F32) kv = runtime::KvType::F16;  // the default: the GPU's f16 cache
         co.kv = kv;
+        co.dense = reference ? runtime::cuda::DenseType::F32 : runtime::cuda::DenseType::Bits16;
         return std::make_unique<runtime::cuda::CudaBackend>(std::move(m), co);
       };
 #else

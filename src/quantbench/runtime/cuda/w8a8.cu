@@ -32,7 +32,9 @@ int dmma_min_tokens() {
 // Programmatic dependent launch (launch.cuh), as qgemv: the activation quantizers and the decode gemv
 // kernels let the kernel after them launch at once (pdl_launch_dependents); the gemv kernels, launched
 // early, issue their first weight loads before waiting for the kernel before them (pdl_wait: the
-// quantizer, whose codes they read).
+// quantizer, whose codes they read). The codes and scales are plain pointers read with plain loads, not
+// __restrict__ / __ldg, which mark a load invariant and let the compiler move it above the wait (it did in
+// w8a8_fp8_mma.cu: docs/perf.md, session 28).
 
 // The largest of the block's threads' values (NaNs ignored by fmaxf), every thread gets it. kWarps: the
 // block's warps where the kernel fixes them (an unrolled final loop), 0 to read blockDim.
@@ -161,8 +163,8 @@ __device__ __forceinline__ void stream_row_pieces(const void* row, int n_in, int
 
 template <bool kVec>
 __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict__ W, const float* __restrict__ sw,
-                                                        int n_out, int n_in, const int8_t* __restrict__ xq,
-                                                        const float* __restrict__ sx, int T, float* __restrict__ y) {
+                                                        int n_out, int n_in, const int8_t* xq,
+                                                        const float* sx, int T, float* __restrict__ y) {
   pdl_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.x * 4 + warp;
@@ -175,7 +177,7 @@ __global__ void __launch_bounds__(128) w8a8_gemv_kernel(const int8_t* __restrict
 #pragma unroll
     for (int t = 0; t < 16; ++t) {
       if (t >= T) break;
-      const int4 xv = __ldg(reinterpret_cast<const int4*>(xq + int64_t(t) * n_in + i));
+      const int4 xv = *reinterpret_cast<const int4*>(xq + int64_t(t) * n_in + i);
       acc[t] = __dp4a(int(w.x), xv.x, acc[t]);
       acc[t] = __dp4a(int(w.y), xv.y, acc[t]);
       acc[t] = __dp4a(int(w.z), xv.z, acc[t]);
@@ -254,8 +256,8 @@ __device__ __forceinline__ void e4m3x4_to_f32(uint32_t word, float* v) {
 // kernel (double adds cost more), not the CPU's bits.
 template <bool kVec, bool kExact>
 __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
-                                                            int n_out, int n_in, const uint8_t* __restrict__ xq,
-                                                            const float* __restrict__ sx, int T, float* __restrict__ y) {
+                                                            int n_out, int n_in, const uint8_t* xq,
+                                                            const float* sx, int T, float* __restrict__ y) {
   pdl_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.x * 4 + warp;
@@ -281,7 +283,7 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
 #pragma unroll
     for (int t = 0; t < 16; ++t) {
       if (t >= T) break;
-      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(xq + int64_t(t) * n_in + i));
+      const uint4 xv = *reinterpret_cast<const uint4*>(xq + int64_t(t) * n_in + i);
       float x[16];
       e4m3x4_to_f32(xv.x, x);
       e4m3x4_to_f32(xv.y, x + 4);
@@ -357,8 +359,8 @@ __device__ __forceinline__ void stage_codes(const uint8_t* __restrict__ src, int
 // converted two codes per product; the grid keeps one block per 32 rows (4096 rows: 128 blocks).
 template <int kBm, int kBn>
 __global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
-                                                            int n_out, int n_in, const uint8_t* __restrict__ xq,
-                                                            const float* __restrict__ sx, int T, float* __restrict__ y) {
+                                                            int n_out, int n_in, const uint8_t* xq,
+                                                            const float* sx, int T, float* __restrict__ y) {
   constexpr bool kSplitK = kBn <= 16;
   constexpr int kWarpsN = kSplitK ? 1 : 2, kWarpsM = kSplitK ? 1 : 2;
   constexpr int kWm = kBm / kWarpsM, kWn = kBn / kWarpsN;  // warp tile
