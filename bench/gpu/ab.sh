@@ -82,7 +82,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s29] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s29] [s29b] [s29c] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -306,8 +306,23 @@ if has fp8; then  # session 27: FP8 W8A8's fast form (the default) against its e
   done 2>&1 | tee -a "$OUT/ab_fp8.txt"
   rm -f "$OUT/tmp.log"
 fi
+if has s29b; then  # session 29: pdl_wait_for (this build) against 6fad525 (quantbench_prev): the kernels whose SASS it changed
+  # (bf16 at one token among them; symmetric w4g128's and int8's are the same), one round
+  vs_staged ./quantbench_prev "s28 6fad525 " "s29 wait_for" 1 "bf16 1,16 128" "w4g128-asym 1,16 128" "w4g32 1,16 128" \
+    2>&1 | tee "$OUT/ab_s29b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s29c; then  # session 29: INT8 W8A8's decode products on the int8 tensor cores (this build's default) against the
+  # dp4a kernel at one token and cuBLAS's int8 GEMM at 2-16 (QB_CUDA_INT8_MMA=0), three rounds; then the warps per block
+  {
+    vs_env QB_CUDA_INT8_MMA=0 "int8 mma    " "dp4a/cublas " 3 "w8a8 1,8,16 128"
+    for w in 4 8 16; do GEN=128 b "mma warps$w  " w8a8 1,16 QB_CUDA_FP8_MMA_WARPS=$w; done
+  } 2>&1 | tee "$OUT/ab_s29c.txt"
+  rm -f "$OUT/tmp.log"
+fi
 if has s29; then  # session 29: the decode products' activation loads as plain loads after the wait (this build) against
-  # __ldg through __restrict__ pointers (quantbench_prev: 6fad525), two rounds
+  # __ldg through __restrict__ pointers (quantbench_prev: 6fad525), two rounds. Run at dbf3391; qgemv went back to __ldg
+  # behind pdl_wait_for after it (docs/perf.md, session 29)
   vs_staged ./quantbench_prev "s28 6fad525 " "s29 plain x " 2 "w4g128 1,16 128" "w8 1 128" "bf16 1 128" "w8a8 1,16 128" \
     "w8a8-fp8 1,16 128" 2>&1 | tee "$OUT/ab_s29.txt"
   rm -f "$OUT/tmp.log"
@@ -865,11 +880,13 @@ if has evalcuda; then
     read -r base cand <<< "$pair"
     # the CPU on its exact reference path (its fast kernels quantize a quantized matrix's input to 8-bit
     # blocks, as llama.cpp's do, which the GPU's products do not: the manifests say which ran)
-    # EVAL_GPU_REF=1: the GPU in its most exact mode too (eval --reference: f32 weights and products)
+    # EVAL_GPU_REF=1: the GPU in its most exact mode too (eval --reference: f32 weights and products);
+    # EVAL_CPU_KV=f16: the CPU with the GPU's f16 cache (both models) instead of its f32 one
     for be in cpu cuda; do
       timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E --backend $be \
-        $([ $be = cpu ] || [ -n "${EVAL_GPU_REF:-}" ] && echo --reference) --json "$OUT/eval_${cand}_$be.json" \
-        > "$OUT/eval_${cand}_$be.log" 2>&1
+        $([ $be = cpu ] || [ -n "${EVAL_GPU_REF:-}" ] && echo --reference) \
+        $([ $be = cpu ] && [ -n "${EVAL_CPU_KV:-}" ] && echo --kv $EVAL_CPU_KV --baseline-kv $EVAL_CPU_KV) \
+        --json "$OUT/eval_${cand}_$be.json" > "$OUT/eval_${cand}_$be.log" 2>&1
       echo "eval $cand --backend $be rc $?"
     done
     python3 eval_backends.py "$OUT/eval_${cand}_cpu.json" "$OUT/eval_${cand}_cuda.json" | tee "$OUT/eval_${cand}_compare.txt"

@@ -344,7 +344,7 @@ void check_w8a8_exact(const std::string& path) {
   ThreadPool pool(0);
   std::mt19937 rng(77);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  size_t mats = 0, outputs = 0, differ = 0;
+  size_t mats = 0, outputs = 0, differ = 0, mma_runs = 0;
   void* blas = nullptr;
   for (const auto* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
     if (w->act == runtime::cpu::ActQuant::None) continue;
@@ -387,6 +387,17 @@ void check_w8a8_exact(const std::string& path) {
         rc::quantize_act_int8(static_cast<const float*>(dx), w->n_in, int(w->n_in), T, static_cast<int8_t*>(dq),
                               static_cast<float*>(dsx), nullptr);
         if (T <= 16) {
+          // The tensor-core decode kernel where it takes the width (compared here), then the dp4a kernel
+          // (compared below).
+          if (rc::w8a8_int8_mma(static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out),
+                                int(w->n_in), static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T,
+                                static_cast<float*>(dy), nullptr)) {
+            cuda_ok(cudaMemcpy(yg.data(), dy, yg.size() * 4, cudaMemcpyDeviceToHost), "download");
+            for (size_t i = 0; i < yc.size(); ++i) differ += std::memcmp(&yc[i], &yg[i], 4) != 0;
+            outputs += yc.size();
+            ++mma_runs;
+            cuda_ok(cudaMemset(dy, 0xff, size_t(Tmax * w->n_out) * 4), "poison");
+          }
           rc::w8a8_gemv(static_cast<const int8_t*>(dw), static_cast<const float*>(ds), int(w->n_out), int(w->n_in),
                         static_cast<const int8_t*>(dq), static_cast<const float*>(dsx), T, static_cast<float*>(dy),
                         nullptr);
@@ -415,9 +426,11 @@ void check_w8a8_exact(const std::string& path) {
     if (path.find("w8a8") != std::string::npos) check(false, path + ": named w8a8 but no W8A8 matrix in layer 0");
     return;
   }
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s: w8a8 (int8 or fp8 activations) GPU vs CPU matmul_w8a8 on %zu matrices, T = 1/5/16/40: %zu of %zu outputs differ (bitwise)",
-                path.c_str(), mats, differ, outputs);
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%s: w8a8 (int8 or fp8 activations) GPU vs CPU matmul_w8a8 on %zu matrices, T = 1/5/16/40 "
+                "(int8 up to 16: the dp4a kernel, and the tensor-core one where it takes the width: %zu runs): %zu of %zu "
+                "outputs differ (bitwise)",
+                path.c_str(), mats, mma_runs, differ, outputs);
   check(differ == 0, buf);
 }
 
@@ -452,14 +465,16 @@ void check_w8a8_refuses_nonfinite(const std::string& path) {
   };
   std::string msg;
   runtime::cpu::CpuBackend cpu(model, {runtime::cpu::CpuMode::Reference, 0});
-  check(refused(cpu, 3, msg), path + " with a NaN in attn_norm: the CPU refuses: " + msg);
+  bool ok = refused(cpu, 3, msg);  // (before the message is formed: argument order is unspecified)
+  check(ok, path + " with a NaN in attn_norm: the CPU refuses: " + msg);
   for (const DenseType dt : {DenseType::Bits16, DenseType::F32}) {
     runtime::cuda::CudaBackendOptions co;
     co.dense = dt;
     runtime::cuda::CudaBackend gpu(model, co);
     for (const int n : {1, 16, 20}) {  // a graphed decode step (norm codes), its widest, a prefill (quantizer)
       msg.clear();
-      check(refused(gpu, n, msg), fmt::format("{} {} with a NaN in attn_norm: {} tokens refused, sequence empty: {}",
+      ok = refused(gpu, n, msg);
+      check(ok, fmt::format("{} {} with a NaN in attn_norm: {} tokens refused, sequence empty: {}",
                                               path, dt == DenseType::F32 ? "f32" : "default", n, msg));
     }
   }
@@ -552,15 +567,18 @@ void check_w8a8_wide() {
       const auto* W8 = reinterpret_cast<const int8_t*>(op.W());
       const auto* X8 = reinterpret_cast<const int8_t*>(op.X());
       // fp8: w8a8_fp8_gemm picks the kernel by T (CUDA cores for 1, the DMMA tiles for 2-8, 9-16, more);
-      // int8: the dp4a kernel (T <= 16, `pass` 0) and the cuBLAS path (`pass` 1).
+      // int8: the dp4a kernel (T <= 16, `pass` 0), the cuBLAS path (`pass` 1) and the tensor-core decode
+      // kernel (T <= 16, `pass` 2; 40 rows, so its last row block is partial).
       for (const int T : {1, 2, 7, 16, 100})
-        for (int pass = 0; pass < 2; ++pass) {
-          if ((fp8 && pass == 1) || (!fp8 && pass == 0 && T > 16)) continue;
+        for (int pass = 0; pass < 3; ++pass) {
+          if ((fp8 && pass > 0) || (!fp8 && pass != 1 && T > 16)) continue;
           op.poison_y();
           if (fp8) rc::w8a8_fp8_gemm(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr);
           else if (pass == 0)
             rc::w8a8_gemv(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr,
                           T == 7);  // 7: launched early (programmatic dependent launch)
+          else if (pass == 2)
+            differ += !rc::w8a8_int8_mma(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr, T == 7);
           else {
             if (!blas) cublasCreate(&blas);
             rc::w8a8_gemm(blas, W8, op.SW(), n_out, n_in, X8, op.SX(), T, static_cast<int32_t*>(dacc), op.Y(), nullptr);
@@ -585,9 +603,10 @@ void check_w8a8_wide() {
     }
   if (blas) cublasDestroy(blas);
   char buf[256];
-  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a T = 1/2/7/16, cuBLAS T = 1/2/7/16/100; "
-                "fp8: T = 1/2/7/16/100): %zu of %zu outputs differ from the CPU's formula (bitwise)", differ, outputs);
-  check(differ == 0 && outputs == size_t(2 * (26 + 126 + 126) * 40), buf);
+  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a and tensor cores T = 1/2/7/16, cuBLAS "
+                "T = 1/2/7/16/100; fp8: T = 1/2/7/16/100): %zu of %zu outputs differ from the CPU's formula (bitwise)",
+                differ, outputs);
+  check(differ == 0 && outputs == size_t(2 * (26 + 26 + 126 + 126) * 40), buf);
 }
 
 // The per-token activation quantizers (quantize_act_int8 / quantize_act_fp8) at real widths, against the

@@ -219,9 +219,12 @@ struct CudaBackend::Impl {
   bool any_w8a8 = false;
   int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
   DevBuf w8_dec, w8_pre;
-  // INT8 W8A8 products of at least this many tokens run as a cuBLAS int8 GEMM, fewer on the dp4a decode
-  // kernel (exact integer sums either way: the same bits). QB_CUDA_W8A8_GEMM_MIN=n overrides it.
+  // INT8 W8A8 products of up to 16 tokens run on the int8 tensor-core decode kernel (w8a8_int8_mma) where
+  // it takes the shape; otherwise those of at least w8a8_gemm_min tokens run as a cuBLAS int8 GEMM, fewer
+  // on the dp4a decode kernel (exact integer sums everywhere: the same bits). QB_CUDA_W8A8_GEMM_MIN=n
+  // overrides the threshold, QB_CUDA_INT8_MMA=0 turns the tensor-core decode kernel off (A/B runs).
   int w8a8_gemm_min = 2;
+  bool int8_mma = true;
   // FP8 W8A8 (CudaBackendOptions::fp8_exact): the exact kernels, or the f32 CUDA-core kernel below
   // fp8_tc_min tokens and the FP8 tensor cores (cuBLASLt) from there (QB_CUDA_FP8_TC_MIN=n overrides).
   bool fp8_exact = false;
@@ -257,8 +260,15 @@ struct CudaBackend::Impl {
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
   // Whether the fast form's decode products take the tensor-core kernel (w8a8_fp8_mma's own test, on the
   // weights and the decode codes it would be given).
-  bool fp8_mma_fits(const Mat& m) const {
-    return fp8_mma && w8a8_fp8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1));
+  bool fp8_mma_fits(const Mat& m) const { return fp8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
+  bool int8_mma_fits(const Mat& m) const { return int8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
+  std::string int8_path(const Mat& m) const {
+    const std::string gemm = fmt::format("cuBLAS int8 GEMM from {} tokens", int8_mma_fits(m) ? 17 : w8a8_gemm_min);
+    const std::string decode =
+        int8_mma_fits(m) ? "int8 tensor cores (mma.sync) up to 16 tokens"
+                         : fmt::format("dp4a kernel below {} tokens", w8a8_gemm_min);
+    return fmt::format("w8a8 int8 (per-token int8 activations, int32 sums: {}, {}; the CPU's arithmetic exactly)",
+                       decode, gemm);
   }
   // Where a W8A8 product's activation codes and per-token scales live: the decode scratch (T <= 16,
   // sized at load) or the prefill one (gemm_ready sizes it); a norm writing codes writes the decode ones.
@@ -574,9 +584,7 @@ struct CudaBackend::Impl {
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
     m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
     m.path = fp8 ? layout + " a8 -> " + fp8_path(m)
-                 : layout + fmt::format(" a8 -> w8a8 int8 (per-token int8 activations, int32 sums: dp4a kernel below {} "
-                                        "tokens, cuBLAS int8 GEMM from {}; the CPU's arithmetic exactly)", w8a8_gemm_min,
-                                        w8a8_gemm_min);
+                 : layout + " a8 -> " + int8_path(m);
     note_w8a8(m);
     return m;
   }
@@ -605,9 +613,7 @@ struct CudaBackend::Impl {
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
     m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
-    m.path = fp8 ? "synthetic " + fp8_path(m)
-                 : fmt::format("synthetic w8a8 int8 (dp4a below {} tokens, cuBLAS int8 GEMM from {})", w8a8_gemm_min,
-                               w8a8_gemm_min);
+    m.path = "synthetic " + (fp8 ? fp8_path(m) : int8_path(m));
     note_w8a8(m);
     m.stored = m.bytes();
     return m;
@@ -866,14 +872,20 @@ struct CudaBackend::Impl {
         return;
       }
       if (quantize) quantize_act_int8(x, m.n_in, int(m.n_in), T, xq, sx, stream, nonfinite_flag());
+      const int8_t* W = m.w8q.as<int8_t>();
+      const float* sw = m.w8s.as<float>();
+      const bool ear = overlap_launch && early;
+      if (dec && int8_mma) {
+        mark(kQgemv);
+        if (w8a8_int8_mma(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear)) return;
+      }
       if (T < w8a8_gemm_min) {
         mark(kQgemv);
-        w8a8_gemv(m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, y, stream,
-                  overlap_launch && early);
+        w8a8_gemv(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear);
       } else {
         mark(kCublas);
         auto* acc = reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));
-        w8a8_gemm(blas, m.w8q.as<int8_t>(), m.w8s.as<float>(), int(m.n_out), int(m.n_in), xq, sx, T, acc, y, stream);
+        w8a8_gemm(blas, W, sw, int(m.n_out), int(m.n_in), xq, sx, T, acc, y, stream);
       }
       return;
     }
@@ -1034,6 +1046,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FP8_OUTER_SCALES")) I.fp8_outer_scales = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FP8_MMA")) I.fp8_mma = std::string(e) != "0";
+  if (const char* e = std::getenv("QB_CUDA_INT8_MMA")) I.int8_mma = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_W8A8_NORM_CODES")) I.w8a8_norm_codes = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;

@@ -35,6 +35,17 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
 // and its writes are visible. Both are no-ops where the launches did not ask for the overlap.
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+// pdl_wait that also hands back `p`, the kernel before's output, as if the wait had produced it. A load
+// marked read-only (__ldg, or through const __restrict__) counts as invariant to the compiler, which may
+// then move it above the wait's memory clobber (it did in w8a8_fp8_mma.cu: docs/perf.md, session 28); a
+// load through the returned pointer cannot be issued before the instruction that defines its address.
+// The same PTX as pdl_wait (the pointer stays in its register); it keeps the read-only load path, which
+// plain loads left 1-2% slower in qgemv (session 29).
+template <typename T>
+__device__ __forceinline__ const T* pdl_wait_for(const T* p) {
+  asm volatile("griddepcontrol.wait;" : "+l"(p) : : "memory");
+  return p;
+}
 #endif
 
 }  // namespace qb::runtime::cuda

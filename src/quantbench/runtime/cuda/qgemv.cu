@@ -72,13 +72,11 @@ enum : int { kNoOffset = 0, kZeroPoints = 1, kMins = 2 };
 // run-time branch: the branch alone changed the register allocation of many plain kernels. COPY16: the
 // 16-token half step at R = 2 as it was before session 20 (a copy between its step buffers, capped at 96
 // registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
-// xfrag (written by the kernel before, read after pdl_wait) is a plain pointer read with plain loads, not
-// __restrict__ / __ldg: those mark a load invariant, and the compiler may then move it above
-// griddepcontrol.wait (it did in w8a8_fp8_mma.cu: docs/perf.md, session 28). The weights, scales and zero
-// points never change and keep the read-only path.
+// xfrag (written by the kernel before) is read only through the pointer pdl_wait_for returns (launch.cuh):
+// its loads are marked read-only, which would otherwise let the compiler move them above the wait.
 template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
-                                           const uint8_t* __restrict__ zeros, const uint4* xfrag,
+                                           const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
                                            float* __restrict__ y, int n_out, int row_blocks, int chunks, int groups,
                                            int n_tokens, int ldy, const QgemvGatedOut& go) {
   constexpr int LPC = Fmt<F>::LPC;
@@ -233,8 +231,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           const uint4* p = xfrag + ((c * NT + j) * 32 + xlane[j]) * 2;
-          xv[u][j][0] = p[0];
-          xv[u][j][1] = p[1];
+          xv[u][j][0] = __ldg(p);
+          xv[u][j][1] = __ldg(p + 1);
         }
       } else {  // as it was: chunks past the end and tokens past n_tokens zero-filled, not loaded
         const int c = c0 + u;
@@ -242,8 +240,8 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
         for (int j = 0; j < NT; ++j) {
           const bool ok = c < chunks && 8 * j + g < n_tokens;
           const uint4* p = xfrag + ((size_t(c) * NT + j) * 32 + lane) * 2;
-          xv[u][j][0] = ok ? p[0] : make_uint4(0, 0, 0, 0);
-          xv[u][j][1] = ok ? p[1] : make_uint4(0, 0, 0, 0);
+          xv[u][j][0] = ok ? __ldg(p) : make_uint4(0, 0, 0, 0);
+          xv[u][j][1] = ok ? __ldg(p + 1) : make_uint4(0, 0, 0, 0);
         }
       }
     }
@@ -419,7 +417,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   const int stride = n_warps * U;
   Step cur;
   load_step(warp * U, cur);
-  pdl_wait();
+  xfrag = pdl_wait_for(xfrag);  // (step_math reads xfrag from here on)
   if constexpr (kPingPong) {
     // The half step: two steps per iteration, the buffers' roles swapped in code instead of copied
     // (`cur = nxt`). With the copy, the fused gate|up kernel's loop compiled with register moves and ran
@@ -522,7 +520,7 @@ constexpr int register_cap() {  // 0: none
 }
 #define QB_QGEMV_PARAMS                                                                                     \
   const uint4 *__restrict__ W, const uint16_t *__restrict__ scales, const uint8_t *__restrict__ zeros,    \
-      const uint4 *xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
+      const uint4 *__restrict__ xfrag, float *__restrict__ y, int n_out, int row_blocks, int chunks, int groups, \
       int n_tokens, int ldy, QgemvGatedOut go
 #define QB_QGEMV_ARGS W, scales, zeros, xfrag, y, n_out, row_blocks, chunks, groups, n_tokens, ldy, go
 template <int F, int G, int OFS, int R, int NT, bool HALF = false, bool GATED = false>
