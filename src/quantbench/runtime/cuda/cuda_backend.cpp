@@ -219,10 +219,12 @@ struct CudaBackend::Impl {
   bool any_w8a8 = false;
   int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
   DevBuf w8_dec, w8_pre;
-  // INT8 W8A8 products of up to 16 tokens run on the int8 tensor-core decode kernel (w8a8_int8_mma) where
-  // it takes the shape; otherwise those of at least w8a8_gemm_min tokens run as a cuBLAS int8 GEMM, fewer
-  // on the dp4a decode kernel (exact integer sums everywhere: the same bits). QB_CUDA_W8A8_GEMM_MIN=n
-  // overrides the threshold, QB_CUDA_INT8_MMA=0 turns the tensor-core decode kernel off (A/B runs).
+  // INT8 W8A8 products of 2-16 tokens run on the int8 tensor-core decode kernel (w8a8_int8_mma) where it
+  // takes the shape; otherwise those of at least w8a8_gemm_min tokens run as a cuBLAS int8 GEMM, fewer on
+  // the dp4a decode kernel (exact integer sums everywhere: the same bits). One token stays on dp4a: its
+  // one-stream steps ran 4% faster than with the tensor-core kernel, which is 13-42% faster at 8-16
+  // tokens than cuBLAS (docs/perf.md, session 29). QB_CUDA_W8A8_GEMM_MIN=n overrides the threshold,
+  // QB_CUDA_INT8_MMA=0 turns the tensor-core decode kernel off (A/B runs).
   int w8a8_gemm_min = 2;
   bool int8_mma = true;
   // FP8 W8A8 (CudaBackendOptions::fp8_exact): the exact kernels, or the f32 CUDA-core kernel below
@@ -263,12 +265,11 @@ struct CudaBackend::Impl {
   bool fp8_mma_fits(const Mat& m) const { return fp8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
   bool int8_mma_fits(const Mat& m) const { return int8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
   std::string int8_path(const Mat& m) const {
-    const std::string gemm = fmt::format("cuBLAS int8 GEMM from {} tokens", int8_mma_fits(m) ? 17 : w8a8_gemm_min);
-    const std::string decode =
-        int8_mma_fits(m) ? "int8 tensor cores (mma.sync) up to 16 tokens"
-                         : fmt::format("dp4a kernel below {} tokens", w8a8_gemm_min);
-    return fmt::format("w8a8 int8 (per-token int8 activations, int32 sums: {}, {}; the CPU's arithmetic exactly)",
-                       decode, gemm);
+    const std::string how = int8_mma_fits(m) ? "dp4a kernel at one token, int8 tensor cores (mma.sync) at 2-16, "
+                                               "cuBLAS int8 GEMM from 17"
+                                             : fmt::format("dp4a kernel below {} tokens, cuBLAS int8 GEMM from {}",
+                                                           w8a8_gemm_min, w8a8_gemm_min);
+    return fmt::format("w8a8 int8 (per-token int8 activations, int32 sums: {}; the CPU's arithmetic exactly)", how);
   }
   // Where a W8A8 product's activation codes and per-token scales live: the decode scratch (T <= 16,
   // sized at load) or the prefill one (gemm_ready sizes it); a norm writing codes writes the decode ones.
@@ -875,7 +876,7 @@ struct CudaBackend::Impl {
       const int8_t* W = m.w8q.as<int8_t>();
       const float* sw = m.w8s.as<float>();
       const bool ear = overlap_launch && early;
-      if (dec && int8_mma) {
+      if (dec && T >= 2 && int8_mma) {
         mark(kQgemv);
         if (w8a8_int8_mma(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear)) return;
       }

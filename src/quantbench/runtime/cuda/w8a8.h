@@ -58,9 +58,9 @@ void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, c
 bool w8a8_mma_fits(int n_in, const void* W, const void* xq);
 bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                   float* y, cudaStream_t st, bool early = false);
-// INT8, the decode product since session 29 (w8a8_mma.cu): as w8a8_gemv, on the int8 tensor cores (int32
-// sums, exact: the CPU's bits). The same shapes as w8a8_fp8_mma, returning false otherwise (the caller
-// then runs w8a8_gemv). T <= 16.
+// INT8, the backend's 2-16-token product since session 29 (w8a8_mma.cu): as w8a8_gemv, on the int8 tensor
+// cores (int32 sums, exact: the CPU's bits). The same shapes as w8a8_fp8_mma, returning false otherwise
+// (the caller then runs w8a8_gemv). T <= 16.
 bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
                    float* y, cudaStream_t st, bool early = false);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
