@@ -227,10 +227,12 @@ struct CudaBackend::Impl {
   // QB_CUDA_INT8_MMA=0 turns the tensor-core decode kernel off (A/B runs).
   int w8a8_gemm_min = 2;
   bool int8_mma = true;
-  // FP8 W8A8 (CudaBackendOptions::fp8_exact): the exact kernels, or the f32 CUDA-core kernel below
-  // fp8_tc_min tokens and the FP8 tensor cores (cuBLASLt) from there (QB_CUDA_FP8_TC_MIN=n overrides).
+  // FP8 W8A8 (CudaBackendOptions::fp8_exact): the exact kernels, or the decode kernels (the f16 tensor-core
+  // one, else the f32 CUDA-core one) below fp8_tc_min tokens and the FP8 tensor cores (cuBLASLt) from there
+  // (QB_CUDA_FP8_TC_MIN=n overrides). 9: at 2-8 tokens the decode kernel made steps 9-12% faster than
+  // cuBLASLt on an H200 (docs/perf.md, session 29); at 16 cuBLASLt was faster (session 28).
   bool fp8_exact = false;
-  int fp8_tc_min = 2;
+  int fp8_tc_min = 9;
   bool fp8_outer_scales = true;  // QB_CUDA_FP8_OUTER_SCALES=0: the scaling kernel after cuBLASLt (A/B runs)
   bool fp8_mma = true;  // QB_CUDA_FP8_MMA=0: decode on the f32 CUDA-core kernel, session 27's (A/B runs)
   bool w8a8_norm_codes = true;  // QB_CUDA_W8A8_NORM_CODES=0: a quantizer before every W8A8 product (norm_codes)

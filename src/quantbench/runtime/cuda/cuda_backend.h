@@ -54,11 +54,11 @@ struct CudaBackendOptions {
   // Synthetic w8a8 schemes (speed only) always run it.
   bool w8a8 = true;
   // FP8 W8A8 in its exact form: the e4m3 products summed exactly (double sums on the CUDA cores at one
-  // token, the FP64 tensor cores from two), bit for bit the CPU's. Off (the default): one token sums the
-  // exact products on the f16 tensor cores (f32 accumulation; w8a8_fp8_mma), two or more run on the FP8
+  // token, the FP64 tensor cores from two), bit for bit the CPU's. Off (the default): 1-8 tokens sum the
+  // exact products on the f16 tensor cores (f32 accumulation; w8a8_fp8_mma), 9 or more run on the FP8
   // tensor cores through cuBLASLt (w8a8_fp8_tc.h), the arithmetic an FP8 deployment runs: 22x the exact
   // form's 512-token prefill on an H200, and not the CPU's sums (the FP8 tensor cores' partial sums keep
-  // about 14 bits; docs/perf.md, sessions 27 and 28).
+  // about 14 bits; docs/perf.md, sessions 27-29).
   // QB_CUDA_FP8_EXACT=1 turns it on, and so does DenseType::F32 (the most exact mode). INT8 W8A8 is
   // exact either way (integer sums).
   bool fp8_exact = false;
