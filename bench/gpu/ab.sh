@@ -324,7 +324,7 @@ if has s29d; then  # session 29: FP8 W8A8 at 2-8 tokens on the f16 tensor-core d
   rm -f "$OUT/tmp.log"
 fi
 if has s29b; then  # session 29: pdl_wait_for (this build) against 6fad525 (quantbench_prev): the kernels whose SASS it changed
-  # (bf16 at one token among them; symmetric w4g128's and int8's are the same), one round
+  # (bf16 at one token among them; symmetric w4g128's half steps and per-row int8's are the same), one round
   vs_staged ./quantbench_prev "s28 6fad525 " "s29 wait_for" 1 "bf16 1,16 128" "w4g128-asym 1,16 128" "w4g32 1,16 128" \
     2>&1 | tee "$OUT/ab_s29b.txt"
   rm -f "$OUT/tmp.log"
