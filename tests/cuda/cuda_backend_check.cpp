@@ -568,18 +568,17 @@ void check_w8a8_wide() {
       const auto* X8 = reinterpret_cast<const int8_t*>(op.X());
       // fp8: w8a8_fp8_gemm picks the kernel by T (CUDA cores for 1, the DMMA tiles for 2-8, 9-16, more);
       // int8: the dp4a kernel (T <= 16, `pass` 0), the cuBLAS path (`pass` 1) and the tensor-core decode
-      // kernel (T <= 16, `pass` 2 with one 16-row block per thread block, 3 with two; 40 rows, so its last
-      // row block is partial).
+      // kernel (T <= 16, `pass` 2; 40 rows, so its last row block is partial).
       for (const int T : {1, 2, 7, 16, 100})
-        for (int pass = 0; pass < 4; ++pass) {
+        for (int pass = 0; pass < 3; ++pass) {
           if ((fp8 && pass > 0) || (!fp8 && pass != 1 && T > 16)) continue;
           op.poison_y();
           if (fp8) rc::w8a8_fp8_gemm(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr);
           else if (pass == 0)
             rc::w8a8_gemv(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr,
                           T == 7);  // 7: launched early (programmatic dependent launch)
-          else if (pass >= 2)
-            differ += !rc::w8a8_int8_mma(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr, T == 7, pass - 1);
+          else if (pass == 2)
+            differ += !rc::w8a8_int8_mma(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr, T == 7);
           else {
             if (!blas) cublasCreate(&blas);
             rc::w8a8_gemm(blas, W8, op.SW(), n_out, n_in, X8, op.SX(), T, static_cast<int32_t*>(dacc), op.Y(), nullptr);
@@ -604,11 +603,10 @@ void check_w8a8_wide() {
     }
   if (blas) cublasDestroy(blas);
   char buf[256];
-  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a and tensor cores (one and two row "
-                "blocks per thread block) T = 1/2/7/16, cuBLAS T = 1/2/7/16/100; fp8: T = 1/2/7/16/100): %zu of %zu "
-                "outputs differ from the CPU's formula (bitwise)",
+  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a and tensor cores T = 1/2/7/16, cuBLAS "
+                "T = 1/2/7/16/100; fp8: T = 1/2/7/16/100): %zu of %zu outputs differ from the CPU's formula (bitwise)",
                 differ, outputs);
-  check(differ == 0 && outputs == size_t(2 * (26 + 26 + 26 + 126 + 126) * 40), buf);
+  check(differ == 0 && outputs == size_t(2 * (26 + 26 + 126 + 126) * 40), buf);
 }
 
 // The per-token activation quantizers (quantize_act_int8 / quantize_act_fp8) at real widths, against the
@@ -860,16 +858,14 @@ void check_fp8_fast_wide() {
       cuda_ok(cudaMemcpy(raw.data(), op.dy, raw.size() * 4, cudaMemcpyDeviceToHost), "download");
       for (uint32_t v : raw) refused_misaligned = refused_misaligned && v == 0xffffffffu;
     }
-    // form 0: the CUDA-core kernel; 1, 2: the FP8 tensor cores, scales by cuBLASLt / by a kernel; 3, 4: mma
-    // with one / two 16-row blocks per thread block
-    for (const int form : {0, 1, 2, 3, 4})
+    // form 0: the CUDA-core kernel; 1, 2: the FP8 tensor cores, scales by cuBLASLt / by a kernel; 3: mma
+    for (const int form : {0, 1, 2, 3})
       for (const int T : {1, 2, 7, 16, 100}) {
         const bool on_tc = form == 1 || form == 2;
         // (the tensor cores' bound is checked at real widths only: at 64 / 80 inputs their error reached
         // 7e-4 of sum|products| on an H200, over 2^-12, docs/perf.md session 28)
         if ((on_tc && (T == 1 || n_in < 4096)) || (!on_tc && T > 16)) continue;
-        const bool mma = form >= 3;
-        const int n_out = mma ? 41 : op.n_out;
+        const int n_out = form == 3 ? 41 : op.n_out;
         op.poison_y();
         if (form == 1) {
           tc_ran = tc.run(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), ws, ws_bytes, nullptr) && tc_ran;
@@ -877,19 +873,18 @@ void check_fp8_fast_wide() {
         } else if (form == 2) {
           tc_ran = tc_plain.run(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), ws, ws_bytes, nullptr) &&
                    tc_ran;
-        } else if (mma) {  // 7: an early launch (programmatic dependent launch), as in the decode step
-          mma_ran = rc::w8a8_fp8_mma(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7,
-                                     form - 2) &&
+        } else if (form == 3) {  // 7: an early launch (programmatic dependent launch), as in the decode step
+          mma_ran = rc::w8a8_fp8_mma(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7) &&
                     mma_ran;
         } else {
           rc::w8a8_fp8_gemv_f32(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7);
         }
         const std::vector<float> y = op.download_y(size_t(T * n_out + 1));
-        if (mma) untouched_past = untouched_past && std::isnan(y[size_t(T * n_out)]);
-        const double rel = on_tc ? std::ldexp(1.0, -12)
-                           : mma ? (n_in / 16 + 16) * std::ldexp(1.0, -22)
-                                 : (n_in / 32 + 5) * std::ldexp(1.0, -24);
-        double& worst_form = worst[on_tc ? 1 : mma ? 2 : 0];
+        if (form == 3) untouched_past = untouched_past && std::isnan(y[size_t(T * n_out)]);
+        const double rel = on_tc       ? std::ldexp(1.0, -12)
+                           : form == 3 ? (n_in / 16 + 16) * std::ldexp(1.0, -22)
+                                       : (n_in / 32 + 5) * std::ldexp(1.0, -24);
+        double& worst_form = worst[on_tc ? 1 : form == 3 ? 2 : 0];
         for (int t = 0; t < T; ++t)
           for (int o = 0; o < n_out; ++o) {
             const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), n_in);
@@ -907,7 +902,7 @@ void check_fp8_fast_wide() {
   cudaFree(ws);
   char buf[768];
   std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 / 64 / 80 (f32 CUDA-core kernel and "
-                "f16 tensor-core mma kernel (one and two row blocks per thread block) T = 1/2/7/16, FP8 tensor cores at 4096 / 11024, T = 2/7/16/100, "
+                "f16 tensor-core mma kernel T = 1/2/7/16, FP8 tensor cores at 4096 / 11024, T = 2/7/16/100, "
                 "scaled by cuBLASLt and by a kernel): %zu of %zu outputs outside the bound; largest error / "
                 "sum|products|: CUDA cores %.3g (bound %.3g at 11024), mma kernel %.3g (bound %.3g at 11024), FP8 "
                 "tensor cores %.3g (bound %.3g); mma kernel ran: %s, nothing past its rows: %s; FP8 tensor cores "
@@ -917,7 +912,7 @@ void check_fp8_fast_wide() {
                 untouched_past ? "yes" : "NO", tc_ran ? "yes" : "NO", outer_ran ? "yes" : "no (the kernel scaled)",
                 refused_misaligned ? "yes" : "NO");
   check(outside == 0 && tc_ran && mma_ran && untouched_past && refused_misaligned &&
-            outputs == size_t(2 * ((26 + 125 + 125) * 48 + 2 * 26 * 41) + 2 * (26 * 48 + 2 * 26 * 41)),
+            outputs == size_t(2 * ((26 + 125 + 125) * 48 + 26 * 41) + 2 * (26 * 48 + 26 * 41)),
         buf);
 }
 

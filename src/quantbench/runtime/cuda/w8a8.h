@@ -54,16 +54,15 @@ void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, c
 // exact products summed by the f16 tensor cores (mma.sync, f32 accumulation) from the same row-major
 // weights, then (float(sum) * s_x) * s_w. Not the CPU's bits: the tensor cores' f32 accumulation rounds.
 // Takes n_in % 16 == 0 with W and xq 16-byte aligned (w8a8_mma_fits), and returns false, writing
-// nothing, otherwise (the caller then runs w8a8_fp8_gemv_f32). T <= 16. early: as w8a8_gemv. row_blocks:
-// 16-row blocks per thread block, 1 or 2 (0: the kernel's default; the same sums either way).
+// nothing, otherwise (the caller then runs w8a8_fp8_gemv_f32). T <= 16. early: as w8a8_gemv.
 bool w8a8_mma_fits(int n_in, const void* W, const void* xq);
 bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-                  float* y, cudaStream_t st, bool early = false, int row_blocks = 0);
+                  float* y, cudaStream_t st, bool early = false);
 // INT8, the backend's 2-16-token product since session 29 (w8a8_mma.cu): as w8a8_gemv, on the int8 tensor
 // cores (int32 sums, exact: the CPU's bits). The same shapes as w8a8_fp8_mma, returning false otherwise
 // (the caller then runs w8a8_gemv). T <= 16.
 bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
-                   float* y, cudaStream_t st, bool early = false, int row_blocks = 0);
+                   float* y, cudaStream_t st, bool early = false);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st);
 

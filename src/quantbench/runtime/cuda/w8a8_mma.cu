@@ -69,63 +69,50 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
   return m == 0 ? v.x : (m == 1 ? v.y : (m == 2 ? v.z : v.w));
 }
 
-// One block per 16 kR output rows (kR row blocks of 16); its kWarps warps split the chunks (warp w takes
-// steps of kU chunks from chunk w * kU, stride kWarps * kU) and add their partial sums in shared memory, in
-// warp order. kInt8: INT8 codes (int32 sums), else FP8 (f32 sums). NT: 8-token tiles (1 or 2). kR = 2: each
-// activation load (and FP8's conversion of it) serves two row blocks, with half the chunks per step, so a
-// warp keeps the same weight bytes in flight. Weights stream past L1 (read once); the activation codes go
-// through it (every block reads them).
+// One block per 16 output rows; its kWarps warps split the chunks (warp w takes steps of kU chunks from
+// chunk w * kU, stride kWarps * kU) and add their partial sums in shared memory, in warp order. kInt8:
+// INT8 codes (int32 sums), else FP8 (f32 sums). NT: 8-token tiles (1 or 2). Weights stream past L1 (read once); the activation codes go through it (every
+// block reads them).
 // xq and sx (written by the kernel before: the quantizer, or the norm writing codes) are plain pointers
 // read with plain loads, not __restrict__ / __ldg:
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
 // griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
 // stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
-template <bool kInt8, int NT, int kWarps, int kR>
+template <bool kInt8, int NT, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __restrict__ W,
                                                                const float* __restrict__ sw, int n_out, int n_in,
                                                                const uint8_t* xq, const float* sx, int T,
                                                                float* __restrict__ y) {
   using Acc = std::conditional_t<kInt8, int, float>;
-  constexpr int U = kU / kR;  // chunks per step
   pdl_launch_dependents();
-  __shared__ Acc red[kWarps > 1 ? kWarps - 1 : 1][kR][NT][4][32];
+  __shared__ Acc red[kWarps > 1 ? kWarps - 1 : 1][NT][4][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int row0 = blockIdx.x * 16 * kR;
-  // Rows past the matrix (the last block of a matrix whose rows are not a multiple of 16 kR) read the last
+  const int row0 = blockIdx.x * 16;
+  // Rows past the matrix (the last block of a matrix whose rows are not a multiple of 16) read the last
   // real row; their sums are never stored.
-  const uint8_t* wa[kR];
-  const uint8_t* wb[kR];
-#pragma unroll
-  for (int r = 0; r < kR; ++r) {
-    wa[r] = W + int64_t(min(row0 + 16 * r + g, n_out - 1)) * n_in + 16 * t;
-    wb[r] = W + int64_t(min(row0 + 16 * r + g + 8, n_out - 1)) * n_in + 16 * t;
-  }
+  const uint8_t* wa = W + int64_t(min(row0 + g, n_out - 1)) * n_in + 16 * t;
+  const uint8_t* wb = W + int64_t(min(row0 + g + 8, n_out - 1)) * n_in + 16 * t;
   const int chunks = (n_in + kChunk - 1) / kChunk;
-  Acc acc[kR][NT][4];
+  Acc acc[NT][4];
 #pragma unroll
-  for (int r = 0; r < kR; ++r)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[r][j][i] = Acc(0);
+    for (int i = 0; i < 4; ++i) acc[j][i] = Acc(0);
   bool waited = false;
-  for (int c0 = warp * U; c0 < chunks; c0 += kWarps * U) {
-    uint4 a[U][kR], b[U][kR];
+  for (int c0 = warp * kU; c0 < chunks; c0 += kWarps * kU) {
+    uint4 a[kU], b[kU];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
+    for (int u = 0; u < kU; ++u) {
       const int off = (c0 + u) * kChunk;
       const bool in = off + 16 * t < n_in;  // (n_in % 16 == 0: a piece is whole or absent)
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        a[u][r] = in ? __ldcs(reinterpret_cast<const uint4*>(wa[r] + off)) : make_uint4(0, 0, 0, 0);
-        b[u][r] = in ? __ldcs(reinterpret_cast<const uint4*>(wb[r] + off)) : make_uint4(0, 0, 0, 0);
-      }
+      a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
+      b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
     }
     if (!waited) pdl_wait();  // the codes and scales (the kernel before wrote them) are read from here on
     waited = true;
-    uint4 xs[U][NT];  // every activation load of the step issued before the first mma
+    uint4 xs[kU][NT];  // every activation load of the step issued before the first mma
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
+    for (int u = 0; u < kU; ++u) {
       const int k = (c0 + u) * kChunk + 16 * t;
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
@@ -135,34 +122,25 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
       }
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
+    for (int u = 0; u < kU; ++u) {
       const uint4* x = xs[u];
       if constexpr (kInt8) {
 #pragma unroll
         for (int m = 0; m < 2; ++m)
 #pragma unroll
-          for (int r = 0; r < kR; ++r)
-#pragma unroll
-            for (int j = 0; j < NT; ++j)
-              mma_s8(acc[r][j], word(a[u][r], 2 * m), word(b[u][r], 2 * m), word(a[u][r], 2 * m + 1),
-                     word(b[u][r], 2 * m + 1), word(x[j], 2 * m), word(x[j], 2 * m + 1));
+          for (int j = 0; j < NT; ++j)
+            mma_s8(acc[j], word(a[u], 2 * m), word(b[u], 2 * m), word(a[u], 2 * m + 1), word(b[u], 2 * m + 1),
+                   word(x[j], 2 * m), word(x[j], 2 * m + 1));
       } else {
 #pragma unroll
         for (int m = 0; m < 4; ++m) {
-          uint32_t xb[NT][2];  // B registers, converted once for every row block
+          const uint32_t wa_m = word(a[u], m), wb_m = word(b[u], m);
+          const uint32_t a0 = e4m3x2_to_f16x2(wa_m), a1 = e4m3x2_to_f16x2(wb_m);
+          const uint32_t a2 = e4m3x2_to_f16x2(wa_m >> 16), a3 = e4m3x2_to_f16x2(wb_m >> 16);
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
             const uint32_t x_m = word(x[j], m);
-            xb[j][0] = e4m3x2_to_f16x2(x_m);
-            xb[j][1] = e4m3x2_to_f16x2(x_m >> 16);
-          }
-#pragma unroll
-          for (int r = 0; r < kR; ++r) {
-            const uint32_t wa_m = word(a[u][r], m), wb_m = word(b[u][r], m);
-            const uint32_t a0 = e4m3x2_to_f16x2(wa_m), a1 = e4m3x2_to_f16x2(wb_m);
-            const uint32_t a2 = e4m3x2_to_f16x2(wa_m >> 16), a3 = e4m3x2_to_f16x2(wb_m >> 16);
-#pragma unroll
-            for (int j = 0; j < NT; ++j) mma_f16(acc[r][j], a0, a1, a2, a3, xb[j][0], xb[j][1]);
+            mma_f16(acc[j], a0, a1, a2, a3, e4m3x2_to_f16x2(x_m), e4m3x2_to_f16x2(x_m >> 16));
           }
         }
       }
@@ -172,34 +150,28 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
   if constexpr (kWarps > 1) {
     if (warp > 0)
 #pragma unroll
-      for (int r = 0; r < kR; ++r)
+      for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) red[warp - 1][r][j][i][lane] = acc[r][j][i];
+        for (int i = 0; i < 4; ++i) red[warp - 1][j][i][lane] = acc[j][i];
     __syncthreads();
     if (warp > 0) return;
 #pragma unroll
     for (int w = 0; w < kWarps - 1; ++w)
 #pragma unroll
-      for (int r = 0; r < kR; ++r)
+      for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) acc[r][j][i] += red[w][r][j][i][lane];
+        for (int i = 0; i < 4; ++i) acc[j][i] += red[w][j][i][lane];
   }
-  // Accumulator i of tile j: row g + 8 (i / 2) of row block r, token 8 j + 2 t + i % 2. (float(sum) * s_x)
-  // * s_w, the CPU's order (an int32 sum converted to nearest, as the CPU converts it).
+  // Accumulator i of tile j: row g + 8 (i / 2), token 8 j + 2 t + i % 2. (float(sum) * s_x) * s_w, the
+  // CPU's order (an int32 sum converted to nearest, as the CPU converts it).
 #pragma unroll
-  for (int r = 0; r < kR; ++r)
+  for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int row = row0 + 16 * r + g + 8 * (i >> 1), tok = 8 * j + 2 * t + (i & 1);
-        if (row < n_out && tok < T)
-          y[int64_t(tok) * n_out + row] = __fmul_rn(__fmul_rn(float(acc[r][j][i]), sx[tok]), sw[row]);
-      }
+    for (int i = 0; i < 4; ++i) {
+      const int row = row0 + g + 8 * (i >> 1), tok = 8 * j + 2 * t + (i & 1);
+      if (row < n_out && tok < T)
+        y[int64_t(tok) * n_out + row] = __fmul_rn(__fmul_rn(float(acc[j][i]), sx[tok]), sw[row]);
+    }
 }
 
 // Warps per block: QB_CUDA_FP8_MMA_WARPS (4, 8 or 16, both formats; for sweeps), else 8 where the rows give
@@ -216,52 +188,31 @@ int warps_for(int blocks) {
   return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
-template <bool kInt8, int NT, int kR>
+template <bool kInt8, int NT>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st, bool early) {
-  const int blocks = (n_out + 16 * kR - 1) / (16 * kR);
+  const int blocks = (n_out + 15) / 16;
   const dim3 grid{unsigned(blocks)};
   switch (warps_for(blocks)) {
     case 16:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16, kR>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T,
-                    y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
       break;
     case 8:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8, kR>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
       break;
     default:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4, kR>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
   }
-}
-
-// Row blocks per block where the caller leaves it to the kernel: QB_CUDA_W8A8_MMA_ROWS (1 or 2; A/B runs),
-// else 1.
-int default_row_blocks() {
-  static const int forced = [] {
-    const char* e = std::getenv("QB_CUDA_W8A8_MMA_ROWS");
-    if (!e) return 0;
-    const int v = std::atoi(e);
-    if (v != 1 && v != 2) throw std::runtime_error("cuda backend: QB_CUDA_W8A8_MMA_ROWS must be 1 or 2");
-    return v;
-  }();
-  return forced ? forced : 1;
 }
 
 template <bool kInt8>
 bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-             float* y, cudaStream_t st, bool early, int row_blocks) {
+             float* y, cudaStream_t st, bool early) {
   if (T > 16) throw std::runtime_error("w8a8 mma decode kernel: more than 16 tokens");
-  if (row_blocks < 0 || row_blocks > 2) throw std::runtime_error("w8a8 mma decode kernel: row blocks must be 1 or 2");
   if (!w8a8_mma_fits(n_in, W, xq)) return false;
   if (T <= 0 || n_out <= 0) return true;
-  const bool two = (row_blocks ? row_blocks : default_row_blocks()) == 2;
-  if (T <= 8) {
-    if (two) launch_nt<kInt8, 1, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-    else launch_nt<kInt8, 1, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-  } else {
-    if (two) launch_nt<kInt8, 2, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-    else launch_nt<kInt8, 2, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-  }
+  if (T <= 8) launch_nt<kInt8, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
+  else launch_nt<kInt8, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   return true;
 }
 
@@ -272,14 +223,14 @@ bool w8a8_mma_fits(int n_in, const void* W, const void* xq) {
 }
 
 bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-                  float* y, cudaStream_t st, bool early, int row_blocks) {
-  return run_mma<false>(W, sw, n_out, n_in, xq, sx, T, y, st, early, row_blocks);
+                  float* y, cudaStream_t st, bool early) {
+  return run_mma<false>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
 }
 
 bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
-                   float* y, cudaStream_t st, bool early, int row_blocks) {
+                   float* y, cudaStream_t st, bool early) {
   return run_mma<true>(reinterpret_cast<const uint8_t*>(W), sw, n_out, n_in, reinterpret_cast<const uint8_t*>(xq), sx,
-                       T, y, st, early, row_blocks);
+                       T, y, st, early);
 }
 
 }  // namespace qb::runtime::cuda
