@@ -59,6 +59,8 @@
 #  commit d0a7ca2; docs/perf.md, session 26.)
 # (Session 26's "s26b" and "s26c", symmetric w4g128's 16-token half step with three step buffers, forced on and as
 #  launch rule 10 against rule 9, left with that code: commits 4bbbd8d and 26c3cf9; docs/perf.md, session 26.)
+# (Session 29's "s29f", the W8A8 mma kernel with two 16-row blocks per thread block against one, left with that code:
+#  commit 8fa4cd8; docs/perf.md, session 29.)
 # s21, s21b, s21c, s21d: session 21 (blocks below; docs/perf.md, session 21).
 # s20, s20b, s20c, s20d, s20e, s20f, s20g, s20h, s20n: session 20 (blocks below; docs/perf.md, session 20).
 # s19, s19b, s19c, s19d, s19e: session 19 (blocks below; docs/perf.md, session 19).
