@@ -359,8 +359,8 @@ __device__ __forceinline__ void stage_codes(const uint8_t* __restrict__ src, int
 // converted two codes per product; the grid keeps one block per 32 rows (4096 rows: 128 blocks).
 template <int kBm, int kBn>
 __global__ void __launch_bounds__(128) w8a8_fp8_dmma_kernel(const uint8_t* __restrict__ W, const float* __restrict__ sw,
-                                                            int n_out, int n_in, const uint8_t* xq,
-                                                            const float* sx, int T, float* __restrict__ y) {
+                                                            int n_out, int n_in, const uint8_t* __restrict__ xq,
+                                                            const float* __restrict__ sx, int T, float* __restrict__ y) {
   constexpr bool kSplitK = kBn <= 16;
   constexpr int kWarpsN = kSplitK ? 1 : 2, kWarpsM = kSplitK ? 1 : 2;
   constexpr int kWm = kBm / kWarpsM, kWn = kBn / kWarpsN;  // warp tile

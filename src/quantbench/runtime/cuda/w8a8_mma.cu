@@ -71,8 +71,8 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
 
 // One block per 16 output rows; its kWarps warps split the chunks (warp w takes steps of kU chunks from
 // chunk w * kU, stride kWarps * kU) and add their partial sums in shared memory, in warp order. kInt8:
-// INT8 codes (int32 sums), else FP8 (f32 sums). NT: 8-token tiles (1 or 2). Weights stream past L1 (read once); the activation codes go through it (every
-// block reads them).
+// INT8 codes (int32 sums), else FP8 (f32 sums). NT: 8-token tiles (1 or 2). Weights stream past L1 (read
+// once); the activation codes go through it (every block reads them).
 // xq and sx (written by the kernel before: the quantizer, or the norm writing codes) are plain pointers
 // read with plain loads, not __restrict__ / __ldg:
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
