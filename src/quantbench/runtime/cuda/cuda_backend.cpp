@@ -267,10 +267,11 @@ struct CudaBackend::Impl {
   bool fp8_mma_fits(const Mat& m) const { return fp8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
   bool int8_mma_fits(const Mat& m) const { return int8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
   std::string int8_path(const Mat& m) const {
-    const std::string how = int8_mma_fits(m) ? "dp4a kernel at one token, int8 tensor cores (mma.sync) at 2-16, "
-                                               "cuBLAS int8 GEMM from 17"
-                                             : fmt::format("dp4a kernel below {} tokens, cuBLAS int8 GEMM from {}",
-                                                           w8a8_gemm_min, w8a8_gemm_min);
+    const std::string how =
+        int8_mma_fits(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync) at 2-16, cuBLAS int8 GEMM from 17",
+                                       w8a8_gemm_min > 1 ? "dp4a kernel" : "cuBLAS int8 GEMM")
+                         : fmt::format("dp4a kernel below {} tokens, cuBLAS int8 GEMM from {}", w8a8_gemm_min,
+                                       w8a8_gemm_min);
     return fmt::format("w8a8 int8 (per-token int8 activations, int32 sums: {}; the CPU's arithmetic exactly)", how);
   }
   // Where a W8A8 product's activation codes and per-token scales live: the decode scratch (T <= 16,
@@ -1044,7 +1045,8 @@ void CudaBackend::init_device() {
   I.l2_pf_max_tokens = std::min(16, std::max(0, options_.l2_prefetch_max_tokens));
   I.qgemm_on = options_.fused_prefill;
   if (const char* e = std::getenv("QB_CUDA_W8A8"); e && std::string(e) == "0") options_.w8a8 = false;
-  if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::max(1, std::atoi(e));
+  // (at most 17: the dp4a kernel takes 16 tokens at most)
+  if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_FP8_EXACT")) options_.fp8_exact = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FP8_OUTER_SCALES")) I.fp8_outer_scales = std::string(e) != "0";
