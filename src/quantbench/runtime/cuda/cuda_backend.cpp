@@ -253,7 +253,7 @@ struct CudaBackend::Impl {
     const std::string many = m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
                                         "keep about 14 bits: up to 8e-5 of the sum of |products| measured), " + scaling
                                       : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)";
-    const std::string few = fp8_mma_fits(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
+    const std::string few = mma_decodes(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
                                               "accumulation)"
                                             : "the exact products summed in f32 on the CUDA cores (the input width "
                                               "is not a multiple of 16 for the tensor cores)";
@@ -262,13 +262,15 @@ struct CudaBackend::Impl {
                        fp8_tc_min, few, fp8_tc_min, many);
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
-  // Whether the fast form's decode products take the tensor-core kernel (w8a8_fp8_mma's own test, on the
-  // weights and the decode codes it would be given).
-  bool fp8_mma_fits(const Mat& m) const { return fp8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
-  bool int8_mma_fits(const Mat& m) const { return int8_mma && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1)); }
+  // Whether a W8A8 product's decode steps take the tensor-core decode kernel (FP8's fast form below
+  // fp8_tc_min tokens, INT8 at 2-16): its switch, and w8a8_mma_fits on the weights and the decode codes the
+  // kernel would be given. The manifest and gemm_ready both ask this.
+  bool mma_decodes(const Mat& m) const {
+    return (m.w8a8_fp8 ? fp8_mma : int8_mma) && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1));
+  }
   std::string int8_path(const Mat& m) const {
     const std::string how =
-        int8_mma_fits(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync) at 2-16, cuBLAS int8 GEMM from 17",
+        mma_decodes(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync) at 2-16, cuBLAS int8 GEMM from 17",
                                        w8a8_gemm_min > 1 ? "dp4a kernel" : "cuBLAS int8 GEMM")
                          : fmt::format("dp4a kernel below {} tokens, cuBLAS int8 GEMM from {}", w8a8_gemm_min,
                                        w8a8_gemm_min);
@@ -587,8 +589,7 @@ struct CudaBackend::Impl {
     cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
     m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
-    m.path = fp8 ? layout + " a8 -> " + fp8_path(m)
-                 : layout + " a8 -> " + int8_path(m);
+    m.path = layout + " a8 -> " + (fp8 ? fp8_path(m) : int8_path(m));
     note_w8a8(m);
     return m;
   }
@@ -868,7 +869,10 @@ struct CudaBackend::Impl {
         mark(kQgemv);
         if (!fp8_exact && T <= 16) {
           const bool ear = overlap_launch && early;
-          if (!fp8_mma || !w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear))
+          if (mma_decodes(m))
+            QB_CHECK(w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear),
+                     "cuda: the FP8 tensor-core decode kernel refused a {}x{} product its test took", m.n_out, m.n_in);
+          else
             w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear);
         } else {
           w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
@@ -879,11 +883,11 @@ struct CudaBackend::Impl {
       const int8_t* W = m.w8q.as<int8_t>();
       const float* sw = m.w8s.as<float>();
       const bool ear = overlap_launch && early;
-      if (dec && T >= 2 && int8_mma) {
+      if (dec && T >= 2 && mma_decodes(m)) {
         mark(kQgemv);
-        if (w8a8_int8_mma(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear)) return;
-      }
-      if (T < w8a8_gemm_min) {
+        QB_CHECK(w8a8_int8_mma(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear),
+                 "cuda: the INT8 tensor-core decode kernel refused a {}x{} product its test took", m.n_out, m.n_in);
+      } else if (T < w8a8_gemm_min) {
         mark(kQgemv);
         w8a8_gemv(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear);
       } else {
@@ -1320,7 +1324,7 @@ std::string CudaBackend::describe_activations() const {
     // forms do not compare.)
     if (m->w8a8 && m->w8a8_fp8 && !impl_->fp8_exact)
       ++inputs[fmt::format("fp8 e4m3 per token (W8A8: {} sums below {} tokens, {} sums from there)",
-                           impl_->fp8_mma_fits(*m) ? "f16 tensor-core" : "f32 CUDA-core", impl_->fp8_tc_min,
+                           impl_->mma_decodes(*m) ? "f16 tensor-core" : "f32 CUDA-core", impl_->fp8_tc_min,
                            m->fp8_tc ? "FP8 tensor-core" : "exact")];
     else if (m->w8a8)
       ++inputs[m->w8a8_fp8 ? "fp8 e4m3 per token (W8A8, exact sums)" : "int8 per token (W8A8)"];

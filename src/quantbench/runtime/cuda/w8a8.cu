@@ -124,12 +124,6 @@ bool act_rows_vectorizable(const float* x, int64_t xs, int n, const void* q) {
          reinterpret_cast<uintptr_t>(q) % 4 == 0;
 }
 
-// (float(acc) * s_x) * s_w, in that order: the CPU's scaling of an int32 (INT8) or f32 (FP8) sum.
-template <typename Acc>
-__device__ __forceinline__ float scale_out(Acc acc, float sx, float sw) {
-  return __fmul_rn(__fmul_rn(float(acc), sx), sw);
-}
-
 // A warp per output row, 4 rows per block; kVec: 16 bytes of the row per lane per step (n_in % 16 == 0),
 // kPieces of them loaded before any is used (one 16-byte load per lane at a time left the warp waiting
 // on each load's latency), weights streamed past L1 (read once), activations through it (every row).
@@ -316,7 +310,7 @@ __global__ void __launch_bounds__(128) w8a8_fp8_gemv_kernel(const uint8_t* __res
     Acc a = acc[t];
     for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
     const float sum = kExact ? __double2float_rn(a) : float(a);
-    if (lane == 0) y[int64_t(t) * n_out + row] = __fmul_rn(__fmul_rn(sum, sx[t]), sw[row]);
+    if (lane == 0) y[int64_t(t) * n_out + row] = scale_out(sum, sx[t], sw[row]);
   }
 }
 

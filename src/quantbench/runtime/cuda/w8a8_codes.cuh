@@ -1,7 +1,7 @@
-// The per-token W8A8 activation codes as the CPU's quantize_row_int8 / quantize_row_fp8 form them
-// (runtime/cpu/matmul_w8a8.h), for every GPU kernel that writes them: the quantizers (w8a8.cu) and the
-// norm kernel that quantizes its own output for a W8A8 product (forward_kernels.cu). One definition, so
-// both give the same bits.
+// The CPU's W8A8 arithmetic (runtime/cpu/matmul_w8a8.h) on the GPU, one definition for every kernel that
+// does it, so they give the same bits: the per-token activation codes as quantize_row_int8 /
+// quantize_row_fp8 form them (the quantizers in w8a8.cu, the norm kernel that quantizes its own output in
+// forward_kernels.cu), and the scaling of a product's sum (the gemv kernels in w8a8.cu, w8a8_mma.cu).
 #pragma once
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -36,5 +36,12 @@ __device__ __forceinline__ float row_scale(float absmax, float qmax, bool bad, u
 }
 
 __device__ __forceinline__ bool finite_value(float x) { return fabsf(x) <= FLT_MAX; }
+
+// (float(sum) * s_x) * s_w, in that order: the CPU's scaling of an int32 (INT8) or f32 (FP8) sum (an int32
+// converted to nearest, as the CPU converts it).
+template <typename Acc>
+__device__ __forceinline__ float scale_out(Acc sum, float sx, float sw) {
+  return __fmul_rn(__fmul_rn(float(sum), sx), sw);
+}
 
 }  // namespace qb::runtime::cuda

@@ -37,6 +37,7 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cuda/w8a8_codes.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -162,15 +163,14 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[j][i] += red[w][j][i][lane];
   }
-  // Accumulator i of tile j: row g + 8 (i / 2), token 8 j + 2 t + i % 2. (float(sum) * s_x) * s_w, the
-  // CPU's order (an int32 sum converted to nearest, as the CPU converts it).
+  // Accumulator i of tile j: row g + 8 (i / 2), token 8 j + 2 t + i % 2.
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int row = row0 + g + 8 * (i >> 1), tok = 8 * j + 2 * t + (i & 1);
       if (row < n_out && tok < T)
-        y[int64_t(tok) * n_out + row] = __fmul_rn(__fmul_rn(float(acc[j][i]), sx[tok]), sw[row]);
+        y[int64_t(tok) * n_out + row] = scale_out(acc[j][i], sx[tok], sw[row]);
     }
 }
 
