@@ -245,21 +245,32 @@ struct CudaBackend::Impl {
       return fmt::format("w8a8 fp8 (per-token e4m3 activations, products summed exactly in double: CUDA cores below "
                          "{} tokens, FP64 tensor cores (DMMA) from {}; the CPU's arithmetic exactly)",
                          w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens());
-    const int outer_from = Fp8TensorCoreGemm::kOuterScalesFromTokens;
-    const std::string scaling = fp8_outer_scales ? fmt::format("scaled by a kernel up to {} tokens, in cuBLASLt's "
-                                                               "epilogue (outer-vector scales) from {} where it "
-                                                               "offers that", outer_from - 1, outer_from)
-                                                 : "scaled by a kernel";
-    const std::string many = m.fp8_tc ? "FP8 tensor cores through cuBLASLt, fast accumulation off (their partial sums "
-                                        "keep about 14 bits: up to 8e-5 of the sum of |products| measured), " + scaling
-                                      : "exact double sums (the shape is not a multiple of 16 for the FP8 tensor cores)";
+    // gemm_ready's ranges: the decode kernel up to 16 tokens below the FP8 tensor cores' threshold, exact
+    // double sums between 17 tokens and that threshold (or above 16 where the shape has no FP8 tensor-core path)
+    const int tc_from = m.fp8_tc ? fp8_tc_min : std::numeric_limits<int>::max();
+    const int decode_to = std::min(16, tc_from - 1);
     const std::string few = mma_decodes(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
                                               "accumulation)"
                                             : "the exact products summed in f32 on the CUDA cores (the input width "
                                               "is not a multiple of 16 for the tensor cores)";
-    return fmt::format("w8a8 fp8 (per-token e4m3 activations; below {} tokens {}; from {}: {}; not the CPU's exact "
-                       "sums)",
-                       fp8_tc_min, few, fp8_tc_min, many);
+    std::string s = fmt::format("w8a8 fp8 (per-token e4m3 activations; 1-{} tokens: {}", decode_to, few);
+    if (tc_from > 17) {
+      const std::string why = m.fp8_tc ? fmt::format("the FP8 tensor cores start at {} tokens", tc_from)
+                                       : std::string("the shape is not a multiple of 16 for the FP8 tensor cores");
+      s += m.fp8_tc ? fmt::format("; 17-{} tokens: exact double sums ({})", tc_from - 1, why)
+                    : fmt::format("; from 17 tokens: exact double sums ({})", why);
+    }
+    if (m.fp8_tc) {
+      const int outer_from = Fp8TensorCoreGemm::kOuterScalesFromTokens;
+      const std::string scaling = fp8_outer_scales ? fmt::format("scaled by a kernel up to {} tokens, in cuBLASLt's "
+                                                                 "epilogue (outer-vector scales) from {} where it "
+                                                                 "offers that", outer_from - 1, outer_from)
+                                                   : "scaled by a kernel";
+      s += fmt::format("; from {} tokens: FP8 tensor cores through cuBLASLt, fast accumulation off (their partial "
+                       "sums keep about 14 bits: up to 8e-5 of the sum of |products| measured at real widths), {}",
+                       tc_from, scaling);
+    }
+    return s + "; not the CPU's exact sums)";
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
   // Whether a W8A8 product's decode steps take the tensor-core decode kernel (FP8's fast form below
