@@ -816,6 +816,98 @@ void check_norm_codes() {
   check(differ == 0 && cases == 16 && values > 0, buf);
 }
 
+// The gated activation writing the down product's codes itself (gated_act_out with ActOut::codes, what the
+// decode step runs before a W8A8 down product): against the same activation writing f32 rows followed by
+// the quantizer, bitwise (codes and scales), int8 and fp8, n = 11008 (SiLU, gate|up in halves, then in
+// interleaved blocks of 16; GELU once), 18944 (Qwen2.5-7B's width, the widest rows of 5 float4 per thread)
+// and 172 (stories260K), T = 1, 5 and 16; row 1 of the 16-token launches holds a NaN, which must give
+// that row the scale NaN and set the flag. Rows wider than the kernel takes are refused in one line.
+void check_act_codes() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(4242);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t values = 0, differ = 0, cases = 0;
+  unsigned* flag = nullptr;
+  cuda_ok(cudaMalloc(&flag, sizeof(unsigned)), "cudaMalloc");
+  struct Shape { int n, act; bool interleave16; };
+  for (const bool fp8 : {false, true})
+    for (const Shape sh : {Shape{11008, 0, false}, Shape{11008, 0, true}, Shape{11008, 1, false},
+                           Shape{18944, 0, false}, Shape{172, 0, false}})
+      for (const int T : {1, 5, 16}) {
+        const int n = sh.n;
+        const bool nan_row = T == 16;
+        std::vector<float> gu(size_t(T) * 2 * size_t(n));
+        for (auto& v : gu) v = nd(rng) * 2.0f;
+        if (nan_row) gu[2 * size_t(n) + 7] = std::numeric_limits<float>::quiet_NaN();
+        float *dgu = nullptr, *dg = nullptr, *ds1 = nullptr, *ds2 = nullptr;
+        uint8_t *dq1 = nullptr, *dq2 = nullptr;
+        cuda_ok(cudaMalloc(&dgu, gu.size() * 4), "cudaMalloc");
+        cuda_ok(cudaMalloc(&dg, size_t(T) * size_t(n) * 4), "cudaMalloc");
+        cuda_ok(cudaMalloc(&dq1, size_t(T) * size_t(n)), "cudaMalloc");
+        cuda_ok(cudaMalloc(&dq2, size_t(T) * size_t(n)), "cudaMalloc");
+        cuda_ok(cudaMalloc(&ds1, size_t(T) * 4), "cudaMalloc");
+        cuda_ok(cudaMalloc(&ds2, size_t(T) * 4), "cudaMalloc");
+        cuda_ok(cudaMemcpy(dgu, gu.data(), gu.size() * 4, cudaMemcpyHostToDevice), "upload");
+        cuda_ok(cudaMemset(dq2, 0x5a, size_t(T) * size_t(n)), "poison");
+        cuda_ok(cudaMemset(ds2, 0x5a, size_t(T) * 4), "poison");
+        cuda_ok(cudaMemset(flag, 0, sizeof(unsigned)), "clear");
+        // the reference: f32 rows, then the quantizer
+        rc::ActOut f32_out;
+        f32_out.f32 = dg;
+        rc::gated_act_out(dgu, n, T, sh.act, f32_out, nullptr, false, sh.interleave16);
+        if (fp8) rc::quantize_act_fp8(dg, n, n, T, dq1, ds1, nullptr);
+        else rc::quantize_act_int8(dg, n, n, T, reinterpret_cast<int8_t*>(dq1), ds1, nullptr);
+        // the fused form
+        rc::ActOut codes_out;
+        codes_out.codes = dq2;
+        codes_out.code_scale = ds2;
+        codes_out.codes_fp8 = fp8;
+        codes_out.nonfinite = flag;
+        rc::gated_act_out(dgu, n, T, sh.act, codes_out, nullptr, false, sh.interleave16);
+        std::vector<uint8_t> q1(size_t(T) * size_t(n)), q2(q1.size());
+        std::vector<float> s1(static_cast<size_t>(T)), s2(static_cast<size_t>(T));
+        unsigned flag_host = 0;
+        cuda_ok(cudaMemcpy(q1.data(), dq1, q1.size(), cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(q2.data(), dq2, q2.size(), cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(s1.data(), ds1, s1.size() * 4, cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(s2.data(), ds2, s2.size() * 4, cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(&flag_host, flag, sizeof flag_host, cudaMemcpyDeviceToHost), "download");
+        differ += flag_host != (nan_row ? 1u : 0u);
+        for (int t = 0; t < T; ++t) {
+          if (nan_row && t == 1) {
+            differ += !std::isnan(s2[size_t(t)]);
+            continue;
+          }
+          differ += std::memcmp(&s1[size_t(t)], &s2[size_t(t)], 4) != 0;
+          const size_t r0 = size_t(t) * size_t(n);
+          for (int i = 0; i < n; ++i) differ += q1[r0 + size_t(i)] != q2[r0 + size_t(i)];
+          values += size_t(n) + 1;
+        }
+        ++cases;
+        for (void* p : {static_cast<void*>(dgu), static_cast<void*>(dg), static_cast<void*>(dq1),
+                        static_cast<void*>(dq2), static_cast<void*>(ds1), static_cast<void*>(ds2)})
+          cudaFree(p);
+      }
+  cudaFree(flag);
+  std::string refusal;
+  try {  // too wide for the registers: refused before any launch (pointers never read)
+    rc::ActOut wide;
+    wide.codes = reinterpret_cast<uint8_t*>(16);
+    wide.code_scale = reinterpret_cast<float*>(16);
+    rc::gated_act_out(reinterpret_cast<const float*>(16), 20484, 1, 0, wide, nullptr);
+  } catch (const std::invalid_argument& e) {
+    refusal = e.what();
+  }
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "gated activation writing W8A8 codes (int8, fp8; n = 11008 / 18944 / 172, SiLU and "
+                "GELU, halves and interleaved; T = 1 / 5 / 16, a NaN row): %zu of %zu codes, scales and flags differ "
+                "from the activation then the quantizer (bitwise) over %zu launches; 20484 wide refused: %s", differ,
+                values, cases, refusal.empty() ? "NO" : refusal.c_str());
+  check(differ == 0 && cases == 30 && values > 0 && !refusal.empty() && !rc::gated_act_writes_codes(20484) &&
+            rc::gated_act_writes_codes(20480),
+        buf);
+}
+
 // FP8 W8A8's fast form (the backend's default: CudaBackendOptions::fp8_exact off) at the widths of real
 // models, against the exact sums computed here. Not bitwise: each output must lie within a bound of the
 // CPU's formula float(exact sum) * s_x * s_w:
@@ -1185,15 +1277,17 @@ void run_model(const std::string& path, bool is_stories) {
     }
     const double lim = 1e-4;
     struct Form { const char* name; bool tensor_cores; int chunk; };
+    double mean_kl[2] = {-1, -2};  // as it runs; without the FP8 tensor cores
     for (const Form& f : {Form{"default-fp8-fast", true, 0}, Form{"default-fp8-fast-no-fp8-tensor-cores", false, 0},
                           Form{"default-fp8-fast-chunk7-decode-kernel-only", false, 7}}) {
       runtime::cuda::CudaBackendOptions co;
-      co.prefill_chunk = f.chunk;
+      if (f.chunk) co.prefill_chunk = f.chunk;  // (else the default: each prefill in one chunk)
       if (!f.tensor_cores) setenv("QB_CUDA_FP8_TC_MIN", "1000000", 1);  // (read by the constructor)
       runtime::cuda::CudaBackend gpu(model, co);
       if (!f.tensor_cores) unsetenv("QB_CUDA_FP8_TC_MIN");
       const std::string desc = gpu.describe();
       const KlStats st = compare_script(*r, gpu, int32_t(sp.n_vocab));
+      if (f.chunk == 0) mean_kl[f.tensor_cores ? 0 : 1] = st.mean;
       const double floor_kl = !f.tensor_cores ? (st.mean >= lim ? flip_floor_of(KvType::F16, true) : 0.0) : fp8_floor;
       // (the ranges as gemm_ready takes them: the FP8 tensor cores from 9 tokens, or exact sums from 17)
       const bool names_tc = desc.find("from 9 tokens: FP8 tensor cores through cuBLASLt") != std::string::npos;
@@ -1207,6 +1301,10 @@ void run_model(const std::string& path, bool is_stories) {
                 names_tc == f.tensor_cores && names_exact != f.tensor_cores && desc.find("REFUSED") == std::string::npos,
             buf);
     }
+    // The FP8 tensor cores' sums are not the f32 sums of the decode kernel or the exact ones, so the two
+    // forms' logits differ (the same mean KL would mean the prefills never reached the tensor cores).
+    check(mean_kl[0] != mean_kl[1], path + " default-fp8-fast: the prefills ran on the FP8 tensor cores (its mean "
+                                           "KL differs from the form without them)");
   }
 }
 
@@ -1244,6 +1342,7 @@ int main(int argc, char** argv) {
     check_act_quant_wide();
     check_act_quant_nonfinite();
     check_norm_codes();
+    check_act_codes();
     for (const auto& p : paths) {
       check_w8a8_exact(p);
       check_w8a8_refuses_nonfinite(p);

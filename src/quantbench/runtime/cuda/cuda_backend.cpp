@@ -236,6 +236,7 @@ struct CudaBackend::Impl {
   bool fp8_outer_scales = true;  // QB_CUDA_FP8_OUTER_SCALES=0: the scaling kernel after cuBLASLt (A/B runs)
   bool fp8_mma = true;  // QB_CUDA_FP8_MMA=0: decode on the f32 CUDA-core kernel, session 27's (A/B runs)
   bool w8a8_norm_codes = true;  // QB_CUDA_W8A8_NORM_CODES=0: a quantizer before every W8A8 product (norm_codes)
+  bool w8a8_act_codes = true;  // QB_CUDA_W8A8_ACT_CODES=0: a quantizer before the down product (act_codes)
   std::unique_ptr<Fp8TensorCoreGemm> fp8_tc;
   // Products the tensor-core path refused at run time (no cuBLASLt algorithm, misaligned operands):
   // they ran on the CUDA cores instead (f32 sums up to 16 tokens, exact above), and describe() says so.
@@ -836,8 +837,19 @@ struct CudaBackend::Impl {
   bool norm_codes(const Mat& m, int T) const {
     return m.w8a8 && T <= 16 && w8a8_norm_codes && add_rmsnorm_writes_codes(int(m.n_in), norm_loop);
   }
+  // The same for the down product, whose input the gated activation produces (gated_act_out).
+  bool act_codes(const Mat& m, int T) const {
+    return m.w8a8 && T <= 16 && w8a8_norm_codes && w8a8_act_codes && gated_act_writes_codes(int(m.n_in));
+  }
   ActOut norm_target(const Mat& m, int T, float* f32_rows) const {
     if (!norm_codes(m, T)) return target(m, T, f32_rows);
+    return codes_target(m, T);
+  }
+  ActOut act_target(const Mat& m, int T, float* f32_rows) const {
+    if (!act_codes(m, T)) return target(m, T, f32_rows);
+    return codes_target(m, T);
+  }
+  ActOut codes_target(const Mat& m, int T) const {
     ActOut a;
     a.codes = w8_codes(T);
     a.code_scale = w8_scales(T);
@@ -850,7 +862,7 @@ struct CudaBackend::Impl {
   // (packed decode: into `frag_in` where given, else xfrag).
   // `early`: false keeps a packed decode product from launching early (programmatic dependent launch)
   // where the kernel before it is a product too (the down product after gemm_gated).
-  // `codes_ready`: a W8A8 product's input was written as codes by its norm (norm_target).
+  // `codes_ready`: a W8A8 product's input was written as codes by its producer (norm_target, act_target).
   void gemm_ready(const Mat& m, const float* x, int T, float* y, const void* frag_in = nullptr, bool early = true,
                   bool codes_ready = false) {
     if (skips(kSkipProd, T)) return;
@@ -1068,6 +1080,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FP8_MMA")) I.fp8_mma = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_INT8_MMA")) I.int8_mma = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_W8A8_NORM_CODES")) I.w8a8_norm_codes = std::string(e) != "0";
+  if (const char* e = std::getenv("QB_CUDA_W8A8_ACT_CODES")) I.w8a8_act_codes = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
   I.w8a8_enabled = options_.w8a8;
@@ -1824,7 +1837,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       if (!I.skips(Impl::kSkipNorm, T))
         add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.norm_target(L.wgu, T, h), st,
                     I.norm_loop, early_norm2, early_norm2 && I.prewait);
-      const ActOut to_down = I.target(L.wdown, T, I.g.as<float>());
+      const ActOut to_down = I.act_target(L.wdown, T, I.g.as<float>());
       const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
       if (!act_fused) {  // (fused: the products run back to back, with no small kernel to hide a prefetch)
         I.gemm_ready(L.wgu, h, T, I.gu.as<float>(), nullptr, true, I.norm_codes(L.wgu, T));
@@ -1836,7 +1849,8 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
       }
       // After the fused gate|up, down is launched plainly: launched early right after a product it was no
       // faster (w4g128, w8 at 16 streams; docs/perf.md, session 15), as in session 8.
-      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused);
+      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused,
+                   I.act_codes(L.wdown, T));
       if (sp.post_norms) {
         I.mark(Impl::kOther);
         rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);

@@ -397,6 +397,48 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool i
   store_pair(o, n, nt, t, k, a, b);
 }
 
+// gated_out_kernel writing a W8A8 product's codes (ActOut::codes): one block per token holds the token's
+// whole row of act(gate) * up in registers, 4 consecutive columns per thread per step (float4 loads of
+// gate and up), takes the row's absmax, then writes the codes and the scale, the bits
+// gated_out_kernel's f32 rows then quant_act_vec_kernel (w8a8.cu) would give: the same formula
+// (gated.cuh), the same max (order-free) and the same codes (w8a8_codes.cuh). Rows of up to
+// kGatedCodeRegs * 4 * 1024 values, n % 4 == 0 (gated_act_writes_codes).
+constexpr int kGatedCodeRegs = 5;  // (20480 columns: Qwen2.5-7B's 18944 fits)
+__global__ void __launch_bounds__(1024) gated_codes_kernel(const float* gu, int n, int act, bool interleave16,
+                                                           ActOut o) {
+  __shared__ float red[32];
+  pdl_enter();
+  const int t = blockIdx.x;
+  const float* row = gu + size_t(t) * 2 * n;
+  const int up = up_offset(n, interleave16);
+  float4 v[kGatedCodeRegs];
+  float am = 0.0f;
+  bool nf = false;  // a value that is not finite (fmaxf drops NaNs, so the max alone cannot tell)
+#pragma unroll
+  for (int r = 0; r < kGatedCodeRegs; ++r) {
+    const int j = 4 * (r * int(blockDim.x) + int(threadIdx.x));  // (4 columns in one block of 16 when interleaved)
+    v[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (j >= n) continue;
+    const float4 g = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16));
+    const float4 u = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16) + up);
+    v[r] = make_float4(gated_act_value(g.x, u.x, act), gated_act_value(g.y, u.y, act),
+                       gated_act_value(g.z, u.z, act), gated_act_value(g.w, u.w, act));
+    am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
+    nf = nf || !(finite_value(v[r].x) && finite_value(v[r].y) && finite_value(v[r].z) && finite_value(v[r].w));
+  }
+  am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale)
+  const float qs = row_scale(am, o.codes_fp8 ? 448.0f : 127.0f, !(am <= FLT_MAX), o.nonfinite);
+  uint32_t* qr = reinterpret_cast<uint32_t*>(o.codes + size_t(t) * n);
+#pragma unroll
+  for (int r = 0; r < kGatedCodeRegs; ++r) {
+    const int i = r * int(blockDim.x) + int(threadIdx.x);
+    if (4 * i >= n) break;
+    auto code = [&](float e) { return uint32_t(o.codes_fp8 ? act_code_fp8(e, qs) : act_code_int8(e, qs)); };
+    qr[i] = code(v[r].x) | code(v[r].y) << 8 | code(v[r].z) << 16 | code(v[r].w) << 24;
+  }
+  if (threadIdx.x == 0) o.code_scale[t] = qs;
+}
+
 __global__ void copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     dst[i] = src[i];
@@ -1386,11 +1428,27 @@ void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float
   QB_CUDA_LAUNCHED();
 }
 
+// Threads for a row of n / 4 float4 steps in at most kGatedCodeRegs per thread: whole warps, at least 64.
+static int gated_codes_threads(int n) {
+  const int th = ((n / 4 + kGatedCodeRegs - 1) / kGatedCodeRegs + 31) / 32 * 32;
+  return th < 64 ? 64 : th;
+}
+
+bool gated_act_writes_codes(int n) { return n > 0 && n % 4 == 0 && gated_codes_threads(n) <= 1024; }
+
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early,
                    bool interleave16) {
   if (T <= 0) return;
   if (interleave16 && n % 16 != 0) throw std::invalid_argument("gated_act_out: interleaved blocks of 16 need n % 16 == 0");
-  if (out.codes) throw std::invalid_argument("gated_act_out: W8A8 codes are written by the norm kernel only");
+  if (out.codes) {
+    if (out.f32 || out.half_rows || out.frag || !gated_act_writes_codes(n))
+      throw std::invalid_argument("gated_act_out: W8A8 codes alone, rows of a multiple of 4 up to " +
+                                  std::to_string(kGatedCodeRegs * 4096) + " wide");
+    launch_kernel(gated_codes_kernel, dim3(unsigned(T)), dim3(unsigned(gated_codes_threads(n))), 0, s, early, gate_up,
+                  n, act, interleave16, out);
+    QB_CUDA_LAUNCHED();
+    return;
+  }
   const int pairs = pair_count(out, n), th = pair_threads(pairs);
   launch_kernel(gated_out_kernel, dim3(unsigned((pairs + th - 1) / th), unsigned(T)), dim3(unsigned(th)), 0, s, early,
                 gate_up, n, (T + 7) / 8, act, interleave16, out);

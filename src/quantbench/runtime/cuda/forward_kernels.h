@@ -62,8 +62,8 @@ void rope_and_store_kv(const RopeKvArgs& a, cudaStream_t s);
 // `codes` (the register norm kernel only: add_rmsnorm_writes_codes): the per-token codes of a W8A8
 // product's input, codes[t][i] (int8, or e4m3 where codes_fp8) and code_scale[t], the bits its quantizer
 // (w8a8.h) would write from the f32 rows, so the product needs no quantizer kernel; a non-finite row sets
-// *nonfinite where given, as the quantizers do. gated_act_out and store_rows refuse a target with codes;
-// the attention's targets never hold them.
+// *nonfinite where given, as the quantizers do. gated_act_out writes them too (gated_act_writes_codes),
+// store_rows refuses a target with codes; the attention's targets never hold them.
 struct ActOut {
   float* f32 = nullptr;
   uint16_t* half_rows = nullptr;
@@ -97,8 +97,11 @@ bool add_rmsnorm_writes_codes(int n, bool loop_kernel);
 // out[t] = act(gate[t]) * up[t] written to `out`: gate|up rows as in gated_act, or (interleave16) in
 // blocks of 16 gate values followed by the same 16 columns' up values (n % 16 == 0; the packed gate|up
 // matrix's row order where the decode product may fuse this activation: qgemv's QgemvGatedOut).
+// A target with W8A8 codes (and nothing else): one kernel writes the codes of the activation's rows, so the
+// down product needs no quantizer kernel (where gated_act_writes_codes(n): n % 4 == 0, n <= 20480).
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
                    bool early = false, bool interleave16 = false);
+bool gated_act_writes_codes(int n);
 
 // Copies `bytes` (a multiple of 16) from mapped pinned host memory, given by its device address, into
 // device memory with a kernel: a graphed decode step pulls its small per-step table this way instead of
