@@ -819,9 +819,10 @@ void check_norm_codes() {
 // The gated activation writing the down product's codes itself (gated_act_out with ActOut::codes, what the
 // decode step runs before a W8A8 down product): against the same activation writing f32 rows followed by
 // the quantizer, bitwise (codes and scales), int8 and fp8, n = 11008 (SiLU, gate|up in halves, then in
-// interleaved blocks of 16; GELU once), 18944 (Qwen2.5-7B's width, the widest rows of 5 float4 per thread)
-// and 172 (stories260K), T = 1, 5 and 16; row 1 of the 16-token launches holds a NaN, which must give
-// that row the scale NaN and set the flag. Rows wider than the kernel takes are refused in one line.
+// interleaved blocks of 16; GELU once), 18944 (Qwen2.5-7B's width) and 172 (stories260K: the kernel's
+// eighth slice holds one float4), T = 1, 5 and 16; row 1 of the 16-token launches holds a NaN, which must
+// give that row the scale NaN and set the flag. Rows wider than the kernel takes (65540), or not of a
+// multiple of 4 (174), are refused in one line.
 void check_act_codes() {
   namespace rc = runtime::cuda;
   std::mt19937 rng(4242);
@@ -890,21 +891,25 @@ void check_act_codes() {
       }
   cudaFree(flag);
   std::string refusal;
-  try {  // too wide for the registers: refused before any launch (pointers never read)
-    rc::ActOut wide;
-    wide.codes = reinterpret_cast<uint8_t*>(16);
-    wide.code_scale = reinterpret_cast<float*>(16);
-    rc::gated_act_out(reinterpret_cast<const float*>(16), 20484, 1, 0, wide, nullptr);
-  } catch (const std::invalid_argument& e) {
-    refusal = e.what();
+  int refused = 0;
+  for (const int n : {65540, 174}) {
+    try {  // refused before any launch (pointers never read)
+      rc::ActOut bad;
+      bad.codes = reinterpret_cast<uint8_t*>(16);
+      bad.code_scale = reinterpret_cast<float*>(16);
+      rc::gated_act_out(reinterpret_cast<const float*>(16), n, 1, 0, bad, nullptr);
+    } catch (const std::invalid_argument& e) {
+      refusal = e.what();
+      ++refused;
+    }
   }
   char buf[400];
   std::snprintf(buf, sizeof buf, "gated activation writing W8A8 codes (int8, fp8; n = 11008 / 18944 / 172, SiLU and "
                 "GELU, halves and interleaved; T = 1 / 5 / 16, a NaN row): %zu of %zu codes, scales and flags differ "
-                "from the activation then the quantizer (bitwise) over %zu launches; 20484 wide refused: %s", differ,
-                values, cases, refusal.empty() ? "NO" : refusal.c_str());
-  check(differ == 0 && cases == 30 && values > 0 && !refusal.empty() && !rc::gated_act_writes_codes(20484) &&
-            rc::gated_act_writes_codes(20480),
+                "from the activation then the quantizer (bitwise) over %zu launches; rows 65540 and 174 wide refused "
+                "(%d of 2): %s", differ, values, cases, refused, refusal.c_str());
+  check(differ == 0 && cases == 30 && values > 0 && refused == 2 && !rc::gated_act_writes_codes(65540) &&
+            !rc::gated_act_writes_codes(174) && rc::gated_act_writes_codes(65536),
         buf);
 }
 

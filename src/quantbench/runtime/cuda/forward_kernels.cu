@@ -7,6 +7,7 @@
 // feed a decode product trigger its early launch as they start (programmatic dependent launch). At
 // prefill, attention over one run of one sequence is a fused flash-attention kernel on the tensor
 // cores (head dims 64 / 128; else two cuBLAS GEMMs around a softmax kernel).
+#include <cooperative_groups.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -25,6 +26,7 @@
 #include "quantbench/runtime/cuda/launch.cuh"
 
 namespace qb::runtime::cuda {
+namespace cg = cooperative_groups;
 namespace {
 
 __device__ inline double block_sum(double v, double* sh) {
@@ -397,46 +399,65 @@ __global__ void gated_out_kernel(const float* gu, int n, int nt, int act, bool i
   store_pair(o, n, nt, t, k, a, b);
 }
 
-// gated_out_kernel writing a W8A8 product's codes (ActOut::codes): one block per token holds the token's
-// whole row of act(gate) * up in registers, 4 consecutive columns per thread per step (float4 loads of
-// gate and up), takes the row's absmax, then writes the codes and the scale, the bits
-// gated_out_kernel's f32 rows then quant_act_vec_kernel (w8a8.cu) would give: the same formula
-// (gated.cuh), the same max (order-free) and the same codes (w8a8_codes.cuh). Rows of up to
-// kGatedCodeRegs * 4 * 1024 values, n % 4 == 0 (gated_act_writes_codes).
-constexpr int kGatedCodeRegs = 5;  // (20480 columns: Qwen2.5-7B's 18944 fits)
-__global__ void __launch_bounds__(1024) gated_codes_kernel(const float* gu, int n, int act, bool interleave16,
-                                                           ActOut o) {
+// gated_out_kernel writing a W8A8 product's codes (ActOut::codes): a cluster of kGatedCodeBlocks blocks per
+// token, each holding a slice of the token's row of act(gate) * up in registers (4 consecutive columns per
+// thread per step, float4 loads of gate and up, every load issued before any is used); the slices' absmaxes
+// meet through distributed shared memory, then each block writes its slice's codes (and block 0 the scale):
+// the bits gated_out_kernel's f32 rows then quant_act_vec_kernel (w8a8.cu) give, by the same formula
+// (gated.cuh), the same max (order-free) and the same codes (w8a8_codes.cuh). One block per token was 4%
+// slower per one-stream INT8 step than the two kernels it replaces (docs/perf.md, session 30): the
+// activation's arithmetic on one SM. Rows of n % 4 == 0 up to kGatedCodeBlocks * kGatedCodeRegs * 4096
+// values (gated_act_writes_codes).
+constexpr int kGatedCodeBlocks = 8, kGatedCodeRegs = 2;
+__global__ void __cluster_dims__(kGatedCodeBlocks, 1, 1) __launch_bounds__(1024)
+    gated_codes_kernel(const float* gu, int n, int slice, int act, bool interleave16, ActOut o) {
   __shared__ float red[32];
+  __shared__ float slice_max;
   pdl_enter();
-  const int t = blockIdx.x;
+  const int t = blockIdx.y, c0 = int(blockIdx.x) * slice, c1 = min(n, c0 + slice);  // (slice % 4 == 0)
   const float* row = gu + size_t(t) * 2 * n;
   const int up = up_offset(n, interleave16);
+  float4 g[kGatedCodeRegs], u[kGatedCodeRegs];
+#pragma unroll
+  for (int r = 0; r < kGatedCodeRegs; ++r) {
+    const int j = c0 + 4 * (r * int(blockDim.x) + int(threadIdx.x));  // (4 columns in one block of 16 when interleaved)
+    g[r] = u[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (j < c1) {
+      g[r] = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16));
+      u[r] = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16) + up);
+    }
+  }
   float4 v[kGatedCodeRegs];
   float am = 0.0f;
   bool nf = false;  // a value that is not finite (fmaxf drops NaNs, so the max alone cannot tell)
 #pragma unroll
   for (int r = 0; r < kGatedCodeRegs; ++r) {
-    const int j = 4 * (r * int(blockDim.x) + int(threadIdx.x));  // (4 columns in one block of 16 when interleaved)
     v[r] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (j >= n) continue;
-    const float4 g = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16));
-    const float4 u = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16) + up);
-    v[r] = make_float4(gated_act_value(g.x, u.x, act), gated_act_value(g.y, u.y, act),
-                       gated_act_value(g.z, u.z, act), gated_act_value(g.w, u.w, act));
+    if (c0 + 4 * (r * int(blockDim.x) + int(threadIdx.x)) >= c1) continue;
+    v[r] = make_float4(gated_act_value(g[r].x, u[r].x, act), gated_act_value(g[r].y, u[r].y, act),
+                       gated_act_value(g[r].z, u[r].z, act), gated_act_value(g[r].w, u[r].w, act));
     am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
     nf = nf || !(finite_value(v[r].x) && finite_value(v[r].y) && finite_value(v[r].z) && finite_value(v[r].w));
   }
-  am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale)
-  const float qs = row_scale(am, o.codes_fp8 ? 448.0f : 127.0f, !(am <= FLT_MAX), o.nonfinite);
-  uint32_t* qr = reinterpret_cast<uint32_t*>(o.codes + size_t(t) * n);
+  am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale: infinity marks a bad value)
+  if (threadIdx.x == 0) slice_max = am;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // every block's slice_max written
+  float row_max = 0.0f;
+#pragma unroll
+  for (int b = 0; b < kGatedCodeBlocks; ++b) row_max = fmaxf(row_max, *cluster.map_shared_rank(&slice_max, b));
+  cluster.sync();  // every block done reading the others' shared memory before any exits
+  const float qs = row_scale(row_max, o.codes_fp8 ? 448.0f : 127.0f, !(row_max <= FLT_MAX),
+                             blockIdx.x == 0 ? o.nonfinite : nullptr);
+  uint32_t* qr = reinterpret_cast<uint32_t*>(o.codes + size_t(t) * n + c0);
 #pragma unroll
   for (int r = 0; r < kGatedCodeRegs; ++r) {
     const int i = r * int(blockDim.x) + int(threadIdx.x);
-    if (4 * i >= n) break;
+    if (c0 + 4 * i >= c1) break;
     auto code = [&](float e) { return uint32_t(o.codes_fp8 ? act_code_fp8(e, qs) : act_code_int8(e, qs)); };
     qr[i] = code(v[r].x) | code(v[r].y) << 8 | code(v[r].z) << 16 | code(v[r].w) << 24;
   }
-  if (threadIdx.x == 0) o.code_scale[t] = qs;
+  if (blockIdx.x == 0 && threadIdx.x == 0) o.code_scale[t] = qs;
 }
 
 __global__ void copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
@@ -1428,13 +1449,17 @@ void add_rmsnorm(float* x, const float* add, const float* w, int n, int T, float
   QB_CUDA_LAUNCHED();
 }
 
-// Threads for a row of n / 4 float4 steps in at most kGatedCodeRegs per thread: whole warps, at least 64.
+// gated_codes_kernel's slice of a row (a multiple of 4 columns) and its threads: as many as the slice has
+// float4 steps, up to 1024 (fewer steps per thread, more loads in flight), whole warps, at least 64.
+static int gated_codes_slice(int n) { return (n / 4 + kGatedCodeBlocks - 1) / kGatedCodeBlocks * 4; }
 static int gated_codes_threads(int n) {
-  const int th = ((n / 4 + kGatedCodeRegs - 1) / kGatedCodeRegs + 31) / 32 * 32;
-  return th < 64 ? 64 : th;
+  const int th = (gated_codes_slice(n) / 4 + 31) / 32 * 32;
+  return th < 64 ? 64 : (th > 1024 ? 1024 : th);
 }
 
-bool gated_act_writes_codes(int n) { return n > 0 && n % 4 == 0 && gated_codes_threads(n) <= 1024; }
+bool gated_act_writes_codes(int n) {
+  return n > 0 && n % 4 == 0 && n <= kGatedCodeBlocks * kGatedCodeRegs * 4 * 1024;
+}
 
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s, bool early,
                    bool interleave16) {
@@ -1443,9 +1468,10 @@ void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& ou
   if (out.codes) {
     if (out.f32 || out.half_rows || out.frag || !gated_act_writes_codes(n))
       throw std::invalid_argument("gated_act_out: W8A8 codes alone, rows of a multiple of 4 up to " +
-                                  std::to_string(kGatedCodeRegs * 4096) + " wide");
-    launch_kernel(gated_codes_kernel, dim3(unsigned(T)), dim3(unsigned(gated_codes_threads(n))), 0, s, early, gate_up,
-                  n, act, interleave16, out);
+                                  std::to_string(kGatedCodeBlocks * kGatedCodeRegs * 4096) + " wide");
+    launch_kernel(gated_codes_kernel, dim3(unsigned(kGatedCodeBlocks), unsigned(T)),
+                  dim3(unsigned(gated_codes_threads(n))), 0, s, early, gate_up, n, gated_codes_slice(n), act,
+                  interleave16, out);
     QB_CUDA_LAUNCHED();
     return;
   }

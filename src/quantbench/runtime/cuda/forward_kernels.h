@@ -98,7 +98,7 @@ bool add_rmsnorm_writes_codes(int n, bool loop_kernel);
 // blocks of 16 gate values followed by the same 16 columns' up values (n % 16 == 0; the packed gate|up
 // matrix's row order where the decode product may fuse this activation: qgemv's QgemvGatedOut).
 // A target with W8A8 codes (and nothing else): one kernel writes the codes of the activation's rows, so the
-// down product needs no quantizer kernel (where gated_act_writes_codes(n): n % 4 == 0, n <= 20480).
+// down product needs no quantizer kernel (where gated_act_writes_codes(n): n % 4 == 0, n <= 65536).
 void gated_act_out(const float* gate_up, int n, int T, int act, const ActOut& out, cudaStream_t s,
                    bool early = false, bool interleave16 = false);
 bool gated_act_writes_codes(int n);
