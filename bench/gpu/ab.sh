@@ -8,6 +8,8 @@
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # s30: the gated activation writing the down product's W8A8 codes against the activation kernel then a quantizer
 #   (QB_CUDA_W8A8_ACT_CODES=0): INT8 W8A8 at 1, 8, 16 streams, FP8 at 1, 16; two rounds.
+# s30n: Nsight Compute on the first 16-token step's products, INT8 W8A8 (int8 tensor-core kernel) and w8 (qgemv), stall
+#   reasons; INT8's gate|up stall samples per SASS line.
 # s28: FP8's decode products on the f16 tensor cores (this build) against the f32 CUDA-core kernel (QB_CUDA_FP8_MMA=0),
 #   one and 16 streams; the mma kernel at 16 tokens too (QB_CUDA_FP8_TC_MIN=17) against cuBLASLt; its warps per block.
 # s28d: the norm kernel writing W8A8 codes against a quantizer before every W8A8 product, one and 16 streams.
@@ -86,7 +88,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s30] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s30] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -323,6 +325,31 @@ if has s30; then  # session 30: the gated activation writing the down product's 
   vs_env QB_CUDA_W8A8_ACT_CODES=0 "act codes    " "act+quantizer" 2 "w8a8 1,8,16 128" "w8a8-fp8 1,16 128" \
     2>&1 | tee "$OUT/ab_s30.txt"
   rm -f "$OUT/tmp.log"
+fi
+if has s30n; then  # session 30: Nsight Compute on the first 16-token decode step's products, INT8 W8A8 (the int8 tensor-core
+  # kernel) beside w8 (qgemv) over about the same bytes, with stall reasons; then INT8's gate|up stall samples per SASS line
+  NCU=/usr/local/cuda/bin/ncu
+  S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats"
+  M="--metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio"
+  # (w8: 5 launches, the first the prefill's 16-row lm_head)
+  for run in "int8|w8a8|regex:w8a8_mma_kernel|4" "w8|w8|regex:qgemv_kernel|5"; do
+    IFS='|' read -r name sc kern count <<< "$run"
+    timeout 200 $NCU --clock-control none --kernel-name-base demangled $S $M -k "$kern" -s 0 -c $count ./quantbench bench \
+      synthetic:llama2-7b --backend cuda --scheme $sc --prompt-len 128 --gen-len 4 --reps 1 --warmup 0 --no-progress \
+      --batch 16 > "$OUT/ncu16_$name.txt" 2>&1
+    echo "== ncu $name rc $?"
+    grep -E "w8a8_mma_kernel|qgemv_kernel|Duration|DRAM Throughput|L1/TEX Cache Throughput|L2 Cache Throughput|L1/TEX Hit|L2 Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Grid Size|Block Size|Warp Cycles Per Issued|Block Limit|Issue Slots Busy|Eligible Warps" \
+      "$OUT/ncu16_$name.txt" | cut -c1-150 | head -100
+    grep -E "stalled_" "$OUT/ncu16_$name.txt" | awk '$NF+0 > 0.3' | cut -c1-150 | head -60
+  done
+  timeout 200 $NCU --clock-control none --kernel-name-base demangled --section SourceCounters --section WarpStateStats \
+    --section SpeedOfLight -k "regex:w8a8_mma_kernel" -s 2 -c 1 -f -o "$OUT/rep_int8gu16" ./quantbench bench \
+    synthetic:llama2-7b --backend cuda --scheme w8a8 --prompt-len 128 --gen-len 4 --reps 1 --warmup 0 --no-progress \
+    --batch 16 > "$OUT/ncu_src_int8gu16.log" 2>&1
+  echo "== ncu src int8 gate|up rc $?"
+  $NCU -i "$OUT/rep_int8gu16.ncu-rep" --page source --csv --print-source sass > "$OUT/src_int8gu16.csv" 2>/dev/null
+  python3 ncu_stalls.py "$OUT/src_int8gu16.csv" 25 > "$OUT/stalls_int8gu16.txt" && head -30 "$OUT/stalls_int8gu16.txt"
+  rm -f "$OUT/rep_int8gu16.ncu-rep" "$OUT/src_int8gu16.csv"
 fi
 if has s29e; then  # session 29: FP8 W8A8 with cuBLASLt from 9 tokens (this build's default) against the f16 tensor-core
   # decode kernel up to 16 (QB_CUDA_FP8_TC_MIN=17), and this build against 6fad525 (quantbench_prev), two rounds each
