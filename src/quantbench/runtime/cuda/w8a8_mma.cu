@@ -32,7 +32,6 @@
 
 #include <cstdlib>
 #include <stdexcept>
-#include <string>
 #include <type_traits>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
@@ -80,10 +79,8 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
 // griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
 // stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
-// kRegs64: at most 64 registers per thread (launch bounds of 1024 threads per SM), so more warps, and their
-// loads, fit on an SM (80 registers at NT = 2 held 24 warps; A/B runs: QB_CUDA_W8A8_MMA_REGS64).
-template <bool kInt8, int NT, int kWarps, bool kRegs64 = false>
-__global__ void __launch_bounds__(kWarps * 32, kRegs64 ? 32 / kWarps : 0) w8a8_mma_kernel(const uint8_t* __restrict__ W,
+template <bool kInt8, int NT, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __restrict__ W,
                                                                const float* __restrict__ sw, int n_out, int n_in,
                                                                const uint8_t* xq, const float* sx, int T,
                                                                float* __restrict__ y) {
@@ -191,32 +188,20 @@ int warps_for(int blocks) {
   return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
-// QB_CUDA_W8A8_MMA_REGS64=1: the kernels capped at 64 registers (A/B runs).
-bool regs64() {
-  static const bool on = [] {
-    const char* e = std::getenv("QB_CUDA_W8A8_MMA_REGS64");
-    return e && std::string(e) == "1";
-  }();
-  return on;
-}
-
-template <bool kInt8, int NT, bool kRegs64>
+template <bool kInt8, int NT>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st, bool early) {
   const int blocks = (n_out + 15) / 16;
   const dim3 grid{unsigned(blocks)};
   switch (warps_for(blocks)) {
     case 16:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16, kRegs64>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx,
-                    T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
       break;
     case 8:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8, kRegs64>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx,
-                    T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
       break;
     default:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4, kRegs64>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx,
-                    T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
   }
 }
 
@@ -226,14 +211,8 @@ bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8
   if (T > 16) throw std::runtime_error("w8a8 mma decode kernel: more than 16 tokens");
   if (!w8a8_mma_fits(n_in, W, xq)) return false;
   if (T <= 0 || n_out <= 0) return true;
-  if (regs64()) {
-    if (T <= 8) launch_nt<kInt8, 1, true>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-    else launch_nt<kInt8, 2, true>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-  } else if (T <= 8) {
-    launch_nt<kInt8, 1, false>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-  } else {
-    launch_nt<kInt8, 2, false>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-  }
+  if (T <= 8) launch_nt<kInt8, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
+  else launch_nt<kInt8, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   return true;
 }
 
