@@ -10,8 +10,8 @@
 #   (QB_CUDA_W8A8_ACT_CODES=0): INT8 W8A8 at 1, 8, 16 streams, FP8 at 1, 16; two rounds.
 # (Session 30's "s30b", the W8A8 tensor-core decode kernels capped at 64 registers against the default, left with that
 #  code: commit 370ec01; docs/perf.md, session 30.)
-# s30k: split-K for the W8A8 tensor-core decode kernels (this build) against none (QB_CUDA_W8A8_SPLITK=0): INT8 at 2,
-#   4, 8, 16 streams, FP8 at 1, 4, 8; two rounds.
+# (Session 30's "s30k", split-K for the W8A8 tensor-core decode kernels against none, left with that code: commit
+#  038c1c7; docs/perf.md, session 30.)
 # s30w: the W8A8 tensor-core decode kernel with 8 warps per block everywhere (QB_CUDA_FP8_MMA_WARPS=8) against the
 #   default rule, at 1-8 tokens (one 8-token tile): FP8 at 1, 4, 8 streams, INT8 at 4, 8; two rounds.
 # s30n: Nsight Compute on the first 16-token step's products, INT8 W8A8 (int8 tensor-core kernel) and w8 (qgemv), stall
@@ -94,7 +94,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s30] [s30k] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -330,12 +330,6 @@ if has s30; then  # session 30: the gated activation writing the down product's 
   # activation kernel then a quantizer (QB_CUDA_W8A8_ACT_CODES=0): INT8 and FP8 W8A8 decode, two rounds
   vs_env QB_CUDA_W8A8_ACT_CODES=0 "act codes    " "act+quantizer" 2 "w8a8 1,8,16 128" "w8a8-fp8 1,16 128" \
     2>&1 | tee "$OUT/ab_s30.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s30k; then  # session 30: split-K for the W8A8 tensor-core decode kernels where the row blocks are few (this build's
-  # default) against none (QB_CUDA_W8A8_SPLITK=0): INT8 at 2, 4, 8, 16 streams, FP8 at 1, 4, 8; two rounds
-  vs_env QB_CUDA_W8A8_SPLITK=0 "split-K      " "no split     " 2 "w8a8 2,4,8,16 128" "w8a8-fp8 1,4,8 128" \
-    2>&1 | tee "$OUT/ab_s30k.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s30w; then  # session 30: the W8A8 tensor-core decode kernel with 8 warps per block at every shape

@@ -551,40 +551,15 @@ ExactDot exact_fp8_dot(const uint8_t* wr, const uint8_t* xr, int n) {
   return d;
 }
 
-// Split-K scratch for the W8A8 tensor-core decode kernels (W8a8MmaScratch), sized as the backend sizes it.
-struct MmaSplitScratch {
-  runtime::cuda::W8a8MmaScratch s;
-  explicit MmaSplitScratch(int row_blocks) {
-    int dev = 0, sms = 0;
-    cuda_ok(cudaGetDevice(&dev), "cudaGetDevice");
-    cuda_ok(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-    s.partial_bytes = size_t(sms) * 16 * 1024;
-    s.n_counters = row_blocks;
-    cuda_ok(cudaMalloc(&s.partial, s.partial_bytes), "cudaMalloc");
-    cuda_ok(cudaMalloc(&s.counters, size_t(row_blocks) * sizeof(unsigned)), "cudaMalloc");
-    cuda_ok(cudaMemset(s.counters, 0, size_t(row_blocks) * sizeof(unsigned)), "cudaMemset");
-  }
-  MmaSplitScratch(const MmaSplitScratch&) = delete;
-  MmaSplitScratch& operator=(const MmaSplitScratch&) = delete;
-  ~MmaSplitScratch() {
-    cudaFree(s.partial);
-    cudaFree(s.counters);
-  }
-};
-
 // The W8A8 kernels at the widths of real models, whose unrolled main loop the check models (n_in <= 512)
 // do not reach: n_in 4096 and 11008 + 16 (ragged against the 2048-byte unroll and the DMMA kernel's
 // 64-input steps), 40 rows (ragged row tiles), random codes (fp8 without the NaN codes), T = 1 to 100
 // (ragged token tiles), against the CPU's formula computed here: int8, the exact int32 sum, then
-// float(sum) * s_x * s_w; fp8, the exact e4m3 products summed in double, then the same. The int8 tensor-core
-// kernel runs twice: in one input range per row block, and split-K (3 row blocks: 4 ranges at 4096, 8 at
-// 11024), whose launches one after another also show its counters left at zero.
+// float(sum) * s_x * s_w; fp8, the exact e4m3 products summed in double, then the same.
 void check_w8a8_wide() {
   namespace rc = runtime::cuda;
   std::mt19937 rng(4096);
   size_t outputs = 0, differ = 0;
-  int fewest_splits = 1 << 30;
-  const MmaSplitScratch split(3);
   cublasHandle_t blas = nullptr;
   for (const bool fp8 : {false, true})
     for (const int n_in : {4096, 11024}) {
@@ -596,9 +571,9 @@ void check_w8a8_wide() {
       const auto* X8 = reinterpret_cast<const int8_t*>(op.X());
       // fp8: w8a8_fp8_gemm picks the kernel by T (CUDA cores for 1, the DMMA tiles for 2-8, 9-16, more);
       // int8: the dp4a kernel (T <= 16, `pass` 0), the cuBLAS path (`pass` 1) and the tensor-core decode
-      // kernel (T <= 16; 40 rows, so its last row block is partial), in one range (`pass` 2) and split-K (3).
+      // kernel (T <= 16, `pass` 2; 40 rows, so its last row block is partial).
       for (const int T : {1, 2, 7, 16, 100})
-        for (int pass = 0; pass < 4; ++pass) {
+        for (int pass = 0; pass < 3; ++pass) {
           if ((fp8 && pass > 0) || (!fp8 && pass != 1 && T > 16)) continue;
           op.poison_y();
           if (fp8) rc::w8a8_fp8_gemm(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr);
@@ -607,10 +582,7 @@ void check_w8a8_wide() {
                           T == 7);  // 7: launched early (programmatic dependent launch)
           else if (pass == 2)
             differ += !rc::w8a8_int8_mma(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr, T == 7);
-          else if (pass == 3) {
-            fewest_splits = std::min(fewest_splits, rc::w8a8_mma_splits(true, T, n_out, n_in, &split.s));
-            differ += !rc::w8a8_int8_mma(W8, op.SW(), n_out, n_in, X8, op.SX(), T, op.Y(), nullptr, T == 7, &split.s);
-          } else {
+          else {
             if (!blas) cublasCreate(&blas);
             rc::w8a8_gemm(blas, W8, op.SW(), n_out, n_in, X8, op.SX(), T, static_cast<int32_t*>(dacc), op.Y(), nullptr);
           }
@@ -633,11 +605,11 @@ void check_w8a8_wide() {
       cudaFree(dacc);
     }
   if (blas) cublasDestroy(blas);
-  char buf[320];
-  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a and tensor cores, in one range and "
-                "split-K (at least %d ranges), T = 1/2/7/16, cuBLAS T = 1/2/7/16/100; fp8: T = 1/2/7/16/100): %zu of "
-                "%zu outputs differ from the CPU's formula (bitwise)", fewest_splits, differ, outputs);
-  check(differ == 0 && fewest_splits >= 2 && outputs == size_t(2 * (26 + 26 + 26 + 126 + 126) * 40), buf);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "w8a8 kernels at n_in 4096 / 11024 (int8: dp4a and tensor cores T = 1/2/7/16, cuBLAS "
+                "T = 1/2/7/16/100; fp8: T = 1/2/7/16/100): %zu of %zu outputs differ from the CPU's formula (bitwise)",
+                differ, outputs);
+  check(differ == 0 && outputs == size_t(2 * (26 + 26 + 126 + 126) * 40), buf);
 }
 
 // The per-token activation quantizers (quantize_act_int8 / quantize_act_fp8) at real widths, against the
@@ -971,8 +943,7 @@ void check_fp8_fast_wide() {
   rc::Fp8TensorCoreGemm tc, tc_plain;  // scales in cuBLASLt's epilogue (from 2 tokens here); by the kernel
   tc.outer_scales_from(2);
   tc_plain.outer_scales_from(std::numeric_limits<int>::max());
-  bool refused_misaligned = true, tc_ran = true, outer_ran = true, mma_ran = true, split_ran = true;
-  const MmaSplitScratch split(3);
+  bool refused_misaligned = true, tc_ran = true, outer_ran = true, mma_ran = true;
   const size_t ws_bytes = size_t(32) << 20;
   void* ws = nullptr;
   cuda_ok(cudaMalloc(&ws, ws_bytes), "cudaMalloc");
@@ -987,16 +958,14 @@ void check_fp8_fast_wide() {
       cuda_ok(cudaMemcpy(raw.data(), op.dy, raw.size() * 4, cudaMemcpyDeviceToHost), "download");
       for (uint32_t v : raw) refused_misaligned = refused_misaligned && v == 0xffffffffu;
     }
-    // form 0: the CUDA-core kernel; 1, 2: the FP8 tensor cores, scales by cuBLASLt / by a kernel; 3: mma,
-    // 4: mma split-K (3 row blocks: 4 ranges at 4096, 8 at 11024, 1 at 64 / 80)
-    for (const int form : {0, 1, 2, 3, 4})
+    // form 0: the CUDA-core kernel; 1, 2: the FP8 tensor cores, scales by cuBLASLt / by a kernel; 3: mma
+    for (const int form : {0, 1, 2, 3})
       for (const int T : {1, 2, 7, 16, 100}) {
         const bool on_tc = form == 1 || form == 2;
         // (the tensor cores' bound is checked at real widths only: at 64 / 80 inputs their error reached
         // 7e-4 of sum|products| on an H200, over 2^-12, docs/perf.md session 28)
         if ((on_tc && (T == 1 || n_in < 4096)) || (!on_tc && T > 16)) continue;
-        const bool mma = form >= 3;
-        const int n_out = mma ? 41 : op.n_out;
+        const int n_out = form == 3 ? 41 : op.n_out;
         op.poison_y();
         if (form == 1) {
           tc_ran = tc.run(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), ws, ws_bytes, nullptr) && tc_ran;
@@ -1004,21 +973,18 @@ void check_fp8_fast_wide() {
         } else if (form == 2) {
           tc_ran = tc_plain.run(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), ws, ws_bytes, nullptr) &&
                    tc_ran;
-        } else if (mma) {  // 7: an early launch (programmatic dependent launch), as in the decode step
-          const rc::W8a8MmaScratch* sc = form == 4 ? &split.s : nullptr;
-          if (form == 4 && n_in >= 4096) split_ran = split_ran && rc::w8a8_mma_splits(false, T, n_out, n_in, sc) >= 2;
-          mma_ran = rc::w8a8_fp8_mma(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7, sc) &&
+        } else if (form == 3) {  // 7: an early launch (programmatic dependent launch), as in the decode step
+          mma_ran = rc::w8a8_fp8_mma(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7) &&
                     mma_ran;
         } else {
           rc::w8a8_fp8_gemv_f32(op.W(), op.SW(), n_out, n_in, op.X(), op.SX(), T, op.Y(), nullptr, T == 7);
         }
         const std::vector<float> y = op.download_y(size_t(T * n_out + 1));
-        if (mma) untouched_past = untouched_past && std::isnan(y[size_t(T * n_out)]);
-        // (mma split-K: 4 warps and up to 8 ranges, so at most 3 + 7 adds after the chains, under the 16 allowed)
-        const double rel = on_tc ? std::ldexp(1.0, -12)
-                           : mma ? (n_in / 16 + 16) * std::ldexp(1.0, -22)
-                                 : (n_in / 32 + 5) * std::ldexp(1.0, -24);
-        double& worst_form = worst[on_tc ? 1 : mma ? 2 : 0];
+        if (form == 3) untouched_past = untouched_past && std::isnan(y[size_t(T * n_out)]);
+        const double rel = on_tc       ? std::ldexp(1.0, -12)
+                           : form == 3 ? (n_in / 16 + 16) * std::ldexp(1.0, -22)
+                                       : (n_in / 32 + 5) * std::ldexp(1.0, -24);
+        double& worst_form = worst[on_tc ? 1 : form == 3 ? 2 : 0];
         for (int t = 0; t < T; ++t)
           for (int o = 0; o < n_out; ++o) {
             const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), n_in);
@@ -1036,18 +1002,17 @@ void check_fp8_fast_wide() {
   cudaFree(ws);
   char buf[768];
   std::snprintf(buf, sizeof buf, "fp8 w8a8 fast form at n_in 4096 / 11024 / 64 / 80 (f32 CUDA-core kernel and "
-                "f16 tensor-core mma kernel, in one range and split-K (%s at 4096 / 11024), T = 1/2/7/16, FP8 tensor "
-                "cores at 4096 / 11024, T = 2/7/16/100, "
+                "f16 tensor-core mma kernel T = 1/2/7/16, FP8 tensor cores at 4096 / 11024, T = 2/7/16/100, "
                 "scaled by cuBLASLt and by a kernel): %zu of %zu outputs outside the bound; largest error / "
                 "sum|products|: CUDA cores %.3g (bound %.3g at 11024), mma kernel %.3g (bound %.3g at 11024), FP8 "
                 "tensor cores %.3g (bound %.3g); mma kernel ran: %s, nothing past its rows: %s; FP8 tensor cores "
                 "ran: %s; with cuBLASLt's outer-vector scales: %s; misaligned output refused untouched: %s",
-                split_ran ? "ran" : "DID NOT RUN", outside, outputs, worst[0], (11024 / 32 + 5) * std::ldexp(1.0, -24), worst[2],
+                outside, outputs, worst[0], (11024 / 32 + 5) * std::ldexp(1.0, -24), worst[2],
                 (11024 / 16 + 16) * std::ldexp(1.0, -22), worst[1], std::ldexp(1.0, -12), mma_ran ? "yes" : "NO",
                 untouched_past ? "yes" : "NO", tc_ran ? "yes" : "NO", outer_ran ? "yes" : "no (the kernel scaled)",
                 refused_misaligned ? "yes" : "NO");
-  check(outside == 0 && tc_ran && mma_ran && split_ran && untouched_past && refused_misaligned &&
-            outputs == size_t(2 * ((26 + 125 + 125) * 48 + 2 * 26 * 41) + 2 * (26 * 48 + 2 * 26 * 41)),
+  check(outside == 0 && tc_ran && mma_ran && untouched_past && refused_misaligned &&
+            outputs == size_t(2 * ((26 + 125 + 125) * 48 + 26 * 41) + 2 * (26 * 48 + 26 * 41)),
         buf);
 }
 

@@ -219,11 +219,6 @@ struct CudaBackend::Impl {
   bool any_w8a8 = false;
   int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
   DevBuf w8_dec, w8_pre;
-  // Split-K scratch of the W8A8 tensor-core decode kernels (W8a8MmaScratch; QB_CUDA_W8A8_SPLITK=0: none,
-  // one input range per row block, for A/B runs).
-  bool w8a8_splitk = true;
-  DevBuf mma_partial, mma_counters;
-  W8a8MmaScratch mma_scratch;
   // INT8 W8A8 products of 2-16 tokens run on the int8 tensor-core decode kernel (w8a8_int8_mma) where it
   // takes the shape; otherwise those of at least w8a8_gemm_min tokens run as a cuBLAS int8 GEMM, fewer on
   // the dp4a decode kernel (exact integer sums everywhere: the same bits). One token stays on dp4a: its
@@ -256,7 +251,7 @@ struct CudaBackend::Impl {
     const int tc_from = m.fp8_tc ? fp8_tc_min : std::numeric_limits<int>::max();
     const int decode_to = std::min(16, tc_from - 1);
     const std::string few = mma_decodes(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
-                                              "accumulation" + splitk_note() + ")"
+                                              "accumulation)"
                                             : "the exact products summed in f32 on the CUDA cores (the input width "
                                               "is not a multiple of 16 for the tensor cores)";
     std::string s = fmt::format("w8a8 fp8 (per-token e4m3 activations; 1-{} tokens: {}", decode_to, few);
@@ -285,15 +280,10 @@ struct CudaBackend::Impl {
   bool mma_decodes(const Mat& m) const {
     return (m.w8a8_fp8 ? fp8_mma : int8_mma) && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1));
   }
-  std::string splitk_note() const {
-    return w8a8_splitk ? "; split-K where a matrix's 16-row blocks are fewer than the GPU's resident block slots: up "
-                         "to 8 input ranges per row block, their sums added in range order"
-                       : "";
-  }
   std::string int8_path(const Mat& m) const {
     const std::string how =
-        mma_decodes(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync{}) at 2-16, cuBLAS int8 GEMM from 17",
-                                       w8a8_gemm_min > 1 ? "dp4a kernel" : "cuBLAS int8 GEMM", splitk_note())
+        mma_decodes(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync) at 2-16, cuBLAS int8 GEMM from 17",
+                                       w8a8_gemm_min > 1 ? "dp4a kernel" : "cuBLAS int8 GEMM")
                          : fmt::format("dp4a kernel below {} tokens, cuBLAS int8 GEMM from {}", w8a8_gemm_min,
                                        w8a8_gemm_min);
     return fmt::format("w8a8 int8 (per-token int8 activations, int32 sums: {}; the CPU's arithmetic exactly)", how);
@@ -903,7 +893,7 @@ struct CudaBackend::Impl {
         if (!fp8_exact && T <= 16) {
           const bool ear = overlap_launch && early;
           if (mma_decodes(m))
-            QB_CHECK(w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear, &mma_scratch),
+            QB_CHECK(w8a8_fp8_mma(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear),
                      "cuda: the FP8 tensor-core decode kernel refused a {}x{} product its test took", m.n_out, m.n_in);
           else
             w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear);
@@ -918,7 +908,7 @@ struct CudaBackend::Impl {
       const bool ear = overlap_launch && early;
       if (dec && T >= 2 && mma_decodes(m)) {
         mark(kQgemv);
-        QB_CHECK(w8a8_int8_mma(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear, &mma_scratch),
+        QB_CHECK(w8a8_int8_mma(W, sw, int(m.n_out), int(m.n_in), xq, sx, T, y, stream, ear),
                  "cuda: the INT8 tensor-core decode kernel refused a {}x{} product its test took", m.n_out, m.n_in);
       } else if (T < w8a8_gemm_min) {
         mark(kQgemv);
@@ -1091,7 +1081,6 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_INT8_MMA")) I.int8_mma = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_W8A8_NORM_CODES")) I.w8a8_norm_codes = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_W8A8_ACT_CODES")) I.w8a8_act_codes = std::string(e) != "0";
-  if (const char* e = std::getenv("QB_CUDA_W8A8_SPLITK")) I.w8a8_splitk = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
   I.w8a8_enabled = options_.w8a8;
@@ -1163,13 +1152,6 @@ static void finish_scratch(CudaBackend::Impl& I, const ModelSpec& sp) {
     I.w8_dec = DevBuf(I.al256(size_t(16) * size_t(I.w8_in)) + I.al256(16 * 4) + size_t(16) * size_t(I.w8_out) * 4);
     I.nonfinite_host.ensure(sizeof(unsigned));
     *static_cast<volatile unsigned*>(I.nonfinite_host.p) = 0u;
-    if (I.w8a8_splitk) {  // ranges x row blocks never exceed the resident block slots (16 per SM), 1 KiB each
-      I.mma_partial = DevBuf(size_t(I.sm_count) * 16 * 1024);
-      const int row_blocks = int((I.w8_out + 15) / 16);
-      I.mma_counters = DevBuf(size_t(row_blocks) * sizeof(unsigned));
-      cuda_ok(cudaMemset(I.mma_counters.p, 0, I.mma_counters.bytes), "cudaMemset");
-      I.mma_scratch = {I.mma_partial.p, I.mma_partial.bytes, I.mma_counters.as<unsigned>(), row_blocks};
-    }
   }
   if (I.wscratch_bytes) I.wscratch = DevBuf(I.wscratch_bytes);
 }

@@ -55,29 +55,14 @@ void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, c
 // weights, then (float(sum) * s_x) * s_w. Not the CPU's bits: the tensor cores' f32 accumulation rounds.
 // Takes n_in % 16 == 0 with W and xq 16-byte aligned (w8a8_mma_fits), and returns false, writing
 // nothing, otherwise (the caller then runs w8a8_fp8_gemv_f32). T <= 16. early: as w8a8_gemv.
-// scratch (optional): where a matrix has too few 16-row blocks to fill the GPU's resident block slots (a
-// 4096-row matrix: 256 blocks), each row block's inputs are cut into up to 8 ranges, one block each
-// (split-K); their partial sums go to `partial` (blocks x ranges x 1 KiB at most) and the last block of
-// each row block to finish adds them in range order and stores, using counters[row block] (zero before the
-// first launch, left at zero). Without scratch, or where it is too small, one range. INT8's sums stay exact
-// (the CPU's bits); FP8's f32 sums are added once more per range, in a fixed order (deterministic).
-struct W8a8MmaScratch {
-  void* partial = nullptr;
-  size_t partial_bytes = 0;
-  unsigned* counters = nullptr;
-  int n_counters = 0;
-};
 bool w8a8_mma_fits(int n_in, const void* W, const void* xq);
 bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-                  float* y, cudaStream_t st, bool early = false, const W8a8MmaScratch* scratch = nullptr);
+                  float* y, cudaStream_t st, bool early = false);
 // INT8, the backend's 2-16-token product since session 29 (w8a8_mma.cu): as w8a8_gemv, on the int8 tensor
 // cores (int32 sums, exact: the CPU's bits). The same shapes as w8a8_fp8_mma, returning false otherwise
 // (the caller then runs w8a8_gemv). T <= 16.
 bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
-                   float* y, cudaStream_t st, bool early = false, const W8a8MmaScratch* scratch = nullptr);
-// The input ranges the two calls above run for this shape with this scratch (1: no split; for the manifest
-// and the tests).
-int w8a8_mma_splits(bool int8, int T, int n_out, int n_in, const W8a8MmaScratch* scratch);
+                   float* y, cudaStream_t st, bool early = false);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st);
 

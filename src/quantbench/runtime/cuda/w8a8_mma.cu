@@ -30,7 +30,6 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
@@ -80,16 +79,11 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
 // griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
 // stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
-// Split-K (gridDim.y = splits > 1, where the row blocks are too few to fill the GPU): block (r, s) sums the
-// chunks of range s only, writes its partial sums to `partial`, and the last block of row block r to finish
-// (counters[r], left at zero again) adds the ranges' sums in range order, so the result does not depend on
-// which block finishes last (INT8: exact in any order anyway), then scales and stores.
 template <bool kInt8, int NT, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __restrict__ W,
                                                                const float* __restrict__ sw, int n_out, int n_in,
                                                                const uint8_t* xq, const float* sx, int T,
-                                                               float* __restrict__ y, void* partial,
-                                                               unsigned* counters) {
+                                                               float* __restrict__ y) {
   using Acc = std::conditional_t<kInt8, int, float>;
   pdl_launch_dependents();
   __shared__ Acc red[kWarps > 1 ? kWarps - 1 : 1][NT][4][32];
@@ -99,21 +93,19 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
   // real row; their sums are never stored.
   const uint8_t* wa = W + int64_t(min(row0 + g, n_out - 1)) * n_in + 16 * t;
   const uint8_t* wb = W + int64_t(min(row0 + g + 8, n_out - 1)) * n_in + 16 * t;
-  const int splits = int(gridDim.y), per_split = ((n_in + kChunk - 1) / kChunk + splits - 1) / splits;
-  const int c_begin = int(blockIdx.y) * per_split;
-  const int chunks = min((n_in + kChunk - 1) / kChunk, c_begin + per_split);  // (this range's end)
+  const int chunks = (n_in + kChunk - 1) / kChunk;
   Acc acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[j][i] = Acc(0);
   bool waited = false;
-  for (int c0 = c_begin + warp * kU; c0 < chunks; c0 += kWarps * kU) {
+  for (int c0 = warp * kU; c0 < chunks; c0 += kWarps * kU) {
     uint4 a[kU], b[kU];
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int off = (c0 + u) * kChunk;
-      const bool in = c0 + u < chunks && off + 16 * t < n_in;  // (n_in % 16 == 0: a piece is whole or absent)
+      const bool in = off + 16 * t < n_in;  // (n_in % 16 == 0: a piece is whole or absent)
       a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
       b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
     }
@@ -126,8 +118,8 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const int tok = 8 * j + g;
-        xs[u][j] = tok < T && c0 + u < chunks && k < n_in ? *reinterpret_cast<const uint4*>(xq + int64_t(tok) * n_in + k)
-                                                          : make_uint4(0, 0, 0, 0);
+        xs[u][j] = tok < T && k < n_in ? *reinterpret_cast<const uint4*>(xq + int64_t(tok) * n_in + k)
+                                       : make_uint4(0, 0, 0, 0);
       }
     }
 #pragma unroll
@@ -171,32 +163,6 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[j][i] += red[w][j][i][lane];
   }
-  if (splits > 1) {  // (warp 0 only from here)
-    Acc* const part = static_cast<Acc*>(partial);
-    Acc* const mine = part + (int64_t(blockIdx.x) * splits + blockIdx.y) * (NT * 4 * 32);
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) mine[(j * 4 + i) * 32 + lane] = acc[j][i];
-    __threadfence();  // the partial sums before the count that announces them
-    unsigned before = 0;
-    if (lane == 0) before = atomicAdd(counters + blockIdx.x, 1u);
-    before = __shfl_sync(0xffffffffu, before, 0);
-    if (before != unsigned(splits - 1)) return;
-    __threadfence();  // (the last: every other range's partial sums are visible)
-    if (lane == 0) counters[blockIdx.x] = 0u;  // for the next launch (graph replays)
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        Acc sum = Acc(0);
-        for (int r = 0; r < splits; ++r)  // in range order; read past L1 (other blocks wrote them)
-          sum += r == int(blockIdx.y) ? acc[j][i]
-                                      : __ldcg(part + (int64_t(blockIdx.x) * splits + r) * (NT * 4 * 32) +
-                                               (j * 4 + i) * 32 + lane);
-        acc[j][i] = sum;
-      }
-  }
   // Accumulator i of tile j: row g + 8 (i / 2), token 8 j + 2 t + i % 2.
 #pragma unroll
   for (int j = 0; j < NT; ++j)
@@ -210,8 +176,7 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
 
 // Warps per block: QB_CUDA_FP8_MMA_WARPS (4, 8 or 16, both formats; for sweeps), else 8 where the rows give
 // fewer than 512 blocks (4096 rows: 256 blocks, so each SM needs the bytes of more warps in flight), else 4.
-// (A forced warp count also turns split-K off, so a sweep times what it names.)
-int warps_forced() {
+int warps_for(int blocks) {
   static const int forced = [] {
     const char* e = std::getenv("QB_CUDA_FP8_MMA_WARPS");
     if (!e) return 0;
@@ -220,60 +185,34 @@ int warps_forced() {
       throw std::runtime_error("cuda backend: QB_CUDA_FP8_MMA_WARPS must be 4, 8 or 16");
     return v;
   }();
-  return forced;
-}
-int warps_for(int blocks) { return warps_forced() ? warps_forced() : (blocks < 512 ? 8 : 4); }
-
-// Split-K ranges for a matrix of `blocks` 16-row blocks on 4-warp blocks: as many as fill the resident
-// block slots of the GPU once (SMs x blocks per SM at this kernel's registers), at most 8 and at most one
-// 4-chunk step per warp and range, and only where the scratch holds them; 1: no split.
-template <bool kInt8, int NT>
-int splits_for(int blocks, int n_in, const W8a8MmaScratch* scratch) {
-  if (!scratch || !scratch->partial || !scratch->counters || blocks > scratch->n_counters) return 1;
-  static const int slots = [] {
-    int dev = 0, sms = 0, per_sm = 0;
-    QB_CUDA_OK(cudaGetDevice(&dev));
-    QB_CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    QB_CUDA_OK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, w8a8_mma_kernel<kInt8, NT, 4>, 128, 0));
-    return sms * per_sm;
-  }();
-  const int chunks = (n_in + kChunk - 1) / kChunk;
-  const int s = std::min({8, slots / blocks, chunks / (4 * kU)});
-  const size_t need = size_t(blocks) * size_t(std::max(s, 1)) * NT * 4 * 32 * 4;
-  return s >= 2 && need <= scratch->partial_bytes ? s : 1;
+  return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
 template <bool kInt8, int NT>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-               float* y, cudaStream_t st, bool early, const W8a8MmaScratch* scratch) {
+               float* y, cudaStream_t st, bool early) {
   const int blocks = (n_out + 15) / 16;
-  const int splits = warps_forced() ? 1 : splits_for<kInt8, NT>(blocks, n_in, scratch);
-  void* part = splits > 1 ? scratch->partial : nullptr;
-  unsigned* counters = splits > 1 ? scratch->counters : nullptr;
-  const dim3 grid{unsigned(blocks), unsigned(splits)};
-  switch (splits > 1 ? 4 : warps_for(blocks)) {
+  const dim3 grid{unsigned(blocks)};
+  switch (warps_for(blocks)) {
     case 16:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y,
-                    part, counters);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
       break;
     case 8:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y,
-                    part, counters);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
       break;
     default:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y,
-                    part, counters);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
   }
 }
 
 template <bool kInt8>
 bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-             float* y, cudaStream_t st, bool early, const W8a8MmaScratch* scratch) {
+             float* y, cudaStream_t st, bool early) {
   if (T > 16) throw std::runtime_error("w8a8 mma decode kernel: more than 16 tokens");
   if (!w8a8_mma_fits(n_in, W, xq)) return false;
   if (T <= 0 || n_out <= 0) return true;
-  if (T <= 8) launch_nt<kInt8, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early, scratch);
-  else launch_nt<kInt8, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early, scratch);
+  if (T <= 8) launch_nt<kInt8, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
+  else launch_nt<kInt8, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   return true;
 }
 
@@ -284,22 +223,14 @@ bool w8a8_mma_fits(int n_in, const void* W, const void* xq) {
 }
 
 bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
-                  float* y, cudaStream_t st, bool early, const W8a8MmaScratch* scratch) {
-  return run_mma<false>(W, sw, n_out, n_in, xq, sx, T, y, st, early, scratch);
+                  float* y, cudaStream_t st, bool early) {
+  return run_mma<false>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
 }
 
 bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
-                   float* y, cudaStream_t st, bool early, const W8a8MmaScratch* scratch) {
+                   float* y, cudaStream_t st, bool early) {
   return run_mma<true>(reinterpret_cast<const uint8_t*>(W), sw, n_out, n_in, reinterpret_cast<const uint8_t*>(xq), sx,
-                       T, y, st, early, scratch);
-}
-
-int w8a8_mma_splits(bool int8, int T, int n_out, int n_in, const W8a8MmaScratch* scratch) {
-  if (T <= 0 || T > 16 || n_out <= 0) return 1;
-  const int blocks = (n_out + 15) / 16;
-  if (warps_forced()) return 1;
-  if (int8) return T <= 8 ? splits_for<true, 1>(blocks, n_in, scratch) : splits_for<true, 2>(blocks, n_in, scratch);
-  return T <= 8 ? splits_for<false, 1>(blocks, n_in, scratch) : splits_for<false, 2>(blocks, n_in, scratch);
+                       T, y, st, early);
 }
 
 }  // namespace qb::runtime::cuda
