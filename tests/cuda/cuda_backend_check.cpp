@@ -725,6 +725,44 @@ void check_act_quant_nonfinite() {
   check(wrong == 0 && cases == size_t(2 * 2 * 2 * 6), buf);
 }
 
+// The codes target of a W8A8 product's input (ActOut::codes) in device buffers.
+runtime::cuda::ActOut codes_target(uint8_t* q, float* s, bool fp8, unsigned* nonfinite) {
+  runtime::cuda::ActOut o;
+  o.codes = q;
+  o.code_scale = s;
+  o.codes_fp8 = fp8;
+  o.nonfinite = nonfinite;
+  return o;
+}
+
+// Two sets of T rows of n W8A8 codes with their scales (the quantizer's, then a fused kernel's, with the
+// non-finite flag), downloaded and compared: the count of codes and scales that differ bitwise, plus a flag
+// not set exactly where `nan_row` (row 1 holds a NaN: there only the fused scale must be NaN). Adds the
+// values compared to `values`.
+size_t codes_differ(const uint8_t* dq1, const uint8_t* dq2, const float* ds1, const float* ds2, const unsigned* flag,
+                    int T, int n, bool nan_row, size_t& values) {
+  std::vector<uint8_t> q1(size_t(T) * size_t(n)), q2(q1.size());
+  std::vector<float> s1(static_cast<size_t>(T)), s2(static_cast<size_t>(T));
+  unsigned flag_host = 0;
+  cuda_ok(cudaMemcpy(q1.data(), dq1, q1.size(), cudaMemcpyDeviceToHost), "download");
+  cuda_ok(cudaMemcpy(q2.data(), dq2, q2.size(), cudaMemcpyDeviceToHost), "download");
+  cuda_ok(cudaMemcpy(s1.data(), ds1, s1.size() * 4, cudaMemcpyDeviceToHost), "download");
+  cuda_ok(cudaMemcpy(s2.data(), ds2, s2.size() * 4, cudaMemcpyDeviceToHost), "download");
+  cuda_ok(cudaMemcpy(&flag_host, flag, sizeof flag_host, cudaMemcpyDeviceToHost), "download");
+  size_t differ = flag_host != (nan_row ? 1u : 0u);
+  for (int t = 0; t < T; ++t) {
+    if (nan_row && t == 1) {
+      differ += !std::isnan(s2[size_t(t)]);
+      continue;
+    }
+    differ += std::memcmp(&s1[size_t(t)], &s2[size_t(t)], 4) != 0;
+    const size_t r0 = size_t(t) * size_t(n);
+    for (int i = 0; i < n; ++i) differ += q1[r0 + size_t(i)] != q2[r0 + size_t(i)];
+    values += size_t(n) + 1;
+  }
+  return differ;
+}
+
 // The norm kernel that writes a W8A8 product's codes itself (ActOut::codes, what the decode step runs
 // before q|k|v and gate|up): against the same norm writing f32 rows followed by the quantizer, bitwise
 // (codes and scales), int8 and fp8, n = 4096 and 64 (stories260K), T = 1, 5 and 16, with a residual add,
@@ -777,31 +815,8 @@ void check_norm_codes() {
           else rc::quantize_act_int8(dh, n, n, T, reinterpret_cast<int8_t*>(dq1), ds1, nullptr);
           // the fused form, from the same x
           cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
-          rc::ActOut codes_out;
-          codes_out.codes = dq2;
-          codes_out.code_scale = ds2;
-          codes_out.codes_fp8 = fp8;
-          codes_out.nonfinite = flag;
-          rc::add_rmsnorm(dx, dadd, dw, n, T, 1e-5f, R, codes_out, nullptr);
-          std::vector<uint8_t> q1(size_t(T) * size_t(n)), q2(q1.size());
-          std::vector<float> s1(static_cast<size_t>(T)), s2(static_cast<size_t>(T));
-          unsigned flag_host = 0;
-          cuda_ok(cudaMemcpy(q1.data(), dq1, q1.size(), cudaMemcpyDeviceToHost), "download");
-          cuda_ok(cudaMemcpy(q2.data(), dq2, q2.size(), cudaMemcpyDeviceToHost), "download");
-          cuda_ok(cudaMemcpy(s1.data(), ds1, s1.size() * 4, cudaMemcpyDeviceToHost), "download");
-          cuda_ok(cudaMemcpy(s2.data(), ds2, s2.size() * 4, cudaMemcpyDeviceToHost), "download");
-          cuda_ok(cudaMemcpy(&flag_host, flag, sizeof flag_host, cudaMemcpyDeviceToHost), "download");
-          differ += flag_host != (nan_row ? 1u : 0u);
-          for (int t = 0; t < T; ++t) {
-            if (nan_row && t == 1) {
-              differ += !std::isnan(s2[size_t(t)]);
-              continue;
-            }
-            differ += std::memcmp(&s1[size_t(t)], &s2[size_t(t)], 4) != 0;
-            const size_t r0 = size_t(t) * size_t(n);
-            for (int i = 0; i < n; ++i) differ += q1[r0 + size_t(i)] != q2[r0 + size_t(i)];
-            values += size_t(n) + 1;
-          }
+          rc::add_rmsnorm(dx, dadd, dw, n, T, 1e-5f, R, codes_target(dq2, ds2, fp8, flag), nullptr);
+          differ += codes_differ(dq1, dq2, ds1, ds2, flag, T, n, nan_row, values);
           ++cases;
           for (void* p : {static_cast<void*>(dx), static_cast<void*>(dadd), static_cast<void*>(dw),
                           static_cast<void*>(dh), static_cast<void*>(dq1), static_cast<void*>(dq2),
@@ -859,31 +874,8 @@ void check_act_codes() {
         if (fp8) rc::quantize_act_fp8(dg, n, n, T, dq1, ds1, nullptr);
         else rc::quantize_act_int8(dg, n, n, T, reinterpret_cast<int8_t*>(dq1), ds1, nullptr);
         // the fused form
-        rc::ActOut codes_out;
-        codes_out.codes = dq2;
-        codes_out.code_scale = ds2;
-        codes_out.codes_fp8 = fp8;
-        codes_out.nonfinite = flag;
-        rc::gated_act_out(dgu, n, T, sh.act, codes_out, nullptr, false, sh.interleave16);
-        std::vector<uint8_t> q1(size_t(T) * size_t(n)), q2(q1.size());
-        std::vector<float> s1(static_cast<size_t>(T)), s2(static_cast<size_t>(T));
-        unsigned flag_host = 0;
-        cuda_ok(cudaMemcpy(q1.data(), dq1, q1.size(), cudaMemcpyDeviceToHost), "download");
-        cuda_ok(cudaMemcpy(q2.data(), dq2, q2.size(), cudaMemcpyDeviceToHost), "download");
-        cuda_ok(cudaMemcpy(s1.data(), ds1, s1.size() * 4, cudaMemcpyDeviceToHost), "download");
-        cuda_ok(cudaMemcpy(s2.data(), ds2, s2.size() * 4, cudaMemcpyDeviceToHost), "download");
-        cuda_ok(cudaMemcpy(&flag_host, flag, sizeof flag_host, cudaMemcpyDeviceToHost), "download");
-        differ += flag_host != (nan_row ? 1u : 0u);
-        for (int t = 0; t < T; ++t) {
-          if (nan_row && t == 1) {
-            differ += !std::isnan(s2[size_t(t)]);
-            continue;
-          }
-          differ += std::memcmp(&s1[size_t(t)], &s2[size_t(t)], 4) != 0;
-          const size_t r0 = size_t(t) * size_t(n);
-          for (int i = 0; i < n; ++i) differ += q1[r0 + size_t(i)] != q2[r0 + size_t(i)];
-          values += size_t(n) + 1;
-        }
+        rc::gated_act_out(dgu, n, T, sh.act, codes_target(dq2, ds2, fp8, flag), nullptr, false, sh.interleave16);
+        differ += codes_differ(dq1, dq2, ds1, ds2, flag, T, n, nan_row, values);
         ++cases;
         for (void* p : {static_cast<void*>(dgu), static_cast<void*>(dg), static_cast<void*>(dq1),
                         static_cast<void*>(dq2), static_cast<void*>(ds1), static_cast<void*>(ds2)})
