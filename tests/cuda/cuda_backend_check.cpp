@@ -1022,7 +1022,7 @@ struct InputHook {
   bool round16 = false;      // round as the GPU's default mode does
   uint64_t jitter_seed = 0;  // nonzero: move every input by one ulp, up or down at random
   // W8A8 products' inputs (which the GPU reads in f32) rounded to f16 and, with jitter_seed, moved by one
-  // f16 ulp: a relative change of 2^-12 to 2^-10 per input, which moves a product by up to that share of
+  // f16 ulp: a relative change of about 2^-12 to 2^-10 per input, which moves a product by up to that share of
   // its sum of |products|, the size of the FP8 tensor cores' accumulation error (check_fp8_fast_wide)
   bool w8a8_as_f16 = false;
 };
@@ -1258,7 +1258,7 @@ void run_model(const std::string& path, bool is_stories) {
   // sums keep about 14 bits (up to 2^-12 of the sum of |products| at real widths, check_fp8_fast_wide;
   // 7e-4 at 64-80 inputs), a perturbation far past one f32 ulp that flips the next product's e4m3 codes
   // about 2^-8 of the time: the form as it runs is held to a floor of that size, the reference with every
-  // W8A8 product input rounded to f16 and moved by one f16 ulp (2^-12 to 2^-10 of each value; largest
+  // W8A8 product input rounded to f16 and moved by one f16 ulp (about 2^-12 to 2^-10 of each value; largest
   // mean KL over three seeds), limit 2x that. A broken product or a wrong scale gives a mean KL of order
   // 1 (see the top of this file). All three numbers are printed: the first minus the second is what the
   // FP8 tensor cores' accumulation costs on this model.
@@ -1290,12 +1290,15 @@ void run_model(const std::string& path, bool is_stories) {
       const bool names_tc = desc.find("from 9 tokens: FP8 tensor cores through cuBLASLt") != std::string::npos;
       const bool names_exact = desc.find("17-999999 tokens: exact double sums") != std::string::npos;
       char buf[400];
-      std::snprintf(buf, sizeof buf, "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e or 2x the floor %.3g (%s); "
-                    "describe %s the FP8 tensor cores from 9 tokens", path.c_str(), f.name, st.mean, st.max, st.rows, lim, floor_kl,
+      std::snprintf(buf, sizeof buf,
+                    "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e or 2x the floor %.3g (%s); describe %s "
+                    "the FP8 tensor cores from 9 tokens",
+                    path.c_str(), f.name, st.mean, st.max, st.rows, lim, floor_kl,
                     f.tensor_cores ? "inputs moved by one f16 ulp" : "inputs moved by one ulp",
                     names_tc ? "names" : "does not name");
       check(st.finite && st.rows == 81 + 32 + 20 && (st.mean < lim || st.mean <= 2 * floor_kl) &&
-                names_tc == f.tensor_cores && names_exact != f.tensor_cores && desc.find("REFUSED") == std::string::npos,
+                names_tc == f.tensor_cores && names_exact != f.tensor_cores &&
+                desc.find("REFUSED") == std::string::npos,
             buf);
     }
     // The FP8 tensor cores' sums are not the f32 sums of the decode kernel or the exact ones, so the two
