@@ -351,6 +351,7 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
   }
   ss = block_reduce(ss, red, false);
   const float sc = 1.0f / sqrtf(ss / float(n) + eps);
+  auto normed = [&](float v, float wv) { return w ? (v * sc) * wv : v * sc; };
   const int np = pair_count(o, n);
   if constexpr (kCodes) {  // a W8A8 product's codes (n even, add_rmsnorm_writes_codes): the row's absmax first
     float out_a[kNormPairs], out_b[kNormPairs], am = 0.0f;
@@ -358,8 +359,8 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
 #pragma unroll
     for (int k = 0; k < kNormPairs; ++k) {
       const int c = 2 * (threadIdx.x + k * blockDim.x);
-      out_a[k] = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
-      out_b[k] = c < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
+      out_a[k] = c < n ? normed(va[k], wa[k]) : 0.0f;
+      out_b[k] = c < n ? normed(vb[k], wb[k]) : 0.0f;
       am = fmaxf(am, fmaxf(fabsf(out_a[k]), fabsf(out_b[k])));
       nf = nf || !(finite_value(out_a[k]) && finite_value(out_b[k]));
     }
@@ -381,9 +382,7 @@ __global__ void add_rmsnorm_reg_kernel(float* x, const float* add, const float* 
     const int p = threadIdx.x + k * blockDim.x;
     if (p >= np) break;
     const int c = 2 * p;
-    const float a = c < n ? (w ? (va[k] * sc) * wa[k] : va[k] * sc) : 0.0f;
-    const float b = c + 1 < n ? (w ? (vb[k] * sc) * wb[k] : vb[k] * sc) : 0.0f;
-    store_pair(o, n, nt, t, c, a, b);
+    store_pair(o, n, nt, t, c, c < n ? normed(va[k], wa[k]) : 0.0f, c + 1 < n ? normed(vb[k], wb[k]) : 0.0f);
   }
 }
 
@@ -417,14 +416,15 @@ __global__ void __cluster_dims__(kGatedCodeBlocks, 1, 1) __launch_bounds__(1024)
   const int t = blockIdx.y, c0 = int(blockIdx.x) * slice, c1 = min(n, c0 + slice);  // (slice % 4 == 0)
   const float* row = gu + size_t(t) * 2 * n;
   const int up = up_offset(n, interleave16);
+  // step r's first column (4 columns in one block of 16 when interleaved)
+  auto col = [&](int r) { return c0 + 4 * (r * int(blockDim.x) + int(threadIdx.x)); };
   float4 g[kGatedCodeRegs], u[kGatedCodeRegs];
 #pragma unroll
   for (int r = 0; r < kGatedCodeRegs; ++r) {
-    const int j = c0 + 4 * (r * int(blockDim.x) + int(threadIdx.x));  // (4 columns in one block of 16 when interleaved)
     g[r] = u[r] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (j < c1) {
-      g[r] = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16));
-      u[r] = *reinterpret_cast<const float4*>(row + gate_index(j, interleave16) + up);
+    if (col(r) < c1) {
+      g[r] = *reinterpret_cast<const float4*>(row + gate_index(col(r), interleave16));
+      u[r] = *reinterpret_cast<const float4*>(row + gate_index(col(r), interleave16) + up);
     }
   }
   float4 v[kGatedCodeRegs];
@@ -433,11 +433,11 @@ __global__ void __cluster_dims__(kGatedCodeBlocks, 1, 1) __launch_bounds__(1024)
 #pragma unroll
   for (int r = 0; r < kGatedCodeRegs; ++r) {
     v[r] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (c0 + 4 * (r * int(blockDim.x) + int(threadIdx.x)) >= c1) continue;
+    if (col(r) >= c1) continue;
     v[r] = make_float4(gated_act_value(g[r].x, u[r].x, act), gated_act_value(g[r].y, u[r].y, act),
                        gated_act_value(g[r].z, u[r].z, act), gated_act_value(g[r].w, u[r].w, act));
-    am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
-    nf = nf || !(finite_value(v[r].x) && finite_value(v[r].y) && finite_value(v[r].z) && finite_value(v[r].w));
+    am = fmaxf(am, absmax4(v[r]));
+    nf = nf || !finite4(v[r]);
   }
   am = block_reduce(nf ? INFINITY : am, red, true);  // (see row_scale: infinity marks a bad value)
   if (threadIdx.x == 0) slice_max = am;
@@ -449,13 +449,11 @@ __global__ void __cluster_dims__(kGatedCodeBlocks, 1, 1) __launch_bounds__(1024)
   cluster.sync();  // every block done reading the others' shared memory before any exits
   const float qs = row_scale(row_max, o.codes_fp8 ? 448.0f : 127.0f, !(row_max <= FLT_MAX),
                              blockIdx.x == 0 ? o.nonfinite : nullptr);
-  uint32_t* qr = reinterpret_cast<uint32_t*>(o.codes + size_t(t) * n + c0);
+  uint32_t* qr = reinterpret_cast<uint32_t*>(o.codes + size_t(t) * n);
 #pragma unroll
   for (int r = 0; r < kGatedCodeRegs; ++r) {
-    const int i = r * int(blockDim.x) + int(threadIdx.x);
-    if (c0 + 4 * i >= c1) break;
-    auto code = [&](float e) { return uint32_t(o.codes_fp8 ? act_code_fp8(e, qs) : act_code_int8(e, qs)); };
-    qr[i] = code(v[r].x) | code(v[r].y) << 8 | code(v[r].z) << 16 | code(v[r].w) << 24;
+    if (col(r) >= c1) break;
+    qr[col(r) / 4] = act_codes4(v[r], qs, o.codes_fp8);
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) o.code_scale[t] = qs;
 }

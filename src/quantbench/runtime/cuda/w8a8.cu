@@ -65,23 +65,25 @@ __device__ float block_absmax(const float* xr, int n, bool& bad) {
   return am;
 }
 
-// One block per token: the row's absmax, then the codes.
-__global__ void quant_act_kernel(const float* x, int64_t xs, int n, int8_t* q, float* s, unsigned* nonfinite) {
+// One block per token: the row's absmax, then the codes: int8 (s = absmax / 127), or kFp8 e4m3 (s = absmax /
+// 448; NaN -> 0x7f as quant::fp8_encode_value).
+template <bool kFp8>
+__global__ void quant_act_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s, unsigned* nonfinite) {
   pdl_launch_dependents();
   const int t = blockIdx.x;
   const float* xr = x + int64_t(t) * xs;
   bool bad;
   const float am = block_absmax(xr, n, bad);
-  const float sc = row_scale(am, 127.0f, bad, nonfinite);
-  int8_t* qr = q + int64_t(t) * n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = int8_t(act_code_int8(xr[i], sc));
+  const float sc = row_scale(am, kFp8 ? 448.0f : 127.0f, bad, nonfinite);
+  uint8_t* qr = q + int64_t(t) * n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = kFp8 ? act_code_fp8(xr[i], sc) : act_code_int8(xr[i], sc);
   if (threadIdx.x == 0) s[t] = sc;
 }
 
 // Per-token quantization for rows that are whole 16-byte pieces (n % 4 == 0, rows 16-byte aligned) of
 // at most kActRegs * 4096 values: one block of 1024 threads per token loads the whole row into registers
 // as float4 (every load issued before any is used), takes the absmax, then writes the codes from the
-// registers. The one-block-of-256 kernels below read the row twice, one 4-byte load at a time, which at
+// registers. The one-block-of-256 kernel above reads the row twice, one 4-byte load at a time, which at
 // one token left a single SM waiting on dozens of dependent round trips per W8A8 product (docs/perf.md,
 // session 27). Same codes, bit for bit: the absmax is a max (order-free) and each code is the same
 // arithmetic.
@@ -102,8 +104,8 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
   bool nf = false;  // a value that is not finite (fmaxf drops NaNs, so the max alone cannot tell)
 #pragma unroll
   for (int r = 0; r < kActRegs; ++r) {
-    am = fmaxf(am, fmaxf(fmaxf(fabsf(v[r].x), fabsf(v[r].y)), fmaxf(fabsf(v[r].z), fabsf(v[r].w))));
-    nf = nf || !(finite_value(v[r].x) && finite_value(v[r].y) && finite_value(v[r].z) && finite_value(v[r].w));
+    am = fmaxf(am, absmax4(v[r]));
+    nf = nf || !finite4(v[r]);
   }
   am = block_max<32>(nf ? INFINITY : am);  // (see row_scale)
   const bool bad = !(am <= FLT_MAX);
@@ -113,8 +115,7 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
   for (int r = 0; r < kActRegs; ++r) {
     const int i = r * 1024 + int(threadIdx.x);
     if (4 * i >= n) break;
-    auto code = [&](float e) { return uint32_t(kFp8 ? act_code_fp8(e, sc) : act_code_int8(e, sc)); };
-    qr[i] = code(v[r].x) | code(v[r].y) << 8 | code(v[r].z) << 16 | code(v[r].w) << 24;
+    qr[i] = act_codes4(v[r], sc, kFp8);
   }
   if (threadIdx.x == 0) s[t] = sc;
 }
@@ -216,19 +217,6 @@ void launch_scale(const Acc* acc, const float* sw, const float* sx, int n_out, i
   const int64_t b = (total + 255) / 256;
   scale_kernel<Acc><<<unsigned(b < 8192 ? b : 8192), 256, 0, st>>>(acc, sw, sx, n_out, total, y);
   QB_CUDA_LAUNCHED();
-}
-
-// FP8 activations: the row's absmax, s = absmax / 448, e4m3 codes (NaN -> 0x7f as quant::fp8_encode_value).
-__global__ void quant_act_fp8_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s, unsigned* nonfinite) {
-  pdl_launch_dependents();
-  const int t = blockIdx.x;
-  const float* xr = x + int64_t(t) * xs;
-  bool bad;
-  const float am = block_absmax(xr, n, bad);
-  const float sc = row_scale(am, 448.0f, bad, nonfinite);
-  uint8_t* qr = q + int64_t(t) * n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) qr[i] = act_code_fp8(xr[i], sc);
-  if (threadIdx.x == 0) s[t] = sc;
 }
 
 // Four e4m3 codes (one 32-bit word) -> their f32 values, exactly (every e4m3 value, subnormals
@@ -464,7 +452,7 @@ void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q
   if (T <= 0) return;
   if (act_rows_vectorizable(x, x_stride, n, q))
     quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s, nonfinite);
-  else quant_act_fp8_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
+  else quant_act_kernel<true><<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }
 
@@ -509,9 +497,10 @@ void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int 
 void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q, float* s, cudaStream_t st,
                        unsigned* nonfinite) {
   if (T <= 0) return;
+  auto* codes = reinterpret_cast<uint8_t*>(q);  // (int8 codes as their bytes)
   if (act_rows_vectorizable(x, x_stride, n, q))
-    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, reinterpret_cast<uint8_t*>(q), s, nonfinite);
-  else quant_act_kernel<<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
+    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, codes, s, nonfinite);
+  else quant_act_kernel<false><<<T, 256, 0, st>>>(x, x_stride, n, codes, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }
 

@@ -1,7 +1,7 @@
 // The CPU's W8A8 arithmetic (runtime/cpu/matmul_w8a8.h) on the GPU, one definition for every kernel that
 // does it, so they give the same bits: the per-token activation codes as quantize_row_int8 /
-// quantize_row_fp8 form them (the quantizers in w8a8.cu, the norm kernel that quantizes its own output in
-// forward_kernels.cu), and the scaling of a product's sum (the gemv kernels in w8a8.cu, w8a8_mma.cu).
+// quantize_row_fp8 form them (the quantizers in w8a8.cu, the norm and gated-activation kernels that quantize
+// their own output in forward_kernels.cu), and the scaling of a product's sum (the gemv kernels in w8a8.cu, w8a8_mma.cu).
 #pragma once
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -36,6 +36,19 @@ __device__ __forceinline__ float row_scale(float absmax, float qmax, bool bad, u
 }
 
 __device__ __forceinline__ bool finite_value(float x) { return fabsf(x) <= FLT_MAX; }
+
+// Four consecutive values of a row (the register kernels' float4 steps): their largest magnitude, whether
+// all are finite, and their codes packed in one word (the first value in the low byte).
+__device__ __forceinline__ float absmax4(float4 v) {
+  return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+}
+__device__ __forceinline__ bool finite4(float4 v) {
+  return finite_value(v.x) && finite_value(v.y) && finite_value(v.z) && finite_value(v.w);
+}
+__device__ __forceinline__ uint32_t act_codes4(float4 v, float sc, bool fp8) {
+  auto code = [&](float e) { return uint32_t(fp8 ? act_code_fp8(e, sc) : act_code_int8(e, sc)); };
+  return code(v.x) | code(v.y) << 8 | code(v.z) << 16 | code(v.w) << 24;
+}
 
 // (float(sum) * s_x) * s_w, in that order: the CPU's scaling of an int32 (INT8) or f32 (FP8) sum (an int32
 // converted to nearest, as the CPU converts it).
