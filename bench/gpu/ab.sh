@@ -94,7 +94,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s31] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -325,6 +325,18 @@ if has s29g; then  # session 29's final build: where W8A8 and w8 steps of 1, 8 a
     QB_CUDA_PROFILE=1 timeout 120 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $sc --batch 1,8,16 \
       --prompt-len 128 --gen-len 32 --reps 1 --warmup 1 --no-progress 2>&1 | grep -v "^backend:\|^gpu:"
   done > "$OUT/s29_profile.txt" 2>&1
+fi
+if has s31; then  # session 31: FP8 W8A8's default (exact products summed in f32 on the f16 tensor cores: the decode kernel
+  # to 16 tokens, the wgmma prefill kernel from 17) against the FP8 tensor cores from 9 tokens (QB_CUDA_FP8_TC=1): decode at
+  # 1, 8, 16 streams, two rounds; then 512-token prefill, two rounds, with bf16, w8, w4g128 (qgemm, whose pipeline moved to
+  # wgmma_pipe.cuh) and INT8 W8A8 beside them
+  vs_env QB_CUDA_FP8_TC=1 "f16 tc       " "fp8 tc       " 2 "w8a8-fp8 1,8,16 128" 2>&1 | tee "$OUT/ab_s31.txt"
+  for rep in 1 2; do
+    p "f16 tc  " w8a8-fp8
+    p "fp8 tc  " w8a8-fp8 QB_CUDA_FP8_TC=1
+    for s in bf16 w8 w4g128 w8a8; do p "        " $s; done
+  done 2>&1 | tee -a "$OUT/ab_s31.txt"
+  rm -f "$OUT/tmp.log"
 fi
 if has s30; then  # session 30: the gated activation writing the down product's W8A8 codes (this build's default) against the
   # activation kernel then a quantizer (QB_CUDA_W8A8_ACT_CODES=0): INT8 and FP8 W8A8 decode, two rounds

@@ -1008,6 +1008,73 @@ void check_fp8_fast_wide() {
         buf);
 }
 
+// FP8 W8A8's prefill kernel (w8a8_fp8_prefill: 17 tokens or more in the backend's default form, wgmma on
+// the f16 tensor cores), against the exact sums computed here. The products are exact (e4m3 values are f16
+// values) and each wgmma adds 16 of them to an f32 accumulator, a chain of n_in / 16 per output: the bound
+// (n_in / 16 + 1) * 2^-22 * sum |products| allows each accumulation to be off by 2^-22 of the magnitudes
+// summed so far, as the decode kernel's bound in check_fp8_fast_wide (not proven: the accumulation is not
+// documented; the largest ratio seen is printed), plus 4 f32 ulps for the two scale multiplies. The weights'
+// and the activations' k orders are permuted to match each other (w8a8_fp8_prefill.cu): a wrong mapping
+// pairs weights with other inputs' activations and misses by the size of the sum. Shapes: real widths and
+// stories260K's (64, 80) and one 16-wide chunk, 41 rows (a ragged row block) at T = 17 / 100 / 200 (64-token
+// tiles, ragged); 4100 rows at T = 129, which takes 128-token tiles (33 row tiles, the last 4 rows; 2 token
+// tiles, the last 1 token). Outputs start poisoned (NaN fails any bound) and the first one past them must
+// stay so. A misaligned input or an input width not a multiple of 16 is refused, nothing written.
+void check_fp8_prefill_wide() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(8317);
+  size_t outputs = 0, outside = 0, cases = 0;
+  bool untouched_past = true, ran = true, refused = true;
+  double worst = 0.0;
+  struct Shape { int n_out, n_in; std::vector<int> Ts; };
+  const Shape shapes[] = {{41, 4096, {17, 100, 200}}, {41, 11024, {17, 100, 200}}, {41, 64, {17, 100, 200}},
+                          {41, 80, {17, 100, 200}},   {41, 16, {17, 100, 200}},    {4100, 80, {129}}};
+  for (const Shape& sh : shapes) {
+    const W8a8Operands op(rng, true, sh.n_out, sh.n_in, 200);
+    uint16_t* x16 = nullptr;
+    cuda_ok(cudaMalloc(reinterpret_cast<void**>(&x16), rc::w8a8_fp8_prefill_scratch_bytes(sh.n_in, 200)), "cudaMalloc");
+    for (const int T : sh.Ts) {
+      op.poison_y();
+      ran = rc::w8a8_fp8_prefill(op.W(), op.SW(), op.n_out, op.n_in, op.X(), op.SX(), T, x16, op.Y(), nullptr) && ran;
+      ++cases;
+      const std::vector<float> y = op.download_y(size_t(T * op.n_out + 1));
+      untouched_past = untouched_past && std::isnan(y[size_t(T * op.n_out)]);
+      const double rel = (sh.n_in / 16 + 1) * std::ldexp(1.0, -22);
+      for (int t = 0; t < T; ++t)
+        for (int o = 0; o < op.n_out; ++o) {
+          const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), op.n_in);
+          const double s = double(op.sx[size_t(t)]) * double(op.sw[size_t(o)]);
+          const float want = float(d.sum) * op.sx[size_t(t)] * op.sw[size_t(o)];
+          const double err = std::fabs(double(y[size_t(t * op.n_out + o)]) - double(want));
+          outside += !(err <= rel * d.mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30);
+          if (d.mag > 0) worst = std::max(worst, err / (d.mag * s));
+          ++outputs;
+        }
+    }
+    if (sh.n_in == 4096) {  // misaligned activation codes: refused, nothing written
+      op.poison_y();
+      refused = !rc::w8a8_fp8_prefill(op.W(), op.SW(), op.n_out, op.n_in, op.X() + 1, op.SX(), 17, x16, op.Y(),
+                                      nullptr) &&
+                refused;
+      cuda_ok(cudaDeviceSynchronize(), "sync");
+      for (float v : op.download_y(size_t(17 * op.n_out))) refused = refused && std::isnan(v);
+    }
+    cudaFree(x16);
+  }
+  refused = refused && !rc::w8a8_fp8_prefill_fits(72, reinterpret_cast<const void*>(uintptr_t(4096))) &&
+            rc::w8a8_fp8_prefill_fits(80, reinterpret_cast<const void*>(uintptr_t(4096)));
+  char buf[640];
+  std::snprintf(buf, sizeof buf, "fp8 w8a8 prefill kernel (f16 tensor cores, wgmma) at n_in 4096 / 11024 / 64 / 80 / 16 "
+                "x 41 rows (T = 17 / 100 / 200) and 80 x 4100 rows (T = 129): %zu of %zu outputs outside the bound over "
+                "%zu launches; largest error / sum|products| %.3g (bound %.3g at 11024); all ran: %s; nothing past "
+                "the outputs: %s; misaligned codes and n_in 72 refused, nothing written: %s",
+                outside, outputs, cases, worst, (11024 / 16 + 1) * std::ldexp(1.0, -22), ran ? "yes" : "NO",
+                untouched_past ? "yes" : "NO", refused ? "yes" : "NO");
+  check(outside == 0 && ran && untouched_past && refused && cases == 16 &&
+            outputs == size_t(5 * 41 * (17 + 100 + 200) + 4100 * 129),
+        buf);
+}
+
 // A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and
 // optionally jittered (the flip floor): every input moved by one ulp of the type the product reads
 // (f16 or bf16 where rounded, else f32), up or down at random. Through CpuBackendOptions::observer, which
@@ -1250,18 +1317,18 @@ void run_model(const std::string& path, bool is_stories) {
   }
 
   // FP8 W8A8's fast form (the backend's default; the variants above ran the exact form), three ways: as
-  // it runs (the f16 tensor-core decode kernel below fp8_tc_min tokens, the FP8 tensor cores through
-  // cuBLASLt from there: the prefills of 81 and 20 tokens here); with the FP8 tensor cores off
-  // (QB_CUDA_FP8_TC_MIN: the decode kernel up to 16 tokens, the exact sums above); and that in chunks of
-  // 7 tokens, so every product runs on the decode kernel. The two without the FP8 tensor cores sum exact
-  // products in f32, so they are held to the limit and flip floor above. The FP8 tensor cores' partial
-  // sums keep about 14 bits (up to 2^-12 of the sum of |products| at real widths, check_fp8_fast_wide;
-  // 7e-4 at 64-80 inputs), a perturbation far past one f32 ulp that flips the next product's e4m3 codes
-  // about 2^-8 of the time: the form as it runs is held to a floor of that size, the reference with every
-  // W8A8 product input rounded to f16 and moved by one f16 ulp (about 2^-12 to 2^-10 of each value; largest
-  // mean KL over three seeds), limit 2x that. A broken product or a wrong scale gives a mean KL of order
-  // 1 (see the top of this file). All three numbers are printed: the first minus the second is what the
-  // FP8 tensor cores' accumulation costs on this model.
+  // it runs (the f16 tensor-core decode kernel up to 16 tokens, the f16 tensor-core prefill kernel from 17
+  // where the input width is a multiple of 16, else exact sums: the prefills of 81 and 20 tokens here); in
+  // chunks of 7 tokens, so every product runs on the decode kernel; and with the FP8 tensor cores
+  // (CudaBackendOptions::fp8_tensor_cores: cuBLASLt from 9 tokens). The first two sum exact products in
+  // f32, so they are held to the limit and flip floor above. The FP8 tensor cores' partial sums keep about
+  // 14 bits (up to 2^-12 of the sum of |products| at real widths, check_fp8_fast_wide; 7e-4 at 64-80
+  // inputs), a perturbation far past one f32 ulp that flips the next product's e4m3 codes about 2^-8 of
+  // the time: that form is held to a floor of that size, the reference with every W8A8 product input
+  // rounded to f16 and moved by one f16 ulp (about 2^-12 to 2^-10 of each value; largest mean KL over
+  // three seeds), limit 2x that. A broken product or a wrong scale gives a mean KL of order 1 (see the top
+  // of this file). All three numbers are printed: the third minus the first is what the FP8 tensor cores'
+  // accumulation costs on this model.
   if (model->layers.at(0).wq.act == runtime::cpu::ActQuant::Fp8PerToken) {
     auto& r = refs[{KvType::F16, true}];
     if (!r) r = hooked_reference(model, KvType::F16, {true, 0});
@@ -1274,37 +1341,38 @@ void run_model(const std::string& path, bool is_stories) {
     }
     const double lim = 1e-4;
     struct Form { const char* name; bool tensor_cores; int chunk; };
-    double mean_kl[2] = {-1, -2};  // as it runs; without the FP8 tensor cores
-    for (const Form& f : {Form{"default-fp8-fast", true, 0}, Form{"default-fp8-fast-no-fp8-tensor-cores", false, 0},
-                          Form{"default-fp8-fast-chunk7-decode-kernel-only", false, 7}}) {
+    double mean_kl[2] = {-1, -2};  // as it runs; with the FP8 tensor cores
+    for (const Form& f : {Form{"default-fp8-fast", false, 0}, Form{"default-fp8-fast-chunk7-decode-kernel-only", false, 7},
+                          Form{"fp8-tensor-cores", true, 0}}) {
       runtime::cuda::CudaBackendOptions co;
       if (f.chunk) co.prefill_chunk = f.chunk;  // (else the default: each prefill in one chunk)
-      if (!f.tensor_cores) setenv("QB_CUDA_FP8_TC_MIN", "1000000", 1);  // (read by the constructor)
+      co.fp8_tensor_cores = f.tensor_cores;
       runtime::cuda::CudaBackend gpu(model, co);
-      if (!f.tensor_cores) unsetenv("QB_CUDA_FP8_TC_MIN");
       const std::string desc = gpu.describe();
       const KlStats st = compare_script(*r, gpu, int32_t(sp.n_vocab));
-      if (f.chunk == 0) mean_kl[f.tensor_cores ? 0 : 1] = st.mean;
+      if (f.chunk == 0) mean_kl[f.tensor_cores ? 1 : 0] = st.mean;
       const double floor_kl = !f.tensor_cores ? (st.mean >= lim ? flip_floor_of(KvType::F16, true) : 0.0) : fp8_floor;
-      // (the ranges as gemm_ready takes them: the FP8 tensor cores from 9 tokens, or exact sums from 17)
+      // (the ranges as gemm_ready takes them: the f16 tensor-core prefill kernel from 17 tokens, or the FP8
+      // tensor cores from 9)
       const bool names_tc = desc.find("from 9 tokens: FP8 tensor cores through cuBLASLt") != std::string::npos;
-      const bool names_exact = desc.find("17-999999 tokens: exact double sums") != std::string::npos;
+      const bool names_wgmma = desc.find("from 17 tokens: the exact products summed by the f16 tensor cores (wgmma") !=
+                               std::string::npos;
       char buf[400];
       std::snprintf(buf, sizeof buf,
                     "%s %s: mean KL %.3g (max %.3g) over %zu rows, limit %.0e or 2x the floor %.3g (%s); describe %s "
-                    "the FP8 tensor cores from 9 tokens",
+                    "the FP8 tensor cores from 9 tokens, %s the f16 tensor-core prefill kernel from 17",
                     path.c_str(), f.name, st.mean, st.max, st.rows, lim, floor_kl,
                     f.tensor_cores ? "inputs moved by one f16 ulp" : "inputs moved by one ulp",
-                    names_tc ? "names" : "does not name");
+                    names_tc ? "names" : "does not name", names_wgmma ? "names" : "does not name");
       check(st.finite && st.rows == 81 + 32 + 20 && (st.mean < lim || st.mean <= 2 * floor_kl) &&
-                names_tc == f.tensor_cores && names_exact != f.tensor_cores &&
+                names_tc == f.tensor_cores && names_wgmma != f.tensor_cores &&
                 desc.find("REFUSED") == std::string::npos,
             buf);
     }
-    // The FP8 tensor cores' sums are not the f32 sums of the decode kernel or the exact ones, so the two
-    // forms' logits differ (the same mean KL would mean the prefills never reached the tensor cores).
-    check(mean_kl[0] != mean_kl[1], path + " default-fp8-fast: the prefills ran on the FP8 tensor cores (its mean "
-                                           "KL differs from the form without them)");
+    // The FP8 tensor cores' sums are not the f32 sums of the default form, so the two forms' logits differ
+    // (the same mean KL would mean the prefills never reached the tensor cores).
+    check(mean_kl[0] != mean_kl[1], path + " fp8-tensor-cores: the prefills ran on the FP8 tensor cores (its mean "
+                                           "KL differs from the default form's)");
   }
 }
 
@@ -1339,6 +1407,7 @@ int main(int argc, char** argv) {
     }
     check_w8a8_wide();
     check_fp8_fast_wide();
+    check_fp8_prefill_wide();
     check_act_quant_wide();
     check_act_quant_nonfinite();
     check_norm_codes();

@@ -97,7 +97,9 @@ struct Mat {
   DenseMatrix dense;
   DeviceMatrix pk;
   bool w8a8 = false, w8a8_fp8 = false;
-  bool fp8_tc = false;  // FP8 W8A8 whose shape the tensor-core path takes (Fp8TensorCoreGemm::supports)
+  // FP8 W8A8 that runs on the FP8 tensor cores from fp8_tc_min tokens: CudaBackendOptions::fp8_tensor_cores
+  // is on and the shape is one cuBLASLt takes (Fp8TensorCoreGemm::supports)
+  bool fp8_tc = false;
   DevBuf w8q, w8s;  // W8A8: int8 codes (signed) or e4m3 codes (fp8) [n_out][n_in], f32 scale per row
   int64_t n_out = 0, n_in = 0;
   // gate|up, packed: rows in interleaved blocks of 16 gate then 16 up rows (CudaBackendOptions::
@@ -227,11 +229,12 @@ struct CudaBackend::Impl {
   // QB_CUDA_INT8_MMA=0 turns the tensor-core decode kernel off (A/B runs).
   int w8a8_gemm_min = 2;
   bool int8_mma = true;
-  // FP8 W8A8 (CudaBackendOptions::fp8_exact): the exact kernels, or the decode kernels (the f16 tensor-core
-  // one, else the f32 CUDA-core one) below fp8_tc_min tokens and the FP8 tensor cores (cuBLASLt) from there
-  // (QB_CUDA_FP8_TC_MIN=n overrides). 9: at 2-8 tokens the decode kernel made steps 9-12% faster than
-  // cuBLASLt on an H200 (docs/perf.md, session 29); at 16 cuBLASLt was faster (session 28).
-  bool fp8_exact = false;
+  // FP8 W8A8 (CudaBackendOptions::fp8_exact, fp8_tensor_cores): the exact kernels; or the decode kernels
+  // (the f16 tensor-core one, else the f32 CUDA-core one) up to 16 tokens and the f16 tensor-core prefill
+  // kernel (w8a8_fp8_prefill) from 17; with fp8_tensor_cores, the FP8 tensor cores (cuBLASLt) from
+  // fp8_tc_min tokens (QB_CUDA_FP8_TC_MIN=n overrides). 9: at 2-8 tokens the decode kernel made steps 9-12%
+  // faster than cuBLASLt on an H200 (docs/perf.md, session 29); at 16 cuBLASLt was faster (session 28).
+  bool fp8_exact = false, fp8_tensor_cores = false;
   int fp8_tc_min = 9;
   bool fp8_outer_scales = true;  // QB_CUDA_FP8_OUTER_SCALES=0: the scaling kernel after cuBLASLt (A/B runs)
   bool fp8_mma = true;  // QB_CUDA_FP8_MMA=0: decode on the f32 CUDA-core kernel, session 27's (A/B runs)
@@ -246,8 +249,8 @@ struct CudaBackend::Impl {
       return fmt::format("w8a8 fp8 (per-token e4m3 activations, products summed exactly in double: CUDA cores below "
                          "{} tokens, FP64 tensor cores (DMMA) from {}; the CPU's arithmetic exactly)",
                          w8a8_fp8_dmma_min_tokens(), w8a8_fp8_dmma_min_tokens());
-    // gemm_ready's ranges: the decode kernel up to 16 tokens below the FP8 tensor cores' threshold, exact
-    // double sums between 17 tokens and that threshold (or above 16 where the shape has no FP8 tensor-core path)
+    // gemm_ready's ranges: the decode kernel up to 16 tokens below the FP8 tensor cores' threshold (where
+    // they run), the f16 tensor-core prefill kernel (else exact double sums) from 17 to that threshold
     const int tc_from = m.fp8_tc ? fp8_tc_min : std::numeric_limits<int>::max();
     const int decode_to = std::min(16, tc_from - 1);
     const std::string few = mma_decodes(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
@@ -256,10 +259,11 @@ struct CudaBackend::Impl {
                                               "is not a multiple of 16 for the tensor cores)";
     std::string s = fmt::format("w8a8 fp8 (per-token e4m3 activations; 1-{} tokens: {}", decode_to, few);
     if (tc_from > 17) {
-      const std::string why = m.fp8_tc ? fmt::format("the FP8 tensor cores start at {} tokens", tc_from)
-                                       : std::string("the shape is not a multiple of 16 for the FP8 tensor cores");
-      s += m.fp8_tc ? fmt::format("; 17-{} tokens: exact double sums ({})", tc_from - 1, why)
-                    : fmt::format("; from 17 tokens: exact double sums ({})", why);
+      const std::string many = prefill_wgmma(m) ? "the exact products summed by the f16 tensor cores (wgmma, f32 "
+                                                  "accumulation)"
+                                                : "exact double sums (the input width is not a multiple of 16 for "
+                                                  "the f16 tensor-core prefill kernel)";
+      s += m.fp8_tc ? fmt::format("; 17-{} tokens: {}", tc_from - 1, many) : fmt::format("; from 17 tokens: {}", many);
     }
     if (m.fp8_tc) {
       const int outer_from = Fp8TensorCoreGemm::kOuterScalesFromTokens;
@@ -274,6 +278,9 @@ struct CudaBackend::Impl {
     return s + "; not the CPU's exact sums)";
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
+  // Whether FP8 W8A8's fast form runs this product's prefill (17 tokens or more, below the FP8 tensor
+  // cores' threshold where they run) on the f16 tensor-core kernel; else on the exact kernels.
+  bool prefill_wgmma(const Mat& m) const { return !fp8_exact && w8a8_fp8_prefill_fits(int(m.n_in), m.w8q.p); }
   // Whether a W8A8 product's decode steps take the tensor-core decode kernel (FP8's fast form below
   // fp8_tc_min tokens, INT8 at 2-16): its switch, and w8a8_mma_fits on the weights and the decode codes the
   // kernel would be given. The manifest and gemm_ready both ask this.
@@ -600,14 +607,14 @@ struct CudaBackend::Impl {
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
+    m.fp8_tc = fp8 && fp8_tensor_cores && !fp8_exact && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
     m.path = layout + " a8 -> " + (fp8 ? fp8_path(m) : int8_path(m));
     note_w8a8(m);
     return m;
   }
   void note_w8a8(const Mat& m) {
     any_w8a8 = true;
-    if (m.w8a8_fp8 && !fp8_exact && !fp8_tc) {
+    if (m.w8a8_fp8 && fp8_tensor_cores && !fp8_exact && !fp8_tc) {
       fp8_tc = std::make_unique<Fp8TensorCoreGemm>();
       if (!fp8_outer_scales) fp8_tc->outer_scales_from(std::numeric_limits<int>::max());
     }
@@ -629,7 +636,7 @@ struct CudaBackend::Impl {
     for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / (fp8 ? 100.0f : 74.0f);
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.fp8_tc = fp8 && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
+    m.fp8_tc = fp8 && fp8_tensor_cores && !fp8_exact && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
     m.path = "synthetic " + (fp8 ? fp8_path(m) : int8_path(m));
     note_w8a8(m);
     m.stored = m.bytes();
@@ -869,7 +876,10 @@ struct CudaBackend::Impl {
     const float one = 1.0f, zero = 0.0f;
     if (m.w8a8) {
       const bool dec = T <= 16;
-      if (!dec) w8_pre.ensure(al256(size_t(T) * size_t(w8_in)) + al256(size_t(T) * 4) + size_t(T) * size_t(w8_out) * 4);
+      // (prefill: codes, scales, then INT8's int32 sums or FP8's permuted f16 codes, w8a8_fp8_prefill's scratch)
+      if (!dec)
+        w8_pre.ensure(al256(size_t(T) * size_t(w8_in)) + al256(size_t(T) * 4) +
+                      std::max(size_t(T) * size_t(w8_out) * 4, w8a8_fp8_prefill_scratch_bytes(int(w8_in), T)));
       auto* xq = reinterpret_cast<int8_t*>(w8_codes(T));
       float* sx = w8_scales(T);
       const bool quantize = !(codes_ready && dec);  // (else its producer wrote xq and sx)
@@ -897,6 +907,12 @@ struct CudaBackend::Impl {
                      "cuda: the FP8 tensor-core decode kernel refused a {}x{} product its test took", m.n_out, m.n_in);
           else
             w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear);
+        } else if (prefill_wgmma(m)) {
+          mark(kQgemm);
+          auto* x16 = reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));
+          QB_CHECK(w8a8_fp8_prefill(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, x16, y, stream),
+                   "cuda: the FP8 f16 tensor-core prefill kernel refused a {}x{} product its test took", m.n_out,
+                   m.n_in);
         } else {
           w8a8_fp8_gemm(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream);
         }
@@ -1075,6 +1091,7 @@ void CudaBackend::init_device() {
   // (at most 17: the dp4a kernel takes 16 tokens at most)
   if (const char* e = std::getenv("QB_CUDA_W8A8_GEMM_MIN")) I.w8a8_gemm_min = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_FP8_EXACT")) options_.fp8_exact = std::string(e) == "1";
+  if (const char* e = std::getenv("QB_CUDA_FP8_TC")) options_.fp8_tensor_cores = std::string(e) == "1";
   if (const char* e = std::getenv("QB_CUDA_FP8_TC_MIN")) I.fp8_tc_min = std::max(1, std::atoi(e));
   if (const char* e = std::getenv("QB_CUDA_FP8_OUTER_SCALES")) I.fp8_outer_scales = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FP8_MMA")) I.fp8_mma = std::string(e) != "0";
@@ -1083,6 +1100,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_W8A8_ACT_CODES")) I.w8a8_act_codes = std::string(e) != "0";
   // The f32 mode is the backend's most exact one: FP8 W8A8 runs exactly there too.
   I.fp8_exact = options_.fp8_exact || options_.dense == DenseType::F32;
+  I.fp8_tensor_cores = options_.fp8_tensor_cores;
   I.w8a8_enabled = options_.w8a8;
   I.fuse_gated_act = options_.fuse_gated_act;
   I.kvk = sp.kv_dim_k();
@@ -1348,8 +1366,11 @@ std::string CudaBackend::describe_activations() const {
     // forms do not compare.)
     if (m->w8a8 && m->w8a8_fp8 && !impl_->fp8_exact)
       ++inputs[fmt::format("fp8 e4m3 per token (W8A8: {} sums below {} tokens, {} sums from there)",
-                           impl_->mma_decodes(*m) ? "f16 tensor-core" : "f32 CUDA-core", impl_->fp8_tc_min,
-                           m->fp8_tc ? "FP8 tensor-core" : "exact")];
+                           impl_->mma_decodes(*m) ? "f16 tensor-core" : "f32 CUDA-core",
+                           m->fp8_tc ? impl_->fp8_tc_min : 17,
+                           m->fp8_tc                  ? "FP8 tensor-core"
+                           : impl_->prefill_wgmma(*m) ? "f16 tensor-core (wgmma)"
+                                                      : "exact")];
     else if (m->w8a8)
       ++inputs[m->w8a8_fp8 ? "fp8 e4m3 per token (W8A8, exact sums)" : "int8 per token (W8A8)"];
     else if (m->packed) ++inputs[m->first_packed().shape.spec.format == WeightFormat::BF16 ? "bf16" : "f16"];

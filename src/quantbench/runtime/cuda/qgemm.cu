@@ -1,19 +1,14 @@
-// See qgemm.h. One block = 2 warpgroups (8 warps) x 128 output rows x NT tokens (128, or 64 for
-// small grids). Warp w owns row block 8 * blockIdx.y + w (16 rows): its warpgroup's m64 A operand is
-// the 4 warps' row blocks, which is how the packed layout already orders each warp's 16-byte vectors
-// (the per-warp 16x16 fragment of wgmma's register A operand is mma.m16n8k16's). Per 64-wide input
-// chunk the block fills one of 4 pipeline stages: the x tile (NT tokens x 128 bytes in the 128-byte
-// swizzle wgmma's descriptor mode 1 reads: 16-byte piece j of token row n in slot j ^ (n % 8)) by one
-// TMA copy, and the 8 row blocks' weight vectors (4 KB for int4, 8 KB for int8) with their group scales
-// and zero points by cp.async (int8's per-row scales are read once). Loading x by cp.async from every
-// thread instead was 1.3-1.6x slower on an H100 (docs/perf.md). Each warp forms chunk c + 1's A
-// registers, (q - z) * s in f16, while chunk c's 4 wgmma (one per k16 sub-tile, the descriptor's start
-// advanced 32 bytes each) run; one barrier per chunk frees the stage of chunk c - 1 for chunk c + 3.
-// Consecutive blocks are the token tiles of one row tile, so a weight tile leaves HBM once and is
-// re-read from L2.
-#include <cuda.h>
+// See qgemm.h. The pipeline (wgmma_pipe.cuh): one block = 2 warpgroups (8 warps) x 128 output rows x NT
+// tokens (128, or 64 for small grids). Warp w owns row block 8 * blockIdx.y + w (16 rows): its
+// warpgroup's m64 A operand is the 4 warps' row blocks, which is how the packed layout already orders
+// each warp's 16-byte vectors (the per-warp 16x16 fragment of wgmma's register A operand is
+// mma.m16n8k16's). Per 64-wide input chunk a stage holds the x tile (one TMA copy) and the 8 row blocks'
+// weight vectors (4 KB for int4, 8 KB for int8) with their group scales and zero points (cp.async;
+// int8's per-row scales are read once). Loading x by cp.async from every thread instead was 1.3-1.6x
+// slower on an H100 (docs/perf.md). Each warp forms chunk c + 1's A registers, (q - z) * s in f16,
+// while chunk c's MMAs run. Consecutive blocks are the token tiles of one row tile, so a weight tile
+// leaves HBM once and is re-read from L2.
 #include <cuda_fp16.h>
-#include <cudaTypedefs.h>
 
 #include <stdexcept>
 #include <string>
@@ -21,12 +16,13 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/qgemm.h"
+#include "quantbench/runtime/cuda/wgmma_pipe.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
 
-constexpr int kStages = 4;
-constexpr int kRowWarps = 8;  // row blocks (warps) per block: 128 rows, two warpgroups
+constexpr int kStages = kWgStages;
+constexpr int kRowWarps = kWgRowWarps;
 // Shared memory per stage: x (NT tokens x 128 bytes), weights (8 row blocks x LPC vectors of 512
 // bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to SG groups x 32 bytes: SG = 4 for groups of
 // 16, else 2), zero points (8 x up to 2 groups x 16 bytes) or, with mins, f16 mins laid out as the
@@ -37,85 +33,6 @@ struct Tile {
                        kZBytes = kRowWarps * (MINS ? 32 * SG : 32);
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16 bytes global -> shared, zero-filled where !valid (src is then not read).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
-
-// Shared-memory matrix descriptor for a K-major operand in 128-byte swizzle mode: rows of 128 bytes,
-// 8-row atoms 1024 bytes apart (stride byte offset), leading byte offset unused in this mode (16).
-__device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr) {
-  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(16 >> 4) << 16) | (uint64_t(1024 >> 4) << 32) |
-         (uint64_t(1) << 62);
-}
-
-#define QB_D8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
-                 "+f"(d[i + 6]), "+f"(d[i + 7])
-// d (64 f32 per thread: D[16 (warp % 4) + g + 8 (r / 2 % 2)][8 (r / 4) + 2 t + r % 2]) += A (registers) B.
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                 uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, "
-      "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, "
-      "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-      : QB_D8(0), QB_D8(8), QB_D8(16), QB_D8(24), QB_D8(32), QB_D8(40), QB_D8(48), QB_D8(56)
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "r"(1));
-}
-__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, "
-      "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-      : QB_D8(0), QB_D8(8), QB_D8(16), QB_D8(24)
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "r"(1));
-}
-template <int NT>
-__device__ __forceinline__ void wgmma_tile(float (&d)[NT / 2], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                           uint64_t desc_b) {
-  if constexpr (NT == 128) wgmma_m64n128k16(d, a0, a1, a2, a3, desc_b);
-  else wgmma_m64n64k16(d, a0, a1, a2, a3, desc_b);
-}
-#undef QB_D8
-
-
-// mbarrier (one per stage, arrival count 1): thread 0 arms it with the x tile's byte count and
-// issues the TMA copy, which completes the phase; every thread waits for the phase's parity.
-__device__ __forceinline__ void mbar_init(uint32_t bar) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done)
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-}
-// The box (64 columns x NT rows) at (col, row) of the tensor map into shared memory, zeros outside.
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int col, int row, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
-      ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(bar)
-      : "memory");
-}
 
 // BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32 or 16, or 0 for one scale per row); ASYM: int4
 // per-group zero points (else z = 8); NT: tokens per tile (the wgmma N); MINS: an f16 min per group
@@ -144,17 +61,10 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   const uint32_t bars = smem_u32(zs + kStages * kZBytes);  // [stage] mbarrier of the x tile
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int tok0 = blockIdx.x * NT, rb0 = blockIdx.y * kRowWarps;
-  if (tid == 0) {
-    for (int st = 0; st < kStages; ++st) mbar_init(bars + 8 * st);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
+  wgmma_init_bars(bars);
 
   auto load_stage = [&](int st, int c) {
-    if (tid == 0) {
-      mbar_expect(bars + 8 * st, kXBytes);  // out-of-range rows and columns arrive as zeros, counted
-      tma_load_2d(smem_u32(xs + st * kXBytes), &x_map, 64 * c, tok0, bars + 8 * st);
-    }
+    wgmma_load_x<NT>(&x_map, xs, bars, st, c, tok0);
     {
       const int rb = rb0 + warp;
       const bool ok = rb < row_blocks;
@@ -262,48 +172,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       a[s][3] = scaled(qz[3], s_hi, m_hi);
     }
   };
-  auto issue = [&](int c, const uint32_t (&a)[4][4]) {
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-    const uint32_t xb = smem_u32(xs + (c % kStages) * kXBytes);
-#pragma unroll
-    for (int s = 0; s < 4; ++s) wgmma_tile<NT>(d, a[s][0], a[s][1], a[s][2], a[s][3], smem_desc_sw128(xb + 32 * s));
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-  };
-  // Chunk c's copies are visible to every thread: each waits for its own cp.async groups (wait_own)
-  // and for the x tile's mbarrier phase (the stage's (c / kStages)-th use), then the barrier.
-  auto arrived = [&](int c, auto wait_own) {
-    wait_own();
-    mbar_wait(bars + 8 * (c % kStages), uint32_t(c / kStages) & 1u);
-    __syncthreads();
-  };
-
-  // One cp.async group per chunk (empty past the end, so the wait counts hold): chunks 0..2 now,
-  // chunk c + 3 at step c, into the stage of chunk c - 1.
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < chunks) load_stage(s, s);
-    cp_async_commit();
-  }
-  uint32_t a0[4][4], a1[4][4];  // A registers, two sets used in turn
-  arrived(0, [] { cp_async_wait<kStages - 2>(); });
-  dequant(0, a0);
-  auto step = [&](int c, const uint32_t (&cur)[4][4], uint32_t (&nxt)[4][4]) {
-    issue(c, cur);
-    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");  // chunk c - 1's MMAs are done
-    if (c + 1 < chunks) {
-      arrived(c + 1, [] { cp_async_wait<kStages - 3>(); });  // also: every warpgroup is past chunk c - 1
-      if (c + kStages - 1 < chunks) load_stage((c + kStages - 1) % kStages, c + kStages - 1);
-      cp_async_commit();
-      dequant(c + 1, nxt);  // while chunk c's MMAs run
-    }
-  };
-  for (int c = 0; c < chunks; c += 2) {
-    step(c, a0, a1);
-    if (c + 1 < chunks) step(c + 1, a1, a0);
-  }
-  asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-#pragma unroll
-  for (int i = 0; i < NT / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");  // no use of d above the last wait
+  wgmma_k_loop<NT>(d, chunks, xs, bars, load_stage, dequant);
 
   const int t4 = lane & 3, row0 = (rb0 + warp) * 16 + g;
 #pragma unroll
@@ -313,27 +182,6 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       const int row = row0 + 8 * (r >> 1), tok = tok0 + 8 * i + 2 * t4 + (r & 1);
       if (row < n_out && tok < T) y[size_t(tok) * ldy + row] = d[4 * i + r];
     }
-}
-
-// x [T][n_in] f16 as a 2-D TMA tensor with boxes of 64 columns x NT rows, 128-byte swizzle.
-CUtensorMap x_tensor_map(const uint16_t* x, int T, int n_in, int NT) {
-  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    QB_CUDA_OK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
-    if (!fn || found != cudaDriverEntryPointSuccess)
-      throw std::runtime_error("qgemm: the driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  CUtensorMap map{};
-  const cuuint64_t dims[2] = {cuuint64_t(n_in), cuuint64_t(T)}, strides[1] = {cuuint64_t(n_in) * 2};
-  const cuuint32_t box[2] = {64, cuuint32_t(NT)}, elem[2] = {1, 1};
-  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, const_cast<uint16_t*>(x), dims, strides, box,
-                            elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw std::runtime_error("qgemm: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
-  return map;
 }
 
 template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
@@ -346,7 +194,7 @@ void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t l
   }();
   (void)attr;
   const PackedShape& p = w.shape;
-  const CUtensorMap map = x_tensor_map(x, T, int(p.n_in), NT);
+  const CUtensorMap map = wgmma_x_tensor_map(x, T, int(p.n_in), NT, "qgemm");
   // x: token tiles, fastest (the blocks of one row tile run together and share its weights in L2).
   const dim3 grid(unsigned((T + NT - 1) / NT), unsigned((p.row_blocks + kRowWarps - 1) / kRowWarps));
   kernel<<<grid, kRowWarps * 32, kSmem, stream>>>(
@@ -361,16 +209,6 @@ void launch_any(const QgemmConfig& c, const DeviceMatrix& w, const uint16_t* x, 
                 cudaStream_t stream) {
   c.tokens == 128 ? launch<BITS, G, ASYM, 128, MINS>(w, x, T, y, ldy, stream)
                   : launch<BITS, G, ASYM, 64, MINS>(w, x, T, y, ldy, stream);
-}
-
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, v = 0;
-    QB_CUDA_OK(cudaGetDevice(&dev));
-    QB_CUDA_OK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
-  }();
-  return n;
 }
 
 }  // namespace
@@ -399,7 +237,7 @@ QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cud
   if (ldy < w.shape.n_out || ldy >= (int64_t(1) << 31))
     throw std::invalid_argument("qgemm: ldy " + std::to_string(ldy) + " must be at least n_out (" +
                                 std::to_string(w.shape.n_out) + ") and below 2^31");
-  if (cfg.tokens == 0) cfg = qgemm_config(w.shape, T, sm_count());
+  if (cfg.tokens == 0) cfg = qgemm_config(w.shape, T, wgmma_sm_count());
   if (cfg.tokens != 64 && cfg.tokens != 128)
     throw std::invalid_argument("qgemm: tile of " + std::to_string(cfg.tokens) + " tokens (supported: 64, 128)");
   const QuantSpec& q = w.shape.spec;

@@ -12,11 +12,13 @@
 // exactly in double in any order (n_in <= 2^17), then float(sum) * s_x * s_w: the CPU's result bit for
 // bit. Not the FP8 tensor cores (their accumulation is not exact): one token runs on the CUDA cores,
 // more on the FP64 tensor cores, whose double sums are exact too. That is FP8's exact form; the
-// backend's default is the fast form (w8a8_fp8_gemv_f32 below, w8a8_fp8_tc.h). Plain pointer interface
-// (compiles under nvcc).
+// backend's default is the fast form (the exact products summed in f32: w8a8_fp8_mma, w8a8_fp8_prefill,
+// w8a8_fp8_gemv_f32 below), and it can run the FP8 tensor cores instead (w8a8_fp8_tc.h). Plain pointer
+// interface (compiles under nvcc).
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace qb::runtime::cuda {
@@ -63,6 +65,17 @@ bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const 
 // (the caller then runs w8a8_gemv). T <= 16.
 bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const int8_t* xq, const float* sx, int T,
                    float* y, cudaStream_t st, bool early = false);
+// FP8, the fast form's prefill product (17 tokens or more; w8a8_fp8_prefill.cu): the same codes and
+// scales, the exact products summed by the f16 tensor cores (wgmma, f32 accumulation) from the same
+// row-major weights, then (float(sum) * s_x) * s_w, as w8a8_fp8_mma. Not the CPU's bits (the f32
+// accumulation rounds), and not the FP8 tensor cores' 14-bit partial sums. Takes n_in % 16 == 0 with W
+// 16-byte aligned (w8a8_fp8_prefill_fits); returns false, launching nothing, otherwise or where xq or x16
+// is not 16-byte aligned. x16: scratch of w8a8_fp8_prefill_scratch_bytes(n_in, T) bytes (the codes as f16
+// in the kernel's k order). Any T >= 1 (throws std::invalid_argument for T < 1 or n_out < 1).
+bool w8a8_fp8_prefill_fits(int n_in, const void* W);
+size_t w8a8_fp8_prefill_scratch_bytes(int n_in, int T);
+bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
+                      int T, uint16_t* x16, float* y, cudaStream_t st);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st);
 

@@ -1,15 +1,16 @@
 // FP8 W8A8 products of 9 or more tokens (the backend's fp8_tc_min) on the Hopper FP8 tensor cores, through
-// cuBLASLt: e4m3 weight codes [n_out][n_in] times e4m3 activation codes [T][n_in], f32 accumulation with
-// cuBLASLt's own promotion of the tensor cores' partial sums (its fast-accumulation mode off), written as f32,
-// scaled by s_w and s_x in cuBLASLt's epilogue (outer-vector scales) or by w8a8_scale_rows after it. This is
-// the arithmetic an FP8 deployment runs (vLLM's FP8 linear layers are cuBLASLt / CUTLASS scaled GEMMs), so its
-// speed is the speed worth measuring. It is not the CPU's: the CPU sums the exact products exactly (in
-// double), while the tensor cores add each short run of products keeping about 14 significant bits (as
-// DeepSeek-V3's report measured on Hopper) before cuBLASLt promotes the partial sum to f32. Measured on an
-// H200 with cuBLASLt 13.1 at n_in 4096 and 11024: errors up to 8e-5 of the sum of |products| (the f32
-// CUDA-core kernel: 4.5e-8); a random Llama's next-token distributions moved by a mean KL of 3.9e-4 against
-// the exact form's 6.3e-5 (docs/perf.md, session 27). w8a8.h's exact kernels stay for the exact mode
-// (QB_CUDA_FP8_EXACT=1, the f32 mode) and for shapes this path does not take.
+// cuBLASLt, where CudaBackendOptions::fp8_tensor_cores asks for them (off by default since session 31):
+// e4m3 weight codes [n_out][n_in] times e4m3 activation codes [T][n_in], f32 accumulation with cuBLASLt's
+// own promotion of the tensor cores' partial sums (its fast-accumulation mode off), written as f32, scaled
+// by s_w and s_x in cuBLASLt's epilogue (outer-vector scales) or by w8a8_scale_rows after it. This is the
+// arithmetic an FP8 deployment runs (vLLM's FP8 linear layers are cuBLASLt / CUTLASS scaled GEMMs), so its
+// speed is worth measuring. It is not the CPU's: the CPU sums the exact products exactly (in double), while
+// the tensor cores add each short run of products keeping about 14 significant bits (as DeepSeek-V3's
+// report measured on Hopper) before cuBLASLt promotes the partial sum to f32. Measured on an H200 with
+// cuBLASLt 13.1 at n_in 4096 and 11024: errors up to 8e-5 of the sum of |products| (the f32 CUDA-core
+// kernel: 4.5e-8); a random Llama's next-token distributions moved by a mean KL of 3.9e-4 against the
+// exact form's 6.3e-5 (docs/perf.md, session 27), past issue #6's 1e-4. So the backend's default sums the
+// exact products in f32 on the f16 tensor cores instead (w8a8.h).
 #pragma once
 #include <cuda_runtime.h>
 
