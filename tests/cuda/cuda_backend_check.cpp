@@ -1353,7 +1353,8 @@ void run_model(const std::string& path, bool is_stories) {
       if (f.chunk == 0) mean_kl[f.tensor_cores ? 1 : 0] = st.mean;
       const double floor_kl = !f.tensor_cores ? (st.mean >= lim ? flip_floor_of(KvType::F16, true) : 0.0) : fp8_floor;
       // (the ranges as gemm_ready takes them: the f16 tensor-core prefill kernel from 17 tokens, or the FP8
-      // tensor cores from 9)
+      // tensor cores from 9; with them, shapes cuBLASLt does not take, such as stories260K's 344-row gate|up,
+      // still run the prefill kernel)
       const bool names_tc = desc.find("from 9 tokens: FP8 tensor cores through cuBLASLt") != std::string::npos;
       const bool names_wgmma = desc.find("from 17 tokens: the exact products summed by the f16 tensor cores (wgmma") !=
                                std::string::npos;
@@ -1365,7 +1366,7 @@ void run_model(const std::string& path, bool is_stories) {
                     f.tensor_cores ? "inputs moved by one f16 ulp" : "inputs moved by one ulp",
                     names_tc ? "names" : "does not name", names_wgmma ? "names" : "does not name");
       check(st.finite && st.rows == 81 + 32 + 20 && (st.mean < lim || st.mean <= 2 * floor_kl) &&
-                names_tc == f.tensor_cores && names_wgmma != f.tensor_cores &&
+                names_tc == f.tensor_cores && (f.tensor_cores || names_wgmma) &&
                 desc.find("REFUSED") == std::string::npos,
             buf);
     }
