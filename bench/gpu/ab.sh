@@ -94,7 +94,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s31] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s31] [s31b] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -336,6 +336,32 @@ if has s31; then  # session 31: FP8 W8A8's default (exact products summed in f32
     p "fp8 tc  " w8a8-fp8 QB_CUDA_FP8_TC=1
     for s in bf16 w8 w4g128 w8a8; do p "        " $s; done
   done 2>&1 | tee -a "$OUT/ab_s31.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s31b; then  # session 31: 512-token FP8 prefill with the quantizer writing the prefill kernel's f16 layout itself (this
+  # build) beside the FP8 tensor cores and w8, two rounds; then where its time goes
+  for rep in 1 2; do
+    p "f16 tc  " w8a8-fp8
+    p "fp8 tc  " w8a8-fp8 QB_CUDA_FP8_TC=1
+    p "        " w8
+  done 2>&1 | tee "$OUT/ab_s31b.txt"
+  pp_profile w8a8-fp8 QB_CUDA_FP8_TC 0 2>&1 | tee -a "$OUT/ab_s31b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s31p; then  # session 31: where a 512-token FP8 W8A8 prefill's GPU time goes (the f16 tensor-core default, then the FP8
+  # tensor cores) beside w8 (qgemm) and INT8 W8A8 (cuBLAS); then Nsight Compute's duration and throughput of layer 0's four
+  # products in the FP8 prefill kernel and in w8's qgemm
+  { pp_profile w8a8-fp8 QB_CUDA_FP8_TC 0 1; pp_profile w8 QB_CUDA_QGEMM 1; pp_profile w8a8 QB_CUDA_W8A8_GEMM_MIN 2; } 2>&1 |
+    tee "$OUT/ab_s31p.txt"
+  for run in "fp8|w8a8-fp8|regex:fp8_prefill_kernel|permute_codes" "w8|w8|regex:qgemm_kernel|qgemm"; do
+    IFS='|' read -r name sc kern _ <<< "$run"
+    timeout 150 /usr/local/cuda/bin/ncu --clock-control none --kernel-name-base demangled --section SpeedOfLight \
+      --section Occupancy -k "$kern" -s 0 -c 4 ./quantbench bench synthetic:llama2-7b --backend cuda --scheme $sc \
+      --prompt-len 512 --gen-len 1 --reps 1 --warmup 0 --no-progress --batch 1 > "$OUT/ncu_pp_$name.txt" 2>&1
+    echo "== ncu $name rc $?"
+    grep -E "fp8_prefill_kernel|qgemm_kernel|Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Grid Size" \
+      "$OUT/ncu_pp_$name.txt" | cut -c1-150 | head -40
+  done 2>&1 | tee -a "$OUT/ab_s31p.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s30; then  # session 30: the gated activation writing the down product's W8A8 codes (this build's default) against the

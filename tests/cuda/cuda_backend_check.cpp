@@ -1075,6 +1075,78 @@ void check_fp8_prefill_wide() {
         buf);
 }
 
+// The prefill's quantizer writing its codes straight into the prefill kernel's f16 layout
+// (quantize_act_fp8_permuted, the backend's path where it takes the rows) against quantize_act_fp8 then
+// the permutation inside w8a8_fp8_prefill: the same x16 bytes (its zero padding included), the same
+// scales, and the same outputs from w8a8_fp8_prefill_f16 as from w8a8_fp8_prefill, bitwise. Rows 4096,
+// 11024 (a 64-input chunk's padding of 48), 80 and 16 wide, 37 tokens of mixed magnitudes, one a NaN row
+// (its scale NaN, its flag set, its codes 0). Rows not a multiple of 16 or wider than 16384 are refused.
+void check_fp8_quantize_permuted() {
+  namespace rc = runtime::cuda;
+  std::mt19937 rng(4242);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  size_t differ = 0, bytes = 0;
+  bool all_ran = true, flagged = true;
+  const int T = 37, n_out = 40;
+  unsigned* flag = nullptr;
+  cuda_ok(cudaMallocManaged(&flag, 4), "cudaMallocManaged");
+  for (const int n : {4096, 11024, 80, 16}) {
+    const int width = (n + 63) / 64 * 64;
+    std::vector<float> x(size_t(T) * n);
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < n; ++i) x[size_t(t) * n + i] = nd(rng) * std::ldexp(1.0f, t % 9 - 4);
+    x[size_t(5) * n + n / 2] = NAN;
+    std::vector<uint8_t> w(size_t(n_out) * n);
+    for (auto& c : w) c = uint8_t(rng() % 0x7f);  // (positive codes below NaN)
+    void *dx, *dw, *dsw, *dq, *ds1, *ds2, *dy1, *dy2;
+    uint16_t *a16, *b16;
+    for (void** p : {&dx, &dw, &dsw, &dq, &ds1, &ds2, &dy1, &dy2}) cuda_ok(cudaMalloc(p, size_t(T) * width * 4 + 4096), "cudaMalloc");
+    cuda_ok(cudaMalloc(reinterpret_cast<void**>(&a16), rc::w8a8_fp8_prefill_scratch_bytes(n, T)), "cudaMalloc");
+    cuda_ok(cudaMalloc(reinterpret_cast<void**>(&b16), rc::w8a8_fp8_prefill_scratch_bytes(n, T)), "cudaMalloc");
+    cuda_ok(cudaMemset(a16, 0xff, rc::w8a8_fp8_prefill_scratch_bytes(n, T)), "poison");
+    cuda_ok(cudaMemset(b16, 0xff, rc::w8a8_fp8_prefill_scratch_bytes(n, T)), "poison");
+    cuda_ok(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), "upload");
+    cuda_ok(cudaMemcpy(dw, w.data(), w.size(), cudaMemcpyHostToDevice), "upload");
+    const std::vector<float> sw(size_t(n_out), 0.01f);
+    cuda_ok(cudaMemcpy(dsw, sw.data(), sw.size() * 4, cudaMemcpyHostToDevice), "upload");
+    auto* W = static_cast<const uint8_t*>(dw);
+    auto* SW = static_cast<const float*>(dsw);
+    *flag = 0;
+    rc::quantize_act_fp8(static_cast<const float*>(dx), n, n, T, static_cast<uint8_t*>(dq), static_cast<float*>(ds1),
+                         nullptr);
+    all_ran = rc::w8a8_fp8_prefill(W, SW, n_out, n, static_cast<const uint8_t*>(dq), static_cast<const float*>(ds1), T,
+                                   a16, static_cast<float*>(dy1), nullptr) && all_ran;
+    all_ran = rc::quantize_act_fp8_permuted(static_cast<const float*>(dx), n, n, T, b16, static_cast<float*>(ds2),
+                                            nullptr, flag) && all_ran;
+    all_ran = rc::w8a8_fp8_prefill_f16(W, SW, n_out, n, b16, static_cast<const float*>(ds2), T,
+                                       static_cast<float*>(dy2), nullptr) && all_ran;
+    cuda_ok(cudaDeviceSynchronize(), "sync");
+    flagged = flagged && *flag == 1;
+    auto same = [&](const void* p, const void* q, size_t nb) {
+      std::vector<uint8_t> u(nb), v(nb);
+      cuda_ok(cudaMemcpy(u.data(), p, nb, cudaMemcpyDeviceToHost), "download");
+      cuda_ok(cudaMemcpy(v.data(), q, nb, cudaMemcpyDeviceToHost), "download");
+      for (size_t i = 0; i < nb; ++i) differ += u[i] != v[i];
+      bytes += nb;
+    };
+    same(a16, b16, size_t(T) * width * 2);
+    same(ds1, ds2, size_t(T) * 4);
+    same(dy1, dy2, size_t(T) * n_out * 4);
+    for (void* p : {dx, dw, dsw, dq, ds1, ds2, dy1, dy2}) cudaFree(p);
+    cudaFree(a16);
+    cudaFree(b16);
+  }
+  cudaFree(flag);
+  const bool refused = !rc::quantize_act_fp8_permuted(nullptr, 72, 72, 1, nullptr, nullptr, nullptr) &&
+                       !rc::quantize_act_fp8_permuted(nullptr, 16400, 16400, 1, nullptr, nullptr, nullptr);
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "fp8 prefill quantizer into the kernel's f16 layout at n 4096 / 11024 / 80 / 16, T = "
+                "%d with a NaN row: %zu of %zu bytes (f16 codes with padding, scales, outputs) differ from the "
+                "quantizer then the permutation; all ran: %s; NaN rows flagged: %s; n 72 and 16400 refused: %s",
+                T, differ, bytes, all_ran ? "yes" : "NO", flagged ? "yes" : "NO", refused ? "yes" : "NO");
+  check(differ == 0 && bytes > 0 && all_ran && flagged && refused, buf);
+}
+
 // A CPU reference whose product inputs are rounded the way the GPU's default mode rounds them, and
 // optionally jittered (the flip floor): every input moved by one ulp of the type the product reads
 // (f16 or bf16 where rounded, else f32), up or down at random. Through CpuBackendOptions::observer, which
@@ -1409,6 +1481,7 @@ int main(int argc, char** argv) {
     check_w8a8_wide();
     check_fp8_fast_wide();
     check_fp8_prefill_wide();
+    check_fp8_quantize_permuted();
     check_act_quant_wide();
     check_act_quant_nonfinite();
     check_norm_codes();

@@ -886,10 +886,16 @@ struct CudaBackend::Impl {
       if (quantize) mark(kCast);
       if (m.w8a8_fp8) {
         auto* xq8 = reinterpret_cast<uint8_t*>(xq);
-        if (quantize) quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
+        const bool tc = !fp8_exact && T >= fp8_tc_min && m.fp8_tc;
+        // A prefill on the f16 tensor-core kernel: its input quantized straight into that kernel's f16 layout
+        // where the quantizer takes the rows (one pass over the codes fewer), else codes then a permutation
+        auto* x16 = dec ? nullptr : reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));
+        const bool permuted = quantize && !dec && !tc && prefill_wgmma(m) &&
+                              quantize_act_fp8_permuted(x, m.n_in, int(m.n_in), T, x16, sx, stream, nonfinite_flag());
+        if (quantize && !permuted) quantize_act_fp8(x, m.n_in, int(m.n_in), T, xq8, sx, stream, nonfinite_flag());
         const uint8_t* W = m.w8q.as<uint8_t>();
         const float* sw = m.w8s.as<float>();
-        if (!fp8_exact && T >= fp8_tc_min && m.fp8_tc) {
+        if (tc) {
           mark(kCublas);
           if (fp8_tc->run(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, blas_ws.p, blas_ws.bytes, stream)) return;
           if (fp8_tc_refused.insert(fmt::format("{}x{} at {} tokens", m.n_out, m.n_in, T)).second)
@@ -909,8 +915,8 @@ struct CudaBackend::Impl {
             w8a8_fp8_gemv_f32(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, y, stream, ear);
         } else if (prefill_wgmma(m)) {
           mark(kQgemm);
-          auto* x16 = reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(sx) + al256(size_t(T) * 4));
-          QB_CHECK(w8a8_fp8_prefill(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, x16, y, stream),
+          QB_CHECK(permuted ? w8a8_fp8_prefill_f16(W, sw, int(m.n_out), int(m.n_in), x16, sx, T, y, stream)
+                            : w8a8_fp8_prefill(W, sw, int(m.n_out), int(m.n_in), xq8, sx, T, x16, y, stream),
                    "cuda: the FP8 f16 tensor-core prefill kernel refused a {}x{} product its test took", m.n_out,
                    m.n_in);
         } else {

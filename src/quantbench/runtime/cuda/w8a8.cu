@@ -87,10 +87,14 @@ __global__ void quant_act_kernel(const float* x, int64_t xs, int n, uint8_t* q, 
 // one token left a single SM waiting on dozens of dependent round trips per W8A8 product (docs/perf.md,
 // session 27). Same codes, bit for bit: the absmax is a max (order-free) and each code is the same
 // arithmetic.
+// kPermutedF16 (FP8 only): the codes go out as f16 in FP8's prefill kernel's k order (store_codes4_permuted),
+// rows `width` (n rounded up to 64) wide with zeros past n, instead of as bytes: the permutation kernel's
+// pass over the codes saved (w8a8_fp8_prefill.cu). Otherwise width is n.
 constexpr int kActRegs = 4;
-template <bool kFp8>
+template <bool kFp8, bool kPermutedF16 = false>
 __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s,
-                                                             unsigned* nonfinite) {
+                                                             unsigned* nonfinite, int width) {
+  static_assert(kFp8 || !kPermutedF16, "the permuted f16 codes are FP8's");
   pdl_launch_dependents();
   const int t = blockIdx.x;
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * xs);
@@ -110,12 +114,22 @@ __global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int
   am = block_max<32>(nf ? INFINITY : am);  // (see row_scale)
   const bool bad = !(am <= FLT_MAX);
   const float sc = row_scale(am, kFp8 ? 448.0f : 127.0f, bad, nonfinite);
-  uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
+  if constexpr (kPermutedF16) {
+    uint32_t* row = reinterpret_cast<uint32_t*>(q + int64_t(t) * width * 2);
 #pragma unroll
-  for (int r = 0; r < kActRegs; ++r) {
-    const int i = r * 1024 + int(threadIdx.x);
-    if (4 * i >= n) break;
-    qr[i] = act_codes4(v[r], sc, kFp8);
+    for (int r = 0; r < kActRegs; ++r) {
+      const int i = r * 1024 + int(threadIdx.x);
+      if (4 * i >= width) break;
+      store_codes4_permuted(row, i, act_codes4(v[r], sc, true));  // (past n: v is 0, so are its codes)
+    }
+  } else {
+    uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
+#pragma unroll
+    for (int r = 0; r < kActRegs; ++r) {
+      const int i = r * 1024 + int(threadIdx.x);
+      if (4 * i >= n) break;
+      qr[i] = act_codes4(v[r], sc, kFp8);
+    }
   }
   if (threadIdx.x == 0) s[t] = sc;
 }
@@ -451,9 +465,22 @@ void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q
                       unsigned* nonfinite) {
   if (T <= 0) return;
   if (act_rows_vectorizable(x, x_stride, n, q))
-    quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s, nonfinite);
+    quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s, nonfinite, n);
   else quant_act_kernel<true><<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
   QB_CUDA_LAUNCHED();
+}
+
+bool quantize_act_fp8_permuted(const float* x, int64_t x_stride, int n, int T, uint16_t* x16, float* s,
+                               cudaStream_t st, unsigned* nonfinite) {
+  const int width = (n + 63) / 64 * 64;
+  if (n % 16 != 0 || width > kActRegs * 4096 || !act_rows_vectorizable(x, x_stride, n, x16) ||
+      reinterpret_cast<uintptr_t>(x16) % 16 != 0)
+    return false;
+  if (T <= 0) return true;
+  quant_act_vec_kernel<true, true><<<T, 1024, 0, st>>>(x, x_stride, n, reinterpret_cast<uint8_t*>(x16), s, nonfinite,
+                                                       width);
+  QB_CUDA_LAUNCHED();
+  return true;
 }
 
 void w8a8_fp8_gemm(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
@@ -499,7 +526,7 @@ void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q
   if (T <= 0) return;
   auto* codes = reinterpret_cast<uint8_t*>(q);  // (int8 codes as their bytes)
   if (act_rows_vectorizable(x, x_stride, n, q))
-    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, codes, s, nonfinite);
+    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, codes, s, nonfinite, n);
   else quant_act_kernel<false><<<T, 256, 0, st>>>(x, x_stride, n, codes, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }

@@ -73,6 +73,15 @@ bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const 
 // is not 16-byte aligned. x16: scratch of w8a8_fp8_prefill_scratch_bytes(n_in, T) bytes (the codes as f16
 // in the kernel's k order). Any T >= 1 (throws std::invalid_argument for T < 1 or n_out < 1).
 bool w8a8_fp8_prefill_fits(int n_in, const void* W);
+// The same, from x16 already in the kernel's layout (quantize_act_fp8_permuted): no permutation pass.
+bool w8a8_fp8_prefill_f16(const uint8_t* W, const float* sw, int n_out, int n_in, const uint16_t* x16,
+                          const float* sx, int T, float* y, cudaStream_t st);
+// quantize_act_fp8's codes and scales, the codes written straight into w8a8_fp8_prefill's x16 layout (f16,
+// rows n rounded up to 64 wide, zeros past n): the same bits as quantize_act_fp8 then the permutation.
+// Takes n % 16 == 0 up to 16384 with 16-byte aligned rows and x16; returns false, launching nothing,
+// otherwise (the caller then quantizes to codes and lets w8a8_fp8_prefill permute them).
+bool quantize_act_fp8_permuted(const float* x, int64_t x_stride, int n, int T, uint16_t* x16, float* s,
+                               cudaStream_t st, unsigned* nonfinite = nullptr);
 size_t w8a8_fp8_prefill_scratch_bytes(int n_in, int T);
 bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
                       int T, uint16_t* x16, float* y, cudaStream_t st);

@@ -3,6 +3,7 @@
 // quantize_row_fp8 form them (the quantizers in w8a8.cu, the norm and gated-activation kernels that quantize
 // their own output in forward_kernels.cu), and the scaling of a product's sum (the gemv kernels in w8a8.cu, w8a8_mma.cu).
 #pragma once
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
@@ -48,6 +49,23 @@ __device__ __forceinline__ bool finite4(float4 v) {
 __device__ __forceinline__ uint32_t act_codes4(float4 v, float sc, bool fp8) {
   auto code = [&](float e) { return uint32_t(fp8 ? act_code_fp8(e, sc) : act_code_int8(e, sc)); };
   return code(v.x) | code(v.y) << 8 | code(v.z) << 16 | code(v.w) << 24;
+}
+
+// Two e4m3 codes (the low byte first) as two f16 (the low half first): exact, every e4m3 value is a normal
+// f16 value. The f16 tensor-core kernels (w8a8_mma.cu, w8a8_fp8_prefill.cu) feed these to the MMAs.
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two_codes) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two_codes & 0xffffu), __NV_E4M3);
+  return uint32_t(h.x) | (uint32_t(h.y) << 16);
+}
+
+// FP8's prefill kernel reads a token's codes as f16 in its fragments' k order (w8a8_fp8_prefill.cu): the
+// four codes of inputs 4 i .. 4 i + 3 (i = 16 c + 4 t + s: chunk c, 16-byte piece t, 4-byte word s) go to
+// two f16 pairs of the permuted row, at pair indices (64 c + 16 s + 2 t) / 2 and (64 c + 16 s + 8 + 2 t) / 2.
+// Writes them into the row (as 32-bit words).
+__device__ __forceinline__ void store_codes4_permuted(uint32_t* row, int i, uint32_t codes4) {
+  const int c = i >> 4, t = (i >> 2) & 3, s = i & 3;
+  row[32 * c + 8 * s + t] = e4m3x2_to_f16x2(codes4);            // inputs 4i, 4i + 1
+  row[32 * c + 8 * s + 4 + t] = e4m3x2_to_f16x2(codes4 >> 16);  // inputs 4i + 2, 4i + 3
 }
 
 // (float(sum) * s_x) * s_w, in that order: the CPU's scaling of an int32 (INT8) or f32 (FP8) sum (an int32

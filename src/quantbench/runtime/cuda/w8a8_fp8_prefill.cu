@@ -25,6 +25,7 @@
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/w8a8.h"
+#include "quantbench/runtime/cuda/w8a8_codes.cuh"
 #include "quantbench/runtime/cuda/wgmma_pipe.cuh"
 
 namespace qb::runtime::cuda {
@@ -34,11 +35,6 @@ constexpr int kWBytes = kWgRowWarps * 2 * 512;  // per stage: 8 row blocks x 2 r
 template <int NT>
 constexpr int kSmemBytes = kWgStages * (NT * 128 + kWBytes + 8) + 1024;  // + alignment
 
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two_codes) {
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two_codes & 0xffffu), __NV_E4M3);
-  return uint32_t(h.x) | (uint32_t(h.y) << 16);
-}
-
 // One thread per (token, chunk, t): input bytes [64 c + 16 t, + 16) of the token's codes (zeros past
 // n_in) to their 16 permuted f16 positions (8 pairs); x16 rows are `width` (n_in rounded up to 64) wide.
 __global__ void permute_codes_kernel(const uint8_t* __restrict__ xq, int n_in, int width, int T,
@@ -46,17 +42,13 @@ __global__ void permute_codes_kernel(const uint8_t* __restrict__ xq, int n_in, i
   const int per_row = width / 16;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(T) * per_row) return;
-  const int tok = int(i / per_row), piece = int(i % per_row), c = piece >> 2, t = piece & 3;
-  const int col = 16 * piece;
+  const int tok = int(i / per_row), piece = int(i % per_row), col = 16 * piece;
   uint4 q = make_uint4(0, 0, 0, 0);
   if (col < n_in) q = *reinterpret_cast<const uint4*>(xq + size_t(tok) * n_in + col);  // n_in % 16 == 0
-  uint32_t* row = reinterpret_cast<uint32_t*>(x16 + size_t(tok) * width + 64 * c);
+  uint32_t* row = reinterpret_cast<uint32_t*>(x16 + size_t(tok) * width);
   const uint32_t w[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
-  for (int s = 0; s < 4; ++s) {
-    row[(16 * s + 2 * t) / 2] = e4m3x2_to_f16x2(w[s]);            // bytes 4s, 4s + 1: k = 16s + 2t, + 1
-    row[(16 * s + 8 + 2 * t) / 2] = e4m3x2_to_f16x2(w[s] >> 16);  // bytes 4s + 2, + 3: k = 16s + 8 + 2t, + 1
-  }
+  for (int s = 0; s < 4; ++s) store_codes4_permuted(row, 4 * piece + s, w[s]);
 }
 
 // y[tok][row] = (sum * sx[tok]) * sw[row], the block's 128 rows x NT tokens.
@@ -145,12 +137,21 @@ bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, co
                       int T, uint16_t* x16, float* y, cudaStream_t st) {
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   if (!w8a8_fp8_prefill_fits(n_in, W) || !aligned(xq) || !aligned(x16)) return false;
+  if (T >= 1) {
+    const int width = (n_in + 63) / 64 * 64;
+    const int64_t pieces = int64_t(T) * (width / 16);
+    permute_codes_kernel<<<unsigned((pieces + 255) / 256), 256, 0, st>>>(xq, n_in, width, T, x16);
+    QB_CUDA_OK(cudaGetLastError());
+  }
+  return w8a8_fp8_prefill_f16(W, sw, n_out, n_in, x16, sx, T, y, st);
+}
+
+bool w8a8_fp8_prefill_f16(const uint8_t* W, const float* sw, int n_out, int n_in, const uint16_t* x16,
+                          const float* sx, int T, float* y, cudaStream_t st) {
+  if (!w8a8_fp8_prefill_fits(n_in, W) || reinterpret_cast<uintptr_t>(x16) % 16 != 0) return false;
   if (T < 1 || n_out < 1) throw std::invalid_argument("w8a8_fp8_prefill: needs T >= 1 and n_out >= 1, got T " +
                                                       std::to_string(T) + ", n_out " + std::to_string(n_out));
   const int width = (n_in + 63) / 64 * 64;
-  const int64_t pieces = int64_t(T) * (width / 16);
-  permute_codes_kernel<<<unsigned((pieces + 255) / 256), 256, 0, st>>>(xq, n_in, width, T, x16);
-  QB_CUDA_OK(cudaGetLastError());
   // 128-token tiles where they give at least half the SMs a block, else 64 (twice the blocks): qgemm's rule
   const int64_t blocks = int64_t((T + 127) / 128) * ((n_out + 127) / 128);
   if (2 * blocks >= wgmma_sm_count()) launch<128>(W, sw, n_out, n_in, x16, width, sx, T, y, st);
