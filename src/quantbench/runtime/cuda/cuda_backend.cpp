@@ -281,8 +281,8 @@ struct CudaBackend::Impl {
   // Whether FP8 W8A8's fast form runs this product's prefill (17 tokens or more, below the FP8 tensor
   // cores' threshold where they run) on the f16 tensor-core kernel; else on the exact kernels.
   bool prefill_wgmma(const Mat& m) const { return !fp8_exact && w8a8_fp8_prefill_fits(int(m.n_in), m.w8q.p); }
-  // Whether a W8A8 product's decode steps take the tensor-core decode kernel (FP8's fast form below
-  // fp8_tc_min tokens, INT8 at 2-16): its switch, and w8a8_mma_fits on the weights and the decode codes the
+  // Whether a W8A8 product's decode steps take the tensor-core decode kernel (FP8's fast form at 1-16
+  // tokens, below fp8_tc_min where the FP8 tensor cores run; INT8 at 2-16): its switch, and w8a8_mma_fits on the weights and the decode codes the
   // kernel would be given. The manifest and gemm_ready both ask this.
   bool mma_decodes(const Mat& m) const {
     return (m.w8a8_fp8 ? fp8_mma : int8_mma) && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1));
