@@ -61,10 +61,12 @@ struct CudaBackendOptions {
   bool fp8_exact = false;
   // FP8 W8A8 products of 9 or more tokens on the FP8 tensor cores through cuBLASLt (w8a8_fp8_tc.h), the
   // arithmetic an FP8 deployment runs (vLLM's FP8 linear layers are cuBLASLt / CUTLASS scaled GEMMs):
-  // faster prefill and 16-stream steps, but their partial sums keep about 14 bits, which moved a random
-  // Llama's next-token distributions by a mean KL of 3.96e-4 and stories260K's by 9.37e-3 against the
-  // CPU (docs/perf.md, session 30), past 1e-4: a deployment's numerics, not the reference's. Off by
-  // default; QB_CUDA_FP8_TC=1 turns it on. The Manifest names the form either way.
+  // faster prefill and 16-stream steps (on an H200, synthetic:llama2-7b: 512-token prefill 49k tok/s against
+  // the default's 31k, 16-stream decode 61% of the roofline against 56%; docs/perf.md, session 31), but
+  // their partial sums keep about 14 bits, which moved a random Llama's next-token distributions by a
+  // mean KL of 3.96e-4 and stories260K's by 9.37e-3 against the CPU (docs/perf.md, session 30), past
+  // 1e-4: a deployment's numerics, not the reference's. Off by default; QB_CUDA_FP8_TC=1 turns it on.
+  // The Manifest names the form either way.
   bool fp8_tensor_cores = false;
   // Batches of up to 16 tokens (decode) run as a CUDA graph captured on first use and replayed. The graph
   // reads the step's table from mapped pinned memory and (greedy) writes the ids there: one submission

@@ -71,8 +71,12 @@ bool w8a8_int8_mma(const int8_t* W, const float* sw, int n_out, int n_in, const 
 // accumulation rounds), and not the FP8 tensor cores' 14-bit partial sums. Takes n_in % 16 == 0 with W
 // 16-byte aligned (w8a8_fp8_prefill_fits); returns false, launching nothing, otherwise or where xq or x16
 // is not 16-byte aligned. x16: scratch of w8a8_fp8_prefill_scratch_bytes(n_in, T) bytes (the codes as f16
-// in the kernel's k order). Any T >= 1 (throws std::invalid_argument for T < 1 or n_out < 1).
+// in the kernel's k order, rows n_in rounded up to 64 wide). Any T >= 1 (throws std::invalid_argument for
+// T < 1 or n_out < 1).
 bool w8a8_fp8_prefill_fits(int n_in, const void* W);
+size_t w8a8_fp8_prefill_scratch_bytes(int n_in, int T);
+bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
+                      int T, uint16_t* x16, float* y, cudaStream_t st);
 // The same, from x16 already in the kernel's layout (quantize_act_fp8_permuted): no permutation pass.
 bool w8a8_fp8_prefill_f16(const uint8_t* W, const float* sw, int n_out, int n_in, const uint16_t* x16,
                           const float* sx, int T, float* y, cudaStream_t st);
@@ -82,9 +86,6 @@ bool w8a8_fp8_prefill_f16(const uint8_t* W, const float* sw, int n_out, int n_in
 // otherwise (the caller then quantizes to codes and lets w8a8_fp8_prefill permute them).
 bool quantize_act_fp8_permuted(const float* x, int64_t x_stride, int n, int T, uint16_t* x16, float* s,
                                cudaStream_t st, unsigned* nonfinite = nullptr);
-size_t w8a8_fp8_prefill_scratch_bytes(int n_in, int T);
-bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
-                      int T, uint16_t* x16, float* y, cudaStream_t st);
 // In place, y[t][o] = (y[t][o] * sx[t]) * sw[o] for T rows of n_out (the tensor-core path's scaling).
 void w8a8_scale_rows(float* y, const float* sx, const float* sw, int n_out, int T, cudaStream_t st);
 
