@@ -94,7 +94,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s31] [s31b] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s31] [s31b] [s31q] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -346,6 +346,18 @@ if has s31b; then  # session 31: 512-token FP8 prefill with the quantizer writin
     p "        " w8
   done 2>&1 | tee "$OUT/ab_s31b.txt"
   pp_profile w8a8-fp8 QB_CUDA_FP8_TC 0 2>&1 | tee -a "$OUT/ab_s31b.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s31q; then  # session 31: the W8A8 activation quantizers in their prefill shape (256 threads x 16 float4 per token, this
+  # build) against the decode shape (1024 x 4, QB_CUDA_QUANT_PREFILL_1024=1): 512-token prefill, FP8 and INT8, two rounds;
+  # then where FP8's time goes with each
+  for rep in 1 2; do
+    for s in w8a8-fp8 w8a8; do
+      p "q 256x16 " $s
+      p "q 1024x4 " $s QB_CUDA_QUANT_PREFILL_1024=1
+    done
+  done 2>&1 | tee "$OUT/ab_s31q.txt"
+  pp_profile w8a8-fp8 QB_CUDA_QUANT_PREFILL_1024 0 1 2>&1 | tee -a "$OUT/ab_s31q.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s31p; then  # session 31: where a 512-token FP8 W8A8 prefill's GPU time goes (the f16 tensor-core default, then the FP8

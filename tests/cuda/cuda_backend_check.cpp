@@ -615,7 +615,8 @@ void check_w8a8_wide() {
 // The per-token activation quantizers (quantize_act_int8 / quantize_act_fp8) at real widths, against the
 // CPU's quantize_row_int8 / quantize_row_fp8, bitwise (codes and scales): n = 4096, 11008 and 16384 take
 // the one-block-of-1024 register kernel, 11010 (not whole 16-byte pieces) and 20000 (over its 16384) the
-// looping one; T = 1, 3, 16; rows of normal values with outliers, one row all zero, one with an extreme
+// looping one; T = 1, 3, 16 (the register kernel's decode shape, 1024 threads per token) and 40 (its prefill
+// shape, 256 threads); rows of normal values with outliers, one row all zero, one with an extreme
 // finite value (the CPU refuses rows that are not finite, so NaN and infinity are not compared).
 void check_act_quant_wide() {
   namespace rc = runtime::cuda;
@@ -624,7 +625,7 @@ void check_act_quant_wide() {
   size_t values = 0, differ = 0;
   for (const bool fp8 : {false, true})
     for (const int n : {4096, 11008, 16384, 11010, 20000})
-      for (const int T : {1, 3, 16}) {
+      for (const int T : {1, 3, 16, 40}) {
         std::vector<float> x(size_t(T) * size_t(n));
         for (size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * ((i % 331) == 0 ? 50.0f : 1.0f);
         if (T >= 3) {
@@ -657,8 +658,8 @@ void check_act_quant_wide() {
       }
   char buf[256];
   std::snprintf(buf, sizeof buf, "per-token activation quantizers (int8, fp8) at n = 4096 / 11008 / 16384 / 11010 / "
-                "20000, T = 1 / 3 / 16: %zu of %zu codes and scales differ from the CPU's (bitwise)", differ, values);
-  check(differ == 0 && values == size_t(2) * 20 * (4096 + 11008 + 16384 + 11010 + 20000 + 5), buf);
+                "20000, T = 1 / 3 / 16 / 40: %zu of %zu codes and scales differ from the CPU's (bitwise)", differ, values);
+  check(differ == 0 && values == size_t(2) * 60 * (4096 + 11008 + 16384 + 11010 + 20000 + 5), buf);
 }
 
 // Rows the CPU's quantizer refuses (a NaN or an infinity): the GPU's quantizers give such a row the scale

@@ -90,52 +90,73 @@ __global__ void quant_act_kernel(const float* x, int64_t xs, int n, uint8_t* q, 
 // kPermutedF16 (FP8 only): the codes go out as f16 in FP8's prefill kernel's k order (store_codes4_permuted),
 // rows `width` (n rounded up to 64) wide with zeros past n, instead of as bytes: the permutation kernel's
 // pass over the codes saved (w8a8_fp8_prefill.cu). Otherwise width is n.
-constexpr int kActRegs = 4;
-template <bool kFp8, bool kPermutedF16 = false>
-__global__ void __launch_bounds__(1024) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q, float* s,
-                                                             unsigned* nonfinite, int width) {
+// Two shapes of block, each covering kThreads * kRegs float4 = 16384 values: 1024 threads x 4 for decode
+// steps (a token's row spread over a whole block, so one token keeps many loads in flight), 256 x 16 for
+// prefills (T > 16), where one block of 1024 per token left 2 blocks per SM, each waiting on its own
+// reduction: the quantizer was 8-9% of a 512-token W8A8 prefill at 3-4x its bytes' time (docs/perf.md,
+// session 31). QB_CUDA_QUANT_PREFILL_1024=1 keeps the decode shape for prefills (A/B runs).
+constexpr int kActRegs = 4, kActThreads = 1024;        // decode shape
+constexpr int kActRegsPre = 16, kActThreadsPre = 256;  // prefill shape
+static_assert(kActRegs * kActThreads == kActRegsPre * kActThreadsPre, "both shapes cover the same rows");
+template <bool kFp8, bool kPermutedF16 = false, int kThreads = kActThreads, int kRegs = kActRegs>
+__global__ void __launch_bounds__(kThreads) quant_act_vec_kernel(const float* x, int64_t xs, int n, uint8_t* q,
+                                                                 float* s, unsigned* nonfinite, int width) {
   static_assert(kFp8 || !kPermutedF16, "the permuted f16 codes are FP8's");
   pdl_launch_dependents();
   const int t = blockIdx.x;
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * xs);
-  float4 v[kActRegs];
+  float4 v[kRegs];
   float am = 0.0f;
 #pragma unroll
-  for (int r = 0; r < kActRegs; ++r) {
-    const int i = r * 1024 + int(threadIdx.x);
+  for (int r = 0; r < kRegs; ++r) {
+    const int i = r * kThreads + int(threadIdx.x);
     v[r] = 4 * i < n ? __ldg(xr + i) : make_float4(0.f, 0.f, 0.f, 0.f);
   }
   bool nf = false;  // a value that is not finite (fmaxf drops NaNs, so the max alone cannot tell)
 #pragma unroll
-  for (int r = 0; r < kActRegs; ++r) {
+  for (int r = 0; r < kRegs; ++r) {
     am = fmaxf(am, absmax4(v[r]));
     nf = nf || !finite4(v[r]);
   }
-  am = block_max<32>(nf ? INFINITY : am);  // (see row_scale)
+  am = block_max<kThreads / 32>(nf ? INFINITY : am);  // (see row_scale)
   const bool bad = !(am <= FLT_MAX);
   const float sc = row_scale(am, kFp8 ? 448.0f : 127.0f, bad, nonfinite);
   if constexpr (kPermutedF16) {
     uint32_t* row = reinterpret_cast<uint32_t*>(q + int64_t(t) * width * 2);
 #pragma unroll
-    for (int r = 0; r < kActRegs; ++r) {
-      const int i = r * 1024 + int(threadIdx.x);
+    for (int r = 0; r < kRegs; ++r) {
+      const int i = r * kThreads + int(threadIdx.x);
       if (4 * i >= width) break;
       store_codes4_permuted(row, i, act_codes4(v[r], sc, true));  // (past n: v is 0, so are its codes)
     }
   } else {
     uint32_t* qr = reinterpret_cast<uint32_t*>(q + int64_t(t) * n);
 #pragma unroll
-    for (int r = 0; r < kActRegs; ++r) {
-      const int i = r * 1024 + int(threadIdx.x);
+    for (int r = 0; r < kRegs; ++r) {
+      const int i = r * kThreads + int(threadIdx.x);
       if (4 * i >= n) break;
       qr[i] = act_codes4(v[r], sc, kFp8);
     }
   }
   if (threadIdx.x == 0) s[t] = sc;
 }
+// quant_act_vec_kernel in the shape for T tokens (see above).
+template <bool kFp8, bool kPermutedF16 = false>
+void launch_quant_vec(const float* x, int64_t xs, int n, int T, uint8_t* q, float* s, unsigned* nonfinite, int width,
+                      cudaStream_t st) {
+  static const bool wide_for_prefill = [] {
+    const char* e = std::getenv("QB_CUDA_QUANT_PREFILL_1024");
+    return e && std::string(e) == "1";
+  }();
+  if (T > 16 && !wide_for_prefill)
+    quant_act_vec_kernel<kFp8, kPermutedF16, kActThreadsPre, kActRegsPre>
+        <<<T, kActThreadsPre, 0, st>>>(x, xs, n, q, s, nonfinite, width);
+  else
+    quant_act_vec_kernel<kFp8, kPermutedF16><<<T, kActThreads, 0, st>>>(x, xs, n, q, s, nonfinite, width);
+}
 // Whether quant_act_vec_kernel takes these rows.
 bool act_rows_vectorizable(const float* x, int64_t xs, int n, const void* q) {
-  return n % 4 == 0 && xs % 4 == 0 && n <= kActRegs * 4096 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+  return n % 4 == 0 && xs % 4 == 0 && n <= kActRegs * kActThreads * 4 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(q) % 4 == 0;
 }
 
@@ -465,7 +486,7 @@ void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q
                       unsigned* nonfinite) {
   if (T <= 0) return;
   if (act_rows_vectorizable(x, x_stride, n, q))
-    quant_act_vec_kernel<true><<<T, 1024, 0, st>>>(x, x_stride, n, q, s, nonfinite, n);
+    launch_quant_vec<true>(x, x_stride, n, T, q, s, nonfinite, n, st);
   else quant_act_kernel<true><<<T, 256, 0, st>>>(x, x_stride, n, q, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }
@@ -473,12 +494,11 @@ void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q
 bool quantize_act_fp8_permuted(const float* x, int64_t x_stride, int n, int T, uint16_t* x16, float* s,
                                cudaStream_t st, unsigned* nonfinite) {
   const int width = (n + 63) / 64 * 64;
-  if (n % 16 != 0 || width > kActRegs * 4096 || !act_rows_vectorizable(x, x_stride, n, x16) ||
+  if (n % 16 != 0 || width > kActRegs * kActThreads * 4 || !act_rows_vectorizable(x, x_stride, n, x16) ||
       reinterpret_cast<uintptr_t>(x16) % 16 != 0)
     return false;
   if (T <= 0) return true;
-  quant_act_vec_kernel<true, true><<<T, 1024, 0, st>>>(x, x_stride, n, reinterpret_cast<uint8_t*>(x16), s, nonfinite,
-                                                       width);
+  launch_quant_vec<true, true>(x, x_stride, n, T, reinterpret_cast<uint8_t*>(x16), s, nonfinite, width, st);
   QB_CUDA_LAUNCHED();
   return true;
 }
@@ -526,7 +546,7 @@ void quantize_act_int8(const float* x, int64_t x_stride, int n, int T, int8_t* q
   if (T <= 0) return;
   auto* codes = reinterpret_cast<uint8_t*>(q);  // (int8 codes as their bytes)
   if (act_rows_vectorizable(x, x_stride, n, q))
-    quant_act_vec_kernel<false><<<T, 1024, 0, st>>>(x, x_stride, n, codes, s, nonfinite, n);
+    launch_quant_vec<false>(x, x_stride, n, T, codes, s, nonfinite, n, st);
   else quant_act_kernel<false><<<T, 256, 0, st>>>(x, x_stride, n, codes, s, nonfinite);
   QB_CUDA_LAUNCHED();
 }
