@@ -1,6 +1,7 @@
 // The Hopper prefill pipeline that qgemm (packed W4A16 / W8A16 weights) and FP8 W8A8's f16 tensor-core
-// prefill (w8a8_fp8_prefill.cu) share: x (f16 activation rows) arrives by TMA in 128-byte-swizzled shared
-// memory as wgmma's B operand, the weights by the kernel's own cp.async copies, and each warp forms its
+// prefill (w8a8_fp8_prefill.cu) share: x (f16 activation rows) arrives by TMA as wgmma's B operand, NT tokens
+// x 128 bytes per chunk in the 128-byte swizzle the descriptor's mode 1 reads (16-byte piece j of token row
+// n in slot j ^ (n % 8)), the weights by the kernel's own cp.async copies, and each warp forms its
 // 16 x 16 A fragments in registers (f16) from them. One block = 2 warpgroups (8 warps) x 128 output rows
 // x NT tokens (the wgmma N: 128 or 64). Per 64-wide input chunk the block fills one of kStages pipeline
 // stages; each warp forms chunk c + 1's A registers while chunk c's 4 wgmma (one per k16 sub-tile, the
