@@ -551,6 +551,24 @@ ExactDot exact_fp8_dot(const uint8_t* wr, const uint8_t* xr, int n) {
   return d;
 }
 
+// An FP8 W8A8 product's outputs y[t * n_out + o] (t < T, o < n_out) from op's codes against the CPU's
+// formula float(exact sum) * s_x * s_w: each must lie within rel * sum|products| * s_x * s_w plus 4 f32 ulps
+// of the result (the two scale multiplies). Adds the outputs seen to `outputs`, those outside the bound to
+// `outside`, and raises `worst` to the largest error / (sum|products| * s_x * s_w).
+void tally_fp8_outputs(const W8a8Operands& op, const std::vector<float>& y, int T, int n_out, double rel,
+                       size_t& outputs, size_t& outside, double& worst) {
+  for (int t = 0; t < T; ++t)
+    for (int o = 0; o < n_out; ++o) {
+      const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), op.n_in);
+      const double s = double(op.sx[size_t(t)]) * double(op.sw[size_t(o)]);
+      const float want = float(d.sum) * op.sx[size_t(t)] * op.sw[size_t(o)];
+      const double err = std::fabs(double(y[size_t(t * n_out + o)]) - double(want));
+      outside += !(err <= rel * d.mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30);
+      if (d.mag > 0) worst = std::max(worst, err / (d.mag * s));
+      ++outputs;
+    }
+}
+
 // The W8A8 kernels at the widths of real models, whose unrolled main loop the check models (n_in <= 512)
 // do not reach: n_in 4096 and 11008 + 16 (ragged against the 2048-byte unroll and the DMMA kernel's
 // 64-input steps), 40 rows (ragged row tiles), random codes (fp8 without the NaN codes), T = 1 to 100
@@ -977,19 +995,7 @@ void check_fp8_fast_wide() {
         const double rel = on_tc       ? std::ldexp(1.0, -12)
                            : form == 3 ? (n_in / 16 + 16) * std::ldexp(1.0, -22)
                                        : (n_in / 32 + 5) * std::ldexp(1.0, -24);
-        double& worst_form = worst[on_tc ? 1 : form == 3 ? 2 : 0];
-        for (int t = 0; t < T; ++t)
-          for (int o = 0; o < n_out; ++o) {
-            const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), n_in);
-            const double s = double(op.sx[size_t(t)]) * double(op.sw[size_t(o)]);
-            const float want = float(d.sum) * op.sx[size_t(t)] * op.sw[size_t(o)];
-            const double got = y[size_t(t * n_out + o)];
-            const double err = std::fabs(got - double(want));
-            const double bound = rel * d.mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30;
-            outside += !(err <= bound);
-            if (d.mag > 0) worst_form = std::max(worst_form, err / (d.mag * s));
-            ++outputs;
-          }
+        tally_fp8_outputs(op, y, T, n_out, rel, outputs, outside, worst[on_tc ? 1 : form == 3 ? 2 : 0]);
       }
   }
   cudaFree(ws);
@@ -1040,17 +1046,7 @@ void check_fp8_prefill_wide() {
       ++cases;
       const std::vector<float> y = op.download_y(size_t(T * op.n_out + 1));
       untouched_past = untouched_past && std::isnan(y[size_t(T * op.n_out)]);
-      const double rel = (sh.n_in / 16 + 1) * std::ldexp(1.0, -22);
-      for (int t = 0; t < T; ++t)
-        for (int o = 0; o < op.n_out; ++o) {
-          const ExactDot d = exact_fp8_dot(op.w_row(o), op.x_row(t), op.n_in);
-          const double s = double(op.sx[size_t(t)]) * double(op.sw[size_t(o)]);
-          const float want = float(d.sum) * op.sx[size_t(t)] * op.sw[size_t(o)];
-          const double err = std::fabs(double(y[size_t(t * op.n_out + o)]) - double(want));
-          outside += !(err <= rel * d.mag * s + 4.0 * std::ldexp(std::fabs(double(want)), -24) + 1e-30);
-          if (d.mag > 0) worst = std::max(worst, err / (d.mag * s));
-          ++outputs;
-        }
+      tally_fp8_outputs(op, y, T, op.n_out, (sh.n_in / 16 + 1) * std::ldexp(1.0, -22), outputs, outside, worst);
     }
     if (sh.n_in == 4096) {  // misaligned activation codes: refused, nothing written
       op.poison_y();

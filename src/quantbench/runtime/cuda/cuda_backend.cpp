@@ -278,6 +278,10 @@ struct CudaBackend::Impl {
     return s + "; not the CPU's exact sums)";
   }
   static size_t al256(size_t n) { return (n + 255) / 256 * 256; }
+  // Whether an FP8 W8A8 product of this shape runs on the FP8 tensor cores from fp8_tc_min tokens (Mat::fp8_tc)
+  bool fp8_tc_takes(int64_t n_out, int64_t n_in) const {
+    return fp8_tensor_cores && !fp8_exact && Fp8TensorCoreGemm::supports(n_out, n_in);
+  }
   // Whether FP8 W8A8's fast form runs this product's prefill (17 tokens or more, below the FP8 tensor
   // cores' threshold where they run) on the f16 tensor-core kernel; else on the exact kernels.
   bool prefill_wgmma(const Mat& m) const { return !fp8_exact && w8a8_fp8_prefill_fits(int(m.n_in), m.w8q.p); }
@@ -607,7 +611,7 @@ struct CudaBackend::Impl {
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8q.p, codes.data(), codes.size(), cudaMemcpyHostToDevice), "weight upload");
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.fp8_tc = fp8 && fp8_tensor_cores && !fp8_exact && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
+    m.fp8_tc = fp8 && fp8_tc_takes(m.n_out, m.n_in);
     m.path = layout + " a8 -> " + (fp8 ? fp8_path(m) : int8_path(m));
     note_w8a8(m);
     return m;
@@ -636,7 +640,7 @@ struct CudaBackend::Impl {
     for (float& v : sc) v = ud(rng) * float(1.0 / std::sqrt(double(n_in))) / (fp8 ? 100.0f : 74.0f);
     m.w8s = DevBuf(sc.size() * 4);
     cuda_ok(cudaMemcpy(m.w8s.p, sc.data(), sc.size() * 4, cudaMemcpyHostToDevice), "weight upload");
-    m.fp8_tc = fp8 && fp8_tensor_cores && !fp8_exact && Fp8TensorCoreGemm::supports(m.n_out, m.n_in);
+    m.fp8_tc = fp8 && fp8_tc_takes(m.n_out, m.n_in);
     m.path = "synthetic " + (fp8 ? fp8_path(m) : int8_path(m));
     note_w8a8(m);
     m.stored = m.bytes();
