@@ -6,9 +6,8 @@
 # table: the decode rows of run.sh's table (w4g128 1,16; w8 1; bf16 1,16; gen 128) and a profiled w4g128 pass.
 # (Step 6's epilogue A/B blocks, "step6" and "checkall", left with the epilogue code: see docs/perf.md step 6.)
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
-# s32: qgemm's checks (the decode form's among them), then qb_qgemm_bench --decode (qgemm_decode at each split count
-#   and stage depth against qgemv's launch rule, 8 and 16 tokens, w4g128 and w8).
-# s32n: Nsight Compute on qgemv and qgemm_decode (gate|up, w4g128, 16 tokens): stalls, and stall samples per SASS line.
+# (Session 32's "s32" and "s32n", qgemm_decode's checks, its sweep against qgemv and Nsight Compute on both, left
+#  with that code: commit 35474e5; docs/perf.md, session 32.)
 # s30: the gated activation writing the down product's W8A8 codes against the activation kernel then a quantizer
 #   (QB_CUDA_W8A8_ACT_CODES=0): INT8 W8A8 at 1, 8, 16 streams, FP8 at 1, 16; two rounds.
 # (Session 30's "s30b", the W8A8 tensor-core decode kernels capped at 64 registers against the default, left with that
@@ -97,7 +96,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s32] [s32n] [s31] [s31b] [s31q] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s31] [s31b] [s31q] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -362,33 +361,6 @@ if has s31q; then  # session 31: the W8A8 activation quantizers in their prefill
   done 2>&1 | tee "$OUT/ab_s31q.txt"
   pp_profile w8a8-fp8 QB_CUDA_QUANT_PREFILL_1024 0 1 2>&1 | tee -a "$OUT/ab_s31q.txt"
   rm -f "$OUT/tmp.log"
-fi
-if has s32; then  # session 32: qgemm's checks (with the decode form's), then qgemm_decode against qgemv per product
-  t0=$(date +%s); timeout 240 ./qb_cuda_tests qgemm > "$OUT/qgemm_check.log" 2>&1
-  echo "qgemm_check rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemm_check.log" | head -20
-  grep -E "qgemm_decode" "$OUT/qgemm_check.log" | head -60
-  t0=$(date +%s); timeout 300 ./qb_qgemm_bench --decode > "$OUT/qgemm_decode_bench.txt" 2>&1
-  echo "qgemm decode bench rc $? ($(( $(date +%s) - t0 )) s)"; head -1 "$OUT/qgemm_decode_bench.txt"
-  # per (shape, format, T): qgemv's rows, then the fastest of each decode kind (tile, sets, stages)
-  grep -E "qgemv rule|decode auto" "$OUT/qgemm_decode_bench.txt"
-  awk '/decode [0-9]+-tile/ { k = $1 " " $2 " " $3 " " $4 " " $6 " sets " $8 " stages " $12; t = $13 + 0;
-       if (!(k in b) || t < b[k]) { b[k] = t; l[k] = $0 } } END { for (k in l) print l[k] }' \
-    "$OUT/qgemm_decode_bench.txt" | sort
-fi
-if has s32n; then  # session 32: Nsight Compute on qgemv and qgemm_decode (gate|up, w4g128, 16 tokens), stall reasons and
-  # stall samples per SASS line (CSV)
-  timeout 200 /usr/local/cuda/bin/ncu --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats -k regex:"qgemv_kernel|qgemm_kernel" \
-    -c 2 ./qb_qgemm_bench --decode-ncu > "$OUT/ncu_s32n.txt" 2>&1
-  echo "== ncu rc $?"
-  grep -E "qgemv_kernel|qgemm_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size|Stall|Warp Cycles|Eligible|Issued Warp|No Eligible|Active Warps|Theoretical Occ|L2 Hit|L1/TEX Hit" \
-    "$OUT/ncu_s32n.txt" | cut -c1-160 | head -90
-  timeout 200 /usr/local/cuda/bin/ncu --clock-control none --section SourceCounters --section WarpStateStats \
-    -k regex:qgemm_kernel -c 1 --export "$OUT/ncu_s32n_src" ./qb_qgemm_bench --decode-ncu > /dev/null 2>&1
-  echo "== ncu src rc $?"
-  timeout 100 /usr/local/cuda/bin/ncu --import "$OUT/ncu_s32n_src.ncu-rep" --page source --csv --print-source sass \
-    > "$OUT/ncu_s32n_src.csv" 2>&1
-  python3 ncu_stalls.py "$OUT/ncu_s32n_src.csv" 2>&1 | head -60
 fi
 if has s31p; then  # session 31: where a 512-token FP8 W8A8 prefill's GPU time goes (the f16 tensor-core default, then the FP8
   # tensor cores) beside w8 (qgemm) and INT8 W8A8 (cuBLAS); then Nsight Compute's duration and throughput of layer 0's four

@@ -4,11 +4,8 @@
 // in the same run.
 // Weights rotate among enough copies that every product reads them from HBM, as in a forward pass.
 // Each figure is the median of `reps` graph replays of `inner` back-to-back products.
-// Usage: qgemm_bench [--quick | --ncu | --decode]. --ncu: only one plain qgemm launch per format on gate|up at
-// T = 512 (for Nsight Compute: ncu --kernel-name regex:qgemm qgemm_bench --ncu). --decode: the decode form
-// (qgemm_decode, 8 and 16 tokens) at every split count and stage depth against qgemv's launch rule, as
-// microseconds and shares of the same run's copy bandwidth (decode_main below); --decode-ncu: one launch each of
-// qgemv and qgemm_decode on gate|up w4g128 at 16 tokens.
+// Usage: qgemm_bench [--quick | --ncu]. --ncu: only one plain qgemm launch per format on gate|up at T = 512
+// (for Nsight Compute: ncu --kernel-name regex:qgemm qgemm_bench --ncu).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -38,111 +35,9 @@ void blas_ok(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) throw std::runtime_error(std::string("cublas: ") + what);
 }
 
-// The decode products: qgemv at its launch rule (plain and launched early) against qgemm_decode at each
-// (splits, stages) and its own choice launched early, per Llama-2-7B product and lm_head, w4g128 and w8.
-// The weights rotate as above; x is read from L2 as in a decode step.
-int decode_main(bool ncu) {
-  cudaDeviceProp prop{};
-  QB_CUDA_OK(cudaGetDeviceProperties(&prop, 0));
-  const BandwidthResult bw = probe_bandwidth(size_t(1) << 30, 11);
-  const double roof = bw.copy_gbs;  // the decode roofline's bandwidth (qgemv_bench's and the step's)
-  std::printf("device: %s, %d SMs; copy %.0f GB/s (r+w), read %.0f GB/s\n", prop.name, prop.multiProcessorCount,
-              bw.copy_gbs, bw.read_gbs);
-  cudaStream_t s;
-  QB_CUDA_OK(cudaStreamCreate(&s));
-  const Shape shapes[] = {{"qkv 12288x4096", 12288, 4096, 1},   {"o 4096x4096", 4096, 4096, 1},
-                          {"gate|up 22016x4096", 22016, 4096, 1}, {"down 4096x11008", 4096, 11008, 1},
-                          {"lm_head 32000x4096", 32000, 4096, 1}};
-  const QuantSpec specs[] = {{WeightFormat::W4A16, 128, false}, {WeightFormat::W8A16, 0, false}};
-  for (const Shape& sh : shapes)
-    for (const QuantSpec& spec : specs) {
-      if (ncu && (sh.n_out != 22016 || spec.format != WeightFormat::W4A16)) continue;
-      const PackedShape ps = packed_shape(spec, sh.n_out, sh.n_in);
-      const PackedSizes sz = packed_sizes(ps);
-      const size_t one = sz.weights + sz.scales + sz.zeros;
-      const int copies = int(std::max<size_t>(2, kRotateBytes / one + 1));
-      std::vector<DeviceMatrix> w;
-      for (int c = 0; c < copies; ++c) {
-        w.push_back(allocate(ps));
-        fill_bytes(w.back().weights.get(), w.back().weight_bytes, 10 + c, 0xff, s);
-        fill_uniform_f16(w.back().scales.get(), w.back().scale_bytes / 2, 500 + c, 1e-3f, 5e-3f, s);
-      }
-      uint16_t* x = nullptr;
-      void* xf = nullptr;
-      float* y = nullptr;
-      QgemmWorkspace ws;
-      ws.partial_floats = qgemm_decode_partial_floats(ps, 8);
-      ws.n_counters = qgemm_decode_counters(ps);
-      QB_CUDA_OK(cudaMalloc(&x, size_t(16) * sh.n_in * 2));
-      QB_CUDA_OK(cudaMalloc(&xf, activation_frag_bytes(sh.n_in, 16)));
-      QB_CUDA_OK(cudaMalloc(&y, size_t(16) * sh.n_out * 4));
-      QB_CUDA_OK(cudaMalloc(&ws.partial, ws.partial_floats * 4));
-      QB_CUDA_OK(cudaMalloc(&ws.counters, ws.n_counters * 4));
-      QB_CUDA_OK(cudaMemset(ws.counters, 0, ws.n_counters * 4));
-      const int inner = copies * std::max(1, 24 / copies);
-      for (int T : {8, 16}) {
-        fill_uniform_f16(x, size_t(T) * sh.n_in, 3 + T, -1.f, 1.f, s);
-        pack_activations(x, false, T, sh.n_in, xf, s);
-        if (ncu) {  // one launch of each: qgemv's rule, then qgemm_decode's 16-token tile, one set, 2 splits
-          if (T != 16) continue;
-          qgemv(w[0], xf, T, y, s);
-          qgemm_decode(w[1], x, T, y, s, ws, {2, 8, 1, 16});
-          QB_CUDA_OK(cudaStreamSynchronize(s));
-          std::printf("ncu: qgemv and qgemm_decode once each, %s, %s, T=%d\n", sh.name, spec_name(spec).c_str(), T);
-          continue;
-        }
-        auto show = [&](const std::string& what, const Timing& t) {
-          const double gbs = one / (t.median_ms * 1e6);
-          std::printf("%-20s %-6s T=%-2d %-34s %8.2f us  %6.0f GB/s  %5.1f%% of copy\n", sh.name,
-                      spec_name(spec).c_str(), T, what.c_str(), t.median_ms * 1e3, gbs, 100 * gbs / roof);
-        };
-        for (bool early : {false, true}) {
-          QgemvConfig cfg;
-          cfg.overlap_launch = early;
-          show(std::string("qgemv rule") + (early ? " early" : ""),
-               time_graph([&](int i, cudaStream_t st) { qgemv(w[size_t(i % copies)], xf, T, y, st, cfg); }, inner,
-                          11, s));
-        }
-        for (int tokens : {8, 16})
-          for (int ksets : {1, 4})
-            for (int stages : {4, 8})
-              for (int splits : {1, 2, 3, 4, 6, 8}) {
-                if (splits > ps.chunks || tokens < T || (stages == 4 && ksets == 1)) continue;
-                const QgemmDecodeConfig cfg{splits, stages, ksets, tokens};
-                const QgemmDecodeConfig ran = qgemm_decode(w[0], x, T, y, s, ws, cfg);
-                if (ran.splits != splits) continue;  // (a count that leaves a split empty runs as a smaller one)
-                show("decode " + std::to_string(tokens) + "-tile sets " + std::to_string(ksets) + " splits " +
-                         std::to_string(splits) + " stages " + std::to_string(stages),
-                     time_graph([&](int i, cudaStream_t st) {
-                       qgemm_decode(w[size_t(i % copies)], x, T, y, st, ws, cfg);
-                     }, inner, 11, s));
-              }
-        const QgemmDecodeConfig chosen = qgemm_decode_config(ps, prop.multiProcessorCount);
-        show("decode auto (" + std::to_string(chosen.splits) + " splits) early",
-             time_graph([&](int i, cudaStream_t st) {
-               qgemm_decode(w[size_t(i % copies)], x, T, y, st, ws, {}, 0, true);
-             }, inner, 11, s));
-      }
-      QB_CUDA_OK(cudaFree(x));
-      QB_CUDA_OK(cudaFree(xf));
-      QB_CUDA_OK(cudaFree(y));
-      QB_CUDA_OK(cudaFree(ws.partial));
-      QB_CUDA_OK(cudaFree(ws.counters));
-    }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && (std::strcmp(argv[1], "--decode") == 0 || std::strcmp(argv[1], "--decode-ncu") == 0)) {
-    try {
-      return decode_main(std::strcmp(argv[1], "--decode-ncu") == 0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "qgemm_bench: %s\n", e.what());
-      return 1;
-    }
-  }
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   const bool ncu = argc > 1 && std::strcmp(argv[1], "--ncu") == 0;
   const int reps = quick ? 5 : 11;

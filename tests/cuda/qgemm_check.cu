@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -120,94 +119,6 @@ void check_qgemm_strided(const QuantSpec& spec, int64_t n_out, int64_t n_in, int
   std::printf("%-6s %s\n", g_fail == before ? "ok" : "FAIL", name.c_str());
 }
 
-// Split-K's scratch for qgemm_decode, sized for up to 8 splits, counters zeroed.
-struct DecodeWorkspace {
-  QgemmWorkspace ws;
-  explicit DecodeWorkspace(const PackedShape& p) {
-    ws.partial_floats = qgemm_decode_partial_floats(p, 8);
-    ws.n_counters = qgemm_decode_counters(p);
-    QB_CUDA_OK(cudaMalloc(&ws.partial, ws.partial_floats * sizeof(float)));
-    QB_CUDA_OK(cudaMalloc(&ws.counters, ws.n_counters * sizeof(unsigned)));
-    QB_CUDA_OK(cudaMemset(ws.counters, 0, ws.n_counters * sizeof(unsigned)));
-  }
-  ~DecodeWorkspace() {
-    cudaFree(ws.partial);
-    cudaFree(ws.counters);
-  }
-  DecodeWorkspace(const DecodeWorkspace&) = delete;
-  DecodeWorkspace& operator=(const DecodeWorkspace&) = delete;
-};
-
-// qgemm_decode (16-token tiles, split-K) against the same float64 product and bounds as qgemm, with
-// an output row stride `ldy` (0: n_out; writes between the rows must not happen). The second launch
-// reuses the workspace, so a split counter left non-zero by the first would leave outputs unwritten.
-void check_qgemm_decode(const QuantSpec& spec, int64_t n_out, int64_t n_in, int T, QgemmDecodeConfig cfg, bool early,
-                        int64_t ldy, std::mt19937_64& rng) {
-  std::string name = "qgemm_decode " + spec_name(spec) + " " + std::to_string(n_out) + "x" + std::to_string(n_in) +
-                     " T=" + std::to_string(T) + (early ? " early" : "") +
-                     (ldy ? " ldy=n_out+" + std::to_string(ldy - n_out) : "");
-  const Inputs in(spec, n_out, n_in, T, rng);
-  const DecodeWorkspace work(in.dw.shape);
-  const int64_t stride = ldy ? ldy : n_out;
-  float* dy = nullptr;
-  const size_t ny = size_t(T) * stride;
-  QB_CUDA_OK(cudaMalloc(&dy, (ny + kGuard) * sizeof(float)));
-  std::vector<float> ys, ys2;
-  run_poisoned_twice(dy, ny, [&](int run) {
-    const QgemmDecodeConfig ran = qgemm_decode(in.dw, in.dx, T, dy, nullptr, work.ws, cfg, ldy, early);
-    if (run == 0)
-      name += " splits " + std::to_string(ran.splits) + (cfg.splits ? "" : " (auto)") + " stages " +
-              std::to_string(ran.stages);
-  }, ys, ys2);
-  QB_CUDA_OK(cudaFree(dy));
-  // The strided rows gathered into [T][n_out] (then the guard); anything else written counts as stray.
-  std::vector<float> y(size_t(T) * n_out + kGuard);
-  int stray = 0;
-  for (size_t k = 0; k < ny + kGuard; ++k) {
-    const size_t t = k / size_t(stride), o = k % size_t(stride);
-    if (k < ny && o < size_t(n_out)) y[t * size_t(n_out) + o] = ys[k];
-    else if (k >= ny) y[size_t(T) * n_out + (k - ny)] = ys[k];
-    else stray += !std::isnan(ys[k]);
-  }
-  std::vector<double> xd(in.x.size());
-  for (size_t i = 0; i < in.x.size(); ++i) xd[i] = from_f16(in.x[i]);
-  const ProductErrors e = product_errors(
-      [&](int64_t o, int64_t i) { return from_f16(to_f16(float(in.m.weight(o, i)))); }, xd, y, n_out, n_in, T, 2e-4);
-  const bool same = std::memcmp(ys.data(), ys2.data(), ny * sizeof(float)) == 0;
-  const int before = g_fail;
-  QCHECK(e.not_finite == 0, "%s: %d outputs not finite (unwritten)", name.c_str(), e.not_finite);
-  QCHECK(e.guard_hit == 0 && stray == 0, "%s: %d writes past the output, %d between its rows", name.c_str(),
-         e.guard_hit, stray);
-  QCHECK(e.bad_elem == 0, "%s: %d elements beyond 2e-4 * sum|wx| (worst %.2e)", name.c_str(), e.bad_elem, e.worst);
-  QCHECK(e.rel_l2 <= 3e-5, "%s: relative L2 error %.3e > 3e-5", name.c_str(), e.rel_l2);
-  QCHECK(same, "%s: second launch differs bitwise", name.c_str());
-  std::printf("%-6s %-58s rel_l2 %.2e  worst_elem %.2e\n", g_fail == before ? "ok" : "FAIL", name.c_str(), e.rel_l2,
-              e.worst);
-}
-
-// What qgemm_decode refuses, each with std::invalid_argument and nothing launched.
-void check_qgemm_decode_refusals(std::mt19937_64& rng) {
-  const Inputs in({WeightFormat::W4A16, 128, false}, 256, 1024, 16, rng);
-  const Inputs g32({WeightFormat::W4A16, 32, false}, 256, 1024, 16, rng);
-  const DecodeWorkspace work(in.dw.shape);
-  struct Bad { const char* what; std::function<void()> launch; };
-  const Bad bad[] = {
-      {"T = 17", [&] { qgemm_decode(in.dw, in.dx, 17, nullptr, nullptr, work.ws); }},
-      {"T = 0", [&] { qgemm_decode(in.dw, in.dx, 0, nullptr, nullptr, work.ws); }},
-      {"6 stages", [&] { qgemm_decode(in.dw, in.dx, 16, nullptr, nullptr, work.ws, {2, 6}); }},
-      {"17 splits of 16 chunks", [&] { qgemm_decode(in.dw, in.dx, 16, nullptr, nullptr, work.ws, {17, 8}); }},
-      {"4 splits without a workspace", [&] { qgemm_decode(in.dw, in.dx, 16, nullptr, nullptr, {}, {4, 8}); }},
-      {"ldy below n_out", [&] { qgemm_decode(in.dw, in.dx, 16, nullptr, nullptr, work.ws, {1, 8}, 255); }},
-      {"w4g32", [&] { qgemm_decode(g32.dw, g32.dx, 16, nullptr, nullptr, work.ws); }},
-  };
-  for (const Bad& b : bad) {
-    bool threw = false;
-    try { b.launch(); } catch (const std::invalid_argument&) { threw = true; }
-    QCHECK(threw, "qgemm_decode accepted %s", b.what);
-  }
-  std::printf("ok     qgemm_decode refusals (%zu)\n", sizeof bad / sizeof bad[0]);
-}
-
 }  // namespace
 
 // Called from qgemv_check.cu's main (one test executable); returns the number of failures.
@@ -239,29 +150,6 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases) {
     ++*cases;
     check_qgemm_strided(s, 300, s.group == 128 ? 1152 : 1120, 130, rng);
   }
-  // The decode form: ragged rows and a half-filled last split, every stage count, split counts from one
-  // to more than the row tiles need (auto picks them from the grid), 1 / 9 / 16 tokens, launched early
-  // (no kernel before it: the wait returns at once) and with an output stride.
-  const QuantSpec decode_specs[] = {{WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
-                                    {WeightFormat::W8A16, 0, false}};
-  for (const QuantSpec& s : decode_specs) {
-    for (int T : {1, 9, 16})
-      for (int stages : {4, 8}) {
-        ++*cases;
-        check_qgemm_decode(s, 300, 1152, T, {T == 9 ? 3 : 1, stages}, false, 0, rng);
-      }
-    for (const QgemmDecodeConfig cfg : {QgemmDecodeConfig{}, QgemmDecodeConfig{5, 8}, QgemmDecodeConfig{8, 4}}) {
-      ++*cases;
-      check_qgemm_decode(s, 512, 4096, 16, cfg, true, 0, rng);
-    }
-    ++*cases;
-    check_qgemm_decode(s, 136, 11008, 12, {}, true, 0, rng);
-    ++*cases;
-    check_qgemm_decode(s, 200, 640, 16, {2, 8}, false, 237, rng);
-  }
-  ++*cases;
-  check_qgemm_decode_refusals(rng);
-
   // Formats qgemm does not take are refused with a message, not run.
   ++*cases;
   bool threw = false;

@@ -15,77 +15,40 @@
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/int4_decode.cuh"
-#include "quantbench/runtime/cuda/launch.cuh"
 #include "quantbench/runtime/cuda/qgemm.h"
 #include "quantbench/runtime/cuda/wgmma_pipe.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
 
+constexpr int kStages = kWgStages;
 constexpr int kRowWarps = kWgRowWarps;
 // Shared memory per stage: x (NT tokens x 128 bytes), weights (8 row blocks x LPC vectors of 512
 // bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to SG groups x 32 bytes: SG = 4 for groups of
 // 16, else 2), zero points (8 x up to 2 groups x 16 bytes) or, with mins, f16 mins laid out as the
 // scales; then one mbarrier per stage.
-template <int NT, int LPC, bool MINS = false, int SG = 2, int kStages = kWgStages>
+template <int NT, int LPC, bool MINS = false, int SG = 2>
 struct Tile {
   static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 32 * SG,
                        kZBytes = kRowWarps * (MINS ? 32 * SG : 32);
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
 
-// Split-K's sums, deterministic: the block stores its partial sums (thread-major, so each store is
-// coalesced) in its slot of `partial` ([split][tile][value][thread]), then counts itself in the tile's
-// counter; the last block of the tile to arrive adds every split's partial in split order (its own
-// read back like the others, so the order does not depend on which block came last), resets the counter
-// for the next launch and returns true with the sums in d. The others return false.
-template <int N>
-__device__ __forceinline__ bool split_sums(float (&d)[N], float* __restrict__ partial, unsigned* __restrict__ counters) {
-  constexpr int kThreads = kRowWarps * 32;
-  const size_t tile = size_t(blockIdx.y) * gridDim.x + blockIdx.x, tiles = size_t(gridDim.y) * gridDim.x;
-  const int tid = threadIdx.x;
-  float* mine = partial + (size_t(blockIdx.z) * tiles + tile) * (N * kThreads);
-#pragma unroll
-  for (int i = 0; i < N; ++i) mine[i * kThreads + tid] = d[i];
-  __threadfence();  // the partial is visible to every block before the count says it is there
-  __syncthreads();
-  __shared__ bool last;
-  if (tid == 0) last = atomicAdd(counters + tile, 1u) == gridDim.z - 1;
-  __syncthreads();
-  if (!last) return false;
-  __threadfence();
-#pragma unroll
-  for (int i = 0; i < N; ++i) d[i] = 0.f;
-  for (unsigned z = 0; z < gridDim.z; ++z) {
-    const float* p = partial + (size_t(z) * tiles + tile) * (N * kThreads);
-#pragma unroll
-    for (int i = 0; i < N; ++i) d[i] += __ldcg(p + i * kThreads + tid);  // (L2: written by other SMs)
-  }
-  if (tid == 0) counters[tile] = 0;
-  return true;
-}
-
 // BITS: 4 or 8; G: group size (int4: 32 or 128; int8: 32 or 16, or 0 for one scale per row); ASYM: int4
 // per-group zero points (else z = 8); NT: tokens per tile (the wgmma N); MINS: an f16 min per group
 // instead (GGUF Q4_1 / Q4_K as w4g32m, Q5_K and Q5_1 as w8g32m, Q2_K as w8g16m): weights q * s + m.
-// Output row stride ldy (qgemm()). kStages: pipeline stages. DECODE (qgemm_decode, NT = 16): launched
-// early (the weights' first copies before the wait for the kernel that writes x), and split-K: block z
-// takes chunks [z * chunks_per_split, ...); with more than one split each block stores its partial sums
-// in `partial` and the last block of a tile to finish adds them in split order (split_sums below).
-template <int BITS, int G, bool ASYM, int NT, bool MINS = false, int kStages = kWgStages, bool DECODE = false,
-          int KSETS = 1>
+// Output row stride ldy (qgemm()).
+template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 __global__ void __launch_bounds__(kRowWarps * 32, 2)
     qgemm_kernel(const uint4* __restrict__ W, const uint8_t* __restrict__ scales, const uint8_t* __restrict__ zeros,
                  const __grid_constant__ CUtensorMap x_map, float* __restrict__ y, int T, int n_out, int row_blocks,
-                 int chunks, int groups, int ldy, float* __restrict__ partial, unsigned* __restrict__ counters,
-                 int chunks_per_split) {
+                 int chunks, int groups, int ldy) {
   constexpr int LPC = BITS == 4 ? 1 : 2;  // 16-byte vectors per lane per chunk
   constexpr int NG = G == 128 ? 1 : G == 16 ? 4 : 2;  // groups per 64-wide chunk (a group of 128 spans two)
   constexpr int SG = G == 16 ? 4 : 2;                 // group slots per row block in a stage's scales
   static_assert(!MINS || ((G == 32 || (G == 16 && BITS == 8)) && !ASYM), "mins: groups of 32 (or 16, int8), no zero points");
   static_assert(G != 16 || BITS == 8, "groups of 16: int8 only");
-  static_assert(!DECODE || NT == 16 || NT == 8, "the decode form runs 8- or 16-token tiles");
-  using Tl = Tile<NT, LPC, MINS, SG, kStages>;
+  using Tl = Tile<NT, LPC, MINS, SG>;
   constexpr int kXBytes = Tl::kXBytes, kWBytes = Tl::kWBytes, kSBytes = Tl::kSBytes, kZBytes = Tl::kZBytes;
   extern __shared__ uint8_t smem_raw[];
   // Aligned by an offset from the shared array itself (not through an integer), so the compiler still
@@ -98,15 +61,10 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   const uint32_t bars = smem_u32(zs + kStages * kZBytes);  // [stage] mbarrier of the x tile
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int tok0 = blockIdx.x * NT, rb0 = blockIdx.y * kRowWarps;
-  if constexpr (DECODE) pdl_launch_dependents();  // (a no-op unless the next kernel launched early)
-  wgmma_init_bars<kStages>(bars);
-  // This block's chunks: all of them, or its split's (the loop below counts from c_begin).
-  const int c_begin = DECODE ? int(blockIdx.z) * chunks_per_split : 0;
-  const int n_chunks = DECODE ? min(chunks - c_begin, chunks_per_split) : chunks;
+  wgmma_init_bars(bars);
 
-  auto load_x = [&](int st, int c) { wgmma_load_x<NT>(&x_map, xs, bars, st, c_begin + c, tok0); };
-  auto load_w = [&](int st, int rel) {
-    const int c = c_begin + rel;
+  auto load_stage = [&](int st, int c) {
+    wgmma_load_x<NT>(&x_map, xs, bars, st, c, tok0);
     {
       const int rb = rb0 + warp;
       const bool ok = rb < row_blocks;
@@ -214,11 +172,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       a[s][3] = scaled(qz[3], s_hi, m_hi);
     }
   };
-  wgmma_k_loop<NT, kStages, KSETS>(d, n_chunks, xs, bars, load_w, load_x, [] { if constexpr (DECODE) pdl_wait(); },
-                            dequant);
-  if constexpr (DECODE) {
-    if (gridDim.z > 1 && !split_sums<NT / 2>(d, partial, counters)) return;
-  }
+  wgmma_k_loop<NT>(d, chunks, xs, bars, load_stage, dequant);
 
   const int t4 = lane & 3, row0 = (rb0 + warp) * 16 + g;
 #pragma unroll
@@ -246,45 +200,8 @@ void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t l
   kernel<<<grid, kRowWarps * 32, kSmem, stream>>>(
       static_cast<const uint4*>(w.weights.get()), static_cast<const uint8_t*>(w.scales.get()),
       static_cast<const uint8_t*>(w.zeros.get()), map, y, T, int(p.n_out), int(p.row_blocks), int(p.chunks),
-      int(p.groups), int(ldy), nullptr, nullptr, int(p.chunks));
+      int(p.groups), int(ldy));
   QB_CUDA_OK(cudaGetLastError());
-}
-
-// The decode form: one NT-token tile, `splits` blocks per 128-row tile, launched early if asked.
-template <int BITS, int G, bool ASYM, int NT, int kStages, int KSETS>
-void launch_decode(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t ldy, int splits,
-                   int chunks_per_split, const QgemmWorkspace& ws, bool early, cudaStream_t stream) {
-  auto* kernel = qgemm_kernel<BITS, G, ASYM, NT, false, kStages, true, KSETS>;
-  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, false, 2, kStages>::kSmemBytes;
-  static const bool attr = [&] {
-    QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    return true;
-  }();
-  (void)attr;
-  const PackedShape& p = w.shape;
-  const CUtensorMap map = wgmma_x_tensor_map(x, T, int(p.n_in), NT, "qgemm_decode");
-  const dim3 grid(1u, unsigned((p.row_blocks + kRowWarps - 1) / kRowWarps), unsigned(splits));
-  launch_kernel(kernel, grid, dim3(kRowWarps * 32), size_t(kSmem), stream, early,
-                static_cast<const uint4*>(w.weights.get()), static_cast<const uint8_t*>(w.scales.get()),
-                static_cast<const uint8_t*>(w.zeros.get()), map, y, T, int(p.n_out), int(p.row_blocks),
-                int(p.chunks), int(p.groups), int(ldy), ws.partial, ws.counters, chunks_per_split);
-}
-
-template <int BITS, int G, bool ASYM>
-void launch_decode_any(const QgemmDecodeConfig& c, const DeviceMatrix& w, const uint16_t* x, int T, float* y,
-                       int64_t ldy, int chunks_per_split, const QgemmWorkspace& ws, bool early, cudaStream_t stream) {
-  const int key = (c.tokens == 8 ? 100 : 0) + (c.stages == 8 ? 10 : 0) + (c.ksets == 4 ? 1 : 0);
-  auto go = [&](auto kernel_launch) { kernel_launch(w, x, T, y, ldy, c.splits, chunks_per_split, ws, early, stream); };
-  switch (key) {
-    case 0: go(launch_decode<BITS, G, ASYM, 16, 4, 1>); break;
-    case 1: go(launch_decode<BITS, G, ASYM, 16, 4, 4>); break;
-    case 10: go(launch_decode<BITS, G, ASYM, 16, 8, 1>); break;
-    case 11: go(launch_decode<BITS, G, ASYM, 16, 8, 4>); break;
-    case 100: go(launch_decode<BITS, G, ASYM, 8, 4, 1>); break;
-    case 101: go(launch_decode<BITS, G, ASYM, 8, 4, 4>); break;
-    case 110: go(launch_decode<BITS, G, ASYM, 8, 8, 1>); break;
-    default: go(launch_decode<BITS, G, ASYM, 8, 8, 4>); break;
-  }
 }
 
 template <int BITS, int G, bool ASYM, bool MINS = false>
@@ -337,68 +254,6 @@ QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cud
     q.asym ? launch_any<4, 128, true>(cfg, w, x, T, y, ldy, stream) : launch_any<4, 128, false>(cfg, w, x, T, y, ldy, stream);
   else
     q.asym ? launch_any<4, 32, true>(cfg, w, x, T, y, ldy, stream) : launch_any<4, 32, false>(cfg, w, x, T, y, ldy, stream);
-  return cfg;
-}
-
-bool qgemm_decode_supports(const PackedShape& s) {
-  const bool w4 = s.spec.format == WeightFormat::W4A16 && s.spec.group == 128 && !s.spec.mins;
-  const bool w8 = s.spec.format == WeightFormat::W8A16 && s.spec.group == 0 && !s.spec.mins;
-  return (w4 || w8) && s.n_in % 8 == 0;
-}
-
-QgemmDecodeConfig qgemm_decode_config(const PackedShape& shape, int sm_count) {
-  // Enough blocks for two per SM: splits of the input dimension where the row tiles are fewer.
-  const int64_t tiles = (shape.row_blocks + kRowWarps - 1) / kRowWarps;
-  int splits = 1;
-  while (splits < 8 && tiles * splits < 2 * int64_t(sm_count) && shape.chunks >= 8 * splits) splits *= 2;
-  return QgemmDecodeConfig{splits, 8, 4, 0};
-}
-
-size_t qgemm_decode_partial_floats(const PackedShape& shape, int splits) {
-  const int64_t tiles = (shape.row_blocks + kRowWarps - 1) / kRowWarps;
-  return splits > 1 ? size_t(splits) * size_t(tiles) * (kRowWarps * 32) * 8 : 0;  // (16-token tiles; 8 need half)
-}
-size_t qgemm_decode_counters(const PackedShape& shape) { return size_t((shape.row_blocks + kRowWarps - 1) / kRowWarps); }
-
-QgemmDecodeConfig qgemm_decode(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream,
-                               const QgemmWorkspace& ws, QgemmDecodeConfig cfg, int64_t ldy, bool early) {
-  const PackedShape& p = w.shape;
-  if (!qgemm_decode_supports(p))
-    throw std::invalid_argument("qgemm_decode: needs packed w4g128 (either with zero points) or w8 with one scale "
-                                "per row, with n_in a multiple of 8, got " + spec_name(p.spec) + " with n_in " +
-                                std::to_string(p.n_in));
-  if (T < 1 || T > 16) throw std::invalid_argument("qgemm_decode: T must be 1-16, got " + std::to_string(T));
-  if (ldy == 0) ldy = p.n_out;
-  if (ldy < p.n_out || ldy >= (int64_t(1) << 31))
-    throw std::invalid_argument("qgemm_decode: ldy " + std::to_string(ldy) + " must be at least n_out (" +
-                                std::to_string(p.n_out) + ") and below 2^31");
-  const QgemmDecodeConfig chosen = qgemm_decode_config(p, wgmma_sm_count());
-  if (cfg.splits == 0) cfg.splits = chosen.splits;
-  if (cfg.stages == 0) cfg.stages = chosen.stages;
-  if (cfg.ksets == 0) cfg.ksets = chosen.ksets;
-  if (cfg.tokens == 0) cfg.tokens = T <= 8 ? 8 : 16;
-  if (cfg.ksets != 1 && cfg.ksets != 4)
-    throw std::invalid_argument("qgemm_decode: " + std::to_string(cfg.ksets) + " accumulator sets (supported: 1, 4)");
-  if ((cfg.tokens != 8 && cfg.tokens != 16) || T > cfg.tokens)
-    throw std::invalid_argument("qgemm_decode: a tile of " + std::to_string(cfg.tokens) + " tokens for T = " +
-                                std::to_string(T) + " (supported: 8 for T <= 8, 16)");
-  if (cfg.stages != 4 && cfg.stages != 8)
-    throw std::invalid_argument("qgemm_decode: " + std::to_string(cfg.stages) + " stages (supported: 4, 8)");
-  if (cfg.splits < 1 || cfg.splits > p.chunks)
-    throw std::invalid_argument("qgemm_decode: " + std::to_string(cfg.splits) + " splits of " +
-                                std::to_string(p.chunks) + " chunks");
-  // Every split gets chunks: as many splits as ceil(chunks / per) needs (it can be fewer than asked).
-  const int per = int((p.chunks + cfg.splits - 1) / cfg.splits);
-  cfg.splits = int((p.chunks + per - 1) / per);
-  if (cfg.splits > 1 && (ws.partial_floats < qgemm_decode_partial_floats(p, cfg.splits) || !ws.partial ||
-                         ws.n_counters < qgemm_decode_counters(p) || !ws.counters))
-    throw std::invalid_argument("qgemm_decode: the workspace is smaller than " + std::to_string(cfg.splits) +
-                                " splits need");
-  if (p.spec.format == WeightFormat::W8A16)
-    launch_decode_any<8, 0, false>(cfg, w, x, T, y, ldy, per, ws, early, stream);
-  else
-    p.spec.asym ? launch_decode_any<4, 128, true>(cfg, w, x, T, y, ldy, per, ws, early, stream)
-                : launch_decode_any<4, 128, false>(cfg, w, x, T, y, ldy, per, ws, early, stream);
   return cfg;
 }
 

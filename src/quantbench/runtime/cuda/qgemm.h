@@ -38,35 +38,4 @@ QgemmConfig qgemm_config(const PackedShape& shape, int T, int sm_count);
 QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream,
                   QgemmConfig config = {}, int64_t ldy = 0);
 
-// The decode form (1-16 tokens, the batched decode step): the same kernel with 16-token tiles (wgmma
-// m64n16k16), a deeper pipeline, and the input dimension split among `splits` blocks per 128-row tile so
-// that the few tiles of a small product still fill the GPU. Split sums are added in split order by the
-// last block of each tile (deterministic: the same bits every launch). Packed w4g128 (either kind) and w8
-// with one scale per row. Numerics as qgemm's above.
-bool qgemm_decode_supports(const PackedShape& shape);
-struct QgemmDecodeConfig {
-  int splits = 0;  // blocks per row tile along the input dimension (0: chosen)
-  int stages = 0;  // pipeline stages, 4 or 8 (0: chosen)
-  int ksets = 0;   // accumulator sets, 1 or 4 (0: chosen; wgmma_k_loop)
-  int tokens = 0;  // the tile: 8 (T <= 8) or 16 tokens (0: the smallest that holds T)
-};
-QgemmDecodeConfig qgemm_decode_config(const PackedShape& shape, int sm_count);
-// Split-K's scratch: `partial` (qgemm_decode_partial_floats for the splits that run) and one counter
-// per row tile (qgemm_decode_counters), zeroed once when allocated; each launch leaves them zero again.
-struct QgemmWorkspace {
-  float* partial = nullptr;
-  size_t partial_floats = 0;
-  unsigned* counters = nullptr;
-  size_t n_counters = 0;
-};
-size_t qgemm_decode_partial_floats(const PackedShape& shape, int splits);
-size_t qgemm_decode_counters(const PackedShape& shape);
-// y[T][n_out] (token t at y + t * ldy; 0: n_out) = x W^T, x[T][n_in] f16 rows (16-byte aligned), T 1-16.
-// `early`: launched with programmatic dependent launch (the kernel issues its first weight copies, then
-// waits for the kernel before it). Returns the launch that ran (splits as run: every split has inputs).
-// Throws std::invalid_argument for an unsupported format, T, ldy, stages, or a workspace too small.
-QgemmDecodeConfig qgemm_decode(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream,
-                               const QgemmWorkspace& ws, QgemmDecodeConfig config = {}, int64_t ldy = 0,
-                               bool early = false);
-
 }  // namespace qb::runtime::cuda

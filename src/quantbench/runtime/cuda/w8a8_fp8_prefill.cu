@@ -70,8 +70,8 @@ __global__ void __launch_bounds__(kWgRowWarps * 32, 2)
   const int tok0 = blockIdx.x * NT, row0 = (blockIdx.y * kWgRowWarps + warp) * 16 + g;  // and row0 + 8
   wgmma_init_bars(bars);
 
-  auto load_x = [&](int st, int c) { wgmma_load_x<NT>(&x_map, xs, bars, st, c, tok0); };
-  auto load_w = [&](int st, int c) {
+  auto load_stage = [&](int st, int c) {
+    wgmma_load_x<NT>(&x_map, xs, bars, st, c, tok0);
     const int col = 64 * c + 16 * t;
 #pragma unroll
     for (int v = 0; v < 2; ++v) {
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kWgRowWarps * 32, 2)
   float d[NT / 2];
 #pragma unroll
   for (int i = 0; i < NT / 2; ++i) d[i] = 0.f;
-  wgmma_k_loop<NT, kWgStages>(d, chunks, xs, bars, load_w, load_x, [] {}, dequant);
+  wgmma_k_loop<NT>(d, chunks, xs, bars, load_stage, dequant);
 
   // (D[16 (warp % 4) + g + 8 (r / 2)][8 i + 2 t + r % 2] is d[4 i + r], wgmma_pipe.cuh)
   const float s_lo = row0 < n_out ? sw[row0] : 0.f, s_hi = row0 + 8 < n_out ? sw[row0 + 8] : 0.f;

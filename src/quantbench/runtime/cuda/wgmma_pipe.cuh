@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 
@@ -69,32 +68,11 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], uint32_t a0, uin
       : QB_D8(0), QB_D8(8), QB_D8(16), QB_D8(24)
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "r"(1));
 }
-__device__ __forceinline__ void wgmma_m64n8k16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                               uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "r"(1));
-}
-__device__ __forceinline__ void wgmma_m64n16k16(float (&d)[8], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
-      : QB_D8(0)
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc_b), "r"(1));
-}
 template <int NT>
 __device__ __forceinline__ void wgmma_tile(float (&d)[NT / 2], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                            uint64_t desc_b) {
-  static_assert(NT == 128 || NT == 64 || NT == 16 || NT == 8, "wgmma tiles of 128, 64, 16 or 8 tokens");
   if constexpr (NT == 128) wgmma_m64n128k16(d, a0, a1, a2, a3, desc_b);
-  else if constexpr (NT == 64) wgmma_m64n64k16(d, a0, a1, a2, a3, desc_b);
-  else if constexpr (NT == 16) wgmma_m64n16k16(d, a0, a1, a2, a3, desc_b);
-  else wgmma_m64n8k16(d, a0, a1, a2, a3, desc_b);
+  else wgmma_m64n64k16(d, a0, a1, a2, a3, desc_b);
 }
 #undef QB_D8
 
@@ -133,95 +111,61 @@ __device__ __forceinline__ void wgmma_load_x(const CUtensorMap* x_map, uint8_t* 
   }
 }
 
-// The K loop: d += A B over `chunks` 64-wide input chunks, STAGES pipeline stages deep. xs: the STAGES
-// x tiles (NT x 128 bytes each, 1024-byte aligned); bars: their mbarriers (8 bytes apart), initialized.
-// load_w(st, c) issues chunk c's weight copies (cp.async) into stage st, load_x(st, c) its x tile
-// (wgmma_load_x); the loop commits one cp.async group per chunk, empty past the end, so the wait counts
-// hold. before_x() runs once, after the first STAGES - 1 chunks' weight copies are issued and before
-// any x tile is: a kernel launched early waits there for the kernel that writes x (weights never depend
-// on it). dequant(c, a) forms chunk c's A registers from its stage (a[s][0..3]: sub-tile s's fragment,
-// mma.m16n8k16's A order). KSETS (1, 2 or 4): accumulator sets the MMAs rotate through (chunk parity, and
-// with 4 the sub-tile's parity too), so that consecutive MMAs do not wait for each other's sums; added into
-// d at the end in a fixed order. Small tiles (decode) are bound by that chain; 1 keeps one chain.
-template <int NT, int STAGES, int KSETS = 1, typename LoadW, typename LoadX, typename BeforeX, typename Dequant>
+// The K loop: d += A B over `chunks` 64-wide input chunks. xs: the kWgStages x tiles (NT x 128 bytes
+// each, 1024-byte aligned); bars: their mbarriers (8 bytes apart), initialized. load_stage(st, c) issues
+// chunk c's copies into stage st (wgmma_load_x and the weights' cp.async; the loop commits one cp.async
+// group per chunk, empty past the end, so the wait counts hold); dequant(c, a) forms chunk c's A
+// registers from its stage (a[s][0..3]: sub-tile s's fragment, mma.m16n8k16's A order).
+template <int NT, typename LoadStage, typename Dequant>
 __device__ __forceinline__ void wgmma_k_loop(float (&d)[NT / 2], int chunks, const uint8_t* xs, uint32_t bars,
-                                             LoadW&& load_w, LoadX&& load_x, BeforeX&& before_x,
-                                             Dequant&& dequant) {
-  static_assert(STAGES >= 3, "the loop refills the stage of chunk c - 1 at chunk c");
-  static_assert(KSETS == 1 || KSETS == 2 || KSETS == 4, "1, 2 or 4 accumulator sets");
+                                             LoadStage&& load_stage, Dequant&& dequant) {
   constexpr int kXBytes = NT * 128;
-  float e[KSETS > 1 ? KSETS - 1 : 1][NT / 2];  // sets 1.. (set 0 is d)
-#pragma unroll
-  for (int k = 0; k < (KSETS > 1 ? KSETS - 1 : 1); ++k)
-#pragma unroll
-    for (int i = 0; i < NT / 2; ++i) e[k][i] = 0.f;
-  auto issue = [&](int c, const uint32_t (&a)[4][4], auto parity) {
+  auto issue = [&](int c, const uint32_t (&a)[4][4]) {
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-    const uint32_t xb = smem_u32(xs + (c % STAGES) * kXBytes);
+    const uint32_t xb = smem_u32(xs + (c % kWgStages) * kXBytes);
 #pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const int set = KSETS == 1 ? 0 : KSETS == 2 ? decltype(parity)::value : 2 * decltype(parity)::value + (s & 1);
-      if (set == 0) wgmma_tile<NT>(d, a[s][0], a[s][1], a[s][2], a[s][3], smem_desc_sw128(xb + 32 * s));
-      else wgmma_tile<NT>(e[set - 1], a[s][0], a[s][1], a[s][2], a[s][3], smem_desc_sw128(xb + 32 * s));
-    }
+    for (int s = 0; s < 4; ++s) wgmma_tile<NT>(d, a[s][0], a[s][1], a[s][2], a[s][3], smem_desc_sw128(xb + 32 * s));
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
   };
   // Chunk c's copies are visible to every thread: each waits for its own cp.async groups (wait_own)
-  // and for the x tile's mbarrier phase (the stage's (c / STAGES)-th use), then the barrier.
+  // and for the x tile's mbarrier phase (the stage's (c / kWgStages)-th use), then the barrier.
   auto arrived = [&](int c, auto wait_own) {
     wait_own();
-    mbar_wait(bars + 8 * (c % STAGES), uint32_t(c / STAGES) & 1u);
+    mbar_wait(bars + 8 * (c % kWgStages), uint32_t(c / kWgStages) & 1u);
     __syncthreads();
   };
-  // Chunks 0..STAGES - 2 now, chunk c + STAGES - 1 at step c, into the stage of chunk c - 1.
+  // Chunks 0..2 now, chunk c + 3 at step c, into the stage of chunk c - 1.
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < chunks) load_w(s, s);
+  for (int s = 0; s < kWgStages - 1; ++s) {
+    if (s < chunks) load_stage(s, s);
     cp_async_commit();
   }
-  before_x();
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s)
-    if (s < chunks) load_x(s, s);
   uint32_t a0[4][4], a1[4][4];  // A registers, two sets used in turn
-  arrived(0, [] { cp_async_wait<STAGES - 2>(); });
+  arrived(0, [] { cp_async_wait<kWgStages - 2>(); });
   dequant(0, a0);
-  auto step = [&](int c, const uint32_t (&cur)[4][4], uint32_t (&nxt)[4][4], auto parity) {
-    issue(c, cur, parity);
+  auto step = [&](int c, const uint32_t (&cur)[4][4], uint32_t (&nxt)[4][4]) {
+    issue(c, cur);
     asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");  // chunk c - 1's MMAs are done
     if (c + 1 < chunks) {
-      arrived(c + 1, [] { cp_async_wait<STAGES - 3>(); });  // also: every warpgroup is past chunk c - 1
-      if (c + STAGES - 1 < chunks) {
-        load_w((c + STAGES - 1) % STAGES, c + STAGES - 1);
-        load_x((c + STAGES - 1) % STAGES, c + STAGES - 1);
-      }
+      arrived(c + 1, [] { cp_async_wait<kWgStages - 3>(); });  // also: every warpgroup is past chunk c - 1
+      if (c + kWgStages - 1 < chunks) load_stage((c + kWgStages - 1) % kWgStages, c + kWgStages - 1);
       cp_async_commit();
       dequant(c + 1, nxt);  // while chunk c's MMAs run
     }
   };
   for (int c = 0; c < chunks; c += 2) {
-    step(c, a0, a1, std::integral_constant<int, 0>{});
-    if (c + 1 < chunks) step(c + 1, a1, a0, std::integral_constant<int, 1>{});
+    step(c, a0, a1);
+    if (c + 1 < chunks) step(c + 1, a1, a0);
   }
   asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
 #pragma unroll
   for (int i = 0; i < NT / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");  // no use of d above the last wait
-  if constexpr (KSETS > 1) {
-#pragma unroll
-    for (int k = 0; k < KSETS - 1; ++k)
-#pragma unroll
-      for (int i = 0; i < NT / 2; ++i) asm volatile("" : "+f"(e[k][i])::"memory");
-#pragma unroll
-    for (int i = 0; i < NT / 2; ++i)
-      d[i] = KSETS == 2 ? d[i] + e[0][i] : (d[i] + e[0][i]) + (e[1][i] + e[KSETS == 4 ? 2 : 0][i]);
-  }
 }
 
-// The mbarriers of the STAGES stages, initialized by thread 0 and visible to the block.
-template <int STAGES = kWgStages>
+// The mbarriers of the kWgStages stages, initialized by thread 0 and visible to the block.
 __device__ __forceinline__ void wgmma_init_bars(uint32_t bars) {
   if (threadIdx.x == 0) {
-    for (int st = 0; st < STAGES; ++st) mbar_init(bars + 8 * st);
+    for (int st = 0; st < kWgStages; ++st) mbar_init(bars + 8 * st);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
