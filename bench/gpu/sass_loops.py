@@ -7,7 +7,7 @@ The dev machine has nvcc but no cuobjdump/nvdisasm; both come as PyPI wheels (do
   nvcc -std=c++17 -gencode arch=compute_90a,code=sm_90a -O3 -Isrc -c src/quantbench/runtime/cuda/qgemv.cu -o /tmp/q.o
   cuobjdump -sass /tmp/q.o > /tmp/q.sass && python3 bench/gpu/sass_loops.py /tmp/q.sass
 
-For each qgemv kernel (template arguments F, G, ASYM, R, NT, HALF; a capped kernel's cap first) it prints
+For each qgemv kernel (template arguments F, G, OFS, R, NT, HALF, GATED, COPY16; a capped kernel's cap first) it prints
 the longest backward branch that contains an HMMA (the main loop: one step of U chunks), its instruction
 count and the most frequent opcodes. Instructions per loop over the step's weight bytes is what
 session 12 cut (docs/perf.md).
@@ -16,7 +16,8 @@ import collections
 import re
 import sys
 
-KERNEL = re.compile(r'qgemv_kernel(?:_cappedILi(\d+)E)?I?Li(\d)ELi(\d+)ELb(\d)ELi(\d)ELi(\d)ELb(\d)E')
+# qgemv_kernel<F, G, OFS, R, NT, HALF, GATED[, COPY16]> and qgemv_kernel_capped<CAP, F, G, OFS, R, NT, HALF, GATED, COPY16>
+KERNEL = re.compile(r'qgemv_kernel(?:_cappedILi(\d+)E)?I?Li(\d)ELi(\d+)ELi(\d)ELi(\d)ELi(\d)ELb(\d)ELb(\d)E(?:Lb(\d)E)?')
 INSN = re.compile(r'/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;')
 
 
@@ -27,7 +28,7 @@ def main(path):
         if not m:
             continue
         cap = m.group(1)
-        f, g, asym, r, nt, half = m.groups()[1:]
+        f, g, ofs, r, nt, half, gated, copy16 = m.groups()[1:]
         ins = [(int(a, 16), t) for a, t in INSN.findall(body)]
         best = None
         for addr, t in ins:
@@ -40,7 +41,8 @@ def main(path):
         if best is None:
             continue
         ops = collections.Counter(re.sub(r'^@!?U?P\w+\s+', '', t).split()[0].split('.')[0] for _, t in best)
-        name = f"F{f} G{g} asym{asym} R{r} NT{nt} half{half}" + (f" cap{cap}" if cap else "")
+        name = (f"F{f} G{g} ofs{ofs} R{r} NT{nt} half{half}" + (" gated" if gated == "1" else "") +
+                (" copy16" if copy16 == "1" else "") + (f" cap{cap}" if cap else ""))
         print(f"{name:36s} {len(best):4d}  " + " ".join(f"{k}:{v}" for k, v in ops.most_common(8)))
 
 

@@ -557,14 +557,19 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
 // attention_gemm (prefill on cuBLAS): one sequence's T tokens at positions p0.., GQA, soft-capping,
 // against float64 attention over the same f16 cache. Q and P are rounded to f16 on the way, so the
 // bound is 3e-3 (outputs are O(1) averages; a wrong mask, head or layout errs by O(0.1) or more).
-// flash: the fused kernel where the head dim allows (64, 128), else the two GEMMs either way.
+// flash: the fused kernel where the head dim allows (64, 128), else the two GEMMs either way. split16: the
+// fused kernel with Q and P as f16 pairs (about 22 bits each), held to 3e-5 (one f16 rounding of Q or P
+// alone errs by about 1e-3 here); refused where the fused kernel does not take the shape.
 void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv, int hd, int64_t p0, float softcap,
-                          std::mt19937_64& rng, bool flash = false) {
+                          std::mt19937_64& rng, bool flash = false, bool split16 = false) {
   ++g_n;
   const std::string name = "attention_gemm T=" + std::to_string(T) + " heads " + std::to_string(n_head) + "/" +
                            std::to_string(n_head_kv) + " hd " + std::to_string(hd) + " p0 " + std::to_string(p0) +
                            " softcap " + std::to_string(int(softcap)) +
-                           (flash && (hd == 64 || hd == 128) ? " (flash kernel)" : " (two GEMMs)");
+                           (flash && (hd == 64 || hd == 128) ? " (flash kernel" + std::string(split16 ? ", f16 pairs)" : ")")
+                                                             : split16 ? " (f16 pairs, no fused kernel: refused)"
+                                                                       : " (two GEMMs)");
+  const double bound = split16 ? 3e-5 : 3e-3;
   const int64_t nk = p0 + T, kd = int64_t(n_head_kv) * hd;
   const int64_t q_stride = int64_t(n_head) * hd + 2 * kd;
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -584,6 +589,17 @@ void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv,
   a.v_cache = dV.p;
   a.scratch = scratch.p;
   a.flash = flash;
+  a.split16 = split16;
+  if (split16 && !attention_flash_takes(a)) {
+    const bool ran = attention_gemm(blas, a, nullptr);
+    QB_CUDA_OK(cudaDeviceSynchronize());
+    const auto untouched = out.get();
+    size_t written = 0;
+    for (float v : untouched) written += !std::isnan(v);  // (poisoned with 0xff bytes: NaN)
+    FCHECK(!ran && written == 0, "%s: ran %d, %zu outputs written", name.c_str(), int(ran), written);
+    std::printf("%-6s %s\n", g_fail ? "?" : "ok", name.c_str());
+    return;
+  }
   // The fused kernel also writes 16-bit rows (alternately f16 and bf16): each must be the rounding of
   // its own f32 output.
   const bool rows16 = attention_flash_takes(a);
@@ -629,7 +645,7 @@ void check_attention_gemm(cublasHandle_t blas, int T, int n_head, int n_head_kv,
         o /= l;
         const double err = std::fabs(double(got[size_t((t * n_head + h) * hd + i)]) - o);
         worst = std::max(worst, std::isfinite(err) ? err : 1e30);
-        bad += !(err <= 3e-3);
+        bad += !(err <= bound);
       }
     }
   FCHECK(bad == 0, "%s: %zu outputs off (worst %.3g)", name.c_str(), bad, worst);
@@ -770,6 +786,11 @@ int run_forward_kernel_checks(uint64_t seed, int* cases) {
     check_attention_gemm(blas, 200, 2, 2, 64, 0, 25.f, rng, true);
     check_attention_gemm(blas, 1, 4, 2, 128, 9, 0.f, rng, true);
     check_attention_gemm(blas, 17, 6, 3, 8, 100, 0.f, rng, true);  // head dim 8: the two GEMMs
+    check_attention_gemm(blas, 40, 8, 8, 64, 0, 0.f, rng, true, true);
+    check_attention_gemm(blas, 130, 4, 2, 128, 70, 0.f, rng, true, true);
+    check_attention_gemm(blas, 64, 4, 1, 64, 5, 30.f, rng, true, true);
+    check_attention_gemm(blas, 200, 2, 2, 128, 0, 25.f, rng, true, true);
+    check_attention_gemm(blas, 17, 6, 3, 8, 100, 0.f, rng, true, true);  // head dim 8: refused
     cublasDestroy(blas);
   }
   check_argmax(32000, 16, rng);

@@ -356,8 +356,10 @@ void check_pack_roundtrip(std::mt19937_64& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // "qgemm": the host checks and the prefill product's checks only (a short GPU call for qgemm work).
+  // "qgemm": the host checks and the prefill product's checks only (a short GPU call for qgemm work);
+  // "forward": the host checks and the forward pass kernels' (forward_kernels_check.cu).
   const bool qgemm_only = argc > 1 && std::strcmp(argv[1], "qgemm") == 0;
+  const bool forward_only = argc > 1 && std::strcmp(argv[1], "forward") == 0;
   try {
     std::random_device rd;
     const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();  // fresh inputs every run; printed to replay
@@ -377,6 +379,12 @@ int main(int argc, char** argv) {
     if (qgemm_only) {
       g_failures += run_qgemm_checks(rng, &g_cases);
       std::printf("%s: %d cases (qgemm only), %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases, g_failures);
+      return g_failures ? 1 : 0;
+    }
+    if (forward_only) {
+      g_failures += run_forward_kernel_checks(seed, &g_cases);
+      std::printf("%s: %d cases (forward kernels only), %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases,
+                  g_failures);
       return g_failures ? 1 : 0;
     }
 

@@ -219,6 +219,9 @@ struct CudaBackend::Impl {
   // W8A8: quantized activations of a decode batch (fixed at load, so captured graphs stay valid) and
   // of a prefill chunk (grown on use), with their scales and (prefill) the int32 GEMM result.
   bool any_w8a8 = false;
+  // Prefill attention on the tensor cores with Q and P as f16 pairs (CudaBackendOptions::split16_attention)
+  int split16_option = -1;
+  bool split16_attention() const { return split16_option < 0 ? any_w8a8 : split16_option == 1; }
   int64_t w8_in = 0, w8_out = 0;  // widest input / output of a W8A8 product
   DevBuf w8_dec, w8_pre;
   // INT8 W8A8 products of 2-16 tokens run on the int8 tensor-core decode kernel (w8a8_int8_mma) where it
@@ -1079,6 +1082,8 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT_MIN_T")) I.fuse_act_min_t = std::clamp(std::atoi(e), 1, 17);
   if (const char* e = std::getenv("QB_CUDA_GEMM_ATTN"); e && std::string(e) == "0") options_.gemm_attention = false;
+  if (const char* e = std::getenv("QB_CUDA_ATTN_SPLIT16")) options_.split16_attention = std::string(e) == "1" ? 1 : 0;
+  I.split16_option = options_.split16_attention;
   if (const char* e = std::getenv("QB_CUDA_QGEMM"); e && std::string(e) == "0") options_.fused_prefill = false;
   if (const char* e = std::getenv("QB_CUDA_SPLIT_STACKS"); e && std::string(e) == "0") I.split_stacks = false;
   if (const char* e = std::getenv("QB_CUDA_PACK_Q6K"); e && std::string(e) == "0") I.pack_q6k = false;
@@ -1452,9 +1457,15 @@ std::string CudaBackend::describe() const {
                                "normalized in its own block where one split covers the keys, else merged by the last "
                                "block (f16 cache) or a merge kernel (quantized caches); prefill: query tiles of 8 tokens)"
                          : std::string("one block per (head, token)"),
-                     impl_->flash_attention
-                         ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
-                         : "cuBLAS S = QK^T, softmax, PV",
+                     !options_.gemm_attention ? "the attention kernels above"
+                     : impl_->split16_attention()
+                         ? (impl_->flash_attention
+                                ? "fused flash kernel for head dims 64/128 with Q and P each as an f16 pair (value "
+                                  "and remainder, about 22 bits: a W8A8 model's activation codes follow upstream "
+                                  "rounding), else the attention kernels above"
+                                : "the attention kernels above (the f16-pair kernel is the fused one, off)")
+                     : impl_->flash_attention ? "fused flash kernel for head dims 64/128, else cuBLAS S = QK^T, softmax, PV"
+                                              : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
                      impl_->launch_rule,
@@ -1731,6 +1742,17 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
   bool gemm_attn = options_.gemm_attention && I.dense == DenseType::Bits16 && T > 16 && sp.head_dim_k % 8 == 0 &&
                    sp.head_dim_v % 8 == 0;
+  // With Q and P as f16 pairs only the fused kernel runs (else the f32 attention kernels below).
+  const bool split16 = I.split16_attention();
+  if (gemm_attn && split16) {
+    GemmAttentionArgs probe;  // (the fields attention_flash_takes reads)
+    probe.n_head = int(sp.n_head);
+    probe.n_head_kv = int(sp.n_head_kv);
+    probe.hd_k = int(sp.head_dim_k);
+    probe.hd_v = int(sp.head_dim_v);
+    probe.flash = I.flash_attention;
+    gemm_attn = attention_flash_takes(probe);
+  }
   for (int t = 1; t < T && gemm_attn; ++t)
     gemm_attn = tok(t).seq == tok(0).seq && tok(t).pos == tok(0).pos + t;
   const int64_t p0 = tok(0).pos;
@@ -1832,6 +1854,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
         }
         ga.scratch = I.attn_scratch.p;
         ga.flash = I.flash_attention;
+        ga.split16 = split16;
         // The fused kernel writes wo's input rows itself where those are 16-bit rows (prefill).
         const ActOut to_wo = I.target(L.wo, T, att);
         const bool direct = attention_flash_takes(ga) && to_wo.half_rows && !to_wo.frag;

@@ -95,6 +95,12 @@ struct CudaBackendOptions {
   // kernel (tensor cores) instead of the attention kernels (not in the f32 reference mode, nor for
   // sliding-window layers). QB_CUDA_GEMM_ATTN=0 turns it off.
   bool gemm_attention = true;
+  // That prefill attention with Q and P each as an f16 pair (hi + remainder, about 22 bits, twice the
+  // MMAs: GemmAttentionArgs::split16), and where the fused kernel does not take the head dims, the
+  // attention kernels (f32) instead of the two GEMMs. -1: for models with W8A8 matrices, whose
+  // activation codes turn f16 rounding upstream into code flips (docs/perf.md, session 32); 0: never; 1:
+  // always. QB_CUDA_ATTN_SPLIT16=0|1 sets it.
+  int split16_attention = -1;
   // Prefill products on packed 4- and 8-bit weights (W4A16, W8A16) run the fused qgemm kernel
   // (runtime/cuda/qgemm.h: wgmma on the packed weights, no dequantized scratch matrix, the same f16
   // weight values); off: dequantize each matrix to f16, then cuBLAS. QB_CUDA_QGEMM=0 turns it off.

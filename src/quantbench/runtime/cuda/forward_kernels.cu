@@ -1192,10 +1192,17 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
 // S = Q K^T on mma.sync m16n8k16 (f16 in, f32 accumulation), scale,
 // soft-cap, causal mask, online softmax in f32 (per-thread partial row sums, reduced over the quad at
 // the end), P rounded to f16 as the A operand of O += P V (two n8 accumulator tiles are one k16 A
-// tile). Q and P are f16 as in the two-GEMM path; no score matrix touches memory.
+// tile). Q and P are f16 as in the two-GEMM path; no score matrix touches memory. kSplit
+// (GemmAttentionArgs::split16): Q and P also as their f16 remainders, each product run twice (hi, then
+// lo), so each keeps about 22 bits.
 __device__ __forceinline__ uint32_t f2_h2(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
+}
+// The f16 pair's remainder: (lo, hi) minus the values of `h` (f2_h2's rounding of them), rounded to f16.
+__device__ __forceinline__ uint32_t f2_h2_rest(float lo, float hi, uint32_t h) {
+  const __half2 r = *reinterpret_cast<const __half2*>(&h);
+  return f2_h2(lo - __low2float(r), hi - __high2float(r));
 }
 __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -1209,7 +1216,7 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
 }
 template <int HD>
 constexpr size_t flash_smem_bytes() { return size_t(2) * 2 * 64 * (HD + 8) * 2; }  // 2 stages x (K, V)
-template <int HD>
+template <int HD, bool kSplit>
 __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs a) {
   constexpr int BQ = 64, BK = 64, KS = HD + 8;  // shared row stride in halves (K and V: [key][dim])
   extern __shared__ __align__(16) uint16_t flash_smem[];
@@ -1218,17 +1225,20 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
   const int q0 = blockIdx.x * BQ, wq0 = q0 + warp * 16;
   const int64_t kvd = int64_t(a.n_head_kv) * HD;
   const int r0 = min(wq0 + g, a.T - 1), r1 = min(wq0 + g + 8, a.T - 1);  // rows past T: computed, not written
-  uint32_t qa[HD / 16][4];
+  uint32_t qa[HD / 16][4], ql[kSplit ? HD / 16 : 1][4];  // Q in f16; with kSplit its remainders
   {
     const float* q0p = a.q + int64_t(r0) * a.q_stride + int64_t(h) * HD;
     const float* q1p = a.q + int64_t(r1) * a.q_stride + int64_t(h) * HD;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       const int c = 16 * kk + 2 * t4;
-      qa[kk][0] = f2_h2(q0p[c], q0p[c + 1]);
-      qa[kk][1] = f2_h2(q1p[c], q1p[c + 1]);
-      qa[kk][2] = f2_h2(q0p[c + 8], q0p[c + 9]);
-      qa[kk][3] = f2_h2(q1p[c + 8], q1p[c + 9]);
+      const float v[4][2] = {{q0p[c], q0p[c + 1]}, {q1p[c], q1p[c + 1]}, {q0p[c + 8], q0p[c + 9]},
+                             {q1p[c + 8], q1p[c + 9]}};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        qa[kk][i] = f2_h2(v[i][0], v[i][1]);
+        if constexpr (kSplit) ql[kk][i] = f2_h2_rest(v[i][0], v[i][1], qa[kk][i]);
+      }
     }
   }
   float o[HD / 8][4];
@@ -1269,9 +1279,12 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
       sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
       const uint16_t* kr = Ks + (nt * 8 + g) * KS + 2 * t4;
 #pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk)
-        mma_f16(sc[nt], qa[kk], *reinterpret_cast<const uint32_t*>(kr + 16 * kk),
-                *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8));
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk),
+                       b1 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8);
+        mma_f16(sc[nt], qa[kk], b0, b1);
+        if constexpr (kSplit) mma_f16(sc[nt], ql[kk], b0, b1);
+      }
     }
     float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
@@ -1318,6 +1331,13 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
     for (int j = 0; j < BK / 16; ++j) {
       const uint32_t pa[4] = {f2_h2(sc[2 * j][0], sc[2 * j][1]), f2_h2(sc[2 * j][2], sc[2 * j][3]),
                               f2_h2(sc[2 * j + 1][0], sc[2 * j + 1][1]), f2_h2(sc[2 * j + 1][2], sc[2 * j + 1][3])};
+      uint32_t pl[4] = {};  // (kSplit: P's remainders)
+      if constexpr (kSplit) {
+        pl[0] = f2_h2_rest(sc[2 * j][0], sc[2 * j][1], pa[0]);
+        pl[1] = f2_h2_rest(sc[2 * j][2], sc[2 * j][3], pa[1]);
+        pl[2] = f2_h2_rest(sc[2 * j + 1][0], sc[2 * j + 1][1], pa[2]);
+        pl[3] = f2_h2_rest(sc[2 * j + 1][2], sc[2 * j + 1][3], pa[3]);
+      }
 #pragma unroll
       // ldmatrix.x4.trans: lanes 8m..8m+7 address the rows of matrix m (keys + 8 (m & 1), dims + 8 (m >> 1)),
       // which come back as the B operands (b0, b1) of n-tiles nd and nd + 1.
@@ -1329,6 +1349,10 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
                      : "r"(static_cast<unsigned>(__cvta_generic_to_shared(vr))));
         mma_f16(o[nd], pa, b0, b1);
         mma_f16(o[nd + 1], pa, b2, b3);
+        if constexpr (kSplit) {
+          mma_f16(o[nd], pl, b0, b1);
+          mma_f16(o[nd + 1], pl, b2, b3);
+        }
       }
     }
     }
@@ -1365,16 +1389,21 @@ bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
   if (attention_flash_takes(a)) {
     const dim3 grid(unsigned((a.T + 63) / 64), unsigned(a.n_head));
-    if (a.hd_k == 64) {
-      attention_flash_kernel<64><<<grid, 128, flash_smem_bytes<64>(), s>>>(a);
-    } else {
-      QB_CUDA_OK(cudaFuncSetAttribute(attention_flash_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      int(flash_smem_bytes<128>())));
-      attention_flash_kernel<128><<<grid, 128, flash_smem_bytes<128>(), s>>>(a);
-    }
+    auto run = [&](auto kernel, size_t smem) {
+      if (smem > 48 * 1024)
+        QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      kernel<<<grid, 128, smem, s>>>(a);
+    };
+    if (a.hd_k == 64)
+      a.split16 ? run(attention_flash_kernel<64, true>, flash_smem_bytes<64>())
+                : run(attention_flash_kernel<64, false>, flash_smem_bytes<64>());
+    else
+      a.split16 ? run(attention_flash_kernel<128, true>, flash_smem_bytes<128>())
+                : run(attention_flash_kernel<128, false>, flash_smem_bytes<128>());
     QB_CUDA_LAUNCHED();
     return true;
   }
+  if (a.split16) return false;  // (the two-GEMM path rounds Q and P to f16 once)
   auto h = static_cast<cublasHandle_t>(handle);
   const int64_t nk = a.p0 + a.T;
   const int nq = a.n_head * a.hd_k, group = a.n_head / a.n_head_kv;

@@ -195,6 +195,12 @@ struct GemmAttentionArgs : AttentionShape {  // q with rope applied; out may be 
   // two GEMMs and the softmax (no score matrix in memory; same f16 rounding of Q and P). false: the
   // two-GEMM path (A/B runs: QB_CUDA_FLASH_ATTN=0).
   bool flash = true;
+  // Fused kernel only: Q and P each as a pair of f16 values, hi = f16(x) and lo = f16(x - hi), and twice
+  // the MMAs: about 22 significant bits instead of 11 (f32 sums, K and V f16 as stored). W8A8 models'
+  // prefills run it: their activation codes flip where an input moves across a code boundary, so the
+  // single f16 rounding put FP8 W8A8 1000x further from the CPU than its products do (docs/perf.md,
+  // session 32). attention_gemm refuses (returns false) where the fused kernel does not take the shape.
+  bool split16 = false;
   // Optional, flash kernel only (attention_flash_takes): it also writes its output rows as 16-bit rows
   // (act.half_rows, bf16 if act.bf16; no fragments), the o product's input, so no cast kernel follows.
   // `out` may then be null.
@@ -205,7 +211,8 @@ inline bool attention_flash_takes(const GemmAttentionArgs& a) {
   return a.flash && a.hd_k == a.hd_v && (a.hd_k == 64 || a.hd_k == 128) && a.n_head % a.n_head_kv == 0;
 }
 size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
-// Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8.
+// Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8, or split16
+// where attention_flash_takes is false.
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
 
 // Splits for the split-key attention: in a decode batch (T <= 16), one where the (head, token) pairs
