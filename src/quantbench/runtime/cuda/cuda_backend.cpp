@@ -1744,15 +1744,9 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
                    sp.head_dim_v % 8 == 0;
   // With Q and P as f16 pairs only the fused kernel runs (else the f32 attention kernels below).
   const bool split16 = I.split16_attention();
-  if (gemm_attn && split16) {
-    GemmAttentionArgs probe;  // (the fields attention_flash_takes reads)
-    probe.n_head = int(sp.n_head);
-    probe.n_head_kv = int(sp.n_head_kv);
-    probe.hd_k = int(sp.head_dim_k);
-    probe.hd_v = int(sp.head_dim_v);
-    probe.flash = I.flash_attention;
-    gemm_attn = attention_flash_takes(probe);
-  }
+  if (gemm_attn && split16)
+    gemm_attn = attention_flash_fits(I.flash_attention, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
+                                     int(sp.head_dim_v));
   for (int t = 1; t < T && gemm_attn; ++t)
     gemm_attn = tok(t).seq == tok(0).seq && tok(t).pos == tok(0).pos + t;
   const int64_t p0 = tok(0).pos;

@@ -206,9 +206,13 @@ struct GemmAttentionArgs : AttentionShape {  // q with rope applied; out may be 
   // `out` may then be null.
   ActOut act;
 };
-// Whether attention_gemm runs the fused kernel for these arguments.
+// Whether attention_gemm runs the fused kernel for these arguments (flash: GemmAttentionArgs::flash), and
+// the same from the dims alone.
+inline bool attention_flash_fits(bool flash, int n_head, int n_head_kv, int hd_k, int hd_v) {
+  return flash && hd_k == hd_v && (hd_k == 64 || hd_k == 128) && n_head % n_head_kv == 0;
+}
 inline bool attention_flash_takes(const GemmAttentionArgs& a) {
-  return a.flash && a.hd_k == a.hd_v && (a.hd_k == 64 || a.hd_k == 128) && a.n_head % a.n_head_kv == 0;
+  return attention_flash_fits(a.flash, a.n_head, a.n_head_kv, a.hd_k, a.hd_v);
 }
 size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
 // Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8, or split16

@@ -220,10 +220,7 @@ bool qgemm_supports(const PackedShape& s) {
 }
 
 QgemmConfig qgemm_config(const PackedShape& shape, int T, int sms) {
-  // From the H100 sweeps (bench/gpu/qgemm_bench.cu): 128 x 128 tiles where they give at least half
-  // the SMs a block, else 128 x 64 (twice the blocks).
-  const int64_t blocks = ((T + 127) / 128) * ((shape.row_blocks + kRowWarps - 1) / kRowWarps);
-  return QgemmConfig{2 * blocks >= sms ? 128 : 64};
+  return QgemmConfig{wgmma_tile_tokens(T, shape.n_out, sms)};
 }
 
 QgemmConfig qgemm(const DeviceMatrix& w, const uint16_t* x, int T, float* y, cudaStream_t stream, QgemmConfig cfg,

@@ -493,7 +493,7 @@ void quantize_act_fp8(const float* x, int64_t x_stride, int n, int T, uint8_t* q
 
 bool quantize_act_fp8_permuted(const float* x, int64_t x_stride, int n, int T, uint16_t* x16, float* s,
                                cudaStream_t st, unsigned* nonfinite) {
-  const int width = (n + 63) / 64 * 64;
+  const int width = fp8_prefill_row_width(n);
   if (n % 16 != 0 || width > kActRegs * kActThreads * 4 || !act_rows_vectorizable(x, x_stride, n, x16) ||
       reinterpret_cast<uintptr_t>(x16) % 16 != 0)
     return false;

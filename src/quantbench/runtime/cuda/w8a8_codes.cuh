@@ -61,7 +61,8 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two_codes) {
 // FP8's prefill kernel reads a token's codes as f16 in its fragments' k order (w8a8_fp8_prefill.cu): the
 // four codes of inputs 4 i .. 4 i + 3 (i = 16 c + 4 t + s: chunk c, 16-byte piece t, 4-byte word s) go to
 // two f16 pairs of the permuted row, at pair indices (64 c + 16 s + 2 t) / 2 and (64 c + 16 s + 8 + 2 t) / 2.
-// Writes them into the row (as 32-bit words).
+// Writes them into the row (as 32-bit words). A row is fp8_prefill_row_width(n) f16 wide (zeros past n).
+__host__ __device__ constexpr int fp8_prefill_row_width(int n) { return (n + 63) / 64 * 64; }  // whole chunks
 __device__ __forceinline__ void store_codes4_permuted(uint32_t* row, int i, uint32_t codes4) {
   const int c = i >> 4, t = (i >> 2) & 3, s = i & 3;
   row[32 * c + 8 * s + t] = e4m3x2_to_f16x2(codes4);            // inputs 4i, 4i + 1

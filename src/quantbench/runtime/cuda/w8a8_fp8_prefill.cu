@@ -35,8 +35,6 @@ namespace {
 constexpr int kWBytes = kWgRowWarps * 2 * 512;  // per stage: 8 row blocks x 2 rows per lane x 32 lanes x 16 bytes
 template <int NT>
 constexpr int kSmemBytes = kWgStages * (NT * 128 + kWBytes + 8) + 1024;  // + alignment
-// x16's row width: n_in in whole 64-input chunks (the permutation works within a chunk)
-int padded_width(int n_in) { return (n_in + 63) / 64 * 64; }
 
 // One thread per (token, chunk, t): input bytes [64 c + 16 t, + 16) of the token's codes (zeros past
 // n_in) to their 16 permuted f16 positions (8 pairs); x16 rows are `width` (n_in rounded up to 64) wide.
@@ -133,7 +131,7 @@ bool w8a8_fp8_prefill_fits(int n_in, const void* W) {
 }
 
 size_t w8a8_fp8_prefill_scratch_bytes(int n_in, int T) {
-  return size_t(T) * size_t(padded_width(n_in)) * 2;
+  return size_t(T) * size_t(fp8_prefill_row_width(n_in)) * 2;
 }
 
 bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx,
@@ -141,7 +139,7 @@ bool w8a8_fp8_prefill(const uint8_t* W, const float* sw, int n_out, int n_in, co
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   if (!w8a8_fp8_prefill_fits(n_in, W) || !aligned(xq) || !aligned(x16)) return false;
   if (T >= 1) {
-    const int width = padded_width(n_in);
+    const int width = fp8_prefill_row_width(n_in);
     const int64_t pieces = int64_t(T) * (width / 16);
     permute_codes_kernel<<<unsigned((pieces + 255) / 256), 256, 0, st>>>(xq, n_in, width, T, x16);
     QB_CUDA_OK(cudaGetLastError());
@@ -154,10 +152,8 @@ bool w8a8_fp8_prefill_f16(const uint8_t* W, const float* sw, int n_out, int n_in
   if (!w8a8_fp8_prefill_fits(n_in, W) || reinterpret_cast<uintptr_t>(x16) % 16 != 0) return false;
   if (T < 1 || n_out < 1) throw std::invalid_argument("w8a8_fp8_prefill: needs T >= 1 and n_out >= 1, got T " +
                                                       std::to_string(T) + ", n_out " + std::to_string(n_out));
-  const int width = padded_width(n_in);
-  // 128-token tiles where they give at least half the SMs a block, else 64 (twice the blocks): qgemm's rule
-  const int64_t blocks = int64_t((T + 127) / 128) * ((n_out + 127) / 128);
-  if (2 * blocks >= wgmma_sm_count()) launch<128>(W, sw, n_out, n_in, x16, width, sx, T, y, st);
+  const int width = fp8_prefill_row_width(n_in);
+  if (wgmma_tile_tokens(T, n_out, wgmma_sm_count()) == 128) launch<128>(W, sw, n_out, n_in, x16, width, sx, T, y, st);
   else launch<64>(W, sw, n_out, n_in, x16, width, sx, T, y, st);
   return true;
 }

@@ -193,6 +193,14 @@ inline CUtensorMap wgmma_x_tensor_map(const uint16_t* x, int T, int row_elems, i
   return map;
 }
 
+// Tokens per block tile for a product of T tokens and n_out rows: 128 where 128 x 128 tiles give at least
+// half the SMs a block, else 64 (twice the blocks). From qgemm's H100 sweeps (bench/gpu/qgemm_bench.cu);
+// FP8's prefill kernel takes the same rule.
+inline int wgmma_tile_tokens(int64_t T, int64_t n_out, int sm_count) {
+  const int64_t blocks = ((T + 127) / 128) * ((n_out + 16 * kWgRowWarps - 1) / (16 * kWgRowWarps));
+  return 2 * blocks >= sm_count ? 128 : 64;
+}
+
 inline int wgmma_sm_count() {
   static const int n = [] {
     int dev = 0, v = 0;
