@@ -254,7 +254,8 @@ void check_kv_codes() {
   for (KvType kt : {KvType::Int8, KvType::Fp8, KvType::Int4}) {
     const int code = kt == KvType::Int8 ? rc::kKvInt8 : kt == KvType::Fp8 ? rc::kKvFp8 : rc::kKvInt4;
     const float qmax = kt == KvType::Int8 ? 127.0f : kt == KvType::Fp8 ? 448.0f : 7.0f;
-    size_t rows_total = 0, values = 0, code_diff = 0, scale_diff = 0, deq_diff = 0;
+    size_t rows_total = 0, values = 0, code_diff = 0, scale_diff = 0, deq_diff = 0, split_diff = 0;
+    const bool split = kt != KvType::Int4;  // kv_codes_f16: codes as f16 and scale rows (int8, fp8)
     bool layout_ok = true;
     for (const Shape sh : shapes) {
       const runtime::KvLayout cl = runtime::KvLayout::make(kt, sh.n_head, sh.hd);
@@ -306,6 +307,23 @@ void check_kv_codes() {
       std::vector<uint16_t> gh(size_t(rows) * size_t(w));
       cuda_ok(cudaMemcpy(g.data(), dq, g.size(), cudaMemcpyDeviceToHost), "download");
       cuda_ok(cudaMemcpy(gh.data(), dh, gh.size() * 2, cudaMemcpyDeviceToHost), "download");
+      // The prefill's split form: codes as f16, scales as rows [head][stride] (0 past the rows), poisoned first.
+      const int64_t stride = rc::kv_scale_stride(rows);
+      std::vector<uint16_t> sc16(size_t(rows) * size_t(w));
+      std::vector<float> srow(size_t(sh.n_head) * size_t(stride));
+      if (split) {
+        void *dc = nullptr, *ds = nullptr;
+        cuda_ok(cudaMalloc(&dc, sc16.size() * 2), "cudaMalloc");
+        cuda_ok(cudaMalloc(&ds, srow.size() * 4), "cudaMalloc");
+        cuda_ok(cudaMemset(dc, 0xff, sc16.size() * 2), "poison");
+        cuda_ok(cudaMemset(ds, 0xff, srow.size() * 4), "poison");
+        rc::kv_codes_f16(static_cast<const uint8_t*>(dq), gl, rows, static_cast<uint16_t*>(dc), static_cast<float*>(ds),
+                         stride, nullptr);
+        cuda_ok(cudaMemcpy(sc16.data(), dc, sc16.size() * 2, cudaMemcpyDeviceToHost), "download");
+        cuda_ok(cudaMemcpy(srow.data(), ds, srow.size() * 4, cudaMemcpyDeviceToHost), "download");
+        cudaFree(dc);
+        cudaFree(ds);
+      }
       cudaFree(dx);
       cudaFree(dq);
       cudaFree(dh);
@@ -322,18 +340,34 @@ void check_kv_codes() {
             const uint16_t want = f32_to_f16(deq[size_t(i)]), got = gh[size_t(r) * size_t(w) + size_t(hh * sh.hd + i)];
             const bool both_nan = std::isnan(deq[size_t(i)]) && std::isnan(f16_to_f32(got));
             deq_diff += !both_nan && want != got;
+            if (split) {  // code value * scale, in f32 as the CPU multiplies: its dequantized value, bit for bit
+              const float v = f16_to_f32(sc16[size_t(r) * size_t(w) + size_t(hh * sh.hd + i)]) *
+                              srow[size_t(hh) * size_t(stride) + size_t(r)];
+              split_diff += !(std::isnan(v) && std::isnan(deq[size_t(i)])) &&
+                            std::memcmp(&v, &deq[size_t(i)], 4) != 0;
+            }
           }
         }
         ++rows_total;
         values += size_t(w);
       }
+      if (split)
+        for (int hh = 0; hh < sh.n_head; ++hh)
+          for (int64_t p = 0; p < stride; ++p) {
+            const float got = srow[size_t(hh) * size_t(stride) + size_t(p)];
+            const float want = p < rows ? cscales[size_t(p) * size_t(cl.scales_per_row()) + size_t(hh)] : 0.0f;
+            split_diff += std::memcmp(&got, &want, 4) != 0;
+          }
     }
-    char buf[320];
+    const std::string split_note = split ? "prefill's f16 codes times their scale rows (zeros past the rows): " +
+                                               std::to_string(split_diff) + " differ from the CPU's values"
+                                         : "no split form (int4)";
+    char buf[400];
     std::snprintf(buf, sizeof buf, "kv %s codes: GPU vs CPU on %zu rows (%zu values, 7 shapes, ties/zeros/NaN/inf): "
-                  "%zu code bytes and %zu scale rows differ; dequantized f16: %zu differ; layout %s",
+                  "%zu code bytes and %zu scale rows differ; dequantized f16: %zu differ; %s; layout %s",
                   std::string(runtime::kv_type_name(kt)).c_str(), rows_total, values, code_diff, scale_diff, deq_diff,
-                  layout_ok ? "same" : "DIFFERENT");
-    check(layout_ok && code_diff == 0 && scale_diff == 0 && deq_diff == 0, buf);
+                  split_note.c_str(), layout_ok ? "same" : "DIFFERENT");
+    check(layout_ok && code_diff == 0 && scale_diff == 0 && deq_diff == 0 && split_diff == 0, buf);
   }
 }
 

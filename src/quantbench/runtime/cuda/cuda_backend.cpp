@@ -372,7 +372,16 @@ struct CudaBackend::Impl {
   int64_t kvk = 0, kvv = 0, n_layer = 0;
   KvRowLayout klay, vlay;  // bytes of one cached position of K / V
   bool kv_quant = false;
-  DevBuf kv16;             // quantized caches, prefill runs: the run's keys and values dequantized to f16
+  DevBuf kv16;             // quantized caches, prefill runs: the run's keys and values as f16 (kv_codes_prefill)
+  // int8 / fp8 caches whose prefill runs take the fused kernel: its keys and values as their codes' f16 values
+  // with the scales apart (kv_codes_f16, GemmAttentionArgs::k_scale), so no cached value is rounded; int4
+  // caches and other head dims: dequantized to f16. QB_CUDA_KV_PREFILL_CODES=0: dequantized (A/B runs).
+  bool kv_codes_on = true;
+  bool kv_codes_prefill(const model::ModelSpec& sp) const {
+    return kv_quant && kv_codes_on && (klay.code == kKvInt8 || klay.code == kKvFp8) &&
+           attention_flash_fits(flash_attention, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
+                                int(sp.head_dim_v));
+  }
   std::vector<DevBuf> kv_pool;
   size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (klay.row_bytes + vlay.row_bytes)); }
   uint16_t* k_ptr(const Sequence& s, int64_t il) const {
@@ -1077,6 +1086,7 @@ void CudaBackend::init_device() {
   if (const char* e = std::getenv("QB_CUDA_ATTN_HW")) I.attn_half_warp = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_ATTN_EARLY16")) I.attn_early_after_qgemv = std::string(e) != "0";
   if (const char* e = std::getenv("QB_CUDA_FLASH_ATTN"); e && std::string(e) == "0") I.flash_attention = false;
+  if (const char* e = std::getenv("QB_CUDA_KV_PREFILL_CODES"); e && std::string(e) == "0") I.kv_codes_on = false;
   if (const char* e = std::getenv("QB_CUDA_PREWAIT"); e && std::string(e) == "0") I.prewait = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ROPE"); e && std::string(e) == "0") options_.fuse_rope = false;
   if (const char* e = std::getenv("QB_CUDA_FUSE_ACT"); e && std::string(e) == "0") options_.fuse_gated_act = false;
@@ -1443,8 +1453,11 @@ std::string CudaBackend::describe() const {
                                      : "dequantized to f16 per matrix + cuBLAS f16 GEMM",
                      gate_up_note(*impl_),
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
-                                           std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs "
-                                                       "dequantized to f16 per layer; ") +
+                                           std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs: ") +
+                                           (impl_->kv_codes_prefill(spec_) && options_.gemm_attention
+                                                ? "the codes as f16 per layer, their scales multiplied into the fused "
+                                                  "kernel's scores and softmax weights (no value rounded); "
+                                                : "dequantized to f16 per layer; ") +
                                            KvLayout::make(options_.kv, spec_.n_head_kv, spec_.head_dim_k).describe() + ")"
                                      : std::string("f16"),
                      options_.fuse_rope && !impl_->kv_quant ? " (inside the attention kernel at decode, one token per sequence)" : "",
@@ -1752,7 +1765,12 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const int64_t p0 = tok(0).pos;
   if (gemm_attn) {
     const size_t need = attention_gemm_scratch_bytes(T, int(sp.n_head), int(sp.head_dim_k), p0 + T);
-    const size_t need16 = I.kv_quant ? size_t(p0 + T) * size_t(kvk + kvv) * 2 : 0;
+    // (the f16 keys and values, then with kv_codes_prefill the scale rows, 256-byte aligned)
+    const size_t kv16_values = (size_t(p0 + T) * size_t(kvk + kvv) * 2 + 255) / 256 * 256;
+    const size_t need16 = !I.kv_quant ? 0
+                          : kv16_values + (I.kv_codes_prefill(sp) ? size_t(2) * size_t(sp.n_head_kv) *
+                                                                        size_t(kv_scale_stride(p0 + T)) * 4
+                                                                  : 0);
     gemm_attn = need + need16 <= (size_t(512) << 20);
     if (gemm_attn) I.attn_scratch.ensure(need);
     if (gemm_attn && I.kv_quant) I.kv16.ensure(need16);
@@ -1841,8 +1859,22 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           I.mark(Impl::kDequant);
           uint16_t* k16 = I.kv16.as<uint16_t>();
           uint16_t* v16 = k16 + size_t((p0 + T) * kvk);
-          kv_dequantize_f16(reinterpret_cast<const uint8_t*>(ga.k_cache), I.klay, p0 + T, k16, st);
-          kv_dequantize_f16(reinterpret_cast<const uint8_t*>(ga.v_cache), I.vlay, p0 + T, v16, st);
+          const auto* kq = reinterpret_cast<const uint8_t*>(ga.k_cache);
+          const auto* vq = reinterpret_cast<const uint8_t*>(ga.v_cache);
+          if (I.kv_codes_prefill(sp)) {
+            const int64_t stride = kv_scale_stride(p0 + T);
+            float* ks = reinterpret_cast<float*>(I.kv16.as<uint8_t>() +
+                                                 (size_t(p0 + T) * size_t(kvk + kvv) * 2 + 255) / 256 * 256);
+            float* vs = ks + size_t(sp.n_head_kv) * size_t(stride);
+            kv_codes_f16(kq, I.klay, p0 + T, k16, ks, stride, st);
+            kv_codes_f16(vq, I.vlay, p0 + T, v16, vs, stride, st);
+            ga.k_scale = ks;
+            ga.v_scale = vs;
+            ga.scale_stride = stride;
+          } else {
+            kv_dequantize_f16(kq, I.klay, p0 + T, k16, st);
+            kv_dequantize_f16(vq, I.vlay, p0 + T, v16, st);
+          }
           ga.k_cache = k16;
           ga.v_cache = v16;
         }

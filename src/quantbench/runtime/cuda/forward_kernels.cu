@@ -13,9 +13,11 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/act_store.cuh"
@@ -1194,7 +1196,11 @@ size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys)
 // the end), P rounded to f16 as the A operand of O += P V (two n8 accumulator tiles are one k16 A
 // tile). Q and P are f16 as in the two-GEMM path; no score matrix touches memory. kSplit
 // (GemmAttentionArgs::split16): Q and P also as their f16 remainders, each product run twice (hi, then
-// lo), so each keeps about 22 bits.
+// lo), so each keeps about 22 bits. kScaled (GemmAttentionArgs::k_scale): K and V are codes, and each
+// tile's 64 key scales and 64 value scales ride along with its rows into shared memory. A score is
+// (Q . code) * its key's scale; P's A operand is P * (value scale / R), R the largest value scale of the
+// tiles so far (so the operand stays in [0, 1], where f16 keeps its precision), and the accumulators are
+// rescaled by R_old / R_new with the softmax's own rescale, then multiplied by R at the end.
 __device__ __forceinline__ uint32_t f2_h2(float lo, float hi) {
   const __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&h);
@@ -1214,12 +1220,15 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
 }
-template <int HD>
-constexpr size_t flash_smem_bytes() { return size_t(2) * 2 * 64 * (HD + 8) * 2; }  // 2 stages x (K, V)
-template <int HD, bool kSplit>
+template <int HD, bool kScaled>
+constexpr size_t flash_smem_bytes() {  // 2 stages x (K, V), then (kScaled) 2 stages x (key, value) x 64 scales
+  return size_t(2) * 2 * 64 * (HD + 8) * 2 + (kScaled ? size_t(2) * 2 * 64 * 4 : 0);
+}
+template <int HD, bool kSplit, bool kScaled>
 __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs a) {
   constexpr int BQ = 64, BK = 64, KS = HD + 8;  // shared row stride in halves (K and V: [key][dim])
   extern __shared__ __align__(16) uint16_t flash_smem[];
+  float* scale_smem = reinterpret_cast<float*>(flash_smem + 2 * 2 * BK * KS);  // (kScaled) [stage][k, v][BK]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int h = blockIdx.y, kvh = h / (a.n_head / a.n_head_kv);
   const int q0 = blockIdx.x * BQ, wq0 = q0 + warp * 16;
@@ -1245,6 +1254,7 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
 #pragma unroll
   for (int nd = 0; nd < HD / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  float vref = 0.f;  // (kScaled) R: the largest value scale of the tiles so far
   const int64_t pos0 = a.p0 + r0, pos1 = a.p0 + r1;
   const int64_t warp_last = a.p0 + min(wq0 + 15, a.T - 1), block_last = a.p0 + min(q0 + BQ - 1, a.T - 1);
   constexpr float kL2e = 1.4426950408889634f;
@@ -1260,6 +1270,14 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
       cp_async16(Kd + r * KS + c, a.k_cache + key * kvd + int64_t(kvh) * HD + c);
       cp_async16(Vd + r * KS + c, a.v_cache + key * kvd + int64_t(kvh) * HD + c);
     }
+    if constexpr (kScaled) {  // 16 lanes x 16 bytes per row of 64 scales (rows are whole tiles: no clamp)
+      if (threadIdx.x < 32) {
+        const int u = threadIdx.x & 15;
+        const float* src = (threadIdx.x < 16 ? a.k_scale : a.v_scale) + int64_t(kvh) * a.scale_stride +
+                           int64_t(kt) * BK + 4 * u;
+        cp_async16(scale_smem + (kt & 1) * 2 * BK + (threadIdx.x >> 4) * BK + 4 * u, src);
+      }
+    }
     asm volatile("cp.async.commit_group;" ::: "memory");
   };
   const int n_tiles = int(block_last / BK) + 1;
@@ -1272,6 +1290,8 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
     const int64_t k0 = int64_t(kt) * BK;
     const uint16_t* Ks = flash_smem + size_t(kt & 1) * 2 * BK * KS;
     const uint16_t* Vs = Ks + BK * KS;
+    const float* kss = scale_smem + (kt & 1) * 2 * BK;  // (kScaled) the tile's key scales, then value scales
+    const float* vss = kss + BK;
     if (k0 <= warp_last) {  // else every key of the tile is after this warp's queries
     float sc[BK / 8][4];
 #pragma unroll
@@ -1291,8 +1311,9 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
     for (int nt = 0; nt < BK / 8; ++nt)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int64_t key = k0 + nt * 8 + 2 * t4 + (i & 1);
-        float v = sc[nt][i] * a.scale;
+        const int kl = nt * 8 + 2 * t4 + (i & 1);
+        const int64_t key = k0 + kl;
+        float v = (kScaled ? sc[nt][i] * kss[kl] : sc[nt][i]) * a.scale;
         if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap);
         v = key <= (i < 2 ? pos0 : pos1) ? v : -INFINITY;
         sc[nt][i] = v;
@@ -1308,6 +1329,16 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
     const float c0 = exp2f((m0 - mn0) * kL2e), c1 = exp2f((m1 - mn1) * kL2e);
     m0 = mn0;
     m1 = mn1;
+    float rr = 1.f, inv_ref = 1.f;  // (kScaled) R_old / R_new, 1 / R_new
+    if constexpr (kScaled) {
+      float tm = fmaxf(vss[lane], vss[lane + 32]);
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) tm = fmaxf(tm, __shfl_xor_sync(0xffffffffu, tm, off));
+      const float rn = fmaxf(fmaxf(vref, tm), FLT_MIN);  // (all-zero scales so far: any positive R)
+      rr = vref / rn;
+      inv_ref = 1.f / rn;
+      vref = rn;
+    }
     float rs0 = 0.f, rs1 = 0.f;
 #pragma unroll
     for (int nt = 0; nt < BK / 8; ++nt) {
@@ -1322,10 +1353,21 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
     l1 = l1 * c1 + rs1;
 #pragma unroll
     for (int nd = 0; nd < HD / 8; ++nd) {
-      o[nd][0] *= c0;
-      o[nd][1] *= c0;
-      o[nd][2] *= c1;
-      o[nd][3] *= c1;
+      o[nd][0] *= c0 * rr;
+      o[nd][1] *= c0 * rr;
+      o[nd][2] *= c1 * rr;
+      o[nd][3] *= c1 * rr;
+    }
+    if constexpr (kScaled) {  // P's A operand: the weight times its value's scale over R (l above took P)
+#pragma unroll
+      for (int nt = 0; nt < BK / 8; ++nt) {
+        const float2 sv = *reinterpret_cast<const float2*>(vss + nt * 8 + 2 * t4);
+        const float s0 = sv.x * inv_ref, s1 = sv.y * inv_ref;
+        sc[nt][0] *= s0;
+        sc[nt][1] *= s1;
+        sc[nt][2] *= s0;
+        sc[nt][3] *= s1;
+      }
     }
 #pragma unroll
     for (int j = 0; j < BK / 16; ++j) {
@@ -1362,7 +1404,7 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+  const float inv0 = (kScaled ? vref : 1.f) / l0, inv1 = (kScaled ? vref : 1.f) / l1;
   const int64_t ostride = int64_t(a.n_head) * HD;
   auto put = [&](int row, int col, float x, float y) {
     if (row >= a.T) return;
@@ -1387,6 +1429,10 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
 bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
   if (a.T <= 0) return true;
   if (a.hd_k % 8 != 0 || a.hd_v % 8 != 0 || a.n_head % a.n_head_kv != 0) return false;
+  const bool scaled = a.k_scale || a.v_scale;
+  if (scaled && (!a.k_scale || !a.v_scale || a.scale_stride % 64 != 0 || a.scale_stride < a.p0 + a.T ||
+                 reinterpret_cast<uintptr_t>(a.k_scale) % 16 != 0 || reinterpret_cast<uintptr_t>(a.v_scale) % 16 != 0))
+    return false;
   if (attention_flash_takes(a)) {
     const dim3 grid(unsigned((a.T + 63) / 64), unsigned(a.n_head));
     auto run = [&](auto kernel, size_t smem) {
@@ -1394,16 +1440,21 @@ bool attention_gemm(void* handle, const GemmAttentionArgs& a, cudaStream_t s) {
         QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       kernel<<<grid, 128, smem, s>>>(a);
     };
-    if (a.hd_k == 64)
-      a.split16 ? run(attention_flash_kernel<64, true>, flash_smem_bytes<64>())
-                : run(attention_flash_kernel<64, false>, flash_smem_bytes<64>());
-    else
-      a.split16 ? run(attention_flash_kernel<128, true>, flash_smem_bytes<128>())
-                : run(attention_flash_kernel<128, false>, flash_smem_bytes<128>());
+    auto pick = [&](auto hd, auto split) {
+      constexpr int HD = decltype(hd)::value;
+      constexpr bool kSplit = decltype(split)::value;
+      if (scaled) run(attention_flash_kernel<HD, kSplit, true>, flash_smem_bytes<HD, true>());
+      else run(attention_flash_kernel<HD, kSplit, false>, flash_smem_bytes<HD, false>());
+    };
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if (a.hd_k == 64) a.split16 ? pick(std::integral_constant<int, 64>{}, Yes{}) : pick(std::integral_constant<int, 64>{}, No{});
+    else a.split16 ? pick(std::integral_constant<int, 128>{}, Yes{}) : pick(std::integral_constant<int, 128>{}, No{});
     QB_CUDA_LAUNCHED();
     return true;
   }
-  if (a.split16) return false;  // (the two-GEMM path rounds Q and P to f16 once)
+  // (the two-GEMM path rounds Q and P to f16 once, and reads K and V as values)
+  if (a.split16 || a.k_scale || a.v_scale) return false;
   auto h = static_cast<cublasHandle_t>(handle);
   const int64_t nk = a.p0 + a.T;
   const int nq = a.n_head * a.hd_k, group = a.n_head / a.n_head_kv;

@@ -201,6 +201,15 @@ struct GemmAttentionArgs : AttentionShape {  // q with rope applied; out may be 
   // single f16 rounding put FP8 W8A8 1000x further from the CPU than its products do (docs/perf.md,
   // session 32). attention_gemm refuses (returns false) where the fused kernel does not take the shape.
   bool split16 = false;
+  // Optional, fused kernel only (attention_gemm refuses them elsewhere): the caches hold int8 or e4m3 codes
+  // as f16 values (exact) and each key's value is its code times its head's scale, k_scale / v_scale
+  // [n_head_kv][scale_stride] f32 (kv_codes_f16; scale_stride a multiple of 64, finite values up to the
+  // last 64-key tile). The kernel multiplies each score by its key's scale, and each softmax weight by its
+  // value's scale over the largest value scale so far (the output is rescaled as that grows), so no cached
+  // value is rounded to f16.
+  const float* k_scale = nullptr;
+  const float* v_scale = nullptr;
+  int64_t scale_stride = 0;
   // Optional, flash kernel only (attention_flash_takes): it also writes its output rows as 16-bit rows
   // (act.half_rows, bf16 if act.bf16; no fragments), the o product's input, so no cast kernel follows.
   // `out` may then be null.
@@ -215,8 +224,8 @@ inline bool attention_flash_takes(const GemmAttentionArgs& a) {
   return attention_flash_fits(a.flash, a.n_head, a.n_head_kv, a.hd_k, a.hd_v);
 }
 size_t attention_gemm_scratch_bytes(int T, int n_head, int hd_k, int64_t n_keys);
-// Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8, or split16
-// where attention_flash_takes is false.
+// Returns false (nothing launched) for shapes it does not take: head dims not multiples of 8, or split16 or
+// scales where attention_flash_takes is false.
 bool attention_gemm(void* cublas_handle, const GemmAttentionArgs& a, cudaStream_t s);
 
 // Splits for the split-key attention: in a decode batch (T <= 16), one where the (head, token) pairs

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -296,6 +297,24 @@ __global__ void dequant_f16_kernel(const uint8_t* cache, KvRowLayout l, int64_t 
   }
 }
 
+// kv_codes_f16: the codes as f16 values (exact: every int8 and e4m3 value is one) and each head's scales
+// in their own rows [n_head][stride], zero past n.
+template <int CODE>
+__global__ void codes_f16_kernel(const uint8_t* cache, KvRowLayout l, int64_t n, __half* codes, float* scales,
+                                 int64_t stride) {
+  const int64_t w = int64_t(l.n_head) * l.hd, total = n * w > l.n_head * stride ? n * w : l.n_head * stride;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    if (i < n * w) {
+      const int64_t r = i / w, c = i % w;
+      codes[i] = __float2half_rn(dq1<CODE>(uint32_t(cache[r * l.row_bytes + c])));
+    }
+    if (i < l.n_head * stride) {
+      const int64_t h = i / stride, p = i % stride;
+      scales[i] = p < n ? reinterpret_cast<const float*>(cache + p * l.row_bytes + l.scale_off)[h] : 0.0f;
+    }
+  }
+}
+
 template <int CODE>
 void launch_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLayout& vl, cudaStream_t s) {
   const dim3 grid(unsigned(a.n_head), unsigned(a.T), unsigned(a.splits));
@@ -373,6 +392,23 @@ void kv_dequantize_f16(const uint8_t* cache, const KvRowLayout& l, int64_t n, ui
     case kKvInt4: dequant_f16_kernel<kKvInt4><<<grid, 256, 0, s>>>(cache, l, n, o); break;
     default: throw std::runtime_error("kv_dequantize_f16: not a quantized cache");
   }
+  QB_CUDA_LAUNCHED();
+}
+
+void kv_codes_f16(const uint8_t* cache, const KvRowLayout& l, int64_t n, uint16_t* codes, float* scales,
+                  int64_t stride, cudaStream_t s) {
+  if ((l.code != kKvInt8 && l.code != kKvFp8) || l.group != l.hd)
+    throw std::runtime_error("kv_codes_f16: needs an int8 or fp8 cache (one scale per head)");
+  if (n <= 0) return;
+  if (stride < n || stride % 64 != 0)
+    throw std::runtime_error("kv_codes_f16: scale rows of " + std::to_string(stride) + " for " + std::to_string(n) +
+                             " positions (need a multiple of 64, at least n)");
+  const int64_t total = std::max(n * l.n_head * l.hd, int64_t(l.n_head) * stride);
+  const int64_t b = (total + 255) / 256;
+  const unsigned grid = unsigned(b < 8192 ? b : 8192);
+  auto* o = reinterpret_cast<__half*>(codes);
+  if (l.code == kKvInt8) codes_f16_kernel<kKvInt8><<<grid, 256, 0, s>>>(cache, l, n, o, scales, stride);
+  else codes_f16_kernel<kKvFp8><<<grid, 256, 0, s>>>(cache, l, n, o, scales, stride);
   QB_CUDA_LAUNCHED();
 }
 

@@ -6,8 +6,11 @@
 // pointer per (layer, token) as for its f16 cache, cache growth stays one memcpy, and a decode kernel
 // reads a key's codes and scale from the same place. Codes are written by the rope + store kernel (the
 // token's K is rotated, then quantized); decode attention reads codes directly (the bytes a step reads
-// shrink by 2x / 4x); prefill attention over one run dequantizes the run's keys to f16 once per layer
-// and uses the f16 tensor-core kernels. Plain pointer interface (compiles under nvcc, no model types).
+// shrink by 2x / 4x); prefill attention over one run turns the run's keys to f16 once per layer for the
+// tensor-core kernels: int8 and fp8, where the fused kernel takes the head dims, as their codes' exact
+// values with the scales apart (kv_codes_f16; the kernel multiplies the scores and the softmax weights by
+// them); otherwise, and for int4 (32 values a scale: it does not factor out of a key's dot product),
+// dequantized, each value rounded to f16. Plain pointer interface (compiles under nvcc, no model types).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -45,6 +48,14 @@ void attention_kvq(const AttentionArgs& a, const KvRowLayout& kl, const KvRowLay
 
 // Rows [0, n) of one quantized cache to f16 [n][n_head * hd] (code * scale in f32, then rounded).
 void kv_dequantize_f16(const uint8_t* cache, const KvRowLayout& l, int64_t n, uint16_t* out, cudaStream_t s);
+
+// Rows [0, n) of an int8 or fp8 cache (one scale per head) as the fused prefill attention reads them with
+// GemmAttentionArgs::k_scale / v_scale: the codes' values as f16 [n][n_head * hd] (exact, so no value is
+// rounded), and the scales as f32 rows [n_head][stride], 0 past n (stride: a multiple of 64, at least n;
+// the kernel reads whole 64-key tiles). Throws for any other cache or stride.
+void kv_codes_f16(const uint8_t* cache, const KvRowLayout& l, int64_t n, uint16_t* codes, float* scales,
+                  int64_t stride, cudaStream_t s);
+inline int64_t kv_scale_stride(int64_t n) { return (n + 63) / 64 * 64; }
 
 // Kernel check: quantizes `rows` f32 rows (x + r * x_stride, n_head * hd values each) into rows of
 // l.row_bytes at dst, with the same device code the store kernel runs.
