@@ -10,6 +10,7 @@
 #  with that code: commit 35474e5; docs/perf.md, session 32.)
 # s33: quantized caches' prefill attention on the codes with their scales (this build) against the f16 dequantization
 #   (QB_CUDA_KV_PREFILL_CODES=0): 512- and 2048-token prefills, FP8 W8A8 and w4g128, int8 and fp8 caches, two rounds.
+#   (At 628406e both forms took the codes; since, only W8A8 models do, so w4g128's rows are the same form twice.)
 # s30: the gated activation writing the down product's W8A8 codes against the activation kernel then a quantizer
 #   (QB_CUDA_W8A8_ACT_CODES=0): INT8 W8A8 at 1, 8, 16 streams, FP8 at 1, 16; two rounds.
 # (Session 30's "s30b", the W8A8 tensor-core decode kernels capped at 64 registers against the default, left with that

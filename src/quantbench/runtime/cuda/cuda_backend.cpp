@@ -373,12 +373,15 @@ struct CudaBackend::Impl {
   KvRowLayout klay, vlay;  // bytes of one cached position of K / V
   bool kv_quant = false;
   DevBuf kv16;             // quantized caches, prefill runs: the run's keys and values as f16 (kv_codes_prefill)
-  // int8 / fp8 caches whose prefill runs take the fused kernel: its keys and values as their codes' f16 values
-  // with the scales apart (kv_codes_f16, GemmAttentionArgs::k_scale), so no cached value is rounded; int4
-  // caches and other head dims: dequantized to f16. QB_CUDA_KV_PREFILL_CODES=0: dequantized (A/B runs).
+  // int8 / fp8 caches of models whose prefill attention runs with f16 pairs (split16_attention: W8A8), where
+  // the fused kernel takes the head dims: the keys and values as their codes' f16 values with the scales
+  // apart (kv_codes_f16, GemmAttentionArgs::k_scale), so no cached value is rounded either. Elsewhere
+  // dequantized to f16: with Q and P rounded to f16 once, the values' rounding did not show (rand-llama's
+  // weight-only formats read the same KL against the CPU), and the scales cost 1-3% of a prefill
+  // (docs/perf.md, session 33). QB_CUDA_KV_PREFILL_CODES=0: dequantized (A/B runs).
   bool kv_codes_on = true;
   bool kv_codes_prefill(const model::ModelSpec& sp) const {
-    return kv_quant && kv_codes_on && (klay.code == kKvInt8 || klay.code == kKvFp8) &&
+    return kv_quant && kv_codes_on && split16_attention() && (klay.code == kKvInt8 || klay.code == kKvFp8) &&
            attention_flash_fits(flash_attention, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
                                 int(sp.head_dim_v));
   }

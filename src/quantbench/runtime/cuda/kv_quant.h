@@ -7,10 +7,11 @@
 // reads a key's codes and scale from the same place. Codes are written by the rope + store kernel (the
 // token's K is rotated, then quantized); decode attention reads codes directly (the bytes a step reads
 // shrink by 2x / 4x); prefill attention over one run turns the run's keys to f16 once per layer for the
-// tensor-core kernels: int8 and fp8, where the fused kernel takes the head dims, as their codes' exact
-// values with the scales apart (kv_codes_f16; the kernel multiplies the scores and the softmax weights by
-// them); otherwise, and for int4 (32 values a scale: it does not factor out of a key's dot product),
-// dequantized, each value rounded to f16. Plain pointer interface (compiles under nvcc, no model types).
+// tensor-core kernels: for W8A8 models (whose prefill attention keeps Q and P as f16 pairs) int8 and fp8,
+// where the fused kernel takes the head dims, as their codes' exact values with the scales apart
+// (kv_codes_f16; the kernel multiplies the scores and the softmax weights by them); otherwise, and for
+// int4 (32 values a scale: it does not factor out of a key's dot product), dequantized, each value
+// rounded to f16. Plain pointer interface (compiles under nvcc, no model types).
 #pragma once
 #include <cuda_runtime.h>
 
