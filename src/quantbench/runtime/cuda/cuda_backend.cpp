@@ -385,6 +385,13 @@ struct CudaBackend::Impl {
            attention_flash_fits(flash_attention, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
                                 int(sp.head_dim_v));
   }
+  // kv16's layout for a run over n positions: the f16 keys, the f16 values, then (kv_codes_prefill) the key
+  // and value scale rows from a 256-byte boundary.
+  size_t kv16_scales_offset(int64_t n) const { return (size_t(n) * size_t(kvk + kvv) * 2 + 255) / 256 * 256; }
+  size_t kv16_bytes(int64_t n, const model::ModelSpec& sp) const {
+    return kv16_scales_offset(n) +
+           (kv_codes_prefill(sp) ? size_t(2) * size_t(sp.n_head_kv) * size_t(kv_scale_stride(n)) * 4 : 0);
+  }
   std::vector<DevBuf> kv_pool;
   size_t kv_bytes(int64_t cap) const { return size_t(n_layer * cap * (klay.row_bytes + vlay.row_bytes)); }
   uint16_t* k_ptr(const Sequence& s, int64_t il) const {
@@ -1768,12 +1775,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const int64_t p0 = tok(0).pos;
   if (gemm_attn) {
     const size_t need = attention_gemm_scratch_bytes(T, int(sp.n_head), int(sp.head_dim_k), p0 + T);
-    // (the f16 keys and values, then with kv_codes_prefill the scale rows, 256-byte aligned)
-    const size_t kv16_values = (size_t(p0 + T) * size_t(kvk + kvv) * 2 + 255) / 256 * 256;
-    const size_t need16 = !I.kv_quant ? 0
-                          : kv16_values + (I.kv_codes_prefill(sp) ? size_t(2) * size_t(sp.n_head_kv) *
-                                                                        size_t(kv_scale_stride(p0 + T)) * 4
-                                                                  : 0);
+    const size_t need16 = I.kv_quant ? I.kv16_bytes(p0 + T, sp) : 0;
     gemm_attn = need + need16 <= (size_t(512) << 20);
     if (gemm_attn) I.attn_scratch.ensure(need);
     if (gemm_attn && I.kv_quant) I.kv16.ensure(need16);
@@ -1866,8 +1868,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
           const auto* vq = reinterpret_cast<const uint8_t*>(ga.v_cache);
           if (I.kv_codes_prefill(sp)) {
             const int64_t stride = kv_scale_stride(p0 + T);
-            float* ks = reinterpret_cast<float*>(I.kv16.as<uint8_t>() +
-                                                 (size_t(p0 + T) * size_t(kvk + kvv) * 2 + 255) / 256 * 256);
+            float* ks = reinterpret_cast<float*>(I.kv16.as<uint8_t>() + I.kv16_scales_offset(p0 + T));
             float* vs = ks + size_t(sp.n_head_kv) * size_t(stride);
             kv_codes_f16(kq, I.klay, p0 + T, k16, ks, stride, st);
             kv_codes_f16(vq, I.vlay, p0 + T, v16, vs, stride, st);
