@@ -11,9 +11,9 @@
 # s33: quantized caches' prefill attention on the codes with their scales (this build) against the f16 dequantization
 #   (QB_CUDA_KV_PREFILL_CODES=0): 512- and 2048-token prefills, FP8 W8A8 and w4g128, int8 and fp8 caches, two rounds.
 #   (At 628406e both forms took the codes; since, only W8A8 models do, so w4g128's rows are the same form twice.)
-# s33z: TIMING EXPERIMENT (values wrong): qb_gpu_bench against qb_gpu_bench_nosub, a build with QB_TIMING_INT4_NO_ZSUB (the
-#   int4 decode's masks without the HSUB2 / HFMA2 that remove offset and zero point), staged beside it by hand: w4g128 and
-#   w4g128a per-shape product times at 1, 4, 16 tokens, interleaved, two rounds.
+# (Session 33's "s33z", qb_gpu_bench against a build with QB_TIMING_INT4_NO_ZSUB (the int4 decode's masks without the
+#  HSUB2 / HFMA2 that remove offset and zero point; values wrong), left with that switch: commit 0046f3d; docs/perf.md,
+#  session 33.)
 # s30: the gated activation writing the down product's W8A8 codes against the activation kernel then a quantizer
 #   (QB_CUDA_W8A8_ACT_CODES=0): INT8 W8A8 at 1, 8, 16 streams, FP8 at 1, 16; two rounds.
 # (Session 30's "s30b", the W8A8 tensor-core decode kernels capped at 64 registers against the default, left with that
@@ -102,7 +102,7 @@
 #   and w8's at 16 (first decode steps), to tell which unit bounds the 16-token int4 kernel.
 # lean4: the lean loop in every one-token int4 kernel (this build) against quantbench_prev: w4g128-asym, w4g32,
 #   w4g32-asym and w4g128 at one stream, three times.
-# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s33] [s33z] [s31] [s31b] [s31q] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
+# Usage: bash ab.sh [evalcuda] [clicuda] [s24] [s24b] [s24c] [s24d] [s24e] [s24f] [s23] [s23b] [s23c] [s23d] [s23e] [s23f] [s22] [s22b] [s22c] [s22d] [s22e] [s22f] [s21] [s21b] [s21c] [s21d] [s20] [s20b] [s20c] [s20d] [s20e] [s20f] [s20g] [s20h] [s20n] [s19] [s19b] [s19c] [s19d] [s19e] [s18] [s18b] [s18c] [s18d] [s18e] [s16] [s16b] [s16c] [s16d] [s16e] [s16f] [s15] [s15b] [s15c] [s14] [s14b] [s14c] [s14d] [s14e] [s14f] [s14g] [s13] [s13b] [s13d] [deep] [pipes] [lean] [pdl16] [lean4] [tests] [sweep] [ab] [table] [pp] [ppprof] [attn] [w8a8] [fp8] [s33] [s31] [s31b] [s31q] [s31p] [s30] [s30w] [s30n] [s29] [s29b] [s29c] [s29d] [s29e] [s29g] [s28] [s28c] [s28d] [s27] [s27b] [s27c] [s27d] [qgemm] [l2pf] [skip] [skip2] [ropecache] [splits1] [rule6] [splits16] [pdlsmall] [prewait] [prewait2] [l2pf2] [l2wide] [sweep4] [probe] [ncudec] [ncu16] [ncusrc] [check]   (default: tests sweep ab check)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -375,17 +375,6 @@ if has s33; then  # session 33: see the header
   done 2>&1 | tee "$OUT/ab_s33.txt"
   grep -o "kv cache [^;]*;[^;]*;" "$OUT/tmp.log" | head -2 | tee -a "$OUT/ab_s33.txt"
   rm -f "$OUT/tmp.log"
-fi
-if has s33z; then  # session 33: see the header
-  for rep in 1 2; do
-    for bin in qb_gpu_bench qb_gpu_bench_nosub; do
-      for spec in w4g128 w4g128a; do
-        QB_BENCH_SPEC=$spec QB_BENCH_NO_PDL=1 timeout 200 ./$bin "$OUT" --quick > "$OUT/tmp.log" 2>&1
-        echo "== $bin $spec round $rep rc $?"; grep -E "^copy kernel|^[a-z|_]+ [0-9]+x[0-9]+ +[0-9]+ " "$OUT/tmp.log"
-      done
-    done
-  done 2>&1 | tee "$OUT/ab_s33z.txt"
-  rm -f "$OUT/tmp.log" "$OUT"/*.csv
 fi
 if has s31q; then  # session 31: the W8A8 activation quantizers in their prefill shape (256 threads x 16 float4 per token, this
   # build) against the decode shape (1024 x 4, QB_CUDA_QUANT_PREFILL_1024=1): 512-token prefill, FP8 and INT8, two rounds;

@@ -52,18 +52,6 @@ template <bool kOneLop3 = false>
 __device__ __forceinline__ void int4_qz(uint32_t word, Int4Zero z, __half2 (&a)[4]) {
   const __half2 sixteenth = bits_h2(0x2c002c00u);  // 1/16, 1/16
   const uint32_t w8 = word >> 8;
-#ifdef QB_TIMING_INT4_NO_ZSUB
-  // TIMING EXPERIMENT, VALUES WRONG (a build of its own, never the product's): the masks alone, without the
-  // HSUB2 / HFMA2 that remove the offset and zero point, to measure what those cost the decode kernels
-  // (docs/perf.md, session 33). A layout that left them out would correct the sums with (1024 + z) * sum(x).
-  (void)z;
-  (void)sixteenth;
-  a[0] = bits_h2(nibbles_as_f16<0x000f000fu>(word));
-  a[1] = bits_h2(nibbles_as_f16<0x00f000f0u>(word));
-  a[2] = bits_h2(nibbles_as_f16<0x000f000fu>(w8));
-  a[3] = bits_h2(nibbles_as_f16<0x00f000f0u>(w8));
-  return;
-#endif
   if constexpr (kOneLop3) {
     a[0] = __hsub2(bits_h2(nibbles_as_f16<0x000f000fu>(word)), z.lo);
     a[1] = __hfma2(bits_h2(nibbles_as_f16<0x00f000f0u>(word)), sixteenth, z.neg_hi);
