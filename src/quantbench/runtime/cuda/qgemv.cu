@@ -287,17 +287,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             }
             continue;
           }
-#ifdef QB_TIMING_ASYM_ZP_CONST
-          // TIMING EXPERIMENT, VALUES WRONG (a build of its own): asymmetric groups decoded with the constant
-          // zero point 8, their zero-point loads kept (a compare that a u16 pair can pass uses each loaded value;
-          // an empty asm did not keep them), to tell the loads' cost from the per-group zero-point arithmetic's
-          // (docs/perf.md, session 33).
-          Int4Zero z = kLean ? int4_zero_symmetric() : int4_zero(0x0808u);
-          if constexpr (ASYM)
-            if (zp[u0][r][h] == 0xffffu) z.lo = bits_h2(0u);
-#else
           const Int4Zero z = kLean && !ASYM ? int4_zero_symmetric() : int4_zero(ASYM ? zp[u0][r][h] : 0x0808u);
-#endif
           float tmp[NT][4];
 #pragma unroll
           for (int j = 0; j < NT; ++j)
