@@ -1464,7 +1464,9 @@ std::string CudaBackend::describe() const {
                      gate_up_note(*impl_),
                      impl_->kv_quant ? std::string(kv_type_name(options_.kv)) +
                                            std::string(" (rope + quantized k/v store kernel, split-key decode attention on the codes; prefill runs: ") +
-                                           (impl_->kv_codes_prefill(spec_) && options_.gemm_attention
+                                           (!prefill_attention_on_tensor_cores()
+                                                ? "the attention kernels on the codes; "
+                                            : impl_->kv_codes_prefill(spec_)
                                                 ? "the codes as f16 per layer, their scales multiplied into the fused "
                                                   "kernel's scores and softmax weights (no value rounded); "
                                                 : "dequantized to f16 per layer; ") +
@@ -1480,7 +1482,7 @@ std::string CudaBackend::describe() const {
                                "normalized in its own block where one split covers the keys, else merged by the last "
                                "block (f16 cache) or a merge kernel (quantized caches); prefill: query tiles of 8 tokens)"
                          : std::string("one block per (head, token)"),
-                     !options_.gemm_attention ? "the attention kernels above"
+                     !prefill_attention_on_tensor_cores() ? "the attention kernels above"
                      : impl_->split16_attention()
                          ? (impl_->flash_attention
                                 ? "fused flash kernel for head dims 64/128 with Q and P each as an f16 pair (value "
@@ -1640,6 +1642,10 @@ void CudaBackend::forward_into(const Batch& batch, Logits& result, std::vector<i
 
 // One chunk of a validated batch (tokens c0 .. c0 + T - 1, caches already large enough): the whole
 // forward pass, logits of its wanting tokens copied to `logits_out`. Returns the number of rows.
+bool CudaBackend::prefill_attention_on_tensor_cores() const {
+  return options_.gemm_attention && impl_->dense == DenseType::Bits16;
+}
+
 size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out) {
   const ModelSpec& sp = spec();
   auto tok = [&](int t) -> const BatchToken& { return batch.tokens[size_t(c0 + t)]; };
@@ -1763,8 +1769,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   }
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
-  bool gemm_attn = options_.gemm_attention && I.dense == DenseType::Bits16 && T > 16 && sp.head_dim_k % 8 == 0 &&
-                   sp.head_dim_v % 8 == 0;
+  bool gemm_attn = prefill_attention_on_tensor_cores() && T > 16 && sp.head_dim_k % 8 == 0 && sp.head_dim_v % 8 == 0;
   // With Q and P as f16 pairs only the fused kernel runs (else the f32 attention kernels below).
   const bool split16 = I.split16_attention();
   if (gemm_attn && split16)

@@ -205,6 +205,9 @@ class CudaBackend final : public Backend {
   CudaBackendOptions options_;
   void init_device();
   size_t run_chunk(Impl& I, const Batch& batch, int c0, int T, float* logits_out, int32_t* ids_out);
+  // Whether prefill runs may take the tensor-core attention (options.gemm_attention, not in the f32 mode):
+  // run_chunk's first condition, and what the Manifest says of prefill attention.
+  bool prefill_attention_on_tensor_cores() const;
   // Validates, grows caches, runs the chunks; logits rows or argmax ids (one of them non-null).
   void forward_into(const Batch& batch, Logits& meta, std::vector<int32_t>* ids);
   std::unique_ptr<Impl> impl_;
