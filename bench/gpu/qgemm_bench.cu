@@ -71,8 +71,7 @@ int main(int argc, char** argv) {
             w.push_back(allocate(ps));
             DeviceMatrix& d = w.back();
             fill_bytes(d.weights.get(), d.weight_bytes, 10 + c, 0xff, s);
-            fill_uniform_f16(d.scales.get(), d.scale_bytes / 2, 500 + c, 1e-3f, 5e-3f, s);
-            if (d.zeros) fill_bytes(d.zeros.get(), d.zero_bytes, 900 + c, 0x0f, s);
+            fill_random_group_params(d, 500 + c, 1e-3f, 5e-3f, 0.f, 0.f, s);
           }
           const size_t dense_bytes = size_t(sh.n_out) * sh.n_in * 2;
           const int dcopies = int(std::max<size_t>(2, kRotateBytes / dense_bytes + 1));

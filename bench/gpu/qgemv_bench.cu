@@ -135,9 +135,7 @@ int main(int argc, char** argv) {
           DeviceMatrix& d = w.back();
           if (spec.format == WeightFormat::BF16) fill_uniform_bf16(d.weights.get(), d.weight_bytes / 2, 10 + c, -0.05f, 0.05f, s);
           else fill_bytes(d.weights.get(), d.weight_bytes, 10 + c, 0xff, s);
-          if (d.scales) fill_uniform_f16(d.scales.get(), d.scale_bytes / 2, 500 + c, 1e-3f, 5e-3f, s);
-          if (d.zeros && spec.mins) fill_uniform_f16(d.zeros.get(), d.zero_bytes / 2, 900 + c, -4e-2f, -8e-3f, s);
-          else if (d.zeros) fill_bytes(d.zeros.get(), d.zero_bytes, 900 + c, 0x0f, s);
+          fill_random_group_params(d, 500 + c, 1e-3f, 5e-3f, -4e-2f, -8e-3f, s);
         }
         const int inner = copies * std::max(1, 24 / copies);
         // One timed product as a row: its CSV line written, the Row returned for the summaries.

@@ -809,11 +809,8 @@ struct CudaBackend::Impl {
     m.pk = allocate(ps);
     fill_bytes(m.pk.weights.get(), m.pk.weight_bytes, seed, 0xff, stream);
     const float s = sd / (spec.format == WeightFormat::W8A16 ? 74.0f : 4.6f);  // std of q - z: 74 (int8), 4.6 (int4)
-    if (m.pk.scale_bytes) fill_uniform_f16(m.pk.scales.get(), m.pk.scale_bytes / 2, seed ^ 0x5ca1e, 0.8f * s, 1.2f * s, stream);
-    if (m.pk.zero_bytes && spec.mins)  // q * s + m with m near -7.5 s: weights centred as the others
-      fill_uniform_f16(m.pk.zeros.get(), m.pk.zero_bytes / 2, seed ^ 0x2e70, -8.5f * s, -6.5f * s, stream);
-    else if (m.pk.zero_bytes)
-      fill_bytes(m.pk.zeros.get(), m.pk.zero_bytes, seed ^ 0x2e70, 0x0f, stream);
+    // (mins near -7.5 s: q * s + m centred as the other formats' weights)
+    fill_random_group_params(m.pk, seed, 0.8f * s, 1.2f * s, -8.5f * s, -6.5f * s, stream);
     m.path = "synthetic " + spec_name(spec) + " packed (qgemv)";
     if (!qgemm_takes(m.pk)) wscratch_bytes = std::max(wscratch_bytes, size_t(n_out * n_in) * 2);
     m.stored = m.bytes();

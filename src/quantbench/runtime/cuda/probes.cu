@@ -45,6 +45,11 @@ __global__ void fill_bytes_kernel(uint8_t* p, size_t n, uint64_t seed, uint8_t m
     p[i] = uint8_t(mix(seed * 0x9e3779b97f4a7c15ull + i)) & mask;
 }
 
+__global__ void fill_zero_pairs_kernel(uint2* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    p[i].y = uint32_t(mix(seed * 0x9e3779b97f4a7c15ull + i)) & 0x0f0fu;
+}
+
 __global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     dst[i] = src[i];
@@ -92,6 +97,10 @@ void fill_uniform_bf16(void* p, size_t n, uint64_t seed, float lo, float hi, cud
 }
 void fill_uniform_f16(void* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s) {
   fill_f16_kernel<<<grid_for(n, 256), 256, 0, s>>>(static_cast<__half*>(p), n, seed, lo, hi);
+  QB_CUDA_LAUNCHED();
+}
+void fill_zero_pairs(void* entries, size_t n, uint64_t seed, cudaStream_t s) {
+  fill_zero_pairs_kernel<<<grid_for(n, 256), 256, 0, s>>>(static_cast<uint2*>(entries), n, seed);
   QB_CUDA_LAUNCHED();
 }
 void fill_bytes(void* p, size_t n, uint64_t seed, uint8_t mask, cudaStream_t s) {

@@ -26,6 +26,9 @@ Timing time_graph(const std::function<void(int, cudaStream_t)>& op, int inner, i
 void fill_uniform_bf16(void* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream);
 void fill_uniform_f16(void* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream);
 void fill_bytes(void* p, size_t n, uint64_t seed, uint8_t mask, cudaStream_t stream);
+// Asymmetric int4's 8-byte scale entries (qgemv.h): bytes 4-5 of each of the n entries become two zero
+// points 0..15 and bytes 6-7 zero; the scale pair in bytes 0-3 is left as it is.
+void fill_zero_pairs(void* entries, size_t n, uint64_t seed, cudaStream_t stream);
 
 struct BandwidthResult {
   size_t bytes = 0;               // buffer size

@@ -25,12 +25,12 @@ constexpr int kStages = kWgStages;
 constexpr int kRowWarps = kWgRowWarps;
 // Shared memory per stage: x (NT tokens x 128 bytes), weights (8 row blocks x LPC vectors of 512
 // bytes: LPC 1 for int4, 2 for int8), group scales (8 x up to SG groups x 32 bytes: SG = 4 for groups of
-// 16, else 2), zero points (8 x up to 2 groups x 16 bytes) or, with mins, f16 mins laid out as the
-// scales; then one mbarrier per stage.
-template <int NT, int LPC, bool MINS = false, int SG = 2>
+// 16, else 2; asymmetric int4: 64 bytes, the scale pairs with their zero-point pairs, qgemv.h) and, with
+// mins, f16 mins laid out as the scales; then one mbarrier per stage.
+template <int NT, int LPC, bool MINS = false, int SG = 2, bool ASYM = false>
 struct Tile {
-  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 32 * SG,
-                       kZBytes = kRowWarps * (MINS ? 32 * SG : 32);
+  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 32 * SG * (ASYM ? 2 : 1),
+                       kZBytes = MINS ? kRowWarps * 32 * SG : 0;
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
 
@@ -48,7 +48,8 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   constexpr int SG = G == 16 ? 4 : 2;                 // group slots per row block in a stage's scales
   static_assert(!MINS || ((G == 32 || (G == 16 && BITS == 8)) && !ASYM), "mins: groups of 32 (or 16, int8), no zero points");
   static_assert(G != 16 || BITS == 8, "groups of 16: int8 only");
-  using Tl = Tile<NT, LPC, MINS, SG>;
+  using Tl = Tile<NT, LPC, MINS, SG, ASYM>;
+  constexpr int SB = ASYM ? 64 : 32;  // scale-array bytes per (row block, group): asymmetric int4's 8-byte entries
   constexpr int kXBytes = Tl::kXBytes, kWBytes = Tl::kWBytes, kSBytes = Tl::kSBytes, kZBytes = Tl::kZBytes;
   extern __shared__ uint8_t smem_raw[];
   // Aligned by an offset from the shared array itself (not through an integer), so the compiler still
@@ -56,8 +57,8 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   uint8_t* xs = smem;                    // [stage][kXBytes], 1024-byte aligned (swizzle atoms)
   uint8_t* ws = xs + kStages * kXBytes;  // [stage][row block][lane] 16 bytes
-  uint8_t* ss = ws + kStages * kWBytes;  // [stage][row block][group of the chunk][row g][g / g + 8] f16
-  uint8_t* zs = ss + kStages * kSBytes;  // [stage][row block][group of the chunk][row g][g / g + 8] u8 (mins: f16)
+  uint8_t* ss = ws + kStages * kWBytes;  // [stage][row block][group of the chunk][row g]: f16 (g, g + 8) (+ u8 z pair, 2 pad)
+  uint8_t* zs = ss + kStages * kSBytes;  // mins: [stage][row block][group of the chunk][row g][g / g + 8] f16
   const uint32_t bars = smem_u32(zs + kStages * kZBytes);  // [stage] mbarrier of the x tile
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
   const int tok0 = blockIdx.x * NT, rb0 = blockIdx.y * kRowWarps;
@@ -73,12 +74,13 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
         cp_async16(smem_u32(ws + st * kWBytes + (warp * LPC + v) * 512 + lane * 16),
                    ok ? W + ((size_t(rb) * chunks + c) * LPC + v) * 32 + lane : W, ok);
     }
-    const int gi0 = G == 128 ? c >> 1 : NG * c;  // the chunk's first group; (row block, group) = 32 scale bytes
-    if (G != 0 && tid < kRowWarps * 2 * NG) {  // (per-row int8 scales are read once, below)
-      const int r = tid / (2 * NG), k = tid % (2 * NG), rb = rb0 + r;
+    const int gi0 = G == 128 ? c >> 1 : NG * c;  // the chunk's first group; (row block, group) = SB scale bytes
+    constexpr int kPieces = SB / 16 * NG;  // 16-byte copies per row block
+    if (G != 0 && tid < kRowWarps * kPieces) {  // (per-row int8 scales are read once, below)
+      const int r = tid / kPieces, k = tid % kPieces, rb = rb0 + r;
       const bool ok = rb < row_blocks;
-      cp_async16(smem_u32(ss + st * kSBytes + r * 32 * SG + 16 * k),
-                 ok ? scales + (size_t(rb) * groups + gi0) * 32 + 16 * k : scales, ok);
+      cp_async16(smem_u32(ss + st * kSBytes + r * SB * SG + 16 * k),
+                 ok ? scales + (size_t(rb) * groups + gi0) * SB + 16 * k : scales, ok);
     }
     if constexpr (MINS) {  // 32 bytes of f16 mins per (row block, group), as the scales
       if (tid >= 128 && tid < 128 + kRowWarps * 2 * NG) {
@@ -86,14 +88,6 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
         const bool ok = rb < row_blocks;
         cp_async16(smem_u32(zs + st * kZBytes + r * 32 * SG + 16 * k),
                    ok ? zeros + (size_t(rb) * groups + gi0) * 32 + 16 * k : zeros, ok);
-      }
-    }
-    if constexpr (ASYM) {
-      if (tid >= 128 && tid < 128 + kRowWarps * NG) {  // 16 zero-point bytes per (row block, group)
-        const int q = tid - 128, r = q / NG, k = q % NG, rb = rb0 + r;
-        const bool ok = rb < row_blocks;
-        cp_async16(smem_u32(zs + st * kZBytes + r * 32 + 16 * k),
-                   ok ? zeros + (size_t(rb) * groups + gi0) * 16 + 16 * k : zeros, ok);
       }
     }
   };
@@ -153,10 +147,9 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
 #pragma unroll
     for (int s = 0; s < 4; ++s) {
       const int h = G == 128 ? 0 : s >> 1;  // groups of 32: sub-tiles 0-1 are the chunk's first group
-      const uint32_t sp = *reinterpret_cast<const uint32_t*>(ss + st * kSBytes + warp * 32 * SG + h * 32 + g * 4);
-      const uint32_t zpair =
-          ASYM ? uint32_t(*reinterpret_cast<const uint16_t*>(zs + st * kZBytes + warp * 32 + h * 16 + g * 2))
-               : MINS ? 0u : 0x0808u;  // (mins: the plain q)
+      const uint8_t* entry = ss + st * kSBytes + warp * SB * SG + h * SB + g * (SB / 8);
+      const uint32_t sp = *reinterpret_cast<const uint32_t*>(entry);
+      const uint32_t zpair = ASYM ? reinterpret_cast<const uint32_t*>(entry)[1] : MINS ? 0u : 0x0808u;  // (mins: the plain q)
       const __half2 s_lo = __low2half2(bits_h2(sp)), s_hi = __high2half2(bits_h2(sp));  // rows g, g + 8
       __half2 m_lo = __float2half2_rn(0.f), m_hi = m_lo;
       if constexpr (MINS) {
@@ -187,7 +180,7 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
 template <int BITS, int G, bool ASYM, int NT, bool MINS = false>
 void launch(const DeviceMatrix& w, const uint16_t* x, int T, float* y, int64_t ldy, cudaStream_t stream) {
   auto* kernel = qgemm_kernel<BITS, G, ASYM, NT, MINS>;
-  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, MINS, G == 16 ? 4 : 2>::kSmemBytes;
+  constexpr int kSmem = Tile<NT, BITS == 4 ? 1 : 2, MINS, G == 16 ? 4 : 2, ASYM>::kSmemBytes;
   static const bool attr = [&] {
     QB_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <stdexcept>
+#include <type_traits>
 
 #include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/cuda_check.h"
@@ -127,8 +128,19 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // A row block past the matrix (the grid's last block when row_blocks % R != 0) reads the last real
   // one: its outputs are never stored (rows >= n_out), so only the chunk bound is left in the loop.
   const uint32_t* sc32 = reinterpret_cast<const uint32_t*>(scales);
-  const uint16_t* zp16 = reinterpret_cast<const uint16_t*>(zeros);
   const uint32_t* mn32 = reinterpret_cast<const uint32_t*>(zeros);  // mins: f16 pairs, the scales' index
+  // Asymmetric int4 keeps a group's scale pair and zero-point pair in one 8-byte entry (qgemv.h), read
+  // by one load instead of two (without its zero-point loads at all, a timing build ran the 16-token
+  // products 11-13% faster: docs/perf.md, session 33; the one load gains 1-7% per step, session 34). Its
+  // scale indices and running pointers count entries (ScaleEntry); for the other formats ScaleEntry is the
+  // u32 scale pair and the code is as it was (their SASS is unchanged).
+  using ScaleEntry = std::conditional_t<ASYM, uint2, uint32_t>;
+  const ScaleEntry* sce = reinterpret_cast<const ScaleEntry*>(scales);
+  auto load_entry = [&](const uint2* at, bool ok, uint32_t& sc, uint32_t& zp) {
+    const uint2 e = ok ? __ldg(at) : make_uint2(0u, 0u);
+    sc = e.x;
+    zp = e.y;
+  };
   // The half step's loop as a ping-pong of two step buffers (below), with running pointers.
   constexpr bool kPingPong = HALF && (NT == 1 || (R == 2 && !COPY16));
   constexpr bool kRunningPointers = kLean && (F == 1 || kPingPong);  // (HALF: one scale pair per step)
@@ -137,14 +149,14 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
   // two chunks, a chunk holds two groups of 32; c even where G = 128).
   auto group_of = [](int c) { return G == 32 ? 2 * c : c / 2; };
   const uint4* wnext[R];
-  const uint32_t* snext[R];
+  const ScaleEntry* snext[R];
   int woff[R], soff[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const int rb = min(rb0 + r, row_blocks - 1);
     if constexpr (kRunningPointers) {
       wnext[r] = W + (size_t(rb) * chunks + first_chunk) * (LPC * 32) + lane;
-      snext[r] = sc32 + (size_t(rb) * groups + group_of(first_chunk)) * 8 + g;
+      snext[r] = sce + (size_t(rb) * groups + group_of(first_chunk)) * 8 + g;
     } else if constexpr (kLean) {
       woff[r] = rb * chunks * LPC * 32 + lane;
       soff[r] = rb * groups * 8 + g;
@@ -178,22 +190,22 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
             if (G == 128 && (h == 1 || (u & 1))) continue;  // one group spans two chunks
             const int gi = G == 128 ? (c >> 1) : (SCN * c + h);
             if constexpr (kLean) {
-              // (the zero-point pairs share the scale pairs' index: no pointer of their own, one register
-              // pair less per row block)
+              // (the zero-point and min pairs share the scale pairs' index: no pointer of their own, one
+              // register pair less per row block)
               if constexpr (kRunningPointers) {
-                const uint32_t* sp = snext[r] + (G == 32 ? (2 * u + h) * 8 : 0);  // (G = 128: one pair a step)
-                st.sc[u][r][h] = ok ? __ldg(sp) : 0u;
-                if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + (sp - sc32))) : 0u;
+                const ScaleEntry* sp = snext[r] + (G == 32 ? (2 * u + h) * 8 : 0);  // (G = 128: one pair a step)
+                if constexpr (ASYM) load_entry(sp, ok, st.sc[u][r][h], st.zp[u][r][h]);
+                else st.sc[u][r][h] = ok ? __ldg(sp) : 0u;
                 if constexpr (MINS) st.zp[u][r][h] = ok ? __ldg(mn32 + (sp - sc32)) : 0u;
               } else {
-                st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
-                if constexpr (ASYM) st.zp[u][r][h] = ok ? uint32_t(__ldg(zp16 + soff[r] + gi * 8)) : 0u;
+                if constexpr (ASYM) load_entry(sce + soff[r] + gi * 8, ok, st.sc[u][r][h], st.zp[u][r][h]);
+                else st.sc[u][r][h] = ok ? __ldg(sc32 + soff[r] + gi * 8) : 0u;
                 if constexpr (MINS) st.zp[u][r][h] = ok ? __ldg(mn32 + soff[r] + gi * 8) : 0u;
               }
             } else {
               const size_t at = (size_t(rb) * groups + gi) * 8 + g;
-              st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
-              if constexpr (ASYM) st.zp[u][r][h] = ok_old ? uint32_t(__ldg(zp16 + at)) : 0u;
+              if constexpr (ASYM) load_entry(sce + at, ok_old, st.sc[u][r][h], st.zp[u][r][h]);
+              else st.sc[u][r][h] = ok_old ? __ldg(sc32 + at) : 0u;
               if constexpr (MINS) st.zp[u][r][h] = ok_old ? __ldg(mn32 + at) : 0u;
             }
           }
@@ -509,12 +521,18 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // The kernel, and the same with a register cap where the compiler's own choice would cost resident
 // blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
 // with running pointers spills at 112), its copy loop (COPY16, session 19's kernel) five at 96 (126 when
-// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. A cap on the
+// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. Asymmetric w4g32's
+// half step at R = 1 has the opposite problem: left free with its scale entries (one 8-byte load per
+// group), the compiler chose 88 registers at 16 tokens and issued the activation loads one or two at a
+// time between the MMAs, and a 16-stream step ran 21% slower than with the separate zero-point loads
+// (docs/perf.md, session 34; its one-token kernel likewise, by less). With a cap of 128 (80) it takes 118 (80) and issues them
+// together, as before; the blocks per SM stay those of the 104 (80) registers it had. A cap on the
 // template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
 // kernels.
 template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
   if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
+  if (F == 2 && G == 32 && OFS == kZeroPoints && R == 1 && HALF) return NT == 2 ? 128 : 80;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
@@ -607,13 +625,14 @@ __global__ void dequantize_packed_kernel(const uint4* __restrict__ W, const uint
     if (F == 0) return 1.f;
     if (F == 1 && group == 0) return row < n_out ? __half2float(__ushort_as_half(scales[row])) : 0.f;
     const int gi = col / group;
-    return __half2float(__ushort_as_half(scales[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)]));
+    const size_t entry = (size_t(rb) * groups + gi) * 8 + (r & 7);  // asymmetric int4: 8-byte entries (qgemv.h)
+    return __half2float(__ushort_as_half(scales[entry * (F == 2 && ofs == kZeroPoints ? 4 : 2) + (r >> 3)]));
   };
   auto zero_of = [&](int r, int col) -> int {
     if (F != 2 || ofs == kMins) return 0;
     if (ofs == kNoOffset) return 8;
-    const int gi = col / group;
-    return zeros[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 2 + (r >> 3)];
+    const int gi = col / group;  // the entry's bytes 4 and 5 (qgemv.h)
+    return reinterpret_cast<const uint8_t*>(scales)[((size_t(rb) * groups + gi) * 8 + (r & 7)) * 8 + 4 + (r >> 3)];
   };
   auto min_of = [&](int r, int col) -> float {
     if (F == 0 || ofs != kMins) return 0.f;

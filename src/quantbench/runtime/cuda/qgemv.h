@@ -26,9 +26,13 @@
 // blocks) or 16 ("w8g16", GGUF Q6_K's sub-blocks, values -32..31, and Q3_K's, -4..3): like int4 below, one f16 per (row,
 // group), applied to each group's partial sum. int4: f16 per (row, group), stored so that a lane loads
 // its two rows with one 4-byte load:  scales[((rb * groups + gi) * 8 + g) * 2 + h],
-// row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, same
-// index as scales; symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact
-// integers (q - z) on the tensor cores and applies s to each group's f32 partial sum.
+// row = 16 rb + g + 8 h. ZERO POINTS (asymmetric int4 only): one byte per (row, group), 0..15, kept in
+// the scales array beside the scale pair, so that one 8-byte load brings both: entry (rb, gi, g) =
+// scales bytes [8 ((rb * groups + gi) * 8 + g), + 8) = f16 s_g, f16 s_{g+8}, u8 z_g, u8 z_{g+8}, two zero
+// bytes (the zeros array is empty). The padding byte per row and group adds 1.5% to w4g128a's bytes and
+// 5.3% to w4g32a's; one load instead of two still made their steps 1-7% faster (docs/perf.md, session
+// 34). Symmetric int4 uses z = 8. Weight: (q - z) * s; the kernel multiplies the exact integers (q - z)
+// on the tensor cores and applies s to each group's f32 partial sum.
 // MINS ("with mins", w4g32m: GGUF Q4_1 and Q4_K's form; w8g32m: Q5_K's and Q5_1's, values 0..31 as int8;
 // w8g16m: Q2_K's, values 0..3 as int8): instead
 // of a zero point, an f16 offset m per (row, group), stored like the scales (same index, f16 pairs) in the
@@ -66,13 +70,20 @@ namespace qb::runtime::cuda {
 // A packed matrix on the device. Owns its memory.
 struct DeviceMatrix {
   PackedShape shape;
-  std::shared_ptr<void> weights, scales, zeros;  // zeros/scales null where the format has none (zeros: the mins too)
+  std::shared_ptr<void> weights, scales, zeros;  // null where the format has none (zeros: the mins; asymmetric
+                                                 // int4's zero points are in scales)
   size_t weight_bytes = 0, scale_bytes = 0, zero_bytes = 0;
   size_t bytes() const { return weight_bytes + scale_bytes + zero_bytes; }  // streamed per product
 };
 DeviceMatrix upload(const PackedHost& p);
 // Uninitialized device storage of the packed sizes (benchmarks fill it with random bytes on the GPU).
 DeviceMatrix allocate(const PackedShape& p);
+
+// Random group parameters for a synthetic matrix (benchmarks, synthetic models; the weights are the
+// caller's): scales uniform in [scale_lo, scale_hi), zero points 0..15 (asymmetric int4), mins uniform in
+// [min_lo, min_hi) (formats with mins). Reproducible from `seed`.
+void fill_random_group_params(const DeviceMatrix& d, uint64_t seed, float scale_lo, float scale_hi, float min_lo,
+                              float min_hi, cudaStream_t stream);
 
 // Activations: x is [n_tokens][n_in] f16 (int formats) or bf16 (bf16 weights), row-major.
 size_t activation_frag_bytes(int64_t n_in, int n_tokens);

@@ -1,7 +1,8 @@
-// The device side of the packed matrices (qgemv.h): upload and allocation.
+// The device side of the packed matrices (qgemv.h): upload, allocation, random group parameters.
 #include <cuda_runtime.h>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
+#include "quantbench/runtime/cuda/probes.h"
 #include "quantbench/runtime/cuda/qgemv.h"
 
 namespace qb::runtime::cuda {
@@ -43,6 +44,15 @@ DeviceMatrix allocate(const PackedShape& p) {
   d.scale_bytes = s.scales;
   d.zero_bytes = s.zeros;
   return d;
+}
+
+void fill_random_group_params(const DeviceMatrix& d, uint64_t seed, float scale_lo, float scale_hi, float min_lo,
+                              float min_hi, cudaStream_t stream) {
+  const QuantSpec& spec = d.shape.spec;
+  if (d.scale_bytes) fill_uniform_f16(d.scales.get(), d.scale_bytes / 2, seed ^ 0x5ca1e, scale_lo, scale_hi, stream);
+  // Asymmetric int4: the scale array's 8-byte entries carry the zero points (qgemv.h).
+  if (spec.format == WeightFormat::W4A16 && spec.asym) fill_zero_pairs(d.scales.get(), d.scale_bytes / 8, seed ^ 0x2e70, stream);
+  if (spec.mins) fill_uniform_f16(d.zeros.get(), d.zero_bytes / 2, seed ^ 0x2e70, min_lo, min_hi, stream);
 }
 
 }  // namespace qb::runtime::cuda

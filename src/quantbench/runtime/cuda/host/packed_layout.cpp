@@ -49,6 +49,16 @@ size_t scale_index(const PackedShape& p, int64_t row, int64_t gi) {
   const int64_t rb = row / 16, r = row % 16;
   return size_t(((rb * p.groups + gi) * 8 + r % 8) * 2 + r / 8);
 }
+// Asymmetric int4 keeps each (row block, group, g)'s scale pair and zero-point pair in one 8-byte entry
+// of the scales array (qgemv.h): byte offsets of row `row`'s scale and zero point there.
+size_t asym_scale_byte(const PackedShape& p, int64_t row, int64_t gi) {
+  const size_t at = scale_index(p, row, gi);
+  return (at / 2) * 8 + (at % 2) * 2;
+}
+size_t asym_zero_byte(const PackedShape& p, int64_t row, int64_t gi) {
+  const size_t at = scale_index(p, row, gi);
+  return (at / 2) * 8 + 4 + at % 2;
+}
 
 }  // namespace
 
@@ -117,7 +127,7 @@ PackedSizes packed_sizes(const PackedShape& p) {
   s.weights = size_t(p.row_blocks * p.chunks * lanes_per_chunk(p.spec.format) * 32 * 16);
   if (p.spec.format == WeightFormat::W8A16 && !p.spec.group) s.scales = size_t(p.row_blocks * 16) * 2;
   if (p.spec.format == WeightFormat::W4A16 || (p.spec.format == WeightFormat::W8A16 && p.spec.group)) s.scales = size_t(p.row_blocks * p.groups * 16) * 2;
-  if (p.spec.format == WeightFormat::W4A16 && p.spec.asym) s.zeros = size_t(p.row_blocks * p.groups * 16);
+  if (p.spec.format == WeightFormat::W4A16 && p.spec.asym) s.scales *= 2;  // + the zero-point pairs and 2 bytes of padding
   if (p.spec.mins) s.zeros = size_t(p.row_blocks * p.groups * 16) * 2;
   return s;
 }
@@ -165,10 +175,12 @@ PackedHost pack(const HostMatrix& m) {
     for (int64_t o = 0; o < m.n_out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
         const size_t at = scale_index(p, o, g);
-        std::memcpy(&out.scales[at * 2], &m.scales[size_t(o * ng + g)], 2);
         if (p.spec.asym) {
           if (m.zeros[size_t(o * ng + g)] > 15) throw std::invalid_argument("qgemv: zero point above 15");
-          out.zeros[at] = m.zeros[size_t(o * ng + g)];
+          std::memcpy(&out.scales[asym_scale_byte(p, o, g)], &m.scales[size_t(o * ng + g)], 2);
+          out.scales[asym_zero_byte(p, o, g)] = m.zeros[size_t(o * ng + g)];
+        } else {
+          std::memcpy(&out.scales[at * 2], &m.scales[size_t(o * ng + g)], 2);
         }
         if (p.spec.mins) std::memcpy(&out.zeros[at * 2], &m.mins[size_t(o * ng + g)], 2);
       }
@@ -209,8 +221,12 @@ HostMatrix unpack(const PackedHost& ph) {
     for (int64_t o = 0; o < m.n_out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
         const size_t at = scale_index(p, o, g);
-        std::memcpy(&m.scales[size_t(o * ng + g)], &ph.scales[at * 2], 2);
-        if (p.spec.asym) m.zeros[size_t(o * ng + g)] = ph.zeros[at];
+        if (p.spec.asym) {
+          std::memcpy(&m.scales[size_t(o * ng + g)], &ph.scales[asym_scale_byte(p, o, g)], 2);
+          m.zeros[size_t(o * ng + g)] = ph.scales[asym_zero_byte(p, o, g)];
+        } else {
+          std::memcpy(&m.scales[size_t(o * ng + g)], &ph.scales[at * 2], 2);
+        }
         if (p.spec.mins) std::memcpy(&m.mins[size_t(o * ng + g)], &ph.zeros[at * 2], 2);
       }
     }

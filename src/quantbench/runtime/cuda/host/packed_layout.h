@@ -53,7 +53,8 @@ PackedSizes packed_sizes(const PackedShape& p);
 
 struct PackedHost {
   PackedShape shape;
-  std::vector<uint8_t> weights, scales, zeros;  // zeros: zero-point bytes, or the mins' f16 pairs
+  std::vector<uint8_t> weights, scales, zeros;  // zeros: the mins' f16 pairs (asymmetric int4's zero points
+                                                // share the scales' 8-byte entries: qgemv.h)
 };
 
 // Throws std::invalid_argument on impossible shapes (w4 needs n_in % group == 0, group 32 or 128).
