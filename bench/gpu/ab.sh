@@ -10,8 +10,9 @@
 #  with that code: commit 35474e5; docs/perf.md, session 32.)
 # s34: asymmetric int4's scale pair and zero-point pair in one 8-byte entry, one load (this build), against the separate
 #   zero-point array (5d29236, staged as quantbench_prev, qb_gpu_bench_prev, qb_qgemm_bench_prev): both qgemv benches for
-#   w4g128a and w4g32a (--quick), both qgemm benches (--quick), decode interleaved two rounds (w4g128-asym and
-#   w4g32-asym 1,16, symmetric w4g128 1,16 as the unchanged control), 512-token prefills of w4g128-asym two rounds.
+#   w4g128a and w4g32a (--quick), both qgemm benches (--quick; all of them tarred), w4g32-asym at 16 streams with each
+#   build's default rule and rule 5 (QB_CUDA_LAUNCH_RULE=5), decode interleaved two rounds (w4g128-asym and w4g32-asym
+#   1,16, symmetric w4g128 1,16 as the unchanged control), 512-token prefills of w4g128-asym two rounds.
 # s33: quantized caches' prefill attention on the codes with their scales (this build) against the f16 dequantization
 #   (QB_CUDA_KV_PREFILL_CODES=0): 512- and 2048-token prefills, FP8 W8A8 and w4g128, int8 and fp8 caches, two rounds.
 #   (At 628406e both forms took the codes; since, only W8A8 models do, so w4g128's rows are the same form twice.)
@@ -373,7 +374,6 @@ if has s34; then  # session 34: see the header
     [ -x ./$bin ] && { timeout 300 ./$bin --quick > "$OUT/${bin}.txt" 2>&1; echo "$bin rc $?"; }
   done
   (cd "$OUT" && tar czf s34_benches.tgz qb_gpu_bench*_w4g* $(ls qb_qgemm_bench*.txt 2>/dev/null) && rm -rf qb_gpu_bench*_w4g*/ qb_qgemm_bench*.txt)
-  [ -n "${S34_BENCH_ONLY:-}" ] && exit 0
   # w4g32a at 16 tokens: the half step (rule 9) against rule 5's full step, both builds
   for rep in 1 2; do
     for q in ./quantbench_prev ./quantbench; do
