@@ -26,6 +26,7 @@
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/gated.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
+#include "quantbench/runtime/cuda/mma_sync.cuh"
 
 namespace qb::runtime::cuda {
 namespace cg = cooperative_groups;
@@ -1210,12 +1211,6 @@ __device__ __forceinline__ uint32_t f2_h2_rest(float lo, float hi, uint32_t h) {
   const __half2 r = *reinterpret_cast<const __half2*>(&h);
   return f2_h2(lo - __low2float(r), hi - __high2float(r));
 }
-__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
@@ -1302,8 +1297,8 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
       for (int kk = 0; kk < HD / 16; ++kk) {
         const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk),
                        b1 = *reinterpret_cast<const uint32_t*>(kr + 16 * kk + 8);
-        mma_f16(sc[nt], qa[kk], b0, b1);
-        if constexpr (kSplit) mma_f16(sc[nt], ql[kk], b0, b1);
+        mma16816(sc[nt], qa[kk], b0, b1);
+        if constexpr (kSplit) mma16816(sc[nt], ql[kk], b0, b1);
       }
     }
     float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -1389,11 +1384,11 @@ __global__ void __launch_bounds__(128) attention_flash_kernel(GemmAttentionArgs 
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
                      : "r"(static_cast<unsigned>(__cvta_generic_to_shared(vr))));
-        mma_f16(o[nd], pa, b0, b1);
-        mma_f16(o[nd + 1], pa, b2, b3);
+        mma16816(o[nd], pa, b0, b1);
+        mma16816(o[nd + 1], pa, b2, b3);
         if constexpr (kSplit) {
-          mma_f16(o[nd], pl, b0, b1);
-          mma_f16(o[nd + 1], pl, b2, b3);
+          mma16816(o[nd], pl, b0, b1);
+          mma16816(o[nd + 1], pl, b2, b3);
         }
       }
     }

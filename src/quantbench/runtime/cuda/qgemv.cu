@@ -22,6 +22,7 @@
 #include "quantbench/runtime/cuda/gated.cuh"
 #include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
+#include "quantbench/runtime/cuda/mma_sync.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
 #include "quantbench/runtime/cuda/qgemv.h"
 
@@ -29,25 +30,6 @@ namespace qb::runtime::cuda {
 namespace {
 
 constexpr int kMaxWarps = 16;
-
-template <bool kBf16>
-__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint32_t b0, uint32_t b1) {
-  if constexpr (kBf16) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  }
-}
-
 
 // Format traits: vectors per chunk (LPC) and chunks per step (U) so that a warp has ~8 loads in flight
 // per step at R = 1 (plus the next step's, prefetched), without running out of registers at larger R.

@@ -36,6 +36,7 @@
 
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/launch.cuh"
+#include "quantbench/runtime/cuda/mma_sync.cuh"
 #include "quantbench/runtime/cuda/w8a8.h"
 #include "quantbench/runtime/cuda/w8a8_codes.cuh"
 
@@ -44,14 +45,6 @@ namespace {
 
 constexpr int kChunk = 64;  // inputs per chunk: 4 lanes x 16 bytes of one row
 constexpr int kU = 4;       // chunks per warp per step, every load issued before any is used
-
-__device__ __forceinline__ void mma_f16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                        uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                        uint32_t b1) {
@@ -136,7 +129,7 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
             const uint32_t x_m = word(x[j], m);
-            mma_f16(acc[j], a0, a1, a2, a3, e4m3x2_to_f16x2(x_m), e4m3x2_to_f16x2(x_m >> 16));
+            mma16816(acc[j], a0, a1, a2, a3, e4m3x2_to_f16x2(x_m), e4m3x2_to_f16x2(x_m >> 16));
           }
         }
       }
