@@ -360,6 +360,9 @@ int main(int argc, char** argv) {
   // "forward": the host checks and the forward pass kernels' (forward_kernels_check.cu).
   const bool qgemm_only = argc > 1 && std::strcmp(argv[1], "qgemm") == 0;
   const bool forward_only = argc > 1 && std::strcmp(argv[1], "forward") == 0;
+  // "spec NAME" (e.g. spec w4g32): the host checks and the decode product's per-format checks of that one
+  // format (a short GPU call after a change to one format's kernels).
+  const char* only_spec = argc > 2 && std::strcmp(argv[1], "spec") == 0 ? argv[2] : nullptr;
   try {
     std::random_device rd;
     const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();  // fresh inputs every run; printed to replay
@@ -394,8 +397,15 @@ int main(int argc, char** argv) {
                                {WeightFormat::W4A16, 32, false}, {WeightFormat::W4A16, 32, true},
                                {WeightFormat::W4A16, 128, false}, {WeightFormat::W4A16, 128, true},
                                {WeightFormat::W4A16, 32, false, true}};
+    std::vector<QuantSpec> run_specs;
+    for (const auto& s : specs)
+      if (!only_spec || spec_name(s) == only_spec) run_specs.push_back(s);
+    if (run_specs.empty()) {
+      std::printf("FAILED: no format named %s\n", only_spec);
+      return 1;
+    }
     struct Shape { int64_t n_out, n_in; };
-    for (const auto& s : specs) {
+    for (const auto& s : run_specs) {
       // Ragged shapes: rows not a multiple of 16, inputs not a multiple of 64 (where the format allows).
       std::vector<Shape> shapes = {{1, 128}, {17, 384}, {333, 640}, {1000, 1152}, {4096, 4096}};
       if (s.group != 128) {
@@ -426,11 +436,16 @@ int main(int argc, char** argv) {
           check_case(s, 22000, 256, n, {}, rng);
         }
     }
-    for (const auto& s : specs)
+    for (const auto& s : run_specs)
       for (const auto& sh : std::vector<Shape>{{17, 384}, {333, 640}, {1000, 1152}})
         check_dequant_and_pack_f32(s, sh.n_out, sh.n_in, rng);
-    for (const auto& s : specs)
+    for (const auto& s : run_specs)
       for (int n : {1, 9, 16}) check_strided_case(s, 333, s.group == 128 ? 1152 : 1120, n, rng);
+    if (only_spec) {
+      std::printf("%s: %d cases (%s only), %d failures\n", g_failures ? "FAILED" : "PASSED", g_cases, only_spec,
+                  g_failures);
+      return g_failures ? 1 : 0;
+    }
     check_dequant_and_pack_f32({WeightFormat::W8A16, 0, false}, 50, 96, rng);
     check_dequant_and_pack_f32({WeightFormat::W4A16, 32, true}, 129, 1120, rng);
     check_dequant_and_pack_f32({WeightFormat::W4A16, 32, false, true}, 129, 1120, rng);
