@@ -13,9 +13,8 @@
 #   w4g128a and w4g32a (--quick), both qgemm benches (--quick; all of them tarred), w4g32-asym at 16 streams with each
 #   build's default rule and rule 5 (QB_CUDA_LAUNCH_RULE=5), decode interleaved two rounds (w4g128-asym and w4g32-asym
 #   1,16, symmetric w4g128 1,16 as the unchanged control), 512-token prefills of w4g128-asym two rounds.
-# s34g: symmetric w4g32's 16-token half step at R = 1 capped at 128 registers (this build) against uncapped (the previous
-#   build staged as quantbench_prev, qb_gpu_bench_prev): the kernel checks for w4g32 only (qb_cuda_tests spec w4g32),
-#   both qgemv benches for w4g32 (--quick), decode interleaved two rounds (w4g32 1,16).
+# (Session 34's "s34g", symmetric w4g32's 16-token half step at R = 1 capped at 128 registers against uncapped, with
+#  qb_cuda_tests spec w4g32, left with that cap: commit bdd866a; docs/perf.md, session 34.)
 # s33: quantized caches' prefill attention on the codes with their scales (this build) against the f16 dequantization
 #   (QB_CUDA_KV_PREFILL_CODES=0): 512- and 2048-token prefills, FP8 W8A8 and w4g128, int8 and fp8 caches, two rounds.
 #   (At 628406e both forms took the codes; since, only W8A8 models do, so w4g128's rows are the same form twice.)
@@ -362,18 +361,6 @@ if has s31b; then  # session 31: 512-token FP8 prefill with the quantizer writin
     p "        " w8
   done 2>&1 | tee "$OUT/ab_s31b.txt"
   pp_profile w8a8-fp8 QB_CUDA_FP8_TC 0 2>&1 | tee -a "$OUT/ab_s31b.txt"
-  rm -f "$OUT/tmp.log"
-fi
-if has s34g; then  # session 34: see the header
-  t0=$(date +%s); timeout 200 ./qb_cuda_tests spec w4g32 > "$OUT/qgemv_check_w4g32.log" 2>&1
-  echo "qb_cuda_tests spec w4g32 rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check_w4g32.log"
-  for bin in qb_gpu_bench qb_gpu_bench_prev; do
-    [ -x ./$bin ] || continue
-    mkdir -p "$OUT/${bin}_w4g32"
-    QB_BENCH_SPEC=w4g32 timeout 200 ./$bin "$OUT/${bin}_w4g32" --quick > "$OUT/${bin}_w4g32.log" 2>&1
-    echo "$bin w4g32 rc $?"; rm -rf "$OUT/${bin}_w4g32"
-  done
-  vs_staged ./quantbench_prev "uncapped" "cap 128 " 2 "w4g32 1,16 128" 2>&1 | tee "$OUT/ab_s34g.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s34; then  # session 34: see the header

@@ -515,7 +515,6 @@ template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
   if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
   if (F == 2 && G == 32 && OFS == kZeroPoints && R == 1 && HALF) return NT == 2 ? 128 : 80;
-  if (F == 2 && G == 32 && OFS == kNoOffset && R == 1 && NT == 2 && HALF) return 128;
   if (F == 1 && G == 0 && R == 1 && NT == 1) return 64;
   return 0;
 }
