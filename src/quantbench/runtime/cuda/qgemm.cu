@@ -29,8 +29,8 @@ constexpr int kRowWarps = kWgRowWarps;
 // mins, f16 mins laid out as the scales; then one mbarrier per stage.
 template <int NT, int LPC, bool MINS = false, int SG = 2, bool ASYM = false>
 struct Tile {
-  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC, kSBytes = kRowWarps * 32 * SG * (ASYM ? 2 : 1),
-                       kZBytes = MINS ? kRowWarps * 32 * SG : 0;
+  static constexpr int kXBytes = NT * 128, kWBytes = kRowWarps * 512 * LPC,
+                       kSBytes = kRowWarps * 32 * SG * (ASYM ? 2 : 1), kZBytes = MINS ? kRowWarps * 32 * SG : 0;
   static constexpr int kSmemBytes = kStages * (kXBytes + kWBytes + kSBytes + kZBytes + 8) + 1024;  // + alignment
 };
 
@@ -57,7 +57,8 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
   uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   uint8_t* xs = smem;                    // [stage][kXBytes], 1024-byte aligned (swizzle atoms)
   uint8_t* ws = xs + kStages * kXBytes;  // [stage][row block][lane] 16 bytes
-  uint8_t* ss = ws + kStages * kWBytes;  // [stage][row block][group of the chunk][row g]: f16 (g, g + 8) (+ u8 z pair, 2 pad)
+  // [stage][row block][group of the chunk][row g]: f16 scales of rows g, g + 8 (asymmetric: + u8 zero points, 2 pad)
+  uint8_t* ss = ws + kStages * kWBytes;
   uint8_t* zs = ss + kStages * kSBytes;  // mins: [stage][row block][group of the chunk][row g][g / g + 8] f16
   const uint32_t bars = smem_u32(zs + kStages * kZBytes);  // [stage] mbarrier of the x tile
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
@@ -149,7 +150,8 @@ __global__ void __launch_bounds__(kRowWarps * 32, 2)
       const int h = G == 128 ? 0 : s >> 1;  // groups of 32: sub-tiles 0-1 are the chunk's first group
       const uint8_t* entry = ss + st * kSBytes + warp * SB * SG + h * SB + g * (SB / 8);
       const uint32_t sp = *reinterpret_cast<const uint32_t*>(entry);
-      const uint32_t zpair = ASYM ? reinterpret_cast<const uint32_t*>(entry)[1] : MINS ? 0u : 0x0808u;  // (mins: the plain q)
+      const uint32_t zpair =
+          ASYM ? reinterpret_cast<const uint32_t*>(entry)[1] : MINS ? 0u : 0x0808u;  // (mins: the plain q)
       const __half2 s_lo = __low2half2(bits_h2(sp)), s_hi = __high2half2(bits_h2(sp));  // rows g, g + 8
       __half2 m_lo = __float2half2_rn(0.f), m_hi = m_lo;
       if constexpr (MINS) {

@@ -22,8 +22,8 @@
 #include "quantbench/runtime/cuda/gated.cuh"
 #include "quantbench/runtime/cuda/int4_decode.cuh"
 #include "quantbench/runtime/cuda/launch.cuh"
-#include "quantbench/runtime/cuda/mma_sync.cuh"
 #include "quantbench/runtime/cuda/load_stream.cuh"
+#include "quantbench/runtime/cuda/mma_sync.cuh"
 #include "quantbench/runtime/cuda/qgemv.h"
 
 namespace qb::runtime::cuda {
@@ -503,14 +503,14 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
 // The kernel, and the same with a register cap where the compiler's own choice would cost resident
 // blocks or spill: the 16-token half step at R = 2 fits four 4-warp blocks per SM at 128 (its ping-pong
 // with running pointers spills at 112), its copy loop (COPY16, session 19's kernel) five at 96 (126 when
-// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. Asymmetric w4g32's
-// half step at R = 1 has the opposite problem: left free with its scale entries (one 8-byte load per
-// group), the compiler chose 88 registers at 16 tokens and issued the activation loads one or two at a
-// time between the MMAs, and a 16-stream step ran 21% slower than with the separate zero-point loads
-// (docs/perf.md, session 34; its one-token kernel likewise, by less). With a cap of 128 (80) it takes 118 (80) and issues them
-// together, as before; the blocks per SM stay those of the 104 (80) registers it had. A cap on the
-// template itself would reach every instantiation (even 255 changes the compiler's choices), hence two
-// kernels.
+// free; one 4-byte spill at 96), and the one-token int8 kernel four 8-warp blocks at 64. Asymmetric
+// w4g32's half step at R = 1 has the opposite problem: left free with its scale entries (one 8-byte load
+// per group), the compiler chose 88 registers at 16 tokens and issued the activation loads one or two at
+// a time between the MMAs, and a 16-stream step ran 21% slower than with the separate zero-point loads
+// (docs/perf.md, session 34; its one-token kernel likewise, by less). With a cap of 128 (80) it takes
+// 118 (80) and issues them together, as before; the blocks per SM stay those of the 104 (80) registers
+// it had. A cap on the template itself would reach every instantiation (even 255 changes the compiler's
+// choices), hence two kernels.
 template <int F, int G, int OFS, int R, int NT, bool HALF, bool COPY16>
 constexpr int register_cap() {  // 0: none
   if (F == 2 && G == 128 && R == 2 && NT == 2 && HALF) return COPY16 ? 96 : 128;
