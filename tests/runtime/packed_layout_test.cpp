@@ -1,7 +1,8 @@
 // The GPU's packed decode layout on the host (runtime/cuda/host/packed_layout.h), checked on the CPU under
-// the sanitizers: pack() then unpack() gives the matrix back for every format, and asymmetric int4's scale
+// the sanitizers: pack() then unpack() gives the matrix back for every format; asymmetric int4's scale
 // entries hold each group's scale pair and zero-point pair where the kernels read them with one 8-byte load
-// (the byte offsets below are written out from qgemv.h's rule, not taken from the packer).
+// (the byte offsets below are written out from qgemv.h's rule, not taken from the packer); impossible
+// shapes and values are refused, not packed wrongly.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "../cuda/packed_formats.h"
 #include "quantbench/runtime/cuda/host/packed_layout.h"
 
 namespace qb {
@@ -55,13 +57,7 @@ HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std
 
 TEST(PackedLayout, UnpackInvertsPackForEveryFormat) {
   std::mt19937_64 rng(7);
-  const QuantSpec specs[] = {{WeightFormat::BF16, 0, false},         {WeightFormat::W8A16, 0, false},
-                             {WeightFormat::W8A16, 32, false},       {WeightFormat::W8A16, 16, false},
-                             {WeightFormat::W8A16, 32, false, true}, {WeightFormat::W8A16, 16, false, true},
-                             {WeightFormat::W4A16, 32, false},       {WeightFormat::W4A16, 128, false},
-                             {WeightFormat::W4A16, 32, true},        {WeightFormat::W4A16, 128, true},
-                             {WeightFormat::W4A16, 32, false, true}};
-  for (const QuantSpec& s : specs) {
+  for (const QuantSpec& s : test_formats::kEveryPackedFormat) {
     SCOPED_TRACE(rc::spec_name(s));
     const int64_t n_in = s.group == 128 ? 384 : 96;  // ragged: 37 rows, a partial last chunk where it can be
     const HostMatrix m = random_matrix(s, 37, n_in, rng);
@@ -106,6 +102,19 @@ TEST(PackedLayout, ZeroPointAboveFifteenIsRefused) {
   HostMatrix m = random_matrix({WeightFormat::W4A16, 32, true}, 16, 64, rng);
   m.zeros[5] = 16;
   EXPECT_THROW(rc::pack(m), std::invalid_argument);
+}
+
+TEST(PackedLayout, ImpossibleShapesAreRefused) {
+  struct Case { QuantSpec spec; int64_t n_in; const char* what; };
+  const Case cases[] = {
+      {{WeightFormat::W4A16, 128, false}, 4160, "w4g128 with n_in % 128 != 0"},
+      {{WeightFormat::W4A16, 64, false}, 128, "w4 group 64"},
+      {{WeightFormat::W4A16, 128, false, true}, 128, "w4g128 with mins (mins exist for group 32 only)"},
+      {{WeightFormat::W8A16, 16, false}, 136, "w8g16 with n_in % 16 != 0"},
+      {{WeightFormat::W8A16, 64, false}, 128, "w8 group 64"},
+      {{WeightFormat::W8A16, 16, true}, 128, "w8g16 with zero points"},
+      {{WeightFormat::W8A16, 0, false, true}, 128, "w8 per row with mins"}};
+  for (const Case& c : cases) EXPECT_THROW(rc::packed_shape(c.spec, 16, c.n_in), std::invalid_argument) << c.what;
 }
 
 }  // namespace
