@@ -207,7 +207,7 @@ rule_vs_best() {
 
 if has tests; then
   t0=$(date +%s); timeout 300 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1; r=$?
-  echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed)" "$OUT/qgemv_check.log" | head -20
+  echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed|time)" "$OUT/qgemv_check.log" | head -20
 fi
 if has sweep; then
   t0=$(date +%s); timeout 300 ./qb_gpu_bench "$OUT" > "$OUT/qgemv_bench.log" 2>&1

@@ -7,10 +7,12 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
@@ -46,45 +48,64 @@ inline double from_bf16(uint16_t u) {
   return double(__bfloat162float(__nv_bfloat16(r)));
 }
 
+// Runs body(first_row, end_row) over [0, n_rows) in fixed chunks of kRowChunk rows on the host's cores.
+// The float64 references and the random matrices at Llama sizes (up to 90M weights x 16 tokens) are
+// most of a run's time on one core; the GPU machine has 16. The chunks do not depend on the thread count,
+// so a seed gives the same matrices on any machine.
+constexpr int64_t kRowChunk = 256;
+template <class Body>
+void for_row_chunks(int64_t n_rows, Body body) {
+  const int64_t chunks = (n_rows + kRowChunk - 1) / kRowChunk;
+  const int64_t threads = std::min<int64_t>(chunks, std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 32));
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    for (int64_t c; (c = next.fetch_add(1)) < chunks;) body(c * kRowChunk, std::min(n_rows, (c + 1) * kRowChunk));
+  };
+  std::vector<std::thread> pool;
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+}
+
 // Fresh random weights in any packed format: bf16 values in +-0.05; int8 codes with f16 scales around
 // 1.5e-3; 4-bit codes with f16 scales around 6e-3 and (asymmetric) 4-bit zero points, or (with mins)
-// f16 mins between -9 and -6 times the group's scale.
+// f16 mins between -9 and -6 times the group's scale. One draw from rng seeds each chunk of rows.
 inline HostMatrix random_matrix(const QuantSpec& spec, int64_t n_out, int64_t n_in, std::mt19937_64& rng) {
   HostMatrix m;
   m.spec = spec;
   m.n_out = n_out;
   m.n_in = n_in;
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
   const size_t n = size_t(n_out * n_in);
-  if (spec.format == WeightFormat::BF16) {
-    m.bf16.resize(n);
-    for (auto& v : m.bf16) v = to_bf16(0.05f * u(rng));
-  } else if (spec.format == WeightFormat::W8A16) {
-    m.q8.resize(n);
-    std::uniform_int_distribution<int> q(-128, 127);
-    for (auto& v : m.q8) v = int8_t(q(rng));
-    m.scales.resize(size_t(spec.group ? n_out * (n_in / spec.group) : n_out));
-    for (auto& s : m.scales) s = to_f16(1e-3f * (1.5f + u(rng)));
-    if (spec.mins) {  // (w8g32m: q is centred already, -128..127; m within 1.5 s of 0)
-      m.mins.resize(m.scales.size());
-      for (size_t g = 0; g < m.mins.size(); ++g) m.mins[g] = to_f16(float(1.5 * u(rng) * from_f16(m.scales[g])));
+  const int64_t per_row = spec.format == WeightFormat::W8A16 && !spec.group ? 1
+                          : spec.format == WeightFormat::BF16            ? 0
+                                                                         : n_in / spec.group;  // groups per row
+  if (spec.format == WeightFormat::BF16) m.bf16.resize(n);
+  if (spec.format == WeightFormat::W8A16) m.q8.resize(n);
+  if (spec.format == WeightFormat::W4A16) m.q4.resize(n);
+  m.scales.resize(size_t(n_out * per_row));
+  if (spec.asym) m.zeros.resize(m.scales.size());
+  if (spec.mins) m.mins.resize(m.scales.size());
+  const uint64_t base = rng();
+  for_row_chunks(n_out, [&](int64_t r0, int64_t r1) {
+    std::mt19937_64 g(base + uint64_t(r0 / kRowChunk) * 0x9E3779B97F4A7C15ull);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::uniform_int_distribution<int> q8(-128, 127), q4(0, 15);
+    const size_t w0 = size_t(r0 * n_in), w1 = size_t(r1 * n_in), s0 = size_t(r0 * per_row), s1 = size_t(r1 * per_row);
+    if (spec.format == WeightFormat::BF16) {
+      for (size_t k = w0; k < w1; ++k) m.bf16[k] = to_bf16(0.05f * u(g));
+    } else if (spec.format == WeightFormat::W8A16) {
+      for (size_t k = w0; k < w1; ++k) m.q8[k] = int8_t(q8(g));
+      for (size_t k = s0; k < s1; ++k) m.scales[k] = to_f16(1e-3f * (1.5f + u(g)));
+      for (size_t k = s0; k < s1 && spec.mins; ++k)  // (w8g32m: q is centred already, -128..127; m within 1.5 s of 0)
+        m.mins[k] = to_f16(float(1.5 * u(g) * from_f16(m.scales[k])));
+    } else {
+      for (size_t k = w0; k < w1; ++k) m.q4[k] = uint8_t(q4(g));
+      for (size_t k = s0; k < s1; ++k) m.scales[k] = to_f16(4e-3f * (1.5f + u(g)));
+      for (size_t k = s0; k < s1 && spec.asym; ++k) m.zeros[k] = uint8_t(q4(g));
+      for (size_t k = s0; k < s1 && spec.mins; ++k)
+        m.mins[k] = to_f16(float(-(7.5 + 1.5 * u(g)) * from_f16(m.scales[k])));
     }
-  } else {
-    m.q4.resize(n);
-    std::uniform_int_distribution<int> q(0, 15);
-    for (auto& v : m.q4) v = uint8_t(q(rng));
-    const size_t ng = size_t(n_out * (n_in / spec.group));
-    m.scales.resize(ng);
-    for (auto& s : m.scales) s = to_f16(4e-3f * (1.5f + u(rng)));
-    if (spec.asym) {
-      m.zeros.resize(ng);
-      for (auto& z : m.zeros) z = uint8_t(q(rng));
-    }
-    if (spec.mins) {
-      m.mins.resize(ng);
-      for (size_t g = 0; g < ng; ++g) m.mins[g] = to_f16(float(-(7.5 + 1.5 * u(rng)) * from_f16(m.scales[g])));
-    }
-  }
+  });
   return m;
 }
 
@@ -120,26 +141,38 @@ struct ProductErrors {
 template <class Weight>
 ProductErrors product_errors(Weight weight, const std::vector<double>& xd, const std::vector<float>& y,
                              int64_t n_out, int64_t n_in, int n_tokens, double tol_elem) {
-  ProductErrors r;
-  std::vector<double> w(static_cast<size_t>(n_in));
-  double err2 = 0, ref2 = 0;
-  for (int64_t o = 0; o < n_out; ++o) {
-    for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = weight(o, i);
-    for (int t = 0; t < n_tokens; ++t) {
-      const double* xt = &xd[size_t(t) * n_in];
-      double ref = 0, mag = 0;
-      for (int64_t i = 0; i < n_in; ++i) {
-        ref += w[size_t(i)] * xt[i];
-        mag += std::fabs(w[size_t(i)] * xt[i]);
+  struct Part { ProductErrors e; double err2 = 0, ref2 = 0; };
+  std::vector<Part> parts(size_t((n_out + kRowChunk - 1) / kRowChunk));
+  for_row_chunks(n_out, [&](int64_t o0, int64_t o1) {  // weight(o, i) must be safe to call from several threads
+    Part& p = parts[size_t(o0 / kRowChunk)];
+    std::vector<double> w(static_cast<size_t>(n_in));
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t i = 0; i < n_in; ++i) w[size_t(i)] = weight(o, i);
+      for (int t = 0; t < n_tokens; ++t) {
+        const double* xt = &xd[size_t(t) * n_in];
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+          ref += w[size_t(i)] * xt[i];
+          mag += std::fabs(w[size_t(i)] * xt[i]);
+        }
+        const double got = y[size_t(t) * n_out + o];
+        if (!std::isfinite(got)) { ++p.e.not_finite; continue; }
+        const double e = std::fabs(got - ref);
+        p.err2 += e * e;
+        p.ref2 += ref * ref;
+        if (mag > 0) p.e.worst = std::max(p.e.worst, e / mag);
+        if (e > tol_elem * mag + 1e-30) ++p.e.bad_elem;
       }
-      const double got = y[size_t(t) * n_out + o];
-      if (!std::isfinite(got)) { ++r.not_finite; continue; }
-      const double e = std::fabs(got - ref);
-      err2 += e * e;
-      ref2 += ref * ref;
-      if (mag > 0) r.worst = std::max(r.worst, e / mag);
-      if (e > tol_elem * mag + 1e-30) ++r.bad_elem;
     }
+  });
+  ProductErrors r;
+  double err2 = 0, ref2 = 0;
+  for (const Part& p : parts) {  // (in chunk order: the same sums whatever the thread count)
+    r.not_finite += p.e.not_finite;
+    r.bad_elem += p.e.bad_elem;
+    r.worst = std::max(r.worst, p.e.worst);
+    err2 += p.err2;
+    ref2 += p.ref2;
   }
   const size_t ny = size_t(n_tokens) * n_out;
   for (size_t i = ny; i < ny + kGuard; ++i) r.guard_hit += y[i] != kSentinel;

@@ -15,12 +15,14 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "quantbench/runtime/cuda/cuda_check.h"
@@ -38,6 +40,10 @@ int run_qgemm_checks(std::mt19937_64& rng, int* cases);    // qgemm_check.cu
 namespace {
 
 int g_failures = 0, g_cases = 0;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 #define CHECK(cond, ...) QB_COUNT_CHECK(g_failures, cond, __VA_ARGS__)
 
@@ -193,24 +199,39 @@ void check_gated_case(const QuantSpec& spec, int64_t n_ff, int64_t n_in, int n_t
     return act == 0 ? g / (1.0 + std::exp(-g))
                     : 0.5 * g * (1.0 + std::tanh(0.79788456080286535588 * (g + 0.044715 * g * g * g)));
   };
+  struct Part { double worst = 0.0; size_t bad = 0; };
+  std::vector<Part> parts(size_t((n_ff + kRowChunk - 1) / kRowChunk));
+  for_row_chunks(n_ff, [&](int64_t k0, int64_t k1) {
+    Part& p = parts[size_t(k0 / kRowChunk)];
+    std::vector<double> wg(static_cast<size_t>(n_in)), wu(static_cast<size_t>(n_in));
+    for (int64_t k = k0; k < k1; ++k) {
+      for (int64_t i = 0; i < n_in; ++i) {
+        wg[size_t(i)] = m.weight(k, i);
+        wu[size_t(i)] = m.weight(n_ff + k, i);
+      }
+      for (int t = 0; t < n_tokens; ++t) {
+        double g = 0, gu = 0, up = 0, uu = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+          const double xv = xd[size_t(t) * n_in + i];
+          g += wg[size_t(i)] * xv;
+          gu += std::fabs(wg[size_t(i)] * xv);
+          up += wu[size_t(i)] * xv;
+          uu += std::fabs(wu[size_t(i)] * xv);
+        }
+        const double h = act_of(g) * up, err = std::fabs(frag_value(t, k) - h);
+        const double bound = 1.1 * std::fabs(up) * 2e-4 * gu + std::fabs(act_of(g)) * 2e-4 * uu +
+                             std::ldexp(std::fabs(h), -10) + 1e-6;
+        p.bad += !(err <= bound);
+        p.worst = std::max(p.worst, err / bound);
+      }
+    }
+  });
   double worst = 0.0;
   size_t bad = 0;
-  for (int t = 0; t < n_tokens; ++t)
-    for (int64_t k = 0; k < n_ff; ++k) {
-      double g = 0, gu = 0, up = 0, uu = 0;
-      for (int64_t i = 0; i < n_in; ++i) {
-        const double xv = xd[size_t(t) * n_in + i], wg = m.weight(k, i), wu = m.weight(n_ff + k, i);
-        g += wg * xv;
-        gu += std::fabs(wg * xv);
-        up += wu * xv;
-        uu += std::fabs(wu * xv);
-      }
-      const double h = act_of(g) * up, err = std::fabs(frag_value(t, k) - h);
-      const double bound = 1.1 * std::fabs(up) * 2e-4 * gu + std::fabs(act_of(g)) * 2e-4 * uu +
-                           std::ldexp(std::fabs(h), -10) + 1e-6;
-      bad += !(err <= bound);
-      worst = std::max(worst, err / bound);
-    }
+  for (const Part& p : parts) {
+    bad += p.bad;
+    worst = std::max(worst, p.worst);
+  }
   const bool same = a == b, again = b == b2;
   const bool failed = !same || !again || bad;
   if (failed) ++g_failures;
@@ -338,6 +359,7 @@ int main(int argc, char** argv) {
     const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();  // fresh inputs every run; printed to replay
     std::printf("seed %llu\n", (unsigned long long)seed);
     std::mt19937_64 rng(seed);
+    const auto t_start = std::chrono::steady_clock::now();
 
     // (pack() and unpack() themselves, host code, are checked by the CPU suite: tests/runtime/packed_layout_test.cpp)
     int dev_count = 0;
@@ -510,8 +532,12 @@ int main(int argc, char** argv) {
       CHECK(threw, "gated epilogue accepted for w8g16m");
     }
 
+    const double t_decode = seconds_since(t_start);
     g_failures += run_forward_kernel_checks(seed, &g_cases);
+    const double t_forward = seconds_since(t_start);
     g_failures += run_qgemm_checks(rng, &g_cases);
+    std::printf("time: decode products %.0f s, forward kernels %.0f s, qgemm %.0f s (%u host threads)\n", t_decode,
+                t_forward - t_decode, seconds_since(t_start) - t_forward, std::thread::hardware_concurrency());
 
     bool threw = false;
     try { qgemv(upload(pack(random_matrix({}, 16, 64, rng))), nullptr, 17, nullptr, nullptr); }
