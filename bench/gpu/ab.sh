@@ -8,6 +8,8 @@
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # (Session 32's "s32" and "s32n", qgemm_decode's checks, its sweep against qgemv and Nsight Compute on both, left
 #  with that code: commit 35474e5; docs/perf.md, session 32.)
+# s35: the W8A8 tensor-core decode kernel's loop as a ping-pong (QB_CUDA_W8A8_PIPE=1) against the plain loop: the
+#   backend check's W8A8 checks with it, then FP8 at 1, 8, 16 streams and INT8 at 8, 16, interleaved, two rounds.
 # s34: asymmetric int4's scale pair and zero-point pair in one 8-byte entry, one load (this build), against the separate
 #   zero-point array (5d29236, staged as quantbench_prev, qb_gpu_bench_prev, qb_qgemm_bench_prev): both qgemv benches for
 #   w4g128a and w4g32a (--quick), both qgemm benches (--quick; all of them tarred), w4g32-asym at 16 streams with each
@@ -437,6 +439,17 @@ if has s31p; then  # session 31: where a 512-token FP8 W8A8 prefill's GPU time g
     grep -E "fp8_prefill_kernel|qgemm_kernel|Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Grid Size" \
       "$OUT/ncu_pp_$name.txt" | cut -c1-150 | head -40
   done 2>&1 | tee -a "$OUT/ab_s31p.txt"
+  rm -f "$OUT/tmp.log"
+fi
+if has s35; then  # session 35: the W8A8 tensor-core decode kernel's loop as a ping-pong (QB_CUDA_W8A8_PIPE=1) against the
+  # plain loop (0): the backend check's W8A8 checks with the ping-pong first, then FP8 at 1, 8, 16 streams and INT8 at
+  # 8, 16 (INT8's one-token product is the dp4a kernel), two rounds
+  QB_CUDA_W8A8_PIPE=1 timeout 300 ./qb_cuda_backend_check models/stories260K.gguf models/*w8a8*.gguf \
+    > "$OUT/backend_check_pipe.log" 2>&1
+  echo "backend_check (W8A8 models) with QB_CUDA_W8A8_PIPE=1 rc $?"
+  grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_pipe.log" | cut -c1-200 | head
+  vs_env QB_CUDA_W8A8_PIPE=1 "plain loop   " "ping-pong    " 2 "w8a8-fp8 1,8,16 128" "w8a8 8,16 128" \
+    2>&1 | tee "$OUT/ab_s35.txt"
   rm -f "$OUT/tmp.log"
 fi
 if has s30; then  # session 30: the gated activation writing the down product's W8A8 codes (this build's default) against the

@@ -44,7 +44,7 @@ namespace qb::runtime::cuda {
 namespace {
 
 constexpr int kChunk = 64;  // inputs per chunk: 4 lanes x 16 bytes of one row
-constexpr int kU = 4;       // chunks per warp per step, every load issued before any is used
+constexpr bool kPipeDefault = false;  // the loop (w8a8_mma_kernel's kPipe; QB_CUDA_W8A8_PIPE overrides)
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                        uint32_t b1) {
@@ -58,21 +58,83 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int m) {
   return m == 0 ? v.x : (m == 1 ? v.y : (m == 2 ? v.z : v.w));
 }
 
+// One step's pieces: each lane's weight vectors (rows g and g + 8) and its tokens' activation codes for kU
+// chunks from chunk c0. Lanes past n_in (and tokens past T) get zeros, whose products add nothing.
+template <int kU>
+__device__ __forceinline__ void load_weights(const uint8_t* wa, const uint8_t* wb, int c0, int n_in, int t,
+                                             uint4 (&a)[kU], uint4 (&b)[kU]) {
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int off = (c0 + u) * kChunk;
+    const bool in = off + 16 * t < n_in;  // (n_in % 16 == 0: a piece is whole or absent)
+    a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
+    b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
+  }
+}
+template <int kU, int NT>
+__device__ __forceinline__ void load_codes(const uint8_t* xq, int c0, int n_in, int T, int g, int t,
+                                           uint4 (&xs)[kU][NT]) {
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int k = (c0 + u) * kChunk + 16 * t;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      const int tok = 8 * j + g;
+      xs[u][j] = tok < T && k < n_in ? *reinterpret_cast<const uint4*>(xq + int64_t(tok) * n_in + k)
+                                     : make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+// The step's mmas, chunk by chunk (the accumulation order: chunk, then m, then tile).
+template <bool kInt8, int kU, int NT, class Acc>
+__device__ __forceinline__ void mma_step(Acc (&acc)[NT][4], const uint4 (&a)[kU], const uint4 (&b)[kU],
+                                         const uint4 (&xs)[kU][NT]) {
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const uint4* x = xs[u];
+    if constexpr (kInt8) {
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+          mma_s8(acc[j], word(a[u], 2 * m), word(b[u], 2 * m), word(a[u], 2 * m + 1), word(b[u], 2 * m + 1),
+                 word(x[j], 2 * m), word(x[j], 2 * m + 1));
+    } else {
+#pragma unroll
+      for (int m = 0; m < 4; ++m) {
+        const uint32_t wa_m = word(a[u], m), wb_m = word(b[u], m);
+        const uint32_t a0 = e4m3x2_to_f16x2(wa_m), a1 = e4m3x2_to_f16x2(wb_m);
+        const uint32_t a2 = e4m3x2_to_f16x2(wa_m >> 16), a3 = e4m3x2_to_f16x2(wb_m >> 16);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const uint32_t x_m = word(x[j], m);
+          mma16816(acc[j], a0, a1, a2, a3, e4m3x2_to_f16x2(x_m), e4m3x2_to_f16x2(x_m >> 16));
+        }
+      }
+    }
+  }
+}
+
 // One block per 16 output rows; its kWarps warps split the chunks (warp w takes steps of kU chunks from
 // chunk w * kU, stride kWarps * kU) and add their partial sums in shared memory, in warp order. kInt8:
 // INT8 codes (int32 sums), else FP8 (f32 sums). NT: 8-token tiles (1 or 2). Weights stream past L1 (read
 // once); the activation codes go through it (every block reads them).
+// kPipe: the loop as a ping-pong of two step buffers (kU = 2 chunks each, the registers of the plain loop's
+// 4): the next step's weights and codes are loaded before this step's mmas, so a warp always has a step
+// in flight while it computes. The plain loop issues a step's loads, then waits for them: session 30's
+// Nsight Compute found the 16-token kernel waiting on its loads (82% of stall samples on long scoreboard).
 // xq and sx (written by the kernel before: the quantizer, or the norm writing codes) are plain pointers
 // read with plain loads, not __restrict__ / __ldg:
 // the compiler treats read-only loads as invariant and hoisted the first activation load above
 // griddepcontrol.wait, so an early launch read the previous product's codes (found by the backend check:
 // stories260K's fast form at mean KL 1.2, fixed by QB_CUDA_PDL=0; the hoisted load was in the SASS).
-template <bool kInt8, int NT, int kWarps>
+template <bool kInt8, int NT, int kWarps, bool kPipe>
 __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __restrict__ W,
                                                                const float* __restrict__ sw, int n_out, int n_in,
                                                                const uint8_t* xq, const float* sx, int T,
                                                                float* __restrict__ y) {
   using Acc = std::conditional_t<kInt8, int, float>;
+  constexpr int kU = kPipe ? 2 : 4;  // chunks per step
   pdl_launch_dependents();
   __shared__ Acc red[kWarps > 1 ? kWarps - 1 : 1][NT][4][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -81,61 +143,46 @@ __global__ void __launch_bounds__(kWarps * 32) w8a8_mma_kernel(const uint8_t* __
   // real row; their sums are never stored.
   const uint8_t* wa = W + int64_t(min(row0 + g, n_out - 1)) * n_in + 16 * t;
   const uint8_t* wb = W + int64_t(min(row0 + g + 8, n_out - 1)) * n_in + 16 * t;
-  const int chunks = (n_in + kChunk - 1) / kChunk;
+  const int chunks = (n_in + kChunk - 1) / kChunk, stride = kWarps * kU;
   Acc acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[j][i] = Acc(0);
-  bool waited = false;
-  for (int c0 = warp * kU; c0 < chunks; c0 += kWarps * kU) {
-    uint4 a[kU], b[kU];
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int off = (c0 + u) * kChunk;
-      const bool in = off + 16 * t < n_in;  // (n_in % 16 == 0: a piece is whole or absent)
-      a[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wa + off)) : make_uint4(0, 0, 0, 0);
-      b[u] = in ? __ldcs(reinterpret_cast<const uint4*>(wb + off)) : make_uint4(0, 0, 0, 0);
-    }
-    if (!waited) pdl_wait();  // the codes and scales (the kernel before wrote them) are read from here on
-    waited = true;
-    uint4 xs[kU][NT];  // every activation load of the step issued before the first mma
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int k = (c0 + u) * kChunk + 16 * t;
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const int tok = 8 * j + g;
-        xs[u][j] = tok < T && k < n_in ? *reinterpret_cast<const uint4*>(xq + int64_t(tok) * n_in + k)
-                                       : make_uint4(0, 0, 0, 0);
+  if constexpr (kPipe) {
+    uint4 a0[kU], b0[kU], a1[kU], b1[kU], x0[kU][NT], x1[kU][NT];
+    int c0 = warp * kU;
+    if (c0 < chunks) load_weights(wa, wb, c0, n_in, t, a0, b0);
+    pdl_wait();  // the codes and scales (the kernel before wrote them) are read from here on
+    if (c0 < chunks) load_codes(xq, c0, n_in, T, g, t, x0);
+    // Buffers 0 and 1 take turns in code, not by a copy: step c0 in 0, c0 + stride in 1, and so on.
+    for (; c0 < chunks; c0 += 2 * stride) {
+      const int c1 = c0 + stride, c2 = c1 + stride;
+      if (c1 < chunks) {
+        load_weights(wa, wb, c1, n_in, t, a1, b1);
+        load_codes(xq, c1, n_in, T, g, t, x1);
       }
-    }
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const uint4* x = xs[u];
-      if constexpr (kInt8) {
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-          for (int j = 0; j < NT; ++j)
-            mma_s8(acc[j], word(a[u], 2 * m), word(b[u], 2 * m), word(a[u], 2 * m + 1), word(b[u], 2 * m + 1),
-                   word(x[j], 2 * m), word(x[j], 2 * m + 1));
-      } else {
-#pragma unroll
-        for (int m = 0; m < 4; ++m) {
-          const uint32_t wa_m = word(a[u], m), wb_m = word(b[u], m);
-          const uint32_t a0 = e4m3x2_to_f16x2(wa_m), a1 = e4m3x2_to_f16x2(wb_m);
-          const uint32_t a2 = e4m3x2_to_f16x2(wa_m >> 16), a3 = e4m3x2_to_f16x2(wb_m >> 16);
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            const uint32_t x_m = word(x[j], m);
-            mma16816(acc[j], a0, a1, a2, a3, e4m3x2_to_f16x2(x_m), e4m3x2_to_f16x2(x_m >> 16));
-          }
-        }
+      mma_step<kInt8>(acc, a0, b0, x0);
+      if (c1 >= chunks) break;
+      if (c2 < chunks) {
+        load_weights(wa, wb, c2, n_in, t, a0, b0);
+        load_codes(xq, c2, n_in, T, g, t, x0);
       }
+      mma_step<kInt8>(acc, a1, b1, x1);
     }
+  } else {
+    bool waited = false;
+    for (int c0 = warp * kU; c0 < chunks; c0 += stride) {
+      uint4 a[kU], b[kU];
+      load_weights(wa, wb, c0, n_in, t, a, b);
+      if (!waited) pdl_wait();  // the codes and scales (the kernel before wrote them) are read from here on
+      waited = true;
+      uint4 xs[kU][NT];  // every activation load of the step issued before the first mma
+      load_codes(xq, c0, n_in, T, g, t, xs);
+      mma_step<kInt8>(acc, a, b, xs);
+    }
+    if (!waited) pdl_wait();  // (a warp with no chunk: the stores below follow the kernel before)
   }
-  if (!waited) pdl_wait();  // (a warp with no chunk: the stores below follow the kernel before)
   if constexpr (kWarps > 1) {
     if (warp > 0)
 #pragma unroll
@@ -176,20 +223,32 @@ int warps_for(int blocks) {
   return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
-template <bool kInt8, int NT>
+// The loop: QB_CUDA_W8A8_PIPE=1 the ping-pong (kPipe), 0 the plain loop (for same-binary A/B runs).
+bool pipelined() {
+  static const bool on = [] {
+    const char* e = std::getenv("QB_CUDA_W8A8_PIPE");
+    return e ? std::atoi(e) != 0 : kPipeDefault;
+  }();
+  return on;
+}
+
+template <bool kInt8, int NT, bool kPipe>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st, bool early) {
   const int blocks = (n_out + 15) / 16;
   const dim3 grid{unsigned(blocks)};
   switch (warps_for(blocks)) {
     case 16:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 16, kPipe>, grid, dim3(512), 0, st, early, W, sw, n_out, n_in, xq, sx,
+                    T, y);
       break;
     case 8:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 8, kPipe>, grid, dim3(256), 0, st, early, W, sw, n_out, n_in, xq, sx,
+                    T, y);
       break;
     default:
-      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx, T, y);
+      launch_kernel(w8a8_mma_kernel<kInt8, NT, 4, kPipe>, grid, dim3(128), 0, st, early, W, sw, n_out, n_in, xq, sx,
+                    T, y);
   }
 }
 
@@ -199,8 +258,9 @@ bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8
   if (T > 16) throw std::runtime_error("w8a8 mma decode kernel: more than 16 tokens");
   if (!w8a8_mma_fits(n_in, W, xq)) return false;
   if (T <= 0 || n_out <= 0) return true;
-  if (T <= 8) launch_nt<kInt8, 1>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
-  else launch_nt<kInt8, 2>(W, sw, n_out, n_in, xq, sx, T, y, st, early);
+  const bool pipe = pipelined();
+  if (T <= 8) (pipe ? launch_nt<kInt8, 1, true> : launch_nt<kInt8, 1, false>)(W, sw, n_out, n_in, xq, sx, T, y, st, early);
+  else (pipe ? launch_nt<kInt8, 2, true> : launch_nt<kInt8, 2, false>)(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   return true;
 }
 
