@@ -2,9 +2,10 @@
 # GPU machine, from the folder bench/gpu/stage.sh filled (.gpu_stage): runs the CUDA kernel checks
 # (qgemv, dequantize, activation packing vs float64 / bit-exact references), the CUDA backend vs the CPU
 # reference on every staged model, then the issue's benchmarks on synthetic:llama2-7b (weights made on
-# the GPU), each with its same-run copy probe and cuBLAS GEMM rate; prints a table last. Before the
-# benchmarks, a profiled pass (QB_CUDA_PROFILE=1) gives the GPU time per kernel class. Logs and JSON
-# go to $OUT (or ./out). Usage: bash run.sh [--no-tests] [--no-bench] [--no-profile] [--quick]
+# the GPU), each with its same-run copy probe and cuBLAS GEMM rate; prints a table last, then issue #6's
+# targets judged from this run alone. Before the benchmarks, a profiled pass (QB_CUDA_PROFILE=1) gives the
+# GPU time per kernel class. Logs and JSON go to $OUT (or ./out). On an H200 the whole run takes about 4 minutes.
+# Usage: bash run.sh [--no-tests] [--no-bench] [--no-profile] [--quick]
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -15,16 +16,17 @@ TESTS=1; BENCH=1; QUICK=0; PROFILE=1
 for a in "$@"; do case $a in --no-tests) TESTS=0 ;; --no-bench) BENCH=0 ;; --quick) QUICK=1 ;; --no-profile) PROFILE=0 ;; esac; done
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"
 rc=0
+TESTS_RC="not run"; CHECK_RC="not run"  # for the targets block at the end
 if [ $TESTS = 1 ]; then
   bash make_models.sh || { echo "make_models.sh failed"; exit 1; }  # the quantized test models, made here
   t0=$(date +%s)
   timeout 300 ./qb_cuda_tests > "$OUT/qgemv_check.log" 2>&1; r=$?
   echo "qgemv_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASSED|FAILED|seed|time)" "$OUT/qgemv_check.log" | head -12
-  [ $r = 0 ] || rc=1
+  [ $r = 0 ] || rc=1; TESTS_RC=$r
   t0=$(date +%s)
   timeout 300 ./qb_cuda_backend_check models/*.gguf > "$OUT/backend_check.log" 2>&1; r=$?
   echo "backend_check rc $r ($(( $(date +%s) - t0 )) s)"; grep -E "^(FAIL|PASS|INFO|FAILED|PASSED)" "$OUT/backend_check.log" | cut -c1-230
-  [ $r = 0 ] || rc=1
+  [ $r = 0 ] || rc=1; CHECK_RC=$r
 fi
 [ $BENCH = 1 ] || exit $rc
 GEN=128; [ $QUICK = 1 ] && GEN=32
@@ -55,8 +57,8 @@ b q4_k_m q4_k_m 1,16 128 $GEN  # GGUF Q4_K_M's mix: w4g32m (Q4_K) with w8g16 (Q6
 b pp512_bf16 bf16 1 512 4 5  # one prefill per rep: 5 reps (with 2, one host hiccup moved the median by 30%)
 b pp512_w4g128 w4g128 1 512 4 5
 for f in "$B"/bench_*.log; do echo "== $f"; cat "$f"; done > "$OUT/bench_all.log"
-python3 - "$B" "$OUT" <<'PY' | tee "$OUT/summary.txt"
-import json, sys, os, glob
+python3 - "$B" "$OUT" "$TESTS_RC" "$CHECK_RC" "$(head -2 "$OUT/env.txt" | tail -1)" <<'PY' | tee "$OUT/summary.txt"
+import json, sys, os, glob, re
 out = sys.argv[1]
 json.dump({os.path.basename(p): json.load(open(p)) for p in glob.glob(os.path.join(out, "bench_*.json"))},
           open(os.path.join(sys.argv[2], "bench_all.json"), "w"), indent=1)
@@ -87,6 +89,37 @@ if pb:
           f"{100*metric(pb,'prefill_tflops')/metric(pb,'gemm_bf16_tflops'):.0f}% of same-run cuBLAS bf16 {metric(pb,'gemm_bf16_tflops'):.0f} TFLOP/s")
 if pb and pw:
     print(f"prefill 512 w4g128: {pw['items'][0]['prefill_tok_s']:.0f} tok/s = {100*pw['items'][0]['prefill_tok_s']/pb['items'][0]['prefill_tok_s']:.0f}% of bf16 (separate processes, same card)")
+
+# Issue #6's done-when, judged from this run alone (its targets are stated for an H100; the card is named).
+# The peer is llama.cpp on an H100 (../shared/GPU.md): decode at one stream, 30% of its roofline at 4 bits
+# (Q4_0, Q4_K_M), 47% at 8 bits (Q8_0); at 16 streams its 4-bit model runs 1.0-1.08x F16's tokens per second.
+tests_rc, check_rc, card = sys.argv[3], sys.argv[4], sys.argv[5]
+def share(n, b):
+    j = load(n)
+    it = [i for i in (j or {}).get("items", []) if i["batch"] == b]
+    return it[0]["roofline_share"] if it else None
+rows = [("decode w4g128, one stream", share("w4g128", 1), 0.75, "peer 30% (Q4_0, Q4_K_M)"),
+        ("decode w8, one stream", share("w8", 1), 0.75, "peer 47% (Q8_0)"),
+        ("decode bf16, one stream", share("bf16", 1), 0.75, ""),
+        ("decode w4g128, 16 streams, f16 KV", share("w4g128", 16), 0.70, "peer: 4-bit / F16 1.0-1.08x")]
+if pb:
+    rows.append(("prefill 512 bf16 / same-run cuBLAS GEMM", metric(pb, "prefill_tflops") / metric(pb, "gemm_bf16_tflops"), 0.60, ""))
+if pb and pw:
+    rows.append(("prefill 512 w4g128 / bf16", pw["items"][0]["prefill_tok_s"] / pb["items"][0]["prefill_tok_s"], 0.85, ""))
+print(f"\nissue #6 targets (stated for an H100; this card: {card})")
+for name, got, target, peer in rows:
+    verdict = "missing" if got is None else ("met" if got >= target else "NOT met")
+    got_s = "-" if got is None else f"{100 * got:.1f}%"
+    print(f"  {name:42} {got_s:>7}  target {100 * target:.0f}%  {verdict:8} {peer}".rstrip())
+for name, r in (("kernel checks (qb_cuda_tests)", tests_rc), ("GPU against CPU (qb_cuda_backend_check)", check_rc)):
+    print(f"  {name:42} {'passed' if r == '0' else 'FAILED (rc ' + r + ')' if r != 'not run' else 'not run (--no-tests)'}")
+log = os.path.join(sys.argv[2], "backend_check.log")
+if check_rc != "not run" and os.path.exists(log):  # the issue asks for mean KL < 1e-4: how many rows rest on the floor
+    kl = [float(m.group(1)) for l in open(log, errors="replace") if l.startswith(("PASS ", "FAIL "))
+          for m in [re.search(r" mean KL ([0-9.]+(?:e[-+]?[0-9]+)?) ", l)] if m]
+    print(f"  {len(kl)} GPU/CPU next-token comparisons; {sum(k >= 1e-4 for k in kl)} at mean KL >= 1e-4, each held instead "
+          "to 2x its one-ulp flip floor (run-time-quantized KV caches or activations, the optional FP8 tensor cores: "
+          "backend_check.log)")
 PY
 rm -rf "$B"
 exit $rc

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# GPU machine, from the folder bench/gpu/stage.sh filled: the kernel checks under NVIDIA's compute-sanitizer, the GPU's
+# counterpart of the CPU suite's ASan / UBSan runs. The checks' own poisoned outputs and guard regions catch writes
+# past an output; the sanitizer also catches reads out of bounds, shared-memory races, misused barriers and reads of
+# uninitialized device memory.
+#   memcheck   all of qb_cuda_tests (every format's decode products, the forward-pass kernels, qgemm), then the
+#              backend check on every staged model (make_models.sh; stories260K alone where quantbench is not staged)
+#   racecheck  shared-memory hazards: four formats' decode checks (int4, int4 with mins, int8, bf16), the forward
+#              kernels, qgemm
+#   synccheck  barrier misuse, the same set
+#   initcheck  reads of device memory never written: the forward kernels, one format's decode checks, qgemm
+# The sanitizer comes from the toolkit (/usr/local/cuda/bin) or PATH, else from a wheel of PyPI's
+# nvidia-cuda-sanitizer-api (the same major version as the CUDA runtime) placed beside this script, which is unpacked
+# here. Each run has its own time limit; a run that hits it is reported as such, not as clean.
+# Usage: bash sanitize.sh [TOOL ...]   (default: memcheck racecheck synccheck initcheck)
+set -uo pipefail
+cd "$(dirname "$0")"
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+gunzip -f ./*.gz lib/*.gz models/*.gz 2>/dev/null; chmod +x quantbench qb_* 2>/dev/null
+export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+CS=$(command -v compute-sanitizer || true)
+[ -z "$CS" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && CS=/usr/local/cuda/bin/compute-sanitizer
+if [ -z "$CS" ]; then
+  whl=$(ls nvidia_cuda_sanitizer_api-*.whl 2>/dev/null | head -1)
+  [ -n "$whl" ] || { echo "no compute-sanitizer: install the CUDA toolkit's or place PyPI's nvidia-cuda-sanitizer-api wheel here"; exit 1; }
+  python3 -m zipfile -e "$whl" sanitizer && CS=$(ls sanitizer/nvidia/cu*/bin/compute-sanitizer | head -1)
+  chmod +x "$CS"
+fi
+REPO=${REPO:-../..}  # the checkout the device tool sent (this script runs in its staged folder)
+{ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; cat GIT_COMMIT 2>/dev/null; "$CS" --version | tail -1; } \
+  | tee "$OUT/env.txt"
+TOOLS=${*:-memcheck racecheck synccheck initcheck}
+fails=0
+# run LABEL LIMIT_S TOOL PROGRAM ARGS...: one program under one tool; the sanitizer's own exit code is non-zero
+# when it reports an error, the program's when a check fails.
+run() {
+  local label=$1 limit=$2 tool=$3 t0 r verdict; shift 3
+  t0=$(date +%s)
+  timeout "$limit" "$CS" --tool "$tool" --error-exitcode 99 --print-limit 20 "$@" > "$OUT/${tool}_$label.log" 2>&1; r=$?
+  case $r in
+    0) verdict=clean ;;
+    99) verdict="SANITIZER ERRORS"; fails=$((fails + 1)) ;;
+    124) verdict="TIMED OUT after ${limit} s (not checked to the end)"; fails=$((fails + 1)) ;;
+    *) verdict="FAILED (rc $r)"; fails=$((fails + 1)) ;;
+  esac
+  printf '%-10s %-22s %-40s %4d s  %s\n' "$tool" "$label" "$(grep -E '^(PASSED|FAILED)' "$OUT/${tool}_$label.log" | tail -1 | cut -c1-40)" \
+    "$(( $(date +%s) - t0 ))" "$verdict"
+  grep -m3 -E "^========= (Invalid|Race|Barrier|Uninitialized|Error|Program hit)" "$OUT/${tool}_$label.log" | cut -c1-200
+}
+has() { [[ " $TOOLS " == *" $1 "* ]]; }
+if has memcheck; then
+  run qb_cuda_tests 300 memcheck ./qb_cuda_tests
+  models=("$REPO/data/models/stories260K/stories260K.gguf")
+  if [ -x quantbench ] && [ -f make_models.sh ]; then
+    bash make_models.sh && models=(models/*.gguf) || echo "make_models.sh failed: the backend check runs on stories260K only"
+  fi
+  run backend_check 450 memcheck ./qb_cuda_backend_check "${models[@]}"
+fi
+for tool in racecheck synccheck; do
+  if has $tool; then
+    for f in w4g128 w4g32m w8 bf16; do run "spec_$f" 120 $tool ./qb_cuda_tests spec $f; done
+    run forward 200 $tool ./qb_cuda_tests forward
+    run qgemm 200 $tool ./qb_cuda_tests qgemm
+  fi
+done
+if has initcheck; then
+  run forward 200 initcheck ./qb_cuda_tests forward
+  run spec_w4g128 120 initcheck ./qb_cuda_tests spec w4g128
+  run qgemm 200 initcheck ./qb_cuda_tests qgemm
+fi
+echo "sanitizer runs with errors, failures or time-outs: $fails"
+exit $((fails > 0))
