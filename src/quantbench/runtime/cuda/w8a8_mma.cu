@@ -44,7 +44,10 @@ namespace qb::runtime::cuda {
 namespace {
 
 constexpr int kChunk = 64;  // inputs per chunk: 4 lanes x 16 bytes of one row
-constexpr bool kPipeDefault = false;  // the loop (w8a8_mma_kernel's kPipe; QB_CUDA_W8A8_PIPE overrides)
+// Products of this many tokens or more run w8a8_mma_kernel's ping-pong (kPipe). On an H200 (docs/perf.md, session
+// 35): 16-stream steps 11% faster for FP8, 4% for INT8, 8 streams 1% / 0.5%; one-token FP8 steps 0.2-0.4% slower,
+// so one token keeps the plain loop.
+constexpr int kPipeMinTokens = 2;
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                        uint32_t b1) {
@@ -223,13 +226,14 @@ int warps_for(int blocks) {
   return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
-// The loop: QB_CUDA_W8A8_PIPE=1 the ping-pong (kPipe), 0 the plain loop (for same-binary A/B runs).
-bool pipelined() {
-  static const bool on = [] {
+// The loop for a product of T tokens: the ping-pong from 2 tokens (kPipeMinTokens), the plain loop at one.
+// QB_CUDA_W8A8_PIPE=1 takes the ping-pong at every count, 0 never (same-binary A/B runs).
+bool pipelined(int T) {
+  static const int forced = [] {
     const char* e = std::getenv("QB_CUDA_W8A8_PIPE");
-    return e ? std::atoi(e) != 0 : kPipeDefault;
+    return e ? (std::atoi(e) != 0 ? 1 : 0) : -1;
   }();
-  return on;
+  return forced < 0 ? T >= kPipeMinTokens : forced == 1;
 }
 
 template <bool kInt8, int NT, bool kPipe>
@@ -258,7 +262,7 @@ bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8
   if (T > 16) throw std::runtime_error("w8a8 mma decode kernel: more than 16 tokens");
   if (!w8a8_mma_fits(n_in, W, xq)) return false;
   if (T <= 0 || n_out <= 0) return true;
-  const bool pipe = pipelined();
+  const bool pipe = pipelined(T);
   if (T <= 8) (pipe ? launch_nt<kInt8, 1, true> : launch_nt<kInt8, 1, false>)(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   else (pipe ? launch_nt<kInt8, 2, true> : launch_nt<kInt8, 2, false>)(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   return true;
