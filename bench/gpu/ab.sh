@@ -8,8 +8,9 @@
 # w8a8: W8A8 decode with its kernel switches (QB_CUDA_W8A8_GEMM_MIN, QB_CUDA_FP8_DMMA_MIN) and prefill.
 # (Session 32's "s32" and "s32n", qgemm_decode's checks, its sweep against qgemv and Nsight Compute on both, left
 #  with that code: commit 35474e5; docs/perf.md, session 32.)
-# s35: the W8A8 tensor-core decode kernel's loop as a ping-pong (QB_CUDA_W8A8_PIPE=1) against the plain loop: the
-#   backend check's W8A8 checks with it, then FP8 at 1, 8, 16 streams and INT8 at 8, 16, interleaved, two rounds.
+# s35: the W8A8 tensor-core decode kernel's loop as a ping-pong: the backend check's W8A8 checks with it at every token
+#   count, then the default (the ping-pong from 2 tokens) against the plain loop (QB_CUDA_W8A8_PIPE=0): FP8 at 1, 8,
+#   16 streams and INT8 at 8, 16, interleaved, two rounds.
 # s34: asymmetric int4's scale pair and zero-point pair in one 8-byte entry, one load (this build), against the separate
 #   zero-point array (5d29236, staged as quantbench_prev, qb_gpu_bench_prev, qb_qgemm_bench_prev): both qgemv benches for
 #   w4g128a and w4g32a (--quick), both qgemm benches (--quick; all of them tarred), w4g32-asym at 16 streams with each
@@ -441,14 +442,16 @@ if has s31p; then  # session 31: where a 512-token FP8 W8A8 prefill's GPU time g
   done 2>&1 | tee -a "$OUT/ab_s31p.txt"
   rm -f "$OUT/tmp.log"
 fi
-if has s35; then  # session 35: the W8A8 tensor-core decode kernel's loop as a ping-pong (QB_CUDA_W8A8_PIPE=1) against the
-  # plain loop (0): the backend check's W8A8 checks with the ping-pong first, then FP8 at 1, 8, 16 streams and INT8 at
-  # 8, 16 (INT8's one-token product is the dp4a kernel), two rounds
+if has s35; then  # session 35: the W8A8 tensor-core decode kernel's loop as a ping-pong. The backend check's W8A8 checks with
+  # the ping-pong at every token count (QB_CUDA_W8A8_PIPE=1; the default takes it from 2 tokens), then the default
+  # against the plain loop (QB_CUDA_W8A8_PIPE=0): FP8 at 1, 8, 16 streams and INT8 at 8, 16 (INT8's one-token product is
+  # the dp4a kernel), interleaved, S35_ROUNDS rounds (2). (At ccd1f8a, before the default changed, the same block ran
+  # the plain loop against QB_CUDA_W8A8_PIPE=1.)
   QB_CUDA_W8A8_PIPE=1 timeout 300 ./qb_cuda_backend_check models/stories260K.gguf models/*w8a8*.gguf \
     > "$OUT/backend_check_pipe.log" 2>&1
   echo "backend_check (W8A8 models) with QB_CUDA_W8A8_PIPE=1 rc $?"
   grep -E "^(FAIL|FAILED|PASSED)" "$OUT/backend_check_pipe.log" | cut -c1-200 | head
-  vs_env QB_CUDA_W8A8_PIPE=1 "plain loop   " "ping-pong    " 2 "w8a8-fp8 1,8,16 128" "w8a8 8,16 128" \
+  vs_env QB_CUDA_W8A8_PIPE=0 "default      " "plain loop   " "${S35_ROUNDS:-2}" "w8a8-fp8 1,8,16 128" "w8a8 8,16 128" \
     2>&1 | tee "$OUT/ab_s35.txt"
   rm -f "$OUT/tmp.log"
 fi
