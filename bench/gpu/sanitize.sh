@@ -12,6 +12,8 @@
 # The sanitizer comes from the toolkit (/usr/local/cuda/bin) or PATH, else from a wheel of PyPI's
 # nvidia-cuda-sanitizer-api (the same major version as the CUDA runtime) placed beside this script, which is unpacked
 # here. Each run has its own time limit; a run that hits it is reported as such, not as clean.
+# (`pip download --no-deps nvidia-cuda-sanitizer-api==13.0.85 -d STAGE` on the dev machine. With the whole stage the
+# wheel's 14 MB is over the device tool's 64 MiB carry; session 35 left the bench binaries and three models out.)
 # Usage: bash sanitize.sh [TOOL ...]   (default: memcheck racecheck synccheck initcheck)
 set -uo pipefail
 cd "$(dirname "$0")"

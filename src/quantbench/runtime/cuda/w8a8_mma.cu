@@ -45,7 +45,7 @@ namespace {
 
 constexpr int kChunk = 64;  // inputs per chunk: 4 lanes x 16 bytes of one row
 // Products of this many tokens or more run w8a8_mma_kernel's ping-pong (kPipe). On an H200 (docs/perf.md, session
-// 35): 16-stream steps 11% faster for FP8, 4% for INT8, 8 streams 1% / 0.5%; one-token FP8 steps 0.2-0.4% slower,
+// 35): 16-stream steps 11% faster for FP8, 4% for INT8, 8 streams 1% / 0.5%; one-token FP8 steps 0.1-0.4% slower,
 // so one token keeps the plain loop.
 constexpr int kPipeMinTokens = 2;
 
