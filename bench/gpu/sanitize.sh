@@ -12,8 +12,9 @@
 # The sanitizer comes from the toolkit (/usr/local/cuda/bin) or PATH, else from a wheel of PyPI's
 # nvidia-cuda-sanitizer-api (the same major version as the CUDA runtime) placed beside this script, which is unpacked
 # here. Each run has its own time limit; a run that hits it is reported as such, not as clean.
-# (`pip download --no-deps nvidia-cuda-sanitizer-api==13.0.85 -d STAGE` on the dev machine. With the whole stage the
-# wheel's 14 MB is over the device tool's 64 MiB carry; session 35 left the bench binaries and three models out.)
+# `STAGE_SANITIZER=1 bash bench/gpu/stage.sh DIR` stages the folder with the wheel (the bench binaries and three random
+# GGUFs left out, so it fits the device tool's 64 MiB carry); run it there as `bash DIR/sanitize.sh`. Invoked straight
+# from the device tool's command line, compute-sanitizer started no target in session 35; this script's way works.
 # Usage: bash sanitize.sh [TOOL ...]   (default: memcheck racecheck synccheck initcheck)
 set -uo pipefail
 cd "$(dirname "$0")"
