@@ -257,7 +257,7 @@ struct CudaBackend::Impl {
     const int tc_from = m.fp8_tc ? fp8_tc_min : std::numeric_limits<int>::max();
     const int decode_to = std::min(16, tc_from - 1);
     const std::string few = mma_decodes(m) ? "the exact products summed by the f16 tensor cores (mma.sync, f32 "
-                                              "accumulation)"
+                                              "accumulation; " + mma_loop_note() + ")"
                                             : "the exact products summed in f32 on the CUDA cores (the input width "
                                               "is not a multiple of 16 for the tensor cores)";
     std::string s = fmt::format("w8a8 fp8 (per-token e4m3 activations; 1-{} tokens: {}", decode_to, few);
@@ -294,10 +294,17 @@ struct CudaBackend::Impl {
   bool mma_decodes(const Mat& m) const {
     return (m.w8a8_fp8 ? fp8_mma : int8_mma) && w8a8_mma_fits(int(m.n_in), m.w8q.p, w8_codes(1));
   }
+  // The W8A8 tensor-core decode kernel's loop (w8a8_mma_pipe_min_tokens), which changes the order of FP8's f32 sums.
+  static std::string mma_loop_note() {
+    const int from = w8a8_mma_pipe_min_tokens();
+    return from > 16 ? std::string("its plain loop at every token count")
+                     : "its loop a ping-pong from " + std::to_string(from) + (from == 1 ? " token" : " tokens");
+  }
   std::string int8_path(const Mat& m) const {
     const std::string how =
-        mma_decodes(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync) at 2-16, cuBLAS int8 GEMM from 17",
-                                       w8a8_gemm_min > 1 ? "dp4a kernel" : "cuBLAS int8 GEMM")
+        mma_decodes(m) ? fmt::format("{} at one token, int8 tensor cores (mma.sync; {}) at 2-16, cuBLAS int8 GEMM "
+                                     "from 17",
+                                     w8a8_gemm_min > 1 ? "dp4a kernel" : "cuBLAS int8 GEMM", mma_loop_note())
                          : fmt::format("dp4a kernel below {} tokens, cuBLAS int8 GEMM from {}", w8a8_gemm_min,
                                        w8a8_gemm_min);
     return fmt::format("w8a8 int8 (per-token int8 activations, int32 sums: {}; the CPU's arithmetic exactly)", how);

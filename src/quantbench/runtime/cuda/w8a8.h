@@ -58,6 +58,10 @@ void w8a8_fp8_gemv_f32(const uint8_t* W, const float* sw, int n_out, int n_in, c
 // Takes n_in % 16 == 0 with W and xq 16-byte aligned (w8a8_mma_fits), and returns false, writing
 // nothing, otherwise (the caller then runs w8a8_fp8_gemv_f32). T <= 16. early: as w8a8_gemv.
 bool w8a8_mma_fits(int n_in, const void* W, const void* xq);
+// The token count from which w8a8_fp8_mma and w8a8_int8_mma run their loop as a ping-pong (the next step's loads
+// before this step's mmas; w8a8_mma.cu): 2 by default, 1 with QB_CUDA_W8A8_PIPE=1, 17 (never) with =0. For the
+// manifest: FP8's f32 partial sums are added in another order by the two loops (INT8's integer sums are not changed).
+int w8a8_mma_pipe_min_tokens();
 bool w8a8_fp8_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                   float* y, cudaStream_t st, bool early = false);
 // INT8, the backend's 2-16-token product since session 29 (w8a8_mma.cu): as w8a8_gemv, on the int8 tensor

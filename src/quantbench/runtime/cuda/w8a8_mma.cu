@@ -228,13 +228,14 @@ int warps_for(int blocks) {
 
 // The loop for a product of T tokens: the ping-pong from 2 tokens (kPipeMinTokens), the plain loop at one.
 // QB_CUDA_W8A8_PIPE=1 takes the ping-pong at every count, 0 never (same-binary A/B runs).
-bool pipelined(int T) {
-  static const int forced = [] {
+int pipe_min_tokens() {
+  static const int from = [] {
     const char* e = std::getenv("QB_CUDA_W8A8_PIPE");
-    return e ? (std::atoi(e) != 0 ? 1 : 0) : -1;
+    return !e ? kPipeMinTokens : std::atoi(e) != 0 ? 1 : 17;
   }();
-  return forced < 0 ? T >= kPipeMinTokens : forced == 1;
+  return from;
 }
+bool pipelined(int T) { return T >= pipe_min_tokens(); }
 
 template <bool kInt8, int NT, bool kPipe>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
@@ -269,6 +270,8 @@ bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8
 }
 
 }  // namespace
+
+int w8a8_mma_pipe_min_tokens() { return pipe_min_tokens(); }
 
 bool w8a8_mma_fits(int n_in, const void* W, const void* xq) {
   return n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
