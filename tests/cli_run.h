@@ -1,5 +1,5 @@
-// Runs the built quantbench binary with arguments (passed through the shell) and captures its exit
-// code, stdout and stderr. Each call writes stderr to its own mkstemp file, so tests running in
+// Runs the built quantbench binary with arguments (passed through the shell), or any command line, and captures
+// its exit code, stdout and stderr. Each call writes stderr to its own mkstemp file, so tests running in
 // parallel processes (ctest -j) never read each other's output.
 #pragma once
 #include <stdlib.h>
@@ -20,13 +20,14 @@ struct CliRun {
   std::string out, err;
 };
 
-inline CliRun run_cli(const std::string& args) {
+// Any shell command line (its own stderr redirection left out), captured the same way.
+inline CliRun run_command(const std::string& command) {
   std::string err_path = ::testing::TempDir() + "qb_cli_stderr_XXXXXX";
   const int fd = ::mkstemp(err_path.data());
   CliRun r;
   if (fd < 0) return r;
   ::close(fd);
-  const std::string cmd = std::string(QB_BINARY_DIR) + "/quantbench " + args + " 2>" + err_path;
+  const std::string cmd = command + " 2>" + err_path;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p) {
     std::array<char, 4096> buf{};
@@ -42,6 +43,8 @@ inline CliRun run_cli(const std::string& args) {
   ::unlink(err_path.c_str());
   return r;
 }
+
+inline CliRun run_cli(const std::string& args) { return run_command(std::string(QB_BINARY_DIR) + "/quantbench " + args); }
 
 inline int count_lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
 

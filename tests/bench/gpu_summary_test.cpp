@@ -3,36 +3,23 @@
 // is met and one just under it is not; a run that did not happen is "missing", not met; a failed check is named with
 // its exit code; only rows with a mean KL at or over 1e-4 count as resting on the flip floor.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "../cli_run.h"
 #include "../formats/temp_dir.h"
 #include "../test_paths.h"
 
 namespace qb::test {
 namespace {
 
-struct Output {
-  int code = -1;
-  std::string out;
-};
-
-Output summarize(const std::string& bench_dir, const std::string& out_dir, const std::string& tests_rc,
+// summarize.py's stdout and stderr together (its refusals go to stderr).
+CliRun summarize(const std::string& bench_dir, const std::string& out_dir, const std::string& tests_rc,
                  const std::string& check_rc) {
-  const std::string cmd = "python3 " + source_path("bench/gpu/summarize.py") + " " + bench_dir + " " + out_dir + " '" +
-                          tests_rc + "' '" + check_rc + "' 'Test GPU, driver 1' 2>&1";
-  Output r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  CliRun r = run_command("python3 " + source_path("bench/gpu/summarize.py") + " " + bench_dir + " " + out_dir + " '" +
+                         tests_rc + "' '" + check_rc + "' 'Test GPU, driver 1'");
+  r.out += r.err;
   return r;
 }
 
@@ -70,8 +57,8 @@ TEST(GpuSummary, JudgesEachTargetFromTheRunAlone) {
              "PASS b kv-fp8: mean KL 0.00207 (max 0.01) over 133 rows, limit 1e-04 (over it; flip floor ...)\n"
              "PASS b fp8-tensor-cores: the prefills ran (its mean KL differs from the default form's)\n"
              "INFO b: the reference's own change: mean KL 0.5 (max 1)\n");
-  const Output r = summarize(bench.path(), out.path(), "0", "1");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const CliRun r = summarize(bench.path(), out.path(), "0", "1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("this card: Test GPU, driver 1"), std::string::npos) << r.out;
   EXPECT_NE(target_line(r.out, "decode w4g128, one stream").find("75.0%  target 75%  met"), std::string::npos) << r.out;
   EXPECT_NE(target_line(r.out, "decode w4g128, 16 streams").find("70.0%  target 70%  NOT met"), std::string::npos)
@@ -98,8 +85,8 @@ TEST(GpuSummary, JudgesEachTargetFromTheRunAlone) {
 TEST(GpuSummary, ChecksNotRunAreSaidSo) {
   TempDir bench, out;
   write_text(out.file("backend_check.log"), "PASS a default: mean KL 0.5 (max 1) over 133 rows, limit 1e-04\n");
-  const Output r = summarize(bench.path(), out.path(), "not run", "not run");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const CliRun r = summarize(bench.path(), out.path(), "not run", "not run");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(target_line(r.out, "kernel checks (qb_cuda_tests)").find("not run (--no-tests)"), std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.find("next-token comparisons"), std::string::npos) << r.out;  // a stale log is not read
@@ -109,8 +96,8 @@ TEST(GpuSummary, ChecksNotRunAreSaidSo) {
 TEST(GpuSummary, RefusesABrokenRunInOneLine) {
   TempDir bench, out;
   write_text(bench.file("bench_w8.json"), R"({"items": [)");
-  const Output r = summarize(bench.path(), out.path(), "0", "0");
-  EXPECT_EQ(r.code, 1);
+  const CliRun r = summarize(bench.path(), out.path(), "0", "0");
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("bench_w8.json"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("Traceback"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;  // one line
