@@ -226,17 +226,6 @@ int warps_for(int blocks) {
   return forced ? forced : (blocks < 512 ? 8 : 4);
 }
 
-// The loop for a product of T tokens: the ping-pong from 2 tokens (kPipeMinTokens), the plain loop at one.
-// QB_CUDA_W8A8_PIPE=1 takes the ping-pong at every count, 0 never (same-binary A/B runs).
-int pipe_min_tokens() {
-  static const int from = [] {
-    const char* e = std::getenv("QB_CUDA_W8A8_PIPE");
-    return !e ? kPipeMinTokens : std::atoi(e) != 0 ? 1 : 17;
-  }();
-  return from;
-}
-bool pipelined(int T) { return T >= pipe_min_tokens(); }
-
 template <bool kInt8, int NT, bool kPipe>
 void launch_nt(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8_t* xq, const float* sx, int T,
                float* y, cudaStream_t st, bool early) {
@@ -263,7 +252,7 @@ bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8
   if (T > 16) throw std::runtime_error("w8a8 mma decode kernel: more than 16 tokens");
   if (!w8a8_mma_fits(n_in, W, xq)) return false;
   if (T <= 0 || n_out <= 0) return true;
-  const bool pipe = pipelined(T);
+  const bool pipe = T >= w8a8_mma_pipe_min_tokens();
   if (T <= 8) (pipe ? launch_nt<kInt8, 1, true> : launch_nt<kInt8, 1, false>)(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   else (pipe ? launch_nt<kInt8, 2, true> : launch_nt<kInt8, 2, false>)(W, sw, n_out, n_in, xq, sx, T, y, st, early);
   return true;
@@ -271,7 +260,15 @@ bool run_mma(const uint8_t* W, const float* sw, int n_out, int n_in, const uint8
 
 }  // namespace
 
-int w8a8_mma_pipe_min_tokens() { return pipe_min_tokens(); }
+// The ping-pong from 2 tokens (kPipeMinTokens), the plain loop at one; QB_CUDA_W8A8_PIPE=1 takes the ping-pong at
+// every count, 0 never (same-binary A/B runs).
+int w8a8_mma_pipe_min_tokens() {
+  static const int from = [] {
+    const char* e = std::getenv("QB_CUDA_W8A8_PIPE");
+    return !e ? kPipeMinTokens : std::atoi(e) != 0 ? 1 : 17;
+  }();
+  return from;
+}
 
 bool w8a8_mma_fits(int n_in, const void* W, const void* xq) {
   return n_in % 16 == 0 && reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(xq) % 16 == 0;
