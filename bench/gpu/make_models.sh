@@ -7,7 +7,7 @@
 # Usage: bash make_models.sh (from the staged folder, or with it as working directory)
 set -euo pipefail
 cd "$(dirname "$0")"
-export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+source ./staged_env.sh  # unpacks the staged folder, sets the library path
 M=models
 q() { [ -f "$3" ] || ./quantbench quantize "$1" --scheme "$2" -o "$3" -q -t 4 >/dev/null; }
 # packed formats (q4_1 and q4_k as w4g32 with mins, q5_k as w8g32 with mins, q6_k as w8g16), then bf16,

@@ -9,9 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
-# stage.sh gzips the binaries, libraries and models (the device tool's carry is limited to 64 MiB)
-gunzip -f ./*.gz lib/*.gz models/*.gz 2>/dev/null; chmod +x quantbench* qb_* 2>/dev/null
-export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+source ./staged_env.sh  # unpacks the staged folder, sets the library path
 TESTS=1; BENCH=1; QUICK=0; PROFILE=1
 for a in "$@"; do case $a in --no-tests) TESTS=0 ;; --no-bench) BENCH=0 ;; --quick) QUICK=1 ;; --no-profile) PROFILE=0 ;; esac; done
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"

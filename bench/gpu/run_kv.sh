@@ -10,18 +10,18 @@
 #     with its own same-run copy probe.
 #  3. W8A8 (--scheme w8a8, w8a8-fp8) against w8 (W8A16) decode at 1 and 16 streams, and their 512-token
 #     prefill against bf16 (W8A8 runs by default; QB_CUDA_W8A8=0 turns it off). Prints tables last; logs and JSON under $OUT. The W8A8 models for the
-#     check (models/*-w8a8*.gguf) are made on the dev machine: quantbench quantize M --scheme w8a8 (or
-#     w8a8-fp8) -o M-w8a8.gguf (-w8a8-fp8.gguf), for M = rand-llama and stories260K.
+#     check (models/*-w8a8*.gguf) are made here by make_models.sh, with the other quantized test models.
 # Usage: bash run_kv.sh [--no-tests] [--no-bench]
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+source ./staged_env.sh  # unpacks the staged folder, sets the library path
 TESTS=1; BENCH=1
 for a in "$@"; do case $a in --no-tests) TESTS=0 ;; --no-bench) BENCH=0 ;; esac; done
 { date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader; cat GIT_COMMIT; } | tee "$OUT/env.txt"
 rc=0
 if [ $TESTS = 1 ]; then
+  bash make_models.sh || { echo "make_models.sh failed"; exit 1; }  # the quantized test models, made here
   t0=$(date +%s)
   timeout ${CHECK_TIMEOUT:-240} stdbuf -oL ./qb_cuda_backend_check models/stories260K.gguf models/rand-llama.gguf models/rand-qwen2.gguf \
     models/rand-llama-w4g128.gguf models/stories260K-w8.gguf models/rand-llama-w8a8.gguf models/stories260K-w8a8.gguf \

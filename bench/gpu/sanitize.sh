@@ -9,18 +9,21 @@
 #              kernels, qgemm
 #   synccheck  barrier misuse, the same set
 #   initcheck  reads of device memory never written: the forward kernels, one format's decode checks, qgemm
+#   w8a8       the W8A8 decode kernels, whose checks live in the backend check (check_w8a8_wide, check_fp8_fast_wide:
+#              T = 1/2/7/16 at real widths), under memcheck, racecheck and synccheck, once with each main loop forced
+#              at every token count (QB_CUDA_W8A8_PIPE=0: the plain loop; =1: the ping-pong, which the default takes
+#              from 2 tokens), on the two random W8A8 models (int8 and fp8 activations; their forward passes too)
 # The sanitizer comes from the toolkit (/usr/local/cuda/bin) or PATH, else from a wheel of PyPI's
 # nvidia-cuda-sanitizer-api (the same major version as the CUDA runtime) placed beside this script, which is unpacked
 # here. Each run has its own time limit; a run that hits it is reported as such, not as clean.
 # `STAGE_SANITIZER=1 bash bench/gpu/stage.sh DIR` stages the folder with the wheel (the bench binaries and three random
 # GGUFs left out, so it fits the device tool's 64 MiB carry); run it there as `bash DIR/sanitize.sh`. Invoked straight
 # from the device tool's command line, compute-sanitizer started no target in session 35; this script's way works.
-# Usage: bash sanitize.sh [TOOL ...]   (default: memcheck racecheck synccheck initcheck)
+# Usage: bash sanitize.sh [TOOL ...]   (default: memcheck racecheck synccheck initcheck w8a8)
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
-gunzip -f ./*.gz lib/*.gz models/*.gz 2>/dev/null; chmod +x quantbench qb_* 2>/dev/null
-export LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+source ./staged_env.sh  # unpacks the staged folder, sets the library path
 CS=$(command -v compute-sanitizer || true)
 [ -z "$CS" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && CS=/usr/local/cuda/bin/compute-sanitizer
 if [ -z "$CS" ]; then
@@ -32,7 +35,7 @@ fi
 REPO=${REPO:-../..}  # the checkout the device tool sent (this script runs in its staged folder)
 { date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; cat GIT_COMMIT 2>/dev/null; "$CS" --version | tail -1; } \
   | tee "$OUT/env.txt"
-TOOLS=${*:-memcheck racecheck synccheck initcheck}
+TOOLS=${*:-memcheck racecheck synccheck initcheck w8a8}
 fails=0
 # run LABEL LIMIT_S TOOL PROGRAM ARGS...: one program under one tool; the sanitizer's own exit code is non-zero
 # when it reports an error, the program's when a check fails.
@@ -70,6 +73,15 @@ if has initcheck; then
   run forward 200 initcheck ./qb_cuda_tests forward
   run spec_w4g128 120 initcheck ./qb_cuda_tests spec w4g128
   run qgemm 200 initcheck ./qb_cuda_tests qgemm
+fi
+if has w8a8; then
+  bash make_models.sh >/dev/null || echo "make_models.sh failed"
+  for pipe in 0 1; do
+    for tool in memcheck racecheck synccheck; do
+      QB_CUDA_W8A8_PIPE=$pipe run "w8a8_pipe$pipe" 200 $tool ./qb_cuda_backend_check models/rand-llama-w8a8.gguf \
+        models/rand-llama-w8a8-fp8.gguf
+    done
+  done
 fi
 echo "sanitizer runs with errors, failures or time-outs: $fails"
 exit $((fails > 0))

@@ -2,7 +2,7 @@
 # Dev machine: builds the CUDA binaries (-DQB_CUDA=ON, sm_90a) and stages everything the GPU machine
 # needs in .gpu_stage/ (git-ignored): the binaries, the non-CUDA shared libraries they link (the GPU
 # machine lacks Debian's -dev packages), the base test models (stories260K, random GGUFs made here with
-# the `gguf` package; make_models.sh quantizes them on the GPU machine), and run.sh. Then, through the device
+# the `gguf` package; make_models.sh quantizes them on the GPU machine), run.sh and the scripts beside it. Then, through the device
 # tool: carry [".gpu_stage"], command `bash .gpu_stage/run.sh`. Usage: stage.sh [STAGE_DIR] (default .gpu_stage;
 # the device tool sends the session's checkout, so a helper stages into an ignored folder there);
 # STAGE_SANITIZER=1 stage.sh DIR stages for sanitize.sh (below).
@@ -16,7 +16,7 @@ mkdir -p $S/lib $S/models
 cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check \
   build-cuda/src/quantbench/qb_gpu_bench build-cuda/src/quantbench/qb_qgemm_bench \
   build-cuda/src/quantbench/qb_kv_read_probe bench/gpu/run.sh bench/gpu/ab.sh bench/gpu/run_kv.sh bench/gpu/ncu_stalls.py bench/gpu/eval_backends.py bench/gpu/make_models.sh \
-  bench/gpu/sanitize.sh bench/gpu/summarize.py \
+  bench/gpu/sanitize.sh bench/gpu/summarize.py bench/gpu/staged_env.sh \
   tests/cuda/q4_k_m_like.toml tests/cuda/q5_k_m_like.toml $S/
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
@@ -35,7 +35,7 @@ for t in q5_0 q5_1 q3_k q2_k; do
 done
 # The quantized models are made on the GPU machine (make_models.sh, called by run.sh and ab.sh).
 # Gzipped to fit the device tool's 64 MiB carry (uncompressed the folder is about 75 MB); run.sh and
-# ab.sh unpack it first.
+# the scripts unpack it first (staged_env.sh).
 for f in $S/quantbench $S/qb_* $S/lib/* $S/models/*; do case $f in *.gz) ;; *) gzip -f "$f" ;; esac; done
 # STAGE_SANITIZER=1: a folder for sanitize.sh instead. It adds PyPI's compute-sanitizer wheel for the CUDA
 # runtime's major version, and leaves out what the checks do not need so the carry stays under 64 MiB: the
