@@ -4,8 +4,8 @@
 # machine lacks Debian's -dev packages), the base test models (stories260K, random GGUFs made here with
 # the `gguf` package; make_models.sh quantizes them on the GPU machine), run.sh and the scripts beside it. Then, through the device
 # tool: carry [".gpu_stage"], command `bash .gpu_stage/run.sh`. Usage: stage.sh [STAGE_DIR] (default .gpu_stage;
-# the device tool sends the session's checkout, so a helper stages into an ignored folder there);
-# STAGE_SANITIZER=1 stage.sh DIR stages for sanitize.sh (below).
+# the device tool sends the session's checkout, so a helper stages into an ignored folder there). The same folder
+# serves sanitize.sh (the GPU machine's CUDA toolkit has compute-sanitizer). STAGE_ALL=1 keeps two probes (below).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
@@ -34,14 +34,10 @@ for t in q5_0 q5_1 q3_k q2_k; do
   python3 tests/cuda/make_random_gguf.py $M/rand-llama-$t.gguf llama $t
 done
 # The quantized models are made on the GPU machine (make_models.sh, called by run.sh and ab.sh).
-# Gzipped to fit the device tool's 64 MiB carry (uncompressed the folder is about 75 MB); run.sh and
-# the scripts unpack it first (staged_env.sh).
+# Gzipped to fit the device tool's 64 MiB carry (uncompressed the folder is about 75 MB); the scripts unpack it
+# first (staged_env.sh).
 for f in $S/quantbench $S/qb_* $S/lib/* $S/models/*; do case $f in *.gz) ;; *) gzip -f "$f" ;; esac; done
-# STAGE_SANITIZER=1: a folder for sanitize.sh instead. It adds PyPI's compute-sanitizer wheel for the CUDA
-# runtime's major version, and leaves out what the checks do not need so the carry stays under 64 MiB: the
-# benches, and three of the random GGUFs (their types are repacked as others are).
-if [ "${STAGE_SANITIZER:-0}" = 1 ]; then
-  rm -f $S/qb_gpu_bench.gz $S/qb_qgemm_bench.gz $S/qb_kv_read_probe.gz $M/rand-llama-{q5_0,q5_1,q3_k}.gguf.gz
-  python3 -m pip download -q --no-deps "nvidia-cuda-sanitizer-api==13.0.*" -d $S
-fi
+# The carry is this folder and the checkout together. Two probes only some ab.sh blocks run (qgemm's bench, the KV
+# read probe) are left out unless STAGE_ALL=1: with them the two come to about 67 MiB.
+[ "${STAGE_ALL:-0}" = 1 ] || rm -f $S/qb_qgemm_bench.gz $S/qb_kv_read_probe.gz
 du -sh $S

@@ -1483,6 +1483,9 @@ void run_model(const std::string& path, bool is_stories) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Line by line even into a file or pipe, so a run cut short by a time limit (or under compute-sanitizer, many times
+  // slower) still shows how far it got.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const bool gpu = runtime::cuda::cuda_device_available();
   std::vector<std::string> paths;
   for (int i = 1; i < argc; ++i) paths.push_back(argv[i]);
