@@ -31,15 +31,8 @@ REPO=${REPO:-../..}  # the checkout the device tool sent (this script runs in it
   | tee "$OUT/env.txt"
 TOOLS=${*:-memcheck racecheck synccheck initcheck w8a8}
 fails=0
-NVJET_APART=0  # 1 (racecheck over cuBLAS's kernels): hazards inside cuBLASLt's own GEMM kernels are counted apart
-# Whether a log's errors are all racecheck hazards inside cuBLASLt's nvjet kernels, in a program that passed its checks:
-# those are NVIDIA's to answer, and with every hazard printed (--print-limit 0) none of ours hides behind them.
-only_nvjet_hazards() {
-  local log=$1
-  grep -q -E '^PASSED' "$log" || return 1
-  grep -q -E '^========= (Invalid|Barrier|Uninitialized|Program hit|Internal)' "$log" && return 1
-  [ "$(grep -c -E '^========= Error: ' "$log")" = "$(grep -c -E '^========= Error: Race reported .* at nvjet_' "$log")" ]
-}
+NVJET_APART=0  # 1 (racecheck over cuBLAS's kernels): hazards inside cuBLASLt's own GEMM kernels are counted apart,
+               # by sanitizer_verdict.py, with every hazard printed so that none of ours hides behind a print limit
 # run LABEL LIMIT_S TOOL PROGRAM ARGS...: one program under one tool; the sanitizer's own exit code is non-zero
 # when it reports an error, the program's when a check fails.
 run() {
@@ -50,9 +43,8 @@ run() {
   timeout "$limit" "$CS" --tool "$tool" --error-exitcode 99 --print-limit $print_limit "$@" > "$log" 2>&1; r=$?
   case $r in
     0) verdict=clean ;;
-    99) if [ "$NVJET_APART" = 1 ] && only_nvjet_hazards "$log"; then
-          verdict="clean in ours; $(grep -c -E '^========= Error: Race reported' "$log") hazards in cuBLASLt's nvjet kernels"
-        else verdict="SANITIZER ERRORS"; fails=$((fails + 1)); fi ;;
+    99) if [ "$NVJET_APART" = 1 ] && verdict=$(python3 sanitizer_verdict.py "$log"); then :
+        else verdict="SANITIZER ERRORS${verdict:+ ($verdict)}"; fails=$((fails + 1)); fi ;;
     124) verdict="TIMED OUT after ${limit} s (not checked to the end)"; fails=$((fails + 1)) ;;
     *) verdict="FAILED (rc $r)"; fails=$((fails + 1)) ;;
   esac

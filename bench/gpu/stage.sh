@@ -16,7 +16,7 @@ mkdir -p $S/lib $S/models
 cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda_backend_check \
   build-cuda/src/quantbench/qb_gpu_bench build-cuda/src/quantbench/qb_qgemm_bench \
   build-cuda/src/quantbench/qb_kv_read_probe bench/gpu/run.sh bench/gpu/ab.sh bench/gpu/run_kv.sh bench/gpu/ncu_stalls.py bench/gpu/eval_backends.py bench/gpu/make_models.sh \
-  bench/gpu/sanitize.sh bench/gpu/summarize.py bench/gpu/staged_env.sh \
+  bench/gpu/sanitize.sh bench/gpu/sanitizer_verdict.py bench/gpu/summarize.py bench/gpu/staged_env.sh \
   tests/cuda/q4_k_m_like.toml tests/cuda/q5_k_m_like.toml $S/
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
