@@ -23,7 +23,7 @@ rc=0
 if [ $TESTS = 1 ]; then
   bash make_models.sh || { echo "make_models.sh failed"; exit 1; }  # the quantized test models, made here
   t0=$(date +%s)
-  timeout ${CHECK_TIMEOUT:-240} stdbuf -oL ./qb_cuda_backend_check models/stories260K.gguf models/rand-llama.gguf models/rand-qwen2.gguf \
+  timeout ${CHECK_TIMEOUT:-240} ./qb_cuda_backend_check models/stories260K.gguf models/rand-llama.gguf models/rand-qwen2.gguf \
     models/rand-llama-w4g128.gguf models/stories260K-w8.gguf models/rand-llama-w8a8.gguf models/stories260K-w8a8.gguf \
     models/rand-llama-w8a8-fp8.gguf models/stories260K-w8a8-fp8.gguf \
     > "$OUT/backend_check.log" 2>&1; r=$?

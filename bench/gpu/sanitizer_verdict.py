@@ -15,7 +15,7 @@ import sys
 
 PREFIX = "========= "
 SUMMARY = re.compile(r"RACECHECK SUMMARY: (\d+) hazards? displayed \((\d+) errors?, (\d+) warnings?\)")
-ACCESS = re.compile(r"access at (\S+?)(\+0x[0-9a-f]+)?(\s|$)")
+ACCESS = re.compile(r"access at ([^\s+]+)")  # the kernel's name, before its +0x offset
 
 
 def verdict(text):
@@ -39,7 +39,7 @@ def verdict(text):
             races += 1
         elif not body.startswith("    and ") and body.strip() and body.strip() != "COMPUTE-SANITIZER":
             return False, body.strip()  # an internal error, a target that returned an error, ...
-        for kernel, _, _ in ACCESS.findall(body):
+        for kernel in ACCESS.findall(body):
             if not kernel.startswith("nvjet_"):
                 return False, f"a race in {kernel}"
     if races != shown:
