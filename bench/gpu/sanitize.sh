@@ -15,6 +15,8 @@
 #              tokens), on the two random W8A8 models (int8 and fp8 activations; their forward passes too)
 #   w8a8race   the same checks under racecheck, each loop on the FP8 model (about 220 s each on an H200, so not in
 #              the default set, which would then run past the device tool's 10 minutes per command)
+# W8A8_PIPES="0 1" (the default) picks the loops the w8a8 blocks force, so that w8a8race's two runs can go in two
+# commands of the device tool.
 # The sanitizer is the CUDA toolkit's (on PATH, or /usr/local/cuda/bin; the GPU machine has it, and the log names the
 # one that ran). Each run has its own time limit; a run that hits it is reported as such, not as clean.
 # Run it from a folder `bash bench/gpu/stage.sh DIR` filled, as `bash DIR/sanitize.sh`.
@@ -76,7 +78,7 @@ fi
 if has w8a8 || has w8a8race; then
   bash make_models.sh >/dev/null || echo "make_models.sh failed"
   w8a8_models=(models/rand-llama-w8a8.gguf models/rand-llama-w8a8-fp8.gguf)
-  for pipe in 0 1; do
+  for pipe in ${W8A8_PIPES:-0 1}; do
     export QB_CUDA_W8A8_PIPE=$pipe
     if has w8a8; then
       run "w8a8_pipe$pipe" 200 memcheck ./qb_cuda_backend_check "${w8a8_models[@]}"
