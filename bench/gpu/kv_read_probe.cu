@@ -141,7 +141,7 @@ __global__ void rows_read(const uint4* W, int chunks, unsigned* sink) {
 }
 
 // --- The decode attention itself, alone in a graph ------------------------------------------------------
-// attention() (forward_kernels.cu) at the probe's shape: 16 tokens, one per sequence, 32 heads, hd 128,
+// attention() (attention_decode.cu) at the probe's shape: 16 tokens, one per sequence, 32 heads, hd 128,
 // f16 caches [pos][head][dim], one split with counters (what the 16-stream decode step launches; its
 // kernel is the half-warp one, AttentionArgs::half_warp_keys, the warp-per-key one beside it), 24 back
 // to back in a graph, against per_head's read of the same bytes with the same grid, at several context

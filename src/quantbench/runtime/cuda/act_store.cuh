@@ -1,6 +1,6 @@
 // The stores of a kernel's output rows to their consumer's layouts (ActOut: f32 rows, 16-bit rows, the
-// qgemv activation fragments), shared by forward_kernels.cu and kv_quant.cu so that every kernel writes
-// the same bits.
+// qgemv activation fragments), shared by the forward kernels (norm_kernels.cu, activation_kernels.cu,
+// attention_decode.cu, attention_prefill.cu) and kv_quant.cu so that every kernel writes the same bits.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -3,7 +3,7 @@
 // soft-capping, casts, argmax). Producers write the next product's input layout directly (ActOut), so
 // no cast or pack kernel sits between them at decode. Plain pointer-and-size interface with no
 // model types, so this header compiles under nvcc without the library's C++20/fmt dependencies; the
-// backend (cuda_backend.cpp) owns the shapes. Activations are f32 in [token][feature] rows (the
+// backend (cuda_backend*.cpp) owns the shapes. Activations are f32 in [token][feature] rows (the
 // residual stream's precision); the KV cache is f16. Every kernel handles ragged sizes (head_dim 8,
 // widths not a multiple of 32): correctness first, these are a small share of decode time.
 #pragma once

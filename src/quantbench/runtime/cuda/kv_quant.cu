@@ -2,7 +2,7 @@
 // the kernel check, written as the CPU's kv_quantize_row computes: absmax over the group (NaNs ignored,
 // as std::max ignores them there), s = absmax / qmax and x / s as IEEE f32 divisions (nvcc's default
 // -prec-div=true), round-half-even (rintf), the same clamps, NaN to code 0 (fp8: 0x7f), fp8 through the
-// hardware's saturating e4m3 conversion. Decode attention is the split-key kernel of forward_kernels.cu
+// hardware's saturating e4m3 conversion. Decode attention is the split-key kernel of attention_decode.cu
 // over codes: a lane holds 4 consecutive dims of a key (one 32-bit load for int8/fp8, 16-bit for int4)
 // and the key's scale (a broadcast load); the scale multiplies the lane's partial dot product (q . code)
 // and the softmax weight of the value, so dequantization costs one multiply per 4 values.
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
   auto load = [&](const uint8_t* row, int off, int elem) -> uint32_t {
     if (off < 0) return 0u;
     if constexpr (kVec) {
-      // Streaming (evict-first) loads, as the f16 cache's (forward_kernels.cu, load_kv_word): w4g128 at
+      // Streaming (evict-first) loads, as the f16 cache's (attention_decode.cu, load_kv_word): w4g128 at
       // 16 streams on an H100, int8 and fp8 caches -1.1 to -1.3% per step (docs/perf.md, session 14).
       if constexpr (CODE == kKvInt4) return uint32_t(__ldcs(reinterpret_cast<const unsigned short*>(row + off)));
       else return __ldcs(reinterpret_cast<const unsigned int*>(row + off));

@@ -1,5 +1,5 @@
 // One kernel launch that may carry the programmatic-dependent-launch attribute ("early"): the decode
-// products (qgemv, the W8A8 gemv kernels) and the small decode kernels (forward_kernels.cu) launch
+// products (qgemv, the W8A8 gemv kernels) and the small decode kernels (forward_kernels.h) launch
 // through it; the device side's two instructions are below. With `early`
 // the kernel's blocks may start before the previous kernel in the stream has finished; the kernel
 // itself must wait (griddepcontrol.wait) before reading that kernel's output. Without it, a plain launch.

@@ -1,4 +1,4 @@
-// What every split-key decode attention block shares (forward_kernels.cu's f16 cache, kv_quant.cu's
+// What every split-key decode attention block shares (attention_decode.cu's f16 cache, kv_quant.cu's
 // quantized caches): the keys it covers (split_keys), the end of a key batch's scores (finish_scores),
 // and its own end: its warps' running maxima, sums and output rows, already in shared memory, become
 // the split's partial in a.part, (M, L, the row weighted by exp(m_w - M)), for the merge that follows;
@@ -33,7 +33,7 @@ __device__ __forceinline__ SplitKeys split_keys(const AttentionArgs& a, int t, i
 // A key batch's scores, each a partial dot product per lane: summed over the lanes that share a key
 // (xor shuffles from kFirstXor down), scaled, soft-capped, and -inf for keys past the range (key u is
 // k0 + u * kKeyStep, the range ends before j1). Returns the batch's maximum. Every split-key decode
-// kernel's step (forward_kernels.cu's two f16 kernels, kv_quant.cu's) ends its scores this way.
+// kernel's step (attention_decode.cu's two f16 kernels, kv_quant.cu's) ends its scores this way.
 template <int N, int kFirstXor, int kKeyStep>
 __device__ __forceinline__ float finish_scores(float (&s)[N], const AttentionShape& a, int64_t k0, int64_t j1) {
 #pragma unroll

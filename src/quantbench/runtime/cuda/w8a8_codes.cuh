@@ -1,7 +1,8 @@
 // The CPU's W8A8 arithmetic (runtime/cpu/matmul_w8a8.h) on the GPU, one definition for every kernel that
 // does it, so they give the same bits: the per-token activation codes as quantize_row_int8 /
 // quantize_row_fp8 form them (the quantizers in w8a8.cu, the norm and gated-activation kernels that quantize
-// their own output in forward_kernels.cu), and the scaling of a product's sum (the gemv kernels in w8a8.cu, w8a8_mma.cu).
+// their own output in norm_kernels.cu and activation_kernels.cu), and the scaling of a product's sum (the gemv
+// kernels in w8a8.cu, w8a8_mma.cu).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
