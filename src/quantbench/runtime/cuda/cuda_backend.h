@@ -196,7 +196,7 @@ class CudaBackend final : public Backend {
   // The packed-scheme name of a synthetic model ("" for a file).
   const std::string& synthetic_scheme() const { return synthetic_scheme_; }
 
-  struct Impl;  // device state (public only so the .cpp's helpers can name it)
+  struct Impl;  // device state (cuda_backend_impl.h; public only so the backend's .cpp files' helpers can name it)
 
  private:
   std::shared_ptr<const model::Model> model_;  // null for a synthetic model
