@@ -42,6 +42,243 @@ using Impl = CudaBackend::Impl;
 
 namespace {
 
+// One chunk's step once its tables are built: its sizes, the choices made for it, and where its device
+// tables and activations live. The launch sequence below reads only this and Impl, so a decode-sized step
+// is a pure function of them (run_chunk captures it as a graph).
+struct StepPlan {
+  const ModelSpec* sp = nullptr;
+  bool has_model = false;  // embeddings from the model file (in the table); else a synthetic model's bf16 rows
+  int T = 0, R = 0;        // tokens, rows that want logits
+  int64_t d = 0, qd = 0, ad = 0, ff = 0, nqkv = 0, kvk = 0, half = 0;
+  bool any_swa = false;  // some layers use sliding-window rope angles (the table's second set)
+  int splits = 0;        // attention's key splits (0: not split)
+  bool graphable = false, greedy = false, fuse_rope = false;
+  bool gemm_attn = false, split16 = false;  // prefill attention on the tensor cores; Q and P as f16 pairs
+  int64_t p0 = 0;                            // gemm_attn: the chunk's sequence and first position
+  SeqId seq0 = 0;
+  int act = 0;  // gated activation: 0 SiLU, 1 GELU
+  size_t total = 0, o_emb = 0, o_tok = 0;  // the table's size and the offsets the step reads on the device
+  uint8_t* dt = nullptr;
+  void* const* d_ptrs = nullptr;
+  const int64_t* d_pos = nullptr;
+  const int32_t* d_rows = nullptr;
+  const float* d_rope = nullptr;
+  float *x = nullptr, *h = nullptr, *qkv = nullptr, *att = nullptr, *o = nullptr;
+  cudaStream_t st = nullptr;
+};
+
+// A layer's rope + KV write, attention and o product (after q|k|v): split-key attention at decode, the
+// fused or cuBLAS prefill attention where gemm_attn, each writing o's input layout itself where it can.
+void enqueue_attention(Impl& I, const StepPlan& P, const Impl::Layer& L, int64_t il, bool swa) {
+  const ModelSpec& sp = *P.sp;
+  const int T = P.T, splits = P.splits;
+  const int64_t nqkv = P.nqkv, half = P.half, kvk = P.kvk, ad = P.ad, p0 = P.p0;
+  const bool any_swa = P.any_swa, fuse_rope = P.fuse_rope, gemm_attn = P.gemm_attn, split16 = P.split16;
+  const float* d_rope = P.d_rope;
+  const int64_t* d_pos = P.d_pos;
+  void* const* d_ptrs = P.d_ptrs;
+  float *qkv = P.qkv, *att = P.att, *o = P.o;
+  cudaStream_t st = P.st;
+  const float* rc = d_rope + size_t((swa && any_swa ? 1 : 0) * 2 * T * half);
+  RopeKvArgs ra;
+  ra.qkv = qkv;
+  ra.qkv_stride = nqkv;
+  ra.T = T;
+  ra.n_head = int(sp.n_head);
+  ra.n_head_kv = int(sp.n_head_kv);
+  ra.hd_k = int(sp.head_dim_k);
+  ra.hd_v = int(sp.head_dim_v);
+  ra.n_rot = int(sp.n_rot);
+  ra.neox = sp.rope_style == model::RopeStyle::Neox;
+  ra.cos = rc;
+  ra.sin = rc + T * half;
+  ra.pos = d_pos;
+  ra.k_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il) * T);
+  ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
+  if (!fuse_rope) {
+    I.mark(Impl::kRope);
+    if (I.kv_quant) rope_and_store_kv_quant(ra, I.klay, I.vlay, st);
+    else rope_and_store_kv(ra, st);
+  }
+
+  const AttentionShape shape{qkv, nqkv, att, T, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
+                             int(sp.head_dim_v), sp.attn_scale, sp.attn_softcap};
+  AttentionArgs aa;
+  static_cast<AttentionShape&>(aa) = shape;
+  aa.pos = d_pos;
+  aa.k_cache = ra.k_cache;
+  aa.v_cache = ra.v_cache;
+  aa.window = swa ? sp.sliding_window : 0;
+  aa.splits = splits;
+  aa.part = I.part.as<float>();
+  aa.counters = I.counters.as<unsigned>();
+  aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.attn_early(T, L.wqkv);
+  aa.prewait_loads = I.prewait && aa.early_launch;
+  aa.half_warp_keys = I.attn_half_warp;
+  if (fuse_rope) {
+    aa.rope_cos = ra.cos;
+    aa.rope_sin = ra.sin;
+    aa.rope_neox = ra.neox;
+  }
+  if (gemm_attn && !swa) {
+    const Impl::Sequence& s0 = I.seqs.at(P.seq0);
+    GemmAttentionArgs ga;
+    static_cast<AttentionShape&>(ga) = shape;
+    ga.p0 = p0;
+    ga.k_cache = I.k_ptr(s0, il);
+    ga.v_cache = I.v_ptr(s0, il);
+    if (I.kv_quant) {  // the run's keys and values (positions 0 .. p0 + T - 1) as f16, then as for f16
+      I.mark(Impl::kDequant);
+      uint16_t* k16 = I.kv16.as<uint16_t>();
+      uint16_t* v16 = k16 + size_t((p0 + T) * kvk);
+      const auto* kq = reinterpret_cast<const uint8_t*>(ga.k_cache);
+      const auto* vq = reinterpret_cast<const uint8_t*>(ga.v_cache);
+      if (I.kv_codes_prefill(sp)) {
+        const int64_t stride = kv_scale_stride(p0 + T);
+        float* ks = reinterpret_cast<float*>(I.kv16.as<uint8_t>() + I.kv16_scales_offset(p0 + T));
+        float* vs = ks + size_t(sp.n_head_kv) * size_t(stride);
+        kv_codes_f16(kq, I.klay, p0 + T, k16, ks, stride, st);
+        kv_codes_f16(vq, I.vlay, p0 + T, v16, vs, stride, st);
+        ga.k_scale = ks;
+        ga.v_scale = vs;
+        ga.scale_stride = stride;
+      } else {
+        kv_dequantize_f16(kq, I.klay, p0 + T, k16, st);
+        kv_dequantize_f16(vq, I.vlay, p0 + T, v16, st);
+      }
+      ga.k_cache = k16;
+      ga.v_cache = v16;
+    }
+    ga.scratch = I.attn_scratch.p;
+    ga.flash = I.flash_attention;
+    ga.split16 = split16;
+    // The fused kernel writes wo's input rows itself where those are 16-bit rows (prefill).
+    const ActOut to_wo = I.target(L.wo, T, att);
+    const bool direct = attention_flash_takes(ga) && to_wo.half_rows && !to_wo.frag;
+    if (direct) {
+      ga.act = to_wo;
+      ga.out = nullptr;  // no f32 copy: the product reads the 16-bit rows
+    }
+    I.mark(Impl::kAttn);
+    QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
+    if (direct) I.gemm_ready(L.wo, att, T, o);
+    else I.gemm_f32(L.wo, att, T, o);
+  } else {
+    const ActOut to_wo = I.target(L.wo, T, att);
+    const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
+    if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
+      aa.out = nullptr;
+      aa.act = to_wo;
+    }
+    I.mark(Impl::kAttn);
+    if (!I.skips(Impl::kSkipAttn, T)) {
+      if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
+      else attention(aa, st);
+    }
+    if (direct) I.gemm_ready(L.wo, att, T, o);
+    else I.gemm_f32(L.wo, att, T, o);
+  }
+}
+
+// One layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) -> qgemv o
+// -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's input layout
+// (ActOut), and the residual add of a layer's output is fused into the next norm.
+void enqueue_layer(Impl& I, const StepPlan& P, int64_t il) {
+  const ModelSpec& sp = *P.sp;
+  const int T = P.T, act = P.act;
+  const int64_t d = P.d, qd = P.qd, nqkv = P.nqkv, ff = P.ff;
+  float *x = P.x, *h = P.h, *qkv = P.qkv, *o = P.o;
+  cudaStream_t st = P.st;
+  const Impl::Layer& L = I.layers[size_t(il)];
+  const bool swa = sp.layer_swa[size_t(il)];
+  I.l2_prefetch(L.wqkv, T);
+  I.mark(Impl::kNorm);
+  // Layer 0's norm follows the embedding (which wrote x): never early, so it loads x after its wait.
+  const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
+  if (!I.skips(Impl::kSkipNorm, T))
+    add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
+                I.norm_target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
+  I.gemm_ready(L.wqkv, h, T, qkv, nullptr, true, I.norm_codes(L.wqkv, T));
+  I.l2_prefetch(L.wo, T);  // during rope and attention
+  if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
+  if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
+  if (sp.qk_norm) {
+    rmsnorm_rows(qkv, qkv, L.q_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head), int(sp.n_head), nqkv,
+                 nqkv, sp.rms_eps, nullptr, st);
+    rmsnorm_rows(qkv + qd, qkv + qd, L.k_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head_kv),
+                 int(sp.n_head_kv), nqkv, nqkv, sp.rms_eps, nullptr, st);
+  }
+  enqueue_attention(I, P, L, il, swa);
+  if (sp.post_norms) {
+    I.mark(Impl::kOther);
+    rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+  }
+  I.l2_prefetch(L.wgu, T);
+  I.mark(Impl::kNorm);
+  const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
+  if (!I.skips(Impl::kSkipNorm, T))
+    add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.norm_target(L.wgu, T, h), st,
+                I.norm_loop, early_norm2, early_norm2 && I.prewait);
+  const ActOut to_down = I.act_target(L.wdown, T, I.g.as<float>());
+  const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
+  if (!act_fused) {  // (fused: the products run back to back, with no small kernel to hide a prefetch)
+    I.gemm_ready(L.wgu, h, T, I.gu.as<float>(), nullptr, true, I.norm_codes(L.wgu, T));
+    I.l2_prefetch(L.wdown, T);
+    I.mark(Impl::kAct);
+    if (!I.skips(Impl::kSkipAct, T))
+      gated_act_out(I.gu.as<float>(), int(ff), T, act, to_down, st, I.small_early(T, Impl::kEarlyAct),
+                    L.wgu.gate_up16);
+  }
+  // After the fused gate|up, down is launched plainly: launched early right after a product it was no
+  // faster (w4g128, w8 at 16 streams; docs/perf.md, session 15), as in session 8.
+  I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused,
+               I.act_codes(L.wdown, T));
+  if (sp.post_norms) {
+    I.mark(Impl::kOther);
+    rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
+  }
+}
+
+// The whole step's launch sequence: the table and embeddings, every layer, the output norm and product
+// for the wanted rows, and (graphed greedy steps) the argmax into the mapped host buffer.
+void enqueue_step(Impl& I, const StepPlan& P) {
+  const ModelSpec& sp = *P.sp;
+  const int T = P.T, R = P.R;
+  const int64_t d = P.d;
+  const bool graphable = P.graphable, greedy = P.greedy;
+  const size_t total = P.total, o_emb = P.o_emb, o_tok = P.o_tok;
+  uint8_t* dt = P.dt;
+  const int32_t* d_rows = P.d_rows;
+  float *x = P.x, *h = P.h, *o = P.o;
+  cudaStream_t st = P.st;
+  I.mark(Impl::kEmbed);
+  if (graphable) copy_from_mapped(I.tab_host.dev, I.tabs.p, total, st);
+  if (P.has_model)
+    cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
+  else
+    embed_rows_bf16(I.embd.as<uint16_t>(), reinterpret_cast<const int32_t*>(dt + o_tok), T, int(d), sp.embd_scale, x,
+                    st);
+
+  for (int64_t il = 0; il < sp.n_layer; ++il) enqueue_layer(I, P, il);
+
+  if (R > 0) {
+    // The last layer's residual add and the output norm, for the wanted rows only.
+    I.l2_prefetch(I.output, T);
+    I.mark(Impl::kNorm);
+    add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
+                I.norm_target(I.output, R, h), st, I.norm_loop,
+                sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
+    I.gemm_ready(I.output, h, R, I.logits.as<float>(), nullptr, true, I.norm_codes(I.output, R));
+    if (sp.final_softcap > 0) {
+      I.mark(Impl::kOther);
+      softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
+    }
+  }
+  I.l2_join();
+  if (graphable && greedy && R > 0)
+    argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, static_cast<int32_t*>(I.out_host.dev), st);
+}
+
 // run_chunk's graphed step: the graph for this step's shape (tokens, logits rows, greedy, fused rope),
 // captured from `enqueue` (run_chunk's launch sequence) where it is new or was captured with other buffer
 // addresses or table size, then launched.
@@ -270,183 +507,14 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
     if (gemm_attn) I.attn_scratch.ensure(need);
     if (gemm_attn && I.kv_quant) I.kv16.ensure(need16);
   }
-  // Per layer (decode, packed): add+norm -> qgemv q|k|v -> rope+kv -> attention (split, merge) ->
-  // qgemv o -> add+norm -> qgemv gate|up -> act -> qgemv down; each producer writes its consumer's
-  // input layout (ActOut), and the residual add of a layer's output is fused into the next norm.
-  auto enqueue = [&] {
-    I.mark(Impl::kEmbed);
-    if (graphable) copy_from_mapped(I.tab_host.dev, I.tabs.p, total, st);
-    if (model_)
-      cuda_ok(cudaMemcpyAsync(x, dt + o_emb, size_t(T * d) * 4, cudaMemcpyDeviceToDevice, I.stream), "embed");
-    else
-      embed_rows_bf16(I.embd.as<uint16_t>(), reinterpret_cast<const int32_t*>(dt + o_tok), T, int(d), sp.embd_scale, x,
-                      st);
-
-    for (int64_t il = 0; il < sp.n_layer; ++il) {
-      const Impl::Layer& L = I.layers[size_t(il)];
-      const bool swa = sp.layer_swa[size_t(il)];
-      I.l2_prefetch(L.wqkv, T);
-      I.mark(Impl::kNorm);
-      // Layer 0's norm follows the embedding (which wrote x): never early, so it loads x after its wait.
-      const bool early_norm1 = il > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
-      if (!I.skips(Impl::kSkipNorm, T))
-        add_rmsnorm(x, il > 0 ? o : nullptr, L.attn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr,
-                    I.norm_target(L.wqkv, T, h), st, I.norm_loop, early_norm1, early_norm1 && I.prewait);
-      I.gemm_ready(L.wqkv, h, T, qkv, nullptr, true, I.norm_codes(L.wqkv, T));
-      I.l2_prefetch(L.wo, T);  // during rope and attention
-      if (sp.qkv_bias || sp.qk_norm) I.mark(Impl::kOther);
-      if (sp.qkv_bias) add_bias(qkv, L.bias_qkv.as<float>(), int(nqkv), T, st);
-      if (sp.qk_norm) {
-        rmsnorm_rows(qkv, qkv, L.q_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head), int(sp.n_head), nqkv,
-                     nqkv, sp.rms_eps, nullptr, st);
-        rmsnorm_rows(qkv + qd, qkv + qd, L.k_norm.as<float>(), int(sp.head_dim_k), int(T * sp.n_head_kv),
-                     int(sp.n_head_kv), nqkv, nqkv, sp.rms_eps, nullptr, st);
-      }
-      const float* rc = d_rope + size_t((swa && any_swa ? 1 : 0) * 2 * T * half);
-      RopeKvArgs ra;
-      ra.qkv = qkv;
-      ra.qkv_stride = nqkv;
-      ra.T = T;
-      ra.n_head = int(sp.n_head);
-      ra.n_head_kv = int(sp.n_head_kv);
-      ra.hd_k = int(sp.head_dim_k);
-      ra.hd_v = int(sp.head_dim_v);
-      ra.n_rot = int(sp.n_rot);
-      ra.neox = sp.rope_style == model::RopeStyle::Neox;
-      ra.cos = rc;
-      ra.sin = rc + T * half;
-      ra.pos = d_pos;
-      ra.k_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il) * T);
-      ra.v_cache = reinterpret_cast<uint16_t* const*>(d_ptrs + (2 * il + 1) * T);
-      if (!fuse_rope) {
-        I.mark(Impl::kRope);
-        if (I.kv_quant) rope_and_store_kv_quant(ra, I.klay, I.vlay, st);
-        else rope_and_store_kv(ra, st);
-      }
-
-      const AttentionShape shape{qkv, nqkv, att, T, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
-                                 int(sp.head_dim_v), sp.attn_scale, sp.attn_softcap};
-      AttentionArgs aa;
-      static_cast<AttentionShape&>(aa) = shape;
-      aa.pos = d_pos;
-      aa.k_cache = ra.k_cache;
-      aa.v_cache = ra.v_cache;
-      aa.window = swa ? sp.sliding_window : 0;
-      aa.splits = splits;
-      aa.part = I.part.as<float>();
-      aa.counters = I.counters.as<unsigned>();
-      aa.early_launch = !sp.qkv_bias && !sp.qk_norm && I.attn_early(T, L.wqkv);
-      aa.prewait_loads = I.prewait && aa.early_launch;
-      aa.half_warp_keys = I.attn_half_warp;
-      if (fuse_rope) {
-        aa.rope_cos = ra.cos;
-        aa.rope_sin = ra.sin;
-        aa.rope_neox = ra.neox;
-      }
-      if (gemm_attn && !swa) {
-        const Impl::Sequence& s0 = I.seqs.at(tok(0).seq);
-        GemmAttentionArgs ga;
-        static_cast<AttentionShape&>(ga) = shape;
-        ga.p0 = p0;
-        ga.k_cache = I.k_ptr(s0, il);
-        ga.v_cache = I.v_ptr(s0, il);
-        if (I.kv_quant) {  // the run's keys and values (positions 0 .. p0 + T - 1) as f16, then as for f16
-          I.mark(Impl::kDequant);
-          uint16_t* k16 = I.kv16.as<uint16_t>();
-          uint16_t* v16 = k16 + size_t((p0 + T) * kvk);
-          const auto* kq = reinterpret_cast<const uint8_t*>(ga.k_cache);
-          const auto* vq = reinterpret_cast<const uint8_t*>(ga.v_cache);
-          if (I.kv_codes_prefill(sp)) {
-            const int64_t stride = kv_scale_stride(p0 + T);
-            float* ks = reinterpret_cast<float*>(I.kv16.as<uint8_t>() + I.kv16_scales_offset(p0 + T));
-            float* vs = ks + size_t(sp.n_head_kv) * size_t(stride);
-            kv_codes_f16(kq, I.klay, p0 + T, k16, ks, stride, st);
-            kv_codes_f16(vq, I.vlay, p0 + T, v16, vs, stride, st);
-            ga.k_scale = ks;
-            ga.v_scale = vs;
-            ga.scale_stride = stride;
-          } else {
-            kv_dequantize_f16(kq, I.klay, p0 + T, k16, st);
-            kv_dequantize_f16(vq, I.vlay, p0 + T, v16, st);
-          }
-          ga.k_cache = k16;
-          ga.v_cache = v16;
-        }
-        ga.scratch = I.attn_scratch.p;
-        ga.flash = I.flash_attention;
-        ga.split16 = split16;
-        // The fused kernel writes wo's input rows itself where those are 16-bit rows (prefill).
-        const ActOut to_wo = I.target(L.wo, T, att);
-        const bool direct = attention_flash_takes(ga) && to_wo.half_rows && !to_wo.frag;
-        if (direct) {
-          ga.act = to_wo;
-          ga.out = nullptr;  // no f32 copy: the product reads the 16-bit rows
-        }
-        I.mark(Impl::kAttn);
-        QB_CHECK(attention_gemm(I.blas, ga, st), "cuda: attention_gemm refused its shapes");
-        if (direct) I.gemm_ready(L.wo, att, T, o);
-        else I.gemm_f32(L.wo, att, T, o);
-      } else {
-        const ActOut to_wo = I.target(L.wo, T, att);
-        const bool direct = splits > 0 && (!to_wo.frag || (sp.head_dim_v % 2 == 0 && ad % 64 == 0));
-        if (direct) {  // the merge kernel writes wo's input itself (att too, when that is the input)
-          aa.out = nullptr;
-          aa.act = to_wo;
-        }
-        I.mark(Impl::kAttn);
-        if (!I.skips(Impl::kSkipAttn, T)) {
-          if (I.kv_quant) attention_kvq(aa, I.klay, I.vlay, st);
-          else attention(aa, st);
-        }
-        if (direct) I.gemm_ready(L.wo, att, T, o);
-        else I.gemm_f32(L.wo, att, T, o);
-      }
-      if (sp.post_norms) {
-        I.mark(Impl::kOther);
-        rmsnorm_rows(o, o, L.post_attn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-      }
-      I.l2_prefetch(L.wgu, T);
-      I.mark(Impl::kNorm);
-      const bool early_norm2 = !sp.post_norms && I.small_early(T, Impl::kEarlyNorm);
-      if (!I.skips(Impl::kSkipNorm, T))
-        add_rmsnorm(x, o, L.ffn_norm.as<float>(), int(d), T, sp.rms_eps, nullptr, I.norm_target(L.wgu, T, h), st,
-                    I.norm_loop, early_norm2, early_norm2 && I.prewait);
-      const ActOut to_down = I.act_target(L.wdown, T, I.g.as<float>());
-      const bool act_fused = I.gemm_gated(L.wgu, T, int(ff), act, to_down);  // writes down's input itself
-      if (!act_fused) {  // (fused: the products run back to back, with no small kernel to hide a prefetch)
-        I.gemm_ready(L.wgu, h, T, I.gu.as<float>(), nullptr, true, I.norm_codes(L.wgu, T));
-        I.l2_prefetch(L.wdown, T);
-        I.mark(Impl::kAct);
-        if (!I.skips(Impl::kSkipAct, T))
-          gated_act_out(I.gu.as<float>(), int(ff), T, act, to_down, st, I.small_early(T, Impl::kEarlyAct),
-                        L.wgu.gate_up16);
-      }
-      // After the fused gate|up, down is launched plainly: launched early right after a product it was no
-      // faster (w4g128, w8 at 16 streams; docs/perf.md, session 15), as in session 8.
-      I.gemm_ready(L.wdown, I.g.as<float>(), T, o, act_fused ? I.xfrag2.p : nullptr, !act_fused,
-                   I.act_codes(L.wdown, T));
-      if (sp.post_norms) {
-        I.mark(Impl::kOther);
-        rmsnorm_rows(o, o, L.post_ffn_norm.as<float>(), int(d), T, 1, d, d, sp.rms_eps, nullptr, st);
-      }
-    }
-
-    if (R > 0) {
-      // The last layer's residual add and the output norm, for the wanted rows only.
-      I.l2_prefetch(I.output, T);
-      I.mark(Impl::kNorm);
-      add_rmsnorm(x, sp.n_layer > 0 ? o : nullptr, I.output_norm.as<float>(), int(d), R, sp.rms_eps, d_rows,
-                  I.norm_target(I.output, R, h), st, I.norm_loop,
-                  sp.n_layer > 0 && !sp.post_norms && I.small_early(T, Impl::kEarlyNorm));
-      I.gemm_ready(I.output, h, R, I.logits.as<float>(), nullptr, true, I.norm_codes(I.output, R));
-      if (sp.final_softcap > 0) {
-        I.mark(Impl::kOther);
-        softcap_inplace(I.logits.as<float>(), int64_t(R) * sp.n_vocab, sp.final_softcap, st);
-      }
-    }
-    I.l2_join();
-    if (graphable && greedy && R > 0) argmax_rows(I.logits.as<float>(), int(sp.n_vocab), R, static_cast<int32_t*>(I.out_host.dev), st);
-  };
+  const StepPlan P{.sp = &sp, .has_model = model_ != nullptr, .T = T, .R = R,
+                   .d = d, .qd = qd, .ad = ad, .ff = ff, .nqkv = nqkv, .kvk = kvk, .half = half,
+                   .any_swa = any_swa, .splits = splits, .graphable = graphable, .greedy = greedy,
+                   .fuse_rope = fuse_rope, .gemm_attn = gemm_attn, .split16 = split16, .p0 = p0, .seq0 = tok(0).seq,
+                   .act = act, .total = total, .o_emb = o_emb, .o_tok = o_tok, .dt = dt, .d_ptrs = d_ptrs,
+                   .d_pos = d_pos, .d_rows = d_rows, .d_rope = d_rope, .x = x, .h = h, .qkv = qkv, .att = att,
+                   .o = o, .st = st};
+  auto enqueue = [&] { enqueue_step(I, P); };
   I.prof_begin();
   if (graphable) {
     run_graphed(I, st, T, R, greedy, fuse_rope, total, span, enqueue);
