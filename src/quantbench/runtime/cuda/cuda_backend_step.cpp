@@ -492,7 +492,7 @@ size_t CudaBackend::run_chunk(Impl& I, const Batch& batch, int c0, int T, float*
   const int act = sp.activation == model::Activation::SiLU ? 0 : 1;
   // Prefill attention on cuBLAS: the chunk is one sequence at consecutive positions (scratch bounded).
   bool gemm_attn = prefill_attention_on_tensor_cores() && T > 16 && sp.head_dim_k % 8 == 0 && sp.head_dim_v % 8 == 0;
-  // With Q and P as f16 pairs only the fused kernel runs (else the f32 attention kernels below).
+  // With Q and P as f16 pairs only the fused kernel runs (else the f32 attention kernels: enqueue_attention).
   const bool split16 = I.split16_attention();
   if (gemm_attn && split16)
     gemm_attn = attention_flash_fits(I.flash_attention, int(sp.n_head), int(sp.n_head_kv), int(sp.head_dim_k),
