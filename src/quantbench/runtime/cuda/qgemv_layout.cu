@@ -14,17 +14,25 @@
 namespace qb::runtime::cuda {
 namespace {
 
+// Where fragment word idx (of nt 8-token tiles per chunk) takes its two activations from, by the layout in qgemv.h:
+// token tok, inputs k and k + 1.
+struct FragSource {
+  int tok, k;
+};
+__device__ __forceinline__ FragSource frag_source(size_t idx, int nt) {
+  const int sh = int(idx & 7), lane = int((idx >> 3) & 31);
+  const size_t rest = idx >> 8;
+  const int j = int(rest % nt), c = int(rest / nt);
+  const int s = sh >> 1, h = sh & 1;
+  return {8 * j + (lane >> 2), 64 * c + 16 * s + 2 * (lane & 3) + 8 * h};
+}
+
 __global__ void pack_activations_kernel(const uint16_t* __restrict__ x, int n_tokens, int n_in, int nt,
                                         int chunks, uint32_t* __restrict__ out) {
   const size_t total = size_t(chunks) * nt * 32 * 8;
   for (size_t idx = blockIdx.x * size_t(blockDim.x) + threadIdx.x; idx < total;
        idx += size_t(gridDim.x) * blockDim.x) {
-    const int sh = int(idx & 7), lane = int((idx >> 3) & 31);
-    const size_t rest = idx >> 8;
-    const int j = int(rest % nt), c = int(rest / nt);
-    const int s = sh >> 1, h = sh & 1;
-    const int tok = 8 * j + (lane >> 2);
-    const int k = 64 * c + 16 * s + 2 * (lane & 3) + 8 * h;
+    const auto [tok, k] = frag_source(idx, nt);
     uint32_t lo = 0, hi = 0;
     if (tok < n_tokens) {
       const uint16_t* row = x + size_t(tok) * n_in;
@@ -44,12 +52,7 @@ __global__ void pack_activations_f32_kernel(const float* __restrict__ x, int n_t
   const size_t total = size_t(chunks) * nt * 32 * 8;
   for (size_t idx = blockIdx.x * size_t(blockDim.x) + threadIdx.x; idx < total;
        idx += size_t(gridDim.x) * blockDim.x) {
-    const int sh = int(idx & 7), lane = int((idx >> 3) & 31);
-    const size_t rest = idx >> 8;
-    const int j = int(rest % nt), c = int(rest / nt);
-    const int s = sh >> 1, h = sh & 1;
-    const int tok = 8 * j + (lane >> 2);
-    const int k = 64 * c + 16 * s + 2 * (lane & 3) + 8 * h;
+    const auto [tok, k] = frag_source(idx, nt);
     float a = 0.f, b = 0.f;
     if (tok < n_tokens) {
       const float* row = x + size_t(tok) * n_in;
