@@ -80,7 +80,7 @@ def main():
         which = 'old' if not old else 'new'
         print(f"sass_same: no kernel in the {which} listings (are they `cuobjdump -sass` output?)")
         return 2
-    bad = 0
+    same = bad = 0
     for name in sorted(old.keys() | new.keys()):
         if name not in new:
             print(f"MISSING {name}")
@@ -89,9 +89,9 @@ def main():
         elif old[name] != new[name]:
             print(f"CHANGED {name}: {first_difference(old[name], new[name])}")
         else:
+            same += 1
             continue
         bad += 1
-    same = len(old.keys() & new.keys()) - sum(old[k] != new[k] for k in old.keys() & new.keys())
     print(f"{same} of {len(old)} kernels the same ({len(new)} in the new listings); {bad} missing, added or changed")
     return 1 if bad else 0
 

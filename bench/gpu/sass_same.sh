@@ -7,7 +7,7 @@
 # `cuobjdump -sass`. cuobjdump comes with a full CUDA toolkit, or from PyPI (the dev machine's toolkit lacks it):
 #   pip download --no-deps -d /tmp/nv nvidia-cuda-cuobjdump && (cd /tmp/nv && unzip -qo '*.whl')
 #   export PATH=$PATH:/tmp/nv/nvidia/cu13/bin
-# Usage: bash bench/gpu/sass_same.sh BASE [REV]   (REV: default the working tree; about 10 minutes on 2 cores)
+# Usage: bash bench/gpu/sass_same.sh BASE [REV]   (REV: default the working tree; about 5 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: sass_same.sh BASE [REV]   (REV: default the working tree)"; exit 2; }
