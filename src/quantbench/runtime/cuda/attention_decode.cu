@@ -14,6 +14,7 @@
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/launch.cuh"
+#include "quantbench/runtime/cuda/online_softmax.cuh"
 #include "quantbench/runtime/cuda/forward_common.cuh"
 
 namespace qb::runtime::cuda {
@@ -73,8 +74,8 @@ __global__ void attention_kernel(AttentionArgs a) {
       mx = fmaxf(mx, d);
     }
     mx = block_reduce(mx, red, true);
-    const float m_new = fmaxf(m_run, mx);
-    const float corr = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
+    float corr;
+    const float m_new = softmax_new_max(m_run, mx, corr);
     float sum = 0.0f;
     for (int j = tid; j < nt; j += blockDim.x) {
       const float p = expf(sc[j] - m_new);
@@ -351,8 +352,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_split_kernel(Atten
       }
     }
     const float mx = finish_scores<KPW, 16, 1>(s, a, jb, j1);
-    const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
-    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    float corr;
+    const float m_new = softmax_new_max(m, mx, corr);  // finite: key jb < j1 is valid
     l *= corr;
 #pragma unroll
     for (int f = 0; f < NF; ++f) acc[f] *= corr;
@@ -492,8 +493,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_hw_kernel(Attentio
     const float mx = finish_scores<U, 8, 2>(s, a, jb + hw, j1);  // summed within the half-warp
     // A half-warp may see no valid key in a step (its first key jb + 1 past the range): m_new stays
     // -inf, corr is 0 on zero sums, and every weight is 0 (never exp(-inf + inf)).
-    const float m_new = fmaxf(m, mx);
-    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    float corr;
+    const float m_new = softmax_new_max(m, mx, corr);
     l *= corr;
 #pragma unroll
     for (int f = 0; f < 8; ++f) acc[f] *= corr;

@@ -16,6 +16,7 @@
 #include "quantbench/runtime/cuda/act_store.cuh"
 #include "quantbench/runtime/cuda/forward_kernels.h"
 #include "quantbench/runtime/cuda/mma_sync.cuh"
+#include "quantbench/runtime/cuda/online_softmax.cuh"
 #include "quantbench/runtime/cuda/forward_common.cuh"
 
 namespace qb::runtime::cuda {
@@ -124,8 +125,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) attention_tiled_kernel(Atten
           mx = fmaxf(mx, s[u][k]);
         }
         if (mx == -INFINITY) continue;  // none of these keys is this token's
-        const float m_new = fmaxf(m[u], mx);
-        const float corr = m[u] == -INFINITY ? 0.0f : expf(m[u] - m_new);
+        float corr;
+        const float m_new = softmax_new_max(m[u], mx, corr);
         l[u] *= corr;
 #pragma unroll
         for (int f = 0; f < 4; ++f) acc[u][f] *= corr;

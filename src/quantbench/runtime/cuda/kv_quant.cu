@@ -17,6 +17,7 @@
 #include "quantbench/runtime/cuda/cuda_check.h"
 #include "quantbench/runtime/cuda/split_partial.cuh"
 #include "quantbench/runtime/cuda/kv_quant.h"
+#include "quantbench/runtime/cuda/online_softmax.cuh"
 
 namespace qb::runtime::cuda {
 namespace {
@@ -246,8 +247,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kvq_kernel(AttentionArg
       }
     }
     const float mx = finish_scores<KPW, 16, 1>(s, a, jb, j1);
-    const float m_new = fmaxf(m, mx);  // finite: key jb < j1 is valid
-    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    float corr;
+    const float m_new = softmax_new_max(m, mx, corr);  // finite: key jb < j1 is valid
     l *= corr;
 #pragma unroll
     for (int f = 0; f < NF; ++f) acc[f] *= corr;
