@@ -11,7 +11,7 @@ that should not matter, by one rounding, such as an f16 KV cache for its f32 one
 Where activations are quantized per token at run time (W8A8), a last-bit difference upstream flips codes
 at rounding ties and moves a small model's perplexity by more than 1e-3: on stories260K's W8A8 models the
 CPU against itself with an f16 cache differs by up to 2.3e-3 (docs/perf.md, session 29). This is the
-backend check's flip floor (tests/cuda/cuda_backend_check.cpp, limit 2x the floor) applied to eval.
+backend check's flip floor (tests/cuda/backend_check/model_vs_cpu.cpp, run_model: limit 2x the floor) applied to eval.
 
 Usage: eval_backends.py CPU.json CUDA.json [--ppl-rtol 1e-3] [--floor FLOOR.json]"""
 import argparse

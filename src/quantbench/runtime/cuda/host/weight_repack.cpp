@@ -2,7 +2,7 @@
 // integers and f16 scale bits unchanged, so the packed weights equal the stored ones exactly (int8 code c
 // with zero 128 -> q8 = c - 128; int4 codes and zero points as they are; Q4_0 nibbles with z = 8; Q4_1
 // nibbles, and Q5_1's 5-bit values as int8, with their f16 d and m as scale and min; Q8_0 int8 values;
-// Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked host-side by tests/cuda/cuda_backend_check.cpp
+// Q5_0's 5-bit values q - 16 as int8 with its f16 d), checked host-side by tests/cuda/backend_check/model_vs_cpu.cpp
 // against the CPU reference's dequantization. The K-quants' sub-block scales are products of an f16 and a
 // small integer (exact in f32): Q2_K's d * sc and min -dmin * m (4-bit), Q3_K's d * (sc - 32) (6-bit
 // signed), Q4_K's and Q5_K's d * sc and -dmin * m (6-bit), Q6_K's d * sc (int8). The packed forms hold one
