@@ -18,6 +18,7 @@ cp build-cuda/quantbench build-cuda/tests/qb_cuda_tests build-cuda/tests/qb_cuda
   build-cuda/src/quantbench/qb_kv_read_probe bench/gpu/run.sh bench/gpu/ab.sh bench/gpu/run_kv.sh bench/gpu/ncu_stalls.py bench/gpu/eval_backends.py bench/gpu/make_models.sh \
   bench/gpu/sanitize.sh bench/gpu/sanitizer_verdict.py bench/gpu/summarize.py bench/gpu/staged_env.sh \
   tests/cuda/q4_k_m_like.toml tests/cuda/q5_k_m_like.toml $S/
+rm -rf $S/ab && cp -r bench/gpu/ab $S/ab  # ab.sh's blocks
 git rev-parse HEAD > $S/GIT_COMMIT
 git status --porcelain --untracked-files=no | grep -q . && echo "(plus uncommitted changes)" >> $S/GIT_COMMIT || true
 for lib in libfmt.so.9 libstdc++.so.6 libgcc_s.so.1 libpcre2-8.so.0 libsqlite3.so.0 libtomlplusplus.so.3; do
