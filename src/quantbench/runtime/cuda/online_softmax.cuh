@@ -1,5 +1,5 @@
 // The online softmax's step, shared by every attention kernel that walks the keys in batches
-// (attention_decode.cu's three, kv_quant.cu's, attention_prefill.cu's flash kernel): a running maximum m,
+// (attention_decode.cu's three, kv_quant.cu's, attention_prefill.cu's query-tiled kernel): a running maximum m,
 // sum l and output row acc, gathered under exp(score - m), take in a batch whose largest score is mx.
 #pragma once
 #include <cuda_runtime.h>
