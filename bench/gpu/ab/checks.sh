@@ -42,6 +42,17 @@ block_evalcuda() {
       echo "eval $cand --backend cpu --kv $EVAL_FLOOR_KV (floor) rc $?"
       floor=(--floor "$OUT/eval_${cand}_floor.json")
     fi
+    # EVAL_FLOOR_GPU_ENV="QB_CUDA_PREFILL_CHUNK=7": the CUDA run again with that switch, a change that should not matter
+    # (the same products and attention, summed in another order); its distance from the CUDA run is a second floor
+    # (eval_backends.py --floor-pair)
+    if [ -n "${EVAL_FLOOR_GPU_ENV:-}" ]; then
+      # shellcheck disable=SC2086  # the switches split into words on purpose
+      env $EVAL_FLOOR_GPU_ENV timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E \
+        --backend cuda $([ -n "${EVAL_GPU_REF:-}" ] && echo --reference) --json "$OUT/eval_${cand}_cuda_floor.json" \
+        > "$OUT/eval_${cand}_cuda_floor.log" 2>&1
+      echo "eval $cand --backend cuda with $EVAL_FLOOR_GPU_ENV (floor) rc $?"
+      floor+=(--floor-pair "$OUT/eval_${cand}_cuda.json" "$OUT/eval_${cand}_cuda_floor.json")
+    fi
     python3 eval_backends.py "$OUT/eval_${cand}_cpu.json" "$OUT/eval_${cand}_cuda.json" "${floor[@]}" \
       | tee "$OUT/eval_${cand}_compare.txt"
   done

@@ -104,6 +104,15 @@ void CudaBackend::init_device() {
   I.profile = options_.profile;
   if (const char* e = std::getenv("QB_CUDA_PDL"); e) options_.overlap_launch = std::string(e) != "0";
   I.overlap_launch = options_.overlap_launch;
+  // Prefill in shorter chunks: the same arithmetic in another order (short chunks run the decode kernels and the
+  // split attention), the one sample eval's perplexity has of what such a change moves (bench/gpu/ab/checks.sh).
+  if (const char* e = std::getenv("QB_CUDA_PREFILL_CHUNK")) {
+    char* end = nullptr;
+    const long chunk = std::strtol(e, &end, 10);
+    QB_CHECK(end != e && *end == '\0' && chunk >= 1 && chunk <= (1 << 20),
+             "QB_CUDA_PREFILL_CHUNK={}: expected a token count from 1 to 1048576", e);
+    options_.prefill_chunk = int(chunk);
+  }
   if (const char* e = std::getenv("QB_CUDA_NORM_LOOP"); e && std::string(e) == "1") I.norm_loop = true;
   if (const char* e = std::getenv("QB_CUDA_STEP_SPAN"); e && (std::string(e) == "1" || std::string(e) == "2")) {
     I.step_span = std::atoi(e);

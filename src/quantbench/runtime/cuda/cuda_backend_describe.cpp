@@ -145,7 +145,7 @@ std::string CudaBackend::describe() const {
                      "residual add + RMSNorm fused (f32 sums) and writing the next product's input layout, "
                      "likewise the gated activation and attention; rope (angles computed on the host as the CPU backend computes them, once per position) + kv write{}; attention {} (f32 online "
                      "softmax; prefill runs of one sequence: {}); decode products launched early (programmatic "
-                     "dependent launch): {}{}; qgemv launch rule {}{}; decode L2 prefetch of each product's first {} "
+                     "dependent launch): {}{}; batches of more than {} tokens run as consecutive chunks; qgemv launch rule {}{}; decode L2 prefetch of each product's first {} "
                      "MB of weights ({} MB for 8- and 16-bit weights at one-token steps) during the small kernel "
                      "before it (not W8A8), at steps of at most {} tokens: {}; activations f32; {}",
                      impl_->device_name, ps,
@@ -185,6 +185,7 @@ std::string CudaBackend::describe() const {
                                               : "cuBLAS S = QK^T, softmax, PV",
                      options_.overlap_launch ? "on" : "off",
                      impl_->early_small_note(options_.overlap_launch),
+                     std::max(1, options_.prefill_chunk),
                      impl_->launch_rule,
                      impl_->launch_rule >= 9   ? " (every int4 format in half steps; at 9-16 tokens and two row blocks a "
                                                  "warp, their two step buffers used in turn; int8 with group scales in shapes of their own)"
