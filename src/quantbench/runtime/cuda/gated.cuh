@@ -1,5 +1,5 @@
 // The gated activation act(gate) * up: the one formula of the gated-activation kernels
-// (activation_kernels.cu) and of the gate|up product's fused epilogue (qgemv.cu), so both write the same
+// (activation_kernels.cu) and of the gate|up product's fused epilogue (qgemv_kernel.cuh), so both write the same
 // bits; and where gate and up of a column sit in a gate|up row.
 #pragma once
 #include <cuda_runtime.h>

@@ -46,7 +46,7 @@
 //   xfrag[((c * NT + j) * 32 + lane) * 8 + 2 s + h] : u32, lane = 4 g + t, token = 8 j + g,
 //   holding x[token][64 c + 16 s + 2 t + 8 h + {0, 1}].
 // Lanes whose token is past n skip the load, so x traffic grows with n, not with the tile (the lean
-// kernels, qgemv.cu, read token 8j's fragment instead: the addresses lanes 0-3 read, so no extra
+// kernels, qgemv_kernel.cuh, read token 8j's fragment instead: the addresses lanes 0-3 read, so no extra
 // traffic and no predicate; those columns' outputs are never stored).
 //
 // OUTPUT: y[token * ldy + row] in f32 (the residual stream's precision; ldy = n_out unless qgemv() is

@@ -1,4 +1,4 @@
-// The packed formats' compile-time traits, shared by the decode products (qgemv.cu) and the packed
+// The packed formats' compile-time traits, shared by the decode products (qgemv_kernel.cuh) and the packed
 // layout's other device code (qgemv_layout.cu): what the kernels' template arguments F (0 bf16, 1 int8,
 // 2 int4) and OFS stand for in the layout documented in qgemv.h.
 #pragma once

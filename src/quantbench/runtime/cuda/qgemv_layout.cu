@@ -1,4 +1,4 @@
-// The packed layout's device code besides the decode products (qgemv.cu): the activation-fragment
+// The packed layout's device code besides the decode products (qgemv_kernel.cuh): the activation-fragment
 // packers (pack_activations, pack_activations_f32) and the dequantizer back to a dense matrix
 // (dequantize_packed). Both layouts, weights and activation fragments, are documented in qgemv.h.
 #include <cuda_bf16.h>
