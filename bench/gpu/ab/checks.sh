@@ -20,25 +20,33 @@ block_evalcuda() {
      --prompts $R/examples/stories_prompts.jsonl --data-dir $R/data/eval --limit 16 --quiet"
   # EVAL_PAIRS ("base cand,base cand"): other pairs (session 28: the W8A8 models)
   IFS=',' read -r -a pairs <<< "${EVAL_PAIRS:-stories260K stories260K-w8,rand-llama rand-llama-q4_k_m}"
+  # eval_run NAME [NAME=VALUE...] -- ARGS...: this pair's eval with ARGS (and those switches set), as
+  # eval_${cand}_NAME.json and .log
+  eval_run() {
+    local name=$1 envs=()
+    shift
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    env "${envs[@]}" timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E "$@" \
+      --json "$OUT/eval_${cand}_$name.json" > "$OUT/eval_${cand}_$name.log" 2>&1
+  }
   for pair in "${pairs[@]}"; do
     read -r base cand <<< "$pair"
     # the CPU on its exact reference path (its fast kernels quantize a quantized matrix's input to 8-bit
     # blocks, as llama.cpp's do, which the GPU's products do not: the manifests say which ran)
     # EVAL_GPU_REF=1: the GPU in its most exact mode too (eval --reference: f32 weights and products);
     # EVAL_CPU_KV=f16: the CPU with the GPU's f16 cache (both models) instead of its f32 one
-    for be in cpu cuda; do
-      timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E --backend $be \
-        $([ $be = cpu ] || [ -n "${EVAL_GPU_REF:-}" ] && echo --reference) \
-        $([ $be = cpu ] && [ -n "${EVAL_CPU_KV:-}" ] && echo --kv $EVAL_CPU_KV --baseline-kv $EVAL_CPU_KV) \
-        --json "$OUT/eval_${cand}_$be.json" > "$OUT/eval_${cand}_$be.log" 2>&1
-      echo "eval $cand --backend $be rc $?"
-    done
+    gpu_ref=$([ -n "${EVAL_GPU_REF:-}" ] && echo --reference)
+    cpu_kv=$([ -n "${EVAL_CPU_KV:-}" ] && echo --kv $EVAL_CPU_KV --baseline-kv $EVAL_CPU_KV)
+    eval_run cpu -- --backend cpu --reference $cpu_kv
+    echo "eval $cand --backend cpu rc $?"
+    eval_run cuda -- --backend cuda $gpu_ref
+    echo "eval $cand --backend cuda rc $?"
     # EVAL_FLOOR_KV=f16: the CPU run again with that cache (both models), whose distance from the first sets
     # the perplexity tolerance where it exceeds 1e-3 (eval_backends.py --floor)
     floor=()
     if [ -n "${EVAL_FLOOR_KV:-}" ]; then
-      timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E --backend cpu --reference \
-        --kv $EVAL_FLOOR_KV --baseline-kv $EVAL_FLOOR_KV --json "$OUT/eval_${cand}_floor.json" > "$OUT/eval_${cand}_floor.log" 2>&1
+      eval_run floor -- --backend cpu --reference --kv $EVAL_FLOOR_KV --baseline-kv $EVAL_FLOOR_KV
       echo "eval $cand --backend cpu --kv $EVAL_FLOOR_KV (floor) rc $?"
       floor=(--floor "$OUT/eval_${cand}_floor.json")
     fi
@@ -47,9 +55,7 @@ block_evalcuda() {
     # (eval_backends.py --floor-pair)
     if [ -n "${EVAL_FLOOR_GPU_ENV:-}" ]; then
       # shellcheck disable=SC2086  # the switches split into words on purpose
-      env $EVAL_FLOOR_GPU_ENV timeout 300 ./quantbench eval --baseline models/$base.gguf --candidate models/$cand.gguf $E \
-        --backend cuda $([ -n "${EVAL_GPU_REF:-}" ] && echo --reference) --json "$OUT/eval_${cand}_cuda_floor.json" \
-        > "$OUT/eval_${cand}_cuda_floor.log" 2>&1
+      eval_run cuda_floor $EVAL_FLOOR_GPU_ENV -- --backend cuda $gpu_ref
       echo "eval $cand --backend cuda with $EVAL_FLOOR_GPU_ENV (floor) rc $?"
       floor+=(--floor-pair "$OUT/eval_${cand}_cuda.json" "$OUT/eval_${cand}_cuda_floor.json")
     fi
