@@ -50,6 +50,20 @@ __host__ __device__ constexpr int steps_u() { return steps_for(Fmt<F>::LPC, R); 
 // registers; QgemvConfig::copy_loop16), kept for same-card A/B runs.
 // xfrag (written by the kernel before) is read only through the pointer pdl_wait_for returns (launch.cuh):
 // its loads are marked read-only, which would otherwise let the compiler move them above the wait.
+// One int4 group's exact partial sums (an mma tile per 8 tokens, held in f32) into the accumulators, scaled by
+// the group's scale pair: rows g and g + 8 of the 16-row block, the two halves of `scale_bits`.
+template <int NT>
+__device__ __forceinline__ void add_group_sums(float (&acc)[NT][4], const float (&tmp)[NT][4], uint32_t scale_bits) {
+  const float2 s2 = __half22float2(bits_h2(scale_bits));
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    acc[j][0] += s2.x * tmp[j][0];
+    acc[j][1] += s2.x * tmp[j][1];
+    acc[j][2] += s2.y * tmp[j][2];
+    acc[j][3] += s2.y * tmp[j][3];
+  }
+}
+
 template <int F, int G, int OFS, int R, int NT, bool HALF, bool GATED = false, bool COPY16 = false>
 __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const uint16_t* __restrict__ scales,
                                            const uint8_t* __restrict__ zeros, const uint4* __restrict__ xfrag,
@@ -293,14 +307,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
               mma16816<Fmt<F>::kBf16>(tmp[j], h2_bits(a[0]), h2_bits(a[1]), h2_bits(a[2]), h2_bits(a[3]), b0, b1);
             }
           }
-          const float2 s2 = __half22float2(bits_h2(sc[u0][r][h]));  // (row g, row g + 8)
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            acc[r][j][0] += s2.x * tmp[j][0];
-            acc[r][j][1] += s2.x * tmp[j][1];
-            acc[r][j][2] += s2.y * tmp[j][2];
-            acc[r][j][3] += s2.y * tmp[j][3];
-          }
+          add_group_sums(acc[r], tmp, sc[u0][r][h]);
         }
       }
     } else {
@@ -371,14 +378,7 @@ __device__ __forceinline__ void qgemv_body(const uint4* __restrict__ W, const ui
                 mma16816<false>(tmp[j], a[s][0], a[s][1], a[s][2], a[s][3], b0, b1);
               }
             }
-            const float2 s2 = __half22float2(bits_h2(sc[u][r][h]));  // (row g, row g + 8)
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              acc[r][j][0] += s2.x * tmp[j][0];
-              acc[r][j][1] += s2.x * tmp[j][1];
-              acc[r][j][2] += s2.y * tmp[j][2];
-              acc[r][j][3] += s2.y * tmp[j][3];
-            }
+            add_group_sums(acc[r], tmp, sc[u][r][h]);
           }
         } else {
 #pragma unroll
