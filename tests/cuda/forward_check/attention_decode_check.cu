@@ -218,6 +218,28 @@ void check_attention_kvq_one_split(int code, int T, int n_head, int n_head_kv, i
   std::printf("%-6s %s (worst %.2g)%s\n", g_fail ? "?" : "ok", name.c_str(), worst, frag_ok ? ", fragments" : "");
 }
 
+namespace {
+
+// The random inputs of a rope check: T rows of `stride` q|k|v values in [-1, 1), then `half` rotation angles per
+// token in [-3.2, 3.2), as their cos and sin (drawn in that order from rng).
+struct RopeInputs {
+  std::vector<float> qkv, cs, sn;
+};
+RopeInputs random_rope_inputs(int T, int stride, int half, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
+  RopeInputs in{std::vector<float>(size_t(T) * stride), std::vector<float>(size_t(T) * half),
+                std::vector<float>(size_t(T) * half)};
+  for (auto& v : in.qkv) v = u(rng);
+  for (size_t i = 0; i < in.cs.size(); ++i) {
+    const float a = ang(rng);
+    in.cs[i] = std::cos(a);
+    in.sn[i] = std::sin(a);
+  }
+  return in;
+}
+
+}  // namespace
+
 // rope_and_store_kv: q and k heads rotated in place (normal or neox pairs, partial rotary n_rot <
 // hd_k), k and v stored as f16 at the token's position; against float64 rotation (|err| <= 1e-6 on
 // O(1) values; the cache within one f16 rounding of it); cache rows of other positions untouched.
@@ -228,14 +250,10 @@ void check_rope(bool neox, int T, int n_head, int n_head_kv, int hd, int n_rot, 
                            std::to_string(hd) + " n_rot " + std::to_string(n_rot);
   const int half = n_rot / 2, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 3;
   const int cap = 20;
-  std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
-  std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
-  for (auto& v : qkv) v = u(rng);
-  for (size_t i = 0; i < cs.size(); ++i) {
-    const float a = ang(rng);
-    cs[i] = std::cos(a);
-    sn[i] = std::sin(a);
-  }
+  const RopeInputs in = random_rope_inputs(T, stride, half, rng);
+  const std::vector<float>& qkv = in.qkv;
+  const std::vector<float>& cs = in.cs;
+  const std::vector<float>& sn = in.sn;
   std::vector<int64_t> pos(static_cast<size_t>(T));
   for (int t = 0; t < T; ++t) pos[size_t(t)] = (t * 7 + 3) % cap;  // distinct for T <= cap
   Dev<float> dqkv(qkv), dc(cs), ds(sn);
@@ -305,14 +323,11 @@ void check_fused_rope(int T, int n_head, int n_head_kv, int hd, bool neox, int s
                            " splits " + std::to_string(splits) + (prewait ? "" : " loads after the wait") +
                            (half_warp ? " half-warp keys" : "");
   const int cap = 50, kd = n_head_kv * hd, stride = (n_head + 2 * n_head_kv) * hd + 6, half = hd / 2;
-  std::uniform_real_distribution<float> u(-1.f, 1.f), ang(-3.2f, 3.2f);
-  std::vector<float> qkv(size_t(T) * stride), cs(size_t(T) * half), sn(cs.size());
-  for (auto& v : qkv) v = u(rng);
-  for (size_t i = 0; i < cs.size(); ++i) {
-    const float a = ang(rng);
-    cs[i] = std::cos(a);
-    sn[i] = std::sin(a);
-  }
+  const RopeInputs in = random_rope_inputs(T, stride, half, rng);
+  const std::vector<float>& qkv = in.qkv;
+  const std::vector<float>& cs = in.cs;
+  const std::vector<float>& sn = in.sn;
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<int64_t> pos(static_cast<size_t>(T));
   std::uniform_int_distribution<int64_t> pd(0, cap - 1);
   for (int t = 0; t < T; ++t) pos[size_t(t)] = t == 0 ? 0 : (t == 1 ? cap - 1 : pd(rng));
